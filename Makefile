@@ -1,0 +1,56 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up .venv by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR := .demo
+
+.PHONY: demo test lint typecheck pytest bench redis-server clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Loa needs Python 3.11 or newer; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing Loa and its dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO_DIR)
+	@echo "== The plan for level 4 (config/plan.toml) =="
+	@$(BIN)/loa plan show --level 4
+	@echo; echo "== Which level do 42 confirmed cases set? =="
+	@$(BIN)/loa plan level --cases 42
+	@echo; echo "== How the level-4 alert goes out as SMS =="
+	@$(BIN)/loa text inspect "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường."
+	@echo; echo "== Numbers as people write them =="
+	@$(BIN)/loa number "0912 345 678" "+84 98-765-4321" 01662345678 02033825555 || true
+	@echo; echo "== A generated audience of 100,000 (with some bad rows), checked =="
+	@$(BIN)/loa audience generate --count 100000 --seed 7 --with-errors -o $(DEMO_DIR)/audience.csv
+	@$(BIN)/loa audience check $(DEMO_DIR)/audience.csv --rejects $(DEMO_DIR)/rejects.csv
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server not found: installing the Debian package redis-server ..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	}
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) redis-server
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP) redis-server
+	$(BIN)/pytest bench --benchmark-only --benchmark-columns=min,median,mean,max,rounds -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .benchmarks

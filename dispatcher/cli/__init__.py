@@ -1,0 +1,54 @@
+"""The ``loa`` command line.
+
+Each command group lives in its own module and registers its sub-commands with
+``register(subparsers)``; every sub-command sets ``func(args) -> int`` (the exit status).
+Errors Loa raises on purpose (:class:`~dispatcher.errors.LoaError`) are printed as one line,
+``loa: error: ...``, with the error's exit status; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dispatcher import __version__
+from dispatcher.cli import audience, number, plan, text
+from dispatcher.errors import LoaError
+
+GROUPS = (plan, number, text, audience)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loa",
+        description=(
+            "Loa: mass SMS and notification dispatcher for a provincial epidemic-response "
+            "communication plan."
+        ),
+        epilog="Run 'loa COMMAND --help' for the options of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"loa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except LoaError as exc:
+        sys.stdout.flush()
+        print(f"loa: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("loa: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `loa ... | head`): nothing more to say to it.
+        sys.stderr.close()
+        return 0
+    return status

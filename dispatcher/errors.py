@@ -1,0 +1,80 @@
+"""The one exception tree of Loa.
+
+Every error Loa raises on purpose derives from :class:`LoaError`. Each class says whether the
+operation that failed may succeed if tried again (``retryable``) and which exit status the CLI
+uses for it (``exit_code``). Protocol status codes are mapped to these classes by table in the
+adapter that speaks the protocol, never by ad-hoc conditions.
+
+    LoaError
+    ├── ConfigError        a configuration or plan file is missing or wrong (names the key)
+    ├── InputError         an argument or input value is wrong
+    │   ├── NumberError    a phone number cannot be used (carries the reason)
+    │   └── AudienceError  an audience file cannot be read (bad header, encoding, CSV syntax)
+    └── TextError          a message text cannot be sent as SMS (too long, empty)
+"""
+
+from __future__ import annotations
+
+
+class LoaError(Exception):
+    """Base class of every error Loa raises on purpose."""
+
+    retryable: bool = False
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(LoaError):
+    """A configuration file is missing, unreadable or invalid.
+
+    ``source`` is the file (or other origin) and ``key`` the dotted path of the offending value,
+    when known, so an operator can go straight to it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None) -> None:
+        where = ""
+        if source and key:
+            where = f"{source}: {key}: "
+        elif source:
+            where = f"{source}: "
+        elif key:
+            where = f"{key}: "
+        super().__init__(f"{where}{message}")
+        self.source = source
+        self.key = key
+        self.reason = message
+
+
+class InputError(LoaError):
+    """An argument or input value given by the user is wrong."""
+
+    exit_code = 2
+
+
+class NumberError(InputError):
+    """A phone number that cannot be used, with the reason why."""
+
+    exit_code = 1
+
+    def __init__(self, number: str, reason: str) -> None:
+        super().__init__(f"{number!r}: {reason}")
+        self.number = number
+        self.reason = reason
+
+
+class AudienceError(InputError):
+    """An audience file that cannot be read as a whole (as opposed to a single bad row)."""
+
+
+class TextError(LoaError):
+    """A message text that cannot be sent as SMS."""
+
+    exit_code = 2

@@ -1,0 +1,207 @@
+"""The plan from the source document: levels, cadences, due slots, and errors for broken files."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dispatcher.config import default_path
+from dispatcher.errors import ConfigError, InputError
+from dispatcher.model import Channel
+from dispatcher.plan import Plan, due_slots, level_for_cases, load_plan, next_slot, plan_from_dict
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def raw_plan() -> dict[str, Any]:
+    with default_path("plan.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+@pytest.mark.parametrize(
+    ("cases", "level"),
+    [(0, 0), (1, 1), (2, 2), (10, 2), (11, 3), (150, 3), (151, 4), (1_000_000, 4)],
+)
+def test_level_for_cases_follows_section_v(plan: Plan, cases: int, level: int) -> None:
+    assert level_for_cases(plan, cases) == level
+    assert plan.level_for_cases(cases) == level
+
+
+def test_negative_cases_are_refused(plan: Plan) -> None:
+    with pytest.raises(InputError, match="negative"):
+        plan.level_for_cases(-1)
+
+
+def test_thresholds_cover_every_count(plan: Plan) -> None:
+    bounds = [(lv.min_cases, lv.max_cases) for lv in plan.levels.values()]
+    assert bounds == [(1, 1), (2, 10), (11, 150), (151, None)]
+
+
+@pytest.mark.parametrize(
+    ("channel", "per_week"),
+    [
+        (Channel.SMS, [1, 2, 7 / 3, 7]),
+        (Channel.ZALO, [7, 14, 21, 35]),
+        (Channel.EMAIL, [7, 14, 21, 35]),
+        (Channel.APP, [7, 14, 21, 35]),
+    ],
+)
+def test_cadence_per_level(plan: Plan, channel: Channel, per_week: list[float]) -> None:
+    got = [plan.level(n).rules[channel].cadence.sends_per_week for n in (1, 2, 3, 4)]
+    assert got == pytest.approx(per_week)
+
+
+def test_level_four_zalo_is_within_the_source_range(plan: Plan) -> None:
+    rule = plan.level(4).rules[Channel.ZALO]
+    assert rule.row.sends_range == [4, 6]
+    assert 4 <= len(rule.cadence.slots) <= 6
+
+
+def test_every_row_names_its_lead_and_every_slot_is_in_sending_hours(plan: Plan) -> None:
+    start, end = plan.sending_hours
+    assert (start, end) == (dt.time(7), dt.time(21))
+    for level in plan.levels.values():
+        assert set(level.rules) == set(Channel)
+        for rule in level.rules.values():
+            assert rule.row.lead
+            assert rule.row.template.strip()
+            for _, time in rule.cadence.slots:
+                assert start <= time < end
+
+
+def test_unknown_level_is_an_input_error(plan: Plan) -> None:
+    with pytest.raises(InputError, match="level 7 is not in the plan"):
+        plan.level(7)
+
+
+def test_daily_sms_at_level_four(plan: Plan) -> None:
+    start = dt.datetime(2026, 11, 26, 0, 0, tzinfo=VN)
+    slots = due_slots(plan, 4, Channel.SMS, start, start + dt.timedelta(days=1))
+    assert [s.at for s in slots] == [dt.datetime(2026, 11, 26, 9, 30, tzinfo=VN)]
+    assert slots[0].id == "L4-sms-20261126T0930"
+    assert slots[0].level == 4 and slots[0].channel is Channel.SMS
+
+
+def test_twice_weekly_sms_falls_on_monday_and_thursday(plan: Plan) -> None:
+    start = dt.datetime(2026, 11, 23, tzinfo=VN)  # a Monday
+    slots = due_slots(plan, 2, Channel.SMS, start, start + dt.timedelta(days=14))
+    assert [s.at.strftime("%a %d %H:%M") for s in slots] == [
+        "Mon 23 09:30", "Thu 26 09:30", "Mon 30 09:30", "Thu 03 09:30"]
+
+
+def test_every_three_days_is_evenly_spaced_and_anchored(plan: Plan) -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=VN)
+    slots = due_slots(plan, 3, Channel.SMS, start, start + dt.timedelta(days=30))
+    assert len(slots) == 10
+    gaps = {b.at - a.at for a, b in itertools.pairwise(slots)}
+    assert gaps == {dt.timedelta(days=3)}
+    assert all((s.at.date() - plan.anchor).days % 3 == 0 for s in slots)
+
+
+def test_range_is_half_open_and_ids_are_stable(plan: Plan) -> None:
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=VN)
+    assert [s.at for s in due_slots(plan, 4, Channel.SMS, at, at + dt.timedelta(minutes=1))] == [at]
+    assert due_slots(plan, 4, Channel.SMS, at - dt.timedelta(hours=1), at) == []
+    utc = at.astimezone(dt.UTC)
+    again = due_slots(plan, 4, Channel.SMS, utc, utc + dt.timedelta(minutes=1))
+    assert [s.id for s in again] == ["L4-sms-20261126T0930"]
+
+
+def test_five_zalo_sends_a_day_at_level_four(plan: Plan) -> None:
+    start = dt.datetime(2026, 11, 26, tzinfo=VN)
+    slots = due_slots(plan, 4, Channel.ZALO, start, start + dt.timedelta(days=2))
+    assert len(slots) == 10
+    assert len({s.id for s in slots}) == 10
+    assert slots == sorted(slots)
+    assert all(plan.in_sending_hours(s.at) for s in slots)
+
+
+def test_next_slot_and_naive_times(plan: Plan) -> None:
+    after = dt.datetime(2026, 11, 26, 9, 31, tzinfo=VN)
+    nxt = next_slot(plan, 4, Channel.SMS, after)
+    assert nxt is not None and nxt.at == dt.datetime(2026, 11, 27, 9, 30, tzinfo=VN)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        due_slots(plan, 4, Channel.SMS, dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2))
+
+
+def test_app_follows_zalo_cadence(plan: Plan) -> None:
+    for level in plan.levels.values():
+        assert level.rules[Channel.APP].cadence == level.rules[Channel.ZALO].cadence
+        assert level.rules[Channel.APP].row.follows is Channel.ZALO
+
+
+def _broken(change: Any) -> ConfigError:
+    data = copy.deepcopy(raw_plan())
+    change(data)
+    with pytest.raises(ConfigError) as info:
+        plan_from_dict(data, source="plan.toml")
+    return info.value
+
+
+def _set(path: list[Any], value: Any) -> Any:
+    def change(data: Any) -> None:
+        target = data
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "words"),
+    [
+        (["levels", 0, "min_cases"], "one", "levels[0].min_cases", "Expected `int`"),
+        (["levels", 1, "min_cases"], 3, "levels[1].min_cases", "without gaps"),
+        (["levels", 3, "max_cases"], 500, "levels[3].max_cases", "no upper bound"),
+        (["levels", 0, "level"], 2, "levels[0].level", "expected level 1"),
+        (["levels", 3, "channels", "sms", "slots"], ["23:00"], "levels[3].channels.sms.slots[0]",
+         "outside the sending hours"),
+        (["levels", 3, "channels", "sms", "slots"], ["25:00"], "levels[3].channels.sms.slots[0]",
+         "not a time"),
+        (["levels", 2, "channels", "sms", "slots"], ["mon 09:30"],
+         "levels[2].channels.sms.slots[0]", "period_days = 7"),
+        (["levels", 3, "channels", "zalo", "slots"], ["08:00", "12:00", "16:00"],
+         "levels[3].channels.zalo.sends_range", "4-6"),
+        (["levels", 3, "channels", "zalo", "period_days"], 0,
+         "levels[3].channels.zalo.period_days", "between 1 and 366"),
+        (["levels", 0, "channels", "sms", "colour"], "red", "levels[0].channels.sms",
+         "unknown field `colour`"),
+        (["levels", 0, "channels", "sms", "template"], "Khẩn " * 10000,
+         "levels[0].channels.sms.template", "parts"),
+        (["timezone"], "Asia/Hanoi_Nowhere", "timezone", "unknown time zone"),
+        (["sending_hours"], ["21:00", "07:00"], "sending_hours", "before end"),
+    ],
+)
+def test_broken_plan_names_the_key(path: list[Any], value: Any, key: str, words: str) -> None:
+    error = _broken(_set(path, value))
+    assert error.key == key
+    assert words in str(error)
+    assert str(error).startswith(f"plan.toml: {key}: ")
+
+
+def test_follows_a_missing_channel() -> None:
+    def change(data: Any) -> None:
+        del data["levels"][0]["channels"]["zalo"]
+    error = _broken(change)
+    assert error.key in {"levels[0].channels.email.follows", "levels[0].channels.app.follows"}
+    assert "no zalo channel" in str(error)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_plan(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("levels = [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_plan(bad)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("name = 'Qu\u1ea3ng'".encode("utf-16"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_plan(latin)
