@@ -131,16 +131,16 @@ def ignored_columns(fields: list[str]) -> list[str]:
     return [f for f, n in zip(fields, _names(fields), strict=True) if n not in COLUMNS]
 
 
-def _header(fields: list[str]) -> list[int]:
+def _header(path: Path, fields: list[str]) -> list[int]:
     names = _names(fields)
     if "msisdn" not in names:
         raise AudienceError(
-            f"the header has no msisdn column (found: {', '.join(fields) or 'nothing'}); "
+            f"{path}: the header has no msisdn column (found: {', '.join(fields) or 'nothing'}); "
             f"the first line must name the columns: {', '.join(COLUMNS)}"
         )
     for name in set(names):
         if name and names.count(name) > 1:
-            raise AudienceError(f"the header names the column {name!r} twice")
+            raise AudienceError(f"{path}: the header names the column {name!r} twice")
     return [names.index(c) if c in names else -1 for c in COLUMNS]
 
 
@@ -171,12 +171,14 @@ class _CsvFile:
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         count = 0
+        start = self.reader.line_num + 1  # the line the next row starts on (it may span more)
         while (row := self._next()) is not None:
             count += 1
             if self.progress is not None and count % PROGRESS_EVERY == 0:
                 self.progress(self.raw.tell())
             if row and row != [""]:  # blank lines are skipped
-                yield self.reader.line_num, row
+                yield start, row
+            start = self.reader.line_num + 1
         if self.progress is not None:
             self.progress(self.raw.tell())
 
@@ -198,7 +200,7 @@ def scan(
     """
     source = _CsvFile(path, progress)
     try:
-        i_msisdn, i_zalo, i_district, i_kind, i_email = _header(source.header)
+        i_msisdn, i_zalo, i_district, i_kind, i_email = _header(path, source.header)
         if header is not None:
             header.extend(source.header)
         width = len(source.header)
@@ -250,6 +252,9 @@ def check(
     started = False  # the rejects file has its header line
     try:
         if rejects is not None:
+            if rejects.exists() and path.exists() and rejects.samefile(path):
+                raise AudienceError(f"{rejects}: is the audience file itself; "
+                                    f"write the rejects to another file")
             try:
                 sink = rejects.open("w", encoding="utf-8", newline="")
             except OSError as exc:

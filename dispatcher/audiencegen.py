@@ -60,17 +60,24 @@ class _Numbers:
             space = 10 ** (numbering.national_digits - len(national))
             self._prefixes.setdefault(carrier, []).append((national, space))
             self._offsets[national] = rng.randrange(space)
+        # Numbers under a longer prefix listed for itself belong to that prefix: skip them here.
+        table = numbering.prefix_table()
+        self._nested = {p: tuple(q for q in table if q != p and q.startswith(p)) for p in table}
         self._used: dict[str, int] = {}
         self._rng = rng
 
     def next(self, carrier: str) -> str:
         national, space = self._rng.choice(self._prefixes[carrier])
-        n = self._used.get(national, 0)
-        if n >= space:
-            raise InputError(f"too many numbers asked of prefix 0{national}")
-        self._used[national] = n + 1
-        suffix = (n * _MULT + self._offsets[national]) % space
-        return f"{national}{suffix:0{len(str(space)) - 1}d}"
+        nested = self._nested[national]
+        while True:
+            n = self._used.get(national, 0)
+            if n >= space:
+                raise InputError(f"too many numbers asked of prefix 0{national}")
+            self._used[national] = n + 1
+            suffix = (n * _MULT + self._offsets[national]) % space
+            number = f"{national}{suffix:0{len(str(space)) - 1}d}"
+            if not nested or not number.startswith(nested):
+                return number
 
 
 def _format(national: str, style: float) -> str:
