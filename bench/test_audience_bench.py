@@ -12,20 +12,10 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from dispatcher import audience, audiencegen
-from dispatcher.msisdn import Numbering, load_numbering
-from dispatcher.province import Province, load_province
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
 
 MILLION = 1_000_000
-
-
-@pytest.fixture(scope="module")
-def numbering() -> Numbering:
-    return load_numbering()
-
-
-@pytest.fixture(scope="module")
-def province() -> Province:
-    return load_province()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private redis-server per test session, and the shipped configuration."""
+"""Test fixtures: a private redis-server per test session."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from dispatcher.msisdn import Numbering, load_numbering
-from dispatcher.plan import Plan, load_plan
-from dispatcher.province import Province, load_province
 
 
 @dataclass(frozen=True)
@@ -86,18 +82,3 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server.url
-
-
-@pytest.fixture(scope="session")
-def plan() -> Plan:
-    return load_plan()
-
-
-@pytest.fixture(scope="session")
-def numbering() -> Numbering:
-    return load_numbering()
-
-
-@pytest.fixture(scope="session")
-def province() -> Province:
-    return load_province()
