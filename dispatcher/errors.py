@@ -10,7 +10,11 @@ adapter that speaks the protocol, never by ad-hoc conditions.
     ├── InputError         an argument or input value is wrong
     │   ├── NumberError    a phone number cannot be used (carries the reason)
     │   └── AudienceError  an audience file cannot be read (bad header, encoding, CSV syntax)
-    └── TextError          a message text cannot be sent as SMS (too long, empty)
+    ├── TextError          a message text cannot be sent as SMS (too long, empty)
+    ├── StateError         the campaign or wave is not in a state that allows this
+    ├── PermissionDenied   the user may not do this (approving their own campaign)
+    ├── NotFound           no such campaign, wave or audience
+    └── ChannelError       a channel could not take a batch at all (retryable)
 """
 
 from __future__ import annotations
@@ -78,3 +82,30 @@ class TextError(LoaError):
     """A message text that cannot be sent as SMS."""
 
     exit_code = 2
+
+
+class StateError(LoaError):
+    """An operation that the current state of a campaign or wave does not allow."""
+
+    exit_code = 2
+
+
+class PermissionDenied(LoaError):
+    """The user may not do this (e.g. approve a campaign they created)."""
+
+    exit_code = 2
+
+
+class NotFound(LoaError):
+    """A campaign, wave or audience that does not exist."""
+
+    exit_code = 2
+
+
+class ChannelError(LoaError):
+    """A channel could not take a batch at all (link down, endpoint unreachable).
+
+    Retryable by default: the worker puts the whole batch on the retry queue.
+    """
+
+    retryable = True

@@ -1,8 +1,11 @@
-"""Domain vocabulary shared by every layer: channels and kinds of recipient."""
+"""The domain's types, shared by every layer: channels, recipients, campaigns, waves, batches."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+
+import msgspec
 
 
 class Channel(enum.StrEnum):
@@ -20,3 +23,109 @@ class Kind(enum.StrEnum):
     RESIDENT = "resident"
     VISITOR = "visitor"
     OFFICIAL = "official"
+
+
+class Priority(enum.StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"  # "thông báo khẩn": sent at once, outside the cadence and quiet hours
+
+
+class CampaignState(enum.StrEnum):
+    """draft → pending_approval → approved → running ⇄ paused → completed | cancelled | failed."""
+
+    DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class WaveState(enum.StrEnum):
+    """created → fanning_out → sending → completed; paused and cancelled at any point before."""
+
+    CREATED = "created"  # waits for its start (sending hours, approval)
+    FANNING_OUT = "fanning_out"
+    SENDING = "sending"  # every batch is queued
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Selector(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who a campaign reaches: empty lists mean everyone."""
+
+    districts: list[str] = []
+    kinds: list[Kind] = []
+
+    def matches(self, district: str, kind: Kind) -> bool:
+        return (not self.districts or district in self.districts) and (
+            not self.kinds or kind in self.kinds
+        )
+
+
+class LevelState(msgspec.Struct, frozen=True):
+    """The epidemic level set by the department, with who set it, when and why."""
+
+    level: int
+    at: dt.datetime
+    since: dt.datetime | None = None  # when this level began (at, unless it was already set)
+    cases: int | None = None
+    reason: str = ""
+    set_by: str = ""
+
+
+class Campaign(msgspec.Struct, frozen=True):
+    """What to send, to whom, on which channels, owned by which unit."""
+
+    id: str
+    title: str
+    channels: list[Channel]
+    texts: dict[Channel, str]
+    created_at: dt.datetime
+    created_by: str
+    state: CampaignState = CampaignState.DRAFT
+    owner: str = ""  # lead unit (đơn vị chủ trì)
+    coordinating: list[str] = []
+    selector: Selector = Selector()
+    priority: Priority = Priority.NORMAL
+    subject: str = ""  # e-mail subject
+    strip_diacritics: bool = False  # SMS without Vietnamese diacritics (GSM-7)
+    approved_by: str = ""
+    audience_size: int = 0
+    level: int | None = None  # set for the plan's own campaigns
+    revision: int = 0  # bumped on every change; updates compare it
+
+
+class Wave(msgspec.Struct, frozen=True):
+    """One dispatch of a campaign on one channel to the audience version it started with."""
+
+    id: str
+    campaign_id: str
+    channel: Channel
+    text: str
+    created_at: dt.datetime
+    audience_version: str
+    selector: Selector = Selector()
+    priority: Priority = Priority.NORMAL
+    subject: str = ""
+    strip_diacritics: bool = False
+    level: int | None = None
+    slot_at: dt.datetime | None = None
+    total: int = 0  # recipients on this channel, known when the wave is created
+    start_now: bool = False  # start outside the sending hours too (urgent notices, the demo)
+
+
+class Batch(msgspec.Struct, frozen=True, array_like=True):
+    """Messages of one wave on one route: recipient ids, addresses and attempts so far."""
+
+    wave: str
+    channel: Channel
+    ids: list[int]
+    addrs: list[str]
+    attempts: list[int] = []  # empty: every message is on its first attempt
+
+    def attempt(self, index: int) -> int:
+        return self.attempts[index] if self.attempts else 0

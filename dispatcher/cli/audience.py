@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from dispatcher import audience, audiencegen
+from dispatcher.cli.engine import register_import
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.errors import InputError
 from dispatcher.msisdn import load_numbering
@@ -48,6 +49,7 @@ def register(sub: Any) -> None:
     chk.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _config_options(chk)
     chk.set_defaults(func=cmd_check)
+    register_import(group)
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:

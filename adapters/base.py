@@ -1,0 +1,49 @@
+"""The one interface every channel implements.
+
+An adapter takes an :class:`Envelope` (one text to many addresses) and answers a
+:class:`Results` that gives every message exactly one outcome: sent (with the remote id when the
+channel has one), retry (transient: throttled, queue full, timeout, 5xx) or failed (permanent:
+invalid number, not a user of the channel). Outcomes are indexes into the envelope so that a
+batch of hundreds costs a few list operations, not an object per message. An adapter that cannot
+take the batch at all raises :class:`~dispatcher.errors.ChannelError`; the worker then retries
+the whole batch.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from dispatcher.model import Channel
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """One text to many addresses of one channel (a batch, as the adapter sees it)."""
+
+    wave: str
+    channel: Channel
+    text: str
+    addrs: list[str]
+    subject: str = ""
+    strip_diacritics: bool = False
+
+
+class Results(msgspec.Struct):
+    """The outcome of every message of an envelope, by index into ``Envelope.addrs``."""
+
+    sent: list[int] = []
+    remote_ids: list[str] = []  # parallel to ``sent`` when the channel gives ids, else empty
+    retry: list[tuple[int, str]] = []  # (index, reason)
+    failed: list[tuple[int, str]] = []  # (index, reason)
+
+    def count(self) -> int:
+        return len(self.sent) + len(self.retry) + len(self.failed)
+
+
+class Adapter(Protocol):
+    """A channel: ``send`` a batch, ``aclose`` when done."""
+
+    async def send(self, envelope: Envelope) -> Results: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,163 @@
+"""Campaigns the department writes: validation, approval, and the state machine.
+
+draft → pending_approval → approved → running ⇄ paused → completed | cancelled | failed.
+A campaign reaching more recipients than ``approval_threshold`` waits in pending_approval until
+a different user approves it; the engine starts only approved campaigns. Starting creates one
+wave per channel (``<campaign>-<channel>``); pausing, resuming and cancelling change the waves'
+states, which every worker reads within ``state_refresh_seconds``. Every change is a
+compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import msgspec
+
+from dispatcher import routing, smstext
+from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
+from dispatcher.model import (
+    Campaign,
+    CampaignState,
+    Channel,
+    Priority,
+    Selector,
+    Wave,
+    WaveState,
+)
+from dispatcher.province import Province
+from dispatcher.settings import Settings
+from dispatcher.store.base import Store
+
+S = CampaignState
+ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
+    S.DRAFT: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED}),
+    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.RUNNING: frozenset({S.PAUSED, S.COMPLETED, S.CANCELLED, S.FAILED}),
+    S.PAUSED: frozenset({S.RUNNING, S.CANCELLED}),
+}
+FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
+WAVE_STATE_FOR = {S.PAUSED: WaveState.PAUSED, S.CANCELLED: WaveState.CANCELLED}
+
+
+def wave_id(campaign_id: str, channel: Channel) -> str:
+    return f"{campaign_id}-{channel}"
+
+
+class Campaigns:
+    def __init__(self, store: Store, settings: Settings, province: Province) -> None:
+        self.store = store
+        self.settings = settings
+        self.province = province
+
+    async def create(self, *, title: str, channels: list[Channel], texts: dict[Channel, str],
+                     created_by: str, now: dt.datetime, selector: Selector | None = None,
+                     priority: Priority = Priority.NORMAL, owner: str = "",
+                     coordinating: list[str] | None = None, subject: str = "",
+                     strip_diacritics: bool = False, campaign_id: str | None = None) -> Campaign:
+        """Validate and store a new campaign; it is approved at once when small enough."""
+        selector = selector or Selector()
+        if not title.strip():
+            raise InputError("title: must not be empty")
+        if not channels:
+            raise InputError("channels: give at least one of sms, zalo, email, app")
+        for channel in channels:
+            text = texts.get(channel, "")
+            if not text.strip():
+                raise InputError(f"texts.{channel}: no text for this channel")
+            if channel is Channel.SMS:
+                try:
+                    smstext.segment(text, strip=strip_diacritics)
+                except TextError as exc:
+                    raise InputError(f"texts.sms: {exc}") from None
+        unknown = [d for d in selector.districts if d not in self.province.districts]
+        if unknown:
+            raise InputError(f"selector.districts: not districts of {self.province.name}: "
+                             f"{', '.join(unknown)}")
+        meta = await self.store.audiences.meta()
+        if meta is None:
+            raise StateError("no audience is imported: run `loa audience import` first")
+        size = max(routing.reach(meta, selector, c) for c in channels)
+        needs_approval = size > self.settings.engine.approval_threshold
+        campaign = Campaign(
+            id=campaign_id or f"c-{now:%Y%m%d}-{secrets.token_hex(4)}", title=title.strip(),
+            channels=channels, texts={c: texts[c] for c in channels}, created_at=now,
+            created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
+            owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
+            subject=subject, strip_diacritics=strip_diacritics, audience_size=size)
+        if not await self.store.campaigns.create(campaign):
+            raise StateError(f"campaign {campaign.id} exists already")
+        return campaign
+
+    async def get(self, campaign_id: str) -> Campaign:
+        campaign = await self.store.campaigns.get(campaign_id)
+        if campaign is None:
+            raise NotFound(f"no campaign {campaign_id}")
+        return campaign
+
+    async def _move(self, campaign_id: str, to: CampaignState, **changes: object) -> Campaign:
+        while True:
+            current = await self.get(campaign_id)
+            if to not in ALLOWED.get(current.state, frozenset()):
+                raise StateError(f"campaign {campaign_id} is {current.state}; it cannot become "
+                                 f"{to}")
+            updated = msgspec.structs.replace(current, state=to, revision=current.revision + 1,
+                                              **changes)
+            if await self.store.campaigns.replace(updated, current.revision):
+                return updated
+
+    async def approve(self, campaign_id: str, user: str) -> Campaign:
+        campaign = await self.get(campaign_id)
+        if campaign.state is not S.PENDING_APPROVAL:
+            raise StateError(f"campaign {campaign_id} is {campaign.state}, not pending approval")
+        if user == campaign.created_by:
+            raise PermissionDenied("a campaign must be approved by another user than its creator")
+        return await self._move(campaign_id, S.APPROVED, approved_by=user)
+
+    async def start(self, campaign_id: str, now: dt.datetime) -> Campaign:
+        """Create the campaign's waves and mark it running (the engine calls this)."""
+        campaign = await self.get(campaign_id)
+        if campaign.state is not S.APPROVED:
+            raise StateError(f"campaign {campaign_id} is {campaign.state}, not approved")
+        meta = await self.store.audiences.meta()
+        if meta is None:
+            raise StateError("no audience is imported")
+        for channel in campaign.channels:
+            await self.store.waves.create(Wave(
+                id=wave_id(campaign.id, channel), campaign_id=campaign.id, channel=channel,
+                text=campaign.texts[channel], created_at=now, audience_version=meta.version,
+                selector=campaign.selector, priority=campaign.priority,
+                subject=campaign.subject, strip_diacritics=campaign.strip_diacritics,
+                total=routing.reach(meta, campaign.selector, channel),
+                start_now=campaign.priority is Priority.URGENT), WaveState.CREATED)
+        return await self._move(campaign_id, S.RUNNING)
+
+    async def pause(self, campaign_id: str) -> Campaign:
+        return await self._set_waves(await self._move(campaign_id, S.PAUSED))
+
+    async def resume(self, campaign_id: str) -> Campaign:
+        campaign = await self._move(campaign_id, S.RUNNING)
+        for wid, state in (await self._wave_states(campaign)).items():
+            if state is WaveState.PAUSED:  # fan-out resumes at its cursor, workers unpark
+                await self.store.waves.set_state(wid, WaveState.FANNING_OUT)
+        return campaign
+
+    async def cancel(self, campaign_id: str) -> Campaign:
+        return await self._set_waves(await self._move(campaign_id, S.CANCELLED))
+
+    async def _set_waves(self, campaign: Campaign) -> Campaign:
+        target = WAVE_STATE_FOR[campaign.state]
+        for wid, state in (await self._wave_states(campaign)).items():
+            if state not in (WaveState.COMPLETED, WaveState.CANCELLED):
+                await self.store.waves.set_state(wid, target)
+        return campaign
+
+    async def _wave_states(self, campaign: Campaign) -> dict[str, WaveState]:
+        ids = [w.id for w in await self.store.waves.all() if w.campaign_id == campaign.id]
+        return await self.store.waves.states(ids)
+
+    async def complete(self, campaign_id: str) -> Campaign:
+        """Every wave of the campaign has finished (the engine calls this)."""
+        return await self._move(campaign_id, S.COMPLETED)

@@ -1,0 +1,205 @@
+"""``loa demo``, ``loa level set|show`` and ``loa audience import``: the engine's commands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from dispatcher.audience import Validator
+from dispatcher.cli.output import console, print_json, progress_bar
+from dispatcher.cli.runtime import run_async
+from dispatcher.demo import run_demo
+from dispatcher.engine import Progress as WaveProgress
+from dispatcher.errors import InputError
+from dispatcher.importer import import_audience
+from dispatcher.level import set_level
+from dispatcher.msisdn import load_numbering
+from dispatcher.plan import load_plan
+from dispatcher.province import load_province
+from dispatcher.settings import Settings, load_settings
+from dispatcher.store import open_store
+
+
+def register(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo", help="run a level-4 wave of every channel through the engine",
+        description="Generate an audience, set the level to 4, and send the next wave of every "
+                    "channel of the level-4 plan at once through the reconciler, fan-out and "
+                    "workers, to in-process channels. Against the same Redis, a second run "
+                    "sends nothing until a new slot or level comes.")
+    demo.add_argument("--recipients", type=int, default=100_000, metavar="N",
+                      help="audience size (default 100000)")
+    _store_options(demo)
+    demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    demo.set_defaults(func=cmd_demo)
+
+    level = sub.add_parser("level", help="set and show the epidemic level",
+                           description="The current epidemic level is what the plan executes.")
+    group = level.add_subparsers(dest="level_command", metavar="COMMAND", required=True)
+    set_ = group.add_parser("set", help="set the level, by confirmed cases or directly",
+                            description="Set the level from the number of confirmed cases "
+                                        "(the plan's thresholds) or directly; history is kept.")
+    how = set_.add_mutually_exclusive_group(required=True)
+    how.add_argument("--cases", type=int, metavar="N", help="confirmed cases in the province")
+    how.add_argument("--level", type=int, metavar="L", help="the level itself (0-4)")
+    set_.add_argument("--reason", default="", help="why (kept in the history)")
+    set_.add_argument("--user", default=os.environ.get("USER", ""), help="who (default $USER)")
+    set_.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _store_options(set_, need_redis=True)
+    set_.set_defaults(func=cmd_level_set)
+    show = group.add_parser("show", help="the current level and its history")
+    show.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _store_options(show, need_redis=True)
+    show.set_defaults(func=cmd_level_show)
+
+
+def register_import(audience_group: Any) -> None:
+    imp = audience_group.add_parser(
+        "import", help="check an audience file and store it as the current audience",
+        description="Check FILE, give every valid unique recipient a dense id, and store the "
+                    "audience in chunks by district and kind. Importing the same file again is "
+                    "a no-op; a changed file replaces the audience atomically (running waves "
+                    "keep the version they started with).")
+    imp.add_argument("file", type=Path, metavar="FILE", help="the audience CSV")
+    imp.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _store_options(imp, need_redis=True)
+    imp.set_defaults(func=cmd_import)
+
+
+def _store_options(parser: argparse.ArgumentParser, *, need_redis: bool = False) -> None:
+    parser.add_argument("--redis", metavar="URL",
+                        help="Redis URL, e.g. redis://127.0.0.1:6379/0 (default: LOA_REDIS_URL; "
+                             + ("required" if need_redis else "none: in this process's memory")
+                             + ")")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="deployment settings (TOML; see docs/configuration.md)")
+    parser.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
+
+
+def _settings(args: argparse.Namespace, *, need_redis: bool = False) -> tuple[Settings, str]:
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.url
+    if need_redis and not url:
+        raise InputError("this command needs a Redis: give --redis URL or set LOA_REDIS_URL")
+    return settings, url
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.recipients < 1:
+        raise InputError("--recipients must be at least 1")
+    settings, url = _settings(args)
+    plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
+    err = Console(stderr=True)
+    bars = Progress(TextColumn("{task.description:>24}"), BarColumn(), MofNCompleteColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+    tasks: dict[str, Any] = {}
+
+    def show(snapshot: dict[str, WaveProgress]) -> None:
+        for wave_id, p in snapshot.items():
+            if wave_id not in tasks:
+                tasks[wave_id] = bars.add_task(wave_id, total=p.total or 1)
+            bars.update(tasks[wave_id], completed=p.sent + p.failed + p.expired + p.cancelled)
+
+    with bars:
+        result = run_async(run_demo(recipients=args.recipients, redis_url=url or None, plan=plan,
+                                    numbering=numbering, province=province, settings=settings,
+                                    on_progress=show))
+    out = console()
+    if result.already_done:
+        out.print(f"already sent before: {', '.join(result.already_done)} (nothing sent again)",
+                  markup=False)
+    by_channel = ", ".join(f"{c} {n:,}" for c, n in result.messages.items())
+    out.print(f"{result.recipients:,} recipients; waves {', '.join(result.waves)}", markup=False)
+    out.print(f"sent {result.sent:,} messages ({by_channel}) in {result.seconds:.1f} s = "
+              f"{result.msgs_per_s:,.0f}/s; permanent failures {result.failed:,}; "
+              f"dead letters {result.dead_letters:,}; duplicates {result.duplicates}",
+              markup=False)
+    if args.json:
+        print_json(result)
+    return 0
+
+
+def cmd_level_set(args: argparse.Namespace) -> int:
+    _, url = _settings(args, need_redis=True)
+    plan = load_plan(args.plan)
+
+    async def go() -> Any:
+        store = open_store(url)
+        try:
+            return await set_level(store, plan, now=dt.datetime.now(dt.UTC), cases=args.cases,
+                                   level=args.level, reason=args.reason, user=args.user)
+        finally:
+            await store.aclose()
+
+    state = run_async(go())
+    if args.json:
+        print_json(state)
+    else:
+        name = plan.levels[state.level].name if state.level in plan.levels else "no case"
+        console().print(f"level {state.level} ({name}) since {state.since:%Y-%m-%d %H:%M} UTC",
+                        markup=False)
+    return 0
+
+
+def cmd_level_show(args: argparse.Namespace) -> int:
+    _, url = _settings(args, need_redis=True)
+
+    async def go() -> Any:
+        store = open_store(url)
+        try:
+            return await store.level.history(20)
+        finally:
+            await store.aclose()
+
+    history = run_async(go())
+    if args.json:
+        print_json({"level": history[0].level if history else 0, "history": history})
+        return 0
+    out = console()
+    if not history:
+        out.print("no level has been set (level 0)")
+    for state in history:
+        cases = f", {state.cases} cases" if state.cases is not None else ""
+        out.print(f"{state.at:%Y-%m-%d %H:%M} UTC  level {state.level}{cases}  "
+                  f"{state.set_by} {state.reason}", markup=False)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings, url = _settings(args, need_redis=True)
+    validator = Validator(load_numbering(), load_province())
+    try:
+        size = args.file.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{args.file}: cannot read: {exc.strerror}") from None
+
+    async def go() -> Any:
+        store = open_store(url)
+        try:
+            with progress_bar("importing", size) as update:
+                return await import_audience(args.file, store, validator,
+                                             chunk_size=settings.engine.chunk_size,
+                                             progress=update)
+        finally:
+            await store.aclose()
+
+    result = run_async(go())
+    if args.json:
+        print_json(result)
+    elif result.already_current:
+        console().print(f"audience {result.version} is already current "
+                        f"({result.recipients:,} recipients)", markup=False)
+    else:
+        r = result.report
+        console().print(f"audience {result.version}: {result.recipients:,} recipients in "
+                        f"{result.chunks:,} chunks ({r.duplicates:,} duplicates and "
+                        f"{r.rejected:,} rejected rows left out)", markup=False)
+    return 0
+
+

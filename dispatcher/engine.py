@@ -1,0 +1,184 @@
+"""The engine of one process: reconciler, wave runner and worker, on one store.
+
+The wave runner starts the fan-out of waves that may start (urgent or ``start_now``, or inside
+the sending hours), holding a lease per wave so that one process fans a wave out at a time and
+another resumes it if that process dies; it starts approved campaigns and marks waves and
+campaigns completed when every message has an outcome. Any number of processes may run an
+engine on the same Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+import msgspec
+
+from adapters.base import Adapter
+from dispatcher import routing
+from dispatcher.campaigns import FINAL, Campaigns
+from dispatcher.fanout import fan_out
+from dispatcher.model import CampaignState, Channel, Wave, WaveState
+from dispatcher.plan import Plan
+from dispatcher.province import Province
+from dispatcher.reconciler import Reconciler
+from dispatcher.settings import Settings
+from dispatcher.store.base import Store
+from dispatcher.worker import Worker
+
+log = logging.getLogger(__name__)
+
+RUNNER_SECONDS = 0.2
+OUTCOMES = ("sent", "failed", "expired", "cancelled")
+
+
+class Progress(msgspec.Struct):
+    """Where a wave (or the sum of several) stands; ``queued`` is what has no outcome yet."""
+
+    total: int = 0
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    expired: int = 0
+    retrying: int = 0
+    dead_letters: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    delivered: int = 0
+
+    def add(self, other: Progress) -> None:
+        for field in self.__struct_fields__:
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+
+
+async def wave_progress(store: Store, wave: Wave) -> Progress:
+    counts = await store.waves.progress(wave.id)
+    p = Progress(total=wave.total, **{k: v for k, v in counts.items()
+                                      if k in Progress.__struct_fields__})
+    p.dead_letters = p.failed + p.expired
+    p.queued = max(0, wave.total - sum(counts.get(k, 0) for k in OUTCOMES) - p.retrying)
+    return p
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Engine:
+    def __init__(self, store: Store, plan: Plan, settings: Settings, province: Province,
+                 adapters: Mapping[Channel, Adapter], carriers: list[str], *,
+                 name: str | None = None, reconcile: bool = True) -> None:
+        self.store = store
+        self.plan = plan
+        self.settings = settings
+        self.adapters = adapters
+        self.carriers = carriers
+        self.name = name or default_name()
+        self.reconcile = reconcile
+        self.reconciler = Reconciler(store, plan)
+        self.campaigns = Campaigns(store, settings, province)
+        routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
+        self.worker = Worker(store, adapters, routes, settings, name=self.name)
+        self._fanning: set[str] = set()
+        self._slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            if self.reconcile:
+                tasks.create_task(self._reconcile_loop(stop))
+            tasks.create_task(self._runner_loop(stop, tasks))
+            tasks.create_task(self.worker.run(stop))
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.reconciler.tick(dt.datetime.now(dt.UTC))
+            await self._sleep(stop, self.settings.engine.reconcile_seconds)
+
+    async def _runner_loop(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
+        while not stop.is_set():
+            await self.step(stop, tasks)
+            await self._sleep(stop, RUNNER_SECONDS)
+
+    async def step(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
+        """One pass: start campaigns and fan-outs, finish waves and campaigns."""
+        now = dt.datetime.now(dt.UTC)
+        for campaign in await self.store.campaigns.all():
+            if campaign.state is CampaignState.APPROVED:
+                await self.campaigns.start(campaign.id, now)
+        states = await self.store.waves.states()
+        for wave_id, state in states.items():
+            if state in (WaveState.CREATED, WaveState.FANNING_OUT):
+                if wave_id in self._fanning:
+                    continue
+                wave = await self.store.waves.get(wave_id)
+                if wave is not None and self._may_start(wave, now):
+                    self._fanning.add(wave_id)
+                    tasks.create_task(self._fan_out(wave, stop))
+            elif state is WaveState.SENDING:
+                wave = await self.store.waves.get(wave_id)
+                if wave is not None and (await wave_progress(self.store, wave)).queued == 0 and (
+                        await self._settled(wave)):
+                    await self.store.waves.set_state(wave_id, WaveState.COMPLETED)
+                    log.info("wave %s completed", wave_id)
+        await self._finish_campaigns(await self.store.waves.states())
+
+    def _may_start(self, wave: Wave, now: dt.datetime) -> bool:
+        return wave.start_now or wave.priority == "urgent" or self.plan.in_sending_hours(now)
+
+    async def _settled(self, wave: Wave) -> bool:
+        p = await wave_progress(self.store, wave)
+        return p.retrying <= 0
+
+    async def _fan_out(self, wave: Wave, stop: asyncio.Event) -> None:
+        lease = f"fanout:{wave.id}"
+        ttl = self.settings.engine.lease_seconds
+        try:
+            async with self._slots:
+                if not await self.store.leases.acquire(lease, self.name, ttl):
+                    return
+                await self.store.waves.set_state(wave.id, WaveState.FANNING_OUT)
+
+                async def proceed() -> bool:
+                    while True:
+                        if stop.is_set() or not await self.store.leases.acquire(
+                                lease, self.name, ttl):
+                            return False
+                        state = (await self.store.waves.states([wave.id])).get(wave.id)
+                        if state is not WaveState.PAUSED:
+                            return state is WaveState.FANNING_OUT
+                        await self._sleep(stop, RUNNER_SECONDS)
+
+                enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
+                                         proceed=proceed)
+                state = (await self.store.waves.states([wave.id])).get(wave.id)
+                if state is WaveState.FANNING_OUT and not stop.is_set():
+                    await self.store.waves.set_state(wave.id, WaveState.SENDING)
+                    log.info("wave %s fanned out (%d messages by this process)", wave.id,
+                             enqueued)
+                await self.store.leases.release(lease, self.name)
+        finally:
+            self._fanning.discard(wave.id)
+
+    async def _finish_campaigns(self, states: dict[str, WaveState]) -> None:
+        by_campaign: dict[str, list[WaveState]] = {}
+        for wave in await self.store.waves.all():
+            by_campaign.setdefault(wave.campaign_id, []).append(states[wave.id])
+        for campaign in await self.store.campaigns.all():
+            if campaign.state is not CampaignState.RUNNING or campaign.level is not None:
+                continue  # the plan's campaigns run as long as their level
+            waves = by_campaign.get(campaign.id, [])
+            if waves and all(s in (WaveState.COMPLETED, WaveState.CANCELLED) for s in waves):
+                await self.campaigns.complete(campaign.id)
+
+    @staticmethod
+    def finished(state: CampaignState) -> bool:
+        return state in FINAL

@@ -1,0 +1,65 @@
+"""Fan-out: a wave's audience, read chunk by chunk, appended to route streams as batches.
+
+The audience chunks a wave's selector matches are taken in a fixed order and cut into steps of
+``chunks_per_step`` chunks. Each step's batches go to each route together with the route's
+cursor (one script call per route), so a fan-out that crashes and is resumed by any process
+starts again at the last step it began and never enqueues a step twice on any route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from dispatcher import routing
+from dispatcher.errors import NotFound
+from dispatcher.model import Batch, Wave
+from dispatcher.settings import Settings
+from dispatcher.store.base import Store
+
+
+async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[str], *,
+                  proceed: Callable[[], Awaitable[bool]]) -> int:
+    """Enqueue every message of ``wave``; returns the messages enqueued by this call.
+
+    ``proceed`` is awaited before each step: it renews the caller's lease and waits while the
+    wave is paused; when it answers False (cancelled, lease lost) fan-out stops where it is.
+    """
+    meta = await store.audiences.meta(wave.audience_version)
+    if meta is None:
+        raise NotFound(f"audience version {wave.audience_version} of wave {wave.id} is gone")
+    numbers = sorted(n for g in meta.groups if wave.selector.matches(g.district, g.kind)
+                     for n in g.chunks)
+    per_step = settings.engine.chunks_per_step
+    steps = [numbers[i:i + per_step] for i in range(0, len(numbers), per_step)]
+    channel = wave.channel
+    all_routes = routing.routes(channel, carriers, settings)
+    cursors = {r: await store.queue.cursor(r, wave.id) for r in all_routes}
+    # Steps run in order, so every step before the highest cursor is complete on every route.
+    first = max(cursors.values(), default=-1)
+    size = settings.engine.batch_size
+    address, route_of = routing.address, routing.route
+    enqueued = 0
+    for step in range(max(first, 0), len(steps)):
+        if not await proceed():
+            break
+        by_route: dict[str, tuple[list[int], list[str]]] = {}
+        for chunk in await store.audiences.chunks(wave.audience_version, steps[step]):
+            for offset, r in enumerate(chunk.recipients):  # a chunk is one (district, kind)
+                addr = address(channel, r)
+                if addr is None:
+                    continue
+                name = route_of(channel, r, settings)
+                pair = by_route.get(name)
+                if pair is None:
+                    pair = by_route[name] = ([], [])
+                pair[0].append(chunk.first_id + offset)
+                pair[1].append(addr)
+        for name, (ids, addrs) in by_route.items():
+            if cursors.get(name, -1) >= step:
+                continue
+            batches = [Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
+                       for i in range(0, len(ids), size)]
+            if await store.queue.enqueue(name, wave.id, step, batches):
+                enqueued += len(ids)
+            cursors[name] = step
+    return enqueued

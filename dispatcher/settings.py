@@ -1,0 +1,105 @@
+"""Deployment settings: one typed object, read from TOML, overridden by environment variables.
+
+Every setting has a default, so Loa runs with no file at all. A file (``--config FILE``) may
+set any of them; then ``LOA_<SECTION>_<KEY>`` environment variables win (``LOA_REDIS_URL``,
+``LOA_ENGINE_BATCH_SIZE``, ``LOA_RETRY_MAX_ATTEMPTS``). docs/configuration.md lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from dispatcher.config import convert, load_toml
+from dispatcher.errors import ConfigError
+from dispatcher.model import Channel
+
+
+class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str = ""  # empty: keep everything in this process's memory
+
+
+class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    batch_size: int = 500  # messages per stream entry
+    chunk_size: int = 512  # recipients per stored audience chunk
+    chunks_per_step: int = 4  # audience chunks per fan-out step (one checkpoint)
+    approval_threshold: int = 10_000  # campaigns reaching more need approval by another user
+    reconcile_seconds: float = 5.0
+    lease_seconds: float = 30.0  # a batch held this long without a heartbeat is reclaimed
+    state_refresh_seconds: float = 0.25  # how fast pause and cancel reach every worker
+    consumers_per_route: int = 4  # batches in flight per route and worker
+    fanout_concurrency: int = 4  # waves fanned out at once per process
+
+
+class RetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_attempts: int = 5  # sends of one message before it is dead-lettered
+    base_seconds: float = 2.0  # wait before the first retry; doubles each time
+    max_seconds: float = 300.0
+    jitter: float = 0.2  # +/- share of the wait, so retries do not arrive together
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    redis: RedisSettings = RedisSettings()
+    engine: EngineSettings = EngineSettings()
+    retry: RetrySettings = RetrySettings()
+    # carrier -> SMS route ("link group"); carriers not listed use their own name
+    sms_routes: dict[str, str] = {}
+    # route -> messages per second (0 or absent: no limit); routes: sms.<group>, zalo, email, app
+    rates: dict[str, float] = {}
+
+    def sms_route(self, carrier: str) -> str:
+        return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"
+
+    def rate(self, route: str) -> float:
+        return self.rates.get(route, 0.0)
+
+
+def _check(settings: Settings, source: str) -> Settings:
+    positive = {
+        "engine.batch_size": settings.engine.batch_size,
+        "engine.chunk_size": settings.engine.chunk_size,
+        "engine.chunks_per_step": settings.engine.chunks_per_step,
+        "engine.consumers_per_route": settings.engine.consumers_per_route,
+        "engine.fanout_concurrency": settings.engine.fanout_concurrency,
+        "retry.max_attempts": settings.retry.max_attempts,
+        "engine.lease_seconds": settings.engine.lease_seconds,
+        "engine.reconcile_seconds": settings.engine.reconcile_seconds,
+        "engine.state_refresh_seconds": settings.engine.state_refresh_seconds,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError("must be more than 0", source=source, key=key)
+    if not 0 <= settings.retry.jitter < 1:
+        raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
+    for route, rate in settings.rates.items():
+        if rate < 0:
+            raise ConfigError("must be 0 (no limit) or more", source=source, key=f"rates.{route}")
+    return settings
+
+
+def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for section, struct in (("redis", RedisSettings), ("engine", EngineSettings),
+                            ("retry", RetrySettings)):
+        for name in struct.__struct_fields__:
+            value = env.get(f"LOA_{section}_{name}".upper())
+            if value is not None:
+                data.setdefault(section, {})[name] = value
+    return data
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``path`` (or defaults), with ``LOA_*`` environment overrides."""
+    env = os.environ if env is None else env
+    source = str(path) if path else "defaults"
+    data: dict[str, Any] = msgspec.to_builtins(load_toml(path, Settings)) if path else {}
+    data = _env_overrides(data, env)
+    try:
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError:
+        # Say which key, with the environment named: convert() again to get the path.
+        settings = convert(data, Settings, source=f"{source} + LOA_* environment")
+    return _check(settings, source)

@@ -1,0 +1,219 @@
+"""What the engine keeps, as small interfaces, and the types that cross them.
+
+A :class:`Store` bundles one object per concept: the level, audiences, campaigns, waves, the
+work queue and leases. Two implementations pass the same contract tests: Redis (production, many
+processes) and memory (one process: ``loa demo``, tests of the engine).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Protocol
+
+import msgspec
+
+from dispatcher.audience import Recipient
+from dispatcher.model import Batch, Campaign, Channel, Kind, LevelState, Wave, WaveState
+
+# -- audiences ---------------------------------------------------------------------------------
+
+
+class AudienceGroup(msgspec.Struct, frozen=True):
+    """The recipients of one (district, kind): their chunks and counts per channel."""
+
+    district: str
+    kind: Kind
+    chunks: list[int]
+    count: int
+    zalo: int
+    email: int
+
+
+class AudienceMeta(msgspec.Struct, frozen=True):
+    version: str
+    created_at: dt.datetime
+    count: int
+    groups: list[AudienceGroup]
+    source: str = ""
+
+
+class AudienceChunk(msgspec.Struct, frozen=True, array_like=True):
+    """Recipients with consecutive ids ``first_id``, ``first_id + 1``, ..."""
+
+    first_id: int
+    recipients: list[Recipient]
+
+
+class AudienceStore(Protocol):
+    async def put_chunks(self, version: str, first: int, chunks: list[AudienceChunk]) -> None:
+        """Store chunks ``first``, ``first + 1``, ... of a version that is being imported."""
+
+    async def activate(self, meta: AudienceMeta) -> None:
+        """Make a fully stored version the current one, atomically."""
+
+    async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
+        """Store a whole version and make it current (``put_chunks`` then ``activate``)."""
+
+    async def meta(self, version: str | None = None) -> AudienceMeta | None:
+        """The given version's description, or the current one's; None if there is none."""
+
+    async def chunks(self, version: str, numbers: list[int]) -> list[AudienceChunk]:
+        """Chunks by number, in the order asked."""
+
+
+# -- level, campaigns, waves ----------------------------------------------------------------------
+
+
+class LevelStore(Protocol):
+    async def get(self) -> LevelState | None: ...
+
+    async def set(self, state: LevelState) -> None:
+        """Make ``state`` current and append it to the history."""
+
+    async def history(self, limit: int = 100) -> list[LevelState]:
+        """Newest first."""
+
+
+class CampaignStore(Protocol):
+    async def create(self, campaign: Campaign) -> bool:
+        """False (and nothing written) if the id exists."""
+
+    async def get(self, campaign_id: str) -> Campaign | None: ...
+
+    async def replace(self, campaign: Campaign, revision: int) -> bool:
+        """Write ``campaign`` if the stored one still has ``revision``; False otherwise."""
+
+    async def all(self) -> list[Campaign]: ...
+
+
+class WaveStore(Protocol):
+    async def create(self, wave: Wave, state: WaveState) -> bool:
+        """False (and nothing written) if a wave with this id exists: waves are created once."""
+
+    async def get(self, wave_id: str) -> Wave | None: ...
+
+    async def all(self) -> list[Wave]: ...
+
+    async def set_state(self, wave_id: str, state: WaveState) -> None: ...
+
+    async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
+        """States of the given waves (all waves when None); one round trip."""
+
+    async def progress(self, wave_id: str) -> dict[str, int]:
+        """Counters of a wave: sent, failed, expired, retrying, dead, cancelled, fanned_out."""
+
+    async def mark_skipped(self, slot_id: str) -> bool:
+        """Record a slot missed beyond the catch-up window; True the first time only."""
+
+
+# -- the work queue -------------------------------------------------------------------------------
+
+
+class RetryItem(msgspec.Struct, frozen=True, array_like=True):
+    """One message waiting for its next attempt."""
+
+    wave: str
+    channel: Channel
+    id: int
+    addr: str
+    attempt: int  # the attempt it will be (1 = first retry)
+
+
+class DeadLetter(msgspec.Struct, frozen=True, array_like=True):
+    wave: str
+    channel: Channel
+    id: int
+    addr: str
+    attempts: int
+    reason: str
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """A stream entry handed to a worker: one or more batches (retried messages of several
+    waves travel together)."""
+
+    entry: str
+    batches: list[Batch]
+
+
+class Completion(msgspec.Struct):
+    """Everything one processed entry changes, written in one round trip."""
+
+    sent: dict[str, list[int]] = {}  # wave -> recipient ids now sent (bits to set)
+    counts: dict[str, dict[str, int]] = {}  # wave -> counter -> increment
+    retries: list[tuple[float, RetryItem]] = []  # (due, epoch seconds) -> item
+    dead: list[DeadLetter] = []
+
+    def count(self, wave: str, field: str, n: int) -> None:
+        if n:
+            per_wave = self.counts.setdefault(wave, {})
+            per_wave[field] = per_wave.get(field, 0) + n
+
+
+class Queue(Protocol):
+    """Batches per route: a stream with a consumer group, a retry schedule, dead letters."""
+
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
+        """Append ``batches`` for fan-out ``step`` of ``wave`` unless that step is already in:
+        the batches and the route's cursor move together, so a resumed fan-out never enqueues
+        a step twice. False when the step was already there."""
+
+    async def cursor(self, route: str, wave: str) -> int:
+        """The last fan-out step of ``wave`` enqueued on ``route`` (-1: none)."""
+
+    async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        """New entries for ``consumer`` (waits up to ``block_ms`` when there are none)."""
+
+    async def reclaim(self, route: str, consumer: str, min_idle_ms: int,
+                      count: int) -> list[Delivery]:
+        """Entries whose holder has not touched them for ``min_idle_ms``, now ``consumer``'s."""
+
+    async def touch(self, route: str, consumer: str, entries: list[str]) -> None:
+        """Keep ``consumer``'s claim on ``entries`` fresh (heartbeat)."""
+
+    async def owner(self, route: str, entry: str) -> str | None:
+        """The consumer that holds ``entry`` (None once acknowledged)."""
+
+    async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
+        """For each id, whether its message of ``wave`` is already sent; one command."""
+
+    async def complete(self, route: str, entry: str, completion: Completion) -> None:
+        """Set sent bits, bump counters, schedule retries, dead-letter, acknowledge."""
+
+    async def move_due(self, route: str, now: float, limit: int) -> int:
+        """Put up to ``limit`` retries due by ``now`` back on the stream as one entry."""
+
+    async def depth(self, route: str) -> tuple[int, int, int]:
+        """(entries not yet delivered + pending, scheduled retries, dead letters)."""
+
+    async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]: ...
+
+
+class Leases(Protocol):
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
+
+    async def release(self, name: str, owner: str) -> None: ...
+
+
+class Store(Protocol):
+    @property
+    def level(self) -> LevelStore: ...
+
+    @property
+    def audiences(self) -> AudienceStore: ...
+
+    @property
+    def campaigns(self) -> CampaignStore: ...
+
+    @property
+    def waves(self) -> WaveStore: ...
+
+    @property
+    def queue(self) -> Queue: ...
+
+    @property
+    def leases(self) -> Leases: ...
+
+    async def aclose(self) -> None: ...

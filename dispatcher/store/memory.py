@@ -1,0 +1,291 @@
+"""The store in one process's memory: the embedded default for ``loa demo`` and single-process
+runs. It keeps the same contract as the Redis store (same tests), but nothing survives the
+process and no other process can see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dispatcher.model import Batch, Campaign, LevelState, Wave, WaveState
+from dispatcher.store.base import (
+    AudienceChunk,
+    AudienceMeta,
+    Completion,
+    DeadLetter,
+    Delivery,
+    RetryItem,
+)
+
+
+class MemoryLevel:
+    def __init__(self) -> None:
+        self._history: list[LevelState] = []
+
+    async def get(self) -> LevelState | None:
+        return self._history[-1] if self._history else None
+
+    async def set(self, state: LevelState) -> None:
+        self._history.append(state)
+
+    async def history(self, limit: int = 100) -> list[LevelState]:
+        return self._history[::-1][:limit]
+
+
+class MemoryAudiences:
+    def __init__(self) -> None:
+        self._metas: dict[str, AudienceMeta] = {}
+        self._chunks: dict[str, dict[int, AudienceChunk]] = {}
+        self._current: str | None = None
+
+    async def put_chunks(self, version: str, first: int, chunks: list[AudienceChunk]) -> None:
+        stored = self._chunks.setdefault(version, {})
+        stored.update(enumerate(chunks, first))
+
+    async def activate(self, meta: AudienceMeta) -> None:
+        self._metas[meta.version] = meta
+        self._current = meta.version
+
+    async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
+        await self.put_chunks(meta.version, 0, list(chunks))
+        await self.activate(meta)
+
+    async def meta(self, version: str | None = None) -> AudienceMeta | None:
+        version = version or self._current
+        return self._metas.get(version) if version else None
+
+    async def chunks(self, version: str, numbers: list[int]) -> list[AudienceChunk]:
+        stored = self._chunks.get(version, {})
+        return [stored[n] for n in numbers if n in stored]
+
+
+class MemoryCampaigns:
+    def __init__(self) -> None:
+        self._campaigns: dict[str, Campaign] = {}
+
+    async def create(self, campaign: Campaign) -> bool:
+        if campaign.id in self._campaigns:
+            return False
+        self._campaigns[campaign.id] = campaign
+        return True
+
+    async def get(self, campaign_id: str) -> Campaign | None:
+        return self._campaigns.get(campaign_id)
+
+    async def replace(self, campaign: Campaign, revision: int) -> bool:
+        current = self._campaigns.get(campaign.id)
+        if current is None or current.revision != revision:
+            return False
+        self._campaigns[campaign.id] = campaign
+        return True
+
+    async def all(self) -> list[Campaign]:
+        return sorted(self._campaigns.values(), key=lambda c: c.created_at)
+
+
+class MemoryWaves:
+    def __init__(self) -> None:
+        self._waves: dict[str, Wave] = {}
+        self._states: dict[str, WaveState] = {}
+        self._skipped: set[str] = set()
+        self.counters: dict[str, dict[str, int]] = {}
+
+    async def create(self, wave: Wave, state: WaveState) -> bool:
+        if wave.id in self._waves:
+            return False
+        self._waves[wave.id] = wave
+        self._states[wave.id] = state
+        return True
+
+    async def get(self, wave_id: str) -> Wave | None:
+        return self._waves.get(wave_id)
+
+    async def all(self) -> list[Wave]:
+        return sorted(self._waves.values(), key=lambda w: w.created_at)
+
+    async def set_state(self, wave_id: str, state: WaveState) -> None:
+        self._states[wave_id] = state
+
+    async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
+        if wave_ids is None:
+            return dict(self._states)
+        return {w: self._states[w] for w in wave_ids if w in self._states}
+
+    async def progress(self, wave_id: str) -> dict[str, int]:
+        return dict(self.counters.get(wave_id, {}))
+
+    async def mark_skipped(self, slot_id: str) -> bool:
+        if slot_id in self._skipped:
+            return False
+        self._skipped.add(slot_id)
+        return True
+
+
+@dataclass
+class _Route:
+    entries: dict[str, list[Batch]] = field(default_factory=dict)
+    new: deque[str] = field(default_factory=deque)
+    pending: dict[str, tuple[str, float]] = field(default_factory=dict)  # entry -> (owner, t)
+    cursor: dict[str, int] = field(default_factory=dict)
+    retries: list[tuple[float, int, RetryItem]] = field(default_factory=list)  # heap
+    dead: list[DeadLetter] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class MemoryQueue:
+    def __init__(self, waves: MemoryWaves) -> None:
+        self._routes: dict[str, _Route] = {}
+        self._sent: dict[str, set[int]] = {}
+        self._waves = waves
+        self._seq = itertools.count(1)
+
+    def _route(self, route: str) -> _Route:
+        found = self._routes.get(route)
+        if found is None:
+            found = self._routes[route] = _Route()
+        return found
+
+    def _append(self, r: _Route, batches: list[Batch]) -> None:
+        entry = f"{next(self._seq)}-0"
+        r.entries[entry] = batches
+        r.new.append(entry)
+        r.arrived.set()
+
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
+        r = self._route(route)
+        if r.cursor.get(wave, -1) >= step:
+            return False
+        for batch in batches:
+            self._append(r, [batch])
+        r.cursor[wave] = step
+        return True
+
+    async def cursor(self, route: str, wave: str) -> int:
+        return self._route(route).cursor.get(wave, -1)
+
+    async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        r = self._route(route)
+        if not r.new and block_ms > 0:
+            r.arrived.clear()
+            try:
+                await asyncio.wait_for(r.arrived.wait(), block_ms / 1000)
+            except TimeoutError:
+                return []
+        found: list[Delivery] = []
+        now = time.monotonic()
+        while r.new and len(found) < count:
+            entry = r.new.popleft()
+            r.pending[entry] = (consumer, now)
+            found.append(Delivery(entry, r.entries[entry]))
+        return found
+
+    async def reclaim(self, route: str, consumer: str, min_idle_ms: int,
+                      count: int) -> list[Delivery]:
+        r = self._route(route)
+        now = time.monotonic()
+        found: list[Delivery] = []
+        for entry, (_, touched) in list(r.pending.items()):
+            if len(found) >= count:
+                break
+            if (now - touched) * 1000 >= min_idle_ms:
+                r.pending[entry] = (consumer, now)
+                found.append(Delivery(entry, r.entries[entry]))
+        return found
+
+    async def touch(self, route: str, consumer: str, entries: list[str]) -> None:
+        r = self._route(route)
+        now = time.monotonic()
+        for entry in entries:
+            if entry in r.pending:
+                r.pending[entry] = (consumer, now)
+
+    async def owner(self, route: str, entry: str) -> str | None:
+        held = self._route(route).pending.get(entry)
+        return held[0] if held else None
+
+    async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
+        bits = self._sent.get(wave)
+        if not bits:
+            return [False] * len(ids)
+        return [i in bits for i in ids]
+
+    async def complete(self, route: str, entry: str, completion: Completion) -> None:
+        r = self._route(route)
+        for wave, ids in completion.sent.items():
+            self._sent.setdefault(wave, set()).update(ids)
+        for wave, counts in completion.counts.items():
+            counters = self._waves.counters.setdefault(wave, {})
+            for name, n in counts.items():
+                counters[name] = counters.get(name, 0) + n
+        for due, item in completion.retries:
+            heapq.heappush(r.retries, (due, next(self._seq), item))
+        r.dead.extend(completion.dead)
+        r.pending.pop(entry, None)
+        r.entries.pop(entry, None)
+
+    async def move_due(self, route: str, now: float, limit: int) -> int:
+        r = self._route(route)
+        items: list[RetryItem] = []
+        while r.retries and r.retries[0][0] <= now and len(items) < limit:
+            items.append(heapq.heappop(r.retries)[2])
+        if items:
+            self._append(r, regroup(items))
+        return len(items)
+
+    async def depth(self, route: str) -> tuple[int, int, int]:
+        r = self._route(route)
+        return len(r.entries), len(r.retries), len(r.dead)
+
+    async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]:
+        return self._route(route).dead[:limit]
+
+
+def regroup(items: list[RetryItem]) -> list[Batch]:
+    """Retried messages as batches, one per (wave, channel)."""
+    grouped: dict[tuple[str, str], list[RetryItem]] = {}
+    for item in items:
+        grouped.setdefault((item.wave, item.channel), []).append(item)
+    return [
+        Batch(wave=group[0].wave, channel=group[0].channel, ids=[i.id for i in group],
+              addrs=[i.addr for i in group], attempts=[i.attempt for i in group])
+        for group in grouped.values()
+    ]
+
+
+class MemoryLeases:
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str, float]] = {}
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        held = self._held.get(name)
+        if held is not None and held[0] != owner and held[1] > now:
+            return False
+        self._held[name] = (owner, now + ttl)
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        held = self._held.get(name)
+        if held is not None and held[0] == owner:
+            del self._held[name]
+
+
+class MemoryStore:
+    """Everything the engine keeps, in this process."""
+
+    def __init__(self) -> None:
+        self.level = MemoryLevel()
+        self.audiences = MemoryAudiences()
+        self.campaigns = MemoryCampaigns()
+        self.waves = MemoryWaves()
+        self.queue = MemoryQueue(self.waves)
+        self.leases = MemoryLeases()
+
+    async def aclose(self) -> None:
+        return None

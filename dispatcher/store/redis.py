@@ -1,0 +1,375 @@
+"""The store on Redis: shared by every process of a deployment.
+
+Work for each route is a Redis Stream with one consumer group; an entry holds a whole batch
+(hundreds of messages), so every step of the hot path is one command per batch: one script call
+per fan-out step and route, one ``BITFIELD_RO`` to drop messages already sent, one transaction to
+finish an entry (sent bits, counters, retries, dead letters, acknowledgement). Values are
+msgpack-encoded msgspec Structs. Key names live in :mod:`dispatcher.keys`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from dispatcher import keys
+from dispatcher.model import Batch, Campaign, LevelState, Wave, WaveState
+from dispatcher.store.base import (
+    AudienceChunk,
+    AudienceMeta,
+    Completion,
+    DeadLetter,
+    Delivery,
+    RetryItem,
+)
+from dispatcher.store.memory import regroup
+
+_enc = msgspec.msgpack.Encoder()
+_batch = msgspec.msgpack.Decoder(Batch)
+_retries = msgspec.msgpack.Decoder(list[RetryItem])
+_dead = msgspec.msgpack.Decoder(list[DeadLetter])
+_level = msgspec.msgpack.Decoder(LevelState)
+_meta = msgspec.msgpack.Decoder(AudienceMeta)
+_chunk = msgspec.msgpack.Decoder(AudienceChunk)
+_campaign = msgspec.msgpack.Decoder(Campaign)
+_wave = msgspec.msgpack.Decoder(Wave)
+
+# KEYS: stream, cursor. ARGV: wave, step, batch... Appends the batches only if the step is new.
+_ENQUEUE = """
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
+if last >= tonumber(ARGV[2]) then return 0 end
+for i = 3, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: retry zset, stream. ARGV: now, limit. Moves due retries back as one stream entry whose
+# field 'r' is a msgpack array of the (msgpack-encoded) items: a header, then the items as
+# stored. No unpack(): Lua cannot unpack more than ~8000 values. The due items are the lowest
+# ranks of the zset, so they are removed by rank.
+_MOVE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local n = #due
+if n == 0 then return 0 end
+local header
+if n < 16 then
+  header = string.char(0x90 + n)
+elseif n < 65536 then
+  header = string.char(0xdc, math.floor(n / 256), n % 256)
+else
+  header = string.char(0xdd, math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+                       math.floor(n / 256) % 256, n % 256)
+end
+redis.call('XADD', KEYS[2], '*', 'r', header .. table.concat(due))
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
+return n
+"""
+
+# KEYS: records, side hash. ARGV: id, record, side value. Creates a record once (a wave and its
+# state, a campaign and its revision).
+_CREATE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: campaigns, revisions. ARGV: id, campaign, expected revision, new revision.
+_REPLACE_CAMPAIGN = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 1
+"""
+
+# KEYS: lease. ARGV: owner, ttl ms.
+_ACQUIRE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+_CAMPAIGN_REVISIONS = f"{keys.PREFIX}:campaign-revisions"
+
+
+def _deliveries(entries: list[Any]) -> list[Delivery]:
+    found = []
+    for entry_id, fields in entries:
+        if not fields:
+            continue  # deleted while pending
+        entry = entry_id.decode()
+        # redis-py hands the fields over as a dict
+        if b"b" in fields:
+            found.append(Delivery(entry, [_batch.decode(fields[b"b"])]))
+        else:
+            found.append(Delivery(entry, regroup(_retries.decode(fields[b"r"]))))
+    return found
+
+
+class RedisLevel:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+
+    async def get(self) -> LevelState | None:
+        raw = await self._r.get(keys.LEVEL)
+        return _level.decode(raw) if raw else None
+
+    async def set(self, state: LevelState) -> None:
+        packed = _enc.encode(state)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(keys.LEVEL, packed).lpush(keys.LEVEL_HISTORY, packed)
+            await pipe.execute()
+
+    async def history(self, limit: int = 100) -> list[LevelState]:
+        return [_level.decode(x) for x in await self._r.lrange(keys.LEVEL_HISTORY, 0, limit - 1)]
+
+
+class RedisAudiences:
+    CHUNKS_PER_ROUND_TRIP = 64
+
+    def __init__(self, client: Any) -> None:
+        self._r = client
+
+    async def put_chunks(self, version: str, first: int, chunks: list[AudienceChunk]) -> None:
+        key = keys.audience_chunks(version)
+        for start in range(0, len(chunks), self.CHUNKS_PER_ROUND_TRIP):
+            part = chunks[start:start + self.CHUNKS_PER_ROUND_TRIP]
+            mapping = {first + start + i: _enc.encode(c) for i, c in enumerate(part)}
+            await self._r.hset(key, mapping=mapping)
+
+    async def activate(self, meta: AudienceMeta) -> None:
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(keys.audience_meta(meta.version), _enc.encode(meta))
+            pipe.set(keys.AUDIENCE_CURRENT, meta.version)
+            await pipe.execute()
+
+    async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
+        await self.put_chunks(meta.version, 0, list(chunks))
+        await self.activate(meta)
+
+    async def meta(self, version: str | None = None) -> AudienceMeta | None:
+        if version is None:
+            current = await self._r.get(keys.AUDIENCE_CURRENT)
+            if current is None:
+                return None
+            version = current.decode()
+        raw = await self._r.get(keys.audience_meta(version))
+        return _meta.decode(raw) if raw else None
+
+    async def chunks(self, version: str, numbers: list[int]) -> list[AudienceChunk]:
+        if not numbers:
+            return []
+        raw = await self._r.hmget(keys.audience_chunks(version), numbers)
+        return [_chunk.decode(x) for x in raw if x is not None]
+
+
+class RedisCampaigns:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+        self._create = client.register_script(_CREATE)
+        self._replace = client.register_script(_REPLACE_CAMPAIGN)
+
+    async def create(self, campaign: Campaign) -> bool:
+        done = await self._create(keys=[keys.CAMPAIGNS, _CAMPAIGN_REVISIONS],
+                                  args=[campaign.id, _enc.encode(campaign), campaign.revision])
+        return bool(done)
+
+    async def get(self, campaign_id: str) -> Campaign | None:
+        raw = await self._r.hget(keys.CAMPAIGNS, campaign_id)
+        return _campaign.decode(raw) if raw else None
+
+    async def replace(self, campaign: Campaign, revision: int) -> bool:
+        done = await self._replace(keys=[keys.CAMPAIGNS, _CAMPAIGN_REVISIONS],
+                                   args=[campaign.id, _enc.encode(campaign), revision,
+                                         campaign.revision])
+        return bool(done)
+
+    async def all(self) -> list[Campaign]:
+        raw = await self._r.hvals(keys.CAMPAIGNS)
+        return sorted((_campaign.decode(x) for x in raw), key=lambda c: c.created_at)
+
+
+class RedisWaves:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+        self._create = client.register_script(_CREATE)
+
+    async def create(self, wave: Wave, state: WaveState) -> bool:
+        done = await self._create(keys=[keys.WAVES, keys.WAVE_STATES],
+                                  args=[wave.id, _enc.encode(wave), state.value])
+        return bool(done)
+
+    async def get(self, wave_id: str) -> Wave | None:
+        raw = await self._r.hget(keys.WAVES, wave_id)
+        return _wave.decode(raw) if raw else None
+
+    async def all(self) -> list[Wave]:
+        raw = await self._r.hvals(keys.WAVES)
+        return sorted((_wave.decode(x) for x in raw), key=lambda w: w.created_at)
+
+    async def set_state(self, wave_id: str, state: WaveState) -> None:
+        await self._r.hset(keys.WAVE_STATES, wave_id, state.value)
+
+    async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
+        if wave_ids is None:
+            raw = await self._r.hgetall(keys.WAVE_STATES)
+            return {k.decode(): WaveState(v.decode()) for k, v in raw.items()}
+        if not wave_ids:
+            return {}
+        values = await self._r.hmget(keys.WAVE_STATES, wave_ids)
+        return {w: WaveState(v.decode()) for w, v in zip(wave_ids, values, strict=True) if v}
+
+    async def progress(self, wave_id: str) -> dict[str, int]:
+        raw = await self._r.hgetall(keys.progress(wave_id))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def mark_skipped(self, slot_id: str) -> bool:
+        return bool(await self._r.sadd(keys.SKIPPED_SLOTS, slot_id))
+
+
+class RedisQueue:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._move_due = client.register_script(_MOVE_DUE)
+        self._groups: set[str] = set()
+
+    async def _group(self, route: str) -> str:
+        stream = keys.stream(route)
+        if route not in self._groups:
+            try:
+                await self._r.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._groups.add(route)
+        return stream
+
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
+        stream = await self._group(route)
+        payloads = [_enc.encode(b) for b in batches]
+        done = await self._enqueue(keys=[stream, keys.cursor(route)], args=[wave, step, *payloads])
+        return bool(done)
+
+    async def cursor(self, route: str, wave: str) -> int:
+        raw = await self._r.hget(keys.cursor(route), wave)
+        return int(raw) if raw is not None else -1
+
+    async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        stream = await self._group(route)
+        answer = await self._r.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count,
+                                          block=block_ms or None)
+        if not answer:
+            return []
+        return _deliveries(answer[0][1])
+
+    async def reclaim(self, route: str, consumer: str, min_idle_ms: int,
+                      count: int) -> list[Delivery]:
+        stream = await self._group(route)
+        answer = await self._r.xautoclaim(stream, keys.GROUP, consumer, min_idle_ms,
+                                          start_id="0-0", count=count)
+        return _deliveries(answer[1])
+
+    async def touch(self, route: str, consumer: str, entries: list[str]) -> None:
+        if entries:
+            await self._r.xclaim(keys.stream(route), keys.GROUP, consumer, 0,
+                                 entries, justid=True)
+
+    async def owner(self, route: str, entry: str) -> str | None:
+        found = await self._r.xpending_range(keys.stream(route), keys.GROUP, min=entry,
+                                             max=entry, count=1)
+        return found[0]["consumer"].decode() if found else None
+
+    async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
+        if not ids:
+            return []
+        args: list[Any] = []
+        for i in ids:
+            args += ("GET", "u1", i)
+        bits = await self._r.execute_command("BITFIELD_RO", keys.sent(wave), *args)
+        return [bit == 1 for bit in bits]
+
+    async def complete(self, route: str, entry: str, completion: Completion) -> None:
+        stream = keys.stream(route)
+        async with self._r.pipeline(transaction=True) as pipe:
+            for wave, ids in completion.sent.items():
+                if ids:
+                    args: list[Any] = []
+                    for i in ids:
+                        args += ("SET", "u1", i, 1)
+                    pipe.execute_command("BITFIELD", keys.sent(wave), *args)
+            for wave, counts in completion.counts.items():
+                for name, n in counts.items():
+                    pipe.hincrby(keys.progress(wave), name, n)
+            if completion.retries:
+                pipe.zadd(keys.retries(route),
+                          {_enc.encode(item): due for due, item in completion.retries})
+            if completion.dead:
+                pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
+            pipe.xack(stream, keys.GROUP, entry)
+            pipe.xdel(stream, entry)
+            await pipe.execute()
+
+    async def move_due(self, route: str, now: float, limit: int) -> int:
+        stream = await self._group(route)
+        moved = await self._move_due(keys=[keys.retries(route), stream], args=[now, limit])
+        return int(moved)
+
+    async def depth(self, route: str) -> tuple[int, int, int]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.xlen(keys.stream(route)).zcard(keys.retries(route)).xrange(keys.dead(route))
+            queued, retrying, dead = await pipe.execute()
+        return int(queued), int(retrying), sum(len(_dead.decode(f[b"d"])) for _, f in dead)
+
+    async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        for _, fields in await self._r.xrange(keys.dead(route)):
+            found += _dead.decode(fields[b"d"])
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+
+class RedisLeases:
+    def __init__(self, client: Any) -> None:
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(await self._acquire(keys=[keys.lease(name)], args=[owner, int(ttl * 1000)]))
+
+    async def release(self, name: str, owner: str) -> None:
+        await self._release(keys=[keys.lease(name)], args=[owner])
+
+
+class RedisStore:
+    """Everything the engine keeps, in Redis at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # redis-py's async annotations (results typed as "Awaitable[T] | T") do not type-check
+        # usefully; the store's own signatures are the typed surface.
+        self.client: Any = aioredis.Redis.from_url(url, decode_responses=False)
+        self.level = RedisLevel(self.client)
+        self.audiences = RedisAudiences(self.client)
+        self.campaigns = RedisCampaigns(self.client)
+        self.waves = RedisWaves(self.client)
+        self.queue = RedisQueue(self.client)
+        self.leases = RedisLeases(self.client)
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        await self.client.ping()
+        return time.perf_counter() - started
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,32 @@
+"""A route's send rate: asyncio-throttle's sliding window, acquired per batch.
+
+The window is a tenth of a second (``rate / 10`` messages per 0.1 s), so a route never sends a
+whole second's quota in one burst. The rate can change while running (a carrier answering
+"throttled" slows its links down).
+"""
+
+from __future__ import annotations
+
+from asyncio_throttle.throttler import Throttler
+
+WINDOW = 0.1  # seconds
+
+
+class RouteThrottle:
+    def __init__(self, rate: float) -> None:
+        self._throttler = Throttler(rate_limit=self._per_window(rate), period=WINDOW)
+        self.rate = rate
+
+    @staticmethod
+    def _per_window(rate: float) -> int:
+        return max(1, round(rate * WINDOW))
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = rate
+        self._throttler.rate_limit = self._per_window(rate)
+
+    async def acquire(self, n: int) -> None:
+        """Wait until ``n`` more messages may be sent."""
+        acquire = self._throttler.acquire
+        for _ in range(n):
+            await acquire()  # type: ignore[no-untyped-call]

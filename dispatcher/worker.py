@@ -1,0 +1,201 @@
+"""Workers: read batches from route streams, drop what is already sent, throttle, send, record.
+
+Per route a worker runs ``consumers_per_route`` consumers (batches in flight), a reclaimer that
+takes over batches a dead worker left behind (after ``lease_seconds`` without a heartbeat), a
+mover that puts due retries back on the stream, and a heartbeat that keeps this worker's claims
+fresh, so a slow batch is never taken from a live worker. Each batch costs a fixed number of
+store commands whatever its size: one to drop already-sent messages, one to finish it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+
+from adapters.base import Adapter, Envelope, Results
+from dispatcher import routing
+from dispatcher.errors import LoaError
+from dispatcher.model import Batch, Channel, Wave, WaveState
+from dispatcher.retry import RetryPolicy
+from dispatcher.settings import Settings
+from dispatcher.store.base import Completion, DeadLetter, Delivery, RetryItem, Store
+from dispatcher.throttle import RouteThrottle
+
+READ_BLOCK_MS = 200  # how long a consumer waits for work before looking at its stop flag
+RETRY_BATCH = 500  # retries moved back per entry
+
+
+class Worker:
+    def __init__(self, store: Store, adapters: Mapping[Channel, Adapter], routes: list[str],
+                 settings: Settings, *, name: str, policy: RetryPolicy | None = None) -> None:
+        self.store = store
+        self.adapters = adapters
+        self.routes = routes
+        self.settings = settings
+        self.name = name
+        self.policy = policy or RetryPolicy(settings.retry)
+        self._waves: dict[str, Wave] = {}
+        self._states: dict[str, WaveState] = {}
+        self._held: dict[str, dict[str, float]] = {r: {} for r in routes}  # route -> entry -> t
+        self._parked: dict[str, dict[str, Delivery]] = {r: {} for r in routes}
+        self._throttles = {r: RouteThrottle(settings.rate(r)) for r in routes
+                           if settings.rate(r) > 0}
+        self.processed = 0  # deliveries finished by this worker
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; then finish the batches in hand and return."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._refresh_states(stop))
+            for route in self.routes:
+                for _ in range(self.settings.engine.consumers_per_route):
+                    tasks.create_task(self._consume(route, stop))
+                tasks.create_task(self._reclaim(route, stop))
+                tasks.create_task(self._move_retries(route, stop))
+                tasks.create_task(self._heartbeat(route, stop))
+
+    # -- background loops --------------------------------------------------------------------
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    async def _refresh_states(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self._waves:
+                self._states.update(await self.store.waves.states(list(self._waves)))
+            await self._sleep(stop, self.settings.engine.state_refresh_seconds)
+
+    async def _consume(self, route: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if await self._unpark(route):
+                continue
+            for delivery in await self.store.queue.read(route, self.name, 1, READ_BLOCK_MS):
+                await self._process(route, delivery)
+
+    async def _reclaim(self, route: str, stop: asyncio.Event) -> None:
+        lease_ms = int(self.settings.engine.lease_seconds * 1000)
+        while not stop.is_set():
+            await self._sleep(stop, self.settings.engine.lease_seconds / 2)
+            if stop.is_set():
+                break
+            for delivery in await self.store.queue.reclaim(route, self.name, lease_ms, 16):
+                await self._process(route, delivery)
+
+    async def _move_retries(self, route: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            moved = await self.store.queue.move_due(route, time.time(), RETRY_BATCH)
+            if moved < RETRY_BATCH:
+                await self._sleep(stop, 0.2)
+
+    async def _heartbeat(self, route: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._sleep(stop, self.settings.engine.lease_seconds / 3)
+            held = list(self._held[route]) + list(self._parked[route])
+            if held:
+                await self.store.queue.touch(route, self.name, held)
+
+    # -- one entry ---------------------------------------------------------------------------
+
+    async def _wave(self, wave_id: str) -> tuple[Wave | None, WaveState | None]:
+        wave = self._waves.get(wave_id)
+        if wave is None:
+            wave = await self.store.waves.get(wave_id)
+            if wave is None:
+                return None, None
+            self._waves[wave_id] = wave
+            self._states.update(await self.store.waves.states([wave_id]))
+        return wave, self._states.get(wave_id)
+
+    async def _unpark(self, route: str) -> bool:
+        parked = self._parked[route]
+        for entry, delivery in list(parked.items()):
+            if all(self._states.get(b.wave) is not WaveState.PAUSED for b in delivery.batches):
+                del parked[entry]
+                await self._process(route, delivery)
+                return True
+        return False
+
+    async def _process(self, route: str, delivery: Delivery) -> None:
+        held = self._held[route]
+        held[delivery.entry] = time.monotonic()
+        try:
+            await self._process_held(route, delivery)
+        finally:
+            held.pop(delivery.entry, None)
+
+    async def _process_held(self, route: str, delivery: Delivery) -> None:
+        for batch in delivery.batches:
+            _, state = await self._wave(batch.wave)
+            if state is WaveState.PAUSED:
+                self._parked[route][delivery.entry] = delivery
+                return
+        completion = Completion()
+        started = self._held[route][delivery.entry]
+        for batch in delivery.batches:
+            wave, state = await self._wave(batch.wave)
+            if wave is None or state is WaveState.CANCELLED:
+                retried = sum(1 for a in batch.attempts if a)
+                completion.count(batch.wave, "cancelled", len(batch.ids))
+                completion.count(batch.wave, "retrying", -retried)
+                continue
+            if time.monotonic() - started > self.settings.engine.lease_seconds / 2 and (
+                    await self.store.queue.owner(route, delivery.entry) != self.name):
+                return  # taken over by another worker while this one was slow: not ours to send
+            await self._send(route, wave, batch, completion)
+        await self.store.queue.complete(route, delivery.entry, completion)
+        self.processed += 1
+
+    async def _send(self, route: str, wave: Wave, batch: Batch, completion: Completion) -> None:
+        mask = await self.store.queue.sent_mask(batch.wave, batch.ids)
+        if any(mask):
+            keep = [i for i, done in enumerate(mask) if not done]
+            completion.count(wave.id, "skipped", len(batch.ids) - len(keep))
+            completion.count(wave.id, "retrying",
+                             -sum(1 for i, done in enumerate(mask) if done and batch.attempt(i)))
+        else:
+            keep = list(range(len(batch.ids)))
+        if not keep:
+            return
+        throttle = self._throttles.get(route)
+        if throttle is not None:
+            await throttle.acquire(len(keep))
+        envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
+                            addrs=[batch.addrs[i] for i in keep], subject=wave.subject,
+                            strip_diacritics=wave.strip_diacritics)
+        try:
+            results = await self.adapters[routing.channel_of(route)].send(envelope)
+        except LoaError as exc:
+            if not exc.retryable:
+                raise
+            results = Results(retry=[(k, str(exc)) for k in range(len(keep))])
+        self._record(wave, batch, keep, results, completion)
+
+    def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,
+                completion: Completion) -> None:
+        ids = batch.ids
+        if batch.attempts:
+            resolved = sum(1 for k in keep if batch.attempts[k])
+            completion.count(wave.id, "retrying", -resolved)
+        sent = [ids[keep[k]] for k in results.sent]
+        completion.sent.setdefault(wave.id, []).extend(sent)
+        completion.count(wave.id, "sent", len(sent))
+        now = time.time()
+        dead = completion.dead
+        for k, reason in results.retry:
+            i = keep[k]
+            attempts = batch.attempt(i) + 1
+            if self.policy.exhausted(attempts):
+                dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,
+                                       f"retries exhausted: {reason}"))
+                completion.count(wave.id, "expired", 1)
+            else:
+                item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], attempts)
+                completion.retries.append((now + self.policy.delay(attempts), item))
+                completion.count(wave.id, "retrying", 1)
+        for k, reason in results.failed:
+            i = keep[k]
+            dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i],
+                                   batch.attempt(i) + 1, reason))
+            completion.count(wave.id, "failed", 1)
