@@ -9,6 +9,7 @@ msgpack-encoded msgspec Structs. Key names live in :mod:`dispatcher.keys`.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -70,6 +71,27 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
 return n
 """
 
+# KEYS: bitmap. ARGV: recipient ids, packed as big-endian 32-bit integers. One argument for a
+# whole batch: the client packs one string instead of three arguments per message.
+_SET_BITS = """
+local ids = ARGV[1]
+for i = 1, #ids, 4 do
+  local a, b, c, d = string.byte(ids, i, i + 3)
+  redis.call('SETBIT', KEYS[1], ((a * 256 + b) * 256 + c) * 256 + d, 1)
+end
+return #ids / 4
+"""
+_GET_BITS = """
+local ids = ARGV[1]
+local out = {}
+for i = 1, #ids, 4 do
+  local a, b, c, d = string.byte(ids, i, i + 3)
+  out[#out + 1] = redis.call('GETBIT', KEYS[1], ((a * 256 + b) * 256 + c) * 256 + d)
+end
+return table.concat(out)
+"""
+RANGE_READ_LIMIT = 65536  # bytes of bitmap read whole when a batch's ids lie within them
+
 # KEYS: records, side hash. ARGV: id, record, side value. Creates a record once (a wave and its
 # state, a campaign and its revision).
 _CREATE = """
@@ -99,6 +121,10 @@ return 1
 """
 
 _CAMPAIGN_REVISIONS = f"{keys.PREFIX}:campaign-revisions"
+
+
+def _pack_ids(ids: list[int]) -> bytes:
+    return struct.pack(f">{len(ids)}I", *ids)
 
 
 def _deliveries(entries: list[Any]) -> list[Delivery]:
@@ -241,6 +267,8 @@ class RedisQueue:
         self._r = client
         self._enqueue = client.register_script(_ENQUEUE)
         self._move_due = client.register_script(_MOVE_DUE)
+        self._set_bits = client.register_script(_SET_BITS)
+        self._get_bits = client.register_script(_GET_BITS)
         self._groups: set[str] = set()
 
     async def _group(self, route: str) -> str:
@@ -292,21 +320,26 @@ class RedisQueue:
     async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
         if not ids:
             return []
-        args: list[Any] = []
-        for i in ids:
-            args += ("GET", "u1", i)
-        bits = await self._r.execute_command("BITFIELD_RO", keys.sent(wave), *args)
-        return [bit == 1 for bit in bits]
+        low, high = min(ids) >> 3, max(ids) >> 3
+        if high - low < RANGE_READ_LIMIT:
+            # A batch's ids are near each other (they come from neighbouring chunks): read the
+            # bytes that hold them in one GETRANGE and test the bits here.
+            data = await self._r.getrange(keys.sent(wave), low, high)
+            if not data.strip(b"\0"):
+                return [False] * len(ids)
+            size = len(data)
+            return [(i >> 3) - low < size and bool(data[(i >> 3) - low] & (0x80 >> (i & 7)))
+                    for i in ids]
+        bits = await self._get_bits(keys=[keys.sent(wave)], args=[_pack_ids(ids)])
+        return [b == 49 for b in bits]  # b"1"
 
     async def complete(self, route: str, entry: str, completion: Completion) -> None:
         stream = keys.stream(route)
         async with self._r.pipeline(transaction=True) as pipe:
             for wave, ids in completion.sent.items():
                 if ids:
-                    args: list[Any] = []
-                    for i in ids:
-                        args += ("SET", "u1", i, 1)
-                    pipe.execute_command("BITFIELD", keys.sent(wave), *args)
+                    await self._set_bits(keys=[keys.sent(wave)], args=[_pack_ids(ids)],
+                                         client=pipe)
             for wave, counts in completion.counts.items():
                 for name, n in counts.items():
                     pipe.hincrby(keys.progress(wave), name, n)
