@@ -18,6 +18,7 @@ import msgspec
 from dispatcher import routing, smstext
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.model import (
+    WAVE_LIVE,
     Campaign,
     CampaignState,
     Channel,
@@ -40,6 +41,7 @@ ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
 }
 FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
 WAVE_STATE_FOR = {S.PAUSED: WaveState.PAUSED, S.CANCELLED: WaveState.CANCELLED}
+PAUSED = frozenset({WaveState.PAUSED})
 
 
 def wave_id(campaign_id: str, channel: Channel) -> str:
@@ -124,6 +126,10 @@ class Campaigns:
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported")
+        # Running first, then the waves: a cancel that lands in between finds the campaign
+        # running and cancels whatever waves exist; the engine fans out only waves of running
+        # campaigns, so waves created after such a cancel are never sent.
+        campaign = await self._move(campaign_id, S.RUNNING)
         for channel in campaign.channels:
             await self.store.waves.create(Wave(
                 id=wave_id(campaign.id, channel), campaign_id=campaign.id, channel=channel,
@@ -132,16 +138,19 @@ class Campaigns:
                 subject=campaign.subject, strip_diacritics=campaign.strip_diacritics,
                 total=routing.reach(meta, campaign.selector, channel),
                 start_now=campaign.priority is Priority.URGENT), WaveState.CREATED)
-        return await self._move(campaign_id, S.RUNNING)
+        current = await self.get(campaign_id)
+        if current.state in WAVE_STATE_FOR:  # paused or cancelled while the waves were made
+            await self._set_waves(current)
+        return current
 
     async def pause(self, campaign_id: str) -> Campaign:
         return await self._set_waves(await self._move(campaign_id, S.PAUSED))
 
     async def resume(self, campaign_id: str) -> Campaign:
         campaign = await self._move(campaign_id, S.RUNNING)
-        for wid, state in (await self._wave_states(campaign)).items():
-            if state is WaveState.PAUSED:  # fan-out resumes at its cursor, workers unpark
-                await self.store.waves.set_state(wid, WaveState.FANNING_OUT)
+        for wid in await self._wave_ids(campaign):
+            # fan-out resumes at its cursor (a finished one moves straight on), workers unpark
+            await self.store.waves.transition(wid, PAUSED, WaveState.FANNING_OUT)
         return campaign
 
     async def cancel(self, campaign_id: str) -> Campaign:
@@ -149,14 +158,13 @@ class Campaigns:
 
     async def _set_waves(self, campaign: Campaign) -> Campaign:
         target = WAVE_STATE_FOR[campaign.state]
-        for wid, state in (await self._wave_states(campaign)).items():
-            if state not in (WaveState.COMPLETED, WaveState.CANCELLED):
-                await self.store.waves.set_state(wid, target)
+        for wid in await self._wave_ids(campaign):
+            # compare-and-set: a wave that has finished, or was cancelled meanwhile, stays so
+            await self.store.waves.transition(wid, WAVE_LIVE, target)
         return campaign
 
-    async def _wave_states(self, campaign: Campaign) -> dict[str, WaveState]:
-        ids = [w.id for w in await self.store.waves.all() if w.campaign_id == campaign.id]
-        return await self.store.waves.states(ids)
+    async def _wave_ids(self, campaign: Campaign) -> list[str]:
+        return [w.id for w in await self.store.waves.all() if w.campaign_id == campaign.id]
 
     async def complete(self, campaign_id: str) -> Campaign:
         """Every wave of the campaign has finished (the engine calls this)."""

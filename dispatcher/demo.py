@@ -25,7 +25,7 @@ from dispatcher.audience import Validator
 from dispatcher.engine import Engine, Progress, wave_progress
 from dispatcher.importer import import_audience
 from dispatcher.level import set_level
-from dispatcher.model import Channel, WaveState
+from dispatcher.model import WAVE_FINAL, Channel
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
@@ -87,8 +87,7 @@ async def run_demo(*, recipients: int, redis_url: str | None, plan: Plan, number
                 snapshot = {w: await _progress(store, w) for w in wave_ids}
                 if on_progress is not None:
                     on_progress(snapshot)
-                if all(states.get(w) in (WaveState.COMPLETED, WaveState.CANCELLED)
-                       for w in wave_ids):
+                if all(states.get(w) in WAVE_FINAL for w in wave_ids):
                     break
                 if runner.done():
                     break  # the engine stopped on an error: runner.result() raises it below
@@ -115,8 +114,7 @@ async def run_demo(*, recipients: int, redis_url: str | None, plan: Plan, number
         seconds=round(seconds, 3),
         msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0,
         waves=wave_ids,
-        already_done=[w for w in wave_ids
-                      if states_before.get(w) in (WaveState.COMPLETED, WaveState.CANCELLED)],
+        already_done=[w for w in wave_ids if states_before.get(w) in WAVE_FINAL],
     )
 
 

@@ -21,9 +21,10 @@ import msgspec
 
 from adapters.base import Adapter
 from dispatcher import routing
-from dispatcher.campaigns import FINAL, Campaigns
+from dispatcher.campaigns import Campaigns
+from dispatcher.errors import StateError
 from dispatcher.fanout import fan_out
-from dispatcher.model import CampaignState, Channel, Wave, WaveState
+from dispatcher.model import WAVE_FINAL, CampaignState, Channel, Wave, WaveState
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler
@@ -34,6 +35,9 @@ from dispatcher.worker import Worker
 log = logging.getLogger(__name__)
 
 RUNNER_SECONDS = 0.2
+STARTABLE = frozenset({WaveState.CREATED, WaveState.FANNING_OUT})
+FANNING_OUT = frozenset({WaveState.FANNING_OUT})
+SENDING = frozenset({WaveState.SENDING})
 OUTCOMES = ("sent", "failed", "expired", "cancelled")
 
 
@@ -113,7 +117,8 @@ class Engine:
         now = dt.datetime.now(dt.UTC)
         for campaign in await self.store.campaigns.all():
             if campaign.state is CampaignState.APPROVED:
-                await self.campaigns.start(campaign.id, now)
+                with contextlib.suppress(StateError):  # another process, or an operator, won
+                    await self.campaigns.start(campaign.id, now)
         states = await self.store.waves.states()
         for wave_id, state in states.items():
             if state in (WaveState.CREATED, WaveState.FANNING_OUT):
@@ -125,9 +130,9 @@ class Engine:
                     tasks.create_task(self._fan_out(wave, stop))
             elif state is WaveState.SENDING:
                 wave = await self.store.waves.get(wave_id)
-                if wave is not None and (await wave_progress(self.store, wave)).queued == 0 and (
-                        await self._settled(wave)):
-                    await self.store.waves.set_state(wave_id, WaveState.COMPLETED)
+                if wave is not None and await self._settled(wave) and (
+                        await self.store.waves.transition(wave_id, SENDING,
+                                                          WaveState.COMPLETED)):
                     log.info("wave %s completed", wave_id)
         await self._finish_campaigns(await self.store.waves.states())
 
@@ -135,8 +140,15 @@ class Engine:
         return wave.start_now or wave.priority == "urgent" or self.plan.in_sending_hours(now)
 
     async def _settled(self, wave: Wave) -> bool:
+        """Every message of the wave has an outcome and none waits for a retry."""
         p = await wave_progress(self.store, wave)
-        return p.retrying <= 0
+        return p.queued == 0 and p.retrying <= 0
+
+    async def _may_fan_out(self, wave: Wave) -> bool:
+        """Only waves of running campaigns (the plan's always run) are sent."""
+        campaign = await self.store.campaigns.get(wave.campaign_id)
+        return campaign is not None and (
+            campaign.level is not None or campaign.state is CampaignState.RUNNING)
 
     async def _fan_out(self, wave: Wave, stop: asyncio.Event) -> None:
         lease = f"fanout:{wave.id}"
@@ -145,7 +157,10 @@ class Engine:
             async with self._slots:
                 if not await self.store.leases.acquire(lease, self.name, ttl):
                     return
-                await self.store.waves.set_state(wave.id, WaveState.FANNING_OUT)
+                if not await self._may_fan_out(wave) or not await self.store.waves.transition(
+                        wave.id, STARTABLE, WaveState.FANNING_OUT):
+                    await self.store.leases.release(lease, self.name)
+                    return  # paused, cancelled or started elsewhere since it was listed
 
                 async def proceed() -> bool:
                     while True:
@@ -159,9 +174,8 @@ class Engine:
 
                 enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
                                          proceed=proceed)
-                state = (await self.store.waves.states([wave.id])).get(wave.id)
-                if state is WaveState.FANNING_OUT and not stop.is_set():
-                    await self.store.waves.set_state(wave.id, WaveState.SENDING)
+                if not stop.is_set() and await self.store.waves.transition(
+                        wave.id, FANNING_OUT, WaveState.SENDING):
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,
                              enqueued)
                 await self.store.leases.release(lease, self.name)
@@ -171,14 +185,13 @@ class Engine:
     async def _finish_campaigns(self, states: dict[str, WaveState]) -> None:
         by_campaign: dict[str, list[WaveState]] = {}
         for wave in await self.store.waves.all():
-            by_campaign.setdefault(wave.campaign_id, []).append(states[wave.id])
+            state = states.get(wave.id)
+            if state is not None:  # a wave created since the states were read is not done
+                by_campaign.setdefault(wave.campaign_id, []).append(state)
         for campaign in await self.store.campaigns.all():
             if campaign.state is not CampaignState.RUNNING or campaign.level is not None:
                 continue  # the plan's campaigns run as long as their level
             waves = by_campaign.get(campaign.id, [])
-            if waves and all(s in (WaveState.COMPLETED, WaveState.CANCELLED) for s in waves):
-                await self.campaigns.complete(campaign.id)
-
-    @staticmethod
-    def finished(state: CampaignState) -> bool:
-        return state in FINAL
+            if waves and all(s in WAVE_FINAL for s in waves):
+                with contextlib.suppress(StateError):  # cancelled or completed meanwhile
+                    await self.campaigns.complete(campaign.id)

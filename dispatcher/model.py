@@ -54,6 +54,10 @@ class WaveState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+WAVE_FINAL = frozenset({WaveState.COMPLETED, WaveState.CANCELLED})
+WAVE_LIVE = frozenset(set(WaveState) - WAVE_FINAL)
+
+
 class Selector(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Who a campaign reaches: empty lists mean everyone."""
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MISSED_LOOKBACK = dt.timedelta(days=7)  # how far back a first tick looks for missed slots
 PLAN_USER = "plan"
+NOT_STARTED = frozenset({WaveState.CREATED})
 
 
 class TickReport(msgspec.Struct):
@@ -128,7 +129,8 @@ class Reconciler:
             if state is not WaveState.CREATED:
                 continue
             wave = await self.store.waves.get(wave_id)
-            if wave is not None and wave.level is not None and wave.level != current:
-                await self.store.waves.set_state(wave_id, WaveState.CANCELLED)
+            if wave is not None and wave.level is not None and wave.level != current and (
+                    await self.store.waves.transition(wave_id, NOT_STARTED,
+                                                      WaveState.CANCELLED)):
                 cancelled.append(wave_id)
         return cancelled

@@ -97,6 +97,10 @@ class WaveStore(Protocol):
 
     async def set_state(self, wave_id: str, state: WaveState) -> None: ...
 
+    async def transition(self, wave_id: str, allowed: frozenset[WaveState],
+                         state: WaveState) -> bool:
+        """Set ``state`` only if the wave's state is one of ``allowed`` (atomically)."""
+
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
         """States of the given waves (all waves when None); one round trip."""
 

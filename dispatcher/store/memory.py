@@ -112,6 +112,13 @@ class MemoryWaves:
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         self._states[wave_id] = state
 
+    async def transition(self, wave_id: str, allowed: frozenset[WaveState],
+                         state: WaveState) -> bool:
+        if self._states.get(wave_id) not in allowed:
+            return False
+        self._states[wave_id] = state
+        return True
+
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
         if wave_ids is None:
             return dict(self._states)

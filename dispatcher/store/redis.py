@@ -100,6 +100,19 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 """
 
+# KEYS: states. ARGV: id, new state, allowed states... Compare-and-set of a wave's state.
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+for i = 3, #ARGV do
+  if current == ARGV[i] then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return 1
+  end
+end
+return 0
+"""
+
 # KEYS: campaigns, revisions. ARGV: id, campaign, expected revision, new revision.
 _REPLACE_CAMPAIGN = """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return 0 end
@@ -228,6 +241,7 @@ class RedisWaves:
     def __init__(self, client: Any) -> None:
         self._r = client
         self._create = client.register_script(_CREATE)
+        self._transition = client.register_script(_TRANSITION)
 
     async def create(self, wave: Wave, state: WaveState) -> bool:
         done = await self._create(keys=[keys.WAVES, keys.WAVE_STATES],
@@ -244,6 +258,12 @@ class RedisWaves:
 
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self._r.hset(keys.WAVE_STATES, wave_id, state.value)
+
+    async def transition(self, wave_id: str, allowed: frozenset[WaveState],
+                         state: WaveState) -> bool:
+        done = await self._transition(keys=[keys.WAVE_STATES],
+                                      args=[wave_id, state.value, *(s.value for s in allowed)])
+        return bool(done)
 
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
         if wave_ids is None:

@@ -1,0 +1,401 @@
+"""Campaigns: validation, approval by another user, the state machine and its waves."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from dispatcher import audiencegen, routing
+from dispatcher.audience import Validator
+from dispatcher.campaigns import Campaigns, wave_id
+from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError
+from dispatcher.importer import import_audience
+from dispatcher.model import (
+    Campaign,
+    CampaignState,
+    Channel,
+    Kind,
+    Priority,
+    Selector,
+    Wave,
+    WaveState,
+)
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
+from dispatcher.settings import EngineSettings, Settings
+from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store.base import AudienceMeta, WaveStore
+
+NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
+SMS_TEXT = "Deo khau trang, rua tay, giu khoang cach, khai bao y te."
+ZALO_TEXT = "Đeo khẩu trang, rửa tay thường xuyên, giữ khoảng cách và khai báo y tế."
+TEXTS = {Channel.SMS: SMS_TEXT, Channel.ZALO: ZALO_TEXT}
+SMALL = Settings(engine=EngineSettings(approval_threshold=10))
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        opened: Store = MemoryStore()
+    else:
+        opened = RedisStore(request.getfixturevalue("redis_url"))
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+@pytest.fixture(scope="module")
+def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering,
+                  province: Province) -> Path:
+    path = tmp_path_factory.mktemp("campaigns") / "audience.csv"
+    audiencegen.generate(path, 300, seed=3, numbering=numbering, province=province)
+    return path
+
+
+@pytest.fixture
+async def meta(store: Store, audience_file: Path, numbering: Numbering,
+               province: Province) -> AudienceMeta:
+    await import_audience(audience_file, store, Validator(numbering, province), chunk_size=64)
+    found = await store.audiences.meta()
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def campaigns(store: Store, province: Province) -> Campaigns:
+    """Campaigns with the default threshold (10,000: the 300-row audience needs no approval)."""
+    return Campaigns(store, Settings(), province)
+
+
+@pytest.fixture
+def strict(store: Store, province: Province) -> Campaigns:
+    """Campaigns that need approval above 10 recipients."""
+    return Campaigns(store, SMALL, province)
+
+
+async def _create(campaigns: Campaigns, *, channels: list[Channel] | None = None,
+                  user: str = "alice", priority: Priority = Priority.NORMAL,
+                  selector: Selector | None = None) -> Campaign:
+    channels = channels or [Channel.SMS, Channel.ZALO]
+    return await campaigns.create(title="Khuyến cáo phòng dịch", channels=channels,
+                                  texts={c: TEXTS[c] for c in channels}, created_by=user,
+                                  now=NOW, priority=priority, selector=selector)
+
+
+# -- approval -----------------------------------------------------------------------------------
+
+
+async def test_a_small_campaign_is_approved_at_once(campaigns: Campaigns, store: Store,
+                                                    meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    assert campaign.state is CampaignState.APPROVED
+    assert campaign.audience_size == meta.count  # sms reaches everyone, more than zalo
+    assert campaign.revision == 0
+    assert await store.campaigns.get(campaign.id) == campaign
+
+
+async def test_a_campaign_above_the_threshold_waits_for_another_user(
+        strict: Campaigns, store: Store, meta: AudienceMeta) -> None:
+    campaign = await _create(strict, user="alice")
+    assert campaign.state is CampaignState.PENDING_APPROVAL
+    assert campaign.audience_size > SMALL.engine.approval_threshold
+
+    with pytest.raises(PermissionDenied):
+        await strict.approve(campaign.id, "alice")
+    assert (await strict.get(campaign.id)).state is CampaignState.PENDING_APPROVAL
+
+    approved = await strict.approve(campaign.id, "bob")
+    assert approved.state is CampaignState.APPROVED
+    assert approved.approved_by == "bob"
+    assert approved.revision == campaign.revision + 1
+    assert await store.campaigns.get(campaign.id) == approved
+
+    with pytest.raises(StateError):
+        await strict.approve(campaign.id, "carol")
+    stored = await strict.get(campaign.id)
+    assert stored.approved_by == "bob" and stored.revision == approved.revision
+
+
+async def test_the_threshold_counts_the_selected_audience(strict: Campaigns,
+                                                          meta: AudienceMeta) -> None:
+    group = min((g for g in meta.groups if g.district), key=lambda g: g.count)
+    assert group.count <= SMALL.engine.approval_threshold
+    small = await _create(strict, channels=[Channel.SMS],
+                          selector=Selector(districts=[group.district], kinds=[group.kind]))
+    assert small.audience_size == group.count
+    assert small.state is CampaignState.APPROVED
+
+
+async def test_two_approvers_at_once_one_wins(strict: Campaigns, store: Store,
+                                              meta: AudienceMeta) -> None:
+    campaign = await _create(strict, user="alice")
+    results = await asyncio.gather(strict.approve(campaign.id, "bob"),
+                                   strict.approve(campaign.id, "carol"),
+                                   return_exceptions=True)
+    won = [r for r in results if isinstance(r, Campaign)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1 and len(lost) == 1
+    assert isinstance(lost[0], StateError)
+    stored = await strict.get(campaign.id)
+    assert stored == won[0]
+    assert stored.revision == 1
+    assert stored.approved_by in ("bob", "carol")
+
+
+async def test_an_unknown_campaign_is_not_found(campaigns: Campaigns, meta: AudienceMeta) -> None:
+    with pytest.raises(NotFound):
+        await campaigns.approve("c-none", "bob")
+    with pytest.raises(NotFound):
+        await campaigns.pause("c-none")
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("title", "channels", "texts", "selector", "names"), [
+    ("  ", [Channel.SMS], {Channel.SMS: SMS_TEXT}, None, "title"),
+    ("T", [], {Channel.SMS: SMS_TEXT}, None, "channels"),
+    ("T", [Channel.SMS, Channel.ZALO], {Channel.SMS: SMS_TEXT}, None, "texts.zalo"),
+    ("T", [Channel.EMAIL], {Channel.EMAIL: "   "}, None, "texts.email"),
+    ("T", [Channel.SMS], {Channel.SMS: "x" * 40_000}, None, "texts.sms"),
+    ("T", [Channel.SMS], {Channel.SMS: SMS_TEXT}, Selector(districts=["ha-long", "atlantis"]),
+     "atlantis"),
+])
+async def test_invalid_campaigns_are_refused(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta, title: str,
+        channels: list[Channel], texts: dict[Channel, str], selector: Selector | None,
+        names: str) -> None:
+    with pytest.raises(InputError) as info:
+        await campaigns.create(title=title, channels=channels, texts=texts, created_by="alice",
+                               now=NOW, selector=selector)
+    assert names in str(info.value)
+    assert await store.campaigns.all() == []
+
+
+async def test_a_campaign_needs_an_audience(campaigns: Campaigns, store: Store) -> None:
+    with pytest.raises(StateError):
+        await _create(campaigns)
+    assert await store.campaigns.all() == []
+
+
+async def test_a_campaign_id_is_used_once(campaigns: Campaigns, meta: AudienceMeta) -> None:
+    await campaigns.create(title="A", channels=[Channel.SMS], texts=TEXTS, created_by="alice",
+                           now=NOW, campaign_id="c-fixed")
+    with pytest.raises(StateError):
+        await campaigns.create(title="B", channels=[Channel.SMS], texts=TEXTS,
+                               created_by="alice", now=NOW, campaign_id="c-fixed")
+    assert (await campaigns.get("c-fixed")).title == "A"
+
+
+# -- start, pause, resume, cancel ---------------------------------------------------------------
+
+
+async def test_start_creates_one_wave_per_channel(campaigns: Campaigns, store: Store,
+                                                  meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    started = await campaigns.start(campaign.id, NOW)
+
+    assert started.state is CampaignState.RUNNING
+    ids = [wave_id(campaign.id, c) for c in campaign.channels]
+    assert ids == [f"{campaign.id}-sms", f"{campaign.id}-zalo"]
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.CREATED)
+    for channel, wid in zip(campaign.channels, ids, strict=True):
+        wave = await store.waves.get(wid)
+        assert wave is not None
+        assert wave.campaign_id == campaign.id
+        assert wave.channel is channel
+        assert wave.text == TEXTS[channel]
+        assert wave.audience_version == meta.version
+        assert wave.total == routing.reach(meta, campaign.selector, channel)
+        assert wave.level is None
+        assert not wave.start_now
+    zalo = await store.waves.get(ids[1])
+    assert zalo is not None and zalo.total == sum(g.zalo for g in meta.groups) < meta.count
+
+    with pytest.raises(StateError):
+        await campaigns.start(campaign.id, NOW)
+
+
+async def test_a_pending_campaign_cannot_start(strict: Campaigns, store: Store,
+                                               meta: AudienceMeta) -> None:
+    campaign = await _create(strict)
+    with pytest.raises(StateError):
+        await strict.start(campaign.id, NOW)
+    assert await store.waves.all() == []
+
+
+async def test_an_urgent_campaign_starts_now(campaigns: Campaigns, store: Store,
+                                             meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns, priority=Priority.URGENT,
+                             selector=Selector(kinds=[Kind.RESIDENT]))
+    await campaigns.start(campaign.id, NOW)
+    waves = await store.waves.all()
+    assert len(waves) == 2
+    assert all(w.start_now and w.priority is Priority.URGENT for w in waves)
+    assert all(w.selector == Selector(kinds=[Kind.RESIDENT]) for w in waves)
+
+
+async def test_pause_resume_cancel_move_the_waves(campaigns: Campaigns, store: Store,
+                                                  meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    await campaigns.start(campaign.id, NOW)
+    ids = [wave_id(campaign.id, c) for c in campaign.channels]
+
+    paused = await campaigns.pause(campaign.id)
+    assert paused.state is CampaignState.PAUSED
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.PAUSED)
+    with pytest.raises(StateError):
+        await campaigns.pause(campaign.id)
+
+    resumed = await campaigns.resume(campaign.id)
+    assert resumed.state is CampaignState.RUNNING
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.FANNING_OUT)
+    with pytest.raises(StateError):
+        await campaigns.resume(campaign.id)
+
+    # A wave that has finished keeps its state through pause and cancel.
+    await store.waves.set_state(ids[0], WaveState.COMPLETED)
+    await campaigns.pause(campaign.id)
+    assert await store.waves.states(ids) == {ids[0]: WaveState.COMPLETED,
+                                             ids[1]: WaveState.PAUSED}
+    cancelled = await campaigns.cancel(campaign.id)
+    assert cancelled.state is CampaignState.CANCELLED
+    assert await store.waves.states(ids) == {ids[0]: WaveState.COMPLETED,
+                                             ids[1]: WaveState.CANCELLED}
+    with pytest.raises(StateError):
+        await campaigns.resume(campaign.id)
+    with pytest.raises(StateError):
+        await campaigns.pause(campaign.id)
+    assert (await campaigns.get(campaign.id)).state is CampaignState.CANCELLED
+    assert await store.waves.states(ids) == {ids[0]: WaveState.COMPLETED,
+                                             ids[1]: WaveState.CANCELLED}
+
+
+async def test_cancel_reaches_every_wave_of_the_campaign_only(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta) -> None:
+    one = await _create(campaigns)
+    other = await _create(campaigns, channels=[Channel.ZALO])
+    await campaigns.start(one.id, NOW)
+    await campaigns.start(other.id, NOW)
+    await campaigns.cancel(one.id)
+    states = await store.waves.states()
+    assert states[wave_id(one.id, Channel.SMS)] is WaveState.CANCELLED
+    assert states[wave_id(one.id, Channel.ZALO)] is WaveState.CANCELLED
+    assert states[wave_id(other.id, Channel.ZALO)] is WaveState.CREATED
+
+
+async def test_a_completed_campaign_cannot_be_resumed_or_cancelled(
+        campaigns: Campaigns, meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    await campaigns.start(campaign.id, NOW)
+    done = await campaigns.complete(campaign.id)
+    assert done.state is CampaignState.COMPLETED
+    for action in (campaigns.resume, campaigns.pause, campaigns.cancel, campaigns.complete):
+        with pytest.raises(StateError):
+            await action(campaign.id)
+    assert (await campaigns.get(campaign.id)).state is CampaignState.COMPLETED
+
+
+async def test_a_pending_campaign_can_be_cancelled_but_not_paused(
+        strict: Campaigns, meta: AudienceMeta) -> None:
+    campaign = await _create(strict)
+    with pytest.raises(StateError):
+        await strict.pause(campaign.id)
+    cancelled = await strict.cancel(campaign.id)
+    assert cancelled.state is CampaignState.CANCELLED
+    with pytest.raises(StateError):
+        await strict.approve(campaign.id, "bob")
+
+
+async def test_concurrent_pause_and_cancel_end_cancelled(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    await campaigns.start(campaign.id, NOW)
+    ids = [wave_id(campaign.id, c) for c in campaign.channels]
+    results = await asyncio.gather(campaigns.pause(campaign.id), campaigns.cancel(campaign.id),
+                                   return_exceptions=True)
+    assert not isinstance(results[1], BaseException), "cancel is allowed from running and paused"
+    final = await campaigns.get(campaign.id)
+    assert final.state is CampaignState.CANCELLED
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.CANCELLED)
+
+
+# -- two operators at once, one landing between the other's two steps ---------------------------
+
+
+class _WavesReadThenHook:
+    """Real waves; a hook runs once right after the first read of the list of waves (the step
+    between moving the campaign and moving its waves)."""
+
+    def __init__(self, inner: WaveStore) -> None:
+        self.inner = inner
+        self.hook: Callable[[], Awaitable[None]] | None = None
+
+    async def create(self, wave: Wave, state: WaveState) -> bool:
+        return await self.inner.create(wave, state)
+
+    async def get(self, wave_id: str) -> Wave | None:
+        return await self.inner.get(wave_id)
+
+    async def all(self) -> list[Wave]:
+        found = await self.inner.all()
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            await hook()
+        return found
+
+    async def set_state(self, wave_id: str, state: WaveState) -> None:
+        await self.inner.set_state(wave_id, state)
+
+    async def transition(self, wave_id: str, allowed: frozenset[WaveState],
+                         state: WaveState) -> bool:
+        return await self.inner.transition(wave_id, allowed, state)
+
+    async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
+        return await self.inner.states(wave_ids)
+
+    async def progress(self, wave_id: str) -> dict[str, int]:
+        return await self.inner.progress(wave_id)
+
+    async def mark_skipped(self, slot_id: str) -> bool:
+        return await self.inner.mark_skipped(slot_id)
+
+
+class _Hooked:
+    def __init__(self, inner: Store) -> None:
+        self.level = inner.level
+        self.audiences = inner.audiences
+        self.campaigns = inner.campaigns
+        self.queue = inner.queue
+        self.leases = inner.leases
+        self.waves = _WavesReadThenHook(inner.waves)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("first", ["pause", "resume"])
+async def test_a_cancel_between_the_campaign_and_its_waves_wins(
+        store: Store, province: Province, meta: AudienceMeta, first: str) -> None:
+    hooked = _Hooked(store)
+    slow = Campaigns(hooked, Settings(), province)  # the operator whose request is slower
+    other = Campaigns(store, Settings(), province)
+    campaign = await _create(other)
+    await other.start(campaign.id, NOW)
+    if first == "resume":
+        await other.pause(campaign.id)
+
+    async def cancel() -> None:
+        await other.cancel(campaign.id)
+
+    hooked.waves.hook = cancel
+    await (slow.pause if first == "pause" else slow.resume)(campaign.id)
+
+    assert (await other.get(campaign.id)).state is CampaignState.CANCELLED
+    ids = [wave_id(campaign.id, c) for c in campaign.channels]
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.CANCELLED)
