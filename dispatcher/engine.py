@@ -24,7 +24,7 @@ from dispatcher import routing
 from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
 from dispatcher.fanout import fan_out
-from dispatcher.model import WAVE_FINAL, CampaignState, Channel, Wave, WaveState
+from dispatcher.model import WAVE_FINAL, Campaign, CampaignState, Channel, Wave, WaveState
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler
@@ -115,7 +115,8 @@ class Engine:
     async def step(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
         """One pass: start campaigns and fan-outs, finish waves and campaigns."""
         now = dt.datetime.now(dt.UTC)
-        for campaign in await self.store.campaigns.all():
+        campaigns = await self.store.campaigns.all()
+        for campaign in campaigns:
             if campaign.state is CampaignState.APPROVED:
                 with contextlib.suppress(StateError):  # another process, or an operator, won
                     await self.campaigns.start(campaign.id, now)
@@ -134,7 +135,10 @@ class Engine:
                         await self.store.waves.transition(wave_id, SENDING,
                                                           WaveState.COMPLETED)):
                     log.info("wave %s completed", wave_id)
-        await self._finish_campaigns(await self.store.waves.states())
+        running = [c for c in campaigns  # the plan's campaigns run as long as their level
+                   if c.state is CampaignState.RUNNING and c.level is None]
+        if running:
+            await self._finish_campaigns(running, await self.store.waves.states())
 
     def _may_start(self, wave: Wave, now: dt.datetime) -> bool:
         return wave.start_now or wave.priority == "urgent" or self.plan.in_sending_hours(now)
@@ -182,15 +186,14 @@ class Engine:
         finally:
             self._fanning.discard(wave.id)
 
-    async def _finish_campaigns(self, states: dict[str, WaveState]) -> None:
+    async def _finish_campaigns(self, running: list[Campaign],
+                                states: dict[str, WaveState]) -> None:
         by_campaign: dict[str, list[WaveState]] = {}
         for wave in await self.store.waves.all():
             state = states.get(wave.id)
             if state is not None:  # a wave created since the states were read is not done
                 by_campaign.setdefault(wave.campaign_id, []).append(state)
-        for campaign in await self.store.campaigns.all():
-            if campaign.state is not CampaignState.RUNNING or campaign.level is not None:
-                continue  # the plan's campaigns run as long as their level
+        for campaign in running:
             waves = by_campaign.get(campaign.id, [])
             if waves and all(s in WAVE_FINAL for s in waves):
                 with contextlib.suppress(StateError):  # cancelled or completed meanwhile

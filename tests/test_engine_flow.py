@@ -534,6 +534,8 @@ async def test_a_wave_created_during_the_runner_pass_does_not_stop_it(
     engine = make_engine(hooked, plan, province, numbering, {Channel.ZALO: MemoryAdapter()},
                          reconcile=False)
     elsewhere = Campaigns(store, SETTINGS, province)
+    running = await create(elsewhere, [Channel.ZALO])  # the runner checks running campaigns
+    await elsewhere.start(running.id, _clock())
 
     async def start_another() -> None:
         other = await create(elsewhere, [Channel.ZALO])
