@@ -38,7 +38,9 @@ class Worker:
         self.policy = policy or RetryPolicy(settings.retry)
         self._waves: dict[str, Wave] = {}
         self._states: dict[str, WaveState] = {}
-        self._held: dict[str, dict[str, float]] = {r: {} for r in routes}  # route -> entry -> t
+        # route -> entry -> when this worker last (re)claimed it, as sent to the store: no other
+        # worker can take it over before that moment plus a lease
+        self._held: dict[str, dict[str, float]] = {r: {} for r in routes}
         self._parked: dict[str, dict[str, Delivery]] = {r: {} for r in routes}
         self._throttles = {r: RouteThrottle(settings.rate(r)) for r in routes
                            if settings.rate(r) > 0}
@@ -61,40 +63,56 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
 
+    @staticmethod
+    def _running(stop: asyncio.Event) -> bool:
+        """Whether a loop goes on. A cancellation that a client library swallowed mid-command
+        still ends the loop: the task is marked as being cancelled even when no
+        CancelledError reached this frame."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return not stop.is_set()
+
     async def _refresh_states(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        while self._running(stop):
             if self._waves:
                 self._states.update(await self.store.waves.states(list(self._waves)))
             await self._sleep(stop, self.settings.engine.state_refresh_seconds)
 
     async def _consume(self, route: str, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        while self._running(stop):
             if await self._unpark(route):
                 continue
+            claimed = time.monotonic()
             for delivery in await self.store.queue.read(route, self.name, 1, READ_BLOCK_MS):
-                await self._process(route, delivery)
+                await self._process(route, delivery, claimed)
 
     async def _reclaim(self, route: str, stop: asyncio.Event) -> None:
         lease_ms = int(self.settings.engine.lease_seconds * 1000)
-        while not stop.is_set():
+        while self._running(stop):
             await self._sleep(stop, self.settings.engine.lease_seconds / 2)
             if stop.is_set():
                 break
+            claimed = time.monotonic()
             for delivery in await self.store.queue.reclaim(route, self.name, lease_ms, 16):
-                await self._process(route, delivery)
+                await self._process(route, delivery, claimed)
 
     async def _move_retries(self, route: str, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        while self._running(stop):
             moved = await self.store.queue.move_due(route, time.time(), RETRY_BATCH)
             if moved < RETRY_BATCH:
                 await self._sleep(stop, 0.2)
 
     async def _heartbeat(self, route: str, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        while self._running(stop):
             await self._sleep(stop, self.settings.engine.lease_seconds / 3)
-            held = list(self._held[route]) + list(self._parked[route])
-            if held:
-                await self.store.queue.touch(route, self.name, held)
+            held = self._held[route]
+            entries = list(held) + list(self._parked[route])
+            if entries:
+                touched = time.monotonic()
+                for entry in await self.store.queue.touch(route, self.name, entries):
+                    if entry in held:
+                        held[entry] = touched
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -113,13 +131,15 @@ class Worker:
         for entry, delivery in list(parked.items()):
             if all(self._states.get(b.wave) is not WaveState.PAUSED for b in delivery.batches):
                 del parked[entry]
-                await self._process(route, delivery)
+                # A parked entry is kept by heartbeats but may have been taken over meanwhile:
+                # claimed "long ago" makes the ownership check run before any send.
+                await self._process(route, delivery, 0.0)
                 return True
         return False
 
-    async def _process(self, route: str, delivery: Delivery) -> None:
+    async def _process(self, route: str, delivery: Delivery, claimed: float) -> None:
         held = self._held[route]
-        held[delivery.entry] = time.monotonic()
+        held[delivery.entry] = claimed
         try:
             await self._process_held(route, delivery)
         finally:
@@ -132,7 +152,6 @@ class Worker:
                 self._parked[route][delivery.entry] = delivery
                 return
         completion = Completion()
-        started = self._held[route][delivery.entry]
         for batch in delivery.batches:
             wave, state = await self._wave(batch.wave)
             if wave is None or state is WaveState.CANCELLED:
@@ -140,14 +159,22 @@ class Worker:
                 completion.count(batch.wave, "cancelled", len(batch.ids))
                 completion.count(batch.wave, "retrying", -retried)
                 continue
-            if time.monotonic() - started > self.settings.engine.lease_seconds / 2 and (
-                    await self.store.queue.owner(route, delivery.entry) != self.name):
-                return  # taken over by another worker while this one was slow: not ours to send
-            await self._send(route, wave, batch, completion)
+            if not await self._send(route, delivery.entry, wave, batch, completion):
+                return  # taken over by another worker while this one was slow: not ours
         await self.store.queue.complete(route, delivery.entry, completion)
         self.processed += 1
 
-    async def _send(self, route: str, wave: Wave, batch: Batch, completion: Completion) -> None:
+    async def _still_ours(self, route: str, entry: str) -> bool:
+        """Whether this worker still holds ``entry``. Asked of the store only when a lease
+        could have run out since the last claim or heartbeat, which is rare."""
+        claimed = self._held[route].get(entry, 0.0)
+        if time.monotonic() - claimed < self.settings.engine.lease_seconds / 2:
+            return True
+        return await self.store.queue.owner(route, entry) == self.name
+
+    async def _send(self, route: str, entry: str, wave: Wave, batch: Batch,
+                    completion: Completion) -> bool:
+        """Send what of ``batch`` is not sent yet; False if the entry is no longer ours."""
         mask = await self.store.queue.sent_mask(batch.wave, batch.ids)
         if any(mask):
             keep = [i for i, done in enumerate(mask) if not done]
@@ -157,10 +184,12 @@ class Worker:
         else:
             keep = list(range(len(batch.ids)))
         if not keep:
-            return
+            return True
         throttle = self._throttles.get(route)
         if throttle is not None:
             await throttle.acquire(len(keep))
+        if not await self._still_ours(route, entry):
+            return False
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
                             addrs=[batch.addrs[i] for i in keep], subject=wave.subject,
                             strip_diacritics=wave.strip_diacritics)
@@ -171,6 +200,7 @@ class Worker:
                 raise
             results = Results(retry=[(k, str(exc)) for k in range(len(keep))])
         self._record(wave, batch, keep, results, completion)
+        return True
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,
                 completion: Completion) -> None:

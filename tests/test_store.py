@@ -538,6 +538,15 @@ async def test_touch_keeps_the_claim(store: Store) -> None:
     assert await q.owner(ROUTE, idle.entry) == "b"
 
 
+async def test_touch_never_takes_an_entry_back(store: Store) -> None:
+    q = store.queue
+    mine, theirs = await taken(store, [batch("w1", [1]), batch("w1", [2])], consumer="a")
+    assert [d.entry for d in await q.reclaim(ROUTE, "b", 0, 1)] == [mine.entry]
+    assert await q.touch(ROUTE, "a", [mine.entry, theirs.entry]) == [theirs.entry]
+    assert await q.owner(ROUTE, mine.entry) == "b"
+    assert await q.owner(ROUTE, theirs.entry) == "a"
+
+
 # -- leases ---------------------------------------------------------------------------------------
 
 

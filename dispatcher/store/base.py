@@ -173,8 +173,9 @@ class Queue(Protocol):
                       count: int) -> list[Delivery]:
         """Entries whose holder has not touched them for ``min_idle_ms``, now ``consumer``'s."""
 
-    async def touch(self, route: str, consumer: str, entries: list[str]) -> None:
-        """Keep ``consumer``'s claim on ``entries`` fresh (heartbeat)."""
+    async def touch(self, route: str, consumer: str, entries: list[str]) -> list[str]:
+        """Keep ``consumer``'s claim fresh on those of ``entries`` it still holds (heartbeat);
+        returns them. An entry another consumer has taken over stays with that consumer."""
 
     async def owner(self, route: str, entry: str) -> str | None:
         """The consumer that holds ``entry`` (None once acknowledged)."""

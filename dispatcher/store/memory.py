@@ -205,12 +205,16 @@ class MemoryQueue:
                 found.append(Delivery(entry, r.entries[entry]))
         return found
 
-    async def touch(self, route: str, consumer: str, entries: list[str]) -> None:
+    async def touch(self, route: str, consumer: str, entries: list[str]) -> list[str]:
         r = self._route(route)
         now = time.monotonic()
+        kept = []
         for entry in entries:
-            if entry in r.pending:
+            held = r.pending.get(entry)
+            if held is not None and held[0] == consumer:
                 r.pending[entry] = (consumer, now)
+                kept.append(entry)
+        return kept
 
     async def owner(self, route: str, entry: str) -> str | None:
         held = self._route(route).pending.get(entry)

@@ -100,6 +100,20 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 """
 
+# KEYS: stream. ARGV: group, consumer, entry ids... Heartbeat: reset the idle time of the entries
+# the consumer still holds, and only those.
+_TOUCH = """
+local kept = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept[#kept + 1] = ARGV[i]
+  end
+end
+return kept
+"""
+
 # KEYS: states. ARGV: id, new state, allowed states... Compare-and-set of a wave's state.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -288,6 +302,7 @@ class RedisQueue:
         self._enqueue = client.register_script(_ENQUEUE)
         self._move_due = client.register_script(_MOVE_DUE)
         self._set_bits = client.register_script(_SET_BITS)
+        self._touch = client.register_script(_TOUCH)
         self._get_bits = client.register_script(_GET_BITS)
         self._groups: set[str] = set()
 
@@ -327,10 +342,12 @@ class RedisQueue:
                                           start_id="0-0", count=count)
         return _deliveries(answer[1])
 
-    async def touch(self, route: str, consumer: str, entries: list[str]) -> None:
-        if entries:
-            await self._r.xclaim(keys.stream(route), keys.GROUP, consumer, 0,
-                                 entries, justid=True)
+    async def touch(self, route: str, consumer: str, entries: list[str]) -> list[str]:
+        if not entries:
+            return []
+        kept = await self._touch(keys=[keys.stream(route)],
+                                 args=[keys.GROUP, consumer, *entries])
+        return [e.decode() for e in kept]
 
     async def owner(self, route: str, entry: str) -> str | None:
         found = await self._r.xpending_range(keys.stream(route), keys.GROUP, min=entry,
