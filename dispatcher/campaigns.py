@@ -58,11 +58,14 @@ class Campaigns:
                      created_by: str, now: dt.datetime, selector: Selector | None = None,
                      priority: Priority = Priority.NORMAL, owner: str = "",
                      coordinating: list[str] | None = None, subject: str = "",
-                     strip_diacritics: bool = False, campaign_id: str | None = None) -> Campaign:
+                     strip_diacritics: bool = False, campaign_id: str | None = None,
+                     start_at: dt.datetime | None = None) -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("title: must not be empty")
+        if start_at is not None and start_at.tzinfo is None:
+            raise InputError("start_at: give a time zone (e.g. 2026-11-27T09:00+07:00)")
         if not channels:
             raise InputError("channels: give at least one of sms, zalo, email, app")
         for channel in channels:
@@ -88,7 +91,8 @@ class Campaigns:
             channels=channels, texts={c: texts[c] for c in channels}, created_at=now,
             created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
-            subject=subject, strip_diacritics=strip_diacritics, audience_size=size)
+            subject=subject, strip_diacritics=strip_diacritics, audience_size=size,
+            start_at=start_at)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign

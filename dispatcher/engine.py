@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -76,8 +76,10 @@ def default_name() -> str:
 class Engine:
     def __init__(self, store: Store, plan: Plan, settings: Settings, province: Province,
                  adapters: Mapping[Channel, Adapter], carriers: list[str], *,
-                 name: str | None = None, reconcile: bool = True) -> None:
+                 name: str | None = None, reconcile: bool = True,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
+        self.clock = clock
         self.plan = plan
         self.settings = settings
         self.adapters = adapters
@@ -104,7 +106,7 @@ class Engine:
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.reconciler.tick(dt.datetime.now(dt.UTC))
+            await self.reconciler.tick(self.clock())
             await self._sleep(stop, self.settings.engine.reconcile_seconds)
 
     async def _runner_loop(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
@@ -114,10 +116,11 @@ class Engine:
 
     async def step(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
         """One pass: start campaigns and fan-outs, finish waves and campaigns."""
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         campaigns = await self.store.campaigns.all()
         for campaign in campaigns:
-            if campaign.state is CampaignState.APPROVED:
+            if campaign.state is CampaignState.APPROVED and (
+                    campaign.start_at is None or campaign.start_at <= now):
                 with contextlib.suppress(StateError):  # another process, or an operator, won
                     await self.campaigns.start(campaign.id, now)
         states = await self.store.waves.states()

@@ -98,6 +98,7 @@ class Campaign(msgspec.Struct, frozen=True):
     subject: str = ""  # e-mail subject
     strip_diacritics: bool = False  # SMS without Vietnamese diacritics (GSM-7)
     approved_by: str = ""
+    start_at: dt.datetime | None = None  # when an approved campaign starts (None: at once)
     audience_size: int = 0
     level: int | None = None  # set for the plan's own campaigns
     revision: int = 0  # bumped on every change; updates compare it

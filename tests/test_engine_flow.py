@@ -545,3 +545,54 @@ async def test_a_wave_created_during_the_runner_pass_does_not_stop_it(
     error = await _step(engine)
     assert hooked.hooks.fired == ["waves.all"]
     assert error is None, f"step raised {error!r}"
+
+
+# -- when waves may start: sending hours, urgency, schedule ---------------------------------------
+
+VN = dt.timezone(dt.timedelta(hours=7))
+
+
+async def test_quiet_hours_hold_normal_waves_and_urgent_ones_go(
+        store: Store, audience: list[Recipient], plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    night = dt.datetime(2026, 11, 26, 23, 30, tzinfo=VN)
+    engine = Engine(store, plan, SETTINGS, province, {Channel.ZALO: MemoryAdapter()},
+                    numbering.carriers, reconcile=False, clock=lambda: night)
+    campaigns = Campaigns(store, SETTINGS, province)
+    normal = await campaigns.create(title="Bản tin", channels=[Channel.ZALO],
+                                    texts={Channel.ZALO: TEXTS[Channel.ZALO]},
+                                    created_by="alice", now=night)
+    urgent = await campaigns.create(title="Khẩn", channels=[Channel.ZALO],
+                                    texts={Channel.ZALO: TEXTS[Channel.ZALO]},
+                                    created_by="alice", now=night, priority=Priority.URGENT)
+    assert await _step(engine) is None  # starts both campaigns: their waves exist
+    assert await _step(engine) is None  # fans out what may start at 23:30
+    states = await store.waves.states([wave_id(normal.id, Channel.ZALO),
+                                       wave_id(urgent.id, Channel.ZALO)])
+    assert states[wave_id(normal.id, Channel.ZALO)] is WaveState.CREATED
+    assert states[wave_id(urgent.id, Channel.ZALO)] is WaveState.SENDING
+
+    morning = dt.datetime(2026, 11, 27, 7, 0, tzinfo=VN)
+    engine.clock = lambda: morning
+    assert await _step(engine) is None
+    state = (await store.waves.states([wave_id(normal.id, Channel.ZALO)]))
+    assert state[wave_id(normal.id, Channel.ZALO)] is WaveState.SENDING
+
+
+async def test_a_scheduled_campaign_starts_at_its_time(
+        store: Store, audience: list[Recipient], plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    now = dt.datetime(2026, 11, 26, 10, 0, tzinfo=VN)
+    engine = Engine(store, plan, SETTINGS, province, {Channel.ZALO: MemoryAdapter()},
+                    numbering.carriers, reconcile=False, clock=lambda: now)
+    campaigns = Campaigns(store, SETTINGS, province)
+    later = await campaigns.create(title="Bản tin chiều", channels=[Channel.ZALO],
+                                   texts={Channel.ZALO: TEXTS[Channel.ZALO]}, created_by="alice",
+                                   now=now, start_at=now + dt.timedelta(hours=6))
+    assert await _step(engine) is None
+    assert (await campaigns.get(later.id)).state is CampaignState.APPROVED
+    assert await store.waves.all() == []
+    engine.clock = lambda: now + dt.timedelta(hours=6)
+    assert await _step(engine) is None
+    assert (await campaigns.get(later.id)).state is CampaignState.RUNNING
+    assert [w.id for w in await store.waves.all()] == [wave_id(later.id, Channel.ZALO)]

@@ -1,0 +1,128 @@
+"""The engine's commands end to end: `loa demo`, `loa level`, `loa audience import`, `loa bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dispatcher.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def last_json(out: str) -> dict[str, object]:
+    doc: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return doc
+
+
+@pytest.fixture
+def fast_retries(tmp_path: Path) -> Path:
+    config = tmp_path / "loa.toml"
+    config.write_text("[retry]\nbase_seconds = 0.05\nmax_seconds = 0.2\n", encoding="utf-8")
+    return config
+
+
+@pytest.fixture(autouse=True)
+def no_redis_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOA_REDIS_URL", raising=False)
+
+
+def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[str],
+                                                redis_url: str, fast_retries: Path) -> None:
+    args = ("demo", "--recipients", "2000", "--redis", redis_url, "--config", str(fast_retries),
+            "--json")
+    status, out, _ = run(capsys, *args)
+    assert status == 0
+    first = last_json(out)
+    assert set(first) >= {"recipients", "messages", "sent", "duplicates", "failed",
+                          "dead_letters", "seconds", "msgs_per_s"}
+    assert first["recipients"] == 2000
+    messages = first["messages"]
+    assert isinstance(messages, dict) and set(messages) == {"sms", "zalo", "email", "app"}
+    assert first["duplicates"] == 0
+    assert first["sent"] == sum(messages.values())
+    assert 1900 <= messages["sms"] <= 2000  # a few permanent failures are injected
+    failed, dead = first["failed"], first["dead_letters"]
+    assert isinstance(failed, int) and isinstance(dead, int)
+    assert dead >= failed  # dead letters: permanent failures and exhausted retries
+
+    status, out, _ = run(capsys, *args)
+    assert status == 0
+    second = last_json(out)
+    assert second["sent"] == 0 and second["duplicates"] == 0
+    assert second["messages"] == {"sms": 0, "zalo": 0, "email": 0, "app": 0}
+    assert second["already_done"] == first["waves"]
+
+
+def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) -> None:
+    status, out, _ = run(capsys, "demo", "--recipients", "500", "--config", str(fast_retries),
+                         "--json")
+    assert status == 0
+    doc = last_json(out)
+    assert doc["duplicates"] == 0 and doc["sent"] > 0
+
+
+def test_demo_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "demo", "--recipients", "0")
+    assert status == 2 and out == ""
+    assert err.strip() == "loa: error: --recipients must be at least 1"
+
+
+def test_level_set_and_show(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    status, out, _ = run(capsys, "level", "set", "--cases", "42", "--reason", "báo cáo 8h",
+                         "--user", "alice", "--redis", redis_url, "--json")
+    assert status == 0
+    state = last_json(out)
+    assert (state["level"], state["cases"], state["set_by"]) == (3, 42, "alice")
+    status, out, _ = run(capsys, "level", "set", "--level", "4", "--redis", redis_url, "--json")
+    assert status == 0
+    status, out, _ = run(capsys, "level", "show", "--redis", redis_url, "--json")
+    shown = last_json(out)
+    assert shown["level"] == 4
+    history = shown["history"]
+    assert isinstance(history, list) and [h["level"] for h in history] == [4, 3]
+
+
+def test_level_commands_need_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "level", "set", "--cases", "3")
+    assert status == 2 and out == ""
+    assert "needs a Redis" in err and "Traceback" not in err
+    status, _, err = run(capsys, "level", "set", "--level", "9", "--redis", "redis://x:1/0")
+    assert status == 2 and "level 9 is not in the plan" in err
+
+
+def test_audience_import(capsys: pytest.CaptureFixture[str], redis_url: str,
+                         tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    assert run(capsys, "audience", "generate", "--count", "1500", "--with-errors",
+               "-o", str(path))[0] == 0
+    status, out, _ = run(capsys, "audience", "import", str(path), "--redis", redis_url, "--json")
+    assert status == 0
+    first = last_json(out)
+    report = first["report"]
+    assert isinstance(report, dict)
+    assert first["already_current"] is False
+    assert first["recipients"] == report["valid"] and report["rows"] == 1500
+    status, out, _ = run(capsys, "audience", "import", str(path), "--redis", redis_url, "--json")
+    assert last_json(out)["already_current"] is True
+    status, _, err = run(capsys, "audience", "import", str(tmp_path / "none.csv"),
+                         "--redis", redis_url)
+    assert status == 2 and "cannot read" in err
+
+
+def test_bench_engine_on_a_private_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "bench", "engine", "--recipients", "3000", "--json")
+    assert status == 0
+    doc = last_json(out)
+    assert doc["duplicates"] == 0
+    assert doc["channels"] == ["sms", "zalo"]
+    messages = doc["messages"]
+    assert isinstance(messages, int) and 5800 < messages <= 6000
+    assert isinstance(doc["dedup_bytes_per_recipient"], float)
+    assert doc["dedup_bytes_per_recipient"] <= 1.0
