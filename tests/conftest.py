@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import redis
 
 from dispatcher import localredis
 from dispatcher.errors import LoaError
+from dispatcher.store import MemoryStore, RedisStore, Store
 
 RedisServer = localredis.LocalRedis
 
@@ -33,6 +34,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         localredis.stop(proc)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A fresh, empty store of each implementation: the tests using it are the contract."""
+    if request.param == "memory":
+        opened: Store = MemoryStore()
+    else:
+        opened = RedisStore(request.getfixturevalue("redis_url"))
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from dispatcher.model import (
 from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, Settings
-from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta, WaveStore
 
 NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
@@ -35,18 +35,6 @@ SMS_TEXT = "Deo khau trang, rua tay, giu khoang cach, khai bao y te."
 ZALO_TEXT = "Đeo khẩu trang, rửa tay thường xuyên, giữ khoảng cách và khai báo y tế."
 TEXTS = {Channel.SMS: SMS_TEXT, Channel.ZALO: ZALO_TEXT}
 SMALL = Settings(engine=EngineSettings(approval_threshold=10))
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = RedisStore(request.getfixturevalue("redis_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
-from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store import Store
 from dispatcher.store.base import (
     AudienceStore,
     CampaignStore,
@@ -52,18 +52,6 @@ SETTINGS = Settings(
 )
 TEXTS = {Channel.SMS: "Deo khau trang, rua tay, khai bao y te.",
          Channel.ZALO: "Đeo khẩu trang, rửa tay, khai báo y tế."}
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = RedisStore(request.getfixturevalue("redis_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 @pytest.fixture(scope="module")

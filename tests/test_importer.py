@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,11 @@ from dispatcher.errors import AudienceError
 from dispatcher.importer import file_version, import_audience
 from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
-from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store import Store
 from dispatcher.store.base import AudienceChunk, AudienceMeta
 
 ROWS = 3000
 CHUNK_SIZE = 32  # small, so the import cuts ~150 chunks and flushes more than once (64 a time)
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = RedisStore(request.getfixturevalue("redis_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +20,7 @@ from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler, plan_campaign_id
-from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -31,18 +30,6 @@ STAMP = f"{DAY:%Y%m%d}"
 
 def local(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = RedisStore(request.getfixturevalue("redis_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 @pytest.fixture(scope="module")

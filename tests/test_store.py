@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import redis
 
 from dispatcher import keys
@@ -27,7 +25,7 @@ from dispatcher.model import (
     Wave,
     WaveState,
 )
-from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store import RedisStore, Store
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceGroup,
@@ -40,19 +38,6 @@ from dispatcher.store.base import (
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 ROUTE = "sms-viettel"
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """A fresh, empty store of each implementation."""
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = RedisStore(request.getfixturevalue("redis_url"))
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 # -- helpers --------------------------------------------------------------------------------------
