@@ -25,6 +25,7 @@ class Envelope(msgspec.Struct, frozen=True):
     channel: Channel
     text: str
     addrs: list[str]
+    route: str = ""  # the queue the batch came from, e.g. "sms.viettel" (the SMS link group)
     subject: str = ""
     strip_diacritics: bool = False
 
@@ -36,6 +37,7 @@ class Results(msgspec.Struct):
     remote_ids: list[str] = []  # parallel to ``sent`` when the channel gives ids, else empty
     retry: list[tuple[int, str]] = []  # (index, reason)
     failed: list[tuple[int, str]] = []  # (index, reason)
+    receipts: bool = False  # delivery receipts will come for ``remote_ids`` (comma-separated)
 
     def count(self) -> int:
         return len(self.sent) + len(self.retry) + len(self.failed)

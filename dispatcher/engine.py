@@ -27,6 +27,7 @@ from dispatcher.fanout import fan_out
 from dispatcher.model import WAVE_FINAL, Campaign, CampaignState, Channel, Wave, WaveState
 from dispatcher.plan import Plan
 from dispatcher.province import Province
+from dispatcher.receipts import ReceiptMatcher
 from dispatcher.reconciler import Reconciler
 from dispatcher.settings import Settings
 from dispatcher.store.base import Store
@@ -53,7 +54,9 @@ class Progress(msgspec.Struct):
     dead_letters: int = 0
     cancelled: int = 0
     skipped: int = 0
-    delivered: int = 0
+    delivered: int = 0  # receipts: delivered to the handset
+    undelivered: int = 0  # receipts: undeliverable, rejected, deleted
+    receipt_expired: int = 0  # receipts: expired at the SMSC
 
     def add(self, other: Progress) -> None:
         for field in self.__struct_fields__:
@@ -77,8 +80,10 @@ class Engine:
     def __init__(self, store: Store, plan: Plan, settings: Settings, province: Province,
                  adapters: Mapping[Channel, Adapter], carriers: list[str], *,
                  name: str | None = None, reconcile: bool = True,
+                 receipts: ReceiptMatcher | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
+        self.receipts = receipts
         self.clock = clock
         self.plan = plan
         self.settings = settings
@@ -99,6 +104,8 @@ class Engine:
                 tasks.create_task(self._reconcile_loop(stop))
             tasks.create_task(self._runner_loop(stop, tasks))
             tasks.create_task(self.worker.run(stop))
+            if self.receipts is not None:
+                tasks.create_task(self.receipts.run(stop))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -55,5 +55,11 @@ def progress(wave: str) -> str:
     return f"{PREFIX}:{{w:{wave}}}:progress"
 
 
+def remote_ids(hour: int) -> str:
+    """Hash: channel message id -> packed (wave, recipient, part), for the hour (since the
+    epoch) the message was sent in; expires after the messages' validity period."""
+    return f"{PREFIX}:remote-ids:{hour}"
+
+
 def lease(name: str) -> str:
     return f"{PREFIX}:lease:{name}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from adapters.smpp.adapter import LinkConfig
 from dispatcher.config import convert, load_toml
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
@@ -50,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sms_routes: dict[str, str] = {}
     # route -> messages per second (0 or absent: no limit); routes: sms.<group>, zalo, email, app
     rates: dict[str, float] = {}
+    # SMPP links by name (the SMS route group they serve; "default" takes the rest)
+    smpp: dict[str, LinkConfig] = {}
 
     def sms_route(self, carrier: str) -> str:
         return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"
@@ -78,7 +81,27 @@ def _check(settings: Settings, source: str) -> Settings:
     for route, rate in settings.rates.items():
         if rate < 0:
             raise ConfigError("must be 0 (no limit) or more", source=source, key=f"rates.{route}")
+    for name, link in settings.smpp.items():
+        for key, value in (("binds", link.binds), ("window", link.window), ("port", link.port)):
+            if value <= 0:
+                raise ConfigError("must be more than 0", source=source, key=f"smpp.{name}.{key}")
+        if link.bind_type not in ("transceiver", "transmitter"):
+            raise ConfigError("must be transceiver or transmitter (receipts need a receiver: "
+                              "a transceiver bind receives them)", source=source,
+                              key=f"smpp.{name}.bind_type")
     return settings
+
+
+def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Settings:
+    """Fill in passwords from the environment variables the file names (never the file)."""
+    links = dict(settings.smpp)
+    for name, link in settings.smpp.items():
+        if link.password_env:
+            if link.password_env not in env:
+                raise ConfigError(f"the environment variable {link.password_env} is not set",
+                                  source=source, key=f"smpp.{name}.password_env")
+            links[name] = msgspec.structs.replace(link, password=env[link.password_env])
+    return msgspec.structs.replace(settings, smpp=links)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -102,4 +125,4 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     except msgspec.ValidationError:
         # Say which key, with the environment named: convert() again to get the path.
         settings = convert(data, Settings, source=f"{source} + LOA_* environment")
-    return _check(settings, source)
+    return _secrets(_check(settings, source), env, source)

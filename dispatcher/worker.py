@@ -191,7 +191,8 @@ class Worker:
         if not await self._still_ours(route, entry):
             return False
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
-                            addrs=[batch.addrs[i] for i in keep], subject=wave.subject,
+                            addrs=[batch.addrs[i] for i in keep], route=route,
+                            subject=wave.subject,
                             strip_diacritics=wave.strip_diacritics)
         try:
             results = await self.adapters[routing.channel_of(route)].send(envelope)
@@ -210,6 +211,11 @@ class Worker:
             completion.count(wave.id, "retrying", -resolved)
         sent = [ids[keep[k]] for k in results.sent]
         completion.sent.setdefault(wave.id, []).extend(sent)
+        if results.receipts:
+            remote = completion.remote
+            for recipient, remote_id in zip(sent, results.remote_ids, strict=True):
+                for part, part_id in enumerate(remote_id.split(",")):
+                    remote[part_id] = (wave.id, recipient, part)
         completion.count(wave.id, "sent", len(sent))
         now = time.time()
         dead = completion.dead

@@ -148,6 +148,8 @@ class Completion(msgspec.Struct):
     counts: dict[str, dict[str, int]] = {}  # wave -> counter -> increment
     retries: list[tuple[float, RetryItem]] = []  # (due, epoch seconds) -> item
     dead: list[DeadLetter] = []
+    # channel message id -> (wave, recipient id, part number), for matching delivery receipts
+    remote: dict[str, tuple[str, int, int]] = {}
 
     def count(self, wave: str, field: str, n: int) -> None:
         if n:
@@ -195,6 +197,17 @@ class Queue(Protocol):
     async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]: ...
 
 
+class ReceiptIndex(Protocol):
+    """Which wave and recipient a channel's message id belongs to (kept for ``keep_hours``,
+    the messages' validity period), and the counters receipts move."""
+
+    async def match(self, remote_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """(wave, recipient id, part number) of each id that is known; one or two commands."""
+
+    async def count(self, counts: dict[str, dict[str, int]]) -> None:
+        """Add to waves' counters (delivered, undelivered, ...)."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -220,5 +233,8 @@ class Store(Protocol):
 
     @property
     def leases(self) -> Leases: ...
+
+    @property
+    def receipts(self) -> ReceiptIndex: ...
 
     async def aclose(self) -> None: ...

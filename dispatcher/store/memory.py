@@ -151,6 +151,7 @@ class MemoryQueue:
         self._sent: dict[str, set[int]] = {}
         self._waves = waves
         self._seq = itertools.count(1)
+        self.remote: dict[str, tuple[str, int, int]] = {}
 
     def _route(self, route: str) -> _Route:
         found = self._routes.get(route)
@@ -237,6 +238,7 @@ class MemoryQueue:
         for due, item in completion.retries:
             heapq.heappush(r.retries, (due, next(self._seq), item))
         r.dead.extend(completion.dead)
+        self.remote.update(completion.remote)
         r.pending.pop(entry, None)
         r.entries.pop(entry, None)
 
@@ -269,6 +271,22 @@ def regroup(items: list[RetryItem]) -> list[Batch]:
     ]
 
 
+class MemoryReceipts:
+    def __init__(self, queue: MemoryQueue, waves: MemoryWaves) -> None:
+        self._queue = queue
+        self._waves = waves
+
+    async def match(self, remote_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        known = self._queue.remote
+        return {r: known[r] for r in remote_ids if r in known}
+
+    async def count(self, counts: dict[str, dict[str, int]]) -> None:
+        for wave, fields in counts.items():
+            counters = self._waves.counters.setdefault(wave, {})
+            for name, n in fields.items():
+                counters[name] = counters.get(name, 0) + n
+
+
 class MemoryLeases:
     def __init__(self) -> None:
         self._held: dict[str, tuple[str, float]] = {}
@@ -297,6 +315,7 @@ class MemoryStore:
         self.waves = MemoryWaves()
         self.queue = MemoryQueue(self.waves)
         self.leases = MemoryLeases()
+        self.receipts = MemoryReceipts(self.queue, self.waves)
 
     async def aclose(self) -> None:
         return None

@@ -39,6 +39,8 @@ _meta = msgspec.msgpack.Decoder(AudienceMeta)
 _chunk = msgspec.msgpack.Decoder(AudienceChunk)
 _campaign = msgspec.msgpack.Decoder(Campaign)
 _wave = msgspec.msgpack.Decoder(Wave)
+_remote = msgspec.msgpack.Decoder(tuple[str, int, int])
+REMOTE_ID_HOURS = 48  # receipts are matched for this long (the default validity: two days)
 
 # KEYS: stream, cursor. ARGV: wave, step, batch... Appends the batches only if the step is new.
 _ENQUEUE = """
@@ -385,6 +387,11 @@ class RedisQueue:
                           {_enc.encode(item): due for due, item in completion.retries})
             if completion.dead:
                 pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
+            if completion.remote:
+                bucket = keys.remote_ids(int(time.time() // 3600))
+                pipe.hset(bucket, mapping={k: _enc.encode(v)
+                                           for k, v in completion.remote.items()})
+                pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
             pipe.xack(stream, keys.GROUP, entry)
             pipe.xdel(stream, entry)
             await pipe.execute()
@@ -407,6 +414,35 @@ class RedisQueue:
             if len(found) >= limit:
                 break
         return found[:limit]
+
+
+class RedisReceipts:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+
+    async def match(self, remote_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        found: dict[str, tuple[str, int, int]] = {}
+        wanted = list(remote_ids)
+        hour = int(time.time() // 3600)
+        for back in range(REMOTE_ID_HOURS + 1):  # newest first: receipts mostly come quickly
+            if not wanted:
+                break
+            values = await self._r.hmget(keys.remote_ids(hour - back), wanted)
+            left = []
+            for remote_id, value in zip(wanted, values, strict=True):
+                if value is None:
+                    left.append(remote_id)
+                else:
+                    found[remote_id] = _remote.decode(value)
+            wanted = left
+        return found
+
+    async def count(self, counts: dict[str, dict[str, int]]) -> None:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for wave, fields in counts.items():
+                for name, n in fields.items():
+                    pipe.hincrby(keys.progress(wave), name, n)
+            await pipe.execute()
 
 
 class RedisLeases:
@@ -435,6 +471,7 @@ class RedisStore:
         self.waves = RedisWaves(self.client)
         self.queue = RedisQueue(self.client)
         self.leases = RedisLeases(self.client)
+        self.receipts = RedisReceipts(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()

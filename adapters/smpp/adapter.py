@@ -1,0 +1,210 @@
+"""The SMS channel: batches to carrier links over SMPP.
+
+A link is a carrier's SMSC account: host, port, credentials, a number of binds, each with its
+own window and TPS. A batch's route names its link (``sms.viettel`` -> link ``viettel``; the
+``default`` link takes routes without one). The text of a batch is encoded once (GSM-7 or UCS-2,
+parts with a concatenation UDH); per message only the destination, the sequence numbers and the
+UDH reference change. A message is sent when every part is accepted; its remote id lists the
+SMSC's message id of each part, which is how receipts are matched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+import msgspec
+
+from adapters.base import Envelope, Results
+from adapters.smpp import pdu
+from adapters.smpp.receipt import Receipt
+from adapters.smpp.session import LOST_STATUS, TIMEOUT_STATUS, BindConfig, EsmeSession
+from adapters.smpp.status import Action, action, describe
+from dispatcher import smstext
+from dispatcher.errors import ChannelError
+
+DEFAULT_LINK = "default"
+# A message's outcome is its worst part's: one refused part fails it, one throttled retries it.
+RANK = {Action.SENT: 0, Action.RETRY: 1, Action.THROTTLE: 2, Action.FAIL: 3}
+
+
+class LinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A carrier's SMPP account. ``password`` is filled in from the environment variable named
+    by ``password_env`` by the settings loader; it is never written in a file."""
+
+    host: str
+    port: int
+    system_id: str
+    password_env: str = ""
+    password: str = ""
+    system_type: str = ""
+    bind_type: str = "transceiver"
+    binds: int = 1
+    window: int = 64
+    tps: float = 0.0  # per bind; counts every submit_sm (every part)
+    source_addr: str = "QuangNinh"  # brandname (TON 5) or a number
+    source_ton: int = pdu.TON_ALPHANUMERIC
+    source_npi: int = 0
+    registered_delivery: int = 1
+    validity_period: str = "000002000000R"  # relative: two days
+    response_timeout: float = 10.0
+    enquire_link_seconds: float = 30.0
+    bind_wait: float = 5.0  # how long a batch waits for a bind before it is retried
+
+    def bind(self) -> BindConfig:
+        return BindConfig(host=self.host, port=self.port, system_id=self.system_id,
+                          password=self.password, system_type=self.system_type,
+                          bind_type=self.bind_type, window=self.window, tps=self.tps,
+                          response_timeout=self.response_timeout,
+                          enquire_link_seconds=self.enquire_link_seconds)
+
+
+class AdapterStats(msgspec.Struct):
+    messages: int = 0
+    parts: int = 0
+    possible_duplicates: int = 0  # no response in time: resent, though it may have gone out
+    throttled: int = 0
+
+
+class _Link:
+    def __init__(self, name: str, config: LinkConfig,
+                 on_receipt: Callable[[list[Receipt]], None] | None) -> None:
+        self.name = name
+        self.config = config
+        self.sessions = [EsmeSession(config.bind(), name=f"{name}#{n}", on_receipt=on_receipt)
+                         for n in range(config.binds)]
+
+    async def bound(self) -> list[EsmeSession]:
+        up = [s for s in self.sessions if s.bound.is_set()]
+        if up:
+            return up
+        waits = [asyncio.create_task(s.bound.wait()) for s in self.sessions]
+        try:
+            await asyncio.wait(waits, timeout=self.config.bind_wait,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return [s for s in self.sessions if s.bound.is_set()]
+
+
+class _Text:
+    """A text encoded once: the parts' payloads, and how to build each submit_sm."""
+
+    def __init__(self, seg: smstext.Segmented, link: LinkConfig) -> None:
+        self.parts = len(seg.parts)
+        esm = pdu.ESM_UDHI if self.parts > 1 else 0
+        self.template = pdu.SubmitTemplate(
+            source_addr=link.source_addr, source_addr_ton=link.source_ton,
+            source_addr_npi=link.source_npi, esm_class=esm, data_coding=seg.data_coding,
+            registered_delivery=link.registered_delivery, validity_period=link.validity_period)
+        encode = smstext.gsm7_encode if seg.encoding is smstext.Encoding.GSM7 else (
+            smstext.ucs2_encode)
+        self.bodies = [encode(p) for p in seg.parts]
+
+
+class SmppAdapter:
+    """The SMS channel over SMPP links (see :class:`LinkConfig`)."""
+
+    def __init__(self, links: dict[str, LinkConfig], *,
+                 on_receipt: Callable[[list[Receipt]], None] | None = None) -> None:
+        if not links:
+            raise ValueError("no SMPP link is configured")
+        self.links = {name: _Link(name, c, on_receipt) for name, c in links.items()}
+        self.stats = AdapterStats()
+        self._texts: dict[tuple[str, bool, str], _Text] = {}
+        self._refs = itertools.count()
+        self._started = False
+
+    async def start(self) -> None:
+        for link in self.links.values():
+            for session in link.sessions:
+                await session.start()
+        self._started = True
+
+    def _link(self, route: str) -> _Link:
+        name = route.partition(".")[2] or DEFAULT_LINK
+        link = self.links.get(name) or self.links.get(DEFAULT_LINK)
+        if link is None:
+            raise ChannelError(f"no SMPP link for route {route!r} and no default link")
+        return link
+
+    def _text(self, text: str, strip: bool, link: _Link) -> _Text:
+        key = (text, strip, link.name)
+        found = self._texts.get(key)
+        if found is None:
+            if len(self._texts) > 256:
+                self._texts.clear()
+            found = self._texts[key] = _Text(smstext.segment(text, strip=strip), link.config)
+        return found
+
+    async def send(self, envelope: Envelope) -> Results:
+        if not self._started:
+            await self.start()
+        link = self._link(envelope.route)
+        up = await link.bound()
+        if not up:
+            refused = next((s.refused for s in link.sessions if s.refused), None)
+            raise ChannelError(f"SMPP link {link.name} is down"
+                               + (f": bind refused ({refused})" if refused else ""))
+        text = self._text(envelope.text, envelope.strip_diacritics, link)
+        addrs = envelope.addrs
+        share = -(-len(addrs) // len(up))
+        slices = [range(i, min(i + share, len(addrs))) for i in range(0, len(addrs), share)]
+        answers = await asyncio.gather(*(self._submit(s, text, addrs, r)
+                                         for s, r in zip(up, slices, strict=False)))
+        results = Results(receipts=link.config.registered_delivery != 0)
+        for session, indexes, (statuses, ids) in zip(up, slices, answers, strict=False):
+            self._collect(session, text.parts, indexes, statuses, ids, results)
+        self.stats.messages += len(addrs)
+        self.stats.parts += len(addrs) * text.parts
+        return results
+
+    async def _submit(self, session: EsmeSession, text: _Text, addrs: list[str],
+                      indexes: range) -> tuple[list[int], list[str]]:
+        if text.parts == 1:
+            body = text.bodies[0]
+            items = [(k, addrs[i], body) for k, i in enumerate(indexes)]
+        else:
+            total = text.parts
+            items = []
+            for k, i in enumerate(indexes):
+                dest, ref = addrs[i], next(self._refs) & 0xFF
+                items += [(k * total + j, dest, smstext.concat_udh(ref, total, j + 1) + part)
+                          for j, part in enumerate(text.bodies)]
+        return await session.submit(text.template, items)
+
+    def _collect(self, session: EsmeSession, parts: int, indexes: range, statuses: list[int],
+                 ids: list[str], results: Results) -> None:
+        for k, i in enumerate(indexes):
+            worst = Action.SENT
+            reason = ""
+            for j in range(k * parts, (k + 1) * parts):
+                status = statuses[j]
+                if status == 0:
+                    continue
+                if status == TIMEOUT_STATUS:
+                    self.stats.possible_duplicates += 1
+                    step, why = Action.RETRY, "no submit_sm_resp in time"
+                elif status == LOST_STATUS:
+                    step, why = Action.RETRY, "connection lost before the response"
+                else:
+                    step, why = action(status), describe(status)
+                if RANK[step] > RANK[worst]:
+                    worst, reason = step, why
+            if worst is Action.SENT:
+                results.sent.append(i)
+                results.remote_ids.append(",".join(ids[k * parts:(k + 1) * parts]))
+            elif worst is Action.FAIL:
+                results.failed.append((i, reason))
+            else:
+                if worst is Action.THROTTLE:
+                    self.stats.throttled += 1
+                    session.rate.throttled()
+                results.retry.append((i, reason))
+
+    async def aclose(self) -> None:
+        for link in self.links.values():
+            for session in link.sessions:
+                await session.aclose()

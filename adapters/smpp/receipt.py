@@ -1,0 +1,100 @@
+"""SMSC delivery receipts: parsed from the text and from TLVs, and written (for the simulator).
+
+A receipt is a deliver_sm whose esm_class says so. Its text follows the de-facto format of SMPP
+3.4 appendix B, ``id:... sub:... dlvrd:... submit date:YYMMDDhhmm[ss] done date:... stat:...
+err:... text:...``; SMSCs may instead (or also) give the ``receipted_message_id`` and
+``message_state`` TLVs, and some send the TLVs with an empty text. TLVs win where both are given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import msgspec
+
+from adapters.smpp.pdu import TLV_MESSAGE_STATE, TLV_NETWORK_ERROR_CODE, TLV_RECEIPTED_MESSAGE_ID
+
+STATE_BY_TLV = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
+                6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD", 9: "SKIPPED"}
+TLV_BY_STATE = {v: k for k, v in STATE_BY_TLV.items()}
+FINAL = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD", "UNKNOWN", "SKIPPED"})
+
+_FIELD = re.compile(r"(id|sub|dlvrd|submit date|done date|stat|err|text):", re.IGNORECASE)
+
+
+class ReceiptError(ValueError):
+    """A deliver_sm that claims to be a receipt but cannot be read as one."""
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    message_id: str
+    state: str  # DELIVRD, EXPIRED, DELETED, UNDELIV, ACCEPTD, UNKNOWN, REJECTD, ENROUTE
+    error: str = ""
+    submitted: dt.datetime | None = None
+    done: dt.datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    @property
+    def delivered(self) -> bool:
+        return self.state == "DELIVRD"
+
+
+def _fields(text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    marks = list(_FIELD.finditer(text))
+    for mark, following in zip(marks, [*marks[1:], None], strict=False):  # no marks: nothing
+        key = mark.group(1).lower()
+        if key in found:
+            continue
+        end = following.start() if following is not None else len(text)
+        value = text[mark.end():end].strip()
+        found[key] = value if key == "text" else value.split(" ")[0] if value else ""
+    return found
+
+
+def _date(value: str) -> dt.datetime | None:
+    if not value:
+        return None
+    if not value.isdigit() or len(value) not in (10, 12):
+        raise ReceiptError(f"date {value!r} is not YYMMDDhhmm or YYMMDDhhmmss")
+    try:
+        return dt.datetime.strptime(value, "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M")
+    except ValueError:
+        raise ReceiptError(f"date {value!r} is not a date") from None
+
+
+def parse_receipt(short_message: bytes, tlvs: dict[int, bytes]) -> Receipt:
+    """The receipt in a deliver_sm, from its text, its TLVs, or both (TLVs win)."""
+    text = short_message.decode("latin-1")
+    fields = _fields(text) if text else {}
+    message_id = fields.get("id", "")
+    state = fields.get("stat", "").upper()
+    tlv_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1")
+    if tlv_id:  # an empty receipted_message_id does not hide the id of the text
+        message_id = tlv_id
+    if TLV_MESSAGE_STATE in tlvs and len(tlvs[TLV_MESSAGE_STATE]) == 1:
+        state = STATE_BY_TLV.get(tlvs[TLV_MESSAGE_STATE][0], "UNKNOWN")
+    error = fields.get("err", "")
+    if not error and len(tlvs.get(TLV_NETWORK_ERROR_CODE, b"")) == 3:
+        error = str(int.from_bytes(tlvs[TLV_NETWORK_ERROR_CODE][1:], "big"))
+    if not message_id:
+        raise ReceiptError("no message id (neither id: in the text nor receipted_message_id)")
+    if not state:
+        raise ReceiptError("no state (neither stat: in the text nor message_state)")
+    return Receipt(message_id=message_id, state=state, error=error,
+                   submitted=_date(fields.get("submit date", "")),
+                   done=_date(fields.get("done date", "")))
+
+
+def format_receipt(message_id: str, state: str, *, submitted: dt.datetime, done: dt.datetime,
+                   error: str = "000", seconds: bool = False, text: str = "") -> bytes:
+    """The receipt text an SMSC sends (10-digit dates, or 12 with ``seconds``)."""
+    fmt = "%y%m%d%H%M%S" if seconds else "%y%m%d%H%M"
+    delivered = "001" if state == "DELIVRD" else "000"
+    return (f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{submitted:{fmt}} "
+            f"done date:{done:{fmt}} stat:{state} err:{error} text:{text[:20]}"
+            ).encode("latin-1", "replace")

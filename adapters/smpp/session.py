@@ -1,0 +1,350 @@
+"""One SMPP bind as an asyncio ESME: connect, bind, a send window, correlation, enquire_link,
+response timeouts, reconnect with capped backoff, receipts, and a clean unbind.
+
+Per message the session does the least it can: the PDU bytes go into a buffer that is written
+once per event-loop pass, and responses are matched by sequence number into the arrays of the
+batch they belong to; one future per batch, not per message. The window bounds the submit_sm
+that are unanswered at any moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from adapters.smpp import pdu
+from adapters.smpp.rate import BindRate
+from adapters.smpp.receipt import Receipt, ReceiptError, parse_receipt
+from adapters.smpp.status import BIND_REFUSED_FOR_GOOD, describe
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_STATUS = -1  # no response in time: the message may or may not have been accepted
+LOST_STATUS = -2  # the connection went away before the response
+SUBMIT_SM_RESP = pdu.SUBMIT_SM | pdu.RESP
+BIND_TYPES = {"transceiver": pdu.BIND_TRANSCEIVER, "transmitter": pdu.BIND_TRANSMITTER,
+              "receiver": pdu.BIND_RECEIVER}
+
+
+class BindConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str
+    port: int
+    system_id: str
+    password: str = ""
+    system_type: str = ""
+    bind_type: str = "transceiver"
+    window: int = 64  # submit_sm in flight at most
+    tps: float = 0.0  # submit_sm per second agreed with the carrier (0: no limit)
+    response_timeout: float = 10.0
+    enquire_link_seconds: float = 30.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    connect_timeout: float = 5.0
+
+
+class SessionStats(msgspec.Struct):
+    submitted: int = 0
+    responses: int = 0
+    timeouts: int = 0
+    lost: int = 0
+    receipts: int = 0
+    receipts_malformed: int = 0
+    deliver_other: int = 0
+    nacks: int = 0
+    reconnects: int = 0
+    bind_failures: int = 0
+
+
+class _Batch:
+    """Where the responses of one ``submit`` go."""
+
+    __slots__ = ("done", "ids", "remaining", "statuses")
+
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.statuses = [0] * n
+        self.ids = [""] * n
+        self.remaining = n
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def answer(self, index: int, status: int, message_id: str) -> None:
+        self.statuses[index] = status
+        self.ids[index] = message_id
+        self.remaining -= 1
+        if self.remaining == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, session: EsmeSession) -> None:
+        self.session = session
+        self.framer = pdu.Framer()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.framer.feed(data)
+        except pdu.PduError as exc:
+            log.warning("%s: %s; closing the connection", self.session.name, exc)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.session._handle(frames)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session._lost(self)
+
+
+class EsmeSession:
+    """A bind that stays up: ``start`` keeps it connected until ``aclose``."""
+
+    def __init__(self, config: BindConfig, *, name: str = "",
+                 on_receipt: Callable[[list[Receipt]], None] | None = None) -> None:
+        self.config = config
+        self.name = name or f"{config.system_id}@{config.host}:{config.port}"
+        self.on_receipt = on_receipt
+        self.stats = SessionStats()
+        self.rate = BindRate(config.tps)
+        self.bound = asyncio.Event()
+        self.refused: str | None = None  # set when the SMSC refuses the credentials for good
+        self._proto: _Protocol | None = None
+        self._seq = 0
+        self._pending: dict[int, tuple[_Batch, int, float]] = {}
+        self._control: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._window_free: asyncio.Event = asyncio.Event()
+        self._window_free.set()
+        self._closing = False
+        self._last_io = time.monotonic()
+        self._runner: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and bind in the background; ``bound`` is set whenever the bind is up."""
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"smpp {self.name}")
+
+    async def aclose(self) -> None:
+        """Unbind cleanly (waiting briefly for unbind_resp) and stop reconnecting."""
+        self._closing = True
+        proto = self._proto
+        if proto is not None and proto.transport is not None and self.bound.is_set():
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(self._request(pdu.UNBIND), 2.0)
+        if proto is not None and proto.transport is not None:
+            proto.transport.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def _run(self) -> None:
+        delay = self.config.reconnect_min
+        while not self._closing:
+            try:
+                await self._connect_and_bind()
+                delay = self.config.reconnect_min
+                await self._keepalive()
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                log.warning("%s: %s", self.name, exc or type(exc).__name__)
+            self.bound.clear()
+            if self._closing or self.refused:
+                break
+            self.stats.reconnects += 1
+            await asyncio.sleep(delay)
+            delay = min(self.config.reconnect_max, delay * 2)
+
+    async def _connect_and_bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: _Protocol(self), self.config.host, self.config.port),
+            self.config.connect_timeout)
+        self._proto = proto
+        bind = pdu.Bind(system_id=self.config.system_id, password=self.config.password,
+                        system_type=self.config.system_type)
+        command = BIND_TYPES[self.config.bind_type]
+        status, _ = await asyncio.wait_for(self._request(command, bind),
+                                           self.config.response_timeout)
+        if status != 0:
+            self.stats.bind_failures += 1
+            if status in BIND_REFUSED_FOR_GOOD:
+                self.refused = describe(status)
+            raise ConnectionError(f"bind refused: {describe(status)}")
+        self.bound.set()
+        log.info("%s: bound (%s)", self.name, self.config.bind_type)
+
+    async def _keepalive(self) -> None:
+        """While bound: enquire_link when idle, time out unanswered submits."""
+        proto = self._proto
+        while self._proto is proto and proto is not None and proto.transport is not None:
+            await asyncio.sleep(min(1.0, self.config.response_timeout / 2))
+            self._expire(time.monotonic())
+            if time.monotonic() - self._last_io >= self.config.enquire_link_seconds:
+                try:
+                    await asyncio.wait_for(self._request(pdu.ENQUIRE_LINK),
+                                           self.config.response_timeout)
+                except TimeoutError:
+                    log.warning("%s: enquire_link unanswered; reconnecting", self.name)
+                    if proto.transport is not None:
+                        proto.transport.close()
+                    raise
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        proto = self._proto
+        if out and proto is not None and proto.transport is not None:
+            proto.transport.write(b"".join(out))
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        return self._seq
+
+    async def _request(self, command: int, bind: pdu.Bind | None = None) -> tuple[int, bytes]:
+        seq = self._next_seq()
+        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._control[seq] = future
+        self._write(pdu.encode_bind(command, seq, bind) if bind else pdu.encode(command, seq))
+        try:
+            return await future
+        finally:
+            self._control.pop(seq, None)
+
+    async def submit(self, template: pdu.SubmitTemplate,
+                     items: list[tuple[int, str, bytes]]) -> tuple[list[int], list[str]]:
+        """Send one submit_sm per (index, destination, payload). Returns, by index, each
+        command_status (``TIMEOUT_STATUS``/``LOST_STATUS`` when none came) and message id.
+        Waits for the window; a PDU that finds the bind down is answered ``LOST_STATUS``."""
+        loop = asyncio.get_running_loop()
+        batch = _Batch(len(items), loop)
+        encode = template.encode
+        window = self.config.window
+        pending = self._pending
+        now = time.monotonic
+        rate = self.rate
+        rate.tick()
+        for index, destination, payload in items:
+            if rate.rate:
+                await rate.acquire()
+            while len(pending) >= window:
+                self._window_free.clear()
+                await self._window_free.wait()
+            if not self.bound.is_set():
+                batch.answer(index, LOST_STATUS, "")
+                continue
+            seq = self._next_seq()
+            pending[seq] = (batch, index, now())
+            self._write(encode(seq, destination, payload))
+            self.stats.submitted += 1
+        if items:
+            await batch.done
+        return batch.statuses, batch.ids
+
+    def _expire(self, now: float) -> None:
+        limit = self.config.response_timeout
+        late = [seq for seq, (_, _, sent) in self._pending.items() if now - sent > limit]
+        for seq in late:
+            batch, index, _ = self._pending.pop(seq)
+            self.stats.timeouts += 1
+            batch.answer(index, TIMEOUT_STATUS, "")
+        if late:
+            self._window_free.set()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _handle(self, frames: list[tuple[pdu.Header, bytes]]) -> None:
+        self._last_io = time.monotonic()
+        pending = self._pending
+        receipts: list[Receipt] = []
+        freed = False
+        for header, body in frames:
+            command = header.command_id
+            if command == SUBMIT_SM_RESP:
+                entry = pending.pop(header.seq, None)
+                if entry is not None:
+                    self.stats.responses += 1
+                    message_id = ""
+                    if header.status == 0:
+                        with contextlib.suppress(pdu.PduError):
+                            message_id = pdu.parse_message_id(body)
+                    entry[0].answer(entry[1], header.status, message_id)
+                    freed = True
+            elif command == pdu.DELIVER_SM:
+                self._write(pdu.encode_deliver_sm_resp(header.seq))  # always, even if unreadable
+                self._deliver(body, receipts)
+            elif command in (pdu.ENQUIRE_LINK, pdu.UNBIND):
+                self._write(pdu.encode(command | pdu.RESP, header.seq))
+                if command == pdu.UNBIND and self._proto and self._proto.transport:
+                    self.bound.clear()
+                    self._proto.transport.close()
+            elif command == pdu.GENERIC_NACK:
+                self.stats.nacks += 1
+                self._nack(header)
+                freed = True
+            elif command & pdu.RESP:
+                future = self._control.get(header.seq)
+                if future is not None and not future.done():
+                    future.set_result((header.status, body))
+            else:  # a request we do not serve
+                self._write(pdu.encode_generic_nack(header.seq, 0x03))
+        if freed:
+            self._window_free.set()
+        if receipts and self.on_receipt is not None:
+            self.on_receipt(receipts)
+
+    def _deliver(self, body: bytes, receipts: list[Receipt]) -> None:
+        try:
+            message = pdu.parse_short_message(body)
+        except pdu.PduError:
+            self.stats.receipts_malformed += 1
+            return
+        if not message.esm_class & pdu.ESM_RECEIPT:
+            self.stats.deliver_other += 1  # a message from a subscriber: not Loa's business
+            return
+        try:
+            receipts.append(parse_receipt(message.short_message, message.tlvs))
+            self.stats.receipts += 1
+        except ReceiptError as exc:
+            self.stats.receipts_malformed += 1
+            log.warning("%s: unreadable receipt: %s", self.name, exc)
+
+    def _nack(self, header: pdu.Header) -> None:
+        entry = self._pending.pop(header.seq, None)
+        if entry is not None:
+            entry[0].answer(entry[1], header.status or 0xFF, "")
+            return
+        future = self._control.get(header.seq)
+        if future is not None and not future.done():
+            future.set_result((header.status or 0xFF, b""))
+
+    def _lost(self, proto: _Protocol) -> None:
+        if self._proto is not proto:
+            return
+        self._proto = None
+        self.bound.clear()
+        for batch, index, _ in self._pending.values():
+            self.stats.lost += 1
+            batch.answer(index, LOST_STATUS, "")
+        self._pending.clear()
+        self._window_free.set()
+        for future in self._control.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection lost"))

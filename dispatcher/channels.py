@@ -1,0 +1,31 @@
+"""The one registry of channels: which adapter serves which channel, from the settings.
+
+SMS goes over SMPP when links are configured (``[smpp.<link>]``), to the in-process channel
+otherwise; the other channels use the in-process channel until their adapters are configured.
+Receipts from the channels go to the given matcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from adapters.base import Adapter
+from adapters.memory import MemoryAdapter
+from adapters.smpp.adapter import LinkConfig, SmppAdapter
+from adapters.smpp.receipt import Receipt
+from dispatcher.model import Channel
+from dispatcher.settings import Settings
+
+
+def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
+          on_receipt: Callable[[list[Receipt]], None] | None = None,
+          smpp_links: dict[str, LinkConfig] | None = None) -> dict[Channel, Adapter]:
+    """Adapters for ``channels``; ``smpp_links`` overrides the configured SMPP links."""
+    links = smpp_links if smpp_links is not None else settings.smpp
+    adapters: dict[Channel, Adapter] = {}
+    for channel in channels:
+        if channel is Channel.SMS and links:
+            adapters[channel] = SmppAdapter(links, on_receipt=on_receipt)
+        else:
+            adapters[channel] = MemoryAdapter()
+    return adapters

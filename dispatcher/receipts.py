@@ -1,0 +1,98 @@
+"""Delivery receipts: matched to the wave and recipient they are about, counted in progress.
+
+Channels hand receipts over as they arrive (:meth:`ReceiptMatcher.add`, no I/O). Every
+``interval`` the matcher looks their message ids up in the store in one go and adds to the
+waves' counters: ``delivered``, ``undelivered`` and ``receipt_expired`` (for a message's first
+part; later parts' receipts are matched and not counted again). A receipt can arrive before the
+submit response that names its id, or before the batch's completion recorded it: unmatched
+receipts are tried again for ``hold_seconds``, then counted as unmatched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from dispatcher.store.base import Store
+
+log = logging.getLogger(__name__)
+
+OUTCOME = {"DELIVRD": "delivered", "EXPIRED": "receipt_expired", "UNDELIV": "undelivered",
+           "REJECTD": "undelivered", "DELETED": "undelivered", "UNKNOWN": "undelivered",
+           "SKIPPED": "undelivered"}
+
+
+class ReceiptLike(Protocol):
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+class MatcherStats(msgspec.Struct):
+    received: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    not_final: int = 0  # ENROUTE, ACCEPTD: a later receipt will say more
+
+
+class ReceiptMatcher:
+    def __init__(self, store: Store, *, hold_seconds: float = 120.0,
+                 interval: float = 0.2) -> None:
+        self.store = store
+        self.hold = hold_seconds
+        self.interval = interval
+        self.stats = MatcherStats()
+        self._new: list[tuple[str, str, float]] = []  # (id, state, first seen)
+        self._waiting: list[tuple[str, str, float]] = []
+
+    def add(self, receipts: Sequence[ReceiptLike]) -> None:
+        now = time.monotonic()
+        for r in receipts:
+            self.stats.received += 1
+            if r.state in OUTCOME:
+                self._new.append((r.message_id, r.state, now))
+            else:
+                self.stats.not_final += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+            await self.match_now()
+
+    async def match_now(self) -> None:
+        todo, self._new = self._waiting + self._new, []
+        self._waiting = []
+        if not todo:
+            return
+        found = await self.store.receipts.match([t[0] for t in todo])
+        counts: dict[str, dict[str, int]] = {}
+        now = time.monotonic()
+        for remote_id, state, seen in todo:
+            where = found.get(remote_id)
+            if where is None:
+                if now - seen < self.hold:
+                    self._waiting.append((remote_id, state, seen))
+                else:
+                    self.stats.unmatched += 1
+                continue
+            self.stats.matched += 1
+            wave, _recipient, part = where
+            if part == 0:
+                per_wave = counts.setdefault(wave, {})
+                field = OUTCOME[state]
+                per_wave[field] = per_wave.get(field, 0) + 1
+        if counts:
+            await self.store.receipts.count(counts)
+
+    @property
+    def pending(self) -> int:
+        return len(self._new) + len(self._waiting)
