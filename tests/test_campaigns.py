@@ -361,6 +361,7 @@ class _Hooked:
         self.campaigns = inner.campaigns
         self.queue = inner.queue
         self.leases = inner.leases
+        self.receipts = inner.receipts
         self.waves = _WavesReadThenHook(inner.waves)
 
     async def aclose(self) -> None:

@@ -419,6 +419,7 @@ class HookedStore:
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)
         self.waves = HookedWaves(inner.waves, self.hooks)
         self.leases = HookedLeases(inner.leases, self.hooks)
+        self.receipts = inner.receipts
 
     async def aclose(self) -> None:
         return None  # the inner store belongs to the fixture

@@ -105,13 +105,19 @@ class ShortMessage(msgspec.Struct, frozen=True):
 class Framer:
     """Cuts a byte stream into PDUs: ``feed(data)`` returns the complete ones so far."""
 
-    __slots__ = ("_buffer", "max_pdu")
+    __slots__ = ("_broken", "_buffer", "max_pdu")
 
     def __init__(self, max_pdu: int = MAX_PDU) -> None:
         self._buffer = bytearray()
+        self._broken: PduError | None = None
         self.max_pdu = max_pdu
 
     def feed(self, data: bytes) -> list[tuple[Header, bytes]]:
+        """The PDUs completed by ``data``. A bad length raises :class:`PduError`; PDUs that
+        came before it in the same chunk are returned first and the error is raised by the
+        next call (the stream cannot be read past it)."""
+        if self._broken is not None:
+            raise self._broken
         buffer = self._buffer
         buffer += data
         found: list[tuple[Header, bytes]] = []
@@ -122,8 +128,12 @@ class Framer:
             length, command_id, status, seq = unpack(buffer, start)
             if length < HEADER_SIZE or length > self.max_pdu:
                 del buffer[:start]
-                raise PduError(f"command_length {length} is out of range "
-                               f"({HEADER_SIZE}..{self.max_pdu})")
+                error = PduError(f"command_length {length} is out of range "
+                                 f"({HEADER_SIZE}..{self.max_pdu})")
+                if not found:
+                    raise error
+                self._broken = error
+                return found
             if end - start < length:
                 break
             found.append((Header(command_id, status, seq),
@@ -132,6 +142,11 @@ class Framer:
         if start:
             del buffer[:start]
         return found
+
+    @property
+    def broken(self) -> bool:
+        """A bad length was seen: the connection must be closed."""
+        return self._broken is not None
 
     @property
     def pending(self) -> int:
@@ -206,6 +221,8 @@ class SubmitTemplate:
                         + bytes((registered_delivery, 0, data_coding, 0)))
 
     def encode(self, seq: int, destination: str, payload: bytes) -> bytes:
+        if len(destination) > 20 or len(payload) > 254:
+            raise PduError("destination_addr over 20 characters or short_message over 254 octets")
         body = b"".join((self._prefix, destination.encode("ascii"), b"\0", self._middle,
                          bytes((len(payload),)), payload))
         return HEADER.pack(HEADER_SIZE + len(body), SUBMIT_SM, 0, seq) + body

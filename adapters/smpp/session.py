@@ -98,6 +98,9 @@ class _Protocol(asyncio.Protocol):
                 self.transport.close()
             return
         self.session._handle(frames)
+        if self.framer.broken and self.transport is not None:
+            log.warning("%s: unreadable PDU length; closing the connection", self.session.name)
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session._lost(self)
