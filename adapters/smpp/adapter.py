@@ -177,6 +177,7 @@ class SmppAdapter:
 
     def _collect(self, session: EsmeSession, parts: int, indexes: range, statuses: list[int],
                  ids: list[str], results: Results) -> None:
+        session.rate.accepted(statuses.count(0))
         for k, i in enumerate(indexes):
             worst = Action.SENT
             reason = ""

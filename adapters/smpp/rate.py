@@ -5,7 +5,8 @@ asyncio-throttle is a tenth of a second so a bind never fires a second's quota a
 answer of ESME_RTHROTTLED or ESME_RMSGQFUL halves the rate (multiplicative decrease, at most
 once per ``cooldown``); each second without one adds back a twentieth of the agreed TPS
 (additive increase) until the agreed TPS is reached again. A bind with no agreed TPS runs
-unthrottled until its first "throttled", then starts from half the rate it was sending at.
+unthrottled until its first "throttled", then starts from nine tenths of the rate the SMSC
+accepted over the last second.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class BindRate:
         self._last_increase = time.monotonic()
         self._sent = 0
         self._since = time.monotonic()
+        self._accepted: list[float] = [0.0, 0.0]  # this second's and the last one's
+        self._second = int(time.monotonic())
         self.decreases = 0
 
     @staticmethod
@@ -50,6 +53,19 @@ class BindRate:
         if self._throttler is not None:
             await self._throttler.acquire()  # type: ignore[no-untyped-call]
 
+    def accepted(self, n: int) -> None:
+        """``n`` submits were accepted (status 0)."""
+        second = int(time.monotonic())
+        if second != self._second:
+            self._accepted = [0.0, self._accepted[0] if second == self._second + 1 else 0.0]
+            self._second = second
+        self._accepted[0] += n
+
+    def accepted_rate(self) -> float:
+        """Accepted submits per second, over the last whole second and this one so far."""
+        part = time.monotonic() % 1.0
+        return (self._accepted[0] + self._accepted[1] * (1 - part)) / 1.0
+
     def observed(self) -> float:
         """Submits per second since the last change of rate."""
         elapsed = time.monotonic() - self._since
@@ -59,8 +75,9 @@ class BindRate:
         now = time.monotonic()
         if now - self._last_decrease < COOLDOWN:
             return
-        current = self.rate or max(self.observed(), MIN_RATE * 2)
-        self._set(max(MIN_RATE, current / 2))
+        # halve the rate in force, or start from what the SMSC took over the last second
+        new = self.rate / 2 if self.rate else 0.9 * (self.accepted_rate() or self.observed())
+        self._set(max(MIN_RATE, new))
         self._last_decrease = self._last_increase = now
         self._sent, self._since = 0, now
         self.decreases += 1
