@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from dispatcher import __version__
-from dispatcher.cli import audience, bench, engine, number, plan, text
+from dispatcher.cli import audience, bench, engine, number, plan, sim, text
 from dispatcher.errors import LoaError
 
-GROUPS = (plan, number, text, audience, engine, bench)
+GROUPS = (plan, number, text, audience, engine, bench, sim)
 
 
 def build_parser() -> argparse.ArgumentParser:
