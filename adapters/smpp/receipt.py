@@ -9,6 +9,7 @@ err:... text:...``; SMSCs may instead (or also) give the ``receipted_message_id`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 import msgspec
@@ -44,7 +45,30 @@ class Receipt(msgspec.Struct, frozen=True):
         return self.state == "DELIVRD"
 
 
+_STANDARD = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
+
+
+def _standard_fields(text: str) -> dict[str, str] | None:
+    """The fields of a receipt in the usual shape (single spaces, lower-case names, in the
+    usual order), cheaply; None when the text has another shape."""
+    head, sep, rest = text.partition(" text:")
+    tokens = head.replace("submit date:", "submit_date:").replace("done date:", "done_date:")
+    found: dict[str, str] = {}
+    for token in tokens.split(" "):
+        key, colon, value = token.partition(":")
+        if not colon or key in found:
+            return None
+        found[key.replace("_", " ")] = value
+    if tuple(found) != _STANDARD:
+        return None
+    found["text"] = rest if sep else ""
+    return found
+
+
 def _fields(text: str) -> dict[str, str]:
+    standard = _standard_fields(text)
+    if standard is not None:
+        return standard
     found: dict[str, str] = {}
     marks = list(_FIELD.finditer(text.lower()))
     for mark, following in zip(marks, [*marks[1:], None], strict=False):  # no marks: nothing
@@ -57,6 +81,7 @@ def _fields(text: str) -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # receipts of one minute share their dates
 def _date(value: str) -> dt.datetime | None:
     if not value:
         return None

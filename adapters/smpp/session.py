@@ -316,15 +316,15 @@ class EsmeSession:
 
     def _deliver(self, body: bytes, receipts: list[Receipt]) -> None:
         try:
-            message = pdu.parse_short_message(body)
+            esm_class, text, tlvs = pdu.parse_deliver_essentials(body)
         except pdu.PduError:
             self.stats.receipts_malformed += 1
             return
-        if not message.esm_class & pdu.ESM_RECEIPT:
+        if not esm_class & pdu.ESM_RECEIPT:
             self.stats.deliver_other += 1  # a message from a subscriber: not Loa's business
             return
         try:
-            receipts.append(parse_receipt(message.short_message, message.tlvs))
+            receipts.append(parse_receipt(text, tlvs))
             self.stats.receipts += 1
         except ReceiptError as exc:
             self.stats.receipts_malformed += 1
