@@ -8,27 +8,62 @@ fan-out included), the process's CPU time per message, and what Redis holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
-from adapters.base import Adapter
+from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
+from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
+from adapters.smpp.receipt import Receipt
 from dispatcher import audiencegen, keys, localredis, routing
 from dispatcher.audience import Validator
+from dispatcher.errors import LoaError
 from dispatcher.fanout import fan_out
 from dispatcher.importer import import_audience
 from dispatcher.model import Channel, Selector, Wave, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
+from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import Settings
 from dispatcher.store.redis import RedisStore
 from dispatcher.worker import Worker
+
+
+class SmscProcess:
+    """``loa sim smsc`` in a process of its own (its own core), on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.port = localredis.free_port()
+        self._proc: asyncio.subprocess.Process | None = None
+        self.stats: dict[str, Any] = {}
+
+    async def __aenter__(self) -> SmscProcess:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dispatcher.cli", "sim", "smsc", "--port", str(self.port),
+            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 20)
+        if b"listening" not in line:
+            raise LoaError(f"the SMSC simulator did not start: {line.decode(errors='replace')}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        out, _ = await self._proc.communicate()
+        last = out.decode(errors="replace").strip().splitlines()[-1:] if out else []
+        if last and last[0].startswith("{"):
+            self.stats = msgspec.json.decode(last[0])
 
 
 class EngineBenchResult(msgspec.Struct):
@@ -42,11 +77,14 @@ class EngineBenchResult(msgspec.Struct):
     dedup_bytes_per_recipient: float  # Redis memory of the sent bitmaps, per recipient per wave
     redis_used_mb: float
     peak_rss_mb: float
+    sms_over_smpp: bool = False
+    delivered: int = 0  # receipts matched (SMPP only)
 
 
 async def _run(url: str, path: Path, channels: list[Channel], numbering: Numbering,
                province: Province, settings: Settings,
-               on_progress: Callable[[int, int], None] | None) -> EngineBenchResult:
+               on_progress: Callable[[int, int], None] | None,
+               smsc: SmscProcess | None) -> EngineBenchResult:
     store = RedisStore(url)
     try:
         await store.client.flushdb()
@@ -61,42 +99,61 @@ async def _run(url: str, path: Path, channels: list[Channel], numbering: Numberi
                  for c in channels]
         for wave in waves:
             await store.waves.create(wave, WaveState.SENDING)
-        adapters = {c: MemoryAdapter() for c in channels}
+        memory = {c: MemoryAdapter() for c in channels if not (smsc and c is Channel.SMS)}
+        adapters: dict[Channel, Adapter] = dict(memory)
+        matcher = ReceiptMatcher(store)
+        if smsc is not None and Channel.SMS in channels:
+            adapters[Channel.SMS] = SmppAdapter(
+                {DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port, system_id="bench",
+                                          binds=2, window=512)}, on_receipt=matcher.add)
         routes = [r for c in channels for r in routing.routes(c, numbering.carriers, settings)]
-        worker = Worker(store, dict[Channel, Adapter](adapters), routes, settings, name="bench")
+        worker = Worker(store, adapters, routes, settings, name="bench")
         total = sum(w.total for w in waves)
         stop = asyncio.Event()
         started, cpu = time.perf_counter(), time.process_time()
         working = asyncio.create_task(worker.run(stop))
+        matching = asyncio.create_task(matcher.run(stop))
 
         async def proceed() -> bool:
             return True
 
+        async def sent_so_far() -> int:
+            return sum([(await store.waves.progress(w.id)).get("sent", 0) for w in waves])
+
         try:
             for wave in waves:
                 await fan_out(store, wave, settings, numbering.carriers, proceed=proceed)
-            while (sent := sum(a.messages for a in adapters.values())) < total:
+            while (sent := await sent_so_far()) < total:
                 if working.done():
                     break
                 if on_progress is not None:
                     on_progress(sent, total)
                 await asyncio.sleep(0.05)
+            seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            deadline = time.monotonic() + 10  # the last receipts
+            while matcher.pending and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         finally:
             stop.set()
             await working
-        seconds = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        sent = sum(a.messages for a in adapters.values())
+            await matching
+            for adapter in adapters.values():
+                await adapter.aclose()
+        sent = await sent_so_far()
+        delivered = sum([(await store.waves.progress(w.id)).get("delivered", 0)
+                         for w in waves])
         bitmaps = sum([await store.client.memory_usage(keys.sent(w.id)) or 0 for w in waves])
         info = await store.client.info("memory")
         return EngineBenchResult(
             recipients=result.recipients, channels=[c.value for c in channels], messages=sent,
             seconds=round(seconds, 3), msgs_per_s=round(sent / seconds),
             cpu_us_per_msg=round(cpu / max(sent, 1) * 1e6, 2),
-            duplicates=sum(a.duplicates for a in adapters.values()),
+            duplicates=sum(a.duplicates for a in memory.values()),
             dedup_bytes_per_recipient=round(bitmaps / max(result.recipients, 1) / len(waves), 3),
             redis_used_mb=round(info["used_memory"] / 1e6, 1),
-            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            sms_over_smpp=smsc is not None, delivered=delivered)
     finally:
         await store.aclose()
 
@@ -104,14 +161,79 @@ async def _run(url: str, path: Path, channels: list[Channel], numbering: Numberi
 async def engine_bench(*, recipients: int, channels: list[Channel], redis_url: str | None,
                        numbering: Numbering, province: Province, settings: Settings,
                        on_progress: Callable[[int, int], None] | None = None,
-                       ) -> EngineBenchResult:
-    """Run the engine benchmark; without ``redis_url`` a private redis-server is started."""
+                       smpp: bool = False) -> EngineBenchResult:
+    """Run the engine benchmark; without ``redis_url`` a private redis-server is started.
+    With ``smpp``, SMS goes over SMPP to ``loa sim smsc`` in its own process."""
     with tempfile.TemporaryDirectory(prefix="loa-bench-") as tmp:
         path = Path(tmp) / "audience.csv"
         audiencegen.generate(path, recipients, seed=1, numbering=numbering, province=province)
-        if redis_url:
+        async with contextlib.AsyncExitStack() as stack:
+            smsc = await stack.enter_async_context(SmscProcess()) if smpp else None
+            if not redis_url:
+                redis_url = stack.enter_context(localredis.running(Path(tmp))).url
             return await _run(redis_url, path, channels, numbering, province, settings,
-                              on_progress)
-        with localredis.running(Path(tmp)) as server:
-            return await _run(server.url, path, channels, numbering, province, settings,
-                              on_progress)
+                              on_progress, smsc)
+        raise AssertionError("unreachable")
+
+
+class SmppBenchResult(msgspec.Struct):
+    messages: int
+    binds: int
+    window: int
+    seconds: float
+    submits_per_s: float  # submit_sm accepted per second
+    receipts: int
+    submit_receipt_per_s: float  # messages whose submit and receipt are both done, per second
+    esme_cpu_us_per_msg: float  # this process: ESME and receipt parsing
+    retried: int
+
+
+async def smpp_bench(*, messages: int, binds: int = 2, window: int = 512, batch: int = 500,
+                     concurrency: int = 4,
+                     on_progress: Callable[[int, int], None] | None = None) -> SmppBenchResult:
+    """The ESME in this process against ``loa sim smsc`` in its own, over loopback: single-part
+    Vietnamese (UCS-2) messages, a receipt for each."""
+
+    async with SmscProcess() as smsc:
+        port = smsc.port
+        receipts = 0
+
+        def count(found: list[Receipt]) -> None:
+            nonlocal receipts
+            receipts += len(found)
+
+        adapter = SmppAdapter({"default": LinkConfig(host="127.0.0.1", port=port,
+                                                     system_id="bench", binds=binds,
+                                                     window=window)}, on_receipt=count)
+        text = "Cảnh báo: dịch Covid-19 lây lan. Đeo khẩu trang, gọi y tế khi sốt."
+        addrs = [f"8491{i:07d}" for i in range(batch)]
+        started, cpu = time.perf_counter(), time.process_time()
+        sent = retried = queued = 0
+
+        async def sender() -> None:  # like a worker's consumers: batches in flight at once
+            nonlocal sent, retried, queued
+            while queued < messages:
+                n = min(batch, messages - queued)
+                queued += n
+                results = await adapter.send(Envelope(wave="bench", channel=Channel.SMS,
+                                                      text=text, addrs=addrs[:n]))
+                sent += len(results.sent)
+                retried += len(results.retry)
+                if on_progress is not None:
+                    on_progress(sent, messages)
+
+        try:
+            await asyncio.gather(*(sender() for _ in range(concurrency)))
+            submitted = time.perf_counter() - started
+            deadline = time.monotonic() + 30
+            while receipts < sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+        finally:
+            await adapter.aclose()
+    return SmppBenchResult(
+        messages=sent, binds=binds, window=window, seconds=round(seconds, 3),
+        submits_per_s=round(sent / submitted), receipts=receipts,
+        submit_receipt_per_s=round(min(sent, receipts) / seconds),
+        esme_cpu_us_per_msg=round(cpu / max(sent, 1) * 1e6, 2), retried=retried)

@@ -41,13 +41,15 @@ def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[st
     assert status == 0
     first = last_json(out)
     assert set(first) >= {"recipients", "messages", "sent", "duplicates", "failed",
-                          "dead_letters", "seconds", "msgs_per_s"}
+                          "dead_letters", "seconds", "msgs_per_s", "delivered"}
     assert first["recipients"] == 2000
     messages = first["messages"]
     assert isinstance(messages, dict) and set(messages) == {"sms", "zalo", "email", "app"}
     assert first["duplicates"] == 0
     assert first["sent"] == sum(messages.values())
     assert 1900 <= messages["sms"] <= 2000  # a few permanent failures are injected
+    delivered = first["delivered"]  # SMS receipts from the simulated SMSC, matched back
+    assert isinstance(delivered, int) and 0.9 * messages["sms"] <= delivered <= messages["sms"]
     failed, dead = first["failed"], first["dead_letters"]
     assert isinstance(failed, int) and isinstance(dead, int)
     assert dead >= failed  # dead letters: permanent failures and exhausted retries

@@ -45,24 +45,18 @@ class Receipt(msgspec.Struct, frozen=True):
         return self.state == "DELIVRD"
 
 
-_STANDARD = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
+# The usual shape, in one match: single spaces, lower-case names, the usual order.
+_STANDARD = re.compile(r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) "
+                       r"stat:(\S*) err:(\S*)(?: text:(.*))?\Z", re.S)
+_STANDARD_KEYS = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text")
 
 
 def _standard_fields(text: str) -> dict[str, str] | None:
-    """The fields of a receipt in the usual shape (single spaces, lower-case names, in the
-    usual order), cheaply; None when the text has another shape."""
-    head, sep, rest = text.partition(" text:")
-    tokens = head.replace("submit date:", "submit_date:").replace("done date:", "done_date:")
-    found: dict[str, str] = {}
-    for token in tokens.split(" "):
-        key, colon, value = token.partition(":")
-        if not colon or key in found:
-            return None
-        found[key.replace("_", " ")] = value
-    if tuple(found) != _STANDARD:
+    """The fields of a receipt in the usual shape, cheaply; None when it has another shape."""
+    match = _STANDARD.match(text)
+    if match is None:
         return None
-    found["text"] = rest if sep else ""
-    return found
+    return dict(zip(_STANDARD_KEYS, (g or "" for g in match.groups()), strict=True))
 
 
 def _fields(text: str) -> dict[str, str]:

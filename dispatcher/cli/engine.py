@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from dispatcher.audience import Validator
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.cli.runtime import run_async
-from dispatcher.demo import run_demo
+from dispatcher.demo import SmscTarget, run_demo
 from dispatcher.engine import Progress as WaveProgress
 from dispatcher.errors import InputError
 from dispatcher.importer import import_audience
@@ -35,6 +35,13 @@ def register(sub: Any) -> None:
                     "sends nothing until a new slot or level comes.")
     demo.add_argument("--recipients", type=int, default=100_000, metavar="N",
                       help="audience size (default 100000)")
+    demo.add_argument("--smsc", metavar="HOST:PORT",
+                      help="send SMS to this SMSC (all SMS routes on one link) instead of the "
+                           "in-process simulator")
+    demo.add_argument("--smsc-system-id", default="loa", metavar="ID",
+                      help="system_id for --smsc (default loa)")
+    demo.add_argument("--smsc-password", default="", metavar="PW",
+                      help="password for --smsc (default: LOA_SMSC_PASSWORD or empty)")
     _store_options(demo)
     demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     demo.set_defaults(func=cmd_demo)
@@ -95,6 +102,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise InputError("--recipients must be at least 1")
     settings, url = _settings(args)
     plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
+    smsc = _smsc(args.smsc, args.smsc_system_id,
+                 args.smsc_password or os.environ.get("LOA_SMSC_PASSWORD", ""))
     err = Console(stderr=True)
     bars = Progress(TextColumn("{task.description:>24}"), BarColumn(), MofNCompleteColumn(),
                     console=err, transient=True, disable=not err.is_terminal)
@@ -109,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with bars:
         result = run_async(run_demo(recipients=args.recipients, redis_url=url or None, plan=plan,
                                     numbering=numbering, province=province, settings=settings,
-                                    on_progress=show))
+                                    smsc=smsc, on_progress=show))
     out = console()
     if result.already_done:
         out.print(f"already sent before: {', '.join(result.already_done)} (nothing sent again)",
@@ -118,11 +127,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.print(f"{result.recipients:,} recipients; waves {', '.join(result.waves)}", markup=False)
     out.print(f"sent {result.sent:,} messages ({by_channel}) in {result.seconds:.1f} s = "
               f"{result.msgs_per_s:,.0f}/s; permanent failures {result.failed:,}; "
-              f"dead letters {result.dead_letters:,}; duplicates {result.duplicates}",
-              markup=False)
+              f"dead letters {result.dead_letters:,}; duplicates {result.duplicates}; "
+              f"SMS delivery receipts: {result.delivered:,} delivered", markup=False)
     if args.json:
         print_json(result)
     return 0
+
+
+def _smsc(target: str | None, system_id: str, password: str) -> SmscTarget | None:
+    if target is None:
+        return None
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--smsc: expected HOST:PORT, got {target!r}")
+    return SmscTarget(host=host, port=int(port), system_id=system_id, password=password)
 
 
 def cmd_level_set(args: argparse.Namespace) -> int:

@@ -1,0 +1,133 @@
+"""The SMS channel end to end: engine, Redis, the ESME and the SMSC simulator over loopback,
+with receipts matched back to waves."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.base import Adapter
+from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
+from adapters.smpp.simulator import Smsc, SmscConfig
+from dispatcher import audiencegen, routing
+from dispatcher.audience import Validator
+from dispatcher.engine import Engine, wave_progress
+from dispatcher.importer import import_audience
+from dispatcher.model import Campaign, CampaignState, Channel, Selector, Wave, WaveState
+from dispatcher.msisdn import Numbering
+from dispatcher.plan import Plan
+from dispatcher.province import Province
+from dispatcher.receipts import ReceiptMatcher
+from dispatcher.settings import EngineSettings, RetrySettings, Settings
+from dispatcher.store import Store
+from dispatcher.store.base import Completion
+
+SETTINGS = Settings(engine=EngineSettings(batch_size=100, chunk_size=128, lease_seconds=2.0,
+                                          state_refresh_seconds=0.1),
+                    retry=RetrySettings(max_attempts=4, base_seconds=0.05, max_seconds=0.2))
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
+              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[Smsc]:
+    server = Smsc(SmscConfig(keep_texts=True))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def sms_wave(store: Store, tmp_path: Path, numbering: Numbering, province: Province,
+                   rows: int, text: str) -> Wave:
+    path = tmp_path / "audience.csv"
+    audiencegen.generate(path, rows, seed=4, numbering=numbering, province=province)
+    await import_audience(path, store, Validator(numbering, province), chunk_size=128)
+    meta = await store.audiences.meta()
+    assert meta is not None
+    wave = Wave(id="w-sms", campaign_id="c", channel=Channel.SMS, text=text,
+                created_at=dt.datetime.now(dt.UTC), audience_version=meta.version,
+                total=routing.reach(meta, Selector(), Channel.SMS), start_now=True)
+    return wave
+
+
+async def run_until(engine: Engine, condition: Callable[[], object], timeout: float = 30) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    try:
+        async def wait() -> None:
+            while not await condition():  # type: ignore[misc]
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(wait(), timeout)
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.mark.parametrize("before_response", [False, True])
+async def test_a_wave_over_smpp_is_sent_once_and_its_receipts_are_counted(
+        store: Store, smsc: Smsc, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province, before_response: bool) -> None:
+    smsc.set_config(stat_mix={"DELIVRD": 0.9, "UNDELIV": 0.1}, seed=3,
+                    receipt_before_response=before_response)
+    wave = await sms_wave(store, tmp_path, numbering, province, 1200, VIETNAMESE)
+    matcher = ReceiptMatcher(store, interval=0.05)
+    sms = SmppAdapter({DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port,
+                                                system_id="loa", binds=2)},
+                      on_receipt=matcher.add)
+    adapters: dict[Channel, Adapter] = {Channel.SMS: sms}
+    engine = Engine(store, plan, SETTINGS, province, adapters, numbering.carriers,
+                    reconcile=False, receipts=matcher)
+    await store.waves.create(wave, WaveState.CREATED)
+    await store.campaigns.create(Campaign(id="c", title="t", channels=[Channel.SMS],
+                                          texts={Channel.SMS: VIETNAMESE},
+                                          created_at=wave.created_at, created_by="a",
+                                          state=CampaignState.RUNNING))
+
+    async def receipts_in() -> bool:
+        p = await wave_progress(store, wave)
+        return p.delivered + p.undelivered == wave.total
+
+    try:
+        await run_until(engine, receipts_in)
+    finally:
+        await sms.aclose()
+    p = await wave_progress(store, wave)
+    assert p.sent == wave.total and p.failed == 0
+    assert 0 < p.undelivered < p.delivered
+    assert smsc.stats.messages == wave.total
+    assert all(n == 1 for n in smsc.received.values())
+    assert all(texts == [VIETNAMESE] for texts in smsc.texts.values())
+    assert matcher.stats.unmatched == 0
+    assert matcher.stats.matched == 2 * wave.total  # a receipt per part, each matched
+
+
+async def test_receipts_wait_for_their_message_then_go_unmatched(store: Store) -> None:
+    matcher = ReceiptMatcher(store, hold_seconds=0.3)
+
+    class R:
+        def __init__(self, message_id: str, state: str) -> None:
+            self.message_id, self.state = message_id, state
+
+    matcher.add([R("early", "DELIVRD"), R("never", "DELIVRD"), R("part2", "DELIVRD"),
+                 R("slow", "ENROUTE")])
+    assert matcher.stats.not_final == 1
+    await matcher.match_now()
+    assert matcher.pending == 3 and matcher.stats.matched == 0
+
+    done = Completion(remote={"early": ("w", 7, 0), "part2": ("w", 7, 1)})
+    await store.queue.enqueue("sms.x", "w", 0, [])
+    await store.queue.complete("sms.x", "0-1", done)
+    await matcher.match_now()
+    assert matcher.stats.matched == 2 and matcher.pending == 1
+    assert (await store.waves.progress("w")).get("delivered") == 1  # the first part counts
+    await asyncio.sleep(0.35)
+    await matcher.match_now()
+    assert matcher.stats.unmatched == 1 and matcher.pending == 0
