@@ -5,8 +5,9 @@ An adapter takes an :class:`Envelope` (one text to many addresses) and answers a
 channel has one), retry (transient: throttled, queue full, timeout, 5xx) or failed (permanent:
 invalid number, not a user of the channel). Outcomes are indexes into the envelope so that a
 batch of hundreds costs a few list operations, not an object per message. An adapter that cannot
-take the batch at all raises :class:`~dispatcher.errors.ChannelError`; the worker then retries
-the whole batch.
+take the batch at all raises :class:`~dispatcher.errors.ChannelError`; the worker then requeues
+the whole batch, as it does the ``requeue`` of a result: messages the channel never took are
+tried again later without counting as an attempt.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ class Results(msgspec.Struct):
     remote_ids: list[str] = []  # parallel to ``sent`` when the channel gives ids, else empty
     retry: list[tuple[int, str]] = []  # (index, reason)
     failed: list[tuple[int, str]] = []  # (index, reason)
+    # not attempted: the channel could not take them (link down); tried again later without
+    # using one of the message's attempts
+    requeue: list[tuple[int, str]] = []
     receipts: bool = False  # delivery receipts will come for ``remote_ids`` (comma-separated)
 
     def count(self) -> int:
-        return len(self.sent) + len(self.retry) + len(self.failed)
+        return len(self.sent) + len(self.retry) + len(self.failed) + len(self.requeue)
 
 
 class Adapter(Protocol):

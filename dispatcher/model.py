@@ -131,6 +131,7 @@ class Batch(msgspec.Struct, frozen=True, array_like=True):
     ids: list[int]
     addrs: list[str]
     attempts: list[int] = []  # empty: every message is on its first attempt
+    retried: bool = False  # the messages come from the retry schedule (counted as retrying)
 
     def attempt(self, index: int) -> int:
         return self.attempts[index] if self.attempts else 0

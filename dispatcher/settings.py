@@ -18,6 +18,7 @@ from adapters.smpp.adapter import LinkConfig
 from dispatcher.config import convert, load_toml
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
+from dispatcher.secret import Secret
 
 
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -100,7 +101,9 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
             if link.password_env not in env:
                 raise ConfigError(f"the environment variable {link.password_env} is not set",
                                   source=source, key=f"smpp.{name}.password_env")
-            links[name] = msgspec.structs.replace(link, password=env[link.password_env])
+            links[name] = msgspec.structs.replace(link, password=Secret(env[link.password_env]))
+        elif link.password:
+            links[name] = msgspec.structs.replace(link, password=Secret(link.password))
     return msgspec.structs.replace(settings, smpp=links)
 
 

@@ -155,7 +155,7 @@ class Worker:
         for batch in delivery.batches:
             wave, state = await self._wave(batch.wave)
             if wave is None or state is WaveState.CANCELLED:
-                retried = sum(1 for a in batch.attempts if a)
+                retried = len(batch.ids) if batch.retried else 0
                 completion.count(batch.wave, "cancelled", len(batch.ids))
                 completion.count(batch.wave, "retrying", -retried)
                 continue
@@ -178,9 +178,10 @@ class Worker:
         mask = await self.store.queue.sent_mask(batch.wave, batch.ids)
         if any(mask):
             keep = [i for i, done in enumerate(mask) if not done]
-            completion.count(wave.id, "skipped", len(batch.ids) - len(keep))
-            completion.count(wave.id, "retrying",
-                             -sum(1 for i, done in enumerate(mask) if done and batch.attempt(i)))
+            skipped = len(batch.ids) - len(keep)
+            completion.count(wave.id, "skipped", skipped)
+            if batch.retried:
+                completion.count(wave.id, "retrying", -skipped)
         else:
             keep = list(range(len(batch.ids)))
         if not keep:
@@ -199,16 +200,15 @@ class Worker:
         except LoaError as exc:
             if not exc.retryable:
                 raise
-            results = Results(retry=[(k, str(exc)) for k in range(len(keep))])
+            results = Results(requeue=[(k, str(exc)) for k in range(len(keep))])
         self._record(wave, batch, keep, results, completion)
         return True
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,
                 completion: Completion) -> None:
         ids = batch.ids
-        if batch.attempts:
-            resolved = sum(1 for k in keep if batch.attempts[k])
-            completion.count(wave.id, "retrying", -resolved)
+        if batch.retried:  # each of these was counted as retrying when it was scheduled
+            completion.count(wave.id, "retrying", -len(keep))
         sent = [ids[keep[k]] for k in results.sent]
         completion.sent.setdefault(wave.id, []).extend(sent)
         if results.receipts:
@@ -230,6 +230,11 @@ class Worker:
                 item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], attempts)
                 completion.retries.append((now + self.policy.delay(attempts), item))
                 completion.count(wave.id, "retrying", 1)
+        for k, _reason in results.requeue:  # never reached the channel: no attempt used
+            i = keep[k]
+            item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], batch.attempt(i))
+            completion.retries.append((now + self.policy.delay(1), item))
+            completion.count(wave.id, "retrying", 1)
         for k, reason in results.failed:
             i = keep[k]
             dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i],

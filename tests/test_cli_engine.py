@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.cli import main
+from dispatcher.errors import ConfigError
+from dispatcher.settings import load_settings
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -129,3 +131,16 @@ def test_bench_engine_on_a_private_redis(capsys: pytest.CaptureFixture[str]) -> 
     assert isinstance(messages, int) and 5800 < messages <= 6000
     assert isinstance(doc["dedup_bytes_per_recipient"], float)
     assert doc["dedup_bytes_per_recipient"] <= 1.0
+
+
+def test_smpp_passwords_come_from_the_environment_and_never_show(tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    config.write_text('[smpp.viettel]\nhost = "127.0.0.1"\nport = 2775\nsystem_id = "qn"\n'
+                      'password_env = "LOA_TEST_VIETTEL_PW"\n', encoding="utf-8")
+    settings = load_settings(config, env={"LOA_TEST_VIETTEL_PW": "s3cr3t-pw"})
+    link = settings.smpp["viettel"]
+    assert link.password == "s3cr3t-pw" and link.bind().password == "s3cr3t-pw"
+    assert "s3cr3t-pw" not in repr(settings) and "s3cr3t-pw" not in repr(link.bind())
+    with pytest.raises(ConfigError, match=r"smpp.viettel.password_env: the environment variable "
+                                          r"LOA_TEST_VIETTEL_PW is not set"):
+        load_settings(config, env={})

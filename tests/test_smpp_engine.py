@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from adapters.base import Adapter
@@ -131,3 +132,37 @@ async def test_receipts_wait_for_their_message_then_go_unmatched(store: Store) -
     await asyncio.sleep(0.35)
     await matcher.match_now()
     assert matcher.stats.unmatched == 1 and matcher.pending == 0
+
+
+async def test_the_smsc_dropping_connections_mid_wave_loses_nothing(
+        store: Store, smsc: Smsc, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    smsc.set_config(disconnect_after=250)  # every connection is cut after 250 submits
+    wave = await sms_wave(store, tmp_path, numbering, province, 1500, "Deo khau trang")
+    sms = SmppAdapter({DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port,
+                                                system_id="loa", response_timeout=1.0)})
+    # A cut every 250 submits is far harsher than any carrier: give messages more attempts.
+    settings = msgspec.structs.replace(
+        SETTINGS, retry=msgspec.structs.replace(SETTINGS.retry, max_attempts=12))
+    engine = Engine(store, plan, settings, province, {Channel.SMS: sms}, numbering.carriers,
+                    reconcile=False)
+    await store.waves.create(wave, WaveState.CREATED)
+    await store.campaigns.create(Campaign(id="c", title="t", channels=[Channel.SMS],
+                                          texts={Channel.SMS: "Deo khau trang"},
+                                          created_at=wave.created_at, created_by="a",
+                                          state=CampaignState.RUNNING))
+
+    async def all_sent() -> bool:
+        return (await wave_progress(store, wave)).sent == wave.total
+
+    try:
+        await run_until(engine, all_sent, timeout=60)
+    finally:
+        await sms.aclose()
+    session = sms.links[DEFAULT_LINK].sessions[0]
+    assert session.stats.reconnects >= 3
+    reached = [a for a, n in smsc.received.items() if n >= 1]
+    assert len(reached) == wave.total, "every recipient got the message"
+    duplicates = sum(n - 1 for n in smsc.received.values())
+    # Only messages whose response was lost with a connection can go out twice.
+    assert duplicates <= session.stats.lost + session.stats.timeouts

@@ -187,7 +187,7 @@ async def test_disconnect_mid_batch_loses_nothing_and_rebinds(smsc: Smsc) -> Non
             except ChannelError:
                 continue
             assert not results.failed
-            pending = [pending[i] for i, _ in results.retry]
+            pending = [pending[i] for i, _ in results.retry + results.requeue]
         assert pending == []
         assert all(smsc.received[a] >= 1 for a in addrs), "every message reached the SMSC"
         session = adapter.links["default"].sessions[0]

@@ -424,9 +424,11 @@ async def test_due_retries_come_back_as_one_regrouped_delivery(store: Store) -> 
     by_group = {(b.wave, b.channel): b for b in back.batches}
     assert len(back.batches) == len(by_group) == 3
     assert by_group["w1", Channel.SMS] == Batch("w1", Channel.SMS, [1, 3], [addr(1), addr(3)],
-                                                [1, 3])
-    assert by_group["w2", Channel.SMS] == Batch("w2", Channel.SMS, [2], [addr(2)], [2])
-    assert by_group["w1", Channel.ZALO] == Batch("w1", Channel.ZALO, [4], ["zalo:4"], [1])
+                                                [1, 3], retried=True)
+    assert by_group["w2", Channel.SMS] == Batch("w2", Channel.SMS, [2], [addr(2)], [2],
+                                                retried=True)
+    assert by_group["w1", Channel.ZALO] == Batch("w1", Channel.ZALO, [4], ["zalo:4"], [1],
+                                                 retried=True)
     assert by_group["w1", Channel.SMS].attempt(1) == 3
     assert await q.owner(ROUTE, back.entry) == "c1"
 

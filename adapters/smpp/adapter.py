@@ -19,14 +19,23 @@ import msgspec
 from adapters.base import Envelope, Results
 from adapters.smpp import pdu
 from adapters.smpp.receipt import Receipt
-from adapters.smpp.session import LOST_STATUS, TIMEOUT_STATUS, BindConfig, EsmeSession
+from adapters.smpp.session import (
+    LOST_STATUS,
+    NOT_SENT_STATUS,
+    TIMEOUT_STATUS,
+    BindConfig,
+    EsmeSession,
+)
 from adapters.smpp.status import Action, action, describe
 from dispatcher import smstext
 from dispatcher.errors import ChannelError
 
 DEFAULT_LINK = "default"
-# A message's outcome is its worst part's: one refused part fails it, one throttled retries it.
-RANK = {Action.SENT: 0, Action.RETRY: 1, Action.THROTTLE: 2, Action.FAIL: 3}
+# A message's outcome is its worst part's: one refused part fails it, one throttled retries it;
+# a message none of whose parts were written is requeued without using an attempt.
+REQUEUE = "requeue"
+RANK: dict[Action | str, int] = {Action.SENT: 0, REQUEUE: 1, Action.RETRY: 2, Action.THROTTLE: 3,
+                                 Action.FAIL: 4}
 
 
 class LinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -179,13 +188,16 @@ class SmppAdapter:
                  ids: list[str], results: Results) -> None:
         session.rate.accepted(statuses.count(0))
         for k, i in enumerate(indexes):
-            worst = Action.SENT
+            worst: Action | str = Action.SENT
             reason = ""
             for j in range(k * parts, (k + 1) * parts):
                 status = statuses[j]
+                step: Action | str
                 if status == 0:
                     continue
-                if status == TIMEOUT_STATUS:
+                if status == NOT_SENT_STATUS:
+                    step, why = REQUEUE, "the bind went down before it was sent"
+                elif status == TIMEOUT_STATUS:
                     self.stats.possible_duplicates += 1
                     step, why = Action.RETRY, "no submit_sm_resp in time"
                 elif status == LOST_STATUS:
@@ -199,6 +211,8 @@ class SmppAdapter:
                 results.remote_ids.append(",".join(ids[k * parts:(k + 1) * parts]))
             elif worst is Action.FAIL:
                 results.failed.append((i, reason))
+            elif worst == REQUEUE:
+                results.requeue.append((i, reason))
             else:
                 if worst is Action.THROTTLE:
                     self.stats.throttled += 1

@@ -26,7 +26,8 @@ from adapters.smpp.status import BIND_REFUSED_FOR_GOOD, describe
 log = logging.getLogger(__name__)
 
 TIMEOUT_STATUS = -1  # no response in time: the message may or may not have been accepted
-LOST_STATUS = -2  # the connection went away before the response
+LOST_STATUS = -2  # the connection went away before the response (it may have been accepted)
+NOT_SENT_STATUS = -3  # the bind was down when this PDU's turn came: it was never written
 SUBMIT_SM_RESP = pdu.SUBMIT_SM | pdu.RESP
 BIND_TYPES = {"transceiver": pdu.BIND_TRANSCEIVER, "transmitter": pdu.BIND_TRANSMITTER,
               "receiver": pdu.BIND_RECEIVER}
@@ -236,7 +237,7 @@ class EsmeSession:
                      items: list[tuple[int, str, bytes]]) -> tuple[list[int], list[str]]:
         """Send one submit_sm per (index, destination, payload). Returns, by index, each
         command_status (``TIMEOUT_STATUS``/``LOST_STATUS`` when none came) and message id.
-        Waits for the window; a PDU that finds the bind down is answered ``LOST_STATUS``."""
+        Waits for the window; a PDU that finds the bind down is answered ``NOT_SENT_STATUS``."""
         loop = asyncio.get_running_loop()
         batch = _Batch(len(items), loop)
         encode = template.encode
@@ -252,7 +253,7 @@ class EsmeSession:
                 self._window_free.clear()
                 await self._window_free.wait()
             if not self.bound.is_set():
-                batch.answer(index, LOST_STATUS, "")
+                batch.answer(index, NOT_SENT_STATUS, "")
                 continue
             seq = self._next_seq()
             pending[seq] = (batch, index, now())

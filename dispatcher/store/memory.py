@@ -266,7 +266,7 @@ def regroup(items: list[RetryItem]) -> list[Batch]:
         grouped.setdefault((item.wave, item.channel), []).append(item)
     return [
         Batch(wave=group[0].wave, channel=group[0].channel, ids=[i.id for i in group],
-              addrs=[i.addr for i in group], attempts=[i.attempt for i in group])
+              addrs=[i.addr for i in group], attempts=[i.attempt for i in group], retried=True)
         for group in grouped.values()
     ]
 
