@@ -436,7 +436,7 @@ async def test_due_retries_come_back_as_one_regrouped_delivery(store: Store) -> 
     assert await q.depth(ROUTE) == (0, 1, 0)
     assert await q.move_due(ROUTE, now + 7200, 100) == 1
     assert [b for dd in await q.read(ROUTE, "c1", 10, 0) for b in dd.batches] == [
-        Batch("w1", Channel.SMS, [9], [addr(9)], [1])]
+        Batch("w1", Channel.SMS, [9], [addr(9)], [1], retried=True)]
 
 
 async def test_move_due_honours_the_limit(store: Store) -> None:
