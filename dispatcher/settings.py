@@ -86,9 +86,9 @@ def _check(settings: Settings, source: str) -> Settings:
         for key, value in (("binds", link.binds), ("window", link.window), ("port", link.port)):
             if value <= 0:
                 raise ConfigError("must be more than 0", source=source, key=f"smpp.{name}.{key}")
-        if link.bind_type not in ("transceiver", "transmitter"):
-            raise ConfigError("must be transceiver or transmitter (receipts need a receiver: "
-                              "a transceiver bind receives them)", source=source,
+        if link.bind_type not in ("transceiver", "transmitter", "pair"):
+            raise ConfigError("must be transceiver, pair (a transmitter and a receiver bind) "
+                              "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
 

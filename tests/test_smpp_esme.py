@@ -269,3 +269,20 @@ async def test_enquire_link_keeps_an_idle_bind(smsc: Smsc) -> None:
         assert session.bound.is_set() and session.stats.reconnects == 0
     finally:
         await session.aclose()
+
+
+async def test_transmitter_and_receiver_pairs(smsc: Smsc) -> None:
+    receipts: list[Receipt] = []
+    adapter = SmppAdapter({"default": link(smsc, bind_type="pair", binds=2)},
+                          on_receipt=receipts.extend)
+    try:
+        results = await adapter.send(envelope(numbers(100)))
+        assert len(results.sent) == 100
+        await wait_for(lambda: len(receipts) == 100)
+        assert {r.message_id for r in receipts} == set(results.remote_ids)
+        receivers = adapter.links["default"].receivers
+        assert len(receivers) == 2 and sum(r.stats.receipts for r in receivers) == 100
+        assert sum(s.stats.receipts for s in adapter.links["default"].sessions) == 0
+        assert smsc.stats.binds == 4
+    finally:
+        await adapter.aclose()

@@ -48,7 +48,7 @@ class LinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     password_env: str = ""
     password: str = ""
     system_type: str = ""
-    bind_type: str = "transceiver"
+    bind_type: str = "transceiver"  # or "transmitter" (no receipts) or "pair" (tx + rx binds)
     binds: int = 1
     window: int = 64
     tps: float = 0.0  # per bind; counts every submit_sm (every part)
@@ -81,8 +81,20 @@ class _Link:
                  on_receipt: Callable[[list[Receipt]], None] | None) -> None:
         self.name = name
         self.config = config
-        self.sessions = [EsmeSession(config.bind(), name=f"{name}#{n}", on_receipt=on_receipt)
+        bind = config.bind()
+        self.receivers: list[EsmeSession] = []
+        if config.bind_type == "pair":  # a transmitter to send, a receiver for the receipts
+            self.receivers = [
+                EsmeSession(msgspec.structs.replace(bind, bind_type="receiver"),
+                            name=f"{name}#{n}r", on_receipt=on_receipt)
+                for n in range(config.binds)]
+            bind = msgspec.structs.replace(bind, bind_type="transmitter")
+        self.sessions = [EsmeSession(bind, name=f"{name}#{n}", on_receipt=on_receipt)
                          for n in range(config.binds)]
+
+    @property
+    def all_sessions(self) -> list[EsmeSession]:
+        return self.sessions + self.receivers
 
     async def bound(self) -> list[EsmeSession]:
         up = [s for s in self.sessions if s.bound.is_set()]
@@ -128,7 +140,7 @@ class SmppAdapter:
 
     async def start(self) -> None:
         for link in self.links.values():
-            for session in link.sessions:
+            for session in link.all_sessions:
                 await session.start()
         self._started = True
 
@@ -221,5 +233,5 @@ class SmppAdapter:
 
     async def aclose(self) -> None:
         for link in self.links.values():
-            for session in link.sessions:
+            for session in link.all_sessions:
                 await session.aclose()
