@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from adapters.smpp.simulator import Smsc, SmscConfig
 from dispatcher import localredis
 from dispatcher.errors import LoaError
 from dispatcher.store import MemoryStore, RedisStore, Store
@@ -34,6 +35,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         localredis.stop(proc)
+
+
+#: A level-4 alert: two UCS-2 parts.
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
+              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[Smsc]:
+    """The project's SMSC simulator on a free loopback port, keeping the texts it received."""
+    server = Smsc(SmscConfig(keep_texts=True))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -13,7 +13,7 @@ import pytest
 
 from adapters.base import Adapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
-from adapters.smpp.simulator import Smsc, SmscConfig
+from adapters.smpp.simulator import Smsc
 from dispatcher import audiencegen, routing
 from dispatcher.audience import Validator
 from dispatcher.engine import Engine, wave_progress
@@ -26,22 +26,11 @@ from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import Store
 from dispatcher.store.base import Completion
+from tests.conftest import VIETNAMESE
 
 SETTINGS = Settings(engine=EngineSettings(batch_size=100, chunk_size=128, lease_seconds=2.0,
                                           state_refresh_seconds=0.1),
                     retry=RetrySettings(max_attempts=4, base_seconds=0.05, max_seconds=0.2))
-VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
-              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
-
-
-@pytest.fixture
-async def smsc() -> AsyncIterator[Smsc]:
-    server = Smsc(SmscConfig(keep_texts=True))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def sms_wave(store: Store, tmp_path: Path, numbering: Numbering, province: Province,

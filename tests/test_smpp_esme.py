@@ -4,7 +4,6 @@ receipts, multi-part texts, disconnects, and nothing lost."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,22 +12,10 @@ from adapters.smpp import pdu
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.receipt import Receipt
 from adapters.smpp.session import BindConfig, EsmeSession
-from adapters.smpp.simulator import Smsc, SmscConfig
+from adapters.smpp.simulator import Smsc
 from dispatcher.errors import ChannelError
 from dispatcher.model import Channel
-
-VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
-              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
-
-
-@pytest.fixture
-async def smsc() -> AsyncIterator[Smsc]:
-    server = Smsc(SmscConfig(keep_texts=True))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+from tests.conftest import VIETNAMESE
 
 
 def link(smsc: Smsc, **changes: object) -> LinkConfig:
