@@ -41,6 +41,8 @@ class Results(msgspec.Struct):
     # not attempted: the channel could not take them (link down); tried again later without
     # using one of the message's attempts
     requeue: list[tuple[int, str]] = []
+    # the channel takes no more until this time (epoch seconds; a quota): the route waits
+    pause_until: float = 0.0
     receipts: bool = False  # delivery receipts will come for ``remote_ids`` (comma-separated)
 
     def count(self) -> int:

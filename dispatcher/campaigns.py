@@ -48,6 +48,12 @@ def wave_id(campaign_id: str, channel: Channel) -> str:
     return f"{campaign_id}-{channel}"
 
 
+def fallback_text(texts: dict[Channel, str]) -> str:
+    """The SMS a Zalo recipient gets when Zalo cannot reach them: the campaign's SMS text, or
+    its Zalo text."""
+    return texts.get(Channel.SMS) or texts.get(Channel.ZALO, "")
+
+
 class Campaigns:
     def __init__(self, store: Store, settings: Settings, province: Province) -> None:
         self.store = store
@@ -59,7 +65,8 @@ class Campaigns:
                      priority: Priority = Priority.NORMAL, owner: str = "",
                      coordinating: list[str] | None = None, subject: str = "",
                      strip_diacritics: bool = False, campaign_id: str | None = None,
-                     start_at: dt.datetime | None = None) -> Campaign:
+                     start_at: dt.datetime | None = None, sms_fallback: bool = False,
+                     ) -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough."""
         selector = selector or Selector()
         if not title.strip():
@@ -77,6 +84,11 @@ class Campaigns:
                     smstext.segment(text, strip=strip_diacritics)
                 except TextError as exc:
                     raise InputError(f"texts.sms: {exc}") from None
+        if sms_fallback and Channel.ZALO in channels:
+            try:
+                smstext.segment(fallback_text(texts), strip=strip_diacritics)
+            except TextError as exc:
+                raise InputError(f"sms_fallback: the text cannot go by SMS: {exc}") from None
         unknown = [d for d in selector.districts if d not in self.province.districts]
         if unknown:
             raise InputError(f"selector.districts: not districts of {self.province.name}: "
@@ -92,7 +104,7 @@ class Campaigns:
             created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=size,
-            start_at=start_at)
+            start_at=start_at, sms_fallback=sms_fallback)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
@@ -141,7 +153,10 @@ class Campaigns:
                 selector=campaign.selector, priority=campaign.priority,
                 subject=campaign.subject, strip_diacritics=campaign.strip_diacritics,
                 total=routing.reach(meta, campaign.selector, channel),
-                start_now=campaign.priority is Priority.URGENT), WaveState.CREATED)
+                start_now=campaign.priority is Priority.URGENT,
+                fallback_text=fallback_text(campaign.texts)
+                if campaign.sms_fallback and channel is Channel.ZALO else "",
+                fallback_strip=campaign.strip_diacritics), WaveState.CREATED)
         current = await self.get(campaign_id)
         if current.state in WAVE_STATE_FOR:  # paused or cancelled while the waves were made
             await self._set_waves(current)

@@ -23,8 +23,10 @@ from adapters.base import Adapter
 from dispatcher import routing
 from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
+from dispatcher.fallback import SmsFallback
 from dispatcher.fanout import fan_out
 from dispatcher.model import WAVE_FINAL, Campaign, CampaignState, Channel, Wave, WaveState
+from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.receipts import ReceiptMatcher
@@ -57,6 +59,7 @@ class Progress(msgspec.Struct):
     delivered: int = 0  # receipts: delivered to the handset
     undelivered: int = 0  # receipts: undeliverable, rejected, deleted
     receipt_expired: int = 0  # receipts: expired at the SMSC
+    fallback: int = 0  # not reachable on Zalo: sent by SMS in the companion wave instead
 
     def add(self, other: Progress) -> None:
         for field in self.__struct_fields__:
@@ -65,10 +68,13 @@ class Progress(msgspec.Struct):
 
 async def wave_progress(store: Store, wave: Wave) -> Progress:
     counts = await store.waves.progress(wave.id)
-    p = Progress(total=wave.total, **{k: v for k, v in counts.items()
-                                      if k in Progress.__struct_fields__})
+    p = Progress(**{k: v for k, v in counts.items() if k in Progress.__struct_fields__})
+    # A fallback wave grows as Zalo refuses recipients; one refused twice (its Zalo batch was
+    # processed again) is added twice and skipped once by the sent bitmap.
+    p.total = wave.total + counts.get("added", 0) - (counts.get("skipped", 0)
+                                                     if "added" in counts else 0)
     p.dead_letters = p.failed + p.expired
-    p.queued = max(0, wave.total - sum(counts.get(k, 0) for k in OUTCOMES) - p.retrying)
+    p.queued = max(0, p.total - sum(counts.get(k, 0) for k in OUTCOMES) - p.retrying)
     return p
 
 
@@ -80,7 +86,7 @@ class Engine:
     def __init__(self, store: Store, plan: Plan, settings: Settings, province: Province,
                  adapters: Mapping[Channel, Adapter], carriers: list[str], *,
                  name: str | None = None, reconcile: bool = True,
-                 receipts: ReceiptMatcher | None = None,
+                 receipts: ReceiptMatcher | None = None, numbering: Numbering | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
         self.receipts = receipts
@@ -94,7 +100,9 @@ class Engine:
         self.reconciler = Reconciler(store, plan)
         self.campaigns = Campaigns(store, settings, province)
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
-        self.worker = Worker(store, adapters, routes, settings, name=self.name)
+        fallback = SmsFallback(store, settings, numbering) if numbering is not None else None
+        self.worker = Worker(store, adapters, routes, settings, name=self.name,
+                             fallback=fallback)
         self._fanning: set[str] = set()
         self._slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
 

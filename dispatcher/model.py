@@ -99,6 +99,7 @@ class Campaign(msgspec.Struct, frozen=True):
     strip_diacritics: bool = False  # SMS without Vietnamese diacritics (GSM-7)
     approved_by: str = ""
     start_at: dt.datetime | None = None  # when an approved campaign starts (None: at once)
+    sms_fallback: bool = False  # Zalo recipients who are not (or no longer) on Zalo get an SMS
     audience_size: int = 0
     level: int | None = None  # set for the plan's own campaigns
     revision: int = 0  # bumped on every change; updates compare it
@@ -121,6 +122,8 @@ class Wave(msgspec.Struct, frozen=True):
     slot_at: dt.datetime | None = None
     total: int = 0  # recipients on this channel, known when the wave is created
     start_now: bool = False  # start outside the sending hours too (urgent notices, the demo)
+    fallback_text: str = ""  # set: recipients Zalo cannot reach get this text by SMS
+    fallback_strip: bool = False  # ... without diacritics
 
 
 class Batch(msgspec.Struct, frozen=True, array_like=True):

@@ -43,6 +43,7 @@ class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sends_range: list[int] | None = None  # [min, max] sends per period the source allows
     subject: str = ""
     strip_diacritics: bool = False
+    sms_fallback: bool = False  # Zalo only: recipients not on Zalo get the level's SMS text
 
 
 class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -111,11 +111,15 @@ class Reconciler:
             coordinating=row.coordinating, selector=selector, subject=row.subject,
             strip_diacritics=row.strip_diacritics, approved_by=PLAN_USER, level=slot.level,
             audience_size=meta.count))
+        sms = self.plan.level(slot.level).rules.get(Channel.SMS)
+        fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
         wave = Wave(id=slot.id, campaign_id=campaign_id, channel=rule.channel,
                     text=row.template, created_at=now, audience_version=meta.version,
                     selector=selector, subject=row.subject,
                     strip_diacritics=row.strip_diacritics, level=slot.level, slot_at=slot.at,
-                    total=routing.reach(meta, selector, rule.channel), start_now=start_now)
+                    total=routing.reach(meta, selector, rule.channel), start_now=start_now,
+                    fallback_text=sms.row.template if fallback and sms else "",
+                    fallback_strip=bool(fallback and sms and sms.row.strip_diacritics))
         created = await self.store.waves.create(wave, WaveState.CREATED)
         if created:
             log.info("wave %s created: %d recipients", wave.id, wave.total)

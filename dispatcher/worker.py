@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 
 from adapters.base import Adapter, Envelope, Results
 from dispatcher import routing
 from dispatcher.errors import LoaError
+from dispatcher.fallback import PREFIX, SmsFallback
 from dispatcher.model import Batch, Channel, Wave, WaveState
 from dispatcher.retry import RetryPolicy
 from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, DeadLetter, Delivery, RetryItem, Store
 from dispatcher.throttle import RouteThrottle
+
+log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 200  # how long a consumer waits for work before looking at its stop flag
 RETRY_BATCH = 500  # retries moved back per entry
@@ -29,7 +33,8 @@ RETRY_BATCH = 500  # retries moved back per entry
 
 class Worker:
     def __init__(self, store: Store, adapters: Mapping[Channel, Adapter], routes: list[str],
-                 settings: Settings, *, name: str, policy: RetryPolicy | None = None) -> None:
+                 settings: Settings, *, name: str, policy: RetryPolicy | None = None,
+                 fallback: SmsFallback | None = None) -> None:
         self.store = store
         self.adapters = adapters
         self.routes = routes
@@ -44,6 +49,8 @@ class Worker:
         self._parked: dict[str, dict[str, Delivery]] = {r: {} for r in routes}
         self._throttles = {r: RouteThrottle(settings.rate(r)) for r in routes
                            if settings.rate(r) > 0}
+        self.fallback = fallback
+        self._paused: dict[str, float] = {}  # route -> epoch seconds (a channel's quota)
         self.processed = 0  # deliveries finished by this worker
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -82,6 +89,10 @@ class Worker:
     async def _consume(self, route: str, stop: asyncio.Event) -> None:
         while self._running(stop):
             if await self._unpark(route):
+                continue
+            wait = self._paused.get(route, 0.0) - time.time()
+            if wait > 0:  # the channel said "no more until then": leave the batches queued
+                await self._sleep(stop, min(wait, 1.0))
                 continue
             claimed = time.monotonic()
             for delivery in await self.store.queue.read(route, self.name, 1, READ_BLOCK_MS):
@@ -176,6 +187,11 @@ class Worker:
                     completion: Completion) -> bool:
         """Send what of ``batch`` is not sent yet; False if the entry is no longer ours."""
         mask = await self.store.queue.sent_mask(batch.wave, batch.ids)
+        if batch.retried and len(set(batch.ids)) < len(batch.ids):
+            seen: set[int] = set()  # one recipient scheduled twice: the first goes, not both
+            for i, recipient in enumerate(batch.ids):
+                mask[i] = mask[i] or recipient in seen
+                seen.add(recipient)
         if any(mask):
             keep = [i for i, done in enumerate(mask) if not done]
             skipped = len(batch.ids) - len(keep)
@@ -201,7 +217,15 @@ class Worker:
             if not exc.retryable:
                 raise
             results = Results(requeue=[(k, str(exc)) for k in range(len(keep))])
+        if results.pause_until > time.time():
+            self._paused[route] = results.pause_until
+            log.warning("route %s paused by its channel until %s", route,
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)))
         self._record(wave, batch, keep, results, completion)
+        if self.fallback is not None and wave.fallback_text:
+            cured = [keep[k] for k, reason in results.failed if reason.startswith(PREFIX)]
+            if cured:
+                await self.fallback.reroute(wave, batch, cured, completion)
         return True
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,

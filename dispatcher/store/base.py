@@ -8,6 +8,7 @@ processes) and memory (one process: ``loa demo``, tests of the engine).
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -122,6 +123,10 @@ class RetryItem(msgspec.Struct, frozen=True, array_like=True):
     id: int
     addr: str
     attempt: int  # the attempt it will be (1 = first retry)
+    # Random: two schedulings of the same message (a batch processed twice) stay two members
+    # of the retry set, so the "retrying" count of each is resolved; the sent bitmap then
+    # lets only one of them out.
+    nonce: int = msgspec.field(default_factory=lambda: random.getrandbits(32))
 
 
 class DeadLetter(msgspec.Struct, frozen=True, array_like=True):
@@ -150,6 +155,8 @@ class Completion(msgspec.Struct):
     dead: list[DeadLetter] = []
     # channel message id -> (wave, recipient id, part number), for matching delivery receipts
     remote: dict[str, tuple[str, int, int]] = {}
+    # messages for other routes (an SMS fallback): route -> (due, item), scheduled like retries
+    reroute: dict[str, list[tuple[float, RetryItem]]] = {}
 
     def count(self, wave: str, field: str, n: int) -> None:
         if n:

@@ -237,6 +237,10 @@ class MemoryQueue:
                 counters[name] = counters.get(name, 0) + n
         for due, item in completion.retries:
             heapq.heappush(r.retries, (due, next(self._seq), item))
+        for other, items in completion.reroute.items():
+            target = self._route(other)
+            for due, item in items:
+                heapq.heappush(target.retries, (due, next(self._seq), item))
         r.dead.extend(completion.dead)
         self.remote.update(completion.remote)
         r.pending.pop(entry, None)

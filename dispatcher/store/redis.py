@@ -387,6 +387,9 @@ class RedisQueue:
                           {_enc.encode(item): due for due, item in completion.retries})
             if completion.dead:
                 pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
+            for other, items in completion.reroute.items():
+                if items:
+                    pipe.zadd(keys.retries(other), {_enc.encode(i): due for due, i in items})
             if completion.remote:
                 bucket = keys.remote_ids(int(time.time() // 3600))
                 pipe.hset(bucket, mapping={k: _enc.encode(v)
