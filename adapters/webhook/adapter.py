@@ -1,0 +1,430 @@
+"""A generic HTTP channel: a configurable, signed JSON POST per message or per batch.
+
+It serves the Smart Quảng Ninh app push and any later HTTP channel (an e-mail gateway, IP
+loudspeakers) with configuration only. A request carries:
+
+* the configured ``headers`` (an ``Authorization`` token, for instance);
+* ``<signature_header>: sha256=<hex>``, the HMAC-SHA256 of the raw body with the shared
+  ``secret`` (when one is configured), so the endpoint can check that the body came from Loa;
+* ``<idempotency_header>: <key>``: the same key every time the same message (or the same batch)
+  is sent again, so the endpoint can answer a repeat without delivering twice.
+
+Bodies (UTF-8 JSON)::
+
+    message mode   {"wave", "channel", "to", "text", "subject", "id"}        id = "<wave>:<to>"
+    batch mode     {"wave", "channel", "text", "subject", "messages": [{"to", "id"}, ...]}
+
+A batch's key is a digest of the wave and its (sorted) addresses. A 2xx answer to a batch may
+give each message its own outcome, ``{"results": [{"to", "status": "sent" | "retry" | "failed",
+"reason"?, "id"?}]}``; otherwise every message of the batch takes the outcome of the request:
+
+    2xx                                      sent
+    408, 425, 429, 5xx, timeout, cut         retry (after a timeout it may have been delivered)
+    other 4xx (and 1xx, 3xx: no redirects)   failed, "HTTP <code>: <start of the body>"
+    cannot connect (refused, DNS, TLS)       requeue: never reached, no attempt used
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import re
+import ssl
+from collections.abc import Iterator
+
+import aiohttp
+import msgspec
+import yarl
+
+from adapters.base import Envelope, Results
+from dispatcher.errors import ChannelError, ConfigError
+
+MODES = ("message", "batch")
+REASON_CHARS = 200  # of an answer's body quoted in a reason
+_SPACES = re.compile(r"\s+")
+# headers whose values are credentials: never quoted in a reason, even when an answer echoes them
+_SENSITIVE = ("auth", "token", "key", "secret", "cookie", "signature", "password")
+
+
+class WebhookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An HTTP endpoint. ``secret`` is filled in from the environment variable named by
+    ``secret_env`` by the settings loader; it is never written in a file."""
+
+    url: str
+    mode: str = "batch"  # "message": a POST per message; "batch": a POST per batch
+    headers: dict[str, str] = {}
+    secret_env: str = ""
+    secret: str = ""  # HMAC-SHA256 key of the signature; empty: requests are not signed
+    signature_header: str = "X-Loa-Signature"
+    idempotency_header: str = "Idempotency-Key"
+    timeout: float = 10.0  # seconds for a whole request; then it is retried
+    connect_timeout: float = 5.0  # seconds to connect; then the messages are requeued
+    concurrency: int = 8  # requests in flight (connections kept alive)
+    batch_size: int = 500  # messages per POST in batch mode; a larger batch is split
+    verify_tls: bool = True
+    ca_file: str = ""  # a CA bundle for an endpoint with a private certificate authority
+
+
+class WebhookStats(msgspec.Struct):
+    requests: int = 0
+    messages: int = 0
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    requeue: int = 0
+    timeouts: int = 0  # requests with no answer in time
+    possible_duplicates: int = 0  # messages retried after a timeout: they may have gone out
+
+
+# -- wire types ------------------------------------------------------------------------------
+
+
+class MessageBody(msgspec.Struct):
+    wave: str
+    channel: str
+    to: str
+    text: str
+    subject: str
+    id: str
+
+
+class BatchItem(msgspec.Struct):
+    to: str
+    id: str
+
+
+class BatchBody(msgspec.Struct):
+    wave: str
+    channel: str
+    text: str
+    subject: str
+    messages: list[BatchItem]
+
+
+class ItemResult(msgspec.Struct):
+    to: str
+    status: str  # "sent", "retry" or "failed"
+    reason: str = ""
+    id: str = ""
+
+
+class BatchAnswer(msgspec.Struct):
+    results: list[ItemResult] | None = None
+
+
+class MessageAnswer(msgspec.Struct):
+    id: str = ""
+
+
+# -- outcomes --------------------------------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    REQUEUE = "requeue"
+
+
+#: HTTP status -> outcome where the status class does not say it. 401 and 403 refuse Loa, not
+#: the message (a wrong secret or token): the messages wait, without using attempts, until the
+#: configuration is fixed, instead of dead-lettering a whole audience.
+STATUSES: dict[int, Outcome] = {408: Outcome.RETRY, 425: Outcome.RETRY, 429: Outcome.RETRY,
+                                401: Outcome.REQUEUE, 403: Outcome.REQUEUE}
+#: status class (first digit) -> outcome
+CLASSES: dict[int, Outcome] = {1: Outcome.FAILED, 2: Outcome.SENT, 3: Outcome.FAILED,
+                               4: Outcome.FAILED, 5: Outcome.RETRY}
+#: a batch answer's per-message status -> outcome; anything else is retried
+ITEM_STATUSES: dict[str, Outcome] = {"sent": Outcome.SENT, "retry": Outcome.RETRY,
+                                     "failed": Outcome.FAILED}
+
+
+def outcome(status: int) -> Outcome:
+    """What an HTTP status means for the messages of the request."""
+    return STATUSES.get(status) or CLASSES.get(status // 100, Outcome.RETRY)
+
+
+def message_key(wave: str, addr: str) -> str:
+    """The idempotency key of one message: the same on every attempt."""
+    return f"{wave}:{addr}"
+
+
+def batch_key(wave: str, addrs: list[str]) -> str:
+    """The idempotency key of a batch: a digest of the wave and the set of its addresses."""
+    digest = hashlib.sha256(wave.encode())
+    digest.update(b"\0")
+    digest.update("\n".join(sorted(addrs)).encode())
+    return digest.hexdigest()[:40]
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 of the raw body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class _Answer(msgspec.Struct):
+    outcome: Outcome
+    reason: str = ""
+    status: int = 0
+    body: bytes = b""
+
+
+class WebhookAdapter:
+    """A channel over HTTP POST (see :class:`WebhookConfig` and the module's documentation)."""
+
+    def __init__(self, config: WebhookConfig) -> None:
+        self.config = _checked(config)
+        self.stats = WebhookStats()
+        url = yarl.URL(config.url)
+        self._where = f"{url.host}:{url.port}"  # never the path or query: they may hold tokens
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._secrets = _secret_words(config)
+        self._message_decoder = msgspec.json.Decoder(MessageAnswer)
+        self._batch_decoder = msgspec.json.Decoder(BatchAnswer)
+        self._encoder = msgspec.json.Encoder()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, envelope: Envelope) -> Results:
+        if self._closed:
+            raise ChannelError("webhook channel is closed")
+        results = Results()
+        remote: list[str] = []
+        if self.config.mode == "message":
+            await self._send_messages(envelope, results, remote)
+        else:
+            await self._send_batches(envelope, results, remote)
+        if any(remote):
+            results.remote_ids = remote
+        stats = self.stats
+        stats.messages += len(envelope.addrs)
+        stats.sent += len(results.sent)
+        stats.retry += len(results.retry)
+        stats.failed += len(results.failed)
+        stats.requeue += len(results.requeue)
+        return results
+
+    async def _send_messages(self, envelope: Envelope, results: Results,
+                             remote: list[str]) -> None:
+        addrs = envelope.addrs
+        wave, channel = envelope.wave, envelope.channel.value
+        todo: Iterator[int] = iter(range(len(addrs)))
+        down: list[str] = []  # why the endpoint cannot be reached, once a request found out
+
+        async def run() -> None:
+            for i in todo:
+                if down:
+                    results.requeue.append((i, down[0]))
+                    continue
+                key = message_key(wave, addrs[i])
+                body = self._encoder.encode(MessageBody(
+                    wave=wave, channel=channel, to=addrs[i], text=envelope.text,
+                    subject=envelope.subject, id=key))
+                async with self._slots:
+                    answer = await self._post(body, key, 1, down)
+                out = answer.outcome
+                if out is Outcome.SENT:
+                    results.sent.append(i)
+                    remote.append(self._message_id(answer.body))
+                elif out is Outcome.RETRY:
+                    results.retry.append((i, answer.reason))
+                elif out is Outcome.FAILED:
+                    results.failed.append((i, answer.reason))
+                else:
+                    results.requeue.append((i, answer.reason))
+
+        await asyncio.gather(*(run() for _ in range(min(len(addrs), self.config.concurrency))))
+
+    async def _send_batches(self, envelope: Envelope, results: Results,
+                            remote: list[str]) -> None:
+        addrs = envelope.addrs
+        size = self.config.batch_size
+        down: list[str] = []
+
+        async def run(indexes: range) -> None:
+            if down:
+                results.requeue.extend((i, down[0]) for i in indexes)
+                return
+            chunk = [addrs[i] for i in indexes]
+            wave = envelope.wave
+            body = self._encoder.encode(BatchBody(
+                wave=wave, channel=envelope.channel.value, text=envelope.text,
+                subject=envelope.subject,
+                messages=[BatchItem(to=a, id=message_key(wave, a)) for a in chunk]))
+            async with self._slots:
+                answer = await self._post(body, batch_key(wave, chunk), len(chunk), down)
+            self._collect(answer, indexes, chunk, results, remote)
+
+        await asyncio.gather(*(run(range(start, min(start + size, len(addrs))))
+                               for start in range(0, len(addrs), size)))
+
+    def _collect(self, answer: _Answer, indexes: range, chunk: list[str], results: Results,
+                 remote: list[str]) -> None:
+        out = answer.outcome
+        if out is Outcome.SENT:
+            items = self._items(answer.body)
+            if items is None:
+                results.sent.extend(indexes)
+                remote.extend("" for _ in indexes)
+            else:
+                self._collect_items(items, indexes, chunk, results, remote)
+        elif out is Outcome.RETRY:
+            results.retry.extend((i, answer.reason) for i in indexes)
+        elif out is Outcome.FAILED:
+            results.failed.extend((i, answer.reason) for i in indexes)
+        else:
+            results.requeue.extend((i, answer.reason) for i in indexes)
+
+    def _collect_items(self, items: list[ItemResult], indexes: range, chunk: list[str],
+                       results: Results, remote: list[str]) -> None:
+        by_addr: dict[str, list[int]] = {}
+        for i, addr in zip(indexes, chunk, strict=True):
+            by_addr.setdefault(addr, []).append(i)
+        for item in items:
+            found = by_addr.pop(item.to, None)
+            if found is None:  # not in this batch, or given twice: the first answer counts
+                continue
+            out = ITEM_STATUSES.get(item.status)
+            reason = self._short(item.reason)
+            if out is Outcome.SENT:
+                results.sent.extend(found)
+                remote.extend(item.id for _ in found)
+            elif out is Outcome.FAILED:
+                results.failed.extend((i, reason or "failed (no reason given)") for i in found)
+            elif out is Outcome.RETRY:
+                results.retry.extend((i, reason or "retry (no reason given)") for i in found)
+            else:
+                why = f"unknown status {item.status[:40]!r}" + (f": {reason}" if reason else "")
+                results.retry.extend((i, why) for i in found)
+        for missing in by_addr.values():  # the answer said nothing about them: send again
+            results.retry.extend((i, "no result for this address in the answer")
+                                 for i in missing)
+
+    def _items(self, body: bytes) -> list[ItemResult] | None:
+        if not body.lstrip().startswith(b"{"):
+            return None
+        try:
+            return self._batch_decoder.decode(body).results
+        except msgspec.MsgspecError:  # not our shape: the request's outcome counts
+            return None
+
+    def _message_id(self, body: bytes) -> str:
+        if not body.lstrip().startswith(b"{"):
+            return ""
+        try:
+            return self._message_decoder.decode(body).id
+        except msgspec.MsgspecError:
+            return ""
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            config = self.config
+            tls: ssl.SSLContext | bool = True
+            if config.ca_file:
+                tls = ssl.create_default_context(cafile=config.ca_file)
+            elif not config.verify_tls:
+                tls = False
+            connector = aiohttp.TCPConnector(limit=config.concurrency,
+                                             limit_per_host=config.concurrency, ssl=tls)
+            headers = {"Content-Type": "application/json; charset=utf-8",
+                       "User-Agent": "Loa"}
+            headers.update(config.headers)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=headers, raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=config.timeout,
+                                              sock_connect=config.connect_timeout))
+        return self._session
+
+    async def _post(self, body: bytes, key: str, messages: int, down: list[str]) -> _Answer:
+        """POST ``body``; ``down`` gets the reason when the endpoint cannot be reached."""
+        if down:  # found out while this request waited for a slot
+            return _Answer(Outcome.REQUEUE, down[0])
+        config = self.config
+        headers = {config.idempotency_header: key}
+        if config.secret:
+            headers[config.signature_header] = sign(config.secret, body)
+        self.stats.requests += 1
+        try:
+            async with self._client().post(config.url, data=body, headers=headers,
+                                           allow_redirects=False) as response:
+                payload = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After", "")
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            reason = f"cannot connect to {self._where}: {_connect_error(exc)}"
+            if not down:
+                down.append(reason)
+            return _Answer(Outcome.REQUEUE, reason)
+        except TimeoutError:
+            self.stats.timeouts += 1
+            self.stats.possible_duplicates += messages
+            return _Answer(Outcome.RETRY, f"no answer in {config.timeout:g} s "
+                                          "(it may have been delivered)")
+        except (aiohttp.ClientError, OSError) as exc:
+            return _Answer(Outcome.RETRY, f"connection lost ({type(exc).__name__}); "
+                                          "it may have been delivered")
+        out = outcome(status)
+        if out is Outcome.SENT:
+            return _Answer(out, status=status, body=payload)
+        reason = f"HTTP {status}"
+        short = self._short(payload.decode("utf-8", "replace"))
+        if short:
+            reason += f": {short}"
+        if retry_after and out is Outcome.RETRY:
+            reason += f" (Retry-After {retry_after[:40]})"
+        return _Answer(out, reason, status=status)
+
+    def _short(self, text: str) -> str:
+        """The start of a text from the endpoint, on one line, with no credential in it."""
+        text = _SPACES.sub(" ", text[: REASON_CHARS * 4]).strip()
+        for word in self._secrets:
+            text = text.replace(word, "***")
+        return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _checked(config: WebhookConfig) -> WebhookConfig:
+    if config.mode not in MODES:
+        raise ConfigError(f"must be one of {', '.join(MODES)}", key="mode")
+    url = yarl.URL(config.url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError("must be an http:// or https:// URL", key="url")
+    for key, value in (("concurrency", config.concurrency), ("batch_size", config.batch_size),
+                       ("timeout", config.timeout),
+                       ("connect_timeout", config.connect_timeout)):
+        if value <= 0:
+            raise ConfigError("must be more than 0", key=key)
+    return config
+
+
+def _secret_words(config: WebhookConfig) -> list[str]:
+    """Credentials that a reason must never quote: the secret and sensitive header values."""
+    words = [config.secret] if config.secret else []
+    for name, value in config.headers.items():
+        if any(s in name.lower() for s in _SENSITIVE):
+            words.append(value)
+            words += [w for w in value.split() if len(w) >= 8]
+    return sorted({w for w in words if w}, key=len, reverse=True)
+
+
+def _connect_error(exc: Exception) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate refused"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "host name not found"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.os_error.strerror or type(exc.os_error).__name__
+    return type(exc).__name__
