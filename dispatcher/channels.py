@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from adapters.base import Adapter
+from adapters.email.adapter import EmailAdapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.receipt import Receipt
+from adapters.webhook.adapter import WebhookAdapter
 from dispatcher.model import Channel
 from dispatcher.settings import Settings
 
@@ -26,6 +28,10 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
     for channel in channels:
         if channel is Channel.SMS and links:
             adapters[channel] = SmppAdapter(links, on_receipt=on_receipt)
+        elif channel is Channel.APP and settings.app is not None:
+            adapters[channel] = WebhookAdapter(settings.app)
+        elif channel is Channel.EMAIL and settings.email is not None:
+            adapters[channel] = EmailAdapter(settings.email)
         else:
             adapters[channel] = MemoryAdapter()
     return adapters

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from adapters.email.adapter import EmailConfig
 from adapters.smpp.adapter import LinkConfig
+from adapters.webhook.adapter import WebhookConfig
 from dispatcher.config import convert, load_toml
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
@@ -54,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rates: dict[str, float] = {}
     # SMPP links by name (the SMS route group they serve; "default" takes the rest)
     smpp: dict[str, LinkConfig] = {}
+    app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
+    email: EmailConfig | None = None  # SMTP for civil servants' e-mail
 
     def sms_route(self, carrier: str) -> str:
         return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"
@@ -93,18 +97,31 @@ def _check(settings: Settings, source: str) -> Settings:
     return settings
 
 
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+def _secret(config: T, field: str, env_field: str, env: Mapping[str, str], key: str,
+            source: str) -> T:
+    """``config`` with ``field`` read from the environment variable named by ``env_field`` (or
+    kept from the file) and wrapped so that it never shows in a repr."""
+    name = getattr(config, env_field)
+    if name:
+        if name not in env:
+            raise ConfigError(f"the environment variable {name} is not set", source=source,
+                              key=f"{key}.{env_field}")
+        return msgspec.structs.replace(config, **{field: Secret(env[name])})
+    value = getattr(config, field)
+    return msgspec.structs.replace(config, **{field: Secret(value)}) if value else config
+
+
 def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Settings:
-    """Fill in passwords from the environment variables the file names (never the file)."""
-    links = dict(settings.smpp)
-    for name, link in settings.smpp.items():
-        if link.password_env:
-            if link.password_env not in env:
-                raise ConfigError(f"the environment variable {link.password_env} is not set",
-                                  source=source, key=f"smpp.{name}.password_env")
-            links[name] = msgspec.structs.replace(link, password=Secret(env[link.password_env]))
-        elif link.password:
-            links[name] = msgspec.structs.replace(link, password=Secret(link.password))
-    return msgspec.structs.replace(settings, smpp=links)
+    """Fill in passwords and secrets from the environment variables the file names."""
+    links = {name: _secret(link, "password", "password_env", env, f"smpp.{name}", source)
+             for name, link in settings.smpp.items()}
+    app = settings.app and _secret(settings.app, "secret", "secret_env", env, "app", source)
+    email = settings.email and _secret(settings.email, "password", "password_env", env,
+                                       "email", source)
+    return msgspec.structs.replace(settings, smpp=links, app=app, email=email)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

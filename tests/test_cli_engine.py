@@ -144,3 +144,17 @@ def test_smpp_passwords_come_from_the_environment_and_never_show(tmp_path: Path)
     with pytest.raises(ConfigError, match=r"smpp.viettel.password_env: the environment variable "
                                           r"LOA_TEST_VIETTEL_PW is not set"):
         load_settings(config, env={})
+
+
+def test_app_and_email_secrets_come_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    config.write_text('[app]\nurl = "https://push.example/v1/notify"\nsecret_env = "LOA_T_APP"\n'
+                      '[email]\nhost = "mail.example"\nsender = "ttt@quangninh.gov.vn"\n'
+                      'username = "ttt"\npassword_env = "LOA_T_MAIL"\n', encoding="utf-8")
+    settings = load_settings(config, env={"LOA_T_APP": "app-secret-1", "LOA_T_MAIL": "mail-pw-2"})
+    assert settings.app is not None and settings.app.secret == "app-secret-1"
+    assert settings.email is not None and settings.email.password == "mail-pw-2"
+    assert "app-secret-1" not in repr(settings) and "mail-pw-2" not in repr(settings)
+    with pytest.raises(ConfigError, match=r"email.password_env: the environment variable "
+                                          r"LOA_T_MAIL is not set"):
+        load_settings(config, env={"LOA_T_APP": "x"})
