@@ -1,4 +1,4 @@
-"""``loa sim smsc``: run the SMSC simulator until SIGINT or SIGTERM."""
+"""``loa sim smsc`` and ``loa sim zalo``: run a simulator until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from adapters.smpp.simulator import Smsc, SmscConfig, SmscStats
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
 from dispatcher.cli.output import print_json
 from dispatcher.cli.runtime import run_async
 from dispatcher.errors import InputError
@@ -56,6 +57,7 @@ def register(sub: Any) -> None:
     smsc.add_argument("--json", action="store_true", help="end with the counters as one JSON "
                                                           "line on stdout")
     smsc.set_defaults(func=cmd_smsc)
+    _register_zalo(group)
 
 
 def _stat_mix(text: str) -> dict[str, float]:
@@ -117,4 +119,140 @@ def cmd_smsc(args: argparse.Namespace) -> int:
         counters = ", ".join(f"{k.replace('_', ' ')} {v:,}"
                              for k, v in msgspec.structs.asdict(stats).items())
         print(f"SMSC simulator stopped: {counters}", flush=True)
+    return 0
+
+
+# -- loa sim zalo --------------------------------------------------------------------------------
+
+
+def _register_zalo(group: Any) -> None:
+    zalo = group.add_parser(
+        "zalo", help="the Zalo ZNS / OA API (tokens, quota, errors, signed delivery webhooks)",
+        description="Run a Zalo API simulator until SIGINT or SIGTERM: ZNS template messages "
+                    "(POST /message/template), OA messages (POST /v3.0/oa/message/cs) and "
+                    "OAuth v4 token renewal (POST /v4/oa/access_token), with quota, injected "
+                    "errors and signed user_received_message webhooks. Prints one line when it "
+                    "listens and its counters when it stops.")
+    zalo.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                                                          "127.0.0.1)")
+    zalo.add_argument("--port", type=int, default=8700, help="port (default 8700; 0: any free)")
+    zalo.add_argument("--access-token", action="append", metavar="TOKEN",
+                      help="an access token valid at start (repeatable; default "
+                           "sim-access-token)")
+    zalo.add_argument("--refresh-token", action="append", metavar="TOKEN",
+                      help="a refresh token that works once (repeatable; default "
+                           "sim-refresh-token)")
+    zalo.add_argument("--token-ttl", type=float, default=0.0, metavar="S",
+                      help="access tokens expire S seconds after they are issued (default 0: "
+                           "never)")
+    zalo.add_argument("--app-id", default="sim-app", help="the app id (default sim-app)")
+    zalo.add_argument("--secret-key", default="sim-app-secret",
+                      help="the app's secret key, for OAuth (default sim-app-secret)")
+    zalo.add_argument("--oa-secret", default="sim-oa-secret",
+                      help="the OA secret key that signs webhooks (default sim-oa-secret)")
+    zalo.add_argument("--template", action="append", metavar="ID[:PARAM,...]",
+                      help="an accepted ZNS template and its parameters (repeatable; default "
+                           "loa-alert:content)")
+    zalo.add_argument("--daily-quota", type=int, default=0, metavar="N",
+                      help="messages accepted per day before -131 (default 0: unlimited)")
+    zalo.add_argument("--not-zalo-share", type=float, default=0.0, metavar="R",
+                      help="share of phones that are not Zalo accounts: -118 (default 0)")
+    zalo.add_argument("--error-ratio", type=float, default=0.0, metavar="R",
+                      help="share of messages answered --error-code (default 0)")
+    zalo.add_argument("--error-code", type=int, default=-100, metavar="C",
+                      help="the code of injected errors (default -100)")
+    zalo.add_argument("--error-phone", action="append", metavar="PHONE=CODE",
+                      help="always answer CODE to PHONE (repeatable)")
+    zalo.add_argument("--http-429-ratio", type=float, default=0.0, metavar="R",
+                      help="share of requests answered HTTP 429 (default 0)")
+    zalo.add_argument("--http-5xx-ratio", type=float, default=0.0, metavar="R",
+                      help="share of requests answered HTTP 503 (default 0)")
+    zalo.add_argument("--delay", type=float, default=0.0, metavar="S",
+                      help="seconds before every message answer (default 0)")
+    zalo.add_argument("--webhook-url", metavar="URL",
+                      help="post signed user_received_message events there (default: none)")
+    zalo.add_argument("--webhook-delay", type=float, default=0.0, metavar="S",
+                      help="seconds from acceptance to the webhook (default 0)")
+    zalo.add_argument("--webhook-layout", choices=("nested", "flat"), default="nested",
+                      help="msg_id under \"message\" (nested, default) or at the top level")
+    zalo.add_argument("--seed", type=int, default=0, help="seed of the injected errors")
+    zalo.add_argument("--json", action="store_true", help="end with the counters as one JSON "
+                                                          "line on stdout")
+    zalo.set_defaults(func=cmd_zalo)
+
+
+def _templates(items: list[str] | None) -> dict[str, list[str]]:
+    if not items:
+        return {"loa-alert": ["content"]}
+    templates: dict[str, list[str]] = {}
+    for item in items:
+        tid, _, params = item.partition(":")
+        if not tid.strip():
+            raise InputError(f"--template: {item!r} has no template id")
+        templates[tid.strip()] = [p.strip() for p in params.split(",") if p.strip()]
+    return templates
+
+
+def _error_phones(items: list[str] | None) -> dict[str, int]:
+    phones: dict[str, int] = {}
+    for item in items or []:
+        phone, sep, code = item.partition("=")
+        try:
+            phones[phone.strip()] = int(code)
+        except ValueError:
+            raise InputError(f"--error-phone: {item!r} is not PHONE=CODE") from None
+        if not sep or not phone.strip():
+            raise InputError(f"--error-phone: {item!r} is not PHONE=CODE")
+    return phones
+
+
+def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a port number")
+    try:
+        return ZaloSimConfig(
+            access_tokens=frozenset(args.access_token or ["sim-access-token"]),
+            refresh_tokens=frozenset(args.refresh_token or ["sim-refresh-token"]),
+            token_ttl=args.token_ttl, app_id=args.app_id, secret_key=args.secret_key,
+            oa_secret=args.oa_secret, templates=_templates(args.template),
+            daily_quota=args.daily_quota, not_zalo_share=args.not_zalo_share,
+            error_ratio=args.error_ratio, error_code=args.error_code,
+            error_phones=_error_phones(args.error_phone), http_429_ratio=args.http_429_ratio,
+            http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
+            webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
+            webhook_layout=args.webhook_layout, seed=args.seed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+async def serve_zalo(config: ZaloSimConfig, host: str, port: int) -> ZaloSimStats:
+    """Run the Zalo simulator until SIGINT or SIGTERM; its counters at the end."""
+    sim = ZaloSim(config)
+    try:
+        await sim.start(host, port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(f"Zalo simulator listening on {sim.url}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await sim.stop()
+    return sim.snapshot()
+
+
+def cmd_zalo(args: argparse.Namespace) -> int:
+    config = _zalo_config(args)
+    stats = run_async(serve_zalo(config, args.host, args.port))
+    if args.json:
+        print_json(stats)
+    else:
+        counters = ", ".join(f"{k.replace('_', ' ')} {v:,}"
+                             for k, v in msgspec.structs.asdict(stats).items())
+        print(f"Zalo simulator stopped: {counters}", flush=True)
     return 0

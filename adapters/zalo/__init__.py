@@ -1,0 +1,14 @@
+"""The Zalo channel: ZNS template messages by phone and OA messages by Zalo user id.
+
+``api`` (wire types, error tables, webhook signature), ``client`` (the pooled HTTP client),
+``tokens`` (access-token storage and single-flight renewal), ``adapter`` (:class:`ZaloAdapter`),
+``webhook`` (delivery events), ``simulator`` (:class:`ZaloSim`, ``loa sim zalo``).
+"""
+
+from adapters.zalo.adapter import ZaloAdapter, ZaloConfig, ZaloStats
+from adapters.zalo.tokens import FileTokenStore, MemoryTokenStore, TokenManager, TokenStore
+from adapters.zalo.webhook import DeliveryEvent, WebhookRejected, WebhookVerifier, make_handler
+
+__all__ = ["DeliveryEvent", "FileTokenStore", "MemoryTokenStore", "TokenManager", "TokenStore",
+           "WebhookRejected", "WebhookVerifier", "ZaloAdapter", "ZaloConfig", "ZaloStats",
+           "make_handler"]

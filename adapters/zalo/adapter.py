@@ -1,0 +1,377 @@
+"""The Zalo channel: ZNS template messages by phone number, OA text messages by Zalo user id.
+
+Every message of an envelope is one HTTP request on one pooled keep-alive client, at most
+``concurrency`` in flight per route. Zalo's answer decides each message's outcome by the tables
+of :mod:`adapters.zalo.api`:
+
+* sent (``error`` 0): ``results.sent`` with Zalo's ``msg_id`` as remote id; delivery comes later
+  as a ``user_received_message`` webhook (``results.receipts`` is True), see
+  :mod:`adapters.zalo.webhook`;
+* transient (-100, HTTP 429/5xx, no answer in time, connection broken): ``results.retry``; a
+  request that got no answer in time may have gone out (``stats.possible_duplicates``);
+* permanent (-108 invalid phone, -109/-111/-112 template): ``results.failed``;
+* not reachable on Zalo (the codes of ``sms_fallback_codes``, by default -114 inactive or
+  refused and -118 not a Zalo account): ``results.failed`` with the reason prefixed
+  ``fallback:``. The engine decides whether the campaign falls back to SMS;
+* access token expired (-124): the token is renewed once for all concurrent requests
+  (:class:`~adapters.zalo.tokens.TokenManager`, the new refresh token saved in the store) and
+  the message is sent once more; refused again, or no renewal, it is retried;
+* out of quota (-131, or an answer with ``remainingQuota`` 0): the adapter stops, puts the
+  message and every one not yet sent in ``results.requeue`` (no attempt used) and pauses until
+  the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch seconds, also in
+  ``results.pause_until``). While paused, ``send`` requeues everything without asking Zalo;
+  ``resume()`` lifts the pause early (the quota was raised);
+* no connection at all: ``results.requeue`` (the request never left).
+
+ZNS bodies: ``phone`` is the address, ``template_id`` from the config, ``template_data``
+``{template_param: envelope.text}`` (``{"content": text}`` by default: the template must have
+that parameter), ``tracking_id`` ``wave:address`` (:func:`~adapters.zalo.api.tracking_id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+import zoneinfo
+from collections import deque
+from typing import Any, Literal
+
+import msgspec
+
+from adapters.base import Envelope, Results
+from adapters.zalo.api import (
+    OA_PATH,
+    OAUTH_PATH,
+    ZNS_PATH,
+    Answer,
+    Outcome,
+    TokenAnswer,
+    decode_answer,
+    outcome,
+    token_decoder,
+    tracking_prefix,
+)
+from adapters.zalo.client import ClientName, HttpClient, TransportFailure, make_client
+from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
+from dispatcher.errors import ChannelError
+from dispatcher.secret import Secret
+
+log = logging.getLogger(__name__)
+
+VN = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
+FALLBACK = "fallback:"  # the reason prefix of permanent failures that SMS may cure
+
+
+def next_quota_reset(now: float) -> float:
+    """Epoch seconds of the next midnight in Vietnam, when Zalo's daily quota resets."""
+    local = dt.datetime.fromtimestamp(now, VN)
+    return (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                   microsecond=0).timestamp()
+
+
+class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The Zalo OA and how to reach it. ``secret_key`` (the app's, for OAuth) is filled in from
+    the environment variable named by ``secret_key_env`` by the settings loader."""
+
+    base_url: str = "https://business.openapi.zalo.me"  # ZNS
+    oa_url: str = "https://openapi.zalo.me"  # OA API ("": base_url)
+    oauth_url: str = "https://oauth.zaloapp.com"
+    app_id: str = ""
+    secret_key_env: str = ""
+    secret_key: str = ""
+    template_id: str = ""  # ZNS template; its parameter template_param takes the text
+    template_param: str = "content"
+    # zns: every address is a phone; oa: every address is a Zalo user id; auto: 84 + 9 digits
+    # is a phone, anything else a user id
+    mode: Literal["zns", "oa", "auto"] = "zns"
+    concurrency: int = 64  # requests in flight per route
+    timeout: float = 10.0  # seconds per request, connection included
+    client: ClientName = "aiohttp"  # the faster of the two here (bench/test_zalo_bench.py)
+    sms_fallback_codes: frozenset[int] = frozenset({-114, -118})
+    token_retry_after: float = 10.0  # after a failed renewal, seconds before the next one
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.mode not in ("zns", "oa", "auto"):
+            raise ValueError("mode must be zns, oa or auto")
+        if self.client not in ("aiohttp", "httpx"):
+            raise ValueError("client must be aiohttp or httpx")
+        if self.mode != "oa" and not self.template_id:
+            raise ValueError("template_id is required for ZNS")
+        if self.secret_key and not isinstance(self.secret_key, Secret):
+            msgspec.structs.force_setattr(self, "secret_key", Secret(self.secret_key))
+
+
+class ZaloStats(msgspec.Struct):
+    requests: int = 0  # HTTP requests to the message APIs
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0  # permanent, fallback included
+    fallback: int = 0  # failed with a "fallback:" reason
+    requeued: int = 0  # not attempted (quota, no connection)
+    http_errors: int = 0  # answers other than HTTP 200
+    possible_duplicates: int = 0  # no answer in time: retried, though it may have gone out
+    token_refreshes: int = 0  # access tokens renewed
+    quota_pauses: int = 0
+
+
+class _Batch:
+    """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
+
+    __slots__ = ("addrs", "done", "halt", "indexes", "oa_tail", "pending", "results", "tracking",
+                 "zns_tail")
+
+    def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
+                 done: asyncio.Future[None]) -> None:
+        encode = _encode
+        self.addrs = envelope.addrs
+        self.indexes = iter(range(len(self.addrs)))
+        self.pending = len(self.addrs)  # messages without an outcome yet
+        self.results = results
+        self.done = done
+        self.halt = ""  # set: every message not yet taken is requeued with this reason
+        self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
+        self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
+                         + encode({config.template_param: envelope.text}) + b"}")
+        self.oa_tail = b'},"message":' + encode({"text": envelope.text}) + b"}"
+
+    def finished(self) -> None:
+        self.pending -= 1
+        if not self.pending and not self.done.done():
+            self.done.set_result(None)
+
+
+class _Route:
+    """The batches of one route waiting for its ``concurrency`` long-lived workers, which take
+    their messages in order: a worker busy on one request never waits on a lock for the next."""
+
+    __slots__ = ("batches", "ready", "workers")
+
+    def __init__(self) -> None:
+        self.batches: deque[_Batch] = deque()
+        self.ready = asyncio.Event()
+        self.workers: list[asyncio.Task[None]] = []
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ZaloAdapter:
+    """The Zalo channel (see the module's documentation and :class:`ZaloConfig`)."""
+
+    def __init__(self, config: ZaloConfig, tokens: TokenStore) -> None:
+        self.config = config
+        self.stats = ZaloStats()
+        self.paused_until = 0.0  # epoch seconds; 0: not paused
+        self.pause_reason = ""
+        self.remaining_quota: int | None = None  # from Zalo's last answer
+        self.daily_quota: int | None = None
+        self.tokens = TokenManager(tokens, self._exchange, retry_after=config.token_retry_after)
+        self._client: HttpClient = make_client(config.client, config.concurrency, config.timeout)
+        base = config.base_url.rstrip("/")
+        self._zns_url = self._client.url(base + ZNS_PATH)
+        self._oa_url = self._client.url((config.oa_url or base).rstrip("/") + OA_PATH)
+        self._oauth_url = self._client.url(config.oauth_url.rstrip("/") + OAUTH_PATH)
+        self._routes: dict[str, _Route] = {}
+        self._headers: tuple[str, dict[str, str]] = ("", {})
+        self._closed = False
+
+    # -- the Adapter interface -------------------------------------------------------------
+
+    async def send(self, envelope: Envelope) -> Results:
+        if self._closed:
+            raise ChannelError("the Zalo channel is closed")
+        addrs = envelope.addrs
+        results = Results(receipts=True)
+        if not addrs:
+            return results
+        if self.paused_until:
+            if self.paused_until > time.time():
+                return self._requeue_all(results, len(addrs))
+            self.resume()
+        try:
+            await self.tokens.token()
+        except TokenError as exc:
+            raise ChannelError(f"Zalo: no access token: {exc}") from None
+        route = self._routes.get(envelope.route)
+        if route is None:
+            route = self._routes[envelope.route] = _Route()
+            route.workers = [asyncio.create_task(self._work(route), name=f"zalo-{n}")
+                             for n in range(self.config.concurrency)]
+        batch = _Batch(envelope, self.config, results,
+                       asyncio.get_running_loop().create_future())
+        route.batches.append(batch)
+        route.ready.set()
+        try:
+            await batch.done
+        except asyncio.CancelledError:  # the caller gave up: send no more of it
+            batch.halt = "cancelled"
+            with contextlib.suppress(ValueError):
+                route.batches.remove(batch)
+            raise
+        if self.paused_until:
+            results.pause_until = self.paused_until
+        stats = self.stats
+        stats.sent += len(results.sent)
+        stats.retried += len(results.retry)
+        stats.failed += len(results.failed)
+        stats.requeued += len(results.requeue)
+        stats.token_refreshes = self.tokens.refreshes
+        return results
+
+    async def aclose(self) -> None:
+        self._closed = True
+        workers = [task for route in self._routes.values() for task in route.workers]
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._routes.clear()
+        await self._client.aclose()
+
+    # -- quota ---------------------------------------------------------------------------------
+
+    def resume(self) -> None:
+        """Lift a quota pause (it ended, or the OA's quota was raised)."""
+        self.paused_until = 0.0
+        self.pause_reason = ""
+
+    def _pause(self, reason: str) -> str:
+        if not self.paused_until:
+            self.paused_until = next_quota_reset(time.time())
+            self.stats.quota_pauses += 1
+            until = dt.datetime.fromtimestamp(self.paused_until, VN).strftime("%Y-%m-%d %H:%M")
+            self.pause_reason = f"{reason}; Zalo paused until {until} (Asia/Ho_Chi_Minh)"
+        self.remaining_quota = 0
+        return self.pause_reason
+
+    def _requeue_all(self, results: Results, n: int) -> Results:
+        results.requeue = [(i, self.pause_reason) for i in range(n)]
+        results.pause_until = self.paused_until
+        self.stats.requeued += n
+        return results
+
+    def _track_quota(self, answer: Answer) -> bool:
+        """Record the quota in an answer; True if it is now exhausted."""
+        data = answer.data
+        if data is None or data.quota is None or self.paused_until:
+            return False
+        remaining = data.quota.remaining()
+        if remaining is None:
+            return False
+        self.remaining_quota = remaining
+        daily = data.quota.daily_quota
+        if daily is not None:
+            self.daily_quota = int(daily) if str(daily).isdigit() else self.daily_quota
+        return remaining <= 0
+
+    # -- one message ---------------------------------------------------------------------------
+
+    async def _work(self, route: _Route) -> None:
+        """One of a route's workers: the next message of the oldest batch, for ever."""
+        batches = route.batches
+        while True:
+            if not batches:
+                route.ready.clear()
+                await route.ready.wait()
+                continue
+            batch = batches[0]
+            i = next(batch.indexes, -1)
+            if i < 0:  # every message of it is taken (some may still be in flight)
+                batches.popleft()
+                continue
+            if batch.halt or self.paused_until:
+                batch.results.requeue.append((i, batch.halt or self.pause_reason))
+            else:
+                try:
+                    await self._one(batch, i)
+                except Exception as exc:  # a bug must not stop the route: retry the message
+                    log.exception("Zalo: sending message %d of a batch failed", i)
+                    batch.results.retry.append((i, f"internal error: {exc!r}"))
+            batch.finished()
+
+    def _request(self, batch: _Batch, addr: str) -> tuple[Any, bytes]:
+        mode = self.config.mode
+        if mode == "zns" or (mode == "auto" and len(addr) == 11 and addr.startswith("84")
+                             and addr.isdigit()):
+            a = _encode(addr)
+            return self._zns_url, (b'{"phone":' + a + b',"tracking_id":' + batch.tracking
+                                   + a[1:] + batch.zns_tail)
+        return self._oa_url, b'{"recipient":{"user_id":' + _encode(addr) + batch.oa_tail
+
+    def _auth(self, token: str) -> dict[str, str]:
+        if self._headers[0] != token:
+            self._headers = (token, {"access_token": token, "Content-Type": "application/json"})
+        return self._headers[1]
+
+    async def _one(self, batch: _Batch, i: int) -> None:
+        results = batch.results
+        url, body = self._request(batch, batch.addrs[i])
+        renewed = False
+        while True:
+            token = self.tokens.access
+            self.stats.requests += 1
+            try:
+                status, data = await self._client.post(url, body, self._auth(token))
+            except TransportFailure as exc:
+                if exc.kind == "connect":
+                    results.requeue.append((i, exc.reason))
+                else:
+                    if exc.kind == "timeout":
+                        self.stats.possible_duplicates += 1
+                    results.retry.append((i, exc.reason))
+                return
+            if status == 200:
+                answer = decode_answer(data)
+            else:
+                answer = None
+                self.stats.http_errors += 1
+            result, reason = outcome(status, answer)
+            if result is Outcome.SENT:
+                assert answer is not None
+                results.sent.append(i)
+                results.remote_ids.append(answer.remote_id)
+                if self._track_quota(answer):
+                    self._pause("zalo quota exhausted (remainingQuota 0)")
+                return
+            if result is Outcome.REFRESH and not renewed:
+                try:
+                    await self.tokens.refresh(token)
+                except TokenError as exc:
+                    results.retry.append((i, f"{reason}; {exc}"))
+                    return
+                renewed = True
+                continue
+            break
+        if result is Outcome.QUOTA:
+            results.requeue.append((i, self._pause(reason)))
+        elif result is Outcome.FAIL or result is Outcome.FALLBACK:
+            if answer is not None and answer.error in self.config.sms_fallback_codes:
+                results.failed.append((i, f"{FALLBACK} {reason}"))
+                self.stats.fallback += 1
+            else:
+                results.failed.append((i, reason))
+        elif result is Outcome.REFRESH:
+            results.retry.append((i, f"{reason}: refused again after a renewal"))
+        else:
+            results.retry.append((i, reason))
+
+    # -- OAuth ---------------------------------------------------------------------------------
+
+    async def _exchange(self, refresh: str) -> TokenAnswer:
+        form = {"refresh_token": refresh, "app_id": self.config.app_id,
+                "grant_type": "refresh_token"}
+        try:
+            status, data = await self._client.post_form(
+                self._oauth_url, form, {"secret_key": self.config.secret_key})
+        except TransportFailure as exc:
+            raise TokenError(f"OAuth: {exc.reason}") from None
+        try:
+            return token_decoder.decode(data)
+        except msgspec.DecodeError:
+            raise TokenError(f"OAuth answered HTTP {status} without a token answer") from None

@@ -1,0 +1,194 @@
+"""Zalo OA access tokens: where they are kept, and renewing them once however many ask.
+
+An OA access token lives about 25 hours; the refresh token that renews it is good for **one** use
+and each renewal answers a new one, which must be kept: a lost refresh token means the OA must be
+authorised again by hand. So the :class:`TokenManager` saves the new pair to its
+:class:`TokenStore` as soon as Zalo answers, and renews once for any number of concurrent
+requests that found the token expired (single flight).
+
+:class:`FileTokenStore` keeps the pair in a JSON file written atomically (temporary file, fsync,
+``os.replace``); :class:`MemoryTokenStore` is for tests and the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+from adapters.zalo.api import TokenAnswer
+from dispatcher.errors import ConfigError, LoaError
+
+log = logging.getLogger(__name__)
+
+
+class TokenError(LoaError):
+    """The access token could not be renewed (the reason says why)."""
+
+    retryable = True
+
+
+class TokenStore(Protocol):
+    """Where the current (access, refresh) token pair is kept."""
+
+    async def get(self) -> tuple[str, str]: ...
+
+    async def save(self, access: str, refresh: str) -> None: ...
+
+
+class MemoryTokenStore:
+    """A token pair in memory; ``saves`` counts renewals that were kept."""
+
+    def __init__(self, access: str = "", refresh: str = "") -> None:
+        self.access = access
+        self.refresh = refresh
+        self.saves = 0
+
+    async def get(self) -> tuple[str, str]:
+        return self.access, self.refresh
+
+    async def save(self, access: str, refresh: str) -> None:
+        self.access, self.refresh = access, refresh
+        self.saves += 1
+
+
+class FileTokenStore:
+    """A token pair in a JSON file ``{"access_token", "refresh_token", "saved_at"}``.
+
+    ``initial`` is used while the file does not exist (the first start, with the tokens from the
+    OA's authorisation); every renewal rewrites the file atomically, readable by its owner only.
+    """
+
+    def __init__(self, path: str | os.PathLike[str],
+                 initial: tuple[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.initial = initial
+
+    async def get(self) -> tuple[str, str]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            if self.initial is None:
+                raise ConfigError("no Zalo token file and no initial tokens",
+                                  source=str(self.path)) from None
+            return self.initial
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}",
+                              source=str(self.path)) from None
+        try:
+            data = json.loads(raw)
+            return str(data["access_token"]), str(data["refresh_token"])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError("not a Zalo token file (access_token, refresh_token)",
+                              source=str(self.path)) from None
+
+    async def save(self, access: str, refresh: str) -> None:
+        data = json.dumps({"access_token": access, "refresh_token": refresh,
+                           "saved_at": int(time.time())}).encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+#: Renews tokens: the refresh token in, Zalo's answer out (raises TokenError on transport errors).
+Exchange = Callable[[str], Awaitable[TokenAnswer]]
+
+
+class TokenManager:
+    """The current access token, and its renewal: once for all concurrent callers.
+
+    ``refresh(stale)`` renews only if ``stale`` is still the current token (a caller that saw an
+    older token gets the new one at once), re-reads the store first (another process may have
+    renewed), and after a failed renewal answers the same failure for ``retry_after`` seconds
+    without asking Zalo again.
+    """
+
+    def __init__(self, store: TokenStore, exchange: Exchange, *,
+                 retry_after: float = 10.0) -> None:
+        self.store = store
+        self.exchange = exchange
+        self.retry_after = retry_after
+        self.access = ""
+        self.refreshes = 0  # renewals that succeeded
+        self.failures = 0
+        self._loaded = False
+        self._flight: asyncio.Future[str] | None = None
+        self._failed: tuple[float, str, str] | None = None  # (monotonic, stale token, reason)
+
+    async def token(self) -> str:
+        """The access token to use (loads it from the store, or renews it if there is none)."""
+        if not self._loaded:
+            self.access, _ = await self.store.get()
+            self._loaded = True
+            if not self.access:
+                return await self.refresh("")
+        return self.access
+
+    async def refresh(self, stale: str) -> str:
+        """A new access token after ``stale`` was refused; TokenError if it cannot be had."""
+        if self.access != stale and self._loaded:
+            return self.access
+        failed = self._failed
+        if (failed is not None and failed[1] == stale
+                and time.monotonic() - failed[0] < self.retry_after):
+            raise TokenError(failed[2])
+        if self._flight is None:
+            self._flight = asyncio.ensure_future(self._renew(stale))
+            self._flight.add_done_callback(self._landed)
+        return await asyncio.shield(self._flight)
+
+    def _landed(self, flight: asyncio.Future[str]) -> None:
+        self._flight = None
+        if not flight.cancelled():
+            flight.exception()  # retrieved: every waiter sees it through shield
+
+    async def _renew(self, stale: str) -> str:
+        try:
+            access, refresh = await self.store.get()
+        except ConfigError as exc:
+            raise self._fail(stale, f"cannot read the token store: {exc}") from None
+        self._loaded = True
+        if access and access != stale:  # renewed elsewhere (another process, by hand)
+            self.access = access
+            return access
+        if not refresh:
+            raise self._fail(stale, "no refresh token")
+        try:
+            answer = await self.exchange(refresh)
+        except TokenError as exc:
+            raise self._fail(stale, f"token refresh failed: {exc}") from None
+        if answer.error or not answer.access_token or not answer.refresh_token:
+            why = answer.error_name or answer.error_description or answer.message or "no token"
+            raise self._fail(stale, f"token refresh refused: {answer.error} {why}".strip())
+        try:
+            await self.store.save(answer.access_token, answer.refresh_token)
+        except OSError as exc:  # the tokens still work in this process: keep going, loudly
+            log.error("the new Zalo refresh token could not be saved (%s): re-authorise the OA "
+                      "if this process stops before the next successful save", exc)
+        self.access = answer.access_token
+        self._failed = None
+        self.refreshes += 1
+        log.info("Zalo access token renewed (expires in %s s)", answer.expires_in)
+        return self.access
+
+    def _fail(self, stale: str, reason: str) -> TokenError:
+        self.failures += 1
+        self._failed = (time.monotonic(), stale, reason)
+        log.warning("Zalo access token renewal failed: %s", reason)
+        return TokenError(reason)

@@ -1,0 +1,189 @@
+"""Zalo delivery webhooks: verify, read and de-duplicate ``user_received_message`` events.
+
+:class:`WebhookVerifier` is sans-IO: ``parse(body, headers)`` checks ``X-ZEvent-Signature``
+(SHA-256 of app id + body + timestamp + OA secret key, :func:`adapters.zalo.api.sign`) and the
+event's age, and answers the delivery events in it, or raises :class:`WebhookRejected`. The
+signed timestamp is the event's ``timestamp`` field (milliseconds; the first event's when a body
+holds a list of events).
+
+:func:`make_handler` wraps it for aiohttp: 200 at once for a good request (even with no delivery
+event in it), 401 for a missing, wrong or stale signature, 400 for a body that is not an event.
+Zalo sends an event again when it got no 200 in time; a :class:`Deduper` passes each ``msg_id``
+on once within an hour, so ``on_events`` sees every delivery once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+
+import msgspec
+from aiohttp import web
+
+from adapters.zalo.api import (
+    RECEIVED_EVENT,
+    SIGNATURE_HEADER,
+    WebhookEvent,
+    event_decoder,
+    verify,
+)
+from dispatcher.errors import LoaError
+
+log = logging.getLogger(__name__)
+
+
+class WebhookRejected(LoaError):
+    """A webhook request that is not accepted; ``status`` is the HTTP answer (401 or 400)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DeliveryEvent(msgspec.Struct, frozen=True):
+    """A message Zalo delivered to the handset."""
+
+    msg_id: str  # Zalo's id, the adapter's remote id ("" if the event had none)
+    tracking_id: str  # Loa's: wave:address ("" if the event had none)
+    timestamp: float  # epoch seconds of the event
+    user_id: str = ""  # the recipient's Zalo user id, when given
+
+
+def _millis(value: str | int) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise WebhookRejected(f"timestamp {value!r} is not a number") from None
+    return number / 1000 if number > 1e11 else number  # milliseconds, or seconds
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.lower())
+    return value or ""
+
+
+class WebhookVerifier:
+    """Checks and reads the events Zalo posts for one app (``app_id``, the OA secret key)."""
+
+    def __init__(self, app_id: str, oa_secret: str, max_skew_seconds: float = 300.0, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.app_id = app_id
+        self.oa_secret = oa_secret
+        self.max_skew = max_skew_seconds
+        self.clock = clock
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[DeliveryEvent]:
+        """The delivery events of a request; WebhookRejected if it is not to be trusted."""
+        signature = _header(headers, SIGNATURE_HEADER)
+        if not signature:
+            raise WebhookRejected(f"no {SIGNATURE_HEADER} header")
+        try:
+            decoded = event_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise WebhookRejected(f"not a Zalo event: {exc}", 400) from None
+        events: list[WebhookEvent] = decoded if isinstance(decoded, list) else [decoded]
+        if not events:
+            raise WebhookRejected("no event in the body", 400)
+        stamp = events[0].timestamp
+        if not verify(self.app_id, body, stamp, self.oa_secret, signature):
+            raise WebhookRejected("signature does not match")
+        if self.max_skew > 0:
+            skew = self.clock() - _millis(stamp)
+            if abs(skew) > self.max_skew:
+                raise WebhookRejected(f"timestamp is {skew:+.0f} s off (more than "
+                                      f"{self.max_skew:g} s)")
+        delivered: list[DeliveryEvent] = []
+        for event in events:
+            if event.app_id and event.app_id != self.app_id:
+                raise WebhookRejected(f"event for another app ({event.app_id})")
+            if event.event_name != RECEIVED_EVENT:
+                continue
+            inner = event.message
+            msg_id = event.msg_id or (inner.msg_id if inner is not None else "")
+            tracking = event.tracking_id or (inner.tracking_id if inner is not None else "")
+            if not (msg_id or tracking):
+                continue
+            user = event.recipient.id if event.recipient is not None else ""
+            delivered.append(DeliveryEvent(msg_id, tracking, _millis(event.timestamp),
+                                           user or event.user_id_by_app))
+        return delivered
+
+
+class Deduper:
+    """Keys seen within ``ttl`` seconds (at most ``max_keys``, the oldest go first)."""
+
+    def __init__(self, ttl: float = 3600.0, max_keys: int = 500_000, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self.clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen within ``ttl``; it is remembered from now."""
+        now = self.clock()
+        seen = self._seen
+        horizon = now - self.ttl
+        while seen:
+            oldest = next(iter(seen.values()))
+            if oldest >= horizon:
+                break
+            seen.popitem(last=False)
+        if key in seen:
+            return False
+        seen[key] = now
+        if len(seen) > self.max_keys:
+            seen.popitem(last=False)
+        return True
+
+    def forget(self, keys: list[str]) -> None:
+        for key in keys:
+            self._seen.pop(key, None)
+
+
+OnEvents = Callable[[list[DeliveryEvent]], None]
+
+
+def make_handler(verifier: WebhookVerifier, on_events: OnEvents, *,
+                 deduper: Deduper | None = None,
+                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for Zalo's webhook POSTs: events go to ``on_events`` once each.
+
+    ``on_events`` is called before the answer and must be quick (hand the events over, do not
+    process them there); if it raises, the answer is 500 and Zalo's retry is not deduplicated.
+    """
+    dedup = deduper if deduper is not None else Deduper()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            events = verifier.parse(body, request.headers)
+        except WebhookRejected as exc:
+            log.warning("Zalo webhook rejected (%s): %s", exc.status, exc)
+            return web.Response(status=exc.status, text=str(exc))
+        fresh = [e for e in events if dedup.first(e.msg_id or e.tracking_id)]
+        if fresh:
+            try:
+                on_events(fresh)
+            except Exception:
+                log.exception("Zalo webhook: on_events failed")
+                dedup.forget([e.msg_id or e.tracking_id for e in fresh])
+                return web.Response(status=500, text="not processed")
+        return web.Response(status=200, text="ok")
+
+    return handle
+
+
+def make_app(verifier: WebhookVerifier, on_events: OnEvents, path: str = "/zalo/webhook",
+             *, deduper: Deduper | None = None) -> web.Application:
+    """An aiohttp application serving the webhook at ``path``."""
+    app = web.Application()
+    app.router.add_post(path, make_handler(verifier, on_events, deduper=deduper))
+    return app
