@@ -12,6 +12,7 @@ the second run sends nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import tempfile
 import time
@@ -19,14 +20,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+from aiohttp import web
 
 from adapters.base import Adapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
+from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
+from adapters.webhook.simulator import WebhookSim
+from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from adapters.zalo.tokens import MemoryTokenStore
+from adapters.zalo.webhook import WebhookVerifier, make_app
 from dispatcher import audiencegen
 from dispatcher.audience import Validator
 from dispatcher.engine import Engine, Progress, wave_progress
+from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
 from dispatcher.level import set_level
 from dispatcher.model import WAVE_FINAL, Channel
@@ -37,11 +46,14 @@ from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import Settings
 from dispatcher.store import open_store
 from dispatcher.store.base import Store
+from dispatcher.zalo_receipts import to_matcher
 
 DEMO_LEVEL = 4
 RETRY_RATIO = 0.002  # transient failures the demo's in-process channels answer
 FAIL_RATIO = 0.0005  # permanent failures (invalid destination)
 SMSC_ERROR_RATIO = 0.0005  # the simulated SMSC answers "invalid destination" to these
+NOT_ON_ZALO = 0.02  # numbers the simulated Zalo answers -118 for: they get the SMS instead
+APP_SECRET = "loa-demo-push-secret"
 STAT_MIX = {"DELIVRD": 0.97, "UNDELIV": 0.02, "EXPIRED": 0.01}  # what its receipts say
 RECEIPT_QUIET_STEPS = 5  # after the waves finish, stop when no receipt matched for 1 s
 
@@ -74,76 +86,139 @@ class SmscTarget(msgspec.Struct, frozen=True):
 
 async def run_demo(*, recipients: int, redis_url: str | None, plan: Plan, numbering: Numbering,
                    province: Province, settings: Settings, smsc: SmscTarget | None = None,
+                   zalo_url: str | None = None,
                    on_progress: ProgressCallback | None = None) -> DemoResult:
     store = open_store(redis_url)
-    simulator: Smsc | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        return await _demo(stack, store, recipients=recipients, plan=plan, numbering=numbering,
+                           province=province, settings=settings, smsc=smsc, zalo_url=zalo_url,
+                           on_progress=on_progress)
+    raise AssertionError("unreachable")
+
+
+async def _zalo(stack: contextlib.AsyncExitStack, matcher: ReceiptMatcher,
+                zalo_url: str | None) -> ZaloAdapter:
+    """The Zalo channel: to an in-process Zalo simulator (2% of numbers not on Zalo), whose
+    signed delivery webhooks come back to an in-process receiver; or to ``zalo_url`` (an
+    external ``loa sim zalo``, with its default credentials)."""
+    defaults = ZaloSimConfig()
+    if zalo_url is None:
+        receiver = web.AppRunner(make_app(WebhookVerifier(defaults.app_id, defaults.oa_secret),
+                                          to_matcher(matcher.add)), access_log=None)
+        await receiver.setup()
+        stack.push_async_callback(receiver.cleanup)
+        site = web.TCPSite(receiver, "127.0.0.1", 0)
+        await site.start()
+        port = receiver.addresses[0][1]
+        sim = ZaloSim(msgspec.structs.replace(
+            defaults, not_zalo_share=NOT_ON_ZALO, webhook_url=f"http://127.0.0.1:{port}/zalo/webhook"))
+        await sim.start()
+        stack.push_async_callback(sim.stop)
+        zalo_url = sim.url
+    adapter = ZaloAdapter(ZaloConfig(base_url=zalo_url, oa_url=zalo_url, oauth_url=zalo_url,
+                                     app_id=defaults.app_id, secret_key=defaults.secret_key,
+                                     template_id="loa-alert", mode="auto"),
+                          MemoryTokenStore(next(iter(defaults.access_tokens)),
+                                           next(iter(defaults.refresh_tokens))))
+    stack.push_async_callback(adapter.aclose)
+    return adapter
+
+
+async def _app(stack: contextlib.AsyncExitStack) -> tuple[WebhookAdapter, WebhookSim]:
+    """App push: batches of signed JSON to an in-process push endpoint."""
+    sim = WebhookSim(secret=APP_SECRET)
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    adapter = WebhookAdapter(WebhookConfig(url=sim.url, secret=APP_SECRET))
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim
+
+
+async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
+                   province: Province, settings: Settings, now: dt.datetime) -> None:
+    """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
+    with tempfile.TemporaryDirectory(prefix="loa-demo-") as tmp:
+        path = Path(tmp) / "audience.csv"
+        audiencegen.generate(path, recipients, seed=1, numbering=numbering, province=province)
+        await import_audience(path, store, Validator(numbering, province),
+                              chunk_size=settings.engine.chunk_size)
+    current = await store.level.get()
+    if current is None or current.level != DEMO_LEVEL:
+        await set_level(store, plan, now=now, level=DEMO_LEVEL, reason="loa demo", user="demo")
+
+
+async def _sms(stack: contextlib.AsyncExitStack, matcher: ReceiptMatcher,
+               smsc: SmscTarget | None) -> tuple[SmppAdapter, Smsc | None]:
+    """SMS over SMPP: to an in-process SMSC simulator, or to ``smsc``."""
+    simulator = None
+    if smsc is None:
+        simulator = Smsc(SmscConfig(stat_mix=STAT_MIX, error_ratio=SMSC_ERROR_RATIO,
+                                    error_status=0x0B, seed=1))
+        await simulator.start()
+        stack.push_async_callback(simulator.stop)
+        smsc = SmscTarget("127.0.0.1", simulator.port)
+    adapter = SmppAdapter({DEFAULT_LINK: LinkConfig(
+        host=smsc.host, port=smsc.port, system_id=smsc.system_id, password=smsc.password,
+        binds=2, window=128)}, on_receipt=matcher.add)
+    stack.push_async_callback(adapter.aclose)
+    return adapter, simulator
+
+
+async def _snapshot(store: Store, wave_ids: list[str]) -> dict[str, Progress]:
+    """Progress of the waves and of their SMS fallback waves."""
+    ids = wave_ids + [fallback_wave_id(w) for w in wave_ids]
+    return {w: await _progress(store, w) for w in ids}
+
+
+async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: int, plan: Plan,
+                numbering: Numbering, province: Province, settings: Settings,
+                smsc: SmscTarget | None, zalo_url: str | None,
+                on_progress: ProgressCallback | None) -> DemoResult:
+    stack.push_async_callback(store.aclose)
+    now = dt.datetime.now(dt.UTC)
+    await _prepare(store, recipients, plan, numbering, province, settings, now)
+    matcher = ReceiptMatcher(store)
+    sms, simulator = await _sms(stack, matcher, smsc)
+    zalo = await _zalo(stack, matcher, zalo_url)
+    app, app_sim = await _app(stack)
+    email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
+    adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
+                                        Channel.EMAIL: email}
+    engine = Engine(store, plan, settings, province, adapters, numbering.carriers,
+                    reconcile=False, receipts=matcher, numbering=numbering)
+    states_before = await store.waves.states()
+    wave_ids = await engine.reconciler.trigger_now(now)
+    before = await _snapshot(store, wave_ids)
+    started = time.perf_counter()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
     try:
-        with tempfile.TemporaryDirectory(prefix="loa-demo-") as tmp:
-            path = Path(tmp) / "audience.csv"
-            audiencegen.generate(path, recipients, seed=1, numbering=numbering,
-                                 province=province)
-            await import_audience(path, store, Validator(numbering, province),
-                                  chunk_size=settings.engine.chunk_size)
-        now = dt.datetime.now(dt.UTC)
-        current = await store.level.get()
-        if current is None or current.level != DEMO_LEVEL:
-            await set_level(store, plan, now=now, level=DEMO_LEVEL, reason="loa demo",
-                            user="demo")
-        if smsc is None:
-            simulator = Smsc(SmscConfig(stat_mix=STAT_MIX, error_ratio=SMSC_ERROR_RATIO,
-                                        error_status=0x0B, seed=1))
-            await simulator.start()
-            smsc = SmscTarget("127.0.0.1", simulator.port)
-        matcher = ReceiptMatcher(store)
-        sms = SmppAdapter({DEFAULT_LINK: LinkConfig(
-            host=smsc.host, port=smsc.port, system_id=smsc.system_id, password=smsc.password,
-            binds=2, window=128)}, on_receipt=matcher.add)
-        others: dict[Channel, MemoryAdapter] = {
-            c: MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO, seed=n)
-            for n, c in enumerate(Channel) if c is not Channel.SMS}
-        adapters: dict[Channel, Adapter] = {Channel.SMS: sms}
-        adapters.update(others)
-        engine = Engine(store, plan, settings, province, adapters, numbering.carriers,
-                        reconcile=False, receipts=matcher)
-        states_before = await store.waves.states()
-        wave_ids = await engine.reconciler.trigger_now(now)
-        before = {w: await _progress(store, w) for w in wave_ids}
-        started = time.perf_counter()
-        stop = asyncio.Event()
-        runner = asyncio.create_task(engine.run(stop))
-        try:
-            await _until_done(store, wave_ids, runner, matcher, on_progress)
-        finally:
-            stop.set()
-            await runner
-        seconds = time.perf_counter() - started
-        after = {w: await _progress(store, w) for w in wave_ids}
-        for adapter in adapters.values():
-            await adapter.aclose()
+        await _until_done(store, wave_ids, runner, matcher, on_progress)
     finally:
-        if simulator is not None:
-            await simulator.stop()
-        await store.aclose()
+        stop.set()
+        await runner
+    seconds = time.perf_counter() - started
+    after = await _snapshot(store, wave_ids)
+
+    def delta(field: str, ids: list[str]) -> int:
+        return sum(getattr(after[w], field) - getattr(before[w], field) for w in ids)
+
     sent_by = {c.value: 0 for c in Channel}
     for w in wave_ids:
-        sent_by[_wave_channel(w)] += after[w].sent - before[w].sent
+        sent_by[_wave_channel(w)] += delta("sent", [w])
+    # SMS to recipients Zalo could not reach (the Zalo waves' companion SMS waves)
+    sent_by[Channel.SMS.value] += delta("sent", [fallback_wave_id(w) for w in wave_ids])
     sent = sum(sent_by.values())
-    duplicates = sum(a.duplicates for a in others.values())
-    if simulator is not None:
-        duplicates += sum(n - 1 for n in simulator.received.values() if n > 1)
+    duplicates = email.duplicates + sum(n - 1 for n in app_sim.received.values() if n > 1)
+    if simulator is not None:  # more SMS at the SMSC than Loa sent (a phone may get two: the
+        # SMS wave's and its Zalo fallback, so count by messages, not by phone)
+        duplicates += max(0, simulator.stats.messages - sent_by[Channel.SMS.value])
     return DemoResult(
-        recipients=recipients,
-        messages=sent_by,
-        sent=sent,
-        duplicates=duplicates,
-        failed=sum(after[w].failed - before[w].failed for w in wave_ids),
-        dead_letters=sum(after[w].dead_letters - before[w].dead_letters for w in wave_ids),
-        delivered=sum(after[w].delivered - before[w].delivered for w in wave_ids),
-        seconds=round(seconds, 3),
-        msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0,
-        waves=wave_ids,
-        already_done=[w for w in wave_ids if states_before.get(w) in WAVE_FINAL],
-    )
+        recipients=recipients, messages=sent_by, sent=sent, duplicates=duplicates,
+        failed=delta("failed", wave_ids), dead_letters=delta("dead_letters", wave_ids),
+        delivered=delta("delivered", wave_ids), seconds=round(seconds, 3),
+        msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
+        already_done=[w for w in wave_ids if states_before.get(w) in WAVE_FINAL])
 
 
 async def _until_done(store: Store, wave_ids: list[str], runner: asyncio.Task[None],

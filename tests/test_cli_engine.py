@@ -49,9 +49,12 @@ def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[st
     assert isinstance(messages, dict) and set(messages) == {"sms", "zalo", "email", "app"}
     assert first["duplicates"] == 0
     assert first["sent"] == sum(messages.values())
-    assert 1900 <= messages["sms"] <= 2000  # a few permanent failures are injected
-    delivered = first["delivered"]  # SMS receipts from the simulated SMSC, matched back
-    assert isinstance(delivered, int) and 0.9 * messages["sms"] <= delivered <= messages["sms"]
+    # every number gets the SMS (a few refused by the simulated SMSC), and the ~2% Zalo does
+    # not reach get an SMS instead
+    assert 1950 <= messages["sms"] <= 2100
+    delivered = first["delivered"]  # SMS receipts and Zalo delivery webhooks, matched back
+    reachable = messages["sms"] + messages["zalo"]
+    assert isinstance(delivered, int) and 0.85 * reachable <= delivered <= reachable
     failed, dead = first["failed"], first["dead_letters"]
     assert isinstance(failed, int) and isinstance(dead, int)
     assert dead >= failed  # dead letters: permanent failures and exhausted retries
