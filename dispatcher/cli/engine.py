@@ -42,6 +42,9 @@ def register(sub: Any) -> None:
                       help="system_id for --smsc (default loa)")
     demo.add_argument("--smsc-password", default="", metavar="PW",
                       help="password for --smsc (default: LOA_SMSC_PASSWORD or empty)")
+    demo.add_argument("--zalo-url", metavar="URL",
+                      help="send Zalo to this server (e.g. a `loa sim zalo`, with its default "
+                           "credentials) instead of the in-process simulator")
     _store_options(demo)
     demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     demo.set_defaults(func=cmd_demo)
@@ -118,7 +121,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with bars:
         result = run_async(run_demo(recipients=args.recipients, redis_url=url or None, plan=plan,
                                     numbering=numbering, province=province, settings=settings,
-                                    smsc=smsc, on_progress=show))
+                                    smsc=smsc, zalo_url=_url(args.zalo_url),
+                                    on_progress=show))
     out = console()
     if result.already_done:
         out.print(f"already sent before: {', '.join(result.already_done)} (nothing sent again)",
@@ -132,6 +136,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     return 0
+
+
+def _url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise InputError(f"--zalo-url: expected http://HOST:PORT, got {value!r}")
+    return value.rstrip("/") if value else None
 
 
 def _smsc(target: str | None, system_id: str, password: str) -> SmscTarget | None:
