@@ -7,7 +7,8 @@ Receipts from the channels go to the given matcher.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 
 from adapters.base import Adapter
 from adapters.email.adapter import EmailAdapter
@@ -15,19 +16,27 @@ from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.receipt import Receipt
 from adapters.webhook.adapter import WebhookAdapter
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.tokens import FileTokenStore
 from dispatcher.model import Channel
 from dispatcher.settings import Settings
 
 
 def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
           on_receipt: Callable[[list[Receipt]], None] | None = None,
-          smpp_links: dict[str, LinkConfig] | None = None) -> dict[Channel, Adapter]:
+          smpp_links: dict[str, LinkConfig] | None = None,
+          env: Mapping[str, str] | None = None) -> dict[Channel, Adapter]:
     """Adapters for ``channels``; ``smpp_links`` overrides the configured SMPP links."""
+    env = os.environ if env is None else env
     links = smpp_links if smpp_links is not None else settings.smpp
     adapters: dict[Channel, Adapter] = {}
     for channel in channels:
         if channel is Channel.SMS and links:
             adapters[channel] = SmppAdapter(links, on_receipt=on_receipt)
+        elif channel is Channel.ZALO and settings.zalo is not None:
+            tokens = FileTokenStore(settings.zalo_tokens_file, initial=(
+                env.get("LOA_ZALO_ACCESS_TOKEN", ""), env.get("LOA_ZALO_REFRESH_TOKEN", "")))
+            adapters[channel] = ZaloAdapter(settings.zalo, tokens)
         elif channel is Channel.APP and settings.app is not None:
             adapters[channel] = WebhookAdapter(settings.app)
         elif channel is Channel.EMAIL and settings.email is not None:

@@ -17,6 +17,7 @@ import msgspec
 from adapters.email.adapter import EmailConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
+from adapters.zalo.adapter import ZaloConfig
 from dispatcher.config import convert, load_toml
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
@@ -56,6 +57,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rates: dict[str, float] = {}
     # SMPP links by name (the SMS route group they serve; "default" takes the rest)
     smpp: dict[str, LinkConfig] = {}
+    zalo: ZaloConfig | None = None  # the e-government Zalo OA (ZNS by phone, OA by user id)
+    # where the Zalo OA's tokens live; renewed refresh tokens are written back here. Before the
+    # first renewal, LOA_ZALO_ACCESS_TOKEN and LOA_ZALO_REFRESH_TOKEN give them.
+    zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
 
@@ -121,7 +126,9 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
     app = settings.app and _secret(settings.app, "secret", "secret_env", env, "app", source)
     email = settings.email and _secret(settings.email, "password", "password_env", env,
                                        "email", source)
-    return msgspec.structs.replace(settings, smpp=links, app=app, email=email)
+    zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
+                                     source)
+    return msgspec.structs.replace(settings, smpp=links, app=app, email=email, zalo=zalo)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from adapters.email.adapter import EmailAdapter
+from adapters.memory import MemoryAdapter
+from adapters.smpp.adapter import SmppAdapter
+from adapters.webhook.adapter import WebhookAdapter
+from adapters.zalo.adapter import ZaloAdapter
+from dispatcher import channels
 from dispatcher.cli import main
 from dispatcher.errors import ConfigError
+from dispatcher.model import Channel
 from dispatcher.settings import load_settings
 
 
@@ -161,3 +168,20 @@ def test_app_and_email_secrets_come_from_the_environment(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"email.password_env: the environment variable "
                                           r"LOA_T_MAIL is not set"):
         load_settings(config, env={"LOA_T_APP": "x"})
+
+
+def test_the_channel_registry_builds_configured_adapters(tmp_path: Path) -> None:
+    assert all(type(a) is MemoryAdapter for a in channels.build(load_settings(env={})).values())
+    config = tmp_path / "loa.toml"
+    config.write_text(
+        f'zalo_tokens_file = "{tmp_path / "tokens.json"}"\n'
+        '[smpp.default]\nhost = "127.0.0.1"\nport = 2775\nsystem_id = "qn"\n'
+        '[zalo]\nbase_url = "http://127.0.0.1:1"\napp_id = "a"\ntemplate_id = "t"\n'
+        'secret_key_env = "LOA_T_ZALO"\n'
+        '[app]\nurl = "http://127.0.0.1:1/push"\n'
+        '[email]\nhost = "127.0.0.1"\nsender = "ttt@quangninh.gov.vn"\n', encoding="utf-8")
+    settings = load_settings(config, env={"LOA_T_ZALO": "zalo-app-secret"})
+    assert "zalo-app-secret" not in repr(settings)
+    built = channels.build(settings, env={})
+    assert [type(built[c]) for c in Channel] == [SmppAdapter, ZaloAdapter, EmailAdapter,
+                                                 WebhookAdapter]
