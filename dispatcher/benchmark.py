@@ -24,6 +24,9 @@ from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.receipt import Receipt
+from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.simulator import ZaloSimConfig
+from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, keys, localredis, routing
 from dispatcher.audience import Validator
 from dispatcher.errors import LoaError
@@ -38,22 +41,28 @@ from dispatcher.store.redis import RedisStore
 from dispatcher.worker import Worker
 
 
-class SmscProcess:
-    """``loa sim smsc`` in a process of its own (its own core), on a free loopback port."""
+class SimProcess:
+    """``loa sim <kind>`` in a process of its own (its own core), on a free loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "smsc") -> None:
+        self.kind = kind
         self.port = localredis.free_port()
         self._proc: asyncio.subprocess.Process | None = None
         self.stats: dict[str, Any] = {}
 
-    async def __aenter__(self) -> SmscProcess:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> SimProcess:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dispatcher.cli", "sim", "smsc", "--port", str(self.port),
+            sys.executable, "-m", "dispatcher.cli", "sim", self.kind, "--port", str(self.port),
             "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         assert self._proc.stdout is not None
         line = await asyncio.wait_for(self._proc.stdout.readline(), 20)
         if b"listening" not in line:
-            raise LoaError(f"the SMSC simulator did not start: {line.decode(errors='replace')}")
+            raise LoaError(f"the {self.kind} simulator did not start: "
+                           f"{line.decode(errors='replace')}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -78,13 +87,36 @@ class EngineBenchResult(msgspec.Struct):
     redis_used_mb: float
     peak_rss_mb: float
     sms_over_smpp: bool = False
+    zalo_over_http: bool = False
     delivered: int = 0  # receipts matched (SMPP only)
+
+
+def _bench_adapters(channels: list[Channel], smsc: SimProcess | None, zalo: SimProcess | None,
+                    matcher: ReceiptMatcher,
+                    ) -> tuple[dict[Channel, MemoryAdapter], dict[Channel, Adapter]]:
+    """In-process channels, but SMS over SMPP and Zalo over HTTP to their simulators' processes
+    when those run."""
+    memory = {c: MemoryAdapter() for c in channels
+              if not (smsc and c is Channel.SMS) and not (zalo and c is Channel.ZALO)}
+    adapters: dict[Channel, Adapter] = dict(memory)
+    if smsc is not None and Channel.SMS in channels:
+        adapters[Channel.SMS] = SmppAdapter(
+            {DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port, system_id="bench",
+                                      binds=2, window=512)}, on_receipt=matcher.add)
+    if zalo is not None and Channel.ZALO in channels:
+        sim = ZaloSimConfig()
+        adapters[Channel.ZALO] = ZaloAdapter(
+            ZaloConfig(base_url=zalo.url, oa_url=zalo.url, oauth_url=zalo.url,
+                       app_id=sim.app_id, secret_key=sim.secret_key, template_id="loa-alert",
+                       mode="auto"),
+            MemoryTokenStore(next(iter(sim.access_tokens)), next(iter(sim.refresh_tokens))))
+    return memory, adapters
 
 
 async def _run(url: str, path: Path, channels: list[Channel], numbering: Numbering,
                province: Province, settings: Settings,
                on_progress: Callable[[int, int], None] | None,
-               smsc: SmscProcess | None) -> EngineBenchResult:
+               smsc: SimProcess | None, zalo: SimProcess | None) -> EngineBenchResult:
     store = RedisStore(url)
     try:
         await store.client.flushdb()
@@ -99,13 +131,8 @@ async def _run(url: str, path: Path, channels: list[Channel], numbering: Numberi
                  for c in channels]
         for wave in waves:
             await store.waves.create(wave, WaveState.SENDING)
-        memory = {c: MemoryAdapter() for c in channels if not (smsc and c is Channel.SMS)}
-        adapters: dict[Channel, Adapter] = dict(memory)
         matcher = ReceiptMatcher(store)
-        if smsc is not None and Channel.SMS in channels:
-            adapters[Channel.SMS] = SmppAdapter(
-                {DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port, system_id="bench",
-                                          binds=2, window=512)}, on_receipt=matcher.add)
+        memory, adapters = _bench_adapters(channels, smsc, zalo, matcher)
         routes = [r for c in channels for r in routing.routes(c, numbering.carriers, settings)]
         worker = Worker(store, adapters, routes, settings, name="bench")
         total = sum(w.total for w in waves)
@@ -153,7 +180,8 @@ async def _run(url: str, path: Path, channels: list[Channel], numbering: Numberi
             dedup_bytes_per_recipient=round(bitmaps / max(result.recipients, 1) / len(waves), 3),
             redis_used_mb=round(info["used_memory"] / 1e6, 1),
             peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            sms_over_smpp=smsc is not None, delivered=delivered)
+            sms_over_smpp=smsc is not None, zalo_over_http=zalo is not None,
+            delivered=delivered)
     finally:
         await store.aclose()
 
@@ -161,18 +189,19 @@ async def _run(url: str, path: Path, channels: list[Channel], numbering: Numberi
 async def engine_bench(*, recipients: int, channels: list[Channel], redis_url: str | None,
                        numbering: Numbering, province: Province, settings: Settings,
                        on_progress: Callable[[int, int], None] | None = None,
-                       smpp: bool = False) -> EngineBenchResult:
+                       smpp: bool = False, zalo: bool = False) -> EngineBenchResult:
     """Run the engine benchmark; without ``redis_url`` a private redis-server is started.
     With ``smpp``, SMS goes over SMPP to ``loa sim smsc`` in its own process."""
     with tempfile.TemporaryDirectory(prefix="loa-bench-") as tmp:
         path = Path(tmp) / "audience.csv"
         audiencegen.generate(path, recipients, seed=1, numbering=numbering, province=province)
         async with contextlib.AsyncExitStack() as stack:
-            smsc = await stack.enter_async_context(SmscProcess()) if smpp else None
+            smsc = await stack.enter_async_context(SimProcess("smsc")) if smpp else None
+            zalo_sim = await stack.enter_async_context(SimProcess("zalo")) if zalo else None
             if not redis_url:
                 redis_url = stack.enter_context(localredis.running(Path(tmp))).url
             return await _run(redis_url, path, channels, numbering, province, settings,
-                              on_progress, smsc)
+                              on_progress, smsc, zalo_sim)
         raise AssertionError("unreachable")
 
 
@@ -194,7 +223,7 @@ async def smpp_bench(*, messages: int, binds: int = 2, window: int = 512, batch:
     """The ESME in this process against ``loa sim smsc`` in its own, over loopback: single-part
     Vietnamese (UCS-2) messages, a receipt for each."""
 
-    async with SmscProcess() as smsc:
+    async with SimProcess("smsc") as smsc:
         port = smsc.port
         receipts = 0
 

@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
     engine.add_argument("--smpp", action="store_true",
                         help="send SMS over SMPP to `loa sim smsc` in its own process, with "
                              "receipts matched back (default: the in-process channel)")
+    engine.add_argument("--zalo", action="store_true",
+                        help="send Zalo over HTTP to `loa sim zalo` in its own process "
+                             "(default: the in-process channel)")
     engine.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     engine.set_defaults(func=cmd_engine)
 
@@ -63,7 +66,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
         result = run_async(engine_bench(
             recipients=args.recipients, channels=channels, redis_url=args.redis,
             numbering=load_numbering(), province=load_province(), settings=load_settings(),
-            on_progress=lambda done, _total: update(done), smpp=args.smpp))
+            on_progress=lambda done, _total: update(done), smpp=args.smpp,
+            zalo=args.zalo))
     console().print(
         f"{result.messages:,} messages ({', '.join(result.channels)}) to {result.recipients:,} "
         f"recipients in {result.seconds:.2f} s = {result.msgs_per_s:,.0f} msg/s; "
