@@ -179,13 +179,15 @@ async def test_sends_zns_with_msg_ids_and_counts_each_phone_once(
 async def test_each_error_class_has_its_outcome(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
     codes = {-100: "retry", -108: "fail", -109: "fail", -111: "fail", -112: "fail",
-             -114: "fallback", -118: "fallback", -999: "retry"}
+             -114: "fallback", -118: "fallback", -999: "retry", -104: "requeue"}
     addrs = phones(len(codes) + 2)
     sim.set_config(error_phones=dict(zip(addrs, codes, strict=False)))
     results = await adapter_for().send(envelope(addrs))
     by_index: dict[int, tuple[str, str]] = {}
     for i, reason in results.retry:
         by_index[i] = ("retry", reason)
+    for i, reason in results.requeue:  # the application itself refused: no attempt used
+        by_index[i] = ("requeue", reason)
     for i, reason in results.failed:
         by_index[i] = ("fallback" if reason.startswith("fallback:") else "fail", reason)
     for i, code in enumerate(codes):

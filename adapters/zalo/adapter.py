@@ -358,6 +358,8 @@ class ZaloAdapter:
                 results.failed.append((i, reason))
         elif result is Outcome.REFRESH:
             results.retry.append((i, f"{reason}: refused again after a renewal"))
+        elif result is Outcome.REFUSED:
+            results.requeue.append((i, reason))
         else:
             results.retry.append((i, reason))
 

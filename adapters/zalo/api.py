@@ -51,6 +51,7 @@ class Outcome(enum.Enum):
     FALLBACK = "fallback"  # permanent for Zalo; SMS may reach the recipient
     REFRESH = "refresh"  # the access token expired: refresh it, then resend once
     QUOTA = "quota"  # out of quota: pause the route, keep the messages queued
+    REFUSED = "refused"  # Loa's application itself is refused: wait, no attempt used
 
 
 #: Zalo ``error`` codes -> (reason, outcome). Codes not listed are retried (a code Loa does not
@@ -58,11 +59,13 @@ class Outcome(enum.Enum):
 ERRORS: dict[int, tuple[str, Outcome]] = {
     0: ("success", Outcome.SENT),
     -100: ("unknown error", Outcome.RETRY),
-    -101: ("application invalid", Outcome.FAIL),
-    -102: ("application does not exist", Outcome.FAIL),
-    -103: ("application not activated", Outcome.FAIL),
-    -104: ("application secret key invalid", Outcome.FAIL),
-    -105: ("application not linked to an OA", Outcome.FAIL),
+    # The application's own configuration: no message can go until it is fixed, and a whole
+    # audience must not be dead-lettered for it.
+    -101: ("application invalid", Outcome.REFUSED),
+    -102: ("application does not exist", Outcome.REFUSED),
+    -103: ("application not activated", Outcome.REFUSED),
+    -104: ("application secret key invalid", Outcome.REFUSED),
+    -105: ("application not linked to an OA", Outcome.REFUSED),
     -108: ("phone number invalid", Outcome.FAIL),
     -109: ("template id invalid", Outcome.FAIL),
     -111: ("template data empty", Outcome.FAIL),
