@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from typing import Any
 
 import msgspec
@@ -12,7 +10,7 @@ import msgspec
 from adapters.smpp.simulator import Smsc, SmscConfig, SmscStats
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
 from dispatcher.cli.output import print_json
-from dispatcher.cli.runtime import run_async
+from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
 
 
@@ -97,15 +95,9 @@ async def serve(config: SmscConfig, host: str, port: int) -> SmscStats:
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"SMSC simulator listening on {smsc.host}:{smsc.port}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await smsc.stop()
     return smsc.stats
 
@@ -233,15 +225,9 @@ async def serve_zalo(config: ZaloSimConfig, host: str, port: int) -> ZaloSimStat
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"Zalo simulator listening on {sim.url}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await sim.stop()
     return sim.snapshot()
 
