@@ -185,3 +185,9 @@ def test_the_channel_registry_builds_configured_adapters(tmp_path: Path) -> None
     built = channels.build(settings, env={})
     assert [type(built[c]) for c in Channel] == [SmppAdapter, ZaloAdapter, EmailAdapter,
                                                  WebhookAdapter]
+
+
+def test_an_unreachable_redis_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "level", "show", "--redis", "redis://127.0.0.1:1/0")
+    assert status == 3 and out == ""
+    assert err.startswith("loa: error: Redis: ") and "Traceback" not in err

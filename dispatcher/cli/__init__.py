@@ -3,7 +3,8 @@
 Each command group lives in its own module and registers its sub-commands with
 ``register(subparsers)``; every sub-command sets ``func(args) -> int`` (the exit status).
 Errors Loa raises on purpose (:class:`~dispatcher.errors.LoaError`) are printed as one line,
-``loa: error: ...``, with the error's exit status; no traceback reaches the user.
+``loa: error: ...``, with the error's exit status; so is a Redis that cannot be reached or
+answers an error (exit status 3). No traceback reaches the user.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from redis.exceptions import RedisError
 
 from dispatcher import __version__
 from dispatcher.cli import audience, bench, engine, number, plan, sim, text
@@ -44,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         print(f"loa: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RedisError as exc:
+        sys.stdout.flush()
+        print(f"loa: error: Redis: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("loa: interrupted", file=sys.stderr)
         return 130
