@@ -130,9 +130,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     by_channel = ", ".join(f"{c} {n:,}" for c, n in result.messages.items())
     out.print(f"{result.recipients:,} recipients; waves {', '.join(result.waves)}", markup=False)
     out.print(f"sent {result.sent:,} messages ({by_channel}) in {result.seconds:.1f} s = "
-              f"{result.msgs_per_s:,.0f}/s; permanent failures {result.failed:,}; "
-              f"dead letters {result.dead_letters:,}; duplicates {result.duplicates}; "
-              f"SMS delivery receipts: {result.delivered:,} delivered", markup=False)
+              f"{result.msgs_per_s:,.0f}/s; permanent failures {result.failed:,} (of which "
+              f"{result.sms_fallback:,} not on Zalo got an SMS instead); dead letters "
+              f"{result.dead_letters:,}; duplicates {result.duplicates}; delivered "
+              f"(SMS receipts and Zalo webhooks): {result.delivered:,}", markup=False)
     if args.json:
         print_json(result)
     return 0
