@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import redis
 
 from adapters.smpp.simulator import Smsc, SmscConfig
 from dispatcher import localredis
+from dispatcher.engine import Engine
 from dispatcher.errors import LoaError
 from dispatcher.store import MemoryStore, RedisStore, Store
 
@@ -51,6 +53,24 @@ async def smsc() -> AsyncIterator[Smsc]:
         yield server
     finally:
         await server.stop()
+
+
+async def run_engine_until(engine: Engine, done: Callable[[], Awaitable[bool]],
+                           timeout: float = 30) -> None:
+    """Run ``engine`` until ``done()`` answers True (or fail after ``timeout`` seconds), then
+    stop it and wait for it; an error that stopped the engine is raised here."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    try:
+        async def wait() -> None:
+            while not await done():
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(wait(), timeout)
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture(params=["memory", "redis"])

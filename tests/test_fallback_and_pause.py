@@ -33,6 +33,7 @@ from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import Store
 from dispatcher.store.base import Completion
+from tests.conftest import run_engine_until
 
 SETTINGS = Settings(engine=EngineSettings(batch_size=50, chunk_size=64, lease_seconds=2.0,
                                           state_refresh_seconds=0.1),
@@ -97,21 +98,6 @@ async def setup(store: Store, tmp_path: Path, numbering: Numbering, province: Pr
     return wave
 
 
-async def run(engine: Engine, done: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(engine.run(stop))
-    try:
-        async def wait() -> None:
-            while not await done():
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
-        await asyncio.wait_for(wait(), timeout)
-    finally:
-        stop.set()
-        await task
-
-
 @pytest.mark.parametrize("allowed", [True, False])
 async def test_recipients_not_on_zalo_get_one_sms_when_the_wave_allows(
         store: Store, tmp_path: Path, plan: Plan, numbering: Numbering, province: Province,
@@ -135,7 +121,7 @@ async def test_recipients_not_on_zalo_get_one_sms_when_the_wave_allows(
         s = await wave_progress(store, companion)
         return s.total == z.fallback and s.queued == 0 and s.retrying == 0
 
-    await run(engine, done)
+    await run_engine_until(engine, done)
     z = await wave_progress(store, wave)
     refused = {a for (_, a), n in zalo.received.items() if n == 0}
     assert z.failed == len(refused) > 0
@@ -205,7 +191,7 @@ async def test_a_recipient_refused_twice_gets_one_sms(
         return w is not None and (await wave_progress(store, w)).queued == 0 and (
             await wave_progress(store, w)).retrying == 0
 
-    await run(engine, finished)
+    await run_engine_until(engine, finished)
     assert sms.messages == 2 and sms.duplicates == 0
     p = await wave_progress(store, await store.waves.get(companion))  # type: ignore[arg-type]
     assert (p.total, p.sent, p.skipped) == (2, 2, 2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -26,7 +25,7 @@ from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import Store
 from dispatcher.store.base import Completion
-from tests.conftest import VIETNAMESE
+from tests.conftest import VIETNAMESE, run_engine_until
 
 SETTINGS = Settings(engine=EngineSettings(batch_size=100, chunk_size=128, lease_seconds=2.0,
                                           state_refresh_seconds=0.1),
@@ -44,21 +43,6 @@ async def sms_wave(store: Store, tmp_path: Path, numbering: Numbering, province:
                 created_at=dt.datetime.now(dt.UTC), audience_version=meta.version,
                 total=routing.reach(meta, Selector(), Channel.SMS), start_now=True)
     return wave
-
-
-async def run_until(engine: Engine, condition: Callable[[], object], timeout: float = 30) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(engine.run(stop))
-    try:
-        async def wait() -> None:
-            while not await condition():  # type: ignore[misc]
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
-        await asyncio.wait_for(wait(), timeout)
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.mark.parametrize("before_response", [False, True])
@@ -86,7 +70,7 @@ async def test_a_wave_over_smpp_is_sent_once_and_its_receipts_are_counted(
         return p.delivered + p.undelivered == wave.total
 
     try:
-        await run_until(engine, receipts_in)
+        await run_engine_until(engine, receipts_in)
     finally:
         await sms.aclose()
     p = await wave_progress(store, wave)
@@ -145,7 +129,7 @@ async def test_the_smsc_dropping_connections_mid_wave_loses_nothing(
         return (await wave_progress(store, wave)).sent == wave.total
 
     try:
-        await run_until(engine, all_sent, timeout=60)
+        await run_engine_until(engine, all_sent, timeout=60)
     finally:
         await sms.aclose()
     session = sms.links[DEFAULT_LINK].sessions[0]
