@@ -1,0 +1,63 @@
+"""``loa worker``: the engine as a long-running process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from dispatcher.cli.runtime import run_async, until_signal
+from dispatcher.errors import InputError
+from dispatcher.msisdn import load_numbering
+from dispatcher.plan import load_plan
+from dispatcher.province import load_province
+from dispatcher.service import build_engine, run_engine
+from dispatcher.settings import load_settings
+from dispatcher.store import open_store
+
+
+def register(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker", help="run the engine: reconciler, fan-out and workers, until SIGTERM",
+        description="Run Loa's engine with the channels of the deployment settings: the "
+                    "reconciler (unless --no-reconcile), fan-out and workers, on Redis. Any "
+                    "number of workers may share one Redis. Stops cleanly on SIGINT or SIGTERM.")
+    worker.add_argument("--config", type=Path, metavar="FILE", help="deployment settings (TOML)")
+    worker.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL or "
+                                                       "the settings)")
+    worker.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
+    worker.add_argument("--name", help="this worker's name in the consumer groups "
+                                       "(default: host-pid)")
+    worker.add_argument("--no-reconcile", action="store_true",
+                        help="do not run the reconciler in this process")
+    worker.set_defaults(func=cmd_worker)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.url
+    if not url:
+        raise InputError("loa worker needs a Redis: give --redis URL or set LOA_REDIS_URL")
+    plan, province, numbering = load_plan(args.plan), load_province(), load_numbering()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s")
+
+    async def go() -> None:
+        store = open_store(url)
+        try:
+            engine = build_engine(store, settings, plan, province, numbering,
+                                  reconcile=not args.no_reconcile, name=args.name)
+            stop = asyncio.Event()
+            running = asyncio.create_task(run_engine(engine, stop))
+            signalled = asyncio.create_task(until_signal())
+            await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            signalled.cancel()
+            await running
+        finally:
+            await store.aclose()
+
+    run_async(go())
+    return 0
