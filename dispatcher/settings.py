@@ -63,6 +63,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
+    # the control API's own table ([api]: host, port, tokens...), read and checked by
+    # dispatcher.api.config; kept here so that one file configures the whole process
+    api: dict[str, Any] = {}
 
     def sms_route(self, carrier: str) -> str:
         return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"

@@ -1,0 +1,8 @@
+"""The HTTP API of Loa (Litestar, ASGI): see :func:`dispatcher.api.app.create_app`."""
+
+from __future__ import annotations
+
+from dispatcher.api.app import create_app
+from dispatcher.api.config import ApiConfig, load_api_config, load_deployment
+
+__all__ = ["ApiConfig", "create_app", "load_api_config", "load_deployment"]

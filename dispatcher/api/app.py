@@ -1,0 +1,536 @@
+"""The HTTP API (ASGI, Litestar): the level, campaigns, previews, the Zalo webhook, health.
+
+Everything the department does goes through :func:`create_app`'s routes under ``/v1``, each
+behind a bearer token whose role must allow it (:mod:`dispatcher.auth`); every state-changing
+call is written to the audit log (:mod:`dispatcher.audit`). The OpenAPI schema is served at
+``/schema/openapi.json`` (``/schema`` renders it). Errors are ``{"error": "message"}``; anything
+unexpected is logged and answered ``500 {"error": "internal error"}`` without details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.types import Guard
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
+from dispatcher import __version__, routing, smstext
+from dispatcher.api.config import ApiConfig
+from dispatcher.api.openapi import StructDefaultsPlugin
+from dispatcher.api.schemas import (
+    CampaignCreate,
+    CampaignDetail,
+    ChannelPreview,
+    ChannelProgress,
+    Health,
+    LevelSet,
+    Preview,
+    PreviewRequest,
+    RoutePreview,
+    SmsPreview,
+)
+from dispatcher.audit import AuditLog
+from dispatcher.auth import Role, TokenTable, User
+from dispatcher.campaigns import Campaigns
+from dispatcher.engine import wave_progress
+from dispatcher.errors import (
+    InputError,
+    LoaError,
+    NotFound,
+    PermissionDenied,
+    StateError,
+    TextError,
+)
+from dispatcher.level import set_level
+from dispatcher.model import Campaign, Channel, LevelState, Selector
+from dispatcher.msisdn import Numbering
+from dispatcher.plan import Plan
+from dispatcher.province import Province
+from dispatcher.settings import Settings
+from dispatcher.store.base import AudienceMeta, Store
+
+log = logging.getLogger(__name__)
+
+OnZaloEvents = Callable[[list[DeliveryEvent]], None]
+Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+
+SCAN_CHUNKS = 64  # audience chunks read per round trip when counting carriers
+READY_TIMEOUT = 2.0
+
+
+class Services:
+    """What the routes use, kept on ``app.state.services``."""
+
+    def __init__(self, store: Store, settings: Settings, plan: Plan, province: Province,
+                 numbering: Numbering, api: ApiConfig, audit: AuditLog,
+                 on_zalo_events: OnZaloEvents | None, clock: Clock) -> None:
+        self.store = store
+        self.settings = settings
+        self.plan = plan
+        self.province = province
+        self.numbering = numbering
+        self.api = api
+        self.audit = audit
+        self.clock = clock
+        self.campaigns = Campaigns(store, settings, province)
+        self.tokens = TokenTable(api.tokens)
+        self.on_zalo_events = on_zalo_events
+        self.verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
+                                         api.zalo_max_skew_seconds)
+                         if api.zalo_app_id and api.zalo_oa_secret else None)
+        self.deduper = Deduper()
+        # (audience version, selector) -> recipients per carrier: an audience version never
+        # changes, so a count is good for as long as the version is kept
+        self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
+
+
+def _services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+# -- authentication and roles ---------------------------------------------------------------------
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)",
+                                     headers={"WWW-Authenticate": "Bearer"})
+    user = _services(connection.app.state).tokens.lookup(token.strip())
+    if user is None:
+        raise NotAuthorizedException("unknown token", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+def require(role: Role) -> Guard:
+    """A guard letting through callers whose token's role allows ``role``."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        user = _bearer(connection)
+        if not user.role.allows(role):
+            raise PermissionDeniedException(f"{user.name} is {user.role}: this needs the "
+                                            f"{role} role or higher")
+        connection.state.user = user
+
+    return guard
+
+
+VIEWER = [require(Role.VIEWER)]
+OPERATOR = [require(Role.OPERATOR)]
+APPROVER = [require(Role.APPROVER)]
+
+
+def _user(request: Request[Any, Any, Any]) -> User:
+    user: User = request.state.user
+    return user
+
+
+async def _audited(request: Request[Any, Any, Any], action: str, target: str,
+                   work: Awaitable[T], detail: dict[str, Any] | None = None) -> T:
+    """Await ``work`` and write the audit record of the call, refused or not."""
+    user = _user(request)
+    audit = _services(request.app.state).audit
+    try:
+        result = await work
+    except LoaError as exc:
+        audit.write(who=user.name, role=user.role, action=action, target=target,
+                    outcome=f"{type(exc).__name__}: {exc}", detail=detail)
+        raise
+    audit.write(who=user.name, role=user.role, action=action, target=target, detail=detail)
+    return result
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+STATUS: list[tuple[type[LoaError], int]] = [
+    (NotFound, 404),
+    (PermissionDenied, 403),
+    (StateError, 409),
+    (InputError, 400),
+    (TextError, 400),
+    (WebhookRejected, 401),
+]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response({"error": message}, status_code=status, headers=headers)
+
+
+def _loa_error(_: Request[Any, Any, Any], exc: LoaError) -> Response[Any]:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return _error(status, str(exc))
+    log.error("API: %s: %s", type(exc).__name__, exc)  # e.g. ConfigError: ours, not theirs
+    return _error(500, "internal error")
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    message = exc.detail or "error"
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        parts = []
+        for item in exc.extra:
+            if isinstance(item, dict):
+                key, text = item.get("key"), item.get("message", "")
+                parts.append(f"{key}: {text}" if key and key != "data" else str(text))
+        if parts:
+            message = "invalid request: " + "; ".join(parts)
+    if exc.status_code == 413:
+        limit = _services(request.app.state).api.request_max_body_size
+        message = f"request body too large (the limit is {limit} bytes)"
+    if exc.status_code >= 500:
+        log.error("API: HTTP %s: %s", exc.status_code, exc.detail)
+        message = "internal error"
+    return _error(exc.status_code, message, exc.headers)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("API: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal error")
+
+
+# -- level ----------------------------------------------------------------------------------------
+
+
+@get("/v1/level", guards=VIEWER, tags=["level"], summary="The current epidemic level")
+async def get_level(state: State) -> LevelState:
+    current = await _services(state).store.level.get()
+    if current is None:
+        raise NotFound("no level has been set yet")
+    return current
+
+
+@put("/v1/level", guards=OPERATOR, tags=["level"], status_code=200,
+     summary="Set the level, by confirmed cases or directly")
+async def put_level(request: Request[Any, Any, Any], state: State,
+                    data: JSONBody[LevelSet]) -> LevelState:
+    s = _services(state)
+    detail = msgspec.to_builtins(data)
+    return await _audited(request, "level.set", "level", set_level(
+        s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level, reason=data.reason,
+        user=_user(request).name), detail)
+
+
+@get("/v1/level/history", guards=VIEWER, tags=["level"], summary="Level history, newest first")
+async def level_history(state: State,
+                        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+                        ) -> list[LevelState]:
+    return await _services(state).store.level.history(limit)
+
+
+# -- campaigns ------------------------------------------------------------------------------------
+
+
+def _idempotent_id(user: str, key: str) -> str:
+    digest = hashlib.sha256(f"{user}\0{key}".encode()).hexdigest()[:16]
+    return f"c-k{digest}"
+
+
+def _same(campaign: Campaign, data: CampaignCreate) -> bool:
+    return (campaign.title == data.title.strip() and campaign.channels == data.channels
+            and campaign.texts == data.resolved_texts() and campaign.selector == data.selector
+            and campaign.priority == data.priority)
+
+
+async def _replay(s: Services, campaign_id: str, data: CampaignCreate) -> Campaign | None:
+    existing = await s.store.campaigns.get(campaign_id)
+    if existing is None:
+        return None
+    if not _same(existing, data):
+        raise StateError("this Idempotency-Key was used for a different campaign")
+    return existing
+
+
+@post("/v1/campaigns", guards=OPERATOR, tags=["campaigns"], status_code=201,
+      summary="Create a campaign (Idempotency-Key: the same key again answers the same one)")
+async def create_campaign(
+    request: Request[Any, Any, Any], state: State, data: JSONBody[CampaignCreate],
+    idempotency_key: Annotated[str | None, HeaderParameter(
+        name="Idempotency-Key", min_length=1, max_length=200)] = None,
+) -> Campaign:
+    s = _services(state)
+    user = _user(request)
+    campaign_id = _idempotent_id(user.name, idempotency_key) if idempotency_key else None
+    if campaign_id is not None:
+        replayed = await _replay(s, campaign_id, data)
+        if replayed is not None:
+            return replayed
+
+    async def create() -> Campaign:
+        try:
+            return await s.campaigns.create(
+                title=data.title, channels=data.channels, texts=data.resolved_texts(),
+                created_by=user.name, now=s.clock(), selector=data.selector,
+                priority=data.priority, owner=data.owner, coordinating=data.coordinating,
+                subject=data.subject, strip_diacritics=data.strip_diacritics,
+                campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback)
+        except StateError:
+            if campaign_id is not None:  # the same key, at the same moment
+                replayed = await _replay(s, campaign_id, data)
+                if replayed is not None:
+                    return replayed
+            raise
+
+    detail = {"title": data.title, "channels": list(data.channels),
+              "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
+              "idempotency_key": idempotency_key}
+    campaign = await _audited(request, "campaign.create", campaign_id or "(new)", create(),
+                              detail)
+    return campaign
+
+
+@get("/v1/campaigns", guards=VIEWER, tags=["campaigns"], summary="Every campaign, newest first")
+async def list_campaigns(state: State) -> list[Campaign]:
+    campaigns = await _services(state).store.campaigns.all()
+    return sorted(campaigns, key=lambda c: c.created_at, reverse=True)
+
+
+@get("/v1/campaigns/{campaign_id:str}", guards=VIEWER, tags=["campaigns"],
+     summary="A campaign and its progress per channel")
+async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDetail:
+    s = _services(state)
+    campaign = await s.campaigns.get(campaign_id)
+    waves = [w for w in await s.store.waves.all() if w.campaign_id == campaign.id]
+    states = await s.store.waves.states([w.id for w in waves]) if waves else {}
+    now = s.clock()
+    progress: dict[Channel, ChannelProgress] = {}
+    for wave in waves:
+        p = await wave_progress(s.store, wave)
+        done = p.sent + p.failed + p.expired + p.cancelled
+        elapsed = max((now - wave.created_at).total_seconds(), 0.0)
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = p.queued + p.retrying
+        eta = 0.0 if left == 0 else (left / rate if rate > 0 else None)
+        state_ = states.get(wave.id)
+        progress[wave.channel] = ChannelProgress(
+            wave=wave.id, state=str(state_) if state_ is not None else "unknown", total=p.total,
+            queued=p.queued, sent=p.sent, delivered=p.delivered, failed=p.failed,
+            retrying=p.retrying, dead_lettered=p.dead_letters, cancelled=p.cancelled,
+            fallback=p.fallback, rate=round(rate, 3),
+            eta_seconds=round(eta, 1) if eta is not None else None)
+    return CampaignDetail(campaign=campaign, progress=progress)
+
+
+@post("/v1/campaigns/{campaign_id:str}/approve", guards=APPROVER, tags=["campaigns"],
+      status_code=200, summary="Approve (by another user than the creator)")
+async def approve_campaign(request: Request[Any, Any, Any], state: State,
+                           campaign_id: FromPath[str]) -> Campaign:
+    s = _services(state)
+    return await _audited(request, "campaign.approve", campaign_id,
+                          s.campaigns.approve(campaign_id, _user(request).name))
+
+
+@post("/v1/campaigns/{campaign_id:str}/pause", guards=OPERATOR, tags=["campaigns"],
+      status_code=200, summary="Pause a running campaign")
+async def pause_campaign(request: Request[Any, Any, Any], state: State,
+                         campaign_id: FromPath[str]) -> Campaign:
+    return await _audited(request, "campaign.pause", campaign_id,
+                          _services(state).campaigns.pause(campaign_id))
+
+
+@post("/v1/campaigns/{campaign_id:str}/resume", guards=OPERATOR, tags=["campaigns"],
+      status_code=200, summary="Resume a paused campaign")
+async def resume_campaign(request: Request[Any, Any, Any], state: State,
+                          campaign_id: FromPath[str]) -> Campaign:
+    return await _audited(request, "campaign.resume", campaign_id,
+                          _services(state).campaigns.resume(campaign_id))
+
+
+@post("/v1/campaigns/{campaign_id:str}/cancel", guards=OPERATOR, tags=["campaigns"],
+      status_code=200, summary="Cancel a campaign (stops its waves at once)")
+async def cancel_campaign(request: Request[Any, Any, Any], state: State,
+                          campaign_id: FromPath[str]) -> Campaign:
+    return await _audited(request, "campaign.cancel", campaign_id,
+                          _services(state).campaigns.cancel(campaign_id))
+
+
+# -- preview --------------------------------------------------------------------------------------
+
+
+def sms_route_tps(settings: Settings, route: str) -> float:
+    """Messages per second the route ``sms.<group>`` may send (0: no limit): the lower of its
+    ``[rates]`` entry and its SMPP link's ``tps x binds`` (``[smpp.<group>]`` or
+    ``[smpp.default]``)."""
+    limits = []
+    if settings.rate(route) > 0:
+        limits.append(settings.rate(route))
+    group = route.split(".", 1)[1] if "." in route else route
+    link = settings.smpp.get(group) or settings.smpp.get("default")
+    if link is not None and link.tps > 0:
+        limits.append(link.tps * link.binds)
+    return min(limits) if limits else 0.0
+
+
+async def _carriers(s: Services, meta: AudienceMeta, selector: Selector) -> dict[str, int]:
+    key = (meta.version, msgspec.json.encode(selector))
+    cached = s.carrier_counts.get(key)
+    if cached is not None:
+        return cached
+    numbers = [n for g in meta.groups if selector.matches(g.district, g.kind) for n in g.chunks]
+    counts: dict[str, int] = {}
+    for i in range(0, len(numbers), SCAN_CHUNKS):
+        for chunk in await s.store.audiences.chunks(meta.version, numbers[i:i + SCAN_CHUNKS]):
+            for r in chunk.recipients:
+                counts[r.carrier] = counts.get(r.carrier, 0) + 1
+    if len(s.carrier_counts) > 100:
+        s.carrier_counts.clear()
+    s.carrier_counts[key] = counts = dict(sorted(counts.items()))
+    return counts
+
+
+def _seconds(n: int, tps: float) -> float | None:
+    return round(n / tps, 1) if tps > 0 else (0.0 if n == 0 else None)
+
+
+@post("/v1/preview", guards=VIEWER, tags=["campaigns"], status_code=200,
+      summary="Recipients, SMS parts, PDUs and sending time of a text, before sending")
+async def preview(state: State, data: JSONBody[PreviewRequest]) -> Preview:
+    s = _services(state)
+    meta = await s.store.audiences.meta()
+    if meta is None:
+        raise StateError("no audience is imported: run `loa audience import` first")
+    unknown = [d for d in data.selector.districts if d not in s.province.districts]
+    if unknown:
+        raise InputError(f"selector.districts: not districts of {s.province.name}: "
+                         f"{', '.join(unknown)}")
+    channels: dict[Channel, ChannelPreview] = {}
+    sms: SmsPreview | None = None
+    for channel in data.channels:
+        n = routing.reach(meta, data.selector, channel)
+        if channel is not Channel.SMS:
+            channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)))
+            continue
+        text = data.texts.get(channel) or data.text
+        if not text.strip():
+            raise InputError("text: give the text to preview (or texts.sms)")
+        try:
+            seg = smstext.segment(text, strip=data.strip_diacritics)
+        except TextError as exc:
+            raise InputError(f"text: {exc}") from None
+        by_carrier = await _carriers(s, meta, data.selector)
+        by_route_n: dict[str, int] = {}
+        for carrier, count in by_carrier.items():
+            route = s.settings.sms_route(carrier)
+            by_route_n[route] = by_route_n.get(route, 0) + count
+        parts = len(seg.parts)
+        by_route = {}
+        for route, count in sorted(by_route_n.items()):
+            tps = sms_route_tps(s.settings, route)
+            by_route[route] = RoutePreview(count, count * parts, tps or None,
+                                           _seconds(count * parts, tps))
+        limited = all(r.tps for r in by_route.values() if r.pdus)
+        route_seconds = [r.seconds or 0.0 for r in by_route.values()]
+        sms = SmsPreview(
+            encoding=str(seg.encoding), chars=seg.units, parts=parts, text=seg.text,
+            recipients=n, by_carrier=by_carrier, by_route=by_route, pdus=n * parts,
+            tps=sum(r.tps or 0.0 for r in by_route.values()) if limited else None,
+            seconds=max(route_seconds, default=0.0) if limited else None)
+        channels[channel] = ChannelPreview(n, sms.seconds)
+    size = max((c.recipients for c in channels.values()), default=0)
+    return Preview(audience_version=meta.version, audience_size=meta.count,
+                   needs_approval=size > s.settings.engine.approval_threshold,
+                   channels=channels, sms=sms)
+
+
+# -- Zalo webhook, health, metrics ----------------------------------------------------------------
+
+
+@post("/zalo/webhook", tags=["webhooks"], status_code=200,
+      summary="Zalo delivery events (signed with X-ZEvent-Signature)")
+async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    s = _services(state)
+    if s.verifier is None:
+        raise NotFound("the Zalo webhook is not configured ([api] zalo_app_id and "
+                       "zalo_oa_secret_env)")
+    body = await request.body()
+    try:
+        events = s.verifier.parse(body, request.headers)
+    except WebhookRejected as exc:
+        log.warning("Zalo webhook rejected (%s): %s", exc.status, exc)
+        return _error(exc.status, str(exc))
+    fresh = [e for e in events if s.deduper.first(e.msg_id or e.tracking_id)]
+    if fresh and s.on_zalo_events is not None:
+        try:
+            s.on_zalo_events(fresh)
+        except Exception:
+            log.exception("Zalo webhook: on_zalo_events failed")
+            s.deduper.forget([e.msg_id or e.tracking_id for e in fresh])
+            return _error(500, "not processed")
+    return Response({"status": "ok", "events": len(fresh)}, status_code=200)
+
+
+@get("/healthz", tags=["health"], summary="The process is up")
+async def healthz() -> Health:
+    return Health("ok")
+
+
+@get("/readyz", tags=["health"], summary="The store answers")
+async def readyz(state: State) -> Response[Any]:
+    try:
+        await asyncio.wait_for(_services(state).store.level.get(), READY_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - whatever the store raises, it is not ready
+        log.warning("readyz: the store does not answer: %s", type(exc).__name__)
+        return _error(503, "the store does not answer")
+    return Response(Health("ok"), status_code=200)
+
+
+@get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [get_level, put_level, level_history, create_campaign, list_campaigns, get_campaign,
+          approve_campaign, pause_campaign, resume_campaign, cancel_campaign, preview,
+          zalo_webhook, healthz, readyz, metrics]
+
+
+def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
+               numbering: Numbering, api_config: ApiConfig, *,
+               on_zalo_events: OnZaloEvents | None = None, audit: AuditLog | None = None,
+               clock: Clock = lambda: dt.datetime.now(dt.UTC)) -> Litestar:
+    """The API as an ASGI application on ``store``."""
+    audit = audit or AuditLog(Path(api_config.audit_log))
+    services = Services(store, settings, plan, province, numbering, api_config, audit,
+                        on_zalo_events, clock)
+    openapi = OpenAPIConfig(
+        title="Loa API", version=__version__, path="/schema",
+        description="Mass SMS and notification dispatcher of the provincial epidemic-response "
+                    "office. Authenticate with `Authorization: Bearer <token>` (`loa token "
+                    "create`). Errors are `{\"error\": \"message\"}`.",
+        security=[{"BearerToken": []}],
+        components=Components(security_schemes={
+            "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
+    return Litestar(
+        route_handlers=ROUTES,
+        state=State({"services": services}),
+        openapi_config=openapi,
+        request_max_body_size=api_config.request_max_body_size,
+        exception_handlers={LoaError: _loa_error, HTTPException: _http_error,
+                            Exception: _internal_error},
+        plugins=[StructDefaultsPlugin()],
+        on_shutdown=[audit.close],
+        debug=False,
+    )

@@ -1,0 +1,124 @@
+"""Request and response bodies of the HTTP API (msgspec Structs; Litestar validates them).
+
+Request bodies refuse unknown fields (a typo is an error, not a silently ignored option) and
+bound every string and list, on top of the app's limit on the body's size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from dispatcher.model import Campaign, Channel, Priority, Selector
+
+TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
+Text = Annotated[str, Meta(max_length=TEXT_MAX)]
+Short = Annotated[str, Meta(max_length=200)]
+Reason = Annotated[str, Meta(max_length=1000)]
+
+
+class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``{"cases": n, "reason": "..."}`` or ``{"level": l, "reason": "..."}``."""
+
+    cases: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+    level: Annotated[int, Meta(ge=0, le=100)] | None = None
+    reason: Reason = ""
+
+
+class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A new campaign. ``text`` is used on every channel that ``texts`` gives no text for;
+    the audience defaults to everyone (an empty selector)."""
+
+    title: Annotated[str, Meta(min_length=1, max_length=200)]
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)]
+    text: Text = ""
+    texts: dict[Channel, Text] = {}
+    selector: Selector = Selector()
+    priority: Priority = Priority.NORMAL
+    owner: Short = ""
+    coordinating: Annotated[list[Short], Meta(max_length=50)] = []
+    subject: Short = ""
+    strip_diacritics: bool = False
+    start_at: dt.datetime | None = None
+    sms_fallback: bool = False
+
+    def resolved_texts(self) -> dict[Channel, str]:
+        return {c: self.texts.get(c) or self.text for c in self.channels}
+
+
+class ChannelProgress(msgspec.Struct, frozen=True):
+    """Where one channel's wave of a campaign stands. ``rate`` is messages with an outcome per
+    second since the wave was created; ``eta_seconds`` what is left at that rate (null: not
+    known yet, 0: done)."""
+
+    wave: str
+    state: str
+    total: int
+    queued: int
+    sent: int
+    delivered: int
+    failed: int
+    retrying: int
+    dead_lettered: int
+    cancelled: int
+    fallback: int
+    rate: float
+    eta_seconds: float | None
+
+
+class CampaignDetail(msgspec.Struct, frozen=True):
+    campaign: Campaign
+    progress: dict[Channel, ChannelProgress]  # empty until the engine starts the campaign
+
+
+class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    text: Text = ""
+    texts: dict[Channel, Text] = {}
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)] = msgspec.field(
+        default_factory=lambda: [Channel.SMS])
+    selector: Selector = Selector()
+    strip_diacritics: bool = False
+
+
+class RoutePreview(msgspec.Struct, frozen=True):
+    recipients: int
+    pdus: int
+    tps: float | None  # null: no limit configured
+    seconds: float | None
+
+
+class SmsPreview(msgspec.Struct, frozen=True):
+    encoding: str  # gsm7 or ucs2
+    chars: int  # GSM-7 septets or UTF-16 units
+    parts: int
+    text: str  # as sent (normalised, diacritics stripped if asked)
+    recipients: int
+    by_carrier: dict[str, int]
+    by_route: dict[str, RoutePreview]
+    pdus: int  # recipients x parts: every part is a submit_sm
+    tps: float | None  # the SMS routes' configured rates together; null if one has no limit
+    seconds: float | None  # the slowest route's PDUs / its rate; null if one has no limit
+
+
+class ChannelPreview(msgspec.Struct, frozen=True):
+    recipients: int
+    seconds: float | None  # at the route's configured rate; null when it has none
+
+
+class Preview(msgspec.Struct, frozen=True):
+    audience_version: str
+    audience_size: int
+    needs_approval: bool
+    channels: dict[Channel, ChannelPreview]
+    sms: SmsPreview | None = None
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: str

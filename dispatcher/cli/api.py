@@ -1,0 +1,142 @@
+"""``loa api``, ``loa token create`` and ``loa config init``: the HTTP API and its setup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dispatcher.auth import add_token, check_user, parse_role
+from dispatcher.cli.runtime import run_async, until_signal
+from dispatcher.config import DEFAULT_CONFIG_DIR
+from dispatcher.errors import ConfigError, InputError
+
+EXAMPLE = DEFAULT_CONFIG_DIR / "loa.example.toml"
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    api = sub.add_parser(
+        "api", help="serve the HTTP API until SIGTERM",
+        description="Serve the HTTP API (level, campaigns, preview, Zalo webhook, /metrics, "
+                    "/healthz, /readyz; OpenAPI at /schema/openapi.json) on HOST:PORT "
+                    "until SIGTERM or Ctrl-C. Tokens come from the [[api.tokens]] tables of "
+                    "the config file (`loa token create`); they are read at start.")
+    api.add_argument("--config", type=Path, metavar="FILE", required=True,
+                     help="deployment file with an [api] table (`loa config init FILE`)")
+    api.add_argument("--port", type=int, metavar="P", help="port (default: [api] port)")
+    api.add_argument("--host", metavar="ADDR",
+                     help="address to listen on (default: [api] host, 127.0.0.1)")
+    api.add_argument("--redis", metavar="URL",
+                     help="Redis URL (default: [redis] url or LOA_REDIS_URL; none: this "
+                          "process's memory, for trying the API only)")
+    api.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
+    api.set_defaults(func=cmd_api)
+
+    token = sub.add_parser("token", help="API bearer tokens",
+                           description="Bearer tokens of the HTTP API.")
+    tgroup = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+    create = tgroup.add_parser(
+        "create", help="create a token; its hash goes into the config file",
+        description="Create a token for USER with ROLE (viewer, operator, approver, admin), "
+                    "append its SHA-256 to FILE as an [[api.tokens]] table and print the "
+                    "token as the last line of stdout. It is shown only this once.")
+    create.add_argument("--config", type=Path, metavar="FILE", required=True)
+    create.add_argument("--user", required=True, metavar="U")
+    create.add_argument("--role", required=True, metavar="R",
+                        help="viewer, operator, approver or admin")
+    create.set_defaults(func=cmd_token_create)
+
+    config = sub.add_parser("config", help="the deployment configuration file",
+                            description="The deployment configuration (TOML).")
+    cgroup = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    init = cgroup.add_parser("init", help="write a complete, commented default config",
+                             description="Write a complete deployment file with every setting "
+                                         "at its default and commented examples.")
+    init.add_argument("file", type=Path, metavar="FILE")
+    init.add_argument("--force", action="store_true", help="overwrite an existing FILE")
+    init.set_defaults(func=cmd_config_init)
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if path.exists() and not args.force:
+        raise InputError(f"{path} exists; give --force to overwrite it")
+    try:
+        path.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", source=str(path)) from None
+    print(f"wrote {path}; create a token with `loa token create --config {path} --user U "
+          f"--role R`")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    user, role = check_user(args.user), parse_role(args.role)
+    token = add_token(args.config, user, role)
+    print(f"token for {user} ({role}) added to {args.config}; it is not shown again:",
+          file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    # imported here: the other commands do not need Litestar and uvicorn
+    from dispatcher.api import create_app, load_deployment  # noqa: PLC0415
+    from dispatcher.msisdn import load_numbering  # noqa: PLC0415
+    from dispatcher.plan import load_plan  # noqa: PLC0415
+    from dispatcher.province import load_province  # noqa: PLC0415
+    from dispatcher.store import open_store  # noqa: PLC0415
+
+    settings, api = load_deployment(args.config)
+    port = args.port if args.port is not None else api.port
+    if not 0 < port < 65536:
+        raise InputError(f"--port: {port} is not a port")
+    url = args.redis or settings.redis.url
+    plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
+    if not api.tokens:
+        print(f"loa: warning: {args.config} has no [[api.tokens]]; every /v1 call will be "
+              "refused (create one with `loa token create`)", file=sys.stderr)
+    if not url:
+        print("loa: warning: no Redis (--redis, [redis] url): the API keeps everything in "
+              "this process's memory", file=sys.stderr)
+
+    async def serve() -> None:
+        store = open_store(url or None)
+        try:
+            app = create_app(store, settings, plan, province, numbering, api)
+            await _serve(app, args.host or api.host, port)
+        finally:
+            await store.aclose()
+
+    run_async(serve())
+    return 0
+
+
+async def _serve(app: Any, host: str, port: int) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # signals are ours (until_signal)
+            yield
+
+    config = uvicorn.Config(app, host=host, port=port, loop="none", lifespan="on",
+                            log_level="info", access_log=False)
+    server = Server(config)
+    task = asyncio.create_task(server.serve())
+    stop = asyncio.create_task(until_signal())
+    done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stop.cancel()
+    try:
+        await task
+    except SystemExit:  # uvicorn's answer to a port it cannot bind
+        raise InputError(f"--port: cannot serve on {host}:{port} (in use?)") from None
+    if task in done and not server.started:
+        raise InputError(f"--port: cannot serve on {host}:{port}")

@@ -1,0 +1,537 @@
+"""The HTTP API (dispatcher.api): every endpoint, every role, approval, bad bodies, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from adapters.zalo.api import SIGNATURE_HEADER, sign
+from adapters.zalo.webhook import DeliveryEvent
+from dispatcher import audiencegen
+from dispatcher.api import ApiConfig, create_app
+from dispatcher.api.app import Services
+from dispatcher.audience import Validator
+from dispatcher.audit import read_audit
+from dispatcher.auth import Role, TokenEntry, hash_token
+from dispatcher.importer import import_audience
+from dispatcher.msisdn import Numbering
+from dispatcher.plan import Plan
+from dispatcher.province import Province
+from dispatcher.settings import EngineSettings, Settings
+from dispatcher.store import MemoryStore
+
+NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
+              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+ASCII = "Deo khau trang, rua tay, giu khoang cach, khai bao y te."
+USERS = {"vic": Role.VIEWER, "olga": Role.OPERATOR, "carol": Role.APPROVER,
+         "dave": Role.APPROVER, "root": Role.ADMIN}
+TOKENS = {user: f"loa_test-token-of-{user}" for user in USERS}
+APP_ID, OA_SECRET = "zalo-app", "oa-secret"
+RECIPIENTS = 300
+
+
+def auth(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[user]}"}
+
+
+@pytest.fixture(scope="module")
+def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering,
+                  province: Province) -> Path:
+    path = tmp_path_factory.mktemp("api") / "audience.csv"
+    audiencegen.generate(path, RECIPIENTS, seed=5, numbering=numbering, province=province)
+    return path
+
+
+class Env:
+    def __init__(self, client: AsyncTestClient[Litestar], app: Litestar, audit: Path,
+                 events: list[DeliveryEvent]) -> None:
+        self.client = client
+        self.app = app
+        self.audit = audit
+        self.events = events
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    async def create(self, user: str = "olga", **body: Any) -> dict[str, Any]:
+        doc = {"title": "Khuyến cáo", "channels": ["sms"], "text": ASCII, **body}
+        r = await self.client.post("/v1/campaigns", json=doc, headers=auth(user))
+        assert r.status_code == 201, r.text
+        created: dict[str, Any] = r.json()
+        return created
+
+
+async def _env(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+               audience_file: Path, settings: Settings) -> AsyncIterator[Env]:
+    store = MemoryStore()
+    await import_audience(audience_file, store, Validator(numbering, province), chunk_size=64)
+    audit = tmp_path / "audit.jsonl"
+    api = ApiConfig(audit_log=str(audit), request_max_body_size=16_384, zalo_app_id=APP_ID,
+                    zalo_oa_secret=OA_SECRET,
+                    tokens=[TokenEntry(u, r, hash_token(TOKENS[u])) for u, r in USERS.items()])
+    events: list[DeliveryEvent] = []
+    app = create_app(store, settings, plan, province, numbering, api,
+                     on_zalo_events=events.extend, clock=lambda: NOW)
+    async with AsyncTestClient(app) as client:
+        yield Env(client, app, audit, events)
+
+
+@pytest.fixture
+async def env(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+              audience_file: Path) -> AsyncIterator[Env]:
+    """Campaigns above 10 recipients need approval; SMS routes limited to 50/s each."""
+    settings = Settings(engine=EngineSettings(approval_threshold=10),
+                        rates={f"sms.{c}": 50.0 for c in numbering.carriers} | {"zalo": 10.0})
+    async for e in _env(tmp_path, plan, province, numbering, audience_file, settings):
+        yield e
+
+
+@pytest.fixture
+async def open_env(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+                   audience_file: Path) -> AsyncIterator[Env]:
+    """Default settings: no rate limits, the 300-recipient audience needs no approval."""
+    async for e in _env(tmp_path, plan, province, numbering, audience_file, Settings()):
+        yield e
+
+
+# -- authentication and roles ---------------------------------------------------------------------
+
+
+async def test_no_token_or_a_wrong_one_is_401(env: Env) -> None:
+    for headers in ({}, {"Authorization": "Bearer loa_nope"}, {"Authorization": "Basic abc"},
+                    {"Authorization": "Bearer "}):
+        r = await env.client.get("/v1/level", headers=headers)
+        assert r.status_code == 401, headers
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert set(r.json()) == {"error"} and "token" in r.json()["error"]
+    r = await env.client.post("/v1/campaigns", json={"title": "x"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize(("user", "status"), [("vic", 403), ("olga", 201), ("carol", 201),
+                                              ("root", 201)])
+async def test_who_may_create_a_campaign(env: Env, user: str, status: int) -> None:
+    r = await env.client.post("/v1/campaigns", headers=auth(user), json={
+        "title": "T", "channels": ["sms"], "text": ASCII})
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert "operator" in r.json()["error"]
+    else:
+        assert r.json()["id"] and r.json()["created_by"] == user
+
+
+async def test_every_role_reads(env: Env) -> None:
+    for user in USERS:
+        assert (await env.client.get("/v1/campaigns", headers=auth(user))).status_code == 200
+        r = await env.client.get("/v1/level/history", headers=auth(user))
+        assert r.status_code == 200 and r.json() == []
+
+
+async def test_viewer_and_operator_may_not_approve(env: Env) -> None:
+    created = await env.create("olga")
+    for user in ("vic", "olga"):
+        r = await env.client.post(f"/v1/campaigns/{created['id']}/approve", headers=auth(user))
+        assert r.status_code == 403, user
+    r = await env.client.put("/v1/level", json={"cases": 3}, headers=auth("vic"))
+    assert r.status_code == 403
+
+
+# -- campaigns ------------------------------------------------------------------------------------
+
+
+async def test_mass_campaign_is_approved_by_another_user(env: Env) -> None:
+    created = await env.create("carol", channels=["sms", "zalo"],
+                               texts={"zalo": VIETNAMESE})
+    assert created["state"] == "pending_approval"
+    assert created["audience_size"] == RECIPIENTS
+    assert created["texts"] == {"sms": ASCII, "zalo": VIETNAMESE}
+    cid = created["id"]
+    r = await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("carol"))
+    assert r.status_code == 403
+    assert "another user" in r.json()["error"]
+    r = await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("dave"))
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "approved" and r.json()["approved_by"] == "dave"
+    r = await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("root"))
+    assert r.status_code == 409 and "not pending approval" in r.json()["error"]
+
+
+async def test_small_campaign_needs_no_approval(open_env: Env) -> None:
+    created = await open_env.create("olga")
+    assert created["state"] == "approved"
+
+
+async def test_pause_resume_cancel_and_progress(env: Env) -> None:
+    created = await env.create("olga", channels=["sms", "zalo"])
+    cid = created["id"]
+    r = await env.client.post(f"/v1/campaigns/{cid}/pause", headers=auth("olga"))
+    assert r.status_code == 409 and "pending_approval" in r.json()["error"]
+    assert (await env.client.post(f"/v1/campaigns/{cid}/approve",
+                                  headers=auth("carol"))).status_code == 200
+    await env.services.campaigns.start(cid, NOW - dt.timedelta(seconds=10))  # the engine's part
+
+    r = await env.client.get(f"/v1/campaigns/{cid}", headers=auth("vic"))
+    assert r.status_code == 200
+    detail = r.json()
+    assert detail["campaign"]["state"] == "running"
+    sms = detail["progress"]["sms"]
+    assert set(sms) == {"wave", "state", "total", "queued", "sent", "delivered", "failed",
+                        "retrying", "dead_lettered", "cancelled", "fallback", "rate",
+                        "eta_seconds"}
+    assert sms["total"] == RECIPIENTS and sms["queued"] == RECIPIENTS and sms["sent"] == 0
+    assert sms["rate"] == 0 and sms["eta_seconds"] is None
+    assert 0 < detail["progress"]["zalo"]["total"] < RECIPIENTS
+
+    for action, state in (("pause", "paused"), ("resume", "running"), ("cancel", "cancelled")):
+        r = await env.client.post(f"/v1/campaigns/{cid}/{action}", headers=auth("olga"))
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == state
+    r = await env.client.get(f"/v1/campaigns/{cid}", headers=auth("vic"))
+    assert r.json()["progress"]["sms"]["state"] == "cancelled"
+    r = await env.client.post(f"/v1/campaigns/{cid}/resume", headers=auth("olga"))
+    assert r.status_code == 409
+
+    r = await env.client.get("/v1/campaigns", headers=auth("vic"))
+    assert [c["id"] for c in r.json()] == [cid]
+
+
+async def test_unknown_campaign_is_404(env: Env) -> None:
+    r = await env.client.get("/v1/campaigns/c-nope", headers=auth("vic"))
+    assert r.status_code == 404 and r.json() == {"error": "no campaign c-nope"}
+    r = await env.client.post("/v1/campaigns/c-nope/cancel", headers=auth("olga"))
+    assert r.status_code == 404
+
+
+async def test_idempotency_key_gives_the_same_campaign(env: Env) -> None:
+    body = {"title": "Một lần", "channels": ["sms"], "text": ASCII}
+    headers = auth("olga") | {"Idempotency-Key": "req-42"}
+    first = await env.client.post("/v1/campaigns", json=body, headers=headers)
+    again = await env.client.post("/v1/campaigns", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    other_user = await env.client.post("/v1/campaigns", json=body,
+                                       headers=auth("root") | {"Idempotency-Key": "req-42"})
+    assert other_user.json()["id"] != first.json()["id"]
+    changed = await env.client.post("/v1/campaigns", json=body | {"title": "Khác"},
+                                    headers=headers)
+    assert changed.status_code == 409 and "Idempotency-Key" in changed.json()["error"]
+    listed = (await env.client.get("/v1/campaigns", headers=auth("vic"))).json()
+    assert len(listed) == 2
+
+
+async def test_campaign_input_errors_are_400(env: Env) -> None:
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "T", "channels": ["sms"], "text": ASCII, "selector": {"districts": ["nowhere"]}})
+    assert r.status_code == 400 and "selector.districts" in r.json()["error"]
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "T", "channels": ["email"], "text": ""})
+    assert r.status_code == 400 and "texts.email" in r.json()["error"]
+
+
+# -- bad bodies -----------------------------------------------------------------------------------
+
+
+async def test_wrong_type_names_the_field(env: Env) -> None:
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"),
+                              json={"title": 5, "channels": ["sms"], "text": ASCII})
+    assert r.status_code == 400
+    assert "title" in r.json()["error"] and "str" in r.json()["error"]
+    r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": "many"})
+    assert r.status_code == 400 and "cases" in r.json()["error"]
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"),
+                              json={"title": "T", "channels": ["fax"], "text": ASCII})
+    assert r.status_code == 400 and "channels" in r.json()["error"]
+
+
+async def test_unknown_field_and_missing_field_are_400(env: Env) -> None:
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "T", "channels": ["sms"], "text": ASCII, "urgent": True})
+    assert r.status_code == 400
+    assert r.json() == {"error": "invalid request: Object contains unknown field `urgent`"}
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={"title": "T"})
+    assert r.status_code == 400 and "channels" in r.json()["error"]
+    r = await env.client.post("/v1/campaigns", headers=auth("olga") | {
+        "Content-Type": "application/json"}, content=b"{not json")
+    assert r.status_code == 400 and set(r.json()) == {"error"}
+
+
+async def test_huge_bodies_are_413(env: Env) -> None:
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "T", "channels": ["sms"], "text": "x" * 100_000})
+    assert r.status_code == 413 and r.json() == {
+        "error": "request body too large (the limit is 16384 bytes)"}
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={"text": "a" * 5000})
+    assert r.status_code == 400 and "text" in r.json()["error"]  # within the body limit
+
+
+async def test_unexpected_errors_do_not_leak(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken() -> None:
+        raise RuntimeError("redis://:hunter2@db secret detail")
+
+    monkeypatch.setattr(env.services.store.campaigns, "all", broken)
+    r = await env.client.get("/v1/campaigns", headers=auth("vic"))
+    assert r.status_code == 500 and r.json() == {"error": "internal error"}
+    assert "hunter2" not in r.text
+
+
+# -- level ----------------------------------------------------------------------------------------
+
+
+async def test_level_set_get_and_history(env: Env, plan: Plan) -> None:
+    r = await env.client.get("/v1/level", headers=auth("vic"))
+    assert r.status_code == 404 and "no level" in r.json()["error"]
+    r = await env.client.put("/v1/level", headers=auth("olga"),
+                             json={"cases": 42, "reason": "ca bệnh mới"})
+    assert r.status_code == 200, r.text
+    assert r.json()["level"] == plan.level_for_cases(42)
+    assert r.json()["set_by"] == "olga" and r.json()["cases"] == 42
+    r = await env.client.put("/v1/level", headers=auth("root"), json={"level": 4, "reason": "x"})
+    assert r.status_code == 200 and r.json()["level"] == 4
+    r = await env.client.get("/v1/level", headers=auth("vic"))
+    assert r.json()["level"] == 4 and r.json()["set_by"] == "root"
+    r = await env.client.get("/v1/level/history", headers=auth("vic"))
+    assert [s["set_by"] for s in r.json()] == ["root", "olga"]
+    r = await env.client.get("/v1/level/history?limit=1", headers=auth("vic"))
+    assert len(r.json()) == 1
+    r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": 1, "level": 2})
+    assert r.status_code == 400 and "either" in r.json()["error"]
+    r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 9})
+    assert r.status_code == 400 and "not in the plan" in r.json()["error"]
+
+
+# -- preview --------------------------------------------------------------------------------------
+
+
+async def test_preview_counts_parts_pdus_and_time(env: Env) -> None:
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={
+        "text": VIETNAMESE, "channels": ["sms", "zalo", "email"]})
+    assert r.status_code == 200, r.text
+    p = r.json()
+    sms = p["sms"]
+    assert sms["encoding"] == "ucs2" and sms["parts"] == 2
+    assert sms["recipients"] == RECIPIENTS == p["audience_size"]
+    assert sum(sms["by_carrier"].values()) == RECIPIENTS
+    assert sms["pdus"] == RECIPIENTS * 2
+    routes = sms["by_route"]
+    assert sum(r["pdus"] for r in routes.values()) == sms["pdus"]
+    assert all(r["tps"] == 50.0 for r in routes.values())
+    slowest = max(r["pdus"] for r in routes.values()) / 50.0
+    assert sms["seconds"] == pytest.approx(slowest, abs=0.1)
+    assert sms["tps"] == 50.0 * len(routes)
+    assert p["needs_approval"] is True
+    zalo = p["channels"]["zalo"]
+    assert 0 < zalo["recipients"] < RECIPIENTS
+    assert zalo["seconds"] == pytest.approx(zalo["recipients"] / 10.0, abs=0.1)
+    assert p["channels"]["email"]["seconds"] is None  # no rate: no limit
+
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={
+        "text": VIETNAMESE, "strip_diacritics": True})
+    assert r.json()["sms"]["encoding"] == "gsm7" and r.json()["sms"]["parts"] == 1
+
+
+async def test_preview_without_limits_and_with_a_selector(open_env: Env,
+                                                          province: Province) -> None:
+    district = next(iter(province.districts))
+    r = await open_env.client.post("/v1/preview", headers=auth("vic"), json={
+        "text": ASCII, "selector": {"districts": [district], "kinds": ["resident"]}})
+    assert r.status_code == 200, r.text
+    sms = r.json()["sms"]
+    assert sms["encoding"] == "gsm7" and sms["parts"] == 1
+    assert 0 < sms["recipients"] < RECIPIENTS
+    assert sum(sms["by_carrier"].values()) == sms["recipients"]
+    assert sms["tps"] is None and sms["seconds"] is None
+    r = await open_env.client.post("/v1/preview", headers=auth("vic"), json={"text": ""})
+    assert r.status_code == 400 and "text" in r.json()["error"]
+
+
+async def test_preview_without_audience_is_409(tmp_path: Path, plan: Plan,
+                                               province: Province,
+                                               numbering: Numbering) -> None:
+    api = ApiConfig(audit_log=str(tmp_path / "a.jsonl"),
+                    tokens=[TokenEntry("vic", Role.VIEWER, hash_token(TOKENS["vic"]))])
+    app = create_app(MemoryStore(), Settings(), plan, province, numbering, api)
+    async with AsyncTestClient(app) as client:
+        r = await client.post("/v1/preview", headers=auth("vic"), json={"text": "x"})
+        assert r.status_code == 409 and "audience" in r.json()["error"]
+        r = await client.post("/zalo/webhook", content=b"{}")
+        assert r.status_code == 404  # not configured
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+async def test_state_changes_are_audited(env: Env) -> None:
+    await env.client.put("/v1/level", headers=auth("olga"), json={"cases": 5, "reason": "r"})
+    created = await env.create("carol")
+    cid = created["id"]
+    await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("carol"))  # refused
+    await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("dave"))
+    await env.client.post(f"/v1/campaigns/{cid}/cancel", headers=auth("olga"))
+    await env.client.get("/v1/campaigns", headers=auth("vic"))  # reads are not audited
+    records = read_audit(env.audit)
+    assert [(r.who, r.role, r.action, r.outcome.split(":")[0]) for r in records] == [
+        ("olga", "operator", "level.set", "ok"),
+        ("carol", "approver", "campaign.create", "ok"),
+        ("carol", "approver", "campaign.approve", "PermissionDenied"),
+        ("dave", "approver", "campaign.approve", "ok"),
+        ("olga", "operator", "campaign.cancel", "ok")]
+    assert records[0].detail["cases"] == 5 and records[0].target == "level"
+    assert records[3].target == cid
+    assert all(r.at.tzinfo is not None for r in records)
+    assert TOKENS["olga"] not in env.audit.read_text(encoding="utf-8")
+
+
+# -- health, metrics, schema, Zalo webhook --------------------------------------------------------
+
+
+async def test_health_metrics_and_schema(env: Env) -> None:
+    r = await env.client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    r = await env.client.get("/readyz")
+    assert r.status_code == 200
+    r = await env.client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "# TYPE" in r.text
+    r = await env.client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    schema = r.json()
+    assert {"/v1/campaigns", "/v1/level", "/v1/preview", "/v1/level/history"} <= set(
+        schema["paths"])
+    assert "BearerToken" in schema["components"]["securitySchemes"]
+    assert "CampaignCreate" in schema["components"]["schemas"]
+
+
+async def test_readyz_when_the_store_fails(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def down() -> None:
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(env.services.store.level, "get", down)
+    r = await env.client.get("/readyz")
+    assert r.status_code == 503 and r.json() == {"error": "the store does not answer"}
+
+
+def _zalo_body(msg_id: str) -> tuple[bytes, str]:
+    ts = str(int(time.time() * 1000))
+    body = json.dumps({"event_name": "user_received_message", "app_id": APP_ID,
+                       "timestamp": ts, "message": {"msg_id": msg_id,
+                                                    "tracking_id": "w1:84912345678"}}).encode()
+    return body, ts
+
+
+async def test_zalo_webhook_signature(env: Env) -> None:
+    body, ts = _zalo_body("m-1")
+    good = {SIGNATURE_HEADER: "mac=" + sign(APP_ID, body, ts, OA_SECRET),
+            "Content-Type": "application/json"}
+    r = await env.client.post("/zalo/webhook", content=body, headers=good)
+    assert r.status_code == 200, r.text
+    assert [e.msg_id for e in env.events] == ["m-1"]
+    r = await env.client.post("/zalo/webhook", content=body, headers=good)  # Zalo's retry
+    assert r.status_code == 200 and len(env.events) == 1
+    bad = {SIGNATURE_HEADER: "mac=" + sign(APP_ID, body, ts, "wrong")}
+    r = await env.client.post("/zalo/webhook", content=body, headers=bad)
+    assert r.status_code == 401 and "signature" in r.json()["error"]
+    r = await env.client.post("/zalo/webhook", content=body)
+    assert r.status_code == 401
+    assert len(env.events) == 1
+
+
+async def test_unknown_route_is_json_404(env: Env) -> None:
+    r = await env.client.get("/v2/nothing", headers=auth("vic"))
+    assert r.status_code == 404 and set(r.json()) == {"error"}
+
+
+# -- the CLI: loa config init, loa token create, loa api ------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _loa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env=os.environ | {"LOA_REDIS_URL": ""})
+
+
+def _http(url: str, token: str | None = None, method: str = "GET",
+          body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = json.dumps(body).encode() if body is not None else None
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_cli_config_token_and_api(tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    done = _loa("config", "init", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "[api]" in config.read_text(encoding="utf-8")
+    again = _loa("config", "init", str(config), cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+    bad = _loa("token", "create", "--config", str(config), "--user", "u", "--role", "god",
+               cwd=tmp_path)
+    assert bad.returncode == 2 and "--role" in bad.stderr
+    created = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
+                   "operator", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("loa_") and token not in config.read_text(encoding="utf-8")
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
+                             str(config), "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ | {"LOA_REDIS_URL": ""})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status, doc = _http(f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "loa api did not answer in 20 s"
+                time.sleep(0.1)
+        assert status == 200 and doc == {"status": "ok"}
+        assert _http(f"{base}/v1/level")[0] == 401
+        status, doc = _http(f"{base}/v1/level", token, "PUT", {"cases": 3, "reason": "test"})
+        assert status == 200, doc
+        status, doc = _http(f"{base}/v1/level", token)
+        assert status == 200 and doc["set_by"] == "olga"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        proc.communicate()
+    audit = read_audit(tmp_path / "loa-audit.jsonl")
+    assert [(r.who, r.action) for r in audit] == [("olga", "level.set")]
