@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from adapters.base import Adapter
-from dispatcher import routing
+from dispatcher import metrics, routing
 from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
 from dispatcher.fallback import SmsFallback
@@ -103,6 +103,7 @@ class Engine:
         fallback = SmsFallback(store, settings, numbering) if numbering is not None else None
         self.worker = Worker(store, adapters, routes, settings, name=self.name,
                              fallback=fallback)
+        self.collector = metrics.Collector(store, routes, wave_progress)  # store-read gauges
         self._fanning: set[str] = set()
         self._slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
 
@@ -112,6 +113,7 @@ class Engine:
                 tasks.create_task(self._reconcile_loop(stop))
             tasks.create_task(self._runner_loop(stop, tasks))
             tasks.create_task(self.worker.run(stop))
+            tasks.create_task(self.collector.run(stop))
             if self.receipts is not None:
                 tasks.create_task(self.receipts.run(stop))
 

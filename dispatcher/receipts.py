@@ -19,6 +19,7 @@ from typing import Protocol
 
 import msgspec
 
+from dispatcher import metrics
 from dispatcher.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class ReceiptMatcher:
         found = await self.store.receipts.match([t[0] for t in todo])
         counts: dict[str, dict[str, int]] = {}
         now = time.monotonic()
+        matched, unmatched = self.stats.matched, self.stats.unmatched
         for remote_id, state, seen in todo:
             where = found.get(remote_id)
             if where is None:
@@ -90,6 +92,8 @@ class ReceiptMatcher:
                 per_wave = counts.setdefault(wave, {})
                 field = OUTCOME[state]
                 per_wave[field] = per_wave.get(field, 0) + 1
+        metrics.RECEIPTS_MATCHED.inc(self.stats.matched - matched)  # per pass, not per receipt
+        metrics.RECEIPTS_UNMATCHED.inc(self.stats.unmatched - unmatched)
         if counts:
             await self.store.receipts.count(counts)
 

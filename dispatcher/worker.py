@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 
 from adapters.base import Adapter, Envelope, Results
-from dispatcher import routing
+from dispatcher import metrics, routing
 from dispatcher.errors import LoaError
 from dispatcher.fallback import PREFIX, SmsFallback
 from dispatcher.model import Batch, Channel, Wave, WaveState
@@ -52,6 +52,7 @@ class Worker:
         self.fallback = fallback
         self._paused: dict[str, float] = {}  # route -> epoch seconds (a channel's quota)
         self.processed = 0  # deliveries finished by this worker
+        self._metrics = {r: metrics.for_route(r) for r in routes}  # counted per batch
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; then finish the batches in hand and return."""
@@ -168,6 +169,7 @@ class Worker:
             if wave is None or state is WaveState.CANCELLED:
                 retried = len(batch.ids) if batch.retried else 0
                 completion.count(batch.wave, "cancelled", len(batch.ids))
+                self._metrics[route].cancelled.inc(len(batch.ids))
                 completion.count(batch.wave, "retrying", -retried)
                 continue
             if not await self._send(route, delivery.entry, wave, batch, completion):
@@ -196,41 +198,49 @@ class Worker:
             keep = [i for i, done in enumerate(mask) if not done]
             skipped = len(batch.ids) - len(keep)
             completion.count(wave.id, "skipped", skipped)
+            self._metrics[route].skipped.inc(skipped)
             if batch.retried:
                 completion.count(wave.id, "retrying", -skipped)
         else:
             keep = list(range(len(batch.ids)))
         if not keep:
             return True
+        m = self._metrics[route]
         throttle = self._throttles.get(route)
         if throttle is not None:
+            waited = time.perf_counter()
             await throttle.acquire(len(keep))
+            m.throttle.inc(time.perf_counter() - waited)
         if not await self._still_ours(route, entry):
             return False
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
                             addrs=[batch.addrs[i] for i in keep], route=route,
                             subject=wave.subject,
                             strip_diacritics=wave.strip_diacritics)
+        started = time.perf_counter()
         try:
             results = await self.adapters[routing.channel_of(route)].send(envelope)
         except LoaError as exc:
             if not exc.retryable:
                 raise
             results = Results(requeue=[(k, str(exc)) for k in range(len(keep))])
+        m.batch.observe(time.perf_counter() - started)
         if results.pause_until > time.time():
             self._paused[route] = results.pause_until
             log.warning("route %s paused by its channel until %s", route,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)))
-        self._record(wave, batch, keep, results, completion)
+        m.count(results, self._record(wave, batch, keep, results, completion))
         if self.fallback is not None and wave.fallback_text:
             cured = [keep[k] for k, reason in results.failed if reason.startswith(PREFIX)]
             if cured:
-                await self.fallback.reroute(wave, batch, cured, completion)
+                m.fallback.inc(await self.fallback.reroute(wave, batch, cured, completion))
         return True
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,
-                completion: Completion) -> None:
+                completion: Completion) -> int:
+        """Put the batch's outcomes in ``completion``; returns how many retries ran out."""
         ids = batch.ids
+        expired = 0
         if batch.retried:  # each of these was counted as retrying when it was scheduled
             completion.count(wave.id, "retrying", -len(keep))
         sent = [ids[keep[k]] for k in results.sent]
@@ -247,6 +257,7 @@ class Worker:
             i = keep[k]
             attempts = batch.attempt(i) + 1
             if self.policy.exhausted(attempts):
+                expired += 1
                 dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,
                                        f"retries exhausted: {reason}"))
                 completion.count(wave.id, "expired", 1)
@@ -264,3 +275,4 @@ class Worker:
             dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i],
                                    batch.attempt(i) + 1, reason))
             completion.count(wave.id, "failed", 1)
+        return expired

@@ -535,3 +535,51 @@ def test_cli_config_token_and_api(tmp_path: Path) -> None:
         proc.communicate()
     audit = read_audit(tmp_path / "loa-audit.jsonl")
     assert [(r.who, r.action) for r in audit] == [("olga", "level.set")]
+
+
+def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
+                                                           redis_url: str) -> None:
+    config = tmp_path / "loa.toml"
+    assert _loa("config", "init", str(config), cwd=tmp_path).returncode == 0
+    token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
+                 "admin", cwd=tmp_path).stdout.strip().splitlines()[-1]
+    audience = tmp_path / "audience.csv"
+    assert _loa("audience", "generate", "--count", "800", "-o", str(audience),
+                cwd=tmp_path).returncode == 0
+    done = _loa("audience", "import", str(audience), "--redis", redis_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "run", "--config",
+                             str(config), "--port", str(port), "--redis", redis_url],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                _http(f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "loa run did not answer in 20 s"
+                time.sleep(0.1)
+        status, doc = _http(f"{base}/v1/campaigns", token, "POST",
+                            {"title": "Khẩn", "channels": ["sms"], "text": "Deo khau trang",
+                             "priority": "urgent"})
+        assert status == 201, doc
+        campaign = doc["id"]
+        deadline = time.monotonic() + 30
+        while True:  # the engine in the same process starts and sends it
+            status, doc = _http(f"{base}/v1/campaigns/{campaign}", token)
+            if status == 200 and doc["campaign"]["state"] == "completed":
+                assert doc["progress"]["sms"]["sent"] == 800
+                break
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        proc.communicate()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from adapters import metrics
 from adapters.base import Envelope, Results
 from adapters.smpp import pdu
 from adapters.smpp.receipt import Receipt
@@ -140,6 +141,7 @@ class SmppAdapter:
 
     async def start(self) -> None:
         for link in self.links.values():
+            metrics.track_link(link)
             for session in link.all_sessions:
                 await session.start()
         self._started = True
@@ -233,5 +235,6 @@ class SmppAdapter:
 
     async def aclose(self) -> None:
         for link in self.links.values():
+            metrics.untrack_link(link)
             for session in link.all_sessions:
                 await session.aclose()

@@ -18,6 +18,7 @@ from typing import cast
 
 import msgspec
 
+from adapters import metrics
 from adapters.smpp import pdu
 from adapters.smpp.rate import BindRate
 from adapters.smpp.receipt import Receipt, ReceiptError, parse_receipt
@@ -131,6 +132,15 @@ class EsmeSession:
         self._closing = False
         self._last_io = time.monotonic()
         self._runner: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """submit_sm written and not answered yet (read by the metrics at scrape time)."""
+        return len(self._pending)
+
+    @property
+    def is_bound(self) -> bool:
+        return self.bound.is_set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -320,6 +330,7 @@ class EsmeSession:
             esm_class, text, tlvs = pdu.parse_deliver_essentials(body)
         except pdu.PduError:
             self.stats.receipts_malformed += 1
+            metrics.RECEIPTS_MALFORMED.inc()
             return
         if not esm_class & pdu.ESM_RECEIPT:
             self.stats.deliver_other += 1  # a message from a subscriber: not Loa's business
@@ -329,6 +340,7 @@ class EsmeSession:
             self.stats.receipts += 1
         except ReceiptError as exc:
             self.stats.receipts_malformed += 1
+            metrics.RECEIPTS_MALFORMED.inc()
             log.warning("%s: unreadable receipt: %s", self.name, exc)
 
     def _nack(self, header: pdu.Header) -> None:

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from adapters import metrics
 from adapters.base import Envelope, Results
 from adapters.zalo.api import (
     OA_PATH,
@@ -181,6 +182,7 @@ class ZaloAdapter:
         self._routes: dict[str, _Route] = {}
         self._headers: tuple[str, dict[str, str]] = ("", {})
         self._closed = False
+        metrics.track_zalo(self)  # remaining quota and pause, read at scrape time
 
     # -- the Adapter interface -------------------------------------------------------------
 
@@ -227,6 +229,7 @@ class ZaloAdapter:
 
     async def aclose(self) -> None:
         self._closed = True
+        metrics.untrack_zalo(self)
         workers = [task for route in self._routes.values() for task in route.workers]
         for task in workers:
             task.cancel()

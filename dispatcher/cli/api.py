@@ -20,22 +20,36 @@ EXAMPLE = DEFAULT_CONFIG_DIR / "loa.example.toml"
 log = logging.getLogger(__name__)
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", required=True,
+                        help="deployment file with an [api] table (`loa config init FILE`)")
+    parser.add_argument("--port", type=int, metavar="P", help="port (default: [api] port)")
+    parser.add_argument("--host", metavar="ADDR",
+                        help="address to listen on (default: [api] host, 127.0.0.1)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="Redis URL (default: [redis] url or LOA_REDIS_URL; none: this "
+                             "process's memory)")
+    parser.add_argument("--plan", type=Path, metavar="FILE",
+                        help="plan file (default: shipped)")
+
+
 def register(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", help="serve the API and run the engine in one process until SIGTERM",
+        description="One Loa process: the HTTP API (as `loa api`) and the engine (as `loa "
+                    "worker`: reconciler, fan-out, workers with the configured channels), "
+                    "on uvloop, until SIGTERM or Ctrl-C; Zalo's delivery webhooks served by "
+                    "the API count as deliveries.")
+    _serve_options(run)
+    run.set_defaults(func=cmd_run)
+
     api = sub.add_parser(
         "api", help="serve the HTTP API until SIGTERM",
         description="Serve the HTTP API (level, campaigns, preview, Zalo webhook, /metrics, "
                     "/healthz, /readyz; OpenAPI at /schema/openapi.json) on HOST:PORT "
                     "until SIGTERM or Ctrl-C. Tokens come from the [[api.tokens]] tables of "
                     "the config file (`loa token create`); they are read at start.")
-    api.add_argument("--config", type=Path, metavar="FILE", required=True,
-                     help="deployment file with an [api] table (`loa config init FILE`)")
-    api.add_argument("--port", type=int, metavar="P", help="port (default: [api] port)")
-    api.add_argument("--host", metavar="ADDR",
-                     help="address to listen on (default: [api] host, 127.0.0.1)")
-    api.add_argument("--redis", metavar="URL",
-                     help="Redis URL (default: [redis] url or LOA_REDIS_URL; none: this "
-                          "process's memory, for trying the API only)")
-    api.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
+    _serve_options(api)
     api.set_defaults(func=cmd_api)
 
     token = sub.add_parser("token", help="API bearer tokens",
@@ -85,7 +99,11 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_api(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
+    return cmd_api(args, engine=True)
+
+
+def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
     # imported here: the other commands do not need Litestar and uvicorn
     from dispatcher.api import create_app, load_deployment  # noqa: PLC0415
     from dispatcher.msisdn import load_numbering  # noqa: PLC0415
@@ -108,10 +126,26 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         store = open_store(url or None)
+        stop = asyncio.Event()
+        running: asyncio.Task[None] | None = None
         try:
-            app = create_app(store, settings, plan, province, numbering, api)
+            on_zalo = None
+            if engine:
+                from dispatcher.service import build_engine, run_engine  # noqa: PLC0415
+                from dispatcher.zalo_receipts import to_matcher  # noqa: PLC0415
+
+                process = build_engine(store, settings, plan, province, numbering,
+                                       reconcile=True)
+                if process.receipts is not None:
+                    on_zalo = to_matcher(process.receipts.add)
+                running = asyncio.create_task(run_engine(process, stop))
+            app = create_app(store, settings, plan, province, numbering, api,
+                             on_zalo_events=on_zalo)
             await _serve(app, args.host or api.host, port)
         finally:
+            stop.set()
+            if running is not None:
+                await running
             await store.aclose()
 
     run_async(serve())

@@ -1,0 +1,158 @@
+"""Prometheus metrics of the channels, on the default registry; no engine imports here.
+
+What a channel knows at every moment (an SMPP bind's window in flight, its rate in force, whether
+it is bound; Zalo's remaining quota) is read when Prometheus scrapes, by :class:`ChannelGauges`,
+from the links and adapters that registered themselves with :func:`track_link` and
+:func:`track_zalo` (weakly: a closed and forgotten adapter drops out). Nothing is counted per
+message. Labels are bounded: ``link`` is a configured SMPP link name, ``result`` a fixed word.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+#: Receipts by what became of them: ``matched`` to a sent message, ``unmatched`` after the hold
+#: time, ``malformed`` (unreadable receipt PDU). Counted per matching pass, never per receipt on
+#: the send path.
+RECEIPTS = Counter("loa_receipts", "Delivery receipts by result (matched, unmatched, malformed)",
+                   ["result"])
+RECEIPTS_MATCHED = RECEIPTS.labels(result="matched")
+RECEIPTS_UNMATCHED = RECEIPTS.labels(result="unmatched")
+RECEIPTS_MALFORMED = RECEIPTS.labels(result="malformed")
+
+
+class _Rate(Protocol):
+    @property
+    def rate(self) -> float: ...
+
+
+class _Stats(Protocol):
+    @property
+    def reconnects(self) -> int: ...
+
+
+class _Session(Protocol):
+    @property
+    def rate(self) -> _Rate: ...
+
+    @property
+    def stats(self) -> _Stats: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def is_bound(self) -> bool: ...
+
+
+class _Link(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sessions(self) -> Sequence[_Session]: ...
+
+    @property
+    def all_sessions(self) -> Sequence[_Session]: ...
+
+
+class _Zalo(Protocol):
+    @property
+    def remaining_quota(self) -> int | None: ...
+
+    @property
+    def paused_until(self) -> float: ...
+
+
+_lock = threading.Lock()  # scrapes run on the HTTP server's thread
+_links: weakref.WeakSet[_Link] = weakref.WeakSet()
+_zalo: weakref.WeakSet[_Zalo] = weakref.WeakSet()
+
+
+def track_link(link: _Link) -> None:
+    """Report ``link``'s binds until :func:`untrack_link` (or until it is garbage)."""
+    with _lock:
+        _links.add(link)
+
+
+def untrack_link(link: _Link) -> None:
+    with _lock:
+        _links.discard(link)
+
+
+def track_zalo(adapter: _Zalo) -> None:
+    with _lock:
+        _zalo.add(adapter)
+
+
+def untrack_zalo(adapter: _Zalo) -> None:
+    with _lock:
+        _zalo.discard(adapter)
+
+
+class ChannelGauges(Collector):
+    """The channels' state, read at scrape time: no cost on the send path."""
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        with _lock:
+            links = list(_links)
+            zalo = list(_zalo)
+        return list(self._families(links, zalo))
+
+    @staticmethod
+    def _families(links: Sequence[_Link] = (), zalo: Sequence[_Zalo] = ()) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily(
+            "loa_smpp_window_in_flight", "submit_sm awaiting their response, summed over the "
+            "link's binds", labels=["link"])
+        bind_up = GaugeMetricFamily(
+            "loa_smpp_bind_up", "Sending binds of the link that are bound now (0: link down)",
+            labels=["link"])
+        binds = GaugeMetricFamily("loa_smpp_binds", "Sending binds configured on the link",
+                                  labels=["link"])
+        tps = GaugeMetricFamily(
+            "loa_smpp_tps", "submit_sm per second in force, summed over the link's binds "
+            "(0: unthrottled)", labels=["link"])
+        reconnects = CounterMetricFamily(
+            "loa_smpp_reconnects", "Reconnections of the link's binds", labels=["link"])
+        sums: dict[str, list[float]] = {}
+        for link in links:
+            s = sums.setdefault(link.name, [0.0] * 5)
+            for session in link.sessions:
+                s[0] += session.in_flight
+                s[1] += session.is_bound
+                s[2] += 1
+                s[3] += session.rate.rate
+            for session in link.all_sessions:
+                s[4] += session.stats.reconnects
+        for name, (flight, up, n, rate, again) in sorted(sums.items()):
+            in_flight.add_metric([name], flight)
+            bind_up.add_metric([name], up)
+            binds.add_metric([name], n)
+            tps.add_metric([name], rate)
+            reconnects.add_metric([name], again)
+        quota = GaugeMetricFamily(
+            "loa_zalo_remaining_quota", "ZNS messages Zalo still allows today (its last answer)")
+        paused = GaugeMetricFamily(
+            "loa_zalo_paused", "1 while the Zalo channel waits for its daily quota to reset")
+        known = [a.remaining_quota for a in zalo if a.remaining_quota is not None]
+        if known:
+            quota.add_metric([], min(known))
+        if zalo:
+            now = time.time()
+            paused.add_metric([], float(any(a.paused_until > now for a in zalo)))
+        yield from (in_flight, bind_up, binds, tps, reconnects, quota, paused)
+
+
+CHANNEL_GAUGES = ChannelGauges()
+REGISTRY.register(CHANNEL_GAUGES)

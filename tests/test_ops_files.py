@@ -1,0 +1,144 @@
+"""The shipped operations files: the Grafana dashboard, the Prometheus rules and scrape config,
+the local stack. Every metric they name must exist; promtool checks the rules when installed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import Metric
+
+import dispatcher.metrics  # noqa: F401  (registers the metrics)
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config"
+NAME = re.compile(r"\bloa_[a-z_]+\b")
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+            "summary": ("_sum", "_count"), "gauge": ("",), "info": ("_info",)}
+
+
+def exposed_names() -> set[str]:
+    """Every series name the registry's loa_ families can expose, children or not."""
+    names: set[str] = set()
+    family: Metric
+    for family in REGISTRY.collect():
+        if family.name.startswith("loa_"):
+            names.update(family.name + s for s in SUFFIXES.get(family.type, ("",)))
+    return names
+
+
+def dashboard_exprs() -> list[str]:
+    data = json.loads((CONFIG / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs: list[str] = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            exprs.extend(t["expr"] for t in panel.get("targets", []))
+            walk(panel.get("panels", []))
+
+    walk(data["panels"])
+    return exprs
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load((CONFIG / "prometheus-alerts.yml").read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def unknown(exprs: list[str]) -> set[str]:
+    known = exposed_names()
+    return {name for expr in exprs for name in NAME.findall(expr) if name not in known}
+
+
+def test_the_dashboard_loads_and_names_only_existing_metrics() -> None:
+    data = json.loads((CONFIG / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    assert data["uid"] and data["title"] and data["schemaVersion"] >= 30
+    ids = [p["id"] for p in data["panels"]]
+    assert len(ids) == len(set(ids))
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 15
+    assert unknown(exprs) == set()
+    joined = "\n".join(exprs)
+    for wanted in ("loa_messages_total", "loa_batch_seconds_bucket", "loa_queue_entries",
+                   "loa_smpp_bind_up", "loa_receipts_total", "loa_zalo_remaining_quota",
+                   "loa_level"):
+        assert wanted in joined, f"no panel shows {wanted}"
+    assert "histogram_quantile" in joined
+
+
+def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
+    rules = alert_rules()
+    assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
+                                          "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
+                                          "LoaZaloQuotaLow"}
+    for rule in rules:
+        assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
+    assert unknown([r["expr"] for r in rules]) == set()
+
+
+def test_the_name_check_catches_a_misspelt_metric() -> None:
+    assert unknown(["rate(loa_mesages_total[1m])", "loa_messages_total"]) == {
+        "loa_mesages_total"}
+    assert unknown(["loa_batch_seconds_bucket", "loa_batch_seconds_total"]) == {
+        "loa_batch_seconds_total"}
+
+
+def test_promtool_accepts_the_rules() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH")
+    done = subprocess.run([promtool, "check", "rules", str(CONFIG / "prometheus-alerts.yml")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_scrape_config_has_one_loa_job_and_the_rules() -> None:
+    data = yaml.safe_load((CONFIG / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = [j for j in data["scrape_configs"] if j["job_name"] == "loa"]
+    assert len(jobs) == 1 and jobs[0]["metrics_path"] == "/metrics"
+    targets = [t for s in jobs[0]["static_configs"] for t in s["targets"]]
+    assert targets and all(re.fullmatch(r"[\w.-]+:\d+", t) for t in targets)
+    assert data["rule_files"]
+
+
+def test_the_local_stack_names_its_services_and_files() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert set(services) >= {"redis", "loa", "loa-smsc", "loa-zalo", "prometheus", "grafana"}
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
+    assert services["loa-smsc"]["command"][:2] == ["sim", "smsc"]
+    assert "0.0.0.0" in services["loa-smsc"]["command"]
+    assert services["loa-zalo"]["command"][:2] == ["sim", "zalo"]
+    for name, service in services.items():  # every file mounted from the repository exists
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source} is missing"
+    # what Prometheus is told to load is what compose mounts
+    prometheus = yaml.safe_load((CONFIG / "prometheus.yml").read_text(encoding="utf-8"))
+    mounted = {v.split(":")[1] for v in services["prometheus"]["volumes"]}
+    assert set(prometheus["rule_files"]) <= mounted
+    for path in (CONFIG / "grafana" / "provisioning").rglob("*.yml"):
+        assert yaml.safe_load(path.read_text(encoding="utf-8"))["apiVersion"] == 1
+
+
+def test_the_dockerfile_is_slim_non_root_and_checks_health() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    froms = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert froms and all(f.startswith("python:3.11-slim") for f in froms)
+    users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    assert "HEALTHCHECK" in text and "http://127.0.0.1:8080/healthz" in text
+    assert "uvloop" in text and "pip install ." in text
+    assert '"--config", "/etc/loa/loa.toml"' in text
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert ".venv" in ignored and ".git" in ignored
