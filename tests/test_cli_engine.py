@@ -191,3 +191,33 @@ def test_an_unreachable_redis_is_one_clear_line(capsys: pytest.CaptureFixture[st
     status, out, err = run(capsys, "level", "show", "--redis", "redis://127.0.0.1:1/0")
     assert status == 3 and out == ""
     assert err.startswith("loa: error: Redis: ") and "Traceback" not in err
+
+
+def test_campaign_verbs_over_redis(capsys: pytest.CaptureFixture[str], redis_url: str,
+                                   tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    assert run(capsys, "audience", "generate", "--count", "300", "-o", str(path))[0] == 0
+    assert run(capsys, "audience", "import", str(path), "--redis", redis_url)[0] == 0
+    config = tmp_path / "loa.toml"
+    config.write_text("[engine]\napproval_threshold = 100\n", encoding="utf-8")
+    common = ("--redis", redis_url, "--config", str(config), "--json")
+    status, out, err = run(capsys, "campaign", "create", "--title", "Khẩn", "--channels",
+                           "sms,zalo", "--text", "Deo khau trang", "--user", "alice", *common)
+    assert status == 0, err
+    created = last_json(out)
+    assert created["state"] == "pending_approval"
+    cid = str(created["id"])
+    status, _, err = run(capsys, "campaign", "approve", cid, "--user", "alice", *common)
+    assert status == 2 and "another user" in err
+    status, out, _ = run(capsys, "campaign", "approve", cid, "--user", "bao", *common)
+    assert status == 0
+    assert last_json(out)["campaign"]["approved_by"] == "bao"  # type: ignore[index]
+    status, out, _ = run(capsys, "campaign", "cancel", cid, "--user", "bao", *common)
+    assert last_json(out)["campaign"]["state"] == "cancelled"  # type: ignore[index]
+    status, out, _ = run(capsys, "campaign", "list", *common)
+    assert [c["id"] for c in last_json(out)["campaigns"]] == [cid]  # type: ignore[attr-defined]
+    status, _, err = run(capsys, "campaign", "show", "nope", *common)
+    assert status == 2 and "no campaign nope" in err
+    status, _, err = run(capsys, "campaign", "create", "--title", "x", "--channels", "fax",
+                         "--text", "y", *common)
+    assert status == 2 and "--channels" in err

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from redis.exceptions import RedisError
 
 from dispatcher import __version__
-from dispatcher.cli import api, audience, bench, engine, number, plan, service, sim, text
+from dispatcher.cli import api, audience, bench, campaign, engine, number, plan, service, sim, text
 from dispatcher.errors import LoaError
 
-GROUPS = (plan, number, text, audience, engine, service, bench, sim, api)
+GROUPS = (plan, number, text, audience, engine, campaign, service, bench, sim, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

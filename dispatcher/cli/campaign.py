@@ -1,0 +1,156 @@
+"""``loa campaign``: the department's verbs on campaigns, on the store (Redis)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from dispatcher.campaigns import Campaigns
+from dispatcher.cli.output import console, print_json
+from dispatcher.cli.runtime import run_async
+from dispatcher.engine import Progress, wave_progress
+from dispatcher.errors import InputError
+from dispatcher.model import Campaign, Channel, Kind, Priority, Selector
+from dispatcher.province import load_province
+from dispatcher.settings import load_settings
+from dispatcher.store import Store, open_store
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("campaign", help="create, approve, pause, cancel and show campaigns",
+                            description="Campaigns, on the deployment's Redis (the same rules "
+                                        "as the API: approval by another user above the "
+                                        "approval threshold).")
+    group = parser.add_subparsers(dest="campaign_command", metavar="COMMAND", required=True)
+
+    create = group.add_parser("create", help="create a campaign (approved at once when small)")
+    create.add_argument("--title", required=True)
+    create.add_argument("--channels", default="sms", help="comma-separated (default sms)")
+    create.add_argument("--text", required=True, help="the message, for every channel")
+    create.add_argument("--districts", default="", help="comma-separated district ids "
+                                                        "(default: the whole province)")
+    create.add_argument("--kinds", default="", help="resident,visitor,official (default: all)")
+    create.add_argument("--urgent", action="store_true",
+                        help="send at once, outside the sending hours too")
+    create.add_argument("--sms-fallback", action="store_true",
+                        help="recipients Zalo cannot reach get the text by SMS")
+    create.add_argument("--owner", default="", help="lead unit (đơn vị chủ trì)")
+    _common(create)
+    create.set_defaults(func=cmd_create)
+
+    for verb, text in (("approve", "approve a campaign (not its creator)"),
+                       ("pause", "pause a running campaign"),
+                       ("resume", "resume a paused campaign"),
+                       ("cancel", "stop sending a campaign now"),
+                       ("show", "a campaign and its progress per channel")):
+        p = group.add_parser(verb, help=text)
+        p.add_argument("id", metavar="ID")
+        _common(p)
+        p.set_defaults(func=cmd_verb, verb=verb)
+    listing = group.add_parser("list", help="every campaign with its state")
+    _common(listing)
+    listing.set_defaults(func=cmd_list)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", default=os.environ.get("USER", ""),
+                        help="who acts (default $USER)")
+    parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _open(args: argparse.Namespace) -> tuple[Store, Campaigns]:
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.url
+    if not url:
+        raise InputError("this command needs a Redis: give --redis URL or set LOA_REDIS_URL")
+    store = open_store(url)
+    return store, Campaigns(store, settings, load_province())
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    try:
+        channels = [Channel(c) for c in _split(args.channels)]
+        selector = Selector(districts=_split(args.districts),
+                            kinds=[Kind(k) for k in _split(args.kinds)])
+    except ValueError as exc:
+        raise InputError(f"--channels/--kinds: {exc}") from None
+
+    async def go() -> Campaign:
+        store, campaigns = _open(args)
+        try:
+            return await campaigns.create(
+                title=args.title, channels=channels, texts=dict.fromkeys(channels, args.text),
+                created_by=args.user, now=dt.datetime.now(dt.UTC), selector=selector,
+                priority=Priority.URGENT if args.urgent else Priority.NORMAL, owner=args.owner,
+                sms_fallback=args.sms_fallback)
+        finally:
+            await store.aclose()
+
+    campaign = run_async(go())
+    if args.json:
+        print_json(campaign)
+    else:
+        console().print(f"campaign {campaign.id}: {campaign.state} "
+                        f"({campaign.audience_size:,} recipients)", markup=False)
+    return 0
+
+
+def cmd_verb(args: argparse.Namespace) -> int:
+    async def go() -> tuple[Campaign, dict[str, Progress]]:
+        store, campaigns = _open(args)
+        try:
+            if args.verb == "approve":
+                campaign = await campaigns.approve(args.id, args.user)
+            elif args.verb == "pause":
+                campaign = await campaigns.pause(args.id)
+            elif args.verb == "resume":
+                campaign = await campaigns.resume(args.id)
+            elif args.verb == "cancel":
+                campaign = await campaigns.cancel(args.id)
+            else:
+                campaign = await campaigns.get(args.id)
+            progress = {w.channel.value: await wave_progress(store, w)
+                        for w in await store.waves.all() if w.campaign_id == campaign.id}
+            return campaign, progress
+        finally:
+            await store.aclose()
+
+    campaign, progress = run_async(go())
+    if args.json:
+        print_json({"campaign": campaign, "progress": progress})
+        return 0
+    out = console()
+    out.print(f"campaign {campaign.id} ({campaign.title}): {campaign.state}", markup=False)
+    for channel, p in progress.items():
+        out.print(f"  {channel}: {p.sent:,}/{p.total:,} sent, {p.queued:,} queued, "
+                  f"{p.retrying:,} retrying, {p.dead_letters:,} dead letters, "
+                  f"{p.delivered:,} delivered", markup=False)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    async def go() -> list[Campaign]:
+        store, _ = _open(args)
+        try:
+            return await store.campaigns.all()
+        finally:
+            await store.aclose()
+
+    found = run_async(go())
+    if args.json:
+        print_json({"campaigns": found})
+        return 0
+    out = console()
+    for c in found:
+        out.print(f"{c.id}  {c.state:<16} {c.created_at:%Y-%m-%d %H:%M}  {c.title}",
+                  markup=False)
+    return 0
