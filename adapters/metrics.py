@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -27,6 +27,13 @@ RECEIPTS = Counter("loa_receipts", "Delivery receipts by result (matched, unmatc
 RECEIPTS_MATCHED = RECEIPTS.labels(result="matched")
 RECEIPTS_UNMATCHED = RECEIPTS.labels(result="unmatched")
 RECEIPTS_MALFORMED = RECEIPTS.labels(result="malformed")
+
+#: Submit to delivery, from the dates a receipt carries (the SMSC's clock, minute or second
+#: resolution): observed once per read from the socket, for the receipts it brought.
+DELIVERY_SECONDS = Histogram(
+    "loa_delivery_seconds", "Seconds from submission to the handset, from receipts",
+    ["channel"], buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 7200, 21600, 86400))
+SMS_DELIVERY_SECONDS = DELIVERY_SECONDS.labels(channel="sms")
 
 
 class _Rate(Protocol):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import (
@@ -82,6 +83,8 @@ QUEUE_ENTRIES = Gauge(
 QUEUE_RETRIES = Gauge(
     "loa_queue_retries", "Messages waiting for a retry on the route", ["route"])
 DEAD_LETTERS = Gauge("loa_dead_letters", "Dead letters of the route", ["route"])
+QUEUE_OLDEST = Gauge("loa_queue_oldest_seconds",
+                     "Age of the oldest batch waiting in the route (0: none)", ["route"])
 LEVEL = Gauge("loa_level", "The epidemic level in force (0: none set)")
 WAVES = Gauge("loa_waves", "Waves by state", ["state"])
 WAVE_MESSAGES = Gauge(
@@ -184,6 +187,8 @@ class Collector:
     async def collect(self) -> None:
         for route in self.routes:
             entries, retries, dead = await self.store.queue.depth(route)
+            oldest = await self.store.queue.oldest(route)
+            QUEUE_OLDEST.labels(route).set(max(0.0, time.time() - oldest) if oldest else 0.0)
             QUEUE_ENTRIES.labels(route).set(entries)
             QUEUE_RETRIES.labels(route).set(retries)
             DEAD_LETTERS.labels(route).set(dead)

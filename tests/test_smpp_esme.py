@@ -273,3 +273,20 @@ async def test_transmitter_and_receiver_pairs(smsc: Smsc) -> None:
         assert smsc.stats.binds == 4
     finally:
         await adapter.aclose()
+
+
+async def test_receipts_feed_the_delivery_latency_histogram(smsc: Smsc) -> None:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("loa_delivery_seconds_count", {"channel": "sms"}) or 0.0
+
+    before = count()
+    receipts: list[Receipt] = []
+    adapter = SmppAdapter({"default": link(smsc)}, on_receipt=receipts.extend)
+    try:
+        await adapter.send(envelope(numbers(20)))
+        await wait_for(lambda: len(receipts) == 20)
+    finally:
+        await adapter.aclose()
+    assert count() - before == 20

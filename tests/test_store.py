@@ -610,3 +610,15 @@ async def test_redis_sent_bitmap_costs_at_most_a_bit_per_recipient(redis_url: st
         client.close()
     assert used is not None
     assert 125_000 <= used <= 140_000  # 1,000,000 recipients: ≤ 1 byte each
+
+
+async def test_oldest_entry_of_a_route(store: Store) -> None:
+    q = store.queue
+    assert await q.oldest(ROUTE) is None
+    before = time.time()
+    await q.enqueue(ROUTE, "w1", 0, [batch("w1", [1]), batch("w1", [2])])
+    oldest = await q.oldest(ROUTE)
+    assert oldest is not None and before - 1 <= oldest <= time.time() + 1
+    for delivery in await q.read(ROUTE, "c1", 10, 0):
+        await q.complete(ROUTE, delivery.entry, Completion())
+    assert await q.oldest(ROUTE) is None

@@ -19,6 +19,7 @@ from typing import cast
 import msgspec
 
 from adapters import metrics
+from adapters.metrics import SMS_DELIVERY_SECONDS
 from adapters.smpp import pdu
 from adapters.smpp.rate import BindRate
 from adapters.smpp.receipt import Receipt, ReceiptError, parse_receipt
@@ -322,8 +323,13 @@ class EsmeSession:
                 self._write(pdu.encode_generic_nack(header.seq, 0x03))
         if freed:
             self._window_free.set()
-        if receipts and self.on_receipt is not None:
-            self.on_receipt(receipts)
+        if receipts:
+            observe = SMS_DELIVERY_SECONDS.observe
+            for r in receipts:
+                if r.submitted is not None and r.done is not None and r.delivered:
+                    observe(max(0.0, (r.done - r.submitted).total_seconds()))
+            if self.on_receipt is not None:
+                self.on_receipt(receipts)
 
     def _deliver(self, body: bytes, receipts: list[Receipt]) -> None:
         try:

@@ -201,6 +201,10 @@ class Queue(Protocol):
     async def depth(self, route: str) -> tuple[int, int, int]:
         """(entries not yet delivered + pending, scheduled retries, dead letters)."""
 
+    async def oldest(self, route: str) -> float | None:
+        """When (epoch seconds) the oldest entry still in the route was enqueued; None when
+        the route is empty."""
+
     async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]: ...
 
 

@@ -143,6 +143,7 @@ class _Route:
     retries: list[tuple[float, int, RetryItem]] = field(default_factory=list)  # heap
     dead: list[DeadLetter] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    enqueued: dict[str, float] = field(default_factory=dict)  # entry -> epoch seconds
 
 
 class MemoryQueue:
@@ -162,6 +163,7 @@ class MemoryQueue:
     def _append(self, r: _Route, batches: list[Batch]) -> None:
         entry = f"{next(self._seq)}-0"
         r.entries[entry] = batches
+        r.enqueued[entry] = time.time()
         r.new.append(entry)
         r.arrived.set()
 
@@ -245,6 +247,7 @@ class MemoryQueue:
         self.remote.update(completion.remote)
         r.pending.pop(entry, None)
         r.entries.pop(entry, None)
+        r.enqueued.pop(entry, None)
 
     async def move_due(self, route: str, now: float, limit: int) -> int:
         r = self._route(route)
@@ -254,6 +257,10 @@ class MemoryQueue:
         if items:
             self._append(r, regroup(items))
         return len(items)
+
+    async def oldest(self, route: str) -> float | None:
+        r = self._route(route)
+        return r.enqueued.get(next(iter(r.entries)), None) if r.entries else None
 
     async def depth(self, route: str) -> tuple[int, int, int]:
         r = self._route(route)

@@ -404,6 +404,14 @@ class RedisQueue:
         moved = await self._move_due(keys=[keys.retries(route), stream], args=[now, limit])
         return int(moved)
 
+    async def oldest(self, route: str) -> float | None:
+        # Acknowledged entries are deleted, so the first one left is the oldest waiting; its id
+        # is the time Redis appended it, in milliseconds.
+        first = await self._r.xrange(keys.stream(route), count=1)
+        if not first:
+            return None
+        return int(first[0][0].split(b"-")[0]) / 1000
+
     async def depth(self, route: str) -> tuple[int, int, int]:
         async with self._r.pipeline(transaction=False) as pipe:
             pipe.xlen(keys.stream(route)).zcard(keys.retries(route)).xrange(keys.dead(route))
