@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from dispatcher import metrics
 from dispatcher.audience import Validator
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.cli.runtime import run_async
@@ -42,6 +44,8 @@ def register(sub: Any) -> None:
                       help="system_id for --smsc (default loa)")
     demo.add_argument("--smsc-password", default="", metavar="PW",
                       help="password for --smsc (default: LOA_SMSC_PASSWORD or empty)")
+    demo.add_argument("--metrics-port", type=int, metavar="P",
+                      help="serve Prometheus /metrics on 127.0.0.1:P while the demo runs")
     demo.add_argument("--zalo-url", metavar="URL",
                       help="send Zalo to this server (e.g. a `loa sim zalo`, with its default "
                            "credentials) instead of the in-process simulator")
@@ -118,7 +122,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 tasks[wave_id] = bars.add_task(wave_id, total=p.total or 1)
             bars.update(tasks[wave_id], completed=p.sent + p.failed + p.expired + p.cancelled)
 
-    with bars:
+    try:
+        exporter = metrics.serve(args.metrics_port, "127.0.0.1") if args.metrics_port else None
+    except OSError as exc:
+        raise InputError(f"--metrics-port: cannot serve on 127.0.0.1:{args.metrics_port}: "
+                         f"{exc.strerror or exc}") from None
+    with bars, contextlib.ExitStack() as cleanup:
+        if exporter is not None:
+            cleanup.callback(exporter.close)
         result = run_async(run_demo(recipients=args.recipients, redis_url=url or None, plan=plan,
                                     numbering=numbering, province=province, settings=settings,
                                     smsc=smsc, zalo_url=_url(args.zalo_url),
