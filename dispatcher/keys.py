@@ -41,6 +41,11 @@ def dead(route: str) -> str:
     return f"{PREFIX}:{{r:{route}}}:dead"
 
 
+def dead_count(route: str) -> str:
+    """Counter: dead letters of the route (so that counting them reads no stream)."""
+    return f"{PREFIX}:{{r:{route}}}:dead-count"
+
+
 def cursor(route: str) -> str:
     """Hash: wave -> last fan-out step enqueued on the route."""
     return f"{PREFIX}:{{r:{route}}}:cursor"

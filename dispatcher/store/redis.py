@@ -387,6 +387,7 @@ class RedisQueue:
                           {_enc.encode(item): due for due, item in completion.retries})
             if completion.dead:
                 pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
+                pipe.incrby(keys.dead_count(route), len(completion.dead))
             for other, items in completion.reroute.items():
                 if items:
                     pipe.zadd(keys.retries(other), {_enc.encode(i): due for due, i in items})
@@ -414,9 +415,9 @@ class RedisQueue:
 
     async def depth(self, route: str) -> tuple[int, int, int]:
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.xlen(keys.stream(route)).zcard(keys.retries(route)).xrange(keys.dead(route))
+            pipe.xlen(keys.stream(route)).zcard(keys.retries(route)).get(keys.dead_count(route))
             queued, retrying, dead = await pipe.execute()
-        return int(queued), int(retrying), sum(len(_dead.decode(f[b"d"])) for _, f in dead)
+        return int(queued), int(retrying), int(dead or 0)
 
     async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]:
         found: list[DeadLetter] = []
