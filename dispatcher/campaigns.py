@@ -17,6 +17,7 @@ import msgspec
 
 from dispatcher import routing, smstext
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
+from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import (
     WAVE_LIVE,
     Campaign,
@@ -167,7 +168,7 @@ class Campaigns:
 
     async def resume(self, campaign_id: str) -> Campaign:
         campaign = await self._move(campaign_id, S.RUNNING)
-        for wid in await self._wave_ids(campaign):
+        for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
             # fan-out resumes at its cursor (a finished one moves straight on), workers unpark
             await self.store.waves.transition(wid, PAUSED, WaveState.FANNING_OUT)
         return campaign
@@ -177,13 +178,16 @@ class Campaigns:
 
     async def _set_waves(self, campaign: Campaign) -> Campaign:
         target = WAVE_STATE_FOR[campaign.state]
-        for wid in await self._wave_ids(campaign):
+        for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
             # compare-and-set: a wave that has finished, or was cancelled meanwhile, stays so
             await self.store.waves.transition(wid, WAVE_LIVE, target)
         return campaign
 
-    async def _wave_ids(self, campaign: Campaign) -> list[str]:
-        return [w.id for w in await self.store.waves.all() if w.campaign_id == campaign.id]
+    async def waves(self, campaign_id: str, *, companions: bool = False) -> list[Wave]:
+        """The campaign's waves, one per channel; with ``companions`` also the SMS fallback
+        waves of its Zalo waves (which pausing and cancelling reach too)."""
+        return [w for w in await self.store.waves.all() if w.campaign_id == campaign_id
+                and (companions or not is_fallback_wave(w.id))]
 
     async def complete(self, campaign_id: str) -> Campaign:
         """Every wave of the campaign has finished (the engine calls this)."""

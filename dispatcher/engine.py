@@ -25,7 +25,15 @@ from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
 from dispatcher.fallback import SmsFallback
 from dispatcher.fanout import fan_out
-from dispatcher.model import WAVE_FINAL, Campaign, CampaignState, Channel, Wave, WaveState
+from dispatcher.model import (
+    WAVE_FINAL,
+    Campaign,
+    CampaignState,
+    Channel,
+    Priority,
+    Wave,
+    WaveState,
+)
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
@@ -161,7 +169,7 @@ class Engine:
             await self._finish_campaigns(running, await self.store.waves.states())
 
     def _may_start(self, wave: Wave, now: dt.datetime) -> bool:
-        return wave.start_now or wave.priority == "urgent" or self.plan.in_sending_hours(now)
+        return wave.start_now or wave.priority is Priority.URGENT or self.plan.in_sending_hours(now)
 
     async def _settled(self, wave: Wave) -> bool:
         """Every message of the wave has an outcome and none waits for a retry."""

@@ -26,6 +26,11 @@ def fallback_wave_id(wave_id: str) -> str:
     return f"{wave_id}.sms"
 
 
+def is_fallback_wave(wave_id: str) -> bool:
+    """Whether the wave is a Zalo wave's companion SMS wave."""
+    return wave_id.endswith(".sms")
+
+
 class SmsFallback:
     def __init__(self, store: Store, settings: Settings, numbering: Numbering) -> None:
         self.store = store

@@ -9,12 +9,14 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from adapters.base import Adapter, Envelope, Results
 from adapters.memory import MemoryAdapter
 from dispatcher import audiencegen, routing
 from dispatcher.audience import Validator
+from dispatcher.campaigns import Campaigns
 from dispatcher.engine import Engine, wave_progress
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
@@ -195,3 +197,17 @@ async def test_a_recipient_refused_twice_gets_one_sms(
     assert sms.messages == 2 and sms.duplicates == 0
     p = await wave_progress(store, await store.waves.get(companion))  # type: ignore[arg-type]
     assert (p.total, p.sent, p.skipped) == (2, 2, 2)
+
+
+async def test_a_campaigns_fallback_wave_is_paused_with_it_but_not_listed_as_a_channel(
+        store: Store, tmp_path: Path, numbering: Numbering, province: Province) -> None:
+    wave = await setup(store, tmp_path, numbering, province, fallback=True)
+    companion = msgspec.structs.replace(wave, id=fallback_wave_id(wave.id), channel=Channel.SMS)
+    await store.waves.create(companion, WaveState.SENDING)
+    campaigns = Campaigns(store, SETTINGS, province)
+    assert [w.id for w in await campaigns.waves("c")] == [wave.id]
+    assert {w.id for w in await campaigns.waves("c", companions=True)} == {wave.id,
+                                                                           companion.id}
+    await campaigns.pause("c")
+    states = await store.waves.states([wave.id, companion.id])
+    assert set(states.values()) == {WaveState.PAUSED}

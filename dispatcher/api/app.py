@@ -313,7 +313,7 @@ async def list_campaigns(state: State) -> list[Campaign]:
 async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDetail:
     s = _services(state)
     campaign = await s.campaigns.get(campaign_id)
-    waves = [w for w in await s.store.waves.all() if w.campaign_id == campaign.id]
+    waves = await s.campaigns.waves(campaign.id)
     states = await s.store.waves.states([w.id for w in waves]) if waves else {}
     now = s.clock()
     progress: dict[Channel, ChannelProgress] = {}

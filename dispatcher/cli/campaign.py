@@ -119,7 +119,7 @@ def cmd_verb(args: argparse.Namespace) -> int:
             else:
                 campaign = await campaigns.get(args.id)
             progress = {w.channel.value: await wave_progress(store, w)
-                        for w in await store.waves.all() if w.campaign_id == campaign.id}
+                        for w in await campaigns.waves(campaign.id)}
             return campaign, progress
         finally:
             await store.aclose()
