@@ -125,7 +125,8 @@ class ChannelGauges(Collector):
         bind_up = GaugeMetricFamily(
             "loa_smpp_bind_up", "Sending binds of the link that are bound now (0: link down)",
             labels=["link"])
-        binds = GaugeMetricFamily("loa_smpp_binds", "Sending binds configured on the link",
+        binds = GaugeMetricFamily("loa_smpp_binds",
+                                  "Sending binds of the link open in this process",
                                   labels=["link"])
         tps = GaugeMetricFamily(
             "loa_smpp_tps", "submit_sm per second in force, summed over the link's binds "

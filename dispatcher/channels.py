@@ -24,15 +24,16 @@ from dispatcher.settings import Settings
 
 def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
           on_receipt: Callable[[list[Receipt]], None] | None = None,
-          smpp_links: dict[str, LinkConfig] | None = None,
+          smpp_links: dict[str, LinkConfig] | None = None, leased_binds: bool = False,
           env: Mapping[str, str] | None = None) -> dict[Channel, Adapter]:
-    """Adapters for ``channels``; ``smpp_links`` overrides the configured SMPP links."""
+    """Adapters for ``channels``; ``smpp_links`` overrides the configured SMPP links;
+    ``leased_binds``: the SMPP adapter opens only the binds it is told to hold."""
     env = os.environ if env is None else env
     links = smpp_links if smpp_links is not None else settings.smpp
     adapters: dict[Channel, Adapter] = {}
     for channel in channels:
         if channel is Channel.SMS and links:
-            adapters[channel] = SmppAdapter(links, on_receipt=on_receipt)
+            adapters[channel] = SmppAdapter(links, on_receipt=on_receipt, leased=leased_binds)
         elif channel is Channel.ZALO and settings.zalo is not None:
             tokens = FileTokenStore(settings.zalo_tokens_file, initial=(
                 env.get("LOA_ZALO_ACCESS_TOKEN", ""), env.get("LOA_ZALO_REFRESH_TOKEN", "")))

@@ -21,6 +21,7 @@ import msgspec
 
 from adapters.base import Adapter
 from dispatcher import metrics, routing
+from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
 from dispatcher.fallback import SmsFallback
@@ -95,6 +96,7 @@ class Engine:
                  adapters: Mapping[Channel, Adapter], carriers: list[str], *,
                  name: str | None = None, reconcile: bool = True,
                  receipts: ReceiptMatcher | None = None, numbering: Numbering | None = None,
+                 binds: BindLeases | None = None, gate: Callable[[str], bool] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
         self.receipts = receipts
@@ -109,13 +111,28 @@ class Engine:
         self.campaigns = Campaigns(store, settings, province)
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
         fallback = SmsFallback(store, settings, numbering) if numbering is not None else None
+        self.binds = binds  # SMPP bind leases, when workers share the links
         self.worker = Worker(store, adapters, routes, settings, name=self.name,
-                             fallback=fallback)
+                             fallback=fallback, gate=gate)
         self.collector = metrics.Collector(store, routes, wave_progress)  # store-read gauges
         self._fanning: set[str] = set()
         self._slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``; the SMPP binds held by lease close only after the batches in hand
+        are finished."""
+        if self.binds is None:
+            await self._run(stop)
+            return
+        closing = asyncio.Event()
+        async with asyncio.TaskGroup() as outer:
+            outer.create_task(self.binds.run(closing))
+            try:
+                await self._run(stop)
+            finally:
+                closing.set()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tasks:
             if self.reconcile:
                 tasks.create_task(self._reconcile_loop(stop))

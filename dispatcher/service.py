@@ -8,26 +8,45 @@ import asyncio
 import contextlib
 import logging
 
-from dispatcher import channels
-from dispatcher.engine import Engine
+from adapters.smpp.adapter import SmppAdapter
+from dispatcher import channels, routing
+from dispatcher.binds import BindLeases
+from dispatcher.engine import Engine, default_name
 from dispatcher.errors import LoaError
+from dispatcher.model import Channel
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import Settings
-from dispatcher.store import Store
+from dispatcher.store import MemoryStore, Store
 
 log = logging.getLogger(__name__)
 
 
 def build_engine(store: Store, settings: Settings, plan: Plan, province: Province,
                  numbering: Numbering, *, reconcile: bool, name: str | None = None) -> Engine:
-    """The engine of a process, with the adapters the settings configure."""
+    """The engine of a process, with the adapters the settings configure. On a shared store
+    (Redis), the SMPP binds are taken by lease, so that workers together never open more binds
+    than a link has."""
+    name = name or default_name()
     matcher = ReceiptMatcher(store)
-    adapters = channels.build(settings, on_receipt=matcher.add)
+    shared = not isinstance(store, MemoryStore)
+    adapters = channels.build(settings, on_receipt=matcher.add, leased_binds=shared)
+    sms = adapters.get(Channel.SMS)
+    binds = gate = None
+    if isinstance(sms, SmppAdapter) and shared:
+        binds = BindLeases(store.leases, sms, {n: c.binds for n, c in settings.smpp.items()},
+                           owner=name, ttl=settings.engine.lease_seconds,
+                           interval=min(1.0, settings.engine.lease_seconds / 3))
+        smpp = sms
+
+        def gate(route: str) -> bool:
+            return routing.channel_of(route) is not Channel.SMS or smpp.serves(route)
+
     return Engine(store, plan, settings, province, adapters, numbering.carriers, name=name,
-                  reconcile=reconcile, receipts=matcher, numbering=numbering)
+                  reconcile=reconcile, receipts=matcher, numbering=numbering, binds=binds,
+                  gate=gate)
 
 
 async def run_engine(engine: Engine, stop: asyncio.Event) -> None:

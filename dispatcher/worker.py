@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from adapters.base import Adapter, Envelope, Results
 from dispatcher import metrics, routing
@@ -34,8 +34,12 @@ RETRY_BATCH = 500  # retries moved back per entry
 class Worker:
     def __init__(self, store: Store, adapters: Mapping[Channel, Adapter], routes: list[str],
                  settings: Settings, *, name: str, policy: RetryPolicy | None = None,
-                 fallback: SmsFallback | None = None) -> None:
+                 fallback: SmsFallback | None = None,
+                 gate: Callable[[str], bool] | None = None) -> None:
+        """``gate(route)``: whether this worker may take batches of the route now (SMS routes
+        whose link has no bind held by this process are left to the workers that hold one)."""
         self.store = store
+        self.gate = gate
         self.adapters = adapters
         self.routes = routes
         self.settings = settings
@@ -91,6 +95,9 @@ class Worker:
         while self._running(stop):
             if await self._unpark(route):
                 continue
+            if self.gate is not None and not self.gate(route):
+                await self._sleep(stop, READ_BLOCK_MS / 1000)
+                continue
             wait = self._paused.get(route, 0.0) - time.time()
             if wait > 0:  # the channel said "no more until then": leave the batches queued
                 await self._sleep(stop, min(wait, 1.0))
@@ -105,6 +112,8 @@ class Worker:
             await self._sleep(stop, self.settings.engine.lease_seconds / 2)
             if stop.is_set():
                 break
+            if self.gate is not None and not self.gate(route):
+                continue
             claimed = time.monotonic()
             for delivery in await self.store.queue.reclaim(route, self.name, lease_ms, 16):
                 await self._process(route, delivery, claimed)

@@ -78,37 +78,72 @@ class AdapterStats(msgspec.Struct):
 
 
 class _Link:
+    """A link's binds, by slot number. Unleased, every slot of ``binds`` is open; leased (many
+    workers share the link), only the slots this process holds a lease for (:meth:`hold`)."""
+
     def __init__(self, name: str, config: LinkConfig,
-                 on_receipt: Callable[[list[Receipt]], None] | None) -> None:
+                 on_receipt: Callable[[list[Receipt]], None] | None, *, leased: bool) -> None:
         self.name = name
         self.config = config
-        bind = config.bind()
-        self.receivers: list[EsmeSession] = []
-        if config.bind_type == "pair":  # a transmitter to send, a receiver for the receipts
-            self.receivers = [
-                EsmeSession(msgspec.structs.replace(bind, bind_type="receiver"),
-                            name=f"{name}#{n}r", on_receipt=on_receipt)
-                for n in range(config.binds)]
+        self.leased = leased
+        self._on_receipt = on_receipt
+        self._slots: dict[int, tuple[EsmeSession, EsmeSession | None]] = {}
+        if not leased:
+            for slot in range(config.binds):
+                self._slots[slot] = self._open(slot)
+
+    def _open(self, slot: int) -> tuple[EsmeSession, EsmeSession | None]:
+        bind = self.config.bind()
+        receiver = None
+        if self.config.bind_type == "pair":  # a transmitter to send, a receiver for the receipts
+            receiver = EsmeSession(msgspec.structs.replace(bind, bind_type="receiver"),
+                                   name=f"{self.name}#{slot}r", on_receipt=self._on_receipt)
             bind = msgspec.structs.replace(bind, bind_type="transmitter")
-        self.sessions = [EsmeSession(bind, name=f"{name}#{n}", on_receipt=on_receipt)
-                         for n in range(config.binds)]
+        return EsmeSession(bind, name=f"{self.name}#{slot}", on_receipt=self._on_receipt), receiver
+
+    @property
+    def sessions(self) -> list[EsmeSession]:
+        """The sending binds open now."""
+        return [tx for tx, _ in self._slots.values()]
+
+    @property
+    def receivers(self) -> list[EsmeSession]:
+        return [rx for _, rx in self._slots.values() if rx is not None]
 
     @property
     def all_sessions(self) -> list[EsmeSession]:
         return self.sessions + self.receivers
 
+    @property
+    def slots(self) -> frozenset[int]:
+        return frozenset(self._slots)
+
+    async def hold(self, slots: frozenset[int], started: bool) -> None:
+        """Open the binds of ``slots`` not open yet and close (unbind) the others."""
+        for slot in sorted(set(self._slots) - slots):
+            for session in self._slots.pop(slot):
+                if session is not None:
+                    await session.aclose()
+        for slot in sorted(slots - set(self._slots)):
+            opened = self._slots[slot] = self._open(slot)
+            if started:
+                for session in opened:
+                    if session is not None:
+                        await session.start()
+
     async def bound(self) -> list[EsmeSession]:
-        up = [s for s in self.sessions if s.bound.is_set()]
-        if up:
+        sessions = self.sessions
+        up = [s for s in sessions if s.bound.is_set()]
+        if up or not sessions:
             return up
-        waits = [asyncio.create_task(s.bound.wait()) for s in self.sessions]
+        waits = [asyncio.create_task(s.bound.wait()) for s in sessions]
         try:
             await asyncio.wait(waits, timeout=self.config.bind_wait,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in waits:
                 task.cancel()
-        return [s for s in self.sessions if s.bound.is_set()]
+        return [s for s in sessions if s.bound.is_set()]
 
 
 class _Text:
@@ -130,10 +165,14 @@ class SmppAdapter:
     """The SMS channel over SMPP links (see :class:`LinkConfig`)."""
 
     def __init__(self, links: dict[str, LinkConfig], *,
-                 on_receipt: Callable[[list[Receipt]], None] | None = None) -> None:
+                 on_receipt: Callable[[list[Receipt]], None] | None = None,
+                 leased: bool = False) -> None:
+        """``leased``: open no bind until :meth:`hold` says which are this process's (workers
+        sharing the links take their binds by lease: dispatcher/binds.py)."""
         if not links:
             raise ValueError("no SMPP link is configured")
-        self.links = {name: _Link(name, c, on_receipt) for name, c in links.items()}
+        self.links = {name: _Link(name, c, on_receipt, leased=leased)
+                      for name, c in links.items()}
         self.stats = AdapterStats()
         self._texts: dict[tuple[str, bool, str], _Text] = {}
         self._refs = itertools.count()
@@ -145,6 +184,19 @@ class SmppAdapter:
             for session in link.all_sessions:
                 await session.start()
         self._started = True
+
+    async def hold(self, link: str, slots: frozenset[int]) -> None:
+        """Keep open exactly the binds of ``link`` numbered in ``slots`` (0 .. binds - 1)."""
+        if not self._started:
+            await self.start()
+        await self.links[link].hold(slots, True)
+
+    def serves(self, route: str) -> bool:
+        """Whether a batch of ``route`` can be sent from here: its link has a bind open."""
+        try:
+            return bool(self._link(route).sessions)
+        except ChannelError:
+            return False
 
     def _link(self, route: str) -> _Link:
         name = route.partition(".")[2] or DEFAULT_LINK
@@ -168,6 +220,8 @@ class SmppAdapter:
         link = self._link(envelope.route)
         up = await link.bound()
         if not up:
+            if not link.sessions:
+                raise ChannelError(f"SMPP link {link.name}: no bind is held by this process")
             refused = next((s.refused for s in link.sessions if s.refused), None)
             raise ChannelError(f"SMPP link {link.name} is down"
                                + (f": bind refused ({refused})" if refused else ""))
