@@ -34,13 +34,15 @@ demo: $(STAMP)
 	@echo; echo "== A level-4 wave of every channel through the engine: SMS over SMPP, Zalo over HTTP, app push and e-mail, to simulators in this process =="
 	@$(BIN)/loa demo
 
+# redis-cli (Debian's redis-tools, a dependency of redis-server) forms the tests' Redis Cluster.
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "redis-server not found: installing the Debian package redis-server ..."; \
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || { \
+	  echo "redis-server or redis-cli not found: installing the Debian packages redis-server and redis-tools ..."; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server redis-tools >/dev/null; \
 	}
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
+	@command -v redis-cli >/dev/null 2>&1 || { echo "redis-cli is still missing"; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

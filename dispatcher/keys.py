@@ -1,9 +1,12 @@
 """Every Redis key Loa uses, in one place.
 
-Keys of one route share the hash tag ``{r:<route>}`` and keys of one wave ``{w:<wave>}``, so
-that on Redis Cluster each route's stream, retry schedule, dead letters and fan-out cursor live
-in one slot (scripts and transactions over them stay legal), and so do a wave's sent bitmap and
-counters.
+On Redis Cluster a script or a transaction may only touch keys of one hash slot, so keys used
+together share a hash tag (the part in braces): a route's stream, retry schedule, dead letters,
+fan-out cursor and per-wave counters ``{r:<route>}``; a wave's sent bitmap, counters and list of
+routes ``{w:<wave>}``; the level and its history ``{level}``; the current audience and the
+audiences' descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and
+their states ``{waves}``. The other keys are each read and written alone (an audience's chunks,
+the skipped slots, an hour of channel message ids, a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -11,17 +14,18 @@ from __future__ import annotations
 PREFIX = "loa"
 GROUP = "workers"  # the consumer group of every route stream
 
-LEVEL = f"{PREFIX}:level"
-LEVEL_HISTORY = f"{PREFIX}:level:history"
-AUDIENCE_CURRENT = f"{PREFIX}:audience:current"
-CAMPAIGNS = f"{PREFIX}:campaigns"  # hash: id -> campaign
-WAVES = f"{PREFIX}:waves"  # hash: id -> wave
-WAVE_STATES = f"{PREFIX}:wave-states"  # hash: id -> state, read by every worker
+LEVEL = f"{PREFIX}:{{level}}"
+LEVEL_HISTORY = f"{PREFIX}:{{level}}:history"
+AUDIENCE_CURRENT = f"{PREFIX}:{{audience}}:current"
+CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
+CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision
+WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave
+WAVE_STATES = f"{PREFIX}:{{waves}}:states"  # hash: id -> state, read by every worker
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 
 
 def audience_meta(version: str) -> str:
-    return f"{PREFIX}:audience:{version}:meta"
+    return f"{PREFIX}:{{audience}}:{version}:meta"
 
 
 def audience_chunks(version: str) -> str:
@@ -58,6 +62,18 @@ def sent(wave: str) -> str:
 
 def progress(wave: str) -> str:
     return f"{PREFIX}:{{w:{wave}}}:progress"
+
+
+def wave_routes(wave: str) -> str:
+    """Set: the routes that keep counters of the wave (:func:`route_progress`; cluster only)."""
+    return f"{PREFIX}:{{w:{wave}}}:routes"
+
+
+def route_progress(route: str, wave: str) -> str:
+    """Hash: the wave's counters moved by the route's finished entries. On Redis Cluster they
+    are kept with the route, so that they change in the transaction that acknowledges the
+    entry; the wave's counters are then the sum of :func:`progress` and these."""
+    return f"{PREFIX}:{{r:{route}}}:progress:{wave}"
 
 
 def remote_ids(hour: int) -> str:

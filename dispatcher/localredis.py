@@ -1,4 +1,5 @@
-"""A private ``redis-server`` on a free loopback port, for benchmarks and tests.
+"""A private ``redis-server`` on a free loopback port, for benchmarks and tests; or a private
+Redis Cluster of several of them (:func:`cluster`).
 
 It keeps nothing on disk unless asked (``appendonly``), and is stopped when the context ends.
 """
@@ -18,6 +19,11 @@ from dispatcher.errors import LoaError
 
 START_ATTEMPTS = 5
 START_SECONDS = 10.0
+CLUSTER_SECONDS = 30.0  # for the nodes to agree that every slot is served
+
+
+class LocalRedisError(LoaError):
+    """A private redis-server or cluster could not be started."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,10 @@ def _answers(port: int) -> bool:
 
 
 def start(workdir: Path, *, appendonly: bool = False) -> tuple[subprocess.Popen[bytes], LocalRedis]:
-    """Start ``redis-server`` in ``workdir``; raise :class:`LoaError` if it cannot start."""
+    """Start ``redis-server`` in ``workdir``; raise :class:`LocalRedisError` if it cannot start."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise LoaError("redis-server is not installed (Debian package redis-server)")
+        raise LocalRedisError("redis-server is not installed (Debian package redis-server)")
     for _ in range(START_ATTEMPTS):
         port = free_port()
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
@@ -66,7 +72,7 @@ def start(workdir: Path, *, appendonly: bool = False) -> tuple[subprocess.Popen[
                 return proc, LocalRedis("127.0.0.1", port, workdir)
             time.sleep(0.02)
         stop(proc)  # the port was taken meanwhile, or the server failed: try another port
-    raise LoaError(f"redis-server did not start; see {workdir / 'redis.log'}")
+    raise LocalRedisError(f"redis-server did not start; see {workdir / 'redis.log'}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -86,3 +92,88 @@ def running(workdir: Path, *, appendonly: bool = False) -> Iterator[LocalRedis]:
         yield server
     finally:
         stop(proc)
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    host: str
+    ports: tuple[int, ...]
+    dir: Path
+
+    @property
+    def url(self) -> str:
+        """The store's URL of the cluster: any node serves as the seed."""
+        return f"redis+cluster://{self.host}:{self.ports[0]}"
+
+
+def _start_node(binary: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """One cluster-enabled node without persistence, in ``workdir``; (process, port)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for _ in range(START_ATTEMPTS):
+        port, bus = free_port(), free_port()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--logfile", str(workdir / "redis.log"),
+                "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                "--cluster-config-file", str(workdir / "nodes.conf"),
+                "--cluster-node-timeout", "5000"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _answers(port):
+                return proc, port
+            time.sleep(0.02)
+        stop(proc)
+        (workdir / "nodes.conf").unlink(missing_ok=True)
+    raise LocalRedisError(f"a cluster node did not start; see {workdir / 'redis.log'}")
+
+
+def _cluster_state(cli: str, port: int) -> str:
+    answer = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(port), "cluster", "info"],
+                            capture_output=True, text=True, timeout=5, check=False)
+    for line in answer.stdout.splitlines():
+        if line.startswith("cluster_state:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+@contextmanager
+def cluster(directory: Path, masters: int = 3) -> Iterator[LocalCluster]:
+    """A Redis Cluster of ``masters`` primaries (no replicas, no persistence) on free loopback
+    ports, each node in a folder of ``directory``; every node is stopped when the context ends,
+    also when the cluster failed to form."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None:
+        raise LocalRedisError("redis-server is not installed (Debian package redis-server)")
+    if cli is None:
+        raise LocalRedisError("redis-cli is not installed (Debian package redis-tools)")
+    if masters < 3:
+        raise LocalRedisError("a Redis Cluster needs at least 3 masters")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        ports = []
+        for n in range(masters):
+            proc, port = _start_node(binary, directory / f"node-{n}")
+            procs.append(proc)
+            ports.append(port)
+        created = subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=CLUSTER_SECONDS, check=False)
+        if created.returncode != 0:
+            raise LocalRedisError(f"redis-cli --cluster create failed: "
+                                  f"{(created.stderr or created.stdout).strip()[-500:]}")
+        deadline = time.monotonic() + CLUSTER_SECONDS
+        waiting = list(ports)
+        while waiting:
+            waiting = [p for p in waiting if _cluster_state(cli, p) != "ok"]
+            if waiting and time.monotonic() > deadline:
+                raise LocalRedisError(
+                    f"the cluster did not form within {CLUSTER_SECONDS:.0f} s: nodes on ports "
+                    f"{waiting} are not ok; see {directory}/node-*/redis.log")
+            if waiting:
+                time.sleep(0.05)
+        yield LocalCluster("127.0.0.1", tuple(ports), directory)
+    finally:
+        for proc in procs:
+            stop(proc)

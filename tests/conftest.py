@@ -1,8 +1,11 @@
-"""Test fixtures: a private redis-server per test session (see dispatcher.localredis)."""
+"""Test fixtures: a private redis-server and a private Redis Cluster per test session (see
+dispatcher.localredis)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -73,13 +76,14 @@ async def run_engine_until(engine: Engine, done: Callable[[], Awaitable[bool]],
         await task
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """A fresh, empty store of each implementation: the tests using it are the contract."""
+    """A fresh, empty store of each implementation (the Redis one on one server and on a
+    cluster): the tests using it are the contract."""
     if request.param == "memory":
         opened: Store = MemoryStore()
     else:
-        opened = RedisStore(request.getfixturevalue("redis_url"))
+        opened = RedisStore(request.getfixturevalue(f"{request.param}_url"))
     try:
         yield opened
     finally:
@@ -93,3 +97,28 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localredis.LocalCluster]:
+    """A Redis Cluster of three masters of this test session only, with no persistence."""
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed (Debian package redis-tools); `make test` "
+                    "installs it")
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(
+                localredis.cluster(tmp_path_factory.mktemp("redis-cluster")))
+        except LoaError as exc:
+            pytest.fail(str(exc))
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: localredis.LocalCluster) -> Iterator[str]:
+    """The URL of the session's Redis Cluster, every node emptied before each test."""
+    for port in redis_cluster.ports:
+        client = redis.Redis(host=redis_cluster.host, port=port)
+        client.flushall()
+        client.close()
+    yield redis_cluster.url

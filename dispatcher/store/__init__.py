@@ -8,7 +8,8 @@ from dispatcher.store.redis import RedisStore
 
 
 def open_store(url: str | None) -> Store:
-    """The Redis store at ``url`` (``redis://host:port/db``), or a new in-memory store."""
+    """The Redis store at ``url`` (``redis://host:port/db``, or ``redis+cluster://host:port``
+    for Redis Cluster), or a new in-memory store."""
     return RedisStore(url) if url else MemoryStore()
 
 

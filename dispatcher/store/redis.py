@@ -2,20 +2,26 @@
 
 Work for each route is a Redis Stream with one consumer group; an entry holds a whole batch
 (hundreds of messages), so every step of the hot path is one command per batch: one script call
-per fan-out step and route, one ``BITFIELD_RO`` to drop messages already sent, one transaction to
+per fan-out step and route, one ``GETRANGE`` to drop messages already sent, one transaction to
 finish an entry (sent bits, counters, retries, dead letters, acknowledgement). Values are
 msgpack-encoded msgspec Structs. Key names live in :mod:`dispatcher.keys`.
+
+On Redis Cluster (a ``redis+cluster://host:port`` URL) every script and transaction touches the
+keys of one hash slot only. Finishing an entry then takes a few commands, in an order that keeps
+the guarantees when a worker dies between them (:meth:`RedisQueue.complete`).
 """
 
 from __future__ import annotations
 
 import struct
 import time
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from dispatcher import keys
@@ -149,7 +155,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-_CAMPAIGN_REVISIONS = f"{keys.PREFIX}:campaign-revisions"
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
 def _pack_ids(ids: list[int]) -> bytes:
@@ -234,7 +240,7 @@ class RedisCampaigns:
         self._replace = client.register_script(_REPLACE_CAMPAIGN)
 
     async def create(self, campaign: Campaign) -> bool:
-        done = await self._create(keys=[keys.CAMPAIGNS, _CAMPAIGN_REVISIONS],
+        done = await self._create(keys=[keys.CAMPAIGNS, keys.CAMPAIGN_REVISIONS],
                                   args=[campaign.id, _enc.encode(campaign), campaign.revision])
         return bool(done)
 
@@ -243,7 +249,7 @@ class RedisCampaigns:
         return _campaign.decode(raw) if raw else None
 
     async def replace(self, campaign: Campaign, revision: int) -> bool:
-        done = await self._replace(keys=[keys.CAMPAIGNS, _CAMPAIGN_REVISIONS],
+        done = await self._replace(keys=[keys.CAMPAIGNS, keys.CAMPAIGN_REVISIONS],
                                    args=[campaign.id, _enc.encode(campaign), revision,
                                          campaign.revision])
         return bool(done)
@@ -256,6 +262,7 @@ class RedisCampaigns:
 class RedisWaves:
     def __init__(self, client: Any) -> None:
         self._r = client
+        self._cluster = isinstance(client, RedisCluster)
         self._create = client.register_script(_CREATE)
         self._transition = client.register_script(_TRANSITION)
 
@@ -291,8 +298,24 @@ class RedisWaves:
         return {w: WaveState(v.decode()) for w, v in zip(wave_ids, values, strict=True) if v}
 
     async def progress(self, wave_id: str) -> dict[str, int]:
-        raw = await self._r.hgetall(keys.progress(wave_id))
-        return {k.decode(): int(v) for k, v in raw.items()}
+        if not self._cluster:
+            raw = await self._r.hgetall(keys.progress(wave_id))
+            return {k.decode(): int(v) for k, v in raw.items()}
+        # On a cluster, finished entries count on their route (see RedisQueue.complete).
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.progress(wave_id)).smembers(keys.wave_routes(wave_id))
+            own, routes = await pipe.execute()
+        parts = [own]
+        if routes:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for route in sorted(routes):
+                    pipe.hgetall(keys.route_progress(route.decode(), wave_id))
+                parts += await pipe.execute()
+        total: dict[str, int] = {}
+        for part in parts:
+            for k, v in part.items():
+                total[k.decode()] = total.get(k.decode(), 0) + int(v)
+        return total
 
     async def mark_skipped(self, slot_id: str) -> bool:
         return bool(await self._r.sadd(keys.SKIPPED_SLOTS, slot_id))
@@ -301,6 +324,7 @@ class RedisWaves:
 class RedisQueue:
     def __init__(self, client: Any) -> None:
         self._r = client
+        self._cluster = isinstance(client, RedisCluster)
         self._enqueue = client.register_script(_ENQUEUE)
         self._move_due = client.register_script(_MOVE_DUE)
         self._set_bits = client.register_script(_SET_BITS)
@@ -373,6 +397,9 @@ class RedisQueue:
         return [b == 49 for b in bits]  # b"1"
 
     async def complete(self, route: str, entry: str, completion: Completion) -> None:
+        if self._cluster:
+            await self._complete_by_slot(route, entry, completion)
+            return
         stream = keys.stream(route)
         async with self._r.pipeline(transaction=True) as pipe:
             for wave, ids in completion.sent.items():
@@ -396,6 +423,57 @@ class RedisQueue:
                 pipe.hset(bucket, mapping={k: _enc.encode(v)
                                            for k, v in completion.remote.items()})
                 pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
+            pipe.xack(stream, keys.GROUP, entry)
+            pipe.xdel(stream, entry)
+            await pipe.execute()
+
+    async def _complete_by_slot(self, route: str, entry: str, completion: Completion) -> None:
+        """:meth:`complete` on Redis Cluster, one slot at a time; the acknowledgement last.
+
+        1. Each wave's sent bits (the wave's slot), and the route's name in the wave's list of
+           counting routes.
+        2. Channel message ids (the hour's hash) and messages for other routes (their retry
+           schedules), with a nonce made of the entry, wave and recipient: writing them again
+           for the same entry replaces them instead of adding a second copy.
+        3. One transaction in the route's slot: retries, dead letters, the waves' counters
+           (kept with the route: :func:`keys.route_progress`), acknowledgement.
+
+        A worker that dies before step 3 leaves the entry pending: another reclaims it, skips
+        the messages whose bits step 1 set (counting them as skipped, not sent) and sends the
+        others again; retries, dead letters and counters are written once, by whoever
+        acknowledges. Nothing is lost and no message is sent twice by it.
+        """
+        for wave, ids in completion.sent.items():
+            if ids:
+                await self._set_bits(keys=[keys.sent(wave)], args=[_pack_ids(ids)])
+        counted = [w for w, counts in completion.counts.items() if any(counts.values())]
+        if counted or completion.remote or any(completion.reroute.values()):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for wave in counted:
+                    pipe.sadd(keys.wave_routes(wave), route)
+                if completion.remote:
+                    bucket = keys.remote_ids(int(time.time() // 3600))
+                    pipe.hset(bucket, mapping={k: _enc.encode(v)
+                                               for k, v in completion.remote.items()})
+                    pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
+                for other, items in completion.reroute.items():
+                    if items:
+                        pipe.zadd(keys.retries(other),
+                                  {_enc.encode(_replayable(route, entry, i)): due
+                                   for due, i in items})
+                await pipe.execute()
+        stream = keys.stream(route)
+        async with self._r.pipeline(transaction=True) as pipe:
+            if completion.retries:
+                pipe.zadd(keys.retries(route),
+                          {_enc.encode(item): due for due, item in completion.retries})
+            if completion.dead:
+                pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
+                pipe.incrby(keys.dead_count(route), len(completion.dead))
+            for wave in counted:
+                for name, n in completion.counts[wave].items():
+                    if n:
+                        pipe.hincrby(keys.route_progress(route, wave), name, n)
             pipe.xack(stream, keys.GROUP, entry)
             pipe.xdel(stream, entry)
             await pipe.execute()
@@ -426,6 +504,12 @@ class RedisQueue:
             if len(found) >= limit:
                 break
         return found[:limit]
+
+
+def _replayable(route: str, entry: str, item: RetryItem) -> RetryItem:
+    """``item`` with a nonce that the same message of the same entry gets every time."""
+    seed = f"{route}\0{entry}\0{item.wave}\0{item.id}".encode()
+    return msgspec.structs.replace(item, nonce=zlib.crc32(seed))
 
 
 class RedisReceipts:
@@ -469,14 +553,25 @@ class RedisLeases:
         await self._release(keys=[keys.lease(name)], args=[owner])
 
 
+def connect(url: str) -> Any:
+    """A client for ``url``: a Redis Cluster for ``redis+cluster://host:port`` (the node is a
+    seed: the client learns the others from it), one server for ``redis://``, ``rediss://``,
+    ``unix://``."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
+                                     decode_responses=False)
+    return aioredis.Redis.from_url(url, decode_responses=False)
+
+
 class RedisStore:
-    """Everything the engine keeps, in Redis at ``url``."""
+    """Everything the engine keeps, in Redis (or Redis Cluster) at ``url``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         # redis-py's async annotations (results typed as "Awaitable[T] | T") do not type-check
         # usefully; the store's own signatures are the typed surface.
-        self.client: Any = aioredis.Redis.from_url(url, decode_responses=False)
+        self.client: Any = connect(url)
         self.level = RedisLevel(self.client)
         self.audiences = RedisAudiences(self.client)
         self.campaigns = RedisCampaigns(self.client)
