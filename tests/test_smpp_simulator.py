@@ -666,6 +666,34 @@ async def test_multipart_messages_count_once_with_their_text(smsc: Smsc) -> None
     await esme.read(12)
     assert smsc.received["84912000005"] == 2
     assert smsc.texts["84912000005"] == [VIETNAMESE, VIETNAMESE]
+    assert smsc.stats.duplicates == 1  # the second copy, once for its three parts
+    await esme.close()
+
+
+async def test_duplicates_are_a_text_a_destination_already_got(smsc: Smsc) -> None:
+    esme = await bound(smsc)
+    sent = [esme.submit("84912000001", b"hello"), esme.submit("84912000002", b"hello"),
+            esme.submit("84912000001", b"other text"),
+            esme.submit("84912000001", b"hello", data_coding=8)]  # same octets, other coding
+    await esme.read(2 * len(sent))
+    assert smsc.stats.duplicates == 0 and smsc.received["84912000001"] == 3
+    sent = [esme.submit("84912000001", b"hello"), esme.submit("84912000001", b"other text"),
+            esme.submit("84912000002", b"hello"), esme.submit("84912000002", b"hello")]
+    await esme.read(2 * len(sent))
+    assert smsc.stats.duplicates == 4
+    assert smsc.received == {"84912000001": 5, "84912000002": 3}
+    assert smsc.received["84912000009"] == 0 and "84912000009" not in smsc.received
+    # a part sent twice is a duplicate part; the message counts when complete, once
+    parts = encode_parts(segment(VIETNAMESE), 11)
+    for payload in (parts[0], parts[0], parts[1], parts[2]):
+        esme.submit("84912000003", payload, data_coding=8, esm_class=pdu.ESM_UDHI)
+    await esme.read(8)
+    assert (smsc.stats.duplicate_parts, smsc.stats.duplicates) == (1, 4)
+    assert smsc.received["84912000003"] == 1
+    esme.submit_text("84912000003", VIETNAMESE, ref=12)  # the whole message again
+    await esme.read(6)
+    assert smsc.stats.duplicates == 5 and smsc.received["84912000003"] == 2
+    assert smsc.stats.messages == 10
     await esme.close()
 
 
@@ -720,7 +748,7 @@ def test_cli_runs_until_sigterm_and_prints_stats() -> None:
         proc.kill()
     assert proc.returncode == 0, err
     stats = json.loads(out.strip().splitlines()[-1])
-    assert stats["binds"] == 1 and stats["connections"] == 1
+    assert stats["binds"] == 1 and stats["connections"] == 1 and stats["duplicates"] == 0
 
 
 def test_cli_port_in_use_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,8 @@ It accepts any bind type, answers ``submit_sm`` with message ids and sends deliv
 TPS cap per bind), inject errors by ratio or by destination, stay silent, drop connections and
 refuse binds, and :class:`SmscConfig` can be changed while it runs. It counts complete messages
 per destination (multi-part messages are reassembled from their UDH) so a test can prove that
-every recipient got exactly one message, and keeps their text on request.
+every recipient got exactly one message, counts the duplicates (a complete message that reaches
+a destination a second time with the same text), and keeps their text on request.
 
 It is built to stay out of the benchmark's way: an asyncio Protocol, PDUs cut by
 :class:`~adapters.smpp.pdu.Framer`, the fields of ``submit_sm`` it needs read by one regular
@@ -33,7 +34,7 @@ import re
 import struct
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, cast
 
 import msgspec
@@ -65,7 +66,7 @@ from adapters.smpp.pdu import (
 from adapters.smpp.receipt import TLV_BY_STATE, format_receipt
 from dispatcher.smstext import gsm7_decode, parse_concat_udh, ucs2_decode
 
-__all__ = ["ReceiptFormat", "Smsc", "SmscConfig", "SmscStats"]
+__all__ = ["Deliveries", "ReceiptFormat", "Smsc", "SmscConfig", "SmscStats"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class SmscStats(msgspec.Struct):
     submits: int = 0  # submit_sm received, whatever became of them
     parts: int = 0  # submit_sm accepted (delivered to the handset): SMS parts
     messages: int = 0  # complete messages (all parts arrived)
+    duplicates: int = 0  # complete messages a destination had already got, same text
     duplicate_parts: int = 0  # a part of a multi-part message that was already there
     responses: int = 0  # submit_sm_resp sent, any status
     unanswered: int = 0  # submits accepted but never answered (no-response modes)
@@ -215,6 +217,61 @@ def _decode(data: bytes, coding: int) -> str:
     return data.decode("latin-1")
 
 
+class Deliveries(Mapping[str, int]):
+    """Complete messages per destination, read like a ``Counter`` (0 for a destination never
+    reached), and which texts each destination got, by digest: a message with a text its
+    destination already got is a duplicate. A destination costs one dict entry whose value is
+    its text's digest, one int object shared by every destination of that text (the first
+    ``MAX_SHARED`` distinct texts), until it gets a second text."""
+
+    MAX_SHARED = 4096
+
+    def __init__(self) -> None:
+        self._digests: dict[str, int | set[int]] = {}
+        self._again: Counter[str] = Counter()  # duplicates per destination
+        self._shared: dict[int, int] = {}
+
+    def add(self, destination: str, digest: int) -> bool:
+        """Count a message; whether its destination already had this text."""
+        seen = self._digests.get(destination)
+        if seen is None:
+            shared = self._shared.get(digest)
+            if shared is None and len(self._shared) < self.MAX_SHARED:
+                self._shared[digest] = shared = digest
+            self._digests[destination] = digest if shared is None else shared
+            return False
+        if seen == digest if isinstance(seen, int) else digest in seen:
+            self._again[destination] += 1
+            return True
+        if isinstance(seen, int):
+            self._digests[destination] = {seen, digest}
+        else:
+            seen.add(digest)
+        return False
+
+    @property
+    def duplicates(self) -> int:
+        return self._again.total()
+
+    def __getitem__(self, destination: str) -> int:
+        seen = self._digests.get(destination)
+        if seen is None:
+            return 0
+        return (1 if isinstance(seen, int) else len(seen)) + self._again[destination]
+
+    def __contains__(self, destination: object) -> bool:
+        return destination in self._digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __repr__(self) -> str:
+        return f"Deliveries({dict(self.items())!r})"
+
+
 class _Item(msgspec.Struct, array_like=True):
     """Something due later: a submit_sm_resp (``receipt`` False) or a receipt body."""
 
@@ -281,7 +338,7 @@ class Smsc:
 
     def __init__(self, config: SmscConfig | None = None) -> None:
         self.stats = SmscStats()
-        self.received: Counter[str] = Counter()  # complete messages per destination
+        self.received = Deliveries()  # complete messages per destination
         self.texts: dict[str, list[str]] = {}  # decoded texts per destination (keep_texts)
         self.host = ""
         self.port = 0
@@ -466,8 +523,9 @@ class Smsc:
             conn.transport.write(b"".join(chunks))
 
     def _complete(self, destination: str, data: bytes, coding: int) -> None:
-        self.received[destination] += 1
         self.stats.messages += 1
+        if self.received.add(destination, hash((coding, data))):
+            self.stats.duplicates += 1
         if self._config.keep_texts:
             self.texts.setdefault(destination, []).append(_decode(data, coding))
 
