@@ -55,7 +55,13 @@ from adapters.zalo.api import (
     token_decoder,
     tracking_prefix,
 )
-from adapters.zalo.client import ClientName, HttpClient, TransportFailure, make_client
+from adapters.zalo.client import (
+    CLIENTS,
+    ClientName,
+    HttpClient,
+    TransportFailure,
+    make_client,
+)
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
 from dispatcher.errors import ChannelError
 from dispatcher.secret import Secret
@@ -90,7 +96,7 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     mode: Literal["zns", "oa", "auto"] = "zns"
     concurrency: int = 64  # requests in flight per route
     timeout: float = 10.0  # seconds per request, connection included
-    client: ClientName = "aiohttp"  # the faster of the two here (bench/test_zalo_bench.py)
+    client: ClientName = "loa"  # Loa's own HTTP/1.1 client; or aiohttp, httpx (for comparison)
     sms_fallback_codes: frozenset[int] = frozenset({-114, -118})
     token_retry_after: float = 10.0  # after a failed renewal, seconds before the next one
 
@@ -101,8 +107,8 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError("timeout must be positive")
         if self.mode not in ("zns", "oa", "auto"):
             raise ValueError("mode must be zns, oa or auto")
-        if self.client not in ("aiohttp", "httpx"):
-            raise ValueError("client must be aiohttp or httpx")
+        if self.client not in CLIENTS:
+            raise ValueError("client must be loa, aiohttp or httpx")
         if self.mode != "oa" and not self.template_id:
             raise ValueError("template_id is required for ZNS")
         if self.secret_key and not isinstance(self.secret_key, Secret):

@@ -1,10 +1,12 @@
-"""One pooled keep-alive HTTP client for the Zalo adapter: aiohttp (the default) or httpx.
+"""One pooled keep-alive HTTP client for the Zalo adapter: Loa's own (the default), aiohttp or
+httpx.
 
-Both answer ``(status, body)`` and raise :class:`TransportFailure` with a ``kind`` that tells the
+All answer ``(status, body)`` and raise :class:`TransportFailure` with a ``kind`` that tells the
 adapter whether the request may have reached Zalo: ``connect`` (it did not: no connection could
 be had), ``timeout`` (it may have: no answer in time) or ``broken`` (the connection failed
-mid-request). ``bench/test_zalo_bench.py`` measures the two on many small keep-alive requests;
-aiohttp was much faster on this machine (see docs), hence the default.
+mid-request). ``bench/test_zalo_bench.py`` measures the three on many small keep-alive requests;
+Loa's :class:`adapters.http.client.HttpClient` costs a fraction of aiohttp's CPU per request,
+hence the default (docs/decisions.md). aiohttp and httpx stay selectable for comparison.
 """
 
 from __future__ import annotations
@@ -15,20 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import aiohttp
 import yarl
 
+from adapters.http import client as http_client
+from adapters.http.client import FailureKind, TransportFailure
+
 if TYPE_CHECKING:
     import httpx  # a development dependency: imported only when chosen
 
-FailureKind = Literal["connect", "timeout", "broken"]
-ClientName = Literal["aiohttp", "httpx"]
+ClientName = Literal["loa", "aiohttp", "httpx"]
+CLIENTS: tuple[ClientName, ...] = ("loa", "aiohttp", "httpx")
 
-
-class TransportFailure(Exception):
-    """A request that got no HTTP answer."""
-
-    def __init__(self, kind: FailureKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind: FailureKind = kind
-        self.reason = reason
+__all__ = ["CLIENTS", "AiohttpClient", "ClientName", "FailureKind", "HttpClient", "HttpxClient",
+           "TransportFailure", "make_client"]
 
 
 class HttpClient(Protocol):
@@ -144,4 +143,6 @@ class HttpxClient:
 def make_client(name: ClientName, concurrency: int, timeout: float) -> HttpClient:
     if name == "httpx":
         return HttpxClient(concurrency, timeout)
-    return AiohttpClient(concurrency, timeout)
+    if name == "aiohttp":
+        return AiohttpClient(concurrency, timeout)
+    return http_client.HttpClient(concurrency, timeout, peer="Zalo")

@@ -1,6 +1,7 @@
 """A Zalo API simulator: ZNS, OA messages, OAuth v4 token renewal and signed delivery webhooks.
 
-An aiohttp application on loopback that answers like Zalo (:mod:`adapters.zalo.api` types):
+An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
+(:mod:`adapters.zalo.api` types):
 
 * ``POST /message/template`` (ZNS) and ``POST /v3.0/oa/message/cs`` (OA): checks the
   ``access_token`` header (-124 unknown or expired), the template and its data (-109 unknown
@@ -19,8 +20,9 @@ Every accepted message counts in ``received[phone or user_id]``, so a test can p
 recipient got exactly one message. With ``webhook_url`` set, each accepted message is confirmed
 by a ``user_received_message`` event posted there after ``webhook_delay`` seconds, signed with
 ``X-ZEvent-Signature: mac=<sha256(app_id + body + timestamp + oa_secret)>``, in batches over one
-client session with bounded concurrency; ``webhook_repeat_ratio`` of them are posted twice, as
-Zalo does when it is not sure the first arrived.
+keep-alive client (:mod:`adapters.http.client`) with bounded concurrency;
+``webhook_repeat_ratio`` of them are posted twice, as Zalo does when it is not sure the first
+arrived.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ import re
 import time
 import zlib
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import aiohttp
 import msgspec
-from aiohttp import web
 
+from adapters.http.client import HttpClient, TransportFailure, Url
+from adapters.http.codec import Request
+from adapters.http.server import HttpServer, Response
 from adapters.zalo.api import (
     NOT_ZALO_USER,
     OA_PATH,
@@ -147,8 +151,8 @@ _oa = msgspec.json.Decoder(OaRequest)
 _JSON = "application/json"
 
 
-def _json(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(body=body, status=status, content_type=_JSON)
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, _JSON)
 
 
 class ZaloSim:
@@ -174,9 +178,10 @@ class ZaloSim:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
+        self._hook_url: Url | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -224,17 +229,14 @@ class ZaloSim:
         return [t for t, end in self._access.items() if end > now]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application()
-        app.router.add_post(ZNS_PATH, self._zns_handler)
-        app.router.add_post(OA_PATH, self._oa_handler)
-        app.router.add_post(OAUTH_PATH, self._oauth_handler)
-        app.router.add_get(STATS_PATH, self._stats_handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        self._runner = runner
-        self.host, self.port = host, int(runner.addresses[0][1])
+        server = HttpServer()
+        server.route("POST", ZNS_PATH, self._zns_handler)
+        server.route("POST", OA_PATH, self._oa_handler)
+        server.route("POST", OAUTH_PATH, self._oauth_handler)
+        server.route("GET", STATS_PATH, self._stats_handler)
+        await server.start(host, port, backlog=1024)
+        self._server = server
+        self.host, self.port = host, server.port
         self._sender = asyncio.create_task(self._send_hooks(), name="zalo-sim-webhooks")
 
     async def stop(self) -> None:
@@ -243,12 +245,12 @@ class ZaloSim:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
             self._sender = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._server is not None:
+            await self._server.close(grace=1.0)
+            self._server = None
 
     async def __aenter__(self) -> ZaloSim:
         await self.start()
@@ -272,13 +274,13 @@ class ZaloSim:
         ttl = self._config.token_ttl
         return now + ttl if ttl > 0 else math.inf
 
-    def _refuse(self, code: int) -> web.Response:
+    def _refuse(self, code: int) -> Response:
         body = self._errors.get(code)
         if body is None:
             body = self._errors[code] = _encode({"error": code, "message": "Simulated error"})
         return _json(body)
 
-    def _gate(self, request: web.Request) -> web.Response | None:
+    def _gate(self, request: Request) -> Response | None:
         """HTTP faults and the token check, before the body is read."""
         config = self._config
         self.stats.requests += 1
@@ -289,24 +291,40 @@ class ZaloSim:
                 return _json(b'{"error":-429,"message":"Too many requests"}', 429)
             if r < config.http_429_ratio + config.http_5xx_ratio:
                 self.stats.http_5xx += 1
-                return web.Response(status=503, text="Service Unavailable")
+                return Response.text("Service Unavailable", 503)
         end = self._access.get(request.headers.get("access_token", ""))
         if end is None or (end != math.inf and end <= time.monotonic()):
             self.stats.token_rejected += 1
             return self._refuse(TOKEN_INVALID)
         return None
 
-    async def _zns_handler(self, request: web.Request) -> web.Response:
-        if self._config.delay:
+    def _delayed(self, handler: Callable[[Request], Response],
+                 request: Request) -> Response | Awaitable[Response]:
+        """The handler's answer now, or after ``delay`` when there is one."""
+        if not self._config.delay:
+            return handler(request)
+
+        async def later() -> Response:
             await asyncio.sleep(self._config.delay)
+            return handler(request)
+
+        return later()
+
+    def _zns_handler(self, request: Request) -> Response | Awaitable[Response]:
+        return self._delayed(self._zns, request)
+
+    def _oa_handler(self, request: Request) -> Response | Awaitable[Response]:
+        return self._delayed(self._oa, request)
+
+    def _zns(self, request: Request) -> Response:
         refused = self._gate(request)
         if refused is not None:
             return refused
         try:
-            req = _zns.decode(await request.read())
+            req = _zns.decode(request.body)
         except msgspec.DecodeError as exc:
             self.stats.invalid += 1
-            return web.Response(status=400, text=f"bad request: {exc}")
+            return Response.text(f"bad request: {exc}", 400)
         params = self._config.templates.get(req.template_id)
         code = 0
         if params is None:
@@ -322,24 +340,22 @@ class ZaloSim:
             return self._refuse(code)
         return self._deliver(req.phone, req.tracking_id, phone=True)
 
-    async def _oa_handler(self, request: web.Request) -> web.Response:
-        if self._config.delay:
-            await asyncio.sleep(self._config.delay)
+    def _oa(self, request: Request) -> Response:
         refused = self._gate(request)
         if refused is not None:
             return refused
         try:
-            req = _oa.decode(await request.read())
+            req = _oa.decode(request.body)
         except msgspec.DecodeError as exc:
             self.stats.invalid += 1
-            return web.Response(status=400, text=f"bad request: {exc}")
+            return Response.text(f"bad request: {exc}", 400)
         user = req.recipient.user_id
         if not req.message.text or USER_ID.fullmatch(user) is None:
             self.stats.invalid += 1
             return self._refuse(-112 if not req.message.text else NOT_ZALO_USER)
         return self._deliver(user, "", phone=False)
 
-    def _deliver(self, key: str, tracking: str, *, phone: bool) -> web.Response:
+    def _deliver(self, key: str, tracking: str, *, phone: bool) -> Response:
         config = self._config
         code = config.error_phones.get(key, 0) if config.error_phones else 0
         if code:
@@ -374,9 +390,9 @@ class ZaloSim:
 
     # -- OAuth ---------------------------------------------------------------------------------
 
-    async def _oauth_handler(self, request: web.Request) -> web.Response:
+    def _oauth_handler(self, request: Request) -> Response:
         config = self._config
-        form = await request.post()
+        form = request.form()
         error = ""
         if request.headers.get("secret_key") != config.secret_key:
             code, error = -14002, "Invalid secret key"
@@ -400,7 +416,7 @@ class ZaloSim:
         return _json(_encode({"access_token": access, "refresh_token": refresh,
                               "expires_in": str(ttl)}))
 
-    async def _stats_handler(self, request: web.Request) -> web.Response:
+    def _stats_handler(self, request: Request) -> Response:
         return _json(_encode(self.snapshot()))
 
     # -- webhooks ------------------------------------------------------------------------------
@@ -444,8 +460,10 @@ class ZaloSim:
         url = config.webhook_url
         if not url:
             return
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5.0))
+        if self._client is None:
+            self._client = HttpClient(max(config.webhook_concurrency, 100), 5.0)
+        if self._hook_url is None or self._hook_url.text != url:
+            self._hook_url = self._client.url(url)
         now_ms = str(int(time.time() * 1000))
         body = self._event(hook, now_ms)
         headers = {SIGNATURE_HEADER: "mac=" + sign(config.app_id, body, now_ms, config.oa_secret),
@@ -455,10 +473,9 @@ class ZaloSim:
         async with limit:
             for n in range(times):
                 try:
-                    async with self._session.post(url, data=body, headers=headers) as resp:
-                        ok = resp.status == 200
-                        await resp.read()
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    status, _ = await self._client.post(self._hook_url, body, headers)
+                    ok = status == 200
+                except TransportFailure as exc:
                     log.debug("webhook to %s failed: %s", url, exc)
                     ok = False
                 if not ok:
