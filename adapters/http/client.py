@@ -94,7 +94,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = ResponseParser()
         self.waiter: asyncio.Future[Response] | None = None
-        self.deadline = 0.0
+        self.deadline = 0.0  # of the request in flight
+        self.limit = 0.0  # its timeout
         self.idle_since = 0.0
         self.closed = False
         self.counted = False  # it holds one of the client's ``concurrency`` places
@@ -102,10 +103,12 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def send(self, data: bytes, waiter: asyncio.Future[Response], deadline: float) -> None:
+    def send(self, data: bytes, waiter: asyncio.Future[Response], deadline: float,
+             limit: float) -> None:
         assert self.transport is not None
         self.waiter = waiter
         self.deadline = deadline
+        self.limit = limit
         self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
@@ -194,7 +197,14 @@ class HttpClient:
         return Url(url)
 
     async def post(self, url: Url, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        response = await self.request("POST", url, body, headers)
+        sent = self._begin("POST", url, body, headers)
+        conn, waiter = sent if sent is not None else await self._begin_new("POST", url, body,
+                                                                           headers)
+        try:
+            response = await waiter
+        except asyncio.CancelledError:
+            conn.fail("broken", "cancelled")  # the answer may still come: not reusable
+            raise
         return response.status, response.body
 
     async def post_form(self, url: Url, form: Mapping[str, str],
@@ -203,31 +213,55 @@ class HttpClient:
         response = await self.request("POST", url, urlencode(form).encode(), fields)
         return response.status, response.body
 
-    async def request(self, method: str, url: Url, body: bytes,
-                      headers: Mapping[str, str]) -> Response:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadline = now + self.timeout
-        data = b"%s%d\r\n\r\n%s" % (url.head(method, headers), len(body), body)
-        conn = None
-        idle = self._idle.get(url.origin)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self.keepalive:
-                break
-            conn.close()
-            conn = None
-        if conn is None:
-            conn = await self._acquire(url, deadline)
-        waiter: asyncio.Future[Response] = loop.create_future()
-        conn.send(data, waiter, deadline)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(self._tick, self._sweep)
+    async def request(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
+                      timeout: float | None = None) -> Response:
+        """Send a request with a ``Content-Length`` body (maybe empty); its response.
+        ``timeout`` replaces the client's for this request."""
+        limit = timeout or self.timeout
+        sent = self._begin(method, url, body, headers, limit=limit)
+        conn, waiter = sent if sent is not None else await self._begin_new(
+            method, url, body, headers, limit)
         try:
             return await waiter
         except asyncio.CancelledError:
-            conn.fail("broken", "cancelled")  # the answer may still come: not reusable
+            conn.fail("broken", "cancelled")
             raise
+
+    def _begin(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
+               conn: _Connection | None = None, deadline: float = 0.0, limit: float = 0.0,
+               ) -> tuple[_Connection, asyncio.Future[Response]] | None:
+        """Send on ``conn``, or on an idle connection to the URL's origin: the connection and
+        the future of its answer; None if no connection is idle."""
+        data = b"%s%d\r\n\r\n%s" % (url.head(method, headers), len(body), body)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if conn is None:
+            idle = self._idle.get(url.origin)
+            while idle:
+                conn = idle.pop()
+                if not conn.closed and now - conn.idle_since < self.keepalive:
+                    break
+                conn.close()
+                conn = None
+            if conn is None:
+                return None
+            deadline = now + (limit or self.timeout)
+        waiter: asyncio.Future[Response] = loop.create_future()
+        conn.send(data, waiter, deadline, limit or self.timeout)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._tick, self._sweep)
+        return conn, waiter
+
+    async def _begin_new(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
+                         limit: float = 0.0) -> tuple[_Connection, asyncio.Future[Response]]:
+        """Wait for a connection (a new one, or one freed), then send on it."""
+        limit = limit or self.timeout
+        deadline = asyncio.get_running_loop().time() + limit
+        url.head(method, headers)  # a header that cannot be sent fails before a connection
+        conn = await self._acquire(url, deadline, limit)
+        sent = self._begin(method, url, body, headers, conn, deadline, limit)
+        assert sent is not None
+        return sent
 
     async def aclose(self) -> None:
         """Close every connection; requests in flight fail as ``broken``."""
@@ -279,7 +313,7 @@ class HttpClient:
                 fut.set_result(None)
                 return
 
-    async def _acquire(self, url: Url, deadline: float) -> _Connection:
+    async def _acquire(self, url: Url, deadline: float, limit: float) -> _Connection:
         loop = asyncio.get_running_loop()
         idle = self._idle.get(url.origin)
         while True:
@@ -306,7 +340,7 @@ class HttpClient:
                 if isinstance(exc, TimeoutError):
                     raise TransportFailure(
                         "connect", f"no free connection to {self._name(url)} in "
-                                   f"{self.timeout:g} s") from None
+                                   f"{limit:g} s") from None
                 raise
             if conn_or_none is not None:
                 return conn_or_none
@@ -358,7 +392,7 @@ class HttpClient:
         for conn in list(self._conns):
             if conn.waiter is not None:
                 if conn.deadline <= now:
-                    conn.fail("timeout", f"no answer in {self.timeout:g} s")
+                    conn.fail("timeout", f"no answer in {conn.limit:g} s")
                 else:
                     busy = True
         if busy:

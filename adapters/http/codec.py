@@ -15,6 +15,7 @@ Header names are lower-cased; a repeated header's values are joined with ``", "`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Generic, TypeVar
@@ -150,26 +151,36 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _headers(lines: list[bytes]) -> dict[str, str]:
+_HEADER = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\0]*)\r\n", re.M)
+_names: dict[bytes, str] = {}  # header names as sent -> lower-cased
+
+
+def _headers(block: bytes) -> dict[str, str]:
+    """The header lines of a head, each ending with CRLF."""
+    found = _HEADER.findall(block)
+    if len(found) != block.count(b"\n"):  # a line that is not ``name: value`` CRLF
+        for line in block.split(b"\r\n")[:-1]:
+            if _HEADER.fullmatch(line + b"\r\n") is None:
+                raise HttpError(f"malformed header line {line[:60]!r}")
+        raise HttpError("a bare CR or LF in the head")
+    names = _names
     headers: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name.translate(None, _TOKEN):
-            raise HttpError(f"malformed header line {line[:60]!r}")
-        if b"\n" in value or b"\r" in value or b"\0" in value:
-            raise HttpError(f"a bare CR, LF or NUL in header {name[:60]!r}")
-        key = name.decode("latin-1").lower()
-        text = value.strip(b" \t").decode("latin-1")
-        old = headers.get(key)
-        headers[key] = text if old is None else f"{old}, {text}"
+    for raw, value in found:
+        name = names.get(raw)
+        if name is None:
+            name = raw.decode("ascii").lower()
+            if len(names) < 512:
+                names[raw] = name
+        text = value.decode("latin-1").rstrip(" \t")
+        headers[name] = f"{headers[name]}, {text}" if name in headers else text
     return headers
 
 
 def _keep_alive(version: bytes, headers: dict[str, str]) -> bool:
-    tokens = headers.get("connection", "").lower()
+    tokens = headers.get("connection")
     if version == b"HTTP/1.1":
-        return "close" not in tokens
-    return "keep-alive" in tokens
+        return tokens is None or "close" not in tokens.lower()
+    return tokens is not None and "keep-alive" in tokens.lower()
 
 
 class _Parser(Generic[M]):
@@ -190,7 +201,8 @@ class _Parser(Generic[M]):
         return self._state == _HEAD and not self._buf
 
     def _start(self, head: bytes) -> tuple[M, int]:
-        """The message of a head (without its final CRLF CRLF) and how its body is framed:
+        """The message of a head (its lines with their CRLF, without the empty line) and how
+        its body is framed:
         a length (0: none), _CHUNKED, _EOF (until the connection ends) or _INTERIM (a 1xx
         response, skipped)."""
         raise NotImplementedError
@@ -238,7 +250,7 @@ class _Parser(Generic[M]):
             return -1
         if stop - pos > MAX_HEAD:
             raise HttpError(f"head longer than {MAX_HEAD} bytes")
-        msg, length = self._start(buf[pos:stop])
+        msg, length = self._start(buf[pos:stop + 2])
         pos = stop + 4
         if length == _INTERIM:
             return pos
@@ -327,14 +339,15 @@ class ResponseParser(_Parser[Response]):
     __slots__ = ()
 
     def _start(self, head: bytes) -> tuple[Response, int]:
-        lines = head.split(b"\r\n")
-        version, _, rest = lines[0].partition(b" ")
+        eol = head.find(b"\r\n")
+        line = head[:eol]
+        version, _, rest = line.partition(b" ")
         code, _, reason = rest.partition(b" ")
         if (version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit()
                 or b"\n" in reason or b"\r" in reason):
-            raise HttpError(f"malformed status line {lines[0][:60]!r}")
+            raise HttpError(f"malformed status line {line[:60]!r}")
         status = int(code)
-        headers = _headers(lines[1:])
+        headers = _headers(head[eol + 2:])
         response = Response(status, reason.decode("latin-1"), headers, b"",
                             _keep_alive(version, headers))
         if status < 200:
@@ -367,11 +380,12 @@ class RequestParser(_Parser[Request]):
     __slots__ = ()
 
     def _start(self, head: bytes) -> tuple[Request, int]:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ")
+        eol = head.find(b"\r\n")
+        line = head[:eol]
+        parts = line.split(b" ")
         if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[0] or (
                 parts[0].translate(None, _TOKEN)):
-            raise HttpError(f"malformed request line {lines[0][:60]!r}")
+            raise HttpError(f"malformed request line {line[:60]!r}")
         method, target, version = parts
         if not target.startswith(b"/"):
             if target != b"*" and not target.startswith((b"http://", b"https://")):
@@ -379,7 +393,7 @@ class RequestParser(_Parser[Request]):
             if target != b"*":  # absolute form: keep the path and query
                 slash = target.find(b"/", target.find(b"//") + 2)
                 target = target[slash:] if slash > 0 else b"/"
-        headers = _headers(lines[1:])
+        headers = _headers(head[eol + 2:])
         if version == b"HTTP/1.1" and "host" not in headers:
             raise HttpError("HTTP/1.1 request without Host")
         try:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from ssl import SSLContext
 from typing import Any, cast
 
 from adapters.http.codec import HttpError, Request, RequestParser, encode_response
@@ -65,6 +66,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
+        self.server.accepted += 1
         self.last = self.server._now()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -162,6 +164,8 @@ class HttpServer:
         self.host = ""
         self.port = 0
         self.closing = False
+        self.scheme = "http"
+        self.accepted = 0  # connections accepted since start
         self._methods: dict[str, list[str]] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -173,11 +177,12 @@ class HttpServer:
         self.routes[(method.upper(), path)] = handler
         self._methods.setdefault(path, []).append(method.upper())
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *,
-                    backlog: int = 1024) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1024,
+                    ssl: SSLContext | None = None) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port,
-                                                backlog=backlog, reuse_address=True)
+                                                backlog=backlog, reuse_address=True, ssl=ssl)
+        self.scheme = "https" if ssl is not None else "http"
         self.host = host
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._sweeper = loop.call_later(self.idle_timeout / 2, self._sweep)
@@ -185,7 +190,7 @@ class HttpServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop listening; answer what is under way (up to ``grace`` seconds); close."""
