@@ -153,10 +153,19 @@ def _digits(text: str) -> bool:
 
 _HEADER = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\0]*)\r\n", re.M)
 _names: dict[bytes, str] = {}  # header names as sent -> lower-cased
+# Keep-alive peers send the same start lines and header blocks again and again: the latest are
+# remembered as parsed (emptied when full).
+_CACHED = 256
+_blocks: dict[bytes, dict[str, str]] = {}
+_request_lines: dict[bytes, tuple[str, str, bytes]] = {}
+_status_lines_in: dict[bytes, tuple[bytes, int, str]] = {}
 
 
 def _headers(block: bytes) -> dict[str, str]:
     """The header lines of a head, each ending with CRLF."""
+    known = _blocks.get(block)
+    if known is not None:
+        return known.copy()
     found = _HEADER.findall(block)
     if len(found) != block.count(b"\n"):  # a line that is not ``name: value`` CRLF
         for line in block.split(b"\r\n")[:-1]:
@@ -173,6 +182,9 @@ def _headers(block: bytes) -> dict[str, str]:
                 names[raw] = name
         text = value.decode("latin-1").rstrip(" \t")
         headers[name] = f"{headers[name]}, {text}" if name in headers else text
+    if len(_blocks) >= _CACHED:
+        _blocks.clear()
+    _blocks[block] = headers.copy()
     return headers
 
 
@@ -236,7 +248,10 @@ class _Parser(Generic[M]):
             if moved < 0:
                 break
             pos = moved
-        self._buf = bytearray(buf[pos:]) if pos < end else bytearray()
+        if pos < end:
+            self._buf = bytearray(buf[pos:])
+        elif self._buf:
+            self._buf = bytearray()
         return done
 
     def _head(self, buf: bytes, pos: int, end: int, done: list[M]) -> int:
@@ -324,13 +339,14 @@ class _Parser(Generic[M]):
         length = headers.get("content-length")
         if length is None:
             return _EOF if allow_eof else 0
-        if not _digits(length):
+        if not (length.isdigit() and length.isascii()):
             values = {v.strip() for v in length.split(",")}
             if len(values) != 1 or not _digits(length := values.pop()):
                 raise HttpError(f"bad Content-Length {length[:40]!r}")
-        if int(length) > MAX_BODY:
+        size = int(length)
+        if size > MAX_BODY:
             raise HttpError(f"body longer than {MAX_BODY} bytes")
-        return int(length)
+        return size
 
 
 class ResponseParser(_Parser[Response]):
@@ -341,15 +357,19 @@ class ResponseParser(_Parser[Response]):
     def _start(self, head: bytes) -> tuple[Response, int]:
         eol = head.find(b"\r\n")
         line = head[:eol]
-        version, _, rest = line.partition(b" ")
-        code, _, reason = rest.partition(b" ")
-        if (version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit()
-                or b"\n" in reason or b"\r" in reason):
-            raise HttpError(f"malformed status line {line[:60]!r}")
-        status = int(code)
+        start = _status_lines_in.get(line)
+        if start is None:
+            version, _, rest = line.partition(b" ")
+            code, _, reason = rest.partition(b" ")
+            if (version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3
+                    or not code.isdigit() or b"\n" in reason or b"\r" in reason):
+                raise HttpError(f"malformed status line {line[:60]!r}")
+            if len(_status_lines_in) >= _CACHED:
+                _status_lines_in.clear()
+            start = _status_lines_in[line] = (version, int(code), reason.decode("latin-1"))
+        version, status, text = start
         headers = _headers(head[eol + 2:])
-        response = Response(status, reason.decode("latin-1"), headers, b"",
-                            _keep_alive(version, headers))
+        response = Response(status, text, headers, b"", _keep_alive(version, headers))
         if status < 200:
             if status == 101:
                 raise HttpError("101 Switching Protocols: no upgrade was asked for")
@@ -382,26 +402,18 @@ class RequestParser(_Parser[Request]):
     def _start(self, head: bytes) -> tuple[Request, int]:
         eol = head.find(b"\r\n")
         line = head[:eol]
-        parts = line.split(b" ")
-        if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[0] or (
-                parts[0].translate(None, _TOKEN)):
-            raise HttpError(f"malformed request line {line[:60]!r}")
-        method, target, version = parts
-        if not target.startswith(b"/"):
-            if target != b"*" and not target.startswith((b"http://", b"https://")):
-                raise HttpError(f"bad request target {target[:60]!r}")
-            if target != b"*":  # absolute form: keep the path and query
-                slash = target.find(b"/", target.find(b"//") + 2)
-                target = target[slash:] if slash > 0 else b"/"
+        start = _request_lines.get(line)
+        if start is None:
+            start = _request_line(line)
+            if len(_request_lines) >= _CACHED:
+                _request_lines.clear()
+            _request_lines[line] = start
+        method, target, version = start
         headers = _headers(head[eol + 2:])
         if version == b"HTTP/1.1" and "host" not in headers:
             raise HttpError("HTTP/1.1 request without Host")
-        try:
-            text = target.decode("ascii")
-        except UnicodeDecodeError:
-            raise HttpError("request target is not ASCII") from None
         keep_alive = version == b"HTTP/1.1" and _keep_alive(version, headers)  # 1.0: close
-        request = Request(method.decode("ascii"), text, headers, b"", keep_alive)
+        request = Request(method, target, headers, b"", keep_alive)
         return request, self._framing(headers, allow_eof=False)
 
     @property
@@ -409,3 +421,22 @@ class RequestParser(_Parser[Request]):
         msg = self._msg
         return (msg is not None and self._state != _HEAD
                 and msg.headers.get("expect", "").lower() == "100-continue")
+
+
+def _request_line(line: bytes) -> tuple[str, str, bytes]:
+    """Method, target (origin form) and version of a request line."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[0] or (
+            parts[0].translate(None, _TOKEN)):
+        raise HttpError(f"malformed request line {line[:60]!r}")
+    method, target, version = parts
+    if not target.startswith(b"/"):
+        if target != b"*" and not target.startswith((b"http://", b"https://")):
+            raise HttpError(f"bad request target {target[:60]!r}")
+        if target != b"*":  # absolute form: keep the path and query
+            slash = target.find(b"/", target.find(b"//") + 2)
+            target = target[slash:] if slash > 0 else b"/"
+    try:
+        return method.decode("ascii"), target.decode("ascii"), version
+    except UnicodeDecodeError:
+        raise HttpError("request target is not ASCII") from None

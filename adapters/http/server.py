@@ -8,7 +8,8 @@ that arrive meanwhile (pipelined) wait their turn. Keep-alive unless the client 
 ``Connection: close`` or speaks HTTP/1.0 without ``keep-alive``; ``100 Continue`` when a client
 expects it; 400 (and the connection closed) for bytes that are not HTTP, 404 for an unknown
 path, 405 (with ``Allow``) for a known path and another method, 500 when a handler raises.
-Idle connections are closed after ``idle_timeout`` seconds. :meth:`HttpServer.close` stops
+Idle connections are closed after ``idle_timeout`` seconds (up to twice that: one timer sweeps
+them). :meth:`HttpServer.close` stops
 listening, closes idle connections, lets answers under way finish for ``grace`` seconds, then
 cancels what is left.
 """
@@ -61,13 +62,12 @@ class _Connection(asyncio.Protocol):
         self.continued = False  # 100 Continue sent for the request being read
         self.closing = False
         self.paused = False
-        self.last = 0.0  # loop time of the last bytes or answer
+        self.active = True  # bytes came or an answer went since the last sweep
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
         self.server.accepted += 1
-        self.last = self.server._now()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -76,6 +76,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.active = True
         try:
             requests = self.parser.feed(data)
         except HttpError as exc:
@@ -114,7 +115,6 @@ class _Connection(asyncio.Protocol):
                 self.closing = True
         if out:
             self._write(out[0] if len(out) == 1 else b"".join(out))
-            self.last = server._now()
         if self.paused and not pending and self.transport is not None and not self.closing:
             self.paused = False
             self.transport.resume_reading()
@@ -134,7 +134,7 @@ class _Connection(asyncio.Protocol):
         keep = request.keep_alive and not server.closing
         self._write(encode_response(response.status, response.body, response.content_type,
                                     keep_alive=keep, headers=response.headers))
-        self.last = server._now()
+        self.active = True
         if not keep:
             self.closing = True
         self.answer()
@@ -185,7 +185,7 @@ class HttpServer:
         self.scheme = "https" if ssl is not None else "http"
         self.host = host
         self.port = int(self._server.sockets[0].getsockname()[1])
-        self._sweeper = loop.call_later(self.idle_timeout / 2, self._sweep)
+        self._sweeper = loop.call_later(self.idle_timeout, self._sweep)
 
     @property
     def url(self) -> str:
@@ -217,10 +217,6 @@ class HttpServer:
 
     # -- for the connections ---------------------------------------------------------------
 
-    def _now(self) -> float:
-        assert self._loop is not None
-        return self._loop.time()
-
     def _dispatch(self, request: Request) -> Response | Awaitable[Response]:
         handler = self.routes.get((request.method, request.path))
         if handler is None:
@@ -245,9 +241,9 @@ class HttpServer:
         return task
 
     def _sweep(self) -> None:
-        now = self._now()
         for conn in list(self._connections):
-            if conn.idle and now - conn.last > self.idle_timeout:
+            if conn.idle and not conn.active:
                 conn.close()
+            conn.active = False
         assert self._loop is not None
-        self._sweeper = self._loop.call_later(self.idle_timeout / 2, self._sweep)
+        self._sweeper = self._loop.call_later(self.idle_timeout, self._sweep)

@@ -331,7 +331,7 @@ class ZaloSim:
             code = -109
         elif not req.template_data:
             code = -111
-        elif any(not req.template_data.get(p) for p in params):
+        elif not all(map(req.template_data.get, params)):
             code = -112
         elif PHONE.fullmatch(req.phone) is None:
             code = -108
@@ -372,7 +372,8 @@ class ZaloSim:
             self.stats.quota_refused += 1
             return self._refuse(QUOTA_EXHAUSTED)
         self.quota_used += 1
-        self.received[key] += 1
+        received = self.received
+        received[key] = received.get(key, 0) + 1
         self.stats.accepted += 1
         msg_id = f"{self._prefix}{next(self._ids):012x}"
         now_ms = str(int(time.time() * 1000))
