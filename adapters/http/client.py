@@ -27,27 +27,10 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Mapping
-from typing import Literal, cast
 from urllib.parse import urlencode, urlsplit
 
-from adapters.http.codec import HttpError, Response, ResponseParser, request_head
-
-FailureKind = Literal["connect", "timeout", "broken"]
-Origin = tuple[str, str, int]  # scheme, host, port
-
-
-class TransportFailure(Exception):
-    """A request that got no HTTP answer."""
-
-    def __init__(self, kind: FailureKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind: FailureKind = kind
-        self.reason = reason
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+from adapters.http.codec import Response, request_head
+from adapters.http.connection import Connection, FailureKind, Origin, TransportFailure, why
 
 
 class Url:
@@ -85,91 +68,6 @@ class Url:
         return self.text
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: at most one request in flight."""
-
-    def __init__(self, client: HttpClient, origin: Origin) -> None:
-        self.client = client
-        self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.parser = ResponseParser()
-        self.waiter: asyncio.Future[Response] | None = None
-        self.deadline = 0.0  # of the request in flight
-        self.limit = 0.0  # its timeout
-        self.idle_since = 0.0
-        self.closed = False
-        self.counted = False  # it holds one of the client's ``concurrency`` places
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def send(self, data: bytes, waiter: asyncio.Future[Response], deadline: float,
-             limit: float) -> None:
-        assert self.transport is not None
-        self.waiter = waiter
-        self.deadline = deadline
-        self.limit = limit
-        self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        waiter = self.waiter
-        if waiter is None:  # bytes nobody asked for (a server's 408 before it closes, say)
-            self.close()
-            return
-        try:
-            responses = self.parser.feed(data)
-        except HttpError as exc:
-            self.fail("broken", f"connection failed: not an HTTP answer: {exc}")
-            return
-        if not responses:
-            return
-        self.waiter = None
-        response = responses[0]
-        if len(responses) > 1 or not response.keep_alive or not self.parser.idle:
-            self.close()  # an answer too many, or the server ends it: never reused
-        else:
-            self.client._release(self)
-        if not waiter.done():
-            waiter.set_result(response)
-
-    def eof_received(self) -> bool:
-        waiter = self.waiter
-        if waiter is not None:
-            try:
-                response = self.parser.feed_eof()
-            except HttpError:
-                response = None
-            if response is not None:  # a body that ends with the connection
-                self.waiter = None
-                if not waiter.done():
-                    waiter.set_result(response)
-        self.close()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        reason = _why(exc) if exc is not None else "the server closed the connection"
-        self.fail("broken", f"connection failed: {reason}")
-
-    def fail(self, kind: FailureKind, reason: str) -> None:
-        """Close, and fail the request in flight (if any) with ``kind``."""
-        waiter = self.waiter
-        self.waiter = None
-        self.close(abort=True)
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(TransportFailure(kind, reason))
-
-    def close(self, *, abort: bool = False) -> None:
-        if not self.closed:
-            self.closed = True
-            self.client._forget(self)
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            if abort:
-                transport.abort()
-            else:
-                transport.close()
-
-
 class HttpClient:
     """A pool of keep-alive connections (see the module's documentation). ``peer`` names the
     server in the reasons of failures ("cannot connect to <peer>: ...")."""
@@ -185,10 +83,10 @@ class HttpClient:
         self.keepalive = keepalive
         self.peer = peer
         self._ssl = ssl_context
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._conns: set[_Connection] = set()  # open, or opening and counted
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._conns: set[Connection] = set()  # open, or opening and counted
         self._opened = 0  # places taken: connections open or being opened
-        self._waiters: deque[tuple[Origin, asyncio.Future[_Connection | None]]] = deque()
+        self._waiters: deque[tuple[Origin, asyncio.Future[Connection | None]]] = deque()
         self._tick = min(max(timeout / 10, 0.005), 0.25)
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -228,8 +126,8 @@ class HttpClient:
             raise
 
     def _begin(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
-               conn: _Connection | None = None, deadline: float = 0.0, limit: float = 0.0,
-               ) -> tuple[_Connection, asyncio.Future[Response]] | None:
+               conn: Connection | None = None, deadline: float = 0.0, limit: float = 0.0,
+               ) -> tuple[Connection, asyncio.Future[Response]] | None:
         """Send on ``conn``, or on an idle connection to the URL's origin: the connection and
         the future of its answer; None if no connection is idle."""
         data = b"%s%d\r\n\r\n%s" % (url.head(method, headers), len(body), body)
@@ -253,7 +151,7 @@ class HttpClient:
         return conn, waiter
 
     async def _begin_new(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
-                         limit: float = 0.0) -> tuple[_Connection, asyncio.Future[Response]]:
+                         limit: float = 0.0) -> tuple[Connection, asyncio.Future[Response]]:
         """Wait for a connection (a new one, or one freed), then send on it."""
         limit = limit or self.timeout
         deadline = asyncio.get_running_loop().time() + limit
@@ -280,7 +178,7 @@ class HttpClient:
 
     # -- the pool --------------------------------------------------------------------------
 
-    def _release(self, conn: _Connection) -> None:
+    def _release(self, conn: Connection) -> None:
         """A connection whose answer is complete: to a waiter, else idle."""
         while self._waiters:
             origin, fut = self._waiters.popleft()
@@ -295,7 +193,7 @@ class HttpClient:
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.origin, []).append(conn)
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: Connection) -> None:
         """A connection closed: its place is free."""
         idle = self._idle.get(conn.origin)
         if idle and conn in idle:
@@ -313,7 +211,7 @@ class HttpClient:
                 fut.set_result(None)
                 return
 
-    async def _acquire(self, url: Url, deadline: float, limit: float) -> _Connection:
+    async def _acquire(self, url: Url, deadline: float, limit: float) -> Connection:
         loop = asyncio.get_running_loop()
         idle = self._idle.get(url.origin)
         while True:
@@ -329,7 +227,7 @@ class HttpClient:
             if victim is not None:  # an idle connection elsewhere makes room
                 victim.close()
                 continue
-            fut: asyncio.Future[_Connection | None] = loop.create_future()
+            fut: asyncio.Future[Connection | None] = loop.create_future()
             self._waiters.append((url.origin, fut))
             try:
                 async with asyncio.timeout_at(deadline):
@@ -348,7 +246,7 @@ class HttpClient:
     def _name(self, url: Url) -> str:
         return self.peer or f"{url.host}:{url.port}"
 
-    async def _connect(self, url: Url, deadline: float) -> _Connection:
+    async def _connect(self, url: Url, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()
         context = None
         if url.scheme == "https":
@@ -358,7 +256,7 @@ class HttpClient:
         try:
             async with asyncio.timeout(wait):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self, url.origin), url.host, url.port, ssl=context,
+                    lambda: Connection(self, url.origin), url.host, url.port, ssl=context,
                     server_hostname=url.host if context else None)
         except TimeoutError:
             self._opened -= 1
@@ -369,7 +267,7 @@ class HttpClient:
             self._opened -= 1
             self._wake()
             raise TransportFailure("connect", f"cannot connect to {self._name(url)}: "
-                                              f"{_why(exc)}") from None
+                                              f"{why(exc)}") from None
         except BaseException:
             self._opened -= 1
             self._wake()

@@ -1,198 +1,42 @@
-"""HTTP/1.1 messages from and to bytes, sans I/O (no sockets, no asyncio).
+"""HTTP/1.1 from and to bytes, sans I/O (no sockets, no asyncio).
 
-* :func:`request_head` and :func:`encode_request` build a request (``Host``, the caller's
-  headers, ``Content-Length``); a client keeps the head of a request it repeats and appends only
-  the length and the body (RFC 9112).
-* :func:`encode_response` builds a response with a ``Content-Length`` body.
+* :func:`request_head`, :func:`encode_request` and :func:`encode_response` build messages
+  (:mod:`adapters.http.message`).
 * :class:`ResponseParser` and :class:`RequestParser` are fed bytes as they arrive and answer the
   messages completed by them, in order (several when a read holds several). Bodies are framed
   by ``Content-Length`` or ``Transfer-Encoding: chunked``; a response with neither ends when the
   connection does (:meth:`ResponseParser.feed_eof`). Interim responses (1xx) are skipped, except
   101 which this codec refuses. Malformed input raises :class:`HttpError`, never anything else.
-
-Header names are lower-cased; a repeated header's values are joined with ``", "``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from http import HTTPStatus
 from typing import Generic, TypeVar
-from urllib.parse import parse_qsl, unquote
 
-MAX_HEAD = 64 * 1024  # request or status line and headers
-MAX_BODY = 16 * 1024 * 1024
+from adapters.http.message import (
+    MAX_BODY,
+    MAX_HEAD,
+    HttpError,
+    Request,
+    Response,
+    ascii_digits,
+    encode_request,
+    encode_response,
+    is_keep_alive,
+    parse_headers,
+    parse_request_line,
+    parse_status_line,
+    request_head,
+)
 
-_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+__all__ = ["MAX_BODY", "MAX_HEAD", "HttpError", "Request", "RequestParser", "Response",
+           "ResponseParser", "encode_request", "encode_response", "request_head"]
+
 _NO_BODY = frozenset({204, 304})
-
-
-class HttpError(ValueError):
-    """Bytes that are not HTTP/1.1 this codec accepts."""
-
-
-class Response:
-    """A parsed response."""
-
-    __slots__ = ("body", "headers", "keep_alive", "reason", "status")
-
-    def __init__(self, status: int, reason: str, headers: dict[str, str], body: bytes,
-                 keep_alive: bool) -> None:
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive  # False: the connection ends after this response
-
-
-class Request:
-    """A parsed request. ``path`` is percent-decoded, without the query string."""
-
-    __slots__ = ("_query", "body", "headers", "keep_alive", "method", "path", "query_string",
-                 "target")
-
-    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                 keep_alive: bool) -> None:
-        self.method = method
-        self.target = target
-        path, _, self.query_string = target.partition("?")
-        self.path = unquote(path) if "%" in path else path
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-        self._query: dict[str, str] | None = None
-
-    @property
-    def query(self) -> dict[str, str]:
-        """The query string's parameters (the last value of a repeated one)."""
-        if self._query is None:
-            self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
-        return self._query
-
-    def form(self) -> dict[str, str]:
-        """An ``application/x-www-form-urlencoded`` body's fields; {} for another type."""
-        kind = self.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if kind != "application/x-www-form-urlencoded":
-            return {}
-        try:
-            text = self.body.decode()
-        except UnicodeDecodeError:
-            raise HttpError("a form body that is not UTF-8") from None
-        return dict(parse_qsl(text, keep_blank_values=True))
-
-
-# -- building -----------------------------------------------------------------------------------
-
-
-def _check_header(name: str, value: str) -> bytes:
-    try:
-        raw, text = name.encode("latin-1"), value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise HttpError(f"header {name!r} is not Latin-1: encode its value") from None
-    if not raw or raw.translate(None, _TOKEN):
-        raise HttpError(f"header name {name!r} is not a token")
-    if any(c in value for c in "\r\n\0"):
-        raise HttpError(f"header {name!r} has a line break in its value")
-    return raw + b": " + text + b"\r\n"
-
-
-def request_head(method: str, target: str, host: str, headers: Mapping[str, str]) -> bytes:
-    """A request up to ``Content-Length: ``: append the length, ``\\r\\n\\r\\n`` and the body."""
-    if not method.encode().isalpha() or not target or any(c in target for c in " \r\n\0"):
-        raise HttpError(f"cannot build a request {method} {target!r}")
-    lines = [f"{method} {target} HTTP/1.1\r\n".encode()]
-    names = {name.lower() for name in headers}
-    if names & {"content-length", "transfer-encoding"}:
-        raise HttpError("Content-Length and Transfer-Encoding are the codec's")
-    if "host" not in names:
-        lines.append(_check_header("Host", host))
-    lines.extend(_check_header(name, value) for name, value in headers.items())
-    lines.append(b"Content-Length: ")
-    return b"".join(lines)
-
-
-def encode_request(method: str, target: str, host: str, headers: Mapping[str, str],
-                   body: bytes = b"") -> bytes:
-    return request_head(method, target, host, headers) + b"%d\r\n\r\n" % len(body) + body
-
-
-_status_lines: dict[tuple[int, str], bytes] = {}
-
-
-def encode_response(status: int, body: bytes, content_type: str = "application/json", *,
-                    keep_alive: bool = True, headers: Mapping[str, str] | None = None) -> bytes:
-    """A response with a ``Content-Length`` body; ``Connection: close`` unless ``keep_alive``."""
-    start = _status_lines.get((status, content_type))
-    if start is None:
-        if not 100 <= status <= 999:
-            raise HttpError(f"status {status} is not three digits")
-        reason = _REASONS.get(status, b"Unknown")
-        start = b"HTTP/1.1 %d %s\r\n%s" % (status, reason, _check_header("Content-Type",
-                                                                          content_type))
-        if len(_status_lines) < 256:
-            _status_lines[(status, content_type)] = start
-    extra = b"".join(_check_header(n, v) for n, v in headers.items()) if headers else b""
-    if not keep_alive:
-        extra += b"Connection: close\r\n"
-    return b"%s%sContent-Length: %d\r\n\r\n%s" % (start, extra, len(body), body)
-
-
-# -- parsing ------------------------------------------------------------------------------------
-
 M = TypeVar("M", Request, Response)
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILER, _UNTIL_EOF = range(6)
 _CHUNKED, _EOF, _INTERIM = -1, -2, -3  # framings other than a length
-
-
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
-
-
-_HEADER = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\0]*)\r\n", re.M)
-_names: dict[bytes, str] = {}  # header names as sent -> lower-cased
-# Keep-alive peers send the same start lines and header blocks again and again: the latest are
-# remembered as parsed (emptied when full).
-_CACHED = 256
-_blocks: dict[bytes, dict[str, str]] = {}
-_request_lines: dict[bytes, tuple[str, str, bytes]] = {}
-_status_lines_in: dict[bytes, tuple[bytes, int, str]] = {}
-
-
-def _headers(block: bytes) -> dict[str, str]:
-    """The header lines of a head, each ending with CRLF."""
-    known = _blocks.get(block)
-    if known is not None:
-        return known.copy()
-    found = _HEADER.findall(block)
-    if len(found) != block.count(b"\n"):  # a line that is not ``name: value`` CRLF
-        for line in block.split(b"\r\n")[:-1]:
-            if _HEADER.fullmatch(line + b"\r\n") is None:
-                raise HttpError(f"malformed header line {line[:60]!r}")
-        raise HttpError("a bare CR or LF in the head")
-    names = _names
-    headers: dict[str, str] = {}
-    for raw, value in found:
-        name = names.get(raw)
-        if name is None:
-            name = raw.decode("ascii").lower()
-            if len(names) < 512:
-                names[raw] = name
-        text = value.decode("latin-1").rstrip(" \t")
-        headers[name] = f"{headers[name]}, {text}" if name in headers else text
-    if len(_blocks) >= _CACHED:
-        _blocks.clear()
-    _blocks[block] = headers.copy()
-    return headers
-
-
-def _keep_alive(version: bytes, headers: dict[str, str]) -> bool:
-    tokens = headers.get("connection")
-    if version == b"HTTP/1.1":
-        return tokens is None or "close" not in tokens.lower()
-    return tokens is not None and "keep-alive" in tokens.lower()
 
 
 class _Parser(Generic[M]):
@@ -341,7 +185,7 @@ class _Parser(Generic[M]):
             return _EOF if allow_eof else 0
         if not (length.isdigit() and length.isascii()):
             values = {v.strip() for v in length.split(",")}
-            if len(values) != 1 or not _digits(length := values.pop()):
+            if len(values) != 1 or not ascii_digits(length := values.pop()):
                 raise HttpError(f"bad Content-Length {length[:40]!r}")
         size = int(length)
         if size > MAX_BODY:
@@ -357,19 +201,9 @@ class ResponseParser(_Parser[Response]):
     def _start(self, head: bytes) -> tuple[Response, int]:
         eol = head.find(b"\r\n")
         line = head[:eol]
-        start = _status_lines_in.get(line)
-        if start is None:
-            version, _, rest = line.partition(b" ")
-            code, _, reason = rest.partition(b" ")
-            if (version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3
-                    or not code.isdigit() or b"\n" in reason or b"\r" in reason):
-                raise HttpError(f"malformed status line {line[:60]!r}")
-            if len(_status_lines_in) >= _CACHED:
-                _status_lines_in.clear()
-            start = _status_lines_in[line] = (version, int(code), reason.decode("latin-1"))
-        version, status, text = start
-        headers = _headers(head[eol + 2:])
-        response = Response(status, text, headers, b"", _keep_alive(version, headers))
+        version, status, text = parse_status_line(line)
+        headers = parse_headers(head[eol + 2:])
+        response = Response(status, text, headers, b"", is_keep_alive(version, headers))
         if status < 200:
             if status == 101:
                 raise HttpError("101 Switching Protocols: no upgrade was asked for")
@@ -402,17 +236,11 @@ class RequestParser(_Parser[Request]):
     def _start(self, head: bytes) -> tuple[Request, int]:
         eol = head.find(b"\r\n")
         line = head[:eol]
-        start = _request_lines.get(line)
-        if start is None:
-            start = _request_line(line)
-            if len(_request_lines) >= _CACHED:
-                _request_lines.clear()
-            _request_lines[line] = start
-        method, target, version = start
-        headers = _headers(head[eol + 2:])
+        method, target, version = parse_request_line(line)
+        headers = parse_headers(head[eol + 2:])
         if version == b"HTTP/1.1" and "host" not in headers:
             raise HttpError("HTTP/1.1 request without Host")
-        keep_alive = version == b"HTTP/1.1" and _keep_alive(version, headers)  # 1.0: close
+        keep_alive = version == b"HTTP/1.1" and is_keep_alive(version, headers)  # 1.0: close
         request = Request(method, target, headers, b"", keep_alive)
         return request, self._framing(headers, allow_eof=False)
 
@@ -421,22 +249,3 @@ class RequestParser(_Parser[Request]):
         msg = self._msg
         return (msg is not None and self._state != _HEAD
                 and msg.headers.get("expect", "").lower() == "100-continue")
-
-
-def _request_line(line: bytes) -> tuple[str, str, bytes]:
-    """Method, target (origin form) and version of a request line."""
-    parts = line.split(b" ")
-    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[0] or (
-            parts[0].translate(None, _TOKEN)):
-        raise HttpError(f"malformed request line {line[:60]!r}")
-    method, target, version = parts
-    if not target.startswith(b"/"):
-        if target != b"*" and not target.startswith((b"http://", b"https://")):
-            raise HttpError(f"bad request target {target[:60]!r}")
-        if target != b"*":  # absolute form: keep the path and query
-            slash = target.find(b"/", target.find(b"//") + 2)
-            target = target[slash:] if slash > 0 else b"/"
-    try:
-        return method.decode("ascii"), target.decode("ascii"), version
-    except UnicodeDecodeError:
-        raise HttpError("request target is not ASCII") from None
