@@ -172,6 +172,12 @@ def test_submit_template_matches_encode_short_message(
                           data_coding=data_coding)
     assert template.encode(seq, destination, payload) == pdu.encode_short_message(
         pdu.SUBMIT_SM, seq, fields)
+    # the payload of the last call is remembered: another one, then the first again
+    other = payload + b"x" if len(payload) < 254 else payload[:-1]
+    assert template.encode(seq, destination, other) == pdu.encode_short_message(
+        pdu.SUBMIT_SM, seq, msgspec.structs.replace(fields, short_message=other))
+    assert template.encode(seq, destination, payload) == pdu.encode_short_message(
+        pdu.SUBMIT_SM, seq, fields)
 
 
 def test_submit_sm_limits() -> None:
@@ -387,6 +393,36 @@ def test_parsers_raise_only_pdu_error(data: bytes) -> None:
                   pdu.parse_message_id, pdu.parse_bind_resp):
         with contextlib.suppress(PduError):
             parse(data)
+
+
+@settings(max_examples=500)
+@given(short_messages)
+def test_deliver_essentials_agree_with_the_full_parse(m: ShortMessage) -> None:
+    body = pdu.encode_short_message(pdu.DELIVER_SM, 1, m)[16:]
+    assert pdu.parse_deliver_essentials(body) == (m.esm_class, m.short_message, m.tlvs)
+
+
+@settings(max_examples=1000)
+@given(st.binary(max_size=400))
+def test_deliver_essentials_raise_only_pdu_error(data: bytes) -> None:
+    try:
+        esm_class, text, tlvs = pdu.parse_deliver_essentials(data)
+    except PduError:
+        with pytest.raises(PduError):
+            pdu.parse_short_message(data)
+        return
+    full = pdu.parse_short_message(data)
+    assert (full.esm_class, full.short_message, full.tlvs) == (esm_class, text, tlvs)
+
+
+def test_framer_frames_are_flat_and_keep_what_is_incomplete() -> None:
+    framer = Framer()
+    stream = b"".join(STREAM)
+    assert framer.frames(stream[:-3]) == [(h.command_id, h.status, h.seq, b)
+                                          for h, b in _expected(STREAM[:-1])]
+    assert framer.pending == len(STREAM[-1]) - 3
+    assert framer.frames(stream[-3:-1]) == [] and framer.pending == len(STREAM[-1]) - 1
+    assert framer.feed(stream[-1:]) == _expected(STREAM[-1:]) and framer.pending == 0
 
 
 @settings(max_examples=300)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.smpp import pdu
+from adapters.smpp import pdu, receipt
 from adapters.smpp.receipt import (
     FINAL,
     STATE_BY_TLV,
@@ -241,6 +241,43 @@ def test_format_parse_round_trip_any(message_id: str, state: str, submitted: dt.
     assert (r.state, r.error) == (state, error)
     assert r.submitted == unit(submitted)
     assert r.done == unit(done)
+
+
+def _read_in_one_match(data: bytes) -> Receipt | str:
+    """What parse_receipt gives with no TLVs, by the whole-text match alone (or the error)."""
+    text = data.decode("latin-1")
+    standard = receipt._STANDARD.match(text)
+    if standard is not None:
+        message_id, submitted, done, state, error = standard.groups()
+    else:
+        fields = receipt._fields(text) if text else {}
+        message_id, submitted, done, state, error = (
+            fields.get(k, "") for k in ("id", "submit date", "done date", "stat", "err"))
+    try:
+        if not message_id or not state:
+            raise ReceiptError("no id or no state")
+        return Receipt(message_id, state.upper(), error, receipt._date(submitted),
+                       receipt._date(done))
+    except ReceiptError:
+        return "error"
+
+
+@settings(max_examples=500)
+@given(message_id=st.text(st.characters(max_codepoint=0xFF), max_size=12),
+       rest=st.sampled_from([
+           "sub:001 dlvrd:001 submit date:2611261635 done date:2611261636 stat:DELIVRD err:000 "
+           "text:Khan", "sub:001 dlvrd:000 submit date:2611261635 done date:2611261636 "
+           "stat:undeliv err:001", "sub:1 dlvrd:0 submit date: done date: stat:ENROUTE err:",
+           "sub:001  dlvrd:001 submit date:2611261635 done date:2611261636 stat:DELIVRD err:0",
+           "stat:DELIVRD", "", "sub:001 dlvrd:001 submit date:26112616 done date:x stat:X err:0"])
+       | st.text(st.characters(max_codepoint=0xFF), max_size=40))
+def test_the_usual_shape_reads_as_the_whole_text_match(message_id: str, rest: str) -> None:
+    data = f"id:{message_id} {rest}".encode("latin-1")
+    try:
+        got: Receipt | str = parse_receipt(data, {})
+    except ReceiptError:
+        got = "error"
+    assert got == _read_in_one_match(data)
 
 
 def test_final_and_delivered() -> None:

@@ -46,23 +46,22 @@ class Receipt(msgspec.Struct, frozen=True):
 
 
 # The usual shape, in one match: single spaces, lower-case names, the usual order.
-_STANDARD = re.compile(r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) "
-                       r"stat:(\S*) err:(\S*)(?: text:(.*))?\Z", re.S)
-_STANDARD_KEYS = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text")
+_STANDARD = re.compile(r"id:(\S*) sub:\S* dlvrd:\S* submit date:(\S*) done date:(\S*) "
+                       r"stat:(\S*) err:(\S*)(?: text:.*)?\Z", re.S)
+_STANDARD_REST = re.compile(r"sub:\S* dlvrd:\S* submit date:(\S*) done date:(\S*) "
+                            r"stat:(\S*) err:(\S*)(?: text:.*)?\Z", re.S)
 
 
-def _standard_fields(text: str) -> dict[str, str] | None:
-    """The fields of a receipt in the usual shape, cheaply; None when it has another shape."""
-    match = _STANDARD.match(text)
-    if match is None:
-        return None
-    return dict(zip(_STANDARD_KEYS, (g or "" for g in match.groups()), strict=True))
+@functools.lru_cache(maxsize=4096)  # receipts of one minute differ only in their id
+def _standard_rest(rest: str) -> tuple[str, ...] | None:
+    """(submit date, done date, stat, err) of the text after ``id:...`` of a receipt in the
+    usual shape; None when it has another shape."""
+    match = _STANDARD_REST.match(rest)
+    return None if match is None else match.groups()
 
 
 def _fields(text: str) -> dict[str, str]:
-    standard = _standard_fields(text)
-    if standard is not None:
-        return standard
+    """The fields of a receipt text in any order and spacing, names in any case."""
     found: dict[str, str] = {}
     marks = list(_FIELD.finditer(text.lower()))
     for mark, following in zip(marks, [*marks[1:], None], strict=False):  # no marks: nothing
@@ -92,24 +91,41 @@ def _date(value: str) -> dt.datetime | None:
 def parse_receipt(short_message: bytes, tlvs: dict[int, bytes]) -> Receipt:
     """The receipt in a deliver_sm, from its text, its TLVs, or both (TLVs win)."""
     text = short_message.decode("latin-1")
-    fields = _fields(text) if text else {}
-    message_id = fields.get("id", "")
-    state = fields.get("stat", "").upper()
-    tlv_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID, b"").rstrip(b"\0").decode("latin-1")
-    if tlv_id:  # an empty receipted_message_id does not hide the id of the text
-        message_id = tlv_id
-    if TLV_MESSAGE_STATE in tlvs and len(tlvs[TLV_MESSAGE_STATE]) == 1:
-        state = STATE_BY_TLV.get(tlvs[TLV_MESSAGE_STATE][0], "UNKNOWN")
-    error = fields.get("err", "")
-    if not error and len(tlvs.get(TLV_NETWORK_ERROR_CODE, b"")) == 3:
-        error = str(int.from_bytes(tlvs[TLV_NETWORK_ERROR_CODE][1:], "big"))
+    head, _, rest = text.partition(" ")
+    # An id of printable ASCII holds no white space: then the text is in the usual shape if
+    # what follows the id is, which is the same for every receipt of a minute, and cached.
+    cached = _standard_rest(rest) if (head[:3] == "id:" and head.isascii()
+                                      and head.isprintable()) else None
+    standard = _STANDARD.match(text) if cached is None else None
+    if cached is not None:
+        message_id = head[3:]
+        submitted, done, state, error = cached
+    elif standard is not None:
+        message_id, submitted, done, state, error = standard.groups()
+    elif text:
+        fields = _fields(text)
+        message_id, submitted, done, state, error = (
+            fields.get(k, "") for k in ("id", "submit date", "done date", "stat", "err"))
+    else:
+        message_id = submitted = done = state = error = ""
+    if tlvs:
+        tlv_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID)
+        if tlv_id:  # an empty receipted_message_id does not hide the id of the text
+            tlv_id = tlv_id.rstrip(b"\0")
+            if tlv_id:
+                message_id = tlv_id.decode("latin-1")
+        tlv_state = tlvs.get(TLV_MESSAGE_STATE)
+        if tlv_state is not None and len(tlv_state) == 1:
+            state = STATE_BY_TLV.get(tlv_state[0], "UNKNOWN")
+        network_error = tlvs.get(TLV_NETWORK_ERROR_CODE)
+        if not error and network_error is not None and len(network_error) == 3:
+            error = str(int.from_bytes(network_error[1:], "big"))
     if not message_id:
         raise ReceiptError("no message id (neither id: in the text nor receipted_message_id)")
     if not state:
         raise ReceiptError("no state (neither stat: in the text nor message_state)")
-    return Receipt(message_id=message_id, state=state, error=error,
-                   submitted=_date(fields.get("submit date", "")),
-                   done=_date(fields.get("done date", "")))
+    return Receipt(message_id, state if state.isupper() else state.upper(), error,
+                   _date(submitted) if submitted else None, _date(done) if done else None)
 
 
 def format_receipt(message_id: str, state: str, *, submitted: dt.datetime, done: dt.datetime,

@@ -95,7 +95,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            frames = self.framer.feed(data)
+            frames = self.framer.frames(data)
         except pdu.PduError as exc:
             log.warning("%s: %s; closing the connection", self.session.name, exc)
             if self.transport is not None:
@@ -225,10 +225,11 @@ class EsmeSession:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        out, self._out = self._out, []
+        out = self._out  # the same list for the session's life: callers may hold it
         proto = self._proto
         if out and proto is not None and proto.transport is not None:
             proto.transport.write(b"".join(out))
+        out.clear()
 
     def _next_seq(self) -> int:
         self._seq = self._seq % 0x7FFFFFFF + 1
@@ -254,22 +255,33 @@ class EsmeSession:
         encode = template.encode
         window = self.config.window
         pending = self._pending
-        now = time.monotonic
+        out = self._out
         rate = self.rate
         rate.tick()
+        # The bind can only go down, and time only matters, across an await: both are read
+        # again after each one.
+        up = self.bound.is_set()
+        sent_at = time.monotonic()
+        stats = self.stats
         for index, destination, payload in items:
-            if rate.rate:
-                await rate.acquire()
-            while len(pending) >= window:
-                self._window_free.clear()
-                await self._window_free.wait()
-            if not self.bound.is_set():
+            if rate.rate or len(pending) >= window:
+                if rate.rate:
+                    await rate.acquire()
+                while len(pending) >= window:
+                    self._window_free.clear()
+                    await self._window_free.wait()
+                up = self.bound.is_set()
+                sent_at = time.monotonic()
+            if not up:
                 batch.answer(index, NOT_SENT_STATUS, "")
                 continue
-            seq = self._next_seq()
-            pending[seq] = (batch, index, now())
-            self._write(encode(seq, destination, payload))
-            self.stats.submitted += 1
+            seq = self._seq = self._seq % 0x7FFFFFFF + 1
+            pending[seq] = (batch, index, sent_at)
+            out.append(encode(seq, destination, payload))
+            stats.submitted += 1
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
         if items:
             await batch.done
         return batch.statuses, batch.ids
@@ -286,44 +298,42 @@ class EsmeSession:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def _handle(self, frames: list[tuple[pdu.Header, bytes]]) -> None:
+    def _handle(self, frames: list[pdu.Frame]) -> None:
         self._last_io = time.monotonic()
         pending = self._pending
+        stats = self.stats
         receipts: list[Receipt] = []
-        freed = False
-        for header, body in frames:
-            command = header.command_id
+        acks: list[bytes] = []
+        responses = 0
+        for command, status, seq, body in frames:
             if command == SUBMIT_SM_RESP:
-                entry = pending.pop(header.seq, None)
+                entry = pending.pop(seq, None)
                 if entry is not None:
-                    self.stats.responses += 1
-                    message_id = ""
-                    if header.status == 0:
-                        with contextlib.suppress(pdu.PduError):
-                            message_id = pdu.parse_message_id(body)
-                    entry[0].answer(entry[1], header.status, message_id)
-                    freed = True
+                    responses += 1
+                    try:
+                        message_id = pdu.parse_message_id(body) if status == 0 else ""
+                    except pdu.PduError:
+                        message_id = ""  # accepted, with an id no receipt can name
+                    entry[0].answer(entry[1], status, message_id)
             elif command == pdu.DELIVER_SM:
-                self._write(pdu.encode_deliver_sm_resp(header.seq))  # always, even if unreadable
-                self._deliver(body, receipts)
-            elif command in (pdu.ENQUIRE_LINK, pdu.UNBIND):
-                self._write(pdu.encode(command | pdu.RESP, header.seq))
-                if command == pdu.UNBIND and self._proto and self._proto.transport:
-                    self.bound.clear()
-                    self._proto.transport.close()
-            elif command == pdu.GENERIC_NACK:
-                self.stats.nacks += 1
-                self._nack(header)
-                freed = True
-            elif command & pdu.RESP:
-                future = self._control.get(header.seq)
-                if future is not None and not future.done():
-                    future.set_result((header.status, body))
-            else:  # a request we do not serve
-                self._write(pdu.encode_generic_nack(header.seq, 0x03))
-        if freed:
+                acks.append(pdu.encode_deliver_sm_resp(seq))  # always, even if unreadable
+                try:
+                    esm_class, text, tlvs = pdu.parse_deliver_essentials(body)
+                    if esm_class & pdu.ESM_RECEIPT:
+                        receipts.append(parse_receipt(text, tlvs))
+                    else:
+                        stats.deliver_other += 1  # from a subscriber: not Loa's business
+                except (pdu.PduError, ReceiptError) as exc:
+                    self._malformed(exc)
+            else:
+                self._other(command, status, seq, body)
+        if responses:
+            stats.responses += responses
             self._window_free.set()
+        if acks:
+            self._write(b"".join(acks))
         if receipts:
+            stats.receipts += len(receipts)
             observe = SMS_DELIVERY_SECONDS.observe
             for r in receipts:
                 if r.submitted is not None and r.done is not None and r.delivered:
@@ -331,32 +341,38 @@ class EsmeSession:
             if self.on_receipt is not None:
                 self.on_receipt(receipts)
 
-    def _deliver(self, body: bytes, receipts: list[Receipt]) -> None:
-        try:
-            esm_class, text, tlvs = pdu.parse_deliver_essentials(body)
-        except pdu.PduError:
-            self.stats.receipts_malformed += 1
-            metrics.RECEIPTS_MALFORMED.inc()
-            return
-        if not esm_class & pdu.ESM_RECEIPT:
-            self.stats.deliver_other += 1  # a message from a subscriber: not Loa's business
-            return
-        try:
-            receipts.append(parse_receipt(text, tlvs))
-            self.stats.receipts += 1
-        except ReceiptError as exc:
-            self.stats.receipts_malformed += 1
-            metrics.RECEIPTS_MALFORMED.inc()
+    def _other(self, command: int, status: int, seq: int, body: bytes) -> None:
+        """A PDU that is neither a submit_sm_resp nor a deliver_sm."""
+        if command in (pdu.ENQUIRE_LINK, pdu.UNBIND):
+            self._write(pdu.encode(command | pdu.RESP, seq))
+            if command == pdu.UNBIND and self._proto and self._proto.transport:
+                self.bound.clear()
+                self._proto.transport.close()
+        elif command == pdu.GENERIC_NACK:
+            self.stats.nacks += 1
+            self._nack(seq, status)
+            self._window_free.set()
+        elif command & pdu.RESP:
+            future = self._control.get(seq)
+            if future is not None and not future.done():
+                future.set_result((status, body))
+        else:  # a request we do not serve
+            self._write(pdu.encode_generic_nack(seq, 0x03))
+
+    def _malformed(self, exc: pdu.PduError | ReceiptError) -> None:
+        self.stats.receipts_malformed += 1
+        metrics.RECEIPTS_MALFORMED.inc()
+        if isinstance(exc, ReceiptError):
             log.warning("%s: unreadable receipt: %s", self.name, exc)
 
-    def _nack(self, header: pdu.Header) -> None:
-        entry = self._pending.pop(header.seq, None)
+    def _nack(self, seq: int, status: int) -> None:
+        entry = self._pending.pop(seq, None)
         if entry is not None:
-            entry[0].answer(entry[1], header.status or 0xFF, "")
+            entry[0].answer(entry[1], status or 0xFF, "")
             return
-        future = self._control.get(header.seq)
+        future = self._control.get(seq)
         if future is not None and not future.done():
-            future.set_result((header.status or 0xFF, b""))
+            future.set_result((status or 0xFF, b""))
 
     def _lost(self, proto: _Protocol) -> None:
         if self._proto is not proto:

@@ -346,7 +346,7 @@ class Smsc:
         self._config = SmscConfig()
         self._states: list[str] = []
         self._cumulative: list[float] = []
-        self._tails: dict[tuple[str, int, int], bytes] = {}
+        self._templates: dict[tuple[str, int, int, int], tuple[bytes, int]] = {}
         self._screen = False  # whether submits go through _refusal at all
         self.config = config or SmscConfig()
         self._next_id = 0
@@ -378,7 +378,7 @@ class Smsc:
         for w in weights:
             acc += w / total
             self._cumulative.append(acc)
-        self._tails.clear()
+        self._templates.clear()
         self._screen = bool(config.window_limit or config.tps_per_bind or config.error_ratio
                             or config.error_destinations)
 
@@ -460,29 +460,46 @@ class Smsc:
 
     def _receipt_body(self, mid: bytes, state: str, source_part: bytes, dest_part: bytes,
                       submitted: float, done: float) -> bytes:
+        """The body of a receipt's deliver_sm: its addresses and message id put into a template
+        kept per state, second of submission, second of delivery and id length."""
+        key = (state, int(submitted), int(done), len(mid))
+        found = self._templates.get(key)
+        if found is None:
+            if len(self._templates) > 4096:
+                self._templates.clear()
+            found = self._templates[key] = self._receipt_template(*key)
+        template, ids = found
+        return template % ((source_part, dest_part, mid, mid) if ids == 2 else
+                           (source_part, dest_part, mid))
+
+    def _receipt_template(self, state: str, submitted: int, done: int,
+                          id_length: int) -> tuple[bytes, int]:
+        """A receipt body as a %-template of its two address parts and its message id (in the
+        text, in the TLVs, or both), and how many times the id is in it."""
+
+        def literal(data: bytes) -> bytes:
+            return data.replace(b"%", b"%%")
+
         fmt = self._config.receipt_format
-        text = b""
-        if fmt != "tlv":
-            key = (state, int(submitted), int(done))
-            tail = self._tails.get(key)
-            if tail is None:
-                if len(self._tails) > 4096:
-                    self._tails.clear()
-                tail = format_receipt(
-                    "", state, error="000" if state in _OK_STATES else "001",
-                    seconds=self._config.twelve_digit_dates,
-                    submitted=dt.datetime.fromtimestamp(key[1], dt.UTC).replace(tzinfo=None),
-                    done=dt.datetime.fromtimestamp(key[2], dt.UTC).replace(tzinfo=None))[3:]
-                self._tails[key] = tail
-            text = b"id:" + mid + tail
-        tlvs = b""
+        pieces = [b"\0%s%s", literal(_RECEIPT_FLAGS)]
+        ids = 0
+        if fmt == "tlv":
+            pieces.append(b"\0")  # sm_length: no text
+        else:
+            tail = format_receipt(
+                "", state, error="000" if state in _OK_STATES else "001",
+                seconds=self._config.twelve_digit_dates,
+                submitted=dt.datetime.fromtimestamp(submitted, dt.UTC).replace(tzinfo=None),
+                done=dt.datetime.fromtimestamp(done, dt.UTC).replace(tzinfo=None))[3:]
+            pieces += [literal(bytes((3 + id_length + len(tail),))), b"id:%s", literal(tail)]
+            ids += 1
         if fmt != "text":
-            tlvs = (_pack_tlv(TLV_RECEIPTED_MESSAGE_ID, len(mid) + 1) + mid + b"\0"
-                    + _STATE_TLV[state])
+            pieces += [literal(_pack_tlv(TLV_RECEIPTED_MESSAGE_ID, id_length + 1)), b"%s\0",
+                       literal(_STATE_TLV[state])]
             if state not in _OK_STATES:
-                tlvs += _NETWORK_ERROR
-        return b"".join((b"\0", source_part, dest_part, _RECEIPT_FLAGS, bytes((len(text),)),
-                         text, tlvs))
+                pieces.append(literal(_NETWORK_ERROR))
+            ids += 1
+        return b"".join(pieces), ids
 
     def _receiver(self, system_id: str) -> _Conn | None:
         conns = self._receivers.get(system_id)
@@ -612,7 +629,7 @@ class _Conn(asyncio.Protocol):
             return
         smsc = self.smsc
         try:
-            frames = self.framer.feed(data)
+            frames = self.framer.frames(data)
         except PduError:
             smsc.stats.malformed += 1
             self.transport.write(encode_generic_nack(0, ESME_RINVCMDLEN))
@@ -623,32 +640,32 @@ class _Conn(asyncio.Protocol):
         try:
             now = smsc._clock()
             wall = time.time()
-            for header, body in frames:
-                cid = header.command_id
+            inflight = self.inflight
+            for cid, status, seq, body in frames:
                 if cid == SUBMIT_SM:
-                    self._submit(header.seq, body, out, writes, now, wall)
+                    self._submit(seq, body, out, writes, now, wall)
                     if self.closing:
                         break
                 elif cid == DELIVER_SM_RESP:
-                    if self.inflight.pop(header.seq, None) is not None:
-                        if header.status:
+                    if inflight.pop(seq, None) is not None:
+                        if status:
                             smsc.stats.receipt_nacks += 1
                         else:
                             smsc.stats.receipts_acked += 1
                 elif cid == ENQUIRE_LINK:
                     smsc.stats.enquire_links += 1
-                    out.append(encode(ENQUIRE_LINK | RESP, header.seq))
+                    out.append(encode(ENQUIRE_LINK | RESP, seq))
                 elif cid in BINDS:
-                    self._bind(cid, header.seq, body, out)
+                    self._bind(cid, seq, body, out)
                 elif cid == UNBIND:
                     smsc.stats.unbinds += 1
-                    out.append(encode(UNBIND | RESP, header.seq))
+                    out.append(encode(UNBIND | RESP, seq))
                     self.closing = True
                     break
                 elif cid & RESP:
                     pass  # enquire_link_resp, generic_nack, unbind_resp: nothing to do
                 else:
-                    out.append(encode_generic_nack(header.seq, ESME_RINVCMDID))
+                    out.append(encode_generic_nack(seq, ESME_RINVCMDID))
             if self.framer.broken and not self.closing:  # a bad length after those PDUs
                 smsc.stats.malformed += 1
                 out.append(encode_generic_nack(0, ESME_RINVCMDLEN))
@@ -774,7 +791,8 @@ class _Conn(asyncio.Protocol):
         resp = _pack_header(HEADER_SIZE + len(mid) + 1, SUBMIT_SM_RESP, 0, seq) + mid + b"\0"
         receipt = None
         if config.receipts and registered & 3:
-            state = smsc._pick_state()
+            states = smsc._states
+            state = states[0] if len(states) == 1 else smsc._pick_state()
             if registered & 3 != 2 or state != "DELIVRD":  # 2: receipt on failure only
                 receipt = smsc._receipt_body(
                     mid, state, dest_part, source_part, wall,
