@@ -114,7 +114,10 @@ class HttpClient:
     async def request(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
                       timeout: float | None = None) -> Response:
         """Send a request with a ``Content-Length`` body (maybe empty); its response.
-        ``timeout`` replaces the client's for this request."""
+        ``timeout`` replaces the client's for this request. Not for HEAD: its answers say a
+        length they do not carry."""
+        if method == "HEAD":
+            raise ValueError("HEAD requests are not supported")
         limit = timeout or self.timeout
         sent = self._begin(method, url, body, headers, limit=limit)
         conn, waiter = sent if sent is not None else await self._begin_new(
