@@ -91,10 +91,14 @@ def _format(national: str, style: float) -> str:
 
 
 def rows(count: int, *, seed: int, numbering: Numbering, province: Province,
-         with_errors: bool = False) -> Iterator[list[str]]:
-    """The data rows of a generated audience (without the header)."""
+         with_errors: bool = False, zalo_accounts: int | None = None) -> Iterator[list[str]]:
+    """The data rows of a generated audience (without the header). ``zalo_accounts``: exactly
+    this many rows have a Zalo account, spread evenly (default: about 98%)."""
     if count < 0:
         raise InputError("--count must be 0 or more")
+    if zalo_accounts is not None and not 0 <= zalo_accounts <= count:
+        raise InputError(f"the Zalo accounts ({zalo_accounts}) must be between 0 and the "
+                         f"rows ({count})")
     rng = random.Random(seed)
     numbers = _Numbers(numbering, rng)
     carriers = [c for c in CARRIER_SHARES if c in numbering.names]
@@ -117,6 +121,9 @@ def rows(count: int, *, seed: int, numbering: Numbering, province: Province,
             done += 1
             national = numbers.next(carrier)
             r = rng.random()
+            if zalo_accounts is not None:  # the row has one if the even spread reaches it
+                r = r * ZALO_SHARE if done * zalo_accounts // count > (
+                    (done - 1) * zalo_accounts // count) else 1.0
             zalo = "0" if r >= ZALO_SHARE else ("1" if r < 0.88 else str(10**17 + done))
             r = rng.random()
             place = district.name if r < 0.70 else district.id
@@ -135,7 +142,8 @@ def rows(count: int, *, seed: int, numbering: Numbering, province: Province,
 
 
 def generate(path: Path, count: int, *, seed: int, numbering: Numbering, province: Province,
-             with_errors: bool = False, progress: Callable[[int], None] | None = None) -> int:
+             with_errors: bool = False, progress: Callable[[int], None] | None = None,
+             zalo_accounts: int | None = None) -> int:
     """Write a generated audience of ``count`` rows to ``path``; returns the rows written."""
     written = 0
     try:
@@ -146,7 +154,7 @@ def generate(path: Path, count: int, *, seed: int, numbering: Numbering, provinc
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         source = rows(count, seed=seed, numbering=numbering, province=province,
-                      with_errors=with_errors)
+                      with_errors=with_errors, zalo_accounts=zalo_accounts)
         while batch := list(itertools.islice(source, CHUNK)):
             writer.writerows(batch)
             written += len(batch)

@@ -44,11 +44,17 @@ from dispatcher.worker import Worker
 class SimProcess:
     """``loa sim <kind>`` in a process of its own (its own core), on a free loopback port."""
 
-    def __init__(self, kind: str = "smsc") -> None:
+    def __init__(self, kind: str = "smsc", args: list[str] | None = None) -> None:
         self.kind = kind
+        self.args = args or []
         self.port = localredis.free_port()
         self._proc: asyncio.subprocess.Process | None = None
         self.stats: dict[str, Any] = {}
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
 
     @property
     def url(self) -> str:
@@ -57,7 +63,7 @@ class SimProcess:
     async def __aenter__(self) -> SimProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dispatcher.cli", "sim", self.kind, "--port", str(self.port),
-            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            "--json", *self.args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         assert self._proc.stdout is not None
         line = await asyncio.wait_for(self._proc.stdout.readline(), 20)
         if b"listening" not in line:

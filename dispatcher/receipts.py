@@ -6,6 +6,11 @@ waves' counters: ``delivered``, ``undelivered`` and ``receipt_expired`` (for a m
 part; later parts' receipts are matched and not counted again). A receipt can arrive before the
 submit response that names its id, or before the batch's completion recorded it: unmatched
 receipts are tried again for ``hold_seconds``, then counted as unmatched.
+
+Looking an id up over the whole validity period costs a command per hour of it, so a receipt
+is first looked for among the ids recorded in the last hour or two (where the message of an
+early receipt will be), and over the whole period once, when it has waited ``FULL_AFTER``
+seconds (a receipt for a message sent hours ago, from a handset that was off).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dispatcher import metrics
 from dispatcher.store.base import Store
 
 log = logging.getLogger(__name__)
+
+FULL_AFTER = 2.0  # seconds a receipt waits before its id is looked up over the whole period
 
 OUTCOME = {"DELIVRD": "delivered", "EXPIRED": "receipt_expired", "UNDELIV": "undelivered",
            "REJECTD": "undelivered", "DELETED": "undelivered", "UNKNOWN": "undelivered",
@@ -51,15 +58,16 @@ class ReceiptMatcher:
         self.hold = hold_seconds
         self.interval = interval
         self.stats = MatcherStats()
-        self._new: list[tuple[str, str, float]] = []  # (id, state, first seen)
-        self._waiting: list[tuple[str, str, float]] = []
+        # (id, state, first seen, looked up over the whole period)
+        self._new: list[tuple[str, str, float, bool]] = []
+        self._waiting: list[tuple[str, str, float, bool]] = []
 
     def add(self, receipts: Sequence[ReceiptLike]) -> None:
         now = time.monotonic()
         for r in receipts:
             self.stats.received += 1
             if r.state in OUTCOME:
-                self._new.append((r.message_id, r.state, now))
+                self._new.append((r.message_id, r.state, now, False))
             else:
                 self.stats.not_final += 1
 
@@ -70,19 +78,25 @@ class ReceiptMatcher:
             await self.match_now()
 
     async def match_now(self) -> None:
-        todo, self._new = self._waiting + self._new, []
-        self._waiting = []
+        """Match what came since the last pass and what still waits for its message."""
+        todo = self._waiting + self._new
         if not todo:
             return
-        found = await self.store.receipts.match([t[0] for t in todo])
-        counts: dict[str, dict[str, int]] = {}
+        self._new, self._waiting = [], []
         now = time.monotonic()
+        full = [t for t in todo if not t[3] and now - t[2] >= FULL_AFTER]
+        found = await self.store.receipts.match([t[0] for t in todo if t[3] or
+                                                 now - t[2] < FULL_AFTER], recent=True)
+        if full:
+            found.update(await self.store.receipts.match([t[0] for t in full]))
+        counts: dict[str, dict[str, int]] = {}
         matched, unmatched = self.stats.matched, self.stats.unmatched
-        for remote_id, state, seen in todo:
+        for remote_id, state, seen, searched in todo:
             where = found.get(remote_id)
             if where is None:
                 if now - seen < self.hold:
-                    self._waiting.append((remote_id, state, seen))
+                    self._waiting.append((remote_id, state, seen,
+                                          searched or now - seen >= FULL_AFTER))
                 else:
                     self.stats.unmatched += 1
                 continue

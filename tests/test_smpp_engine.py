@@ -21,10 +21,11 @@ from dispatcher.model import Campaign, CampaignState, Channel, Selector, Wave, W
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
-from dispatcher.receipts import ReceiptMatcher
+from dispatcher.receipts import FULL_AFTER, ReceiptMatcher
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
-from dispatcher.store import Store
+from dispatcher.store import RedisStore, Store
 from dispatcher.store.base import Completion
+from dispatcher.store.redis import REMOTE_ID_HOURS
 from tests.conftest import VIETNAMESE, run_engine_until
 
 SETTINGS = Settings(engine=EngineSettings(batch_size=100, chunk_size=128, lease_seconds=2.0,
@@ -139,3 +140,29 @@ async def test_the_smsc_dropping_connections_mid_wave_loses_nothing(
     duplicates = sum(n - 1 for n in smsc.received.values())
     # Only messages whose response was lost with a connection can go out twice.
     assert duplicates <= session.stats.lost + session.stats.timeouts
+
+
+async def test_early_receipts_cost_a_command_or_two_per_pass_and_one_full_lookup(
+        redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    matcher = ReceiptMatcher(store)
+
+    class R:
+        def __init__(self, message_id: str) -> None:
+            self.message_id, self.state = message_id, "DELIVRD"
+
+    try:
+        matcher.add([R(f"early-{n}") for n in range(1000)])
+        await store.client.config_resetstat()
+        for _ in range(5):
+            await matcher.match_now()  # among the recent ids only
+        stats = await store.client.info("commandstats")
+        assert stats["cmdstat_hmget"]["calls"] == 5 * 2  # this hour and the one before
+        assert matcher.pending == 1000
+        await asyncio.sleep(FULL_AFTER)
+        await matcher.match_now()  # once over the whole validity period
+        await matcher.match_now()
+        stats = await store.client.info("commandstats")
+        assert stats["cmdstat_hmget"]["calls"] == 6 * 2 + REMOTE_ID_HOURS + 1
+    finally:
+        await store.aclose()

@@ -1,4 +1,5 @@
-"""``loa bench engine``: measure fan-out and workers on a real Redis."""
+"""``loa bench``: a full provincial wave through worker processes; ``loa bench engine`` and
+``loa bench smpp``: the engine and the ESME alone."""
 
 from __future__ import annotations
 
@@ -13,11 +14,42 @@ from dispatcher.model import Channel
 from dispatcher.msisdn import load_numbering
 from dispatcher.province import load_province
 from dispatcher.settings import load_settings
+from dispatcher.wavebench import ALERT, BenchResult, Options, wave_bench
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="benchmarks", description="Benchmarks of Loa.")
-    group = parser.add_subparsers(dest="bench_command", metavar="COMMAND", required=True)
+    parser = sub.add_parser(
+        "bench", help="a full provincial wave through worker processes, measured",
+        description="Without a COMMAND: start Redis (or use --redis), the SMSC and Zalo "
+                    "simulators and N `loa worker` processes, import a generated audience and "
+                    "send one level-4 wave (SMS over SMPP with a Vietnamese UCS-2 alert, Zalo "
+                    "over HTTP) with dedup, bind leases, retries of a small injected error "
+                    "rate, receipts and metrics on. Reports messages per second, CPU per "
+                    "message, latency, duplicates and losses at the simulators, peak RSS and "
+                    "Redis memory; exits 1 if any message was lost or sent twice.")
+    parser.add_argument("--recipients", type=int, default=1_000_000, metavar="N",
+                        help="mobile subscribers (default 1000000)")
+    parser.add_argument("--zalo", type=int, default=981_901, metavar="N",
+                        help="of them, Zalo accounts (default 981901)")
+    parser.add_argument("--workers", default="1", metavar="N[,N...]",
+                        help="worker processes; several counts (e.g. 1,2) run the wave once "
+                             "each and report them side by side (default 1)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="use this Redis (ALL ITS DATA IS DELETED) instead of a private one")
+    parser.add_argument("--redis-cluster", action="store_true",
+                        help="run on a private local Redis Cluster of three masters")
+    parser.add_argument("--error-ratio", type=float, default=0.001, metavar="R",
+                        help="share of submits and requests the simulators answer with a "
+                             "transient error, each retried (default 0.001)")
+    parser.add_argument("--binds", type=int, default=2, metavar="B",
+                        help="SMPP binds of the link, shared by the workers (default 2)")
+    parser.add_argument("--window", type=int, default=512, metavar="W",
+                        help="SMPP window per bind (default 512)")
+    parser.add_argument("--text", default=ALERT, help="the SMS text (default: a one-part "
+                                                      "Vietnamese alert, UCS-2)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    parser.set_defaults(func=cmd_wave)
+    group = parser.add_subparsers(dest="bench_command", metavar="COMMAND")
     engine = group.add_parser(
         "engine", help="fan-out and one worker process on Redis, with in-process channels",
         description="Import a generated audience, fan one wave per channel out and send it "
@@ -51,6 +83,64 @@ def register(sub: Any) -> None:
                       help="window per bind (default 512)")
     smpp.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     smpp.set_defaults(func=cmd_smpp)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise InputError(f"--workers: {text!r} is not a count or a list like 1,2") from None
+    if not counts or min(counts) < 1:
+        raise InputError("--workers: every count must be at least 1")
+    return counts
+
+
+def cmd_wave(args: argparse.Namespace) -> int:
+    if args.redis and args.redis_cluster:
+        raise InputError("give --redis or --redis-cluster, not both")
+    if not 0 <= args.error_ratio < 0.5:
+        raise InputError("--error-ratio must be between 0 and 0.5")
+    if args.binds < 1 or args.window < 1:
+        raise InputError("--binds and --window must be at least 1")
+    if not args.text.strip():
+        raise InputError("--text must not be empty")
+    opts = Options(recipients=args.recipients, zalo=args.zalo, workers=_counts(args.workers),
+                   redis_url=args.redis, redis_cluster=args.redis_cluster,
+                   error_ratio=args.error_ratio, binds=args.binds, window=args.window,
+                   text=args.text)
+    with progress_bar("bench", None) as update:
+        result = run_async(wave_bench(opts, numbering=load_numbering(),
+                                      province=load_province(), settings=load_settings(),
+                                      on_progress=update))
+    _report(result)
+    if args.json:
+        print_json(result)
+    if result.lost or result.duplicates:
+        raise InputError(f"{result.lost:,} messages lost and {result.duplicates:,} duplicates")
+    return 0
+
+
+def _report(result: BenchResult) -> None:
+    out = console()
+    for run in result.runs:
+        channels = "; ".join(
+            f"{name} {f.sent:,} sent ({f.pdus:,} PDUs/requests, {f.msgs_per_s:,.0f}/s), "
+            f"{f.reached:,} reached, {f.duplicates} duplicates, {f.lost} lost, "
+            f"{f.errors_injected:,} injected errors retried"
+            for name, f in run.per_channel.items())
+        procs = ", ".join(f"{n} {p.cpu_seconds:.1f} s CPU / {p.peak_rss_mb:.0f} MB"
+                          for n, p in run.processes.items())
+        out.print(
+            f"{run.workers} worker(s){' on Redis Cluster' if run.redis_cluster else ''}: "
+            f"{run.messages:,} messages in {run.seconds:.1f} s = {run.msgs_per_s:,.0f} msg/s; "
+            f"{channels}; {run.receipts_matched:,} SMS receipts matched; workers "
+            f"{run.cpu_us_per_msg} µs CPU per message, peak RSS {run.peak_rss_mb:.0f} MB; "
+            f"batch latency {run.submit_latency_ms}; Redis {run.redis_used_mb} MB; dedup "
+            f"{run.dedup_bytes_per_recipient} bytes per recipient per wave; SMS "
+            f"{run.sms_encoding}, {run.sms_parts} part(s); processes: {procs}", markup=False)
+    if len(result.runs) > 1:
+        out.print("scaling (msg/s by workers): " + ", ".join(
+            f"{n}: {r:,.0f}" for n, r in result.scaling.items()), markup=False)
 
 
 def cmd_engine(args: argparse.Namespace) -> int:

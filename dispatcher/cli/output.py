@@ -30,8 +30,9 @@ def console() -> Console:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield ``update(completed)``; a bar is drawn on stderr only when it is a terminal."""
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """Yield ``update(completed, total=None, description=None)`` (a new total or description
+    starts another phase); a bar is drawn on stderr only when it is a terminal."""
     err = Console(stderr=True)
     bar = Progress(
         TextColumn("{task.description}"),
@@ -45,7 +46,10 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     with bar:
         task = bar.add_task(description, total=total)
 
-        def update(completed: int) -> None:
+        def update(completed: int, total: int | None = None,
+                   description: str | None = None) -> None:
+            if total is not None or description is not None:
+                bar.update(task, total=total, description=description or "")
             bar.update(task, completed=completed)
 
         yield update

@@ -212,8 +212,11 @@ class ReceiptIndex(Protocol):
     """Which wave and recipient a channel's message id belongs to (kept for ``keep_hours``,
     the messages' validity period), and the counters receipts move."""
 
-    async def match(self, remote_ids: list[str]) -> dict[str, tuple[str, int, int]]:
-        """(wave, recipient id, part number) of each id that is known; one or two commands."""
+    async def match(self, remote_ids: list[str], *, recent: bool = False,
+                    ) -> dict[str, tuple[str, int, int]]:
+        """(wave, recipient id, part number) of each id that is known. ``recent``: look only
+        among the ids recorded in the last hour or two (for receipts that came before their
+        message was recorded: one command, however long they wait)."""
 
     async def count(self, counts: dict[str, dict[str, int]]) -> None:
         """Add to waves' counters (delivered, undelivered, ...)."""

@@ -287,7 +287,8 @@ class MemoryReceipts:
         self._queue = queue
         self._waves = waves
 
-    async def match(self, remote_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+    async def match(self, remote_ids: list[str], *, recent: bool = False,
+                    ) -> dict[str, tuple[str, int, int]]:
         known = self._queue.remote
         return {r: known[r] for r in remote_ids if r in known}
 

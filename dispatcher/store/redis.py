@@ -355,8 +355,18 @@ class RedisQueue:
 
     async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
         stream = await self._group(route)
-        answer = await self._r.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count,
-                                          block=block_ms or None)
+        if self._cluster:
+            # Sent to the stream's node directly: left to find its keys, the cluster client
+            # asks a node with COMMAND GETKEYS (XREADGROUP's keys "move"), over one connection
+            # shared by every caller, which breaks with many consumers reading at once.
+            args: list[Any] = ["COUNT", count, "BLOCK", block_ms] if block_ms else [
+                "COUNT", count]
+            answer = await self._r.execute_command(
+                "XREADGROUP", "GROUP", keys.GROUP, consumer, *args, "STREAMS", stream, ">",
+                target_nodes=self._r.get_node_from_key(stream))
+        else:
+            answer = await self._r.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count,
+                                              block=block_ms or None)
         if not answer:
             return []
         return _deliveries(answer[0][1])
@@ -516,11 +526,13 @@ class RedisReceipts:
     def __init__(self, client: Any) -> None:
         self._r = client
 
-    async def match(self, remote_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+    async def match(self, remote_ids: list[str], *, recent: bool = False,
+                    ) -> dict[str, tuple[str, int, int]]:
         found: dict[str, tuple[str, int, int]] = {}
         wanted = list(remote_ids)
         hour = int(time.time() // 3600)
-        for back in range(REMOTE_ID_HOURS + 1):  # newest first: receipts mostly come quickly
+        hours = 2 if recent else REMOTE_ID_HOURS + 1
+        for back in range(hours):  # newest first: receipts mostly come quickly
             if not wanted:
                 break
             values = await self._r.hmget(keys.remote_ids(hour - back), wanted)

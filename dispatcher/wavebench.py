@@ -1,0 +1,373 @@
+"""``loa bench``: one full level-4 wave through ``loa worker`` processes, measured.
+
+Everything runs as it would in production, on this machine: a Redis (a private one, a private
+Redis Cluster, or the caller's), the SMSC and Zalo simulators in processes of their own, and N
+``loa worker`` processes that fan the waves out and send them over SMPP and HTTP, with dedup,
+bind leases, retries of a small injected error rate, receipts and metrics on. The wave's clock
+runs from the waves' creation (workers ready, binds up) until both are completed by the engine.
+
+The figures come from outside the engine as far as possible: what reached each simulator
+(unique recipients, duplicates), what the workers' ``/proc`` entries say they cost (CPU, peak
+RSS), what their ``/metrics`` say about batch latency, and what Redis reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import msgspec
+
+from dispatcher import audiencegen, localredis, procstat, routing
+from dispatcher.audience import Validator
+from dispatcher.benchmark import SimProcess
+from dispatcher.engine import wave_progress
+from dispatcher.errors import InputError, LoaError
+from dispatcher.importer import import_audience
+from dispatcher.model import Campaign, CampaignState, Channel, Priority, Selector, Wave, WaveState
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
+from dispatcher.settings import Settings
+from dispatcher.smstext import segment
+from dispatcher.store import RedisStore, Store, open_store
+
+ALERT = "KHẨN: Covid-19 lây lan tại Quảng Ninh. Ở nhà, đeo khẩu trang, gọi 115."
+ZALO_TEXT = ("Sở Y tế Quảng Ninh: dịch Covid-19 ở cấp 4. Hạn chế ra ngoài, đeo khẩu trang, "
+             "khai báo y tế; khi sốt, ho, khó thở gọi ngay trạm y tế.")
+SECRET_ENV = "LOA_BENCH_ZALO_SECRET"
+READY_SECONDS = 60.0
+RECEIPT_SECONDS = 30.0
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    recipients: int = 1_000_000
+    zalo: int = 981_901
+    workers: tuple[int, ...] = (1,)  # one run per count, side by side
+    redis_url: str | None = None  # None: a private redis-server (or cluster)
+    redis_cluster: bool = False
+    error_ratio: float = 0.001  # submits and requests answered with a transient error
+    binds: int = 2
+    window: int = 512
+    text: str = ALERT
+    timeout: float = 900.0  # a run that takes longer stops with an error
+
+
+class ChannelFigures(msgspec.Struct):
+    total: int  # recipients the wave reaches on the channel
+    sent: int  # by the engine's counters
+    pdus: int  # submit_sm accepted (SMS parts) or HTTP requests answered (Zalo)
+    msgs_per_s: float
+    reached: int  # distinct recipients the simulator received the message for
+    duplicates: int  # messages beyond the first to one recipient, at the simulator
+    lost: int  # neither reached nor dead-lettered
+    dead_letters: int
+    errors_injected: int  # transient errors the simulator answered (each retried)
+    receipts_matched: int = 0
+
+
+class ProcessFigures(msgspec.Struct):
+    cpu_seconds: float  # during the wave
+    peak_rss_mb: float
+
+
+class RunResult(msgspec.Struct, kw_only=True):
+    workers: int
+    recipients: int
+    messages: int
+    seconds: float
+    msgs_per_s: float
+    duplicates: int
+    lost: int
+    per_channel: dict[str, ChannelFigures]
+    cpu_us_per_msg: float  # the workers' CPU (fan-out included) per message
+    peak_rss_mb: float  # the largest worker's
+    submit_latency_ms: dict[str, float]  # p50/p99 of a batch handed to a channel until answered
+    receipts_matched: int
+    redis_used_mb: float
+    dedup_bytes_per_recipient: float  # sent bitmaps, per recipient per wave-channel
+    processes: dict[str, ProcessFigures]  # workers, simulators and Redis
+    import_seconds: float
+    redis_cluster: bool
+    sms_encoding: str
+    sms_parts: int
+
+
+class BenchResult(RunResult, kw_only=True):
+    """The last run's figures, with every run's messages per second by worker count."""
+
+    scaling: dict[str, float] = {}
+    runs: list[RunResult] = []
+
+
+Progress = Callable[[int, int, str], None]  # done, total, what
+
+
+def _worker_config(path: Path, smsc: SimProcess, zalo: SimProcess, opts: Options,
+                   tokens: Path) -> None:
+    path.write_text(f"""zalo_tokens_file = "{tokens}"
+[smpp.default]
+host = "127.0.0.1"
+port = {smsc.port}
+system_id = "bench"
+binds = {opts.binds}
+window = {opts.window}
+
+[zalo]
+base_url = "{zalo.url}"
+oa_url = "{zalo.url}"
+oauth_url = "{zalo.url}"
+app_id = "sim-app"
+secret_key_env = "{SECRET_ENV}"
+template_id = "loa-alert"
+mode = "auto"
+""", encoding="utf-8")
+
+
+class WorkerProcess:
+    """``loa worker --no-reconcile`` with its own metrics port."""
+
+    def __init__(self, n: int, config: Path, redis_url: str) -> None:
+        self.name = f"bench-w{n}"
+        self.config = config
+        self.redis_url = redis_url
+        self.metrics_port = localredis.free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = dict(os.environ, **{SECRET_ENV: "sim-app-secret",
+                                  "LOA_ZALO_ACCESS_TOKEN": "sim-access-token",
+                                  "LOA_ZALO_REFRESH_TOKEN": "sim-refresh-token"})
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dispatcher.cli", "worker", "--config", str(self.config),
+            "--redis", self.redis_url, "--no-reconcile", "--name", self.name,
+            "--metrics-port", str(self.metrics_port), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+    async def metrics(self) -> str:
+        return await procstat.http_get("127.0.0.1", self.metrics_port, "/metrics")
+
+    async def stop(self) -> str:
+        """SIGTERM (unless it has exited) and wait; the end of its log when it failed."""
+        if self.proc is None:
+            return ""
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        try:
+            _, err = await asyncio.wait_for(self.proc.communicate(), 60)
+        except TimeoutError:
+            self.proc.kill()
+            _, err = await self.proc.communicate()
+        if self.proc.returncode == 0:
+            return ""
+        return err.decode(errors="replace")[-20000:] or f"exit status {self.proc.returncode}"
+
+
+@contextlib.contextmanager
+def _redis(opts: Options, tmp: Path) -> Iterator[str]:
+    if opts.redis_url:
+        yield opts.redis_url
+    elif opts.redis_cluster:
+        with localredis.cluster(tmp / "cluster") as cluster:
+            yield cluster.url
+    else:
+        with localredis.running(tmp) as server:
+            yield server.url
+
+
+async def _waves(store: Store, opts: Options, version: str, reach: dict[Channel, int],
+                 ) -> list[Wave]:
+    now = dt.datetime.now(dt.UTC)
+    texts = {Channel.SMS: opts.text, Channel.ZALO: ZALO_TEXT}
+    await store.campaigns.create(Campaign(
+        id="bench", title="Cấp 4: cảnh báo toàn tỉnh", channels=list(texts), texts=texts,
+        created_at=now, created_by="bench", state=CampaignState.RUNNING,
+        priority=Priority.URGENT))
+    waves = [Wave(id=f"bench.{c}", campaign_id="bench", channel=c, text=texts[c],
+                  created_at=now, audience_version=version, total=reach[c],
+                  priority=Priority.URGENT, start_now=True) for c in texts]
+    for wave in waves:
+        await store.waves.create(wave, WaveState.CREATED)
+    return waves
+
+
+async def _ready(workers: list[WorkerProcess], binds: int, deadline: float) -> None:
+    """Until every worker answers on its metrics port and the workers hold every bind."""
+    while True:
+        up = 0.0
+        try:
+            for w in workers:
+                up += procstat.metric_sum(await w.metrics(), "loa_smpp_bind_up")
+        except OSError:
+            up = -1
+        if up >= binds:
+            return
+        for w in workers:
+            if w.proc is not None and w.proc.returncode is not None:
+                raise LoaError(f"{w.name} exited: {await w.stop()}")
+        if time.monotonic() > deadline:
+            raise LoaError(f"the workers did not bind in {READY_SECONDS:g} s ({up:g} binds up)")
+        await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def _processes(opts: Options, tmp: Path, redis_url: str, workers: int,
+                     ) -> AsyncIterator[tuple[SimProcess, SimProcess, list[WorkerProcess]]]:
+    ratio = str(opts.error_ratio)
+    async with contextlib.AsyncExitStack() as stack:
+        smsc = await stack.enter_async_context(SimProcess(
+            "smsc", ["--error-ratio", ratio, "--error-status", "0x08"]))
+        zalo = await stack.enter_async_context(SimProcess("zalo", ["--http-5xx-ratio", ratio]))
+        procs = []
+        for n in range(workers):
+            config = tmp / f"worker{n}.toml"
+            _worker_config(config, smsc, zalo, opts, tmp / f"tokens{n}.json")
+            procs.append(WorkerProcess(n, config, redis_url))
+        try:
+            for p in procs:
+                await p.start()
+            yield smsc, zalo, procs
+        finally:
+            failures = [f"{p.name}: {err}" for p in procs if (err := await p.stop())]
+            if failures and sys.exc_info()[0] is None:
+                raise LoaError("a worker failed: " + "; ".join(failures))
+
+
+async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers: int,
+               numbering: Numbering, province: Province, settings: Settings,
+               on_progress: Progress | None) -> RunResult:
+    store = open_store(redis_url)
+    assert isinstance(store, RedisStore)
+    try:
+        await store.client.flushall()
+        started = time.perf_counter()
+        imported = await import_audience(audience, store, Validator(numbering, province),
+                                         chunk_size=settings.engine.chunk_size)
+        import_seconds = time.perf_counter() - started
+        meta = await store.audiences.meta()
+        assert meta is not None
+        reach = {c: routing.reach(meta, Selector(), c) for c in (Channel.SMS, Channel.ZALO)}
+        async with _processes(opts, tmp, redis_url, workers) as (smsc, zalo, procs):
+            await _ready(procs, opts.binds, time.monotonic() + READY_SECONDS)
+            pids = {p.name: p.proc.pid for p in procs if p.proc is not None}
+            pids.update(smsc=smsc.pid, zalo=zalo.pid)
+            cpu0, redis0 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
+            started = time.perf_counter()
+            waves = await _waves(store, opts, meta.version, reach)
+            total = sum(w.total for w in waves)
+            await _until_completed(store, waves, total, started + opts.timeout, procs,
+                                   on_progress)
+            seconds = time.perf_counter() - started
+            cpu1, redis1 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
+            rss = procstat.peak_rss(pids)
+            sms_wave = waves[0]
+            receipts = await _receipts(store, sms_wave, on_progress)
+            latency = procstat.quantiles(
+                [await p.metrics() for p in procs], "loa_batch_seconds", (0.5, 0.99))
+        figures = {}
+        for wave, sim in zip(waves, (smsc, zalo), strict=True):
+            p = await wave_progress(store, wave)
+            figures[wave.channel.value] = _figures(wave, p.sent, p.dead_letters, sim.stats,
+                                                   seconds)
+        figures["sms"].receipts_matched = receipts
+        bitmaps = sum([await procstat.sent_bitmap_bytes(store.client, w.id) for w in waves])
+        used = await procstat.redis_info(store.client, "memory", "used_memory")
+    finally:
+        await store.aclose()
+    messages = sum(f.sent for f in figures.values())
+    worker_cpu = sum(cpu1[n] - cpu0[n] for n in pids if n.startswith("bench-w"))
+    processes = {n: ProcessFigures(round(cpu1[n] - cpu0[n], 2), rss[n]) for n in pids}
+    processes["redis"] = ProcessFigures(round(redis1 - redis0, 2), round(used / 1e6, 1))
+    seg = segment(opts.text)
+    return RunResult(
+        workers=workers, recipients=imported.recipients, messages=messages,
+        seconds=round(seconds, 2), msgs_per_s=round(messages / seconds),
+        duplicates=sum(f.duplicates for f in figures.values()),
+        lost=sum(f.lost for f in figures.values()), per_channel=figures,
+        cpu_us_per_msg=round(worker_cpu / max(messages, 1) * 1e6, 1),
+        peak_rss_mb=max(rss[n] for n in pids if n.startswith("bench-w")),
+        submit_latency_ms={k: round(v * 1000, 1) for k, v in latency.items()},
+        receipts_matched=receipts, redis_used_mb=round(used / 1e6, 1),
+        dedup_bytes_per_recipient=round(bitmaps / max(imported.recipients, 1) / len(figures),
+                                        3),
+        processes=processes, import_seconds=round(import_seconds, 2),
+        redis_cluster=opts.redis_cluster, sms_encoding=seg.encoding.value,
+        sms_parts=len(seg.parts))
+
+
+def _figures(wave: Wave, sent: int, dead: int, stats: dict[str, int],
+             seconds: float) -> ChannelFigures:
+    if wave.channel is Channel.SMS:
+        reached = stats.get("messages", 0) - stats.get("duplicates", 0)
+        pdus = stats.get("parts", 0)
+    else:
+        reached, pdus = stats.get("recipients", 0), stats.get("accepted", 0)
+    return ChannelFigures(
+        total=wave.total, sent=sent, pdus=pdus, msgs_per_s=round(sent / seconds),
+        reached=reached, duplicates=stats.get("duplicates", 0),
+        lost=max(0, wave.total - reached - dead), dead_letters=dead,
+        errors_injected=stats.get("errors_injected", 0) + stats.get("http_5xx", 0))
+
+
+async def _until_completed(store: Store, waves: list[Wave], total: int, deadline: float,
+                           procs: list[WorkerProcess], on_progress: Progress | None) -> None:
+    while True:
+        states = await store.waves.states([w.id for w in waves])
+        if all(states.get(w.id) is WaveState.COMPLETED for w in waves):
+            return
+        done = 0
+        for w in waves:
+            p = await wave_progress(store, w)
+            done += p.total - p.queued - p.retrying
+        if on_progress is not None:
+            on_progress(done, total, "sending")
+        for worker in procs:
+            if worker.proc is not None and worker.proc.returncode is not None:
+                raise LoaError(f"{worker.name} exited during the wave: {await worker.stop()}")
+        if time.perf_counter() > deadline:
+            raise LoaError(f"the wave did not complete in time ({done:,} of {total:,})")
+        await asyncio.sleep(0.5)
+
+
+async def _receipts(store: Store, wave: Wave, on_progress: Progress | None) -> int:
+    """The SMS receipts matched, once every sent message has one (or after a while)."""
+    deadline = time.monotonic() + RECEIPT_SECONDS
+    while True:
+        p = await wave_progress(store, wave)
+        matched = p.delivered + p.undelivered + p.receipt_expired
+        if on_progress is not None:
+            on_progress(matched, p.sent, "receipts")
+        if matched >= p.sent or time.monotonic() > deadline:
+            return matched
+        await asyncio.sleep(0.2)
+
+
+async def wave_bench(opts: Options, *, numbering: Numbering, province: Province,
+                     settings: Settings, on_progress: Progress | None = None) -> BenchResult:
+    """Run the full wave once per worker count of ``opts.workers``."""
+    if opts.recipients < 1 or not 0 <= opts.zalo <= opts.recipients:
+        raise InputError("--recipients must be at least 1 and --zalo between 0 and it")
+    if not opts.workers or min(opts.workers) < 1:
+        raise InputError("--workers: give one or more counts of at least 1, e.g. 1,2")
+    with tempfile.TemporaryDirectory(prefix="loa-bench-") as name:
+        tmp = Path(name)
+        audience = tmp / "audience.csv"
+        audiencegen.generate(
+            audience, opts.recipients, seed=1, numbering=numbering, province=province,
+            zalo_accounts=opts.zalo,
+            progress=(lambda n: on_progress(n, opts.recipients, "audience"))
+            if on_progress is not None else None)
+        runs = []
+        with _redis(opts, tmp) as url:
+            for workers in opts.workers:
+                runs.append(await _run(opts, tmp, audience, url, workers, numbering, province,
+                                       settings, on_progress))
+    last = runs[-1]
+    return BenchResult(**msgspec.structs.asdict(last),
+                       scaling={str(r.workers): r.msgs_per_s for r in runs}, runs=runs)
