@@ -92,6 +92,29 @@ async def test_concurrency_caps_connections_and_requests_in_flight() -> None:
     assert peak == 4 and srv.accepted == 4
 
 
+async def test_the_cap_counts_the_connections_to_every_origin() -> None:
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(0.02)
+        return Response(request.body)
+
+    servers = [HttpServer(), HttpServer()]
+    for srv in servers:
+        srv.route("POST", "/slow", slow)
+        await srv.start()
+    a, b = (srv.url + "/slow" for srv in servers)
+    try:
+        async with HttpClient(1, 2.0) as client:
+            assert await post(client, a, b"a") == (200, b"a")
+            assert await post(client, b, b"b") == (200, b"b")  # a's idle connection made room
+            answers = await asyncio.gather(*(post(client, (a, b)[n % 2], b"%d" % n)
+                                             for n in range(6)))
+    finally:
+        for srv in servers:
+            await srv.close()
+    assert answers == [(200, b"%d" % n) for n in range(6)]
+    assert servers[0].accepted + servers[1].accepted >= 4  # one at a time, switching origins
+
+
 async def test_a_slow_answer_is_a_timeout_and_the_connection_is_not_reused() -> None:
     delay = {"s": 1.0}
 

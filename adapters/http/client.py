@@ -16,9 +16,10 @@ context given) for ``https`` URLs. A request that gets no HTTP answer raises
 An idle connection the server closed is noticed when it is taken from the pool, before anything
 is written to it, and replaced by another: that is the only retry. A request written to a
 reused connection that turns out to be closed is ``broken``, never sent again: the server may
-have read it before closing (POSTs are not idempotent). Idle connections are closed after
-``keepalive`` seconds, before servers usually close theirs. Timeouts are checked by one timer per
-client, every ``timeout / 10`` seconds (at least 5 ms, at most 250 ms), not one per request.
+have read it before closing (POSTs are not idempotent). A connection idle for more than
+``keepalive`` seconds is not reused (servers often close theirs soon after). Timeouts are
+checked by one timer per client, every ``timeout / 10`` seconds (at least 5 ms, at most 250 ms),
+not one per request.
 """
 
 from __future__ import annotations
@@ -190,8 +191,8 @@ class HttpClient:
             if origin == conn.origin:
                 fut.set_result(conn)
                 return
-            conn.close()  # its place goes to a request for another origin
-            fut.set_result(None)
+            self._waiters.appendleft((origin, fut))
+            conn.close()  # its place goes to that request, for another origin (_forget wakes it)
             return
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.origin, []).append(conn)
@@ -216,10 +217,10 @@ class HttpClient:
 
     async def _acquire(self, url: Url, deadline: float, limit: float) -> Connection:
         loop = asyncio.get_running_loop()
-        idle = self._idle.get(url.origin)
         while True:
             if self._closed:
                 raise TransportFailure("connect", "the client is closed")
+            idle = self._idle.get(url.origin)
             while idle:
                 conn = idle.pop()
                 if not conn.closed:
