@@ -2,12 +2,14 @@
 
 The audience chunks a wave's selector matches are taken in a fixed order and cut into steps of
 ``chunks_per_step`` chunks. Each step's batches go to each route together with the route's
-cursor (one script call per route), so a fan-out that crashes and is resumed by any process
-starts again at the last step it began and never enqueues a step twice on any route.
+cursor (one script call per route, the routes of a step at once), so a fan-out that crashes and
+is resumed by any process starts again at the last step it began and never enqueues a step
+twice on any route. The next step begins only when every route has taken this one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from dispatcher import routing
@@ -54,12 +56,15 @@ async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[s
                     pair = by_route[name] = ([], [])
                 pair[0].append(chunk.first_id + offset)
                 pair[1].append(addr)
-        for name, (ids, addrs) in by_route.items():
-            if cursors.get(name, -1) >= step:
-                continue
-            batches = [Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
-                       for i in range(0, len(ids), size)]
-            if await store.queue.enqueue(name, wave.id, step, batches):
+        todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
+                if cursors.get(name, -1) < step]
+        done = await asyncio.gather(*(
+            store.queue.enqueue(name, wave.id, step, [
+                Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
+                for i in range(0, len(ids), size)])
+            for name, ids, addrs in todo))
+        for (name, ids, _), added in zip(todo, done, strict=True):
+            if added:
                 enqueued += len(ids)
             cursors[name] = step
     return enqueued

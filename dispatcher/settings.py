@@ -31,7 +31,7 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch_size: int = 500  # messages per stream entry
     chunk_size: int = 512  # recipients per stored audience chunk
-    chunks_per_step: int = 4  # audience chunks per fan-out step (one checkpoint)
+    chunks_per_step: int = 16  # audience chunks per fan-out step (one checkpoint)
     approval_threshold: int = 10_000  # campaigns reaching more need approval by another user
     reconcile_seconds: float = 5.0
     lease_seconds: float = 30.0  # a batch held this long without a heartbeat is reclaimed
