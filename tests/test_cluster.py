@@ -8,6 +8,7 @@ fan-out and workers, with a worker that dies between the steps of its first comp
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import time
@@ -249,6 +250,56 @@ async def test_counters_of_a_wave_add_up_over_routes_and_receipts(
         await q.complete(route, d.entry, done)
     await cluster_store.receipts.count({"ws": {"delivered": 5}})
     assert await cluster_store.waves.progress("ws") == {"sent": 6, "delivered": 5}
+
+
+# -- one client shared by many coroutines ------------------------------------------------------
+
+
+async def test_blocking_reads_and_other_commands_share_a_fresh_cluster_client(
+        cluster_url: str) -> None:
+    """A worker's first moments: consumers of many routes block in XREADGROUP while other
+    coroutines take leases, all on one client that does not know the cluster yet. Commands
+    sent before it knew the layout used to go to random nodes, and the MOVED answers made the
+    client close every connection, the blocking reads' included."""
+    store = RedisStore(cluster_url)
+    failures: list[BaseException] = []
+
+    async def reader(route: str) -> None:
+        for _ in range(4):
+            assert await store.queue.read(route, "c1", 1, 100) == []
+
+    async def leaser(n: int) -> None:
+        for _ in range(30):
+            assert await store.leases.acquire(f"bind:test:{n}", "me", 10)
+            await asyncio.sleep(0.005)
+
+    try:
+        results = await asyncio.wait_for(asyncio.gather(
+            *(reader(f"sms-r{n}") for n in range(24)), *(leaser(n) for n in range(4)),
+            return_exceptions=True), 20)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        misrouted = store.client.reinitialize_counter  # MOVED answers received
+    finally:
+        await store.aclose()
+    assert not failures, f"{len(failures)} of 28 tasks failed, first: {failures[0]!r}"
+    assert misrouted == 0
+
+
+async def test_a_moved_answer_does_not_close_the_connections_of_others(
+        cluster_store: RedisStore) -> None:
+    """A command that reaches the wrong node (answered MOVED) is followed to the right one;
+    a blocking read in flight meanwhile is not cut (redis-py closes the whole client every
+    ``reinitialize_steps`` MOVED answers unless told not to)."""
+    client = cluster_store.client
+    await client.set("moved-probe", b"v")
+    owner = client.get_node_from_key("moved-probe")
+    elsewhere = next(n for n in client.get_primaries() if n.name != owner.name)
+    reading = asyncio.create_task(cluster_store.queue.read(ROUTE, "c1", 1, 600))
+    await asyncio.sleep(0.1)  # the read now blocks on its node
+    for _ in range(12):
+        assert await client.execute_command("GET", "moved-probe", target_nodes=elsewhere) == b"v"
+    assert not reading.done()
+    assert await asyncio.wait_for(reading, 5) == []
 
 
 # -- a whole wave on the cluster ---------------------------------------------------------------

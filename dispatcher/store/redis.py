@@ -565,14 +565,36 @@ class RedisLeases:
         await self._release(keys=[keys.lease(name)], args=[owner])
 
 
+class Cluster(RedisCluster):
+    """redis-py's cluster client, made safe for many coroutines sharing it.
+
+    redis-py 8.1 picks a command's node before it learns the cluster's layout: a command sent
+    while the client is not (or no longer) initialized has no default node, is treated as
+    keyless and goes to a random primary, which answers MOVED. Every ``reinitialize_steps``
+    MOVED answers the client closes itself (:meth:`RedisCluster.aclose`): every connection of
+    every node, including those other coroutines are using, such as a blocking XREADGROUP
+    (``Connection closed by server``, ``'NoneType' object has no attribute 'writelines'``,
+    ``unable to perform operation on <TCPTransport closed=True>``); the closed client has no
+    default node again, so the next commands of a busy worker are misrouted in turn.
+
+    Here a command waits for the layout first (``initialize`` returns at once when it is
+    known), and :func:`connect` sets ``reinitialize_steps=0``: a MOVED answer (a slot that
+    really moved) updates that slot only, without closing anyone's connection.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 def connect(url: str) -> Any:
     """A client for ``url``: a Redis Cluster for ``redis+cluster://host:port`` (the node is a
     seed: the client learns the others from it), one server for ``redis://``, ``rediss://``,
     ``unix://``."""
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in CLUSTER_SCHEMES:
-        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
-                                     decode_responses=False)
+        return Cluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
+                                decode_responses=False, reinitialize_steps=0)
     return aioredis.Redis.from_url(url, decode_responses=False)
 
 
