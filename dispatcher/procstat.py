@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio.cluster import RedisCluster
 
 from dispatcher import keys
 
@@ -101,8 +102,12 @@ def _nodes(info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 async def redis_info(client: Any, section: str, field: str) -> float:
-    """``field`` of INFO ``section``, summed over the nodes of a cluster."""
-    return float(sum(node.get(field, 0) for node in _nodes(await client.info(section))))
+    """``field`` of INFO ``section``, summed over the masters of a cluster."""
+    if isinstance(client, RedisCluster):
+        info = await client.info(section, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        info = await client.info(section)
+    return float(sum(node.get(field, 0) for node in _nodes(info)))
 
 
 async def redis_cpu(client: Any) -> float:
