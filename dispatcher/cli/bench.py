@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
                                                       "Vietnamese alert, UCS-2)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     parser.set_defaults(func=cmd_wave)
-    group = parser.add_subparsers(dest="bench_command", metavar="COMMAND")
+    group = parser.add_subparsers(dest="bench_command", metavar="[COMMAND]")
     engine = group.add_parser(
         "engine", help="fan-out and one worker process on Redis, with in-process channels",
         description="Import a generated audience, fan one wave per channel out and send it "
