@@ -197,6 +197,13 @@ async def _waves(store: Store, opts: Options, version: str, reach: dict[Channel,
     return waves
 
 
+async def _alive(workers: list[WorkerProcess], when: str) -> None:
+    """Raise with its log if a worker process has exited."""
+    for w in workers:
+        if w.proc is not None and w.proc.returncode is not None:
+            raise LoaError(f"{w.name} exited {when}: {await w.stop()}")
+
+
 async def _ready(workers: list[WorkerProcess], binds: int, deadline: float) -> None:
     """Until every worker answers on its metrics port and the workers hold every bind."""
     while True:
@@ -208,9 +215,7 @@ async def _ready(workers: list[WorkerProcess], binds: int, deadline: float) -> N
             up = -1
         if up >= binds:
             return
-        for w in workers:
-            if w.proc is not None and w.proc.returncode is not None:
-                raise LoaError(f"{w.name} exited: {await w.stop()}")
+        await _alive(workers, "before the wave")
         if time.monotonic() > deadline:
             raise LoaError(f"the workers did not bind in {READY_SECONDS:g} s ({up:g} binds up)")
         await asyncio.sleep(0.2)
@@ -327,9 +332,7 @@ async def _until_completed(store: Store, waves: list[Wave], total: int, deadline
             done += p.total - p.queued - p.retrying
         if on_progress is not None:
             on_progress(done, total, "sending")
-        for worker in procs:
-            if worker.proc is not None and worker.proc.returncode is not None:
-                raise LoaError(f"{worker.name} exited during the wave: {await worker.stop()}")
+        await _alive(procs, "during the wave")
         if time.perf_counter() > deadline:
             raise LoaError(f"the wave did not complete in time ({done:,} of {total:,})")
         await asyncio.sleep(0.5)

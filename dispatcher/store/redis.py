@@ -321,6 +321,16 @@ class RedisWaves:
         return bool(await self._r.sadd(keys.SKIPPED_SLOTS, slot_id))
 
 
+def _schedule(pipe: Any, route: str, completion: Completion) -> None:
+    """Queue on ``pipe`` the retries and dead letters of a finished entry of ``route``."""
+    if completion.retries:
+        pipe.zadd(keys.retries(route),
+                  {_enc.encode(item): due for due, item in completion.retries})
+    if completion.dead:
+        pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
+        pipe.incrby(keys.dead_count(route), len(completion.dead))
+
+
 class RedisQueue:
     def __init__(self, client: Any) -> None:
         self._r = client
@@ -419,12 +429,7 @@ class RedisQueue:
             for wave, counts in completion.counts.items():
                 for name, n in counts.items():
                     pipe.hincrby(keys.progress(wave), name, n)
-            if completion.retries:
-                pipe.zadd(keys.retries(route),
-                          {_enc.encode(item): due for due, item in completion.retries})
-            if completion.dead:
-                pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
-                pipe.incrby(keys.dead_count(route), len(completion.dead))
+            _schedule(pipe, route, completion)
             for other, items in completion.reroute.items():
                 if items:
                     pipe.zadd(keys.retries(other), {_enc.encode(i): due for due, i in items})
@@ -474,12 +479,7 @@ class RedisQueue:
                 await pipe.execute()
         stream = keys.stream(route)
         async with self._r.pipeline(transaction=True) as pipe:
-            if completion.retries:
-                pipe.zadd(keys.retries(route),
-                          {_enc.encode(item): due for due, item in completion.retries})
-            if completion.dead:
-                pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
-                pipe.incrby(keys.dead_count(route), len(completion.dead))
+            _schedule(pipe, route, completion)
             for wave in counted:
                 for name, n in completion.counts[wave].items():
                     if n:
