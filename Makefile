@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .demo
 
-.PHONY: demo test lint typecheck pytest bench redis-server clean
+.PHONY: demo test test-all lint typecheck pytest bench redis-server clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Loa needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -50,7 +50,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Long variants (marker `slow`) run in CI (CI=true, as .ci/run sets it) or with `make test-all`.
+PYTEST_SELECT := $(if $(CI),,-m "not slow")
+
 pytest: $(STAMP) redis-server
+	$(BIN)/pytest $(PYTEST_SELECT)
+
+test-all: lint typecheck $(STAMP) redis-server
 	$(BIN)/pytest
 
 test: lint typecheck pytest
