@@ -53,13 +53,16 @@ def _answers(port: int) -> bool:
         return False
 
 
-def start(workdir: Path, *, appendonly: bool = False) -> tuple[subprocess.Popen[bytes], LocalRedis]:
-    """Start ``redis-server`` in ``workdir``; raise :class:`LocalRedisError` if it cannot start."""
+def start(workdir: Path, *, appendonly: bool = False, port: int = 0,
+          ) -> tuple[subprocess.Popen[bytes], LocalRedis]:
+    """Start ``redis-server`` in ``workdir`` on ``port`` (0: a free one); raise
+    :class:`LocalRedisError` if it cannot start. Started again with the same port and
+    ``workdir``, an ``appendonly`` server loads what its AOF kept."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise LocalRedisError("redis-server is not installed (Debian package redis-server)")
-    for _ in range(START_ATTEMPTS):
-        port = free_port()
+    for _ in range(START_ATTEMPTS if not port else 1):
+        port = port or free_port()
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
                 "--save", "", "--appendonly", "yes" if appendonly else "no",
                 "--daemonize", "no", "--logfile", str(workdir / "redis.log")]
@@ -72,6 +75,7 @@ def start(workdir: Path, *, appendonly: bool = False) -> tuple[subprocess.Popen[
                 return proc, LocalRedis("127.0.0.1", port, workdir)
             time.sleep(0.02)
         stop(proc)  # the port was taken meanwhile, or the server failed: try another port
+        port = 0
     raise LocalRedisError(f"redis-server did not start; see {workdir / 'redis.log'}")
 
 
