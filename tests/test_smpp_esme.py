@@ -91,23 +91,23 @@ async def test_permanent_and_transient_statuses_map_by_table(smsc: Smsc) -> None
         await adapter.aclose()
 
 
-async def test_throttled_answers_slow_the_bind_and_are_retried(smsc: Smsc) -> None:
+async def test_throttled_answers_slow_the_bind_and_are_requeued(smsc: Smsc) -> None:
     smsc.set_config(tps_per_bind=50)
     adapter = SmppAdapter({"default": link(smsc, window=64)})
     try:
         results = await adapter.send(envelope(numbers(200)))
-        assert results.retry, "the SMSC answered 0x58 above its cap"
-        assert all("ESME_RTHROTTLED" in reason for _, reason in results.retry)
+        assert results.requeue and not results.retry, "the SMSC answered 0x58 above its cap"
+        assert all("ESME_RTHROTTLED" in reason for _, reason in results.requeue)
         session = adapter.links["default"].sessions[0]
         assert session.rate.decreases >= 1 and session.rate.rate > 0
-        assert adapter.stats.throttled == len(results.retry)
+        assert adapter.stats.throttled == len(results.requeue)
         # What was not accepted is accepted later, at the slower rate: everything once.
-        pending = [numbers(200)[i] for i, _ in results.retry]
+        pending = [numbers(200)[i] for i, _ in results.requeue]
         for _ in range(20):
             if not pending:
                 break
             again = await adapter.send(envelope(pending))
-            pending = [pending[i] for i, _ in again.retry]
+            pending = [pending[i] for i, _ in again.requeue]
         assert pending == []
         assert all(smsc.received[a] == 1 for a in numbers(200))
     finally:

@@ -32,8 +32,9 @@ from dispatcher import smstext
 from dispatcher.errors import ChannelError
 
 DEFAULT_LINK = "default"
-# A message's outcome is its worst part's: one refused part fails it, one throttled retries it;
-# a message none of whose parts were written is requeued without using an attempt.
+# A message's outcome is its worst part's: one refused part fails it, one that failed for now
+# retries it; a message none of whose parts were written, or that the SMSC throttled ("not
+# now", 0x58 and 0x14), is requeued without using an attempt.
 REQUEUE = "requeue"
 RANK: dict[Action | str, int] = {Action.SENT: 0, REQUEUE: 1, Action.RETRY: 2, Action.THROTTLE: 3,
                                  Action.FAIL: 4}
@@ -281,10 +282,11 @@ class SmppAdapter:
                 results.failed.append((i, reason))
             elif worst == REQUEUE:
                 results.requeue.append((i, reason))
+            elif worst is Action.THROTTLE:  # refused for now, not failed: no attempt is used
+                self.stats.throttled += 1
+                session.rate.throttled()
+                results.requeue.append((i, reason))
             else:
-                if worst is Action.THROTTLE:
-                    self.stats.throttled += 1
-                    session.rate.throttled()
                 results.retry.append((i, reason))
 
     async def aclose(self) -> None:
