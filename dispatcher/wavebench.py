@@ -133,10 +133,12 @@ mode = "auto"
 class WorkerProcess:
     """``loa worker --no-reconcile`` with its own metrics port."""
 
-    def __init__(self, n: int, config: Path, redis_url: str) -> None:
+    def __init__(self, n: int, config: Path, redis_url: str, *,
+                 extra: list[str] | None = None) -> None:
         self.name = f"bench-w{n}"
         self.config = config
         self.redis_url = redis_url
+        self.extra = extra if extra is not None else ["--no-reconcile"]
         self.metrics_port = localredis.free_port()
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -146,7 +148,7 @@ class WorkerProcess:
                                   "LOA_ZALO_REFRESH_TOKEN": "sim-refresh-token"})
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dispatcher.cli", "worker", "--config", str(self.config),
-            "--redis", self.redis_url, "--no-reconcile", "--name", self.name,
+            "--redis", self.redis_url, *self.extra, "--name", self.name,
             "--metrics-port", str(self.metrics_port), env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
 
@@ -181,10 +183,11 @@ def _redis(opts: Options, tmp: Path) -> Iterator[str]:
             yield server.url
 
 
-async def _waves(store: Store, opts: Options, version: str, reach: dict[Channel, int],
-                 ) -> list[Wave]:
+async def create_waves(store: Store, sms_text: str, version: str, reach: dict[Channel, int],
+                       ) -> list[Wave]:
+    """An urgent running campaign with one SMS and one Zalo wave to everyone, to start now."""
     now = dt.datetime.now(dt.UTC)
-    texts = {Channel.SMS: opts.text, Channel.ZALO: ZALO_TEXT}
+    texts = {Channel.SMS: sms_text, Channel.ZALO: ZALO_TEXT}
     await store.campaigns.create(Campaign(
         id="bench", title="Cấp 4: cảnh báo toàn tỉnh", channels=list(texts), texts=texts,
         created_at=now, created_by="bench", state=CampaignState.RUNNING,
@@ -264,7 +267,7 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
             pids.update(smsc=smsc.pid, zalo=zalo.pid)
             cpu0, redis0 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
             started = time.perf_counter()
-            waves = await _waves(store, opts, meta.version, reach)
+            waves = await create_waves(store, opts.text, meta.version, reach)
             total = sum(w.total for w in waves)
             await _until_completed(store, waves, total, started + opts.timeout, procs,
                                    on_progress)

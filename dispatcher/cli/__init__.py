@@ -16,10 +16,22 @@ from collections.abc import Sequence
 from redis.exceptions import RedisError
 
 from dispatcher import __version__
-from dispatcher.cli import api, audience, bench, campaign, engine, number, plan, service, sim, text
+from dispatcher.cli import (
+    api,
+    audience,
+    bench,
+    campaign,
+    chaos,
+    engine,
+    number,
+    plan,
+    service,
+    sim,
+    text,
+)
 from dispatcher.errors import LoaError
 
-GROUPS = (plan, number, text, audience, engine, campaign, service, bench, sim, api)
+GROUPS = (plan, number, text, audience, engine, campaign, service, bench, chaos, sim, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,263 @@
+"""``loa chaos``: a wave under a fault, and what reached the handsets.
+
+A :class:`Stage` is a small deployment on this machine: a private Redis with AOF
+(``appendfsync everysec``), the SMSC and Zalo simulators in this process (so that a scenario
+can drop their connections, refuse binds or fail requests at a chosen moment), and ``loa
+worker`` processes. A scenario (dispatcher/scenarios.py) sends one SMS and one Zalo wave to a
+generated audience while it injects its fault, and the figures come from the simulators: every
+recipient must have been reached, and duplicates stay within the bound the scenario states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.exceptions import ResponseError
+
+from adapters.smpp.simulator import Smsc, SmscConfig
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from dispatcher import audiencegen, keys, localredis, procstat, routing
+from dispatcher.audience import Validator
+from dispatcher.engine import wave_progress
+from dispatcher.errors import LoaError
+from dispatcher.importer import import_audience
+from dispatcher.model import Batch, Channel, Selector, Wave, WaveState
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
+from dispatcher.settings import Settings
+from dispatcher.store import RedisStore
+from dispatcher.wavebench import ALERT, SECRET_ENV, WorkerProcess, create_waves
+
+BINDS = 2
+WINDOW = 64
+CHUNK = 128
+
+
+class ChaosResult(msgspec.Struct, kw_only=True):
+    scenario: str
+    expected: int  # messages the waves must deliver (SMS + Zalo recipients)
+    delivered: int  # distinct recipients reached, at the simulators
+    lost: int  # expected, neither delivered nor dead-lettered with a reason
+    duplicates: int  # messages beyond the first to one recipient, at the simulators
+    duplicate_bound: int  # what the fault may cost at most (see docs/guarantees.md)
+    dead_letters: int
+    seconds: float
+    details: dict[str, Any] = {}
+
+
+def worker_config(smsc_port: int, zalo_url: str, *, lease_seconds: float) -> str:
+    return f"""zalo_tokens_file = "zalo-tokens.json"
+[engine]
+batch_size = 200
+chunk_size = {CHUNK}
+chunks_per_step = 4
+lease_seconds = {lease_seconds}
+state_refresh_seconds = 0.2
+reconcile_seconds = 1.0
+
+[retry]
+max_attempts = 8
+base_seconds = 0.5
+max_seconds = 4.0
+
+[smpp.default]
+host = "127.0.0.1"
+port = {smsc_port}
+system_id = "chaos"
+binds = {BINDS}
+window = {WINDOW}
+response_timeout = 5.0
+bind_wait = 1.0
+
+[zalo]
+base_url = "{zalo_url}"
+oa_url = "{zalo_url}"
+oauth_url = "{zalo_url}"
+app_id = "sim-app"
+secret_key_env = "{SECRET_ENV}"
+template_id = "loa-alert"
+mode = "auto"
+timeout = 5.0
+"""
+
+
+class Stage:
+    """Redis (AOF), the simulators in this process, and ``loa worker`` processes."""
+
+    def __init__(self, tmp: Path, carriers: list[str], *, recipients: int,
+                 lease_seconds: float = 3.0) -> None:
+        self.tmp = tmp
+        self.carriers = carriers
+        self.recipients = recipients
+        self.lease_seconds = lease_seconds
+        self.smsc = Smsc(SmscConfig())
+        self.zalo = ZaloSim(ZaloSimConfig())
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.redis_port = 0
+        self.store: RedisStore | None = None
+        self.workers: dict[str, WorkerProcess] = {}
+        self.waves: list[Wave] = []
+        self._n = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def db(self) -> RedisStore:
+        assert self.store is not None
+        return self.store
+
+    async def start(self, numbering: Numbering, province: Province) -> None:
+        await self.smsc.start()
+        await self.zalo.start()
+        self.start_redis()
+        self.store = RedisStore(self.url)
+        path = self.tmp / "audience.csv"
+        audiencegen.generate(path, self.recipients, seed=3, numbering=numbering,
+                             province=province, zalo_accounts=self.recipients * 9 // 10)
+        await import_audience(path, self.store, Validator(numbering, province),
+                              chunk_size=CHUNK)
+        (self.tmp / "worker.toml").write_text(
+            worker_config(self.smsc.port, self.zalo.url, lease_seconds=self.lease_seconds),
+            encoding="utf-8")
+
+    def start_redis(self) -> None:
+        """Start (or start again, on the same port and files) the AOF redis-server."""
+        self.redis, server = localredis.start(self.tmp, appendonly=True, port=self.redis_port)
+        self.redis_port = server.port
+
+    def kill_redis(self) -> None:
+        if self.redis is not None:
+            self.redis.send_signal(signal.SIGKILL)
+            self.redis.wait()
+
+    async def send(self) -> list[Wave]:
+        """Create the SMS and Zalo waves; the workers fan them out."""
+        meta = await self.db.audiences.meta()
+        assert meta is not None
+        reach = {c: routing.reach(meta, Selector(), c) for c in (Channel.SMS, Channel.ZALO)}
+        self.waves = await create_waves(self.db, ALERT, meta.version, reach)
+        return self.waves
+
+    async def add_worker(self, *extra: str) -> WorkerProcess:
+        worker = WorkerProcess(self._n, self.tmp / "worker.toml", self.url, extra=list(extra))
+        self._n += 1
+        os.chdir(self.tmp)  # the tokens file lands here
+        await worker.start()
+        self.workers[worker.name] = worker
+        return worker
+
+    def kill(self, worker: WorkerProcess) -> None:
+        assert worker.proc is not None
+        worker.proc.send_signal(signal.SIGKILL)
+
+    async def done(self) -> int:
+        """Messages of the waves that have an outcome (sent, failed, expired)."""
+        done = 0
+        for w in self.waves:
+            p = await wave_progress(self.db, w)
+            done += p.sent + p.failed + p.expired
+        return done
+
+    async def until(self, share: float, timeout: float) -> None:
+        """Until ``share`` of the waves' messages have an outcome."""
+        total = sum(w.total for w in self.waves)
+        deadline = time.monotonic() + timeout
+        while await self.done() < share * total:
+            if time.monotonic() > deadline:
+                raise LoaError(f"the waves did not reach {share:.0%} in {timeout:g} s")
+            await asyncio.sleep(0.05)
+
+    async def completed(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = await self.db.waves.states([w.id for w in self.waves])
+            if all(states.get(w.id) is WaveState.COMPLETED for w in self.waves):
+                return
+            if time.monotonic() > deadline:
+                raise LoaError(f"the waves did not complete in {timeout:g} s "
+                               f"({await self.done():,} of {sum(w.total for w in self.waves):,})")
+            await asyncio.sleep(0.2)
+
+    async def in_hand(self, consumer: str) -> int:
+        """Messages in the batches ``consumer`` has taken and not finished (its pending
+        entries): what it may have sent without recording it."""
+        client = self.db.client
+        held = 0
+        settings = Settings()  # the workers' routes: no carrier is mapped elsewhere
+        for route in {r for w in self.waves
+                      for r in routing.routes(w.channel, self.carriers, settings)}:
+            stream = keys.stream(route)
+            with contextlib.suppress(ResponseError):  # a route never read has no group yet
+                pending = await client.xpending_range(stream, keys.GROUP, "-", "+", 10_000,
+                                                      consumername=consumer)
+                for entry in pending:
+                    found = await client.xrange(stream, entry["message_id"],
+                                                entry["message_id"])
+                    for _, fields in found:
+                        held += _batch_size(fields)
+        return held
+
+    async def result(self, scenario: str, started: float, bound: int,
+                     **details: Any) -> ChaosResult:
+        sms, zalo = self.waves
+        dead = 0
+        for w in self.waves:
+            dead += (await wave_progress(self.db, w)).dead_letters
+        reached = len(self.smsc.received) + self.zalo.snapshot().recipients
+        expected = sms.total + zalo.total
+        return ChaosResult(
+            scenario=scenario, expected=expected, delivered=reached,
+            lost=max(0, expected - reached - dead),
+            duplicates=self.smsc.stats.duplicates + self.zalo.duplicates,
+            duplicate_bound=bound, dead_letters=dead,
+            seconds=round(time.monotonic() - started, 2), details=details)
+
+    async def metrics(self, worker: WorkerProcess, name: str) -> float:
+        try:
+            return procstat.metric_sum(await worker.metrics(), name)
+        except OSError:
+            return -1.0
+
+    async def close(self) -> None:
+        for worker in self.workers.values():
+            await worker.stop()
+        if self.store is not None:
+            await self.store.aclose()
+        if self.redis is not None and self.redis.poll() is None:
+            localredis.stop(self.redis)
+        await self.smsc.stop()
+        await self.zalo.stop()
+
+
+def _batch_size(fields: dict[bytes, bytes]) -> int:
+    raw = fields.get(b"b")
+    if raw is None:
+        return 0
+    return len(msgspec.msgpack.decode(raw, type=Batch).ids)
+
+
+@contextlib.asynccontextmanager
+async def stage(tmp: Path, numbering: Numbering, province: Province, *, recipients: int,
+                lease_seconds: float = 3.0) -> AsyncIterator[Stage]:
+    s = Stage(tmp, numbering.carriers, recipients=recipients, lease_seconds=lease_seconds)
+    cwd = Path.cwd()
+    try:
+        await s.start(numbering, province)
+        yield s
+    finally:
+        try:
+            await s.close()
+        finally:
+            os.chdir(cwd)
+

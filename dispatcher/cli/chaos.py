@@ -1,0 +1,46 @@
+"""``loa chaos SCENARIO``: a wave under a fault, and what reached the handsets."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dispatcher.cli.output import console, print_json
+from dispatcher.cli.runtime import run_async
+from dispatcher.errors import InputError
+from dispatcher.msisdn import load_numbering
+from dispatcher.province import load_province
+from dispatcher.scenarios import SCENARIOS, run
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "chaos", help="a wave under a fault: kill a worker, drop the SMSC, restart Redis, ...",
+        description="Start a private Redis (AOF, appendfsync everysec), the SMSC and Zalo "
+                    "simulators and `loa worker` processes, send one SMS and one Zalo wave to a "
+                    "generated audience, inject the scenario's fault mid-wave, and count at the "
+                    "simulators what reached the recipients. Scenarios: "
+                    + ", ".join(SCENARIOS) + " (docs/guarantees.md). Exits 1 if a message was "
+                    "lost or duplicates exceed the scenario's bound.")
+    parser.add_argument("scenario", choices=sorted(SCENARIOS), metavar="SCENARIO",
+                        help=", ".join(sorted(SCENARIOS)))
+    parser.add_argument("--recipients", type=int, default=20_000, metavar="N",
+                        help="audience size (default 20000; 90%% of them on Zalo)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    parser.set_defaults(func=cmd_chaos)
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    result = run_async(run(args.scenario, recipients=args.recipients,
+                           numbering=load_numbering(), province=load_province()))
+    console().print(
+        f"{result.scenario}: {result.delivered:,} of {result.expected:,} messages delivered "
+        f"in {result.seconds:.1f} s; lost {result.lost}; duplicates {result.duplicates} "
+        f"(bound {result.duplicate_bound}); dead letters {result.dead_letters}; "
+        + ", ".join(f"{k} {v}" for k, v in result.details.items()), markup=False)
+    if args.json:
+        print_json(result)
+    if result.lost or result.duplicates > result.duplicate_bound:
+        raise InputError(f"{result.scenario}: {result.lost} lost, {result.duplicates} "
+                         f"duplicates (bound {result.duplicate_bound})")
+    return 0

@@ -1,0 +1,144 @@
+"""The faults of ``loa chaos``, each a wave of SMS and Zalo on a :class:`~dispatcher.chaos.Stage`
+with one fault injected mid-wave. docs/guarantees.md states what each proves."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from dispatcher.chaos import BINDS, WINDOW, ChaosResult, Stage, stage
+from dispatcher.errors import InputError, LoaError
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
+from dispatcher.wavebench import WorkerProcess
+
+TIMEOUT = 300.0  # seconds a scenario's wave may take before it is declared stuck
+AT = 0.3  # the share of the wave sent when the fault strikes
+
+Scenario = Callable[[Stage], Awaitable[ChaosResult]]
+
+
+async def _two_workers(s: Stage) -> tuple[WorkerProcess, WorkerProcess]:
+    a = await s.add_worker("--no-reconcile")
+    b = await s.add_worker("--no-reconcile")
+    return a, b
+
+
+async def kill_worker(s: Stage) -> ChaosResult:
+    """kill -9 one of two workers mid-wave, then start it again."""
+    _, b = await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    await s.until(AT, TIMEOUT)
+    s.kill(b)
+    assert b.proc is not None
+    await b.proc.wait()
+    held = await s.in_hand(b.name)  # its batches, pending until another worker takes them
+    again = await s.add_worker("--no-reconcile")
+    await s.completed(TIMEOUT)
+    return await s.result("kill-worker", started, held, killed=b.name, restarted=again.name,
+                          in_hand_at_kill=held)
+
+
+async def sigterm(s: Stage) -> ChaosResult:
+    """SIGTERM one of two workers mid-wave: it finishes or leaves its batches and exits."""
+    _, b = await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    await s.until(AT, TIMEOUT)
+    held = await s.in_hand(b.name)
+    assert b.proc is not None
+    asked = time.monotonic()
+    b.proc.send_signal(signal.SIGTERM)
+    try:
+        code = await asyncio.wait_for(b.proc.wait(), 30)
+    except TimeoutError:
+        raise LoaError(f"{b.name} did not exit within 30 s of SIGTERM") from None
+    exit_seconds = round(time.monotonic() - asked, 2)
+    left = await s.in_hand(b.name)
+    await s.completed(TIMEOUT)
+    return await s.result("sigterm", started, left, exit_seconds=exit_seconds,
+                          exit_status=code, in_hand_at_sigterm=held, left_pending=left)
+
+
+async def smsc_drop(s: Stage) -> ChaosResult:
+    """The SMSC drops every connection mid-wave and then refuses binds for a while."""
+    a, b = await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    await s.until(AT, TIMEOUT)
+    dropped = await s.smsc.drop_all()
+    s.smsc.set_config(refuse_binds=True)
+    down_seen = False
+    until = time.monotonic() + 3.0
+    while time.monotonic() < until:
+        up = [await s.metrics(w, "loa_smpp_bind_up") for w in (a, b)]
+        down_seen = down_seen or all(u == 0 for u in up)
+        await asyncio.sleep(0.2)
+    s.smsc.set_config(refuse_binds=False)
+    await s.completed(TIMEOUT)
+    return await s.result(
+        "smsc-drop", started, WINDOW * BINDS, connections_dropped=dropped,
+        link_down_seen_in_metrics=down_seen, bind_refusals=s.smsc.stats.bind_failures)
+
+
+async def throttle_storm(s: Stage) -> ChaosResult:
+    """30% of submits answered ESME_RTHROTTLED for the whole wave."""
+    s.smsc.set_config(error_ratio=0.3, error_status=0x58, seed=5)
+    a, b = await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    lowest = float("inf")
+    done = asyncio.create_task(s.completed(TIMEOUT))
+    try:
+        while not done.done():
+            rates = [await s.metrics(w, "loa_smpp_tps") for w in (a, b)]
+            lowest = min([lowest, *(r for r in rates if r > 0)])
+            await asyncio.wait({done}, timeout=0.5)
+    finally:
+        await done
+    return await s.result("throttle-storm", started, 0, throttled=s.smsc.stats.throttled,
+                          lowest_tps_in_force=None if lowest == float("inf") else lowest)
+
+
+async def redis_restart(s: Stage) -> ChaosResult:
+    """Redis (AOF, appendfsync everysec) killed mid-wave and started again 2 s later."""
+    await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    await s.until(AT, TIMEOUT)
+    before = await s.done()
+    await asyncio.sleep(1.0)
+    last_second = await s.done() - before  # what the AOF may not have kept
+    held = sum([await s.in_hand(name) for name in s.workers])
+    s.kill_redis()
+    await asyncio.sleep(2.0)
+    s.start_redis()
+    await s.completed(TIMEOUT)
+    return await s.result("redis-restart", started, last_second + held,
+                          outcomes_in_the_last_second=last_second, in_hand_at_kill=held)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "kill-worker": kill_worker,
+    "smsc-drop": smsc_drop,
+    "redis-restart": redis_restart,
+    "throttle-storm": throttle_storm,
+    "sigterm": sigterm,
+}
+
+
+async def run(name: str, *, recipients: int, numbering: Numbering,
+              province: Province) -> ChaosResult:
+    scenario = SCENARIOS.get(name)
+    if scenario is None:
+        raise InputError(f"unknown scenario {name!r}; use one of {', '.join(SCENARIOS)}")
+    if recipients < 100:
+        raise InputError("--recipients must be at least 100")
+    with tempfile.TemporaryDirectory(prefix="loa-chaos-") as tmp:
+        async with stage(Path(tmp), numbering, province, recipients=recipients) as s:
+            return await scenario(s)

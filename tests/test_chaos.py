@@ -1,0 +1,57 @@
+"""`loa chaos`: a wave of SMS and Zalo through `loa worker` processes under a fault; every
+recipient reached, duplicates within the scenario's bound (docs/guarantees.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def chaos(scenario: str, recipients: int) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", "chaos", scenario, "--recipients",
+         str(recipients), "--json"], check=False, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["scenario"] == scenario
+    assert result["lost"] == 0 and result["delivered"] == result["expected"]
+    assert isinstance(result["duplicates"], int) and isinstance(result["duplicate_bound"], int)
+    assert result["duplicates"] <= result["duplicate_bound"]
+    return result
+
+
+def test_a_worker_killed_mid_wave_costs_at_most_the_batches_it_held() -> None:
+    result = chaos("kill-worker", 4000)
+    details = result["details"]
+    assert isinstance(details, dict) and details["in_hand_at_kill"] == result["duplicate_bound"]
+
+
+def test_the_smsc_dropping_every_connection_and_refusing_binds_loses_nothing() -> None:
+    result = chaos("smsc-drop", 4000)
+    details = result["details"]
+    assert isinstance(details, dict)
+    assert details["connections_dropped"] >= 1 and details["bind_refusals"] >= 1
+    assert details["link_down_seen_in_metrics"] is True
+
+
+def test_sigterm_mid_wave_exits_promptly_and_leaves_nothing_behind() -> None:
+    result = chaos("sigterm", 4000)
+    details = result["details"]
+    assert isinstance(details, dict) and details["exit_status"] == 0
+    assert details["exit_seconds"] < 15
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["kill-worker", "smsc-drop", "sigterm"])
+def test_the_faults_at_a_larger_scale(scenario: str) -> None:
+    chaos(scenario, 40_000)
+
+
+def test_an_unknown_scenario_is_refused_with_the_list() -> None:
+    done = subprocess.run([sys.executable, "-m", "dispatcher.cli", "chaos", "meteor"],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "kill-worker" in done.stderr
+    assert "Traceback" not in done.stderr
