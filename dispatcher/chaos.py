@@ -87,6 +87,8 @@ secret_key_env = "{SECRET_ENV}"
 template_id = "loa-alert"
 mode = "auto"
 timeout = 5.0
+quota_probe_seconds = 2.0
+outage_pause_max = 4.0
 """
 
 
@@ -94,8 +96,9 @@ class Stage:
     """Redis (AOF), the simulators in this process, and ``loa worker`` processes."""
 
     def __init__(self, tmp: Path, carriers: list[str], *, recipients: int,
-                 lease_seconds: float = 3.0) -> None:
+                 lease_seconds: float = 3.0, fault_seconds: float = 10.0) -> None:
         self.tmp = tmp
+        self.fault_seconds = fault_seconds  # how long a lasting fault lasts
         self.carriers = carriers
         self.recipients = recipients
         self.lease_seconds = lease_seconds
@@ -249,8 +252,10 @@ def _batch_size(fields: dict[bytes, bytes]) -> int:
 
 @contextlib.asynccontextmanager
 async def stage(tmp: Path, numbering: Numbering, province: Province, *, recipients: int,
-                lease_seconds: float = 3.0) -> AsyncIterator[Stage]:
-    s = Stage(tmp, numbering.carriers, recipients=recipients, lease_seconds=lease_seconds)
+                lease_seconds: float = 3.0, fault_seconds: float = 10.0,
+                ) -> AsyncIterator[Stage]:
+    s = Stage(tmp, numbering.carriers, recipients=recipients, lease_seconds=lease_seconds,
+              fault_seconds=fault_seconds)
     cwd = Path.cwd()
     try:
         await s.start(numbering, province)

@@ -123,22 +123,49 @@ async def redis_restart(s: Stage) -> ChaosResult:
                           outcomes_in_the_last_second=last_second, in_hand_at_kill=held)
 
 
+async def zalo_outage(s: Stage) -> ChaosResult:
+    """Zalo answers HTTP 5xx for ``s.fault_seconds``, then its daily quota runs out; later the
+    quota is raised. Nothing is dead-lettered: the route pauses, waits and resumes."""
+    a, b = await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    await s.until(AT / 2, TIMEOUT)
+    s.zalo.set_config(http_5xx_ratio=1.0)
+    await asyncio.sleep(s.fault_seconds)
+    s.zalo.set_config(http_5xx_ratio=0.0)
+    s.zalo.set_config(daily_quota=s.zalo.quota_used + 200)  # runs out soon
+    paused_seen = False
+    until = time.monotonic() + max(3.0, s.fault_seconds / 2)
+    while time.monotonic() < until:
+        paused = [await s.metrics(w, "loa_zalo_paused") for w in (a, b)]
+        paused_seen = paused_seen or any(p == 1 for p in paused)
+        await asyncio.sleep(0.2)
+    s.zalo.set_config(daily_quota=0)  # the OA's quota is raised: no limit today
+    await s.completed(TIMEOUT)
+    stats = s.zalo.snapshot()
+    return await s.result("zalo-outage", started, 0, outage_seconds=s.fault_seconds,
+                          http_5xx_answered=stats.http_5xx, quota_refused=stats.quota_refused,
+                          paused_seen_in_metrics=paused_seen)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "kill-worker": kill_worker,
     "smsc-drop": smsc_drop,
     "redis-restart": redis_restart,
     "throttle-storm": throttle_storm,
     "sigterm": sigterm,
+    "zalo-outage": zalo_outage,
 }
 
 
-async def run(name: str, *, recipients: int, numbering: Numbering,
-              province: Province) -> ChaosResult:
+async def run(name: str, *, recipients: int, numbering: Numbering, province: Province,
+              fault_seconds: float = 10.0) -> ChaosResult:
     scenario = SCENARIOS.get(name)
     if scenario is None:
         raise InputError(f"unknown scenario {name!r}; use one of {', '.join(SCENARIOS)}")
     if recipients < 100:
         raise InputError("--recipients must be at least 100")
     with tempfile.TemporaryDirectory(prefix="loa-chaos-") as tmp:
-        async with stage(Path(tmp), numbering, province, recipients=recipients) as s:
+        async with stage(Path(tmp), numbering, province, recipients=recipients,
+                         fault_seconds=fault_seconds) as s:
             return await scenario(s)

@@ -10,10 +10,11 @@ import sys
 import pytest
 
 
-def chaos(scenario: str, recipients: int) -> dict[str, object]:
+def chaos(scenario: str, recipients: int, *more: str) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, "-m", "dispatcher.cli", "chaos", scenario, "--recipients",
-         str(recipients), "--json"], check=False, capture_output=True, text=True, timeout=400)
+         str(recipients), "--json", *more], check=False, capture_output=True, text=True,
+        timeout=400)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["scenario"] == scenario
@@ -44,10 +45,23 @@ def test_sigterm_mid_wave_exits_promptly_and_leaves_nothing_behind() -> None:
     assert details["exit_seconds"] < 15
 
 
+def test_zalo_down_then_out_of_quota_pauses_and_resumes_without_dead_letters() -> None:
+    result = chaos("zalo-outage", 4000, "--fault-seconds", "3")
+    details = result["details"]
+    assert isinstance(details, dict) and result["dead_letters"] == 0
+    assert details["http_5xx_answered"] > 0 and details["quota_refused"] > 0
+    assert details["paused_seen_in_metrics"] is True
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["kill-worker", "smsc-drop", "sigterm"])
 def test_the_faults_at_a_larger_scale(scenario: str) -> None:
     chaos(scenario, 40_000)
+
+
+@pytest.mark.slow
+def test_zalo_down_for_a_minute() -> None:
+    chaos("zalo-outage", 20_000, "--fault-seconds", "60")
 
 
 def test_an_unknown_scenario_is_refused_with_the_list() -> None:

@@ -229,21 +229,38 @@ async def test_not_zalo_share_fails_with_fallback_reason(
     assert reasons(plain.failed) == {"zalo -118: not a Zalo account (or disabled)"}
 
 
-async def test_http_429_and_5xx_are_retried(
+async def test_a_batch_that_finds_zalo_down_waits_without_using_attempts(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
     adapter = adapter_for()
     sim.set_config(http_429_ratio=1.0)
     throttled = await adapter.send(envelope(phones(10)))
-    assert len(throttled.retry) == 10 and reasons(throttled.retry) == {
-        "HTTP 429 too many requests"}
+    assert not throttled.retry and len(throttled.requeue) == 10
+    assert reasons(throttled.requeue) == {"Zalo is down: HTTP 429 too many requests"}
+    first = throttled.pause_until - time.time()
+    assert 0.5 < first <= 1.0
     sim.set_config(http_429_ratio=0.0, http_5xx_ratio=1.0)
     broken = await adapter.send(envelope(phones(10)))
-    assert reasons(broken.retry) == {"HTTP 503"}
+    assert reasons(broken.requeue) == {"Zalo is down: HTTP 503"}
+    assert 1.5 < broken.pause_until - time.time() <= 2.0  # the pause doubles while it lasts
+    assert adapter.stats.outage_pauses == 2
+    sim.set_config(http_5xx_ratio=0.0)
+    healthy = await adapter.send(envelope(phones(10)))
+    assert len(healthy.sent) == 10 and healthy.pause_until == 0.0
+    sim.set_config(http_5xx_ratio=1.0)
+    again = await adapter.send(envelope(phones(10)))
+    assert again.pause_until - time.time() <= 1.0  # a healthy batch ended the outage
+
+
+async def test_some_http_429_and_5xx_in_a_batch_are_retried(
+        sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
+    adapter = adapter_for()
     sim.set_config(http_429_ratio=0.2, http_5xx_ratio=0.2, seed=3)
     mixed = await adapter.send(envelope(phones(100)))
-    assert 20 < len(mixed.retry) < 60 and len(mixed.sent) == 100 - len(mixed.retry)
-    assert sim.stats.accepted == len(mixed.sent) and adapter.stats.http_errors == 20 + len(
-        mixed.retry)
+    assert 20 < len(mixed.retry) < 50 and len(mixed.sent) == 100 - len(mixed.retry)
+    assert reasons(mixed.retry) == {"HTTP 429 too many requests", "HTTP 503"}
+    assert mixed.pause_until == 0.0
+    assert sim.stats.accepted == len(mixed.sent)
+    assert adapter.stats.http_errors == len(mixed.retry)
 
 
 CLIENTS = ["aiohttp", "httpx"]
@@ -262,10 +279,13 @@ async def test_slow_answers_beyond_the_timeout_are_retried_as_possible_duplicate
     sim.set_config(delay=0.6)
     adapter = adapter_for(timeout=0.15, client=client)
     started = time.monotonic()
-    results = await adapter.send(envelope(phones(20)))
-    assert time.monotonic() - started < 0.5
-    assert len(results.retry) == 20 and reasons(results.retry) == {"no answer in 0.15 s"}
-    assert adapter.stats.possible_duplicates == 20
+    some = await adapter.send(envelope(phones(4)))  # fewer than make an outage
+    assert len(some.retry) == 4 and reasons(some.retry) == {"no answer in 0.15 s"}
+    results = await adapter.send(envelope(phones(20)))  # a whole batch: Zalo is down
+    assert time.monotonic() - started < 0.8
+    assert len(results.requeue) == 20 and results.pause_until > time.time()
+    assert reasons(results.requeue) == {"Zalo is down: no answer in 0.15 s"}
+    assert adapter.stats.possible_duplicates == 24
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -416,7 +436,9 @@ async def test_quota_pauses_requeues_and_resumes_exactly_once(
     assert not results.retry and not results.failed
     now = time.time()
     assert adapter.paused_until == next_quota_reset(now) > now
-    assert results.pause_until == adapter.paused_until
+    # the route waits until the next try of a batch (a quota raised during the day)
+    probe = now + adapter.config.quota_probe_seconds
+    assert results.pause_until == pytest.approx(probe, abs=2)
     assert adapter.remaining_quota == 0 and adapter.daily_quota == 100
     assert all("quota" in reason and "paused until" in reason for reason in reasons(
         results.requeue))
@@ -437,6 +459,24 @@ async def test_quota_pauses_requeues_and_resumes_exactly_once(
     adapter.paused_until = time.time() - 1
     assert len((await adapter.send(envelope(phones(1, start=500)))).sent) == 1
     assert adapter.paused_until == 0.0
+
+
+async def test_a_quota_raised_during_the_day_is_found_by_the_next_try(
+        sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
+    sim.set_config(daily_quota=10)
+    adapter = adapter_for(concurrency=1, quota_probe_seconds=0.2)
+    first = await adapter.send(envelope(phones(20)))
+    assert len(first.sent) == 10 and len(first.requeue) == 10
+    assert first.pause_until == pytest.approx(time.time() + 0.2, abs=0.1)
+    await asyncio.sleep(0.25)
+    requests = sim.stats.requests
+    still = await adapter.send(envelope(phones(10, start=10)))  # tried: still no quota
+    assert len(still.requeue) == 10 and sim.stats.requests == requests + 1
+    assert adapter.paused_until > time.time() + 3600
+    sim.set_config(daily_quota=100)  # the OA's quota was raised
+    await asyncio.sleep(0.25)
+    raised = await adapter.send(envelope(phones(10, start=10)))
+    assert len(raised.sent) == 10 and adapter.paused_until == 0.0
 
 
 async def test_quota_code_answered_by_zalo_pauses_too(

@@ -18,10 +18,15 @@ of :mod:`adapters.zalo.api`:
   the message is sent once more; refused again, or no renewal, it is retried;
 * out of quota (-131, or an answer with ``remainingQuota`` 0): the adapter stops, puts the
   message and every one not yet sent in ``results.requeue`` (no attempt used) and pauses until
-  the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch seconds, also in
-  ``results.pause_until``). While paused, ``send`` requeues everything without asking Zalo;
-  ``resume()`` lifts the pause early (the quota was raised);
-* no connection at all: ``results.requeue`` (the request never left).
+  the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch seconds). While
+  paused, ``send`` requeues everything without asking Zalo, except one batch every
+  ``quota_probe_seconds``, which is tried: a quota raised during the day is used at once
+  (``results.pause_until`` is the next such try); ``resume()`` lifts the pause;
+* no connection at all: ``results.requeue`` (the request never left);
+* Zalo down (at least half of a batch, and at least ``OUTAGE_MIN`` messages, answered HTTP
+  5xx/429 or no answer): the batch's transient failures are requeued without using an attempt
+  and the route pauses (``results.pause_until``) for 1 s, doubling up to ``outage_pause_max``
+  while the outage lasts: an outage of any length delays messages but dead-letters none.
 
 ZNS bodies: ``phone`` is the address, ``template_id`` from the config, ``template_data``
 ``{template_param: envelope.text}`` (``{"content": text}`` by default: the template must have
@@ -69,6 +74,7 @@ from dispatcher.secret import Secret
 log = logging.getLogger(__name__)
 
 VN = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
+OUTAGE_MIN = 5  # a batch with at least this many "Zalo is down" answers (and half) pauses
 FALLBACK = "fallback:"  # the reason prefix of permanent failures that SMS may cure
 
 
@@ -99,12 +105,16 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     client: ClientName = "loa"  # Loa's own HTTP/1.1 client; or aiohttp, httpx (for comparison)
     sms_fallback_codes: frozenset[int] = frozenset({-114, -118})
     token_retry_after: float = 10.0  # after a failed renewal, seconds before the next one
+    quota_probe_seconds: float = 300.0  # while out of quota: a batch is tried this often
+    outage_pause_max: float = 30.0  # longest pause of a route while Zalo answers 5xx
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
+        if self.quota_probe_seconds <= 0 or self.outage_pause_max <= 0:
+            raise ValueError("quota_probe_seconds and outage_pause_max must be positive")
         if self.mode not in ("zns", "oa", "auto"):
             raise ValueError("mode must be zns, oa or auto")
         if self.client not in CLIENTS:
@@ -126,13 +136,14 @@ class ZaloStats(msgspec.Struct):
     possible_duplicates: int = 0  # no answer in time: retried, though it may have gone out
     token_refreshes: int = 0  # access tokens renewed
     quota_pauses: int = 0
+    outage_pauses: int = 0  # batches that found Zalo down (5xx, no answer): route paused
 
 
 class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
-    __slots__ = ("addrs", "done", "halt", "indexes", "oa_tail", "pending", "results", "tracking",
-                 "zns_tail")
+    __slots__ = ("addrs", "done", "down", "halt", "indexes", "oa_tail", "pending", "results",
+                 "tracking", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
                  done: asyncio.Future[None]) -> None:
@@ -143,6 +154,7 @@ class _Batch:
         self.results = results
         self.done = done
         self.halt = ""  # set: every message not yet taken is requeued with this reason
+        self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
         self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
                          + encode({config.template_param: envelope.text}) + b"}")
@@ -188,6 +200,8 @@ class ZaloAdapter:
         self._routes: dict[str, _Route] = {}
         self._headers: tuple[str, dict[str, str]] = ("", {})
         self._closed = False
+        self._probe_at = 0.0  # while paused for quota: when a batch is tried next
+        self._outage = 0.0  # the pause of the last batch that found Zalo down (0: none)
         metrics.track_zalo(self)  # remaining quota and pause, read at scrape time
 
     # -- the Adapter interface -------------------------------------------------------------
@@ -200,9 +214,14 @@ class ZaloAdapter:
         if not addrs:
             return results
         if self.paused_until:
-            if self.paused_until > time.time():
+            now = time.time()
+            if self.paused_until <= now:
+                self.resume()
+            elif now < self._probe_at:
                 return self._requeue_all(results, len(addrs))
-            self.resume()
+            else:  # try this batch: the quota may have been raised
+                self._probe_at = now + self.config.quota_probe_seconds
+                self.paused_until = 0.0
         try:
             await self.tokens.token()
         except TokenError as exc:
@@ -223,8 +242,12 @@ class ZaloAdapter:
             with contextlib.suppress(ValueError):
                 route.batches.remove(batch)
             raise
+        if batch.down >= max(OUTAGE_MIN, len(addrs) // 2):
+            self._zalo_down(results)
+        elif batch.down == 0:
+            self._outage = 0.0
         if self.paused_until:
-            results.pause_until = self.paused_until
+            results.pause_until = min(self.paused_until, self._probe_at)
         stats = self.stats
         stats.sent += len(results.sent)
         stats.retried += len(results.retry)
@@ -252,16 +275,27 @@ class ZaloAdapter:
 
     def _pause(self, reason: str) -> str:
         if not self.paused_until:
-            self.paused_until = next_quota_reset(time.time())
+            now = time.time()
+            self.paused_until = next_quota_reset(now)
+            self._probe_at = now + self.config.quota_probe_seconds
             self.stats.quota_pauses += 1
             until = dt.datetime.fromtimestamp(self.paused_until, VN).strftime("%Y-%m-%d %H:%M")
             self.pause_reason = f"{reason}; Zalo paused until {until} (Asia/Ho_Chi_Minh)"
         self.remaining_quota = 0
         return self.pause_reason
 
+    def _zalo_down(self, results: Results) -> None:
+        """Zalo is down: what failed for now waits without using attempts, the route pauses."""
+        self._outage = min(self.config.outage_pause_max, max(1.0, self._outage * 2))
+        results.requeue.extend((i, f"Zalo is down: {why}") for i, why in results.retry)
+        results.retry = []
+        results.pause_until = max(results.pause_until, time.time() + self._outage)
+        self.stats.outage_pauses += 1
+        log.warning("Zalo answers 5xx or nothing: route paused for %g s", self._outage)
+
     def _requeue_all(self, results: Results, n: int) -> Results:
         results.requeue = [(i, self.pause_reason) for i in range(n)]
-        results.pause_until = self.paused_until
+        results.pause_until = min(self.paused_until, self._probe_at)
         self.stats.requeued += n
         return results
 
@@ -328,18 +362,15 @@ class ZaloAdapter:
             try:
                 status, data = await self._client.post(url, body, self._auth(token))
             except TransportFailure as exc:
-                if exc.kind == "connect":
-                    results.requeue.append((i, exc.reason))
-                else:
-                    if exc.kind == "timeout":
-                        self.stats.possible_duplicates += 1
-                    results.retry.append((i, exc.reason))
+                self._no_answer(batch, i, exc)
                 return
             if status == 200:
                 answer = decode_answer(data)
             else:
                 answer = None
                 self.stats.http_errors += 1
+                if status >= 500 or status == 429:
+                    batch.down += 1
             result, reason = outcome(status, answer)
             if result is Outcome.SENT:
                 assert answer is not None
@@ -371,6 +402,15 @@ class ZaloAdapter:
             results.requeue.append((i, reason))
         else:
             results.retry.append((i, reason))
+
+    def _no_answer(self, batch: _Batch, i: int, exc: TransportFailure) -> None:
+        batch.down += 1
+        if exc.kind == "connect":  # the request never left
+            batch.results.requeue.append((i, exc.reason))
+        else:
+            if exc.kind == "timeout":
+                self.stats.possible_duplicates += 1
+            batch.results.retry.append((i, exc.reason))
 
     # -- OAuth ---------------------------------------------------------------------------------
 

@@ -26,13 +26,19 @@ def register(sub: Any) -> None:
                         help=", ".join(sorted(SCENARIOS)))
     parser.add_argument("--recipients", type=int, default=20_000, metavar="N",
                         help="audience size (default 20000; 90%% of them on Zalo)")
+    parser.add_argument("--fault-seconds", type=float, default=10.0, metavar="S",
+                        help="how long a lasting fault lasts (zalo-outage: the 5xx answers; "
+                             "default 10)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     parser.set_defaults(func=cmd_chaos)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
+    if not 0 < args.fault_seconds <= 3600:
+        raise InputError("--fault-seconds must be between 0 and 3600")
     result = run_async(run(args.scenario, recipients=args.recipients,
-                           numbering=load_numbering(), province=load_province()))
+                           numbering=load_numbering(), province=load_province(),
+                           fault_seconds=args.fault_seconds))
     console().print(
         f"{result.scenario}: {result.delivered:,} of {result.expected:,} messages delivered "
         f"in {result.seconds:.1f} s; lost {result.lost}; duplicates {result.duplicates} "
