@@ -23,6 +23,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from dispatcher import metrics
 from dispatcher.store.base import Leases
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,24 @@ class BindLeases:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until ``stop``; then close every bind and give the leases back."""
+        backoff = metrics.Backoff("the bind leases")
         try:
             while not stop.is_set():
                 try:
                     await self.step()
                 except (RedisError, OSError) as exc:
-                    log.warning("bind leases not renewed: %s", exc)
-                    if time.monotonic() - self._renewed > self.ttl / 2:
+                    if isinstance(exc, metrics.STORE_TRANSIENT):
+                        backoff.failed(exc)  # logged once per outage
+                    else:
+                        log.warning("bind leases not renewed: %s", exc)
+                    if time.monotonic() - self._renewed > self.ttl / 2 and any(
+                            self.held.values()):
+                        log.warning("bind leases not renewed for %.1f s: closing the binds "
+                                    "before another worker can take their slots",
+                                    time.monotonic() - self._renewed)
                         await self._drop_all()
+                else:
+                    backoff.ok()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval)
         finally:

@@ -5,6 +5,11 @@ the sending hours), holding a lease per wave so that one process fans a wave out
 another resumes it if that process dies; it starts approved campaigns and marks waves and
 campaigns completed when every message has an outcome. Any number of processes may run an
 engine on the same Redis.
+
+A store outage stops none of its loops: they wait (0.1 s doubling up to 2 s) and go on when the
+store answers. A fan-out that meets one ends and is started again by the runner once the store
+answers, from the cursors the store has then (a Redis that restarted may have lost its last
+second of writes: those steps are enqueued again, never skipped).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from dispatcher.worker import Worker
 log = logging.getLogger(__name__)
 
 RUNNER_SECONDS = 0.2
+TRANSIENT = metrics.STORE_TRANSIENT
 STARTABLE = frozenset({WaveState.CREATED, WaveState.FANNING_OUT})
 FANNING_OUT = frozenset({WaveState.FANNING_OUT})
 SENDING = frozenset({WaveState.SENDING})
@@ -147,14 +153,28 @@ class Engine:
             await asyncio.wait_for(stop.wait(), seconds)
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        backoff = metrics.Backoff("the reconciler")
         while not stop.is_set():
-            await self.reconciler.tick(self.clock())
-            await self._sleep(stop, self.settings.engine.reconcile_seconds)
+            wait = self.settings.engine.reconcile_seconds
+            try:
+                await self.reconciler.tick(self.clock())
+            except TRANSIENT as exc:  # logged once per outage, by metrics.StoreHealth
+                wait = min(wait, backoff.failed(exc))
+            else:
+                backoff.ok()
+            await self._sleep(stop, wait)
 
     async def _runner_loop(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
+        backoff = metrics.Backoff("the wave runner")
         while not stop.is_set():
-            await self.step(stop, tasks)
-            await self._sleep(stop, RUNNER_SECONDS)
+            wait = RUNNER_SECONDS
+            try:
+                await self.step(stop, tasks)
+            except TRANSIENT as exc:
+                wait = max(wait, backoff.failed(exc))
+            else:
+                backoff.ok()
+            await self._sleep(stop, wait)
 
     async def step(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
         """One pass: start campaigns and fan-outs, finish waves and campaigns."""
@@ -228,6 +248,10 @@ class Engine:
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,
                              enqueued)
                 await self.store.leases.release(lease, self.name)
+        except TRANSIENT as exc:
+            # Started again by the runner when the store answers, from the cursors it has then;
+            # the lease is this process's until then.
+            metrics.Backoff(f"the fan-out of {wave.id}").failed(exc)
         finally:
             self._fanning.discard(wave.id)
 

@@ -2,6 +2,9 @@
 Redis Cluster of several of them (:func:`cluster`).
 
 It keeps nothing on disk unless asked (``appendonly``), and is stopped when the context ends.
+A test of what a Redis crash costs kills one (:func:`kill`), may cut its AOF back to what an
+``fsync`` a second earlier held (:func:`aof_file`), and starts it again on the same port and
+folder (:func:`restart`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,43 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the server as a crash would (SIGKILL): no shutdown, no last write."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def restart(server: LocalRedis, *, appendonly: bool = True) -> subprocess.Popen[bytes]:
+    """Start a server again on the port and folder of ``server`` (after :func:`kill` or
+    :func:`stop`); it loads what its AOF holds and answers once it has."""
+    for _ in range(START_ATTEMPTS):  # the port may still be held for a moment
+        try:
+            proc, _ = start(server.dir, appendonly=appendonly, port=server.port)
+        except LocalRedisError:
+            time.sleep(0.2)
+            continue
+        return proc
+    raise LocalRedisError(f"redis-server did not start again on port {server.port}; see "
+                          f"{server.dir / 'redis.log'}")
+
+
+def aof_file(server: LocalRedis) -> Path | None:
+    """The AOF file the server appends to now (Redis 7 keeps a base and increments in
+    ``appendonlydir``; before 7, one ``appendonly.aof``), or None without persistence."""
+    folder = server.dir / "appendonlydir"
+    manifests = sorted(folder.glob("*.manifest")) if folder.is_dir() else []
+    if manifests:
+        current = None
+        for line in manifests[0].read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and fields[0] == "file" and fields[5] == "i":
+                current = folder / fields[1]
+        return current
+    single = server.dir / "appendonly.aof"
+    return single if single.exists() else None
 
 
 @contextmanager

@@ -34,6 +34,13 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client import generate_latest as _generate_latest
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.base import Results
 from adapters.metrics import (
@@ -49,8 +56,9 @@ from dispatcher.store.base import Store
 
 __all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "LEVEL", "MESSAGES",
            "QUEUE_ENTRIES", "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED", "RECEIPTS_MATCHED",
-           "RECEIPTS_UNMATCHED", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES", "Collector",
-           "MetricsServer", "RouteMetrics", "exposition", "for_route", "serve"]
+           "RECEIPTS_UNMATCHED", "STORE", "STORE_OUTAGES", "STORE_TRANSIENT", "STORE_UP",
+           "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES", "Backoff", "Collector", "MetricsServer",
+           "RouteMetrics", "StoreHealth", "exposition", "for_route", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,8 @@ log = logging.getLogger(__name__)
 ProgressReader = Callable[[Store, Wave], Awaitable[object]]
 
 #: The outcomes a worker counts, the ``result`` label of ``loa_messages_total``.
-RESULTS = ("sent", "retry", "failed", "expired", "cancelled", "skipped", "requeued", "fallback")
+RESULTS = ("sent", "retry", "failed", "expired", "cancelled", "skipped", "requeued", "fallback",
+           "unrecorded")
 #: The fields of a wave's progress reported by ``loa_wave_messages``.
 WAVE_FIELDS = ("total", "queued", "sent", "failed", "expired", "retrying", "cancelled",
                "skipped", "delivered", "undelivered", "receipt_expired", "fallback")
@@ -70,7 +79,8 @@ MESSAGES = Counter(
     "loa_messages", "Messages by outcome, counted per batch by the worker that sent it: sent, "
     "retry (scheduled again), failed (permanent), expired (retries exhausted), cancelled, "
     "skipped (already sent), requeued (never reached the channel), fallback (rerouted to SMS; "
-    "also counted as failed)", ["channel", "route", "result"])
+    "also counted as failed), unrecorded (sent, but the store could not record it: the batch "
+    "is taken over after the lease and these are sent again)", ["channel", "route", "result"])
 BATCH_SECONDS = Histogram(
     "loa_batch_seconds", "Time a channel took to send one batch (submit latency per batch)",
     ["channel", "route"], buckets=BATCH_BUCKETS)
@@ -91,13 +101,94 @@ WAVE_MESSAGES = Gauge(
     "loa_wave_messages", "Messages of the live (not completed, not cancelled) waves, by "
     "progress field (total, queued, sent, failed, ...)", ["channel", "state"])
 COLLECT_ERRORS = Counter("loa_collector_errors", "Collector passes that failed")
+STORE_UP = Gauge("loa_store_up", "1 while the store (Redis) answers this process, 0 during an "
+                 "outage")
+STORE_UP.set(1)
+STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
+                        "unreachable, restarting, loading its data)")
+
+#: Errors of a store that went away and comes back: a connection refused or lost, a timeout, a
+#: Redis loading its AOF after a restart, a cluster electing a new master. The engine's loops
+#: wait and try again on these; any other error is a bug or a misconfiguration and surfaces.
+STORE_TRANSIENT: tuple[type[Exception], ...] = (
+    RedisConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownError, TryAgainError,
+    OSError)
+BACKOFF_FIRST = 0.1  # seconds a loop waits after its first failed store call
+BACKOFF_MOST = 2.0  # ... doubling up to this
+#: After an outage, pooled connections opened before it fail once each when next used; their
+#: failures within this many seconds of the store answering again are not a new outage.
+STALE_SECONDS = 10.0
+
+
+class StoreHealth:
+    """Whether the store answers, for the whole process: an outage is logged when it begins and
+    when it ends, once, however many loops notice it."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+        self.failures = 0  # failed calls of the outage going on
+        self.outages = 0
+        self._back = -STALE_SECONDS  # when the last outage ended
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, exc: BaseException, where: str) -> None:
+        self.failures += 1
+        if self.down_since is None:
+            now = time.monotonic()
+            if now - self._back < STALE_SECONDS:
+                log.debug("a connection from before the outage failed (%s in %s: %s)",
+                          type(exc).__name__, where, exc)
+                return
+            self.down_since = now
+            self.outages += 1
+            STORE_UP.set(0)
+            STORE_OUTAGES.inc()
+            log.warning("store unreachable (%s in %s: %s); every loop waits and tries again",
+                        type(exc).__name__, where, exc)
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            log.warning("store answers again after %.1f s (%d calls failed meanwhile)",
+                        time.monotonic() - self.down_since, self.failures)
+            self.down_since = None
+            self.failures = 0
+            self._back = time.monotonic()
+            STORE_UP.set(1)
+
+
+STORE = StoreHealth()
+
+
+class Backoff:
+    """One loop's wait after transient store errors: ``BACKOFF_FIRST``, doubling up to
+    ``BACKOFF_MOST``, back to the start once a call succeeds."""
+
+    __slots__ = ("delay", "where")
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.delay = 0.0
+
+    def failed(self, exc: BaseException) -> float:
+        """Seconds to wait before trying again."""
+        STORE.failed(exc, self.where)
+        self.delay = min(BACKOFF_MOST, self.delay * 2) if self.delay else BACKOFF_FIRST
+        return self.delay
+
+    def ok(self) -> None:
+        if self.delay:
+            self.delay = 0.0
+            STORE.answered()
 
 
 class RouteMetrics:
     """A route's counters, bound once: what a worker touches per batch."""
 
     __slots__ = ("batch", "cancelled", "expired", "failed", "fallback", "requeued", "retry",
-                 "sent", "skipped", "throttle")
+                 "sent", "skipped", "throttle", "unrecorded")
 
     def __init__(self, route: str) -> None:
         channel = routing.channel_of(route).value
@@ -109,6 +200,7 @@ class RouteMetrics:
         self.skipped = MESSAGES.labels(channel, route, "skipped")
         self.requeued = MESSAGES.labels(channel, route, "requeued")
         self.fallback = MESSAGES.labels(channel, route, "fallback")
+        self.unrecorded = MESSAGES.labels(channel, route, "unrecorded")
         self.batch = BATCH_SECONDS.labels(channel, route)
         self.throttle = THROTTLE_WAIT.labels(route)
 
@@ -173,16 +265,23 @@ class Collector:
         self._waves: dict[str, Wave] = {}  # waves are immutable: read each once
 
     async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff("the metrics collector")
         while not stop.is_set():
+            wait = self.interval
             try:
                 await self.collect()
             except asyncio.CancelledError:
                 raise
+            except STORE_TRANSIENT as exc:  # logged once per outage, by StoreHealth
+                COLLECT_ERRORS.inc()
+                wait = min(self.interval, backoff.failed(exc))
             except Exception:  # a metric must never stop the engine
                 COLLECT_ERRORS.inc()
                 log.warning("metrics collection failed", exc_info=True)
+            else:
+                backoff.ok()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+                await asyncio.wait_for(stop.wait(), wait)
 
     async def collect(self) -> None:
         for route in self.routes:

@@ -72,17 +72,37 @@ class ReceiptMatcher:
                 self.stats.not_final += 1
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Passes until ``stop``; a store outage delays them (the receipts are kept)."""
+        backoff = metrics.Backoff("the receipt matcher")
+        wait = self.interval
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
-            await self.match_now()
+                await asyncio.wait_for(stop.wait(), wait)
+            wait = self.interval
+            try:
+                await self.match_now()
+            except metrics.STORE_TRANSIENT as exc:  # logged once per outage
+                wait = max(wait, backoff.failed(exc))
+            else:
+                backoff.ok()
 
     async def match_now(self) -> None:
-        """Match what came since the last pass and what still waits for its message."""
+        """Match what came since the last pass and what still waits for its message. If the
+        store fails, every receipt of the pass is kept for the next one."""
         todo = self._waiting + self._new
         if not todo:
             return
         self._new, self._waiting = [], []
+        try:
+            waiting = await self._match(todo)
+        except BaseException:
+            self._waiting = todo
+            raise
+        self._waiting = waiting
+
+    async def _match(self, todo: list[tuple[str, str, float, bool]]
+                     ) -> list[tuple[str, str, float, bool]]:
+        """Count what of ``todo`` is matched; returns what still waits."""
         now = time.monotonic()
         full = [t for t in todo if not t[3] and now - t[2] >= FULL_AFTER]
         found = await self.store.receipts.match([t[0] for t in todo if t[3] or
@@ -90,26 +110,30 @@ class ReceiptMatcher:
         if full:
             found.update(await self.store.receipts.match([t[0] for t in full]))
         counts: dict[str, dict[str, int]] = {}
-        matched, unmatched = self.stats.matched, self.stats.unmatched
+        waiting: list[tuple[str, str, float, bool]] = []
+        matched = unmatched = 0
         for remote_id, state, seen, searched in todo:
             where = found.get(remote_id)
             if where is None:
                 if now - seen < self.hold:
-                    self._waiting.append((remote_id, state, seen,
-                                          searched or now - seen >= FULL_AFTER))
+                    waiting.append((remote_id, state, seen,
+                                    searched or now - seen >= FULL_AFTER))
                 else:
-                    self.stats.unmatched += 1
+                    unmatched += 1
                 continue
-            self.stats.matched += 1
+            matched += 1
             wave, _recipient, part = where
             if part == 0:
                 per_wave = counts.setdefault(wave, {})
                 field = OUTCOME[state]
                 per_wave[field] = per_wave.get(field, 0) + 1
-        metrics.RECEIPTS_MATCHED.inc(self.stats.matched - matched)  # per pass, not per receipt
-        metrics.RECEIPTS_UNMATCHED.inc(self.stats.unmatched - unmatched)
         if counts:
             await self.store.receipts.count(counts)
+        self.stats.matched += matched
+        self.stats.unmatched += unmatched
+        metrics.RECEIPTS_MATCHED.inc(matched)  # per pass, not per receipt
+        metrics.RECEIPTS_UNMATCHED.inc(unmatched)
+        return waiting
 
     @property
     def pending(self) -> int:

@@ -5,6 +5,13 @@ takes over batches a dead worker left behind (after ``lease_seconds`` without a 
 mover that puts due retries back on the stream, and a heartbeat that keeps this worker's claims
 fresh, so a slow batch is never taken from a live worker. Each batch costs a fixed number of
 store commands whatever its size: one to drop already-sent messages, one to finish it.
+
+Every loop outlives a store outage (Redis restarting, unreachable, loading its AOF): it waits,
+0.1 s doubling up to 2 s, and goes on when the store answers again. A batch in hand is kept
+meanwhile (its store calls are tried again, and heartbeats resume with the store), so it is
+finished, not sent again, unless another worker took it over or this one is stopping: then it
+stays pending and is sent again by whoever reclaims it, which ``loa_messages_total{result=
+"unrecorded"}`` counts.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import TypeVar
 
 from adapters.base import Adapter, Envelope, Results
 from dispatcher import metrics, routing
@@ -29,6 +38,9 @@ log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 200  # how long a consumer waits for work before looking at its stop flag
 RETRY_BATCH = 500  # retries moved back per entry
+TRANSIENT = metrics.STORE_TRANSIENT
+
+T = TypeVar("T")
 
 
 class Worker:
@@ -56,18 +68,25 @@ class Worker:
         self.fallback = fallback
         self._paused: dict[str, float] = {}  # route -> epoch seconds (a channel's quota)
         self.processed = 0  # deliveries finished by this worker
+        self.unrecorded = 0  # messages sent whose batch this worker could not record
+        self._stop = asyncio.Event()
         self._metrics = {r: metrics.for_route(r) for r in routes}  # counted per batch
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; then finish the batches in hand and return."""
+        self._stop = stop
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._refresh_states(stop))
+            tasks.create_task(self._loop(stop, "refreshing wave states", self._refresh_states))
             for route in self.routes:
                 for _ in range(self.settings.engine.consumers_per_route):
-                    tasks.create_task(self._consume(route, stop))
-                tasks.create_task(self._reclaim(route, stop))
-                tasks.create_task(self._move_retries(route, stop))
-                tasks.create_task(self._heartbeat(route, stop))
+                    tasks.create_task(self._loop(stop, f"a consumer of {route}",
+                                                 self._consumer(route)))
+                tasks.create_task(self._loop(stop, f"the reclaimer of {route}",
+                                             self._reclaimer(route)))
+                tasks.create_task(self._loop(stop, f"the retry mover of {route}",
+                                             self._mover(route)))
+                tasks.create_task(self._loop(stop, f"the heartbeat of {route}",
+                                             self._beat(route)))
 
     # -- background loops --------------------------------------------------------------------
 
@@ -85,55 +104,87 @@ class Worker:
             raise asyncio.CancelledError
         return not stop.is_set()
 
-    async def _refresh_states(self, stop: asyncio.Event) -> None:
+    async def _loop(self, stop: asyncio.Event, where: str,
+                    once: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """``once(stop)`` until ``stop``; a store outage makes it wait and try again."""
+        backoff = metrics.Backoff(where)
         while self._running(stop):
-            if self._waves:
-                self._states.update(await self.store.waves.states(list(self._waves)))
-            await self._sleep(stop, self.settings.engine.state_refresh_seconds)
+            try:
+                await once(stop)
+            except TRANSIENT as exc:  # logged once per outage, by metrics.StoreHealth
+                await self._sleep(stop, backoff.failed(exc))
+            else:
+                backoff.ok()
 
-    async def _consume(self, route: str, stop: asyncio.Event) -> None:
-        while self._running(stop):
+    async def _refresh_states(self, stop: asyncio.Event) -> None:
+        if self._waves:
+            self._states.update(await self.store.waves.states(list(self._waves)))
+        await self._sleep(stop, self.settings.engine.state_refresh_seconds)
+
+    def _consumer(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
+        async def once(stop: asyncio.Event) -> None:
             if await self._unpark(route):
-                continue
+                return
             if self.gate is not None and not self.gate(route):
                 await self._sleep(stop, READ_BLOCK_MS / 1000)
-                continue
+                return
             wait = self._paused.get(route, 0.0) - time.time()
             if wait > 0:  # the channel said "no more until then": leave the batches queued
                 await self._sleep(stop, min(wait, 1.0))
-                continue
+                return
             claimed = time.monotonic()
             for delivery in await self.store.queue.read(route, self.name, 1, READ_BLOCK_MS):
                 await self._process(route, delivery, claimed)
+        return once
 
-    async def _reclaim(self, route: str, stop: asyncio.Event) -> None:
+    def _reclaimer(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
         lease_ms = int(self.settings.engine.lease_seconds * 1000)
-        while self._running(stop):
+
+        async def once(stop: asyncio.Event) -> None:
             await self._sleep(stop, self.settings.engine.lease_seconds / 2)
-            if stop.is_set():
-                break
-            if self.gate is not None and not self.gate(route):
-                continue
+            if stop.is_set() or (self.gate is not None and not self.gate(route)):
+                return
             claimed = time.monotonic()
             for delivery in await self.store.queue.reclaim(route, self.name, lease_ms, 16):
                 await self._process(route, delivery, claimed)
+        return once
 
-    async def _move_retries(self, route: str, stop: asyncio.Event) -> None:
-        while self._running(stop):
+    def _mover(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
+        async def once(stop: asyncio.Event) -> None:
             moved = await self.store.queue.move_due(route, time.time(), RETRY_BATCH)
             if moved < RETRY_BATCH:
                 await self._sleep(stop, 0.2)
+        return once
 
-    async def _heartbeat(self, route: str, stop: asyncio.Event) -> None:
-        while self._running(stop):
+    def _beat(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
+        async def once(stop: asyncio.Event) -> None:
             await self._sleep(stop, self.settings.engine.lease_seconds / 3)
-            held = self._held[route]
-            entries = list(held) + list(self._parked[route])
-            if entries:
-                touched = time.monotonic()
-                for entry in await self.store.queue.touch(route, self.name, entries):
-                    if entry in held:
-                        held[entry] = touched
+            await self._touch(route)
+        return once
+
+    async def _touch(self, route: str) -> None:
+        held = self._held[route]
+        entries = list(held) + list(self._parked[route])
+        if entries:
+            touched = time.monotonic()
+            for entry in await self.store.queue.touch(route, self.name, entries):
+                if entry in held:
+                    held[entry] = touched
+
+    async def _persist(self, where: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, a store call made with a batch in hand, tried again while the store is
+        away; raised when this worker is stopping."""
+        backoff = metrics.Backoff(where)
+        while True:
+            try:
+                result = await call()
+            except TRANSIENT as exc:
+                if self._stop.is_set():
+                    raise
+                await self._sleep(self._stop, backoff.failed(exc))
+            else:
+                backoff.ok()
+                return result
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -161,20 +212,37 @@ class Worker:
     async def _process(self, route: str, delivery: Delivery, claimed: float) -> None:
         held = self._held[route]
         held[delivery.entry] = claimed
+        completion = Completion()
         try:
-            await self._process_held(route, delivery)
+            if not await self._process_held(route, delivery, completion):
+                self._unrecorded(route, completion)
+        except TRANSIENT:  # stopping during a store outage: the batch stays pending
+            self._unrecorded(route, completion)
+            raise
         finally:
             held.pop(delivery.entry, None)
 
-    async def _process_held(self, route: str, delivery: Delivery) -> None:
+    def _unrecorded(self, route: str, completion: Completion) -> None:
+        """The messages of ``completion`` were sent but will not be recorded by this worker:
+        whoever takes their batch over sends them again."""
+        n = sum(len(ids) for ids in completion.sent.values())
+        if n:
+            self.unrecorded += n
+            self._metrics[route].unrecorded.inc(n)
+            log.warning("%d messages of %s sent but not recorded: sent again when their batch "
+                        "is taken over", n, route)
+
+    async def _process_held(self, route: str, delivery: Delivery,
+                            completion: Completion) -> bool:
+        """Send and record ``delivery``; False if it was sent in part and left to another
+        worker, unrecorded."""
         for batch in delivery.batches:
-            _, state = await self._wave(batch.wave)
+            _, state = await self._persist("reading a wave", partial(self._wave, batch.wave))
             if state is WaveState.PAUSED:
                 self._parked[route][delivery.entry] = delivery
-                return
-        completion = Completion()
+                return True
         for batch in delivery.batches:
-            wave, state = await self._wave(batch.wave)
+            wave, state = await self._persist("reading a wave", partial(self._wave, batch.wave))
             if wave is None or state is WaveState.CANCELLED:
                 retried = len(batch.ids) if batch.retried else 0
                 completion.count(batch.wave, "cancelled", len(batch.ids))
@@ -182,9 +250,38 @@ class Worker:
                 completion.count(batch.wave, "retrying", -retried)
                 continue
             if not await self._send(route, delivery.entry, wave, batch, completion):
-                return  # taken over by another worker while this one was slow: not ours
-        await self.store.queue.complete(route, delivery.entry, completion)
+                return False  # taken over by another worker while this one was slow: not ours
+        if not await self._complete(route, delivery.entry, completion):
+            return False
         self.processed += 1
+        return True
+
+    async def _complete(self, route: str, entry: str, completion: Completion) -> bool:
+        """Record a finished entry. When the store does not answer, the transaction may or may
+        not have been applied: once it answers again, it is applied only if the entry is still
+        pending with this worker (the acknowledgement is part of it). False if another worker
+        took the entry over meanwhile."""
+        backoff = metrics.Backoff(f"completing a batch of {route}")
+        try:
+            await self.store.queue.complete(route, entry, completion)
+            return True
+        except TRANSIENT as exc:
+            if self._stop.is_set():
+                raise
+            await self._sleep(self._stop, backoff.failed(exc))
+        while True:
+            try:
+                owner = await self.store.queue.owner(route, entry)
+                if owner == self.name:
+                    await self.store.queue.complete(route, entry, completion)
+            except TRANSIENT as exc:
+                if self._stop.is_set():
+                    raise
+                await self._sleep(self._stop, backoff.failed(exc))
+                continue
+            backoff.ok()
+            # None: not pending any more, acknowledged by the first attempt
+            return owner == self.name or owner is None
 
     async def _still_ours(self, route: str, entry: str) -> bool:
         """Whether this worker still holds ``entry``. Asked of the store only when a lease
@@ -192,12 +289,15 @@ class Worker:
         claimed = self._held[route].get(entry, 0.0)
         if time.monotonic() - claimed < self.settings.engine.lease_seconds / 2:
             return True
-        return await self.store.queue.owner(route, entry) == self.name
+        owner = await self._persist("checking a batch's owner",
+                                    lambda: self.store.queue.owner(route, entry))
+        return owner == self.name
 
     async def _send(self, route: str, entry: str, wave: Wave, batch: Batch,
                     completion: Completion) -> bool:
         """Send what of ``batch`` is not sent yet; False if the entry is no longer ours."""
-        mask = await self.store.queue.sent_mask(batch.wave, batch.ids)
+        mask = await self._persist("reading sent bits",
+                                   lambda: self.store.queue.sent_mask(batch.wave, batch.ids))
         if batch.retried and len(set(batch.ids)) < len(batch.ids):
             seen: set[int] = set()  # one recipient scheduled twice: the first goes, not both
             for i, recipient in enumerate(batch.ids):
@@ -242,7 +342,10 @@ class Worker:
         if self.fallback is not None and wave.fallback_text:
             cured = [keep[k] for k, reason in results.failed if reason.startswith(PREFIX)]
             if cured:
-                m.fallback.inc(await self.fallback.reroute(wave, batch, cured, completion))
+                fallback = self.fallback
+                m.fallback.inc(await self._persist(
+                    "rerouting to SMS",
+                    lambda: fallback.reroute(wave, batch, cured, completion)))
         return True
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,

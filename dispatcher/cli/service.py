@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ from dispatcher.province import load_province
 from dispatcher.service import build_engine, run_engine
 from dispatcher.settings import load_settings
 from dispatcher.store import open_store
+
+log = logging.getLogger(__name__)
+
+#: After SIGTERM, how long the batches in hand may take to finish before the engine is
+#: cancelled (what it still held is then reclaimed by another worker after the lease).
+STOP_SECONDS = 20.0
 
 
 def register(sub: Any) -> None:
@@ -65,6 +72,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
             signalled.cancel()
+            done, _ = await asyncio.wait({running}, timeout=STOP_SECONDS)
+            if not done:
+                log.warning("not stopped %.0f s after the signal: cancelling; the batches in "
+                            "hand are left to be reclaimed", STOP_SECONDS)
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                return
             await running
         finally:
             await store.aclose()
