@@ -4,6 +4,8 @@ with one fault injected mid-wave. docs/guarantees.md states what each proves."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
 import signal
 import tempfile
 import time
@@ -11,8 +13,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from dispatcher.chaos import BINDS, WINDOW, ChaosResult, Stage, stage
+from dispatcher.config import default_path
 from dispatcher.errors import InputError, LoaError
+from dispatcher.fallback import is_fallback_wave
+from dispatcher.model import Channel, LevelState, WaveState
 from dispatcher.msisdn import Numbering
+from dispatcher.plan import due_slots, load_plan
 from dispatcher.province import Province
 from dispatcher.wavebench import WorkerProcess
 
@@ -101,7 +107,8 @@ async def throttle_storm(s: Stage) -> ChaosResult:
             await asyncio.wait({done}, timeout=0.5)
     finally:
         await done
-    return await s.result("throttle-storm", started, 0, throttled=s.smsc.stats.throttled,
+    return await s.result("throttle-storm", started, 0,
+                          throttled_answers=s.smsc.stats.errors_injected,
                           lowest_tps_in_force=None if lowest == float("inf") else lowest)
 
 
@@ -148,6 +155,89 @@ async def zalo_outage(s: Stage) -> ChaosResult:
                           paused_seen_in_metrics=paused_seen)
 
 
+def _plan_at(text: str, levels: dict[int, dt.datetime]) -> str:
+    """The plan file's text with the sends of each of ``levels`` moved so that the first of
+    each day falls at the given time (the others spread evenly over the day, as many as
+    before), and sending hours around the clock."""
+    out, level = [], 0
+    for line in text.splitlines():
+        found = re.match(r"level = (\d+)$", line)
+        if found:
+            level = int(found.group(1))
+        if line.startswith("sending_hours"):
+            out.append('sending_hours = ["00:00", "23:59"]')
+        elif level in levels and line.startswith("slots = "):
+            n = line.count(",") + 1
+            at = levels[level]
+            times = [(at + dt.timedelta(minutes=k * 24 * 60 // n)).strftime("%H:%M")
+                     for k in range(n)]
+            out.append("slots = [" + ", ".join(f'"{t}"' for t in times) + "]")
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+async def reconciler_restart(s: Stage) -> ChaosResult:
+    """Level 3, then level 4, while the processes that reconcile the plan are killed and
+    started again every couple of seconds: every wave the plan calls for is created once."""
+    plan_path = s.tmp / "plan.toml"
+    tz = load_plan().tz
+    first = (dt.datetime.now(tz) + dt.timedelta(seconds=80)).replace(second=0, microsecond=0)
+    second = first + dt.timedelta(minutes=1)
+    plan_path.write_text(_plan_at(default_path("plan.toml").read_text(encoding="utf-8"),
+                                  {3: first, 4: second}), encoding="utf-8")
+    plan = load_plan(plan_path)
+    reconcile = ("--plan", str(plan_path))
+    workers = [await s.add_worker(*reconcile), await s.add_worker(*reconcile)]
+    started = time.monotonic()
+    kills = held = 0
+
+    async def churn(until: dt.datetime) -> None:
+        nonlocal kills, held
+        while dt.datetime.now(dt.UTC) < until:
+            await asyncio.sleep(2.0)
+            victim = workers.pop(0)
+            s.kill(victim)
+            assert victim.proc is not None
+            await victim.proc.wait()
+            held += await s.in_hand(victim.name)
+            kills += 1
+            workers.append(await s.add_worker(*reconcile))
+
+    expected: set[str] = set()
+    for level, at in ((3, first), (4, second)):
+        since = dt.datetime.now(dt.UTC)
+        await s.db.level.set(LevelState(level=level, at=since, since=since, set_by="chaos"))
+        due = {slot.id for channel in (Channel.SMS, Channel.ZALO)
+               for slot in due_slots(plan, level, channel, since, at + dt.timedelta(seconds=1))}
+        expected |= due
+        await churn(at + dt.timedelta(seconds=10))
+        await _waves_completed(s, due, TIMEOUT)
+    created = {w.id for w in await s.db.waves.all()
+               if w.channel in (Channel.SMS, Channel.ZALO) and not is_fallback_wave(w.id)}
+    if created != expected:
+        raise LoaError(f"waves missing: {sorted(expected - created)}; "
+                       f"not called for: {sorted(created - expected)}")
+    return await s.result("reconciler-restart", started, held, waves=sorted(created),
+                          processes_killed=kills)
+
+
+async def _waves_completed(s: Stage, ids: set[str], timeout: float) -> None:
+    """Until the waves ``ids`` exist and are completed; they join the waves the stage counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = await s.db.waves.states(sorted(ids))
+        if all(states.get(i) is WaveState.COMPLETED for i in ids):
+            for i in sorted(ids):
+                wave = await s.db.waves.get(i)
+                assert wave is not None
+                s.waves.append(wave)
+            return
+        if time.monotonic() > deadline:
+            raise LoaError(f"waves {sorted(ids)} did not complete in {timeout:g} s")
+        await asyncio.sleep(0.5)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "kill-worker": kill_worker,
     "smsc-drop": smsc_drop,
@@ -155,6 +245,7 @@ SCENARIOS: dict[str, Scenario] = {
     "throttle-storm": throttle_storm,
     "sigterm": sigterm,
     "zalo-outage": zalo_outage,
+    "reconciler-restart": reconciler_restart,
 }
 
 

@@ -53,8 +53,30 @@ def test_zalo_down_then_out_of_quota_pauses_and_resumes_without_dead_letters() -
     assert details["paused_seen_in_metrics"] is True
 
 
+def test_redis_killed_mid_wave_and_restarted_loses_nothing() -> None:
+    result = chaos("redis-restart", 6000)
+    details = result["details"]
+    assert isinstance(details, dict) and "outcomes_in_the_last_second" in details
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["kill-worker", "smsc-drop", "sigterm"])
+def test_a_throttling_storm_delays_the_wave_and_dead_letters_nothing() -> None:
+    result = chaos("throttle-storm", 4000)
+    details = result["details"]
+    assert isinstance(details, dict) and details["throttled_answers"] > 0
+    assert result["dead_letters"] == 0
+
+
+@pytest.mark.slow
+def test_reconciler_restarts_through_a_level_change_create_every_wave_once() -> None:
+    result = chaos("reconciler-restart", 3000)
+    details = result["details"]
+    assert isinstance(details, dict) and details["processes_killed"] >= 10
+    assert any(w.startswith("L4-") for w in details["waves"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["kill-worker", "smsc-drop", "sigterm", "redis-restart"])
 def test_the_faults_at_a_larger_scale(scenario: str) -> None:
     chaos(scenario, 40_000)
 
