@@ -182,7 +182,8 @@ async def reconciler_restart(s: Stage) -> ChaosResult:
     started again every couple of seconds: every wave the plan calls for is created once."""
     plan_path = s.tmp / "plan.toml"
     tz = load_plan().tz
-    first = (dt.datetime.now(tz) + dt.timedelta(seconds=80)).replace(second=0, microsecond=0)
+    # the first whole minute at least 15 s away (the workers start meanwhile)
+    first = (dt.datetime.now(tz) + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)
     second = first + dt.timedelta(minutes=1)
     plan_path.write_text(_plan_at(default_path("plan.toml").read_text(encoding="utf-8"),
                                   {3: first, 4: second}), encoding="utf-8")
