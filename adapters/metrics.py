@@ -45,6 +45,15 @@ class _Stats(Protocol):
     @property
     def reconnects(self) -> int: ...
 
+    @property
+    def malformed(self) -> int: ...
+
+    @property
+    def oversized(self) -> int: ...
+
+    @property
+    def unknown_commands(self) -> int: ...
+
 
 class _Session(Protocol):
     @property
@@ -133,22 +142,39 @@ class ChannelGauges(Collector):
             "(0: unthrottled)", labels=["link"])
         reconnects = CounterMetricFamily(
             "loa_smpp_reconnects", "Reconnections of the link's binds", labels=["link"])
+        malformed = CounterMetricFamily(
+            "loa_smpp_malformed", "PDUs from the SMSC that could not be read (a body that ends "
+            "early, a command_length under 16)", labels=["link"])
+        oversized = CounterMetricFamily(
+            "loa_smpp_oversized", "PDUs from the SMSC claiming a command_length above the "
+            "maximum PDU size (the connection is closed and bound again)", labels=["link"])
+        unknown = CounterMetricFamily(
+            "loa_smpp_unknown_commands", "PDUs from the SMSC with a command the ESME does not "
+            "serve: requests (answered generic_nack), responses to commands it never sends",
+            labels=["link"])
         sums: dict[str, list[float]] = {}
         for link in links:
-            s = sums.setdefault(link.name, [0.0] * 5)
+            s = sums.setdefault(link.name, [0.0] * 8)
             for session in link.sessions:
                 s[0] += session.in_flight
                 s[1] += session.is_bound
                 s[2] += 1
                 s[3] += session.rate.rate
             for session in link.all_sessions:
-                s[4] += session.stats.reconnects
-        for name, (flight, up, n, rate, again) in sorted(sums.items()):
+                stats = session.stats
+                s[4] += stats.reconnects
+                s[5] += stats.malformed
+                s[6] += stats.oversized
+                s[7] += stats.unknown_commands
+        for name, (flight, up, n, rate, again, bad, huge, odd) in sorted(sums.items()):
             in_flight.add_metric([name], flight)
             bind_up.add_metric([name], up)
             binds.add_metric([name], n)
             tps.add_metric([name], rate)
             reconnects.add_metric([name], again)
+            malformed.add_metric([name], bad)
+            oversized.add_metric([name], huge)
+            unknown.add_metric([name], odd)
         quota = GaugeMetricFamily(
             "loa_zalo_remaining_quota", "ZNS messages Zalo still allows today (its last answer)")
         paused = GaugeMetricFamily(
@@ -159,7 +185,8 @@ class ChannelGauges(Collector):
         if zalo:
             now = time.time()
             paused.add_metric([], float(any(a.paused_until > now for a in zalo)))
-        yield from (in_flight, bind_up, binds, tps, reconnects, quota, paused)
+        yield from (in_flight, bind_up, binds, tps, reconnects, malformed, oversized, unknown,
+                    quota, paused)
 
 
 CHANNEL_GAUGES = ChannelGauges()

@@ -58,7 +58,17 @@ MAX_PDU = 65536  # longer command_length: the peer is broken or hostile
 
 
 class PduError(ValueError):
-    """Bytes that are not a valid PDU (or not the PDU they claim to be)."""
+    """Bytes that are not a valid PDU (or not the PDU they claim to be), or a field that a PDU
+    cannot carry."""
+
+
+class CommandLengthError(PduError):
+    """A command_length no PDU can have: the byte stream cannot be read past it."""
+
+    def __init__(self, length: int, max_pdu: int) -> None:
+        super().__init__(f"command_length {length} is out of range ({HEADER_SIZE}..{max_pdu})")
+        self.length = length
+        self.oversized = length > max_pdu  # else shorter than a header
 
 
 class Header(msgspec.Struct, frozen=True, array_like=True):
@@ -115,13 +125,15 @@ class Framer:
     def __init__(self, max_pdu: int = MAX_PDU) -> None:
         self._buffer = bytearray()  # the start of a PDU that is not complete yet
         self._need = 0  # octets the buffer must hold before a PDU can be complete
-        self._broken: PduError | None = None
+        self._broken: CommandLengthError | None = None
         self.max_pdu = max_pdu
 
     def feed(self, data: bytes) -> list[tuple[Header, bytes]]:
-        """The PDUs completed by ``data``. A bad length raises :class:`PduError`; PDUs that
-        came before it in the same chunk are returned first and the error is raised by the
-        next call (the stream cannot be read past it)."""
+        """The PDUs completed by ``data``. A bad length raises :class:`CommandLengthError`
+        (judged from the header alone: a claimed size is never waited for nor allocated); PDUs
+        that came before it in the same chunk are returned first and the error is raised by
+        the next call. Once raised, every later call raises it again (the stream cannot be read
+        past it)."""
         return [(Header(command_id, status, seq), body)
                 for command_id, status, seq, body in self.frames(data)]
 
@@ -145,12 +157,10 @@ class Framer:
         while end - start >= HEADER_SIZE:
             length, command_id, status, seq = unpack(data, start)
             if length < HEADER_SIZE or length > max_pdu:
-                buffer += data[start:]
-                error = PduError(f"command_length {length} is out of range "
-                                 f"({HEADER_SIZE}..{max_pdu})")
+                buffer.clear()  # nothing after it can be read: keep none of it
+                error = self._broken = CommandLengthError(length, max_pdu)
                 if not found:
                     raise error
-                self._broken = error
                 return found
             if end - start < length:
                 self._need = length
@@ -169,6 +179,11 @@ class Framer:
         return self._broken is not None
 
     @property
+    def error(self) -> CommandLengthError | None:
+        """The bad length that broke the stream, if one did."""
+        return self._broken
+
+    @property
     def pending(self) -> int:
         """Bytes received that do not make a whole PDU yet."""
         return len(self._buffer)
@@ -182,9 +197,14 @@ def encode(command_id: int, seq: int, body: bytes = b"", status: int = 0) -> byt
 
 
 def _c(text: str, limit: int, name: str) -> bytes:
-    data = text.encode("latin-1")
+    try:
+        data = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise PduError(f"{name} has characters beyond latin-1: {text!r}") from None
     if len(data) >= limit:
         raise PduError(f"{name} is longer than {limit - 1} octets")
+    if b"\0" in data:
+        raise PduError(f"{name} holds a NUL, which would end it early: {text!r}")
     return data + b"\0"
 
 
@@ -205,6 +225,9 @@ def encode_bind_resp(command_id: int, seq: int, system_id: str, status: int = 0)
 
 
 def encode_tlvs(tlvs: dict[int, bytes]) -> bytes:
+    for tag, value in tlvs.items():
+        if not 0 <= tag <= 0xFFFF or len(value) > 0xFFFF:
+            raise PduError(f"TLV 0x{tag:X} of {len(value)} octets cannot be encoded")
     return b"".join(struct.pack(">HH", tag, len(value)) + value for tag, value in tlvs.items())
 
 
@@ -248,7 +271,10 @@ class SubmitTemplate:
         if payload is not self._payload:  # the messages of a batch share their payload
             self._payload = payload
             self._tail = b"".join((b"\0", self._middle, bytes((len(payload),)), payload))
-        address = destination.encode("ascii")
+        try:
+            address = destination.encode("ascii")
+        except UnicodeEncodeError:
+            raise PduError(f"destination_addr {destination!r} is not ASCII") from None
         return b"".join((
             HEADER.pack(HEADER_SIZE + len(self._prefix) + len(address) + len(self._tail),
                         SUBMIT_SM, 0, seq),

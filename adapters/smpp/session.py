@@ -31,6 +31,9 @@ TIMEOUT_STATUS = -1  # no response in time: the message may or may not have been
 LOST_STATUS = -2  # the connection went away before the response (it may have been accepted)
 NOT_SENT_STATUS = -3  # the bind was down when this PDU's turn came: it was never written
 SUBMIT_SM_RESP = pdu.SUBMIT_SM | pdu.RESP
+ESME_RINVCMDID = 0x03
+# Responses to the commands a session sends besides submit_sm (binds, unbind, enquire_link).
+_CONTROL_RESPONSES = frozenset(c | pdu.RESP for c in (*pdu.BINDS, pdu.UNBIND, pdu.ENQUIRE_LINK))
 BIND_TYPES = {"transceiver": pdu.BIND_TRANSCEIVER, "transmitter": pdu.BIND_TRANSMITTER,
               "receiver": pdu.BIND_RECEIVER}
 
@@ -57,11 +60,14 @@ class SessionStats(msgspec.Struct):
     timeouts: int = 0
     lost: int = 0
     receipts: int = 0
-    receipts_malformed: int = 0
+    receipts_malformed: int = 0  # deliver_sm receipts that could not be read (acknowledged)
     deliver_other: int = 0
     nacks: int = 0
     reconnects: int = 0
     bind_failures: int = 0
+    malformed: int = 0  # PDUs that could not be read: a body that ends early, a length < 16
+    oversized: int = 0  # command_length above pdu.MAX_PDU: the connection is closed at once
+    unknown_commands: int = 0  # requests answered generic_nack, responses to nothing asked
 
 
 class _Batch:
@@ -96,15 +102,13 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             frames = self.framer.frames(data)
-        except pdu.PduError as exc:
-            log.warning("%s: %s; closing the connection", self.session.name, exc)
-            if self.transport is not None:
-                self.transport.close()
+        except pdu.CommandLengthError as exc:
+            self.session._unreadable(self, exc)
             return
         self.session._handle(frames)
-        if self.framer.broken and self.transport is not None:
-            log.warning("%s: unreadable PDU length; closing the connection", self.session.name)
-            self.transport.close()
+        error = self.framer.error
+        if error is not None:
+            self.session._unreadable(self, error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session._lost(self)
@@ -132,6 +136,7 @@ class EsmeSession:
         self._window_free.set()
         self._closing = False
         self._last_io = time.monotonic()
+        self._gone = asyncio.Event()  # set when the current connection is lost
         self._runner: asyncio.Task[None] | None = None
 
     @property
@@ -182,6 +187,7 @@ class EsmeSession:
 
     async def _connect_and_bind(self) -> None:
         loop = asyncio.get_running_loop()
+        self._gone = asyncio.Event()
         _, proto = await asyncio.wait_for(
             loop.create_connection(lambda: _Protocol(self), self.config.host, self.config.port),
             self.config.connect_timeout)
@@ -202,8 +208,13 @@ class EsmeSession:
     async def _keepalive(self) -> None:
         """While bound: enquire_link when idle, time out unanswered submits."""
         proto = self._proto
+        gone = self._gone
+        period = min(1.0, self.config.response_timeout / 2)
         while self._proto is proto and proto is not None and proto.transport is not None:
-            await asyncio.sleep(min(1.0, self.config.response_timeout / 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), period)  # a lost connection: rebind now
+            if gone.is_set():
+                return
             self._expire(time.monotonic())
             if time.monotonic() - self._last_io >= self.config.enquire_link_seconds:
                 try:
@@ -314,6 +325,7 @@ class EsmeSession:
                         message_id = pdu.parse_message_id(body) if status == 0 else ""
                     except pdu.PduError:
                         message_id = ""  # accepted, with an id no receipt can name
+                        stats.malformed += 1
                     entry[0].answer(entry[1], status, message_id)
             elif command == pdu.DELIVER_SM:
                 acks.append(pdu.encode_deliver_sm_resp(seq))  # always, even if unreadable
@@ -326,7 +338,11 @@ class EsmeSession:
                 except (pdu.PduError, ReceiptError) as exc:
                     self._malformed(exc)
             else:
-                self._other(command, status, seq, body)
+                if acks:  # in order: what came before is answered before what follows
+                    self._write(b"".join(acks))
+                    acks.clear()
+                if self._other(command, status, seq, body):
+                    break  # unbound by the SMSC: nothing after the unbind is served
         if responses:
             stats.responses += responses
             self._window_free.set()
@@ -341,29 +357,60 @@ class EsmeSession:
             if self.on_receipt is not None:
                 self.on_receipt(receipts)
 
-    def _other(self, command: int, status: int, seq: int, body: bytes) -> None:
-        """A PDU that is neither a submit_sm_resp nor a deliver_sm."""
-        if command in (pdu.ENQUIRE_LINK, pdu.UNBIND):
+    def _other(self, command: int, status: int, seq: int, body: bytes) -> bool:
+        """A PDU that is neither a submit_sm_resp nor a deliver_sm; True when it closed the
+        connection (an unbind)."""
+        if command == pdu.ENQUIRE_LINK:
             self._write(pdu.encode(command | pdu.RESP, seq))
-            if command == pdu.UNBIND and self._proto and self._proto.transport:
-                self.bound.clear()
-                self._proto.transport.close()
+        elif command == pdu.UNBIND:
+            self._write(pdu.encode(command | pdu.RESP, seq))
+            self.bound.clear()
+            if self._proto is not None:
+                self._hang_up(self._proto)
+            return True
         elif command == pdu.GENERIC_NACK:
             self.stats.nacks += 1
             self._nack(seq, status)
             self._window_free.set()
-        elif command & pdu.RESP:
+        elif command in _CONTROL_RESPONSES:
             future = self._control.get(seq)
             if future is not None and not future.done():
                 future.set_result((status, body))
-        else:  # a request we do not serve
-            self._write(pdu.encode_generic_nack(seq, 0x03))
+        elif command & pdu.RESP:  # the response to a command this session never sends
+            self.stats.unknown_commands += 1
+        else:  # a request this session does not serve
+            self.stats.unknown_commands += 1
+            self._write(pdu.encode_generic_nack(seq, ESME_RINVCMDID))
+        return False
 
     def _malformed(self, exc: pdu.PduError | ReceiptError) -> None:
         self.stats.receipts_malformed += 1
         metrics.RECEIPTS_MALFORMED.inc()
         if isinstance(exc, ReceiptError):
             log.warning("%s: unreadable receipt: %s", self.name, exc)
+        else:
+            self.stats.malformed += 1
+
+    def _unreadable(self, proto: _Protocol, error: pdu.CommandLengthError) -> None:
+        """A command_length that cannot be right: nothing after it can be read. What came
+        before is answered, then the connection is closed (and bound again)."""
+        if proto.transport is None or proto.transport.is_closing():
+            return  # already hung up: counted then
+        if error.oversized:
+            self.stats.oversized += 1
+        else:
+            self.stats.malformed += 1
+        log.warning("%s: %s; closing the connection", self.name, error)
+        self._hang_up(proto)
+
+    def _hang_up(self, proto: _Protocol) -> None:
+        """Close ``proto``'s connection after writing what is waiting to be written."""
+        transport = proto.transport
+        if transport is None or transport.is_closing():
+            return
+        if proto is self._proto:
+            self._flush()
+        transport.close()
 
     def _nack(self, seq: int, status: int) -> None:
         entry = self._pending.pop(seq, None)
@@ -378,6 +425,7 @@ class EsmeSession:
         if self._proto is not proto:
             return
         self._proto = None
+        self._gone.set()
         self.bound.clear()
         for batch, index, _ in self._pending.values():
             self.stats.lost += 1

@@ -3,10 +3,12 @@
 It accepts any bind type, answers ``submit_sm`` with message ids and sends delivery receipts
 (``deliver_sm``) with a configurable delay, state mix and format; it can throttle (0x58 above a
 TPS cap per bind), inject errors by ratio or by destination, stay silent, drop connections and
-refuse binds, and :class:`SmscConfig` can be changed while it runs. It counts complete messages
-per destination (multi-part messages are reassembled from their UDH) so a test can prove that
-every recipient got exactly one message, counts the duplicates (a complete message that reaches
-a destination a second time with the same text), and keeps their text on request.
+refuse binds, and :class:`SmscConfig` can be changed while it runs. In hostile mode it also
+sends, between its answers, PDUs an ESME must survive (see :data:`HOSTILE_KINDS`). It counts
+complete messages per destination (multi-part messages are reassembled from their UDH) so a
+test can prove that every recipient got exactly one message, counts the duplicates (a complete
+message that reaches a destination a second time with the same text), and keeps their text on
+request.
 
 It is built to stay out of the benchmark's way: an asyncio Protocol, PDUs cut by
 :class:`~adapters.smpp.pdu.Framer`, the fields of ``submit_sm`` it needs read by one regular
@@ -46,6 +48,7 @@ from adapters.smpp.pdu import (
     DELIVER_SM,
     ENQUIRE_LINK,
     ESM_UDHI,
+    GENERIC_NACK,
     HEADER,
     HEADER_SIZE,
     RESP,
@@ -66,7 +69,7 @@ from adapters.smpp.pdu import (
 from adapters.smpp.receipt import TLV_BY_STATE, format_receipt
 from dispatcher.smstext import gsm7_decode, parse_concat_udh, ucs2_decode
 
-__all__ = ["Deliveries", "ReceiptFormat", "Smsc", "SmscConfig", "SmscStats"]
+__all__ = ["HOSTILE_KINDS", "Deliveries", "ReceiptFormat", "Smsc", "SmscConfig", "SmscStats"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,17 @@ MAX_PARTIALS = 100_000  # incomplete multi-part messages kept; the oldest go bey
 MAX_WAITING = 1_000_000  # receipts kept per system_id while no receiver is bound; the oldest go
 
 ReceiptFormat = Literal["text", "tlv", "both"]
+
+#: What hostile mode sends, in turn: a request with a command id SMPP does not define
+#: (``unknown_command``: to be answered generic_nack), a deliver_sm whose body ends inside its
+#: mandatory fields (``truncated``: to be acknowledged and counted), a command_length shorter
+#: than a header (``bad_length``) or of 0x7FFFFFFF (``oversized``), after which nothing on the
+#: connection can be read (the ESME must hang up and bind again), and a well-formed receipt for
+#: a message id the SMSC never gave (``unknown_receipt``).
+HOSTILE_KINDS = ("unknown_command", "truncated", "bad_length", "oversized", "unknown_receipt")
+_BREAKING = frozenset({"bad_length", "oversized"})
+HOSTILE_COMMAND = 0x00010203  # no SMPP 3.4 command has this id
+_TRUNCATED = b"\0\x01\x018491"  # service_type, TONs, then the source_addr ends unterminated
 
 
 class SmscConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,6 +127,8 @@ class SmscConfig(msgspec.Struct, frozen=True, kw_only=True):
     window_reject: bool = False  # ... answered with ESME_RMSGQFUL (0x14) instead of accepted
     disconnect_after: int = 0  # close a connection after answering this many submits
     keep_texts: bool = False  # keep the decoded text of every message in Smsc.texts
+    hostile: frozenset[str] = frozenset()  # kinds of HOSTILE_KINDS to send between answers
+    hostile_every: int = 50  # one hostile PDU after every this many submits (all binds)
     seed: int = 0  # for the stat mix and the error ratio
 
     def __post_init__(self) -> None:
@@ -133,6 +149,12 @@ class SmscConfig(msgspec.Struct, frozen=True, kw_only=True):
                              f"use some of {', '.join(TLV_BY_STATE)}")
         if any(w < 0 for w in self.stat_mix.values()) or sum(self.stat_mix.values()) <= 0:
             raise ValueError("stat_mix weights must be non-negative with a positive sum")
+        unknown_kinds = set(self.hostile) - set(HOSTILE_KINDS)
+        if unknown_kinds:
+            raise ValueError(f"hostile: unknown kind {sorted(unknown_kinds)[0]!r}; "
+                             f"use some of {', '.join(HOSTILE_KINDS)}")
+        if self.hostile_every < 1:
+            raise ValueError("hostile_every must be at least 1")
 
 
 class SmscStats(msgspec.Struct):
@@ -159,6 +181,13 @@ class SmscStats(msgspec.Struct):
     enquire_links: int = 0
     unbinds: int = 0
     disconnects: int = 0  # connections the simulator dropped (on purpose or on garbage)
+    nacks_received: int = 0  # generic_nack from ESMEs
+    hostile_unknown_commands: int = 0  # hostile mode: what was sent, by kind
+    hostile_truncated: int = 0
+    hostile_bad_lengths: int = 0
+    hostile_oversized: int = 0
+    hostile_unknown_receipts: int = 0
+    hostile_answered: int = 0  # unknown commands answered generic_nack, truncated ones acked
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -355,6 +384,9 @@ class Smsc:
         self._waiting: dict[str, deque[bytes]] = {}  # receipts with no receiver bound yet
         self._partials: dict[tuple[bytes, str, int, int], dict[int, bytes]] = {}
         self._rr = 0
+        self._hostile_credit = 0  # submits since the last hostile PDU
+        self._hostile_turn = 0
+        self._hostile_ids = 0
         self._server: asyncio.AbstractServer | None = None
         self._timers: _Timers | None = None
         self._clock = time.monotonic
@@ -575,9 +607,9 @@ class Smsc:
 class _Conn(asyncio.Protocol):
     """One ESME connection."""
 
-    __slots__ = ("bound", "closing", "deliver_seq", "framer", "hangup", "inflight", "receives",
-                 "sends", "smsc", "submits", "system_id", "tps_count", "tps_start", "transport",
-                 "unanswered")
+    __slots__ = ("bound", "closing", "deliver_seq", "framer", "hangup", "hostile_seqs",
+                 "inflight", "poisoned", "receives", "sends", "smsc", "submits", "system_id",
+                 "tps_count", "tps_start", "transport", "unanswered")
 
     transport: asyncio.Transport
 
@@ -586,8 +618,10 @@ class _Conn(asyncio.Protocol):
         self.framer = Framer()
         self.system_id = ""
         self.bound = self.receives = self.sends = self.closing = self.hangup = False
+        self.poisoned = False  # a hostile PDU broke the stream: waiting for the ESME to hang up
         self.deliver_seq = 0
         self.inflight: dict[int, bytes] = {}  # deliver_sm seq -> body, until deliver_sm_resp
+        self.hostile_seqs: set[int] = set()  # hostile requests not answered yet
         self.submits = 0
         self.unanswered = 0
         self.tps_start = -1.0
@@ -626,6 +660,7 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
+            self._take_acks(data)
             return
         smsc = self.smsc
         try:
@@ -638,20 +673,16 @@ class _Conn(asyncio.Protocol):
         out: list[bytes] = []
         writes: dict[_Conn, list[bytes]] = {self: out}
         try:
+            submits = smsc.stats.submits
             now = smsc._clock()
             wall = time.time()
-            inflight = self.inflight
             for cid, status, seq, body in frames:
                 if cid == SUBMIT_SM:
                     self._submit(seq, body, out, writes, now, wall)
                     if self.closing:
                         break
-                elif cid == DELIVER_SM_RESP:
-                    if inflight.pop(seq, None) is not None:
-                        if status:
-                            smsc.stats.receipt_nacks += 1
-                        else:
-                            smsc.stats.receipts_acked += 1
+                elif cid & RESP:
+                    self._response(cid, status, seq)
                 elif cid == ENQUIRE_LINK:
                     smsc.stats.enquire_links += 1
                     out.append(encode(ENQUIRE_LINK | RESP, seq))
@@ -662,14 +693,14 @@ class _Conn(asyncio.Protocol):
                     out.append(encode(UNBIND | RESP, seq))
                     self.closing = True
                     break
-                elif cid & RESP:
-                    pass  # enquire_link_resp, generic_nack, unbind_resp: nothing to do
                 else:
                     out.append(encode_generic_nack(seq, ESME_RINVCMDID))
             if self.framer.broken and not self.closing:  # a bad length after those PDUs
                 smsc.stats.malformed += 1
                 out.append(encode_generic_nack(0, ESME_RINVCMDLEN))
                 self.closing = self.hangup = True
+            elif smsc._config.hostile and self.bound and not self.closing:
+                self._hostile(smsc.stats.submits - submits, out, writes)
         except Exception:  # a bug here must not take the whole simulator down
             log.exception("SMSC simulator: dropping %r after an internal error", self)
             smsc.stats.malformed += 1
@@ -678,10 +709,87 @@ class _Conn(asyncio.Protocol):
         for conn, chunks in writes.items():
             if chunks:
                 conn.transport.write(b"".join(chunks))
-        if self.closing:
+        if self.closing and not self.poisoned:  # poisoned: the ESME is to hang up
             self.close(disconnect=self.hangup)
 
+    # hostile mode
+
+    def _hostile(self, submits: int, out: list[bytes], writes: dict[_Conn, list[bytes]]) -> None:
+        """Count ``submits`` more and send the hostile PDUs that are due, after this read's
+        answers. One that breaks the stream waits until every part delivered on this
+        connection is answered: the ESME then loses nothing it could not send again (what it
+        writes after it, this connection neither delivers nor answers)."""
+        smsc = self.smsc
+        config = smsc._config
+        smsc._hostile_credit += submits
+        stats = smsc.stats
+        kinds = [k for k in HOSTILE_KINDS if k in config.hostile]
+        while smsc._hostile_credit >= config.hostile_every and not self.poisoned:
+            kind = kinds[smsc._hostile_turn % len(kinds)]
+            if kind in _BREAKING and self.unanswered:
+                return
+            smsc._hostile_credit -= config.hostile_every
+            smsc._hostile_turn += 1
+            seq = self.deliver_seq = self.deliver_seq % MAX_SEQ + 1
+            if kind == "unknown_command":
+                stats.hostile_unknown_commands += 1
+                self.hostile_seqs.add(seq)
+                out.append(encode(HOSTILE_COMMAND, seq, b"\x01\x02\x03"))
+            elif kind == "truncated":
+                stats.hostile_truncated += 1
+                self.hostile_seqs.add(seq)
+                out.append(encode(DELIVER_SM, seq, _TRUNCATED))
+            elif kind == "unknown_receipt":
+                stats.hostile_unknown_receipts += 1
+                smsc._hostile_ids += 1
+                wall = time.time()
+                body = smsc._receipt_body(b"x%09d" % smsc._hostile_ids, "DELIVRD",
+                                          b"\x01\x0184900000000\0", b"\x05\x00LOA\0",
+                                          wall, wall)
+                smsc._route(self, body, writes)
+            else:
+                if kind == "bad_length":
+                    stats.hostile_bad_lengths += 1
+                else:
+                    stats.hostile_oversized += 1
+                length = 8 if kind == "bad_length" else 0x7FFFFFFF
+                out.append(_pack_header(length, DELIVER_SM, 0, seq) + bytes(HEADER_SIZE))
+                self.poisoned = self.closing = True
+                self._forget()
+
+    def _take_acks(self, data: bytes) -> None:
+        """On a connection whose stream a hostile PDU broke: only take the answers to what was
+        sent before it (receipts, hostile requests), until the ESME hangs up."""
+        if not self.poisoned:
+            return
+        try:
+            frames = self.framer.frames(data)
+        except PduError:
+            return
+        for cid, status, seq, _ in frames:
+            if cid & RESP:
+                self._response(cid, status, seq)
+
     # commands
+
+    def _response(self, cid: int, status: int, seq: int) -> None:
+        """A response from the ESME: deliver_sm_resp (a receipt acknowledged, or refused and
+        dropped), generic_nack; enquire_link_resp and unbind_resp need nothing."""
+        stats = self.smsc.stats
+        if cid == DELIVER_SM_RESP:
+            if self.inflight.pop(seq, None) is not None:
+                if status:
+                    stats.receipt_nacks += 1
+                else:
+                    stats.receipts_acked += 1
+                return
+        elif cid == GENERIC_NACK:
+            stats.nacks_received += 1
+        else:
+            return
+        if seq in self.hostile_seqs:
+            self.hostile_seqs.discard(seq)
+            stats.hostile_answered += 1
 
     def _bind(self, command_id: int, seq: int, body: bytes, out: list[bytes]) -> None:
         smsc = self.smsc

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.smpp.simulator import Smsc, SmscConfig, SmscStats
+from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
 from dispatcher.cli.output import print_json
 from dispatcher.cli.runtime import run_async, until_signal
@@ -51,6 +51,11 @@ def register(sub: Any) -> None:
                       help="status of injected errors (default 0x08)")
     smsc.add_argument("--disconnect-after", type=int, default=0, metavar="N",
                       help="close each connection after N submits (default 0: never)")
+    smsc.add_argument("--hostile", nargs="?", const="all", metavar="KIND,...",
+                      help="send, between the answers, PDUs an ESME must survive: "
+                           f"{', '.join(HOSTILE_KINDS)} (default with the flag alone: all)")
+    smsc.add_argument("--hostile-every", type=int, default=50, metavar="N",
+                      help="one hostile PDU after every N submits (default 50)")
     smsc.add_argument("--seed", type=int, default=0, help="seed of the stat mix and errors")
     smsc.add_argument("--json", action="store_true", help="end with the counters as one JSON "
                                                           "line on stdout")
@@ -69,6 +74,17 @@ def _stat_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def _hostile(text: str | None) -> frozenset[str]:
+    if text is None:
+        return frozenset()
+    kinds = {k.strip().replace("-", "_") for k in text.split(",") if k.strip()}
+    if "all" in kinds:
+        return frozenset(HOSTILE_KINDS)
+    if not kinds:
+        raise InputError(f"--hostile: name some of {', '.join(HOSTILE_KINDS)}, or all")
+    return frozenset(kinds)
+
+
 def _config(args: argparse.Namespace) -> SmscConfig:
     if (args.system_id is None) != (args.password is None):
         raise InputError("give --system-id and --password together")
@@ -82,7 +98,8 @@ def _config(args: argparse.Namespace) -> SmscConfig:
             receipt_before_response=args.receipt_before_response,
             twelve_digit_dates=args.twelve_digit_dates, stat_mix=_stat_mix(args.stat_mix),
             tps_per_bind=args.tps, error_ratio=args.error_ratio, error_status=args.error_status,
-            disconnect_after=args.disconnect_after, seed=args.seed)
+            disconnect_after=args.disconnect_after, hostile=_hostile(args.hostile),
+            hostile_every=args.hostile_every, seed=args.seed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
