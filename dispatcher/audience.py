@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,6 +33,9 @@ from dispatcher.province import Province
 
 COLUMNS = ("msisdn", "zalo", "district", "kind", "email")
 PROGRESS_EVERY = 16384  # rows between progress callbacks
+SNIFF_BYTES = 65536  # the start of a file looked at for what it is (text, UTF-16, an archive)
+MAP_DIGITS = 10  # national numbers up to this long are remembered in a bitmap (SeenNumbers)
+SHOWN = 60  # characters of a bad value quoted in a reason
 
 _YES = frozenset({"1", "yes", "y", "true", "x", "có", "co"})
 _NO = frozenset({"", "0", "no", "n", "false", "không", "khong"})
@@ -95,19 +99,20 @@ class Validator:
             raise RowError(f"msisdn: {exc.reason}") from None
         kind_value = _KINDS.get(kind.strip().lower() or "resident")
         if kind_value is None:
-            raise RowError(f"kind: {kind!r} is not one of resident, visitor, official")
+            raise RowError(f"kind: {_shown(kind)} is not one of resident, visitor, official")
         district_id = ""
         if district.strip():
             found = self.province.district_id(district.strip())
             if found is None:
-                raise RowError(f"district: {district!r} is not a district of {self.province.name}")
+                raise RowError(f"district: {_shown(district)} is not a district of "
+                               f"{self.province.name}")
             district_id = found
         elif kind_value is not Kind.VISITOR:
             raise RowError("district: empty (only visitors may have no district)")
         on_zalo, uid = _zalo(zalo)
         email = email.strip()
         if email and not _EMAIL.match(email):
-            raise RowError(f"email: {email!r} is not an e-mail address")
+            raise RowError(f"email: {_shown(email)} is not an e-mail address")
         return Recipient(number, carrier, district_id, kind_value, on_zalo, uid, email)
 
 
@@ -119,7 +124,52 @@ def _zalo(value: str) -> tuple[bool, str]:
         return True, ""
     if text.isascii() and text.isdigit() and 10 <= len(text) <= 20:
         return True, text
-    raise RowError(f"zalo: {value!r} is not yes/no or a Zalo user id")
+    raise RowError(f"zalo: {_shown(value)} is not yes/no or a Zalo user id")
+
+
+def _shown(value: str, limit: int = SHOWN) -> str:
+    """``value`` quoted for a message: control characters escaped, cut after ``limit``."""
+    text = repr(value[:limit])
+    return text if len(value) <= limit else f"{text}... ({len(value):,} characters)"
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` for a one-line message: control characters escaped, cut after ``limit``."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text):,} characters)"
+
+
+class SeenNumbers:
+    """The national numbers a scan has met, to tell duplicates: one bit per possible number in an
+    anonymous memory map of ``10**digits`` bits (125 MB of address space for Vietnam's 9 digits).
+    The kernel gives memory only to the pages numbers fall in, so the memory of a scan does not
+    grow with its rows: at most ``10**digits / 8`` bytes, about 50 MB for the mobile prefixes in
+    use, where a set of 10 million numbers would take some 650 MB. Numbering plans of more than
+    ``MAP_DIGITS`` digits fall back to a set.
+    """
+
+    def __init__(self, digits: int) -> None:
+        self._map = mmap.mmap(-1, (10**digits + 7) // 8) if digits <= MAP_DIGITS else None
+        self._set: set[int] = set()
+
+    def first(self, number: int) -> bool:
+        """Whether ``number`` (national, without the country code) is met for the first time."""
+        seen = self._map
+        if seen is None:
+            if number in self._set:
+                return False
+            self._set.add(number)
+            return True
+        byte, bit = number >> 3, 1 << (number & 7)
+        value = seen[byte]
+        if value & bit:
+            return False
+        seen[byte] = value | bit
+        return True
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
 
 
 def _names(fields: list[str]) -> list[str]:
@@ -134,14 +184,46 @@ def ignored_columns(fields: list[str]) -> list[str]:
 def _header(path: Path, fields: list[str]) -> list[int]:
     names = _names(fields)
     if "msisdn" not in names:
+        separator = next((c for c in ";\t|" if len(fields) == 1 and c in fields[0]), None)
+        hint = (f" (the columns look separated by {separator!r}: Loa reads commas)"
+                if separator else "")
         raise AudienceError(
-            f"{path}: the header has no msisdn column (found: {', '.join(fields) or 'nothing'}); "
-            f"the first line must name the columns: {', '.join(COLUMNS)}"
+            f"{path}: the header has no msisdn column (found: "
+            f"{_printable(', '.join(fields)) or 'nothing'}); "
+            f"the first line must name the columns: {', '.join(COLUMNS)}{hint}"
         )
     for name in set(names):
         if name and names.count(name) > 1:
-            raise AudienceError(f"{path}: the header names the column {name!r} twice")
+            raise AudienceError(f"{path}: the header names the column {_shown(name)} twice")
     return [names.index(c) if c in names else -1 for c in COLUMNS]
+
+
+#: Bytes that CSV text never holds (C0 controls but tab, line feed and carriage return).
+_CONTROL_BYTES = bytes([*range(9), 11, 12, *range(14, 32), 127])
+BINARY_CONTROLS = 16  # this many control bytes, and 1% of the start: not a text file
+
+_SIGNATURES = (
+    (b"\xff\xfe", "is UTF-16 text (little-endian); save it as CSV UTF-8"),
+    (b"\xfe\xff", "is UTF-16 text (big-endian); save it as CSV UTF-8"),
+    (b"\x1f\x8b", "is compressed (gzip); decompress it first"),
+    (b"PK\x03\x04", "is a ZIP archive (an Excel .xlsx workbook?); save it as CSV UTF-8"),
+    (b"\xd0\xcf\x11\xe0", "is an Excel .xls workbook; save it as CSV UTF-8"),
+)
+
+
+def _refuse_non_text(path: Path, head: bytes) -> None:
+    """Refuse a file that is not CSV text at all, from its first bytes ``head``, rather than
+    reading it as rows of garbage. A stray NUL byte in a text file is the rows' business."""
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            raise AudienceError(f"{path}: {what}")
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if controls >= BINARY_CONTROLS and controls * 100 >= len(head):
+        if head[1::2].count(0) * 2 >= len(head) // 2:
+            raise AudienceError(f"{path}: looks like UTF-16 text (every other byte is 0); "
+                                f"save it as CSV UTF-8")
+        raise AudienceError(f"{path}: is not text ({controls:,} control bytes such as NUL in "
+                            f"the first {len(head):,}: a binary file?); give a CSV file")
 
 
 class _CsvFile:
@@ -151,9 +233,16 @@ class _CsvFile:
         self.path = path
         self.progress = progress
         try:
-            self.raw = path.open("rb")
+            self.raw = io.BufferedReader(io.FileIO(path, "rb"), buffer_size=SNIFF_BYTES)
         except OSError as exc:
             raise AudienceError(f"{path}: cannot open: {exc.strerror}") from None
+        try:
+            _refuse_non_text(path, self.raw.peek(SNIFF_BYTES)[:SNIFF_BYTES])
+        except (AudienceError, OSError) as exc:
+            self.raw.close()
+            if isinstance(exc, AudienceError):
+                raise
+            raise AudienceError(f"{path}: cannot read: {exc.strerror}") from None
         self.text = io.TextIOWrapper(self.raw, encoding="utf-8-sig", errors="replace",
                                      newline="")
         self.reader = csv.reader(self.text)
@@ -167,9 +256,17 @@ class _CsvFile:
         try:
             return next(self.reader, None)
         except csv.Error as exc:
-            raise AudienceError(f"{self.path}: line {self.reader.line_num}: {exc}") from None
+            reason = str(exc)
+            if "field limit" in reason:
+                reason = (f"a field is longer than {csv.field_size_limit():,} characters "
+                          f"(a quote (\") opened and never closed?)")
+            raise AudienceError(f"{self.path}: line {self.reader.line_num}: {reason}") from None
+        except OSError as exc:
+            raise AudienceError(f"{self.path}: cannot read: {exc.strerror}") from None
 
-    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+    def __iter__(self) -> Iterator[tuple[int, int, list[str]]]:
+        """``(first line, last line, fields)`` of each row: a row spans several lines when a
+        quoted field holds line breaks."""
         count = 0
         start = self.reader.line_num + 1  # the line the next row starts on (it may span more)
         while (row := self._next()) is not None:
@@ -177,7 +274,7 @@ class _CsvFile:
             if self.progress is not None and count % PROGRESS_EVERY == 0:
                 self.progress(self.raw.tell())
             if row and row != [""]:  # blank lines are skipped
-                yield start, row
+                yield start, self.reader.line_num, row
             start = self.reader.line_num + 1
         if self.progress is not None:
             self.progress(self.raw.tell())
@@ -199,16 +296,24 @@ def scan(
     fields are appended to ``header`` before the first item is yielded.
     """
     source = _CsvFile(path, progress)
+    closers = [source.close]
     try:
         i_msisdn, i_zalo, i_district, i_kind, i_email = _header(path, source.header)
         if header is not None:
             header.extend(source.header)
         width = len(source.header)
-        seen: set[int] = set()
+        numbering = validator.numbering
+        national = len(numbering.country_code)
+        seen = SeenNumbers(numbering.national_digits)
+        closers.append(seen.close)
         recipient = validator.recipient
-        for line, row in source:
+        for line, last, row in source:
             if len(row) != width:
-                yield Reject(line, f"expected {width} fields, found {len(row)}", row)
+                reason = f"expected {width} fields, found {len(row)}"
+                if last > line and any("\n" in f or "\r" in f for f in row):
+                    reason += (f"; a quoted field runs from line {line} to line {last}: is a "
+                               f"closing quote (\") missing?")
+                yield Reject(line, reason, row)
                 continue
             try:
                 item = recipient(
@@ -222,17 +327,18 @@ def scan(
                 reason = exc.reason
                 if any("\ufffd" in field for field in row):
                     reason = "not UTF-8 text (save the file as UTF-8)"
+                elif any("\x00" in field for field in row):
+                    reason = f"{reason} (the row holds a NUL byte: a damaged file?)"
                 yield Reject(line, reason, row)
                 continue
-            key = int(item.msisdn)
-            if key in seen:
+            if not seen.first(int(item.msisdn[national:])):
                 yield Reject(line, f"msisdn: {item.msisdn} appears earlier in the file", row,
                              duplicate=True)
                 continue
-            seen.add(key)
             yield item
     finally:
-        source.close()
+        for close in closers:
+            close()
 
 
 def check(

@@ -53,9 +53,54 @@ def convert(data: Any, type_: type[T], *, source: str) -> T:
         if match:
             reason = text[: match.start()]
             key = _dotted(match.group("path")) or None
+            if key is not None and "[...]" in key:
+                key = _name_keys(data, type_, key, text)
         else:
             reason, key = text, None
         raise ConfigError(reason, source=source, key=key) from None
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _steps(path: str) -> list[str | int]:
+    return [int(index) if index else name for name, index in _STEP.findall(path)]
+
+
+def _at(data: Any, steps: list[str | int]) -> Any:
+    for step in steps:
+        data = data[step]
+    return data
+
+
+def _with(data: Any, steps: list[str | int], value: Any) -> Any:
+    """A copy of ``data`` with ``value`` at ``steps`` (only the containers on the way copied)."""
+    if not steps:
+        return value
+    copy = dict(data) if isinstance(data, dict) else list(data)
+    first = steps[0]
+    copy[first] = _with(data[first], steps[1:], value)  # type: ignore[index]
+    return copy
+
+
+def _name_keys(data: Any, type_: type[Any], key: str, error: str) -> str:
+    """``key`` with each ``[...]`` (msgspec's mark for a key of a table it does not name, as in
+    ``smpp[...].port``) replaced by the key: the one entry that alone gives the same error."""
+    head, _, tail = key.partition("[...]")
+    try:
+        table = _at(data, _steps(head))
+    except (KeyError, IndexError, TypeError):
+        return key
+    if not isinstance(table, dict):
+        return key
+    for name, value in table.items():
+        try:
+            msgspec.convert(_with(data, _steps(head), {name: value}), type_, strict=True)
+        except msgspec.ValidationError as exc:
+            if str(exc) == error:
+                named = f"{head}.{name}{tail}"
+                return _name_keys(data, type_, named, error) if "[...]" in named else named
+    return key
 
 
 def load_toml(path: Path, type_: type[T]) -> T:

@@ -97,6 +97,11 @@ async def import_audience(path: Path, store: Store, validator: Validator, *, chu
                 await store.audiences.put_chunks(version, written, ready)
                 written += len(ready)
                 ready = []
+    if not groups:  # not one valid recipient
+        raise AudienceError(
+            f"{path}: no valid recipient ({report.rejected:,} rows rejected, "
+            f"{report.duplicates:,} duplicates; `loa audience check {path} --rejects OUT.csv` "
+            f"says why): the current audience is kept")
     for group in groups.values():
         if group.pending:
             cut(group)

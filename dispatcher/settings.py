@@ -21,7 +21,7 @@ from adapters.zalo.adapter import ZaloConfig
 from dispatcher.config import convert, load_toml
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
-from dispatcher.secret import Secret
+from dispatcher.secret import Secret, SecretUrl
 
 
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -92,17 +92,55 @@ def _check(settings: Settings, source: str) -> Settings:
     if not 0 <= settings.retry.jitter < 1:
         raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
     for route, rate in settings.rates.items():
+        if route not in ROUTES and not (route.startswith("sms.") and len(route) > 4):
+            raise ConfigError("not a route: sms.<link group>, zalo, email or app",
+                              source=source, key=f"rates.{route}")
         if rate < 0:
             raise ConfigError("must be 0 (no limit) or more", source=source, key=f"rates.{route}")
+    tables: list[tuple[str, msgspec.Struct | None]] = [
+        ("engine", settings.engine), ("retry", settings.retry),
+        *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
+        ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email)]
+    for table, struct in tables:
+        if struct is not None:
+            _check_numbers(table, struct, source)
+    if settings.app is not None and settings.app.mode not in ("batch", "message"):
+        raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
+                          source=source, key="app.mode")
     for name, link in settings.smpp.items():
-        for key, value in (("binds", link.binds), ("window", link.window), ("port", link.port)):
-            if value <= 0:
-                raise ConfigError("must be more than 0", source=source, key=f"smpp.{name}.{key}")
         if link.bind_type not in ("transceiver", "transmitter", "pair"):
             raise ConfigError("must be transceiver, pair (a transmitter and a receiver bind) "
                               "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
+
+
+ROUTES = frozenset({"zalo", "email", "app"})  # and sms.<link group>
+
+#: Numbers that must be more than 0 wherever they appear (0 would stop the work or divide by it).
+POSITIVE = frozenset({
+    "binds", "window", "port", "concurrency", "timeout", "connect_timeout", "batch_size",
+    "pool_size", "messages_per_connection", "response_timeout", "enquire_link_seconds",
+    "bind_wait", "max_seconds"})
+#: Numbers that are one byte of an SMPP PDU.
+BYTES = frozenset({"source_ton", "source_npi", "registered_delivery"})
+
+
+def _check_numbers(table: str, struct: msgspec.Struct, source: str) -> None:
+    """Every number of a table is 0 or more; ports, counts, sizes and timeouts more than 0."""
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        key = f"{table}.{name}"
+        if name in POSITIVE and value <= 0:
+            raise ConfigError("must be more than 0", source=source, key=key)
+        if value < 0:
+            raise ConfigError("must be 0 or more", source=source, key=key)
+        if name == "port" and value > 65535:
+            raise ConfigError("must be a port (1 to 65535)", source=source, key=key)
+        if name in BYTES and value > 255:
+            raise ConfigError("must be 0 to 255 (one byte of the PDU)", source=source, key=key)
 
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -131,7 +169,9 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
                                        "email", source)
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
-    return msgspec.structs.replace(settings, smpp=links, app=app, email=email, zalo=zalo)
+    redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
+    return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
+                                   zalo=zalo)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

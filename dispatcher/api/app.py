@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -28,7 +29,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
@@ -37,18 +38,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
 from dispatcher import __version__, routing, smstext
 from dispatcher.api.config import ApiConfig
-from dispatcher.api.openapi import StructDefaultsPlugin
+from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
 from dispatcher.api.schemas import (
+    LEVEL_SET_ONE_OF,
     CampaignCreate,
     CampaignDetail,
     ChannelPreview,
     ChannelProgress,
+    ErrorBody,
     Health,
     LevelSet,
     Preview,
     PreviewRequest,
     RoutePreview,
     SmsPreview,
+    WebhookAck,
 )
 from dispatcher.audit import AuditLog
 from dispatcher.auth import Role, TokenTable, User
@@ -106,6 +110,28 @@ class Services:
         self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
 
 
+ERRORS = {
+    400: "bad input; the message names the field",
+    401: "no bearer token, or an unknown one",
+    403: "the token's role does not allow this (or approving one's own campaign)",
+    404: "no such campaign, or nothing set yet",
+    409: "the campaign's state (or the store's: no audience) does not allow this",
+    413: "the body is larger than request_max_body_size",
+    500: "not processed; Zalo sends the events again",
+    503: "the store does not answer",
+}
+BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI description of the error answers ``codes``: ``{"error": "..."}`` each."""
+    return {code: ResponseSpec(ErrorBody, description=ERRORS[code], generate_examples=False)
+            for code in codes}
+
+
+AUTH = (401, 403)
+
+
 def _services(state: State) -> Services:
     services: Services = state.services
     return services
@@ -139,9 +165,53 @@ def require(role: Role) -> Guard:
     return guard
 
 
-VIEWER = [require(Role.VIEWER)]
-OPERATOR = [require(Role.OPERATOR)]
-APPROVER = [require(Role.APPROVER)]
+def known_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Refuse query parameters the route does not take (its ``opt["query"]``): a misspelt
+    ``?limt=5`` is an error, not an option silently ignored."""
+    taken = handler.opt.get("query", ())
+    unknown = sorted(set(connection.query_params) - set(taken))
+    if unknown:
+        takes = f"it takes {', '.join(taken)}" if taken else "it takes none"
+        raise InputError(f"unknown query parameter {', '.join(map(repr, unknown))}; {takes}")
+
+
+VIEWER = [require(Role.VIEWER), known_query]
+OPERATOR = [require(Role.OPERATOR), known_query]
+APPROVER = [require(Role.APPROVER), known_query]
+
+
+_AT = re.compile(r" - at `\$\.?(?P<key>[^`]*)`$")
+
+
+async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
+    """The request's JSON body as ``type_``, with JSON's own types only.
+
+    Litestar converts bodies by msgspec's lax rules, where a number is taken for a date (seconds
+    since 1970) and ``"5"`` for an integer; the body it passes has been checked by those rules
+    (unknown and missing fields, bounds), this is the check that every value has its type. A
+    number with no fraction is an integer, whether written ``5`` or ``5.0`` (as JSON Schema says).
+    """
+    try:
+        raw = msgspec.json.decode(await request.body())
+        return msgspec.convert(_integral(raw), type_, strict=True)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        found = _AT.search(text)
+        if found and found.group("key"):
+            text = f"{found.group('key')}: {text[:found.start()]}"
+        raise InputError(f"invalid request: {text}") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(f"invalid request: not JSON ({exc})") from None
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def _user(request: Request[Any, Any, Any]) -> User:
@@ -215,7 +285,8 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 # -- level ----------------------------------------------------------------------------------------
 
 
-@get("/v1/level", guards=VIEWER, tags=["level"], summary="The current epidemic level")
+@get("/v1/level", guards=VIEWER, tags=["level"], summary="The current epidemic level",
+     security=BEARER, responses=errors(*AUTH, 404))
 async def get_level(state: State) -> LevelState:
     current = await _services(state).store.level.get()
     if current is None:
@@ -224,17 +295,20 @@ async def get_level(state: State) -> LevelState:
 
 
 @put("/v1/level", guards=OPERATOR, tags=["level"], status_code=200,
-     summary="Set the level, by confirmed cases or directly")
+     summary="Set the level, by confirmed cases or directly",
+     security=BEARER, responses=errors(400, *AUTH, 413))
 async def put_level(request: Request[Any, Any, Any], state: State,
                     data: JSONBody[LevelSet]) -> LevelState:
     s = _services(state)
+    data = await strict_body(request, LevelSet)
     detail = msgspec.to_builtins(data)
     return await _audited(request, "level.set", "level", set_level(
         s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level, reason=data.reason,
         user=_user(request).name), detail)
 
 
-@get("/v1/level/history", guards=VIEWER, tags=["level"], summary="Level history, newest first")
+@get("/v1/level/history", guards=VIEWER, tags=["level"], summary="Level history, newest first",
+     opt={"query": ["limit"]}, security=BEARER, responses=errors(400, *AUTH))
 async def level_history(state: State,
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
                         ) -> list[LevelState]:
@@ -265,13 +339,15 @@ async def _replay(s: Services, campaign_id: str, data: CampaignCreate) -> Campai
 
 
 @post("/v1/campaigns", guards=OPERATOR, tags=["campaigns"], status_code=201,
-      summary="Create a campaign (Idempotency-Key: the same key again answers the same one)")
+      summary="Create a campaign (Idempotency-Key: the same key again answers the same one)",
+      security=BEARER, responses=errors(400, *AUTH, 409, 413))
 async def create_campaign(
     request: Request[Any, Any, Any], state: State, data: JSONBody[CampaignCreate],
     idempotency_key: Annotated[str | None, HeaderParameter(
         name="Idempotency-Key", min_length=1, max_length=200)] = None,
 ) -> Campaign:
     s = _services(state)
+    data = await strict_body(request, CampaignCreate)
     user = _user(request)
     campaign_id = _idempotent_id(user.name, idempotency_key) if idempotency_key else None
     if campaign_id is not None:
@@ -302,14 +378,16 @@ async def create_campaign(
     return campaign
 
 
-@get("/v1/campaigns", guards=VIEWER, tags=["campaigns"], summary="Every campaign, newest first")
+@get("/v1/campaigns", guards=VIEWER, tags=["campaigns"], summary="Every campaign, newest first",
+     security=BEARER, responses=errors(*AUTH))
 async def list_campaigns(state: State) -> list[Campaign]:
     campaigns = await _services(state).store.campaigns.all()
     return sorted(campaigns, key=lambda c: c.created_at, reverse=True)
 
 
 @get("/v1/campaigns/{campaign_id:str}", guards=VIEWER, tags=["campaigns"],
-     summary="A campaign and its progress per channel")
+     summary="A campaign and its progress per channel",
+     security=BEARER, responses=errors(400, *AUTH, 404))
 async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDetail:
     s = _services(state)
     campaign = await s.campaigns.get(campaign_id)
@@ -335,7 +413,8 @@ async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDeta
 
 
 @post("/v1/campaigns/{campaign_id:str}/approve", guards=APPROVER, tags=["campaigns"],
-      status_code=200, summary="Approve (by another user than the creator)")
+      status_code=200, summary="Approve (by another user than the creator)",
+      security=BEARER, responses=errors(400, *AUTH, 404, 409))
 async def approve_campaign(request: Request[Any, Any, Any], state: State,
                            campaign_id: FromPath[str]) -> Campaign:
     s = _services(state)
@@ -344,7 +423,8 @@ async def approve_campaign(request: Request[Any, Any, Any], state: State,
 
 
 @post("/v1/campaigns/{campaign_id:str}/pause", guards=OPERATOR, tags=["campaigns"],
-      status_code=200, summary="Pause a running campaign")
+      status_code=200, summary="Pause a running campaign",
+      security=BEARER, responses=errors(400, *AUTH, 404, 409))
 async def pause_campaign(request: Request[Any, Any, Any], state: State,
                          campaign_id: FromPath[str]) -> Campaign:
     return await _audited(request, "campaign.pause", campaign_id,
@@ -352,7 +432,8 @@ async def pause_campaign(request: Request[Any, Any, Any], state: State,
 
 
 @post("/v1/campaigns/{campaign_id:str}/resume", guards=OPERATOR, tags=["campaigns"],
-      status_code=200, summary="Resume a paused campaign")
+      status_code=200, summary="Resume a paused campaign",
+      security=BEARER, responses=errors(400, *AUTH, 404, 409))
 async def resume_campaign(request: Request[Any, Any, Any], state: State,
                           campaign_id: FromPath[str]) -> Campaign:
     return await _audited(request, "campaign.resume", campaign_id,
@@ -360,7 +441,8 @@ async def resume_campaign(request: Request[Any, Any, Any], state: State,
 
 
 @post("/v1/campaigns/{campaign_id:str}/cancel", guards=OPERATOR, tags=["campaigns"],
-      status_code=200, summary="Cancel a campaign (stops its waves at once)")
+      status_code=200, summary="Cancel a campaign (stops its waves at once)",
+      security=BEARER, responses=errors(400, *AUTH, 404, 409))
 async def cancel_campaign(request: Request[Any, Any, Any], state: State,
                           campaign_id: FromPath[str]) -> Campaign:
     return await _audited(request, "campaign.cancel", campaign_id,
@@ -406,9 +488,12 @@ def _seconds(n: int, tps: float) -> float | None:
 
 
 @post("/v1/preview", guards=VIEWER, tags=["campaigns"], status_code=200,
-      summary="Recipients, SMS parts, PDUs and sending time of a text, before sending")
-async def preview(state: State, data: JSONBody[PreviewRequest]) -> Preview:
+      summary="Recipients, SMS parts, PDUs and sending time of a text, before sending",
+      security=BEARER, responses=errors(400, *AUTH, 409, 413))
+async def preview(request: Request[Any, Any, Any], state: State,
+                  data: JSONBody[PreviewRequest]) -> Preview:
     s = _services(state)
+    data = await strict_body(request, PreviewRequest)
     meta = await s.store.audiences.meta()
     if meta is None:
         raise StateError("no audience is imported: run `loa audience import` first")
@@ -459,8 +544,9 @@ async def preview(state: State, data: JSONBody[PreviewRequest]) -> Preview:
 
 
 @post("/zalo/webhook", tags=["webhooks"], status_code=200,
-      summary="Zalo delivery events (signed with X-ZEvent-Signature)")
-async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+      summary="Zalo delivery events (signed with X-ZEvent-Signature)",
+      responses=errors(400, 401, 404, 413, 500))
+async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Response[WebhookAck]:
     s = _services(state)
     if s.verifier is None:
         raise NotFound("the Zalo webhook is not configured ([api] zalo_app_id and "
@@ -479,7 +565,7 @@ async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Respons
             log.exception("Zalo webhook: on_zalo_events failed")
             s.deduper.forget([e.msg_id or e.tracking_id for e in fresh])
             return _error(500, "not processed")
-    return Response({"status": "ok", "events": len(fresh)}, status_code=200)
+    return Response(WebhookAck("ok", len(fresh)), status_code=200)
 
 
 @get("/healthz", tags=["health"], summary="The process is up")
@@ -487,8 +573,8 @@ async def healthz() -> Health:
     return Health("ok")
 
 
-@get("/readyz", tags=["health"], summary="The store answers")
-async def readyz(state: State) -> Response[Any]:
+@get("/readyz", tags=["health"], summary="The store answers", responses=errors(503))
+async def readyz(state: State) -> Response[Health]:
     try:
         await asyncio.wait_for(_services(state).store.level.get(), READY_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - whatever the store raises, it is not ready
@@ -501,6 +587,10 @@ async def readyz(state: State) -> Response[Any]:
 async def metrics() -> Response[bytes]:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+
+#: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
+SCHEMA_TYPES = [LevelSet, LevelState, CampaignCreate, Campaign, CampaignDetail, PreviewRequest,
+                Preview, WebhookAck, Health, ErrorBody]
 
 ROUTES = [get_level, put_level, level_history, create_campaign, list_campaigns, get_campaign,
           approve_campaign, pause_campaign, resume_campaign, cancel_campaign, preview,
@@ -520,9 +610,20 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         description="Mass SMS and notification dispatcher of the provincial epidemic-response "
                     "office. Authenticate with `Authorization: Bearer <token>` (`loa token "
                     "create`). Errors are `{\"error\": \"message\"}`.",
-        security=[{"BearerToken": []}],
         components=Components(security_schemes={
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
+    channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
+    components = exact_components(SCHEMA_TYPES, {
+        "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
+        "CampaignCreate": {"properties": {"texts": channel_keys}},
+        "PreviewRequest": {"properties": {"texts": channel_keys}},
+        "LevelSet": {**LEVEL_SET_ONE_OF, "properties": {"level": {"anyOf": [
+            {"enum": [0, *sorted(plan.levels)]}, {"type": "null"}]}}},
+    })
+
+    def publish_exact_schemas(app: Litestar) -> None:
+        use_components(app.openapi_schema, components)
+
     return Litestar(
         route_handlers=ROUTES,
         state=State({"services": services}),
@@ -531,6 +632,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         exception_handlers={LoaError: _loa_error, HTTPException: _http_error,
                             Exception: _internal_error},
         plugins=[StructDefaultsPlugin()],
+        on_startup=[publish_exact_schemas],
         on_shutdown=[audit.close],
         debug=False,
     )

@@ -42,7 +42,7 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     coordinating: Annotated[list[Short], Meta(max_length=50)] = []
     subject: Short = ""
     strip_diacritics: bool = False
-    start_at: dt.datetime | None = None
+    start_at: Annotated[dt.datetime, Meta(tz=True)] | None = None  # with its UTC offset
     sms_fallback: bool = False
 
     def resolved_texts(self) -> dict[Channel, str]:
@@ -120,5 +120,20 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
+class WebhookAck(msgspec.Struct, frozen=True):
+    status: str
+    events: int  # events not seen before
+
+
 class ErrorBody(msgspec.Struct, frozen=True):
-    error: str
+    error: Annotated[str, Meta(min_length=1)]
+
+
+#: What the JSON schema of ``LevelSet`` says on top of its fields: exactly one of ``cases`` and
+#: ``level`` is given (the other absent or null).
+LEVEL_SET_ONE_OF = {"anyOf": [
+    {"required": ["cases"],
+     "properties": {"cases": {"type": "integer"}, "level": {"type": "null"}}},
+    {"required": ["level"],
+     "properties": {"level": {"type": "integer"}, "cases": {"type": "null"}}},
+]}
