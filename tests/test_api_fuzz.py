@@ -188,4 +188,4 @@ def test_every_operation_every_role(fuzzed: Fixture) -> None:
 
 @pytest.mark.slow
 def test_every_operation_every_role_long(fuzzed: Fixture) -> None:
-    fuzz(fuzzed, max_examples=300)
+    fuzz(fuzzed, max_examples=100)

@@ -61,7 +61,7 @@ def test_redis_killed_mid_wave_and_restarted_loses_nothing() -> None:
 
 @pytest.mark.slow
 def test_a_throttling_storm_delays_the_wave_and_dead_letters_nothing() -> None:
-    result = chaos("throttle-storm", 4000)
+    result = chaos("throttle-storm", 2000)
     details = result["details"]
     assert isinstance(details, dict) and details["throttled_answers"] > 0
     assert result["dead_letters"] == 0
@@ -76,7 +76,7 @@ def test_reconciler_restarts_through_a_level_change_create_every_wave_once() -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["kill-worker", "smsc-drop", "sigterm", "redis-restart"])
+@pytest.mark.parametrize("scenario", ["kill-worker", "redis-restart"])
 def test_the_faults_at_a_larger_scale(scenario: str) -> None:
     chaos(scenario, 40_000)
 

@@ -47,7 +47,7 @@ def examples(fast: int) -> pytest.MarkDecorator:
     variant (CI)."""
     return pytest.mark.parametrize("n", [
         pytest.param(fast, id="fast"),
-        pytest.param(fast * 20, id="slow", marks=pytest.mark.slow)])
+        pytest.param(fast * 10, id="slow", marks=pytest.mark.slow)])
 
 
 def run(n: int, *strategies: st.SearchStrategy[Any]) -> Callable[[Callable[..., None]], None]:

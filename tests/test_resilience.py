@@ -255,8 +255,11 @@ async def test_a_worker_survives_redis_killed_mid_wave(stage: Stage,
           f"recipients reached {len(received):,}/{total:,}; counters: sent {progress.sent:,}, "
           f"skipped {progress.skipped:,}, dead letters {progress.dead_letters:,}")
     # nothing lost: every recipient got the message, and the counters say so
-    assert len(received) == total
-    assert progress.sent == total and progress.dead_letters == 0
+    assert len(received) == total and progress.dead_letters == 0
+    if lose_last_second:  # a batch sent again after the cut may be counted twice (see notes)
+        assert progress.sent >= total
+    else:
+        assert progress.sent == total
     # duplicates: what was in flight when Redis lost its writes, plus what was sent after that
     assert duplicates <= s.in_flight + lost_window
     if not lose_last_second:
