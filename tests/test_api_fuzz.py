@@ -130,6 +130,16 @@ def _strategy(operation: Any, mode: GenerationMode, campaign_ids: list[str]) -> 
         for c in campaign_ids))
 
 
+def _only_headers_invalid(case: Any) -> bool:
+    """A negative case whose only invalid part is its headers (the token the calls replace)."""
+    meta = case.meta
+    if meta is None or meta.generation.mode.is_positive:
+        return False
+    negative = [where.value for where, info in meta.components.items()
+                if not info.mode.is_positive]
+    return bool(negative) and all(where == "header" for where in negative)
+
+
 def fuzz(fuzzed: Fixture, max_examples: int) -> None:
     """Fuzz every operation of the schema, positive and negative, with every role's token;
     fail with every distinct failure found."""
@@ -148,6 +158,8 @@ def fuzz(fuzzed: Fixture, max_examples: int) -> None:
                       suppress_health_check=QUIET)
             @given(case=_strategy(operation, mode, fuzzed.campaign_ids))
             def run(case: Any) -> None:
+                if _only_headers_invalid(case):
+                    return  # every call below sends a valid token: nothing invalid is left
                 for user in USERS:
                     case.call_and_validate(
                         headers={"Authorization": f"Bearer {TOKENS[user]}"},
