@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .demo
 
-.PHONY: demo test test-all lint typecheck pytest bench redis-server clean
+.PHONY: demo test test-all lint typecheck pytest bench redis-server chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Loa needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -44,6 +44,17 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
 	@command -v redis-cli >/dev/null 2>&1 || { echo "redis-cli is still missing"; exit 1; }
 
+# Debian's Chromium runs the operator console's browser tests (tests/test_console_browser.py,
+# driven by Playwright); chromium-driver is its WebDriver.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "chromium or chromedriver not found: installing the Debian packages chromium and chromium-driver ..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	}
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium is still missing"; exit 1; }
+	@command -v chromedriver >/dev/null 2>&1 || { echo "chromedriver is still missing"; exit 1; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -53,10 +64,10 @@ typecheck: $(STAMP)
 # Long variants (marker `slow`) run in CI (CI=true, as .ci/run sets it) or with `make test-all`.
 PYTEST_SELECT := $(if $(CI),,-m "not slow")
 
-pytest: $(STAMP) redis-server
+pytest: $(STAMP) redis-server chromium
 	$(BIN)/pytest $(PYTEST_SELECT)
 
-test-all: lint typecheck $(STAMP) redis-server
+test-all: lint typecheck $(STAMP) redis-server chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -194,6 +194,23 @@ def next_slot(plan: Plan, level: int, channel: Channel, after: dt.datetime) -> S
     return slots[0] if slots else None
 
 
+def slot_texts(rule: Rule) -> list[str]:
+    """The slots of a rule as the plan file writes them (``mon 08:00``, ``+1 09:00``,
+    ``every 3 days at 08:00``)."""
+    period = rule.cadence.period_days
+    texts = []
+    for day, time in rule.cadence.slots:
+        if period == 7:
+            texts.append(f"{WEEKDAYS[day]} {time:%H:%M}")
+        elif day:
+            texts.append(f"+{day} {time:%H:%M}")
+        else:
+            texts.append(f"{time:%H:%M}")
+    if period not in (1, 7):
+        texts = [f"every {period} days at {t}" for t in texts]
+    return texts
+
+
 def _slot(level: int, channel: Channel, at: dt.datetime) -> Slot:
     return Slot(at=at, level=level, channel=channel, id=f"L{level}-{channel}-{at:%Y%m%dT%H%M}")
 

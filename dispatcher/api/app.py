@@ -1,4 +1,5 @@
-"""The HTTP API (ASGI, Litestar): the level, campaigns, previews, the Zalo webhook, health.
+"""The HTTP API (ASGI, Litestar): the level, the plan, campaigns, previews, the Zalo webhook,
+health, and the operator console's pages (:mod:`dispatcher.console`, at ``/console/``).
 
 Everything the department does goes through :func:`create_app`'s routes under ``/v1``, each
 behind a bearer token whose role must allow it (:mod:`dispatcher.auth`); every state-changing
@@ -36,9 +37,10 @@ from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
-from dispatcher import __version__, routing, smstext
+from dispatcher import __version__, console, routing, smstext
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
+from dispatcher.api.planview import plan_view
 from dispatcher.api.schemas import (
     LEVEL_SET_ONE_OF,
     CampaignCreate,
@@ -48,6 +50,8 @@ from dispatcher.api.schemas import (
     ErrorBody,
     Health,
     LevelSet,
+    Me,
+    PlanView,
     Preview,
     PreviewRequest,
     RoutePreview,
@@ -280,6 +284,26 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("API: %s %s failed", request.method, request.url.path, exc_info=exc)
     return _error(500, "internal error")
+
+
+# -- who, and the plan ----------------------------------------------------------------------------
+
+
+@get("/v1/me", guards=VIEWER, tags=["users"],
+     summary="Who the bearer token belongs to, and its role", security=BEARER,
+     responses=errors(400, *AUTH))
+async def me(request: Request[Any, Any, Any]) -> Me:
+    user = _user(request)
+    return Me(user.name, user.role)
+
+
+@get("/v1/plan", guards=VIEWER, tags=["level"],
+     summary="The plan: per level and channel the cadence, the next send, the lead unit and the "
+             "message; the province's districts",
+     security=BEARER, responses=errors(400, *AUTH))
+async def get_plan(state: State) -> PlanView:
+    s = _services(state)
+    return plan_view(s.plan, s.province, s.clock())
 
 
 # -- level ----------------------------------------------------------------------------------------
@@ -589,12 +613,12 @@ async def metrics() -> Response[bytes]:
 
 
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
-SCHEMA_TYPES = [LevelSet, LevelState, CampaignCreate, Campaign, CampaignDetail, PreviewRequest,
-                Preview, WebhookAck, Health, ErrorBody]
+SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, CampaignCreate, Campaign, CampaignDetail,
+                PreviewRequest, Preview, WebhookAck, Health, ErrorBody]
 
-ROUTES = [get_level, put_level, level_history, create_campaign, list_campaigns, get_campaign,
-          approve_campaign, pause_campaign, resume_campaign, cancel_campaign, preview,
-          zalo_webhook, healthz, readyz, metrics]
+ROUTES = [me, get_plan, get_level, put_level, level_history, create_campaign, list_campaigns,
+          get_campaign, approve_campaign, pause_campaign, resume_campaign, cancel_campaign,
+          preview, zalo_webhook, healthz, readyz, metrics]
 
 
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
@@ -625,8 +649,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         use_components(app.openapi_schema, components)
 
     return Litestar(
-        route_handlers=ROUTES,
-        state=State({"services": services}),
+        route_handlers=[*ROUTES, *console.ROUTES],
+        state=State({"services": services, "console_files": console.load_files()}),
         openapi_config=openapi,
         request_max_body_size=api_config.request_max_body_size,
         exception_handlers={LoaError: _loa_error, HTTPException: _http_error,

@@ -12,7 +12,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from dispatcher.model import Campaign, Channel, Priority, Selector
+from dispatcher.auth import Role
+from dispatcher.model import Campaign, Channel, Kind, Priority, Selector
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
 Text = Annotated[str, Meta(max_length=TEXT_MAX)]
@@ -114,6 +115,79 @@ class Preview(msgspec.Struct, frozen=True):
     needs_approval: bool
     channels: dict[Channel, ChannelPreview]
     sms: SmsPreview | None = None
+
+
+class Me(msgspec.Struct, frozen=True):
+    """Who the bearer token belongs to, and what its role allows."""
+
+    user: str
+    role: Role
+
+
+class PlanSlot(msgspec.Struct, frozen=True):
+    day: int  # day of the period, from 0 (with period_days 7: 0 is Monday)
+    time: str  # local "HH:MM"
+
+
+class PlanChannel(msgspec.Struct, frozen=True):
+    """One channel of a level: its row of the plan, its cadence and its next send."""
+
+    activity: str
+    quantity: str  # the source document's wording, e.g. "02 lần/tuần"
+    lead: str
+    coordinating: list[str]
+    kinds: list[Kind]
+    sends_per_week: float
+    period_days: int
+    slots: list[str]  # as the plan file writes them: "08:00", "mon 08:00", "+1 09:00"
+    times: list[PlanSlot]  # the same, as (day of period, local time)
+    next: dt.datetime | None  # the next send at this level (null: none within a period)
+    template: str
+    text: str  # as sent (SMS: diacritics stripped when the plan says so)
+    subject: str
+    strip_diacritics: bool
+    sends_range: list[int] | None  # [min, max] sends per period the source allows
+    encoding: str | None  # SMS only: gsm7 or ucs2
+    parts: int | None  # SMS only
+
+
+class PlanActivity(msgspec.Struct, frozen=True):
+    """A row of the plan done by people (press, radio, loudspeakers): recorded, not sent."""
+
+    field: str
+    what: str
+    quantity: str
+    lead: str
+    coordinating: list[str]
+
+
+class PlanLevel(msgspec.Struct, frozen=True):
+    level: int
+    name: str
+    trigger: str
+    min_cases: int
+    max_cases: int | None  # null: no upper bound
+    channels: dict[Channel, PlanChannel]
+    activities: list[PlanActivity]
+
+
+class DistrictInfo(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+
+
+class PlanView(msgspec.Struct, frozen=True):
+    """The plan Loa executes (config/plan.toml) with each channel's next send, and the
+    province's districts, which a campaign's selector may name."""
+
+    name: str
+    source: str
+    timezone: str
+    sending_hours: list[str]  # [start, end), local "HH:MM"
+    catch_up_minutes: int
+    province: str
+    districts: list[DistrictInfo]
+    levels: list[PlanLevel]
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -12,9 +12,7 @@ from rich.table import Table
 from dispatcher import smstext
 from dispatcher.cli.output import console, print_json
 from dispatcher.model import Channel
-from dispatcher.plan import Level, Plan, Rule, load_plan, next_slot
-
-WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from dispatcher.plan import Level, Plan, Rule, load_plan, next_slot, slot_texts
 
 
 def register(sub: Any) -> None:
@@ -104,22 +102,6 @@ def _level_table(plan: Plan, level: Level, now: dt.datetime) -> Table:
             rule.row.lead,
         )
     return table
-
-
-def slot_texts(rule: Rule) -> list[str]:
-    """The slots of a rule as the plan file writes them."""
-    period = rule.cadence.period_days
-    texts = []
-    for day, time in rule.cadence.slots:
-        if period == 7:
-            texts.append(f"{WEEKDAY_NAMES[day]} {time:%H:%M}")
-        elif day:
-            texts.append(f"+{day} {time:%H:%M}")
-        else:
-            texts.append(f"{time:%H:%M}")
-    if period not in (1, 7):
-        texts = [f"every {period} days at {t}" for t in texts]
-    return texts
 
 
 def _message_info(rule: Rule) -> tuple[str, str]:

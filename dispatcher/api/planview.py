@@ -1,0 +1,61 @@
+"""``GET /v1/plan``: the plan as the API shows it (what ``loa plan show --json`` prints, typed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dispatcher import smstext
+from dispatcher.api.schemas import (
+    DistrictInfo,
+    PlanActivity,
+    PlanChannel,
+    PlanLevel,
+    PlanSlot,
+    PlanView,
+)
+from dispatcher.model import Channel
+from dispatcher.plan import Level, Plan, Rule, next_slot, slot_texts
+from dispatcher.province import Province
+
+
+def plan_view(plan: Plan, province: Province, now: dt.datetime) -> PlanView:
+    """Every level of ``plan`` with each channel's next send after ``now``."""
+    start, end = plan.sending_hours
+    return PlanView(
+        name=plan.name, source=plan.source, timezone=plan.tz.key,
+        sending_hours=[f"{start:%H:%M}", f"{end:%H:%M}"],
+        catch_up_minutes=int(plan.catch_up.total_seconds() // 60),
+        province=province.name,
+        districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
+        levels=[_level(plan, level, now) for level in plan.levels.values()])
+
+
+def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:
+    return PlanLevel(
+        level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
+        max_cases=level.max_cases,
+        channels={channel: _channel(plan, level.level, rule, now)
+                  for channel, rule in level.rules.items()},
+        activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
+                    for a in level.activities])
+
+
+def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime) -> PlanChannel:
+    row = rule.row
+    upcoming = next_slot(plan, level, rule.channel, now)
+    encoding: str | None = None
+    parts: int | None = None
+    text = row.template
+    if rule.channel is Channel.SMS:
+        seg = smstext.segment(row.template, strip=row.strip_diacritics)
+        encoding, parts, text = seg.encoding.value, len(seg.parts), seg.text
+    return PlanChannel(
+        activity=row.activity, quantity=row.quantity, lead=row.lead,
+        coordinating=list(row.coordinating), kinds=list(row.kinds),
+        sends_per_week=round(rule.cadence.sends_per_week, 3),
+        period_days=rule.cadence.period_days, slots=slot_texts(rule),
+        times=[PlanSlot(day, f"{time:%H:%M}") for day, time in rule.cadence.slots],
+        next=upcoming.at if upcoming else None, template=row.template, text=text,
+        subject=row.subject, strip_diacritics=row.strip_diacritics,
+        sends_range=list(row.sends_range) if row.sends_range is not None else None,
+        encoding=encoding, parts=parts)

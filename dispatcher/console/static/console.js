@@ -1,0 +1,920 @@
+/* Loa operator console: calls the /v1 API with the bearer token the user typed.
+ *
+ * The token lives in this tab's sessionStorage only (never localStorage, cookies or the URL).
+ * Everything that comes from the API or from users is written with textContent; the page's
+ * Content-Security-Policy requires Trusted Types, so an HTML string could not be written anyway.
+ * Every user-facing string comes from i18n/<lang>.json through t().
+ */
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "loa.token";
+  const LANG_KEY = "loa.lang";
+  const LANGS = ["vi", "en"];
+  const ROLES = ["viewer", "operator", "approver", "admin"];
+  const FINAL = new Set(["completed", "cancelled", "failed"]);
+  const POLL_FAST_MS = 1500;   // while a campaign is sending
+  const POLL_SLOW_MS = 5000;   // otherwise: new campaigns and approvals by others
+  const RATE_WINDOW_MS = 10000;
+  const DEFAULT_TZ = "Asia/Ho_Chi_Minh";
+
+  const state = {
+    token: null,
+    me: null,
+    lang: "vi",
+    dicts: {},
+    plan: null,
+    level: null,
+    history: [],
+    cards: new Map(),     // campaign id -> {campaign, detail, el, samples}
+    order: [],
+    pollTimer: null,
+    pollSeq: 0,
+    previewed: null,      // the request body last previewed
+    preview: null,        // its answer
+    idempotencyKey: null,
+    pendingCancel: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // -- strings ----------------------------------------------------------------------------
+
+  function t(key, params) {
+    const dict = state.dicts[state.lang] || {};
+    let text = key in dict ? dict[key] : (state.dicts.vi || {})[key];
+    if (text === undefined) text = key;
+    if (params) {
+      text = text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+    }
+    return text;
+  }
+
+  function translate(root) {
+    for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of root.querySelectorAll("[data-i18n-attr]")) {
+      const [attr, key] = el.dataset.i18nAttr.split(":");
+      el.setAttribute(attr, t(key));
+    }
+  }
+
+  async function loadDictionaries() {
+    await Promise.all(LANGS.map(async (lang) => {
+      const r = await fetch(`i18n/${lang}.json`, {cache: "no-cache", credentials: "omit"});
+      state.dicts[lang] = await r.json();
+    }));
+  }
+
+  function setLanguage(lang, announce) {
+    state.lang = LANGS.includes(lang) ? lang : "vi";
+    sessionStorage.setItem(LANG_KEY, state.lang);
+    document.documentElement.lang = state.lang;
+    translate(document);
+    for (const tpl of document.querySelectorAll("template")) translate(tpl.content);
+    renderAll();
+    if (announce) say(t("lang.now"));
+  }
+
+  const number = (n) => new Intl.NumberFormat(state.lang).format(n);
+  const decimal = (n) => new Intl.NumberFormat(state.lang, {maximumFractionDigits: 1}).format(n);
+  const tz = () => (state.plan && state.plan.timezone) || DEFAULT_TZ;
+
+  function when(iso) {
+    if (!iso) return "—";
+    return new Intl.DateTimeFormat(state.lang, {
+      timeZone: tz(), weekday: "short", day: "2-digit", month: "2-digit", year: "numeric",
+      hour: "2-digit", minute: "2-digit",
+    }).format(new Date(iso));
+  }
+
+  function clock(date) {
+    return new Intl.DateTimeFormat(state.lang, {
+      timeZone: tz(), hour: "2-digit", minute: "2-digit", second: "2-digit",
+    }).format(date);
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return t("dur.s", {s});
+    if (s < 3600) return t("dur.ms", {m: Math.floor(s / 60), s: s % 60});
+    return t("dur.hm", {h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60)});
+  }
+
+  // -- messages -----------------------------------------------------------------------------
+
+  function say(message, kind) {
+    const el = $("status");
+    el.className = `status ${kind || "info"}`;
+    el.textContent = message || "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail || `HTTP ${status}`);
+      this.status = status;
+      this.detail = detail || "";
+    }
+  }
+
+  function explain(err) {
+    if (!(err instanceof ApiError)) return t("error.other", {status: "?"});
+    switch (err.status) {
+      case 0: return t("error.network");
+      case 401: return t("error.401");
+      case 403: return /creator/.test(err.detail) ? t("error.own_campaign") : t("error.403");
+      case 404: return t("error.404");
+      case 409: return t("error.409", {detail: err.detail});
+      case 400: return t("error.400", {detail: err.detail});
+      case 413: return t("error.413");
+      default: return err.status >= 500 ? t("error.500") : t("error.other", {status: err.status});
+    }
+  }
+
+  // -- the API ------------------------------------------------------------------------------
+
+  async function api(method, path, body, headers) {
+    const h = {"Authorization": `Bearer ${state.token}`, "Accept": "application/json"};
+    if (body !== undefined) h["Content-Type"] = "application/json";
+    Object.assign(h, headers || {});
+    let r;
+    try {
+      r = await fetch(path, {
+        method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store", credentials: "omit", redirect: "error",
+      });
+    } catch (e) {
+      throw new ApiError(0, "");
+    }
+    const text = await r.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = null; }
+    }
+    if (!r.ok) {
+      const detail = data && typeof data.error === "string" ? data.error : "";
+      if (r.status === 401 && state.me) signOut(t("auth.expired"), "error");
+      throw new ApiError(r.status, detail);
+    }
+    return data;
+  }
+
+  const can = (role) => state.me !== null
+    && ROLES.indexOf(state.me.role) >= ROLES.indexOf(role);
+
+  // -- sign-in ------------------------------------------------------------------------------
+
+  async function signIn(token, quiet) {
+    state.token = token;
+    let me;
+    try {
+      me = await api("GET", "/v1/me");
+    } catch (err) {
+      state.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      if (!quiet) say(err.status === 401 ? t("auth.bad_token") : explain(err), "error");
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    state.me = me;
+    $("token").value = "";
+    showSignedIn();
+    if (!quiet) say(t("auth.welcome", {user: me.user, role: t(`role.${me.role}`)}), "ok");
+    await Promise.all([loadPlan(), loadLevel()]);
+    route(false);
+    poll();
+  }
+
+  function signOut(message, kind) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+    state.me = null;
+    state.plan = null;
+    state.level = null;
+    state.history = [];
+    state.cards.clear();
+    state.order = [];
+    state.pollSeq += 1;
+    clearTimeout(state.pollTimer);
+    $("campaign-list").replaceChildren();
+    $("cancel-dialog").open && $("cancel-dialog").close();
+    resetNewForm();
+    showSignedIn();
+    say(message || t("auth.signed_out"), kind || "info");
+    $("token").focus();
+  }
+
+  function showSignedIn() {
+    const signedIn = state.me !== null;
+    $("view-signin").hidden = signedIn;
+    $("tabs").hidden = !signedIn;
+    $("who").hidden = !signedIn;
+    $("signout").hidden = !signedIn;
+    if (signedIn) {
+      $("who-name").textContent = state.me.user;
+      $("who-role").textContent = t(`role.${state.me.role}`);
+    } else {
+      for (const id of ["view-level", "view-campaigns", "view-new"]) $(id).hidden = true;
+    }
+    $("tab-new").hidden = !can("operator");
+    $("campaigns-new").hidden = !can("operator");
+    $("level-form-card").hidden = !can("operator");
+  }
+
+  // -- views --------------------------------------------------------------------------------
+
+  const VIEWS = {level: "view-level", campaigns: "view-campaigns", new: "view-new"};
+
+  function route(focus) {
+    if (!state.me) return;
+    let name = location.hash.replace(/^#/, "") || "level";
+    if (!(name in VIEWS) || (name === "new" && !can("operator"))) name = "level";
+    for (const [key, id] of Object.entries(VIEWS)) $(id).hidden = key !== name;
+    for (const key of Object.keys(VIEWS)) {
+      const tab = $(`tab-${key}`);
+      if (key === name) tab.setAttribute("aria-current", "page");
+      else tab.removeAttribute("aria-current");
+    }
+    if (name === "level") loadLevel();
+    if (name === "campaigns") poll();
+    if (focus) {
+      const heading = $(VIEWS[name]).querySelector("h1");
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  }
+
+  function renderAll() {
+    if (!state.me) return;
+    showSignedIn();
+    renderLevel();
+    renderPlan();
+    renderHistory();
+    fillLevelForm();
+    fillDistricts();
+    for (const id of state.order) renderCard(state.cards.get(id));
+    updateTextCount();
+    if (state.preview) renderPreview(state.preview, state.previewed);
+  }
+
+  // -- level and plan -----------------------------------------------------------------------
+
+  async function loadPlan() {
+    try {
+      state.plan = await api("GET", "/v1/plan");
+    } catch (err) {
+      say(explain(err), "error");
+      return;
+    }
+    renderPlan();
+    fillLevelForm();
+    fillDistricts();
+  }
+
+  async function loadLevel() {
+    try {
+      state.level = await api("GET", "/v1/level");
+    } catch (err) {
+      if (err.status !== 404) { say(explain(err), "error"); return; }
+      state.level = null;
+    }
+    try {
+      state.history = await api("GET", "/v1/level/history?limit=20");
+    } catch (err) {
+      say(explain(err), "error");
+    }
+    renderLevel();
+    renderPlan();
+    renderHistory();
+  }
+
+  const planLevel = (n) => (state.plan ? state.plan.levels.find((l) => l.level === n) : undefined);
+
+  function levelForCases(cases) {
+    if (!state.plan) return null;
+    for (const l of state.plan.levels) {
+      if (l.min_cases <= cases && (l.max_cases === null || cases <= l.max_cases)) return l.level;
+    }
+    return 0;
+  }
+
+  function levelLabel(n) {
+    const info = planLevel(n);
+    return info ? t("level.option", {n, name: info.name}) : t("level.option_zero");
+  }
+
+  function renderLevel() {
+    const lv = state.level;
+    $("level-value").textContent = lv ? t("level.value", {n: lv.level}) : t("level.none");
+    const info = lv ? planLevel(lv.level) : undefined;
+    $("level-name").textContent = info ? `${info.name}: ${info.trigger}`
+      : (lv && lv.level === 0 ? t("level.zero") : "");
+    $("level-cases").textContent = lv && lv.cases !== null ? number(lv.cases) : "—";
+    $("level-since").textContent = lv ? when(lv.since || lv.at) : "—";
+    $("level-set-by").textContent = lv && lv.set_by ? lv.set_by : "—";
+    $("level-reason").textContent = lv && lv.reason ? lv.reason : "—";
+  }
+
+  function cadence(ch) {
+    if (ch.period_days === 1) {
+      return t("plan.daily", {times: ch.times.map((s) => s.time).join(", ")});
+    }
+    if (ch.period_days === 7) {
+      return ch.times.map((s) => `${t(`weekday.${s.day}`)} ${s.time}`).join(", ");
+    }
+    const times = ch.times.map((s) => (s.day ? t("plan.day_of", {n: s.day + 1, time: s.time})
+      : s.time)).join(", ");
+    return t("plan.every", {n: ch.period_days, times});
+  }
+
+  function cell(row, text, sub, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    if (sub) {
+      const span = document.createElement("span");
+      span.className = "sub";
+      span.textContent = sub;
+      td.append(span);
+    }
+    row.append(td);
+    return td;
+  }
+
+  function renderPlan() {
+    const plan = state.plan;
+    if (!plan) return;
+    $("plan-hours").textContent = t("plan.hours", {
+      start: plan.sending_hours[0], end: plan.sending_hours[1]});
+    const n = state.level ? state.level.level : 0;
+    const info = planLevel(n);
+    $("plan-none").hidden = Boolean(info);
+    $("plan-table-wrap").hidden = !info;
+    const rows = [];
+    const activities = [];
+    if (info) {
+      $("plan-caption").textContent = t("plan.caption", {name: info.name, trigger: info.trigger});
+      for (const [channel, ch] of Object.entries(info.channels)) {
+        const tr = document.createElement("tr");
+        const th = document.createElement("th");
+        th.scope = "row";
+        th.textContent = t(`channel.${channel}`);
+        tr.append(th);
+        cell(tr, ch.quantity, `${cadence(ch)} · ${t("plan.per_week", {n: decimal(ch.sends_per_week)})}`);
+        cell(tr, ch.next ? when(ch.next) : t("plan.no_next"));
+        cell(tr, ch.lead, ch.coordinating.length ? t("plan.with", {units: ch.coordinating.join(", ")}) : "");
+        const meta = ch.encoding ? t("plan.sms_meta", {
+          encoding: ch.encoding === "ucs2" ? "UCS-2" : "GSM-7", parts: ch.parts}) : "";
+        cell(tr, ch.text, meta, "msg");
+        rows.push(tr);
+      }
+      if (info.activities.length) {
+        const h = document.createElement("h3");
+        h.textContent = t("plan.activities");
+        const ul = document.createElement("ul");
+        for (const a of info.activities) {
+          const li = document.createElement("li");
+          li.textContent = t("plan.activity", {what: a.what, quantity: a.quantity, lead: a.lead});
+          ul.append(li);
+        }
+        activities.push(h, ul);
+      }
+    }
+    $("plan-rows").replaceChildren(...rows);
+    $("plan-activities").replaceChildren(...activities);
+    $("plan-levels").replaceChildren(...plan.levels.filter((l) => l.level !== n).map((l) => {
+      const li = document.createElement("li");
+      li.textContent = t("plan.level_item", {n: l.level, name: l.name, trigger: l.trigger});
+      return li;
+    }));
+  }
+
+  function renderHistory() {
+    const rows = state.history.map((h) => {
+      const tr = document.createElement("tr");
+      cell(tr, when(h.at));
+      cell(tr, String(h.level), "", "num");
+      cell(tr, h.cases === null ? "—" : number(h.cases), "", "num");
+      cell(tr, h.reason || "—");
+      cell(tr, h.set_by || "—");
+      return tr;
+    });
+    $("history-rows").replaceChildren(...rows);
+    $("history-empty").hidden = rows.length > 0;
+  }
+
+  function fillLevelForm() {
+    const select = $("level-level-input");
+    const chosen = select.value;
+    const options = [0, ...(state.plan ? state.plan.levels.map((l) => l.level) : [])].map((n) => {
+      const o = document.createElement("option");
+      o.value = String(n);
+      o.textContent = levelLabel(n);
+      return o;
+    });
+    select.replaceChildren(...options);
+    if (chosen) select.value = chosen;
+    updateCasesHint();
+  }
+
+  function updateCasesHint() {
+    const raw = $("level-cases-input").value;
+    const cases = Number(raw);
+    $("level-cases-hint").textContent = raw !== "" && Number.isInteger(cases) && cases >= 0
+      ? t("level.cases_hint", {cases: number(cases), level: levelLabel(levelForCases(cases))}) : "";
+  }
+
+  function levelBy() {
+    return $("level-by-level").checked ? "level" : "cases";
+  }
+
+  function switchLevelBy() {
+    const byLevel = levelBy() === "level";
+    $("level-level-field").hidden = !byLevel;
+    $("level-cases-field").hidden = byLevel;
+  }
+
+  async function submitLevel(event) {
+    event.preventDefault();
+    const reason = $("level-reason-input").value.trim();
+    const body = {reason};
+    if (levelBy() === "cases") {
+      const raw = $("level-cases-input").value;
+      const cases = Number(raw);
+      if (raw === "" || !Number.isInteger(cases) || cases < 0) {
+        say(t("level.need_cases"), "error");
+        $("level-cases-input").focus();
+        return;
+      }
+      body.cases = cases;
+    } else {
+      body.level = Number($("level-level-input").value);
+    }
+    if (!reason) {
+      say(t("level.need_reason"), "error");
+      $("level-reason-input").focus();
+      return;
+    }
+    try {
+      const set = await api("PUT", "/v1/level", body);
+      say(t("level.done", {n: set.level}), "ok");
+      $("level-form").reset();
+      switchLevelBy();
+      updateCasesHint();
+    } catch (err) {
+      say(explain(err), "error");
+      return;
+    }
+    await Promise.all([loadPlan(), loadLevel()]);
+  }
+
+  // -- campaigns ----------------------------------------------------------------------------
+
+  async function poll() {
+    if (!state.me) return;
+    const seq = ++state.pollSeq;
+    clearTimeout(state.pollTimer);
+    let fast = false;
+    try {
+      const list = await api("GET", "/v1/campaigns");
+      if (seq !== state.pollSeq) return;
+      const fetches = [];
+      for (const campaign of list) {
+        let entry = state.cards.get(campaign.id);
+        if (!entry) {
+          entry = {campaign, detail: null, el: null, samples: {}, finalSeen: false};
+          state.cards.set(campaign.id, entry);
+        }
+        entry.campaign = campaign;
+        // a finished campaign is read once more, for its last counts
+        if (!FINAL.has(campaign.state) || !entry.finalSeen) {
+          fetches.push(loadDetail(entry));
+        }
+      }
+      await Promise.all(fetches);
+      if (seq !== state.pollSeq) return;
+      fast = list.some((c) => sending(state.cards.get(c.id)));
+      state.order = list.map((c) => c.id);
+      const keep = new Set(state.order);
+      for (const id of [...state.cards.keys()]) if (!keep.has(id)) state.cards.delete(id);
+      renderCampaigns();
+      $("campaigns-updated").textContent = t("campaigns.updated", {time: clock(new Date())});
+    } catch (err) {
+      if (seq !== state.pollSeq || !state.me) return;
+      say(explain(err), "error");
+    }
+    if (seq === state.pollSeq && state.me) {
+      state.pollTimer = setTimeout(poll, fast ? POLL_FAST_MS : POLL_SLOW_MS);
+    }
+  }
+
+  /** Whether the campaign is sending (or about to): the page then polls fast. The plan's own
+   * campaigns stay running as long as their level, so their waves tell. */
+  function sending(entry) {
+    const c = entry.campaign;
+    if (c.state === "approved") return true;
+    if (c.state !== "running") return false;
+    if (c.level === null) return true;
+    const progress = entry.detail ? Object.values(entry.detail.progress) : [];
+    return progress.some((p) => p.state === "fanning_out" || p.state === "sending");
+  }
+
+  async function loadDetail(entry) {
+    const detail = await api("GET", `/v1/campaigns/${encodeURIComponent(entry.campaign.id)}`);
+    entry.detail = detail;
+    entry.campaign = detail.campaign;
+    if (FINAL.has(detail.campaign.state)) entry.finalSeen = true;
+    const now = Date.now();
+    for (const [channel, p] of Object.entries(detail.progress)) {
+      const done = handled(p);
+      const samples = entry.samples[channel] || (entry.samples[channel] = []);
+      samples.push([now, done]);
+      while (samples.length > 2 && now - samples[0][0] > RATE_WINDOW_MS) samples.shift();
+    }
+  }
+
+  function renderCampaigns() {
+    const list = $("campaign-list");
+    const items = state.order.map((id) => {
+      const entry = state.cards.get(id);
+      if (!entry.el) entry.el = buildCard(entry);
+      renderCard(entry);
+      return entry.el;
+    });
+    // keep the existing nodes (and the focus inside them): move only what changed place
+    items.forEach((el, i) => {
+      if (list.children[i] !== el) list.insertBefore(el, list.children[i] || null);
+    });
+    while (list.children.length > items.length) list.lastElementChild.remove();
+    $("campaigns-empty").hidden = items.length > 0;
+  }
+
+  function buildCard(entry) {
+    const el = $("tpl-campaign").content.firstElementChild.cloneNode(true);
+    const id = entry.campaign.id;
+    el.dataset.id = id;
+    el.id = `campaign-${id}`;
+    const title = el.querySelector(".campaign-title");
+    title.id = `campaign-title-${id}`;
+    el.setAttribute("aria-labelledby", title.id);
+    el.querySelector(".act-approve").addEventListener("click", () => act(id, "approve"));
+    el.querySelector(".act-pause").addEventListener("click", () => act(id, "pause"));
+    el.querySelector(".act-resume").addEventListener("click", () => act(id, "resume"));
+    el.querySelector(".act-cancel").addEventListener("click", () => askCancel(id));
+    return el;
+  }
+
+  function renderCard(entry) {
+    if (!entry || !entry.el) return;
+    const c = entry.campaign;
+    const el = entry.el;
+    el.querySelector(".campaign-title").textContent = c.title;
+    const badge = el.querySelector(".state");
+    badge.textContent = t(`state.${c.state}`);
+    badge.className = `badge state state-${c.state}`;
+    el.classList.toggle("state-done", c.state === "completed");
+    const meta = [t("campaign.id", {id: c.id}), t("campaign.by", {user: c.created_by, when: when(c.created_at)})];
+    if (c.approved_by) meta.push(t("campaign.approved_by", {user: c.approved_by}));
+    if (c.audience_size) meta.push(t("campaign.recipients", {n: number(c.audience_size)}));
+    if (c.priority === "urgent") meta.push(t("campaign.urgent"));
+    if (c.level !== null) meta.push(t("campaign.plan", {n: c.level}));
+    el.querySelector(".campaign-meta").textContent = meta.join(" · ");
+    const firstText = c.texts[c.channels[0]] || "";
+    el.querySelector(".campaign-text").textContent = firstText;
+
+    const channels = el.querySelector(".channels");
+    const progress = entry.detail ? entry.detail.progress : {};
+    const rows = c.channels.map((channel) => channelRow(entry, channels, channel, progress[channel], c));
+    rows.forEach((row, i) => {
+      if (channels.children[i] !== row) channels.insertBefore(row, channels.children[i] || null);
+    });
+
+    const own = c.level === null;
+    const live = !FINAL.has(c.state);
+    el.querySelector(".act-approve").hidden = !(own && can("approver") && c.state === "pending_approval");
+    el.querySelector(".act-pause").hidden = !(own && can("operator") && c.state === "running");
+    el.querySelector(".act-resume").hidden = !(own && can("operator") && c.state === "paused");
+    el.querySelector(".danger-zone").hidden = !(own && can("operator") && live);
+    const anyAction = [".act-approve", ".act-pause", ".act-resume"].some((s) => !el.querySelector(s).hidden)
+      || !el.querySelector(".danger-zone").hidden;
+    el.querySelector(".campaign-actions").hidden = !anyAction;
+  }
+
+  function channelRow(entry, container, channel, p, c) {
+    let row = container.querySelector(`[data-channel="${channel}"]`);
+    if (!row) {
+      row = $("tpl-channel").content.firstElementChild.cloneNode(true);
+      row.dataset.channel = channel;
+      const name = row.querySelector(".channel-name");
+      name.id = `ch-${c.id}-${channel}`;
+      row.querySelector("progress").setAttribute("aria-labelledby", name.id);
+    }
+    row.querySelector(".channel-name").textContent = t(`channel.${channel}`);
+    const bar = row.querySelector("progress");
+    const pct = row.querySelector(".channel-pct");
+    const counts = row.querySelector(".channel-counts");
+    if (!p) {
+      bar.max = 1;
+      bar.value = 0;
+      bar.setAttribute("aria-valuetext", "0%");
+      pct.textContent = "";
+      counts.textContent = c.state === "pending_approval" ? t("campaign.waiting_approval")
+        : (FINAL.has(c.state) ? "" : t("campaign.waiting"));
+      return row;
+    }
+    // what has an outcome: sent, or given up on (dead letters); cancelled messages are not
+    // counted as progress but told apart ("not sent")
+    const done = Math.min(handled(p), p.total);
+    const percent = p.total > 0 ? Math.floor((done / p.total) * 100) : 100;
+    bar.max = Math.max(p.total, 1);
+    bar.value = p.total > 0 ? done : 1;
+    bar.setAttribute("aria-valuetext", `${percent}%`);
+    pct.textContent = t("campaign.pct", {done: number(done), total: number(p.total), pct: percent});
+    const live = !FINAL.has(c.state);
+    const parts = [live
+      ? t("campaign.counts", {queued: number(p.queued), sent: number(p.sent),
+        delivered: number(p.delivered), failed: number(p.dead_lettered)})
+      : t("campaign.counts_final", {sent: number(p.sent), delivered: number(p.delivered),
+        failed: number(p.dead_lettered)})];
+    if (live && p.retrying > 0) parts.push(t("campaign.retrying", {n: number(p.retrying)}));
+    if (p.fallback > 0) parts.push(t("campaign.fallback", {n: number(p.fallback)}));
+    const notSent = live ? p.cancelled : p.total - done;
+    if (notSent > 0) parts.push(t("campaign.cancelled_n", {n: number(notSent)}));
+    const left = p.queued + p.retrying;
+    if (left > 0 && c.state === "running") {
+      const rate = measuredRate(entry.samples[channel]) ?? p.rate;
+      parts.push(t("campaign.rate", {rate: decimal(rate)}));
+      parts.push(rate > 0 ? t("campaign.eta", {eta: duration(left / rate)}) : t("campaign.eta_unknown"));
+    } else if (p.rate > 0 && left === 0) {
+      parts.push(t("campaign.rate", {rate: decimal(p.rate)}));
+    }
+    counts.textContent = parts.join(" · ");
+    return row;
+  }
+
+  const handled = (p) => p.sent + p.dead_lettered;
+
+  function measuredRate(samples) {
+    if (!samples || samples.length < 2) return null;
+    const [t0, d0] = samples[0];
+    const [t1, d1] = samples[samples.length - 1];
+    if (t1 - t0 < 1000) return null;
+    return Math.max(0, (d1 - d0) / ((t1 - t0) / 1000));
+  }
+
+  const ACTION_DONE = {approve: "action.approved", pause: "action.paused",
+    resume: "action.resumed", cancel: "action.cancelled"};
+
+  async function act(id, verb) {
+    const entry = state.cards.get(id);
+    if (!entry) return;
+    const msg = entry.el.querySelector(".campaign-msg");
+    msg.textContent = "";
+    try {
+      const updated = await api("POST", `/v1/campaigns/${encodeURIComponent(id)}/${verb}`);
+      entry.campaign = updated;
+      say(t(ACTION_DONE[verb], {title: updated.title}), "ok");
+    } catch (err) {
+      const text = explain(err);
+      msg.textContent = text;
+      say(text, "error");
+    }
+    renderCard(entry);
+    poll();
+  }
+
+  function askCancel(id) {
+    const entry = state.cards.get(id);
+    if (!entry) return;
+    state.pendingCancel = id;
+    $("cancel-dialog-text").textContent = t("cancel.text", {title: entry.campaign.title});
+    $("cancel-dialog").showModal();
+    $("cancel-no").focus();
+  }
+
+  function closeCancel(confirmed) {
+    const dialog = $("cancel-dialog");
+    const id = state.pendingCancel;
+    state.pendingCancel = null;
+    if (dialog.open) dialog.close();
+    const entry = id ? state.cards.get(id) : undefined;
+    if (entry) entry.el.querySelector(".act-cancel").focus();
+    if (confirmed && id) act(id, "cancel");
+  }
+
+  // -- new campaign -------------------------------------------------------------------------
+
+  const CHANNELS = ["sms", "zalo", "email", "app"];
+  const KINDS = ["resident", "visitor", "official"];
+
+  function fillDistricts() {
+    const select = $("new-districts");
+    const chosen = new Set([...select.selectedOptions].map((o) => o.value));
+    const options = (state.plan ? state.plan.districts : []).map((d) => {
+      const o = document.createElement("option");
+      o.value = d.id;
+      o.textContent = d.name;
+      o.selected = chosen.has(d.id);
+      return o;
+    });
+    select.replaceChildren(...options);
+  }
+
+  function formBody() {
+    const channels = CHANNELS.filter((c) => $(`new-ch-${c}`).checked);
+    const selector = {
+      districts: [...$("new-districts").selectedOptions].map((o) => o.value),
+      kinds: KINDS.filter((k) => $(`new-kind-${k}`).checked),
+    };
+    return {
+      title: $("new-title-input").value.trim(),
+      channels,
+      text: $("new-text").value,
+      selector,
+      priority: $("new-priority").value,
+      strip_diacritics: $("new-strip").checked,
+      sms_fallback: channels.includes("zalo") && $("new-fallback").checked,
+      subject: channels.includes("email") ? $("new-subject").value.trim() : "",
+      owner: $("new-owner").value.trim(),
+    };
+  }
+
+  const previewBody = (b) => ({text: b.text, channels: b.channels, selector: b.selector,
+    strip_diacritics: b.strip_diacritics});
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+  function checkForm(body, needTitle) {
+    if (needTitle && !body.title) return ["new.need_title", "new-title-input"];
+    if (!body.channels.length) return ["new.need_channel", "new-ch-sms"];
+    if (!body.text.trim()) return ["new.need_text", "new-text"];
+    return null;
+  }
+
+  function updateTextCount() {
+    $("new-text-count").textContent = t("new.count", {n: number($("new-text").value.length)});
+  }
+
+  function formChanged() {
+    const body = formBody();
+    $("new-fallback-row").hidden = !body.channels.includes("zalo");
+    $("new-subject-row").hidden = !body.channels.includes("email");
+    updateTextCount();
+    const fresh = state.previewed !== null && same(previewBody(body), state.previewed);
+    $("new-submit").disabled = !fresh;
+    if (state.previewed !== null && !fresh) {
+      $("new-submit-help").textContent = t("new.stale");
+    } else {
+      $("new-submit-help").textContent = t("new.submit_help");
+    }
+  }
+
+  async function runPreview() {
+    const body = formBody();
+    const problem = checkForm(body, false);
+    if (problem) {
+      say(t(problem[0]), "error");
+      $(problem[1]).focus();
+      return;
+    }
+    const request = previewBody(body);
+    say(t("new.previewing"));
+    let answer;
+    try {
+      answer = await api("POST", "/v1/preview", request);
+    } catch (err) {
+      say(explain(err), "error");
+      return;
+    }
+    state.previewed = request;
+    state.preview = answer;
+    state.idempotencyKey = crypto.randomUUID();
+    renderPreview(answer, request);
+    formChanged();
+    say(t("new.previewed"), "ok");
+  }
+
+  function renderPreview(p, request) {
+    $("preview-empty").hidden = true;
+    $("preview-body").hidden = false;
+    const sms = p.sms;
+    $("preview-sms").hidden = !sms;
+    $("preview-text-wrap").hidden = !sms;
+    $("preview-carriers-title").hidden = !sms;
+    $("preview-carriers-table").hidden = !sms;
+    if (sms) {
+      $("preview-encoding").textContent = t(sms.encoding === "ucs2" ? "preview.ucs2" : "preview.gsm7");
+      $("preview-chars").textContent = number(sms.chars);
+      $("preview-parts").textContent = number(sms.parts);
+      $("preview-pdus").textContent = number(sms.pdus);
+      $("preview-text").textContent = sms.text;
+      $("preview-carriers").replaceChildren(...Object.entries(sms.by_carrier)
+        .sort((a, b) => b[1] - a[1]).map(([carrier, n]) => {
+        const tr = document.createElement("tr");
+        cell(tr, carrier);
+        cell(tr, number(n), "", "num");
+        return tr;
+      }));
+    }
+    $("preview-channels").replaceChildren(...request.channels.map((channel) => {
+      const ch = p.channels[channel] || {recipients: 0, seconds: null};
+      const tr = document.createElement("tr");
+      cell(tr, t(`channel.${channel}`));
+      cell(tr, number(ch.recipients), "", "num");
+      let time = t("preview.no_limit");
+      if (ch.seconds !== null) {
+        time = channel === "sms" && sms && sms.tps
+          ? t("preview.at_tps", {duration: duration(ch.seconds), tps: decimal(sms.tps)})
+          : duration(ch.seconds);
+      }
+      cell(tr, time);
+      return tr;
+    }));
+    $("preview-approval").hidden = !p.needs_approval;
+    $("preview-audience").textContent = t("preview.audience", {n: number(p.audience_size)});
+  }
+
+  async function submitCampaign(event) {
+    event.preventDefault();
+    const body = formBody();
+    const problem = checkForm(body, true);
+    if (problem) {
+      say(t(problem[0]), "error");
+      $(problem[1]).focus();
+      return;
+    }
+    if (!state.previewed || !same(previewBody(body), state.previewed)) {
+      say(t("new.stale"), "error");
+      return;
+    }
+    const submit = $("new-submit");
+    submit.disabled = true;
+    let created;
+    try {
+      created = await api("POST", "/v1/campaigns", body, {"Idempotency-Key": state.idempotencyKey});
+    } catch (err) {
+      submit.disabled = false;
+      say(explain(err), "error");
+      return;
+    }
+    resetNewForm();
+    say(t("new.created", {title: created.title, state: t(`state.${created.state}`)}), "ok");
+    location.hash = "#campaigns";
+  }
+
+  function resetNewForm() {
+    $("new-form").reset();
+    state.previewed = null;
+    state.preview = null;
+    state.idempotencyKey = null;
+    $("preview-empty").hidden = false;
+    $("preview-body").hidden = true;
+    formChanged();
+  }
+
+  // -- start --------------------------------------------------------------------------------
+
+  function wire() {
+    $("signin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const token = $("token").value.trim();
+      if (!token) {
+        say(t("auth.empty"), "error");
+        $("token").focus();
+        return;
+      }
+      signIn(token, false);
+    });
+    $("signout").addEventListener("click", () => signOut());
+    $("lang-switch").addEventListener("click", () => setLanguage(state.lang === "vi" ? "en" : "vi", true));
+    window.addEventListener("hashchange", () => route(true));
+    $("level-form").addEventListener("submit", submitLevel);
+    for (const id of ["level-by-cases", "level-by-level"]) $(id).addEventListener("change", switchLevelBy);
+    $("level-cases-input").addEventListener("input", updateCasesHint);
+    $("new-form").addEventListener("input", formChanged);
+    $("new-form").addEventListener("change", formChanged);
+    $("new-form").addEventListener("submit", submitCampaign);
+    $("new-preview").addEventListener("click", runPreview);
+    $("cancel-yes").addEventListener("click", () => closeCancel(true));
+    $("cancel-no").addEventListener("click", () => closeCancel(false));
+    $("cancel-dialog").addEventListener("cancel", (event) => {
+      event.preventDefault();
+      closeCancel(false);
+    });
+  }
+
+  async function start() {
+    wire();
+    try {
+      await loadDictionaries();
+    } catch (e) {
+      $("load-failed").hidden = false;  // its text came with the page
+      return;
+    }
+    setLanguage(sessionStorage.getItem(LANG_KEY) || "vi", false);
+    resetNewForm();
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) await signIn(token, true);
+    if (!state.me) $("token").focus();
+  }
+
+  start();
+})();

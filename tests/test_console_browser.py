@@ -1,0 +1,541 @@
+"""The operator console in headless Chromium (Playwright), against a real ``loa run``.
+
+One ``loa run`` process (API and engine) on the session's redis-server, with SMS going over SMPP
+to ``loa sim smsc`` and Zalo to ``loa sim zalo`` (whose signed delivery webhooks come back to
+the API), serves the console for the whole module; one browser serves every test. Tokens come
+from ``loa token create``. The tests run in file order: the level set by the first is read by
+the next. Screenshots of the main pages go to ``artifacts/console/`` (not committed).
+
+The plan given to ``loa run`` is the shipped one with its sending hours and slots moved hours
+away from now, so that no wave of the plan goes out during the tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from dispatcher import audiencegen
+from dispatcher.config import default_path
+from dispatcher.localredis import LocalRedis, free_port
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "console"
+RECIPIENTS = 400
+SMS_RATE = 10  # messages per second per SMS route: the whole audience takes ~15 s
+ZALO_SECRET_ENV = "LOA_CONSOLE_TEST_ZALO_SECRET"
+OA_SECRET_ENV = "LOA_CONSOLE_TEST_OA_SECRET"
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
+              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+HOSTILE = "<img src=x onerror=alert(1)>"
+WAIT_MS = 30_000  # the longest any single expectation waits
+
+
+class Console:
+    """The running ``loa run`` and what the tests need to talk to it."""
+
+    def __init__(self, base: str, tokens: dict[str, str]) -> None:
+        self.base = base
+        self.tokens = tokens
+
+    def api(self, user: str, method: str, path: str,
+            body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, headers=headers,
+                                         method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def campaign(self, title: str) -> dict[str, Any]:
+        status, campaigns = self.api("olga", "GET", "/v1/campaigns")
+        assert status == 200, campaigns
+        found = [c for c in campaigns if c["title"] == title]
+        assert len(found) == 1, [c["title"] for c in campaigns]
+        campaign: dict[str, Any] = found[0]
+        return campaign
+
+
+def _loa(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _spawn(args: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    with log.open("w", encoding="utf-8") as out:
+        return subprocess.Popen([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
+                                stdout=subprocess.PIPE, stderr=out, text=True, env=env)
+
+
+def _first_line(proc: subprocess.Popen[str], what: str, timeout: float = 20) -> str:
+    """The first line ``proc`` prints (a simulator says where it listens)."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            pytest.fail(f"{what} said nothing in {timeout:.0f} s")
+    line = proc.stdout.readline()
+    assert line, f"{what} exited: {proc.wait()}"
+    return line.strip()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def quiet_plan(path: Path, now: dt.datetime) -> Path:
+    """The shipped plan with its sending hours and every slot moved to a window hours away from
+    ``now`` (the slots keep their weekdays and days): nothing of the plan is due in the tests."""
+    local = now.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    start = 2 if 8 <= local.hour < 20 else 14
+    text = default_path("plan.toml").read_text(encoding="utf-8")
+    hours = f'sending_hours = ["{start:02d}:00", "{start + 1:02d}:00"]'
+    text = re.sub(r"^sending_hours = .*$", hours, text, flags=re.M)
+
+    def slots(line: re.Match[str]) -> str:
+        minutes = iter(range(60))
+        return re.sub(r"\d\d:\d\d", lambda _: f"{start:02d}:{next(minutes):02d}", line.group(0))
+
+    path.write_text(re.sub(r"^slots = \[.*\]$", slots, text, flags=re.M), encoding="utf-8")
+    return path
+
+
+def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str]) -> str:
+    rates = "\n".join(f'"sms.{c}" = {SMS_RATE}' for c in carriers)
+    return f"""zalo_tokens_file = "{tmp / 'zalo-tokens.json'}"
+
+[engine]
+approval_threshold = 10
+reconcile_seconds = 1.0
+state_refresh_seconds = 0.2
+batch_size = 10  # what a worker holds is sent even when cancelled: a second at this rate
+chunk_size = 64
+
+[retry]
+base_seconds = 0.5
+max_seconds = 2.0
+
+[rates]
+{rates}
+zalo = 40
+
+[smpp.default]
+host = "127.0.0.1"
+port = {smsc_port}
+system_id = "console"
+binds = 1
+window = 16
+response_timeout = 5.0
+bind_wait = 1.0
+
+[zalo]
+base_url = "{zalo_url}"
+oa_url = "{zalo_url}"
+oauth_url = "{zalo_url}"
+app_id = "sim-app"
+secret_key_env = "{ZALO_SECRET_ENV}"
+template_id = "loa-alert"
+mode = "auto"
+timeout = 5.0
+
+[api]
+audit_log = "{tmp / 'audit.jsonl'}"
+zalo_app_id = "sim-app"
+zalo_oa_secret_env = "{OA_SECRET_ENV}"
+"""
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
+            numbering: Numbering, province: Province) -> Iterator[Console]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed (Debian packages chromium and chromium-driver); "
+                    "`make test` installs them")
+    tmp = tmp_path_factory.mktemp("console")
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    client.flushall()
+    client.close()
+    env = os.environ | {ZALO_SECRET_ENV: "sim-app-secret", OA_SECRET_ENV: "sim-oa-secret",
+                        "LOA_ZALO_ACCESS_TOKEN": "sim-access-token",
+                        "LOA_ZALO_REFRESH_TOKEN": "sim-refresh-token", "LOA_REDIS_URL": ""}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        smsc = _spawn(["sim", "smsc", "--port", "0", "--receipt-delay", "0.2"], tmp,
+                      tmp / "smsc.log", env)
+        procs.append(smsc)
+        zalo = _spawn(["sim", "zalo", "--port", "0", "--webhook-url", f"{base}/zalo/webhook",
+                       "--webhook-delay", "0.2"], tmp, tmp / "zalo.log", env)
+        procs.append(zalo)
+        smsc_port = int(_first_line(smsc, "loa sim smsc").rsplit(":", 1)[1])
+        zalo_url = _first_line(zalo, "loa sim zalo").rsplit(" ", 1)[1]
+
+        config = tmp / "loa.toml"
+        config.write_text(_config(smsc_port, zalo_url, tmp, numbering.carriers),
+                          encoding="utf-8")
+        tokens = {}
+        for user, role in (("olga", "operator"), ("carol", "approver"), ("vic", "viewer")):
+            out = _loa("token", "create", "--config", str(config), "--user", user, "--role",
+                       role, cwd=tmp, env=env)
+            tokens[user] = out.strip().splitlines()[-1]
+        audience = tmp / "audience.csv"
+        audiencegen.generate(audience, RECIPIENTS, seed=9, numbering=numbering,
+                             province=province, zalo_accounts=RECIPIENTS * 9 // 10)
+        _loa("audience", "import", str(audience), "--redis", redis_server.url, cwd=tmp, env=env)
+
+        plan = quiet_plan(tmp / "plan.toml", dt.datetime.now(dt.UTC))
+        run = _spawn(["run", "--config", str(config), "--port", str(port), "--redis",
+                      redis_server.url, "--plan", str(plan)], tmp, tmp / "loa-run.log", env)
+        procs.append(run)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if run.poll() is not None:
+                pytest.fail("loa run exited: " + (tmp / "loa-run.log").read_text())
+            assert time.monotonic() < deadline, "loa run did not answer in 30 s"
+            time.sleep(0.1)
+        yield Console(base, tokens)
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(console: Console) -> Iterator[Browser]:
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Tab:
+    """A browser tab (its own context: its own sessionStorage) and what went wrong in it."""
+
+    def __init__(self, browser: Browser, console: Console, *, phone: bool = False) -> None:
+        viewport: ViewportSize = ({"width": 390, "height": 844} if phone
+                                  else {"width": 1280, "height": 860})
+        self.context = browser.new_context(viewport=viewport, locale="vi-VN",
+                                           timezone_id="Asia/Ho_Chi_Minh",
+                                           device_scale_factor=1)
+        self.context.set_default_timeout(WAIT_MS)
+        self.page = self.context.new_page()
+        self.console = console
+        self.problems: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        self.page.on("dialog", self._dialog)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # refused API calls (401, 403, 404) are logged by the browser as failed loads
+        if message.type in ("error", "warning") and "Failed to load resource" not in message.text:
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self, path: str = "/") -> Page:
+        self.page.goto(self.console.base + path)
+        return self.page
+
+    def sign_in(self, user: str) -> Page:
+        page = self.open()
+        page.get_by_label("Mã truy cập").fill(self.console.tokens[user])
+        page.get_by_role("button", name="Đăng nhập").click()
+        expect(page.locator("#who-name")).to_have_text(user)
+        return page
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        """Close, and fail on errors in the page (a Content-Security-Policy or Trusted Types
+        violation, an exception) and on any JavaScript dialog."""
+        self.context.close()
+        assert not self.problems, self.problems
+        assert not self.dialogs, self.dialogs
+
+
+def card(page: Page, title: str) -> Locator:
+    return page.locator("li.campaign").filter(
+        has=page.get_by_role("heading", name=title, exact=True))
+
+
+def wait_state(console: Console, title: str, states: set[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (state := console.campaign(title)["state"]) not in states:
+        assert time.monotonic() < deadline, f"{title}: still {state}"
+        time.sleep(0.2)
+
+
+def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
+    tab = Tab(browser, console)
+    page = tab.open("/")
+    assert page.url == console.base + "/console/"
+    assert page.locator("html").get_attribute("lang") == "vi"
+    expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
+    expect(page.get_by_label("Mã truy cập")).to_be_focused()
+    tab.shot("1-sign-in")
+
+    page.get_by_label("Mã truy cập").fill("loa_not-a-token")
+    page.get_by_role("button", name="Đăng nhập").click()
+    expect(page.locator("#status")).to_have_text("Mã truy cập không đúng hoặc đã bị thu hồi.")
+    assert page.evaluate("sessionStorage.getItem('loa.token')") is None
+
+    page = tab.sign_in("olga")
+    expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
+    token = console.tokens["olga"]
+    assert page.evaluate("sessionStorage.getItem('loa.token')") == token
+    assert page.evaluate("localStorage.length") == 0
+    assert page.evaluate("document.cookie") == ""
+    assert token not in page.url
+
+    expect(page.locator("#level-value")).to_have_text("Chưa đặt cấp độ")
+    page.get_by_label("Số ca mắc", exact=True).fill("42")
+    expect(page.locator("#level-cases-hint")).to_contain_text("Cấp 3 — Cấp độ III")
+    page.get_by_role("button", name="Đặt cấp độ").click()
+    expect(page.locator("#status")).to_have_text("Hãy ghi lý do thay đổi cấp độ.")
+    page.get_by_label("Lý do (bắt buộc)").fill("Báo cáo của Sở Y tế lúc 8 giờ")
+    page.get_by_role("button", name="Đặt cấp độ").click()
+    expect(page.locator("#status")).to_have_text("Đã đặt cấp 3.")
+    expect(page.locator("#level-value")).to_have_text("Cấp 3")
+    expect(page.locator("#level-cases")).to_have_text("42")
+    expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
+    expect(page.locator("#history-rows tr").first).to_contain_text("olga")
+    rows = page.locator("#plan-rows tr")
+    expect(rows).to_have_count(4)
+    expect(rows.first).to_contain_text("SMS")
+    expect(rows.first).to_contain_text("UCS-2, 2 tin SMS")
+    tab.shot("2-level-and-plan")
+
+    status, level = console.api("olga", "GET", "/v1/level")
+    assert status == 200 and (level["level"], level["cases"], level["set_by"]) == (3, 42, "olga")
+    tab.close()
+
+
+def test_create_preview_approve_and_watch_it_complete(browser: Browser, console: Console) -> None:
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    expect(page.get_by_role("heading", name="Tạo chiến dịch", level=1)).to_be_visible()
+    title = "Khẩn: Hạ Long giãn cách"
+    page.get_by_label("Tiêu đề", exact=True).fill(title)
+    page.get_by_label("Zalo", exact=True).check()
+    page.get_by_label("Nội dung tin nhắn").fill(VIETNAMESE)
+    page.get_by_label("Mức ưu tiên").select_option("urgent")
+    page.get_by_label("Huyện, thị xã, thành phố").select_option("ha-long")
+    submit = page.get_by_role("button", name="Tạo chiến dịch")
+    expect(submit).to_be_disabled()  # not before a preview
+    page.get_by_role("button", name="Xem trước").click()
+    expect(page.locator("#preview-encoding")).to_have_text("UCS-2 (có dấu, 70 ký tự/tin)")
+    expect(page.locator("#preview-parts")).to_have_text("2")
+    expect(page.locator("#preview-approval")).to_be_visible()
+    expect(page.locator("#preview-carriers tr").first).to_be_visible()
+    expect(submit).to_be_enabled()
+    olga.shot("3-new-campaign-with-preview")
+
+    status, preview = console.api("olga", "POST", "/v1/preview", {
+        "text": VIETNAMESE, "channels": ["sms", "zalo"], "selector": {"districts": ["ha-long"]}})
+    assert status == 200, preview
+    sms_recipients = preview["channels"]["sms"]["recipients"]
+    assert 10 < sms_recipients < RECIPIENTS
+    expect(page.locator("#preview-channels tr").first).to_contain_text(str(sms_recipients))
+    page.get_by_label("Nội dung tin nhắn").press("End")
+    page.get_by_label("Nội dung tin nhắn").type("!")
+    expect(submit).to_be_disabled()  # changed since the preview
+    page.get_by_role("button", name="Xem trước").click()
+    expect(submit).to_be_enabled()
+    submit.click()
+    expect(page.locator("#status")).to_have_text(f"Đã tạo “{title}”: Chờ duyệt.")
+    item = card(page, title)
+    expect(item.locator(".state")).to_have_text("Chờ duyệt")
+    expect(item).to_contain_text("Chờ người duyệt trước khi gửi.")
+    expect(item.get_by_role("button", name="Duyệt gửi")).to_be_hidden()  # an operator
+    expect(item.get_by_role("button", name="Dừng gửi ngay")).to_be_visible()
+
+    carol = Tab(browser, console)
+    page2 = carol.sign_in("carol")
+    page2.get_by_role("link", name="Chiến dịch", exact=True).click()
+    mine = card(page2, title)
+    mine.get_by_role("button", name="Duyệt gửi").click()
+    expect(page2.locator("#status")).to_have_text(f"Đã duyệt “{title}”. Tin sẽ được gửi.")
+    expect(mine.locator(".state")).to_have_text("Hoàn thành")
+    for bar in mine.locator("progress").all():
+        expect(bar).to_have_attribute("aria-valuetext", "100%")
+        assert bar.get_attribute("value") == bar.get_attribute("max")
+    expect(mine).to_contain_text(f"Đã gửi {sms_recipients}")
+    expect(mine).to_contain_text("Duyệt bởi carol")
+    expect(item.locator(".state")).to_have_text("Hoàn thành")  # olga's tab follows
+    done = console.api("olga", "GET", f"/v1/campaigns/{console.campaign(title)['id']}")[1]
+    assert done["progress"]["sms"]["sent"] == sms_recipients
+    olga.close()
+    carol.close()
+
+
+def test_pause_resume_and_cancel_mid_way(browser: Browser, console: Console) -> None:
+    """The whole audience at a low rate; its title is HTML, shown as text."""
+    status, created = console.api("olga", "POST", "/v1/campaigns", {
+        "title": HOSTILE, "channels": ["sms"], "text": f"{HOSTILE} Deo khau trang",
+        "priority": "urgent"})
+    assert status == 201 and created["state"] == "pending_approval", created
+    assert console.api("carol", "POST", f"/v1/campaigns/{created['id']}/approve")[0] == 200
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Chiến dịch", exact=True).click()
+    item = card(page, HOSTILE)
+    expect(item.locator(".campaign-text")).to_have_text(f"{HOSTILE} Deo khau trang")
+    assert item.locator("img").count() == 0
+    bar = item.locator("progress")
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+    expect(item).to_contain_text("tin/giây")
+    deadline = time.monotonic() + 20
+    while int(bar.get_attribute("value") or 0) == 0:
+        assert time.monotonic() < deadline, "nothing was sent in 20 s"
+        time.sleep(0.1)
+    olga.shot("4-campaigns-with-progress")
+    page.set_viewport_size({"width": 390, "height": 844})
+    olga.shot("5-campaigns-on-a-phone")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+    item.get_by_role("button", name="Tạm dừng").click()
+    expect(item.locator(".state")).to_have_text("Tạm dừng")
+    item.get_by_role("button", name="Tiếp tục gửi").click()
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+
+    item.get_by_role("button", name="Dừng gửi ngay").click()
+    dialog = page.get_by_role("dialog", name="Dừng gửi ngay?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"Dừng gửi chiến dịch “{HOSTILE}” ngay bây giờ?")
+    expect(dialog.get_by_role("button", name="Không, quay lại")).to_be_focused()
+    page.keyboard.press("Escape")  # the safe answer: nothing happens
+    expect(dialog).to_be_hidden()
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+    item.get_by_role("button", name="Dừng gửi ngay").click()
+    olga.shot("6-cancel-confirmation")
+    dialog.get_by_role("button", name="Có, dừng gửi ngay").click()
+    expect(page.locator("#status")).to_have_text(f"Đã dừng gửi “{HOSTILE}”.")
+    expect(item.locator(".state")).to_have_text("Đã dừng")
+    expect(item).to_contain_text("Không gửi")
+    expect(item.get_by_role("button")).to_have_count(0)
+    wait_state(console, HOSTILE, {"cancelled"})
+    detail = console.api("olga", "GET", f"/v1/campaigns/{created['id']}")[1]
+    assert 0 < detail["progress"]["sms"]["sent"] < RECIPIENTS
+    assert page.title() == "Loa — Bảng điều khiển cảnh báo dịch"
+    olga.close()
+
+
+def test_an_approver_cannot_approve_their_own_campaign(browser: Browser, console: Console) -> None:
+    title = "Tự duyệt"
+    status, _ = console.api("carol", "POST", "/v1/campaigns", {
+        "title": title, "channels": ["sms"], "text": "Deo khau trang", "priority": "urgent"})
+    assert status == 201
+    carol = Tab(browser, console)
+    page = carol.sign_in("carol")
+    page.get_by_role("link", name="Chiến dịch", exact=True).click()
+    item = card(page, title)
+    item.get_by_role("button", name="Duyệt gửi").click()
+    message = "Không thể tự duyệt chiến dịch do chính mình tạo. Cần một người duyệt khác."
+    expect(item.get_by_role("alert")).to_have_text(message)
+    expect(page.locator("#status")).to_have_text(message)
+    expect(item.locator(".state")).to_have_text("Chờ duyệt")
+    carol.close()
+    console.api("olga", "POST", f"/v1/campaigns/{console.campaign(title)['id']}/cancel")
+
+
+def test_a_viewer_sees_no_action_buttons(browser: Browser, console: Console) -> None:
+    status, _ = console.api("olga", "POST", "/v1/campaigns", {
+        "title": "Chờ duyệt cho người xem", "channels": ["sms"], "text": "Deo khau trang"})
+    assert status == 201
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    expect(page.locator("#who-role")).to_have_text("Người xem")
+    expect(page.locator("#level-value")).to_have_text("Cấp 3")
+    expect(page.get_by_role("button", name="Đặt cấp độ")).to_have_count(0)
+    expect(page.get_by_role("link", name="Tạo chiến dịch")).to_have_count(0)
+    page.get_by_role("link", name="Chiến dịch", exact=True).click()
+    expect(card(page, "Chờ duyệt cho người xem").locator(".state")).to_have_text("Chờ duyệt")
+    expect(page.locator("#campaign-list").get_by_role("button")).to_have_count(0)
+    page.goto(console.base + "/console/#new")  # not offered, and not reachable either
+    expect(page.get_by_role("heading", name="Cấp độ dịch và kế hoạch truyền thông")).to_be_visible()
+    vic.close()
+
+
+def test_the_language_switch_and_sign_out(browser: Browser, console: Console) -> None:
+    tab = Tab(browser, console, phone=True)
+    page = tab.sign_in("olga")
+    page.get_by_role("button", name="English").click()
+    assert page.locator("html").get_attribute("lang") == "en"
+    heading = page.get_by_role("heading", name="Epidemic level and communication plan")
+    expect(heading).to_be_visible()
+    expect(page.locator("#level-value")).to_have_text("Level 3")
+    expect(page.locator("#who-role")).to_have_text("Operator")
+    page.get_by_role("link", name="Campaigns", exact=True).click()
+    expect(card(page, title="Khẩn: Hạ Long giãn cách").locator(".state")).to_have_text("Completed")
+    tab.shot("7-campaigns-in-english-on-a-phone")
+    page.reload()  # the choice lasts as long as the tab
+    expect(page.locator("#who-role")).to_have_text("Operator")
+    page.get_by_role("button", name="Tiếng Việt").click()
+    assert page.locator("html").get_attribute("lang") == "vi"
+    expect(page.get_by_role("heading", name="Chiến dịch", level=1)).to_be_visible()
+
+    page.get_by_role("button", name="Đăng xuất").click()
+    expect(page.locator("#status")).to_have_text("Đã đăng xuất.")
+    expect(page.get_by_label("Mã truy cập")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('loa.token')") is None
+    expect(page.locator("#campaign-list li")).to_have_count(0)
+    tab.close()
