@@ -16,6 +16,7 @@ from dispatcher.api.schemas import (
 from dispatcher.model import Channel
 from dispatcher.plan import Level, Plan, Rule, next_slot, slot_texts
 from dispatcher.province import Province
+from dispatcher.smstext import Encoding
 
 
 def plan_view(plan: Plan, province: Province, now: dt.datetime) -> PlanView:
@@ -43,12 +44,12 @@ def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:
 def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime) -> PlanChannel:
     row = rule.row
     upcoming = next_slot(plan, level, rule.channel, now)
-    encoding: str | None = None
+    encoding: Encoding | None = None
     parts: int | None = None
     text = row.template
     if rule.channel is Channel.SMS:
         seg = smstext.segment(row.template, strip=row.strip_diacritics)
-        encoding, parts, text = seg.encoding.value, len(seg.parts), seg.text
+        encoding, parts, text = seg.encoding, len(seg.parts), seg.text
     return PlanChannel(
         activity=row.activity, quantity=row.quantity, lead=row.lead,
         coordinating=list(row.coordinating), kinds=list(row.kinds),

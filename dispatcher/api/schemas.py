@@ -14,6 +14,7 @@ from msgspec import Meta
 
 from dispatcher.auth import Role
 from dispatcher.model import Campaign, Channel, Kind, Priority, Selector
+from dispatcher.smstext import Encoding
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
 Text = Annotated[str, Meta(max_length=TEXT_MAX)]
@@ -124,9 +125,12 @@ class Me(msgspec.Struct, frozen=True):
     role: Role
 
 
+LocalTime = Annotated[str, Meta(pattern=r"^[0-2][0-9]:[0-5][0-9]$")]  # "HH:MM"
+
+
 class PlanSlot(msgspec.Struct, frozen=True):
-    day: int  # day of the period, from 0 (with period_days 7: 0 is Monday)
-    time: str  # local "HH:MM"
+    day: Annotated[int, Meta(ge=0)]  # day of the period, from 0 (with period_days 7: Monday)
+    time: LocalTime
 
 
 class PlanChannel(msgspec.Struct, frozen=True):
@@ -147,8 +151,8 @@ class PlanChannel(msgspec.Struct, frozen=True):
     subject: str
     strip_diacritics: bool
     sends_range: list[int] | None  # [min, max] sends per period the source allows
-    encoding: str | None  # SMS only: gsm7 or ucs2
-    parts: int | None  # SMS only
+    encoding: Encoding | None  # SMS only
+    parts: Annotated[int, Meta(ge=1)] | None  # SMS only
 
 
 class PlanActivity(msgspec.Struct, frozen=True):
@@ -183,7 +187,7 @@ class PlanView(msgspec.Struct, frozen=True):
     name: str
     source: str
     timezone: str
-    sending_hours: list[str]  # [start, end), local "HH:MM"
+    sending_hours: Annotated[list[LocalTime], Meta(min_length=2, max_length=2)]  # [start, end)
     catch_up_minutes: int
     province: str
     districts: list[DistrictInfo]
