@@ -19,6 +19,17 @@ import msgspec
 from dispatcher.model import Channel
 
 
+class Progress:
+    """Messages of a batch the channel has already taken, while the batch is still being sent:
+    indexes into ``Envelope.addrs``, appended by the adapter, read by whoever made the
+    envelope. A plain list, so that an answer costs one ``append``, not a call."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+
 class Envelope(msgspec.Struct, frozen=True):
     """One text to many addresses of one channel (a batch, as the adapter sees it)."""
 
@@ -29,6 +40,7 @@ class Envelope(msgspec.Struct, frozen=True):
     route: str = ""  # the queue the batch came from, e.g. "sms.viettel" (the SMS link group)
     subject: str = ""
     strip_diacritics: bool = False
+    progress: Progress | None = None  # where the adapter tells what is sent as answers come
 
 
 class Results(msgspec.Struct):

@@ -41,6 +41,7 @@ from dispatcher.wavebench import ALERT, SECRET_ENV, WorkerProcess, create_waves
 
 BINDS = 2
 WINDOW = 64
+ZALO_CONCURRENCY = 64  # the Zalo adapter's requests in flight
 CHUNK = 128
 
 
@@ -88,6 +89,7 @@ app_id = "sim-app"
 secret_key_env = "{SECRET_ENV}"
 template_id = "loa-alert"
 mode = "auto"
+concurrency = {ZALO_CONCURRENCY}
 timeout = 5.0
 quota_probe_seconds = 2.0
 outage_pause_max = 4.0
@@ -227,7 +229,10 @@ class Stage:
         counts = self.zalo.received.values()
         reached = (self.smsc.stats.messages - self.smsc.stats.duplicates
                    + sum(min(n, zalo_waves) for n in counts))
-        duplicates = self.smsc.stats.duplicates + sum(max(0, n - zalo_waves) for n in counts)
+        zalo_duplicates = sum(max(0, n - zalo_waves) for n in counts)
+        duplicates = self.smsc.stats.duplicates + zalo_duplicates
+        details.update(sms_duplicates=self.smsc.stats.duplicates,
+                       zalo_duplicates=zalo_duplicates)
         expected = sum(w.total for w in self.waves)
         return ChaosResult(
             scenario=scenario, expected=expected, delivered=reached,

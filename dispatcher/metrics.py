@@ -54,11 +54,12 @@ from dispatcher import routing
 from dispatcher.model import WAVE_FINAL, Channel, Wave, WaveState
 from dispatcher.store.base import Store
 
-__all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "LEVEL", "MESSAGES",
-           "QUEUE_ENTRIES", "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED", "RECEIPTS_MATCHED",
-           "RECEIPTS_UNMATCHED", "STORE", "STORE_OUTAGES", "STORE_TRANSIENT", "STORE_UP",
-           "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES", "Backoff", "Collector", "MetricsServer",
-           "RouteMetrics", "StoreHealth", "exposition", "for_route", "serve"]
+__all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "LEVEL", "MESSAGES", "QUEUE_ENTRIES",
+           "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED", "RECEIPTS_MATCHED",
+           "RECEIPTS_UNMATCHED", "SENT_MARKED", "SENT_MARKS_WRITE", "STORE", "STORE_OUTAGES",
+           "STORE_TRANSIENT", "STORE_UP", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES", "Backoff",
+           "Collector", "MetricsServer", "RouteMetrics", "StoreHealth", "exposition", "for_route",
+           "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,13 @@ WAVES = Gauge("loa_waves", "Waves by state", ["state"])
 WAVE_MESSAGES = Gauge(
     "loa_wave_messages", "Messages of the live (not completed, not cancelled) waves, by "
     "progress field (total, queued, sent, failed, ...)", ["channel", "state"])
+SENT_MARKED = Counter(
+    "loa_sent_marked", "Messages whose sent bit was written as the channel took them, while "
+    "their batch was still being sent (dispatcher/sentmarks.py)")
+SENT_MARKS_WRITE = Histogram(
+    "loa_sent_marks_per_write", "Messages per write of sent bits made while batches are being "
+    "sent: what a worker killed just before a write leaves unrecorded, beyond what is on the "
+    "wire", buckets=(1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096))
 COLLECT_ERRORS = Counter("loa_collector_errors", "Collector passes that failed")
 STORE_UP = Gauge("loa_store_up", "1 while the store (Redis) answers this process, 0 during an "
                  "outage")

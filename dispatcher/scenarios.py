@@ -12,7 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from dispatcher.chaos import BINDS, WINDOW, ChaosResult, Stage, stage
+from dispatcher import procstat
+from dispatcher.chaos import BINDS, WINDOW, ZALO_CONCURRENCY, ChaosResult, Stage, stage
 from dispatcher.config import default_path
 from dispatcher.errors import InputError, LoaError
 from dispatcher.fallback import is_fallback_wave
@@ -40,14 +41,22 @@ async def kill_worker(s: Stage) -> ChaosResult:
     started = time.monotonic()
     await s.send()
     await s.until(AT, TIMEOUT)
+    # the largest write of sent bits it made so far: what it had taken from the channels and
+    # not written yet at any moment, beyond what was on the wire
+    exposition = await b.metrics()
+    write = procstat.largest(exposition, "loa_sent_marks_per_write")
+    writes = procstat.quantiles([exposition], "loa_sent_marks_per_write", (0.5, 0.99))
     s.kill(b)
     assert b.proc is not None
     await b.proc.wait()
     held = await s.in_hand(b.name)  # its batches, pending until another worker takes them
     again = await s.add_worker("--no-reconcile")
     await s.completed(TIMEOUT)
-    return await s.result("kill-worker", started, held, killed=b.name, restarted=again.name,
-                          in_hand_at_kill=held)
+    wire = WINDOW * BINDS + ZALO_CONCURRENCY
+    bound = min(held, wire + 2 * int(min(write, held)))
+    return await s.result("kill-worker", started, bound, killed=b.name, restarted=again.name,
+                          in_hand_at_kill=held, on_the_wire=wire, largest_marks_write=write,
+                          marks_per_write=writes)
 
 
 async def sigterm(s: Stage) -> ChaosResult:

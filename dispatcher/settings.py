@@ -38,6 +38,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state_refresh_seconds: float = 0.25  # how fast pause and cancel reach every worker
     consumers_per_route: int = 4  # batches in flight per route and worker
     fanout_concurrency: int = 4  # waves fanned out at once per process
+    # how often sent bits are written while batches are being sent (0: only at a batch's end)
+    sent_flush_seconds: float = 0.005
 
 
 class RetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

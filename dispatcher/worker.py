@@ -30,6 +30,7 @@ from dispatcher.errors import LoaError
 from dispatcher.fallback import PREFIX, SmsFallback
 from dispatcher.model import Batch, Channel, Wave, WaveState
 from dispatcher.retry import RetryPolicy
+from dispatcher.sentmarks import SentMarks
 from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, DeadLetter, Delivery, RetryItem, Store
 from dispatcher.throttle import RouteThrottle
@@ -71,12 +72,16 @@ class Worker:
         self.unrecorded = 0  # messages sent whose batch this worker could not record
         self._stop = asyncio.Event()
         self._metrics = {r: metrics.for_route(r) for r in routes}  # counted per batch
+        flush = settings.engine.sent_flush_seconds
+        self.marks = SentMarks(store.queue, flush) if flush > 0 else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; then finish the batches in hand and return."""
         self._stop = stop
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._loop(stop, "refreshing wave states", self._refresh_states))
+            if self.marks is not None:
+                tasks.create_task(self._loop(stop, "writing sent bits", self.marks.run))
             for route in self.routes:
                 for _ in range(self.settings.engine.consumers_per_route):
                     tasks.create_task(self._loop(stop, f"a consumer of {route}",
@@ -322,10 +327,12 @@ class Worker:
             m.throttle.inc(time.perf_counter() - waited)
         if not await self._still_ours(route, entry):
             return False
+        marks = self.marks
+        progress, handle = marks.open(wave.id, batch.ids, keep) if marks else (None, None)
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
                             addrs=[batch.addrs[i] for i in keep], route=route,
                             subject=wave.subject,
-                            strip_diacritics=wave.strip_diacritics)
+                            strip_diacritics=wave.strip_diacritics, progress=progress)
         started = time.perf_counter()
         try:
             results = await self.adapters[routing.channel_of(route)].send(envelope)
@@ -333,6 +340,9 @@ class Worker:
             if not exc.retryable:
                 raise
             results = Results(requeue=[(k, str(exc)) for k in range(len(keep))])
+        finally:
+            if marks is not None and handle is not None:
+                marks.close(handle)
         m.batch.observe(time.perf_counter() - started)
         if results.pause_until > time.time():
             self._paused[route] = results.pause_until
@@ -362,7 +372,7 @@ class Worker:
             for recipient, remote_id in zip(sent, results.remote_ids, strict=True):
                 for part, part_id in enumerate(remote_id.split(",")):
                     remote[part_id] = (wave.id, recipient, part)
-        completion.count(wave.id, "sent", len(sent))
+        # the wave's sent counter moves with the sent bits (Queue.mark_sent, Queue.complete)
         now = time.time()
         dead = completion.dead
         for k, reason in results.retry:

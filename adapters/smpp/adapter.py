@@ -24,6 +24,7 @@ from adapters.smpp.session import (
     LOST_STATUS,
     NOT_SENT_STATUS,
     TIMEOUT_STATUS,
+    Accepted,
     BindConfig,
     EsmeSession,
 )
@@ -230,8 +231,12 @@ class SmppAdapter:
         addrs = envelope.addrs
         share = -(-len(addrs) // len(up))
         slices = [range(i, min(i + share, len(addrs))) for i in range(0, len(addrs), share)]
-        answers = await asyncio.gather(*(self._submit(s, text, addrs, r)
-                                         for s, r in zip(up, slices, strict=False)))
+        progress = envelope.progress
+        answers = await asyncio.gather(*(
+            self._submit(s, text, addrs, r,
+                         None if progress is None else Accepted(progress.sent, r.start,
+                                                                text.parts))
+            for s, r in zip(up, slices, strict=False)))
         results = Results(receipts=link.config.registered_delivery != 0)
         for session, indexes, (statuses, ids) in zip(up, slices, answers, strict=False):
             self._collect(session, text.parts, indexes, statuses, ids, results)
@@ -240,7 +245,7 @@ class SmppAdapter:
         return results
 
     async def _submit(self, session: EsmeSession, text: _Text, addrs: list[str],
-                      indexes: range) -> tuple[list[int], list[str]]:
+                      indexes: range, accepted: Accepted | None) -> tuple[list[int], list[str]]:
         if text.parts == 1:
             body = text.bodies[0]
             items = [(k, addrs[i], body) for k, i in enumerate(indexes)]
@@ -251,7 +256,7 @@ class SmppAdapter:
                 dest, ref = addrs[i], next(self._refs) & 0xFF
                 items += [(k * total + j, dest, smstext.concat_udh(ref, total, j + 1) + part)
                           for j, part in enumerate(text.bodies)]
-        return await session.submit(text.template, items)
+        return await session.submit(text.template, items, accepted)
 
     def _collect(self, session: EsmeSession, parts: int, indexes: range, statuses: list[int],
                  ids: list[str], results: Results) -> None:

@@ -70,21 +70,52 @@ class SessionStats(msgspec.Struct):
     unknown_commands: int = 0  # requests answered generic_nack, responses to nothing asked
 
 
+class Accepted:
+    """Messages of one ``submit`` the SMSC has accepted so far, told as the responses come.
+
+    The submit's items are messages of ``parts`` consecutive items each; message ``m`` is
+    appended to ``into`` as ``first + m`` once every one of its parts is accepted."""
+
+    __slots__ = ("_got", "first", "into", "parts")
+
+    def __init__(self, into: list[int], first: int = 0, parts: int = 1) -> None:
+        self.into = into
+        self.first = first
+        self.parts = parts
+        self._got: dict[int, int] = {}
+
+    def part(self, index: int) -> None:
+        if self.parts == 1:
+            self.into.append(self.first + index)
+            return
+        message = index // self.parts
+        got = self._got.get(message, 0) + 1
+        if got == self.parts:
+            self._got.pop(message, None)
+            self.into.append(self.first + message)
+        else:
+            self._got[message] = got
+
+
 class _Batch:
     """Where the responses of one ``submit`` go."""
 
-    __slots__ = ("done", "ids", "remaining", "statuses")
+    __slots__ = ("accepted", "done", "ids", "remaining", "statuses")
 
-    def __init__(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop,
+                 accepted: Accepted | None = None) -> None:
         self.statuses = [0] * n
         self.ids = [""] * n
         self.remaining = n
+        self.accepted = accepted
         self.done: asyncio.Future[None] = loop.create_future()
 
     def answer(self, index: int, status: int, message_id: str) -> None:
         self.statuses[index] = status
         self.ids[index] = message_id
         self.remaining -= 1
+        if status == 0 and self.accepted is not None:
+            self.accepted.part(index)
         if self.remaining == 0 and not self.done.done():
             self.done.set_result(None)
 
@@ -256,13 +287,14 @@ class EsmeSession:
         finally:
             self._control.pop(seq, None)
 
-    async def submit(self, template: pdu.SubmitTemplate,
-                     items: list[tuple[int, str, bytes]]) -> tuple[list[int], list[str]]:
+    async def submit(self, template: pdu.SubmitTemplate, items: list[tuple[int, str, bytes]],
+                     accepted: Accepted | None = None) -> tuple[list[int], list[str]]:
         """Send one submit_sm per (index, destination, payload). Returns, by index, each
         command_status (``TIMEOUT_STATUS``/``LOST_STATUS`` when none came) and message id.
-        Waits for the window; a PDU that finds the bind down is answered ``NOT_SENT_STATUS``."""
+        Waits for the window; a PDU that finds the bind down is answered ``NOT_SENT_STATUS``.
+        ``accepted`` is told of each accepted message as its response arrives."""
         loop = asyncio.get_running_loop()
-        batch = _Batch(len(items), loop)
+        batch = _Batch(len(items), loop, accepted)
         encode = template.encode
         window = self.config.window
         pending = self._pending

@@ -142,8 +142,8 @@ class ZaloStats(msgspec.Struct):
 class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
-    __slots__ = ("addrs", "done", "down", "halt", "indexes", "oa_tail", "pending", "results",
-                 "tracking", "zns_tail")
+    __slots__ = ("addrs", "done", "down", "halt", "indexes", "oa_tail", "pending", "progress",
+                 "results", "tracking", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
                  done: asyncio.Future[None]) -> None:
@@ -152,6 +152,8 @@ class _Batch:
         self.indexes = iter(range(len(self.addrs)))
         self.pending = len(self.addrs)  # messages without an outcome yet
         self.results = results
+        # where each message sent is told as its answer comes (Envelope.progress)
+        self.progress = envelope.progress.sent if envelope.progress is not None else None
         self.done = done
         self.halt = ""  # set: every message not yet taken is requeued with this reason
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
@@ -376,6 +378,8 @@ class ZaloAdapter:
                 assert answer is not None
                 results.sent.append(i)
                 results.remote_ids.append(answer.remote_id)
+                if batch.progress is not None:
+                    batch.progress.append(i)
                 if self._track_quota(answer):
                     self._pause("zalo quota exhausted (remainingQuota 0)")
                 return

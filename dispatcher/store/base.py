@@ -149,7 +149,9 @@ class Delivery(msgspec.Struct, frozen=True):
 class Completion(msgspec.Struct):
     """Everything one processed entry changes, written in one round trip."""
 
-    sent: dict[str, list[int]] = {}  # wave -> recipient ids now sent (bits to set)
+    # wave -> recipient ids now sent: bits to set; the wave's ``sent`` counter grows by the
+    # bits not set before (it is never in ``counts``)
+    sent: dict[str, list[int]] = {}
     counts: dict[str, dict[str, int]] = {}  # wave -> counter -> increment
     retries: list[tuple[float, RetryItem]] = []  # (due, epoch seconds) -> item
     dead: list[DeadLetter] = []
@@ -191,6 +193,11 @@ class Queue(Protocol):
 
     async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
         """For each id, whether its message of ``wave`` is already sent; one command."""
+
+    async def mark_sent(self, sent: dict[str, list[int]]) -> None:
+        """Set the sent bits of messages (wave -> recipient ids) whose batch is still being
+        sent, as the channel takes them; one round trip (one command per wave on a cluster).
+        :meth:`complete` sets them again, which changes nothing."""
 
     async def complete(self, route: str, entry: str, completion: Completion) -> None:
         """Set sent bits, bump counters, schedule retries, dead-letter, acknowledge."""

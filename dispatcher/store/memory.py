@@ -229,10 +229,23 @@ class MemoryQueue:
             return [False] * len(ids)
         return [i in bits for i in ids]
 
+    async def mark_sent(self, sent: dict[str, list[int]]) -> None:
+        for wave, ids in sent.items():
+            self._set_sent(wave, ids)
+
+    def _set_sent(self, wave: str, ids: list[int]) -> None:
+        """Set sent bits; the wave's ``sent`` counter grows by those not set before."""
+        bits = self._sent.setdefault(wave, set())
+        before = len(bits)
+        bits.update(ids)
+        if len(bits) > before:
+            counters = self._waves.counters.setdefault(wave, {})
+            counters["sent"] = counters.get("sent", 0) + len(bits) - before
+
     async def complete(self, route: str, entry: str, completion: Completion) -> None:
         r = self._route(route)
         for wave, ids in completion.sent.items():
-            self._sent.setdefault(wave, set()).update(ids)
+            self._set_sent(wave, ids)
         for wave, counts in completion.counts.items():
             counters = self._waves.counters.setdefault(wave, {})
             for name, n in counts.items():

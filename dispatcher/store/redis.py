@@ -79,15 +79,22 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
 return n
 """
 
-# KEYS: bitmap. ARGV: recipient ids, packed as big-endian 32-bit integers. One argument for a
-# whole batch: the client packs one string instead of three arguments per message.
+# KEYS: bitmap, the wave's counters. ARGV: recipient ids, packed as big-endian 32-bit integers.
+# One argument for a whole batch: the client packs one string instead of three arguments per
+# message. The wave's ``sent`` counter grows by the bits this call set, so it counts each
+# recipient once whoever sets the bit first (a worker's stream of marks, or the batch's
+# completion) and however often it is set again. Returns how many were set.
 _SET_BITS = """
 local ids = ARGV[1]
+local n = 0
 for i = 1, #ids, 4 do
   local a, b, c, d = string.byte(ids, i, i + 3)
-  redis.call('SETBIT', KEYS[1], ((a * 256 + b) * 256 + c) * 256 + d, 1)
+  if redis.call('SETBIT', KEYS[1], ((a * 256 + b) * 256 + c) * 256 + d, 1) == 0 then
+    n = n + 1
+  end
 end
-return #ids / 4
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'sent', n) end
+return n
 """
 _GET_BITS = """
 local ids = ARGV[1]
@@ -416,6 +423,22 @@ class RedisQueue:
         bits = await self._get_bits(keys=[keys.sent(wave)], args=[_pack_ids(ids)])
         return [b == 49 for b in bits]  # b"1"
 
+    async def _mark(self, wave: str, ids: list[int], client: Any = None) -> Any:
+        """Set the sent bits of ``ids`` and count those not set before (``_SET_BITS``)."""
+        return await self._set_bits(keys=[keys.sent(wave), keys.progress(wave)],
+                                    args=[_pack_ids(ids)], client=client)
+
+    async def mark_sent(self, sent: dict[str, list[int]]) -> None:
+        waves = [(wave, ids) for wave, ids in sent.items() if ids]
+        if self._cluster or len(waves) == 1:  # on a cluster, each wave's bitmap has its slot
+            for wave, ids in waves:
+                await self._mark(wave, ids)
+            return
+        async with self._r.pipeline(transaction=False) as pipe:
+            for wave, ids in waves:
+                await self._mark(wave, ids, pipe)
+            await pipe.execute()
+
     async def complete(self, route: str, entry: str, completion: Completion) -> None:
         if self._cluster:
             await self._complete_by_slot(route, entry, completion)
@@ -424,8 +447,7 @@ class RedisQueue:
         async with self._r.pipeline(transaction=True) as pipe:
             for wave, ids in completion.sent.items():
                 if ids:
-                    await self._set_bits(keys=[keys.sent(wave)], args=[_pack_ids(ids)],
-                                         client=pipe)
+                    await self._mark(wave, ids, pipe)
             for wave, counts in completion.counts.items():
                 for name, n in counts.items():
                     pipe.hincrby(keys.progress(wave), name, n)
@@ -445,22 +467,22 @@ class RedisQueue:
     async def _complete_by_slot(self, route: str, entry: str, completion: Completion) -> None:
         """:meth:`complete` on Redis Cluster, one slot at a time; the acknowledgement last.
 
-        1. Each wave's sent bits (the wave's slot), and the route's name in the wave's list of
-           counting routes.
+        1. Each wave's sent bits and its ``sent`` counter (the wave's slot), and the route's
+           name in the wave's list of counting routes.
         2. Channel message ids (the hour's hash) and messages for other routes (their retry
            schedules), with a nonce made of the entry, wave and recipient: writing them again
            for the same entry replaces them instead of adding a second copy.
-        3. One transaction in the route's slot: retries, dead letters, the waves' counters
+        3. One transaction in the route's slot: retries, dead letters, the waves' other counters
            (kept with the route: :func:`keys.route_progress`), acknowledgement.
 
         A worker that dies before step 3 leaves the entry pending: another reclaims it, skips
-        the messages whose bits step 1 set (counting them as skipped, not sent) and sends the
-        others again; retries, dead letters and counters are written once, by whoever
-        acknowledges. Nothing is lost and no message is sent twice by it.
+        the messages whose bits step 1 set (already counted as sent; counted as skipped too)
+        and sends the others again; retries, dead letters and the other counters are written
+        once, by whoever acknowledges. Nothing is lost and no message is sent twice by it.
         """
         for wave, ids in completion.sent.items():
             if ids:
-                await self._set_bits(keys=[keys.sent(wave)], args=[_pack_ids(ids)])
+                await self._mark(wave, ids)
         counted = [w for w, counts in completion.counts.items() if any(counts.values())]
         if counted or completion.remote or any(completion.reroute.values()):
             async with self._r.pipeline(transaction=False) as pipe:
