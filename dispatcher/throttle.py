@@ -7,6 +7,8 @@ whole second's quota in one burst. The rate can change while running (a carrier 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asyncio_throttle.throttler import Throttler
 
 WINDOW = 0.1  # seconds
@@ -25,8 +27,13 @@ class RouteThrottle:
         self.rate = rate
         self._throttler.rate_limit = self._per_window(rate)
 
-    async def acquire(self, n: int) -> None:
-        """Wait until ``n`` more messages may be sent."""
+    async def acquire(self, n: int, give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until ``n`` more messages may be sent; False, at once, when ``give_up()`` says
+        so while waiting (asked once per window's quota)."""
         acquire = self._throttler.acquire
-        for _ in range(n):
+        every = self._throttler.rate_limit
+        for i in range(n):
+            if give_up is not None and i % every == 0 and i and give_up():
+                return False
             await acquire()  # type: ignore[no-untyped-call]
+        return True

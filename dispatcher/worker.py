@@ -320,11 +320,8 @@ class Worker:
         if not keep:
             return True
         m = self._metrics[route]
-        throttle = self._throttles.get(route)
-        if throttle is not None:
-            waited = time.perf_counter()
-            await throttle.acquire(len(keep))
-            m.throttle.inc(time.perf_counter() - waited)
+        if not await self._throttle(route, wave.id, batch, len(keep), completion):
+            return True
         if not await self._still_ours(route, entry):
             return False
         marks = self.marks
@@ -357,6 +354,30 @@ class Worker:
                     "rerouting to SMS",
                     lambda: fallback.reroute(wave, batch, cured, completion)))
         return True
+
+    async def _throttle(self, route: str, wave: str, batch: Batch, n: int,
+                        completion: Completion) -> bool:
+        """Wait for the route's rate to allow ``n`` messages; False if the wave was cancelled
+        meanwhile: none of them is sent, all are counted cancelled."""
+        throttle = self._throttles.get(route)
+        if throttle is None:
+            return True
+        m = self._metrics[route]
+        waited = time.perf_counter()
+        states = self._states
+
+        def cancelled() -> bool:
+            return states.get(wave) is WaveState.CANCELLED
+
+        await throttle.acquire(n, cancelled)
+        m.throttle.inc(time.perf_counter() - waited)
+        if not cancelled():
+            return True
+        completion.count(wave, "cancelled", n)
+        m.cancelled.inc(n)
+        if batch.retried:
+            completion.count(wave, "retrying", -n)
+        return False
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,
                 completion: Completion) -> int:

@@ -152,7 +152,7 @@ def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str]) -> st
 approval_threshold = 10
 reconcile_seconds = 1.0
 state_refresh_seconds = 0.2
-batch_size = 10  # what a worker holds is sent even when cancelled: a second at this rate
+batch_size = 10  # progress moves in small steps; a batch handed to the SMSC finishes after a cancel
 chunk_size = 64
 
 [retry]

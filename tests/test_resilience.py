@@ -256,14 +256,13 @@ async def test_a_worker_survives_redis_killed_mid_wave(stage: Stage,
           f"skipped {progress.skipped:,}, dead letters {progress.dead_letters:,}")
     # nothing lost: every recipient got the message, and the counters say so
     assert len(received) == total and progress.dead_letters == 0
-    if lose_last_second:  # a batch sent again after the cut may be counted twice (see notes)
-        assert progress.sent >= total
-    else:
-        assert progress.sent == total
+    assert progress.sent == total  # counted by the bits set for the first time
     # duplicates: what was in flight when Redis lost its writes, plus what was sent after that
     assert duplicates <= s.in_flight + lost_window
     if not lose_last_second:
-        assert duplicates == unrecorded(s.log("w1"))  # batches in hand were finished, not resent
+        # batches in hand were finished, not resent; of those that were not, the messages
+        # marked sent as they were answered are not sent again
+        assert duplicates <= unrecorded(s.log("w1"))
     log = s.log("w1")
     assert log.count("store unreachable") == 1, log[-3000:]  # once per outage
     assert log.count("store answers again") == 1
