@@ -609,15 +609,24 @@ class Cluster(RedisCluster):
         return await super().execute_command(*args, **kwargs)
 
 
+#: Connection options unless the URL sets them (``?socket_timeout=2``): a Redis that stops
+#: answering without closing its connections (a frozen process, a network cut that drops
+#: packets) is an outage after ``socket_timeout`` seconds, not a call that waits for ever; an
+#: unreachable one after ``socket_connect_timeout``; a connection idle longer than
+#: ``health_check_interval`` is checked before it is used again.
+TIMEOUTS: dict[str, Any] = {"socket_timeout": 10.0, "socket_connect_timeout": 5.0,
+                            "health_check_interval": 30.0}
+
+
 def connect(url: str) -> Any:
     """A client for ``url``: a Redis Cluster for ``redis+cluster://host:port`` (the node is a
     seed: the client learns the others from it), one server for ``redis://``, ``rediss://``,
-    ``unix://``."""
+    ``unix://``. Options in the URL's query override :data:`TIMEOUTS`."""
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in CLUSTER_SCHEMES:
         return Cluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
-                                decode_responses=False, reinitialize_steps=0)
-    return aioredis.Redis.from_url(url, decode_responses=False)
+                                decode_responses=False, reinitialize_steps=0, **TIMEOUTS)
+    return aioredis.Redis.from_url(url, decode_responses=False, **TIMEOUTS)
 
 
 class RedisStore:
