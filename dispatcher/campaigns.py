@@ -163,10 +163,22 @@ class Campaigns:
             await self._set_waves(current)
         return current
 
+    async def _operated(self, campaign_id: str) -> None:
+        """Refuse pausing, resuming or cancelling a campaign of the plan: its waves are created
+        slot after slot for as long as its level is in force, so pausing its current wave would
+        not stop the next one."""
+        campaign = await self.get(campaign_id)
+        if campaign.level is not None:
+            raise StateError(f"campaign {campaign_id} is the level {campaign.level} plan's: it "
+                             "sends as long as the level is in force; set another level to "
+                             "stop it")
+
     async def pause(self, campaign_id: str) -> Campaign:
+        await self._operated(campaign_id)
         return await self._set_waves(await self._move(campaign_id, S.PAUSED))
 
     async def resume(self, campaign_id: str) -> Campaign:
+        await self._operated(campaign_id)
         campaign = await self._move(campaign_id, S.RUNNING)
         for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
             # fan-out resumes at its cursor (a finished one moves straight on), workers unpark
@@ -174,6 +186,7 @@ class Campaigns:
         return campaign
 
     async def cancel(self, campaign_id: str) -> Campaign:
+        await self._operated(campaign_id)
         return await self._set_waves(await self._move(campaign_id, S.CANCELLED))
 
     async def _set_waves(self, campaign: Campaign) -> Campaign:

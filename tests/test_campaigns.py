@@ -264,6 +264,22 @@ async def test_pause_resume_cancel_move_the_waves(campaigns: Campaigns, store: S
                                              ids[1]: WaveState.CANCELLED}
 
 
+async def test_the_plans_campaigns_follow_the_level_and_refuse_pause_resume_and_cancel(
+        campaigns: Campaigns, store: Store) -> None:
+    plan = Campaign(id="plan-L4-sms", title="Cấp độ 4: nhắn tin", channels=[Channel.SMS],
+                    texts={Channel.SMS: "x"}, created_at=NOW, created_by="plan",
+                    state=CampaignState.RUNNING, approved_by="plan", level=4)
+    assert await store.campaigns.create(plan)
+    wave = Wave(id="L4-sms-1", campaign_id=plan.id, channel=Channel.SMS, text="x",
+                created_at=NOW, audience_version="v", total=10, level=4)
+    assert await store.waves.create(wave, WaveState.SENDING)
+    for verb in (campaigns.pause, campaigns.resume, campaigns.cancel):
+        with pytest.raises(StateError, match="set another level to stop it"):
+            await verb(plan.id)
+    assert (await campaigns.get(plan.id)).state is CampaignState.RUNNING
+    assert await store.waves.states([wave.id]) == {wave.id: WaveState.SENDING}
+
+
 async def test_cancel_reaches_every_wave_of_the_campaign_only(
         campaigns: Campaigns, store: Store, meta: AudienceMeta) -> None:
     one = await _create(campaigns)
