@@ -41,6 +41,7 @@ from dispatcher.wavebench import ALERT, SECRET_ENV, WorkerProcess, create_waves
 
 BINDS = 2
 WINDOW = 64
+TPS = 1000  # agreed per bind: a throttled bind never goes below a tenth of it
 ZALO_CONCURRENCY = 64  # the Zalo adapter's requests in flight
 CHUNK = 128
 
@@ -78,6 +79,7 @@ port = {smsc_port}
 system_id = "chaos"
 binds = {BINDS}
 window = {WINDOW}
+tps = {TPS}
 response_timeout = 5.0
 bind_wait = 1.0
 
