@@ -163,7 +163,7 @@ class Campaigns:
             await self._set_waves(current)
         return current
 
-    async def _operated(self, campaign_id: str) -> None:
+    async def _refuse_plan_campaign(self, campaign_id: str) -> None:
         """Refuse pausing, resuming or cancelling a campaign of the plan: its waves are created
         slot after slot for as long as its level is in force, so pausing its current wave would
         not stop the next one."""
@@ -174,11 +174,11 @@ class Campaigns:
                              "stop it")
 
     async def pause(self, campaign_id: str) -> Campaign:
-        await self._operated(campaign_id)
+        await self._refuse_plan_campaign(campaign_id)
         return await self._set_waves(await self._move(campaign_id, S.PAUSED))
 
     async def resume(self, campaign_id: str) -> Campaign:
-        await self._operated(campaign_id)
+        await self._refuse_plan_campaign(campaign_id)
         campaign = await self._move(campaign_id, S.RUNNING)
         for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
             # fan-out resumes at its cursor (a finished one moves straight on), workers unpark
@@ -186,7 +186,7 @@ class Campaigns:
         return campaign
 
     async def cancel(self, campaign_id: str) -> Campaign:
-        await self._operated(campaign_id)
+        await self._refuse_plan_campaign(campaign_id)
         return await self._set_waves(await self._move(campaign_id, S.CANCELLED))
 
     async def _set_waves(self, campaign: Campaign) -> Campaign:

@@ -64,22 +64,9 @@ def metric_sum(text: str, name: str) -> float:
                for s in family.samples if s.name == name)
 
 
-def largest(text: str, histogram: str) -> float:
-    """The upper bound of the bucket holding the largest observation of a histogram (0: none
-    observed; ``inf`` when it lies beyond the last bound)."""
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == f"{histogram}_bucket":
-                le = float(s.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + s.value
-    count = buckets.get(float("inf"), 0.0)
-    return min((le for le, n in buckets.items() if n >= count), default=0.0) if count else 0.0
-
-
-def quantiles(texts: Iterable[str], histogram: str, qs: Iterable[float]) -> dict[str, float]:
-    """Quantiles of a histogram summed over label sets and exporters (linear within buckets);
-    keys like ``p50``, ``p99``. Empty when there are no observations."""
+def _buckets(texts: Iterable[str], histogram: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts by upper bound, summed over label sets and
+    exporters."""
     buckets: dict[float, float] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
@@ -87,6 +74,21 @@ def quantiles(texts: Iterable[str], histogram: str, qs: Iterable[float]) -> dict
                 if s.name == f"{histogram}_bucket":
                     le = float(s.labels["le"])
                     buckets[le] = buckets.get(le, 0.0) + s.value
+    return buckets
+
+
+def largest(text: str, histogram: str) -> float:
+    """The upper bound of the bucket holding the largest observation of a histogram (0: none
+    observed; ``inf`` when it lies beyond the last bound)."""
+    buckets = _buckets([text], histogram)
+    count = buckets.get(float("inf"), 0.0)
+    return min((le for le, n in buckets.items() if n >= count), default=0.0) if count else 0.0
+
+
+def quantiles(texts: Iterable[str], histogram: str, qs: Iterable[float]) -> dict[str, float]:
+    """Quantiles of a histogram summed over label sets and exporters (linear within buckets);
+    keys like ``p50``, ``p99``. Empty when there are no observations."""
+    buckets = _buckets(texts, histogram)
     if not buckets or buckets.get(float("inf"), 0.0) == 0:
         return {}
     bounds = sorted(buckets)

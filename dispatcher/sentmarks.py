@@ -18,9 +18,6 @@ counted as ``skipped`` by whoever finishes the batch, as a message sent earlier 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from adapters.base import Progress
 from dispatcher import metrics
 from dispatcher.store.base import Queue
@@ -40,7 +37,8 @@ class _Open:
 
 
 class SentMarks:
-    """The sent bits of one worker's batches in hand, written every ``interval`` seconds."""
+    """The sent bits of one worker's batches in hand; the worker calls :meth:`flush` every
+    ``interval`` seconds."""
 
     def __init__(self, queue: Queue, interval: float) -> None:
         self.queue = queue
@@ -84,9 +82,3 @@ class SentMarks:
         metrics.SENT_MARKED.inc(n)
         metrics.SENT_MARKS_WRITE.observe(n)
         return n
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """One pass: wait ``interval`` (or until ``stop``), then :meth:`flush`."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), self.interval)
-        await self.flush()

@@ -27,13 +27,12 @@ class RouteThrottle:
         self.rate = rate
         self._throttler.rate_limit = self._per_window(rate)
 
-    async def acquire(self, n: int, give_up: Callable[[], bool] | None = None) -> bool:
-        """Wait until ``n`` more messages may be sent; False, at once, when ``give_up()`` says
-        so while waiting (asked once per window's quota)."""
+    async def acquire(self, n: int, give_up: Callable[[], bool] | None = None) -> None:
+        """Wait until ``n`` more messages may be sent, or until ``give_up()`` says to stop
+        waiting (asked once per window's quota)."""
         acquire = self._throttler.acquire
         every = self._throttler.rate_limit
         for i in range(n):
-            if give_up is not None and i % every == 0 and i and give_up():
-                return False
+            if give_up is not None and i and i % every == 0 and give_up():
+                return
             await acquire()  # type: ignore[no-untyped-call]
-        return True

@@ -81,7 +81,7 @@ class Worker:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._loop(stop, "refreshing wave states", self._refresh_states))
             if self.marks is not None:
-                tasks.create_task(self._loop(stop, "writing sent bits", self.marks.run))
+                tasks.create_task(self._loop(stop, "writing sent bits", self._write_marks))
             for route in self.routes:
                 for _ in range(self.settings.engine.consumers_per_route):
                     tasks.create_task(self._loop(stop, f"a consumer of {route}",
@@ -125,6 +125,11 @@ class Worker:
         if self._waves:
             self._states.update(await self.store.waves.states(list(self._waves)))
         await self._sleep(stop, self.settings.engine.state_refresh_seconds)
+
+    async def _write_marks(self, stop: asyncio.Event) -> None:
+        assert self.marks is not None
+        await self._sleep(stop, self.marks.interval)
+        await self.marks.flush()
 
     def _consumer(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
         async def once(stop: asyncio.Event) -> None:
@@ -249,10 +254,7 @@ class Worker:
         for batch in delivery.batches:
             wave, state = await self._persist("reading a wave", partial(self._wave, batch.wave))
             if wave is None or state is WaveState.CANCELLED:
-                retried = len(batch.ids) if batch.retried else 0
-                completion.count(batch.wave, "cancelled", len(batch.ids))
-                self._metrics[route].cancelled.inc(len(batch.ids))
-                completion.count(batch.wave, "retrying", -retried)
+                self._cancelled(route, batch, len(batch.ids), completion)
                 continue
             if not await self._send(route, delivery.entry, wave, batch, completion):
                 return False  # taken over by another worker while this one was slow: not ours
@@ -362,7 +364,6 @@ class Worker:
         throttle = self._throttles.get(route)
         if throttle is None:
             return True
-        m = self._metrics[route]
         waited = time.perf_counter()
         states = self._states
 
@@ -370,14 +371,18 @@ class Worker:
             return states.get(wave) is WaveState.CANCELLED
 
         await throttle.acquire(n, cancelled)
-        m.throttle.inc(time.perf_counter() - waited)
+        self._metrics[route].throttle.inc(time.perf_counter() - waited)
         if not cancelled():
             return True
-        completion.count(wave, "cancelled", n)
-        m.cancelled.inc(n)
-        if batch.retried:
-            completion.count(wave, "retrying", -n)
+        self._cancelled(route, batch, n, completion)
         return False
+
+    def _cancelled(self, route: str, batch: Batch, n: int, completion: Completion) -> None:
+        """``n`` messages of ``batch`` not sent: their wave is cancelled."""
+        completion.count(batch.wave, "cancelled", n)
+        self._metrics[route].cancelled.inc(n)
+        if batch.retried:  # each was counted as retrying when it was scheduled
+            completion.count(batch.wave, "retrying", -n)
 
     def _record(self, wave: Wave, batch: Batch, keep: list[int], results: Results,
                 completion: Completion) -> int:

@@ -8,9 +8,10 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.base import Envelope, Progress
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
@@ -22,7 +23,7 @@ from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher.model import Batch, Channel, Wave, WaveState
 from dispatcher.sentmarks import SentMarks
 from dispatcher.settings import EngineSettings, Settings
-from dispatcher.store.base import Store
+from dispatcher.store.base import Queue, Store
 from dispatcher.worker import Worker
 
 WAVE = "w-marks"
@@ -119,7 +120,7 @@ async def test_the_zalo_adapter_tells_each_message_as_zalo_answers() -> None:
     assert progress.sent == results.sent
 
 
-async def test_marks_are_written_from_every_open_batch_and_kept_while_the_store_is_away(
+async def test_marks_are_written_from_every_open_batch_once(
         store: Store) -> None:
     marks = SentMarks(store.queue, FLUSH)
     a, handle_a = marks.open("w-a", [100, 101, 102, 103], [0, 2, 3])  # envelope of 100, 102, 103
@@ -136,6 +137,34 @@ async def test_marks_are_written_from_every_open_batch_and_kept_while_the_store_
     assert await store.queue.sent_mask("w-a", [102]) == [True]
     assert await marks.flush() == 0
     assert marks.marked == 4
+
+
+class AwayOnce:
+    """A queue whose first write of sent bits finds the store away."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.failed = False
+
+    async def mark_sent(self, sent: dict[str, list[int]]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RedisConnectionError("store away")
+        await self.queue.mark_sent(sent)
+
+
+async def test_marks_the_store_did_not_take_go_with_the_next_write(store: Store) -> None:
+    away = AwayOnce(store.queue)
+    marks = SentMarks(cast(Queue, away), FLUSH)
+    progress, handle = marks.open("w-a", [5, 6, 7], [0, 1, 2])
+    progress.sent += [0, 2]
+    with pytest.raises(RedisConnectionError):  # the worker's loop waits and tries again
+        await marks.flush()
+    progress.sent.append(1)
+    marks.close(handle)
+    assert await marks.flush() == 3
+    assert await store.queue.sent_mask("w-a", [5, 6, 7]) == [True, True, True]
+    assert (await store.waves.progress("w-a"))["sent"] == 3
 
 
 class Wire:

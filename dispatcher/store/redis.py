@@ -430,7 +430,7 @@ class RedisQueue:
 
     async def mark_sent(self, sent: dict[str, list[int]]) -> None:
         waves = [(wave, ids) for wave, ids in sent.items() if ids]
-        if self._cluster or len(waves) == 1:  # on a cluster, each wave's bitmap has its slot
+        if self._cluster:  # each wave's bitmap has its slot
             for wave, ids in waves:
                 await self._mark(wave, ids)
             return
