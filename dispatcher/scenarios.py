@@ -164,6 +164,9 @@ async def zalo_outage(s: Stage) -> ChaosResult:
                           paused_seen_in_metrics=paused_seen)
 
 
+OPEN_MINUTES = 23 * 60 + 59  # sending hours 00:00-23:59: 23:59 itself is not in them
+
+
 def _plan_at(text: str, levels: dict[int, dt.datetime]) -> str:
     """The plan file's text with the sends of each of ``levels`` moved so that the first of
     each day falls at the given time (the others spread evenly over the day, as many as
@@ -177,9 +180,9 @@ def _plan_at(text: str, levels: dict[int, dt.datetime]) -> str:
             out.append('sending_hours = ["00:00", "23:59"]')
         elif level in levels and line.startswith("slots = "):
             n = line.count(",") + 1
-            at = levels[level]
-            times = [(at + dt.timedelta(minutes=k * 24 * 60 // n)).strftime("%H:%M")
-                     for k in range(n)]
+            first = levels[level].hour * 60 + levels[level].minute
+            minutes = [(first + k * OPEN_MINUTES // n) % OPEN_MINUTES for k in range(n)]
+            times = [f"{m // 60:02d}:{m % 60:02d}" for m in minutes]
             out.append("slots = [" + ", ".join(f'"{t}"' for t in times) + "]")
         else:
             out.append(line)
@@ -192,8 +195,11 @@ async def reconciler_restart(s: Stage) -> ChaosResult:
     plan_path = s.tmp / "plan.toml"
     tz = load_plan().tz
     # the first whole minute at least 15 s away (the workers start meanwhile)
+    minute = dt.timedelta(minutes=1)
     first = (dt.datetime.now(tz) + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)
-    second = first + dt.timedelta(minutes=1)
+    while "23:59" in (f"{first:%H:%M}", f"{first + minute:%H:%M}"):  # not a sending minute
+        first += minute
+    second = first + minute
     plan_path.write_text(_plan_at(default_path("plan.toml").read_text(encoding="utf-8"),
                                   {3: first, 4: second}), encoding="utf-8")
     plan = load_plan(plan_path)
