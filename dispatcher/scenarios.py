@@ -25,6 +25,7 @@ from dispatcher.wavebench import WorkerProcess
 
 TIMEOUT = 300.0  # seconds a scenario's wave may take before it is declared stuck
 AT = 0.3  # the share of the wave sent when the fault strikes
+QUOTA_WATCH_MAX = 30.0  # zalo-outage: the longest wait for the quota pause to show
 
 Scenario = Callable[[Stage], Awaitable[ChaosResult]]
 
@@ -150,18 +151,24 @@ async def zalo_outage(s: Stage) -> ChaosResult:
     await asyncio.sleep(s.fault_seconds)
     s.zalo.set_config(http_5xx_ratio=0.0)
     s.zalo.set_config(daily_quota=s.zalo.quota_used + 200)  # runs out soon
+    # the route may still sit out the outage's back-off before it meets the quota: watch a
+    # while, and on until a worker shows the pause (bounded)
     paused_seen = False
-    until = time.monotonic() + max(3.0, s.fault_seconds / 2)
-    while time.monotonic() < until:
+    shown_after: float | None = None
+    start = time.monotonic()
+    least, most = start + max(3.0, s.fault_seconds / 2), start + QUOTA_WATCH_MAX
+    while time.monotonic() < least or (not paused_seen and time.monotonic() < most):
         paused = [await s.metrics(w, "loa_zalo_paused") for w in (a, b)]
-        paused_seen = paused_seen or any(p == 1 for p in paused)
+        if not paused_seen and any(p == 1 for p in paused):
+            paused_seen, shown_after = True, round(time.monotonic() - start, 1)
         await asyncio.sleep(0.2)
     s.zalo.set_config(daily_quota=0)  # the OA's quota is raised: no limit today
     await s.completed(TIMEOUT)
     stats = s.zalo.snapshot()
     return await s.result("zalo-outage", started, 0, outage_seconds=s.fault_seconds,
                           http_5xx_answered=stats.http_5xx, quota_refused=stats.quota_refused,
-                          paused_seen_in_metrics=paused_seen)
+                          paused_seen_in_metrics=paused_seen,
+                          pause_shown_after_seconds=shown_after)
 
 
 OPEN_MINUTES = 23 * 60 + 59  # sending hours 00:00-23:59: 23:59 itself is not in them
