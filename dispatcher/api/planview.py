@@ -1,8 +1,9 @@
-"""``GET /v1/plan``: the plan as the API shows it (what ``loa plan show --json`` prints, typed)."""
+"""The plan as ``GET /v1/plan`` and ``loa plan show --json`` show it."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from dispatcher import smstext
 from dispatcher.api.schemas import (
@@ -19,8 +20,9 @@ from dispatcher.province import Province
 from dispatcher.smstext import Encoding
 
 
-def plan_view(plan: Plan, province: Province, now: dt.datetime) -> PlanView:
-    """Every level of ``plan`` with each channel's next send after ``now``."""
+def plan_view(plan: Plan, province: Province, now: dt.datetime,
+              levels: Iterable[Level] | None = None) -> PlanView:
+    """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``."""
     start, end = plan.sending_hours
     return PlanView(
         name=plan.name, source=plan.source, timezone=plan.tz.key,
@@ -28,7 +30,7 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime) -> PlanView:
         catch_up_minutes=int(plan.catch_up.total_seconds() // 60),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now) for level in plan.levels.values()])
+        levels=[_level(plan, level, now) for level in (levels or plan.levels.values())])
 
 
 def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:

@@ -10,9 +10,11 @@ from typing import Any
 from rich.table import Table
 
 from dispatcher import smstext
+from dispatcher.api.planview import plan_view
 from dispatcher.cli.output import console, print_json
 from dispatcher.model import Channel
 from dispatcher.plan import Level, Plan, Rule, load_plan, next_slot, slot_texts
+from dispatcher.province import load_province
 
 
 def register(sub: Any) -> None:
@@ -57,7 +59,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     levels = [plan.level(args.level)] if args.level is not None else list(plan.levels.values())
     now = dt.datetime.now(dt.UTC)
     if args.json:
-        print_json(plan_json(plan, levels, now))
+        print_json(plan_view(plan, load_province(), now, levels))
         return 0
     out = console()
     start, end = plan.sending_hours
@@ -112,56 +114,3 @@ def _message_info(rule: Rule) -> tuple[str, str]:
     parts = "part" if len(seg.parts) == 1 else "parts"
     stripped = ", diacritics stripped" if rule.row.strip_diacritics else ""
     return f"{seg.encoding.value.upper()}, {len(seg.parts)} {parts}{stripped}", seg.text
-
-
-def plan_json(plan: Plan, levels: list[Level], now: dt.datetime) -> dict[str, Any]:
-    start, end = plan.sending_hours
-    return {
-        "name": plan.name,
-        "source": plan.source,
-        "timezone": plan.tz.key,
-        "sending_hours": [f"{start:%H:%M}", f"{end:%H:%M}"],
-        "catch_up_minutes": int(plan.catch_up.total_seconds() // 60),
-        "levels": [_level_json(plan, level, now) for level in levels],
-    }
-
-
-def _level_json(plan: Plan, level: Level, now: dt.datetime) -> dict[str, Any]:
-    channels: dict[str, Any] = {}
-    for rule in level.rules.values():
-        row = rule.row
-        upcoming = next_slot(plan, level.level, rule.channel, now)
-        entry: dict[str, Any] = {
-            "sends_per_week": rule.cadence.sends_per_week,
-            "period_days": rule.cadence.period_days,
-            "slots": slot_texts(rule),
-            "next": upcoming.at.isoformat() if upcoming else None,
-            "quantity": row.quantity,
-            "activity": row.activity,
-            "lead": row.lead,
-            "coordinating": row.coordinating,
-            "kinds": [k.value for k in row.kinds],
-            "template": row.template,
-        }
-        if row.sends_range is not None:
-            entry["sends_range"] = row.sends_range
-        if row.subject:
-            entry["subject"] = row.subject
-        if rule.channel is Channel.SMS:
-            seg = smstext.segment(row.template, strip=row.strip_diacritics)
-            entry.update(strip_diacritics=row.strip_diacritics, encoding=seg.encoding.value,
-                         parts=len(seg.parts))
-        channels[rule.channel.value] = entry
-    return {
-        "level": level.level,
-        "name": level.name,
-        "trigger": level.trigger,
-        "min_cases": level.min_cases,
-        "max_cases": level.max_cases,
-        "channels": channels,
-        "activities": [
-            {"field": a.field, "what": a.what, "quantity": a.quantity, "lead": a.lead,
-             "coordinating": a.coordinating}
-            for a in level.activities
-        ],
-    }
