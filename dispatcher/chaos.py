@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
-from dispatcher import audiencegen, keys, localredis, procstat, routing
+from dispatcher import audiencegen, keys, localredis, procstat, routing, simconfig
 from dispatcher.audience import Validator
 from dispatcher.engine import wave_progress
 from dispatcher.errors import LoaError
@@ -37,7 +37,7 @@ from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.store import RedisStore
-from dispatcher.wavebench import ALERT, SECRET_ENV, WorkerProcess, create_waves
+from dispatcher.wavebench import ALERT, WorkerProcess, create_waves
 
 BINDS = 2
 WINDOW = 64
@@ -59,7 +59,7 @@ class ChaosResult(msgspec.Struct, kw_only=True):
 
 
 def worker_config(smsc_port: int, zalo_url: str, *, lease_seconds: float) -> str:
-    return f"""zalo_tokens_file = "zalo-tokens.json"
+    engine = f"""zalo_tokens_file = "zalo-tokens.json"
 [engine]
 batch_size = 200
 chunk_size = {CHUNK}
@@ -72,30 +72,13 @@ reconcile_seconds = 1.0
 max_attempts = 8
 base_seconds = 0.5
 max_seconds = 4.0
-
-[smpp.default]
-host = "127.0.0.1"
-port = {smsc_port}
-system_id = "chaos"
-binds = {BINDS}
-window = {WINDOW}
-tps = {TPS}
-response_timeout = 5.0
-bind_wait = 1.0
-
-[zalo]
-base_url = "{zalo_url}"
-oa_url = "{zalo_url}"
-oauth_url = "{zalo_url}"
-app_id = "sim-app"
-secret_key_env = "{SECRET_ENV}"
-template_id = "loa-alert"
-mode = "auto"
-concurrency = {ZALO_CONCURRENCY}
-timeout = 5.0
-quota_probe_seconds = 2.0
-outage_pause_max = 4.0
 """
+    return "\n".join([
+        engine,
+        simconfig.smpp_table(smsc_port, "chaos", binds=BINDS, window=WINDOW, tps=TPS,
+                             response_timeout=5.0, bind_wait=1.0),
+        simconfig.zalo_table(zalo_url, concurrency=ZALO_CONCURRENCY, timeout=5.0,
+                             quota_probe_seconds=2.0, outage_pause_max=4.0)])
 
 
 class Stage:

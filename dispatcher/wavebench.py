@@ -25,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from dispatcher import audiencegen, localredis, procstat, routing
+from dispatcher import audiencegen, localredis, procstat, routing, simconfig
 from dispatcher.audience import Validator
 from dispatcher.benchmark import SimProcess
 from dispatcher.engine import wave_progress
@@ -41,7 +41,6 @@ from dispatcher.store import RedisStore, Store, open_store
 ALERT = "KHẨN: Covid-19 lây lan tại Quảng Ninh. Ở nhà, đeo khẩu trang, gọi 115."
 ZALO_TEXT = ("Sở Y tế Quảng Ninh: dịch Covid-19 ở cấp 4. Hạn chế ra ngoài, đeo khẩu trang, "
              "khai báo y tế; khi sốt, ho, khó thở gọi ngay trạm y tế.")
-SECRET_ENV = "LOA_BENCH_ZALO_SECRET"
 READY_SECONDS = 60.0
 RECEIPT_SECONDS = 30.0
 
@@ -111,23 +110,10 @@ Progress = Callable[[int, int, str], None]  # done, total, what
 
 def _worker_config(path: Path, smsc: SimProcess, zalo: SimProcess, opts: Options,
                    tokens: Path) -> None:
-    path.write_text(f"""zalo_tokens_file = "{tokens}"
-[smpp.default]
-host = "127.0.0.1"
-port = {smsc.port}
-system_id = "bench"
-binds = {opts.binds}
-window = {opts.window}
-
-[zalo]
-base_url = "{zalo.url}"
-oa_url = "{zalo.url}"
-oauth_url = "{zalo.url}"
-app_id = "sim-app"
-secret_key_env = "{SECRET_ENV}"
-template_id = "loa-alert"
-mode = "auto"
-""", encoding="utf-8")
+    path.write_text("\n".join([
+        f'zalo_tokens_file = "{tokens}"',
+        simconfig.smpp_table(smsc.port, "bench", binds=opts.binds, window=opts.window),
+        simconfig.zalo_table(zalo.url)]), encoding="utf-8")
 
 
 class WorkerProcess:
@@ -143,9 +129,7 @@ class WorkerProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        env = dict(os.environ, **{SECRET_ENV: "sim-app-secret",
-                                  "LOA_ZALO_ACCESS_TOKEN": "sim-access-token",
-                                  "LOA_ZALO_REFRESH_TOKEN": "sim-refresh-token"})
+        env = os.environ | simconfig.sim_env()
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dispatcher.cli", "worker", "--config", str(self.config),
             "--redis", self.redis_url, *self.extra, "--name", self.name,

@@ -41,7 +41,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from dispatcher import audiencegen
+from dispatcher import audiencegen, simconfig
 from dispatcher.config import default_path
 from dispatcher.localredis import LocalRedis, free_port
 from dispatcher.msisdn import Numbering
@@ -51,7 +51,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "console"
 RECIPIENTS = 400
 SMS_RATE = 10  # messages per second per SMS route: the whole audience takes ~15 s
-ZALO_SECRET_ENV = "LOA_CONSOLE_TEST_ZALO_SECRET"
 OA_SECRET_ENV = "LOA_CONSOLE_TEST_OA_SECRET"
 VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
               "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
@@ -146,7 +145,7 @@ def quiet_plan(path: Path, now: dt.datetime) -> Path:
 
 def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str]) -> str:
     rates = "\n".join(f'"sms.{c}" = {SMS_RATE}' for c in carriers)
-    return f"""zalo_tokens_file = "{tmp / 'zalo-tokens.json'}"
+    engine = f"""zalo_tokens_file = "{tmp / 'zalo-tokens.json'}"
 
 [engine]
 approval_threshold = 10
@@ -162,31 +161,14 @@ max_seconds = 2.0
 [rates]
 {rates}
 zalo = 20
-
-[smpp.default]
-host = "127.0.0.1"
-port = {smsc_port}
-system_id = "console"
-binds = 1
-window = 16
-response_timeout = 5.0
-bind_wait = 1.0
-
-[zalo]
-base_url = "{zalo_url}"
-oa_url = "{zalo_url}"
-oauth_url = "{zalo_url}"
-app_id = "sim-app"
-secret_key_env = "{ZALO_SECRET_ENV}"
-template_id = "loa-alert"
-mode = "auto"
-timeout = 5.0
-
-[api]
-audit_log = "{tmp / 'audit.jsonl'}"
-zalo_app_id = "sim-app"
-zalo_oa_secret_env = "{OA_SECRET_ENV}"
 """
+    return "\n".join([
+        engine,
+        simconfig.smpp_table(smsc_port, "console", binds=1, window=16, response_timeout=5.0,
+                             bind_wait=1.0),
+        simconfig.zalo_table(zalo_url, timeout=5.0),
+        simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
+                                "zalo_oa_secret_env": OA_SECRET_ENV})])
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +181,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
     client = redis.Redis(host=redis_server.host, port=redis_server.port)
     client.flushall()
     client.close()
-    env = os.environ | {ZALO_SECRET_ENV: "sim-app-secret", OA_SECRET_ENV: "sim-oa-secret",
-                        "LOA_ZALO_ACCESS_TOKEN": "sim-access-token",
-                        "LOA_ZALO_REFRESH_TOKEN": "sim-refresh-token", "LOA_REDIS_URL": ""}
+    env = os.environ | simconfig.sim_env() | {OA_SECRET_ENV: "sim-oa-secret", "LOA_REDIS_URL": ""}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen[str]] = []

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from adapters.smpp.simulator import Smsc, SmscConfig
-from dispatcher import audiencegen, localredis, routing
+from dispatcher import audiencegen, localredis, routing, simconfig
 from dispatcher.audience import Validator
 from dispatcher.campaigns import Campaigns, wave_id
 from dispatcher.engine import wave_progress
@@ -67,15 +67,8 @@ max_attempts = 8
 base_seconds = 0.2
 max_seconds = 2.0
 
-[smpp.default]
-host = "127.0.0.1"
-port = {smsc_port}
-system_id = "resilience"
-binds = 2
-window = 64
-tps = {TPS}
-bind_wait = 1.0
-"""
+""" + simconfig.smpp_table(smsc_port, "resilience", binds=2, window=64, tps=TPS,
+                            bind_wait=1.0)
 
 
 @dataclass
