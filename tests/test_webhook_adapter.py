@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from adapters.base import Envelope
+from adapters.base import Envelope, Progress
 from adapters.webhook import WebhookAdapter, WebhookConfig
 from adapters.webhook.adapter import batch_key, message_key, outcome, sign
 from adapters.webhook.simulator import WebhookSim
@@ -190,6 +190,23 @@ async def test_per_item_results_of_a_batch(adapters: list[WebhookAdapter]) -> No
     assert results.failed == [(1, "injected failed")]
     assert results.retry == [(3, "injected retry")]
     assert sim.received == {"u0": 1, "u2": 1, "u4": 1}
+
+
+async def test_each_message_is_told_as_its_answer_comes(
+        sim: WebhookSim, adapters: list[WebhookAdapter]) -> None:
+    sim.delays = {"u9": 0.5}  # one slow answer: the batch is still being sent
+    adapter = adapter_for(adapters, config(sim, mode="message", concurrency=4))
+    sim.status_by_addr = {"u3": 400}
+    progress = Progress()
+    sending = asyncio.create_task(adapter.send(msgspec.structs.replace(envelope(10),
+                                                                       progress=progress)))
+    for _ in range(400):
+        if len(progress.sent) == 8 or sending.done():
+            break
+        await asyncio.sleep(0.005)
+    assert sorted(progress.sent) == [0, 1, 2, 4, 5, 6, 7, 8] and not sending.done()
+    results = await sending
+    assert progress.sent == results.sent and sorted(results.sent) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
 
 
 async def test_per_item_results_missing_or_unknown_are_retried(

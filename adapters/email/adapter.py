@@ -145,6 +145,7 @@ class EmailAdapter:
         body = self._render(envelope)
         todo: Iterator[int] = iter(range(len(addrs)))
         down: list[str] = []  # why the server cannot be used, once a message found out
+        progress = envelope.progress.sent if envelope.progress is not None else None
 
         async def run() -> None:
             for i in todo:
@@ -165,6 +166,8 @@ class EmailAdapter:
                     self._pool.put_nowait(connection)
                 if out is Outcome.SENT:
                     ids[i] = mid
+                    if progress is not None:  # told as it happens (Envelope.progress)
+                        progress.append(i)
                 elif out is Outcome.RETRY:
                     results.retry.append((i, reason))
                 elif out is Outcome.FAILED:

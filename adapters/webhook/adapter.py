@@ -192,7 +192,8 @@ class WebhookAdapter:
     async def send(self, envelope: Envelope) -> Results:
         if self._closed:
             raise ChannelError("webhook channel is closed")
-        results = Results()
+        # what is sent is told as each answer comes: ``results.sent`` is the progress's list
+        results = Results(sent=envelope.progress.sent if envelope.progress is not None else [])
         remote: list[str] = []
         if self.config.mode == "message":
             await self._send_messages(envelope, results, remote)
