@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .demo
 
-.PHONY: demo test test-all lint typecheck pytest bench redis-server chromium clean
+.PHONY: demo test test-all lint typecheck pytest bench redis-server chromium promtool clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Loa needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -55,6 +55,19 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is still missing"; exit 1; }
 	@command -v chromedriver >/dev/null 2>&1 || { echo "chromedriver is still missing"; exit 1; }
 
+# promtool (from Debian's prometheus package) checks the alerting rules in config/. Only the
+# one binary is taken from the package, into $(BIN): nothing is installed or started.
+promtool: $(STAMP)
+	@command -v promtool >/dev/null 2>&1 || test -x $(BIN)/promtool || { \
+	  echo "promtool not found: taking it from the Debian package prometheus ..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  dir=$$(mktemp -d) && cd $$dir && { apt-get download -qq prometheus >/dev/null 2>&1 \
+	    || { $$SUDO apt-get update -qq && apt-get download -qq prometheus >/dev/null 2>&1; }; } \
+	  && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > $(CURDIR)/$(BIN)/promtool \
+	  && chmod +x $(CURDIR)/$(BIN)/promtool; status=$$?; rm -rf $$dir; \
+	  [ $$status = 0 ] || { rm -f $(CURDIR)/$(BIN)/promtool; echo "promtool could not be fetched"; exit 1; }; \
+	}
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -64,10 +77,10 @@ typecheck: $(STAMP)
 # Long variants (marker `slow`) run in CI (CI=true, as .ci/run sets it) or with `make test-all`.
 PYTEST_SELECT := $(if $(CI),,-m "not slow")
 
-pytest: $(STAMP) redis-server chromium
+pytest: $(STAMP) redis-server chromium promtool
 	$(BIN)/pytest $(PYTEST_SELECT)
 
-test-all: lint typecheck $(STAMP) redis-server chromium
+test-all: lint typecheck $(STAMP) redis-server chromium promtool
 	$(BIN)/pytest
 
 test: lint typecheck pytest
