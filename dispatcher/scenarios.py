@@ -4,6 +4,7 @@ with one fault injected mid-wave. docs/guarantees.md states what each proves."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import signal
@@ -44,7 +45,7 @@ async def kill_worker(s: Stage) -> ChaosResult:
     await s.until(AT, TIMEOUT)
     # the largest write of sent bits it made so far: what it had taken from the channels and
     # not written yet at any moment, beyond what was on the wire
-    exposition = await b.metrics()
+    exposition = await _mid_wave(s, b)
     write = procstat.largest(exposition, "loa_sent_marks_per_write")
     writes = procstat.quantiles([exposition], "loa_sent_marks_per_write", (0.5, 0.99))
     s.kill(b)
@@ -60,12 +61,28 @@ async def kill_worker(s: Stage) -> ChaosResult:
                           marks_per_write=writes)
 
 
+async def _mid_wave(s: Stage, worker: WorkerProcess) -> str:
+    """Until ``worker`` holds batches and has written sent bits (a worker slow to start may not
+    have taken a batch yet when the others are well into the wave); its metrics then."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        with contextlib.suppress(OSError):  # its metrics port may not be open yet
+            exposition = await worker.metrics()
+            if procstat.largest(exposition, "loa_sent_marks_per_write") > 0 \
+                    and await s.in_hand(worker.name) > 0:
+                return exposition
+        if time.monotonic() > deadline or await s.done() >= sum(w.total for w in s.waves):
+            raise LoaError(f"{worker.name} took no part in the wave")
+        await asyncio.sleep(0.05)
+
+
 async def sigterm(s: Stage) -> ChaosResult:
     """SIGTERM one of two workers mid-wave: it finishes or leaves its batches and exits."""
     _, b = await _two_workers(s)
     started = time.monotonic()
     await s.send()
     await s.until(AT, TIMEOUT)
+    await _mid_wave(s, b)
     held = await s.in_hand(b.name)
     assert b.proc is not None
     asked = time.monotonic()
