@@ -142,6 +142,11 @@ class Plan(msgspec.Struct, frozen=True):
     def level_for_cases(self, cases: int) -> int:
         return level_for_cases(self, cases)
 
+    @property
+    def hours_text(self) -> tuple[str, str]:
+        """The sending hours as the plan file writes them ("24:00" for the end of the day)."""
+        return _time_text(self.sending_hours[0]), _time_text(self.sending_hours[1])
+
     def in_sending_hours(self, when: dt.datetime) -> bool:
         local = _aware(when, "when").astimezone(self.tz).time()
         start, end = self.sending_hours
@@ -247,7 +252,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         raise fail("sending_hours", "expected [start, end], e.g. [\"07:00\", \"21:00\"]")
     hours = (
         _parse_time(raw.sending_hours[0], partial(fail, "sending_hours[0]")),
-        _parse_time(raw.sending_hours[1], partial(fail, "sending_hours[1]")),
+        _parse_time(raw.sending_hours[1], partial(fail, "sending_hours[1]"), end=True),
     )
     if hours[0] >= hours[1]:
         raise fail("sending_hours", "start must be before end")
@@ -341,7 +346,7 @@ def _cadence(row: ChannelPlan, raw: PlanFile, hours: tuple[dt.time, dt.time], ke
         day, time = _parse_slot(text, period, raw.cycle_anchor, partial(fail, skey))
         if not hours[0] <= time < hours[1]:
             raise fail(skey, f"{text!r} is outside the sending hours "
-                             f"{hours[0]:%H:%M}-{hours[1]:%H:%M}")
+                             f"{_time_text(hours[0])}-{_time_text(hours[1])}")
         if (day, time) in parsed:
             raise fail(skey, f"{text!r} is listed twice")
         parsed.append((day, time))
@@ -370,13 +375,21 @@ def _parse_slot(text: str, period: int, anchor: dt.date, fail: FailAt) -> tuple[
     return day, _parse_time(time_text, fail)
 
 
-def _parse_time(text: str, fail: FailAt) -> dt.time:
+def _parse_time(text: str, fail: FailAt, *, end: bool = False) -> dt.time:
+    """HH:MM; with ``end``, "24:00" too: the end of the day (``dt.time.max``)."""
     hh, sep, mm = text.partition(":")
     if sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and len(hh) <= 2:
         hour, minute = int(hh), int(mm)
         if hour < 24 and minute < 60:
             return dt.time(hour, minute)
-    raise fail(f"{text!r} is not a time (HH:MM, 24-hour)")
+        if end and (hour, minute) == (24, 0):
+            return dt.time.max
+    until = ", or 24:00 for the end of the day" if end else ""
+    raise fail(f"{text!r} is not a time (HH:MM, 24-hour{until})")
+
+
+def _time_text(time: dt.time) -> str:
+    return "24:00" if time == dt.time.max else f"{time:%H:%M}"
 
 
 def _check_range(bounds: list[int], count: int, key: str, fail: Fail) -> None:

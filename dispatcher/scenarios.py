@@ -188,7 +188,7 @@ async def zalo_outage(s: Stage) -> ChaosResult:
                           pause_shown_after_seconds=shown_after)
 
 
-OPEN_MINUTES = 23 * 60 + 59  # sending hours 00:00-23:59: 23:59 itself is not in them
+DAY_MINUTES = 24 * 60
 
 
 def _plan_at(text: str, levels: dict[int, dt.datetime]) -> str:
@@ -201,11 +201,11 @@ def _plan_at(text: str, levels: dict[int, dt.datetime]) -> str:
         if found:
             level = int(found.group(1))
         if line.startswith("sending_hours"):
-            out.append('sending_hours = ["00:00", "23:59"]')
+            out.append('sending_hours = ["00:00", "24:00"]')
         elif level in levels and line.startswith("slots = "):
             n = line.count(",") + 1
             first = levels[level].hour * 60 + levels[level].minute
-            minutes = [(first + k * OPEN_MINUTES // n) % OPEN_MINUTES for k in range(n)]
+            minutes = [(first + k * DAY_MINUTES // n) % DAY_MINUTES for k in range(n)]
             times = [f"{m // 60:02d}:{m % 60:02d}" for m in minutes]
             out.append("slots = [" + ", ".join(f'"{t}"' for t in times) + "]")
         else:
@@ -219,11 +219,8 @@ async def reconciler_restart(s: Stage) -> ChaosResult:
     plan_path = s.tmp / "plan.toml"
     tz = load_plan().tz
     # the first whole minute at least 15 s away (the workers start meanwhile)
-    minute = dt.timedelta(minutes=1)
     first = (dt.datetime.now(tz) + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)
-    while "23:59" in (f"{first:%H:%M}", f"{first + minute:%H:%M}"):  # not a sending minute
-        first += minute
-    second = first + minute
+    second = first + dt.timedelta(minutes=1)
     plan_path.write_text(_plan_at(default_path("plan.toml").read_text(encoding="utf-8"),
                                   {3: first, 4: second}), encoding="utf-8")
     plan = load_plan(plan_path)

@@ -177,6 +177,8 @@ def _set(path: list[Any], value: Any) -> Any:
          "levels[0].channels.sms.template", "parts"),
         (["timezone"], "Asia/Hanoi_Nowhere", "timezone", "unknown time zone"),
         (["sending_hours"], ["21:00", "07:00"], "sending_hours", "before end"),
+        (["sending_hours"], ["24:00", "24:00"], "sending_hours[0]", "not a time (HH:MM, 24-hour)"),
+        (["sending_hours"], ["07:00", "24:01"], "sending_hours[1]", "or 24:00 for the end"),
     ],
 )
 def test_broken_plan_names_the_key(path: list[Any], value: Any, key: str, words: str) -> None:
@@ -184,6 +186,20 @@ def test_broken_plan_names_the_key(path: list[Any], value: Any, key: str, words:
     assert error.key == key
     assert words in str(error)
     assert str(error).startswith(f"plan.toml: {key}: ")
+
+
+def test_sending_hours_may_run_to_the_end_of_the_day() -> None:
+    data = copy.deepcopy(raw_plan())
+    data["sending_hours"] = ["00:00", "24:00"]
+    data["levels"][3]["channels"]["sms"]["slots"] = ["23:59"]
+    plan = plan_from_dict(data, source="plan.toml")
+    assert plan.hours_text == ("00:00", "24:00")
+    tz = plan.tz
+    assert plan.in_sending_hours(dt.datetime(2026, 11, 26, 23, 59, 30, tzinfo=tz))
+    assert plan.in_sending_hours(dt.datetime(2026, 11, 27, 0, 0, tzinfo=tz))
+    slot = next_slot(plan, 4, Channel.SMS, dt.datetime(2026, 11, 26, 12, 0, tzinfo=tz))
+    assert slot is not None and slot.at == dt.datetime(2026, 11, 26, 23, 59, tzinfo=tz)
+    assert load_plan().hours_text == ("07:00", "21:00")
 
 
 def test_follows_a_missing_channel() -> None:

@@ -23,10 +23,9 @@ from dispatcher.smstext import Encoding
 def plan_view(plan: Plan, province: Province, now: dt.datetime,
               levels: Iterable[Level] | None = None) -> PlanView:
     """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``."""
-    start, end = plan.sending_hours
     return PlanView(
         name=plan.name, source=plan.source, timezone=plan.tz.key,
-        sending_hours=[f"{start:%H:%M}", f"{end:%H:%M}"],
+        sending_hours=list(plan.hours_text),
         catch_up_minutes=int(plan.catch_up.total_seconds() // 60),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],

@@ -62,11 +62,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json(plan_view(plan, load_province(), now, levels))
         return 0
     out = console()
-    start, end = plan.sending_hours
+    start, end = plan.hours_text
     out.print(f"[bold]{plan.name}[/bold]")
     if plan.source:
         out.print(f"Source: {plan.source}")
-    out.print(f"Time zone {plan.tz.key}; sending hours {start:%H:%M}-{end:%H:%M}; "
+    out.print(f"Time zone {plan.tz.key}; sending hours {start}-{end}; "
               f"missed slots caught up for {int(plan.catch_up.total_seconds() // 60)} minutes")
     for level in levels:
         out.print()
