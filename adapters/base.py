@@ -61,6 +61,14 @@ class Results(msgspec.Struct):
         return len(self.sent) + len(self.retry) + len(self.failed) + len(self.requeue)
 
 
+def results_for(envelope: Envelope, *, receipts: bool = False) -> Results:
+    """Empty results whose ``sent`` list is the envelope's :class:`Progress` (when it has one):
+    an adapter that appends each message to ``sent`` as its answer comes tells whoever made the
+    envelope at once, with no other call."""
+    sent = envelope.progress.sent if envelope.progress is not None else []
+    return Results(sent=sent, receipts=receipts)
+
+
 class Adapter(Protocol):
     """A channel: ``send`` a batch, ``aclose`` when done."""
 

@@ -161,11 +161,15 @@ class Stage:
             done += p.sent + p.failed + p.expired
         return done
 
+    @property
+    def total(self) -> int:
+        """Messages of the waves."""
+        return sum(w.total for w in self.waves)
+
     async def until(self, share: float, timeout: float) -> None:
         """Until ``share`` of the waves' messages have an outcome."""
-        total = sum(w.total for w in self.waves)
         deadline = time.monotonic() + timeout
-        while await self.done() < share * total:
+        while await self.done() < share * self.total:
             if time.monotonic() > deadline:
                 raise LoaError(f"the waves did not reach {share:.0%} in {timeout:g} s")
             await asyncio.sleep(0.05)
@@ -181,7 +185,7 @@ class Stage:
                 return
             if time.monotonic() > deadline:
                 raise LoaError(f"the waves did not complete in {timeout:g} s "
-                               f"({await self.done():,} of {sum(w.total for w in self.waves):,})")
+                               f"({await self.done():,} of {self.total:,})")
             await asyncio.sleep(0.2)
 
     async def in_hand(self, consumer: str) -> int:
@@ -218,7 +222,7 @@ class Stage:
         duplicates = self.smsc.stats.duplicates + zalo_duplicates
         details.update(sms_duplicates=self.smsc.stats.duplicates,
                        zalo_duplicates=zalo_duplicates)
-        expected = sum(w.total for w in self.waves)
+        expected = self.total
         return ChaosResult(
             scenario=scenario, expected=expected, delivered=reached,
             lost=max(0, expected - reached - dead), duplicates=duplicates,

@@ -71,7 +71,7 @@ async def _mid_wave(s: Stage, worker: WorkerProcess) -> str:
             if procstat.largest(exposition, "loa_sent_marks_per_write") > 0 \
                     and await s.in_hand(worker.name) > 0:
                 return exposition
-        if time.monotonic() > deadline or await s.done() >= sum(w.total for w in s.waves):
+        if time.monotonic() > deadline or await s.done() >= s.total:
             raise LoaError(f"{worker.name} took no part in the wave")
         await asyncio.sleep(0.05)
 
@@ -170,21 +170,20 @@ async def zalo_outage(s: Stage) -> ChaosResult:
     s.zalo.set_config(daily_quota=s.zalo.quota_used + 200)  # runs out soon
     # the route may still sit out the outage's back-off before it meets the quota: watch a
     # while, and on until a worker shows the pause (bounded)
-    paused_seen = False
-    shown_after: float | None = None
+    shown_after: float | None = None  # seconds until a worker showed the pause
     start = time.monotonic()
     least, most = start + max(3.0, s.fault_seconds / 2), start + QUOTA_WATCH_MAX
-    while time.monotonic() < least or (not paused_seen and time.monotonic() < most):
+    while time.monotonic() < least or (shown_after is None and time.monotonic() < most):
         paused = [await s.metrics(w, "loa_zalo_paused") for w in (a, b)]
-        if not paused_seen and any(p == 1 for p in paused):
-            paused_seen, shown_after = True, round(time.monotonic() - start, 1)
+        if shown_after is None and any(p == 1 for p in paused):
+            shown_after = round(time.monotonic() - start, 1)
         await asyncio.sleep(0.2)
     s.zalo.set_config(daily_quota=0)  # the OA's quota is raised: no limit today
     await s.completed(TIMEOUT)
     stats = s.zalo.snapshot()
     return await s.result("zalo-outage", started, 0, outage_seconds=s.fault_seconds,
                           http_5xx_answered=stats.http_5xx, quota_refused=stats.quota_refused,
-                          paused_seen_in_metrics=paused_seen,
+                          paused_seen_in_metrics=shown_after is not None,
                           pause_shown_after_seconds=shown_after)
 
 

@@ -11,9 +11,10 @@ all that came since, for every batch in hand. What a kill can send twice is then
 wire (the SMPP windows of the worker's binds, Zalo's requests in flight) and the answers of the
 last interval, not its batches.
 
-The bits are set again by the batch's completion, which changes nothing. Counters are not
-touched here: a message whose bit was set by a worker that died before completing its batch is
-counted as ``skipped`` by whoever finishes the batch, as a message sent earlier is.
+The bits are set again by the batch's completion, which changes nothing. The wave's ``sent``
+counter grows by the bits a write sets that were not set before (:meth:`Queue.mark_sent`), so a
+message counts once whoever records it first; one whose bit was set by a worker that died
+before completing its batch is also counted ``skipped`` by whoever finishes the batch.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from email.utils import formatdate
 import aiosmtplib
 import msgspec
 
-from adapters.base import Envelope, Results
+from adapters.base import Envelope, Results, results_for
 from dispatcher.errors import ChannelError, ConfigError
 
 DEPARTMENT = "Sở Thông tin và Truyền thông Quảng Ninh"
@@ -140,12 +140,10 @@ class EmailAdapter:
         if self._closed:
             raise ChannelError("e-mail channel is closed")
         addrs = envelope.addrs
-        results = Results(receipts=False)
-        ids: dict[int, str] = {}
+        results = results_for(envelope)  # sent: told as the server takes each message
         body = self._render(envelope)
         todo: Iterator[int] = iter(range(len(addrs)))
         down: list[str] = []  # why the server cannot be used, once a message found out
-        progress = envelope.progress.sent if envelope.progress is not None else None
 
         async def run() -> None:
             for i in todo:
@@ -165,9 +163,8 @@ class EmailAdapter:
                 finally:
                     self._pool.put_nowait(connection)
                 if out is Outcome.SENT:
-                    ids[i] = mid
-                    if progress is not None:  # told as it happens (Envelope.progress)
-                        progress.append(i)
+                    results.sent.append(i)
+                    results.remote_ids.append(mid)
                 elif out is Outcome.RETRY:
                     results.retry.append((i, reason))
                 elif out is Outcome.FAILED:
@@ -176,8 +173,6 @@ class EmailAdapter:
                     results.requeue.append((i, reason))
 
         await asyncio.gather(*(run() for _ in range(min(len(addrs), self.config.pool_size))))
-        results.sent = list(ids)
-        results.remote_ids = list(ids.values())
         stats = self.stats
         stats.messages += len(addrs)
         stats.sent += len(results.sent)

@@ -38,7 +38,7 @@ import aiohttp
 import msgspec
 import yarl
 
-from adapters.base import Envelope, Results
+from adapters.base import Envelope, Results, results_for
 from dispatcher.errors import ChannelError, ConfigError
 
 MODES = ("message", "batch")
@@ -192,8 +192,7 @@ class WebhookAdapter:
     async def send(self, envelope: Envelope) -> Results:
         if self._closed:
             raise ChannelError("webhook channel is closed")
-        # what is sent is told as each answer comes: ``results.sent`` is the progress's list
-        results = Results(sent=envelope.progress.sent if envelope.progress is not None else [])
+        results = results_for(envelope)  # sent: told as each answer comes
         remote: list[str] = []
         if self.config.mode == "message":
             await self._send_messages(envelope, results, remote)

@@ -47,7 +47,7 @@ from typing import Any, Literal
 import msgspec
 
 from adapters import metrics
-from adapters.base import Envelope, Results
+from adapters.base import Envelope, Results, results_for
 from adapters.zalo.api import (
     OA_PATH,
     OAUTH_PATH,
@@ -142,8 +142,8 @@ class ZaloStats(msgspec.Struct):
 class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
-    __slots__ = ("addrs", "done", "down", "halt", "indexes", "oa_tail", "pending", "progress",
-                 "results", "tracking", "zns_tail")
+    __slots__ = ("addrs", "done", "down", "halt", "indexes", "oa_tail", "pending", "results",
+                 "tracking", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
                  done: asyncio.Future[None]) -> None:
@@ -152,8 +152,6 @@ class _Batch:
         self.indexes = iter(range(len(self.addrs)))
         self.pending = len(self.addrs)  # messages without an outcome yet
         self.results = results
-        # where each message sent is told as its answer comes (Envelope.progress)
-        self.progress = envelope.progress.sent if envelope.progress is not None else None
         self.done = done
         self.halt = ""  # set: every message not yet taken is requeued with this reason
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
@@ -212,7 +210,7 @@ class ZaloAdapter:
         if self._closed:
             raise ChannelError("the Zalo channel is closed")
         addrs = envelope.addrs
-        results = Results(receipts=True)
+        results = results_for(envelope, receipts=True)  # sent: told as each answer comes
         if not addrs:
             return results
         if self.paused_until:
@@ -378,8 +376,6 @@ class ZaloAdapter:
                 assert answer is not None
                 results.sent.append(i)
                 results.remote_ids.append(answer.remote_id)
-                if batch.progress is not None:
-                    batch.progress.append(i)
                 if self._track_quota(answer):
                     self._pause("zalo quota exhausted (remainingQuota 0)")
                 return
