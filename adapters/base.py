@@ -30,6 +30,22 @@ class Progress:
         self.sent: list[int] = []
 
 
+class Abort:
+    """Set by whoever made an envelope to stop its adapter from sending more of it (the
+    emergency stop, a wave paused or cancelled): the adapter reads ``halted`` before each
+    message it has not sent yet and answers those :data:`HALTED` in ``requeue``. What is
+    already on the wire is answered as usual."""
+
+    __slots__ = ("halted",)
+
+    def __init__(self) -> None:
+        self.halted = False
+
+
+#: The reason of a message an adapter did not send because its envelope was halted.
+HALTED = "halted before it was sent (stop, pause or cancel)"
+
+
 class Envelope(msgspec.Struct, frozen=True):
     """One text to many addresses of one channel (a batch, as the adapter sees it)."""
 
@@ -41,6 +57,8 @@ class Envelope(msgspec.Struct, frozen=True):
     subject: str = ""
     strip_diacritics: bool = False
     progress: Progress | None = None  # where the adapter tells what is sent as answers come
+    abort: Abort | None = None  # set: send no more of it
+    urgent: bool = False  # an urgent notice: ahead of routine batches, SMPP priority_flag
 
 
 class Results(msgspec.Struct):
@@ -59,6 +77,11 @@ class Results(msgspec.Struct):
 
     def count(self) -> int:
         return len(self.sent) + len(self.retry) + len(self.failed) + len(self.requeue)
+
+
+def halted(envelope: Envelope) -> bool:
+    """Whether the sender of ``envelope`` asked for no more of it to be sent."""
+    return envelope.abort is not None and envelope.abort.halted
 
 
 def results_for(envelope: Envelope, *, receipts: bool = False) -> Results:

@@ -6,6 +6,12 @@ a different user approves it; the engine starts only approved campaigns. Startin
 wave per channel (``<campaign>-<channel>``); pausing, resuming and cancelling change the waves'
 states, which every worker reads within ``state_refresh_seconds``. Every change is a
 compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
+
+The plan's own campaigns (one per level and channel, ``plan-L<level>-<channel>``) are paused,
+resumed and cancelled the same way, with a reason: pausing holds the current wave and the next
+slots' until it is resumed; cancelling stops the current wave for good, and the campaign runs
+again at its next slot (to stop a level's sends for good, set another level). Leaving a level
+cancels its campaigns and their live waves.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
 FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
 WAVE_STATE_FOR = {S.PAUSED: WaveState.PAUSED, S.CANCELLED: WaveState.CANCELLED}
 PAUSED = frozenset({WaveState.PAUSED})
+REASON_MAX = 1000
 
 
 def wave_id(campaign_id: str, channel: Channel) -> str:
@@ -163,31 +170,42 @@ class Campaigns:
             await self._set_waves(current)
         return current
 
-    async def _refuse_plan_campaign(self, campaign_id: str) -> None:
-        """Refuse pausing, resuming or cancelling a campaign of the plan: its waves are created
-        slot after slot for as long as its level is in force, so pausing its current wave would
-        not stop the next one."""
+    async def _reason(self, campaign_id: str, verb: str, reason: str, *,
+                      required: bool = True) -> Campaign:
+        """The campaign; a plan campaign's pause or cancel needs a reason."""
         campaign = await self.get(campaign_id)
-        if campaign.level is not None:
-            raise StateError(f"campaign {campaign_id} is the level {campaign.level} plan's: it "
-                             "sends as long as the level is in force; set another level to "
-                             "stop it")
+        if required and campaign.level is not None and not reason.strip():
+            raise InputError(f"reason: say why the level {campaign.level} plan's {verb} "
+                             "(it is kept with the campaign and in the audit log)")
+        if len(reason) > REASON_MAX:
+            raise InputError(f"reason: at most {REASON_MAX} characters")
+        return campaign
 
-    async def pause(self, campaign_id: str) -> Campaign:
-        await self._refuse_plan_campaign(campaign_id)
-        return await self._set_waves(await self._move(campaign_id, S.PAUSED))
+    async def pause(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:
+        """Hold the campaign's live waves (a plan campaign's next slots too) until resumed."""
+        await self._reason(campaign_id, "campaign is paused", reason)
+        return await self._set_waves(await self._move(
+            campaign_id, S.PAUSED, state_reason=reason.strip(), state_by=user))
 
-    async def resume(self, campaign_id: str) -> Campaign:
-        await self._refuse_plan_campaign(campaign_id)
-        campaign = await self._move(campaign_id, S.RUNNING)
+    async def resume(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:
+        """Go on with a paused campaign; only a paused one can be resumed."""
+        current = await self._reason(campaign_id, "campaign is resumed", reason, required=False)
+        if current.state is not S.PAUSED:
+            raise StateError(f"campaign {campaign_id} is {current.state}: only a paused "
+                             "campaign can be resumed")
+        campaign = await self._move(campaign_id, S.RUNNING, state_reason=reason.strip(),
+                                    state_by=user)
         for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
             # fan-out resumes at its cursor (a finished one moves straight on), workers unpark
             await self.store.waves.transition(wid, PAUSED, WaveState.FANNING_OUT)
         return campaign
 
-    async def cancel(self, campaign_id: str) -> Campaign:
-        await self._refuse_plan_campaign(campaign_id)
-        return await self._set_waves(await self._move(campaign_id, S.CANCELLED))
+    async def cancel(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:
+        """Stop the campaign's live waves for good (a plan campaign runs again at its next
+        slot)."""
+        await self._reason(campaign_id, "current wave is cancelled", reason)
+        return await self._set_waves(await self._move(
+            campaign_id, S.CANCELLED, state_reason=reason.strip(), state_by=user))
 
     async def _set_waves(self, campaign: Campaign) -> Campaign:
         target = WAVE_STATE_FOR[campaign.state]

@@ -46,6 +46,7 @@ from dispatcher.province import Province
 from dispatcher.receipts import ReceiptMatcher
 from dispatcher.reconciler import Reconciler
 from dispatcher.settings import Settings
+from dispatcher.stop import is_stopped
 from dispatcher.store.base import Store
 from dispatcher.worker import Worker
 
@@ -177,18 +178,20 @@ class Engine:
             await self._sleep(stop, wait)
 
     async def step(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
-        """One pass: start campaigns and fan-outs, finish waves and campaigns."""
+        """One pass: start campaigns and fan-outs (not while the emergency stop is on), finish
+        waves and campaigns."""
         now = self.clock()
+        stopped = await is_stopped(self.store)
         campaigns = await self.store.campaigns.all()
         for campaign in campaigns:
-            if campaign.state is CampaignState.APPROVED and (
+            if not stopped and campaign.state is CampaignState.APPROVED and (
                     campaign.start_at is None or campaign.start_at <= now):
                 with contextlib.suppress(StateError):  # another process, or an operator, won
                     await self.campaigns.start(campaign.id, now)
         states = await self.store.waves.states()
         for wave_id, state in states.items():
             if state in (WaveState.CREATED, WaveState.FANNING_OUT):
-                if wave_id in self._fanning:
+                if stopped or wave_id in self._fanning:
                     continue
                 wave = await self.store.waves.get(wave_id)
                 if wave is not None and self._may_start(wave, now):
@@ -214,10 +217,9 @@ class Engine:
         return p.queued == 0 and p.retrying <= 0
 
     async def _may_fan_out(self, wave: Wave) -> bool:
-        """Only waves of running campaigns (the plan's always run) are sent."""
+        """Only waves of running campaigns are sent."""
         campaign = await self.store.campaigns.get(wave.campaign_id)
-        return campaign is not None and (
-            campaign.level is not None or campaign.state is CampaignState.RUNNING)
+        return campaign is not None and campaign.state is CampaignState.RUNNING
 
     async def _fan_out(self, wave: Wave, stop: asyncio.Event) -> None:
         lease = f"fanout:{wave.id}"
@@ -237,8 +239,10 @@ class Engine:
                                 lease, self.name, ttl):
                             return False
                         state = (await self.store.waves.states([wave.id])).get(wave.id)
-                        if state is not WaveState.PAUSED:
+                        if state is not WaveState.PAUSED and not await is_stopped(self.store):
                             return state is WaveState.FANNING_OUT
+                        if state is not WaveState.PAUSED and state is not WaveState.FANNING_OUT:
+                            return False
                         await self._sleep(stop, RUNNER_SECONDS)
 
                 enqueued = await fan_out(self.store, wave, self.settings, self.carriers,

@@ -21,6 +21,8 @@ CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision
 WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave
 WAVE_STATES = f"{PREFIX}:{{waves}}:states"  # hash: id -> state, read by every worker
+STOP = f"{PREFIX}:{{waves}}:stop"  # the emergency stop (read with the wave states)
+STOP_HISTORY = f"{PREFIX}:{{waves}}:stop:history"
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 
 

@@ -54,8 +54,9 @@ from dispatcher import routing
 from dispatcher.model import WAVE_FINAL, Channel, Wave, WaveState
 from dispatcher.store.base import Store
 
-__all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "LEVEL", "MESSAGES", "QUEUE_ENTRIES",
-           "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED", "RECEIPTS_MATCHED",
+__all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "EMERGENCY_STOP", "LEVEL",
+           "MESSAGES", "QUEUE_ENTRIES", "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED",
+           "RECEIPTS_MATCHED",
            "RECEIPTS_UNMATCHED", "SENT_MARKED", "SENT_MARKS_WRITE", "STORE", "STORE_OUTAGES",
            "STORE_TRANSIENT", "STORE_UP", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES", "Backoff",
            "Collector", "MetricsServer", "RouteMetrics", "StoreHealth", "exposition", "for_route",
@@ -97,6 +98,7 @@ DEAD_LETTERS = Gauge("loa_dead_letters", "Dead letters of the route", ["route"])
 QUEUE_OLDEST = Gauge("loa_queue_oldest_seconds",
                      "Age of the oldest batch waiting in the route (0: none)", ["route"])
 LEVEL = Gauge("loa_level", "The epidemic level in force (0: none set)")
+EMERGENCY_STOP = Gauge("loa_emergency_stop", "1 while the emergency stop is on: nothing is sent")
 WAVES = Gauge("loa_waves", "Waves by state", ["state"])
 WAVE_MESSAGES = Gauge(
     "loa_wave_messages", "Messages of the live (not completed, not cancelled) waves, by "
@@ -301,6 +303,8 @@ class Collector:
             DEAD_LETTERS.labels(route).set(dead)
         level = await self.store.level.get()
         LEVEL.set(level.level if level is not None else 0)
+        stop = await self.store.stop.get()
+        EMERGENCY_STOP.set(1 if stop is not None and stop.active else 0)
         states = await self.store.waves.states()
         by_state = dict.fromkeys(WaveState, 0)
         for state in states.values():

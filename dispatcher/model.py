@@ -81,6 +81,16 @@ class LevelState(msgspec.Struct, frozen=True):
     set_by: str = ""
 
 
+class StopState(msgspec.Struct, frozen=True):
+    """The emergency stop: while ``active``, no worker takes, starts or sends anything until an
+    operator lifts it. Each set and lift is kept in the history, with who and why."""
+
+    active: bool
+    at: dt.datetime
+    by: str = ""
+    reason: str = ""
+
+
 class Campaign(msgspec.Struct, frozen=True):
     """What to send, to whom, on which channels, owned by which unit."""
 
@@ -103,6 +113,8 @@ class Campaign(msgspec.Struct, frozen=True):
     audience_size: int = 0
     level: int | None = None  # set for the plan's own campaigns
     revision: int = 0  # bumped on every change; updates compare it
+    state_reason: str = ""  # why it was last paused, resumed or cancelled
+    state_by: str = ""  # ... and by whom
 
 
 class Wave(msgspec.Struct, frozen=True):

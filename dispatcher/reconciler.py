@@ -4,8 +4,11 @@ A tick compares the plan's due slots for the current level with the waves that e
 creates the missing ones. Wave ids are the slot ids, and the store creates a wave only once, so
 two reconcilers at the same time, or one restarted in the middle of a tick, never create a wave
 twice. Slots missed by more than the catch-up window (Loa was down) are skipped and counted once,
-never sent late as a burst. When the level changes, waves of the old level that have not started
-are cancelled, and the new level's plan starts at its next slot.
+never sent late as a burst. When the level changes, the old level's live waves (waiting, fanning
+out, sending or paused) and its campaigns are cancelled, and the new level's plan starts.
+
+A plan campaign paused by an operator gets its next slots' waves paused too, until it is
+resumed; one whose current wave was cancelled runs again at its next slot.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import msgspec
 
 from dispatcher import routing
 from dispatcher.model import (
+    WAVE_LIVE,
     Campaign,
     CampaignState,
     Channel,
@@ -32,7 +36,8 @@ log = logging.getLogger(__name__)
 
 MISSED_LOOKBACK = dt.timedelta(days=7)  # how far back a first tick looks for missed slots
 PLAN_USER = "plan"
-NOT_STARTED = frozenset({WaveState.CREATED})
+REOPEN = frozenset({CampaignState.CANCELLED, CampaignState.COMPLETED})
+HELD = frozenset({CampaignState.RUNNING, CampaignState.PAUSED})
 
 
 class TickReport(msgspec.Struct):
@@ -52,11 +57,12 @@ class Reconciler:
         self.store = store
         self.plan = plan
         self._last_tick: dt.datetime | None = None
+        self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
 
     async def tick(self, now: dt.datetime) -> TickReport:
         report = TickReport()
         level = await self.store.level.get()
-        report.cancelled = await self._cancel_other_levels(level)
+        report.cancelled = await self._leave_other_levels(level)
         if level is None or level.level == 0:
             report.reason = "no level is set" if level is None else "level 0: nothing to send"
             return report
@@ -104,7 +110,9 @@ class Reconciler:
         row = rule.row
         campaign_id = plan_campaign_id(slot.level, rule.channel)
         selector = Selector(kinds=list(row.kinds))
-        await self.store.campaigns.create(Campaign(
+        if await self.store.waves.get(slot.id) is not None:
+            return False  # created before (by this process or another)
+        campaign = await self._plan_campaign(Campaign(
             id=campaign_id, title=f"{self.plan.level(slot.level).name}: {row.activity}",
             channels=[rule.channel], texts={rule.channel: row.template}, created_at=now,
             created_by=PLAN_USER, state=CampaignState.RUNNING, owner=row.lead,
@@ -120,21 +128,58 @@ class Reconciler:
                     total=routing.reach(meta, selector, rule.channel), start_now=start_now,
                     fallback_text=sms.row.template if fallback and sms else "",
                     fallback_strip=bool(fallback and sms and sms.row.strip_diacritics))
-        created = await self.store.waves.create(wave, WaveState.CREATED)
+        held = campaign.state is CampaignState.PAUSED
+        created = await self.store.waves.create(
+            wave, WaveState.PAUSED if held else WaveState.CREATED)
         if created:
-            log.info("wave %s created: %d recipients", wave.id, wave.total)
+            log.info("wave %s created%s: %d recipients", wave.id,
+                     " paused (its campaign is paused)" if held else "", wave.total)
+            current = await self.store.campaigns.get(campaign_id)
+            if not held and current is not None and current.state is CampaignState.PAUSED:
+                # paused while the wave was being made: it waits with its campaign
+                await self.store.waves.transition(wave.id, frozenset({WaveState.CREATED}),
+                                                  WaveState.PAUSED)
         return created
 
-    async def _cancel_other_levels(self, level: LevelState | None) -> list[str]:
+    async def _plan_campaign(self, campaign: Campaign) -> Campaign:
+        """The plan campaign, created the first time; one whose last wave was cancelled (or
+        whose level was left) runs again."""
+        if await self.store.campaigns.create(campaign):
+            return campaign
+        while True:
+            current = await self.store.campaigns.get(campaign.id)
+            if current is None or current.state not in REOPEN:
+                return current or campaign
+            reopened = msgspec.structs.replace(
+                current, state=CampaignState.RUNNING, revision=current.revision + 1,
+                state_reason="next slot of the plan", state_by=PLAN_USER)
+            if await self.store.campaigns.replace(reopened, current.revision):
+                return reopened
+
+    async def _leave_other_levels(self, level: LevelState | None) -> list[str]:
+        """Cancel the live waves and the campaigns of every level but the current one."""
         current = level.level if level else 0
-        states = await self.store.waves.states()
         cancelled = []
-        for wave_id, state in states.items():
-            if state is not WaveState.CREATED:
+        for wave_id, state in (await self.store.waves.states()).items():
+            if state not in WAVE_LIVE:
+                self._wave_levels.pop(wave_id, None)
                 continue
-            wave = await self.store.waves.get(wave_id)
-            if wave is not None and wave.level is not None and wave.level != current and (
-                    await self.store.waves.transition(wave_id, NOT_STARTED,
+            if wave_id not in self._wave_levels:
+                wave = await self.store.waves.get(wave_id)
+                self._wave_levels[wave_id] = wave.level if wave is not None else None
+            wave_level = self._wave_levels[wave_id]
+            if wave_level is not None and wave_level != current and (
+                    await self.store.waves.transition(wave_id, WAVE_LIVE,
                                                       WaveState.CANCELLED)):
+                log.info("wave %s cancelled: level %d is no longer in force", wave_id,
+                         wave_level)
                 cancelled.append(wave_id)
+        for campaign in await self.store.campaigns.all():
+            if campaign.level is not None and campaign.level != current and (
+                    campaign.state in HELD):
+                left = msgspec.structs.replace(
+                    campaign, state=CampaignState.CANCELLED, revision=campaign.revision + 1,
+                    state_reason=f"level {campaign.level} is no longer in force",
+                    state_by=PLAN_USER)
+                await self.store.campaigns.replace(left, campaign.revision)  # lost: next tick
         return cancelled

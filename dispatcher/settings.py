@@ -110,6 +110,9 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     for name, link in settings.smpp.items():
+        if link.urgent_priority_flag > 3:
+            raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
+                              source=source, key=f"smpp.{name}.urgent_priority_flag")
         if link.bind_type not in ("transceiver", "transmitter", "pair"):
             raise ConfigError("must be transceiver, pair (a transmitter and a receiver bind) "
                               "or transmitter (no receipts)", source=source,

@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TypeVar
 
-from adapters.base import Adapter, Envelope, Results
+from adapters.base import HALTED, Abort, Adapter, Envelope, Results
 from dispatcher import metrics, routing
 from dispatcher.errors import LoaError
 from dispatcher.fallback import PREFIX, SmsFallback
-from dispatcher.model import Batch, Channel, Wave, WaveState
+from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
 from dispatcher.retry import RetryPolicy
 from dispatcher.sentmarks import SentMarks
 from dispatcher.settings import Settings
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 READ_BLOCK_MS = 200  # how long a consumer waits for work before looking at its stop flag
 RETRY_BATCH = 500  # retries moved back per entry
 TRANSIENT = metrics.STORE_TRANSIENT
+HALTING = frozenset({WaveState.PAUSED, WaveState.CANCELLED})  # states that halt a batch
 
 T = TypeVar("T")
 
@@ -71,6 +72,8 @@ class Worker:
         self.processed = 0  # deliveries finished by this worker
         self.unrecorded = 0  # messages sent whose batch this worker could not record
         self._stop = asyncio.Event()
+        self.stopped = False  # the emergency stop is on (read with the wave states)
+        self._aborts: dict[Abort, str] = {}  # envelopes being sent -> their wave
         self._metrics = {r: metrics.for_route(r) for r in routes}  # counted per batch
         flush = settings.engine.sent_flush_seconds
         self.marks = SentMarks(store.queue, flush) if flush > 0 else None
@@ -124,7 +127,21 @@ class Worker:
     async def _refresh_states(self, stop: asyncio.Event) -> None:
         if self._waves:
             self._states.update(await self.store.waves.states(list(self._waves)))
+        current = await self.store.stop.get()
+        stopped = current is not None and current.active
+        if stopped != self.stopped:
+            self.stopped = stopped
+            log.warning("emergency stop %s", "on: nothing is sent" if stopped else "lifted")
+        self._halt_aborted()
         await self._sleep(stop, self.settings.engine.state_refresh_seconds)
+
+    def _halt_aborted(self) -> None:
+        """Halt the envelopes being sent whose wave may not send now: the adapters send no
+        more of them (what they had not sent is requeued)."""
+        states = self._states
+        for abort, wave in self._aborts.items():
+            if self.stopped or states.get(wave) in HALTING:
+                abort.halted = True
 
     async def _write_marks(self, stop: asyncio.Event) -> None:
         assert self.marks is not None
@@ -135,7 +152,7 @@ class Worker:
         async def once(stop: asyncio.Event) -> None:
             if await self._unpark(route):
                 return
-            if self.gate is not None and not self.gate(route):
+            if self.stopped or (self.gate is not None and not self.gate(route)):
                 await self._sleep(stop, READ_BLOCK_MS / 1000)
                 return
             wait = self._paused.get(route, 0.0) - time.time()
@@ -152,7 +169,7 @@ class Worker:
 
         async def once(stop: asyncio.Event) -> None:
             await self._sleep(stop, self.settings.engine.lease_seconds / 2)
-            if stop.is_set() or (self.gate is not None and not self.gate(route)):
+            if stop.is_set() or self.stopped or (self.gate is not None and not self.gate(route)):
                 return
             claimed = time.monotonic()
             for delivery in await self.store.queue.reclaim(route, self.name, lease_ms, 16):
@@ -161,6 +178,9 @@ class Worker:
 
     def _mover(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
         async def once(stop: asyncio.Event) -> None:
+            if self.stopped:  # retries wait where they are
+                await self._sleep(stop, 0.2)
+                return
             moved = await self.store.queue.move_due(route, time.time(), RETRY_BATCH)
             if moved < RETRY_BATCH:
                 await self._sleep(stop, 0.2)
@@ -210,6 +230,8 @@ class Worker:
 
     async def _unpark(self, route: str) -> bool:
         parked = self._parked[route]
+        if self.stopped:
+            return False
         for entry, delivery in list(parked.items()):
             if all(self._states.get(b.wave) is not WaveState.PAUSED for b in delivery.batches):
                 del parked[entry]
@@ -248,7 +270,7 @@ class Worker:
         worker, unrecorded."""
         for batch in delivery.batches:
             _, state = await self._persist("reading a wave", partial(self._wave, batch.wave))
-            if state is WaveState.PAUSED:
+            if state is WaveState.PAUSED or self.stopped:  # kept in hand, sent when it may
                 self._parked[route][delivery.entry] = delivery
                 return True
         for batch in delivery.batches:
@@ -322,16 +344,20 @@ class Worker:
         if not keep:
             return True
         m = self._metrics[route]
-        if not await self._throttle(route, wave.id, batch, len(keep), completion):
+        urgent = wave.priority is Priority.URGENT
+        if not await self._throttle(route, wave, batch, keep, completion, urgent):
             return True
         if not await self._still_ours(route, entry):
             return False
         marks = self.marks
         progress, handle = marks.open(wave.id, batch.ids, keep) if marks else (None, None)
+        abort = Abort()
+        self._aborts[abort] = wave.id
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
                             addrs=[batch.addrs[i] for i in keep], route=route,
-                            subject=wave.subject,
-                            strip_diacritics=wave.strip_diacritics, progress=progress)
+                            subject=wave.subject, strip_diacritics=wave.strip_diacritics,
+                            progress=progress, abort=abort, urgent=urgent)
+        self._halt_aborted()  # stopped or paused since the batch was read: send none of it
         started = time.perf_counter()
         try:
             results = await self.adapters[routing.channel_of(route)].send(envelope)
@@ -340,6 +366,7 @@ class Worker:
                 raise
             results = Results(requeue=[(k, str(exc)) for k in range(len(keep))])
         finally:
+            del self._aborts[abort]
             if marks is not None and handle is not None:
                 marks.close(handle)
         m.batch.observe(time.perf_counter() - started)
@@ -357,25 +384,35 @@ class Worker:
                     lambda: fallback.reroute(wave, batch, cured, completion)))
         return True
 
-    async def _throttle(self, route: str, wave: str, batch: Batch, n: int,
-                        completion: Completion) -> bool:
+    async def _throttle(self, route: str, wave: Wave, batch: Batch, keep: list[int],
+                        completion: Completion, urgent: bool) -> bool:
         """Wait for the route's rate to allow ``n`` messages; False if the wave was cancelled
-        meanwhile: none of them is sent, all are counted cancelled."""
+        (none of them is sent, all are counted cancelled), paused or the emergency stop came
+        meanwhile (all are put back, without using an attempt)."""
         throttle = self._throttles.get(route)
         if throttle is None:
             return True
         waited = time.perf_counter()
         states = self._states
+        wave_id = wave.id
 
-        def cancelled() -> bool:
-            return states.get(wave) is WaveState.CANCELLED
+        def halted() -> bool:
+            return self.stopped or states.get(wave_id) in HALTING
 
-        await throttle.acquire(n, cancelled)
+        await throttle.acquire(len(keep), halted, urgent=urgent)
         self._metrics[route].throttle.inc(time.perf_counter() - waited)
-        if not cancelled():
-            return True
-        self._cancelled(route, batch, n, completion)
-        return False
+        state = states.get(wave_id)
+        if state is WaveState.CANCELLED:
+            self._cancelled(route, batch, len(keep), completion)
+            return False
+        if self.stopped or state in HALTING:
+            # they wait for the wave to be resumed or the stop to be lifted, on the route's
+            # retry schedule, without using an attempt
+            results = Results(requeue=[(k, HALTED) for k in range(len(keep))])
+            self._metrics[route].count(results, self._record(wave, batch, keep, results,
+                                                             completion))
+            return False
+        return True
 
     def _cancelled(self, route: str, batch: Batch, n: int, completion: Completion) -> None:
         """``n`` messages of ``batch`` not sent: their wave is cancelled."""

@@ -68,11 +68,13 @@ def strict(store: Store, province: Province) -> Campaigns:
 
 async def _create(campaigns: Campaigns, *, channels: list[Channel] | None = None,
                   user: str = "alice", priority: Priority = Priority.NORMAL,
-                  selector: Selector | None = None) -> Campaign:
+                  selector: Selector | None = None,
+                  start_at: dt.datetime | None = None) -> Campaign:
     channels = channels or [Channel.SMS, Channel.ZALO]
     return await campaigns.create(title="Khuyến cáo phòng dịch", channels=channels,
                                   texts={c: TEXTS[c] for c in channels}, created_by=user,
-                                  now=NOW, priority=priority, selector=selector)
+                                  now=NOW, priority=priority, selector=selector,
+                                  start_at=start_at)
 
 
 # -- approval -----------------------------------------------------------------------------------
@@ -264,7 +266,7 @@ async def test_pause_resume_cancel_move_the_waves(campaigns: Campaigns, store: S
                                              ids[1]: WaveState.CANCELLED}
 
 
-async def test_the_plans_campaigns_follow_the_level_and_refuse_pause_resume_and_cancel(
+async def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
         campaigns: Campaigns, store: Store) -> None:
     plan = Campaign(id="plan-L4-sms", title="Cấp độ 4: nhắn tin", channels=[Channel.SMS],
                     texts={Channel.SMS: "x"}, created_at=NOW, created_by="plan",
@@ -273,11 +275,34 @@ async def test_the_plans_campaigns_follow_the_level_and_refuse_pause_resume_and_
     wave = Wave(id="L4-sms-1", campaign_id=plan.id, channel=Channel.SMS, text="x",
                 created_at=NOW, audience_version="v", total=10, level=4)
     assert await store.waves.create(wave, WaveState.SENDING)
-    for verb in (campaigns.pause, campaigns.resume, campaigns.cancel):
-        with pytest.raises(StateError, match="set another level to stop it"):
-            await verb(plan.id)
-    assert (await campaigns.get(plan.id)).state is CampaignState.RUNNING
+    for verb in (campaigns.pause, campaigns.cancel):
+        with pytest.raises(InputError, match="reason: say why the level 4 plan"):
+            await verb(plan.id, user="olga")
     assert await store.waves.states([wave.id]) == {wave.id: WaveState.SENDING}
+
+    paused = await campaigns.pause(plan.id, user="olga", reason="sai nội dung")
+    assert (paused.state, paused.state_reason, paused.state_by) == (
+        CampaignState.PAUSED, "sai nội dung", "olga")
+    assert await store.waves.states([wave.id]) == {wave.id: WaveState.PAUSED}
+    resumed = await campaigns.resume(plan.id, user="olga")
+    assert resumed.state is CampaignState.RUNNING
+    assert await store.waves.states([wave.id]) == {wave.id: WaveState.FANNING_OUT}
+    cancelled = await campaigns.cancel(plan.id, user="olga", reason="báo động nhầm")
+    assert cancelled.state is CampaignState.CANCELLED
+    assert await store.waves.states([wave.id]) == {wave.id: WaveState.CANCELLED}
+
+
+async def test_only_a_paused_campaign_can_be_resumed(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta) -> None:
+    """An approved campaign waiting for its start must not become running with no wave."""
+    campaign = await _create(campaigns, start_at=NOW + dt.timedelta(hours=2))
+    assert campaign.state is CampaignState.APPROVED
+    with pytest.raises(StateError, match="only a paused campaign can be resumed"):
+        await campaigns.resume(campaign.id)
+    assert (await campaigns.get(campaign.id)).state is CampaignState.APPROVED
+    await campaigns.start(campaign.id, NOW)
+    with pytest.raises(StateError, match="only a paused campaign can be resumed"):
+        await campaigns.resume(campaign.id)
 
 
 async def test_cancel_reaches_every_wave_of_the_campaign_only(
@@ -373,6 +398,7 @@ class _WavesReadThenHook:
 class _Hooked:
     def __init__(self, inner: Store) -> None:
         self.level = inner.level
+        self.stop = inner.stop
         self.audiences = inner.audiences
         self.campaigns = inner.campaigns
         self.queue = inner.queue

@@ -414,6 +414,7 @@ class HookedStore:
     def __init__(self, inner: Store) -> None:
         self.hooks = Hooks()
         self.level: LevelStore = inner.level
+        self.stop = inner.stop
         self.audiences: AudienceStore = inner.audiences
         self.queue: Queue = inner.queue
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)

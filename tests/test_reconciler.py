@@ -15,7 +15,7 @@ from dispatcher import audiencegen, routing
 from dispatcher.audience import Validator
 from dispatcher.importer import import_audience
 from dispatcher.level import set_level
-from dispatcher.model import Channel, Kind, Selector, WaveState
+from dispatcher.model import CampaignState, Channel, Kind, Selector, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
@@ -202,32 +202,36 @@ async def test_a_slot_inside_the_window_after_downtime_is_still_sent(
 # -- level changes ------------------------------------------------------------------------------
 
 
-async def test_a_level_change_cancels_the_old_levels_waves_not_started(
+async def test_leaving_a_level_cancels_its_live_waves_and_campaigns(
         store: Store, plan60: Plan, meta: AudienceMeta) -> None:
     await set_level(store, plan60, now=local(9), level=4)
     reconciler = Reconciler(store, plan60)
     created = (await reconciler.tick(local(10, 30))).created
-    sending = f"L4-zalo-{STAMP}T1030"
-    assert sending in created and len(created) == 4
+    sending, paused = f"L4-zalo-{STAMP}T1030", f"L4-sms-{STAMP}T0930"
+    assert sending in created and paused in created and len(created) == 4
     await store.waves.set_state(sending, WaveState.SENDING)
+    await store.waves.set_state(paused, WaveState.PAUSED)
 
     await set_level(store, plan60, now=local(10, 40), level=2)
     report = await reconciler.tick(local(10, 41))
 
     assert report.level == 2
-    assert sorted(report.cancelled) == sorted(w for w in created if w != sending)
-    assert report.created == []  # level 2 starts at its next slot (17:00 zalo)
+    # sending, paused and waiting alike: the old level says nothing more
+    assert sorted(report.cancelled) == sorted(created)
     states = await store.waves.states()
-    assert states[sending] is WaveState.SENDING
-    assert all(states[w] is WaveState.CANCELLED for w in created if w != sending)
+    assert all(states[w] is WaveState.CANCELLED for w in created)
+    for channel in (Channel.SMS, Channel.ZALO, Channel.EMAIL, Channel.APP):
+        campaign = await store.campaigns.get(plan_campaign_id(4, channel))
+        assert campaign is not None and campaign.state is CampaignState.CANCELLED
+        assert "level 4" in campaign.state_reason
 
     again = await reconciler.tick(local(10, 42))
     assert again.cancelled == []
 
-    # Level 2's own first slot comes in due course; level 4's cancelled waves stay cancelled.
+    # Level 2's own slots come in due course; level 4's cancelled waves stay cancelled.
     evening = await reconciler.tick(local(17, 1))
-    assert sorted(evening.created) == sorted(
-        f"L2-{c}-{STAMP}T1700" for c in (Channel.ZALO, Channel.EMAIL, Channel.APP))
+    assert {f"L2-{c}-{STAMP}T1700" for c in (Channel.ZALO, Channel.EMAIL, Channel.APP)} <= set(
+        evening.created)
     assert evening.cancelled == []
 
 

@@ -37,7 +37,7 @@ from email.utils import formatdate
 import aiosmtplib
 import msgspec
 
-from adapters.base import Envelope, Results, results_for
+from adapters.base import HALTED, Envelope, Results, halted, results_for
 from dispatcher.errors import ChannelError, ConfigError
 
 DEPARTMENT = "Sở Thông tin và Truyền thông Quảng Ninh"
@@ -158,6 +158,10 @@ class EmailAdapter:
                 data = b"".join((b"To: ", addr.encode(), b"\r\nMessage-ID: ", mid.encode(),
                                  b"\r\n", body))
                 connection = await self._pool.get()
+                if halted(envelope):
+                    self._pool.put_nowait(connection)
+                    results.requeue.append((i, HALTED))
+                    continue
                 try:
                     out, reason = await self._deliver(connection, addr, data, down)
                 finally:

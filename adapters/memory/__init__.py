@@ -10,7 +10,7 @@ import asyncio
 import random
 from collections import Counter
 
-from adapters.base import Envelope, Results
+from adapters.base import HALTED, Envelope, Results, halted
 from dispatcher.errors import ChannelError
 
 
@@ -34,6 +34,7 @@ class MemoryAdapter:
         self.closed = False
         self._rng = random.Random(seed)
         self.received: Counter[tuple[str, str]] = Counter()  # (wave, addr) -> messages sent
+        self.texts: Counter[tuple[str, str]] = Counter()  # (addr, text) -> messages sent
         self.batches = 0
         self._next_id = 0
 
@@ -46,6 +47,12 @@ class MemoryAdapter:
         """Messages beyond the first that one address received in one wave."""
         return sum(n - 1 for n in self.received.values() if n > 1)
 
+    @property
+    def repeats(self) -> int:
+        """Messages beyond the first that one address received with the same text, whatever
+        wave they came from (what a citizen would see twice)."""
+        return sum(n - 1 for n in self.texts.values() if n > 1)
+
     async def send(self, envelope: Envelope) -> Results:
         if self.closed:
             raise ChannelError("memory channel is closed")
@@ -56,6 +63,9 @@ class MemoryAdapter:
         self.batches += 1
         addrs = envelope.addrs
         results = Results()
+        if halted(envelope):
+            results.requeue = [(i, HALTED) for i in range(len(addrs))]
+            return results
         if not (self.retry_ratio or self.fail_ratio or self.fail_addrs or self.retry_addrs):
             results.sent = list(range(len(addrs)))
         else:
@@ -65,6 +75,8 @@ class MemoryAdapter:
         results.remote_ids = [f"mem-{n}" for n in range(first, self._next_id)]
         wave = envelope.wave
         self.received.update((wave, addrs[i]) for i in results.sent)
+        text = envelope.text
+        self.texts.update((addrs[i], text) for i in results.sent)
         return results
 
     def _inject(self, addrs: list[str], results: Results) -> None:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 import msgspec
 
 from adapters import metrics
-from adapters.base import Envelope, Results
+from adapters.base import HALTED, Abort, Envelope, Results
 from adapters.smpp import pdu
 from adapters.smpp.receipt import Receipt
 from adapters.smpp.session import (
+    HALTED_STATUS,
     LOST_STATUS,
     NOT_SENT_STATUS,
     TIMEOUT_STATUS,
@@ -59,6 +60,9 @@ class LinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     source_ton: int = pdu.TON_ALPHANUMERIC
     source_npi: int = 0
     registered_delivery: int = 1
+    # priority_flag of urgent notices' submit_sm (0 = normal; 1-3 = priority, which a GSM SMSC
+    # reads as priority); routine messages always carry 0
+    urgent_priority_flag: int = 1
     validity_period: str = "000002000000R"  # relative: two days
     response_timeout: float = 10.0
     enquire_link_seconds: float = 30.0
@@ -151,13 +155,14 @@ class _Link:
 class _Text:
     """A text encoded once: the parts' payloads, and how to build each submit_sm."""
 
-    def __init__(self, seg: smstext.Segmented, link: LinkConfig) -> None:
+    def __init__(self, seg: smstext.Segmented, link: LinkConfig, urgent: bool) -> None:
         self.parts = len(seg.parts)
         esm = pdu.ESM_UDHI if self.parts > 1 else 0
         self.template = pdu.SubmitTemplate(
             source_addr=link.source_addr, source_addr_ton=link.source_ton,
             source_addr_npi=link.source_npi, esm_class=esm, data_coding=seg.data_coding,
-            registered_delivery=link.registered_delivery, validity_period=link.validity_period)
+            registered_delivery=link.registered_delivery, validity_period=link.validity_period,
+            priority_flag=link.urgent_priority_flag if urgent else 0)
         encode = smstext.gsm7_encode if seg.encoding is smstext.Encoding.GSM7 else (
             smstext.ucs2_encode)
         self.bodies = [encode(p) for p in seg.parts]
@@ -176,7 +181,7 @@ class SmppAdapter:
         self.links = {name: _Link(name, c, on_receipt, leased=leased)
                       for name, c in links.items()}
         self.stats = AdapterStats()
-        self._texts: dict[tuple[str, bool, str], _Text] = {}
+        self._texts: dict[tuple[str, bool, str, bool], _Text] = {}
         self._refs = itertools.count()
         self._started = False
 
@@ -207,13 +212,14 @@ class SmppAdapter:
             raise ChannelError(f"no SMPP link for route {route!r} and no default link")
         return link
 
-    def _text(self, text: str, strip: bool, link: _Link) -> _Text:
-        key = (text, strip, link.name)
+    def _text(self, text: str, strip: bool, link: _Link, urgent: bool) -> _Text:
+        key = (text, strip, link.name, urgent)
         found = self._texts.get(key)
         if found is None:
             if len(self._texts) > 256:
                 self._texts.clear()
-            found = self._texts[key] = _Text(smstext.segment(text, strip=strip), link.config)
+            found = self._texts[key] = _Text(smstext.segment(text, strip=strip), link.config,
+                                             urgent)
         return found
 
     async def send(self, envelope: Envelope) -> Results:
@@ -227,7 +233,7 @@ class SmppAdapter:
             refused = next((s.refused for s in link.sessions if s.refused), None)
             raise ChannelError(f"SMPP link {link.name} is down"
                                + (f": bind refused ({refused})" if refused else ""))
-        text = self._text(envelope.text, envelope.strip_diacritics, link)
+        text = self._text(envelope.text, envelope.strip_diacritics, link, envelope.urgent)
         addrs = envelope.addrs
         share = -(-len(addrs) // len(up))
         slices = [range(i, min(i + share, len(addrs))) for i in range(0, len(addrs), share)]
@@ -235,7 +241,8 @@ class SmppAdapter:
         answers = await asyncio.gather(*(
             self._submit(s, text, addrs, r,
                          None if progress is None else Accepted(progress.sent, r.start,
-                                                                text.parts))
+                                                                text.parts),
+                         envelope.abort, envelope.urgent)
             for s, r in zip(up, slices, strict=False)))
         results = Results(receipts=link.config.registered_delivery != 0)
         for session, indexes, (statuses, ids) in zip(up, slices, answers, strict=False):
@@ -245,7 +252,8 @@ class SmppAdapter:
         return results
 
     async def _submit(self, session: EsmeSession, text: _Text, addrs: list[str],
-                      indexes: range, accepted: Accepted | None) -> tuple[list[int], list[str]]:
+                      indexes: range, accepted: Accepted | None, abort: Abort | None,
+                      urgent: bool) -> tuple[list[int], list[str]]:
         if text.parts == 1:
             body = text.bodies[0]
             items = [(k, addrs[i], body) for k, i in enumerate(indexes)]
@@ -256,7 +264,7 @@ class SmppAdapter:
                 dest, ref = addrs[i], next(self._refs) & 0xFF
                 items += [(k * total + j, dest, smstext.concat_udh(ref, total, j + 1) + part)
                           for j, part in enumerate(text.bodies)]
-        return await session.submit(text.template, items, accepted)
+        return await session.submit(text.template, items, accepted, abort=abort, urgent=urgent)
 
     def _collect(self, session: EsmeSession, parts: int, indexes: range, statuses: list[int],
                  ids: list[str], results: Results) -> None:
@@ -271,6 +279,8 @@ class SmppAdapter:
                     continue
                 if status == NOT_SENT_STATUS:
                     step, why = REQUEUE, "the bind went down before it was sent"
+                elif status == HALTED_STATUS:
+                    step, why = REQUEUE, HALTED
                 elif status == TIMEOUT_STATUS:
                     self.stats.possible_duplicates += 1
                     step, why = Action.RETRY, "no submit_sm_resp in time"

@@ -255,12 +255,14 @@ class SubmitTemplate:
 
     def __init__(self, *, source_addr: str, source_addr_ton: int, source_addr_npi: int,
                  esm_class: int, data_coding: int, registered_delivery: int = 1,
-                 validity_period: str = "", service_type: str = "") -> None:
+                 validity_period: str = "", service_type: str = "",
+                 priority_flag: int = 0) -> None:
         self._prefix = (_c(service_type, 6, "service_type")
                         + bytes((source_addr_ton, source_addr_npi))
                         + _c(source_addr, 21, "source_addr")
                         + bytes((TON_INTERNATIONAL, NPI_ISDN)))
-        self._middle = (bytes((esm_class, 0, 0)) + b"\0" + _c(validity_period, 17, "validity")
+        self._middle = (bytes((esm_class, 0, priority_flag)) + b"\0"
+                        + _c(validity_period, 17, "validity")
                         + bytes((registered_delivery, 0, data_coding, 0)))
         self._payload = b""
         self._tail = b"\0" + self._middle + b"\0"  # from the destination's NUL on

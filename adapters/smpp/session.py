@@ -19,6 +19,7 @@ from typing import cast
 import msgspec
 
 from adapters import metrics
+from adapters.base import Abort
 from adapters.metrics import SMS_DELIVERY_SECONDS
 from adapters.smpp import pdu
 from adapters.smpp.rate import BindRate
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_STATUS = -1  # no response in time: the message may or may not have been accepted
 LOST_STATUS = -2  # the connection went away before the response (it may have been accepted)
 NOT_SENT_STATUS = -3  # the bind was down when this PDU's turn came: it was never written
+HALTED_STATUS = -4  # the batch was halted (stop, pause, cancel) before this PDU's turn
 SUBMIT_SM_RESP = pdu.SUBMIT_SM | pdu.RESP
 ESME_RINVCMDID = 0x03
 # Responses to the commands a session sends besides submit_sm (binds, unbind, enquire_link).
@@ -165,6 +167,7 @@ class EsmeSession:
         self._flush_scheduled = False
         self._window_free: asyncio.Event = asyncio.Event()
         self._window_free.set()
+        self._urgent = 0  # urgent submits waiting for their turn: routine ones wait for them
         self._closing = False
         self._last_io = time.monotonic()
         self._gone = asyncio.Event()  # set when the current connection is lost
@@ -288,11 +291,15 @@ class EsmeSession:
             self._control.pop(seq, None)
 
     async def submit(self, template: pdu.SubmitTemplate, items: list[tuple[int, str, bytes]],
-                     accepted: Accepted | None = None) -> tuple[list[int], list[str]]:
+                     accepted: Accepted | None = None, *, abort: Abort | None = None,
+                     urgent: bool = False) -> tuple[list[int], list[str]]:
         """Send one submit_sm per (index, destination, payload). Returns, by index, each
         command_status (``TIMEOUT_STATUS``/``LOST_STATUS`` when none came) and message id.
-        Waits for the window; a PDU that finds the bind down is answered ``NOT_SENT_STATUS``.
-        ``accepted`` is told of each accepted message as its response arrives."""
+        Waits for the window; a PDU that finds the bind down is answered ``NOT_SENT_STATUS``,
+        one whose turn comes after ``abort`` was set ``HALTED_STATUS``. ``accepted`` is told of
+        each accepted message as its response arrives. While an ``urgent`` submit waits for the
+        window or the rate, routine ones write nothing: the next free places are the urgent
+        one's."""
         loop = asyncio.get_running_loop()
         batch = _Batch(len(items), loop, accepted)
         encode = template.encode
@@ -301,20 +308,24 @@ class EsmeSession:
         out = self._out
         rate = self.rate
         rate.tick()
-        # The bind can only go down, and time only matters, across an await: both are read
-        # again after each one.
+        # The bind can only go down, time only matters, and a halt can only come across an
+        # await: all are read again after each one.
         up = self.bound.is_set()
+        halted = abort is not None and abort.halted
         sent_at = time.monotonic()
         stats = self.stats
         for index, destination, payload in items:
-            if rate.rate or len(pending) >= window:
-                if rate.rate:
-                    await rate.acquire()
-                while len(pending) >= window:
-                    self._window_free.clear()
-                    await self._window_free.wait()
+            if halted:
+                batch.answer(index, HALTED_STATUS, "")
+                continue
+            if rate.rate or len(pending) >= window or (self._urgent and not urgent):
+                await self._turn(urgent)
                 up = self.bound.is_set()
+                halted = abort is not None and abort.halted
                 sent_at = time.monotonic()
+                if halted:
+                    batch.answer(index, HALTED_STATUS, "")
+                    continue
             if not up:
                 batch.answer(index, NOT_SENT_STATUS, "")
                 continue
@@ -328,6 +339,31 @@ class EsmeSession:
         if items:
             await batch.done
         return batch.statuses, batch.ids
+
+    async def _turn(self, urgent: bool) -> None:
+        """Wait for a place in the window and the rate; routine submits also for every urgent
+        one that waits."""
+        if not urgent:
+            while self._urgent:
+                self._window_free.clear()
+                await self._window_free.wait()
+            if self.rate.rate:
+                await self.rate.acquire()
+            while len(self._pending) >= self.config.window or self._urgent:
+                self._window_free.clear()
+                await self._window_free.wait()
+            return
+        self._urgent += 1
+        try:
+            if self.rate.rate:
+                await self.rate.acquire()
+            while len(self._pending) >= self.config.window:
+                self._window_free.clear()
+                await self._window_free.wait()
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._window_free.set()  # wake the routine submits that waited for it
 
     def _expire(self, now: float) -> None:
         limit = self.config.response_timeout

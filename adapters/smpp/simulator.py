@@ -166,6 +166,9 @@ class SmscStats(msgspec.Struct):
     submits: int = 0  # submit_sm received, whatever became of them
     parts: int = 0  # submit_sm accepted (delivered to the handset): SMS parts
     messages: int = 0  # complete messages (all parts arrived)
+    priority_parts: int = 0  # parts accepted with a priority_flag above 0 (urgent notices)
+    first_priority_at: float = 0.0  # when the first of them came (epoch seconds; 0: none)
+    last_part_at: float = 0.0  # when the last accepted part came (epoch seconds)
     duplicates: int = 0  # complete messages a destination had already got, same text
     duplicate_parts: int = 0  # a part of a multi-part message that was already there
     responses: int = 0  # submit_sm_resp sent, any status
@@ -206,15 +209,16 @@ def _submit_resp(seq: int, status: int) -> bytes:
 
 
 # source_addr, (ton, npi, source_addr, NUL), (ton, npi, destination_addr, NUL), esm_class,
-# destination_addr, registered_delivery, data_coding, short_message (or message_payload)
-_Submit = tuple[bytes, bytes, bytes, int, str, int, int, bytes]
+# destination_addr, registered_delivery, data_coding, short_message (or message_payload),
+# priority_flag
+_Submit = tuple[bytes, bytes, bytes, int, str, int, int, bytes, int]
 
 
 # SMPP 3.4, 4.4.1, up to sm_length: service_type, (source_addr_ton, _npi, source_addr),
 # (dest_addr_ton, _npi, destination_addr), esm_class, protocol_id, priority_flag,
 # schedule_delivery_time, validity_period, registered_delivery, replace_if_present_flag,
 # data_coding, sm_default_msg_id, sm_length. One match is cheaper than reading field by field.
-_SUBMIT = re.compile(rb"[^\0]{0,5}\0(..([^\0]{0,20})\0)(..([^\0]{0,20})\0)(.)..[^\0]{0,16}\0"
+_SUBMIT = re.compile(rb"[^\0]{0,5}\0(..([^\0]{0,20})\0)(..([^\0]{0,20})\0)(.).(.)[^\0]{0,16}\0"
                      rb"[^\0]{0,16}\0(.).(.).(.)", re.DOTALL)
 
 
@@ -223,7 +227,8 @@ def _parse_submit(body: bytes) -> _Submit:
     m = _SUBMIT.match(body)
     if m is None:
         raise PduError("submit_sm: malformed mandatory fields")
-    source_part, source, dest_part, destination, esm, registered, coding, length = m.groups()
+    source_part, source, dest_part, destination, esm, priority, registered, coding, length = (
+        m.groups())
     start = m.end()
     end = start + length[0]
     if end > len(body):
@@ -232,7 +237,7 @@ def _parse_submit(body: bytes) -> _Submit:
     if end < len(body):
         payload = parse_tlvs(body[end:]).get(TLV_MESSAGE_PAYLOAD, payload)
     return (source, source_part, dest_part, esm[0], destination.decode("latin-1"),
-            registered[0], coding[0], payload)
+            registered[0], coding[0], payload, priority[0])
 
 
 def _decode(data: bytes, coding: int) -> str:
@@ -884,9 +889,15 @@ class _Conn(asyncio.Protocol):
         """Deliver the part, then answer it and send its receipt, now or later."""
         smsc = self.smsc
         config = smsc._config
-        smsc.stats.parts += 1
-        source, source_part, dest_part, esm_class, destination, registered, coding, payload = \
-            fields
+        stats = smsc.stats
+        stats.parts += 1
+        stats.last_part_at = wall
+        source, source_part, dest_part, esm_class, destination, registered, coding, payload, \
+            priority = fields
+        if priority:
+            stats.priority_parts += 1
+            if not stats.first_priority_at:
+                stats.first_priority_at = wall
         if esm_class & ESM_UDHI:
             smsc._part(source, destination, payload, coding)
         else:

@@ -38,7 +38,7 @@ import aiohttp
 import msgspec
 import yarl
 
-from adapters.base import Envelope, Results, results_for
+from adapters.base import HALTED, Envelope, Results, halted, results_for
 from dispatcher.errors import ChannelError, ConfigError
 
 MODES = ("message", "batch")
@@ -225,6 +225,9 @@ class WebhookAdapter:
                     wave=wave, channel=channel, to=addrs[i], text=envelope.text,
                     subject=envelope.subject, id=key))
                 async with self._slots:
+                    if halted(envelope):
+                        results.requeue.append((i, HALTED))
+                        continue
                     answer = await self._post(body, key, 1, down)
                 out = answer.outcome
                 if out is Outcome.SENT:
@@ -256,6 +259,9 @@ class WebhookAdapter:
                 subject=envelope.subject,
                 messages=[BatchItem(to=a, id=message_key(wave, a)) for a in chunk]))
             async with self._slots:
+                if halted(envelope):
+                    results.requeue.extend((i, HALTED) for i in indexes)
+                    return
                 answer = await self._post(body, batch_key(wave, chunk), len(chunk), down)
             self._collect(answer, indexes, chunk, results, remote)
 

@@ -47,7 +47,7 @@ from typing import Any, Literal
 import msgspec
 
 from adapters import metrics
-from adapters.base import Envelope, Results, results_for
+from adapters.base import HALTED, Envelope, Results, results_for
 from adapters.zalo.api import (
     OA_PATH,
     OAUTH_PATH,
@@ -142,8 +142,8 @@ class ZaloStats(msgspec.Struct):
 class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
-    __slots__ = ("addrs", "done", "down", "halt", "indexes", "oa_tail", "pending", "results",
-                 "tracking", "zns_tail")
+    __slots__ = ("abort", "addrs", "done", "down", "halt", "indexes", "oa_tail", "pending",
+                 "results", "tracking", "urgent", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
                  done: asyncio.Future[None]) -> None:
@@ -154,6 +154,8 @@ class _Batch:
         self.results = results
         self.done = done
         self.halt = ""  # set: every message not yet taken is requeued with this reason
+        self.abort = envelope.abort  # halted by the caller: the same
+        self.urgent = envelope.urgent  # taken before routine batches
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
         self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
@@ -233,7 +235,12 @@ class ZaloAdapter:
                              for n in range(self.config.concurrency)]
         batch = _Batch(envelope, self.config, results,
                        asyncio.get_running_loop().create_future())
-        route.batches.append(batch)
+        if batch.urgent:  # after the urgent batches already waiting, before every routine one
+            ahead = next((i for i, b in enumerate(route.batches) if not b.urgent),
+                         len(route.batches))
+            route.batches.insert(ahead, batch)
+        else:
+            route.batches.append(batch)
         route.ready.set()
         try:
             await batch.done
@@ -328,6 +335,8 @@ class ZaloAdapter:
             if i < 0:  # every message of it is taken (some may still be in flight)
                 batches.popleft()
                 continue
+            if batch.abort is not None and batch.abort.halted and not batch.halt:
+                batch.halt = HALTED
             if batch.halt or self.paused_until:
                 batch.results.requeue.append((i, batch.halt or self.pause_reason))
             else:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post, put
+from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import (
@@ -43,6 +43,7 @@ from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_c
 from dispatcher.api.planview import plan_view
 from dispatcher.api.schemas import (
     LEVEL_SET_ONE_OF,
+    ActionBody,
     CampaignCreate,
     CampaignDetail,
     ChannelPreview,
@@ -50,12 +51,14 @@ from dispatcher.api.schemas import (
     ErrorBody,
     Health,
     LevelSet,
+    LiftBody,
     Me,
     PlanView,
     Preview,
     PreviewRequest,
     RoutePreview,
     SmsPreview,
+    StopBody,
     WebhookAck,
 )
 from dispatcher.audit import AuditLog
@@ -71,11 +74,12 @@ from dispatcher.errors import (
     TextError,
 )
 from dispatcher.level import set_level
-from dispatcher.model import Campaign, Channel, LevelState, Selector
+from dispatcher.model import Campaign, Channel, LevelState, Selector, StopState
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import Settings
+from dispatcher.stop import lift, stop_all
 from dispatcher.store.base import AudienceMeta, Store
 
 log = logging.getLogger(__name__)
@@ -206,6 +210,15 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
         raise InputError(f"invalid request: {text}") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"invalid request: not JSON ({exc})") from None
+
+
+async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:
+    """The request's JSON body as ``type_`` (:func:`strict_body`), or None when it has none
+    (no bytes, or ``null``)."""
+    body = (await request.body()).strip()
+    if not body or body == b"null":
+        return None
+    return await strict_body(request, type_)
 
 
 def _integral(value: Any) -> Any:
@@ -446,31 +459,85 @@ async def approve_campaign(request: Request[Any, Any, Any], state: State,
                           s.campaigns.approve(campaign_id, _user(request).name))
 
 
+async def _act(request: Request[Any, Any, Any], state: State, campaign_id: str,
+               verb: str) -> Campaign:
+    """Pause, resume or cancel ``campaign_id``, with the reason the body gives."""
+    body = await optional_body(request, ActionBody) or ActionBody()
+    campaigns = _services(state).campaigns
+    action = {"pause": campaigns.pause, "resume": campaigns.resume,
+              "cancel": campaigns.cancel}[verb]
+    return await _audited(request, f"campaign.{verb}", campaign_id,
+                          action(campaign_id, user=_user(request).name, reason=body.reason),
+                          {"reason": body.reason})
+
+
+PLAN_REASON = ("; a plan campaign (level set) needs a `reason`: pausing it holds its current wave "
+               "and its next slots until resumed")
+
+
 @post("/v1/campaigns/{campaign_id:str}/pause", guards=OPERATOR, tags=["campaigns"],
-      status_code=200, summary="Pause a running campaign",
-      security=BEARER, responses=errors(400, *AUTH, 404, 409))
+      status_code=200, summary="Pause a running campaign" + PLAN_REASON,
+      security=BEARER, responses=errors(400, *AUTH, 404, 409, 413))
 async def pause_campaign(request: Request[Any, Any, Any], state: State,
-                         campaign_id: FromPath[str]) -> Campaign:
-    return await _audited(request, "campaign.pause", campaign_id,
-                          _services(state).campaigns.pause(campaign_id))
+                         campaign_id: FromPath[str],
+                         data: JSONBody[ActionBody | None] = None) -> Campaign:
+    return await _act(request, state, campaign_id, "pause")
 
 
 @post("/v1/campaigns/{campaign_id:str}/resume", guards=OPERATOR, tags=["campaigns"],
-      status_code=200, summary="Resume a paused campaign",
-      security=BEARER, responses=errors(400, *AUTH, 404, 409))
+      status_code=200, summary="Resume a paused campaign (only a paused one)",
+      security=BEARER, responses=errors(400, *AUTH, 404, 409, 413))
 async def resume_campaign(request: Request[Any, Any, Any], state: State,
-                          campaign_id: FromPath[str]) -> Campaign:
-    return await _audited(request, "campaign.resume", campaign_id,
-                          _services(state).campaigns.resume(campaign_id))
+                          campaign_id: FromPath[str],
+                          data: JSONBody[ActionBody | None] = None) -> Campaign:
+    return await _act(request, state, campaign_id, "resume")
 
 
 @post("/v1/campaigns/{campaign_id:str}/cancel", guards=OPERATOR, tags=["campaigns"],
-      status_code=200, summary="Cancel a campaign (stops its waves at once)",
-      security=BEARER, responses=errors(400, *AUTH, 404, 409))
+      status_code=200,
+      summary="Cancel a campaign (stops its waves at once); a plan campaign (level set) needs a "
+              "`reason`, and runs again at its next slot",
+      security=BEARER, responses=errors(400, *AUTH, 404, 409, 413))
 async def cancel_campaign(request: Request[Any, Any, Any], state: State,
-                          campaign_id: FromPath[str]) -> Campaign:
-    return await _audited(request, "campaign.cancel", campaign_id,
-                          _services(state).campaigns.cancel(campaign_id))
+                          campaign_id: FromPath[str],
+                          data: JSONBody[ActionBody | None] = None) -> Campaign:
+    return await _act(request, state, campaign_id, "cancel")
+
+
+# -- the emergency stop ---------------------------------------------------------------------------
+
+
+@get("/v1/stop", guards=VIEWER, tags=["stop"],
+     summary="The emergency stop: whether it is on, since when, by whom and why",
+     security=BEARER, responses=errors(400, *AUTH))
+async def get_stop(state: State) -> StopState:
+    current = await _services(state).store.stop.get()
+    return current or StopState(active=False, at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+
+
+@post("/v1/stop", guards=OPERATOR, tags=["stop"], status_code=200,
+      summary="Stop everything now: every worker sends nothing more until it is lifted "
+              "(a `reason` is required)",
+      security=BEARER, responses=errors(400, *AUTH, 413))
+async def post_stop(request: Request[Any, Any, Any], state: State,
+                    data: JSONBody[StopBody]) -> StopState:
+    s = _services(state)
+    body = await strict_body(request, StopBody)
+    return await _audited(request, "stop", "everything", stop_all(
+        s.store, now=s.clock(), user=_user(request).name, reason=body.reason),
+        {"reason": body.reason})
+
+
+@delete("/v1/stop", guards=OPERATOR, tags=["stop"], status_code=200,
+        summary="Lift the emergency stop: sending goes on where it was",
+        security=BEARER, responses=errors(400, *AUTH, 413))
+async def delete_stop(request: Request[Any, Any, Any], state: State,
+                      data: JSONBody[LiftBody | None] = None) -> StopState:
+    s = _services(state)
+    body = await optional_body(request, LiftBody) or LiftBody()
+    return await _audited(request, "stop.lift", "everything", lift(
+        s.store, now=s.clock(), user=_user(request).name, reason=body.reason),
+        {"reason": body.reason})
 
 
 # -- preview --------------------------------------------------------------------------------------
@@ -614,11 +681,12 @@ async def metrics() -> Response[bytes]:
 
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
 SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, CampaignCreate, Campaign, CampaignDetail,
-                PreviewRequest, Preview, WebhookAck, Health, ErrorBody]
+                ActionBody, StopBody, LiftBody, StopState, PreviewRequest, Preview, WebhookAck,
+                Health, ErrorBody]
 
 ROUTES = [me, get_plan, get_level, put_level, level_history, create_campaign, list_campaigns,
           get_campaign, approve_campaign, pause_campaign, resume_campaign, cancel_campaign,
-          preview, zalo_webhook, healthz, readyz, metrics]
+          get_stop, post_stop, delete_stop, preview, zalo_webhook, healthz, readyz, metrics]
 
 
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,

@@ -30,6 +30,24 @@ class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     reason: Reason = ""
 
 
+class ActionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Why a campaign is paused, resumed or cancelled (required for the plan's campaigns)."""
+
+    reason: Reason = ""
+
+
+class StopBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Why everything is stopped."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S")]  # not blank
+
+
+class LiftBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Why the emergency stop is lifted."""
+
+    reason: Reason = ""
+
+
 class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A new campaign. ``text`` is used on every channel that ``texts`` gives no text for;
     the audience defaults to everyone (an empty selector)."""

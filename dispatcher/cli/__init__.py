@@ -27,11 +27,12 @@ from dispatcher.cli import (
     plan,
     service,
     sim,
+    stop,
     text,
 )
 from dispatcher.errors import LoaError
 
-GROUPS = (plan, number, text, audience, engine, campaign, service, bench, chaos, sim, api)
+GROUPS = (plan, number, text, audience, engine, campaign, stop, service, bench, chaos, sim, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
                        ("show", "a campaign and its progress per channel")):
         p = group.add_parser(verb, help=text)
         p.add_argument("id", metavar="ID")
+        if verb in ("pause", "resume", "cancel"):
+            p.add_argument("--reason", default="",
+                           help="why (kept with the campaign; required to pause or cancel the "
+                                "plan's own campaigns)")
         _common(p)
         p.set_defaults(func=cmd_verb, verb=verb)
     listing = group.add_parser("list", help="every campaign with its state")
@@ -110,12 +114,10 @@ def cmd_verb(args: argparse.Namespace) -> int:
         try:
             if args.verb == "approve":
                 campaign = await campaigns.approve(args.id, args.user)
-            elif args.verb == "pause":
-                campaign = await campaigns.pause(args.id)
-            elif args.verb == "resume":
-                campaign = await campaigns.resume(args.id)
-            elif args.verb == "cancel":
-                campaign = await campaigns.cancel(args.id)
+            elif args.verb in ("pause", "resume", "cancel"):
+                act = {"pause": campaigns.pause, "resume": campaigns.resume,
+                       "cancel": campaigns.cancel}[args.verb]
+                campaign = await act(args.id, user=args.user, reason=args.reason)
             else:
                 campaign = await campaigns.get(args.id)
             progress = {w.channel.value: await wave_progress(store, w)

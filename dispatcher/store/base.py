@@ -15,7 +15,16 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.audience import Recipient
-from dispatcher.model import Batch, Campaign, Channel, Kind, LevelState, Wave, WaveState
+from dispatcher.model import (
+    Batch,
+    Campaign,
+    Channel,
+    Kind,
+    LevelState,
+    StopState,
+    Wave,
+    WaveState,
+)
 
 # -- audiences ---------------------------------------------------------------------------------
 
@@ -73,6 +82,19 @@ class LevelStore(Protocol):
         """Make ``state`` current and append it to the history."""
 
     async def history(self, limit: int = 100) -> list[LevelState]:
+        """Newest first."""
+
+
+class StopStore(Protocol):
+    """The emergency stop, read by every worker with the wave states."""
+
+    async def get(self) -> StopState | None:
+        """The last set or lift (None: never stopped)."""
+
+    async def set(self, state: StopState) -> None:
+        """Make ``state`` current and append it to the history."""
+
+    async def history(self, limit: int = 100) -> list[StopState]:
         """Newest first."""
 
 
@@ -239,6 +261,9 @@ class Leases(Protocol):
 class Store(Protocol):
     @property
     def level(self) -> LevelStore: ...
+
+    @property
+    def stop(self) -> StopStore: ...
 
     @property
     def audiences(self) -> AudienceStore: ...

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dispatcher.model import Batch, Campaign, LevelState, Wave, WaveState
+from dispatcher.model import Batch, Campaign, LevelState, StopState, Wave, WaveState
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
@@ -35,6 +35,20 @@ class MemoryLevel:
         self._history.append(state)
 
     async def history(self, limit: int = 100) -> list[LevelState]:
+        return self._history[::-1][:limit]
+
+
+class MemoryStop:
+    def __init__(self) -> None:
+        self._history: list[StopState] = []
+
+    async def get(self) -> StopState | None:
+        return self._history[-1] if self._history else None
+
+    async def set(self, state: StopState) -> None:
+        self._history.append(state)
+
+    async def history(self, limit: int = 100) -> list[StopState]:
         return self._history[::-1][:limit]
 
 
@@ -335,6 +349,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.level = MemoryLevel()
+        self.stop = MemoryStop()
         self.audiences = MemoryAudiences()
         self.campaigns = MemoryCampaigns()
         self.waves = MemoryWaves()

@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from dispatcher import keys
-from dispatcher.model import Batch, Campaign, LevelState, Wave, WaveState
+from dispatcher.model import Batch, Campaign, LevelState, StopState, Wave, WaveState
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
@@ -41,6 +41,7 @@ _batch = msgspec.msgpack.Decoder(Batch)
 _retries = msgspec.msgpack.Decoder(list[RetryItem])
 _dead = msgspec.msgpack.Decoder(list[DeadLetter])
 _level = msgspec.msgpack.Decoder(LevelState)
+_stop = msgspec.msgpack.Decoder(StopState)
 _meta = msgspec.msgpack.Decoder(AudienceMeta)
 _chunk = msgspec.msgpack.Decoder(AudienceChunk)
 _campaign = msgspec.msgpack.Decoder(Campaign)
@@ -199,6 +200,24 @@ class RedisLevel:
 
     async def history(self, limit: int = 100) -> list[LevelState]:
         return [_level.decode(x) for x in await self._r.lrange(keys.LEVEL_HISTORY, 0, limit - 1)]
+
+
+class RedisStop:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+
+    async def get(self) -> StopState | None:
+        raw = await self._r.get(keys.STOP)
+        return _stop.decode(raw) if raw else None
+
+    async def set(self, state: StopState) -> None:
+        packed = _enc.encode(state)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(keys.STOP, packed).lpush(keys.STOP_HISTORY, packed)
+            await pipe.execute()
+
+    async def history(self, limit: int = 100) -> list[StopState]:
+        return [_stop.decode(x) for x in await self._r.lrange(keys.STOP_HISTORY, 0, limit - 1)]
 
 
 class RedisAudiences:
@@ -638,6 +657,7 @@ class RedisStore:
         # usefully; the store's own signatures are the typed surface.
         self.client: Any = connect(url)
         self.level = RedisLevel(self.client)
+        self.stop = RedisStop(self.client)
         self.audiences = RedisAudiences(self.client)
         self.campaigns = RedisCampaigns(self.client)
         self.waves = RedisWaves(self.client)
