@@ -31,7 +31,7 @@ from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.smstext import Encoding, encode_parts, segment
-from dispatcher.store.base import Completion
+from dispatcher.store.base import Completion, Entry
 from dispatcher.store.memory import MemoryStore
 from dispatcher.store.redis import RedisStore
 
@@ -179,7 +179,7 @@ def test_sent_mask(benchmark: BenchmarkFixture, redis_store: RedisStore,
     """The dedup read of a 500-id batch, every other id already sent (one GETRANGE)."""
     loop.run_until_complete(redis_store.client.flushdb())
     loop.run_until_complete(redis_store.queue.complete(
-        "sms.bench", "0-1", Completion(sent={"w-mask": IDS[::2]})))
+        "sms.bench", Entry("0-1"), Completion(sent={"w-mask": IDS[::2]})))
 
     def run() -> list[bool]:
         return loop.run_until_complete(redis_store.queue.sent_mask("w-mask", IDS))
@@ -198,7 +198,7 @@ def test_complete_sent_bits(benchmark: BenchmarkFixture, redis_store: RedisStore
     done = Completion(sent={"w-complete": IDS})
 
     def run() -> None:
-        loop.run_until_complete(redis_store.queue.complete("sms.bench", "0-1", done))
+        loop.run_until_complete(redis_store.queue.complete("sms.bench", Entry("0-1"), done))
 
     benchmark(run)
     mask = loop.run_until_complete(redis_store.queue.sent_mask("w-complete", IDS))

@@ -196,15 +196,15 @@ class Stage:
         settings = Settings()  # the workers' routes: no carrier is mapped elsewhere
         for route in {r for channel in Channel
                       for r in routing.routes(channel, self.carriers, settings)}:
-            stream = keys.stream(route)
-            with contextlib.suppress(ResponseError):  # a route never read has no group yet
-                pending = await client.xpending_range(stream, keys.GROUP, "-", "+", 10_000,
-                                                      consumername=consumer)
-                for entry in pending:
-                    found = await client.xrange(stream, entry["message_id"],
-                                                entry["message_id"])
-                    for _, fields in found:
-                        held += _batch_size(fields)
+            for stream in (keys.stream(route), keys.urgent_stream(route)):
+                with contextlib.suppress(ResponseError):  # a route never read: no group yet
+                    pending = await client.xpending_range(stream, keys.GROUP, "-", "+", 10_000,
+                                                          consumername=consumer)
+                    for entry in pending:
+                        found = await client.xrange(stream, entry["message_id"],
+                                                    entry["message_id"])
+                        for _, fields in found:
+                            held += _batch_size(fields)
         return held
 
     async def result(self, scenario: str, started: float, bound: int,

@@ -123,7 +123,10 @@ class Engine:
                              fallback=fallback, gate=gate)
         self.collector = metrics.Collector(store, routes, wave_progress)  # store-read gauges
         self._fanning: set[str] = set()
+        # urgent waves have slots of their own: routine fan-outs waiting for their routes to
+        # drain never hold an urgent one back
         self._slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
+        self._urgent_slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``; the SMPP binds held by lease close only after the batches in hand
@@ -225,7 +228,8 @@ class Engine:
         lease = f"fanout:{wave.id}"
         ttl = self.settings.engine.lease_seconds
         try:
-            async with self._slots:
+            slots = self._urgent_slots if wave.priority is Priority.URGENT else self._slots
+            async with slots:
                 if not await self.store.leases.acquire(lease, self.name, ttl):
                     return
                 if not await self._may_fan_out(wave) or not await self.store.waves.transition(

@@ -14,7 +14,7 @@ import time
 import msgspec
 
 from dispatcher.errors import NumberError
-from dispatcher.model import Batch, Channel, Wave, WaveState
+from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, RetryItem, Store
@@ -56,7 +56,8 @@ class SmsFallback:
                 msisdn, carrier = self.numbering.normalize(batch.addrs[i])
             except NumberError:
                 continue  # an OA user id has no number: nothing to send an SMS to
-            item = RetryItem(target, Channel.SMS, batch.ids[i], msisdn, 0)
+            item = RetryItem(target, Channel.SMS, batch.ids[i], msisdn, 0,
+                             urgent=wave.priority is Priority.URGENT)
             completion.reroute.setdefault(self.settings.sms_route(carrier), []).append(
                 (now, item))
             rerouted += 1

@@ -5,6 +5,10 @@ The audience chunks a wave's selector matches are taken in a fixed order and cut
 cursor (one script call per route, the routes of a step at once), so a fan-out that crashes and
 is resumed by any process starts again at the last step it began and never enqueues a step
 twice on any route. The next step begins only when every route has taken this one.
+
+Urgent waves go to each route's urgent lane, which workers read first. Routine fan-out keeps a
+bounded lead over the senders: a step waits while a route holds ``ahead_batches`` routine
+batches that no worker has read yet, so a routine wave is queued as it is sent, not all at once.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from collections.abc import Awaitable, Callable
 
 from dispatcher import routing
 from dispatcher.errors import NotFound
-from dispatcher.model import Batch, Wave
+from dispatcher.model import Batch, Priority, Wave
 from dispatcher.settings import Settings
 from dispatcher.store.base import Store
+
+AHEAD_WAIT = 0.05  # seconds between two looks at a full route
 
 
 async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[str], *,
@@ -39,6 +45,7 @@ async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[s
     # Steps run in order, so every step before the highest cursor is complete on every route.
     first = max(cursors.values(), default=-1)
     size = settings.engine.batch_size
+    urgent = wave.priority is Priority.URGENT
     address, route_of = routing.address, routing.route
     enqueued = 0
     for step in range(max(first, 0), len(steps)):
@@ -58,13 +65,29 @@ async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[s
                 pair[1].append(addr)
         todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
                 if cursors.get(name, -1) < step]
+        if not urgent and not await _room(store, [name for name, _, _ in todo], settings,
+                                          proceed):
+            break
         done = await asyncio.gather(*(
             store.queue.enqueue(name, wave.id, step, [
                 Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
-                for i in range(0, len(ids), size)])
+                for i in range(0, len(ids), size)], urgent=urgent)
             for name, ids, addrs in todo))
         for (name, ids, _), added in zip(todo, done, strict=True):
             if added:
                 enqueued += len(ids)
             cursors[name] = step
     return enqueued
+
+
+async def _room(store: Store, routes: list[str], settings: Settings,
+                proceed: Callable[[], Awaitable[bool]]) -> bool:
+    """Wait until each of ``routes`` holds fewer than ``ahead_batches`` routine batches that no
+    worker has read; False if ``proceed`` says to stop meanwhile."""
+    limit = settings.engine.ahead_batches
+    for route in routes:
+        while await store.queue.ahead(route) >= limit:
+            await asyncio.sleep(AHEAD_WAIT)
+            if not await proceed():
+                return False
+    return True

@@ -39,8 +39,18 @@ def stream(route: str) -> str:
     return f"{PREFIX}:{{r:{route}}}:stream"
 
 
+def urgent_stream(route: str) -> str:
+    """The route's urgent lane: read before :func:`stream`."""
+    return f"{PREFIX}:{{r:{route}}}:urgent"
+
+
 def retries(route: str) -> str:
     return f"{PREFIX}:{{r:{route}}}:retry"
+
+
+def urgent_retries(route: str) -> str:
+    """Retries of urgent waves: they go back to :func:`urgent_stream`."""
+    return f"{PREFIX}:{{r:{route}}}:retry:urgent"
 
 
 def dead(route: str) -> str:

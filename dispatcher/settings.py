@@ -37,7 +37,9 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lease_seconds: float = 30.0  # a batch held this long without a heartbeat is reclaimed
     state_refresh_seconds: float = 0.25  # how fast pause and cancel reach every worker
     consumers_per_route: int = 4  # batches in flight per route and worker
-    fanout_concurrency: int = 4  # waves fanned out at once per process
+    fanout_concurrency: int = 4  # waves fanned out at once per process (and urgent ones)
+    # routine batches a route may hold that no worker has read yet: fan-out waits above it
+    ahead_batches: int = 64
     # how often sent bits are written while batches are being sent (0: only at a batch's end)
     sent_flush_seconds: float = 0.005
 
@@ -83,6 +85,7 @@ def _check(settings: Settings, source: str) -> Settings:
         "engine.chunks_per_step": settings.engine.chunks_per_step,
         "engine.consumers_per_route": settings.engine.consumers_per_route,
         "engine.fanout_concurrency": settings.engine.fanout_concurrency,
+        "engine.ahead_batches": settings.engine.ahead_batches,
         "retry.max_attempts": settings.retry.max_attempts,
         "engine.lease_seconds": settings.engine.lease_seconds,
         "engine.reconcile_seconds": settings.engine.reconcile_seconds,

@@ -12,6 +12,7 @@ false alarm is also cancelled (its campaign, or by setting another level) before
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from dispatcher.errors import InputError
 from dispatcher.model import StopState
@@ -22,7 +23,7 @@ REASON_MAX = 1000
 
 def _reason(reason: str, *, required: bool) -> str:
     reason = reason.strip()
-    if required and not reason:
+    if required and not re.search(r"[^\s\x1c-\x1f\x85]", reason):  # as the API's schema
         raise InputError("reason: say why everything is stopped (it is kept in the history)")
     if len(reason) > REASON_MAX:
         raise InputError(f"reason: at most {REASON_MAX} characters")

@@ -32,7 +32,7 @@ from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
 from dispatcher.retry import RetryPolicy
 from dispatcher.sentmarks import SentMarks
 from dispatcher.settings import Settings
-from dispatcher.store.base import Completion, DeadLetter, Delivery, RetryItem, Store
+from dispatcher.store.base import Completion, DeadLetter, Delivery, Entry, RetryItem, Store
 from dispatcher.throttle import RouteThrottle
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,10 @@ class Worker:
         self._states: dict[str, WaveState] = {}
         # route -> entry -> when this worker last (re)claimed it, as sent to the store: no other
         # worker can take it over before that moment plus a lease
-        self._held: dict[str, dict[str, float]] = {r: {} for r in routes}
-        self._parked: dict[str, dict[str, Delivery]] = {r: {} for r in routes}
+        self._held: dict[str, dict[Entry, float]] = {r: {} for r in routes}
+        # route -> entries held but not started: of a paused wave, under the emergency stop,
+        # or routine ones read together with urgent ones (which go first)
+        self._parked: dict[str, dict[Entry, Delivery]] = {r: {} for r in routes}
         self._throttles = {r: RouteThrottle(settings.rate(r)) for r in routes
                            if settings.rate(r) > 0}
         self.fallback = fallback
@@ -149,9 +151,9 @@ class Worker:
         await self.marks.flush()
 
     def _consumer(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
+        queue = self.store.queue
+
         async def once(stop: asyncio.Event) -> None:
-            if await self._unpark(route):
-                return
             if self.stopped or (self.gate is not None and not self.gate(route)):
                 await self._sleep(stop, READ_BLOCK_MS / 1000)
                 return
@@ -160,8 +162,20 @@ class Worker:
                 await self._sleep(stop, min(wait, 1.0))
                 return
             claimed = time.monotonic()
-            for delivery in await self.store.queue.read(route, self.name, 1, READ_BLOCK_MS):
-                await self._process(route, delivery, claimed)
+            if self._parked[route]:  # batches in hand wait for the urgent lane to be empty
+                urgent = await queue.read(route, self.name, 1, 0, urgent_only=True)
+                for delivery in urgent:
+                    await self._process(route, delivery, claimed)
+                if urgent or await self._unpark(route):
+                    return
+            deliveries = await queue.read(route, self.name, 1, READ_BLOCK_MS)
+            urgent_read = any(d.entry.urgent for d in deliveries)
+            for delivery in deliveries:
+                if urgent_read and not delivery.entry.urgent:
+                    # read with an urgent one: it starts once no urgent batch waits
+                    self._parked[route][delivery.entry] = delivery
+                else:
+                    await self._process(route, delivery, claimed)
         return once
 
     def _reclaimer(self, route: str) -> Callable[[asyncio.Event], Awaitable[None]]:
@@ -285,7 +299,7 @@ class Worker:
         self.processed += 1
         return True
 
-    async def _complete(self, route: str, entry: str, completion: Completion) -> bool:
+    async def _complete(self, route: str, entry: Entry, completion: Completion) -> bool:
         """Record a finished entry. When the store does not answer, the transaction may or may
         not have been applied: once it answers again, it is applied only if the entry is still
         pending with this worker (the acknowledgement is part of it). False if another worker
@@ -312,7 +326,7 @@ class Worker:
             # None: not pending any more, acknowledged by the first attempt
             return owner == self.name or owner is None
 
-    async def _still_ours(self, route: str, entry: str) -> bool:
+    async def _still_ours(self, route: str, entry: Entry) -> bool:
         """Whether this worker still holds ``entry``. Asked of the store only when a lease
         could have run out since the last claim or heartbeat, which is rare."""
         claimed = self._held[route].get(entry, 0.0)
@@ -322,7 +336,7 @@ class Worker:
                                     lambda: self.store.queue.owner(route, entry))
         return owner == self.name
 
-    async def _send(self, route: str, entry: str, wave: Wave, batch: Batch,
+    async def _send(self, route: str, entry: Entry, wave: Wave, batch: Batch,
                     completion: Completion) -> bool:
         """Send what of ``batch`` is not sent yet; False if the entry is no longer ours."""
         mask = await self._persist("reading sent bits",
@@ -426,6 +440,7 @@ class Worker:
         """Put the batch's outcomes in ``completion``; returns how many retries ran out."""
         ids = batch.ids
         expired = 0
+        urgent = wave.priority is Priority.URGENT
         if batch.retried:  # each of these was counted as retrying when it was scheduled
             completion.count(wave.id, "retrying", -len(keep))
         sent = [ids[keep[k]] for k in results.sent]
@@ -447,12 +462,14 @@ class Worker:
                                        f"retries exhausted: {reason}"))
                 completion.count(wave.id, "expired", 1)
             else:
-                item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], attempts)
+                item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,
+                                 urgent=urgent)
                 completion.retries.append((now + self.policy.delay(attempts), item))
                 completion.count(wave.id, "retrying", 1)
         for k, _reason in results.requeue:  # never reached the channel: no attempt used
             i = keep[k]
-            item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], batch.attempt(i))
+            item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], batch.attempt(i),
+                             urgent=urgent)
             completion.retries.append((now + self.policy.delay(1), item))
             completion.count(wave.id, "retrying", 1)
         for k, reason in results.failed:

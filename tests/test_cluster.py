@@ -32,7 +32,7 @@ from dispatcher.model import Batch, Channel, Selector, Wave, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
 from dispatcher.store import RedisStore
-from dispatcher.store.base import Completion, DeadLetter, RetryItem
+from dispatcher.store.base import Completion, DeadLetter, Entry, RetryItem
 from dispatcher.store.redis import RedisQueue
 from dispatcher.worker import Worker
 from tests.test_worker_durability import (
@@ -184,7 +184,7 @@ async def cluster_store(cluster_url: str) -> AsyncIterator[RedisStore]:
         await opened.aclose()
 
 
-def _zalo_outcome(entry: str, batch: Batch, first: bool) -> Completion:
+def _zalo_outcome(entry: Entry, batch: Batch, first: bool) -> Completion:
     """What a worker records for a Zalo batch of ids 1..6: 1-2 sent, 3 to retry, 4 dead,
     5-6 not on Zalo (an SMS each on another route); a second run finds 1-2 already sent."""
     done = Completion()

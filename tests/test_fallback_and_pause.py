@@ -34,7 +34,7 @@ from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import Store
-from dispatcher.store.base import Completion
+from dispatcher.store.base import Completion, Entry
 from tests.conftest import run_engine_until
 
 SETTINGS = Settings(engine=EngineSettings(batch_size=50, chunk_size=64, lease_seconds=2.0,
@@ -185,7 +185,7 @@ async def test_a_recipient_refused_twice_gets_one_sms(
     for entry in ("1-0", "2-0"):  # the same Zalo answer processed twice
         done = Completion()
         await engine.worker.fallback.reroute(wave, batch, [0, 1], done)
-        await store.queue.complete("zalo", entry, done)
+        await store.queue.complete("zalo", Entry(entry), done)
     companion = fallback_wave_id(wave.id)
 
     async def finished() -> bool:

@@ -30,7 +30,7 @@ from dispatcher.province import Province
 from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import MemoryStore, Store
-from dispatcher.store.base import Completion
+from dispatcher.store.base import Completion, Entry
 from tests.conftest import run_engine_until
 
 ROWS = 1500
@@ -196,7 +196,7 @@ async def test_receipts_are_counted_matched_and_unmatched(store: Store) -> None:
     matched, unmatched = (total("loa_receipts_total", result=r) for r in ("matched", "unmatched"))
     matcher = ReceiptMatcher(store, hold_seconds=0.0)
     await store.queue.enqueue("sms.x", "w", 0, [])
-    await store.queue.complete("sms.x", "0-1", Completion(remote={"a": ("w", 1, 0),
+    await store.queue.complete("sms.x", Entry("0-1"), Completion(remote={"a": ("w", 1, 0),
                                                                   "b": ("w", 2, 0)}))
     matcher.add([R("a", "DELIVRD"), R("b", "UNDELIV"), R("zz", "DELIVRD"), R("c", "ENROUTE")])
     await matcher.match_now()

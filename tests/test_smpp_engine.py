@@ -24,7 +24,7 @@ from dispatcher.province import Province
 from dispatcher.receipts import FULL_AFTER, ReceiptMatcher
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import RedisStore, Store
-from dispatcher.store.base import Completion
+from dispatcher.store.base import Completion, Entry
 from dispatcher.store.redis import REMOTE_ID_HOURS
 from tests.conftest import VIETNAMESE, run_engine_until
 
@@ -99,7 +99,7 @@ async def test_receipts_wait_for_their_message_then_go_unmatched(store: Store) -
 
     done = Completion(remote={"early": ("w", 7, 0), "part2": ("w", 7, 1)})
     await store.queue.enqueue("sms.x", "w", 0, [])
-    await store.queue.complete("sms.x", "0-1", done)
+    await store.queue.complete("sms.x", Entry("0-1"), done)
     await matcher.match_now()
     assert matcher.stats.matched == 2 and matcher.pending == 1
     assert (await store.waves.progress("w")).get("delivered") == 1  # the first part counts

@@ -33,6 +33,7 @@ from dispatcher.store.base import (
     Completion,
     DeadLetter,
     Delivery,
+    Entry,
     RetryItem,
 )
 
@@ -327,8 +328,8 @@ async def test_two_consumers_never_get_the_same_entry(store: Store) -> None:
     q = store.queue
     assert await q.enqueue(ROUTE, "w1", 0, [batch("w1", [i]) for i in range(20)])
 
-    async def drain(consumer: str) -> list[str]:
-        entries: list[str] = []
+    async def drain(consumer: str) -> list[Entry]:
+        entries: list[Entry] = []
         while found := await q.read(ROUTE, consumer, 3, 0):
             entries += [d.entry for d in found]
             await asyncio.sleep(0)
@@ -564,10 +565,10 @@ async def test_lease_expires(store: Store) -> None:
 def test_route_keys_share_one_hash_tag() -> None:
     for route in (ROUTE, "zalo-oa", "email"):
         tag = f"{{r:{route}}}"
-        route_keys = [keys.stream(route), keys.retries(route), keys.dead(route),
-                      keys.cursor(route)]
+        route_keys = [keys.stream(route), keys.urgent_stream(route), keys.retries(route),
+                      keys.urgent_retries(route), keys.dead(route), keys.cursor(route)]
         assert all(tag in key for key in route_keys)
-        assert len(set(route_keys)) == 4
+        assert len(set(route_keys)) == 6
         assert all(key.count("{") == 1 for key in route_keys)
     for wave_id in ("w1", "c1:sms:2024-03-01T08:00"):
         tag = f"{{w:{wave_id}}}"
@@ -590,8 +591,8 @@ async def test_redis_keys_of_a_route_carry_its_hash_tag(redis_url: str) -> None:
         route_keys = set(client.keys(f"*{ROUTE}*"))
     finally:
         client.close()
-    assert route_keys == {keys.stream(ROUTE), keys.retries(ROUTE), keys.dead(ROUTE),
-                          keys.dead_count(ROUTE), keys.cursor(ROUTE)}
+    assert route_keys == {keys.stream(ROUTE), keys.urgent_stream(ROUTE), keys.retries(ROUTE),
+                          keys.dead(ROUTE), keys.dead_count(ROUTE), keys.cursor(ROUTE)}
     assert all(f"{{r:{ROUTE}}}" in key for key in route_keys)
 
 

@@ -33,7 +33,7 @@ from dispatcher.msisdn import Numbering
 from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import RedisStore
-from dispatcher.store.base import Completion
+from dispatcher.store.base import Completion, Entry
 from dispatcher.store.redis import RedisQueue
 from dispatcher.worker import Worker
 
@@ -240,14 +240,15 @@ def assert_exactly_once(got: Counter[str], expected: Iterable[str]) -> None:
                             f"e.g. {sorted(duplicated.items())[:3]}")
 
 
-async def pending_of(store: RedisStore, routes: list[str], consumer: str) -> dict[str, list[str]]:
-    """Entries ``consumer`` holds without having acknowledged them, per route."""
-    found: dict[str, list[str]] = {}
+async def pending_of(store: RedisStore, routes: list[str],
+                     consumer: str) -> dict[str, list[Entry]]:
+    """Routine entries ``consumer`` holds without having acknowledged them, per route."""
+    found: dict[str, list[Entry]] = {}
     for route in routes:
         rows = await store.client.xpending_range(keys.stream(route), keys.GROUP, min="-",
                                                  max="+", count=1000, consumername=consumer)
         if rows:
-            found[route] = [row["message_id"].decode() for row in rows]
+            found[route] = [Entry(row["message_id"].decode()) for row in rows]
     return found
 
 
@@ -350,11 +351,12 @@ class CrashingQueue(RedisQueue):
         self.crash_at = crash_at
         self.calls = 0
 
-    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
+                      urgent: bool = False) -> bool:
         self.calls += 1
         if self.calls == self.crash_at:
             raise ConnectionError("simulated crash in the middle of a fan-out step")
-        return await super().enqueue(route, wave, step, batches)
+        return await super().enqueue(route, wave, step, batches, urgent=urgent)
 
 
 async def test_fan_out_resumes_after_a_crash_between_steps(
@@ -433,7 +435,7 @@ async def test_messages_already_marked_sent_are_skipped_also_in_reclaimed_batche
     assert ghost_ids
     # Some messages are already sent: every 7th recipient, and half of each ghost batch.
     marked = {i for i in setup.addrs if i % 7 == 0} | set(ghost_ids[::2])
-    await store.queue.complete(routes[0], "0-1", Completion(sent={WAVE_ID: sorted(marked)}))
+    await store.queue.complete(routes[0], Entry("0-1"), Completion(sent={WAVE_ID: sorted(marked)}))
     assert all(await store.queue.sent_mask(WAVE_ID, sorted(marked)))
 
     channel = MemoryAdapter()

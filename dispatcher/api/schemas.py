@@ -20,6 +20,7 @@ TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,00
 Text = Annotated[str, Meta(max_length=TEXT_MAX)]
 Short = Annotated[str, Meta(max_length=200)]
 Reason = Annotated[str, Meta(max_length=1000)]
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # the same in ECMA-262 and Python: \s differs on these
 
 
 class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -39,7 +40,8 @@ class ActionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 class StopBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Why everything is stopped."""
 
-    reason: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S")]  # not blank
+    # not blank: a character that is not white space (in JSON Schema's regexes and Python's)
+    reason: Annotated[str, Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
 
 
 class LiftBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -149,6 +149,7 @@ class RetryItem(msgspec.Struct, frozen=True, array_like=True):
     # of the retry set, so the "retrying" count of each is resolved; the sent bitmap then
     # lets only one of them out.
     nonce: int = msgspec.field(default_factory=lambda: random.getrandbits(32))
+    urgent: bool = False  # of an urgent wave: comes back in the route's urgent lane
 
 
 class DeadLetter(msgspec.Struct, frozen=True, array_like=True):
@@ -160,11 +161,19 @@ class DeadLetter(msgspec.Struct, frozen=True, array_like=True):
     reason: str
 
 
+class Entry(msgspec.Struct, frozen=True, order=True):
+    """A stream entry: its id in the stream of its lane (each route has a routine and an
+    urgent stream, whose ids are counted apart)."""
+
+    id: str
+    urgent: bool = False
+
+
 class Delivery(msgspec.Struct, frozen=True):
     """A stream entry handed to a worker: one or more batches (retried messages of several
     waves travel together)."""
 
-    entry: str
+    entry: Entry
     batches: list[Batch]
 
 
@@ -189,28 +198,38 @@ class Completion(msgspec.Struct):
 
 
 class Queue(Protocol):
-    """Batches per route: a stream with a consumer group, a retry schedule, dead letters."""
+    """Batches per route: two streams (lanes) with a consumer group each, routine and urgent,
+    retry schedules, dead letters. Urgent batches are read before routine ones."""
 
-    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
+                      urgent: bool = False) -> bool:
         """Append ``batches`` for fan-out ``step`` of ``wave`` unless that step is already in:
         the batches and the route's cursor move together, so a resumed fan-out never enqueues
-        a step twice. False when the step was already there."""
+        a step twice. False when the step was already there. ``urgent``: in the urgent lane."""
 
     async def cursor(self, route: str, wave: str) -> int:
         """The last fan-out step of ``wave`` enqueued on ``route`` (-1: none)."""
 
-    async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
-        """New entries for ``consumer`` (waits up to ``block_ms`` when there are none)."""
+    async def ahead(self, route: str) -> int:
+        """Routine entries of the route that no worker has read yet (the fan-out's lead over
+        the senders, which it bounds)."""
+
+    async def read(self, route: str, consumer: str, count: int, block_ms: int, *,
+                   urgent_only: bool = False) -> list[Delivery]:
+        """New entries for ``consumer``, urgent ones first: up to ``count`` of each lane at once
+        (waits up to ``block_ms`` when there are none). ``urgent_only``: only the urgent lane,
+        without waiting."""
 
     async def reclaim(self, route: str, consumer: str, min_idle_ms: int,
                       count: int) -> list[Delivery]:
-        """Entries whose holder has not touched them for ``min_idle_ms``, now ``consumer``'s."""
+        """Entries whose holder has not touched them for ``min_idle_ms``, now ``consumer``'s
+        (urgent ones first)."""
 
-    async def touch(self, route: str, consumer: str, entries: list[str]) -> list[str]:
+    async def touch(self, route: str, consumer: str, entries: list[Entry]) -> list[Entry]:
         """Keep ``consumer``'s claim fresh on those of ``entries`` it still holds (heartbeat);
         returns them. An entry another consumer has taken over stays with that consumer."""
 
-    async def owner(self, route: str, entry: str) -> str | None:
+    async def owner(self, route: str, entry: Entry) -> str | None:
         """The consumer that holds ``entry`` (None once acknowledged)."""
 
     async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
@@ -221,14 +240,16 @@ class Queue(Protocol):
         sent, as the channel takes them; one round trip (one command per wave on a cluster).
         :meth:`complete` sets them again, which changes nothing."""
 
-    async def complete(self, route: str, entry: str, completion: Completion) -> None:
-        """Set sent bits, bump counters, schedule retries, dead-letter, acknowledge."""
+    async def complete(self, route: str, entry: Entry, completion: Completion) -> None:
+        """Set sent bits, bump counters, schedule retries (each in its lane), dead-letter,
+        acknowledge."""
 
     async def move_due(self, route: str, now: float, limit: int) -> int:
-        """Put up to ``limit`` retries due by ``now`` back on the stream as one entry."""
+        """Put up to ``limit`` retries due by ``now`` back on the stream of their lane, as one
+        entry per lane (urgent ones first)."""
 
     async def depth(self, route: str) -> tuple[int, int, int]:
-        """(entries not yet delivered + pending, scheduled retries, dead letters)."""
+        """(entries not yet delivered + pending, scheduled retries, dead letters), both lanes."""
 
     async def oldest(self, route: str) -> float | None:
         """When (epoch seconds) the oldest entry still in the route was enqueued; None when

@@ -20,6 +20,7 @@ from dispatcher.store.base import (
     Completion,
     DeadLetter,
     Delivery,
+    Entry,
     RetryItem,
 )
 
@@ -150,14 +151,15 @@ class MemoryWaves:
 
 @dataclass
 class _Route:
-    entries: dict[str, list[Batch]] = field(default_factory=dict)
-    new: deque[str] = field(default_factory=deque)
-    pending: dict[str, tuple[str, float]] = field(default_factory=dict)  # entry -> (owner, t)
+    entries: dict[Entry, list[Batch]] = field(default_factory=dict)
+    new: deque[Entry] = field(default_factory=deque)  # routine entries not read yet
+    urgent: deque[Entry] = field(default_factory=deque)  # urgent ones, read first
+    pending: dict[Entry, tuple[str, float]] = field(default_factory=dict)  # -> (owner, t)
     cursor: dict[str, int] = field(default_factory=dict)
     retries: list[tuple[float, int, RetryItem]] = field(default_factory=list)  # heap
     dead: list[DeadLetter] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    enqueued: dict[str, float] = field(default_factory=dict)  # entry -> epoch seconds
+    enqueued: dict[Entry, float] = field(default_factory=dict)  # entry -> epoch seconds
 
 
 class MemoryQueue:
@@ -174,28 +176,33 @@ class MemoryQueue:
             found = self._routes[route] = _Route()
         return found
 
-    def _append(self, r: _Route, batches: list[Batch]) -> None:
-        entry = f"{next(self._seq)}-0"
+    def _append(self, r: _Route, batches: list[Batch], urgent: bool) -> None:
+        entry = Entry(f"{next(self._seq)}-0", urgent)
         r.entries[entry] = batches
         r.enqueued[entry] = time.time()
-        r.new.append(entry)
+        (r.urgent if urgent else r.new).append(entry)
         r.arrived.set()
 
-    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
+                      urgent: bool = False) -> bool:
         r = self._route(route)
         if r.cursor.get(wave, -1) >= step:
             return False
         for batch in batches:
-            self._append(r, [batch])
+            self._append(r, [batch], urgent)
         r.cursor[wave] = step
         return True
 
     async def cursor(self, route: str, wave: str) -> int:
         return self._route(route).cursor.get(wave, -1)
 
-    async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+    async def ahead(self, route: str) -> int:
+        return len(self._route(route).new)
+
+    async def read(self, route: str, consumer: str, count: int, block_ms: int, *,
+                   urgent_only: bool = False) -> list[Delivery]:
         r = self._route(route)
-        if not r.new and block_ms > 0:
+        if not urgent_only and not r.new and not r.urgent and block_ms > 0:
             r.arrived.clear()
             try:
                 await asyncio.wait_for(r.arrived.wait(), block_ms / 1000)
@@ -203,10 +210,13 @@ class MemoryQueue:
                 return []
         found: list[Delivery] = []
         now = time.monotonic()
-        while r.new and len(found) < count:
-            entry = r.new.popleft()
-            r.pending[entry] = (consumer, now)
-            found.append(Delivery(entry, r.entries[entry]))
+        for lane in (r.urgent,) if urgent_only else (r.urgent, r.new):
+            taken = 0
+            while lane and taken < count:
+                entry = lane.popleft()
+                r.pending[entry] = (consumer, now)
+                found.append(Delivery(entry, r.entries[entry]))
+                taken += 1
         return found
 
     async def reclaim(self, route: str, consumer: str, min_idle_ms: int,
@@ -214,7 +224,7 @@ class MemoryQueue:
         r = self._route(route)
         now = time.monotonic()
         found: list[Delivery] = []
-        for entry, (_, touched) in list(r.pending.items()):
+        for entry, (_, touched) in sorted(r.pending.items(), key=lambda p: not p[0].urgent):
             if len(found) >= count:
                 break
             if (now - touched) * 1000 >= min_idle_ms:
@@ -222,7 +232,7 @@ class MemoryQueue:
                 found.append(Delivery(entry, r.entries[entry]))
         return found
 
-    async def touch(self, route: str, consumer: str, entries: list[str]) -> list[str]:
+    async def touch(self, route: str, consumer: str, entries: list[Entry]) -> list[Entry]:
         r = self._route(route)
         now = time.monotonic()
         kept = []
@@ -233,7 +243,7 @@ class MemoryQueue:
                 kept.append(entry)
         return kept
 
-    async def owner(self, route: str, entry: str) -> str | None:
+    async def owner(self, route: str, entry: Entry) -> str | None:
         held = self._route(route).pending.get(entry)
         return held[0] if held else None
 
@@ -256,7 +266,7 @@ class MemoryQueue:
             counters = self._waves.counters.setdefault(wave, {})
             counters["sent"] = counters.get("sent", 0) + len(bits) - before
 
-    async def complete(self, route: str, entry: str, completion: Completion) -> None:
+    async def complete(self, route: str, entry: Entry, completion: Completion) -> None:
         r = self._route(route)
         for wave, ids in completion.sent.items():
             self._set_sent(wave, ids)
@@ -281,8 +291,10 @@ class MemoryQueue:
         items: list[RetryItem] = []
         while r.retries and r.retries[0][0] <= now and len(items) < limit:
             items.append(heapq.heappop(r.retries)[2])
-        if items:
-            self._append(r, regroup(items))
+        for urgent in (True, False):
+            lane = [i for i in items if i.urgent is urgent]
+            if lane:
+                self._append(r, regroup(lane), urgent)
         return len(items)
 
     async def oldest(self, route: str) -> float | None:

@@ -32,6 +32,7 @@ from dispatcher.store.base import (
     Completion,
     DeadLetter,
     Delivery,
+    Entry,
     RetryItem,
 )
 from dispatcher.store.memory import regroup
@@ -170,12 +171,29 @@ def _pack_ids(ids: list[int]) -> bytes:
     return struct.pack(f">{len(ids)}I", *ids)
 
 
-def _deliveries(entries: list[Any]) -> list[Delivery]:
+def _stream(route: str, urgent: bool) -> str:
+    return keys.urgent_stream(route) if urgent else keys.stream(route)
+
+
+def _retry_set(route: str, urgent: bool) -> str:
+    return keys.urgent_retries(route) if urgent else keys.retries(route)
+
+
+def _zadd_by_lane(pipe: Any, route: str, items: Iterable[tuple[float, RetryItem]]) -> None:
+    """Queue on ``pipe`` the ZADDs of ``items`` to the retry schedules of their lanes."""
+    lanes: dict[bool, dict[bytes, float]] = {}
+    for due, item in items:
+        lanes.setdefault(item.urgent, {})[_enc.encode(item)] = due
+    for urgent, mapping in lanes.items():
+        pipe.zadd(_retry_set(route, urgent), mapping)
+
+
+def _deliveries(entries: list[Any], urgent: bool) -> list[Delivery]:
     found = []
     for entry_id, fields in entries:
         if not fields:
             continue  # deleted while pending
-        entry = entry_id.decode()
+        entry = Entry(entry_id.decode(), urgent)
         # redis-py hands the fields over as a dict
         if b"b" in fields:
             found.append(Delivery(entry, [_batch.decode(fields[b"b"])]))
@@ -350,8 +368,7 @@ class RedisWaves:
 def _schedule(pipe: Any, route: str, completion: Completion) -> None:
     """Queue on ``pipe`` the retries and dead letters of a finished entry of ``route``."""
     if completion.retries:
-        pipe.zadd(keys.retries(route),
-                  {_enc.encode(item): due for due, item in completion.retries})
+        _zadd_by_lane(pipe, route, completion.retries)
     if completion.dead:
         pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
         pipe.incrby(keys.dead_count(route), len(completion.dead))
@@ -369,61 +386,89 @@ class RedisQueue:
         self._groups: set[str] = set()
 
     async def _group(self, route: str) -> str:
+        """The route's routine stream; both lanes' consumer groups exist once this returns."""
         stream = keys.stream(route)
         if route not in self._groups:
-            try:
-                await self._r.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            for key in (stream, keys.urgent_stream(route)):
+                try:
+                    await self._r.xgroup_create(key, keys.GROUP, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
             self._groups.add(route)
         return stream
 
-    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch]) -> bool:
-        stream = await self._group(route)
+    async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
+                      urgent: bool = False) -> bool:
+        await self._group(route)
         payloads = [_enc.encode(b) for b in batches]
-        done = await self._enqueue(keys=[stream, keys.cursor(route)], args=[wave, step, *payloads])
+        done = await self._enqueue(keys=[_stream(route, urgent), keys.cursor(route)],
+                                   args=[wave, step, *payloads])
         return bool(done)
 
     async def cursor(self, route: str, wave: str) -> int:
         raw = await self._r.hget(keys.cursor(route), wave)
         return int(raw) if raw is not None else -1
 
-    async def read(self, route: str, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+    async def ahead(self, route: str) -> int:
         stream = await self._group(route)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.xlen(stream).xpending(stream, keys.GROUP)
+            length, pending = await pipe.execute()
+        # acknowledged entries are deleted: what is left is pending or not read yet
+        return max(0, int(length) - int(pending["pending"]))
+
+    async def read(self, route: str, consumer: str, count: int, block_ms: int, *,
+                   urgent_only: bool = False) -> list[Delivery]:
+        stream = await self._group(route)
+        urgent = keys.urgent_stream(route)
+        streams = [urgent] if urgent_only else [urgent, stream]
+        block = 0 if urgent_only else block_ms
         if self._cluster:
-            # Sent to the stream's node directly: left to find its keys, the cluster client
+            # Sent to the streams' node directly: left to find its keys, the cluster client
             # asks a node with COMMAND GETKEYS (XREADGROUP's keys "move"), over one connection
             # shared by every caller, which breaks with many consumers reading at once.
-            args: list[Any] = ["COUNT", count, "BLOCK", block_ms] if block_ms else [
-                "COUNT", count]
+            args: list[Any] = ["COUNT", count, "BLOCK", block] if block else ["COUNT", count]
             answer = await self._r.execute_command(
-                "XREADGROUP", "GROUP", keys.GROUP, consumer, *args, "STREAMS", stream, ">",
-                target_nodes=self._r.get_node_from_key(stream))
+                "XREADGROUP", "GROUP", keys.GROUP, consumer, *args, "STREAMS", *streams,
+                *[">"] * len(streams), target_nodes=self._r.get_node_from_key(stream))
         else:
-            answer = await self._r.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count,
-                                              block=block_ms or None)
+            answer = await self._r.xreadgroup(keys.GROUP, consumer, dict.fromkeys(streams, ">"),
+                                              count=count, block=block or None)
         if not answer:
             return []
-        return _deliveries(answer[0][1])
+        urgent_name = urgent.encode()
+        found: list[Delivery] = []
+        for name, entries in sorted(answer, key=lambda a: a[0] != urgent_name):
+            found += _deliveries(entries, name == urgent_name)
+        return found
 
     async def reclaim(self, route: str, consumer: str, min_idle_ms: int,
                       count: int) -> list[Delivery]:
-        stream = await self._group(route)
-        answer = await self._r.xautoclaim(stream, keys.GROUP, consumer, min_idle_ms,
-                                          start_id="0-0", count=count)
-        return _deliveries(answer[1])
+        await self._group(route)
+        found: list[Delivery] = []
+        for urgent in (True, False):
+            if len(found) >= count:
+                break
+            answer = await self._r.xautoclaim(_stream(route, urgent), keys.GROUP, consumer,
+                                              min_idle_ms, start_id="0-0",
+                                              count=count - len(found))
+            found += _deliveries(answer[1], urgent)
+        return found
 
-    async def touch(self, route: str, consumer: str, entries: list[str]) -> list[str]:
-        if not entries:
-            return []
-        kept = await self._touch(keys=[keys.stream(route)],
-                                 args=[keys.GROUP, consumer, *entries])
-        return [e.decode() for e in kept]
+    async def touch(self, route: str, consumer: str, entries: list[Entry]) -> list[Entry]:
+        kept: list[Entry] = []
+        for urgent in (True, False):
+            ids = [e.id for e in entries if e.urgent is urgent]
+            if ids:
+                touched = await self._touch(keys=[_stream(route, urgent)],
+                                            args=[keys.GROUP, consumer, *ids])
+                kept += [Entry(e.decode(), urgent) for e in touched]
+        return kept
 
-    async def owner(self, route: str, entry: str) -> str | None:
-        found = await self._r.xpending_range(keys.stream(route), keys.GROUP, min=entry,
-                                             max=entry, count=1)
+    async def owner(self, route: str, entry: Entry) -> str | None:
+        found = await self._r.xpending_range(_stream(route, entry.urgent), keys.GROUP,
+                                             min=entry.id, max=entry.id, count=1)
         return found[0]["consumer"].decode() if found else None
 
     async def sent_mask(self, wave: str, ids: list[int]) -> list[bool]:
@@ -458,11 +503,11 @@ class RedisQueue:
                 await self._mark(wave, ids, pipe)
             await pipe.execute()
 
-    async def complete(self, route: str, entry: str, completion: Completion) -> None:
+    async def complete(self, route: str, entry: Entry, completion: Completion) -> None:
         if self._cluster:
             await self._complete_by_slot(route, entry, completion)
             return
-        stream = keys.stream(route)
+        stream = _stream(route, entry.urgent)
         async with self._r.pipeline(transaction=True) as pipe:
             for wave, ids in completion.sent.items():
                 if ids:
@@ -473,17 +518,17 @@ class RedisQueue:
             _schedule(pipe, route, completion)
             for other, items in completion.reroute.items():
                 if items:
-                    pipe.zadd(keys.retries(other), {_enc.encode(i): due for due, i in items})
+                    _zadd_by_lane(pipe, other, items)
             if completion.remote:
                 bucket = keys.remote_ids(int(time.time() // 3600))
                 pipe.hset(bucket, mapping={k: _enc.encode(v)
                                            for k, v in completion.remote.items()})
                 pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
-            pipe.xack(stream, keys.GROUP, entry)
-            pipe.xdel(stream, entry)
+            pipe.xack(stream, keys.GROUP, entry.id)
+            pipe.xdel(stream, entry.id)
             await pipe.execute()
 
-    async def _complete_by_slot(self, route: str, entry: str, completion: Completion) -> None:
+    async def _complete_by_slot(self, route: str, entry: Entry, completion: Completion) -> None:
         """:meth:`complete` on Redis Cluster, one slot at a time; the acknowledgement last.
 
         1. Each wave's sent bits and its ``sent`` counter (the wave's slot), and the route's
@@ -514,39 +559,47 @@ class RedisQueue:
                     pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
                 for other, items in completion.reroute.items():
                     if items:
-                        pipe.zadd(keys.retries(other),
-                                  {_enc.encode(_replayable(route, entry, i)): due
-                                   for due, i in items})
+                        _zadd_by_lane(pipe, other, [(due, _replayable(route, entry, i))
+                                                    for due, i in items])
                 await pipe.execute()
-        stream = keys.stream(route)
+        stream = _stream(route, entry.urgent)
         async with self._r.pipeline(transaction=True) as pipe:
             _schedule(pipe, route, completion)
             for wave in counted:
                 for name, n in completion.counts[wave].items():
                     if n:
                         pipe.hincrby(keys.route_progress(route, wave), name, n)
-            pipe.xack(stream, keys.GROUP, entry)
-            pipe.xdel(stream, entry)
+            pipe.xack(stream, keys.GROUP, entry.id)
+            pipe.xdel(stream, entry.id)
             await pipe.execute()
 
     async def move_due(self, route: str, now: float, limit: int) -> int:
-        stream = await self._group(route)
-        moved = await self._move_due(keys=[keys.retries(route), stream], args=[now, limit])
-        return int(moved)
+        await self._group(route)
+        moved = 0
+        for urgent in (True, False):
+            moved += int(await self._move_due(keys=[_retry_set(route, urgent),
+                                                    _stream(route, urgent)],
+                                              args=[now, limit - moved]))
+            if moved >= limit:
+                break
+        return moved
 
     async def oldest(self, route: str) -> float | None:
         # Acknowledged entries are deleted, so the first one left is the oldest waiting; its id
         # is the time Redis appended it, in milliseconds.
-        first = await self._r.xrange(keys.stream(route), count=1)
-        if not first:
-            return None
-        return int(first[0][0].split(b"-")[0]) / 1000
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.xrange(keys.stream(route), count=1).xrange(keys.urgent_stream(route), count=1)
+            firsts = await pipe.execute()
+        times = [int(f[0][0].split(b"-")[0]) / 1000 for f in firsts if f]
+        return min(times) if times else None
 
     async def depth(self, route: str) -> tuple[int, int, int]:
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.xlen(keys.stream(route)).zcard(keys.retries(route)).get(keys.dead_count(route))
-            queued, retrying, dead = await pipe.execute()
-        return int(queued), int(retrying), int(dead or 0)
+            pipe.xlen(keys.stream(route)).xlen(keys.urgent_stream(route))
+            pipe.zcard(keys.retries(route)).zcard(keys.urgent_retries(route))
+            pipe.get(keys.dead_count(route))
+            queued, urgent, retrying, urgent_retrying, dead = await pipe.execute()
+        return int(queued) + int(urgent), int(retrying) + int(urgent_retrying), int(dead or 0)
 
     async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]:
         found: list[DeadLetter] = []
@@ -557,9 +610,9 @@ class RedisQueue:
         return found[:limit]
 
 
-def _replayable(route: str, entry: str, item: RetryItem) -> RetryItem:
+def _replayable(route: str, entry: Entry, item: RetryItem) -> RetryItem:
     """``item`` with a nonce that the same message of the same entry gets every time."""
-    seed = f"{route}\0{entry}\0{item.wave}\0{item.id}".encode()
+    seed = f"{route}\0{entry.urgent}\0{entry.id}\0{item.wave}\0{item.id}".encode()
     return msgspec.structs.replace(item, nonce=zlib.crc32(seed))
 
 
