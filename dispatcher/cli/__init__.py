@@ -23,6 +23,7 @@ from dispatcher.cli import (
     campaign,
     chaos,
     engine,
+    level,
     number,
     plan,
     service,
@@ -31,7 +32,7 @@ from dispatcher.cli import (
 )
 from dispatcher.errors import LoaError
 
-GROUPS = (plan, number, text, audience, engine, campaign, service, bench, chaos, sim, api)
+GROUPS = (plan, number, text, audience, engine, level, campaign, service, bench, chaos, sim, api)
 
 
 def build_parser() -> argparse.ArgumentParser:
