@@ -212,3 +212,21 @@ def test_an_unknown_language_is_refused(capsys: pytest.CaptureFixture[str]) -> N
         main(["plan", "show", "--lang", "fr"])
     assert exc.value.code == 2
     assert "invalid choice: 'fr'" in capsys.readouterr().err
+
+
+def test_other_cadences_in_words(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text = Path("config/plan.toml").read_text(encoding="utf-8")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text.replace('slots = ["mon 09:30", "thu 09:30"]',
+                                 'slots = ["mon 09:30", "thu 14:00"]')
+                    .replace('period_days = 3\nslots = ["09:30"]',
+                             'period_days = 3\nslots = ["09:30", "+2 14:00"]'), encoding="utf-8")
+    sms = {}
+    for lang in ("vi", "en"):
+        status, out, err = run(capsys, "plan", "show", "--plan", str(plan), "--lang", lang)
+        assert status == 0, err
+        sms[lang] = [row[1:3] for row in rows(out) if row[0] == "SMS"][1:3]
+    assert sms["vi"] == [["2 lần/tuần", "hằng tuần: Thứ Hai 09:30, Thứ Năm 14:00"],
+                         ["2 lần/3 ngày", "mỗi 3 ngày: ngày thứ 1 lúc 09:30, ngày thứ 3 lúc 14:00"]]
+    assert sms["en"] == [["twice a week", "weekly: Monday 09:30, Thursday 14:00"],
+                         ["twice every 3 days", "every 3 days: day 1 at 09:30, day 3 at 14:00"]]

@@ -57,7 +57,7 @@ class Texts:
     chars_info: str  # {n}
     with_units: str  # {units}
     activities: str
-    activity: str  # {field} {what} {quantity} {lead}
+    activity: str  # {field} {what} {quantity}
     lead: str  # {lead}
     # the level in force
     in_force: str  # {level} {name} {since}
