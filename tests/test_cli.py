@@ -23,6 +23,11 @@ def json_lines(out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+@pytest.fixture(autouse=True)
+def no_redis_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOA_REDIS_URL", raising=False)
+
+
 def test_plan_show_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "plan", "show", "--json")
     assert status == 0
@@ -49,10 +54,10 @@ def test_plan_show_one_level_and_table(capsys: pytest.CaptureFixture[str],
     status, out, _ = run(capsys, "plan", "show", "--level", "3", "--json")
     assert status == 0
     assert [lv["level"] for lv in json_lines(out)[0]["levels"]] == [3]  # type: ignore[attr-defined]
-    status, out, _ = run(capsys, "plan", "show", "--level", "4")
+    status, out, _ = run(capsys, "plan", "show", "--level", "4", "--lang", "en")
     assert status == 0
     assert "Level 4" in out and "04-06 lần/ngày" in out and "Các doanh nghiệp viễn thông" in out
-    assert "sms (UCS2, 2 parts; with Phòng Bưu chính - Viễn thông): KHẨN" in out
+    assert "SMS (UCS2, 2 parts; with Phòng Bưu chính - Viễn thông): KHẨN" in out
     status, _, err = run(capsys, "plan", "show", "--level", "9")
     assert status == 2 and "level 9 is not in the plan" in err
 

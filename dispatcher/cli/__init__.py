@@ -23,6 +23,7 @@ from dispatcher.cli import (
     campaign,
     chaos,
     engine,
+    level,
     number,
     plan,
     service,
@@ -32,7 +33,8 @@ from dispatcher.cli import (
 )
 from dispatcher.errors import LoaError
 
-GROUPS = (plan, number, text, audience, engine, campaign, stop, service, bench, chaos, sim, api)
+GROUPS = (plan, number, text, audience, engine, level, campaign, stop, service, bench, chaos, sim,
+          api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,10 +1,9 @@
-"""``loa demo``, ``loa level set|show`` and ``loa audience import``: the engine's commands."""
+"""``loa demo`` and ``loa audience import``: the engine's commands."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from dispatcher import metrics
 from dispatcher.audience import Validator
+from dispatcher.cli import storeopts
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.cli.runtime import run_async
 from dispatcher.demo import SmscTarget, run_demo
 from dispatcher.engine import Progress as WaveProgress
 from dispatcher.errors import InputError
 from dispatcher.importer import import_audience
-from dispatcher.level import set_level
 from dispatcher.msisdn import load_numbering
 from dispatcher.plan import load_plan
 from dispatcher.province import load_province
-from dispatcher.settings import Settings, load_settings
 from dispatcher.store import open_store
 
 
@@ -49,28 +47,9 @@ def register(sub: Any) -> None:
     demo.add_argument("--zalo-url", metavar="URL",
                       help="send Zalo to this server (e.g. a `loa sim zalo`, with its default "
                            "credentials) instead of the in-process simulator")
-    _store_options(demo)
+    storeopts.add_options(demo)
     demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     demo.set_defaults(func=cmd_demo)
-
-    level = sub.add_parser("level", help="set and show the epidemic level",
-                           description="The current epidemic level is what the plan executes.")
-    group = level.add_subparsers(dest="level_command", metavar="COMMAND", required=True)
-    set_ = group.add_parser("set", help="set the level, by confirmed cases or directly",
-                            description="Set the level from the number of confirmed cases "
-                                        "(the plan's thresholds) or directly; history is kept.")
-    how = set_.add_mutually_exclusive_group(required=True)
-    how.add_argument("--cases", type=int, metavar="N", help="confirmed cases in the province")
-    how.add_argument("--level", type=int, metavar="L", help="the level itself (0-4)")
-    set_.add_argument("--reason", default="", help="why (kept in the history)")
-    set_.add_argument("--user", default=os.environ.get("USER", ""), help="who (default $USER)")
-    set_.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    _store_options(set_, need_redis=True)
-    set_.set_defaults(func=cmd_level_set)
-    show = group.add_parser("show", help="the current level and its history")
-    show.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    _store_options(show, need_redis=True)
-    show.set_defaults(func=cmd_level_show)
 
 
 def register_import(audience_group: Any) -> None:
@@ -82,32 +61,14 @@ def register_import(audience_group: Any) -> None:
                     "keep the version they started with).")
     imp.add_argument("file", type=Path, metavar="FILE", help="the audience CSV")
     imp.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    _store_options(imp, need_redis=True)
+    storeopts.add_options(imp, need_redis=True)
     imp.set_defaults(func=cmd_import)
-
-
-def _store_options(parser: argparse.ArgumentParser, *, need_redis: bool = False) -> None:
-    parser.add_argument("--redis", metavar="URL",
-                        help="Redis URL, e.g. redis://127.0.0.1:6379/0 (default: LOA_REDIS_URL; "
-                             + ("required" if need_redis else "none: in this process's memory")
-                             + ")")
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="deployment settings (TOML; see docs/configuration.md)")
-    parser.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
-
-
-def _settings(args: argparse.Namespace, *, need_redis: bool = False) -> tuple[Settings, str]:
-    settings = load_settings(args.config)
-    url = args.redis or settings.redis.url
-    if need_redis and not url:
-        raise InputError("this command needs a Redis: give --redis URL or set LOA_REDIS_URL")
-    return settings, url
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.recipients < 1:
         raise InputError("--recipients must be at least 1")
-    settings, url = _settings(args)
+    settings, url = storeopts.settings_and_url(args)
     plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
     smsc = _smsc(args.smsc, args.smsc_system_id,
                  args.smsc_password or os.environ.get("LOA_SMSC_PASSWORD", ""))
@@ -165,54 +126,8 @@ def _smsc(target: str | None, system_id: str, password: str) -> SmscTarget | Non
     return SmscTarget(host=host, port=int(port), system_id=system_id, password=password)
 
 
-def cmd_level_set(args: argparse.Namespace) -> int:
-    _, url = _settings(args, need_redis=True)
-    plan = load_plan(args.plan)
-
-    async def go() -> Any:
-        store = open_store(url)
-        try:
-            return await set_level(store, plan, now=dt.datetime.now(dt.UTC), cases=args.cases,
-                                   level=args.level, reason=args.reason, user=args.user)
-        finally:
-            await store.aclose()
-
-    state = run_async(go())
-    if args.json:
-        print_json(state)
-    else:
-        name = plan.levels[state.level].name if state.level in plan.levels else "no case"
-        console().print(f"level {state.level} ({name}) since {state.since:%Y-%m-%d %H:%M} UTC",
-                        markup=False)
-    return 0
-
-
-def cmd_level_show(args: argparse.Namespace) -> int:
-    _, url = _settings(args, need_redis=True)
-
-    async def go() -> Any:
-        store = open_store(url)
-        try:
-            return await store.level.history(20)
-        finally:
-            await store.aclose()
-
-    history = run_async(go())
-    if args.json:
-        print_json({"level": history[0].level if history else 0, "history": history})
-        return 0
-    out = console()
-    if not history:
-        out.print("no level has been set (level 0)")
-    for state in history:
-        cases = f", {state.cases} cases" if state.cases is not None else ""
-        out.print(f"{state.at:%Y-%m-%d %H:%M} UTC  level {state.level}{cases}  "
-                  f"{state.set_by} {state.reason}", markup=False)
-    return 0
-
-
 def cmd_import(args: argparse.Namespace) -> int:
-    settings, url = _settings(args, need_redis=True)
+    settings, url = storeopts.settings_and_url(args, need_redis=True)
     validator = Validator(load_numbering(), load_province())
     try:
         size = args.file.stat().st_size

@@ -1,0 +1,150 @@
+"""``loa level set|show``: the epidemic level in force, and how the commands describe it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from dispatcher.cli import lang, storeopts
+from dispatcher.cli.output import console, print_json
+from dispatcher.cli.runtime import run_async
+from dispatcher.level import set_level
+from dispatcher.model import LevelState
+from dispatcher.plan import Plan, load_plan
+from dispatcher.store import open_store
+
+HISTORY = 20  # entries `loa level show` prints
+
+
+def register(sub: Any) -> None:
+    level = sub.add_parser("level", help="set and show the epidemic level",
+                           description="The current epidemic level is what the plan executes. "
+                                       "Times are printed in the plan's time zone.")
+    group = level.add_subparsers(dest="level_command", metavar="COMMAND", required=True)
+    set_ = group.add_parser("set", help="set the level, by confirmed cases or directly",
+                            description="Set the level from the number of confirmed cases "
+                                        "(the plan's thresholds) or directly; history is kept. "
+                                        "Level 0 means no case in the province: the plan "
+                                        "schedules nothing, and the previous level's waves "
+                                        "(those sending too) are cancelled.")
+    how = set_.add_mutually_exclusive_group(required=True)
+    how.add_argument("--cases", type=int, metavar="N", help="confirmed cases in the province")
+    how.add_argument("--level", type=int, metavar="L", help="the level itself (0-4)")
+    set_.add_argument("--reason", default="", help="why (kept in the history)")
+    set_.add_argument("--user", default=os.environ.get("USER", ""), help="who (default $USER)")
+    set_.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    lang.add_option(set_)
+    storeopts.add_options(set_, need_redis=True)
+    set_.set_defaults(func=cmd_set)
+    show = group.add_parser("show", help="the level in force and its history",
+                            description="The level in force (with the plan's name for it, since "
+                                        f"when and who set it) and the last {HISTORY} changes, "
+                                        "newest first.")
+    show.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    lang.add_option(show)
+    storeopts.add_options(show, need_redis=True)
+    show.set_defaults(func=cmd_show)
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    _, url = storeopts.settings_and_url(args, need_redis=True)
+    plan = load_plan(args.plan)
+
+    async def go() -> LevelState:
+        store = open_store(url)
+        try:
+            return await set_level(store, plan, now=dt.datetime.now(dt.UTC), cases=args.cases,
+                                   level=args.level, reason=args.reason, user=args.user)
+        finally:
+            await store.aclose()
+
+    state = run_async(go())
+    if args.json:
+        print_json(state)
+        return 0
+    out = console()
+    for line in describe(lang.texts(args), plan, state):
+        out.print(line, markup=False)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    _, url = storeopts.settings_and_url(args, need_redis=True)
+
+    async def go() -> tuple[LevelState | None, list[LevelState]]:
+        store = open_store(url)
+        try:
+            return await store.level.get(), await store.level.history(HISTORY)
+        finally:
+            await store.aclose()
+
+    current, history = run_async(go())
+    if args.json:
+        print_json({"level": current.level if current else 0, "history": history})
+        return 0
+    tx, plan = lang.texts(args), load_plan(args.plan)
+    out = console()
+    for line in describe(tx, plan, current):
+        out.print(line, markup=False)
+    if history:
+        out.print()
+        out.print(_history(tx, plan, history))
+    return 0
+
+
+def read_level(url: str) -> LevelState | None:
+    """The level in force in the store at ``url`` (None: never set)."""
+
+    async def go() -> LevelState | None:
+        store = open_store(url)
+        try:
+            return await store.level.get()
+        finally:
+            await store.aclose()
+
+    return run_async(go())
+
+
+def describe(tx: lang.Texts, plan: Plan, state: LevelState | None) -> list[str]:
+    """The level in force in words: level, name, since when, who set it, cases and reason; for
+    level 0 (or none set) what that means."""
+    if state is None:
+        return [tx.never_set]
+    since = state.since or state.at
+    line = tx.in_force.format(level=state.level, name=level_name(tx, plan, state.level),
+                              since=tx.stamp(since, plan.tz))
+    if state.set_by:
+        line += tx.set_by.format(user=state.set_by)
+    details = [tx.cases(state.cases)] if state.cases is not None else []
+    if state.reason:
+        details.append(tx.reason.format(reason=state.reason))
+    if details:
+        line += f" ({'; '.join(details)})"
+    return [line, tx.level_zero] if state.level == 0 else [line]
+
+
+def level_name(tx: lang.Texts, plan: Plan, level: int) -> str:
+    """The plan's name of ``level`` ("Cấp độ III"); level 0 is "no case"."""
+    if level == 0:
+        return tx.no_case
+    info = plan.levels.get(level)
+    return info.name if info else tx.not_in_plan
+
+
+def _history(tx: lang.Texts, plan: Plan, history: list[LevelState]) -> Table:
+    table = Table(title=Text(tx.history), title_justify="left", expand=False)
+    for column in tx.history_columns:
+        table.add_column(column)
+    for state in history:
+        table.add_row(
+            Text(tx.stamp(state.at, plan.tz)),
+            Text(tx.history_level.format(level=state.level,
+                                         name=level_name(tx, plan, state.level))),
+            Text(tx.count(state.cases) if state.cases is not None else ""),
+            Text(state.set_by), Text(state.reason))
+    return table
