@@ -24,8 +24,9 @@ demo: $(STAMP)
 	@$(BIN)/loa plan show --level 4
 	@echo; echo "== Which level do 42 confirmed cases set? =="
 	@$(BIN)/loa plan level --cases 42
-	@echo; echo "== How the level-4 alert goes out as SMS =="
-	@$(BIN)/loa text inspect "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường."
+	@echo; echo "== How the level-4 alert goes out as SMS: as the plan sends it (no diacritics), and with them =="
+	@$(BIN)/loa text inspect --strip-diacritics "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo khẩu trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường hoặc 1900 9095."
+	@$(BIN)/loa text inspect "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo khẩu trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường hoặc 1900 9095."
 	@echo; echo "== Numbers as people write them =="
 	@$(BIN)/loa number "0912 345 678" "+84 98-765-4321" 01662345678 02033825555 || true
 	@echo; echo "== A generated audience of 100,000 (with some bad rows), checked =="

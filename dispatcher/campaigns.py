@@ -25,6 +25,8 @@ from dispatcher import routing, smstext
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import (
+    DEFAULT_MAX_PARTS,
+    MAX_PARTS_LIMIT,
     WAVE_LIVE,
     Campaign,
     CampaignState,
@@ -62,6 +64,15 @@ def fallback_text(texts: dict[Channel, str]) -> str:
     return texts.get(Channel.SMS) or texts.get(Channel.ZALO, "")
 
 
+def _check_sms(text: str, strip: bool, max_parts: int, where: str) -> None:
+    try:
+        seg = smstext.segment(text, strip=strip)
+    except TextError as exc:
+        raise InputError(f"{where}{exc}") from None
+    if len(seg.parts) > max_parts:
+        raise InputError(f"{where}{seg.summary} is more than max_parts {max_parts}")
+
+
 class Campaigns:
     def __init__(self, store: Store, settings: Settings, province: Province) -> None:
         self.store = store
@@ -74,11 +85,14 @@ class Campaigns:
                      coordinating: list[str] | None = None, subject: str = "",
                      strip_diacritics: bool = False, campaign_id: str | None = None,
                      start_at: dt.datetime | None = None, sms_fallback: bool = False,
-                     ) -> Campaign:
-        """Validate and store a new campaign; it is approved at once when small enough."""
+                     max_parts: int = DEFAULT_MAX_PARTS) -> Campaign:
+        """Validate and store a new campaign; it is approved at once when small enough. An SMS
+        text (or the SMS fallback's) of more than ``max_parts`` parts is refused."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("title: must not be empty")
+        if not 1 <= max_parts <= MAX_PARTS_LIMIT:
+            raise InputError(f"max_parts: must be 1 to {MAX_PARTS_LIMIT}, not {max_parts}")
         if start_at is not None and start_at.tzinfo is None:
             raise InputError("start_at: give a time zone (e.g. 2026-11-27T09:00+07:00)")
         if not channels:
@@ -88,15 +102,10 @@ class Campaigns:
             if not text.strip():
                 raise InputError(f"texts.{channel}: no text for this channel")
             if channel is Channel.SMS:
-                try:
-                    smstext.segment(text, strip=strip_diacritics)
-                except TextError as exc:
-                    raise InputError(f"texts.sms: {exc}") from None
+                _check_sms(text, strip_diacritics, max_parts, "texts.sms: ")
         if sms_fallback and Channel.ZALO in channels:
-            try:
-                smstext.segment(fallback_text(texts), strip=strip_diacritics)
-            except TextError as exc:
-                raise InputError(f"sms_fallback: the text cannot go by SMS: {exc}") from None
+            _check_sms(fallback_text(texts), strip_diacritics, max_parts,
+                       "sms_fallback: the text cannot go by SMS: ")
         unknown = [d for d in selector.districts if d not in self.province.districts]
         if unknown:
             raise InputError(f"selector.districts: not districts of {self.province.name}: "
@@ -112,7 +121,7 @@ class Campaigns:
             created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=size,
-            start_at=start_at, sms_fallback=sms_fallback)
+            start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign

@@ -105,6 +105,11 @@ def _name_keys(data: Any, type_: type[Any], key: str, error: str) -> str:
 
 def load_toml(path: Path, type_: type[T]) -> T:
     """Read the TOML file at ``path`` and validate it as ``type_``."""
+    return convert(read_toml(path), type_, source=str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read the TOML file at ``path`` (UTF-8); errors name the file."""
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -118,4 +123,4 @@ def load_toml(path: Path, type_: type[T]) -> T:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=source) from None
-    return convert(data, type_, source=source)
+    return data

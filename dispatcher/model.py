@@ -81,6 +81,11 @@ class LevelState(msgspec.Struct, frozen=True):
     set_by: str = ""
 
 
+#: SMS parts a campaign's text may take unless it says otherwise, and the most it may allow.
+DEFAULT_MAX_PARTS = 3
+MAX_PARTS_LIMIT = 10
+
+
 class StopState(msgspec.Struct, frozen=True):
     """The emergency stop: while ``active``, no worker takes, starts or sends anything until an
     operator lifts it. Each set and lift is kept in the history, with who and why."""
@@ -115,6 +120,7 @@ class Campaign(msgspec.Struct, frozen=True):
     revision: int = 0  # bumped on every change; updates compare it
     state_reason: str = ""  # why it was last paused, resumed or cancelled
     state_by: str = ""  # ... and by whom
+    max_parts: int = DEFAULT_MAX_PARTS  # an SMS text (or SMS fallback) of more parts is refused
 
 
 class Wave(msgspec.Struct, frozen=True):

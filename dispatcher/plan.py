@@ -3,7 +3,8 @@
 This module is pure: :func:`load_plan` is the only function that reads a file; everything else
 computes on the loaded :class:`Plan`. The reconciler asks :func:`due_slots` which sends of a
 channel fall in a time range; each :class:`Slot` has a deterministic id (level, channel, local
-time), so creating the same wave twice can be recognised and refused.
+time), so creating the same wave twice can be recognised and refused. The texts (the hotline,
+SMS diacritics and parts) are checked and resolved by :mod:`dispatcher.plantext`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from dispatcher import smstext
-from dispatcher.config import convert, default_path, load_toml
-from dispatcher.errors import ConfigError, InputError, TextError
-from dispatcher.model import Channel, Kind
+from dispatcher import plantext
+from dispatcher.config import convert, default_path, read_toml
+from dispatcher.errors import ConfigError, InputError
+from dispatcher.model import DEFAULT_MAX_PARTS, Channel, Kind
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -29,7 +30,11 @@ FailAt = Callable[[str], ConfigError]  # message -> error at a key already chose
 
 
 class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One row of the plan that Loa sends: what, how often, who leads, and the message."""
+    """One row of the plan that Loa sends: what, how often, who leads, and the message.
+
+    Once the plan is loaded, ``template`` and ``subject`` have the hotline filled in and, for
+    SMS, ``strip_diacritics`` holds the plan's (or the level's) ``sms_diacritics``; a plan file
+    that writes ``strip_diacritics`` in a row is refused."""
 
     activity: str
     quantity: str  # the source document's wording, e.g. "02 lần/tuần"
@@ -42,7 +47,7 @@ class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     follows: Channel | None = None  # take period_days and slots from this channel of the level
     sends_range: list[int] | None = None  # [min, max] sends per period the source allows
     subject: str = ""
-    strip_diacritics: bool = False
+    strip_diacritics: bool = False  # resolved from sms_diacritics; not a key of the file
     sms_fallback: bool = False  # Zalo only: recipients not on Zalo get the level's SMS text
 
 
@@ -71,6 +76,7 @@ class LevelFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channels: Channels
     max_cases: int | None = None
     activities: list[Activity] = []
+    sms_diacritics: str | None = None  # "strip" or "keep": this level's SMS, over the plan's
 
 
 class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -83,6 +89,9 @@ class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cycle_anchor: dt.date
     levels: list[LevelFile]
     source: str = ""
+    hotline: str = ""  # the number citizens call; templates write {hotline}
+    sms_diacritics: str = plantext.DEFAULT_DIACRITICS  # "strip" or "keep"
+    sms_max_parts: int = DEFAULT_MAX_PARTS  # every SMS of the plan fits this many parts
 
 
 class Cadence(msgspec.Struct, frozen=True):
@@ -112,6 +121,7 @@ class Level(msgspec.Struct, frozen=True):
     max_cases: int | None
     rules: dict[Channel, Rule]
     activities: list[Activity]
+    sms_diacritics: plantext.Diacritics = plantext.DEFAULT_DIACRITICS  # in force at this level
 
 
 class Slot(msgspec.Struct, frozen=True, order=True):
@@ -131,6 +141,9 @@ class Plan(msgspec.Struct, frozen=True):
     catch_up: dt.timedelta
     anchor: dt.date
     levels: dict[int, Level]
+    hotline: str = ""
+    sms_diacritics: plantext.Diacritics = plantext.DEFAULT_DIACRITICS
+    sms_max_parts: int = DEFAULT_MAX_PARTS
 
     def level(self, level: int) -> Level:
         try:
@@ -232,11 +245,12 @@ def _aware(value: dt.datetime, name: str) -> dt.datetime:
 def load_plan(path: Path | None = None) -> Plan:
     """Load and validate a plan file (default: the shipped ``config/plan.toml``)."""
     path = path or default_path("plan.toml")
-    return build_plan(load_toml(path, PlanFile), source=str(path))
+    return plan_from_dict(read_toml(path), source=str(path))
 
 
 def plan_from_dict(data: dict[str, Any], *, source: str = "<plan>") -> Plan:
     """Validate an already-parsed plan (tests, the API)."""
+    plantext.refuse_removed_keys(data, source)
     return build_plan(convert(data, PlanFile, source=source), source=source)
 
 
@@ -260,13 +274,18 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         raise fail("catch_up_minutes", "must be 0 or more")
     if not raw.levels:
         raise fail("levels", "the plan has no level")
+    rows = [getattr(level.channels, c.value) for level in raw.levels for c in Channel]
+    written = [text for row in rows if row is not None for text in (row.template, row.subject)]
+    policy = plantext.plan_policy(raw.hotline, raw.sms_diacritics, raw.sms_max_parts, written,
+                                  fail)
 
     levels: dict[int, Level] = {}
     previous: LevelFile | None = None
     for index, entry in enumerate(raw.levels):
         key = f"levels[{index}]"
         _check_threshold(entry, previous, index == len(raw.levels) - 1, key, fail)
-        rules = _resolve_rules(entry, raw, hours, f"{key}.channels", fail)
+        texts = policy.for_level(entry.sms_diacritics, f"{key}.sms_diacritics", fail)
+        rules = _resolve_rules(entry, raw, hours, texts, f"{key}.channels", fail)
         levels[entry.level] = Level(
             level=entry.level,
             name=entry.name,
@@ -275,6 +294,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
             max_cases=entry.max_cases,
             rules=rules,
             activities=entry.activities,
+            sms_diacritics=texts.diacritics,
         )
         previous = entry
     return Plan(
@@ -285,6 +305,9 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         catch_up=dt.timedelta(minutes=raw.catch_up_minutes),
         anchor=raw.cycle_anchor,
         levels=levels,
+        hotline=policy.hotline,
+        sms_diacritics=policy.diacritics,
+        sms_max_parts=policy.max_parts,
     )
 
 
@@ -305,8 +328,8 @@ def _check_threshold(entry: LevelFile, previous: LevelFile | None, last: bool, k
         raise fail(f"{key}.max_cases", f"must be at least min_cases ({entry.min_cases})")
 
 
-def _resolve_rules(entry: LevelFile, raw: PlanFile, hours: tuple[dt.time, dt.time], key: str,
-                   fail: Fail) -> dict[Channel, Rule]:
+def _resolve_rules(entry: LevelFile, raw: PlanFile, hours: tuple[dt.time, dt.time],
+                   texts: plantext.Policy, key: str, fail: Fail) -> dict[Channel, Rule]:
     rows = {c: getattr(entry.channels, c.value) for c in Channel}
     rules: dict[Channel, Rule] = {}
     for channel, row in rows.items():
@@ -326,8 +349,8 @@ def _resolve_rules(entry: LevelFile, raw: PlanFile, hours: tuple[dt.time, dt.tim
         cadence = _cadence(cadence_row, raw, hours, ckey, fail)
         if row.sends_range is not None:
             _check_range(row.sends_range, len(cadence.slots), f"{ckey}.sends_range", fail)
-        _check_row(channel, row, ckey, fail)
-        rules[channel] = Rule(channel=channel, row=row, cadence=cadence)
+        rules[channel] = Rule(channel=channel, row=_resolve_row(channel, row, texts, ckey, fail),
+                              cadence=cadence)
     return rules
 
 
@@ -400,13 +423,14 @@ def _check_range(bounds: list[int], count: int, key: str, fail: Fail) -> None:
                         f"slots give {count}")
 
 
-def _check_row(channel: Channel, row: ChannelPlan, key: str, fail: Fail) -> None:
+def _resolve_row(channel: Channel, row: ChannelPlan, texts: plantext.Policy, key: str,
+                 fail: Fail) -> ChannelPlan:
+    """The row with the hotline filled in and, for SMS, the diacritics policy of its level."""
     if not row.template.strip():
         raise fail(f"{key}.template", "is empty")
     if not row.kinds:
         raise fail(f"{key}.kinds", "needs at least one kind of recipient")
-    if channel is Channel.SMS:
-        try:
-            smstext.segment(row.template, strip=row.strip_diacritics)
-        except TextError as exc:
-            raise fail(f"{key}.template", str(exc)) from None
+    sms = channel is Channel.SMS
+    template, subject = texts.resolve(row.template, row.subject, sms=sms, key=key, fail=fail)
+    return msgspec.structs.replace(row, template=template, subject=subject,
+                                   strip_diacritics=sms and texts.strip)

@@ -118,7 +118,7 @@ class Reconciler:
             created_by=PLAN_USER, state=CampaignState.RUNNING, owner=row.lead,
             coordinating=row.coordinating, selector=selector, subject=row.subject,
             strip_diacritics=row.strip_diacritics, approved_by=PLAN_USER, level=slot.level,
-            audience_size=meta.count))
+            audience_size=meta.count, max_parts=self.plan.sms_max_parts))
         sms = self.plan.level(slot.level).rules.get(Channel.SMS)
         fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
         wave = Wave(id=slot.id, campaign_id=campaign_id, channel=rule.channel,

@@ -73,6 +73,14 @@ class Segmented(msgspec.Struct, frozen=True):
     ref16: bool = False
 
     @property
+    def summary(self) -> str:
+        """What the text costs, for messages: ``4 parts (UCS-2, 245 characters)``."""
+        n, chars = len(self.parts), len(self.text)
+        name = "GSM-7" if self.encoding == Encoding.GSM7 else "UCS-2"
+        return (f"{n} {'part' if n == 1 else 'parts'} ({name}, {chars} "
+                f"{'character' if chars == 1 else 'characters'})")
+
+    @property
     def data_coding(self) -> int:
         """The SMPP ``data_coding`` value: 0 (SMSC default, GSM-7) or 8 (UCS-2)."""
         return 0 if self.encoding == Encoding.GSM7 else 8

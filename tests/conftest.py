@@ -43,8 +43,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 #: A level-4 alert: two UCS-2 parts.
-VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
-              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo "
+              "khẩu trang. Sốt, ho, khó thở: gọi y tế xã, phường.")
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ from dispatcher.settings import EngineSettings, Settings
 from dispatcher.store import MemoryStore
 
 NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
-VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
-              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo "
+              "khẩu trang. Sốt, ho, khó thở: gọi y tế xã, phường.")
 ASCII = "Deo khau trang, rua tay, giu khoang cach, khai bao y te."
+LONG = "Đeo khẩu trang, rửa tay, giữ khoảng cách. " * 6  # 252 characters: 4 parts of UCS-2
 USERS = {"vic": Role.VIEWER, "olga": Role.OPERATOR, "carol": Role.APPROVER,
          "dave": Role.APPROVER, "root": Role.ADMIN}
 TOKENS = {user: f"loa_test-token-of-{user}" for user in USERS}
@@ -246,6 +247,29 @@ async def test_campaign_input_errors_are_400(env: Env) -> None:
     assert r.status_code == 400 and "texts.email" in r.json()["error"]
 
 
+async def test_an_sms_over_max_parts_is_400_naming_parts_and_cap(env: Env) -> None:
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "T", "channels": ["sms"], "text": LONG})
+    assert r.status_code == 400
+    assert r.json() == {"error": "texts.sms: 4 parts (UCS-2, 252 characters) is more than "
+                                 "max_parts 3"}
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "T", "channels": ["zalo"], "text": LONG, "sms_fallback": True})
+    assert r.status_code == 400 and r.json()["error"].startswith("sms_fallback: ")
+    assert "is more than max_parts 3" in r.json()["error"]
+    for bad in (0, 11):
+        r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+            "title": "T", "channels": ["sms"], "text": ASCII, "max_parts": bad})
+        assert r.status_code == 400 and "max_parts" in r.json()["error"]
+    assert (await env.client.get("/v1/campaigns", headers=auth("vic"))).json() == []
+
+    default = await env.create("olga")
+    assert default["max_parts"] == 3
+    four = await env.create("olga", text=LONG, max_parts=4)
+    r = await env.client.get(f"/v1/campaigns/{four['id']}", headers=auth("vic"))
+    assert r.status_code == 200 and r.json()["campaign"]["max_parts"] == 4
+
+
 # -- bad bodies -----------------------------------------------------------------------------------
 
 
@@ -345,6 +369,28 @@ async def test_preview_counts_parts_pdus_and_time(env: Env) -> None:
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={
         "text": VIETNAMESE, "strip_diacritics": True})
     assert r.json()["sms"]["encoding"] == "gsm7" and r.json()["sms"]["parts"] == 1
+
+
+async def test_preview_refuses_an_sms_over_max_parts(env: Env) -> None:
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={"text": LONG})
+    assert r.status_code == 400
+    assert r.json() == {"error": "text: 4 parts (UCS-2, 252 characters) is more than max_parts 3"}
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={
+        "texts": {"sms": LONG}, "text": ASCII, "max_parts": 2, "strip_diacritics": True})
+    assert r.status_code == 200, r.text  # 2 parts of GSM-7
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={
+        "texts": {"sms": LONG}, "max_parts": 1, "strip_diacritics": True})
+    assert r.status_code == 400
+    assert r.json() == {"error": "texts.sms: 2 parts (GSM-7, 252 characters) is more than "
+                                 "max_parts 1"}
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={
+        "text": LONG, "max_parts": 4})
+    assert r.status_code == 200, r.text
+    sms = r.json()["sms"]
+    assert (sms["parts"], sms["pdus"]) == (4, RECIPIENTS * 4)
+    r = await env.client.post("/v1/preview", headers=auth("vic"), json={
+        "text": ASCII, "max_parts": 11})
+    assert r.status_code == 400 and "max_parts" in r.json()["error"]
 
 
 async def test_preview_without_limits_and_with_a_selector(open_env: Env,

@@ -52,7 +52,7 @@ REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422"
 #: JSON schema cannot state.
 SEMANTIC_REFUSALS = {
     "POST /v1/campaigns": ("title: must not be empty", "texts.", "sms_fallback: "),
-    "POST /v1/preview": ("text: ",),
+    "POST /v1/preview": ("text: ", "texts.sms: "),
 }
 
 

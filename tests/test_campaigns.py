@@ -167,6 +167,45 @@ async def test_invalid_campaigns_are_refused(
     assert await store.campaigns.all() == []
 
 
+LONG = "Đeo khẩu trang, rửa tay, giữ khoảng cách. " * 6  # 252 characters: 4 parts of UCS-2
+
+
+@pytest.mark.parametrize(("channels", "fallback", "strip", "max_parts", "error"), [
+    ([Channel.SMS], False, False, 3,
+     "texts.sms: 4 parts (UCS-2, 252 characters) is more than max_parts 3"),
+    ([Channel.SMS], False, True, 1,
+     "texts.sms: 2 parts (GSM-7, 252 characters) is more than max_parts 1"),
+    ([Channel.ZALO], True, False, 3, "sms_fallback: the text cannot go by SMS: 4 parts (UCS-2, "
+                                     "252 characters) is more than max_parts 3"),
+    ([Channel.SMS], False, False, 0, "max_parts: must be 1 to 10, not 0"),
+    ([Channel.SMS], False, False, 11, "max_parts: must be 1 to 10, not 11"),
+])
+async def test_an_sms_over_max_parts_is_refused(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta, channels: list[Channel],
+        fallback: bool, strip: bool, max_parts: int, error: str) -> None:
+    with pytest.raises(InputError) as info:
+        await campaigns.create(title="T", channels=channels, texts=dict.fromkeys(channels, LONG),
+                               created_by="alice", now=NOW, sms_fallback=fallback,
+                               strip_diacritics=strip, max_parts=max_parts)
+    assert str(info.value) == error
+    assert await store.campaigns.all() == []
+
+
+async def test_max_parts_defaults_to_three_and_is_kept(campaigns: Campaigns, store: Store,
+                                                       meta: AudienceMeta) -> None:
+    three = await campaigns.create(title="T", channels=[Channel.SMS],
+                                   texts={Channel.SMS: "á" * 201}, created_by="alice", now=NOW)
+    assert three.max_parts == 3
+    four = await campaigns.create(title="T", channels=[Channel.SMS, Channel.ZALO],
+                                  texts=dict.fromkeys([Channel.SMS, Channel.ZALO], LONG),
+                                  created_by="alice", now=NOW, sms_fallback=True, max_parts=4)
+    assert four.max_parts == 4 and (await store.campaigns.get(four.id)) == four
+    stripped = await campaigns.create(title="T", channels=[Channel.SMS],
+                                      texts={Channel.SMS: LONG}, created_by="alice", now=NOW,
+                                      strip_diacritics=True)
+    assert stripped.max_parts == 3  # 2 parts of GSM-7
+
+
 async def test_a_campaign_needs_an_audience(campaigns: Campaigns, store: Store) -> None:
     with pytest.raises(StateError):
         await _create(campaigns)

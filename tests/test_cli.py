@@ -43,9 +43,15 @@ def test_plan_show_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert sms == pytest.approx([1.0, 2.0, 7 / 3, 7.0], abs=1e-3)
     zalo = [lv["channels"]["zalo"]["sends_per_week"] for lv in levels]
     assert zalo == pytest.approx([7.0, 14.0, 21.0, 35.0])
-    assert levels[3]["channels"]["sms"]["encoding"] == "ucs2"
-    assert levels[0]["channels"]["sms"]["encoding"] == "gsm7"  # sent without diacritics
-    assert doc["province"] and doc["districts"] and levels[3]["channels"]["sms"]["parts"] == 2
+    for lv in levels:  # every SMS without diacritics, in one part, with the hotline
+        sms_row = lv["channels"]["sms"]
+        assert (sms_row["encoding"], sms_row["parts"], sms_row["strip_diacritics"]) == (
+            "gsm7", 1, True)
+        assert "1900 9095" in sms_row["text"] and "{hotline}" not in sms_row["template"]
+        assert lv["channels"]["zalo"]["strip_diacritics"] is False
+    assert (doc["hotline"], doc["sms_diacritics"], doc["sms_max_parts"]) == (
+        "1900 9095", "strip", 3)
+    assert doc["province"] and doc["districts"]
 
 
 def test_plan_show_one_level_and_table(capsys: pytest.CaptureFixture[str],
@@ -57,7 +63,9 @@ def test_plan_show_one_level_and_table(capsys: pytest.CaptureFixture[str],
     status, out, _ = run(capsys, "plan", "show", "--level", "4", "--lang", "en")
     assert status == 0
     assert "Level 4" in out and "04-06 lần/ngày" in out and "Các doanh nghiệp viễn thông" in out
-    assert "SMS (UCS2, 2 parts; with Phòng Bưu chính - Viễn thông): KHẨN" in out
+    assert ("SMS (GSM7, 1 part, diacritics stripped; with Phòng Bưu chính - Viễn thông): "
+            "KHAN: Covid-19 lay lan rong tai Quang Ninh. Chi ra ngoai khi that can thiet") in out
+    assert "Hotline 1900 9095; SMS diacritics: strip; every SMS at most 3 parts" in out
     status, _, err = run(capsys, "plan", "show", "--level", "9")
     assert status == 2 and "level 9 is not in the plan" in err
 
@@ -133,3 +141,22 @@ def test_installed_entry_point_runs() -> None:
                           check=False)
     for command in ("plan", "number", "text", "audience"):
         assert command in done.stdout
+
+
+def test_every_shipped_sms_is_one_gsm7_part_as_text_inspect_shows(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "plan", "show", "--json")
+    assert status == 0
+    (doc,) = json_lines(out)
+    levels = doc["levels"]
+    assert isinstance(levels, list) and len(levels) == 4
+    for level in levels:
+        template = level["channels"]["sms"]["template"]
+        assert "1900 9095" in template
+        status, out, _ = run(capsys, "text", "inspect", template, "--strip-diacritics", "--json")
+        assert status == 0
+        (inspected,) = json_lines(out)
+        assert (inspected["encoding"], inspected["parts"]) == ("gsm7", 1), level["level"]
+        assert inspected["text"] == level["channels"]["sms"]["text"]
+        status, out, _ = run(capsys, "text", "inspect", template, "--json")
+        assert json_lines(out)[0]["parts"] == 3  # with diacritics: UCS-2, three parts

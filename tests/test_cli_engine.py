@@ -221,3 +221,29 @@ def test_campaign_verbs_over_redis(capsys: pytest.CaptureFixture[str], redis_url
     status, _, err = run(capsys, "campaign", "create", "--title", "x", "--channels", "fax",
                          "--text", "y", *common)
     assert status == 2 and "--channels" in err
+
+
+def test_campaign_create_caps_sms_parts(capsys: pytest.CaptureFixture[str], redis_url: str,
+                                        tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    assert run(capsys, "audience", "generate", "--count", "50", "-o", str(path))[0] == 0
+    assert run(capsys, "audience", "import", str(path), "--redis", redis_url)[0] == 0
+    common = ("--redis", redis_url, "--json")
+    long = "Đeo khẩu trang, rửa tay, giữ khoảng cách. " * 6  # 252 characters: 4 parts of UCS-2
+    status, out, err = run(capsys, "campaign", "create", "--title", "Dài", "--text", long,
+                           *common)
+    assert status == 2 and out == ""
+    assert err.strip() == ("loa: error: texts.sms: 4 parts (UCS-2, 252 characters) is more "
+                           "than max_parts 3")
+    status, out, err = run(capsys, "campaign", "create", "--title", "Dài", "--text", long,
+                           "--max-parts", "4", *common)
+    assert status == 0, err
+    assert last_json(out)["max_parts"] == 4
+    status, out, err = run(capsys, "campaign", "create", "--title", "Ngắn", "--text", "Xin chào",
+                           *common)
+    assert status == 0 and last_json(out)["max_parts"] == 3
+    status, _, err = run(capsys, "campaign", "create", "--title", "x", "--text", "y",
+                         "--max-parts", "11", *common)
+    assert status == 2 and "max_parts: must be 1 to 10, not 11" in err
+    status, out, _ = run(capsys, "campaign", "list", *common)
+    assert len(last_json(out)["campaigns"]) == 2  # type: ignore[arg-type]

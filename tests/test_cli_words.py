@@ -139,10 +139,11 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     messages = bullets(out, "Nội dung tin, như khi gửi:")
     assert [m.split(" (")[0] for m in messages] == ["SMS", "Zalo", "Thư điện tử",
                                                     "Ứng dụng Smart Quảng Ninh"]
-    assert messages[0] == ("SMS (UCS2, 2 tin SMS; phối hợp: Phòng Bưu chính - Viễn thông): "
-                           "Quảng Ninh: dịch Covid-19 diễn biến phức tạp. Không tụ tập, đeo khẩu "
-                           "trang, khai báo y tế. Sốt, ho, khó thở: gọi y tế xã, phường.")
-    assert messages[2].startswith("Thư điện tử (247 ký tự; phối hợp: Phòng Thông tin - Báo chí - "
+    assert messages[0] == ("SMS (GSM7, 1 tin SMS, bỏ dấu; phối hợp: Phòng Bưu chính - Viễn "
+                           "thông): Quang Ninh: dich Covid-19 dien bien phuc tap. Khong tu tap, "
+                           "deo khau trang, khai bao y te. Sot, ho, kho tho: goi ngay y te xa, "
+                           "phuong hoac 1900 9095.")
+    assert messages[2].startswith("Thư điện tử (313 ký tự; phối hợp: Phòng Thông tin - Báo chí - "
                                   "Xuất bản): Kính gửi cán bộ")
     activities = bullets(out, "Việc do các đơn vị thực hiện (Loa chỉ ghi nhận, không gửi):")
     assert all(f"  • {item}" in lines(out) for item in activities)  # each on a line of its own
@@ -164,8 +165,8 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     status, out, _ = run(capsys, "plan", "show", "--level", "1", "--lang", "en")
     messages = bullets(out, "Messages, as sent:")
     assert messages[0].startswith("SMS (GSM7, 1 part, diacritics stripped; with Phòng Bưu chính "
-                                  "- Viễn thông): Quang Ninh da ghi nhan")
-    assert messages[2].startswith("E-mail (278 characters): Kính gửi")  # no coordinating unit
+                                  "- Viễn thông): Quang Ninh ghi nhan ca mac")
+    assert messages[2].startswith("E-mail (344 characters): Kính gửi")  # no coordinating unit
     activities = bullets(out, "Done by people, recorded only (Loa does not send these):")
     assert len(activities) == 6
     assert activities[-1] == ("Tổng đài: Tiếp nhận, giải đáp, chuyển xử lý phản ánh của người "

@@ -190,7 +190,7 @@ def test_the_dictionaries_cover_every_string() -> None:
     used |= {f"channel.{c}" for c in Channel} | {f"weekday.{d}" for d in range(7)}
     used |= set(re.findall(r'"(action\.\w+)"', script))
     used |= {"preview.gsm7", "preview.ucs2", "new.need_title", "new.need_channel",
-             "new.need_text"}
+             "new.need_text", "new.need_max_parts"}
     assert used - set(vi) == set()
     assert set(vi) - used == set(), "strings no code uses"
 
@@ -235,7 +235,12 @@ async def test_plan_answers_every_role(client: AsyncTestClient[Litestar], plan: 
     three = doc["levels"][2]
     assert (three["min_cases"], three["max_cases"]) == (11, 150)
     sms = three["channels"]["sms"]
-    assert (sms["encoding"], sms["parts"], sms["period_days"]) == ("ucs2", 2, 3)
+    assert (sms["encoding"], sms["parts"], sms["period_days"]) == ("gsm7", 1, 3)
+    assert sms["strip_diacritics"] is True and "1900 9095" in sms["text"]
+    assert sms["template"].startswith("Quảng Ninh: dịch") and sms["text"].startswith("Quang Ninh")
+    assert (doc["hotline"], doc["sms_diacritics"], doc["sms_max_parts"]) == (
+        "1900 9095", "strip", 3)
+    assert [level["sms_diacritics"] for level in doc["levels"]] == ["strip"] * 4
     assert sms["times"] == [{"day": 0, "time": "09:30"}]
     assert dt.datetime.fromisoformat(sms["next"]) >= NOW
     zalo = three["channels"]["zalo"]

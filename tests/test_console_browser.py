@@ -52,8 +52,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "console"
 RECIPIENTS = 400
 SMS_RATE = 10  # messages per second per SMS route: the whole audience takes ~15 s
 OA_SECRET_ENV = "LOA_CONSOLE_TEST_OA_SECRET"
-VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu "
-              "trang. Sốt, ho, khó thở: gọi ngay y tế xã, phường.")
+VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo "
+              "khẩu trang. Sốt, ho, khó thở: gọi y tế xã, phường.")
 HOSTILE = "<img src=x onerror=alert(1)>"
 WAIT_MS = 30_000  # the longest any single expectation waits
 
@@ -343,7 +343,8 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     rows = page.locator("#plan-rows tr")
     expect(rows).to_have_count(4)
     expect(rows.first).to_contain_text("SMS")
-    expect(rows.first).to_contain_text("UCS-2, 2 tin SMS")
+    expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
+    expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
     tab.shot("2-level-and-plan")
 
     status, level = console.api("olga", "GET", "/v1/level")
@@ -364,6 +365,14 @@ def test_create_preview_approve_and_watch_it_complete(browser: Browser, console:
     page.get_by_label("Huyện, thị xã, thành phố").select_option("ha-long")
     submit = page.get_by_role("button", name="Tạo chiến dịch")
     expect(submit).to_be_disabled()  # not before a preview
+    max_parts = page.get_by_label("Số tin SMS tối đa cho mỗi người (1–10)")
+    expect(max_parts).to_have_value("3")
+    max_parts.fill("1")
+    page.get_by_role("button", name="Xem trước").click()
+    expect(page.locator("#status")).to_contain_text(
+        "text: 2 parts (UCS-2, 131 characters) is more than max_parts 1")
+    expect(submit).to_be_disabled()
+    max_parts.fill("3")
     page.get_by_role("button", name="Xem trước").click()
     expect(page.locator("#preview-encoding")).to_have_text("UCS-2 (có dấu, 70 ký tự/tin)")
     expect(page.locator("#preview-parts")).to_have_text("2")
@@ -378,6 +387,8 @@ def test_create_preview_approve_and_watch_it_complete(browser: Browser, console:
     sms_recipients = preview["channels"]["sms"]["recipients"]
     assert 10 < sms_recipients < RECIPIENTS
     expect(page.locator("#preview-channels tr").first).to_contain_text(str(sms_recipients))
+    assert preview["sms"]["pdus"] == sms_recipients * 2  # every part is a PDU
+    expect(page.locator("#preview-pdus")).to_have_text(str(preview["sms"]["pdus"]))
     page.get_by_label("Nội dung tin nhắn").press("End")
     page.get_by_label("Nội dung tin nhắn").type("!")
     expect(submit).to_be_disabled()  # changed since the preview

@@ -386,6 +386,9 @@ OUT_OF_RANGE: list[tuple[str, str, str, str]] = [
      "levels[0].channels.sms.kinds[0]"),
     ("plan", 'follows = "zalo"', 'follows = "fax"', "levels[0].channels.email.follows"),
     ("plan", "min_cases = 1", "min_cases = 0", "levels[0].min_cases"),
+    ("plan", 'hotline = "1900 9095"', 'hotline = "gọi 1900"', "hotline"),
+    ("plan", 'sms_diacritics = "strip"', 'sms_diacritics = "none"', "sms_diacritics"),
+    ("plan", "sms_max_parts = 3", "sms_max_parts = 0", "sms_max_parts"),
     ("province", 'id = "ha-long"', 'id = "Hạ Long!"', "districts[0].id"),
     ("numbering", "national_digits = 9", "national_digits = 0", "national_digits"),
 ]

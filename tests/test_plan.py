@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dispatcher import smstext
 from dispatcher.config import default_path
 from dispatcher.errors import ConfigError, InputError
 from dispatcher.model import Channel
@@ -173,8 +174,26 @@ def _set(path: list[Any], value: Any) -> Any:
          "levels[3].channels.zalo.period_days", "between 1 and 366"),
         (["levels", 0, "channels", "sms", "colour"], "red", "levels[0].channels.sms",
          "unknown field `colour`"),
-        (["levels", 0, "channels", "sms", "template"], "Khẩn " * 10000,
-         "levels[0].channels.sms.template", "parts"),
+        (["levels", 0, "channels", "sms", "template"], "{hotline} " + "Khẩn " * 10000,
+         "levels[0].channels.sms.template", "more than the limit of 255"),
+        (["levels", 0, "channels", "sms", "template"], "Gọi trạm y tế.",
+         "levels[0].channels.sms.template", "must give the hotline: write {hotline}"),
+        (["levels", 1, "channels", "zalo", "template"], "Gọi {hotline} hoặc {tram_y_te}.",
+         "levels[1].channels.zalo.template",
+         "unknown field {tram_y_te}: the only field a template may write is {hotline}"),
+        (["levels", 1, "channels", "sms", "template"], "Gọi {hotline} {}",
+         "levels[1].channels.sms.template", "unknown field {}"),
+        (["levels", 2, "channels", "app", "template"], "Gọi {hotline} {",
+         "levels[2].channels.app.template", "a brace without its pair"),
+        (["levels", 3, "channels", "email", "subject"], "[Cấp độ IV] {level}",
+         "levels[3].channels.email.subject", "unknown field {level}"),
+        (["hotline"], "", "hotline", "is empty"),
+        (["hotline"], "gọi 115", "hotline", "is not a telephone number"),
+        (["sms_diacritics"], "none", "sms_diacritics", 'must be "strip" or "keep", not \'none\''),
+        (["levels", 2, "sms_diacritics"], "yes", "levels[2].sms_diacritics",
+         'must be "strip" or "keep"'),
+        (["sms_max_parts"], 0, "sms_max_parts", "must be 1 to 10, not 0"),
+        (["sms_max_parts"], 11, "sms_max_parts", "must be 1 to 10, not 11"),
         (["timezone"], "Asia/Hanoi_Nowhere", "timezone", "unknown time zone"),
         (["sending_hours"], ["21:00", "07:00"], "sending_hours", "before end"),
         (["sending_hours"], ["24:00", "24:00"], "sending_hours[0]", "not a time (HH:MM, 24-hour)"),
@@ -221,3 +240,146 @@ def test_unreadable_files(tmp_path: Path) -> None:
     latin.write_bytes("name = 'Qu\u1ea3ng'".encode("utf-16"))
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_plan(latin)
+
+
+# -- the texts: hotline, SMS diacritics, parts ------------------------------------------------
+
+HOTLINE = "1900 9095"
+
+
+def _sms(plan: Plan, level: int) -> smstext.Segmented:
+    row = plan.level(level).rules[Channel.SMS].row
+    return smstext.segment(row.template, strip=row.strip_diacritics)
+
+
+def test_sms_diacritics_are_stripped_for_the_whole_plan_by_default(plan: Plan) -> None:
+    assert plan.sms_diacritics == "strip" and plan.sms_max_parts == 3
+    for level in plan.levels.values():
+        assert level.sms_diacritics == "strip"
+        for channel, rule in level.rules.items():
+            assert rule.row.strip_diacritics is (channel is Channel.SMS), (level.level, channel)
+    data = copy.deepcopy(raw_plan())
+    del data["sms_diacritics"], data["sms_max_parts"]
+    assert plan_from_dict(data).levels == plan.levels  # the defaults are what the file says
+
+
+def test_a_level_may_keep_diacritics_and_the_plan_may_keep_them_all() -> None:
+    data = copy.deepcopy(raw_plan())
+    data["levels"][3]["sms_diacritics"] = "keep"
+    plan = plan_from_dict(data)
+    assert [plan.level(n).sms_diacritics for n in (1, 2, 3, 4)] == ["strip"] * 3 + ["keep"]
+    assert [plan.level(n).rules[Channel.SMS].row.strip_diacritics for n in (1, 2, 3, 4)] == [
+        True, True, True, False]
+    kept = _sms(plan, 4)
+    assert kept.encoding is smstext.Encoding.UCS2 and kept.text.startswith("KHẨN:")
+    assert len(kept.parts) == 3
+
+    data["sms_diacritics"] = "keep"
+    data["levels"][0]["sms_diacritics"] = "strip"
+    plan = plan_from_dict(data)
+    assert plan.sms_diacritics == "keep"
+    assert [plan.level(n).sms_diacritics for n in (1, 2, 3, 4)] == ["strip"] + ["keep"] * 3
+    assert [_sms(plan, n).encoding.value for n in (1, 2, 3, 4)] == [
+        "gsm7", "ucs2", "ucs2", "ucs2"]
+
+
+@pytest.mark.parametrize(("level", "channel"), [(0, "sms"), (1, "sms"), (3, "zalo")])
+def test_the_old_row_key_is_refused_naming_what_replaced_it(level: int, channel: str) -> None:
+    error = _broken(_set(["levels", level, "channels", channel, "strip_diacritics"], True))
+    assert error.key == f"levels[{level}].channels.{channel}.strip_diacritics"
+    assert str(error) == (
+        f"plan.toml: levels[{level}].channels.{channel}.strip_diacritics: is no longer a key of "
+        'a row: SMS diacritics are set for the whole plan with sms_diacritics = "strip" or '
+        f'"keep" at the top of the file, or for one level with levels[{level}].sms_diacritics')
+
+
+def test_the_old_row_key_is_refused_in_a_file(tmp_path: Path) -> None:
+    text = default_path("plan.toml").read_text(encoding="utf-8")
+    old = tmp_path / "plan.toml"
+    old.write_text(text.replace("slots = [\"09:30\"]\n", "slots = [\"09:30\"]\n"
+                                "strip_diacritics = false\n", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_plan(old)
+    assert str(info.value).startswith(
+        f"{old}: levels[2].channels.sms.strip_diacritics: is no longer a key of a row")
+
+
+def test_the_hotline_is_filled_in_when_the_plan_is_loaded(plan: Plan) -> None:
+    assert plan.hotline == HOTLINE
+    for level in plan.levels.values():
+        for channel, rule in level.rules.items():
+            assert "{" not in rule.row.template + rule.row.subject, (level.level, channel)
+        assert HOTLINE in level.rules[Channel.SMS].row.template
+        assert HOTLINE in level.rules[Channel.ZALO].row.template
+        assert HOTLINE in level.rules[Channel.APP].row.template
+        assert HOTLINE in _sms(plan, level.level).text  # stripping keeps the number
+    data = copy.deepcopy(raw_plan())
+    data["hotline"] = "0203.3825.555"
+    other = plan_from_dict(data)
+    assert all("0203.3825.555" in lv.rules[Channel.SMS].row.template
+               for lv in other.levels.values())
+    assert HOTLINE not in other.level(4).rules[Channel.SMS].row.template
+
+
+def test_every_shipped_sms_is_one_gsm7_part(plan: Plan) -> None:
+    for level in plan.levels.values():
+        seg = _sms(plan, level.level)
+        assert seg.encoding is smstext.Encoding.GSM7, level.level
+        assert len(seg.parts) == 1 and seg.units <= 160, (level.level, seg.units)
+    assert _sms(plan, 4).text.startswith("KHAN: ")
+    assert plan.level(4).rules[Channel.SMS].row.template.startswith("KHẨN: ")
+
+
+def test_the_texts_say_what_is_known_and_what_to_do(plan: Plan) -> None:
+    for channel, rule in plan.level(4).rules.items():
+        text = rule.row.template.lower()
+        assert "ở nhà khi không" not in text, channel
+        if channel is not Channel.EMAIL:
+            assert "chỉ ra ngoài khi thật cần thiết" in text, channel
+    for channel, rule in plan.level(2).rules.items():
+        text = rule.row.template
+        assert "cộng đồng" not in text and "đến 10 ca" not in text, channel
+    assert "ghi nhận thêm ca mắc Covid-19" in plan.level(2).rules[Channel.EMAIL].row.template
+
+
+def test_an_sms_over_sms_max_parts_is_refused() -> None:
+    data = copy.deepcopy(raw_plan())
+    data["levels"][3]["sms_diacritics"] = "keep"  # 151 characters of UCS-2: 3 parts
+    data["sms_max_parts"] = 2
+    with pytest.raises(ConfigError) as info:
+        plan_from_dict(data, source="plan.toml")
+    assert str(info.value) == ("plan.toml: levels[3].channels.sms.template: 3 parts (UCS-2, "
+                               "151 characters) is more than sms_max_parts 2")
+    data["sms_max_parts"] = 3
+    assert plan_from_dict(data).sms_max_parts == 3
+    data["levels"][0]["channels"]["sms"]["template"] += " Khai báo y tế tại tokhaiyte.vn." * 10
+    with pytest.raises(ConfigError) as info:
+        plan_from_dict(data)
+    assert info.value.key == "levels[0].channels.sms.template"
+    assert "4 parts (GSM-7" in str(info.value)
+    assert str(info.value).endswith("is more than sms_max_parts 3")
+
+
+def test_the_hotline_is_needed_only_when_a_text_gives_it() -> None:
+    data = copy.deepcopy(raw_plan())
+    del data["hotline"]
+    with pytest.raises(ConfigError) as info:
+        plan_from_dict(data)
+    assert info.value.key == "hotline" and "is empty" in str(info.value)
+    for level in data["levels"]:
+        level["channels"] = {c: row for c, row in level["channels"].items()
+                             if c not in ("sms", "email", "app")}
+        level["channels"]["zalo"]["template"] = "Đeo khẩu trang."
+    assert plan_from_dict(data).hotline == ""
+
+
+def test_docs_show_every_shipped_text_as_the_plan_has_it(plan: Plan) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "plan.md").read_text("utf-8")
+    for level in plan.levels.values():
+        for channel, rule in level.rules.items():
+            assert f"> {rule.row.template}\n" in docs, (level.level, channel)
+            assert rule.row.subject in docs, (level.level, channel)
+        seg = _sms(plan, level.level)
+        assert f"> as sent: `{seg.text}`\n" in docs, level.level
+        assert (f"| {level.level} | GSM-7, {len(seg.text)} characters, 1 part | UCS-2, 3 parts |"
+                in docs), level.level

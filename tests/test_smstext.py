@@ -90,6 +90,17 @@ def test_normalize_composes() -> None:
 # --- segmentation -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("text", "strip", "summary"), [
+    ("á", False, "1 part (UCS-2, 1 character)"),
+    ("a" * 161, False, "2 parts (GSM-7, 161 characters)"),
+    ("Đeo khẩu trang. " * 16, False, "4 parts (UCS-2, 256 characters)"),
+    ("Đeo khẩu trang. " * 16, True, "2 parts (GSM-7, 256 characters)"),
+])
+def test_summary_names_parts_encoding_and_characters(text: str, strip: bool,
+                                                     summary: str) -> None:
+    assert segment(text, strip=strip).summary == summary
+
+
 def test_hello_single_gsm7_part() -> None:
     seg = segment("Hello")
     assert seg.encoding == Encoding.GSM7

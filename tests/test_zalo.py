@@ -51,7 +51,7 @@ from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
 
 WAIT = 5.0  # seconds: the longest any single wait may take
-TEXT = "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết."
+TEXT = "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết."
 INITIAL = ("sim-access-token", "sim-refresh-token")
 
 

@@ -399,7 +399,8 @@ async def create_campaign(
                 created_by=user.name, now=s.clock(), selector=data.selector,
                 priority=data.priority, owner=data.owner, coordinating=data.coordinating,
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
-                campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback)
+                campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
+                max_parts=data.max_parts)
         except StateError:
             if campaign_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, campaign_id, data)
@@ -602,10 +603,13 @@ async def preview(request: Request[Any, Any, Any], state: State,
         text = data.texts.get(channel) or data.text
         if not text.strip():
             raise InputError("text: give the text to preview (or texts.sms)")
+        field = "texts.sms" if data.texts.get(channel) else "text"
         try:
             seg = smstext.segment(text, strip=data.strip_diacritics)
         except TextError as exc:
-            raise InputError(f"text: {exc}") from None
+            raise InputError(f"{field}: {exc}") from None
+        if len(seg.parts) > data.max_parts:
+            raise InputError(f"{field}: {seg.summary} is more than max_parts {data.max_parts}")
         by_carrier = await _carriers(s, meta, data.selector)
         by_route_n: dict[str, int] = {}
         for carrier, count in by_carrier.items():

@@ -29,7 +29,9 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
         catch_up_minutes=int(plan.catch_up.total_seconds() // 60),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now) for level in (levels or plan.levels.values())])
+        levels=[_level(plan, level, now) for level in (levels or plan.levels.values())],
+        hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
+        sms_max_parts=plan.sms_max_parts)
 
 
 def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:
@@ -39,7 +41,8 @@ def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:
         channels={channel: _channel(plan, level.level, rule, now)
                   for channel, rule in level.rules.items()},
         activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
-                    for a in level.activities])
+                    for a in level.activities],
+        sms_diacritics=level.sms_diacritics)
 
 
 def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime) -> PlanChannel:

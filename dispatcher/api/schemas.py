@@ -13,7 +13,16 @@ import msgspec
 from msgspec import Meta
 
 from dispatcher.auth import Role
-from dispatcher.model import Campaign, Channel, Kind, Priority, Selector
+from dispatcher.model import (
+    DEFAULT_MAX_PARTS,
+    MAX_PARTS_LIMIT,
+    Campaign,
+    Channel,
+    Kind,
+    Priority,
+    Selector,
+)
+from dispatcher.plantext import Diacritics
 from dispatcher.smstext import Encoding
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
@@ -21,6 +30,8 @@ Text = Annotated[str, Meta(max_length=TEXT_MAX)]
 Short = Annotated[str, Meta(max_length=200)]
 Reason = Annotated[str, Meta(max_length=1000)]
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # the same in ECMA-262 and Python: \s differs on these
+#: The most SMS parts a text may take (a longer one is refused with 400).
+MaxParts = Annotated[int, Meta(ge=1, le=MAX_PARTS_LIMIT)]
 
 
 class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -66,6 +77,7 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     strip_diacritics: bool = False
     start_at: Annotated[dt.datetime, Meta(tz=True)] | None = None  # with its UTC offset
     sms_fallback: bool = False
+    max_parts: MaxParts = DEFAULT_MAX_PARTS  # the SMS text (and the SMS fallback's)
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
@@ -103,6 +115,7 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         default_factory=lambda: [Channel.SMS])
     selector: Selector = Selector()
     strip_diacritics: bool = False
+    max_parts: MaxParts = DEFAULT_MAX_PARTS
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
@@ -193,6 +206,7 @@ class PlanLevel(msgspec.Struct, frozen=True):
     max_cases: int | None  # null: no upper bound
     channels: dict[Channel, PlanChannel]
     activities: list[PlanActivity]
+    sms_diacritics: Diacritics  # in force at this level: strip (GSM-7) or keep (UCS-2)
 
 
 class DistrictInfo(msgspec.Struct, frozen=True):
@@ -212,6 +226,9 @@ class PlanView(msgspec.Struct, frozen=True):
     province: str
     districts: list[DistrictInfo]
     levels: list[PlanLevel]
+    hotline: str  # the number citizens call, filled into the texts' {hotline}
+    sms_diacritics: Diacritics  # the plan's; a level may set its own
+    sms_max_parts: int  # every SMS of the plan fits this many parts
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -13,7 +13,15 @@ from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
 from dispatcher.engine import Progress, wave_progress
 from dispatcher.errors import InputError
-from dispatcher.model import Campaign, Channel, Kind, Priority, Selector
+from dispatcher.model import (
+    DEFAULT_MAX_PARTS,
+    MAX_PARTS_LIMIT,
+    Campaign,
+    Channel,
+    Kind,
+    Priority,
+    Selector,
+)
 from dispatcher.province import load_province
 from dispatcher.settings import load_settings
 from dispatcher.store import Store, open_store
@@ -38,6 +46,9 @@ def register(sub: Any) -> None:
     create.add_argument("--sms-fallback", action="store_true",
                         help="recipients Zalo cannot reach get the text by SMS")
     create.add_argument("--owner", default="", help="lead unit (đơn vị chủ trì)")
+    create.add_argument("--max-parts", type=int, default=DEFAULT_MAX_PARTS, metavar="N",
+                        help=f"refuse an SMS text of more than N parts (1-{MAX_PARTS_LIMIT}, "
+                             f"default {DEFAULT_MAX_PARTS})")
     _common(create)
     create.set_defaults(func=cmd_create)
 
@@ -95,7 +106,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 title=args.title, channels=channels, texts=dict.fromkeys(channels, args.text),
                 created_by=args.user, now=dt.datetime.now(dt.UTC), selector=selector,
                 priority=Priority.URGENT if args.urgent else Priority.NORMAL, owner=args.owner,
-                sms_fallback=args.sms_fallback)
+                sms_fallback=args.sms_fallback, max_parts=args.max_parts)
         finally:
             await store.aclose()
 

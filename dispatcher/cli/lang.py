@@ -35,6 +35,8 @@ class Texts:
     # loa plan show
     source: str  # {source}
     hours: str  # {tz} {offset} {start} {end} {minutes}
+    policy: str  # {hotline} {diacritics} {parts}
+    diacritics: dict[str, str]  # strip, keep
     level_title: str  # {level} {name} {cases}
     cases_range: str  # {low} {high}: a count of cases between
     cases_above: str  # {cases} (the words of ``case``): more than
@@ -147,6 +149,8 @@ VI = Texts(
     source="Nguồn: {source}",
     hours="Múi giờ {tz} (UTC{offset}); giờ gửi {start}–{end}, tin khẩn gửi ngay; lần gửi bị "
           "lỡ được gửi bù trong {minutes} phút",
+    policy="Đường dây nóng {hotline}; SMS {diacritics}; mỗi SMS tối đa {parts} tin",
+    diacritics={"strip": "bỏ dấu tiếng Việt", "keep": "giữ dấu tiếng Việt"},
     level_title="Cấp {level} — {name}: {cases}",
     cases_range="từ {low} đến {high} ca", cases_above="trên {cases}",
     in_force_mark="{title} — đang áp dụng",
@@ -189,6 +193,8 @@ EN = Texts(
     source="Source: {source}",
     hours="Time zone {tz} (UTC{offset}); sending hours {start}-{end}, urgent notices at once; "
           "missed slots caught up for {minutes} minutes",
+    policy="Hotline {hotline}; SMS diacritics: {diacritics}; every SMS at most {parts} parts",
+    diacritics={"strip": "strip", "keep": "keep"},
     level_title="Level {level} — {name}: {cases}",
     cases_range="{low} to {high} cases", cases_above="more than {cases}",
     in_force_mark="{title} — in force",

@@ -101,6 +101,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     out.print(tx.hours.format(tz=plan.tz.key, offset=lang.utc_offset(at, plan.tz), start=start,
                               end=end, minutes=int(plan.catch_up.total_seconds() // 60)),
               markup=False)
+    out.print(tx.policy.format(hotline=plan.hotline or "-",
+                               diacritics=tx.diacritics.get(plan.sms_diacritics,
+                                                            plan.sms_diacritics),
+                               parts=plan.sms_max_parts), markup=False)
     if url:
         for line in describe(tx, plan, current):
             out.print(line, markup=False)

@@ -732,6 +732,7 @@
       selector,
       priority: $("new-priority").value,
       strip_diacritics: $("new-strip").checked,
+      max_parts: Number($("new-max-parts").value),
       sms_fallback: channels.includes("zalo") && $("new-fallback").checked,
       subject: channels.includes("email") ? $("new-subject").value.trim() : "",
       owner: $("new-owner").value.trim(),
@@ -739,13 +740,16 @@
   }
 
   const previewBody = (b) => ({text: b.text, channels: b.channels, selector: b.selector,
-    strip_diacritics: b.strip_diacritics});
+    strip_diacritics: b.strip_diacritics, max_parts: b.max_parts});
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
   function checkForm(body, needTitle) {
     if (needTitle && !body.title) return ["new.need_title", "new-title-input"];
     if (!body.channels.length) return ["new.need_channel", "new-ch-sms"];
     if (!body.text.trim()) return ["new.need_text", "new-text"];
+    if (!Number.isInteger(body.max_parts) || body.max_parts < 1 || body.max_parts > 10) {
+      return ["new.need_max_parts", "new-max-parts"];
+    }
     return null;
   }
 
