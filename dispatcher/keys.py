@@ -23,6 +23,8 @@ WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave
 WAVE_STATES = f"{PREFIX}:{{waves}}:states"  # hash: id -> state, read by every worker
 STOP = f"{PREFIX}:{{waves}}:stop"  # the emergency stop (read with the wave states)
 STOP_HISTORY = f"{PREFIX}:{{waves}}:stop:history"
+OPENINGS = f"{PREFIX}:{{waves}}:openings"  # hash: "<level>:<channel>" -> the last opening
+OPENING_REVISIONS = f"{PREFIX}:{{waves}}:openings:revisions"  # hash: same field -> revision
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 
 

@@ -96,6 +96,31 @@ class StopState(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
+class OpeningOutcome(enum.StrEnum):
+    """What a level did on a channel when it came into force."""
+
+    SENT = "sent"  # its opening wave was created
+    DAMPED = "damped"  # the same level opened on this channel less than the damping ago
+    MISSED = "missed"  # the level came into force longer ago than the catch-up window
+
+
+class Opening(msgspec.Struct, frozen=True):
+    """The opening message of a level on a channel, decided once per time the level comes into
+    force (``since``). ``last_sent`` is the ``since`` of the last opening that did send: the
+    damping is measured from it."""
+
+    level: int
+    channel: Channel
+    since: dt.datetime
+    outcome: OpeningOutcome
+    decided_at: dt.datetime
+    wave: str = ""  # the opening wave, when this one sent
+    urgent: bool = False  # the level is urgent: the wave ignores the sending hours
+    last_sent: dt.datetime | None = None
+    last_wave: str = ""
+    revision: int = 1
+
+
 class Campaign(msgspec.Struct, frozen=True):
     """What to send, to whom, on which channels, owned by which unit."""
 

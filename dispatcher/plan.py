@@ -24,6 +24,9 @@ from dispatcher.errors import ConfigError, InputError
 from dispatcher.model import DEFAULT_MAX_PARTS, Channel, Kind
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: A level opens on a channel at most once per this many hours (the level flapping sends one).
+DEFAULT_DAMPING_HOURS = 6
+MAX_DAMPING_HOURS = 168
 
 Fail = Callable[[str, str], ConfigError]  # (key, message) -> error naming the key
 FailAt = Callable[[str], ConfigError]  # message -> error at a key already chosen
@@ -77,6 +80,7 @@ class LevelFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_cases: int | None = None
     activities: list[Activity] = []
     sms_diacritics: str | None = None  # "strip" or "keep": this level's SMS, over the plan's
+    urgent: bool | None = None  # its opening ignores the sending hours (unset: the highest level)
 
 
 class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -92,6 +96,7 @@ class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hotline: str = ""  # the number citizens call; templates write {hotline}
     sms_diacritics: str = plantext.DEFAULT_DIACRITICS  # "strip" or "keep"
     sms_max_parts: int = DEFAULT_MAX_PARTS  # every SMS of the plan fits this many parts
+    opening_damping_hours: int = DEFAULT_DAMPING_HOURS  # a level opens a channel once per N hours
 
 
 class Cadence(msgspec.Struct, frozen=True):
@@ -122,6 +127,7 @@ class Level(msgspec.Struct, frozen=True):
     rules: dict[Channel, Rule]
     activities: list[Activity]
     sms_diacritics: plantext.Diacritics = plantext.DEFAULT_DIACRITICS  # in force at this level
+    urgent: bool = False  # its opening messages ignore the sending hours and go first
 
 
 class Slot(msgspec.Struct, frozen=True, order=True):
@@ -144,6 +150,7 @@ class Plan(msgspec.Struct, frozen=True):
     hotline: str = ""
     sms_diacritics: plantext.Diacritics = plantext.DEFAULT_DIACRITICS
     sms_max_parts: int = DEFAULT_MAX_PARTS
+    opening_damping: dt.timedelta = dt.timedelta(hours=DEFAULT_DAMPING_HOURS)
 
     def level(self, level: int) -> Level:
         try:
@@ -272,6 +279,8 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         raise fail("sending_hours", "start must be before end")
     if raw.catch_up_minutes < 0:
         raise fail("catch_up_minutes", "must be 0 or more")
+    if not 0 <= raw.opening_damping_hours <= MAX_DAMPING_HOURS:
+        raise fail("opening_damping_hours", f"must be 0 to {MAX_DAMPING_HOURS}")
     if not raw.levels:
         raise fail("levels", "the plan has no level")
     rows = [getattr(level.channels, c.value) for level in raw.levels for c in Channel]
@@ -295,6 +304,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
             rules=rules,
             activities=entry.activities,
             sms_diacritics=texts.diacritics,
+            urgent=index == len(raw.levels) - 1 if entry.urgent is None else entry.urgent,
         )
         previous = entry
     return Plan(
@@ -308,6 +318,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         hotline=policy.hotline,
         sms_diacritics=policy.diacritics,
         sms_max_parts=policy.max_parts,
+        opening_damping=dt.timedelta(hours=raw.opening_damping_hours),
     )
 
 

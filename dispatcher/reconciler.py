@@ -1,11 +1,13 @@
 """The level-triggered reconciler: the current level is the desired state.
 
-A tick compares the plan's due slots for the current level with the waves that exist and
-creates the missing ones. Wave ids are the slot ids, and the store creates a wave only once, so
-two reconcilers at the same time, or one restarted in the middle of a tick, never create a wave
-twice. Slots missed by more than the catch-up window (Loa was down) are skipped and counted once,
-never sent late as a burst. When the level changes, the old level's live waves (waiting, fanning
-out, sending or paused) and its campaigns are cancelled, and the new level's plan starts.
+A tick first makes sure each channel of the current level has said that the level is in force
+(its opening wave, :mod:`dispatcher.opening`), then compares the plan's due slots for the
+current level with the waves that exist and creates the missing ones. Wave ids are the slot
+ids, and the store creates a wave only once, so two reconcilers at the same time, or one
+restarted in the middle of a tick, never create a wave twice. Slots missed by more than the
+catch-up window (Loa was down) are skipped and counted once, never sent late as a burst. When
+the level changes, the old level's live waves (waiting, fanning out, sending or paused) and its
+campaigns are cancelled, and the new level's plan starts.
 
 A plan campaign paused by an operator gets its next slots' waves paused too, until it is
 resumed; one whose current wave was cancelled runs again at its next slot.
@@ -18,17 +20,20 @@ import logging
 
 import msgspec
 
-from dispatcher import routing
+from dispatcher import opening, routing
 from dispatcher.model import (
     WAVE_LIVE,
     Campaign,
     CampaignState,
     Channel,
     LevelState,
+    OpeningOutcome,
+    Priority,
     Selector,
     Wave,
     WaveState,
 )
+from dispatcher.opening import opening_wave_id
 from dispatcher.plan import Plan, Rule, Slot, due_slots, next_slot
 from dispatcher.store.base import AudienceMeta, Store
 
@@ -43,6 +48,7 @@ HELD = frozenset({CampaignState.RUNNING, CampaignState.PAUSED})
 class TickReport(msgspec.Struct):
     level: int = 0
     created: list[str] = []
+    opened: list[str] = []  # opening waves created (dispatcher.opening)
     skipped: list[str] = []
     cancelled: list[str] = []
     reason: str = ""  # why nothing could be done (no level, no audience)
@@ -58,6 +64,7 @@ class Reconciler:
         self.plan = plan
         self._last_tick: dt.datetime | None = None
         self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
+        self._opened: set[tuple[int, Channel, dt.datetime]] = set()  # openings decided here
 
     async def tick(self, now: dt.datetime) -> TickReport:
         report = TickReport()
@@ -75,6 +82,8 @@ class Reconciler:
         window_start = max(since, now - self.plan.catch_up)
         look_from = max(since, self._last_tick or now - MISSED_LOOKBACK)
         for rule in self.plan.level(level.level).rules.values():
+            if await self._open(level, rule, meta, now):
+                report.opened.append(opening_wave_id(level.level, rule.channel, since, self.plan))
             for slot in due_slots(self.plan, level.level, rule.channel, window_start,
                                   now + dt.timedelta(seconds=1)):
                 if await self.create_wave(rule, slot, meta, now):
@@ -89,6 +98,21 @@ class Reconciler:
                         report.skipped.append(slot.id)
         self._last_tick = now
         return report
+
+    async def _open(self, level: LevelState, rule: Rule, meta: AudienceMeta,
+                    now: dt.datetime) -> bool:
+        """Decide the level's opening on the rule's channel (once) and create its wave."""
+        since = level.since or level.at
+        done = (level.level, rule.channel, since)
+        if done in self._opened:
+            return False
+        decided = await opening.decide(self.store.openings, self.plan, level, rule.channel, now)
+        created = False
+        if decided.since == since and decided.outcome is OpeningOutcome.SENT:
+            created = await self.create_wave(rule, opening.opening_slot(decided), meta, now,
+                                             urgent=decided.urgent)
+        self._opened.add(done)
+        return created
 
     async def trigger_now(self, now: dt.datetime) -> list[str]:
         """Create the next wave of every channel of the current level now, as if its slot were
@@ -106,7 +130,9 @@ class Reconciler:
         return ids
 
     async def create_wave(self, rule: Rule, slot: Slot, meta: AudienceMeta, now: dt.datetime,
-                          *, start_now: bool = False) -> bool:
+                          *, start_now: bool = False, urgent: bool = False) -> bool:
+        """The slot's wave, once; ``urgent``: in the urgent lane, outside the sending hours
+        too (the opening of an urgent level)."""
         row = rule.row
         campaign_id = plan_campaign_id(slot.level, rule.channel)
         selector = Selector(kinds=list(row.kinds))
@@ -126,6 +152,7 @@ class Reconciler:
                     selector=selector, subject=row.subject,
                     strip_diacritics=row.strip_diacritics, level=slot.level, slot_at=slot.at,
                     total=routing.reach(meta, selector, rule.channel), start_now=start_now,
+                    priority=Priority.URGENT if urgent else Priority.NORMAL,
                     fallback_text=sms.row.template if fallback and sms else "",
                     fallback_strip=bool(fallback and sms and sms.row.strip_diacritics))
         held = campaign.state is CampaignState.PAUSED

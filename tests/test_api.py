@@ -32,6 +32,7 @@ from dispatcher.importer import import_audience
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
+from dispatcher.reconciler import Reconciler
 from dispatcher.settings import EngineSettings, Settings
 from dispatcher.store import MemoryStore
 
@@ -339,6 +340,22 @@ async def test_level_set_get_and_history(env: Env, plan: Plan) -> None:
     assert r.status_code == 400 and "either" in r.json()["error"]
     r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 9})
     assert r.status_code == 400 and "not in the plan" in r.json()["error"]
+
+
+async def test_the_openings_of_the_level_in_force(env: Env, plan: Plan) -> None:
+    r = await env.client.get("/v1/level/openings", headers=auth("vic"))
+    assert r.status_code == 200 and r.json() == []
+    r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 4, "reason": "x"})
+    await Reconciler(env.services.store, plan).tick(NOW)
+    r = await env.client.get("/v1/level/openings", headers=auth("vic"))
+    assert r.status_code == 200
+    found = r.json()
+    assert [o["channel"] for o in found] == list(plan.level(4).rules)
+    assert {o["outcome"] for o in found} == {"sent"} and {o["urgent"] for o in found} == {True}
+    sms = found[0]
+    assert sms["wave"] == "L4-sms-opening-20240305T100000" and sms["state"] == "created"
+    assert sms["total"] == RECIPIENTS and sms["sent"] == 0
+    assert sms["since"] == sms["decided_at"] == "2024-03-05T03:00:00Z"
 
 
 # -- preview --------------------------------------------------------------------------------------

@@ -216,7 +216,8 @@ def _short(report: str, width: int = 300) -> str:
 #: Every operation of the API: the schema must publish them all.
 OPERATIONS = {
     "GET /v1/me", "GET /v1/plan",
-    "GET /v1/level", "PUT /v1/level", "GET /v1/level/history", "POST /v1/campaigns",
+    "GET /v1/level", "PUT /v1/level", "GET /v1/level/history", "GET /v1/level/openings",
+    "POST /v1/campaigns",
     "GET /v1/campaigns", "GET /v1/campaigns/{campaign_id}",
     "POST /v1/campaigns/{campaign_id}/approve", "POST /v1/campaigns/{campaign_id}/pause",
     "POST /v1/campaigns/{campaign_id}/resume", "POST /v1/campaigns/{campaign_id}/cancel",

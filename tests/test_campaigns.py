@@ -438,6 +438,7 @@ class _Hooked:
     def __init__(self, inner: Store) -> None:
         self.level = inner.level
         self.stop = inner.stop
+        self.openings = inner.openings
         self.audiences = inner.audiences
         self.campaigns = inner.campaigns
         self.queue = inner.queue

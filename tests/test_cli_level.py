@@ -113,24 +113,24 @@ def test_level_show_names_the_level_and_prints_local_times(capsys: pytest.Captur
 def test_plan_show_marks_the_level_in_force(capsys: pytest.CaptureFixture[str],
                                             redis_url: str) -> None:
     status, out, _ = run(capsys, "plan", "show", "--redis", redis_url, "--level", "3")
-    assert lines(out)[4:6] == [
+    assert lines(out)[5:7] == [
         "Chưa đặt cấp độ nào: cấp 0, không có ca bệnh; kế hoạch không lên lịch gửi tin nào.", ""]
     state = set_level(capsys, redis_url, "--cases", "42", "--user", "alice", "--reason",
                       "báo cáo 8h")
     status, out, _ = run(capsys, "plan", "show", "--redis", redis_url)
     assert status == 0
-    assert lines(out)[4] == (f"Đang áp dụng: cấp 3 — Cấp độ III, từ {vi_time(state['since'])}, "
+    assert lines(out)[5] == (f"Đang áp dụng: cấp 3 — Cấp độ III, từ {vi_time(state['since'])}, "
                              "do alice đặt (42 ca; lý do: báo cáo 8h)")
     assert [line for line in lines(out) if line.startswith("Cấp ")] == [
         "Cấp 1 — Cấp độ I: 1 ca", "Cấp 2 — Cấp độ II: từ 2 đến 10 ca",
         "Cấp 3 — Cấp độ III: từ 11 đến 150 ca — đang áp dụng", "Cấp 4 — Cấp độ IV: trên 150 ca"]
     status, out, _ = run(capsys, "plan", "show", "--redis", redis_url, "--lang", "en")
-    assert lines(out)[4] == (f"In force: level 3 — Cấp độ III, since {en_time(state['since'])}, "
+    assert lines(out)[5] == (f"In force: level 3 — Cấp độ III, since {en_time(state['since'])}, "
                              "set by alice (42 cases; reason: báo cáo 8h)")
     assert "Level 3 — Cấp độ III: 11 to 150 cases — in force" in lines(out)
     # another level shown alone: the level in force is still said, and nothing is marked
     status, out, _ = run(capsys, "plan", "show", "--redis", redis_url, "--level", "4")
-    assert lines(out)[4].startswith("Đang áp dụng: cấp 3 — Cấp độ III")
+    assert lines(out)[5].startswith("Đang áp dụng: cấp 3 — Cấp độ III")
     assert "đang áp dụng" not in out.split("Cấp 4", 1)[1]
 
 
@@ -141,12 +141,12 @@ def test_plan_show_finds_the_redis_as_the_other_commands_do(
     config = tmp_path / "loa.toml"
     config.write_text(f'[redis]\nurl = "{redis_url}"\n', encoding="utf-8")
     status, out, _ = run(capsys, "plan", "show", "--config", str(config), "--level", "1")
-    assert status == 0 and lines(out)[4].startswith("Đang áp dụng: cấp 0 — không có ca bệnh, từ ")
-    assert lines(out)[5].startswith("Cấp 0 nghĩa là không có ca bệnh trên địa bàn tỉnh")
+    assert status == 0 and lines(out)[5].startswith("Đang áp dụng: cấp 0 — không có ca bệnh, từ ")
+    assert lines(out)[6].startswith("Cấp 0 nghĩa là không có ca bệnh trên địa bàn tỉnh")
     assert "đang áp dụng" not in out.split("Cấp 1", 1)[1]
     monkeypatch.setenv("LOA_REDIS_URL", redis_url)
     status, out, _ = run(capsys, "plan", "show", "--level", "1", "--lang", "en")
-    assert status == 0 and lines(out)[4].startswith("In force: level 0 — no case, since ")
+    assert status == 0 and lines(out)[5].startswith("In force: level 0 — no case, since ")
     status, _, err = run(capsys, "plan", "show", "--redis", "redis://127.0.0.1:1/0")
     assert status == 3 and err.startswith("loa: error: Redis: ")
 
@@ -158,9 +158,10 @@ def test_plan_show_json_adds_the_level_in_force_only_with_a_redis(
     plain = json.loads(run(capsys, "plan", "show", "--json")[1])
     assert "current_level" not in plain
     empty = json.loads(run(capsys, "plan", "show", "--json", "--redis", redis_url)[1])
-    assert empty["current_level"] is None
+    assert empty["current_level"] is None and empty["openings"] == []
     state = set_level(capsys, redis_url, "--cases", "200", "--user", "alice")
     doc = json.loads(run(capsys, "plan", "show", "--json", "--redis", redis_url,
                          "--lang", "en")[1])
     assert doc.pop("current_level") == state
+    assert doc.pop("openings") == []  # no reconciler has run: nothing decided yet
     assert set(doc) == set(plain) and doc["levels"] == plain["levels"]

@@ -415,6 +415,7 @@ class HookedStore:
         self.hooks = Hooks()
         self.level: LevelStore = inner.level
         self.stop = inner.stop
+        self.openings = inner.openings
         self.audiences: AudienceStore = inner.audiences
         self.queue: Queue = inner.queue
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)

@@ -88,13 +88,15 @@ async def test_no_audience_says_so(store: Store, plan60: Plan) -> None:
 # -- due slots ----------------------------------------------------------------------------------
 
 
-async def test_a_level_set_now_has_nothing_due_yet(store: Store, plan60: Plan,
-                                                   meta: AudienceMeta) -> None:
+async def test_a_level_set_now_has_no_slot_due_yet_but_opens_every_channel(
+        store: Store, plan60: Plan, meta: AudienceMeta) -> None:
     await set_level(store, plan60, now=local(9, 31), level=4)
     report = await Reconciler(store, plan60).tick(local(9, 31))
     assert report.reason == ""
-    assert report.created == [] and report.skipped == []
-    assert await store.waves.all() == []
+    assert report.created == [] and report.skipped == []  # no slot of level 4 in [09:31, 09:31]
+    opened = [f"L4-{c}-opening-{STAMP}T093100" for c in plan60.level(4).rules]
+    assert sorted(report.opened) == sorted(opened)  # tests/test_opening.py: the openings
+    assert sorted(w.id for w in await store.waves.all()) == sorted(opened)
 
 
 async def test_tick_creates_exactly_the_due_waves_once(store: Store, plan60: Plan,
@@ -108,6 +110,7 @@ async def test_tick_creates_exactly_the_due_waves_once(store: Store, plan60: Pla
     assert report.level == 4
     assert report.created == [sms_id]  # zalo (07:30, 10:30...) has no slot in [09:00, 09:31]
     assert report.skipped == []
+    assert len(report.opened) == len(plan60.level(4).rules)  # each channel's opening wave
     wave = await store.waves.get(sms_id)
     assert wave is not None
     row = plan60.level(4).rules[Channel.SMS].row
@@ -120,13 +123,13 @@ async def test_tick_creates_exactly_the_due_waves_once(store: Store, plan60: Pla
     assert wave.total == routing.reach(meta, wave.selector, Channel.SMS) == meta.count
     assert set(wave.selector.kinds) == set(row.kinds)
     assert not wave.start_now
-    assert await store.waves.states() == {sms_id: WaveState.CREATED}
+    assert (await store.waves.states())[sms_id] is WaveState.CREATED
     campaign = await store.campaigns.get(wave.campaign_id)
     assert campaign is not None and campaign.level == 4
 
     again = await reconciler.tick(local(9, 32))
-    assert again.created == [] and again.skipped == []
-    assert [w.id for w in await store.waves.all()] == [sms_id]
+    assert again.created == [] and again.skipped == [] and again.opened == []
+    assert sorted(w.id for w in await store.waves.all()) == sorted([sms_id, *report.opened])
 
 
 async def test_a_wave_reaches_only_the_kinds_of_its_row(store: Store, plan60: Plan,

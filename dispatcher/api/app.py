@@ -37,7 +37,7 @@ from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
-from dispatcher import __version__, console, routing, smstext
+from dispatcher import __version__, console, opening, routing, smstext
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
 from dispatcher.api.planview import plan_view
@@ -76,6 +76,7 @@ from dispatcher.errors import (
 from dispatcher.level import set_level
 from dispatcher.model import Campaign, Channel, LevelState, Selector, StopState
 from dispatcher.msisdn import Numbering
+from dispatcher.opening import OpeningStatus
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import Settings
@@ -350,6 +351,15 @@ async def level_history(state: State,
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
                         ) -> list[LevelState]:
     return await _services(state).store.level.history(limit)
+
+
+@get("/v1/level/openings", guards=VIEWER, tags=["level"],
+     summary="The opening messages of the level in force: per channel, sent (its wave, state "
+             "and count), damped or missed, and when",
+     security=BEARER, responses=errors(*AUTH))
+async def level_openings(state: State) -> list[OpeningStatus]:
+    store = _services(state).store
+    return await opening.statuses(store, await store.level.get())
 
 
 # -- campaigns ------------------------------------------------------------------------------------
@@ -684,13 +694,14 @@ async def metrics() -> Response[bytes]:
 
 
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
-SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, CampaignCreate, Campaign, CampaignDetail,
-                ActionBody, StopBody, LiftBody, StopState, PreviewRequest, Preview, WebhookAck,
-                Health, ErrorBody]
+SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreate, Campaign,
+                CampaignDetail, ActionBody, StopBody, LiftBody, StopState, PreviewRequest,
+                Preview, WebhookAck, Health, ErrorBody]
 
-ROUTES = [me, get_plan, get_level, put_level, level_history, create_campaign, list_campaigns,
-          get_campaign, approve_campaign, pause_campaign, resume_campaign, cancel_campaign,
-          get_stop, post_stop, delete_stop, preview, zalo_webhook, healthz, readyz, metrics]
+ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
+          list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,
+          cancel_campaign, get_stop, post_stop, delete_stop, preview, zalo_webhook, healthz,
+          readyz, metrics]
 
 
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,

@@ -74,6 +74,16 @@ class Texts:
     history: str
     history_columns: tuple[str, str, str, str, str]
     history_level: str  # {level} {name}
+    # a level's opening messages
+    opening_rule: str  # {hours} {urgent}
+    opening_urgent: str  # {levels}: the urgent levels
+    openings: str  # {level}
+    opening_sent: str  # {channel} {wave} {at} {urgent} {state} {sent} {total}
+    opening_urgent_mark: str
+    opening_damped: str  # {channel} {level} {last} {hours}
+    opening_missed: str  # {channel} {minutes}
+    opening_pending: str  # {channel}
+    wave_states: dict[str, str]
 
     def count(self, n: int) -> str:
         """A whole number with this language's digit grouping: "1,000,000", "1.000.000"."""
@@ -178,6 +188,20 @@ VI = Texts(
     history="Lịch sử cấp độ, mới nhất trước",
     history_columns=("Thời điểm", "Cấp độ", "Số ca", "Người đặt", "Lý do"),
     history_level="{level} — {name}",
+    opening_rule="Khi chuyển cấp (tăng hoặc giảm), mỗi kênh của cấp mới gửi tin mở đầu ngay lần "
+                 "quét tới, trong giờ gửi{urgent}; mỗi cấp mở đầu một kênh nhiều nhất 1 lần "
+                 "trong {hours} giờ",
+    opening_urgent="; cấp {levels}: gửi ngay, kể cả ngoài giờ",
+    openings="Tin mở đầu cấp {level}:",
+    opening_sent="{channel}: đợt {wave}, tạo lúc {at}{urgent} — {state}, đã gửi {sent}/{total}",
+    opening_urgent_mark=" (khẩn)",
+    opening_damped="{channel}: không gửi lại — cấp {level} đã mở đầu lúc {last}, chưa quá "
+                   "{hours} giờ",
+    opening_missed="{channel}: không gửi — cấp độ được đặt quá {minutes} phút trước khi Loa "
+                   "thấy",
+    opening_pending="{channel}: chưa gửi, sẽ gửi ở lần quét tới",
+    wave_states={"created": "chờ giờ gửi", "fanning_out": "đang chia lô", "sending": "đang gửi",
+                 "paused": "tạm dừng", "completed": "đã xong", "cancelled": "đã huỷ"},
 )
 
 EN = Texts(
@@ -221,6 +245,21 @@ EN = Texts(
     history="Level history, newest first",
     history_columns=("When", "Level", "Cases", "Set by", "Reason"),
     history_level="{level} — {name}",
+    opening_rule="When the level changes (up or down), each channel of the new level sends its "
+                 "opening message on the next tick, inside the sending hours{urgent}; a level "
+                 "opens a channel at most once in {hours} hours",
+    opening_urgent="; level {levels}: at once, at any hour",
+    openings="Opening messages of level {level}:",
+    opening_sent="{channel}: wave {wave}, created {at}{urgent} — {state}, {sent}/{total} sent",
+    opening_urgent_mark=" (urgent)",
+    opening_damped="{channel}: not sent again — level {level} opened at {last}, less than "
+                   "{hours} hours before",
+    opening_missed="{channel}: not sent — the level was set more than {minutes} minutes "
+                   "before Loa saw it",
+    opening_pending="{channel}: not yet, on the next tick",
+    wave_states={"created": "waiting for the sending hours", "fanning_out": "fanning out",
+                 "sending": "sending", "paused": "paused", "completed": "completed",
+                 "cancelled": "cancelled"},
 )
 
 LANGUAGES = {"vi": VI, "en": EN}

@@ -10,11 +10,13 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from dispatcher import opening
 from dispatcher.cli import lang, storeopts
 from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
 from dispatcher.level import set_level
-from dispatcher.model import LevelState
+from dispatcher.model import LevelState, OpeningOutcome
+from dispatcher.opening import OpeningStatus
 from dispatcher.plan import Plan, load_plan
 from dispatcher.store import open_store
 
@@ -97,17 +99,56 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_level(url: str) -> LevelState | None:
-    """The level in force in the store at ``url`` (None: never set)."""
+def read_openings(url: str) -> tuple[LevelState | None, list[OpeningStatus]]:
+    """The level in force and its opening messages so far."""
 
-    async def go() -> LevelState | None:
+    async def go() -> tuple[LevelState | None, list[OpeningStatus]]:
         store = open_store(url)
         try:
-            return await store.level.get()
+            level = await store.level.get()
+            return level, await opening.statuses(store, level)
         finally:
             await store.aclose()
 
     return run_async(go())
+
+
+def describe_openings(tx: lang.Texts, plan: Plan, state: LevelState | None,
+                      openings: list[OpeningStatus]) -> list[str]:
+    """What the level in force sent on each channel when it came into force, and when: a
+    heading, then one item per channel."""
+    if state is None or state.level not in plan.levels:
+        return []
+    hours = int(plan.opening_damping.total_seconds() // 3600)
+    by_channel = {o.channel: o for o in openings}
+    lines = [tx.openings.format(level=state.level)]
+    for channel in plan.level(state.level).rules:
+        name = tx.channels[channel]
+        found = by_channel.get(channel)
+        if found is None:
+            line = tx.opening_pending.format(channel=name)
+        elif found.outcome is OpeningOutcome.SENT:
+            line = tx.opening_sent.format(
+                channel=name, wave=found.wave, at=tx.when(found.decided_at, plan.tz),
+                urgent=tx.opening_urgent_mark if found.urgent else "",
+                state=tx.wave_states.get(found.state or "", "-"), sent=tx.count(found.sent),
+                total=tx.count(found.total))
+        elif found.outcome is OpeningOutcome.DAMPED and found.last_sent is not None:
+            line = tx.opening_damped.format(channel=name, level=state.level, hours=hours,
+                                            last=tx.when(found.last_sent, plan.tz))
+        else:
+            line = tx.opening_missed.format(
+                channel=name, minutes=int(plan.catch_up.total_seconds() // 60))
+        lines.append(line)
+    return lines
+
+
+def opening_rule(tx: lang.Texts, plan: Plan) -> str:
+    """The plan's rule for opening messages, in words."""
+    urgent = [str(n) for n, level in plan.levels.items() if level.urgent]
+    return tx.opening_rule.format(
+        hours=int(plan.opening_damping.total_seconds() // 3600),
+        urgent=tx.opening_urgent.format(levels=", ".join(urgent)) if urgent else "")
 
 
 def describe(tx: lang.Texts, plan: Plan, state: LevelState | None) -> list[str]:

@@ -16,7 +16,7 @@ from rich.text import Text
 from dispatcher import smstext
 from dispatcher.api.planview import plan_view
 from dispatcher.cli import lang, storeopts
-from dispatcher.cli.level import describe, read_level
+from dispatcher.cli.level import describe, describe_openings, opening_rule, read_openings
 from dispatcher.cli.output import console, print_json
 from dispatcher.model import Channel
 from dispatcher.plan import Activity, Level, Plan, Rule, load_plan, next_slot
@@ -81,7 +81,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     levels = [plan.level(args.level)] if args.level is not None else list(plan.levels.values())
     _, url = storeopts.settings_and_url(args)
-    current = read_level(url) if url else None
+    current, openings = read_openings(url) if url else (None, [])
     at = now()
     if args.json:
         view = plan_view(plan, load_province(), at, levels)
@@ -90,6 +90,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             return 0
         doc = msgspec.to_builtins(view)
         doc["current_level"] = msgspec.to_builtins(current)
+        doc["openings"] = msgspec.to_builtins(openings)
         print_json(doc)
         return 0
     tx = lang.texts(args)
@@ -105,9 +106,14 @@ def cmd_show(args: argparse.Namespace) -> int:
                                diacritics=tx.diacritics.get(plan.sms_diacritics,
                                                             plan.sms_diacritics),
                                parts=plan.sms_max_parts), markup=False)
+    out.print(opening_rule(tx, plan), markup=False)
     if url:
         for line in describe(tx, plan, current):
             out.print(line, markup=False)
+        opened = describe_openings(tx, plan, current, openings)
+        if opened:
+            out.print(opened[0], markup=False)
+            out.print(_items(opened[1:]))
     in_force = current.level if current else None
     for level in levels:
         out.print()

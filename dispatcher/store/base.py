@@ -21,6 +21,7 @@ from dispatcher.model import (
     Channel,
     Kind,
     LevelState,
+    Opening,
     StopState,
     Wave,
     WaveState,
@@ -96,6 +97,17 @@ class StopStore(Protocol):
 
     async def history(self, limit: int = 100) -> list[StopState]:
         """Newest first."""
+
+
+class OpeningStore(Protocol):
+    """The last opening decided for each level and channel (dispatcher.opening)."""
+
+    async def get(self, level: int, channel: Channel) -> Opening | None: ...
+
+    async def replace(self, opening: Opening, revision: int) -> bool:
+        """Store ``opening`` if the stored one has ``revision`` (0: there is none yet)."""
+
+    async def all(self) -> list[Opening]: ...
 
 
 class CampaignStore(Protocol):
@@ -285,6 +297,9 @@ class Store(Protocol):
 
     @property
     def stop(self) -> StopStore: ...
+
+    @property
+    def openings(self) -> OpeningStore: ...
 
     @property
     def audiences(self) -> AudienceStore: ...

@@ -13,7 +13,16 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dispatcher.model import Batch, Campaign, LevelState, StopState, Wave, WaveState
+from dispatcher.model import (
+    Batch,
+    Campaign,
+    Channel,
+    LevelState,
+    Opening,
+    StopState,
+    Wave,
+    WaveState,
+)
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
@@ -51,6 +60,24 @@ class MemoryStop:
 
     async def history(self, limit: int = 100) -> list[StopState]:
         return self._history[::-1][:limit]
+
+
+class MemoryOpenings:
+    def __init__(self) -> None:
+        self._openings: dict[tuple[int, Channel], Opening] = {}
+
+    async def get(self, level: int, channel: Channel) -> Opening | None:
+        return self._openings.get((level, channel))
+
+    async def replace(self, opening: Opening, revision: int) -> bool:
+        current = self._openings.get((opening.level, opening.channel))
+        if (current.revision if current else 0) != revision:
+            return False
+        self._openings[opening.level, opening.channel] = opening
+        return True
+
+    async def all(self) -> list[Opening]:
+        return sorted(self._openings.values(), key=lambda o: (o.level, o.channel))
 
 
 class MemoryAudiences:
@@ -362,6 +389,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.level = MemoryLevel()
         self.stop = MemoryStop()
+        self.openings = MemoryOpenings()
         self.audiences = MemoryAudiences()
         self.campaigns = MemoryCampaigns()
         self.waves = MemoryWaves()

@@ -25,7 +25,16 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from dispatcher import keys
-from dispatcher.model import Batch, Campaign, LevelState, StopState, Wave, WaveState
+from dispatcher.model import (
+    Batch,
+    Campaign,
+    Channel,
+    LevelState,
+    Opening,
+    StopState,
+    Wave,
+    WaveState,
+)
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
@@ -43,6 +52,7 @@ _retries = msgspec.msgpack.Decoder(list[RetryItem])
 _dead = msgspec.msgpack.Decoder(list[DeadLetter])
 _level = msgspec.msgpack.Decoder(LevelState)
 _stop = msgspec.msgpack.Decoder(StopState)
+_opening = msgspec.msgpack.Decoder(Opening)
 _meta = msgspec.msgpack.Decoder(AudienceMeta)
 _chunk = msgspec.msgpack.Decoder(AudienceChunk)
 _campaign = msgspec.msgpack.Decoder(Campaign)
@@ -144,7 +154,8 @@ end
 return 0
 """
 
-# KEYS: campaigns, revisions. ARGV: id, campaign, expected revision, new revision.
+# KEYS: records, revisions. ARGV: id, record, expected revision, new revision. Compare-and-set
+# of a campaign (or an opening) by its revision.
 _REPLACE_CAMPAIGN = """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -236,6 +247,32 @@ class RedisStop:
 
     async def history(self, limit: int = 100) -> list[StopState]:
         return [_stop.decode(x) for x in await self._r.lrange(keys.STOP_HISTORY, 0, limit - 1)]
+
+
+class RedisOpenings:
+    def __init__(self, client: Any) -> None:
+        self._r = client
+        self._create = client.register_script(_CREATE)
+        self._replace = client.register_script(_REPLACE_CAMPAIGN)
+
+    async def get(self, level: int, channel: Channel) -> Opening | None:
+        raw = await self._r.hget(keys.OPENINGS, f"{level}:{channel}")
+        return _opening.decode(raw) if raw else None
+
+    async def replace(self, opening: Opening, revision: int) -> bool:
+        field = f"{opening.level}:{opening.channel}"
+        scripts = [keys.OPENINGS, keys.OPENING_REVISIONS]
+        if revision == 0:
+            done = await self._create(keys=scripts,
+                                      args=[field, _enc.encode(opening), opening.revision])
+        else:
+            done = await self._replace(keys=scripts, args=[field, _enc.encode(opening), revision,
+                                                          opening.revision])
+        return bool(done)
+
+    async def all(self) -> list[Opening]:
+        found = [_opening.decode(x) for x in await self._r.hvals(keys.OPENINGS)]
+        return sorted(found, key=lambda o: (o.level, o.channel))
 
 
 class RedisAudiences:
@@ -711,6 +748,7 @@ class RedisStore:
         self.client: Any = connect(url)
         self.level = RedisLevel(self.client)
         self.stop = RedisStop(self.client)
+        self.openings = RedisOpenings(self.client)
         self.audiences = RedisAudiences(self.client)
         self.campaigns = RedisCampaigns(self.client)
         self.waves = RedisWaves(self.client)
