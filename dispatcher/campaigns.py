@@ -21,7 +21,7 @@ import secrets
 
 import msgspec
 
-from dispatcher import routing, smstext
+from dispatcher import repeats, routing, smstext
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import (
@@ -52,6 +52,7 @@ FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
 WAVE_STATE_FOR = {S.PAUSED: WaveState.PAUSED, S.CANCELLED: WaveState.CANCELLED}
 PAUSED = frozenset({WaveState.PAUSED})
 REASON_MAX = 1000
+CAMPAIGN_WINDOW = int(repeats.CAMPAIGN_WINDOW.total_seconds() // 60)  # minutes
 
 
 def wave_id(campaign_id: str, channel: Channel) -> str:
@@ -173,7 +174,9 @@ class Campaigns:
                 start_now=campaign.priority is Priority.URGENT,
                 fallback_text=fallback_text(campaign.texts)
                 if campaign.sms_fallback and channel is Channel.ZALO else "",
-                fallback_strip=campaign.strip_diacritics), WaveState.CREATED)
+                fallback_strip=campaign.strip_diacritics,
+                repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
+                fallback_repeat_window=CAMPAIGN_WINDOW), WaveState.CREATED)
         current = await self.get(campaign_id)
         if current.state in WAVE_STATE_FOR:  # paused or cancelled while the waves were made
             await self._set_waves(current)

@@ -57,7 +57,7 @@ TRANSIENT = metrics.STORE_TRANSIENT
 STARTABLE = frozenset({WaveState.CREATED, WaveState.FANNING_OUT})
 FANNING_OUT = frozenset({WaveState.FANNING_OUT})
 SENDING = frozenset({WaveState.SENDING})
-OUTCOMES = ("sent", "failed", "expired", "cancelled")
+OUTCOMES = ("sent", "failed", "expired", "cancelled", "repeats")
 
 
 class Progress(msgspec.Struct):
@@ -76,6 +76,8 @@ class Progress(msgspec.Struct):
     undelivered: int = 0  # receipts: undeliverable, rejected, deleted
     receipt_expired: int = 0  # receipts: expired at the SMSC
     fallback: int = 0  # not reachable on Zalo: sent by SMS in the companion wave instead
+    repeats: int = 0  # not sent: got the same text on the channel within the window already
+    fallback_capped: int = 0  # not reachable on Zalo and not sent by SMS: the day's cap
 
     def add(self, other: Progress) -> None:
         for field in self.__struct_fields__:
@@ -117,7 +119,8 @@ class Engine:
         self.reconciler = Reconciler(store, plan)
         self.campaigns = Campaigns(store, settings, province)
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
-        fallback = SmsFallback(store, settings, numbering) if numbering is not None else None
+        fallback = (SmsFallback(store, settings, numbering, plan, clock=self.now)
+                    if numbering is not None else None)
         self.binds = binds  # SMPP bind leases, when workers share the links
         self.worker = Worker(store, adapters, routes, settings, name=self.name,
                              fallback=fallback, gate=gate)
@@ -210,6 +213,10 @@ class Engine:
                    if c.state is CampaignState.RUNNING and c.level is None]
         if running:
             await self._finish_campaigns(running, await self.store.waves.states())
+
+    def now(self) -> dt.datetime:
+        """The engine's clock (replaceable in tests: ``engine.clock``)."""
+        return self.clock()
 
     def _may_start(self, wave: Wave, now: dt.datetime) -> bool:
         return wave.start_now or wave.priority is Priority.URGENT or self.plan.in_sending_hours(now)

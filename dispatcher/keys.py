@@ -28,6 +28,11 @@ OPENING_REVISIONS = f"{PREFIX}:{{waves}}:openings:revisions"  # hash: same field
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 
 
+def ledger(name: str) -> str:
+    """String: per recipient id, (time, tag) pairs of u32 (dispatcher.repeats)."""
+    return f"{PREFIX}:ledger:{name}"
+
+
 def audience_meta(version: str) -> str:
     return f"{PREFIX}:{{audience}}:{version}:meta"
 

@@ -70,10 +70,11 @@ ProgressReader = Callable[[Store, Wave], Awaitable[object]]
 
 #: The outcomes a worker counts, the ``result`` label of ``loa_messages_total``.
 RESULTS = ("sent", "retry", "failed", "expired", "cancelled", "skipped", "requeued", "fallback",
-           "unrecorded")
+           "unrecorded", "repeats", "fallback_capped")
 #: The fields of a wave's progress reported by ``loa_wave_messages``.
 WAVE_FIELDS = ("total", "queued", "sent", "failed", "expired", "retrying", "cancelled",
-               "skipped", "delivered", "undelivered", "receipt_expired", "fallback")
+               "skipped", "delivered", "undelivered", "receipt_expired", "fallback", "repeats",
+               "fallback_capped")
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 COLLECT_SECONDS = 5.0
 
@@ -82,7 +83,10 @@ MESSAGES = Counter(
     "retry (scheduled again), failed (permanent), expired (retries exhausted), cancelled, "
     "skipped (already sent), requeued (never reached the channel), fallback (rerouted to SMS; "
     "also counted as failed), unrecorded (sent, but the store could not record it: the batch "
-    "is taken over after the lease and these are sent again)", ["channel", "route", "result"])
+    "is taken over after the lease and these are sent again), repeats (not sent: the recipient "
+    "got the same text on the channel from another wave within the window), fallback_capped "
+    "(not rerouted to SMS: the recipient had fallback_max_per_day today)",
+    ["channel", "route", "result"])
 BATCH_SECONDS = Histogram(
     "loa_batch_seconds", "Time a channel took to send one batch (submit latency per batch)",
     ["channel", "route"], buckets=BATCH_BUCKETS)
@@ -197,8 +201,8 @@ class Backoff:
 class RouteMetrics:
     """A route's counters, bound once: what a worker touches per batch."""
 
-    __slots__ = ("batch", "cancelled", "expired", "failed", "fallback", "requeued", "retry",
-                 "sent", "skipped", "throttle", "unrecorded")
+    __slots__ = ("batch", "cancelled", "expired", "failed", "fallback", "fallback_capped",
+                 "repeats", "requeued", "retry", "sent", "skipped", "throttle", "unrecorded")
 
     def __init__(self, route: str) -> None:
         channel = routing.channel_of(route).value
@@ -211,6 +215,8 @@ class RouteMetrics:
         self.requeued = MESSAGES.labels(channel, route, "requeued")
         self.fallback = MESSAGES.labels(channel, route, "fallback")
         self.unrecorded = MESSAGES.labels(channel, route, "unrecorded")
+        self.repeats = MESSAGES.labels(channel, route, "repeats")
+        self.fallback_capped = MESSAGES.labels(channel, route, "fallback_capped")
         self.batch = BATCH_SECONDS.labels(channel, route)
         self.throttle = THROTTLE_WAIT.labels(route)
 

@@ -167,6 +167,11 @@ class Wave(msgspec.Struct, frozen=True):
     start_now: bool = False  # start outside the sending hours too (urgent notices, the demo)
     fallback_text: str = ""  # set: recipients Zalo cannot reach get this text by SMS
     fallback_strip: bool = False  # ... without diacritics
+    # no repeats (dispatcher.repeats): a recipient who got this text on this channel from
+    # another wave of the same scope less than repeat_window minutes ago is not sent it again
+    repeat_scope: str = ""  # "plan", or the campaign's; empty: not checked
+    repeat_window: int = 0  # minutes
+    fallback_repeat_window: int = 0  # minutes, for the SMS fallback (the SMS channel's)
 
 
 class Batch(msgspec.Struct, frozen=True, array_like=True):

@@ -172,6 +172,14 @@ class Plan(msgspec.Struct, frozen=True):
         start, end = self.sending_hours
         return start <= local < end
 
+    def sending_start(self, when: dt.datetime) -> dt.datetime:
+        """``when`` if it is inside the sending hours, else the moment they next begin."""
+        if self.in_sending_hours(when):
+            return when
+        local = when.astimezone(self.tz)
+        start = dt.datetime.combine(local.date(), self.sending_hours[0], tzinfo=self.tz)
+        return start if start > local else start + dt.timedelta(days=1)
+
 
 def level_for_cases(plan: Plan, cases: int) -> int:
     """The level the plan sets for ``cases`` confirmed cases in the province (0: no case)."""

@@ -20,7 +20,7 @@ import logging
 
 import msgspec
 
-from dispatcher import opening, routing
+from dispatcher import opening, repeats, routing
 from dispatcher.model import (
     WAVE_LIVE,
     Campaign,
@@ -154,7 +154,11 @@ class Reconciler:
                     total=routing.reach(meta, selector, rule.channel), start_now=start_now,
                     priority=Priority.URGENT if urgent else Priority.NORMAL,
                     fallback_text=sms.row.template if fallback and sms else "",
-                    fallback_strip=bool(fallback and sms and sms.row.strip_diacritics))
+                    fallback_strip=bool(fallback and sms and sms.row.strip_diacritics),
+                    repeat_scope=repeats.PLAN_SCOPE,
+                    repeat_window=repeats.plan_window(self.plan, slot.level, rule.channel),
+                    fallback_repeat_window=repeats.plan_window(self.plan, slot.level,
+                                                               Channel.SMS) if fallback else 0)
         held = campaign.state is CampaignState.PAUSED
         created = await self.store.waves.create(
             wave, WaveState.PAUSED if held else WaveState.CREATED)

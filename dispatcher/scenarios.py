@@ -20,6 +20,7 @@ from dispatcher.errors import InputError, LoaError
 from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import Channel, LevelState, WaveState
 from dispatcher.msisdn import Numbering
+from dispatcher.opening import opening_wave_id
 from dispatcher.plan import due_slots, load_plan
 from dispatcher.province import Province
 from dispatcher.wavebench import WorkerProcess
@@ -214,7 +215,8 @@ def _plan_at(text: str, levels: dict[int, dt.datetime]) -> str:
 
 async def reconciler_restart(s: Stage) -> ChaosResult:
     """Level 3, then level 4, while the processes that reconcile the plan are killed and
-    started again every couple of seconds: every wave the plan calls for is created once."""
+    started again every couple of seconds: every wave the plan calls for (each level's opening
+    waves and its slots) is created once."""
     plan_path = s.tmp / "plan.toml"
     tz = load_plan().tz
     # the first whole minute at least 15 s away (the workers start meanwhile)
@@ -244,8 +246,10 @@ async def reconciler_restart(s: Stage) -> ChaosResult:
     for level, at in ((3, first), (4, second)):
         since = dt.datetime.now(dt.UTC)
         await s.db.level.set(LevelState(level=level, at=since, since=since, set_by="chaos"))
-        due = {slot.id for channel in (Channel.SMS, Channel.ZALO)
+        channels = (Channel.SMS, Channel.ZALO)
+        due = {slot.id for channel in channels
                for slot in due_slots(plan, level, channel, since, at + dt.timedelta(seconds=1))}
+        due |= {opening_wave_id(level, channel, since, plan) for channel in channels}
         expected |= due
         await churn(at + dt.timedelta(seconds=10))
         await _waves_completed(s, due, TIMEOUT)

@@ -42,6 +42,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ahead_batches: int = 64
     # how often sent bits are written while batches are being sent (0: only at a batch's end)
     sent_flush_seconds: float = 0.005
+    # SMS a recipient Zalo cannot reach gets by fallback per local day, beyond the plan's SMS
+    fallback_max_per_day: int = 1
 
 
 class RetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -78,6 +80,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.rates.get(route, 0.0)
 
 
+MAX_FALLBACK_PER_DAY = 8
+
+
 def _check(settings: Settings, source: str) -> Settings:
     positive = {
         "engine.batch_size": settings.engine.batch_size,
@@ -94,6 +99,9 @@ def _check(settings: Settings, source: str) -> Settings:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError("must be more than 0", source=source, key=key)
+    if not 0 <= settings.engine.fallback_max_per_day <= MAX_FALLBACK_PER_DAY:
+        raise ConfigError(f"must be 0 (no fallback SMS) to {MAX_FALLBACK_PER_DAY}",
+                          source=source, key="engine.fallback_max_per_day")
     if not 0 <= settings.retry.jitter < 1:
         raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
     for route, rate in settings.rates.items():

@@ -25,7 +25,7 @@ from functools import partial
 from typing import TypeVar
 
 from adapters.base import HALTED, Abort, Adapter, Envelope, Results
-from dispatcher import metrics, routing
+from dispatcher import metrics, repeats, routing
 from dispatcher.errors import LoaError
 from dispatcher.fallback import PREFIX, SmsFallback
 from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
@@ -339,22 +339,10 @@ class Worker:
     async def _send(self, route: str, entry: Entry, wave: Wave, batch: Batch,
                     completion: Completion) -> bool:
         """Send what of ``batch`` is not sent yet; False if the entry is no longer ours."""
-        mask = await self._persist("reading sent bits",
-                                   lambda: self.store.queue.sent_mask(batch.wave, batch.ids))
-        if batch.retried and len(set(batch.ids)) < len(batch.ids):
-            seen: set[int] = set()  # one recipient scheduled twice: the first goes, not both
-            for i, recipient in enumerate(batch.ids):
-                mask[i] = mask[i] or recipient in seen
-                seen.add(recipient)
-        if any(mask):
-            keep = [i for i, done in enumerate(mask) if not done]
-            skipped = len(batch.ids) - len(keep)
-            completion.count(wave.id, "skipped", skipped)
-            self._metrics[route].skipped.inc(skipped)
-            if batch.retried:
-                completion.count(wave.id, "retrying", -skipped)
-        else:
-            keep = list(range(len(batch.ids)))
+        keep = await self._unsent(route, wave, batch, completion)
+        if not keep:
+            return True
+        keep = await self._unrepeated(route, wave, batch, keep, completion)
         if not keep:
             return True
         m = self._metrics[route]
@@ -390,13 +378,62 @@ class Worker:
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)))
         m.count(results, self._record(wave, batch, keep, results, completion))
         if self.fallback is not None and wave.fallback_text:
-            cured = [keep[k] for k, reason in results.failed if reason.startswith(PREFIX)]
-            if cured:
-                fallback = self.fallback
-                m.fallback.inc(await self._persist(
-                    "rerouting to SMS",
-                    lambda: fallback.reroute(wave, batch, cured, completion)))
+            await self._reroute(route, wave, batch, keep, results, completion)
         return True
+
+    async def _unsent(self, route: str, wave: Wave, batch: Batch,
+                      completion: Completion) -> list[int]:
+        """The messages of ``batch`` whose sent bit is not set; the others count ``skipped``."""
+        mask = await self._persist("reading sent bits",
+                                   lambda: self.store.queue.sent_mask(batch.wave, batch.ids))
+        if batch.retried and len(set(batch.ids)) < len(batch.ids):
+            seen: set[int] = set()  # one recipient scheduled twice: the first goes, not both
+            for i, recipient in enumerate(batch.ids):
+                mask[i] = mask[i] or recipient in seen
+                seen.add(recipient)
+        if not any(mask):
+            return list(range(len(batch.ids)))
+        keep = [i for i, done in enumerate(mask) if not done]
+        skipped = len(batch.ids) - len(keep)
+        completion.count(wave.id, "skipped", skipped)
+        self._metrics[route].skipped.inc(skipped)
+        if batch.retried:
+            completion.count(wave.id, "retrying", -skipped)
+        return keep
+
+    async def _reroute(self, route: str, wave: Wave, batch: Batch, keep: list[int],
+                       results: Results, completion: Completion) -> None:
+        """The Zalo refusals that may go by SMS, to the wave's SMS fallback."""
+        fallback = self.fallback
+        cured = [keep[k] for k, reason in results.failed if reason.startswith(PREFIX)]
+        if fallback is None or not cured:
+            return
+        rerouted, capped = await self._persist(
+            "rerouting to SMS", lambda: fallback.reroute(wave, batch, cured, completion))
+        m = self._metrics[route]
+        m.fallback.inc(rerouted)
+        m.fallback_capped.inc(capped)
+
+    async def _unrepeated(self, route: str, wave: Wave, batch: Batch, keep: list[int],
+                          completion: Completion) -> list[int]:
+        """``keep`` less the recipients who got the wave's text on its channel from another
+        wave within its window (dispatcher.repeats); those are counted ``repeats``."""
+        ledger = repeats.ledger(wave)
+        if ledger is None:
+            return keep
+        ids = [batch.ids[i] for i in keep]
+        claim = partial(self.store.ledger.claim, ledger, ids, now=repeats.minute(time.time()),
+                        window=wave.repeat_window, tag=repeats.tag(wave.id),
+                        ttl=repeats.LEDGER_TTL.total_seconds())
+        allowed = await self._persist("claiming recipients", claim)
+        refused = allowed.count(False)
+        if not refused:
+            return keep
+        completion.count(wave.id, "repeats", refused)
+        self._metrics[route].repeats.inc(refused)
+        if batch.retried:  # each was counted as retrying when it was scheduled
+            completion.count(wave.id, "retrying", -refused)
+        return [i for i, ok in zip(keep, allowed, strict=True) if ok]
 
     async def _throttle(self, route: str, wave: Wave, batch: Batch, keep: list[int],
                         completion: Completion, urgent: bool) -> bool:

@@ -439,6 +439,7 @@ class _Hooked:
         self.level = inner.level
         self.stop = inner.stop
         self.openings = inner.openings
+        self.ledger = inner.ledger
         self.audiences = inner.audiences
         self.campaigns = inner.campaigns
         self.queue = inner.queue

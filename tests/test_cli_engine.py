@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from adapters.email.adapter import EmailAdapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import SmppAdapter
+from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from dispatcher import channels
@@ -81,6 +86,41 @@ def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) 
     doc = last_json(out)
     sent = doc["sent"]
     assert doc["duplicates"] == 0 and isinstance(sent, int) and sent > 1000
+
+
+@pytest.fixture
+def independent_smsc() -> Iterator[Smsc]:
+    """An SMSC simulator on its own thread and event loop, as an SMSC outside Loa would be:
+    what it received is what the phones got."""
+    smsc = Smsc(SmscConfig(keep_texts=True))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(smsc.start(), loop).result(timeout=10)
+    try:
+        yield smsc
+    finally:
+        asyncio.run_coroutine_threadsafe(smsc.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_demo_duplicates_are_counted_at_an_independent_smsc(
+        capsys: pytest.CaptureFixture[str], fast_retries: Path, independent_smsc: Smsc) -> None:
+    """The level's SMS wave and the SMS fallback of its Zalo wave carry the same text: a
+    phone not on Zalo gets it once, and the demo's ``duplicates`` is what the SMSC saw."""
+    status, out, _ = run(capsys, "demo", "--recipients", "3000", "--config", str(fast_retries),
+                         "--smsc", f"127.0.0.1:{independent_smsc.port}", "--json")
+    assert status == 0
+    doc = last_json(out)
+    texts = independent_smsc.texts
+    twice = [n for n, got in texts.items() if any(k > 1 for k in Counter(got).values())]
+    assert twice == [] and independent_smsc.stats.duplicates == 0
+    messages = doc["messages"]
+    assert isinstance(messages, dict)
+    assert messages["sms"] == independent_smsc.stats.messages == len(texts)
+    assert doc["sms_fallback"] and doc["duplicates"] == 0  # some were not on Zalo
 
 
 def test_demo_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:

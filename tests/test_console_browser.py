@@ -359,7 +359,7 @@ def test_create_preview_approve_and_watch_it_complete(browser: Browser, console:
     expect(page.get_by_role("heading", name="Tạo chiến dịch", level=1)).to_be_visible()
     title = "Khẩn: Hạ Long giãn cách"
     page.get_by_label("Tiêu đề", exact=True).fill(title)
-    page.get_by_label("Zalo", exact=True).check()
+    page.get_by_role("checkbox", name="Zalo", exact=True).check()
     page.get_by_label("Nội dung tin nhắn").fill(VIETNAMESE)
     page.get_by_label("Mức ưu tiên").select_option("urgent")
     page.get_by_label("Huyện, thị xã, thành phố").select_option("ha-long")

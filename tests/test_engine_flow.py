@@ -416,6 +416,7 @@ class HookedStore:
         self.level: LevelStore = inner.level
         self.stop = inner.stop
         self.openings = inner.openings
+        self.ledger = inner.ledger
         self.audiences: AudienceStore = inner.audiences
         self.queue: Queue = inner.queue
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)

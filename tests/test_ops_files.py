@@ -79,7 +79,7 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
     rules = alert_rules()
     assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
-                                          "LoaZaloQuotaLow"}
+                                          "LoaZaloQuotaLow", "LoaEmergencyStopOn"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
     assert unknown([r["expr"] for r in rules]) == set()
@@ -100,6 +100,39 @@ def test_promtool_accepts_the_rules() -> None:
                     "`make test` fetches it")
     done = subprocess.run([promtool, "check", "rules", str(CONFIG / "prometheus-alerts.yml")],
                           capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_emergency_stop_alert_fires_while_the_stop_is_on(tmp_path: Path) -> None:
+    """``promtool test rules``: two workers report the stop off, then one reports it on."""
+    promtool = shutil.which("promtool") or shutil.which("promtool",
+                                                         path=Path(sys.executable).parent)
+    if promtool is None:
+        pytest.fail("promtool is not installed; `make test` fetches it")
+    cases = {
+        "rule_files": [str(CONFIG / "prometheus-alerts.yml")],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": 'loa_emergency_stop{instance="w1"}', "values": "0 0 1 1 0"},
+                {"series": 'loa_emergency_stop{instance="w2"}', "values": "0 0 0 1 0"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "1m", "alertname": "LoaEmergencyStopOn", "exp_alerts": []},
+                {"eval_time": "2m", "alertname": "LoaEmergencyStopOn", "exp_alerts": [{
+                    "exp_labels": {"severity": "critical"},
+                    "exp_annotations": {k: v for k, v in next(
+                        r for r in alert_rules()
+                        if r["alert"] == "LoaEmergencyStopOn")["annotations"].items()}}]},
+                {"eval_time": "4m", "alertname": "LoaEmergencyStopOn", "exp_alerts": []},
+            ],
+        }],
+    }
+    path = tmp_path / "stop-test.yml"
+    path.write_text(yaml.safe_dump(cases), encoding="utf-8")
+    done = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -270,6 +270,17 @@ class Queue(Protocol):
     async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]: ...
 
 
+class Ledger(Protocol):
+    """Who got what, and when, across waves (dispatcher.repeats): per recipient id, ``slots``
+    pairs of (time, tag)."""
+
+    async def claim(self, ledger: str, ids: list[int], *, now: int, window: int, tag: int,
+                    slots: int = 1, ttl: float) -> list[bool]:
+        """Claim ``ids`` at ``now`` for ``tag``, in one command: True for each id that holds a
+        slot of ``tag`` already, or a free one (never claimed, or ``window`` or more before
+        ``now``), which it takes; False for one whose every slot another tag holds."""
+
+
 class ReceiptIndex(Protocol):
     """Which wave and recipient a channel's message id belongs to (kept for ``keep_hours``,
     the messages' validity period), and the counters receipts move."""
@@ -318,5 +329,8 @@ class Store(Protocol):
 
     @property
     def receipts(self) -> ReceiptIndex: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     async def aclose(self) -> None: ...

@@ -80,6 +80,26 @@ class MemoryOpenings:
         return sorted(self._openings.values(), key=lambda o: (o.level, o.channel))
 
 
+class MemoryLedger:
+    def __init__(self) -> None:
+        self._ledgers: dict[str, dict[int, list[tuple[int, int]]]] = {}
+
+    async def claim(self, ledger: str, ids: list[int], *, now: int, window: int, tag: int,
+                    slots: int = 1, ttl: float) -> list[bool]:
+        book = self._ledgers.setdefault(ledger, {})
+        out = []
+        for i in ids:
+            held = book.setdefault(i, [(0, 0)] * slots)
+            pick = next((s for s, (at, who) in enumerate(held) if who == tag and at > 0), None)
+            if pick is None:
+                pick = next((s for s, (at, _) in enumerate(held)
+                             if at == 0 or now - at >= window), None)
+            if pick is not None:
+                held[pick] = (now, tag)
+            out.append(pick is not None)
+        return out
+
+
 class MemoryAudiences:
     def __init__(self) -> None:
         self._metas: dict[str, AudienceMeta] = {}
@@ -390,6 +410,7 @@ class MemoryStore:
         self.level = MemoryLevel()
         self.stop = MemoryStop()
         self.openings = MemoryOpenings()
+        self.ledger = MemoryLedger()
         self.audiences = MemoryAudiences()
         self.campaigns = MemoryCampaigns()
         self.waves = MemoryWaves()

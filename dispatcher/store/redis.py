@@ -163,6 +163,54 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 return 1
 """
 
+# KEYS: ledger. ARGV: now, window, tag, slots, ttl seconds, ids... Per id, ``slots`` pairs of
+# u32 (time, tag) at #(2 * (id * slots + slot)): take the slot the tag holds, else a free one
+# (time 0, or window or more before now). Returns one "1" (claimed) or "0" per id.
+_CLAIM = """
+local now, window, tag = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local slots = tonumber(ARGV[4])
+local step = math.max(1, math.floor(200 / slots))
+local out = {}
+for first = 6, #ARGV, step do
+  local last = math.min(first + step - 1, #ARGV)
+  local get = {}
+  for i = first, last do
+    local base = tonumber(ARGV[i]) * slots * 2
+    for s = 0, 2 * slots - 1 do
+      get[#get + 1] = 'GET'; get[#get + 1] = 'u32'; get[#get + 1] = '#' .. (base + s)
+    end
+  end
+  local got = redis.call('BITFIELD', KEYS[1], unpack(get))
+  local set = {}
+  for i = first, last do
+    local base = tonumber(ARGV[i]) * slots * 2
+    local k = (i - first) * slots * 2
+    local pick = -1
+    for s = 0, slots - 1 do
+      if got[k + 2 * s + 2] == tag and got[k + 2 * s + 1] > 0 then pick = s; break end
+    end
+    if pick < 0 then
+      for s = 0, slots - 1 do
+        local at = got[k + 2 * s + 1]
+        if at == 0 or now - at >= window then pick = s; break end
+      end
+    end
+    if pick >= 0 then
+      out[#out + 1] = '1'
+      local at = '#' .. (base + 2 * pick)
+      local who = '#' .. (base + 2 * pick + 1)
+      set[#set + 1] = 'SET'; set[#set + 1] = 'u32'; set[#set + 1] = at; set[#set + 1] = now
+      set[#set + 1] = 'SET'; set[#set + 1] = 'u32'; set[#set + 1] = who; set[#set + 1] = tag
+    else
+      out[#out + 1] = '0'
+    end
+  end
+  if #set > 0 then redis.call('BITFIELD', KEYS[1], unpack(set)) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return table.concat(out)
+"""
+
 # KEYS: lease. ARGV: owner, ttl ms.
 _ACQUIRE = """
 local held = redis.call('GET', KEYS[1])
@@ -273,6 +321,19 @@ class RedisOpenings:
     async def all(self) -> list[Opening]:
         found = [_opening.decode(x) for x in await self._r.hvals(keys.OPENINGS)]
         return sorted(found, key=lambda o: (o.level, o.channel))
+
+
+class RedisLedger:
+    def __init__(self, client: Any) -> None:
+        self._claim = client.register_script(_CLAIM)
+
+    async def claim(self, ledger: str, ids: list[int], *, now: int, window: int, tag: int,
+                    slots: int = 1, ttl: float) -> list[bool]:
+        if not ids:
+            return []
+        found = await self._claim(keys=[keys.ledger(ledger)],
+                                  args=[now, window, tag, slots, max(1, int(ttl)), *ids])
+        return [c == 49 for c in found]  # b"1"
 
 
 class RedisAudiences:
@@ -749,6 +810,7 @@ class RedisStore:
         self.level = RedisLevel(self.client)
         self.stop = RedisStop(self.client)
         self.openings = RedisOpenings(self.client)
+        self.ledger = RedisLedger(self.client)
         self.audiences = RedisAudiences(self.client)
         self.campaigns = RedisCampaigns(self.client)
         self.waves = RedisWaves(self.client)
