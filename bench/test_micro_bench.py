@@ -22,7 +22,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from adapters.smpp import pdu
 from adapters.smpp.receipt import format_receipt, parse_receipt
-from dispatcher import audiencegen, localredis, metrics, routing
+from dispatcher import audiencegen, localredis, metrics, repeats, routing
 from dispatcher.audience import Validator
 from dispatcher.fanout import fan_out
 from dispatcher.importer import import_audience
@@ -203,6 +203,22 @@ def test_complete_sent_bits(benchmark: BenchmarkFixture, redis_store: RedisStore
     benchmark(run)
     mask = loop.run_until_complete(redis_store.queue.sent_mask("w-complete", IDS))
     assert all(mask)
+    per_item(benchmark, BATCH)
+
+
+@pytest.mark.benchmark(group="dedup batch")
+def test_ledger_claim(benchmark: BenchmarkFixture, redis_store: RedisStore,
+                      loop: asyncio.AbstractEventLoop) -> None:
+    """The no-repeats claim of a 500-id batch (one script: a BITFIELD GET and SET of (minute,
+    tag) pairs), every id already claimed by the same wave: the cost a retried batch pays."""
+    loop.run_until_complete(redis_store.client.flushdb())
+    tag = repeats.tag("w-ledger")
+
+    def run() -> list[bool]:
+        return loop.run_until_complete(redis_store.ledger.claim(
+            "bench", IDS, now=1_000, window=1_296, tag=tag, ttl=3600))
+
+    assert all(benchmark(run))
     per_item(benchmark, BATCH)
 
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -53,8 +53,10 @@ class MatcherStats(msgspec.Struct):
 
 class ReceiptMatcher:
     def __init__(self, store: Store, *, hold_seconds: float = 120.0,
-                 interval: float = 0.2) -> None:
+                 interval: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock
         self.hold = hold_seconds
         self.interval = interval
         self.stats = MatcherStats()
@@ -63,7 +65,7 @@ class ReceiptMatcher:
         self._waiting: list[tuple[str, str, float, bool]] = []
 
     def add(self, receipts: Sequence[ReceiptLike]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for r in receipts:
             self.stats.received += 1
             if r.state in OUTCOME:
@@ -103,7 +105,7 @@ class ReceiptMatcher:
     async def _match(self, todo: list[tuple[str, str, float, bool]]
                      ) -> list[tuple[str, str, float, bool]]:
         """Count what of ``todo`` is matched; returns what still waits."""
-        now = time.monotonic()
+        now = self.clock()
         full = [t for t in todo if not t[3] and now - t[2] >= FULL_AFTER]
         found = await self.store.receipts.match([t[0] for t in todo if t[3] or
                                                  now - t[2] < FULL_AFTER], recent=True)

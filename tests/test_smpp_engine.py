@@ -85,7 +85,8 @@ async def test_a_wave_over_smpp_is_sent_once_and_its_receipts_are_counted(
 
 
 async def test_receipts_wait_for_their_message_then_go_unmatched(store: Store) -> None:
-    matcher = ReceiptMatcher(store, hold_seconds=0.3)
+    clock = [1000.0]  # the hold is counted on this clock, not on how fast the machine is
+    matcher = ReceiptMatcher(store, hold_seconds=0.3, clock=lambda: clock[0])
 
     class R:
         def __init__(self, message_id: str, state: str) -> None:
@@ -103,7 +104,10 @@ async def test_receipts_wait_for_their_message_then_go_unmatched(store: Store) -
     await matcher.match_now()
     assert matcher.stats.matched == 2 and matcher.pending == 1
     assert (await store.waves.progress("w")).get("delivered") == 1  # the first part counts
-    await asyncio.sleep(0.35)
+    clock[0] += 0.29
+    await matcher.match_now()
+    assert matcher.stats.unmatched == 0 and matcher.pending == 1
+    clock[0] += 0.02
     await matcher.match_now()
     assert matcher.stats.unmatched == 1 and matcher.pending == 0
 

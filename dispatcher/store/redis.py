@@ -164,48 +164,104 @@ return 1
 """
 
 # KEYS: ledger. ARGV: now, window, tag, slots, ttl seconds, ids... Per id, ``slots`` pairs of
-# u32 (time, tag) at #(2 * (id * slots + slot)): take the slot the tag holds, else a free one
-# (time 0, or window or more before now). Returns one "1" (claimed) or "0" per id.
+# big-endian u32 (time, tag) at byte 8 * (id * slots + slot): take the slot the tag holds, else
+# a free one (time 0, or window or more before now). Returns one "1" (claimed) or "0" per id.
+# Ids close together (a batch: neighbours in the audience) are read with one GETRANGE and
+# written with one SETRANGE; scattered ones (a batch of retries) with BITFIELD, 200 at a time.
 _CLAIM = """
 local now, window, tag = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local slots = tonumber(ARGV[4])
-local step = math.max(1, math.floor(200 / slots))
+local width = slots * 8
+local ids = {}
+local lo, hi = math.huge, -1
+for i = 6, #ARGV do
+  local id = tonumber(ARGV[i])
+  ids[#ids + 1] = id
+  if id < lo then lo = id end
+  if id > hi then hi = id end
+end
+local function pick(times, tags)
+  for s = 1, slots do
+    if tags[s] == tag and times[s] > 0 then return s end
+  end
+  for s = 1, slots do
+    if times[s] == 0 or now - times[s] >= window then return s end
+  end
+  return nil
+end
 local out = {}
-for first = 6, #ARGV, step do
-  local last = math.min(first + step - 1, #ARGV)
-  local get = {}
-  for i = first, last do
-    local base = tonumber(ARGV[i]) * slots * 2
-    for s = 0, 2 * slots - 1 do
-      get[#get + 1] = 'GET'; get[#get + 1] = 'u32'; get[#get + 1] = '#' .. (base + s)
+if hi - lo + 1 <= 4 * #ids + 64 then
+  local size = (hi - lo + 1) * width
+  local raw = redis.call('GETRANGE', KEYS[1], lo * width, (hi + 1) * width - 1)
+  if #raw < size then raw = raw .. string.rep('\0', size - #raw) end
+  local changed, order = {}, {}
+  local mine = struct.pack('>I4>I4', now, tag)
+  local unpack4 = struct.unpack
+  for n, id in ipairs(ids) do
+    local at = (id - lo) * width
+    local s
+    if slots == 1 then
+      local t, g = unpack4('>I4>I4', raw, at + 1)
+      if (g == tag and t > 0) or t == 0 or now - t >= window then s = 1 end
+    else
+      local times, tags = {}, {}
+      for k = 1, slots do
+        times[k], tags[k] = unpack4('>I4>I4', raw, at + (k - 1) * 8 + 1)
+      end
+      s = pick(times, tags)
+    end
+    if s then
+      out[n] = '1'
+      local offset = at + (s - 1) * 8
+      if not changed[offset] then order[#order + 1] = offset end
+      changed[offset] = mine
+    else
+      out[n] = '0'
     end
   end
-  local got = redis.call('BITFIELD', KEYS[1], unpack(get))
-  local set = {}
-  for i = first, last do
-    local base = tonumber(ARGV[i]) * slots * 2
-    local k = (i - first) * slots * 2
-    local pick = -1
-    for s = 0, slots - 1 do
-      if got[k + 2 * s + 2] == tag and got[k + 2 * s + 1] > 0 then pick = s; break end
+  if #order > 0 then
+    table.sort(order)
+    local parts, from = {}, 1
+    for _, offset in ipairs(order) do
+      parts[#parts + 1] = string.sub(raw, from, offset)
+      parts[#parts + 1] = changed[offset]
+      from = offset + 9
     end
-    if pick < 0 then
-      for s = 0, slots - 1 do
-        local at = got[k + 2 * s + 1]
-        if at == 0 or now - at >= window then pick = s; break end
+    local last = order[#order] + 8
+    redis.call('SETRANGE', KEYS[1], lo * width + order[1],
+               string.sub(table.concat(parts), order[1] + 1, last))
+  end
+else
+  local step = math.max(1, math.floor(200 / slots))
+  for first = 1, #ids, step do
+    local last = math.min(first + step - 1, #ids)
+    local get = {}
+    for i = first, last do
+      local base = ids[i] * slots * 2
+      for s = 0, 2 * slots - 1 do
+        get[#get + 1] = 'GET'; get[#get + 1] = 'u32'; get[#get + 1] = '#' .. (base + s)
       end
     end
-    if pick >= 0 then
-      out[#out + 1] = '1'
-      local at = '#' .. (base + 2 * pick)
-      local who = '#' .. (base + 2 * pick + 1)
-      set[#set + 1] = 'SET'; set[#set + 1] = 'u32'; set[#set + 1] = at; set[#set + 1] = now
-      set[#set + 1] = 'SET'; set[#set + 1] = 'u32'; set[#set + 1] = who; set[#set + 1] = tag
-    else
-      out[#out + 1] = '0'
+    local got = redis.call('BITFIELD', KEYS[1], unpack(get))
+    local set = {}
+    for i = first, last do
+      local k = (i - first) * slots * 2
+      local times, tags = {}, {}
+      for s = 1, slots do times[s], tags[s] = got[k + 2 * s - 1], got[k + 2 * s] end
+      local s = pick(times, tags)
+      if s then
+        out[i] = '1'
+        local base = ids[i] * slots * 2 + 2 * (s - 1)
+        set[#set + 1] = 'SET'; set[#set + 1] = 'u32'; set[#set + 1] = '#' .. base
+        set[#set + 1] = now
+        set[#set + 1] = 'SET'; set[#set + 1] = 'u32'; set[#set + 1] = '#' .. (base + 1)
+        set[#set + 1] = tag
+      else
+        out[i] = '0'
+      end
     end
+    if #set > 0 then redis.call('BITFIELD', KEYS[1], unpack(set)) end
   end
-  if #set > 0 then redis.call('BITFIELD', KEYS[1], unpack(set)) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return table.concat(out)
