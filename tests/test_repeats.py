@@ -82,10 +82,10 @@ async def test_the_ledger_lets_a_wave_retry_and_keeps_other_waves_out(store: Sto
     assert await claim("cap", [5], now=day + 1, window=1, tag=repeats.tag("z3"), slots=2,
                        ttl=600) == [True]
     # scattered ids (read field by field) and neighbours (read as one range) share the layout
-    for wave, expected in (("z1", [True, True]), ("z2", [True, True]), ("z3", [False, False])):
+    for wave, both in (("z1", [True, True]), ("z2", [True, True]), ("z3", [False, False])):
         found = await claim("cap2", [5, 90_000] if wave != "z2" else [90_000, 5], now=day,
                             window=1, tag=repeats.tag(wave), slots=2, ttl=600)
-        assert found == expected, wave
+        assert found == both, wave
     assert await claim("cap2", [5, 6], now=day, window=1, tag=repeats.tag("z3"), slots=2,
                        ttl=600) == [False, True]
     assert await claim("l", [], now=1, window=1, tag=a, ttl=600) == []
