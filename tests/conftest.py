@@ -15,9 +15,14 @@ import redis
 
 from adapters.smpp.simulator import Smsc, SmscConfig
 from dispatcher import localredis
+from dispatcher.audience import Validator
 from dispatcher.engine import Engine
 from dispatcher.errors import LoaError
+from dispatcher.importer import import_audience
+from dispatcher.msisdn import Numbering
+from dispatcher.province import Province
 from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.store.base import AudienceMeta
 
 RedisServer = localredis.LocalRedis
 
@@ -56,6 +61,15 @@ async def smsc() -> AsyncIterator[Smsc]:
         yield server
     finally:
         await server.stop()
+
+
+async def imported(store: Store, path: Path, numbering: Numbering,
+                   province: Province) -> AudienceMeta:
+    """``path`` imported as the current audience (chunks of 64), and its description."""
+    await import_audience(path, store, Validator(numbering, province), chunk_size=64)
+    found = await store.audiences.meta()
+    assert found is not None
+    return found
 
 
 async def run_engine_until(engine: Engine, done: Callable[[], Awaitable[bool]],

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher import audiencegen, routing
-from dispatcher.audience import Validator
 from dispatcher.campaigns import Campaigns, wave_id
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError
-from dispatcher.importer import import_audience
 from dispatcher.model import (
     Campaign,
     CampaignState,
@@ -29,6 +27,7 @@ from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, Settings
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta, WaveStore
+from tests.conftest import imported
 
 NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
 SMS_TEXT = "Deo khau trang, rua tay, giu khoang cach, khai bao y te."
@@ -48,10 +47,7 @@ def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering
 @pytest.fixture
 async def meta(store: Store, audience_file: Path, numbering: Numbering,
                province: Province) -> AudienceMeta:
-    await import_audience(audience_file, store, Validator(numbering, province), chunk_size=64)
-    found = await store.audiences.meta()
-    assert found is not None
-    return found
+    return await imported(store, audience_file, numbering, province)
 
 
 @pytest.fixture

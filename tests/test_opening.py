@@ -29,6 +29,7 @@ from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler, plan_campaign_id
 from dispatcher.store import Store, open_store
 from dispatcher.store.base import AudienceMeta
+from tests.conftest import imported
 from tests.test_cli_words import bullets, run
 from tests.test_engine_flow import SETTINGS, _step
 
@@ -56,10 +57,7 @@ def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering
 @pytest.fixture
 async def meta(store: Store, audience_file: Path, numbering: Numbering,
                province: Province) -> AudienceMeta:
-    await import_audience(audience_file, store, Validator(numbering, province), chunk_size=64)
-    found = await store.audiences.meta()
-    assert found is not None
-    return found
+    return await imported(store, audience_file, numbering, province)
 
 
 async def waves_of(store: Store) -> dict[str, WaveState]:

@@ -19,10 +19,8 @@ from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
 from dispatcher import audiencegen, repeats
-from dispatcher.audience import Validator
 from dispatcher.engine import Engine, wave_progress
 from dispatcher.fallback import SmsFallback, fallback_wave_id
-from dispatcher.importer import import_audience
 from dispatcher.level import set_level
 from dispatcher.model import Batch, Channel, Priority, Wave
 from dispatcher.msisdn import Numbering
@@ -32,7 +30,7 @@ from dispatcher.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.smstext import strip_diacritics
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta, Completion
-from tests.conftest import run_engine_until
+from tests.conftest import imported, run_engine_until
 from tests.test_fallback_and_pause import NotOnZalo
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -53,10 +51,7 @@ def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering
 @pytest.fixture
 async def meta(store: Store, audience_file: Path, numbering: Numbering,
                province: Province) -> AudienceMeta:
-    await import_audience(audience_file, store, Validator(numbering, province), chunk_size=64)
-    found = await store.audiences.meta()
-    assert found is not None
-    return found
+    return await imported(store, audience_file, numbering, province)
 
 
 # -- the ledger ---------------------------------------------------------------------------------
