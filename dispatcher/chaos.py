@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
-from dispatcher import audiencegen, keys, localredis, procstat, routing, simconfig
+from dispatcher import audiencegen, keys, localredis, procstat, repeats, routing, simconfig
 from dispatcher.audience import Validator
 from dispatcher.engine import wave_progress
 from dispatcher.errors import LoaError
@@ -162,9 +162,21 @@ class Stage:
         return done
 
     @property
+    def due(self) -> list[Wave]:
+        """The waves whose messages the far end is due: of waves with one text on one channel
+        (a level's opening and its first slot), each recipient gets it once (dispatcher.repeats),
+        so they count as one."""
+        kept: dict[str, Wave] = {}
+        for w in self.waves:
+            key = repeats.ledger(w) or w.id
+            if key not in kept or w.total > kept[key].total:
+                kept[key] = w
+        return list(kept.values())
+
+    @property
     def total(self) -> int:
-        """Messages of the waves."""
-        return sum(w.total for w in self.waves)
+        """Messages due at the far end."""
+        return sum(w.total for w in self.due)
 
     async def until(self, share: float, timeout: float) -> None:
         """Until ``share`` of the waves' messages have an outcome."""
@@ -213,8 +225,8 @@ class Stage:
         for w in self.waves:
             dead += (await wave_progress(self.db, w)).dead_letters
         # SMS: the simulator counts (destination, text) pairs; Zalo counts per recipient, and
-        # each recipient is due one message per Zalo wave.
-        zalo_waves = sum(1 for w in self.waves if w.channel is Channel.ZALO)
+        # each recipient is due one message per Zalo text.
+        zalo_waves = sum(1 for w in self.due if w.channel is Channel.ZALO)
         counts = self.zalo.received.values()
         reached = (self.smsc.stats.messages - self.smsc.stats.duplicates
                    + sum(min(n, zalo_waves) for n in counts))
