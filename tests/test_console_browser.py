@@ -602,6 +602,7 @@ def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
     expect(item.locator(".state")).to_have_text("Tạm dừng")
     expect(item).to_contain_text("Lý do (olga): Số đường dây nóng trong tin bị sai")
     expect(item.get_by_role("button", name="Tạm dừng")).to_have_count(0)
+    expect(item.get_by_role("button", name="Tiếp tục gửi")).to_be_focused()
     detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]["campaign"]
     assert (detail["state"], detail["state_reason"], detail["state_by"]) == (
         "paused", "Số đường dây nóng trong tin bị sai", "olga")
@@ -693,6 +694,7 @@ def test_the_emergency_stop_and_its_lift(browser: Browser, console: Console) -> 
         expect(banner).to_be_visible()
         expect(banner).to_contain_text("Tin nhắn gửi nhầm nội dung")
         expect(banner.locator("#stop-by")).to_have_text("olga")
+        expect(banner.get_by_role("button", name="Gỡ lệnh dừng khẩn cấp")).to_be_focused()
         expect(stop).to_be_hidden()
         status, current = console.api("vic", "GET", "/v1/stop")
         assert status == 200 and current["active"] is True

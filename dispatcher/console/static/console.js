@@ -682,8 +682,26 @@
     }
     closeReason();
     renderStop();
+    afterReason(action);
     say(done, "ok");
     poll();
+  }
+
+  /** The focus after a confirmed action, when the button that opened the dialog is gone: on the
+   * button that undoes it, or else on the campaign's title. */
+  function afterReason(action) {
+    const entry = action.id ? state.cards.get(action.id) : undefined;
+    const next = {stop: () => $("stop-lift"), lift: () => $("stop-open"),
+      pause: () => entry && entry.el.querySelector(".act-resume"),
+      resume: () => entry && entry.el.querySelector(".act-pause")}[action.kind];
+    const target = next ? next() : null;
+    if (target && !target.hidden && target.offsetParent !== null) {
+      target.focus();
+    } else if (entry && entry.el) {
+      const title = entry.el.querySelector(".campaign-title");
+      title.setAttribute("tabindex", "-1");
+      title.focus();
+    }
   }
 
   // -- campaigns ----------------------------------------------------------------------------
