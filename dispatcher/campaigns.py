@@ -74,6 +74,20 @@ def _check_sms(text: str, strip: bool, max_parts: int, where: str) -> None:
         raise InputError(f"{where}{seg.summary} is more than max_parts {max_parts}")
 
 
+VERB = {S.PENDING_APPROVAL: "sent for approval", S.APPROVED: "approved", S.RUNNING: "started",
+        S.PAUSED: "paused", S.COMPLETED: "completed", S.CANCELLED: "cancelled",
+        S.FAILED: "marked failed"}
+
+
+def _refusal(current: Campaign, to: CampaignState) -> str:
+    """Why ``current`` cannot move to ``to`` (a 409's text)."""
+    text = f"campaign {current.id} is {current.state}: it cannot be {VERB.get(to, to)}"
+    if current.level is not None and current.state in (S.CANCELLED, S.COMPLETED):
+        text += (f" (the level {current.level} plan starts it again at its next slot while the "
+                 "level is in force)")
+    return text
+
+
 class Campaigns:
     def __init__(self, store: Store, settings: Settings, province: Province) -> None:
         self.store = store
@@ -137,8 +151,7 @@ class Campaigns:
         while True:
             current = await self.get(campaign_id)
             if to not in ALLOWED.get(current.state, frozenset()):
-                raise StateError(f"campaign {campaign_id} is {current.state}; it cannot become "
-                                 f"{to}")
+                raise StateError(_refusal(current, to))
             updated = msgspec.structs.replace(current, state=to, revision=current.revision + 1,
                                               **changes)
             if await self.store.campaigns.replace(updated, current.revision):

@@ -358,6 +358,32 @@ async def test_the_openings_of_the_level_in_force(env: Env, plan: Plan) -> None:
     assert sms["since"] == sms["decided_at"] == "2024-03-05T03:00:00Z"
 
 
+async def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_sensible_answers(
+        env: Env, plan: Plan) -> None:
+    await env.client.put("/v1/level", headers=auth("olga"), json={"level": 4, "reason": "x"})
+    await Reconciler(env.services.store, plan).tick(NOW)
+    c, url = env.client, "/v1/campaigns/plan-L4-sms"
+    r = await c.post(f"{url}/pause", headers=auth("olga"))
+    assert r.status_code == 400 and r.json()["error"].startswith("reason: say why the level 4")
+    r = await c.post(f"{url}/resume", json={"reason": "x"}, headers=auth("olga"))
+    assert r.status_code == 409 and r.json()["error"] == (
+        "campaign plan-L4-sms is running: only a paused campaign can be resumed")
+    r = await c.post(f"{url}/pause", json={"reason": "sai số"}, headers=auth("olga"))
+    assert r.status_code == 200 and r.json()["state"] == "paused"
+    r = await c.post(f"{url}/resume", json={"reason": "đã sửa"}, headers=auth("olga"))
+    assert r.status_code == 200 and r.json()["state"] == "running"
+    r = await c.post(f"{url}/cancel", json={"reason": "nhầm"}, headers=auth("olga"))
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    r = await c.post(f"{url}/pause", json={"reason": "x"}, headers=auth("olga"))
+    assert r.status_code == 409 and r.json()["error"] == (
+        "campaign plan-L4-sms is cancelled: it cannot be paused (the level 4 plan starts it "
+        "again at its next slot while the level is in force)")
+    r = await c.get("/v1/level/openings", headers=auth("vic"))
+    assert r.json()[0]["channel"] == "sms" and r.json()[0]["state"] == "cancelled"
+    r = await c.get("/v1/plan", headers=auth("vic"))
+    assert r.json()["opening_damping_hours"] == plan.opening_damping.total_seconds() // 3600
+
+
 # -- preview --------------------------------------------------------------------------------------
 
 

@@ -535,3 +535,195 @@ def test_the_language_switch_and_sign_out(browser: Browser, console: Console) ->
     assert page.evaluate("sessionStorage.getItem('loa.token')") is None
     expect(page.locator("#campaign-list li")).to_have_count(0)
     tab.close()
+
+
+def _openings(console: Console, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    """The openings of the level in force, once ``count`` channels have decided theirs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, openings = console.api("vic", "GET", "/v1/level/openings")
+        assert status == 200, openings
+        if len(openings) >= count:
+            return list(openings)
+        assert time.monotonic() < deadline, openings
+        time.sleep(0.2)
+
+
+def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console) -> None:
+    """Level 3 was set by the first test; the plan's hours are hours away from now, so every
+    opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
+    openings = _openings(console, 4)
+    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app"]
+    assert {o["outcome"] for o in openings} == {"sent"}
+    assert {o["state"] for o in openings} == {"created"}
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
+    expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
+    rows = page.locator("#openings-rows tr")
+    expect(rows).to_have_count(4)
+    sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
+    expect(sms).to_contain_text("Chờ đến giờ gửi")
+    expect(sms).to_contain_text(openings[0]["wave"])
+    assert openings[0]["wave"].startswith("L3-sms-opening-")
+    zalo = rows.filter(has=page.get_by_role("rowheader", name="Zalo", exact=True))
+    expect(zalo).to_contain_text(openings[1]["wave"])
+    vic.shot("8-level-openings")
+    page.get_by_role("button", name="English").click()
+    expect(sms).to_contain_text("Waiting for the sending hours")
+    page.get_by_role("button", name="Tiếng Việt").click()
+    vic.close()
+
+
+def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
+        browser: Browser, console: Console) -> None:
+    status, plan_sms = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")
+    assert status == 200 and plan_sms["campaign"]["state"] == "running", plan_sms
+    title = plan_sms["campaign"]["title"]
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Chiến dịch", exact=True).click()
+    item = card(page, title)
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+    expect(item).to_contain_text("Chờ đến giờ gửi")  # its opening wave, outside the hours
+    expect(item.get_by_role("button", name="Tiếp tục gửi")).to_have_count(0)  # not paused
+
+    item.get_by_role("button", name="Tạm dừng").click()
+    dialog = page.get_by_role("dialog", name=f"Tạm dừng “{title}”?")
+    expect(dialog).to_be_visible()
+    reason = dialog.get_by_label("Lý do tạm dừng (bắt buộc)")
+    expect(reason).to_be_focused()
+    dialog.get_by_role("button", name="Tạm dừng").click()  # no reason yet
+    expect(dialog.get_by_role("alert")).to_have_text("Hãy ghi lý do.")
+    reason.fill("Số đường dây nóng trong tin bị sai")
+    dialog.get_by_role("button", name="Tạm dừng").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#status")).to_have_text(f"Đã tạm dừng “{title}”.")
+    expect(item.locator(".state")).to_have_text("Tạm dừng")
+    expect(item).to_contain_text("Lý do (olga): Số đường dây nóng trong tin bị sai")
+    expect(item.get_by_role("button", name="Tạm dừng")).to_have_count(0)
+    expect(item.get_by_role("button", name="Tiếp tục gửi")).to_be_focused()
+    detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]["campaign"]
+    assert (detail["state"], detail["state_reason"], detail["state_by"]) == (
+        "paused", "Số đường dây nóng trong tin bị sai", "olga")
+
+    # resumed meanwhile by someone else: the API's 409 is said in the dialog, in one line
+    item.get_by_role("button", name="Tiếp tục gửi").click()
+    dialog = page.get_by_role("dialog", name=f"Tiếp tục gửi “{title}”?")
+    assert console.api("olga", "POST", "/v1/campaigns/plan-L3-sms/resume",
+                       {"reason": "đã sửa"})[0] == 200
+    dialog.get_by_label("Lý do tiếp tục gửi (bắt buộc)").fill("Đã sửa số đường dây nóng")
+    dialog.get_by_role("button", name="Tiếp tục gửi").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "Không làm được ở trạng thái hiện tại: campaign plan-L3-sms is running: only a paused "
+        "campaign can be resumed")
+    dialog.get_by_role("button", name="Không, quay lại").click()
+    expect(dialog).to_be_hidden()
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+
+    assert console.api("olga", "POST", "/v1/campaigns/plan-L3-sms/pause",
+                       {"reason": "kiểm tra lại"})[0] == 200
+    expect(item.locator(".state")).to_have_text("Tạm dừng")
+    item.get_by_role("button", name="Tiếp tục gửi").click()
+    dialog = page.get_by_role("dialog", name=f"Tiếp tục gửi “{title}”?")
+    dialog.get_by_label("Lý do tiếp tục gửi (bắt buộc)").fill("Đã sửa số đường dây nóng")
+    dialog.get_by_role("button", name="Tiếp tục gửi").click()
+    expect(page.locator("#status")).to_have_text(f"Đã tiếp tục gửi “{title}”.")
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+    assert console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]["campaign"]["state"] \
+        == "running"
+
+    item.get_by_role("button", name="Dừng gửi ngay").click()
+    dialog = page.get_by_role("dialog", name="Dừng ngay đợt gửi này?")
+    expect(dialog).to_contain_text(f"Dừng ngay đợt gửi hiện tại của “{title}”?")
+    expect(dialog).to_contain_text("Kế hoạch vẫn gửi lại vào lượt tiếp theo")
+    page.keyboard.press("Escape")  # the safe answer: nothing happens
+    expect(dialog).to_be_hidden()
+    expect(item.locator(".state")).to_have_text("Đang gửi")
+    item.get_by_role("button", name="Dừng gửi ngay").click()
+    dialog.get_by_label("Lý do dừng đợt gửi (bắt buộc)").fill("Báo động nhầm")
+    olga.shot("9-plan-campaign-cancel-with-a-reason")
+    dialog.get_by_role("button", name="Có, dừng đợt gửi này").click()
+    expect(page.locator("#status")).to_have_text(f"Đã dừng gửi “{title}”.")
+    expect(item.locator(".state")).to_have_text("Đã dừng")
+    expect(item.get_by_role("button")).to_have_count(0)
+    detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]
+    assert detail["campaign"]["state"] == "cancelled"
+    assert detail["campaign"]["state_reason"] == "Báo động nhầm"
+    opening_sms = _openings(console, 4)[0]
+    assert (opening_sms["channel"], opening_sms["state"]) == ("sms", "cancelled")
+
+    page.get_by_role("link", name="Cấp độ và kế hoạch").click()
+    sms = page.locator("#openings-rows tr").filter(
+        has=page.get_by_role("rowheader", name="SMS", exact=True))
+    expect(sms).to_contain_text("Đã dừng")
+    olga.close()
+
+
+def test_the_emergency_stop_and_its_lift(browser: Browser, console: Console) -> None:
+    olga, vic = Tab(browser, console), Tab(browser, console)
+    try:
+        page = olga.sign_in("olga")
+        viewer = vic.sign_in("vic")
+        banner = page.get_by_role("region",
+                                  name="Đang dừng khẩn cấp toàn bộ: không kênh nào gửi tin")
+        stop = page.get_by_role("button", name="Dừng khẩn cấp toàn bộ")
+        expect(stop).to_be_visible()
+        expect(banner).to_be_hidden()
+        expect(viewer.get_by_role("button", name="Dừng khẩn cấp toàn bộ")).to_have_count(0)
+
+        stop.click()
+        dialog = page.get_by_role("dialog", name="Dừng khẩn cấp toàn bộ?")
+        expect(dialog).to_contain_text("mọi máy gửi (worker) sẽ ngừng gửi tin trên mọi kênh")
+        reason = dialog.get_by_label("Lý do dừng khẩn cấp (bắt buộc)")
+        expect(reason).to_be_focused()
+        reason.fill("   ")
+        dialog.get_by_role("button", name="Dừng khẩn cấp ngay").click()
+        expect(dialog.get_by_role("alert")).to_have_text("Hãy ghi lý do.")
+        assert console.api("vic", "GET", "/v1/stop")[1]["active"] is False
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(stop).to_be_focused()
+        assert console.api("vic", "GET", "/v1/stop")[1]["active"] is False
+
+        stop.click()
+        reason.fill("Tin nhắn gửi nhầm nội dung")
+        dialog.get_by_role("button", name="Dừng khẩn cấp ngay").click()
+        expect(page.locator("#status")).to_have_text(
+            "Đã dừng khẩn cấp toàn bộ: mọi kênh ngừng gửi trong vài giây.")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("Tin nhắn gửi nhầm nội dung")
+        expect(banner.locator("#stop-by")).to_have_text("olga")
+        expect(banner.get_by_role("button", name="Gỡ lệnh dừng khẩn cấp")).to_be_focused()
+        expect(stop).to_be_hidden()
+        status, current = console.api("vic", "GET", "/v1/stop")
+        assert status == 200 and current["active"] is True
+        assert (current["by"], current["reason"]) == ("olga", "Tin nhắn gửi nhầm nội dung")
+        page.get_by_role("link", name="Chiến dịch", exact=True).click()  # on every page
+        expect(banner).to_be_visible()
+        olga.shot("10-emergency-stop")
+
+        # the viewer's page follows with its refresh: the banner, no button
+        viewer_banner = viewer.get_by_role(
+            "region", name="Đang dừng khẩn cấp toàn bộ: không kênh nào gửi tin")
+        expect(viewer_banner).to_contain_text("Tin nhắn gửi nhầm nội dung")
+        expect(viewer.locator("#status")).to_have_text(
+            "olga đã ra lệnh dừng khẩn cấp toàn bộ việc gửi tin.")
+        expect(viewer_banner.get_by_role("button")).to_have_count(0)
+
+        banner.get_by_role("button", name="Gỡ lệnh dừng khẩn cấp").click()
+        dialog = page.get_by_role("dialog", name="Gỡ lệnh dừng khẩn cấp?")
+        dialog.get_by_label("Lý do gỡ lệnh dừng (bắt buộc)").fill("Đã dừng chiến dịch gửi nhầm")
+        dialog.get_by_role("button", name="Gỡ lệnh dừng, gửi tiếp").click()
+        expect(page.locator("#status")).to_have_text(
+            "Đã gỡ lệnh dừng khẩn cấp: việc gửi tin tiếp tục.")
+        expect(banner).to_be_hidden()
+        expect(stop).to_be_visible()
+        status, current = console.api("vic", "GET", "/v1/stop")
+        assert status == 200 and current["active"] is False
+        assert (current["by"], current["reason"]) == ("olga", "Đã dừng chiến dịch gửi nhầm")
+        expect(viewer_banner).to_be_hidden()
+    finally:
+        console.api("olga", "DELETE", "/v1/stop", {"reason": "the test is over"})
+    olga.close()
+    vic.close()

@@ -223,6 +223,7 @@ class PlanView(msgspec.Struct, frozen=True):
     timezone: str
     sending_hours: Annotated[list[LocalTime], Meta(min_length=2, max_length=2)]  # [start, end)
     catch_up_minutes: int
+    opening_damping_hours: int  # a level's opening is sent on a channel once within this
     province: str
     districts: list[DistrictInfo]
     levels: list[PlanLevel]

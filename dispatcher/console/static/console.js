@@ -34,6 +34,9 @@
     preview: null,        // its answer
     idempotencyKey: null,
     pendingCancel: null,
+    stop: null,           // GET /v1/stop: the emergency stop, as last read
+    openings: [],         // GET /v1/level/openings: the level in force's opening messages
+    reasonAction: null,   // what the reason dialog asks for: {kind, id?}
   };
 
   const $ = (id) => document.getElementById(id);
@@ -196,7 +199,11 @@
     state.pollSeq += 1;
     clearTimeout(state.pollTimer);
     $("campaign-list").replaceChildren();
+    state.stop = null;
+    state.openings = [];
+    state.reasonAction = null;
     $("cancel-dialog").open && $("cancel-dialog").close();
+    $("reason-dialog").open && $("reason-dialog").close();
     resetNewForm();
     showSignedIn();
     say(message || t("auth.signed_out"), kind || "info");
@@ -218,6 +225,7 @@
     $("tab-new").hidden = !can("operator");
     $("campaigns-new").hidden = !can("operator");
     $("level-form-card").hidden = !can("operator");
+    renderStop();
   }
 
   // -- views --------------------------------------------------------------------------------
@@ -249,6 +257,7 @@
     renderLevel();
     renderPlan();
     renderHistory();
+    renderOpenings();
     fillLevelForm();
     fillDistricts();
     for (const id of state.order) renderCard(state.cards.get(id));
@@ -285,6 +294,74 @@
     renderLevel();
     renderPlan();
     renderHistory();
+    await loadOpenings();
+  }
+
+  // -- the level's opening messages ---------------------------------------------------------
+
+  async function loadOpenings() {
+    try {
+      state.openings = await api("GET", "/v1/level/openings");
+    } catch (err) {
+      if (state.me) say(explain(err), "error");
+      return;
+    }
+    renderOpenings();
+  }
+
+  /** What the level's opening did on a channel, in words: sent (and how far its wave is),
+   * damped, missed, or pending (not decided yet, or waiting for the sending hours). */
+  function openingOutcome(o) {
+    if (!o) return [t("openings.pending"), t("openings.pending_sub")];
+    if (o.outcome === "damped") {
+      const hours = state.plan ? state.plan.opening_damping_hours : "?";
+      return [t("openings.damped", {hours}),
+        o.last_sent ? t("openings.damped_sub", {when: when(o.last_sent)}) : ""];
+    }
+    if (o.outcome === "missed") {
+      const minutes = state.plan ? state.plan.catch_up_minutes : "?";
+      return [t("openings.missed"), t("openings.missed_sub", {minutes})];
+    }
+    const progress = t("openings.progress", {sent: number(o.sent), total: number(o.total)});
+    switch (o.state) {
+      case "created":
+        return o.urgent ? [t("openings.starting"), progress]
+          : [t("openings.waiting_hours"), state.plan ? t("openings.waiting_hours_sub", {
+            start: state.plan.sending_hours[0], end: state.plan.sending_hours[1]}) : ""];
+      case "fanning_out":
+      case "sending": return [t("openings.sending"), progress];
+      case "paused": return [t("openings.paused"), progress];
+      case "cancelled": return [t("openings.cancelled"), progress];
+      case "completed": return [t("openings.sent"), progress];
+      default: return [t("openings.sent"), ""];
+    }
+  }
+
+  function renderOpenings() {
+    const n = state.level ? state.level.level : 0;
+    const info = planLevel(n);
+    const byChannel = new Map(state.openings.map((o) => [o.channel, o]));
+    // the channels of the level as the plan lists them; openings of others (a plan changed
+    // since) are shown after them
+    const channels = info ? Object.keys(info.channels) : [];
+    for (const o of state.openings) if (!channels.includes(o.channel)) channels.push(o.channel);
+    const rows = channels.map((channel) => {
+      const o = byChannel.get(channel);
+      const tr = document.createElement("tr");
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = t(`channel.${channel}`);
+      tr.append(th);
+      const [outcome, sub] = openingOutcome(o);
+      cell(tr, outcome, o && o.urgent ? [sub, t("openings.urgent")].filter(Boolean).join(" · ") : sub,
+        `outcome outcome-${o ? o.outcome : "pending"}`);
+      cell(tr, o ? when(o.decided_at) : "—");
+      cell(tr, o && o.wave ? o.wave : "—", "", "wave-id");
+      return tr;
+    });
+    $("openings-rows").replaceChildren(...rows);
+    $("openings-none").hidden = rows.length > 0;
+    $("openings-table-wrap").hidden = rows.length === 0;
   }
 
   const planLevel = (n) => (state.plan ? state.plan.levels.find((l) => l.level === n) : undefined);
@@ -467,6 +544,166 @@
     await Promise.all([loadPlan(), loadLevel()]);
   }
 
+  // -- the emergency stop -------------------------------------------------------------------
+
+  async function loadStop() {
+    let current;
+    try {
+      current = await api("GET", "/v1/stop");
+    } catch (err) {
+      if (state.me) say(explain(err), "error");
+      return;
+    }
+    if (!state.me) return;
+    const before = state.stop;
+    state.stop = current;
+    // a stop set or lifted by someone else: say so (one's own is said by the action)
+    if (before && before.active !== current.active && current.by !== state.me.user) {
+      say(current.active ? t("stop.now_on", {user: current.by || "?"})
+        : t("stop.now_off", {user: current.by || "?"}), current.active ? "error" : "ok");
+    }
+    renderStop();
+  }
+
+  function renderStop() {
+    const s = state.stop;
+    const on = Boolean(state.me && s && s.active);
+    $("stop-banner").hidden = !on;
+    $("stop-strip").hidden = !state.me || !s || on || !can("operator");
+    $("stop-lift").hidden = !can("operator");
+    document.body.classList.toggle("is-stopped", on);
+    if (!on) return;
+    $("stop-since").textContent = when(s.at);
+    $("stop-by").textContent = s.by || "—";
+    $("stop-reason").textContent = s.reason || "—";
+  }
+
+  // -- the reason dialog: the emergency stop and its lift, and the plan campaigns' actions ----
+
+  /** What each action asks and does. ``id``: the campaign (plan campaigns' actions). */
+  const REASON_ACTIONS = {
+    stop: {title: () => t("stop.confirm_title"), text: () => t("stop.confirm_text"),
+      note: () => t("stop.confirm_note"), label: () => t("stop.reason_label"),
+      help: () => t("stop.reason_help"), yes: () => t("stop.confirm_yes"), danger: true,
+      focusBack: () => $("stop-open")},
+    lift: {title: () => t("lift.confirm_title"), text: () => t("lift.confirm_text"),
+      note: () => t("lift.confirm_note"), label: () => t("lift.reason_label"),
+      help: () => t("lift.reason_help"), yes: () => t("lift.confirm_yes"), danger: false,
+      focusBack: () => $("stop-lift")},
+    pause: {title: (c) => t("plan_action.pause_title", {title: c.title}),
+      text: () => t("plan_action.pause_text"), note: () => "",
+      label: () => t("plan_action.pause_label"), help: () => t("plan_action.reason_help"),
+      yes: () => t("action.pause"), danger: false},
+    resume: {title: (c) => t("plan_action.resume_title", {title: c.title}),
+      text: () => t("plan_action.resume_text"), note: () => "",
+      label: () => t("plan_action.resume_label"), help: () => t("plan_action.reason_help"),
+      yes: () => t("action.resume"), danger: false},
+    cancel: {title: () => t("plan_action.cancel_title"),
+      text: (c) => t("plan_action.cancel_text", {title: c.title}),
+      note: () => t("plan_action.cancel_note"), label: () => t("plan_action.cancel_label"),
+      help: () => t("plan_action.reason_help"), yes: () => t("plan_action.cancel_yes"),
+      danger: true},
+  };
+
+  function askReason(kind, id) {
+    const spec = REASON_ACTIONS[kind];
+    const entry = id ? state.cards.get(id) : undefined;
+    if (id && !entry) return;
+    const c = entry ? entry.campaign : null;
+    state.reasonAction = {kind, id};
+    $("reason-dialog-title").textContent = spec.title(c);
+    $("reason-dialog-text").textContent = spec.text(c);
+    $("reason-dialog-note").textContent = spec.note(c);
+    $("reason-dialog-note").hidden = !spec.note(c);
+    $("reason-label").textContent = spec.label(c);
+    $("reason-help").textContent = spec.help(c);
+    $("reason-input").value = "";
+    $("reason-error").textContent = "";
+    const yes = $("reason-yes");
+    yes.textContent = spec.yes(c);
+    yes.className = spec.danger ? "btn btn-danger" : "btn btn-primary";
+    yes.disabled = false;
+    $("reason-form").classList.toggle("danger", spec.danger);
+    $("reason-dialog").showModal();
+    $("reason-input").focus();
+  }
+
+  function closeReason() {
+    const action = state.reasonAction;
+    state.reasonAction = null;
+    if ($("reason-dialog").open) $("reason-dialog").close();
+    if (!action) return;
+    const spec = REASON_ACTIONS[action.kind];
+    const entry = action.id ? state.cards.get(action.id) : undefined;
+    const back = spec.focusBack ? spec.focusBack()
+      : entry && entry.el && entry.el.querySelector(`.act-${action.kind}`);
+    if (back && !back.hidden && back.offsetParent !== null) back.focus();
+  }
+
+  async function submitReason(event) {
+    event.preventDefault();
+    const action = state.reasonAction;
+    if (!action) return;
+    const reason = $("reason-input").value.trim();
+    if (!reason) {
+      $("reason-error").textContent = t("reason.needed");
+      $("reason-input").focus();
+      return;
+    }
+    const yes = $("reason-yes");
+    yes.disabled = true;
+    $("reason-error").textContent = "";
+    let done;
+    try {
+      if (action.kind === "stop") {
+        state.stop = await api("POST", "/v1/stop", {reason});
+        done = t("stop.done");
+      } else if (action.kind === "lift") {
+        state.stop = await api("DELETE", "/v1/stop", {reason});
+        done = t("lift.done");
+      } else {
+        const entry = state.cards.get(action.id);
+        const updated = await api("POST",
+          `/v1/campaigns/${encodeURIComponent(action.id)}/${action.kind}`, {reason});
+        if (entry) {
+          entry.campaign = updated;
+          entry.el.querySelector(".campaign-msg").textContent = "";
+          renderCard(entry);
+        }
+        done = t(ACTION_DONE[action.kind], {title: updated.title});
+      }
+    } catch (err) {
+      yes.disabled = false;
+      const text = explain(err);
+      $("reason-error").textContent = text;
+      say(text, "error");
+      if (!state.me) closeReason();
+      return;
+    }
+    closeReason();
+    renderStop();
+    afterReason(action);
+    say(done, "ok");
+    poll();
+  }
+
+  /** The focus after a confirmed action, when the button that opened the dialog is gone: on the
+   * button that undoes it, or else on the campaign's title. */
+  function afterReason(action) {
+    const entry = action.id ? state.cards.get(action.id) : undefined;
+    const next = {stop: () => $("stop-lift"), lift: () => $("stop-open"),
+      pause: () => entry && entry.el.querySelector(".act-resume"),
+      resume: () => entry && entry.el.querySelector(".act-pause")}[action.kind];
+    const target = next ? next() : null;
+    if (target && !target.hidden && target.offsetParent !== null) {
+      target.focus();
+    } else if (entry && entry.el) {
+      const title = entry.el.querySelector(".campaign-title");
+      title.setAttribute("tabindex", "-1");
+      title.focus();
+    }
+  }
+
   // -- campaigns ----------------------------------------------------------------------------
 
   async function poll() {
@@ -474,8 +711,10 @@
     const seq = ++state.pollSeq;
     clearTimeout(state.pollTimer);
     let fast = false;
+    const extra = [loadStop()];
+    if (!$("view-level").hidden) extra.push(loadOpenings());
     try {
-      const list = await api("GET", "/v1/campaigns");
+      const [list] = await Promise.all([api("GET", "/v1/campaigns"), ...extra]);
       if (seq !== state.pollSeq) return;
       const fetches = [];
       for (const campaign of list) {
@@ -557,9 +796,14 @@
     title.id = `campaign-title-${id}`;
     el.setAttribute("aria-labelledby", title.id);
     el.querySelector(".act-approve").addEventListener("click", () => act(id, "approve"));
-    el.querySelector(".act-pause").addEventListener("click", () => act(id, "pause"));
-    el.querySelector(".act-resume").addEventListener("click", () => act(id, "resume"));
-    el.querySelector(".act-cancel").addEventListener("click", () => askCancel(id));
+    // the plan's own campaigns ask for a reason (the API requires one to pause or cancel them)
+    const plan = () => state.cards.get(id) && state.cards.get(id).campaign.level !== null;
+    el.querySelector(".act-pause").addEventListener("click",
+      () => (plan() ? askReason("pause", id) : act(id, "pause")));
+    el.querySelector(".act-resume").addEventListener("click",
+      () => (plan() ? askReason("resume", id) : act(id, "resume")));
+    el.querySelector(".act-cancel").addEventListener("click",
+      () => (plan() ? askReason("cancel", id) : askCancel(id)));
     return el;
   }
 
@@ -577,6 +821,10 @@
     if (c.audience_size) meta.push(t("campaign.recipients", {n: number(c.audience_size)}));
     if (c.priority === "urgent") meta.push(t("campaign.urgent"));
     if (c.level !== null) meta.push(t("campaign.plan", {n: c.level}));
+    // why it was last paused, resumed or stopped, when a person did it
+    if (c.state_reason && c.state_by && c.state_by !== "plan") {
+      meta.push(t("campaign.state_reason", {user: c.state_by, reason: c.state_reason}));
+    }
     el.querySelector(".campaign-meta").textContent = meta.join(" · ");
     const firstText = c.texts[c.channels[0]] || "";
     el.querySelector(".campaign-text").textContent = firstText;
@@ -591,9 +839,9 @@
     const own = c.level === null;
     const live = !FINAL.has(c.state);
     el.querySelector(".act-approve").hidden = !(own && can("approver") && c.state === "pending_approval");
-    el.querySelector(".act-pause").hidden = !(own && can("operator") && c.state === "running");
-    el.querySelector(".act-resume").hidden = !(own && can("operator") && c.state === "paused");
-    el.querySelector(".danger-zone").hidden = !(own && can("operator") && live);
+    el.querySelector(".act-pause").hidden = !(can("operator") && c.state === "running");
+    el.querySelector(".act-resume").hidden = !(can("operator") && c.state === "paused");
+    el.querySelector(".danger-zone").hidden = !(can("operator") && live);
     const anyAction = [".act-approve", ".act-pause", ".act-resume"].some((s) => !el.querySelector(s).hidden)
       || !el.querySelector(".danger-zone").hidden;
     el.querySelector(".campaign-actions").hidden = !anyAction;
@@ -640,7 +888,11 @@
     const notSent = live ? p.cancelled : p.total - done;
     if (notSent > 0) parts.push(t("campaign.cancelled_n", {n: number(notSent)}));
     const left = p.queued + p.retrying;
-    if (left > 0 && c.state === "running") {
+    if (p.state === "created" && c.state === "running") {
+      parts.push(state.plan ? t("campaign.waiting_hours", {
+        start: state.plan.sending_hours[0], end: state.plan.sending_hours[1]})
+        : t("campaign.waiting"));
+    } else if (left > 0 && c.state === "running") {
       const rate = measuredRate(entry.samples[channel]) ?? p.rate;
       parts.push(t("campaign.rate", {rate: decimal(rate)}));
       parts.push(rate > 0 ? t("campaign.eta", {eta: duration(left / rate)}) : t("campaign.eta_unknown"));
@@ -902,6 +1154,14 @@
     $("cancel-dialog").addEventListener("cancel", (event) => {
       event.preventDefault();
       closeCancel(false);
+    });
+    $("stop-open").addEventListener("click", () => askReason("stop"));
+    $("stop-lift").addEventListener("click", () => askReason("lift"));
+    $("reason-form").addEventListener("submit", submitReason);
+    $("reason-no").addEventListener("click", () => closeReason());
+    $("reason-dialog").addEventListener("cancel", (event) => {
+      event.preventDefault();
+      closeReason();
     });
   }
 
