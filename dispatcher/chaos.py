@@ -44,6 +44,8 @@ WINDOW = 64
 TPS = 1000  # agreed per bind: a throttled bind never goes below a tenth of it
 ZALO_CONCURRENCY = 64  # the Zalo adapter's requests in flight
 CHUNK = 128
+STATE_REFRESH = 0.2  # [engine] state_refresh_seconds of the workers: how soon they obey a stop
+RECONCILE = 1.0  # [engine] reconcile_seconds: how often the reconcilers look at the level
 
 
 class ChaosResult(msgspec.Struct, kw_only=True):
@@ -56,6 +58,7 @@ class ChaosResult(msgspec.Struct, kw_only=True):
     dead_letters: int
     seconds: float
     details: dict[str, Any] = {}
+    failures: list[str] = []  # the scenario's own checks that failed (beyond lost/duplicates)
 
 
 def worker_config(smsc_port: int, zalo_url: str, *, lease_seconds: float) -> str:
@@ -65,8 +68,8 @@ batch_size = 200
 chunk_size = {CHUNK}
 chunks_per_step = 4
 lease_seconds = {lease_seconds}
-state_refresh_seconds = 0.2
-reconcile_seconds = 1.0
+state_refresh_seconds = {STATE_REFRESH}
+reconcile_seconds = {RECONCILE}
 
 [retry]
 max_attempts = 8
@@ -219,8 +222,8 @@ class Stage:
                             held += _batch_size(fields)
         return held
 
-    async def result(self, scenario: str, started: float, bound: int,
-                     **details: Any) -> ChaosResult:
+    async def result(self, scenario: str, started: float, bound: int, *,
+                     failures: list[str] | None = None, **details: Any) -> ChaosResult:
         dead = 0
         for w in self.waves:
             dead += (await wave_progress(self.db, w)).dead_letters
@@ -239,7 +242,8 @@ class Stage:
             scenario=scenario, expected=expected, delivered=reached,
             lost=max(0, expected - reached - dead), duplicates=duplicates,
             duplicate_bound=bound, dead_letters=dead,
-            seconds=round(time.monotonic() - started, 2), details=details)
+            seconds=round(time.monotonic() - started, 2), details=details,
+            failures=failures or [])
 
     async def metrics(self, worker: WorkerProcess, name: str) -> float:
         try:

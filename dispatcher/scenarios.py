@@ -14,15 +14,26 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from dispatcher import procstat
-from dispatcher.chaos import BINDS, WINDOW, ZALO_CONCURRENCY, ChaosResult, Stage, stage
+from dispatcher.chaos import (
+    BINDS,
+    RECONCILE,
+    STATE_REFRESH,
+    WINDOW,
+    ZALO_CONCURRENCY,
+    ChaosResult,
+    Stage,
+    stage,
+)
 from dispatcher.config import default_path
 from dispatcher.errors import InputError, LoaError
 from dispatcher.fallback import is_fallback_wave
+from dispatcher.level import set_level
 from dispatcher.model import Channel, LevelState, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.opening import opening_wave_id
 from dispatcher.plan import due_slots, load_plan
 from dispatcher.province import Province
+from dispatcher.stop import lift, stop_all
 from dispatcher.wavebench import WorkerProcess
 
 TIMEOUT = 300.0  # seconds a scenario's wave may take before it is declared stuck
@@ -188,6 +199,127 @@ async def zalo_outage(s: Stage) -> ChaosResult:
                           pause_shown_after_seconds=shown_after)
 
 
+STOP_QUIET = max(1.0, 5 * STATE_REFRESH)  # stop: no message for this long means all is still
+STOP_WATCH_MAX = 15.0  # stop: the longest wait for the simulators to fall silent
+FIRST_POLL = 0.002  # seconds between two looks at the simulators' counters
+
+
+def _seen(s: Stage) -> tuple[int, int]:
+    """submit_sm the SMSC simulator received and message requests the Zalo simulator did."""
+    return s.smsc.stats.submits, s.zalo.stats.requests
+
+
+async def emergency_stop(s: Stage) -> ChaosResult:
+    """The emergency stop mid-wave (through the store, as POST /v1/stop does): what reached the
+    simulators after it took effect, and how long until the last of it; then the stop is
+    lifted and the wave completes."""
+    workers = await _two_workers(s)
+    started = time.monotonic()
+    await s.send()
+    await s.until(AT, TIMEOUT)
+    before = await s.done()
+    await stop_all(s.db, now=dt.datetime.now(dt.UTC), user="chaos",
+                   reason="chaos: the emergency stop mid-wave")
+    stopped_at = time.time()  # the stop is in the store: every message from here is "after"
+    at_stop = _seen(s)
+    watch_from = last_change = time.monotonic()
+    seen = at_stop
+    while time.monotonic() - last_change < STOP_QUIET:
+        await asyncio.sleep(0.05)
+        if _seen(s) != seen:
+            last_change, seen = time.monotonic(), _seen(s)
+        if time.monotonic() - watch_from > STOP_WATCH_MAX:
+            break  # still sending: the figures below say how much
+    sms_after, zalo_after = seen[0] - at_stop[0], seen[1] - at_stop[1]
+    after = sms_after + zalo_after
+    last = max(s.smsc.stats.last_submit_at, s.zalo.stats.last_request_at)
+    effective_ms = round(max(0.0, last - stopped_at) * 1000, 1) if after else 0.0
+    held_while_stopped = await s.done()
+    await asyncio.sleep(STOP_QUIET)  # still nothing while the stop stays on
+    still = sum(_seen(s)) - sum(seen)
+    on_the_wire = WINDOW * BINDS + ZALO_CONCURRENCY * len(workers)
+    limit_ms = STATE_REFRESH * 1000 + 500
+    failures = []
+    if after > on_the_wire:
+        failures.append(f"sent_after_stop {after:,} > {on_the_wire} (SMPP window x binds + "
+                        f"Zalo requests in flight)")
+    if effective_ms > limit_ms:
+        failures.append(f"stop_effective_ms {effective_ms:,.0f} > {limit_ms:,.0f} "
+                        f"(state_refresh_seconds x 1000 + 500)")
+    if still:
+        failures.append(f"{still} messages sent while the stop stayed on")
+    await lift(s.db, now=dt.datetime.now(dt.UTC), user="chaos", reason="chaos: lifted")
+    lifted = time.monotonic()
+    await s.completed(TIMEOUT)
+    return await s.result(
+        "stop", started, 0, failures=failures, sent_after_stop=after,
+        sms_submits_after_stop=sms_after, zalo_requests_after_stop=zalo_after,
+        stop_effective_ms=effective_ms, bound_sent_after_stop=on_the_wire,
+        bound_stop_effective_ms=limit_ms, state_refresh_seconds=STATE_REFRESH,
+        sent_before_stop=before, outcomes_at_rest=held_while_stopped,
+        sent_while_stopped_later=still,
+        completed_after_lift_s=round(time.monotonic() - lifted, 2))
+
+
+async def _bound(s: Stage, workers: list[WorkerProcess]) -> None:
+    """Until the workers hold every SMPP bind (they are up and could send)."""
+    deadline = time.monotonic() + 60
+    while sum([max(0.0, await s.metrics(w, "loa_smpp_bind_up")) for w in workers]) < BINDS:
+        if time.monotonic() > deadline:
+            raise LoaError("the workers did not bind in 60 s")
+        await asyncio.sleep(0.1)
+
+
+async def _firsts(s: Stage, since: float, deadline: float) -> dict[str, float | None]:
+    """Milliseconds from ``since`` (epoch seconds) to the first message at each simulator
+    after the counters as they are now; None: none came before ``deadline`` (monotonic)."""
+    base = _seen(s)
+    found: dict[str, float | None] = {"sms": None, "zalo": None}
+    while any(v is None for v in found.values()) and time.monotonic() < deadline:
+        now = _seen(s)
+        for i, name in enumerate(found):
+            if found[name] is None and now[i] > base[i]:
+                found[name] = round((time.time() - since) * 1000, 1)
+        await asyncio.sleep(FIRST_POLL)
+    return found
+
+
+async def level_change(s: Stage) -> ChaosResult:
+    """Workers that reconcile the plan (as ``loa run`` does) are up; the level is set to 3,
+    then to 4 (through the store, as the API and ``loa level set`` do). From each set to the
+    first message of each channel at the simulators: within reconcile_seconds + 1 s. Level
+    3's opening goes in the routine lane (sending hours are the whole day here), level 4's in
+    the urgent lane."""
+    plan_path = s.tmp / "plan.toml"
+    plan_path.write_text(_plan_at(default_path("plan.toml").read_text(encoding="utf-8"), {}),
+                         encoding="utf-8")
+    plan = load_plan(plan_path)
+    workers = [await s.add_worker("--plan", str(plan_path)) for _ in range(2)]
+    await _bound(s, workers)
+    started = time.monotonic()
+    target_ms = (RECONCILE + 1) * 1000
+    firsts: dict[str, dict[str, float | None]] = {}
+    failures = []
+    for level in (3, 4):
+        now = dt.datetime.now(dt.UTC)
+        state = await set_level(s.db, plan, now=now, level=level, user="chaos",
+                                reason="chaos: level change")
+        set_at = time.time()
+        found = await _firsts(s, set_at, time.monotonic() + 30)
+        firsts[f"level_{level}"] = found
+        for channel, ms in found.items():
+            if ms is None or ms > target_ms:
+                failures.append(f"level {level}: first {channel} message "
+                                + ("never came" if ms is None else f"after {ms:,.0f} ms")
+                                + f" (target {target_ms:,.0f} ms)")
+        since = state.since or state.at
+        await _waves_completed(s, {opening_wave_id(level, c, since, plan)
+                                   for c in (Channel.SMS, Channel.ZALO)}, TIMEOUT)
+    return await s.result("level-change", started, 0, failures=failures,
+                          first_message_ms=firsts, target_ms=target_ms,
+                          reconcile_seconds=RECONCILE, waves=[w.id for w in s.waves])
+
+
 DAY_MINUTES = 24 * 60
 
 
@@ -286,6 +418,8 @@ SCENARIOS: dict[str, Scenario] = {
     "sigterm": sigterm,
     "zalo-outage": zalo_outage,
     "reconciler-restart": reconciler_restart,
+    "stop": emergency_stop,
+    "level-change": level_change,
 }
 
 

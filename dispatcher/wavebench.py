@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -37,12 +38,19 @@ from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.smstext import segment
 from dispatcher.store import RedisStore, Store, open_store
+from dispatcher.store.base import AudienceMeta
 
 ALERT = "KHẨN: Covid-19 lây lan tại Quảng Ninh. Ở nhà, đeo khẩu trang, gọi 115."
 ZALO_TEXT = ("Sở Y tế Quảng Ninh: dịch Covid-19 ở cấp 4. Hạn chế ra ngoài, đeo khẩu trang, "
              "khai báo y tế; khi sốt, ho, khó thở gọi ngay trạm y tế.")
 READY_SECONDS = 60.0
 RECEIPT_SECONDS = 30.0
+# --urgent-at: the urgent campaign's texts carry this mark, which the simulators count apart
+URGENT_MARK = "TB-KHAN"
+URGENT_SMS = f"KHẨN 01/{URGENT_MARK}: phong tỏa P. Hồng Hà từ 12h. Ở nhà, gọi 1900 9095."
+URGENT_ZALO = (f"Thông báo khẩn 01/{URGENT_MARK}: phong tỏa phường Hồng Hà (Hạ Long) từ 12h "
+               "hôm nay. Người dân ở nhà; cần hỗ trợ gọi 1900 9095.")
+URGENT_POLL = 0.02  # seconds between two looks at the urgent waves' states
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +64,9 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     window: int = 512
     text: str = ALERT
     timeout: float = 900.0  # a run that takes longer stops with an error
+    routine: bool = False  # the full wave as routine (Priority.NORMAL), not urgent
+    urgent_at: float | None = None  # an urgent campaign this many seconds into the wave
+    urgent_recipients: int = 10_000  # ... to the first N recipients of the audience
 
 
 class ChannelFigures(msgspec.Struct):
@@ -69,6 +80,22 @@ class ChannelFigures(msgspec.Struct):
     dead_letters: int
     errors_injected: int  # transient errors the simulator answered (each retried)
     receipts_matched: int = 0
+
+
+class UrgentFigures(msgspec.Struct, kw_only=True):
+    """The urgent campaign created during the routine wave (``--urgent-at``)."""
+
+    at_s: float  # seconds into the routine wave it was created and approved
+    recipients: int
+    messages: int  # sent, both channels
+    routine_pending: int  # routine messages not yet sent (queued or due) at that moment
+    first_message_ms: float | None  # approval -> its first submit_sm complete at the SMSC
+    first_zalo_ms: float | None  # approval -> its first Zalo message accepted
+    last_message_ms: float | None  # approval -> its last message at either simulator
+    complete_s: float  # approval -> its waves completed (by the engine)
+    duplicates: int
+    lost: int
+    per_channel: dict[str, ChannelFigures]
 
 
 class ProcessFigures(msgspec.Struct):
@@ -96,6 +123,8 @@ class RunResult(msgspec.Struct, kw_only=True):
     redis_cluster: bool
     sms_encoding: str
     sms_parts: int
+    priority: str = "urgent"  # of the full wave
+    urgent: UrgentFigures | None = None  # --urgent-at
 
 
 class BenchResult(RunResult, kw_only=True):
@@ -155,6 +184,15 @@ class WorkerProcess:
         return err.decode(errors="replace")[-20000:] or f"exit status {self.proc.returncode}"
 
 
+def _head(source: Path, target: Path, rows: int) -> None:
+    """The header and the first ``rows`` rows of an audience file."""
+    with source.open(encoding="utf-8") as src, target.open("w", encoding="utf-8") as dst:
+        for n, line in enumerate(src):
+            if n > rows:
+                break
+            dst.write(line)
+
+
 @contextlib.contextmanager
 def _redis(opts: Options, tmp: Path) -> Iterator[str]:
     if opts.redis_url:
@@ -168,17 +206,20 @@ def _redis(opts: Options, tmp: Path) -> Iterator[str]:
 
 
 async def create_waves(store: Store, sms_text: str, version: str, reach: dict[Channel, int],
+                       *, priority: Priority = Priority.URGENT, campaign: str = "bench",
+                       title: str = "Cấp 4: cảnh báo toàn tỉnh", zalo_text: str = ZALO_TEXT,
                        ) -> list[Wave]:
-    """An urgent running campaign with one SMS and one Zalo wave to everyone, to start now."""
+    """A running (approved) campaign with one SMS and one Zalo wave to everyone of audience
+    ``version``, to start now; urgent unless ``priority`` says otherwise."""
     now = dt.datetime.now(dt.UTC)
-    texts = {Channel.SMS: sms_text, Channel.ZALO: ZALO_TEXT}
+    texts = {Channel.SMS: sms_text, Channel.ZALO: zalo_text}
     await store.campaigns.create(Campaign(
-        id="bench", title="Cấp 4: cảnh báo toàn tỉnh", channels=list(texts), texts=texts,
+        id=campaign, title=title, channels=list(texts), texts=texts,
         created_at=now, created_by="bench", state=CampaignState.RUNNING,
-        priority=Priority.URGENT))
-    waves = [Wave(id=f"bench.{c}", campaign_id="bench", channel=c, text=texts[c],
+        priority=priority, approved_by="bench"))
+    waves = [Wave(id=f"{campaign}.{c}", campaign_id=campaign, channel=c, text=texts[c],
                   created_at=now, audience_version=version, total=reach[c],
-                  priority=Priority.URGENT, start_now=True) for c in texts]
+                  priority=priority, start_now=True) for c in texts]
     for wave in waves:
         await store.waves.create(wave, WaveState.CREATED)
     return waves
@@ -212,10 +253,12 @@ async def _ready(workers: list[WorkerProcess], binds: int, deadline: float) -> N
 async def _processes(opts: Options, tmp: Path, redis_url: str, workers: int,
                      ) -> AsyncIterator[tuple[SimProcess, SimProcess, list[WorkerProcess]]]:
     ratio = str(opts.error_ratio)
+    mark = ["--mark", URGENT_MARK] if opts.urgent_at is not None else []
     async with contextlib.AsyncExitStack() as stack:
         smsc = await stack.enter_async_context(SimProcess(
-            "smsc", ["--error-ratio", ratio, "--error-status", "0x08"]))
-        zalo = await stack.enter_async_context(SimProcess("zalo", ["--http-5xx-ratio", ratio]))
+            "smsc", ["--error-ratio", ratio, "--error-status", "0x08", *mark]))
+        zalo = await stack.enter_async_context(SimProcess(
+            "zalo", ["--http-5xx-ratio", ratio, *mark]))
         procs = []
         for n in range(workers):
             config = tmp / f"worker{n}.toml"
@@ -231,6 +274,95 @@ async def _processes(opts: Options, tmp: Path, redis_url: str, workers: int,
                 raise LoaError("a worker failed: " + "; ".join(failures))
 
 
+class _Urgent:
+    """``--urgent-at``: the urgent campaign, created and approved during the routine wave, and
+    watched until the engine completes its waves."""
+
+    def __init__(self, store: Store, opts: Options, meta: AudienceMeta) -> None:
+        self.store = store
+        self.opts = opts
+        self.meta = meta
+        self.waves: list[Wave] = []
+        self.at_s = 0.0
+        self.approved_wall = 0.0  # epoch seconds, comparable with the simulators' clocks
+        self.complete_s = 0.0
+        self.routine_pending = 0
+
+    async def run(self, started: float, routine: list[Wave]) -> None:
+        assert self.opts.urgent_at is not None
+        await asyncio.sleep(max(0.0, started + self.opts.urgent_at - time.perf_counter()))
+        for w in routine:
+            p = await wave_progress(self.store, w)
+            self.routine_pending += p.queued + p.retrying
+        reach = {c: routing.reach(self.meta, Selector(), c) for c in (Channel.SMS, Channel.ZALO)}
+        self.approved_wall, approved = time.time(), time.perf_counter()
+        self.at_s = round(approved - started, 2)
+        self.waves = await create_waves(
+            self.store, URGENT_SMS, self.meta.version, reach, campaign="urgent",
+            title="Thông báo khẩn: phong tỏa phường Hồng Hà", zalo_text=URGENT_ZALO)
+        ids = [w.id for w in self.waves]
+        deadline = approved + self.opts.timeout
+        while True:
+            states = await self.store.waves.states(ids)
+            if all(states.get(i) is WaveState.COMPLETED for i in ids):
+                self.complete_s = round(time.perf_counter() - approved, 3)
+                return
+            if time.perf_counter() > deadline:
+                raise LoaError("the urgent campaign did not complete in time")
+            await asyncio.sleep(URGENT_POLL)
+
+    def ms(self, at: float) -> float | None:
+        """Milliseconds from the approval to ``at`` (epoch seconds; 0: never)."""
+        return round((at - self.approved_wall) * 1000, 1) if at else None
+
+    async def figures(self, smsc: dict[str, Any], zalo: dict[str, Any]) -> UrgentFigures:
+        per_channel = {}
+        for wave, stats in zip(self.waves, (smsc, zalo), strict=True):
+            p = await wave_progress(self.store, wave)
+            per_channel[wave.channel.value] = _figures(wave, p.sent, p.dead_letters, stats,
+                                                       max(self.complete_s, 1e-3), part="urgent")
+        last = max(smsc.get("last_marked_at", 0.0), zalo.get("last_marked_at", 0.0))
+        return UrgentFigures(
+            at_s=self.at_s, recipients=self.meta.count,
+            messages=sum(f.sent for f in per_channel.values()),
+            routine_pending=self.routine_pending,
+            first_message_ms=self.ms(smsc.get("first_marked_at", 0.0)),
+            first_zalo_ms=self.ms(zalo.get("first_marked_at", 0.0)),
+            last_message_ms=self.ms(last), complete_s=self.complete_s,
+            duplicates=sum(f.duplicates for f in per_channel.values()),
+            lost=sum(f.lost for f in per_channel.values()), per_channel=per_channel)
+
+
+async def _urgent(store: Store, opts: Options, tmp: Path, audience: Path,
+                  validator: Validator, chunk_size: int) -> _Urgent:
+    """Import the urgent campaign's audience (the first recipients of the full one); the
+    full one, imported next, is then the current version."""
+    head = tmp / "urgent.csv"
+    _head(audience, head, opts.urgent_recipients)
+    done = await import_audience(head, store, validator, chunk_size=chunk_size)
+    meta = await store.audiences.meta(done.version)
+    assert meta is not None
+    return _Urgent(store, opts, meta)
+
+
+async def _wave(store: Store, waves: list[Wave], started: float, timeout: float,
+                procs: list[WorkerProcess], on_progress: Progress | None,
+                urgent: _Urgent | None) -> float:
+    """Until the waves are completed (and the urgent campaign's, when there is one); the
+    seconds the routine waves took."""
+    watching = asyncio.create_task(urgent.run(started, waves)) if urgent is not None else None
+    try:
+        await _until_completed(store, waves, sum(w.total for w in waves), started + timeout,
+                               procs, on_progress, watching)
+        seconds = time.perf_counter() - started
+        if watching is not None:
+            await asyncio.wait_for(asyncio.shield(watching), timeout)
+    finally:
+        if watching is not None and not watching.done():
+            watching.cancel()
+    return seconds
+
+
 async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers: int,
                numbering: Numbering, province: Province, settings: Settings,
                on_progress: Progress | None) -> RunResult:
@@ -238,6 +370,9 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
     assert isinstance(store, RedisStore)
     try:
         await store.client.flushall()
+        urgent = (await _urgent(store, opts, tmp, audience, Validator(numbering, province),
+                                settings.engine.chunk_size)
+                  if opts.urgent_at is not None else None)
         started = time.perf_counter()
         imported = await import_audience(audience, store, Validator(numbering, province),
                                          chunk_size=settings.engine.chunk_size)
@@ -251,11 +386,11 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
             pids.update(smsc=smsc.pid, zalo=zalo.pid)
             cpu0, redis0 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
             started = time.perf_counter()
-            waves = await create_waves(store, opts.text, meta.version, reach)
-            total = sum(w.total for w in waves)
-            await _until_completed(store, waves, total, started + opts.timeout, procs,
-                                   on_progress)
-            seconds = time.perf_counter() - started
+            priority = Priority.NORMAL if opts.routine else Priority.URGENT
+            waves = await create_waves(store, opts.text, meta.version, reach,
+                                       priority=priority)
+            seconds = await _wave(store, waves, started, opts.timeout, procs, on_progress,
+                                  urgent)
             cpu1, redis1 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
             rss = procstat.peak_rss(pids)
             sms_wave = waves[0]
@@ -263,11 +398,13 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
             latency = procstat.quantiles(
                 [await p.metrics() for p in procs], "loa_batch_seconds", (0.5, 0.99))
         figures = {}
+        part = "routine" if urgent is not None else ""
         for wave, sim in zip(waves, (smsc, zalo), strict=True):
             p = await wave_progress(store, wave)
             figures[wave.channel.value] = _figures(wave, p.sent, p.dead_letters, sim.stats,
-                                                   seconds)
+                                                   seconds, part=part)
         figures["sms"].receipts_matched = receipts
+        urgent_figures = await urgent.figures(smsc.stats, zalo.stats) if urgent else None
         bitmaps = sum([await procstat.sent_bitmap_bytes(store.client, w.id) for w in waves])
         used = await procstat.redis_info(store.client, "memory", "used_memory")
     finally:
@@ -290,26 +427,42 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
                                         3),
         processes=processes, import_seconds=round(import_seconds, 2),
         redis_cluster=opts.redis_cluster, sms_encoding=seg.encoding.value,
-        sms_parts=len(seg.parts))
+        sms_parts=len(seg.parts), priority=priority.value, urgent=urgent_figures)
 
 
-def _figures(wave: Wave, sent: int, dead: int, stats: dict[str, int],
-             seconds: float) -> ChannelFigures:
+def _figures(wave: Wave, sent: int, dead: int, stats: dict[str, Any],
+             seconds: float, *, part: str = "") -> ChannelFigures:
+    """A wave's figures from its simulator's counters. ``part``: "urgent" or "routine" when
+    the simulator counted the urgent campaign's (marked) messages apart (``--urgent-at``);
+    its SMS parts are those with a priority_flag, the routine wave's the others."""
+    get = stats.get
     if wave.channel is Channel.SMS:
-        reached = stats.get("messages", 0) - stats.get("duplicates", 0)
-        pdus = stats.get("parts", 0)
+        marked, marked_dups = get("marked_messages", 0), get("marked_duplicates", 0)
+        if part == "urgent":
+            reached, duplicates, pdus = marked - marked_dups, marked_dups, get("priority_parts", 0)
+        else:
+            reached = get("messages", 0) - get("duplicates", 0) - (marked - marked_dups)
+            duplicates = get("duplicates", 0) - marked_dups
+            pdus = get("parts", 0) - (get("priority_parts", 0) if part == "routine" else 0)
+    elif part == "urgent":
+        reached, duplicates, pdus = (get("marked_recipients", 0), get("marked_duplicates", 0),
+                                     get("marked", 0))
     else:
-        reached, pdus = stats.get("recipients", 0), stats.get("accepted", 0)
+        reached, duplicates = get("recipients", 0), get("duplicates", 0)
+        pdus = get("accepted", 0) - get("marked", 0)
     return ChannelFigures(
         total=wave.total, sent=sent, pdus=pdus, msgs_per_s=round(sent / seconds),
-        reached=reached, duplicates=stats.get("duplicates", 0),
+        reached=reached, duplicates=duplicates,
         lost=max(0, wave.total - reached - dead), dead_letters=dead,
-        errors_injected=stats.get("errors_injected", 0) + stats.get("http_5xx", 0))
+        errors_injected=get("errors_injected", 0) + get("http_5xx", 0))
 
 
 async def _until_completed(store: Store, waves: list[Wave], total: int, deadline: float,
-                           procs: list[WorkerProcess], on_progress: Progress | None) -> None:
+                           procs: list[WorkerProcess], on_progress: Progress | None,
+                           watching: asyncio.Task[None] | None = None) -> None:
     while True:
+        if watching is not None and watching.done():
+            watching.result()  # the urgent campaign's watcher failed: say why
         states = await store.waves.states([w.id for w in waves])
         if all(states.get(w.id) is WaveState.COMPLETED for w in waves):
             return
@@ -345,6 +498,13 @@ async def wave_bench(opts: Options, *, numbering: Numbering, province: Province,
         raise InputError("--recipients must be at least 1 and --zalo between 0 and it")
     if not opts.workers or min(opts.workers) < 1:
         raise InputError("--workers: give one or more counts of at least 1, e.g. 1,2")
+    if opts.urgent_at is not None:
+        if not 0 <= opts.urgent_at <= opts.timeout:
+            raise InputError("--urgent-at: give the seconds into the wave, 0 or more")
+        if not 1 <= opts.urgent_recipients <= opts.recipients:
+            raise InputError("--urgent-recipients must be between 1 and --recipients")
+        if not opts.routine:
+            opts = msgspec.structs.replace(opts, routine=True)
     with tempfile.TemporaryDirectory(prefix="loa-bench-") as name:
         tmp = Path(name)
         audience = tmp / "audience.csv"

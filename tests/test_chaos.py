@@ -61,6 +61,43 @@ def test_redis_killed_mid_wave_and_restarted_loses_nothing() -> None:
     assert isinstance(details, dict) and "outcomes_in_the_last_second" in details
 
 
+def test_the_emergency_stop_mid_wave_halts_the_senders_and_the_lift_completes_the_wave(
+        ) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", "chaos", "stop", "--recipients", "6000",
+         "--json"], check=False, capture_output=True, text=True, timeout=400)
+    # exit 1 (one line) when what came after the stop is over its bound: the figures still
+    # come first, and the wave must still complete after the lift with nothing lost or twice
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["scenario"] == "stop"
+    assert result["lost"] == 0 and result["duplicates"] == 0
+    assert result["delivered"] == result["expected"]
+    details = result["details"]
+    assert details["sent_while_stopped_later"] == 0  # nothing once the workers have obeyed
+    assert details["sent_after_stop"] == (details["sms_submits_after_stop"]
+                                          + details["zalo_requests_after_stop"])
+    assert details["bound_sent_after_stop"] == 2 * 64 + 2 * 64
+    assert details["sent_before_stop"] < result["expected"]  # the stop came mid-wave
+    errors = done.stderr.strip().splitlines()
+    if done.returncode:
+        assert len(errors) == 1 and errors[0].startswith("loa: error: stop: ")
+        assert result["failures"] and errors[0].endswith("; ".join(result["failures"]))
+    else:
+        assert not result["failures"]
+
+
+def test_a_level_change_opens_each_channel_and_the_first_messages_are_timed() -> None:
+    result = chaos("level-change", 3000)  # exits 1 (failing here) past the target
+    details = result["details"]
+    assert isinstance(details, dict) and details["target_ms"] == 2000
+    firsts = details["first_message_ms"]
+    assert set(firsts) == {"level_3", "level_4"}
+    assert all(ms is not None for level in firsts.values() for ms in level.values())
+    assert {w.split("-opening-")[0] for w in details["waves"]} == {
+        "L3-sms", "L3-zalo", "L4-sms", "L4-zalo"}
+
+
 @pytest.mark.slow
 def test_a_throttling_storm_delays_the_wave_and_dead_letters_nothing() -> None:
     result = chaos("throttle-storm", 2000)

@@ -20,7 +20,9 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
+from adapters.base import Envelope
 from adapters.smpp import pdu
+from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
@@ -40,6 +42,7 @@ from adapters.smpp.pdu import (
 from adapters.smpp.receipt import TLV_BY_STATE, parse_receipt
 from adapters.smpp.simulator import Smsc, SmscConfig
 from dispatcher.cli import main
+from dispatcher.model import Channel
 from dispatcher.smstext import encode_parts, segment
 
 WAIT = 3.0  # seconds: the longest any single wait may take
@@ -761,3 +764,30 @@ def test_cli_port_in_use_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -
     assert status != 0
     assert err.startswith("loa: error: ") and str(port) in err
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_marked_messages_are_counted_apart_in_each_encoding() -> None:
+    """`loa bench --urgent-at`: texts with the mark (UCS-2 or GSM-7, one part or several) are
+    counted apart, with the time the first and last came."""
+    smsc = await start(mark="TB-KHAN")
+    sms = SmppAdapter({DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port,
+                                                system_id="loa")})
+    addrs = [f"8491{i:07d}" for i in range(4)]
+    try:
+        before = time.time()
+        for text, to in (("Cảnh báo thường kỳ: đeo khẩu trang.", addrs),
+                         ("KHẨN 01/TB-KHAN: ở nhà.", addrs[:2]),
+                         ("KHAN 01/TB-KHAN: o nha.", addrs[2:3]),
+                         ("KHẨN 01/TB-KHAN: " + "ở nhà, đeo khẩu trang. " * 8, addrs[3:]),
+                         ("KHẨN 01/TB-KHAN: ở nhà.", addrs[:1])):
+            results = await sms.send(Envelope(wave="w", channel=Channel.SMS, text=text,
+                                              addrs=to, route="sms.viettel"))
+            assert len(results.sent) == len(to)
+        stats = smsc.stats
+        assert stats.messages == 9 and stats.duplicates == 1
+        assert stats.marked_messages == 5 and stats.marked_duplicates == 1
+        assert before <= stats.first_marked_at <= stats.last_marked_at
+        assert before <= stats.last_submit_at
+    finally:
+        await sms.aclose()
+        await smsc.stop()

@@ -40,10 +40,36 @@ def test_a_small_wave_through_two_workers_reaches_everyone_once(where: list[str]
     assert {"bench-w0", "bench-w1", "smsc", "zalo", "redis"} <= set(processes)
 
 
+def test_an_urgent_campaign_during_the_routine_wave_is_measured_and_reaches_everyone_once(
+        ) -> None:
+    result = bench("--recipients", "6000", "--zalo", "5800", "--urgent-at", "0.5",
+                   "--urgent-recipients", "1000")
+    assert result["priority"] == "normal"  # the full wave is routine
+    assert result["lost"] == 0 and result["duplicates"] == 0 and result["messages"] == 11800
+    channels = result["per_channel"]
+    assert isinstance(channels, dict)  # the routine wave's figures, the urgent ones apart
+    assert channels["sms"]["reached"] == 6000 and channels["zalo"]["reached"] == 5800
+    assert channels["sms"]["pdus"] == 6000
+    urgent = result["urgent"]
+    assert isinstance(urgent, dict) and urgent["recipients"] == 1000
+    assert urgent["lost"] == 0 and urgent["duplicates"] == 0
+    assert urgent["per_channel"]["sms"]["reached"] == 1000
+    assert urgent["per_channel"]["zalo"]["reached"] == urgent["per_channel"]["zalo"]["total"]
+    assert urgent["messages"] == 1000 + urgent["per_channel"]["zalo"]["total"]
+    assert urgent["per_channel"]["sms"]["pdus"] >= 1000  # sent with a priority_flag
+    assert urgent["first_message_ms"] > 0 and urgent["first_zalo_ms"] > 0
+    assert urgent["complete_s"] > 0 and urgent["at_s"] >= 0.5
+
+
 def test_bad_options_are_refused_without_a_traceback() -> None:
     done = subprocess.run([sys.executable, "-m", "dispatcher.cli", "bench", "--workers", "0"],
                           check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "--workers" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "dispatcher.cli", "bench", "--recipients",
+                           "100", "--zalo", "50", "--urgent-at", "1", "--urgent-recipients", "101"],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "--urgent-recipients" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -176,6 +176,25 @@ async def test_sends_zns_with_msg_ids_and_counts_each_phone_once(
     assert sim.stats.accepted == 200 and adapter.stats.sent == 200
 
 
+async def test_marked_messages_are_counted_apart(
+        sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
+    """`loa bench --urgent-at`: the urgent campaign's messages (their text has the mark) do not
+    count as a second message to the routine wave's recipients."""
+    sim.set_config(mark="TB-KHAN")
+    adapter = adapter_for()
+    addrs = phones(20)
+    await adapter.send(envelope(addrs))
+    before = time.time()
+    await adapter.send(Envelope(wave="w2", channel=Channel.ZALO, text="KHẨN 01/TB-KHAN: ở nhà",
+                                addrs=addrs[:5], route="zalo"))
+    await adapter.send(Envelope(wave="w2", channel=Channel.ZALO, text="KHẨN 01/TB-KHAN: ở nhà",
+                                addrs=addrs[:1], route="zalo"))
+    stats = sim.snapshot()
+    assert sim.received == dict.fromkeys(addrs, 1) and stats.duplicates == 0
+    assert stats.marked == 6 and stats.marked_recipients == 5 and stats.marked_duplicates == 1
+    assert before <= stats.first_marked_at <= stats.last_marked_at <= stats.last_request_at
+
+
 async def test_each_error_class_has_its_outcome(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
     codes = {-100: "retry", -108: "fail", -109: "fail", -111: "fail", -112: "fail",

@@ -101,6 +101,10 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     webhook_repeat_ratio: float = 0.0
     webhook_concurrency: int = 32
     seed: int = 0
+    # messages whose text (ZNS template data or OA text) contains this are counted apart, in
+    # ``marked`` and the marked_* counters, not in ``received`` (a benchmark's urgent campaign
+    # among a routine wave); empty: none
+    mark: str = ""
 
     def __post_init__(self) -> None:
         for name in ("error_ratio", "not_zalo_share", "http_429_ratio", "http_5xx_ratio",
@@ -135,6 +139,12 @@ class ZaloSimStats(msgspec.Struct):
     webhook_failures: int = 0  # not answered 200 (tried again up to twice)
     recipients: int = 0  # distinct phones / user ids that got a message (see snapshot())
     duplicates: int = 0  # messages beyond the first to one recipient (see snapshot())
+    last_request_at: float = 0.0  # when the last message request came (epoch seconds)
+    marked: int = 0  # messages accepted with the configured mark (counted in ``marked``)
+    marked_recipients: int = 0  # see snapshot()
+    marked_duplicates: int = 0  # see snapshot()
+    first_marked_at: float = 0.0  # epoch seconds; 0: none yet
+    last_marked_at: float = 0.0
 
 
 class _Hook(msgspec.Struct, array_like=True):
@@ -162,6 +172,7 @@ class ZaloSim:
         self._config = config or ZaloSimConfig()
         self.stats = ZaloSimStats()
         self.received: Counter[str] = Counter()  # phone or user id -> messages accepted
+        self.marked: Counter[str] = Counter()  # the same, of messages with the mark
         self.quota_used = 0
         self.host = "127.0.0.1"
         self.port = 0
@@ -198,6 +209,8 @@ class ZaloSim:
         """The counters, with ``recipients`` and ``duplicates`` brought up to date."""
         self.stats.recipients = len(self.received)
         self.stats.duplicates = self.duplicates
+        self.stats.marked_recipients = len(self.marked)
+        self.stats.marked_duplicates = sum(n - 1 for n in self.marked.values() if n > 1)
         return msgspec.structs.replace(self.stats)
 
     @property
@@ -284,6 +297,7 @@ class ZaloSim:
         """HTTP faults and the token check, before the body is read."""
         config = self._config
         self.stats.requests += 1
+        self.stats.last_request_at = time.time()
         if config.http_429_ratio or config.http_5xx_ratio:
             r = self._rng.random()
             if r < config.http_429_ratio:
@@ -338,7 +352,9 @@ class ZaloSim:
         if code:
             self.stats.invalid += 1
             return self._refuse(code)
-        return self._deliver(req.phone, req.tracking_id, phone=True)
+        mark = self._config.mark
+        marked = bool(mark) and any(mark in v for v in req.template_data.values())
+        return self._deliver(req.phone, req.tracking_id, phone=True, marked=marked)
 
     def _oa(self, request: Request) -> Response:
         refused = self._gate(request)
@@ -353,9 +369,11 @@ class ZaloSim:
         if not req.message.text or USER_ID.fullmatch(user) is None:
             self.stats.invalid += 1
             return self._refuse(-112 if not req.message.text else NOT_ZALO_USER)
-        return self._deliver(user, "", phone=False)
+        mark = self._config.mark
+        return self._deliver(user, "", phone=False, marked=bool(mark) and mark in req.message.text)
 
-    def _deliver(self, key: str, tracking: str, *, phone: bool) -> Response:
+    def _deliver(self, key: str, tracking: str, *, phone: bool,
+                 marked: bool = False) -> Response:
         config = self._config
         code = config.error_phones.get(key, 0) if config.error_phones else 0
         if code:
@@ -373,6 +391,12 @@ class ZaloSim:
             return self._refuse(QUOTA_EXHAUSTED)
         self.quota_used += 1
         received = self.received
+        if marked:
+            received = self.marked
+            self.stats.marked += 1
+            self.stats.last_marked_at = self.stats.last_request_at  # this request's
+            if not self.stats.first_marked_at:
+                self.stats.first_marked_at = self.stats.last_marked_at
         received[key] = received.get(key, 0) + 1
         self.stats.accepted += 1
         msg_id = f"{self._prefix}{next(self._ids):012x}"

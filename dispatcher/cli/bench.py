@@ -47,6 +47,17 @@ def register(sub: Any) -> None:
                         help="SMPP window per bind (default 512)")
     parser.add_argument("--text", default=ALERT, help="the SMS text (default: a one-part "
                                                       "Vietnamese alert, UCS-2)")
+    parser.add_argument("--routine", action="store_true",
+                        help="send the full wave as routine (priority normal) instead of urgent, "
+                             "as --urgent-at does: the run to compare --urgent-at with")
+    parser.add_argument("--urgent-at", type=float, metavar="SECONDS",
+                        help="SECONDS into the (then routine) full wave, create and approve an "
+                             "urgent SMS+Zalo campaign and report urgent.first_message_ms "
+                             "(approval to its first submit_sm at the SMSC simulator) and "
+                             "urgent.complete_s (approval to its waves completed)")
+    parser.add_argument("--urgent-recipients", type=int, default=10_000, metavar="N",
+                        help="recipients of the urgent campaign: the first N of the audience "
+                             "(default 10000)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     parser.set_defaults(func=cmd_wave)
     group = parser.add_subparsers(dest="bench_command", metavar="[COMMAND]")
@@ -107,7 +118,8 @@ def cmd_wave(args: argparse.Namespace) -> int:
     opts = Options(recipients=args.recipients, zalo=args.zalo, workers=_counts(args.workers),
                    redis_url=args.redis, redis_cluster=args.redis_cluster,
                    error_ratio=args.error_ratio, binds=args.binds, window=args.window,
-                   text=args.text)
+                   text=args.text, routine=args.routine, urgent_at=args.urgent_at,
+                   urgent_recipients=args.urgent_recipients)
     with progress_bar("bench", None) as update:
         result = run_async(wave_bench(opts, numbering=load_numbering(),
                                       province=load_province(), settings=load_settings(),
@@ -117,6 +129,9 @@ def cmd_wave(args: argparse.Namespace) -> int:
         print_json(result)
     if result.lost or result.duplicates:
         raise InputError(f"{result.lost:,} messages lost and {result.duplicates:,} duplicates")
+    if result.urgent is not None and (result.urgent.lost or result.urgent.duplicates):
+        raise InputError(f"the urgent campaign: {result.urgent.lost:,} messages lost and "
+                         f"{result.urgent.duplicates:,} duplicates")
     return 0
 
 
@@ -137,10 +152,27 @@ def _report(result: BenchResult) -> None:
             f"{run.cpu_us_per_msg} µs CPU per message, peak RSS {run.peak_rss_mb:.0f} MB; "
             f"batch latency {run.submit_latency_ms}; Redis {run.redis_used_mb} MB; dedup "
             f"{run.dedup_bytes_per_recipient} bytes per recipient per wave; SMS "
-            f"{run.sms_encoding}, {run.sms_parts} part(s); processes: {procs}", markup=False)
+            f"{run.sms_encoding}, {run.sms_parts} part(s); the wave {run.priority}; "
+            f"processes: {procs}", markup=False)
+        if run.urgent is not None:
+            u = run.urgent
+            channels = "; ".join(
+                f"{name} {f.sent:,} sent, {f.reached:,} reached, {f.duplicates} duplicates, "
+                f"{f.lost} lost" for name, f in u.per_channel.items())
+            out.print(
+                f"  urgent campaign to {u.recipients:,} recipients, approved {u.at_s:.1f} s "
+                f"into the wave with {u.routine_pending:,} routine messages still to send: "
+                f"first SMS at the SMSC {_ms(u.first_message_ms)} (first Zalo "
+                f"{_ms(u.first_zalo_ms)}, last message {_ms(u.last_message_ms)}); "
+                f"{u.messages:,} messages completed in {u.complete_s:.2f} s; {channels}",
+                markup=False)
     if len(result.runs) > 1:
         out.print("scaling (msg/s by workers): " + ", ".join(
             f"{n}: {r:,.0f}" for n, r in result.scaling.items()), markup=False)
+
+
+def _ms(value: float | None) -> str:
+    return "never" if value is None else f"{value:,.0f} ms"
 
 
 def cmd_engine(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
-from dispatcher.errors import InputError
+from dispatcher.errors import InputError, LoaError
 from dispatcher.msisdn import load_numbering
 from dispatcher.province import load_province
 from dispatcher.scenarios import SCENARIOS, run
@@ -47,6 +47,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     if result.lost or result.duplicates > result.duplicate_bound:
-        raise InputError(f"{result.scenario}: {result.lost} lost, {result.duplicates} "
-                         f"duplicates (bound {result.duplicate_bound})")
+        raise LoaError(f"{result.scenario}: {result.lost} lost, {result.duplicates} "
+                       f"duplicates (bound {result.duplicate_bound})")
+    if result.failures:
+        raise LoaError(f"{result.scenario}: " + "; ".join(result.failures))
     return 0

@@ -57,6 +57,10 @@ def register(sub: Any) -> None:
     smsc.add_argument("--hostile-every", type=int, default=50, metavar="N",
                       help="one hostile PDU after every N submits (default 50)")
     smsc.add_argument("--seed", type=int, default=0, help="seed of the stat mix and errors")
+    smsc.add_argument("--mark", default="", metavar="TEXT",
+                      help="count messages whose text contains TEXT (letters, digits, spaces, "
+                           "-.:/) apart: marked_messages, first_marked_at, ... (loa bench "
+                           "--urgent-at)")
     smsc.add_argument("--json", action="store_true", help="end with the counters as one JSON "
                                                           "line on stdout")
     smsc.set_defaults(func=cmd_smsc)
@@ -99,7 +103,7 @@ def _config(args: argparse.Namespace) -> SmscConfig:
             twelve_digit_dates=args.twelve_digit_dates, stat_mix=_stat_mix(args.stat_mix),
             tps_per_bind=args.tps, error_ratio=args.error_ratio, error_status=args.error_status,
             disconnect_after=args.disconnect_after, hostile=_hostile(args.hostile),
-            hostile_every=args.hostile_every, seed=args.seed)
+            hostile_every=args.hostile_every, seed=args.seed, mark=args.mark)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -185,6 +189,9 @@ def _register_zalo(group: Any) -> None:
     zalo.add_argument("--webhook-layout", choices=("nested", "flat"), default="nested",
                       help="msg_id under \"message\" (nested, default) or at the top level")
     zalo.add_argument("--seed", type=int, default=0, help="seed of the injected errors")
+    zalo.add_argument("--mark", default="", metavar="TEXT",
+                      help="count messages whose text contains TEXT apart: marked, "
+                           "marked_recipients, first_marked_at, ... (loa bench --urgent-at)")
     zalo.add_argument("--json", action="store_true", help="end with the counters as one JSON "
                                                           "line on stdout")
     zalo.set_defaults(func=cmd_zalo)
@@ -229,7 +236,7 @@ def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
             error_phones=_error_phones(args.error_phone), http_429_ratio=args.http_429_ratio,
             http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
             webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
-            webhook_layout=args.webhook_layout, seed=args.seed)
+            webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
