@@ -12,8 +12,6 @@ import msgspec
 import pytest
 
 from dispatcher import audiencegen, routing
-from dispatcher.audience import Validator
-from dispatcher.importer import import_audience
 from dispatcher.level import set_level
 from dispatcher.model import CampaignState, Channel, Kind, Selector, WaveState
 from dispatcher.msisdn import Numbering
@@ -22,6 +20,7 @@ from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler, plan_campaign_id
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta
+from tests.conftest import imported
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = dt.date(2024, 3, 5)  # a Tuesday
@@ -46,18 +45,10 @@ def plan60(plan: Plan) -> Plan:
     return msgspec.structs.replace(plan, catch_up=dt.timedelta(minutes=60))
 
 
-async def _import(store: Store, path: Path, numbering: Numbering,
-                  province: Province) -> AudienceMeta:
-    await import_audience(path, store, Validator(numbering, province), chunk_size=64)
-    meta = await store.audiences.meta()
-    assert meta is not None
-    return meta
-
-
 @pytest.fixture
 async def meta(store: Store, audience_file: Path, numbering: Numbering,
                province: Province) -> AudienceMeta:
-    return await _import(store, audience_file, numbering, province)
+    return await imported(store, audience_file, numbering, province)
 
 
 # -- nothing to do ------------------------------------------------------------------------------
@@ -298,7 +289,7 @@ async def test_trigger_now_without_level_or_audience_does_nothing(
     reconciler = Reconciler(store, plan60)
     await set_level(store, plan60, now=local(9), level=4)
     assert await reconciler.trigger_now(local(9, 31)) == []
-    await _import(store, audience_file, numbering, province)
+    await imported(store, audience_file, numbering, province)
     await set_level(store, plan60, now=local(9, 10), level=0)
     assert await reconciler.trigger_now(local(9, 31)) == []
     assert await store.waves.all() == []
