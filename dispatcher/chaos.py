@@ -156,10 +156,13 @@ class Stage:
         assert worker.proc is not None
         worker.proc.send_signal(signal.SIGKILL)
 
-    async def done(self) -> int:
-        """Messages of the waves that have an outcome (sent, failed, expired)."""
+    async def done(self, channel: Channel | None = None) -> int:
+        """Messages of the waves (of ``channel``, or all) that have an outcome (sent, failed,
+        expired)."""
         done = 0
         for w in self.waves:
+            if channel is not None and w.channel is not channel:
+                continue
             p = await wave_progress(self.db, w)
             done += p.sent + p.failed + p.expired
         return done
@@ -181,10 +184,15 @@ class Stage:
         """Messages due at the far end."""
         return sum(w.total for w in self.due)
 
-    async def until(self, share: float, timeout: float) -> None:
-        """Until ``share`` of the waves' messages have an outcome."""
+    def total_of(self, channel: Channel) -> int:
+        """Messages due at the far end on ``channel``."""
+        return sum(w.total for w in self.due if w.channel is channel)
+
+    async def until(self, share: float, timeout: float, channel: Channel | None = None) -> None:
+        """Until ``share`` of the waves' messages (of ``channel``, or all) have an outcome."""
         deadline = time.monotonic() + timeout
-        while await self.done() < share * self.total:
+        total = self.total if channel is None else self.total_of(channel)
+        while await self.done(channel) < share * total:
             if time.monotonic() > deadline:
                 raise LoaError(f"the waves did not reach {share:.0%} in {timeout:g} s")
             await asyncio.sleep(0.05)
