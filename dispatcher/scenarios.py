@@ -220,10 +220,13 @@ async def emergency_stop(s: Stage) -> ChaosResult:
     await s.send()
     await s.until(AT, TIMEOUT)
     before = await s.done()
+    asked = _seen(s)
     await stop_all(s.db, now=dt.datetime.now(dt.UTC), user="chaos",
                    reason="chaos: the emergency stop mid-wave")
-    stopped_at = time.time()  # the stop is in the store: every message from here is "after"
-    at_stop = _seen(s)
+    # the store answered: the stop is in force, every message from here is "after" it (what
+    # arrived during the store's round trip is reported apart)
+    stopped_at, at_stop = time.time(), _seen(s)
+    while_storing = sum(at_stop) - sum(asked)
     watch_from = last_change = time.monotonic()
     seen = at_stop
     while time.monotonic() - last_change < STOP_QUIET:
@@ -256,6 +259,7 @@ async def emergency_stop(s: Stage) -> ChaosResult:
     return await s.result(
         "stop", started, 0, failures=failures, sent_after_stop=after,
         sms_submits_after_stop=sms_after, zalo_requests_after_stop=zalo_after,
+        sent_while_storing_the_stop=while_storing,
         stop_effective_ms=effective_ms, bound_sent_after_stop=on_the_wire,
         bound_stop_effective_ms=limit_ms, state_refresh_seconds=STATE_REFRESH,
         sent_before_stop=before, outcomes_at_rest=held_while_stopped,

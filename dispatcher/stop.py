@@ -1,7 +1,8 @@
 """The emergency stop: one switch that halts every send of every worker until it is lifted.
 
-While the stop is on, every worker (each reads it with the wave states, every
-``state_refresh_seconds``) takes no batch, starts no fan-out or campaign, moves no retry, and
+While the stop is on, every worker (each watches it and is told of a set or lift within a round
+trip to the store; it also reads it with the wave states every ``state_refresh_seconds``) takes
+no batch, starts no fan-out or campaign, moves no retry, and
 halts the batches in its hands before their next message: what the channels have not taken is
 put back, not sent and not lost. The messages that still leave are those already on the wire
 (an SMPP window per bind, the HTTP requests in flight). The stop survives restarts (it is kept

@@ -38,6 +38,7 @@ from dispatcher.throttle import RouteThrottle
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 200  # how long a consumer waits for work before looking at its stop flag
+STOP_WATCH_SECONDS = 1.0  # one wait for the emergency stop: short of any socket timeout
 RETRY_BATCH = 500  # retries moved back per entry
 TRANSIENT = metrics.STORE_TRANSIENT
 HALTING = frozenset({WaveState.PAUSED, WaveState.CANCELLED})  # states that halt a batch
@@ -74,7 +75,9 @@ class Worker:
         self.processed = 0  # deliveries finished by this worker
         self.unrecorded = 0  # messages sent whose batch this worker could not record
         self._stop = asyncio.Event()
-        self.stopped = False  # the emergency stop is on (read with the wave states)
+        self.stopped = False  # the emergency stop is on (watched, and read with the states)
+        self._stop_mark = ""  # the last set or lift of the stop seen by the watcher
+        self._stop_notices = 0  # sets and lifts the watcher saw
         self._aborts: dict[Abort, str] = {}  # envelopes being sent -> their wave
         self._metrics = {r: metrics.for_route(r) for r in routes}  # counted per batch
         flush = settings.engine.sent_flush_seconds
@@ -85,6 +88,7 @@ class Worker:
         self._stop = stop
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._loop(stop, "refreshing wave states", self._refresh_states))
+            tasks.create_task(self._loop(stop, "watching the emergency stop", self._watch_stop))
             if self.marks is not None:
                 tasks.create_task(self._loop(stop, "writing sent bits", self._write_marks))
             for route in self.routes:
@@ -129,13 +133,37 @@ class Worker:
     async def _refresh_states(self, stop: asyncio.Event) -> None:
         if self._waves:
             self._states.update(await self.store.waves.states(list(self._waves)))
+        notices = self._stop_notices
         current = await self.store.stop.get()
-        stopped = current is not None and current.active
+        if notices == self._stop_notices:  # else the watcher saw a newer set or lift meanwhile
+            self._obey(current is not None and current.active)
+        await self._sleep(stop, self.settings.engine.state_refresh_seconds)
+
+    async def _watch_stop(self, stop: asyncio.Event) -> None:
+        """Obey each set or lift of the emergency stop as it is made (the state refresh reads
+        it too, should a notice be missed): the envelopes being sent are halted before their
+        next message."""
+        watch = asyncio.ensure_future(self.store.stop.watch(self._stop_mark, STOP_WATCH_SECONDS))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:  # a worker that is stopping does not wait for the watch's timeout
+            await asyncio.wait({watch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (watch, stopping):
+                pending.cancel()
+            await asyncio.gather(watch, stopping, return_exceptions=True)
+        if stop.is_set() or watch.cancelled():
+            return
+        mark, state = watch.result()  # a store outage raises: the loop waits, then watches
+        self._stop_mark = mark
+        if state is not None:
+            self._stop_notices += 1
+            self._obey(state.active)
+
+    def _obey(self, stopped: bool) -> None:
         if stopped != self.stopped:
             self.stopped = stopped
             log.warning("emergency stop %s", "on: nothing is sent" if stopped else "lifted")
         self._halt_aborted()
-        await self._sleep(stop, self.settings.engine.state_refresh_seconds)
 
     def _halt_aborted(self) -> None:
         """Halt the envelopes being sent whose wave may not send now: the adapters send no

@@ -23,8 +23,8 @@ LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "stop", help="emergency stop: every worker sends nothing more until it is lifted",
-        description="Stop every send of every worker now (each obeys within "
-                    "state_refresh_seconds; what is already on the wire still leaves), until "
+        description="Stop every send of every worker now (each watches the stop and obeys "
+                    "at once; what is already on the wire still leaves), until "
                     "`loa stop --lift`. Kept in Redis: it survives restarts. With --show, print "
                     "whether it is on and its history.")
     how = parser.add_mutually_exclusive_group()

@@ -87,13 +87,18 @@ class LevelStore(Protocol):
 
 
 class StopStore(Protocol):
-    """The emergency stop, read by every worker with the wave states."""
+    """The emergency stop, read by every worker with the wave states and watched by each."""
 
     async def get(self) -> StopState | None:
         """The last set or lift (None: never stopped)."""
 
     async def set(self, state: StopState) -> None:
-        """Make ``state`` current and append it to the history."""
+        """Make ``state`` current, append it to the history and tell whoever watches."""
+
+    async def watch(self, mark: str, seconds: float) -> tuple[str, StopState | None]:
+        """The newest set or lift after ``mark`` (an earlier answer's mark; "" for now),
+        waiting at most ``seconds`` for one: its mark and state, or ``(mark, None)`` when none
+        came. ``""`` answers at once with the mark of now."""
 
     async def history(self, limit: int = 100) -> list[StopState]:
         """Newest first."""

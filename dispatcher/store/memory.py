@@ -6,6 +6,7 @@ process and no other process can see it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -51,12 +52,26 @@ class MemoryLevel:
 class MemoryStop:
     def __init__(self) -> None:
         self._history: list[StopState] = []
+        self._changed = asyncio.Condition()
 
     async def get(self) -> StopState | None:
         return self._history[-1] if self._history else None
 
     async def set(self, state: StopState) -> None:
         self._history.append(state)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def watch(self, mark: str, seconds: float) -> tuple[str, StopState | None]:
+        seen = int(mark) if mark else len(self._history)
+        if mark and len(self._history) <= seen:
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: len(self._history) > seen), seconds)
+        if len(self._history) > seen:
+            return str(len(self._history)), self._history[-1]
+        return str(seen), None
 
     async def history(self, limit: int = 100) -> list[StopState]:
         return self._history[::-1][:limit]

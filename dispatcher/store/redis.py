@@ -335,6 +335,9 @@ class RedisLevel:
         return [_level.decode(x) for x in await self._r.lrange(keys.LEVEL_HISTORY, 0, limit - 1)]
 
 
+STOP_EVENTS_KEPT = 100  # sets and lifts kept on the stream the workers watch
+
+
 class RedisStop:
     def __init__(self, client: Any) -> None:
         self._r = client
@@ -347,7 +350,20 @@ class RedisStop:
         packed = _enc.encode(state)
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.set(keys.STOP, packed).lpush(keys.STOP_HISTORY, packed)
+            pipe.xadd(keys.STOP_EVENTS, {b"s": packed}, maxlen=STOP_EVENTS_KEPT,
+                      approximate=True)
             await pipe.execute()
+
+    async def watch(self, mark: str, seconds: float) -> tuple[str, StopState | None]:
+        if not mark:
+            newest = await self._r.xrevrange(keys.STOP_EVENTS, count=1)
+            return (newest[0][0].decode() if newest else "0-0"), None
+        answer = await self._r.xread({keys.STOP_EVENTS: mark}, count=STOP_EVENTS_KEPT,
+                                     block=max(1, int(seconds * 1000)))
+        if not answer:
+            return mark, None
+        newest_id, fields = answer[0][1][-1]
+        return newest_id.decode(), _stop.decode(fields[b"s"])
 
     async def history(self, limit: int = 100) -> list[StopState]:
         return [_stop.decode(x) for x in await self._r.lrange(keys.STOP_HISTORY, 0, limit - 1)]
