@@ -50,7 +50,6 @@ ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
 }
 FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
 WAVE_STATE_FOR = {S.PAUSED: WaveState.PAUSED, S.CANCELLED: WaveState.CANCELLED}
-PAUSED = frozenset({WaveState.PAUSED})
 REASON_MAX = 1000
 CAMPAIGN_WINDOW = int(repeats.CAMPAIGN_WINDOW.total_seconds() // 60)  # minutes
 
@@ -221,8 +220,9 @@ class Campaigns:
         campaign = await self._move(campaign_id, S.RUNNING, state_reason=reason.strip(),
                                     state_by=user)
         for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
-            # fan-out resumes at its cursor (a finished one moves straight on), workers unpark
-            await self.store.waves.transition(wid, PAUSED, WaveState.FANNING_OUT)
+            # a wave paused before its start waits for it again; a fan-out resumes at its
+            # cursor (a finished one moves straight on); workers unpark
+            await self.store.waves.resume(wid)
         return campaign
 
     async def cancel(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:
@@ -236,7 +236,10 @@ class Campaigns:
         target = WAVE_STATE_FOR[campaign.state]
         for wid in [w.id for w in await self.waves(campaign.id, companions=True)]:
             # compare-and-set: a wave that has finished, or was cancelled meanwhile, stays so
-            await self.store.waves.transition(wid, WAVE_LIVE, target)
+            if target is WaveState.PAUSED:
+                await self.store.waves.pause(wid)
+            else:
+                await self.store.waves.transition(wid, WAVE_LIVE, target)
         return campaign
 
     async def waves(self, campaign_id: str, *, companions: bool = False) -> list[Wave]:

@@ -21,6 +21,7 @@ CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision
 WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave
 WAVE_STATES = f"{PREFIX}:{{waves}}:states"  # hash: id -> state, read by every worker
+WAVES_PAUSED_UNSTARTED = f"{PREFIX}:{{waves}}:paused-unstarted"  # set: paused before fan-out
 STOP = f"{PREFIX}:{{waves}}:stop"  # the emergency stop (watched, and read with the states)
 STOP_HISTORY = f"{PREFIX}:{{waves}}:stop:history"
 STOP_EVENTS = f"{PREFIX}:{{waves}}:stop:events"  # stream: each set or lift, for the workers

@@ -279,9 +279,18 @@ async def test_pause_resume_cancel_move_the_waves(campaigns: Campaigns, store: S
 
     resumed = await campaigns.resume(campaign.id)
     assert resumed.state is CampaignState.RUNNING
-    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.FANNING_OUT)
+    # paused before their fan-out began: they wait for their start again, not "fanning out"
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.CREATED)
     with pytest.raises(StateError):
         await campaigns.resume(campaign.id)
+
+    # paused mid-fan-out and mid-send: both go on from their cursors
+    await store.waves.set_state(ids[0], WaveState.FANNING_OUT)
+    await store.waves.set_state(ids[1], WaveState.SENDING)
+    await campaigns.pause(campaign.id)
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.PAUSED)
+    await campaigns.resume(campaign.id)
+    assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.FANNING_OUT)
 
     # A wave that has finished keeps its state through pause and cancel.
     await store.waves.set_state(ids[0], WaveState.COMPLETED)
@@ -415,6 +424,12 @@ class _WavesReadThenHook:
 
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self.inner.set_state(wave_id, state)
+
+    async def pause(self, wave_id: str) -> bool:
+        return await self.inner.pause(wave_id)
+
+    async def resume(self, wave_id: str) -> bool:
+        return await self.inner.resume(wave_id)
 
     async def transition(self, wave_id: str, allowed: frozenset[WaveState],
                          state: WaveState) -> bool:

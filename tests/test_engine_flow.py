@@ -385,6 +385,12 @@ class HookedWaves:
                          state: WaveState) -> bool:
         return await self.inner.transition(wave_id, allowed, state)
 
+    async def pause(self, wave_id: str) -> bool:
+        return await self.inner.pause(wave_id)
+
+    async def resume(self, wave_id: str) -> bool:
+        return await self.inner.resume(wave_id)
+
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
         return await self.inner.states(wave_ids)
 

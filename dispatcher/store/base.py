@@ -141,6 +141,15 @@ class WaveStore(Protocol):
                          state: WaveState) -> bool:
         """Set ``state`` only if the wave's state is one of ``allowed`` (atomically)."""
 
+    async def pause(self, wave_id: str) -> bool:
+        """Pause a live wave (atomically), remembering whether its fan-out had begun; False
+        when it is not live (finished or cancelled)."""
+
+    async def resume(self, wave_id: str) -> bool:
+        """Resume a paused wave (atomically): ``created`` again when it was paused before its
+        fan-out began, else ``fanning_out`` (which goes on from its cursors); False when it
+        is not paused."""
+
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
         """States of the given waves (all waves when None); one round trip."""
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dispatcher.model import (
+    WAVE_FINAL,
     Batch,
     Campaign,
     Channel,
@@ -171,6 +172,7 @@ class MemoryWaves:
         self._waves: dict[str, Wave] = {}
         self._states: dict[str, WaveState] = {}
         self._skipped: set[str] = set()
+        self._unstarted: set[str] = set()  # paused before their fan-out began
         self.counters: dict[str, dict[str, int]] = {}
 
     async def create(self, wave: Wave, state: WaveState) -> bool:
@@ -194,6 +196,23 @@ class MemoryWaves:
         if self._states.get(wave_id) not in allowed:
             return False
         self._states[wave_id] = state
+        return True
+
+    async def pause(self, wave_id: str) -> bool:
+        state = self._states.get(wave_id)
+        if state is None or state in WAVE_FINAL:
+            return False
+        if state is WaveState.CREATED:
+            self._unstarted.add(wave_id)
+        self._states[wave_id] = WaveState.PAUSED
+        return True
+
+    async def resume(self, wave_id: str) -> bool:
+        if self._states.get(wave_id) is not WaveState.PAUSED:
+            return False
+        unstarted = wave_id in self._unstarted
+        self._unstarted.discard(wave_id)
+        self._states[wave_id] = WaveState.CREATED if unstarted else WaveState.FANNING_OUT
         return True
 
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:

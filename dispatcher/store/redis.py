@@ -154,6 +154,26 @@ end
 return 0
 """
 
+# KEYS: states, paused-unstarted. ARGV: id, paused, created, completed, cancelled. A live wave
+# is paused; one not fanned out yet is remembered as such.
+_PAUSE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current or current == ARGV[4] or current == ARGV[5] then return 0 end
+if current == ARGV[3] then redis.call('SADD', KEYS[2], ARGV[1]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: states, paused-unstarted. ARGV: id, paused, created, fanning_out. A paused wave goes
+# back to created when it was paused before its fan-out began, else to fanning_out.
+_RESUME = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local state = ARGV[4]
+if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then state = ARGV[3] end
+redis.call('HSET', KEYS[1], ARGV[1], state)
+return 1
+"""
+
 # KEYS: records, revisions. ARGV: id, record, expected revision, new revision. Compare-and-set
 # of a campaign (or an opening) by its revision.
 _REPLACE_CAMPAIGN = """
@@ -479,6 +499,8 @@ class RedisWaves:
         self._cluster = isinstance(client, RedisCluster)
         self._create = client.register_script(_CREATE)
         self._transition = client.register_script(_TRANSITION)
+        self._pause = client.register_script(_PAUSE)
+        self._resume = client.register_script(_RESUME)
 
     async def create(self, wave: Wave, state: WaveState) -> bool:
         done = await self._create(keys=[keys.WAVES, keys.WAVE_STATES],
@@ -501,6 +523,18 @@ class RedisWaves:
         done = await self._transition(keys=[keys.WAVE_STATES],
                                       args=[wave_id, state.value, *(s.value for s in allowed)])
         return bool(done)
+
+    async def pause(self, wave_id: str) -> bool:
+        keys_ = [keys.WAVE_STATES, keys.WAVES_PAUSED_UNSTARTED]
+        return bool(await self._pause(keys=keys_, args=[
+            wave_id, WaveState.PAUSED.value, WaveState.CREATED.value,
+            WaveState.COMPLETED.value, WaveState.CANCELLED.value]))
+
+    async def resume(self, wave_id: str) -> bool:
+        keys_ = [keys.WAVE_STATES, keys.WAVES_PAUSED_UNSTARTED]
+        return bool(await self._resume(keys=keys_, args=[
+            wave_id, WaveState.PAUSED.value, WaveState.CREATED.value,
+            WaveState.FANNING_OUT.value]))
 
     async def states(self, wave_ids: list[str] | None = None) -> dict[str, WaveState]:
         if wave_ids is None:
