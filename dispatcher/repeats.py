@@ -6,7 +6,8 @@ SMS and the fallback of a Zalo slot, or a level's opening and its first slot. Be
 sent, the worker *claims* its recipients in the ledger of (scope, audience, channel, text), one
 Redis script per batch: a recipient whose last claim there came from another wave less than the
 window ago is not sent the text again, and is counted ``repeats``. A wave's own retries keep
-their claim (each claim carries the wave's tag), so a retry is never taken for a repeat.
+their claim (each claim carries the wave's tag), so a retry is never taken for a repeat; a
+cancelled wave releases the claims of what it did not send.
 
 - **Scope.** The plan's waves share the scope ``plan``; a campaign's waves (its SMS wave and its
   Zalo wave's SMS fallback) have the campaign's own, so an operator who sends the same text again

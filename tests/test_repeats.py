@@ -12,17 +12,26 @@ from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from adapters.base import Adapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
-from dispatcher import audiencegen, repeats
+from dispatcher import audiencegen, repeats, routing
 from dispatcher.engine import Engine, wave_progress
 from dispatcher.fallback import SmsFallback, fallback_wave_id
 from dispatcher.level import set_level
-from dispatcher.model import Batch, Channel, Priority, Wave
+from dispatcher.model import (
+    Batch,
+    Campaign,
+    CampaignState,
+    Channel,
+    Priority,
+    Wave,
+    WaveState,
+)
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
@@ -215,3 +224,69 @@ async def test_the_fallback_waits_for_the_sending_hours_and_is_capped_per_day(
     assert urgent.counts["z-urgent"]["fallback"] == 2
     assert {due for items in urgent.reroute.values() for due, _ in items} == {
         clock[0].timestamp()}
+
+
+# -- a cancelled wave gives back what it claimed and did not send -------------------------------
+
+
+async def test_the_ledger_frees_the_claims_of_a_wave_that_did_not_send(store: Store) -> None:
+    a, b = repeats.tag("wave-a"), repeats.tag("wave-b")
+    assert await store.ledger.claim("l", [1, 2, 3, 90_000], now=1000, window=600, tag=a,
+                                    ttl=600) == [True] * 4
+    await store.ledger.release("l", [2, 90_000, 5], tag=a)  # 5: never claimed, stays free
+    await store.ledger.release("l", [1], tag=b)  # not b's: a keeps it
+    assert await store.ledger.claim("l", [1, 2, 3, 90_000, 5], now=1001, window=600, tag=b,
+                                    ttl=600) == [False, True, False, True, True]
+    await store.ledger.release("nothing", [1], tag=a)  # a ledger never written: no error
+
+
+TEXT = "Deo khau trang noi cong cong."
+
+
+async def sms_wave(store: Store, meta: AudienceMeta, wave_id: str) -> Wave:
+    """A plan-like SMS wave (scope "plan": its text is not repeated within 10 hours), of a
+    running campaign of its own."""
+    await store.campaigns.create(Campaign(
+        id=f"c-{wave_id}", title="t", channels=[Channel.SMS], texts={Channel.SMS: TEXT},
+        created_at=dt.datetime.now(dt.UTC), created_by="plan", state=CampaignState.RUNNING))
+    return Wave(id=wave_id, campaign_id=f"c-{wave_id}", channel=Channel.SMS, text=TEXT,
+                created_at=dt.datetime.now(dt.UTC), audience_version=meta.version,
+                total=meta.count, start_now=True, repeat_scope=repeats.PLAN_SCOPE,
+                repeat_window=600)
+
+
+async def test_a_cancelled_wave_does_not_hold_back_those_it_never_reached(
+        store: Store, meta: AudienceMeta, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    """A wave is cancelled while its batches wait for the route's rate (claimed in the ledger,
+    not sent); a later wave with the same text reaches everyone the first did not. Counted at
+    the channel: every phone gets the text exactly once."""
+    routes = routing.routes(Channel.SMS, numbering.carriers, SETTINGS)
+    settings = msgspec.structs.replace(SETTINGS, rates=dict.fromkeys(routes, 100.0))
+    sms = MemoryAdapter()
+    engine = Engine(store, plan, settings, province, {Channel.SMS: sms}, numbering.carriers,
+                    reconcile=False, numbering=numbering)
+    first, second = await sms_wave(store, meta, "w-first"), await sms_wave(store, meta, "w-2")
+    await store.waves.create(first, WaveState.CREATED)
+
+    async def settled(wave: Wave) -> bool:
+        p = await wave_progress(store, wave)
+        return p.queued == 0 and p.retrying == 0
+
+    async def cancel_mid_way() -> bool:
+        if sms.messages >= 20 and (await store.waves.states([first.id])).get(
+                first.id) is not WaveState.CANCELLED:
+            await store.waves.set_state(first.id, WaveState.CANCELLED)
+        return sms.messages >= 20 and await settled(first)
+
+    await run_engine_until(engine, cancel_mid_way, timeout=30)
+    before = await wave_progress(store, first)
+    assert 0 < before.sent < meta.count and before.cancelled > 0
+
+    await store.waves.create(second, WaveState.CREATED)
+    await run_engine_until(engine, lambda: settled(second), timeout=60)
+    after = await wave_progress(store, second)
+    assert after.repeats == before.sent  # held back: only those the first wave reached
+    assert after.sent == meta.count - before.sent
+    assert sms.messages == meta.count and set(sms.texts.values()) == {1}
+    assert len({addr for addr, _ in sms.texts}) == meta.count

@@ -294,6 +294,10 @@ class Ledger(Protocol):
         slot of ``tag`` already, or a free one (never claimed, or ``window`` or more before
         ``now``), which it takes; False for one whose every slot another tag holds."""
 
+    async def release(self, ledger: str, ids: list[int], *, tag: int, slots: int = 1) -> None:
+        """Free the slots ``tag`` holds on ``ids``, in one command: messages claimed and never
+        sent (their wave was cancelled), which another wave may send."""
+
 
 class ReceiptIndex(Protocol):
     """Which wave and recipient a channel's message id belongs to (kept for ``keep_hours``,

@@ -115,6 +115,14 @@ class MemoryLedger:
             out.append(pick is not None)
         return out
 
+    async def release(self, ledger: str, ids: list[int], *, tag: int, slots: int = 1) -> None:
+        book = self._ledgers.get(ledger, {})
+        for i in ids:
+            held = book.get(i, [])
+            for s, (_, who) in enumerate(held):
+                if who == tag:
+                    held[s] = (0, 0)
+
 
 class MemoryAudiences:
     def __init__(self) -> None:

@@ -415,9 +415,28 @@ class RedisOpenings:
         return sorted(found, key=lambda o: (o.level, o.channel))
 
 
+# KEYS: ledger. ARGV: tag, slots, id... Each slot the tag holds is zeroed.
+_UNCLAIM = """
+local tag, slots = tonumber(ARGV[1]), tonumber(ARGV[2])
+local width = slots * 8
+for i = 3, #ARGV do
+  local at = tonumber(ARGV[i]) * width
+  local raw = redis.call('GETRANGE', KEYS[1], at, at + width - 1)
+  for s = 1, math.floor(#raw / 8) do
+    local t, g = struct.unpack('>I4>I4', raw, (s - 1) * 8 + 1)
+    if g == tag and t > 0 then
+      redis.call('SETRANGE', KEYS[1], at + (s - 1) * 8, string.rep('\0', 8))
+    end
+  end
+end
+return 0
+"""
+
+
 class RedisLedger:
     def __init__(self, client: Any) -> None:
         self._claim = client.register_script(_CLAIM)
+        self._unclaim = client.register_script(_UNCLAIM)
 
     async def claim(self, ledger: str, ids: list[int], *, now: int, window: int, tag: int,
                     slots: int = 1, ttl: float) -> list[bool]:
@@ -426,6 +445,10 @@ class RedisLedger:
         found = await self._claim(keys=[keys.ledger(ledger)],
                                   args=[now, window, tag, slots, max(1, int(ttl)), *ids])
         return [c == 49 for c in found]  # b"1"
+
+    async def release(self, ledger: str, ids: list[int], *, tag: int, slots: int = 1) -> None:
+        if ids:
+            await self._unclaim(keys=[keys.ledger(ledger)], args=[tag, slots, *ids])
 
 
 class RedisAudiences:
