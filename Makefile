@@ -8,7 +8,7 @@ DEMO_DIR := .demo
 
 .PHONY: demo test test-all lint typecheck pytest bench redis-server chromium promtool clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Loa needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing Loa and its dependencies into $(VENV) ..."

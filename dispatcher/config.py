@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,13 +20,29 @@ from dispatcher.errors import ConfigError
 
 T = TypeVar("T")
 
-#: The configuration shipped with Loa: the plan from the source document, the numbering table
-#: and the province. ``LOA_CONFIG_DIR`` points Loa at another directory with the same files.
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+#: The configuration shipped with Loa: the plan from the source document, the numbering table,
+#: the province and the starter deployment file. They live in the repository's ``config/`` and
+#: are installed inside the package as ``dispatcher.defaults`` (setup.py maps one to the other).
+#: An installed Loa reads them there; a checkout (also installed in editable mode) reads
+#: ``config/`` itself. ``LOA_CONFIG_DIR`` points Loa at another directory with the same files.
+CHECKOUT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+def shipped_config_dir() -> Path:
+    """Where this Loa's own configuration files are: in the installed package, or the
+    checkout's ``config/`` when the package has none (run from the source tree)."""
+    installed = resources.files("dispatcher").joinpath("defaults")
+    if isinstance(installed, Path) and installed.joinpath("plan.toml").is_file():
+        return installed
+    return CHECKOUT_CONFIG_DIR
+
+
+DEFAULT_CONFIG_DIR = shipped_config_dir()
 
 
 def config_dir() -> Path:
-    """The directory holding the default configuration files."""
+    """The directory holding the default configuration files: ``LOA_CONFIG_DIR`` if set, else
+    the shipped one."""
     override = os.environ.get("LOA_CONFIG_DIR")
     return Path(override) if override else DEFAULT_CONFIG_DIR
 

@@ -174,7 +174,8 @@ def test_the_dockerfile_is_slim_non_root_and_checks_health() -> None:
     users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     assert "HEALTHCHECK" in text and "http://127.0.0.1:8080/healthz" in text
-    assert "uvloop" in text and "pip install ." in text
+    assert "uvloop" in text and "pip install /wheels/loa-" in text  # the wheel: tests/test_wheel.py
+    assert "COPY config ./config" in text  # the defaults go into the wheel as package data
     assert '"--config", "/etc/loa/loa.toml"' in text
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert ".venv" in ignored and ".git" in ignored

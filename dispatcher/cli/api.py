@@ -82,7 +82,12 @@ def cmd_config_init(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         raise InputError(f"{path} exists; give --force to overwrite it")
     try:
-        path.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+        example = EXAMPLE.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the shipped example: {exc.strerror}",
+                          source=str(EXAMPLE)) from None
+    try:
+        path.write_text(example, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write: {exc.strerror}", source=str(path)) from None
     print(f"wrote {path}; create a token with `loa token create --config {path} --user U "
