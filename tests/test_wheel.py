@@ -88,8 +88,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = wheels.glob("loa-*.whl")
     venv = base / "venv"
-    python = shutil.which("python3") or sys.executable
-    made = _run(python, "-m", "venv", venv, cwd=base)
+    made = _run(sys.executable, "-m", "venv", venv, cwd=base)  # the base Python, nothing else
     assert made.returncode == 0, made.stderr
     done = _run(venv / "bin" / "pip", "install", wheel, cwd=base)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -154,15 +153,29 @@ def test_the_installed_loa_runs_the_service_the_image_runs(installed: Installed,
 
     cmd = dockerfile_cmd()
     assert cmd[:3] == ["run", "--config", "/etc/loa/loa.toml"]
-    port = free_port()
     args = [c.replace("/etc/loa/loa.toml", str(config)) for c in cmd]
-    proc = subprocess.Popen([str(installed.bin / "loa"), *args, "--port", str(port),
-                             "--redis", redis_url], cwd=installed.home, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serve(installed, args, "--redis", redis_url, paths=("/healthz", "/readyz"), port="--port")
+
+
+def test_the_installed_loa_runs_a_worker(installed: Installed, redis_url: str) -> None:
+    config = installed.home / "worker.toml"
+    assert installed.loa("loa config init", config).returncode == 0
+    serve(installed, ["worker", "--config", str(config)], "--redis", redis_url,
+          paths=("/metrics",), port="--metrics-port")
+
+
+def serve(installed: Installed, args: list[str], *extra: str, paths: tuple[str, ...],
+          port: str) -> None:
+    """Start the installed `loa ARGS` on a free port, wait until each of ``paths`` answers 200
+    (bounded), then SIGTERM it and expect exit status 0."""
+    number = free_port()
+    proc = subprocess.Popen([str(installed.bin / "loa"), *args, *extra, port, str(number)],
+                            cwd=installed.home, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{number}"
         deadline = time.monotonic() + 60  # a bound on a hang, not a measure of speed
-        for path in ("/healthz", "/readyz"):
+        for path in paths:
             while _status(base + path) != 200:
                 assert proc.poll() is None, proc.communicate()[1][-3000:]
                 assert time.monotonic() < deadline, f"{path} never answered 200"
