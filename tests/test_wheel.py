@@ -218,3 +218,18 @@ def test_a_checkout_reads_the_repository_config() -> None:
     from dispatcher.config import DEFAULT_CONFIG_DIR  # noqa: PLC0415
 
     assert DEFAULT_CONFIG_DIR == ROOT / "config"
+
+
+def test_config_init_names_the_shipped_example_when_it_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse  # noqa: PLC0415
+
+    from dispatcher.cli import api  # noqa: PLC0415
+    from dispatcher.errors import ConfigError  # noqa: PLC0415
+
+    missing = tmp_path / "defaults" / "loa.example.toml"
+    monkeypatch.setattr(api, "EXAMPLE", missing)
+    target = tmp_path / "loa.toml"
+    with pytest.raises(ConfigError) as caught:
+        api.cmd_config_init(argparse.Namespace(file=target, force=False))
+    assert str(missing) in str(caught.value) and not target.exists()
