@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar.exceptions import HTTPException
 
-from dispatcher.api.problems import PROBLEM_BASE, problem_for
+from dispatcher.api.problems import PROBLEM_BASE, TYPES, problem_for
 from dispatcher.errors import InputError, LoaError, StateError
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
@@ -76,6 +76,8 @@ async def test_type_errors_name_the_field(env: Env) -> None:
     assert _problem(r, 400, "invalid-input")["field"].startswith("selector.districts")
     r = await env.client.get("/v1/level/history?limt=5", headers=auth("vic"))
     assert _problem(r, 400, "invalid-input")["instance"] == "/v1/level/history"
+    r = await env.client.get("/v1/level/history?limit=0", headers=auth("vic"))
+    assert _problem(r, 400, "invalid-input")["field"] == "limit"
 
 
 async def test_every_refusal_has_its_type(env: Env) -> None:
@@ -148,3 +150,10 @@ async def test_the_schema_declares_problem_details(env: Env) -> None:
                     assert list(response["content"]) == [PROBLEM_JSON], (method, path, status)
                     ref = response["content"][PROBLEM_JSON]["schema"]["$ref"]
                     assert ref == "#/components/schemas/Problem"
+
+
+def test_the_docs_list_every_type() -> None:
+    errors = (Path(__file__).parent.parent / "docs" / "api.md").read_text().split("## Errors")[1]
+    for kind in TYPES:
+        assert f"| {kind.status} | `{kind.slug}` |" in errors, kind
+    assert PROBLEM_BASE in errors

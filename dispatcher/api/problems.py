@@ -65,13 +65,11 @@ UNAUTHORIZED = ProblemType(401, "unauthorized", "No valid bearer token")
 FORBIDDEN = ProblemType(403, "forbidden", "The token's role does not allow this")
 NOT_PERMITTED = ProblemType(403, "not-permitted",
                             "This user may not do this (approving their own campaign)")
-NOT_FOUND = ProblemType(404, "not-found", "No such thing")
+NOT_FOUND = ProblemType(404, "not-found", "Not found")
 METHOD_NOT_ALLOWED = ProblemType(405, "method-not-allowed", "The path does not take this method")
 CONFLICT = ProblemType(409, "conflict", "The state does not allow this")
 BODY_TOO_LARGE = ProblemType(413, "body-too-large",
                              "The body is larger than request_max_body_size")
-UNSUPPORTED_MEDIA_TYPE = ProblemType(415, "unsupported-media-type",
-                                     "The body is not in a media type the path takes")
 UNPROCESSABLE = ProblemType(422, "unprocessable",
                             "The request is valid but cannot be carried out as it is")
 WEBHOOK_REJECTED = ProblemType(401, "webhook-rejected",
@@ -81,8 +79,7 @@ UNAVAILABLE = ProblemType(503, "unavailable", "The store does not answer")
 
 #: Every problem type the API answers with (``docs/api.md`` lists them).
 TYPES = [INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_PERMITTED, NOT_FOUND, METHOD_NOT_ALLOWED,
-         CONFLICT, BODY_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNPROCESSABLE, WEBHOOK_REJECTED,
-         INTERNAL, UNAVAILABLE]
+         CONFLICT, BODY_TOO_LARGE, UNPROCESSABLE, WEBHOOK_REJECTED, INTERNAL, UNAVAILABLE]
 
 #: Loa's errors, most specific first: the first class the error is an instance of decides.
 #: A :class:`LoaError` none of them covers (a ``ConfigError``) is ours, not the caller's: 500.
@@ -98,7 +95,7 @@ BY_CLASS: list[tuple[type[LoaError], ProblemType]] = [
 #: The framework's HTTP errors, by status.
 BY_STATUS: dict[int, ProblemType] = {t.status: t for t in (
     INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, CONFLICT,
-    BODY_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNPROCESSABLE, INTERNAL, UNAVAILABLE)}
+    BODY_TOO_LARGE, UNPROCESSABLE, INTERNAL, UNAVAILABLE)}
 
 
 def by_status(status: int) -> ProblemType:
