@@ -64,13 +64,13 @@ def fallback_text(texts: dict[Channel, str]) -> str:
     return texts.get(Channel.SMS) or texts.get(Channel.ZALO, "")
 
 
-def _check_sms(text: str, strip: bool, max_parts: int, where: str) -> None:
+def _check_sms(text: str, strip: bool, max_parts: int, field: str, why: str = "") -> None:
     try:
         seg = smstext.segment(text, strip=strip)
     except TextError as exc:
-        raise InputError(f"{where}{exc}") from None
+        raise InputError(f"{why}{exc}", field=field) from None
     if len(seg.parts) > max_parts:
-        raise InputError(f"{where}{seg.summary} is more than max_parts {max_parts}")
+        raise InputError(f"{why}{seg.summary} is more than max_parts {max_parts}", field=field)
 
 
 VERB = {S.PENDING_APPROVAL: "sent for approval", S.APPROVED: "approved", S.RUNNING: "started",
@@ -104,26 +104,27 @@ class Campaigns:
         text (or the SMS fallback's) of more than ``max_parts`` parts is refused."""
         selector = selector or Selector()
         if not title.strip():
-            raise InputError("title: must not be empty")
+            raise InputError("must not be empty", field="title")
         if not 1 <= max_parts <= MAX_PARTS_LIMIT:
-            raise InputError(f"max_parts: must be 1 to {MAX_PARTS_LIMIT}, not {max_parts}")
+            raise InputError(f"must be 1 to {MAX_PARTS_LIMIT}, not {max_parts}",
+                             field="max_parts")
         if start_at is not None and start_at.tzinfo is None:
-            raise InputError("start_at: give a time zone (e.g. 2026-11-27T09:00+07:00)")
+            raise InputError("give a time zone (e.g. 2026-11-27T09:00+07:00)", field="start_at")
         if not channels:
-            raise InputError("channels: give at least one of sms, zalo, email, app")
+            raise InputError("give at least one of sms, zalo, email, app", field="channels")
         for channel in channels:
             text = texts.get(channel, "")
             if not text.strip():
-                raise InputError(f"texts.{channel}: no text for this channel")
+                raise InputError("no text for this channel", field=f"texts.{channel}")
             if channel is Channel.SMS:
-                _check_sms(text, strip_diacritics, max_parts, "texts.sms: ")
+                _check_sms(text, strip_diacritics, max_parts, "texts.sms")
         if sms_fallback and Channel.ZALO in channels:
             _check_sms(fallback_text(texts), strip_diacritics, max_parts,
-                       "sms_fallback: the text cannot go by SMS: ")
+                       "sms_fallback", "the text cannot go by SMS: ")
         unknown = [d for d in selector.districts if d not in self.province.districts]
         if unknown:
-            raise InputError(f"selector.districts: not districts of {self.province.name}: "
-                             f"{', '.join(unknown)}")
+            raise InputError(f"not districts of {self.province.name}: {', '.join(unknown)}",
+                             field="selector.districts")
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported: run `loa audience import` first")
@@ -199,10 +200,11 @@ class Campaigns:
         """The campaign; a plan campaign's pause or cancel needs a reason."""
         campaign = await self.get(campaign_id)
         if required and campaign.level is not None and not reason.strip():
-            raise InputError(f"reason: say why the level {campaign.level} plan's {verb} "
-                             "(it is kept with the campaign and in the audit log)")
+            raise InputError(f"say why the level {campaign.level} plan's {verb} "
+                             "(it is kept with the campaign and in the audit log)",
+                             field="reason")
         if len(reason) > REASON_MAX:
-            raise InputError(f"reason: at most {REASON_MAX} characters")
+            raise InputError(f"at most {REASON_MAX} characters", field="reason")
         return campaign
 
     async def pause(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:

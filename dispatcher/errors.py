@@ -58,9 +58,19 @@ class ConfigError(LoaError):
 
 
 class InputError(LoaError):
-    """An argument or input value given by the user is wrong."""
+    """An argument or input value given by the user is wrong.
+
+    ``field`` is the dotted path of the value in error (``texts.sms``, ``selector.districts``),
+    when there is one: the message then starts with it, and the API answers it as the problem's
+    ``field``.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
 
 
 class NumberError(InputError):

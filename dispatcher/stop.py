@@ -25,9 +25,10 @@ REASON_MAX = 1000
 def _reason(reason: str, *, required: bool) -> str:
     reason = reason.strip()
     if required and not re.search(r"[^\s\x1c-\x1f\x85]", reason):  # as the API's schema
-        raise InputError("reason: say why everything is stopped (it is kept in the history)")
+        raise InputError("say why everything is stopped (it is kept in the history)",
+                         field="reason")
     if len(reason) > REASON_MAX:
-        raise InputError(f"reason: at most {REASON_MAX} characters")
+        raise InputError(f"at most {REASON_MAX} characters", field="reason")
     return reason
 
 

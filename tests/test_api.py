@@ -46,6 +46,7 @@ USERS = {"vic": Role.VIEWER, "olga": Role.OPERATOR, "carol": Role.APPROVER,
 TOKENS = {user: f"loa_test-token-of-{user}" for user in USERS}
 APP_ID, OA_SECRET = "zalo-app", "oa-secret"
 RECIPIENTS = 300
+PROBLEM_JSON = "application/problem+json"
 
 
 def auth(user: str) -> dict[str, str]:
@@ -123,7 +124,7 @@ async def test_no_token_or_a_wrong_one_is_401(env: Env) -> None:
         r = await env.client.get("/v1/level", headers=headers)
         assert r.status_code == 401, headers
         assert r.headers["www-authenticate"] == "Bearer"
-        assert set(r.json()) == {"error"} and "token" in r.json()["error"]
+        assert r.headers["content-type"] == PROBLEM_JSON and "token" in r.json()["detail"]
     r = await env.client.post("/v1/campaigns", json={"title": "x"})
     assert r.status_code == 401
 
@@ -135,7 +136,7 @@ async def test_who_may_create_a_campaign(env: Env, user: str, status: int) -> No
         "title": "T", "channels": ["sms"], "text": ASCII})
     assert r.status_code == status, r.text
     if status == 403:
-        assert "operator" in r.json()["error"]
+        assert "operator" in r.json()["detail"]
     else:
         assert r.json()["id"] and r.json()["created_by"] == user
 
@@ -168,12 +169,12 @@ async def test_mass_campaign_is_approved_by_another_user(env: Env) -> None:
     cid = created["id"]
     r = await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("carol"))
     assert r.status_code == 403
-    assert "another user" in r.json()["error"]
+    assert "another user" in r.json()["detail"]
     r = await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("dave"))
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "approved" and r.json()["approved_by"] == "dave"
     r = await env.client.post(f"/v1/campaigns/{cid}/approve", headers=auth("root"))
-    assert r.status_code == 409 and "not pending approval" in r.json()["error"]
+    assert r.status_code == 409 and "not pending approval" in r.json()["detail"]
 
 
 async def test_small_campaign_needs_no_approval(open_env: Env) -> None:
@@ -185,7 +186,7 @@ async def test_pause_resume_cancel_and_progress(env: Env) -> None:
     created = await env.create("olga", channels=["sms", "zalo"])
     cid = created["id"]
     r = await env.client.post(f"/v1/campaigns/{cid}/pause", headers=auth("olga"))
-    assert r.status_code == 409 and "pending_approval" in r.json()["error"]
+    assert r.status_code == 409 and "pending_approval" in r.json()["detail"]
     assert (await env.client.post(f"/v1/campaigns/{cid}/approve",
                                   headers=auth("carol"))).status_code == 200
     await env.services.campaigns.start(cid, NOW - dt.timedelta(seconds=10))  # the engine's part
@@ -217,7 +218,7 @@ async def test_pause_resume_cancel_and_progress(env: Env) -> None:
 
 async def test_unknown_campaign_is_404(env: Env) -> None:
     r = await env.client.get("/v1/campaigns/c-nope", headers=auth("vic"))
-    assert r.status_code == 404 and r.json() == {"error": "no campaign c-nope"}
+    assert r.status_code == 404 and r.json()["detail"] == "no campaign c-nope"
     r = await env.client.post("/v1/campaigns/c-nope/cancel", headers=auth("olga"))
     assert r.status_code == 404
 
@@ -234,7 +235,7 @@ async def test_idempotency_key_gives_the_same_campaign(env: Env) -> None:
     assert other_user.json()["id"] != first.json()["id"]
     changed = await env.client.post("/v1/campaigns", json=body | {"title": "Khác"},
                                     headers=headers)
-    assert changed.status_code == 409 and "Idempotency-Key" in changed.json()["error"]
+    assert changed.status_code == 409 and "Idempotency-Key" in changed.json()["detail"]
     listed = (await env.client.get("/v1/campaigns", headers=auth("vic"))).json()
     assert len(listed) == 2
 
@@ -242,26 +243,27 @@ async def test_idempotency_key_gives_the_same_campaign(env: Env) -> None:
 async def test_campaign_input_errors_are_400(env: Env) -> None:
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["sms"], "text": ASCII, "selector": {"districts": ["nowhere"]}})
-    assert r.status_code == 400 and "selector.districts" in r.json()["error"]
+    assert r.status_code == 400 and "selector.districts" in r.json()["detail"]
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["email"], "text": ""})
-    assert r.status_code == 400 and "texts.email" in r.json()["error"]
+    assert r.status_code == 400 and "texts.email" in r.json()["detail"]
 
 
 async def test_an_sms_over_max_parts_is_400_naming_parts_and_cap(env: Env) -> None:
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["sms"], "text": LONG})
     assert r.status_code == 400
-    assert r.json() == {"error": "texts.sms: 4 parts (UCS-2, 252 characters) is more than "
-                                 "max_parts 3"}
+    assert r.json()["detail"] == ("texts.sms: 4 parts (UCS-2, 252 characters) is more than "
+                                  "max_parts 3")
+    assert r.json()["field"] == "texts.sms"
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["zalo"], "text": LONG, "sms_fallback": True})
-    assert r.status_code == 400 and r.json()["error"].startswith("sms_fallback: ")
-    assert "is more than max_parts 3" in r.json()["error"]
+    assert r.status_code == 400 and r.json()["detail"].startswith("sms_fallback: ")
+    assert "is more than max_parts 3" in r.json()["detail"]
     for bad in (0, 11):
         r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
             "title": "T", "channels": ["sms"], "text": ASCII, "max_parts": bad})
-        assert r.status_code == 400 and "max_parts" in r.json()["error"]
+        assert r.status_code == 400 and "max_parts" in r.json()["detail"]
     assert (await env.client.get("/v1/campaigns", headers=auth("vic"))).json() == []
 
     default = await env.create("olga")
@@ -278,33 +280,33 @@ async def test_wrong_type_names_the_field(env: Env) -> None:
     r = await env.client.post("/v1/campaigns", headers=auth("olga"),
                               json={"title": 5, "channels": ["sms"], "text": ASCII})
     assert r.status_code == 400
-    assert "title" in r.json()["error"] and "str" in r.json()["error"]
+    assert "title" in r.json()["detail"] and "str" in r.json()["detail"]
     r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": "many"})
-    assert r.status_code == 400 and "cases" in r.json()["error"]
+    assert r.status_code == 400 and "cases" in r.json()["detail"]
     r = await env.client.post("/v1/campaigns", headers=auth("olga"),
                               json={"title": "T", "channels": ["fax"], "text": ASCII})
-    assert r.status_code == 400 and "channels" in r.json()["error"]
+    assert r.status_code == 400 and "channels" in r.json()["detail"]
 
 
 async def test_unknown_field_and_missing_field_are_400(env: Env) -> None:
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["sms"], "text": ASCII, "urgent": True})
     assert r.status_code == 400
-    assert r.json() == {"error": "invalid request: Object contains unknown field `urgent`"}
+    assert r.json()["detail"] == "invalid request: Object contains unknown field `urgent`"
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={"title": "T"})
-    assert r.status_code == 400 and "channels" in r.json()["error"]
+    assert r.status_code == 400 and "channels" in r.json()["detail"]
     r = await env.client.post("/v1/campaigns", headers=auth("olga") | {
         "Content-Type": "application/json"}, content=b"{not json")
-    assert r.status_code == 400 and set(r.json()) == {"error"}
+    assert r.status_code == 400 and r.headers["content-type"] == PROBLEM_JSON
 
 
 async def test_huge_bodies_are_413(env: Env) -> None:
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["sms"], "text": "x" * 100_000})
-    assert r.status_code == 413 and r.json() == {
-        "error": "request body too large (the limit is 16384 bytes)"}
+    assert r.status_code == 413 and r.json()["detail"] == (
+        "request body too large (the limit is 16384 bytes)")
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={"text": "a" * 5000})
-    assert r.status_code == 400 and "text" in r.json()["error"]  # within the body limit
+    assert r.status_code == 400 and "text" in r.json()["detail"]  # within the body limit
 
 
 async def test_unexpected_errors_do_not_leak(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,7 +315,7 @@ async def test_unexpected_errors_do_not_leak(env: Env, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(env.services.store.campaigns, "all", broken)
     r = await env.client.get("/v1/campaigns", headers=auth("vic"))
-    assert r.status_code == 500 and r.json() == {"error": "internal error"}
+    assert r.status_code == 500 and r.json()["detail"] == "internal error"
     assert "hunter2" not in r.text
 
 
@@ -322,7 +324,7 @@ async def test_unexpected_errors_do_not_leak(env: Env, monkeypatch: pytest.Monke
 
 async def test_level_set_get_and_history(env: Env, plan: Plan) -> None:
     r = await env.client.get("/v1/level", headers=auth("vic"))
-    assert r.status_code == 404 and "no level" in r.json()["error"]
+    assert r.status_code == 404 and "no level" in r.json()["detail"]
     r = await env.client.put("/v1/level", headers=auth("olga"),
                              json={"cases": 42, "reason": "ca bệnh mới"})
     assert r.status_code == 200, r.text
@@ -337,9 +339,9 @@ async def test_level_set_get_and_history(env: Env, plan: Plan) -> None:
     r = await env.client.get("/v1/level/history?limit=1", headers=auth("vic"))
     assert len(r.json()) == 1
     r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": 1, "level": 2})
-    assert r.status_code == 400 and "either" in r.json()["error"]
+    assert r.status_code == 400 and "either" in r.json()["detail"]
     r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 9})
-    assert r.status_code == 400 and "not in the plan" in r.json()["error"]
+    assert r.status_code == 400 and "not in the plan" in r.json()["detail"]
 
 
 async def test_the_openings_of_the_level_in_force(env: Env, plan: Plan) -> None:
@@ -364,9 +366,9 @@ async def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_sensible_ans
     await Reconciler(env.services.store, plan).tick(NOW)
     c, url = env.client, "/v1/campaigns/plan-L4-sms"
     r = await c.post(f"{url}/pause", headers=auth("olga"))
-    assert r.status_code == 400 and r.json()["error"].startswith("reason: say why the level 4")
+    assert r.status_code == 400 and r.json()["detail"].startswith("reason: say why the level 4")
     r = await c.post(f"{url}/resume", json={"reason": "x"}, headers=auth("olga"))
-    assert r.status_code == 409 and r.json()["error"] == (
+    assert r.status_code == 409 and r.json()["detail"] == (
         "campaign plan-L4-sms is running: only a paused campaign can be resumed")
     r = await c.post(f"{url}/pause", json={"reason": "sai số"}, headers=auth("olga"))
     assert r.status_code == 200 and r.json()["state"] == "paused"
@@ -375,7 +377,7 @@ async def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_sensible_ans
     r = await c.post(f"{url}/cancel", json={"reason": "nhầm"}, headers=auth("olga"))
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     r = await c.post(f"{url}/pause", json={"reason": "x"}, headers=auth("olga"))
-    assert r.status_code == 409 and r.json()["error"] == (
+    assert r.status_code == 409 and r.json()["detail"] == (
         "campaign plan-L4-sms is cancelled: it cannot be paused (the level 4 plan starts it "
         "again at its next slot while the level is in force)")
     r = await c.get("/v1/level/openings", headers=auth("vic"))
@@ -417,15 +419,15 @@ async def test_preview_counts_parts_pdus_and_time(env: Env) -> None:
 async def test_preview_refuses_an_sms_over_max_parts(env: Env) -> None:
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={"text": LONG})
     assert r.status_code == 400
-    assert r.json() == {"error": "text: 4 parts (UCS-2, 252 characters) is more than max_parts 3"}
+    assert r.json()["detail"] == "text: 4 parts (UCS-2, 252 characters) is more than max_parts 3"
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={
         "texts": {"sms": LONG}, "text": ASCII, "max_parts": 2, "strip_diacritics": True})
     assert r.status_code == 200, r.text  # 2 parts of GSM-7
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={
         "texts": {"sms": LONG}, "max_parts": 1, "strip_diacritics": True})
     assert r.status_code == 400
-    assert r.json() == {"error": "texts.sms: 2 parts (GSM-7, 252 characters) is more than "
-                                 "max_parts 1"}
+    assert r.json()["detail"] == ("texts.sms: 2 parts (GSM-7, 252 characters) is more than "
+                                  "max_parts 1")
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={
         "text": LONG, "max_parts": 4})
     assert r.status_code == 200, r.text
@@ -433,7 +435,7 @@ async def test_preview_refuses_an_sms_over_max_parts(env: Env) -> None:
     assert (sms["parts"], sms["pdus"]) == (4, RECIPIENTS * 4)
     r = await env.client.post("/v1/preview", headers=auth("vic"), json={
         "text": ASCII, "max_parts": 11})
-    assert r.status_code == 400 and "max_parts" in r.json()["error"]
+    assert r.status_code == 400 and "max_parts" in r.json()["detail"]
 
 
 async def test_preview_without_limits_and_with_a_selector(open_env: Env,
@@ -448,7 +450,7 @@ async def test_preview_without_limits_and_with_a_selector(open_env: Env,
     assert sum(sms["by_carrier"].values()) == sms["recipients"]
     assert sms["tps"] is None and sms["seconds"] is None
     r = await open_env.client.post("/v1/preview", headers=auth("vic"), json={"text": ""})
-    assert r.status_code == 400 and "text" in r.json()["error"]
+    assert r.status_code == 400 and "text" in r.json()["detail"]
 
 
 async def test_preview_without_audience_is_409(tmp_path: Path, plan: Plan,
@@ -459,7 +461,7 @@ async def test_preview_without_audience_is_409(tmp_path: Path, plan: Plan,
     app = create_app(MemoryStore(), Settings(), plan, province, numbering, api)
     async with AsyncTestClient(app) as client:
         r = await client.post("/v1/preview", headers=auth("vic"), json={"text": "x"})
-        assert r.status_code == 409 and "audience" in r.json()["error"]
+        assert r.status_code == 409 and "audience" in r.json()["detail"]
         r = await client.post("/zalo/webhook", content=b"{}")
         assert r.status_code == 404  # not configured
 
@@ -514,7 +516,7 @@ async def test_readyz_when_the_store_fails(env: Env, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(env.services.store.level, "get", down)
     r = await env.client.get("/readyz")
-    assert r.status_code == 503 and r.json() == {"error": "the store does not answer"}
+    assert r.status_code == 503 and r.json()["detail"] == "the store does not answer"
 
 
 def _zalo_body(msg_id: str) -> tuple[bytes, str]:
@@ -536,7 +538,7 @@ async def test_zalo_webhook_signature(env: Env) -> None:
     assert r.status_code == 200 and len(env.events) == 1
     bad = {SIGNATURE_HEADER: "mac=" + sign(APP_ID, body, ts, "wrong")}
     r = await env.client.post("/zalo/webhook", content=body, headers=bad)
-    assert r.status_code == 401 and "signature" in r.json()["error"]
+    assert r.status_code == 401 and "signature" in r.json()["detail"]
     r = await env.client.post("/zalo/webhook", content=body)
     assert r.status_code == 401
     assert len(env.events) == 1
@@ -544,7 +546,7 @@ async def test_zalo_webhook_signature(env: Env) -> None:
 
 async def test_unknown_route_is_json_404(env: Env) -> None:
     r = await env.client.get("/v2/nothing", headers=auth("vic"))
-    assert r.status_code == 404 and set(r.json()) == {"error"}
+    assert r.status_code == 404 and r.headers["content-type"] == PROBLEM_JSON
 
 
 # -- the CLI: loa config init, loa token create, loa api ------------------------------------------

@@ -2,7 +2,7 @@
 
 Every operation gets schema-valid and schema-violating requests, each sent with the bearer
 token of every role. Whatever comes back must be documented in the schema (status, content type,
-body), never a 5xx, and a refused body must say why in ``{"error": "..."}``. A schema-valid
+body), never a 5xx, and a refusal must be problem details that say why (``detail``). A schema-valid
 request may be refused only for what a JSON schema cannot say (a text for each channel named, a
 title of blanks): :func:`refused_only_for_what_the_schema_cannot_say`.
 Path parameters name campaigns that exist too, so approve, pause, resume and cancel meet every
@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import schemathesis
@@ -29,6 +30,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from dispatcher import audiencegen
 from dispatcher.api import ApiConfig, create_app
+from dispatcher.api.problems import PROBLEM_BASE
 from dispatcher.audience import Validator
 from dispatcher.auth import Role, TokenEntry, hash_token
 from dispatcher.campaigns import Campaigns
@@ -102,7 +104,7 @@ def refused_only_for_what_the_schema_cannot_say(ctx: Any, response: Any, case: A
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
         return None
-    error = response.json().get("error", "")
+    error = response.json().get("detail", "")
     allowed = SEMANTIC_REFUSALS.get(case.operation.label, ())
     assert error.startswith(allowed) if allowed else False, (
         f"a schema-valid request was refused: 400 {error!r}")
@@ -110,11 +112,16 @@ def refused_only_for_what_the_schema_cannot_say(ctx: Any, response: Any, case: A
 
 
 def error_bodies_say_why(ctx: Any, response: Any, case: Any) -> None:
-    """Every 4xx answer is ``{"error": "<a message>"}`` and shows no traceback."""
+    """Every 4xx answer is problem details (RFC 9457) saying why, with no traceback."""
     if 400 <= response.status_code < 500:
+        assert response.headers["content-type"] == ["application/problem+json"], response.headers
         body = response.json()
-        assert set(body) == {"error"} and body["error"].strip(), body
-        assert "Traceback" not in body["error"]
+        assert body["status"] == response.status_code and body["detail"].strip(), body
+        assert body["type"].startswith(PROBLEM_BASE), body
+        instance = body["instance"]  # a URI reference: the path, percent-encoded
+        assert instance.isascii() and " " not in instance, body
+        assert unquote(instance) == unquote(case.formatted_path), body
+        assert "Traceback" not in body["detail"]
 
 
 QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]

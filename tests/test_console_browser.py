@@ -489,6 +489,28 @@ def test_an_approver_cannot_approve_their_own_campaign(browser: Browser, console
     console.api("olga", "POST", f"/v1/campaigns/{console.campaign(title)['id']}/cancel")
 
 
+def test_a_refusal_shows_its_detail_and_marks_the_field(browser: Browser,
+                                                        console: Console) -> None:
+    """The API's problem details: the console shows `detail` and marks the input `field`
+    names, until it is edited."""
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    text = page.get_by_label("Nội dung tin nhắn")
+    text.fill(VIETNAMESE)
+    page.get_by_label("Số tin SMS tối đa cho mỗi người (1–10)").fill("1")
+    page.get_by_role("button", name="Xem trước").click()
+    expect(page.locator("#status")).to_have_text(
+        "Dữ liệu chưa hợp lệ: text: 2 parts (UCS-2, 131 characters) is more than max_parts 1")
+    expect(text).to_have_attribute("aria-invalid", "true")
+    expect(text).to_be_focused()
+    expect(page.locator("[aria-invalid='true']")).to_have_count(1)
+    text.press("End")
+    text.type("!")
+    expect(text).not_to_have_attribute("aria-invalid", "true")
+    olga.close()
+
+
 def test_a_viewer_sees_no_action_buttons_and_html_shows_as_text(browser: Browser,
                                                                  console: Console) -> None:
     status, _ = console.api("olga", "POST", "/v1/campaigns", {

@@ -100,9 +100,9 @@ async def test_the_api_stops_and_lifts_with_a_reason_and_audits_both(env: Env) -
     assert (await c.post("/v1/stop", json={"reason": "x"}, headers=auth("vic"))).status_code \
         == 403
     r = await c.post("/v1/stop", json={}, headers=auth("olga"))
-    assert r.status_code == 400 and "reason" in r.json()["error"]
+    assert r.status_code == 400 and "reason" in r.json()["detail"]
     r = await c.post("/v1/stop", json={"reason": ""}, headers=auth("olga"))
-    assert r.status_code == 400 and "reason" in r.json()["error"]
+    assert r.status_code == 400 and "reason" in r.json()["detail"]
     r = await c.post("/v1/stop", json={"reason": "tin nhắn sai"}, headers=auth("olga"))
     assert r.status_code == 200, r.text
     assert r.json()["active"] is True and r.json()["by"] == "olga"
@@ -134,7 +134,7 @@ async def test_a_plan_campaign_is_paused_and_cancelled_through_the_api_with_a_re
                                   audience_version="v", level=4), WaveState.SENDING)
     c = env.client
     r = await c.post("/v1/campaigns/plan-L4-sms/pause", headers=auth("olga"))
-    assert r.status_code == 400 and "reason" in r.json()["error"]
+    assert r.status_code == 400 and "reason" in r.json()["detail"]
     r = await c.post("/v1/campaigns/plan-L4-sms/pause", json={"reason": "sai chính tả"},
                      headers=auth("olga"))
     assert r.status_code == 200 and r.json()["state"] == "paused"
@@ -142,7 +142,7 @@ async def test_a_plan_campaign_is_paused_and_cancelled_through_the_api_with_a_re
     r = await c.post("/v1/campaigns/plan-L4-sms/resume", headers=auth("olga"))
     assert r.status_code == 200 and r.json()["state"] == "running"
     r = await c.post("/v1/campaigns/plan-L4-sms/resume", headers=auth("olga"))
-    assert r.status_code == 409 and "only a paused campaign" in r.json()["error"]
+    assert r.status_code == 409 and "only a paused campaign" in r.json()["detail"]
     r = await c.post("/v1/campaigns/plan-L4-sms/cancel", json={"reason": "báo động nhầm"},
                      headers=auth("olga"))
     assert r.status_code == 200 and r.json()["state"] == "cancelled"

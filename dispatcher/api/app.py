@@ -4,8 +4,9 @@ health, and the operator console's pages (:mod:`dispatcher.console`, at ``/conso
 Everything the department does goes through :func:`create_app`'s routes under ``/v1``, each
 behind a bearer token whose role must allow it (:mod:`dispatcher.auth`); every state-changing
 call is written to the audit log (:mod:`dispatcher.audit`). The OpenAPI schema is served at
-``/schema/openapi.json`` (``/schema`` renders it). Errors are ``{"error": "message"}``; anything
-unexpected is logged and answered ``500 {"error": "internal error"}`` without details.
+``/schema/openapi.json`` (``/schema`` renders it). Errors are RFC 9457 problem details
+(:mod:`dispatcher.api.problems`); anything unexpected is logged and answered 500 with the detail
+``internal error`` and nothing more.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post, put
@@ -41,6 +43,17 @@ from dispatcher import __version__, console, opening, routing, smstext
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
 from dispatcher.api.planview import plan_view
+from dispatcher.api.problems import (
+    BODY_TOO_LARGE,
+    INTERNAL,
+    PROBLEM_BASE,
+    UNAVAILABLE,
+    Problem,
+    ProblemType,
+    problem,
+    problem_for,
+)
+from dispatcher.api.problems import MEDIA_TYPE as PROBLEM_JSON
 from dispatcher.api.schemas import (
     LEVEL_SET_ONE_OF,
     ActionBody,
@@ -48,7 +61,6 @@ from dispatcher.api.schemas import (
     CampaignDetail,
     ChannelPreview,
     ChannelProgress,
-    ErrorBody,
     Health,
     LevelSet,
     LiftBody,
@@ -65,14 +77,7 @@ from dispatcher.audit import AuditLog
 from dispatcher.auth import Role, TokenTable, User
 from dispatcher.campaigns import Campaigns
 from dispatcher.engine import wave_progress
-from dispatcher.errors import (
-    InputError,
-    LoaError,
-    NotFound,
-    PermissionDenied,
-    StateError,
-    TextError,
-)
+from dispatcher.errors import InputError, LoaError, NotFound, StateError, TextError
 from dispatcher.level import set_level
 from dispatcher.model import Campaign, Channel, LevelState, Selector, StopState
 from dispatcher.msisdn import Numbering
@@ -133,8 +138,9 @@ BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 
 def errors(*codes: int) -> dict[int, ResponseSpec]:
-    """The OpenAPI description of the error answers ``codes``: ``{"error": "..."}`` each."""
-    return {code: ResponseSpec(ErrorBody, description=ERRORS[code], generate_examples=False)
+    """The OpenAPI description of the error answers ``codes``: problem details each."""
+    return {code: ResponseSpec(Problem, description=ERRORS[code], generate_examples=False,
+                               media_type=PROBLEM_JSON)
             for code in codes}
 
 
@@ -207,7 +213,7 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
         text = str(exc)
         found = _AT.search(text)
         if found and found.group("key"):
-            text = f"{found.group('key')}: {text[:found.start()]}"
+            raise InputError(text[:found.start()], field=found.group("key")) from None
         raise InputError(f"invalid request: {text}") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"invalid request: not JSON ({exc})") from None
@@ -252,52 +258,49 @@ async def _audited(request: Request[Any, Any, Any], action: str, target: str,
     return result
 
 
-# -- errors ---------------------------------------------------------------------------------------
-
-STATUS: list[tuple[type[LoaError], int]] = [
-    (NotFound, 404),
-    (PermissionDenied, 403),
-    (StateError, 409),
-    (InputError, 400),
-    (TextError, 400),
-    (WebhookRejected, 401),
-]
+# -- errors: RFC 9457 problem details (dispatcher.api.problems) -----------------------------------
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response({"error": message}, status_code=status, headers=headers)
+def _problem(request: Request[Any, Any, Any], kind: ProblemType, detail: str,
+             field: str | None = None, headers: dict[str, str] | None = None) -> Response[Any]:
+    body = problem(kind, detail, quote(request.url.path, safe="/:@!$&'()*+,;="), field)
+    return Response(msgspec.json.encode(body), status_code=kind.status, headers=headers,
+                    media_type=PROBLEM_JSON)
 
 
-def _loa_error(_: Request[Any, Any, Any], exc: LoaError) -> Response[Any]:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return _error(status, str(exc))
-    log.error("API: %s: %s", type(exc).__name__, exc)  # e.g. ConfigError: ours, not theirs
-    return _error(500, "internal error")
+def _loa_error(request: Request[Any, Any, Any], exc: LoaError) -> Response[Any]:
+    kind = problem_for(exc)
+    if kind is INTERNAL:
+        log.error("API: %s: %s", type(exc).__name__, exc)  # e.g. ConfigError: ours, not theirs
+        return _problem(request, INTERNAL, "internal error")
+    return _problem(request, kind, str(exc), exc.field if isinstance(exc, InputError) else None)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    message = exc.detail or "error"
+    kind = problem_for(exc)
+    message, field = exc.detail or kind.title, None
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
-        parts = []
-        for item in exc.extra:
-            if isinstance(item, dict):
-                key, text = item.get("key"), item.get("message", "")
-                parts.append(f"{key}: {text}" if key and key != "data" else str(text))
-        if parts:
-            message = "invalid request: " + "; ".join(parts)
-    if exc.status_code == 413:
+        keyed = [(item.get("key"), str(item.get("message", ""))) for item in exc.extra
+                 if isinstance(item, dict)]
+        keyed = [(key if key and key != "data" else None, text) for key, text in keyed]
+        field = next((key for key, _ in keyed if key), None)
+        if len(keyed) == 1 and field:
+            message = f"{field}: {keyed[0][1]}"
+        elif keyed:
+            message = "invalid request: " + "; ".join(
+                f"{key}: {text}" if key else text for key, text in keyed)
+    if kind is BODY_TOO_LARGE:
         limit = _services(request.app.state).api.request_max_body_size
         message = f"request body too large (the limit is {limit} bytes)"
-    if exc.status_code >= 500:
+    if kind.status >= 500:
         log.error("API: HTTP %s: %s", exc.status_code, exc.detail)
         message = "internal error"
-    return _error(exc.status_code, message, exc.headers)
+    return _problem(request, kind, message, field, exc.headers)
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("API: %s %s failed", request.method, request.url.path, exc_info=exc)
-    return _error(500, "internal error")
+    return _problem(request, INTERNAL, "internal error")
 
 
 # -- who, and the plan ----------------------------------------------------------------------------
@@ -601,8 +604,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
         raise StateError("no audience is imported: run `loa audience import` first")
     unknown = [d for d in data.selector.districts if d not in s.province.districts]
     if unknown:
-        raise InputError(f"selector.districts: not districts of {s.province.name}: "
-                         f"{', '.join(unknown)}")
+        raise InputError(f"not districts of {s.province.name}: {', '.join(unknown)}",
+                         field="selector.districts")
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
     for channel in data.channels:
@@ -612,14 +615,15 @@ async def preview(request: Request[Any, Any, Any], state: State,
             continue
         text = data.texts.get(channel) or data.text
         if not text.strip():
-            raise InputError("text: give the text to preview (or texts.sms)")
+            raise InputError("give the text to preview (or texts.sms)", field="text")
         field = "texts.sms" if data.texts.get(channel) else "text"
         try:
             seg = smstext.segment(text, strip=data.strip_diacritics)
         except TextError as exc:
-            raise InputError(f"{field}: {exc}") from None
+            raise InputError(str(exc), field=field) from None
         if len(seg.parts) > data.max_parts:
-            raise InputError(f"{field}: {seg.summary} is more than max_parts {data.max_parts}")
+            raise InputError(f"{seg.summary} is more than max_parts {data.max_parts}",
+                             field=field)
         by_carrier = await _carriers(s, meta, data.selector)
         by_route_n: dict[str, int] = {}
         for carrier, count in by_carrier.items():
@@ -661,7 +665,7 @@ async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Respons
         events = s.verifier.parse(body, request.headers)
     except WebhookRejected as exc:
         log.warning("Zalo webhook rejected (%s): %s", exc.status, exc)
-        return _error(exc.status, str(exc))
+        raise
     fresh = [e for e in events if s.deduper.first(e.msg_id or e.tracking_id)]
     if fresh and s.on_zalo_events is not None:
         try:
@@ -669,7 +673,7 @@ async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Respons
         except Exception:
             log.exception("Zalo webhook: on_zalo_events failed")
             s.deduper.forget([e.msg_id or e.tracking_id for e in fresh])
-            return _error(500, "not processed")
+            return _problem(request, INTERNAL, "not processed")
     return Response(WebhookAck("ok", len(fresh)), status_code=200)
 
 
@@ -679,12 +683,12 @@ async def healthz() -> Health:
 
 
 @get("/readyz", tags=["health"], summary="The store answers", responses=errors(503))
-async def readyz(state: State) -> Response[Health]:
+async def readyz(request: Request[Any, Any, Any], state: State) -> Response[Health]:
     try:
         await asyncio.wait_for(_services(state).store.level.get(), READY_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - whatever the store raises, it is not ready
         log.warning("readyz: the store does not answer: %s", type(exc).__name__)
-        return _error(503, "the store does not answer")
+        return _problem(request, UNAVAILABLE, "the store does not answer")
     return Response(Health("ok"), status_code=200)
 
 
@@ -696,7 +700,7 @@ async def metrics() -> Response[bytes]:
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
 SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreate, Campaign,
                 CampaignDetail, ActionBody, StopBody, LiftBody, StopState, PreviewRequest,
-                Preview, WebhookAck, Health, ErrorBody]
+                Preview, WebhookAck, Health, Problem]
 
 ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
           list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,
@@ -716,7 +720,10 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         title="Loa API", version=__version__, path="/schema",
         description="Mass SMS and notification dispatcher of the provincial epidemic-response "
                     "office. Authenticate with `Authorization: Bearer <token>` (`loa token "
-                    "create`). Errors are `{\"error\": \"message\"}`.",
+                    "create`). Errors are RFC 9457 problem details "
+                    "(`application/problem+json`): `type` (under " + PROBLEM_BASE + "), "
+                    "`title`, `status`, `detail` (why, in one line), `instance` (the path) and, "
+                    "for bad input, `field` (the value in error, e.g. `texts.sms`).",
         components=Components(security_schemes={
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}

@@ -241,10 +241,6 @@ class WebhookAck(msgspec.Struct, frozen=True):
     events: int  # events not seen before
 
 
-class ErrorBody(msgspec.Struct, frozen=True):
-    error: Annotated[str, Meta(min_length=1)]
-
-
 #: What the JSON schema of ``LevelSet`` says on top of its fields: exactly one of ``cases`` and
 #: ``level`` is given (the other absent or null).
 LEVEL_SET_ONE_OF = {"anyOf": [

@@ -111,11 +111,21 @@
     el.textContent = message || "";
   }
 
+  /** The API's problem types (RFC 9457 problem details, docs/api.md#errors). */
+  const PROBLEM = "https://loa.example/problems/";
+
+  /** A refused call: its status and the problem details the API answered (`detail` says why,
+   *  `field` names the value in error, `type` is one of PROBLEM's). */
   class ApiError extends Error {
-    constructor(status, detail) {
+    constructor(status, problem) {
+      const p = problem || {};
+      const detail = typeof p.detail === "string" ? p.detail
+        : typeof p.title === "string" ? p.title : "";
       super(detail || `HTTP ${status}`);
       this.status = status;
-      this.detail = detail || "";
+      this.detail = detail;
+      this.type = typeof p.type === "string" ? p.type : "about:blank";
+      this.field = typeof p.field === "string" ? p.field : "";
     }
   }
 
@@ -124,13 +134,52 @@
     switch (err.status) {
       case 0: return t("error.network");
       case 401: return t("error.401");
-      case 403: return /creator/.test(err.detail) ? t("error.own_campaign") : t("error.403");
+      case 403: return err.type === `${PROBLEM}not-permitted`
+        ? t("error.own_campaign") : t("error.403");
       case 404: return t("error.404");
       case 409: return t("error.409", {detail: err.detail});
       case 400: return t("error.400", {detail: err.detail});
       case 413: return t("error.413");
-      default: return err.status >= 500 ? t("error.500") : t("error.other", {status: err.status});
+      case 422: return t("error.422", {detail: err.detail});
+      default:
+        if (err.status >= 500) return t("error.500");
+        return err.detail ? t("error.other_detail", {status: err.status, detail: err.detail})
+          : t("error.other", {status: err.status});
     }
+  }
+
+  /** The form inputs that hold the API's fields (a problem's `field`, e.g. `texts.sms`). */
+  const NEW_FIELDS = {
+    title: "new-title-input", channels: "new-ch-sms", text: "new-text", texts: "new-text",
+    "selector.districts": "new-districts", "selector.kinds": "new-kind-resident",
+    priority: "new-priority", strip_diacritics: "new-strip", max_parts: "new-max-parts",
+    sms_fallback: "new-fallback", subject: "new-subject", owner: "new-owner",
+  };
+  const LEVEL_FIELDS = {cases: "level-cases-input", level: "level-level-input",
+    reason: "level-reason-input"};
+  const REASON_FIELDS = {reason: "reason-input"};
+
+  function clearInvalid() {
+    for (const el of document.querySelectorAll("[aria-invalid='true']")) {
+      el.removeAttribute("aria-invalid");
+    }
+  }
+
+  /** Mark and focus the input of `fields` that holds the field `err` names: the longest name
+   *  that is the field or a part of its path (`texts` for `texts.sms`). */
+  function markInvalid(err, fields) {
+    clearInvalid();
+    if (!(err instanceof ApiError) || !err.field) return;
+    let best = "";
+    for (const name of Object.keys(fields)) {
+      const holds = err.field === name || err.field.startsWith(`${name}.`)
+        || err.field.startsWith(`${name}[`);
+      if (holds && name.length > best.length) best = name;
+    }
+    const el = best ? $(fields[best]) : null;
+    if (!el) return;
+    el.setAttribute("aria-invalid", "true");
+    el.focus();
   }
 
   // -- the API ------------------------------------------------------------------------------
@@ -146,7 +195,7 @@
         cache: "no-store", credentials: "omit", redirect: "error",
       });
     } catch (e) {
-      throw new ApiError(0, "");
+      throw new ApiError(0, null);
     }
     const text = await r.text();
     let data = null;
@@ -154,9 +203,8 @@
       try { data = JSON.parse(text); } catch (e) { data = null; }
     }
     if (!r.ok) {
-      const detail = data && typeof data.error === "string" ? data.error : "";
       if (r.status === 401 && state.me) signOut(t("auth.expired"), "error");
-      throw new ApiError(r.status, detail);
+      throw new ApiError(r.status, data && typeof data === "object" ? data : null);
     }
     return data;
   }
@@ -539,6 +587,7 @@
       updateCasesHint();
     } catch (err) {
       say(explain(err), "error");
+      markInvalid(err, LEVEL_FIELDS);
       return;
     }
     await Promise.all([loadPlan(), loadLevel()]);
@@ -677,6 +726,7 @@
       const text = explain(err);
       $("reason-error").textContent = text;
       say(text, "error");
+      markInvalid(err, REASON_FIELDS);
       if (!state.me) closeReason();
       return;
     }
@@ -1038,6 +1088,7 @@
       answer = await api("POST", "/v1/preview", request);
     } catch (err) {
       say(explain(err), "error");
+      markInvalid(err, NEW_FIELDS);
       return;
     }
     state.previewed = request;
@@ -1109,6 +1160,7 @@
     } catch (err) {
       submit.disabled = false;
       say(explain(err), "error");
+      markInvalid(err, NEW_FIELDS);
       return;
     }
     resetNewForm();
@@ -1118,6 +1170,7 @@
 
   function resetNewForm() {
     $("new-form").reset();
+    clearInvalid();
     state.previewed = null;
     state.preview = null;
     state.idempotencyKey = null;
@@ -1145,6 +1198,8 @@
     $("level-form").addEventListener("submit", submitLevel);
     for (const id of ["level-by-cases", "level-by-level"]) $(id).addEventListener("change", switchLevelBy);
     $("level-cases-input").addEventListener("input", updateCasesHint);
+    document.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
+    document.addEventListener("change", (event) => event.target.removeAttribute("aria-invalid"));
     $("new-form").addEventListener("input", formChanged);
     $("new-form").addEventListener("change", formChanged);
     $("new-form").addEventListener("submit", submitCampaign);
