@@ -208,7 +208,9 @@ class Engine:
                 if wave is not None and await self._settled(wave) and (
                         await self.store.waves.transition(wave_id, SENDING,
                                                           WaveState.COMPLETED)):
-                    log.info("wave %s completed", wave_id)
+                    log.info("wave %s completed", wave_id,
+                             extra={"wave": wave_id, "campaign": wave.campaign_id,
+                                    "channel": wave.channel})
         running = [c for c in campaigns  # the plan's campaigns run as long as their level
                    if c.state is CampaignState.RUNNING and c.level is None]
         if running:
@@ -261,7 +263,8 @@ class Engine:
                 if not stop.is_set() and await self.store.waves.transition(
                         wave.id, FANNING_OUT, WaveState.SENDING):
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,
-                             enqueued)
+                             enqueued, extra={"wave": wave.id, "campaign": wave.campaign_id,
+                                              "channel": wave.channel})
                 await self.store.leases.release(lease, self.name)
         except TRANSIENT as exc:
             # Started again by the runner when the store answers, from the cursors it has then;

@@ -304,7 +304,7 @@ class Worker:
             self.unrecorded += n
             self._metrics[route].unrecorded.inc(n)
             log.warning("%d messages of %s sent but not recorded: sent again when their batch "
-                        "is taken over", n, route)
+                        "is taken over", n, route, extra={"route": route})
 
     async def _process_held(self, route: str, delivery: Delivery,
                             completion: Completion) -> bool:
@@ -405,7 +405,8 @@ class Worker:
         if results.pause_until > time.time():
             self._paused[route] = results.pause_until
             log.warning("route %s paused by its channel until %s", route,
-                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)))
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)),
+                        extra={"route": route, "wave": wave.id, "campaign": wave.campaign_id})
         m.count(results, self._record(wave, batch, keep, results, completion))
         if self.fallback is not None and wave.fallback_text:
             await self._reroute(route, wave, batch, keep, results, completion)

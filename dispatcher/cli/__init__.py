@@ -24,6 +24,7 @@ from dispatcher.cli import (
     chaos,
     engine,
     level,
+    logopts,
     number,
     plan,
     service,
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        logopts.configure(args)
         status: int = args.func(args)
     except LoaError as exc:
         sys.stdout.flush()
