@@ -103,6 +103,9 @@ class Redactor:
         known = set(self._secrets) | {s for s in secrets if len(s) >= MIN_SECRET}
         self._secrets = sorted(known, key=len, reverse=True)  # the longest first
 
+    def clear(self) -> None:
+        self._secrets = []
+
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
@@ -213,8 +216,8 @@ class _StderrHandler(logging.StreamHandler[IO[str]]):
         return sys.stderr
 
 
-#: The handlers :func:`setup` installed (replaced when it is called again).
-_installed: list[logging.Handler] = []
+#: The handler :func:`setup` installed and the root logger's level before it (one at most).
+_installed: list[tuple[logging.Handler, int]] = []
 #: The redactor of the installed handler: :func:`hide` adds values to it.
 redactor = Redactor()
 
@@ -232,13 +235,25 @@ def setup(format: str = "text", level: str = "info", *, secrets: Iterable[str] =
     handler.setFormatter(formatter)
     handler.setLevel(LEVELS[level])
     root = logging.getLogger()
-    for old in _installed:
+    previous = _installed[0][1] if _installed else root.level
+    for old, _ in _installed:
         root.removeHandler(old)
-    _installed[:] = [handler]
+    _installed[:] = [(handler, previous)]
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
     logging.captureWarnings(True)
     return handler
+
+
+def teardown() -> None:
+    """Undo :func:`setup`: the root logger as it was, no secrets remembered."""
+    root = logging.getLogger()
+    for handler, previous in _installed:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        logging.captureWarnings(False)
+    _installed.clear()
+    redactor.clear()
 
 
 def hide(secrets: Iterable[str]) -> None:

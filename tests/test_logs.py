@@ -54,6 +54,7 @@ def root_logger() -> Iterator[None]:
     try:
         yield
     finally:
+        logs.teardown()
         root.handlers[:] = handlers
         root.setLevel(level)
         logging.captureWarnings(False)
@@ -185,6 +186,13 @@ def test_bad_values_are_one_line_naming_the_option(tmp_path: Path,
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--log-level" in err and "Traceback" not in err
+
+
+def test_main_leaves_the_root_logger_as_it_found_it() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    assert main(["sim", "smsc", "--port", "70000", "--log-level", "debug"]) == 2
+    assert (root.handlers, root.level) == (handlers, level)
 
 
 def _free_port() -> int:
