@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from adapters.base import Adapter
-from dispatcher import metrics, routing
+from dispatcher import logs, metrics, routing
 from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
@@ -234,6 +234,10 @@ class Engine:
         return campaign is not None and campaign.state is CampaignState.RUNNING
 
     async def _fan_out(self, wave: Wave, stop: asyncio.Event) -> None:
+        with logs.context(wave=wave.id, campaign=wave.campaign_id, channel=wave.channel):
+            await self._fan_out_wave(wave, stop)
+
+    async def _fan_out_wave(self, wave: Wave, stop: asyncio.Event) -> None:
         lease = f"fanout:{wave.id}"
         ttl = self.settings.engine.lease_seconds
         try:

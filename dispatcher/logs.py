@@ -20,7 +20,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import msgspec
 
@@ -100,8 +100,9 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        known = set(self._secrets) | {s for s in secrets if len(s) >= MIN_SECRET}
-        self._secrets = sorted(known, key=len, reverse=True)  # the longest first
+        new = {s for s in secrets if len(s) >= MIN_SECRET} - set(self._secrets)
+        if new:
+            self._secrets = sorted([*self._secrets, *new], key=len, reverse=True)  # longest first
 
     def clear(self) -> None:
         self._secrets = []
@@ -243,6 +244,30 @@ def setup(format: str = "text", level: str = "info", *, secrets: Iterable[str] =
     root.setLevel(LEVELS[level])
     logging.captureWarnings(True)
     return handler
+
+
+class TokenPair(Protocol):
+    """A store of a token pair (adapters.zalo.tokens.TokenStore)."""
+
+    async def get(self) -> tuple[str, str]: ...
+
+    async def save(self, access: str, refresh: str) -> None: ...
+
+
+class HiddenTokens:
+    """``store``, whose tokens are hidden from the logs as soon as they are read or renewed."""
+
+    def __init__(self, store: TokenPair) -> None:
+        self.store = store
+
+    async def get(self) -> tuple[str, str]:
+        pair = await self.store.get()
+        hide(pair)
+        return pair
+
+    async def save(self, access: str, refresh: str) -> None:
+        hide((access, refresh))
+        await self.store.save(access, refresh)
 
 
 def teardown() -> None:

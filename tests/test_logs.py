@@ -4,6 +4,7 @@ hidden in both formats; and `loa run` itself writing them (the engine's and uvic
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import logs
 from dispatcher.api import load_deployment
 from dispatcher.cli import build_parser, logopts, main
@@ -93,6 +95,35 @@ def test_context_ids_reach_every_line_of_the_block() -> None:
     assert "wave" not in outside and "route" not in outside
     with pytest.raises(ValueError, match="colour"), logs.context(colour="red"):
         pass
+
+
+async def test_each_task_carries_its_own_ids() -> None:
+    stream = io.StringIO()
+    logs.setup("json", "info", stream=stream)
+
+    async def consume(route: str) -> None:
+        with logs.context(route=route):
+            await asyncio.sleep(0)  # the two tasks interleave
+            with logs.context(wave=f"w-{route}"):
+                await asyncio.sleep(0)
+                logging.getLogger("dispatcher.worker").warning("batch requeued")
+
+    await asyncio.gather(consume("sms.viettel"), consume("zalo"))
+    lines = sorted((d["route"], d["wave"]) for d in map(json.loads, stream.getvalue().splitlines()))
+    assert lines == [("sms.viettel", "w-sms.viettel"), ("zalo", "w-zalo")]
+
+
+async def test_zalo_tokens_are_hidden_once_read_or_renewed() -> None:
+    stream = io.StringIO()
+    logs.setup("text", "info", stream=stream)
+    tokens = logs.HiddenTokens(MemoryTokenStore("zAcc-first-1a2b", "zRef-first-3c4d"))
+    assert await tokens.get() == ("zAcc-first-1a2b", "zRef-first-3c4d")
+    await tokens.save("zAcc-second-5e6f", "zRef-second-7a8b")
+    log = logging.getLogger("adapters.zalo.adapter")
+    log.warning("answer for zAcc-first-1a2b / zRef-first-3c4d")
+    log.warning("renewed: zAcc-second-5e6f zRef-second-7a8b")
+    out = stream.getvalue()
+    assert "zAcc" not in out and "zRef" not in out and out.count("***") == 4
 
 
 def test_a_traceback_is_one_json_line() -> None:
