@@ -42,14 +42,26 @@ class LogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level: str = ""  # debug, info, warning, error, critical; empty: the command's default
 
 
-def check(settings: LogSettings, source: str) -> None:
-    """A :class:`ConfigError` naming ``log.format`` or ``log.level`` when one is not known."""
+def check(settings: LogSettings, source: str | None,
+          keys: tuple[str, str] = ("log.format", "log.level")) -> None:
+    """A :class:`ConfigError` naming ``log.format`` or ``log.level`` (or ``keys``) when one is
+    not known."""
     if settings.format.lower() not in FORMATS:
         raise ConfigError(f"must be {' or '.join(FORMATS)}, not {settings.format!r}",
-                          source=source, key="log.format")
+                          source=source, key=keys[0])
     if settings.level and settings.level.lower() not in LEVELS:
         raise ConfigError(f"must be one of {', '.join(LEVELS)}, not {settings.level!r}",
-                          source=source, key="log.level")
+                          source=source, key=keys[1])
+
+
+ENV_FORMAT, ENV_LEVEL = "LOA_LOG_FORMAT", "LOA_LOG_LEVEL"
+
+
+def check_env(env: Mapping[str, str]) -> None:
+    """A :class:`ConfigError` naming ``LOA_LOG_FORMAT`` or ``LOA_LOG_LEVEL`` when one is set to
+    a value not known."""
+    given = LogSettings(format=env.get(ENV_FORMAT, "text"), level=env.get(ENV_LEVEL, ""))
+    check(given, None, (ENV_FORMAT, ENV_LEVEL))
 
 
 _context: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(

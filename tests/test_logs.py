@@ -212,6 +212,12 @@ def test_bad_values_are_one_line_naming_the_option(tmp_path: Path,
     assert main(["worker", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "log.format" in err and "Traceback" not in err
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LOA_LOG_LEVEL", "loud")
+        assert main(["sim", "zalo"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("loa: error: LOA_LOG_LEVEL: must be one of debug, info, warning, error, "
+                   "critical, not 'loud'\n")
     with pytest.raises(SystemExit) as exit_:
         main(["worker", "--log-level", "loud"])
     assert exit_.value.code == 2

@@ -42,6 +42,7 @@ def configure(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
     if default_level is None:
         return
     env = os.environ if env is None else env
+    logs.check_env(env)
     settings = load_settings(getattr(args, "config", None), env)
     fmt = getattr(args, "log_format", None) or settings.log.format.lower()
     level = getattr(args, "log_level", None) or settings.log.level.lower() or default_level
