@@ -67,7 +67,7 @@ class BindLeases:
                     if await self.leases.acquire(lease_name(link, slot), self.owner, self.ttl)]
             if len(kept) < len(self.held[link]):
                 log.warning("bind leases of %s lost: %s", link,
-                            sorted(self.held[link] - set(kept)))
+                            sorted(self.held[link] - set(kept)), extra={"link": link})
             if len(kept) < self.binds[link]:
                 for slot in self._order(link):
                     if slot not in kept and await self.leases.acquire(
@@ -79,7 +79,8 @@ class BindLeases:
 
     async def _hold(self, link: str, slots: frozenset[int]) -> None:
         if slots != self.held[link]:
-            log.info("%s holds binds %s of link %s", self.owner, sorted(slots), link)
+            log.info("%s holds binds %s of link %s", self.owner, sorted(slots), link,
+                     extra={"link": link})
             self.held[link] = slots
             await self.holder.hold(link, slots)
 

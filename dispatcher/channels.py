@@ -18,6 +18,7 @@ from adapters.smpp.receipt import Receipt
 from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.tokens import FileTokenStore
+from dispatcher.logs import HiddenTokens
 from dispatcher.model import Channel
 from dispatcher.settings import Settings
 
@@ -35,8 +36,8 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
         if channel is Channel.SMS and links:
             adapters[channel] = SmppAdapter(links, on_receipt=on_receipt, leased=leased_binds)
         elif channel is Channel.ZALO and settings.zalo is not None:
-            tokens = FileTokenStore(settings.zalo_tokens_file, initial=(
-                env.get("LOA_ZALO_ACCESS_TOKEN", ""), env.get("LOA_ZALO_REFRESH_TOKEN", "")))
+            tokens = HiddenTokens(FileTokenStore(settings.zalo_tokens_file, initial=(
+                env.get("LOA_ZALO_ACCESS_TOKEN", ""), env.get("LOA_ZALO_REFRESH_TOKEN", ""))))
             adapters[channel] = ZaloAdapter(settings.zalo, tokens)
         elif channel is Channel.APP and settings.app is not None:
             adapters[channel] = WebhookAdapter(settings.app)

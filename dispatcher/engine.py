@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from adapters.base import Adapter
-from dispatcher import metrics, routing
+from dispatcher import logs, metrics, routing
 from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
 from dispatcher.errors import StateError
@@ -208,7 +208,9 @@ class Engine:
                 if wave is not None and await self._settled(wave) and (
                         await self.store.waves.transition(wave_id, SENDING,
                                                           WaveState.COMPLETED)):
-                    log.info("wave %s completed", wave_id)
+                    log.info("wave %s completed", wave_id,
+                             extra={"wave": wave_id, "campaign": wave.campaign_id,
+                                    "channel": wave.channel})
         running = [c for c in campaigns  # the plan's campaigns run as long as their level
                    if c.state is CampaignState.RUNNING and c.level is None]
         if running:
@@ -232,6 +234,10 @@ class Engine:
         return campaign is not None and campaign.state is CampaignState.RUNNING
 
     async def _fan_out(self, wave: Wave, stop: asyncio.Event) -> None:
+        with logs.context(wave=wave.id, campaign=wave.campaign_id, channel=wave.channel):
+            await self._fan_out_wave(wave, stop)
+
+    async def _fan_out_wave(self, wave: Wave, stop: asyncio.Event) -> None:
         lease = f"fanout:{wave.id}"
         ttl = self.settings.engine.lease_seconds
         try:
@@ -261,7 +267,8 @@ class Engine:
                 if not stop.is_set() and await self.store.waves.transition(
                         wave.id, FANNING_OUT, WaveState.SENDING):
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,
-                             enqueued)
+                             enqueued, extra={"wave": wave.id, "campaign": wave.campaign_id,
+                                              "channel": wave.channel})
                 await self.store.leases.release(lease, self.name)
         except TRANSIENT as exc:
             # Started again by the runner when the store answers, from the cursors it has then;

@@ -53,7 +53,8 @@ async def decide(store: OpeningStore, plan: Plan, level: LevelState, channel: Ch
         opening = _decision(plan, level.level, channel, since, now, current)
         if await store.replace(opening, current.revision if current else 0):
             log.info("level %d on %s: opening %s%s", level.level, channel, opening.outcome,
-                     f" ({opening.wave})" if opening.wave else "")
+                     f" ({opening.wave})" if opening.wave else "",
+                     extra={"channel": channel, "wave": opening.wave or None})
             return opening
 
 

@@ -94,7 +94,7 @@ class Reconciler:
                     if await self.store.waves.get(slot.id) is None and (
                             await self.store.waves.mark_skipped(slot.id)):
                         log.warning("slot %s missed by more than the catch-up window: skipped",
-                                    slot.id)
+                                    slot.id, extra={"wave": slot.id, "channel": rule.channel})
                         report.skipped.append(slot.id)
         self._last_tick = now
         return report
@@ -164,7 +164,9 @@ class Reconciler:
             wave, WaveState.PAUSED if held else WaveState.CREATED)
         if created:
             log.info("wave %s created%s: %d recipients", wave.id,
-                     " paused (its campaign is paused)" if held else "", wave.total)
+                     " paused (its campaign is paused)" if held else "", wave.total,
+                     extra={"wave": wave.id, "campaign": wave.campaign_id,
+                            "channel": wave.channel})
             current = await self.store.campaigns.get(campaign_id)
             if not held and current is not None and current.state is CampaignState.PAUSED:
                 # paused while the wave was being made: it waits with its campaign
@@ -203,7 +205,7 @@ class Reconciler:
                     await self.store.waves.transition(wave_id, WAVE_LIVE,
                                                       WaveState.CANCELLED)):
                 log.info("wave %s cancelled: level %d is no longer in force", wave_id,
-                         wave_level)
+                         wave_level, extra={"wave": wave_id})
                 cancelled.append(wave_id)
         for campaign in await self.store.campaigns.all():
             if campaign.level is not None and campaign.level != current and (

@@ -20,6 +20,8 @@ from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.adapter import ZaloConfig
 from dispatcher.config import convert, load_toml
 from dispatcher.errors import ConfigError
+from dispatcher.logs import LogSettings
+from dispatcher.logs import check as check_log
 from dispatcher.model import Channel
 from dispatcher.secret import Secret, SecretUrl
 
@@ -72,6 +74,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
+    log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
 
     def sms_route(self, carrier: str) -> str:
         return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"
@@ -104,6 +107,7 @@ def _check(settings: Settings, source: str) -> Settings:
                           source=source, key="engine.fallback_max_per_day")
     if not 0 <= settings.retry.jitter < 1:
         raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
+    check_log(settings.log, source)
     for route, rate in settings.rates.items():
         if route not in ROUTES and not (route.startswith("sms.") and len(route) > 4):
             raise ConfigError("not a route: sms.<link group>, zalo, email or app",
@@ -192,7 +196,7 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     for section, struct in (("redis", RedisSettings), ("engine", EngineSettings),
-                            ("retry", RetrySettings)):
+                            ("retry", RetrySettings), ("log", LogSettings)):
         for name in struct.__struct_fields__:
             value = env.get(f"LOA_{section}_{name}".upper())
             if value is not None:

@@ -25,7 +25,7 @@ from functools import partial
 from typing import TypeVar
 
 from adapters.base import HALTED, Abort, Adapter, Envelope, Results
-from dispatcher import metrics, repeats, routing
+from dispatcher import logs, metrics, repeats, routing
 from dispatcher.errors import LoaError
 from dispatcher.fallback import PREFIX, SmsFallback
 from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
@@ -94,13 +94,13 @@ class Worker:
             for route in self.routes:
                 for _ in range(self.settings.engine.consumers_per_route):
                     tasks.create_task(self._loop(stop, f"a consumer of {route}",
-                                                 self._consumer(route)))
+                                                 self._consumer(route), route))
                 tasks.create_task(self._loop(stop, f"the reclaimer of {route}",
-                                             self._reclaimer(route)))
+                                             self._reclaimer(route), route))
                 tasks.create_task(self._loop(stop, f"the retry mover of {route}",
-                                             self._mover(route)))
+                                             self._mover(route), route))
                 tasks.create_task(self._loop(stop, f"the heartbeat of {route}",
-                                             self._beat(route)))
+                                             self._beat(route), route))
 
     # -- background loops --------------------------------------------------------------------
 
@@ -119,16 +119,19 @@ class Worker:
         return not stop.is_set()
 
     async def _loop(self, stop: asyncio.Event, where: str,
-                    once: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        """``once(stop)`` until ``stop``; a store outage makes it wait and try again."""
+                    once: Callable[[asyncio.Event], Awaitable[None]],
+                    route: str | None = None) -> None:
+        """``once(stop)`` until ``stop``; a store outage makes it wait and try again. Its log
+        lines carry ``route``."""
         backoff = metrics.Backoff(where)
-        while self._running(stop):
-            try:
-                await once(stop)
-            except TRANSIENT as exc:  # logged once per outage, by metrics.StoreHealth
-                await self._sleep(stop, backoff.failed(exc))
-            else:
-                backoff.ok()
+        with logs.context(route=route):
+            while self._running(stop):
+                try:
+                    await once(stop)
+                except TRANSIENT as exc:  # logged once per outage, by metrics.StoreHealth
+                    await self._sleep(stop, backoff.failed(exc))
+                else:
+                    backoff.ok()
 
     async def _refresh_states(self, stop: asyncio.Event) -> None:
         if self._waves:
@@ -304,7 +307,7 @@ class Worker:
             self.unrecorded += n
             self._metrics[route].unrecorded.inc(n)
             log.warning("%d messages of %s sent but not recorded: sent again when their batch "
-                        "is taken over", n, route)
+                        "is taken over", n, route, extra={"route": route})
 
     async def _process_held(self, route: str, delivery: Delivery,
                             completion: Completion) -> bool:
@@ -322,8 +325,9 @@ class Worker:
                 if wave is not None and batch.retried:  # claimed by an earlier attempt
                     await self._release(wave, batch, range(len(batch.ids)))
                 continue
-            if not await self._send(route, delivery.entry, wave, batch, completion):
-                return False  # taken over by another worker while this one was slow: not ours
+            with logs.context(wave=wave.id, campaign=wave.campaign_id):
+                if not await self._send(route, delivery.entry, wave, batch, completion):
+                    return False  # taken over by another worker while slow: not ours
         if not await self._complete(route, delivery.entry, completion):
             return False
         self.processed += 1
@@ -405,7 +409,8 @@ class Worker:
         if results.pause_until > time.time():
             self._paused[route] = results.pause_until
             log.warning("route %s paused by its channel until %s", route,
-                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)))
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)),
+                        extra={"route": route, "wave": wave.id, "campaign": wave.campaign_id})
         m.count(results, self._record(wave, batch, keep, results, completion))
         if self.fallback is not None and wave.fallback_text:
             await self._reroute(route, wave, batch, keep, results, completion)

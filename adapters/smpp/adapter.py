@@ -103,9 +103,11 @@ class _Link:
         receiver = None
         if self.config.bind_type == "pair":  # a transmitter to send, a receiver for the receipts
             receiver = EsmeSession(msgspec.structs.replace(bind, bind_type="receiver"),
-                                   name=f"{self.name}#{slot}r", on_receipt=self._on_receipt)
+                                   name=f"{self.name}#{slot}r", link=self.name,
+                                   on_receipt=self._on_receipt)
             bind = msgspec.structs.replace(bind, bind_type="transmitter")
-        return EsmeSession(bind, name=f"{self.name}#{slot}", on_receipt=self._on_receipt), receiver
+        return EsmeSession(bind, name=f"{self.name}#{slot}", link=self.name,
+                           on_receipt=self._on_receipt), receiver
 
     @property
     def sessions(self) -> list[EsmeSession]:

@@ -150,10 +150,11 @@ class _Protocol(asyncio.Protocol):
 class EsmeSession:
     """A bind that stays up: ``start`` keeps it connected until ``aclose``."""
 
-    def __init__(self, config: BindConfig, *, name: str = "",
+    def __init__(self, config: BindConfig, *, name: str = "", link: str = "",
                  on_receipt: Callable[[list[Receipt]], None] | None = None) -> None:
         self.config = config
         self.name = name or f"{config.system_id}@{config.host}:{config.port}"
+        self.log_ids = {"link": link or self.name}  # the ids of its log lines
         self.on_receipt = on_receipt
         self.stats = SessionStats()
         self.rate = BindRate(config.tps)
@@ -211,7 +212,8 @@ class EsmeSession:
                 delay = self.config.reconnect_min
                 await self._keepalive()
             except (OSError, TimeoutError, ConnectionError) as exc:
-                log.warning("%s: %s", self.name, exc or type(exc).__name__)
+                log.warning("%s: %s", self.name, exc or type(exc).__name__,
+                            extra=self.log_ids)
             self.bound.clear()
             if self._closing or self.refused:
                 break
@@ -237,7 +239,7 @@ class EsmeSession:
                 self.refused = describe(status)
             raise ConnectionError(f"bind refused: {describe(status)}")
         self.bound.set()
-        log.info("%s: bound (%s)", self.name, self.config.bind_type)
+        log.info("%s: bound (%s)", self.name, self.config.bind_type, extra=self.log_ids)
 
     async def _keepalive(self) -> None:
         """While bound: enquire_link when idle, time out unanswered submits."""
@@ -255,7 +257,8 @@ class EsmeSession:
                     await asyncio.wait_for(self._request(pdu.ENQUIRE_LINK),
                                            self.config.response_timeout)
                 except TimeoutError:
-                    log.warning("%s: enquire_link unanswered; reconnecting", self.name)
+                    log.warning("%s: enquire_link unanswered; reconnecting", self.name,
+                                extra=self.log_ids)
                     if proto.transport is not None:
                         proto.transport.close()
                     raise
@@ -455,7 +458,7 @@ class EsmeSession:
         self.stats.receipts_malformed += 1
         metrics.RECEIPTS_MALFORMED.inc()
         if isinstance(exc, ReceiptError):
-            log.warning("%s: unreadable receipt: %s", self.name, exc)
+            log.warning("%s: unreadable receipt: %s", self.name, exc, extra=self.log_ids)
         else:
             self.stats.malformed += 1
 
@@ -468,7 +471,7 @@ class EsmeSession:
             self.stats.oversized += 1
         else:
             self.stats.malformed += 1
-        log.warning("%s: %s; closing the connection", self.name, error)
+        log.warning("%s: %s; closing the connection", self.name, error, extra=self.log_ids)
         self._hang_up(proto)
 
     def _hang_up(self, proto: _Protocol) -> None:

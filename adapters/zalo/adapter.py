@@ -298,7 +298,8 @@ class ZaloAdapter:
         results.retry = []
         results.pause_until = max(results.pause_until, time.time() + self._outage)
         self.stats.outage_pauses += 1
-        log.warning("Zalo answers 5xx or nothing: route paused for %g s", self._outage)
+        log.warning("Zalo answers 5xx or nothing: route paused for %g s", self._outage,
+                    extra={"channel": "zalo"})
 
     def _requeue_all(self, results: Results, n: int) -> Results:
         results.requeue = [(i, self.pause_reason) for i in range(n)]

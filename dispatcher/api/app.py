@@ -749,4 +749,5 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         on_startup=[publish_exact_schemas],
         on_shutdown=[audit.close],
         debug=False,
+        logging_config=None,  # the command's logging (dispatcher.logs) takes Litestar's lines
     )

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from dispatcher import __version__
+from dispatcher import __version__, logs
 from dispatcher.cli import (
     api,
     audience,
@@ -24,6 +24,7 @@ from dispatcher.cli import (
     chaos,
     engine,
     level,
+    logopts,
     number,
     plan,
     service,
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        logopts.configure(args)
         status: int = args.func(args)
     except LoaError as exc:
         sys.stdout.flush()
@@ -73,4 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `loa ... | head`): nothing more to say to it.
         sys.stderr.close()
         return 0
+    finally:
+        logs.teardown()
     return status

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dispatcher import logs
 from dispatcher.auth import add_token, check_user, parse_role
+from dispatcher.cli import logopts
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.config import DEFAULT_CONFIG_DIR
 from dispatcher.errors import ConfigError, InputError
@@ -31,6 +33,7 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
                              "process's memory)")
     parser.add_argument("--plan", type=Path, metavar="FILE",
                         help="plan file (default: shipped)")
+    logopts.add_options(parser)
 
 
 def register(sub: Any) -> None:
@@ -117,17 +120,18 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
     from dispatcher.store import open_store  # noqa: PLC0415
 
     settings, api = load_deployment(args.config)
+    logs.hide(logs.secrets_of(api))
     port = args.port if args.port is not None else api.port
     if not 0 < port < 65536:
         raise InputError(f"--port: {port} is not a port")
     url = args.redis or settings.redis.url
     plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
     if not api.tokens:
-        print(f"loa: warning: {args.config} has no [[api.tokens]]; every /v1 call will be "
-              "refused (create one with `loa token create`)", file=sys.stderr)
+        log.warning("%s has no [[api.tokens]]; every /v1 call will be refused (create one "
+                    "with `loa token create`)", args.config)
     if not url:
-        print("loa: warning: no Redis (--redis, [redis] url): the API keeps everything in "
-              "this process's memory", file=sys.stderr)
+        log.warning("no Redis (--redis, [redis] url): the API keeps everything in this "
+                    "process's memory")
 
     async def serve() -> None:
         store = open_store(url or None)
@@ -165,8 +169,9 @@ async def _serve(app: Any, host: str, port: int) -> None:
         def capture_signals(self) -> Iterator[None]:  # signals are ours (until_signal)
             yield
 
+    # uvicorn's loggers (uvicorn.error, uvicorn.access) propagate to Loa's handler
     config = uvicorn.Config(app, host=host, port=port, loop="none", lifespan="on",
-                            log_level="info", access_log=False)
+                            log_config=None, log_level=None, access_log=True)
     server = Server(config)
     task = asyncio.create_task(server.serve())
     stop = asyncio.create_task(until_signal())

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from dispatcher.benchmark import engine_bench, smpp_bench
+from dispatcher.cli import logopts
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.cli.runtime import run_async
 from dispatcher.errors import InputError
@@ -59,6 +60,7 @@ def register(sub: Any) -> None:
                         help="recipients of the urgent campaign: the first N of the audience "
                              "(default 10000)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    logopts.add_options(parser, default_level="warning")
     parser.set_defaults(func=cmd_wave)
     group = parser.add_subparsers(dest="bench_command", metavar="[COMMAND]")
     engine = group.add_parser(
@@ -80,6 +82,7 @@ def register(sub: Any) -> None:
                         help="send Zalo over HTTP to `loa sim zalo` in its own process "
                              "(default: the in-process channel)")
     engine.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    logopts.add_options(engine, default_level="warning")
     engine.set_defaults(func=cmd_engine)
 
     smpp = group.add_parser(
@@ -93,6 +96,7 @@ def register(sub: Any) -> None:
     smpp.add_argument("--window", type=int, default=512, metavar="W",
                       help="window per bind (default 512)")
     smpp.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    logopts.add_options(smpp, default_level="warning")
     smpp.set_defaults(func=cmd_smpp)
 
 

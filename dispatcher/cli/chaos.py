@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dispatcher.cli import logopts
 from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
 from dispatcher.errors import InputError, LoaError
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
                         help="how long a lasting fault lasts (zalo-outage: the 5xx answers; "
                              "default 10)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    logopts.add_options(parser, default_level="warning")
     parser.set_defaults(func=cmd_chaos)
 
 

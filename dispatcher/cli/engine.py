@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from dispatcher import metrics
 from dispatcher.audience import Validator
-from dispatcher.cli import storeopts
+from dispatcher.cli import logopts, storeopts
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.cli.runtime import run_async
 from dispatcher.demo import SmscTarget, run_demo
@@ -49,6 +49,7 @@ def register(sub: Any) -> None:
                            "credentials) instead of the in-process simulator")
     storeopts.add_options(demo)
     demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    logopts.add_options(demo, default_level="warning")
     demo.set_defaults(func=cmd_demo)
 
 

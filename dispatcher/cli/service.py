@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher import metrics
+from dispatcher.cli import logopts
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
 from dispatcher.msisdn import load_numbering
@@ -43,6 +44,7 @@ def register(sub: Any) -> None:
     worker.add_argument("--metrics-port", type=int, metavar="P",
                         help="serve this worker's Prometheus /metrics on 127.0.0.1:P "
                              "(docs/operations.md: one scrape target per worker)")
+    logopts.add_options(worker)
     worker.set_defaults(func=cmd_worker)
 
 
@@ -52,8 +54,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not url:
         raise InputError("loa worker needs a Redis: give --redis URL or set LOA_REDIS_URL")
     plan, province, numbering = load_plan(args.plan), load_province(), load_numbering()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                                                   "%(message)s")
 
     try:
         exporter = metrics.serve(args.metrics_port, "127.0.0.1") if args.metrics_port else None

@@ -9,6 +9,7 @@ import msgspec
 
 from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
+from dispatcher.cli import logopts
 from dispatcher.cli.output import print_json
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
@@ -63,6 +64,7 @@ def register(sub: Any) -> None:
                            "--urgent-at)")
     smsc.add_argument("--json", action="store_true", help="end with the counters as one JSON "
                                                           "line on stdout")
+    logopts.add_options(smsc)
     smsc.set_defaults(func=cmd_smsc)
     _register_zalo(group)
 
@@ -194,6 +196,7 @@ def _register_zalo(group: Any) -> None:
                            "marked_recipients, first_marked_at, ... (loa bench --urgent-at)")
     zalo.add_argument("--json", action="store_true", help="end with the counters as one JSON "
                                                           "line on stdout")
+    logopts.add_options(zalo)
     zalo.set_defaults(func=cmd_zalo)
 
 
