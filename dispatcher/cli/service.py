@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dispatcher import metrics
+from dispatcher.cli import metricsopts
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
 from dispatcher.msisdn import load_numbering
@@ -40,9 +40,8 @@ def register(sub: Any) -> None:
                                        "(default: host-pid)")
     worker.add_argument("--no-reconcile", action="store_true",
                         help="do not run the reconciler in this process")
-    worker.add_argument("--metrics-port", type=int, metavar="P",
-                        help="serve this worker's Prometheus /metrics on 127.0.0.1:P "
-                             "(docs/operations.md: one scrape target per worker)")
+    metricsopts.add_options(worker, "this worker's (docs/operations.md: one scrape target per "
+                                    "worker)")
     worker.set_defaults(func=cmd_worker)
 
 
@@ -55,11 +54,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                                                    "%(message)s")
 
-    try:
-        exporter = metrics.serve(args.metrics_port, "127.0.0.1") if args.metrics_port else None
-    except OSError as exc:
-        raise InputError(f"--metrics-port: cannot serve on 127.0.0.1:{args.metrics_port}: "
-                         f"{exc.strerror or exc}") from None
+    exporter = metricsopts.serve_metrics(args)
 
     async def go() -> None:
         store = open_store(url)
