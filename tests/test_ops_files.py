@@ -301,3 +301,25 @@ def test_the_dockerfile_is_slim_non_root_and_checks_health() -> None:
     assert '"--config", "/etc/loa/loa.toml"' in text
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+def test_prometheus_scrapes_every_loa_process_of_the_stack_where_it_listens() -> None:
+    """Each target of the loa job is a service of the local stack that serves /metrics on
+    that port on an address other containers reach; the stack runs more than one process."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    prometheus = yaml.safe_load((CONFIG / "prometheus.yml").read_text(encoding="utf-8"))
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "loa")
+    targets = [t for s in job["static_configs"] for t in s["targets"]]
+    assert len(targets) >= 2, "the stack shows many workers on one dashboard"
+    for target in targets:
+        name, port = target.rsplit(":", 1)
+        command = services[name]["command"]
+        if command[0] == "worker":
+            assert command[command.index("--metrics-port") + 1] == port, target
+            assert command[command.index("--metrics-host") + 1] == "0.0.0.0", target
+            assert services[name]["healthcheck"] == {"disable": True}
+        else:  # loa run: the API's port and host
+            assert command[0] == "run" and port == "8080"
+            config = (ROOT / "config" / "loa-compose.toml").read_text(encoding="utf-8")
+            assert 'host = "0.0.0.0"' in config and "port = 8080" in config
