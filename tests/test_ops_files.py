@@ -323,3 +323,30 @@ def test_prometheus_scrapes_every_loa_process_of_the_stack_where_it_listens() ->
             assert command[0] == "run" and port == "8080"
             config = (ROOT / "config" / "loa-compose.toml").read_text(encoding="utf-8")
             assert 'host = "0.0.0.0"' in config and "port = 8080" in config
+
+
+#: Gauges that describe the shared Redis or configuration: every worker reports the same value.
+CLUSTER_WIDE = ("loa_queue_entries", "loa_queue_retries", "loa_dead_letters",
+                "loa_queue_oldest_seconds", "loa_level", "loa_emergency_stop", "loa_waves",
+                "loa_wave_messages", "loa_smpp_binds_granted")
+ONCE = re.compile(r"\b(max|min)(?:\s*by\s*\(([^)]*)\))?\s*\((?:delta\()?\s*(loa_[a-z_]+)")
+
+
+def summed_across_workers(expr: str) -> set[str]:
+    """The cluster-wide gauges ``expr`` reads other than through a max or min over the
+    workers (a max per instance, summed, counts them once per worker)."""
+    once = {m.group(3) for m in ONCE.finditer(expr) if "instance" not in (m.group(2) or "")}
+    return {n for n in NAME.findall(expr) if n in CLUSTER_WIDE and n not in once}
+
+
+def test_the_check_catches_a_gauge_counted_once_per_worker() -> None:
+    assert summed_across_workers(
+        'sum by (state) (max by (state, instance) (loa_waves{state="x"}))') == {"loa_waves"}
+    assert summed_across_workers("sum by (route) (loa_queue_entries)") == {"loa_queue_entries"}
+    assert summed_across_workers("max by (route) (loa_queue_entries) > 0") == set()
+    assert summed_across_workers("max by (route) (delta(loa_dead_letters[15m]))") == set()
+
+
+def test_no_panel_or_alert_counts_a_shared_gauge_once_per_worker() -> None:
+    exprs = dashboard_exprs() + [r["expr"] for r in alert_rules()]
+    assert {e: summed_across_workers(e) for e in exprs if summed_across_workers(e)} == {}
