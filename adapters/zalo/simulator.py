@@ -13,7 +13,8 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
   "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio`` and ``http_5xx_ratio`` of
   requests get HTTP 429 / 503 before any of that; ``delay`` holds every answer back.
 * ``POST /v4/oa/access_token``: renews tokens (``secret_key`` header, form ``app_id``,
-  ``grant_type=refresh_token``, ``refresh_token``); a refresh token works once.
+  ``grant_type=refresh_token``, ``refresh_token``); a refresh token works once (checked after
+  ``oauth_delay``, which holds token answers back).
 * ``GET /sim/stats``: the counters as JSON (for a simulator in another process).
 
 Every accepted message counts in ``received[phone or user_id]``, so a test can prove that each

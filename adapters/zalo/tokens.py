@@ -52,7 +52,7 @@ class TokenStore(Protocol):
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while a renewal reads the pair, exchanges the refresh token and saves the new
         pair: one renewer at a time among every process that shares the store (a store kept by
-        one process only needs nothing more than the manager's single flight)."""
+        one process needs nothing more than the manager's single flight)."""
         ...
 
 
@@ -186,7 +186,7 @@ class TokenManager:
         try:
             async with self.store.renewal():
                 return await self._renew_alone(stale)
-        except TokenStoreError as exc:  # could not take the renewal (or give it back)
+        except TokenStoreError as exc:  # could not take the renewal
             raise self._fail(stale, str(exc)) from None
 
     async def _renew_alone(self, stale: str) -> str:
