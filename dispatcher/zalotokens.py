@@ -53,12 +53,14 @@ class RedisTokenStore:
     """The pair in Redis under :data:`keys.ZALO_TOKENS`, renewed by one ``owner`` at a time."""
 
     def __init__(self, client: Any, leases: Leases, seed: TokenStore, *, owner: str,
-                 poll: float = POLL_SECONDS, polls: int = POLLS) -> None:
+                 lease_seconds: float = RENEWAL_SECONDS, poll: float = POLL_SECONDS,
+                 polls: int = POLLS) -> None:
         # redis-py's async annotations do not type-check usefully (as in dispatcher/store)
         self._r: Any = client
         self.leases = leases
         self.seed = seed
         self.owner = owner
+        self.lease_seconds = lease_seconds
         self.poll = poll
         self.polls = polls
 
@@ -103,7 +105,7 @@ class RedisTokenStore:
 
     async def _take(self) -> bool:
         try:
-            return await self.leases.acquire(keys.ZALO_RENEWAL, self.owner, RENEWAL_SECONDS)
+            return await self.leases.acquire(keys.ZALO_RENEWAL, self.owner, self.lease_seconds)
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"cannot take the Zalo token renewal in Redis: {exc}") from None
 

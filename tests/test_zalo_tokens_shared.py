@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -71,6 +72,11 @@ async def test_two_hosts_renew_the_expired_token_at_once_with_one_renewal(
         valid = set(sim.access_tokens)
         assert answers[0]["access"] == answers[1]["access"] and answers[0]["access"] in valid
         assert all("sim-refresh" not in e.decode() for _, e in outs)  # no secret in the logs
+        raw = await r.get(keys.ZALO_TOKENS)
+        assert raw is not None
+        saved = msgspec.json.decode(raw)
+        assert saved["access_token"] == answers[0]["access"]
+        assert saved["refresh_token"] not in ("", "sim-refresh-token")
     finally:
         for p in procs:
             if p.returncode is None:
@@ -124,5 +130,23 @@ async def test_a_renewal_waits_for_the_holder_and_says_so_when_it_gives_up(
         assert calls == []  # w2 never spent the refresh token
         assert await TokenManager(second, exchange).refresh("a0") == "a1"  # free again
         assert calls == ["r0"] and await first.get() == ("a1", "r1")
+    finally:
+        await store.aclose()
+
+
+async def test_a_renewer_that_died_holding_the_lease_is_taken_over(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    try:
+        seed = MemoryTokenStore("a0", "r0")
+        assert await store.leases.acquire(keys.ZALO_RENEWAL, "dead-worker", 0.2)  # never freed
+        survivor = zalotokens.RedisTokenStore(store.client, store.leases, seed, owner="w2",
+                                              poll=0.02, polls=500)
+
+        async def exchange(refresh: str) -> TokenAnswer:
+            return TokenAnswer(access_token="a1", refresh_token="r1")
+
+        assert await TokenManager(survivor, exchange).refresh("a0") == "a1"
+        assert await survivor.get() == ("a1", "r1")
+        assert await store.leases.acquire(keys.ZALO_RENEWAL, "w3", 1.0)  # given back
     finally:
         await store.aclose()
