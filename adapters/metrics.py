@@ -69,9 +69,17 @@ class _Session(Protocol):
     def is_bound(self) -> bool: ...
 
 
+class _LinkConfig(Protocol):
+    @property
+    def binds(self) -> int: ...
+
+
 class _Link(Protocol):
     @property
     def name(self) -> str: ...
+
+    @property
+    def config(self) -> _LinkConfig: ...
 
     @property
     def sessions(self) -> Sequence[_Session]: ...
@@ -132,11 +140,15 @@ class ChannelGauges(Collector):
             "loa_smpp_window_in_flight", "submit_sm awaiting their response, summed over the "
             "link's binds", labels=["link"])
         bind_up = GaugeMetricFamily(
-            "loa_smpp_bind_up", "Sending binds of the link that are bound now (0: link down)",
-            labels=["link"])
+            "loa_smpp_bind_up", "Sending binds of the link bound now in this process (0 also "
+            "when it holds none of the link's bind leases: the link is down when the sum over "
+            "every worker is 0)", labels=["link"])
         binds = GaugeMetricFamily("loa_smpp_binds",
                                   "Sending binds of the link open in this process",
                                   labels=["link"])
+        granted = GaugeMetricFamily(
+            "loa_smpp_binds_granted", "Binds the carrier granted the link (its configured "
+            "binds, shared by every worker: the same in each)", labels=["link"])
         tps = GaugeMetricFamily(
             "loa_smpp_tps", "submit_sm per second in force, summed over the link's binds "
             "(0: unthrottled)", labels=["link"])
@@ -153,7 +165,9 @@ class ChannelGauges(Collector):
             "serve: requests (answered generic_nack), responses to commands it never sends",
             labels=["link"])
         sums: dict[str, list[float]] = {}
+        grants: dict[str, int] = {}
         for link in links:
+            grants[link.name] = max(grants.get(link.name, 0), link.config.binds)
             s = sums.setdefault(link.name, [0.0] * 8)
             for session in link.sessions:
                 s[0] += session.in_flight
@@ -170,6 +184,7 @@ class ChannelGauges(Collector):
             in_flight.add_metric([name], flight)
             bind_up.add_metric([name], up)
             binds.add_metric([name], n)
+            granted.add_metric([name], grants[name])
             tps.add_metric([name], rate)
             reconnects.add_metric([name], again)
             malformed.add_metric([name], bad)
@@ -185,8 +200,8 @@ class ChannelGauges(Collector):
         if zalo:
             now = time.time()
             paused.add_metric([], float(any(a.paused_until > now for a in zalo)))
-        yield from (in_flight, bind_up, binds, tps, reconnects, malformed, oversized, unknown,
-                    quota, paused)
+        yield from (in_flight, bind_up, binds, granted, tps, reconnects, malformed, oversized,
+                    unknown, quota, paused)
 
 
 CHANNEL_GAUGES = ChannelGauges()

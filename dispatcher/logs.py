@@ -265,6 +265,8 @@ class TokenPair(Protocol):
 
     async def save(self, access: str, refresh: str) -> None: ...
 
+    def renewal(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
 
 class HiddenTokens:
     """``store``, whose tokens are hidden from the logs as soon as they are read or renewed."""
@@ -280,6 +282,9 @@ class HiddenTokens:
     async def save(self, access: str, refresh: str) -> None:
         hide((access, refresh))
         await self.store.save(access, refresh)
+
+    def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.store.renewal()
 
 
 def teardown() -> None:

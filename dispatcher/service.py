@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from adapters.smpp.adapter import SmppAdapter
-from dispatcher import channels, routing
+from dispatcher import channels, routing, zalotokens
 from dispatcher.binds import BindLeases
 from dispatcher.engine import Engine, default_name
 from dispatcher.errors import LoaError
@@ -32,7 +33,9 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     name = name or default_name()
     matcher = ReceiptMatcher(store)
     shared = not isinstance(store, MemoryStore)
-    adapters = channels.build(settings, on_receipt=matcher.add, leased_binds=shared)
+    adapters = channels.build(settings, on_receipt=matcher.add, leased_binds=shared,
+                              zalo_tokens=zalotokens.token_store(store, settings, os.environ,
+                                                                 owner=name))
     sms = adapters.get(Channel.SMS)
     binds = gate = None
     if isinstance(sms, SmppAdapter) and shared:

@@ -66,8 +66,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # SMPP links by name (the SMS route group they serve; "default" takes the rest)
     smpp: dict[str, LinkConfig] = {}
     zalo: ZaloConfig | None = None  # the e-government Zalo OA (ZNS by phone, OA by user id)
-    # where the Zalo OA's tokens live; renewed refresh tokens are written back here. Before the
-    # first renewal, LOA_ZALO_ACCESS_TOKEN and LOA_ZALO_REFRESH_TOKEN give them.
+    # the Zalo OA's tokens without Redis (renewed ones are written back here); with Redis they
+    # live in Redis (dispatcher/zalotokens.py) and this file only seeds them. Without the file,
+    # LOA_ZALO_ACCESS_TOKEN and LOA_ZALO_REFRESH_TOKEN give the first pair.
     zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail

@@ -223,6 +223,27 @@ async def test_smpp_links_are_read_at_scrape_time(smsc: Smsc) -> None:
     assert total("loa_smpp_binds", link="viettel") == 0  # closed: no longer reported
 
 
+def present(name: str, **labels: str) -> bool:
+    return REGISTRY.get_sample_value(name, labels) is not None
+
+
+async def test_a_worker_holding_none_of_a_links_binds_reports_none_up_and_the_grant() -> None:
+    """Leased binds: this worker holds no slot of ``mobifone`` (another worker may hold them
+    all). It reports 0 binds up and open, present so that the sum over workers exists (the
+    link-down alert sums it), and the binds the carrier granted, the same in every worker."""
+    link = LinkConfig(host="127.0.0.1", port=1, system_id="loa", binds=3)
+    sms = SmppAdapter({"mobifone": link}, leased=True)
+    await sms.start()
+    try:
+        assert present("loa_smpp_bind_up", link="mobifone")
+        assert total("loa_smpp_bind_up", link="mobifone") == 0
+        assert total("loa_smpp_binds", link="mobifone") == 0
+        assert total("loa_smpp_binds_granted", link="mobifone") == 3
+    finally:
+        await sms.aclose()
+    assert not present("loa_smpp_binds_granted", link="mobifone")
+
+
 def test_zalo_quota_is_read_at_scrape_time() -> None:
     class Zalo:
         remaining_quota: int | None = 1234

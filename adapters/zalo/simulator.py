@@ -13,7 +13,8 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
   "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio`` and ``http_5xx_ratio`` of
   requests get HTTP 429 / 503 before any of that; ``delay`` holds every answer back.
 * ``POST /v4/oa/access_token``: renews tokens (``secret_key`` header, form ``app_id``,
-  ``grant_type=refresh_token``, ``refresh_token``); a refresh token works once.
+  ``grant_type=refresh_token``, ``refresh_token``); a refresh token works once (checked after
+  ``oauth_delay``, which holds token answers back).
 * ``GET /sim/stats``: the counters as JSON (for a simulator in another process).
 
 Every accepted message counts in ``received[phone or user_id]``, so a test can prove that each
@@ -95,6 +96,7 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     http_429_ratio: float = 0.0
     http_5xx_ratio: float = 0.0
     delay: float = 0.0  # before every message answer
+    oauth_delay: float = 0.0  # before every token answer (the refresh token is checked after)
     webhook_url: str | None = None
     webhook_delay: float = 0.0
     webhook_layout: Literal["nested", "flat"] = "nested"
@@ -111,7 +113,7 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
                      "webhook_repeat_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        for name in ("token_ttl", "daily_quota", "delay", "webhook_delay"):
+        for name in ("token_ttl", "daily_quota", "delay", "oauth_delay", "webhook_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.webhook_concurrency < 1:
@@ -245,7 +247,7 @@ class ZaloSim:
         server = HttpServer()
         server.route("POST", ZNS_PATH, self._zns_handler)
         server.route("POST", OA_PATH, self._oa_handler)
-        server.route("POST", OAUTH_PATH, self._oauth_handler)
+        server.route("POST", OAUTH_PATH, self._oauth_route)
         server.route("GET", STATS_PATH, self._stats_handler)
         await server.start(host, port, backlog=1024)
         self._server = server
@@ -312,17 +314,22 @@ class ZaloSim:
             return self._refuse(TOKEN_INVALID)
         return None
 
-    def _delayed(self, handler: Callable[[Request], Response],
-                 request: Request) -> Response | Awaitable[Response]:
-        """The handler's answer now, or after ``delay`` when there is one."""
-        if not self._config.delay:
+    def _delayed(self, handler: Callable[[Request], Response], request: Request,
+                 delay: float | None = None) -> Response | Awaitable[Response]:
+        """The handler's answer now, or after ``delay`` (default: the configured one for
+        messages) when there is one."""
+        wait = self._config.delay if delay is None else delay
+        if not wait:
             return handler(request)
 
         async def later() -> Response:
-            await asyncio.sleep(self._config.delay)
+            await asyncio.sleep(wait)
             return handler(request)
 
         return later()
+
+    def _oauth_route(self, request: Request) -> Response | Awaitable[Response]:
+        return self._delayed(self._oauth_handler, request, self._config.oauth_delay)
 
     def _zns_handler(self, request: Request) -> Response | Awaitable[Response]:
         return self._delayed(self._zns, request)

@@ -7,7 +7,10 @@ authorised again by hand. So the :class:`TokenManager` saves the new pair to its
 requests that found the token expired (single flight).
 
 :class:`FileTokenStore` keeps the pair in a JSON file written atomically (temporary file, fsync,
-``os.replace``); :class:`MemoryTokenStore` is for tests and the simulator.
+``os.replace``), for one process; :class:`MemoryTokenStore` is for tests and the simulator.
+Workers on several hosts share the pair in Redis (``dispatcher/zalotokens.py``), whose
+:meth:`TokenStore.renewal` lets one process renew at a time: the others wait, then read the pair
+it saved instead of spending the refresh token a second time.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -35,12 +38,27 @@ class TokenError(LoaError):
     retryable = True
 
 
+class TokenStoreError(TokenError):
+    """The token store could not be read or written (Redis unreachable, ...)."""
+
+
 class TokenStore(Protocol):
     """Where the current (access, refresh) token pair is kept."""
 
     async def get(self) -> tuple[str, str]: ...
 
     async def save(self, access: str, refresh: str) -> None: ...
+
+    def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held while a renewal reads the pair, exchanges the refresh token and saves the new
+        pair: one renewer at a time among every process that shares the store (a store kept by
+        one process needs nothing more than the manager's single flight)."""
+        ...
+
+
+@contextlib.asynccontextmanager
+async def _alone() -> AsyncIterator[None]:
+    yield
 
 
 class MemoryTokenStore:
@@ -57,6 +75,9 @@ class MemoryTokenStore:
     async def save(self, access: str, refresh: str) -> None:
         self.access, self.refresh = access, refresh
         self.saves += 1
+
+    def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _alone()
 
 
 class FileTokenStore:
@@ -104,6 +125,9 @@ class FileTokenStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _alone()  # one process per file: workers on several hosts share a Redis store
 
 
 #: Renews tokens: the refresh token in, Zalo's answer out (raises TokenError on transport errors).
@@ -160,8 +184,15 @@ class TokenManager:
 
     async def _renew(self, stale: str) -> str:
         try:
+            async with self.store.renewal():
+                return await self._renew_alone(stale)
+        except TokenStoreError as exc:  # could not take the renewal
+            raise self._fail(stale, str(exc)) from None
+
+    async def _renew_alone(self, stale: str) -> str:
+        try:
             access, refresh = await self.store.get()
-        except ConfigError as exc:
+        except (ConfigError, TokenStoreError) as exc:
             raise self._fail(stale, f"cannot read the token store: {exc}") from None
         self._loaded = True
         if access and access != stale:  # renewed elsewhere (another process, by hand)
@@ -178,7 +209,7 @@ class TokenManager:
             raise self._fail(stale, f"token refresh refused: {answer.error} {why}".strip())
         try:
             await self.store.save(answer.access_token, answer.refresh_token)
-        except OSError as exc:  # the tokens still work in this process: keep going, loudly
+        except (OSError, TokenStoreError) as exc:  # they still work here: keep going, loudly
             log.error("the new Zalo refresh token could not be saved (%s): re-authorise the OA "
                       "if this process stops before the next successful save", exc)
         self.access = answer.access_token

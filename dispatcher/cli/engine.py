@@ -11,9 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from dispatcher import metrics
 from dispatcher.audience import Validator
-from dispatcher.cli import logopts, storeopts
+from dispatcher.cli import logopts, metricsopts, storeopts
 from dispatcher.cli.output import console, print_json, progress_bar
 from dispatcher.cli.runtime import run_async
 from dispatcher.demo import SmscTarget, run_demo
@@ -42,8 +41,7 @@ def register(sub: Any) -> None:
                       help="system_id for --smsc (default loa)")
     demo.add_argument("--smsc-password", default="", metavar="PW",
                       help="password for --smsc (default: LOA_SMSC_PASSWORD or empty)")
-    demo.add_argument("--metrics-port", type=int, metavar="P",
-                      help="serve Prometheus /metrics on 127.0.0.1:P while the demo runs")
+    metricsopts.add_options(demo, "the demo's (while it runs)")
     demo.add_argument("--zalo-url", metavar="URL",
                       help="send Zalo to this server (e.g. a `loa sim zalo`, with its default "
                            "credentials) instead of the in-process simulator")
@@ -84,11 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 tasks[wave_id] = bars.add_task(wave_id, total=p.total or 1)
             bars.update(tasks[wave_id], completed=p.sent + p.failed + p.expired + p.cancelled)
 
-    try:
-        exporter = metrics.serve(args.metrics_port, "127.0.0.1") if args.metrics_port else None
-    except OSError as exc:
-        raise InputError(f"--metrics-port: cannot serve on 127.0.0.1:{args.metrics_port}: "
-                         f"{exc.strerror or exc}") from None
+    exporter = metricsopts.serve_metrics(args)
     with bars, contextlib.ExitStack() as cleanup:
         if exporter is not None:
             cleanup.callback(exporter.close)

@@ -9,8 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dispatcher import metrics
-from dispatcher.cli import logopts
+from dispatcher.cli import logopts, metricsopts
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
 from dispatcher.msisdn import load_numbering
@@ -41,9 +40,8 @@ def register(sub: Any) -> None:
                                        "(default: host-pid)")
     worker.add_argument("--no-reconcile", action="store_true",
                         help="do not run the reconciler in this process")
-    worker.add_argument("--metrics-port", type=int, metavar="P",
-                        help="serve this worker's Prometheus /metrics on 127.0.0.1:P "
-                             "(docs/operations.md: one scrape target per worker)")
+    metricsopts.add_options(worker, "this worker's (docs/operations.md: one scrape target per "
+                                    "worker)")
     logopts.add_options(worker)
     worker.set_defaults(func=cmd_worker)
 
@@ -55,11 +53,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise InputError("loa worker needs a Redis: give --redis URL or set LOA_REDIS_URL")
     plan, province, numbering = load_plan(args.plan), load_province(), load_numbering()
 
-    try:
-        exporter = metrics.serve(args.metrics_port, "127.0.0.1") if args.metrics_port else None
-    except OSError as exc:
-        raise InputError(f"--metrics-port: cannot serve on 127.0.0.1:{args.metrics_port}: "
-                         f"{exc.strerror or exc}") from None
+    exporter = metricsopts.serve_metrics(args)
 
     async def go() -> None:
         store = open_store(url)
