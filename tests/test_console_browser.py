@@ -167,6 +167,7 @@ zalo = 20
         simconfig.smpp_table(smsc_port, "console", binds=1, window=16, response_timeout=5.0,
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
+        simconfig.simulate_table("email", "app"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dispatcher import metrics
+from dispatcher import channels, failclosed, metrics
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
 from dispatcher.msisdn import load_numbering
@@ -64,6 +64,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go() -> None:
         store = open_store(url)
         try:
+            await failclosed.check(store, plan, channels.modes(settings),
+                                   source=str(args.config or "defaults"))
             engine = build_engine(store, settings, plan, province, numbering,
                                   reconcile=not args.no_reconcile, name=args.name)
             stop = asyncio.Event()
