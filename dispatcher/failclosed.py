@@ -103,15 +103,22 @@ def require(modes: Mapping[Channel, Mode], channels: Iterable[Channel],
                 f"{_remedy(channel)} to the deployment settings", channel=channel.value)
 
 
-def announce(modes: Mapping[Channel, Mode]) -> None:
-    """Say which channels send where: one log line per simulated or missing channel, and the
-    ``loa_channel_configured`` gauge."""
+def record(modes: Mapping[Channel, Mode]) -> None:
+    """The ``loa_channel_configured`` gauge: 1 for a channel that sends (``simulated="true"``
+    when simulated), 0 for one without configuration."""
     metrics.CHANNEL_CONFIGURED.clear()
     for channel, mode in modes.items():
-        simulated = mode is Mode.SIMULATED
-        metrics.CHANNEL_CONFIGURED.labels(channel.value, "true" if simulated else "false").set(
+        simulated = "true" if mode is Mode.SIMULATED else "false"
+        metrics.CHANNEL_CONFIGURED.labels(channel.value, simulated).set(
             0 if mode is Mode.MISSING else 1)
-        if simulated:
+
+
+def announce(modes: Mapping[Channel, Mode]) -> None:
+    """Say which channels send where: the gauge, and a log line per channel (a warning for a
+    simulated or a missing one)."""
+    record(modes)
+    for channel, mode in modes.items():
+        if mode is Mode.SIMULATED:
             log.warning("channel %s is SIMULATED ([channels] simulate): its messages are "
                         "counted as sent and reach no one", channel)
         elif mode is Mode.MISSING:

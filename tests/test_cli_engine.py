@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from adapters.email.adapter import EmailAdapter
 from adapters.smpp.adapter import SmppAdapter
@@ -85,6 +86,10 @@ def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) 
     doc = last_json(out)
     sent = doc["sent"]
     assert doc["duplicates"] == 0 and isinstance(sent, int) and sent > 1000
+    # the demo's simulators are declared as such: in its answer and in the metrics
+    assert doc["simulated"] == ["sms", "zalo", "email", "app"]
+    assert REGISTRY.get_sample_value("loa_channel_configured",
+                                     {"channel": "email", "simulated": "true"}) == 1
 
 
 @pytest.fixture
@@ -118,6 +123,7 @@ def test_demo_duplicates_are_counted_at_an_independent_smsc(
     assert twice == [] and independent_smsc.stats.duplicates == 0
     messages = doc["messages"]
     assert isinstance(messages, dict)
+    assert doc["simulated"] == ["zalo", "email", "app"]  # the SMSC given is configured
     assert messages["sms"] == independent_smsc.stats.messages == len(texts)
     assert doc["sms_fallback"] and doc["duplicates"] == 0  # some were not on Zalo
 
