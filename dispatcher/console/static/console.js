@@ -127,6 +127,7 @@
       case 403: return /creator/.test(err.detail) ? t("error.own_campaign") : t("error.403");
       case 404: return t("error.404");
       case 409: return t("error.409", {detail: err.detail});
+      case 422: return t("error.422", {detail: err.detail});
       case 400: return t("error.400", {detail: err.detail});
       case 413: return t("error.413");
       default: return err.status >= 500 ? t("error.500") : t("error.other", {status: err.status});
@@ -200,6 +201,7 @@
     clearTimeout(state.pollTimer);
     $("campaign-list").replaceChildren();
     state.stop = null;
+    $("channel-notice").hidden = true;
     state.openings = [];
     state.reasonAction = null;
     $("cancel-dialog").open && $("cancel-dialog").close();
@@ -544,6 +546,26 @@
     await Promise.all([loadPlan(), loadLevel()]);
   }
 
+  // -- the channels: simulated (sent to no one) or without configuration -------------------
+
+  async function loadChannels() {
+    let ready;
+    try {
+      ready = await api("GET", "/readyz");
+    } catch (err) {
+      return;  // the store does not answer: the campaigns' poll says so
+    }
+    const names = (mode) => Object.keys(ready.channels || {})
+      .filter((c) => ready.channels[c] === mode).map((c) => t(`channel.${c}`));
+    const simulated = names("simulated");
+    const missing = names("missing");
+    $("channel-simulated").hidden = simulated.length === 0;
+    $("channel-simulated").textContent = t("channels.simulated", {channels: simulated.join(", ")});
+    $("channel-missing").hidden = missing.length === 0;
+    $("channel-missing").textContent = t("channels.missing", {channels: missing.join(", ")});
+    $("channel-notice").hidden = !state.me || (simulated.length === 0 && missing.length === 0);
+  }
+
   // -- the emergency stop -------------------------------------------------------------------
 
   async function loadStop() {
@@ -711,7 +733,7 @@
     const seq = ++state.pollSeq;
     clearTimeout(state.pollTimer);
     let fast = false;
-    const extra = [loadStop()];
+    const extra = [loadStop(), loadChannels()];
     if (!$("view-level").hidden) extra.push(loadOpenings());
     try {
       const [list] = await Promise.all([api("GET", "/v1/campaigns"), ...extra]);
