@@ -27,8 +27,9 @@ from adapters.smpp.receipt import Receipt
 from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
 from adapters.zalo.simulator import ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
-from dispatcher import audiencegen, keys, localredis, routing
+from dispatcher import audiencegen, failclosed, keys, localredis, routing
 from dispatcher.audience import Validator
+from dispatcher.channels import Mode
 from dispatcher.errors import LoaError
 from dispatcher.fanout import fan_out
 from dispatcher.importer import import_audience
@@ -139,6 +140,9 @@ async def _run(url: str, path: Path, channels: list[Channel], numbering: Numberi
             await store.waves.create(wave, WaveState.SENDING)
         matcher = ReceiptMatcher(store)
         memory, adapters = _bench_adapters(channels, smsc, zalo, matcher)
+        # every channel of the bench goes to an in-process channel or a simulator: declared
+        failclosed.record({c: Mode.SIMULATED if c in adapters else Mode.MISSING
+                           for c in Channel})
         routes = [r for c in channels for r in routing.routes(c, numbering.carriers, settings)]
         worker = Worker(store, adapters, routes, settings, name="bench")
         total = sum(w.total for w in waves)

@@ -1,12 +1,16 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
-SMS goes over SMPP when links are configured (``[smpp.<link>]``), to the in-process channel
-otherwise; the other channels use the in-process channel until their adapters are configured.
-Receipts from the channels go to the given matcher.
+A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
+``[zalo]``, ``[email]``, ``[app]``), *simulated* when ``[channels] simulate`` lists it (the
+in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
+gets no adapter at all, so nothing is ever "sent" on it (fail closed; :mod:`dispatcher.failclosed`
+refuses to start a process whose plan or campaigns need one). Receipts from the channels go to
+the given matcher.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Callable, Mapping, Sequence
 
@@ -23,21 +27,48 @@ from dispatcher.model import Channel
 from dispatcher.settings import Settings
 
 
+class Mode(enum.StrEnum):
+    CONFIGURED = "configured"  # its table is in the settings: a real adapter
+    SIMULATED = "simulated"  # declared in [channels] simulate: the in-process channel
+    MISSING = "missing"  # neither: no adapter, nothing is sent on it
+
+
+#: The table that configures each channel, as an operator writes it.
+TABLES: dict[Channel, str] = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]",
+                              Channel.EMAIL: "[email]", Channel.APP: "[app]"}
+
+
+def modes(settings: Settings, *,
+          smpp_links: Mapping[str, LinkConfig] | None = None) -> dict[Channel, Mode]:
+    """Every channel's mode under ``settings`` (``smpp_links`` overrides the SMPP links)."""
+    links = smpp_links if smpp_links is not None else settings.smpp
+    configured = {Channel.SMS: bool(links), Channel.ZALO: settings.zalo is not None,
+                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None}
+    simulated = set(settings.channels.simulate)
+    return {c: Mode.CONFIGURED if configured[c] else
+            Mode.SIMULATED if c in simulated else Mode.MISSING for c in Channel}
+
+
 def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
           on_receipt: Callable[[list[Receipt]], None] | None = None,
           smpp_links: dict[str, LinkConfig] | None = None, leased_binds: bool = False,
           env: Mapping[str, str] | None = None,
           zalo_tokens: TokenStore | None = None) -> dict[Channel, Adapter]:
-    """Adapters for ``channels``; ``smpp_links`` overrides the configured SMPP links;
-    ``leased_binds``: the SMPP adapter opens only the binds it is told to hold;
-    ``zalo_tokens``: where the Zalo tokens are kept (default: ``zalo_tokens_file``, seeded from
-    ``LOA_ZALO_ACCESS_TOKEN`` and ``LOA_ZALO_REFRESH_TOKEN``; with Redis,
-    :func:`dispatcher.zalotokens.token_store`)."""
+    """Adapters for those of ``channels`` that are configured or simulated (a missing channel
+    has none); ``smpp_links`` overrides the configured SMPP links; ``leased_binds``: the SMPP
+    adapter opens only the binds it is told to hold; ``zalo_tokens``: where the Zalo tokens are
+    kept (default: ``zalo_tokens_file``, seeded from ``LOA_ZALO_ACCESS_TOKEN`` and
+    ``LOA_ZALO_REFRESH_TOKEN``; with Redis, :func:`dispatcher.zalotokens.token_store`)."""
     env = os.environ if env is None else env
     links = smpp_links if smpp_links is not None else settings.smpp
+    mode = modes(settings, smpp_links=links)
     adapters: dict[Channel, Adapter] = {}
     for channel in channels:
-        if channel is Channel.SMS and links:
+        if mode[channel] is Mode.SIMULATED:
+            adapters[channel] = MemoryAdapter()
+        elif mode[channel] is Mode.MISSING:
+            continue
+        elif channel is Channel.SMS:
             adapters[channel] = SmppAdapter(links, on_receipt=on_receipt, leased=leased_binds)
         elif channel is Channel.ZALO and settings.zalo is not None:
             tokens = HiddenTokens(zalo_tokens or FileTokenStore(
@@ -48,6 +79,4 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = WebhookAdapter(settings.app)
         elif channel is Channel.EMAIL and settings.email is not None:
             adapters[channel] = EmailAdapter(settings.email)
-        else:
-            adapters[channel] = MemoryAdapter()
     return adapters

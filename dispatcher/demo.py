@@ -32,8 +32,9 @@ from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from adapters.zalo.webhook import WebhookVerifier, make_app
-from dispatcher import audiencegen
+from dispatcher import audiencegen, failclosed
 from dispatcher.audience import Validator
+from dispatcher.channels import Mode
 from dispatcher.engine import Engine, Progress, wave_progress
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
@@ -71,6 +72,7 @@ class DemoResult(msgspec.Struct):
     msgs_per_s: float
     waves: list[str] = []
     already_done: list[str] = []
+    simulated: list[str] = []  # channels sent to the demo's simulators: they reach no one
 
 
 ProgressCallback = Callable[[dict[str, Progress]], None]
@@ -186,6 +188,13 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
                                         Channel.EMAIL: email}
+    # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
+    modes = {c: Mode.SIMULATED for c in Channel}
+    if smsc is not None:
+        modes[Channel.SMS] = Mode.CONFIGURED
+    if zalo_url is not None:
+        modes[Channel.ZALO] = Mode.CONFIGURED
+    failclosed.record(modes)
     engine = Engine(store, plan, settings, province, adapters, numbering.carriers,
                     reconcile=False, receipts=matcher, numbering=numbering)
     states_before = await store.waves.states()
@@ -224,7 +233,8 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
         delivered=delta("delivered", wave_ids), sms_fallback=delta("fallback", wave_ids),
         seconds=round(seconds, 3),
         msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
-        already_done=[w for w in wave_ids if states_before.get(w) in WAVE_FINAL])
+        already_done=[w for w in wave_ids if states_before.get(w) in WAVE_FINAL],
+        simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED])
 
 
 async def _until_done(store: Store, wave_ids: list[str], runner: asyncio.Task[None],

@@ -9,7 +9,8 @@ adapter that speaks the protocol, never by ad-hoc conditions.
     ├── ConfigError        a configuration or plan file is missing or wrong (names the key)
     ├── InputError         an argument or input value is wrong
     │   ├── NumberError    a phone number cannot be used (carries the reason)
-    │   └── AudienceError  an audience file cannot be read (bad header, encoding, CSV syntax)
+    │   ├── AudienceError  an audience file cannot be read (bad header, encoding, CSV syntax)
+    │   └── ChannelUnavailable  a campaign on a channel with no configuration (API: 422)
     ├── TextError          a message text cannot be sent as SMS (too long, empty)
     ├── StateError         the campaign or wave is not in a state that allows this
     ├── PermissionDenied   the user may not do this (approving their own campaign)
@@ -86,6 +87,14 @@ class NumberError(InputError):
 
 class AudienceError(InputError):
     """An audience file that cannot be read as a whole (as opposed to a single bad row)."""
+
+
+class ChannelUnavailable(InputError):
+    """A campaign names a channel that is neither configured nor declared simulated."""
+
+    def __init__(self, message: str, *, channel: str) -> None:
+        super().__init__(message)
+        self.channel = channel
 
 
 class TextError(LoaError):

@@ -118,6 +118,10 @@ COLLECT_ERRORS = Counter("loa_collector_errors", "Collector passes that failed")
 STORE_UP = Gauge("loa_store_up", "1 while the store (Redis) answers this process, 0 during an "
                  "outage")
 STORE_UP.set(1)
+CHANNEL_CONFIGURED = Gauge(
+    "loa_channel_configured", "1 when this process sends on the channel: configured (a real "
+    "adapter) or simulated=\"true\" (declared in [channels] simulate: sent to no one); 0 when "
+    "it has no configuration (nothing is sent on it)", ["channel", "simulated"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

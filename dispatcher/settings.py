@@ -55,8 +55,15 @@ class RetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     jitter: float = 0.2  # +/- share of the wait, so retries do not arrive together
 
 
+class ChannelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # channels declared simulated: they go to the in-process channel, which answers "sent" to
+    # no one. A channel neither configured nor listed here refuses to start (docs/guarantees.md)
+    simulate: list[Channel] = []
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisSettings = RedisSettings()
+    channels: ChannelSettings = ChannelSettings()
     engine: EngineSettings = EngineSettings()
     retry: RetrySettings = RetrySettings()
     # carrier -> SMS route ("link group"); carriers not listed use their own name
@@ -122,6 +129,12 @@ def _check(settings: Settings, source: str) -> Settings:
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
+    configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
+                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None}
+    for channel in settings.channels.simulate:
+        if configured[channel]:
+            raise ConfigError(f"{channel} is configured and declared simulated: remove one of "
+                              "the two", source=source, key="channels.simulate")
     if settings.app is not None and settings.app.mode not in ("batch", "message"):
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")

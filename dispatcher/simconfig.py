@@ -25,6 +25,11 @@ def table(name: str, fields: dict[str, str | int | float | bool]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def simulate_table(*channels: str) -> str:
+    """``[channels] simulate``: the channels a run sends to the in-process channel, declared."""
+    return "[channels]\nsimulate = [" + ", ".join(f'"{c}"' for c in channels) + "]\n"
+
+
 def smpp_table(port: int, system_id: str, **fields: str | int | float | bool) -> str:
     """``[smpp.default]``: every carrier through the SMSC simulator on loopback ``port``."""
     return table("smpp.default", {"host": "127.0.0.1", "port": port, "system_id": system_id,

@@ -142,7 +142,8 @@ def _worker_config(path: Path, smsc: SimProcess, zalo: SimProcess, opts: Options
     path.write_text("\n".join([
         f'zalo_tokens_file = "{tokens}"',
         simconfig.smpp_table(smsc.port, "bench", binds=opts.binds, window=opts.window),
-        simconfig.zalo_table(zalo.url)]), encoding="utf-8")
+        simconfig.zalo_table(zalo.url),
+        simconfig.simulate_table("email", "app")]), encoding="utf-8")  # the plan's others
 
 
 class WorkerProcess:

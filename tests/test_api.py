@@ -29,11 +29,12 @@ from dispatcher.audience import Validator
 from dispatcher.audit import read_audit
 from dispatcher.auth import Role, TokenEntry, hash_token
 from dispatcher.importer import import_audience
+from dispatcher.model import Channel
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler
-from dispatcher.settings import EngineSettings, Settings
+from dispatcher.settings import ChannelSettings, EngineSettings, Settings
 from dispatcher.store import MemoryStore
 
 NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
@@ -47,6 +48,7 @@ TOKENS = {user: f"loa_test-token-of-{user}" for user in USERS}
 APP_ID, OA_SECRET = "zalo-app", "oa-secret"
 RECIPIENTS = 300
 PROBLEM_JSON = "application/problem+json"
+SIMULATED = ChannelSettings(simulate=list(Channel))  # the API tests send to no one
 
 
 def auth(user: str) -> dict[str, str]:
@@ -101,7 +103,7 @@ async def _env(tmp_path: Path, plan: Plan, province: Province, numbering: Number
 async def env(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
               audience_file: Path) -> AsyncIterator[Env]:
     """Campaigns above 10 recipients need approval; SMS routes limited to 50/s each."""
-    settings = Settings(engine=EngineSettings(approval_threshold=10),
+    settings = Settings(engine=EngineSettings(approval_threshold=10), channels=SIMULATED,
                         rates={f"sms.{c}": 50.0 for c in numbering.carriers} | {"zalo": 10.0})
     async for e in _env(tmp_path, plan, province, numbering, audience_file, settings):
         yield e
@@ -111,7 +113,8 @@ async def env(tmp_path: Path, plan: Plan, province: Province, numbering: Numberi
 async def open_env(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
                    audience_file: Path) -> AsyncIterator[Env]:
     """Default settings: no rate limits, the 300-recipient audience needs no approval."""
-    async for e in _env(tmp_path, plan, province, numbering, audience_file, Settings()):
+    async for e in _env(tmp_path, plan, province, numbering, audience_file,
+                      Settings(channels=SIMULATED)):
         yield e
 
 
@@ -632,6 +635,8 @@ def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
                                                            redis_url: str) -> None:
     config = tmp_path / "loa.toml"
     assert _loa("config", "init", str(config), cwd=tmp_path).returncode == 0
+    with config.open("a", encoding="utf-8") as f:
+        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app"]\n')
     token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
                  "admin", cwd=tmp_path).stdout.strip().splitlines()[-1]
     audience = tmp_path / "audience.csv"

@@ -39,7 +39,7 @@ from dispatcher.model import Channel, Kind, Selector
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
-from dispatcher.settings import EngineSettings, Settings
+from dispatcher.settings import ChannelSettings, EngineSettings, Settings
 from dispatcher.store import MemoryStore
 
 USERS = {"vic": Role.VIEWER, "olga": Role.OPERATOR, "carol": Role.APPROVER, "root": Role.ADMIN}
@@ -69,6 +69,7 @@ def _build(tmp: Path, plan: Plan, province: Province, numbering: Numbering) -> F
     audiencegen.generate(audience, 200, seed=11, numbering=numbering, province=province)
     store = MemoryStore()
     settings = Settings(engine=EngineSettings(approval_threshold=50),
+                        channels=ChannelSettings(simulate=list(Channel)),
                         rates={"sms.viettel": 20.0, "zalo": 10.0})
 
     async def prepare() -> list[str]:

@@ -24,7 +24,7 @@ from dispatcher.model import CampaignState, Channel
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
-from dispatcher.settings import Settings
+from dispatcher.settings import ChannelSettings, Settings
 from dispatcher.store import MemoryStore
 
 NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
@@ -43,7 +43,8 @@ async def client(tmp_path: Path, plan: Plan, province: Province,
                  numbering: Numbering) -> AsyncIterator[AsyncTestClient[Litestar]]:
     api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"),
                     tokens=[TokenEntry(u, r, hash_token(TOKENS[u])) for u, r in USERS.items()])
-    app = create_app(MemoryStore(), Settings(), plan, province, numbering, api,
+    settings = Settings(channels=ChannelSettings(simulate=list(Channel)))  # sent to no one
+    app = create_app(MemoryStore(), settings, plan, province, numbering, api,
                      clock=lambda: NOW)
     async with AsyncTestClient(app) as c:
         yield c

@@ -167,6 +167,7 @@ zalo = 20
         simconfig.smpp_table(smsc_port, "console", binds=1, window=16, response_timeout=5.0,
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
+        simconfig.simulate_table("email", "app"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -319,6 +320,11 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
+    # the deployment declares e-mail and app simulated: every page says they reach no one
+    expect(page.locator("#channel-simulated")).to_have_text(
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh. Cấu hình "
+        "khai báo các kênh này là mô phỏng ([channels] simulate).")
+    expect(page.locator("#channel-missing")).to_be_hidden()
     token = console.tokens["olga"]
     assert page.evaluate("sessionStorage.getItem('loa.token')") == token
     assert page.evaluate("localStorage.length") == 0
@@ -556,6 +562,7 @@ def test_the_language_switch_and_sign_out(browser: Browser, console: Console) ->
     expect(page.get_by_label("Mã truy cập")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('loa.token')") is None
     expect(page.locator("#campaign-list li")).to_have_count(0)
+    expect(page.locator("#channel-notice")).to_be_hidden()
     tab.close()
 
 

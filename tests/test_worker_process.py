@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from dispatcher import audiencegen
+from dispatcher import audiencegen, simconfig
 from dispatcher.audience import Validator
 from dispatcher.campaigns import Campaigns, wave_id
 from dispatcher.engine import wave_progress
@@ -31,8 +31,11 @@ async def test_a_worker_process_sends_a_campaign_and_stops_on_sigterm(
     campaign = await campaigns.create(title="Khẩn", channels=[Channel.SMS],
                                       texts={Channel.SMS: "Deo khau trang"}, created_by="alice",
                                       now=dt.datetime.now(dt.UTC), priority=Priority.URGENT)
+    config = tmp_path / "loa.toml"
+    config.write_text(simconfig.simulate_table(*Channel), encoding="utf-8")
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dispatcher.cli", "worker", "--redis", redis_url,
+        "--config", str(config),
         "--name", "w-test", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         async def finished() -> None:

@@ -39,7 +39,8 @@ from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
-from dispatcher import __version__, console, opening, routing, smstext
+from dispatcher import __version__, console, failclosed, opening, routing, smstext
+from dispatcher import channels as registry
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
 from dispatcher.api.planview import plan_view
@@ -68,6 +69,7 @@ from dispatcher.api.schemas import (
     PlanView,
     Preview,
     PreviewRequest,
+    Ready,
     RoutePreview,
     SmsPreview,
     StopBody,
@@ -76,6 +78,7 @@ from dispatcher.api.schemas import (
 from dispatcher.audit import AuditLog
 from dispatcher.auth import Role, TokenTable, User
 from dispatcher.campaigns import Campaigns
+from dispatcher.channels import Mode
 from dispatcher.engine import wave_progress
 from dispatcher.errors import InputError, LoaError, NotFound, StateError, TextError
 from dispatcher.level import set_level
@@ -113,6 +116,7 @@ class Services:
         self.audit = audit
         self.clock = clock
         self.campaigns = Campaigns(store, settings, province)
+        self.modes = registry.modes(settings)  # which channels send, and how (fail closed)
         self.tokens = TokenTable(api.tokens)
         self.on_zalo_events = on_zalo_events
         self.verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
@@ -131,6 +135,7 @@ ERRORS = {
     404: "no such campaign, or nothing set yet",
     409: "the campaign's state (or the store's: no audience) does not allow this",
     413: "the body is larger than request_max_body_size",
+    422: "a channel of the campaign is not configured in this deployment (the message names it)",
     500: "not processed; Zalo sends the events again",
     503: "the store does not answer",
 }
@@ -390,7 +395,7 @@ async def _replay(s: Services, campaign_id: str, data: CampaignCreate) -> Campai
 
 @post("/v1/campaigns", guards=OPERATOR, tags=["campaigns"], status_code=201,
       summary="Create a campaign (Idempotency-Key: the same key again answers the same one)",
-      security=BEARER, responses=errors(400, *AUTH, 409, 413))
+      security=BEARER, responses=errors(400, *AUTH, 409, 413, 422))
 async def create_campaign(
     request: Request[Any, Any, Any], state: State, data: JSONBody[CampaignCreate],
     idempotency_key: Annotated[str | None, HeaderParameter(
@@ -404,6 +409,7 @@ async def create_campaign(
         replayed = await _replay(s, campaign_id, data)
         if replayed is not None:
             return replayed
+    failclosed.require(s.modes, data.channels, data.sms_fallback)
 
     async def create() -> Campaign:
         try:
@@ -682,14 +688,18 @@ async def healthz() -> Health:
     return Health("ok")
 
 
-@get("/readyz", tags=["health"], summary="The store answers", responses=errors(503))
-async def readyz(request: Request[Any, Any, Any], state: State) -> Response[Health]:
+@get("/readyz", tags=["health"], summary="The store answers; how each channel sends",
+     responses=errors(503))
+async def readyz(request: Request[Any, Any, Any], state: State) -> Response[Ready]:
     try:
         await asyncio.wait_for(_services(state).store.level.get(), READY_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - whatever the store raises, it is not ready
         log.warning("readyz: the store does not answer: %s", type(exc).__name__)
         return _problem(request, UNAVAILABLE, "the store does not answer")
-    return Response(Health("ok"), status_code=200)
+    modes = _services(state).modes
+    return Response(Ready("ok", channels={c: m.value for c, m in modes.items()},
+                          simulated=[c for c, m in modes.items() if m is Mode.SIMULATED]),
+                    status_code=200)
 
 
 @get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
@@ -700,7 +710,7 @@ async def metrics() -> Response[bytes]:
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
 SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreate, Campaign,
                 CampaignDetail, ActionBody, StopBody, LiftBody, StopState, PreviewRequest,
-                Preview, WebhookAck, Health, Problem]
+                Preview, WebhookAck, Health, Ready, Problem]
 
 ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
           list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,

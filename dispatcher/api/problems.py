@@ -24,6 +24,7 @@ from msgspec import Meta
 
 from adapters.zalo.webhook import WebhookRejected
 from dispatcher.errors import (
+    ChannelUnavailable,
     InputError,
     LoaError,
     NotFound,
@@ -72,6 +73,9 @@ BODY_TOO_LARGE = ProblemType(413, "body-too-large",
                              "The body is larger than request_max_body_size")
 UNPROCESSABLE = ProblemType(422, "unprocessable",
                             "The request is valid but cannot be carried out as it is")
+CHANNEL_NOT_CONFIGURED = ProblemType(
+    422, "channel-not-configured",
+    "The channel is neither configured nor declared simulated in this deployment")
 WEBHOOK_REJECTED = ProblemType(401, "webhook-rejected",
                                "The webhook request is not signed, or not by Zalo")
 INTERNAL = ProblemType(500, "internal", "Internal error")
@@ -79,7 +83,8 @@ UNAVAILABLE = ProblemType(503, "unavailable", "The store does not answer")
 
 #: Every problem type the API answers with (``docs/api.md`` lists them).
 TYPES = [INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_PERMITTED, NOT_FOUND, METHOD_NOT_ALLOWED,
-         CONFLICT, BODY_TOO_LARGE, UNPROCESSABLE, WEBHOOK_REJECTED, INTERNAL, UNAVAILABLE]
+         CONFLICT, BODY_TOO_LARGE, UNPROCESSABLE, CHANNEL_NOT_CONFIGURED, WEBHOOK_REJECTED,
+         INTERNAL, UNAVAILABLE]
 
 #: Loa's errors, most specific first: the first class the error is an instance of decides.
 #: A :class:`LoaError` none of them covers (a ``ConfigError``) is ours, not the caller's: 500.
@@ -87,6 +92,7 @@ BY_CLASS: list[tuple[type[LoaError], ProblemType]] = [
     (NotFound, NOT_FOUND),
     (PermissionDenied, NOT_PERMITTED),
     (StateError, CONFLICT),
+    (ChannelUnavailable, CHANNEL_NOT_CONFIGURED),
     (InputError, INVALID_INPUT),
     (TextError, INVALID_INPUT),
     (WebhookRejected, WEBHOOK_REJECTED),

@@ -236,6 +236,14 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
+class Ready(msgspec.Struct, frozen=True):
+    status: str
+    # every channel: "configured", "simulated" ([channels] simulate: sent to no one) or
+    # "missing" (no configuration: nothing is sent on it, campaigns on it are refused)
+    channels: dict[Channel, str]
+    simulated: list[Channel]  # the simulated ones, for a quick look
+
+
 class WebhookAck(msgspec.Struct, frozen=True):
     status: str
     events: int  # events not seen before

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dispatcher import logs
+from dispatcher import channels, failclosed, logs
 from dispatcher.auth import add_token, check_user, parse_role
 from dispatcher.cli import logopts
 from dispatcher.cli.runtime import run_async, until_signal
@@ -139,10 +139,14 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
         running: asyncio.Task[None] | None = None
         try:
             on_zalo = None
-            if engine:
+            modes = channels.modes(settings)
+            if not engine:
+                failclosed.announce(modes)
+            else:
                 from dispatcher.service import build_engine, run_engine  # noqa: PLC0415
                 from dispatcher.zalo_receipts import to_matcher  # noqa: PLC0415
 
+                await failclosed.check(store, plan, modes, source=str(args.config))
                 process = build_engine(store, settings, plan, province, numbering,
                                        reconcile=True)
                 if process.receipts is not None:

@@ -95,6 +95,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out.print(f"already sent before: {', '.join(result.already_done)} (nothing sent again)",
                   markup=False)
     by_channel = ", ".join(f"{c} {n:,}" for c, n in result.messages.items())
+    if result.simulated:
+        out.print(f"simulated channels (the demo's own simulators, no one receives them): "
+                  f"{', '.join(result.simulated)}", markup=False)
     out.print(f"{result.recipients:,} recipients; waves {', '.join(result.waves)}", markup=False)
     out.print(f"sent {result.sent:,} messages ({by_channel}) in {result.seconds:.1f} s = "
               f"{result.msgs_per_s:,.0f}/s; permanent failures {result.failed:,} (of which "

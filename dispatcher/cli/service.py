@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from dispatcher import channels, failclosed
 from dispatcher.cli import logopts, metricsopts
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.errors import InputError
@@ -58,6 +59,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def go() -> None:
         store = open_store(url)
         try:
+            await failclosed.check(store, plan, channels.modes(settings),
+                                   source=str(args.config or "defaults"))
             engine = build_engine(store, settings, plan, province, numbering,
                                   reconcile=not args.no_reconcile, name=args.name)
             stop = asyncio.Event()

@@ -138,6 +138,7 @@
         ? t("error.own_campaign") : t("error.403");
       case 404: return t("error.404");
       case 409: return t("error.409", {detail: err.detail});
+      case 422: return t("error.422", {detail: err.detail});
       case 400: return t("error.400", {detail: err.detail});
       case 413: return t("error.413");
       case 422: return t("error.422", {detail: err.detail});
@@ -248,6 +249,7 @@
     clearTimeout(state.pollTimer);
     $("campaign-list").replaceChildren();
     state.stop = null;
+    $("channel-notice").hidden = true;
     state.openings = [];
     state.reasonAction = null;
     $("cancel-dialog").open && $("cancel-dialog").close();
@@ -593,6 +595,26 @@
     await Promise.all([loadPlan(), loadLevel()]);
   }
 
+  // -- the channels: simulated (sent to no one) or without configuration -------------------
+
+  async function loadChannels() {
+    let ready;
+    try {
+      ready = await api("GET", "/readyz");
+    } catch (err) {
+      return;  // the store does not answer: the campaigns' poll says so
+    }
+    const names = (mode) => Object.keys(ready.channels || {})
+      .filter((c) => ready.channels[c] === mode).map((c) => t(`channel.${c}`));
+    const simulated = names("simulated");
+    const missing = names("missing");
+    $("channel-simulated").hidden = simulated.length === 0;
+    $("channel-simulated").textContent = t("channels.simulated", {channels: simulated.join(", ")});
+    $("channel-missing").hidden = missing.length === 0;
+    $("channel-missing").textContent = t("channels.missing", {channels: missing.join(", ")});
+    $("channel-notice").hidden = !state.me || (simulated.length === 0 && missing.length === 0);
+  }
+
   // -- the emergency stop -------------------------------------------------------------------
 
   async function loadStop() {
@@ -761,7 +783,7 @@
     const seq = ++state.pollSeq;
     clearTimeout(state.pollTimer);
     let fast = false;
-    const extra = [loadStop()];
+    const extra = [loadStop(), loadChannels()];
     if (!$("view-level").hidden) extra.push(loadOpenings());
     try {
       const [list] = await Promise.all([api("GET", "/v1/campaigns"), ...extra]);
