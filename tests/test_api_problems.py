@@ -17,7 +17,7 @@ from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import EngineSettings, Settings
-from tests.test_api import ASCII, LONG, Env, _env, audience_file, auth  # noqa: F401
+from tests.test_api import ASCII, LONG, SIMULATED, Env, _env, audience_file, auth  # noqa: F401
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -26,7 +26,7 @@ PROBLEM_JSON = "application/problem+json"
 async def env(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
               audience_file: Path) -> AsyncIterator[Env]:  # noqa: F811
     """Campaigns above 10 recipients need approval."""
-    settings = Settings(engine=EngineSettings(approval_threshold=10))
+    settings = Settings(engine=EngineSettings(approval_threshold=10), channels=SIMULATED)
     async for e in _env(tmp_path, plan, province, numbering, audience_file, settings):
         yield e
 

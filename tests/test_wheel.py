@@ -154,12 +154,25 @@ def test_the_installed_loa_runs_the_service_the_image_runs(installed: Installed,
     cmd = dockerfile_cmd()
     assert cmd[:3] == ["run", "--config", "/etc/loa/loa.toml"]
     args = [c.replace("/etc/loa/loa.toml", str(config)) for c in cmd]
+    # the starter file configures no channel: the service refuses to start (fails closed)
+    refused = installed.loa(" ".join(["loa", *args, "--redis", redis_url, "--port",
+                                      str(free_port())]))
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "channel sms has no configuration" in refused.stderr
+    simulate_every_channel(config)
     serve(installed, args, "--redis", redis_url, paths=("/healthz", "/readyz"), port="--port")
+
+
+def simulate_every_channel(config: Path) -> None:
+    """Declare every channel simulated, as a trial run without carriers does."""
+    with config.open("a", encoding="utf-8") as out:
+        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app"]\n')
 
 
 def test_the_installed_loa_runs_a_worker(installed: Installed, redis_url: str) -> None:
     config = installed.home / "worker.toml"
     assert installed.loa("loa config init", config).returncode == 0
+    simulate_every_channel(config)
     serve(installed, ["worker", "--config", str(config)], "--redis", redis_url,
           paths=("/metrics",), port="--metrics-port")
 
