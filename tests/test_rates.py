@@ -1,0 +1,149 @@
+"""Exact rates: the route throttle and the bind's rate hold a configured TPS within 2%, counted
+over simulated seconds (tests/virtual_time.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.smpp.rate import BindRate
+from dispatcher.throttle import RouteThrottle
+from tests import virtual_time
+
+RATES = [1, 3, 15, 25, 500, 5000]
+
+
+def seconds_for(tps: float) -> float:
+    return max(2.0, 200 / tps)  # at least 200 permits counted
+
+
+async def count_route(tps: float, batch: int) -> float:
+    loop = asyncio.get_running_loop()
+    throttle = RouteThrottle(tps, clock=loop.time)
+    times: list[float] = []
+    end = loop.time() + seconds_for(tps)
+    while loop.time() < end:
+        await throttle.acquire(batch)
+        times.extend([loop.time()] * batch)
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+async def count_bind(tps: float) -> float:
+    loop = asyncio.get_running_loop()
+    rate = BindRate(tps, clock=loop.time)
+    times: list[float] = []
+    end = loop.time() + seconds_for(tps)
+    while loop.time() < end:
+        await rate.acquire()
+        times.append(loop.time())
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+@pytest.mark.parametrize("tps", RATES)
+def test_a_route_sends_its_configured_rate_within_two_percent(tps: float) -> None:
+    achieved = virtual_time.run(count_route(tps, batch=1))
+    assert abs(achieved - tps) <= 0.02 * tps, f"{tps} TPS configured, {achieved:.2f} achieved"
+
+
+@pytest.mark.parametrize("tps", RATES)
+def test_a_bind_sends_its_agreed_tps_within_two_percent(tps: float) -> None:
+    achieved = virtual_time.run(count_bind(tps))
+    assert abs(achieved - tps) <= 0.02 * tps, f"{tps} TPS agreed, {achieved:.2f} achieved"
+
+
+# -- AIMD: how low a bind goes, and how it comes back ---------------------------------------------
+
+async def count_bind_at_floor(tps: float, floor: float) -> tuple[float, float]:
+    """Slow a bind down to its floor (throttled answers only, a second apart), then count
+    what it sends for ``seconds_for`` its floor: (rate in force, permits per second)."""
+    loop = asyncio.get_running_loop()
+    rate = BindRate(tps, floor=floor, clock=loop.time)
+    for _ in range(10):
+        for _ in range(5):
+            rate.throttled()
+        await asyncio.sleep(1.0)
+    times: list[float] = []
+    end = loop.time() + seconds_for(rate.rate)
+    while loop.time() < end:
+        await rate.acquire()
+        times.append(loop.time())
+    return rate.rate, (len(times) - 1) / (times[-1] - times[0])
+
+
+@pytest.mark.parametrize(("tps", "floor"), [(15, 0.1), (3, 0.1), (100, 0.05)])
+def test_a_throttled_bind_goes_down_to_its_floor_below_ten_per_second(tps: float,
+                                                                      floor: float) -> None:
+    in_force, achieved = virtual_time.run(count_bind_at_floor(tps, floor))
+    assert in_force == pytest.approx(floor * tps)
+    assert in_force < 10
+    assert abs(achieved - in_force) <= 0.02 * in_force, (
+        f"floor {in_force:.2f}/s in force, {achieved:.2f}/s sent")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def steady_share(rate: BindRate, clock: Clock, seconds: float, share: float) -> list[float]:
+    """Send at the bind's rate for ``seconds`` in steps of 0.1 s to an SMSC that answers
+    ``share`` of every step's submits "throttled", whatever the rate; returns the rate in force
+    after each step."""
+    rates = []
+    owed = refused = 0.0  # fractions of a submit (of a throttled answer) carried forward
+    for _ in range(round(seconds * 10)):
+        rate.tick()
+        owed += rate.rate * 0.1
+        sending = int(owed)
+        owed -= sending
+        refused += sending * share
+        throttled = int(refused)
+        refused -= throttled
+        rate.accepted(sending - throttled)
+        for _ in range(throttled):
+            rate.throttled()
+        clock.now += 0.1
+        rates.append(rate.rate)
+    return rates
+
+
+@pytest.mark.parametrize("tps", [15, 200, 2000])
+def test_a_bind_recovers_under_steady_thirty_percent_throttling(tps: float) -> None:
+    """Throttling that does not follow the bind's rate (30% answered "throttled" at any rate):
+    slowing down does not lower the share, so the bind goes back to its agreed TPS instead of
+    sitting at its floor, and stays there."""
+    clock = Clock()
+    rate = BindRate(tps, clock=clock)
+    rates = steady_share(rate, clock, 60.0, share=0.3)
+    late = rates[-300:]  # the last 30 s
+    assert rate.decreases >= 1  # it did slow down at first
+    assert min(late) >= 0.9 * tps, f"sat at {min(late):.1f}/s of {tps}"
+    assert sum(late) / len(late) >= 0.95 * tps
+
+
+def test_a_carrier_limit_below_the_agreed_tps_is_still_followed_under_steady_throttling(
+        ) -> None:
+    """A bind that stopped slowing down for a steady 30% still slows down when the carrier's
+    limit falls below its rate (the share rises well above the steady one)."""
+    clock = Clock()
+    rate = BindRate(1000, clock=clock)
+    steady_share(rate, clock, 30.0, share=0.3)
+    assert rate.rate >= 900
+    rates = []
+    for _ in range(300):  # now the carrier takes 300/s, and 30% of those it refuses
+        rate.tick()
+        sending = round(rate.rate * 0.1)
+        taken = min(sending, 30)
+        throttled = sending - taken + round(taken * 0.3)
+        rate.accepted(sending - throttled)
+        for _ in range(throttled):
+            rate.throttled()
+        clock.now += 0.1
+        rates.append(rate.rate)
+    late = rates[-100:]
+    assert sum(late) / len(late) < 2 * 300
+
