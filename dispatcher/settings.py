@@ -8,7 +8,7 @@ set any of them; then ``LOA_<SECTION>_<KEY>`` environment variables win (``LOA_R
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,6 +139,20 @@ def _check(settings: Settings, source: str) -> Settings:
 
 ROUTES = frozenset({"zalo", "email", "app"})  # and sms.<link group>
 
+
+def known_routes(settings: Settings, carriers: Iterable[str]) -> list[str]:
+    """Every route the carriers of the numbering table and ``[sms_routes]`` make."""
+    return sorted({settings.sms_route(c) for c in carriers}) + sorted(ROUTES)
+
+
+def check_rates(settings: Settings, carriers: Iterable[str], source: str) -> None:
+    """Every ``[rates]`` key names a route: one naming none would limit nothing."""
+    routes = known_routes(settings, carriers)
+    for route in settings.rates:
+        if route not in routes:
+            raise ConfigError(f"names no route; the routes are {', '.join(routes)} (an SMPP "
+                              "link's own rate is smpp.<link>.tps)", source=source,
+                              key=f'rates."{route}"')
 
 #: Numbers that must be more than 0 wherever they appear (0 would stop the work or divide by it).
 POSITIVE = frozenset({

@@ -4,10 +4,12 @@ over simulated seconds (tests/virtual_time.py)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from adapters.smpp.rate import BindRate
+from dispatcher.cli import main
 from dispatcher.throttle import RouteThrottle
 from tests import virtual_time
 
@@ -147,3 +149,43 @@ def test_a_carrier_limit_below_the_agreed_tps_is_still_followed_under_steady_thr
     late = rates[-100:]
     assert sum(late) / len(late) < 2 * 300
 
+
+# -- a [rates] key must name a route --------------------------------------------------------------
+
+UNKNOWN_KEY = """
+[smpp.default]
+host = "127.0.0.1"
+port = 2775
+system_id = "loa"
+tps = 15
+
+[rates]
+"sms.default" = 15
+"""
+
+
+@pytest.mark.parametrize("command", [["worker", "--redis", "redis://127.0.0.1:1/0"],
+                                     ["run", "--port", "8080"]])
+def test_a_rate_naming_no_route_is_a_configuration_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    config = tmp_path / "loa.toml"
+    config.write_text(UNKNOWN_KEY + "[api]\n", encoding="utf-8")
+    status = main([*command, "--config", str(config)])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f'{config}: rates."sms.default": names no route' in lines[0]
+    assert "sms.viettel" in lines[0] and "sms.vinaphone" in lines[0] and "zalo" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_a_rate_naming_a_routed_link_group_is_accepted(tmp_path: Path) -> None:
+    from dispatcher.settings import check_rates, load_settings  # noqa: PLC0415
+
+    config = tmp_path / "loa.toml"
+    config.write_text('[sms_routes]\nviettel = "big"\n[rates]\n"sms.big" = 3.5\nzalo = 10\n',
+                      encoding="utf-8")
+    settings = load_settings(config)
+    check_rates(settings, ["viettel", "mobifone"], str(config))
+    assert settings.rate("sms.big") == 3.5
