@@ -59,11 +59,14 @@ class TokenBucket:
         """Take ``n`` permits; returns the seconds to wait before using them (0.0: at once)."""
         now = self._clock()
         tokens = self._tokens + (now - self._last) * self.rate
-        tokens = min(tokens, self._capacity)
         self._last = now
+        if tokens > self._capacity:  # noqa: PLR1730 (per submit: a comparison, not a call)
+            tokens = self._capacity
         tokens -= n
         self._tokens = tokens
-        return 0.0 if tokens >= 0 else -tokens / self.rate
+        if tokens >= 0:
+            return 0.0
+        return -tokens / self.rate
 
     def give_back(self, n: int) -> None:
         """Return ``n`` permits taken and not used (a send that gave up waiting)."""

@@ -54,6 +54,58 @@ def test_a_bind_sends_its_agreed_tps_within_two_percent(tps: float) -> None:
     assert abs(achieved - tps) <= 0.02 * tps, f"{tps} TPS agreed, {achieved:.2f} achieved"
 
 
+
+# -- bursts: what leaves at once after a pause ---------------------------------------------------
+
+@pytest.mark.parametrize(("tps", "burst_seconds", "burst"),
+                         [(3, 0.1, 1), (500, 0.1, 50), (5000, 0.1, 500), (100, 0.5, 50),
+                          (100, 0.0, 1)])
+def test_after_a_pause_a_route_sends_at_most_its_burst_at_once(
+        tps: float, burst_seconds: float, burst: int) -> None:
+    async def at_once() -> int:
+        loop = asyncio.get_running_loop()
+        throttle = RouteThrottle(tps, burst_seconds=burst_seconds, clock=loop.time)
+        await asyncio.sleep(60.0)  # idle a minute
+        start, sent = loop.time(), 0
+        while loop.time() == start:
+            await throttle.acquire(1)
+            sent += loop.time() == start
+        return sent
+
+    assert virtual_time.run(at_once()) == burst
+
+
+def test_a_batch_larger_than_the_burst_keeps_to_the_rate() -> None:
+    async def batch() -> float:
+        loop = asyncio.get_running_loop()
+        throttle = RouteThrottle(3, clock=loop.time)
+        start = loop.time()
+        await throttle.acquire(1)  # the first permit is there at once
+        await throttle.acquire(500)
+        return loop.time() - start
+
+    assert virtual_time.run(batch()) == pytest.approx(500 / 3)
+
+
+def test_an_urgent_batch_overtakes_a_routine_one_waiting_for_the_rate() -> None:
+    async def race() -> list[str]:
+        loop = asyncio.get_running_loop()
+        throttle = RouteThrottle(10, clock=loop.time)
+        done: list[str] = []
+
+        async def take(name: str, n: int, urgent: bool) -> None:
+            await throttle.acquire(n, urgent=urgent)
+            done.append(name)
+
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(take("routine", 100, False))  # 10 s of the route's rate
+            await asyncio.sleep(1.0)
+            tasks.create_task(take("urgent", 10, True))
+        return done
+
+    assert virtual_time.run(race()) == ["urgent", "routine"]
+
+
 # -- AIMD: how low a bind goes, and how it comes back ---------------------------------------------
 
 async def count_bind_at_floor(tps: float, floor: float) -> tuple[float, float]:
