@@ -165,7 +165,7 @@ def steady_share(rate: BindRate, clock: Clock, seconds: float, share: float) -> 
     return rates
 
 
-@pytest.mark.parametrize("tps", [15, 200, 2000])
+@pytest.mark.parametrize("tps", [3, 15, 200, 2000, 5000])
 def test_a_bind_recovers_under_steady_thirty_percent_throttling(tps: float) -> None:
     """Throttling that does not follow the bind's rate (30% answered "throttled" at any rate):
     slowing down does not lower the share, so the bind goes back to its agreed TPS instead of
@@ -241,3 +241,26 @@ def test_a_rate_naming_a_routed_link_group_is_accepted(tmp_path: Path) -> None:
     settings = load_settings(config)
     check_rates(settings, ["viettel", "mobifone"], str(config))
     assert settings.rate("sms.big") == 3.5
+
+
+def test_a_carrier_taking_three_a_second_of_an_agreed_fifteen_is_followed_below_ten() -> None:
+    clock = Clock()
+    rate = BindRate(15, clock=clock)
+    rates = []
+    owed = taken = 0.0
+    for _ in range(600):  # a minute; the carrier accepts 3 submits a second, throttles the rest
+        rate.tick()
+        owed += rate.rate * 0.1
+        sending = int(owed)
+        owed -= sending
+        taken = min(taken + 0.3, 1.0)  # what the carrier can take now (a bucket of one)
+        accepted = min(sending, int(taken))
+        taken -= accepted
+        rate.accepted(accepted)
+        for _ in range(sending - accepted):
+            rate.throttled()
+        clock.now += 0.1
+        rates.append(rate.rate)
+    late = rates[-300:]
+    assert sum(late) / len(late) < 6, f"{sum(late) / len(late):.1f}/s for a carrier taking 3/s"
+    assert min(late) >= 1.5  # the floor: a tenth of 15

@@ -27,13 +27,17 @@ bind's submits, whatever their pace) is told apart by the next decrease's judgem
 one: a carrier limit keeps what the SMSC accepts per second when the bind slows down, a steady
 share lowers it with the rate. When what was accepted since the decrease is nearer the second,
 the rate goes back to where it was, and the share of throttled answers since becomes the
-bind's ``steady`` one: only a share clearly above it (by ``STEADY_MARGIN`` of what it leaves)
-slows the bind down again, until ``CALM_SECONDS`` pass without a throttled answer.
+bind's ``steady`` one: only a share clearly above it (by ``STEADY_MARGIN`` of what it leaves, and
+by two standard deviations of the last ``HISTORY`` seconds' answers, so a slow bind's few answers
+do not count as a change) slows the bind down again, until ``CALM_SECONDS`` pass without a
+throttled answer. While a decrease waits to be judged (``JUDGE_SAMPLE`` answers, or
+``JUDGE_SECONDS`` with ``JUDGE_LEAST`` of them), the rate stays where it put it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,9 +52,9 @@ DECREASE = 0.5  # the rate in force is multiplied by this on a decrease
 FLOOR = 0.1  # share of the agreed TPS (or the first estimate) a decrease never goes below
 STEADY_MARGIN = 0.2  # a share of throttled answers above the steady one by this much of 1 - it
 JUDGE_SAMPLE = 20  # answers after a decrease before it is judged (did the share fall?)
-JUDGE_SECONDS = 3.0  # ... or this long after it, on a slow bind (with at least JUDGE_LEAST)
-JUDGE_LEAST = 5
-JUDGE_SLOWER = 0.9  # a decrease is judged when the pace after it is below this of the pace before
+JUDGE_SECONDS = 3.0  # ... or this long after it, on a slow bind (with JUDGE_LEAST at least)
+JUDGE_LEAST = 4
+JUDGE_SLOWER = 0.75  # a decrease is judged when the pace after it is below this of the one before
 HISTORY = 5  # seconds of answers kept for the estimate
 SIGNIFICANT = 0.01  # share of throttled answers (last two seconds) above which it slows down
 SAMPLE = 100  # answers the share is taken of, at least (a quiet bind: any few throttles count)
@@ -151,17 +155,30 @@ class BindRate:
         elapsed = self._clock() - self._since
         return self._sent / elapsed if elapsed > 0 else 0.0
 
-    def _throttled_share(self, now: float) -> tuple[float, float]:
-        """The share of throttled answers in the last two seconds: of at least ``SAMPLE``
-        answers (what decides a decrease), and of the answers there were."""
+    def _throttled_share(self, now: float) -> float:
+        """The share of throttled answers in the last two seconds, of at least ``SAMPLE``."""
         second = int(now)
         accepted = throttled = 0
         for at, a, t in self._answers:
             if at >= second - 1:
                 accepted += a
                 throttled += t
-        return (throttled / max(SAMPLE, accepted + throttled),
-                throttled / max(1, accepted + throttled))
+        return throttled / max(SAMPLE, accepted + throttled)
+
+    def _above_steady(self) -> bool:
+        """The share of throttled answers of the last ``HISTORY`` seconds is clearly above the
+        steady one: by ``STEADY_MARGIN`` of what it leaves, and by two standard deviations of
+        a sample that size (a slow bind's few answers vary a lot)."""
+        answered = throttled = 0
+        for _, a, t in self._answers:
+            answered += a + t
+            throttled += t
+        if not answered:
+            return False
+        steady = self.steady
+        margin = max(STEADY_MARGIN * (1 - steady),
+                     2 * math.sqrt(steady * (1 - steady) / answered))
+        return throttled / answered > steady + margin
 
     def throttled(self) -> None:
         """A submit was answered ESME_RTHROTTLED or ESME_RMSGQFUL."""
@@ -173,12 +190,11 @@ class BindRate:
         if self.steady and now - self._last_throttled >= CALM_SECONDS:
             self.steady = 0.0  # a calm spell: the steady share is history
         self._last_throttled = now
-        share, real = self._throttled_share(now)
-        if share <= SIGNIFICANT or (
-                self.steady and real <= self.steady + STEADY_MARGIN * (1 - self.steady)):
-            self.ignored += 1
-            return
         if self._steady_throttling(now):
+            return
+        if self._throttled_share(now) <= SIGNIFICANT or (
+                self.steady and not self._above_steady()):
+            self.ignored += 1
             return
         if self.rate:
             base = self.rate
@@ -203,7 +219,8 @@ class BindRate:
         # The answers since the last decrease of this spell were all under throttling: what
         # the next decrease's judgement compares with.
         answered, interval = sum(self._since_decrease), now - self._last_decrease
-        if self.decreases and interval < CALM_SECONDS and answered >= JUDGE_LEAST and new < base:
+        if (self.decreases and interval < CALM_SECONDS and answered >= JUDGE_LEAST
+                and self._since_decrease[0] and new < base):
             self._judge = (self._since_decrease[0] / interval, answered / interval, base)
         else:
             self._judge = None
@@ -225,12 +242,12 @@ class BindRate:
             return False
         accepted, throttled = self._since_decrease
         elapsed = now - self._last_decrease
-        if accepted + throttled < JUDGE_SAMPLE:
-            if elapsed < JUDGE_SECONDS:
-                return True  # too few answers yet to tell: hold the rate
-            if accepted + throttled < JUDGE_LEAST:
-                self._judge = None
-                return False
+        if (accepted + throttled < JUDGE_SAMPLE and elapsed < JUDGE_SECONDS) or (
+                accepted + throttled < JUDGE_LEAST and elapsed < CALM_SECONDS):
+            return True  # too few answers yet to tell: hold the rate
+        if accepted + throttled < JUDGE_LEAST:
+            self._judge = None
+            return False
         before_accepted, before_sent, old = self._judge
         self._judge = None
         after_accepted, after_sent = accepted / elapsed, (accepted + throttled) / elapsed
@@ -252,6 +269,8 @@ class BindRate:
         now = self._clock()
         if self.rate == self.limit or now - self._last_increase < STEP_SECONDS:
             return
+        if self._judge is not None and now - self._last_decrease < CALM_SECONDS:
+            return  # a decrease being judged: the pace after it stays what it set
         if self.rate < self._target:
             self._last_increase = now
             self._set(min(self._target, self.rate + self._step))
