@@ -108,11 +108,14 @@ class BindRate:
             self._bucket.set_rate(rate)
 
     async def acquire(self) -> None:
+        """Wait for this submit's turn at the rate in force; a submit that has to wait also
+        lets recovery take its step (a long batch at a low rate is not one step)."""
         self._sent += 1
         bucket = self._bucket
         if bucket is not None:
             wait = bucket.take(1)
             if wait:
+                self.tick()
                 await asyncio.sleep(wait)
 
     def _second(self, now: float) -> list[int]:
