@@ -1,5 +1,6 @@
 """Micro benchmarks of the hot parts, on the real code: SMPP encode and decode, text
-segmentation, the Redis dedup batch, one fan-out, and the metrics a worker records per batch.
+segmentation, the Redis dedup batch, one fan-out, the metrics a worker records per batch, and
+the rate limiters (a bind's permit per submit_sm, a route's permits per batch).
 
 Each is small; where one call does a batch of items, ``extra_info`` holds the item count and
 the per-item cost of the median (filled in after the run, so it is in ``--benchmark-json``).
@@ -21,6 +22,7 @@ import uvloop
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from adapters.smpp import pdu
+from adapters.smpp.rate import BindRate
 from adapters.smpp.receipt import format_receipt, parse_receipt
 from dispatcher import audiencegen, localredis, metrics, repeats, routing
 from dispatcher.audience import Validator
@@ -34,6 +36,7 @@ from dispatcher.smstext import Encoding, encode_parts, segment
 from dispatcher.store.base import Completion, Entry
 from dispatcher.store.memory import MemoryStore
 from dispatcher.store.redis import RedisStore
+from dispatcher.throttle import RouteThrottle
 
 # 150 characters of Vietnamese: three UCS-2 parts, or one GSM-7 part with strip=True
 TEXT = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu trang "
@@ -297,3 +300,37 @@ def test_batch_seconds_observe(benchmark: BenchmarkFixture) -> None:
         metrics.BATCH_SECONDS.labels(channel="sms", route="sms.bench").observe(0.01)
 
     benchmark(run)
+
+
+# -- rates: the bind's per-submit permit and the route's per-batch permits ------------------------
+
+@pytest.mark.benchmark(group="rates")
+def test_bind_rate_acquire(benchmark: BenchmarkFixture) -> None:
+    """500 ``BindRate.acquire()`` at a rate never reached (what each submit_sm pays; per submit
+    in extra_info)."""
+    loop = uvloop.new_event_loop()
+    rate = BindRate(1e9)
+
+    async def many() -> None:
+        acquire = rate.acquire
+        for _ in range(BATCH):
+            await acquire()
+
+    try:
+        benchmark(lambda: loop.run_until_complete(many()))
+    finally:
+        loop.close()
+    per_item(benchmark, BATCH)
+
+
+@pytest.mark.benchmark(group="rates")
+def test_route_throttle_batch(benchmark: BenchmarkFixture) -> None:
+    """A route's permits for one 500-message batch, ``RouteThrottle.acquire(500)``, at a rate
+    never reached (per message in extra_info)."""
+    loop = uvloop.new_event_loop()
+    throttle = RouteThrottle(1e9)
+    try:
+        benchmark(lambda: loop.run_until_complete(throttle.acquire(BATCH)))
+    finally:
+        loop.close()
+    per_item(benchmark, BATCH)

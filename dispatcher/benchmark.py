@@ -225,13 +225,16 @@ class SmppBenchResult(msgspec.Struct):
     submit_receipt_per_s: float  # messages whose submit and receipt are both done, per second
     esme_cpu_us_per_msg: float  # this process: ESME and receipt parsing
     retried: int
+    tps: float = 0.0  # each bind's agreed TPS (0: none)
+    # submit_sm per second counted by the SMSC simulator, first to last: (submits - 1) / span
+    smsc_submits_per_s: float = 0.0
 
 
 async def smpp_bench(*, messages: int, binds: int = 2, window: int = 512, batch: int = 500,
-                     concurrency: int = 4,
+                     concurrency: int = 4, tps: float = 0.0,
                      on_progress: Callable[[int, int], None] | None = None) -> SmppBenchResult:
     """The ESME in this process against ``loa sim smsc`` in its own, over loopback: single-part
-    Vietnamese (UCS-2) messages, a receipt for each."""
+    Vietnamese (UCS-2) messages, a receipt for each; ``tps`` per bind (0: no limit)."""
 
     async with SimProcess("smsc") as smsc:
         port = smsc.port
@@ -243,7 +246,8 @@ async def smpp_bench(*, messages: int, binds: int = 2, window: int = 512, batch:
 
         adapter = SmppAdapter({"default": LinkConfig(host="127.0.0.1", port=port,
                                                      system_id="bench", binds=binds,
-                                                     window=window)}, on_receipt=count)
+                                                     window=window, tps=tps)},
+                              on_receipt=count)
         text = "Cảnh báo: dịch Covid-19 lây lan. Đeo khẩu trang, gọi y tế khi sốt."
         addrs = [f"8491{i:07d}" for i in range(batch)]
         started, cpu = time.perf_counter(), time.process_time()
@@ -271,8 +275,12 @@ async def smpp_bench(*, messages: int, binds: int = 2, window: int = 512, batch:
             cpu = time.process_time() - cpu
         finally:
             await adapter.aclose()
+    counted = smsc.stats
+    span = counted.get("last_submit_at", 0.0) - counted.get("first_submit_at", 0.0)
+    at_smsc = (counted.get("submits", 0) - 1) / span if span > 0 else 0.0
     return SmppBenchResult(
         messages=sent, binds=binds, window=window, seconds=round(seconds, 3),
         submits_per_s=round(sent / submitted), receipts=receipts,
         submit_receipt_per_s=round(min(sent, receipts) / seconds),
-        esme_cpu_us_per_msg=round(cpu / max(sent, 1) * 1e6, 2), retried=retried)
+        esme_cpu_us_per_msg=round(cpu / max(sent, 1) * 1e6, 2), retried=retried, tps=tps,
+        smsc_submits_per_s=round(at_smsc, 3))

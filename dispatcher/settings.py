@@ -8,7 +8,7 @@ set any of them; then ``LOA_<SECTION>_<KEY>`` environment variables win (``LOA_R
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +46,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sent_flush_seconds: float = 0.005
     # SMS a recipient Zalo cannot reach gets by fallback per local day, beyond the plan's SMS
     fallback_max_per_day: int = 1
+    # after a pause, a route's rate ([rates]) lets at most this many seconds of it go at once
+    rate_burst_seconds: float = 0.1
 
 
 class RetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -122,6 +124,10 @@ def _check(settings: Settings, source: str) -> Settings:
                               source=source, key=f"rates.{route}")
         if rate < 0:
             raise ConfigError("must be 0 (no limit) or more", source=source, key=f"rates.{route}")
+    for name, link in settings.smpp.items():
+        if not 0 < link.tps_floor <= 1:
+            raise ConfigError("must be more than 0 and at most 1 (a share of tps)",
+                              source=source, key=f"smpp.{name}.tps_floor")
     tables: list[tuple[str, msgspec.Struct | None]] = [
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
@@ -150,6 +156,21 @@ def _check(settings: Settings, source: str) -> Settings:
 
 
 ROUTES = frozenset({"zalo", "email", "app"})  # and sms.<link group>
+
+
+def known_routes(settings: Settings, carriers: Iterable[str]) -> list[str]:
+    """Every route the carriers of the numbering table and ``[sms_routes]`` make."""
+    return sorted({settings.sms_route(c) for c in carriers}) + sorted(ROUTES)
+
+
+def check_rates(settings: Settings, carriers: Iterable[str], source: str) -> None:
+    """Every ``[rates]`` key names a route: one naming none would limit nothing."""
+    routes = known_routes(settings, carriers)
+    for route in settings.rates:
+        if route not in routes:
+            raise ConfigError(f"names no route; the routes are {', '.join(routes)} (an SMPP "
+                              "link's own rate is smpp.<link>.tps)", source=source,
+                              key=f'rates."{route}"')
 
 #: Numbers that must be more than 0 wherever they appear (0 would stop the work or divide by it).
 POSITIVE = frozenset({

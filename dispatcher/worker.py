@@ -68,8 +68,9 @@ class Worker:
         # route -> entries held but not started: of a paused wave, under the emergency stop,
         # or routine ones read together with urgent ones (which go first)
         self._parked: dict[str, dict[Entry, Delivery]] = {r: {} for r in routes}
-        self._throttles = {r: RouteThrottle(settings.rate(r)) for r in routes
-                           if settings.rate(r) > 0}
+        burst = settings.engine.rate_burst_seconds
+        self._throttles = {r: RouteThrottle(settings.rate(r), burst_seconds=burst)
+                           for r in routes if settings.rate(r) > 0}
         self.fallback = fallback
         self._paused: dict[str, float] = {}  # route -> epoch seconds (a channel's quota)
         self.processed = 0  # deliveries finished by this worker

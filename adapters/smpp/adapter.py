@@ -55,7 +55,10 @@ class LinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bind_type: str = "transceiver"  # or "transmitter" (no receipts) or "pair" (tx + rx binds)
     binds: int = 1
     window: int = 64
-    tps: float = 0.0  # per bind; counts every submit_sm (every part)
+    tps: float = 0.0  # per bind; counts every submit_sm (every part); any fraction
+    # share of tps that throttling answers ("throttled", "queue full") never slow a bind below
+    tps_floor: float = 0.1
+    tps_burst_seconds: float = 0.1  # after a pause, at most this many seconds of tps at once
     source_addr: str = "QuangNinh"  # brandname (TON 5) or a number
     source_ton: int = pdu.TON_ALPHANUMERIC
     source_npi: int = 0
@@ -72,6 +75,7 @@ class LinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return BindConfig(host=self.host, port=self.port, system_id=self.system_id,
                           password=self.password, system_type=self.system_type,
                           bind_type=self.bind_type, window=self.window, tps=self.tps,
+                          tps_floor=self.tps_floor, tps_burst_seconds=self.tps_burst_seconds,
                           response_timeout=self.response_timeout,
                           enquire_link_seconds=self.enquire_link_seconds)
 

@@ -49,6 +49,8 @@ class BindConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bind_type: str = "transceiver"
     window: int = 64  # submit_sm in flight at most
     tps: float = 0.0  # submit_sm per second agreed with the carrier (0: no limit)
+    tps_floor: float = 0.1  # share of tps that throttling answers never slow the bind below
+    tps_burst_seconds: float = 0.1  # at most this many seconds of tps leave at once
     response_timeout: float = 10.0
     enquire_link_seconds: float = 30.0
     reconnect_min: float = 0.5
@@ -157,7 +159,8 @@ class EsmeSession:
         self.log_ids = {"link": link or self.name}  # the ids of its log lines
         self.on_receipt = on_receipt
         self.stats = SessionStats()
-        self.rate = BindRate(config.tps)
+        self.rate = BindRate(config.tps, floor=config.tps_floor,
+                             burst_seconds=config.tps_burst_seconds)
         self.bound = asyncio.Event()
         self.refused: str | None = None  # set when the SMSC refuses the credentials for good
         self._proto: _Protocol | None = None

@@ -176,6 +176,7 @@ class SmscStats(msgspec.Struct):
     first_priority_at: float = 0.0  # when the first of them came (epoch seconds; 0: none)
     last_part_at: float = 0.0  # when the last accepted part came (epoch seconds)
     last_submit_at: float = 0.0  # when the last submit_sm came, whatever became of it
+    first_submit_at: float = 0.0  # when the first submit_sm came (epoch seconds; 0: none)
     marked_messages: int = 0  # complete messages with the configured mark in their text
     marked_duplicates: int = 0  # of them, a destination's second with the same text
     first_marked_at: float = 0.0  # when the first of them was complete (epoch seconds; 0: none)
@@ -865,6 +866,8 @@ class _Conn(asyncio.Protocol):
         smsc = self.smsc
         stats = smsc.stats
         stats.submits += 1
+        if not stats.first_submit_at:
+            stats.first_submit_at = wall
         stats.last_submit_at = wall
         self.submits += 1
         limit = smsc._config.disconnect_after

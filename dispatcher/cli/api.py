@@ -117,6 +117,7 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
     from dispatcher.msisdn import load_numbering  # noqa: PLC0415
     from dispatcher.plan import load_plan  # noqa: PLC0415
     from dispatcher.province import load_province  # noqa: PLC0415
+    from dispatcher.settings import check_rates  # noqa: PLC0415
     from dispatcher.store import open_store  # noqa: PLC0415
 
     settings, api = load_deployment(args.config)
@@ -126,6 +127,7 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
         raise InputError(f"--port: {port} is not a port")
     url = args.redis or settings.redis.url
     plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
+    check_rates(settings, numbering.carriers, str(args.config or "settings"))
     if not api.tokens:
         log.warning("%s has no [[api.tokens]]; every /v1 call will be refused (create one "
                     "with `loa token create`)", args.config)

@@ -95,6 +95,9 @@ def register(sub: Any) -> None:
     smpp.add_argument("--binds", type=int, default=2, metavar="B", help="binds (default 2)")
     smpp.add_argument("--window", type=int, default=512, metavar="W",
                       help="window per bind (default 512)")
+    smpp.add_argument("--tps", type=float, default=0.0, metavar="T",
+                      help="each bind's agreed TPS (default 0: no limit); the SMSC simulator "
+                           "counts the submit_sm per second it received")
     smpp.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     logopts.add_options(smpp, default_level="warning")
     smpp.set_defaults(func=cmd_smpp)
@@ -210,15 +213,19 @@ def cmd_engine(args: argparse.Namespace) -> int:
 def cmd_smpp(args: argparse.Namespace) -> int:
     if args.messages < 1 or args.binds < 1 or args.window < 1:
         raise InputError("--messages, --binds and --window must be at least 1")
+    if args.tps < 0:
+        raise InputError(f"--tps: {args.tps} is below 0 (0: no limit)")
     with progress_bar("sending", args.messages) as update:
         result = run_async(smpp_bench(messages=args.messages, binds=args.binds,
-                                      window=args.window,
+                                      window=args.window, tps=args.tps,
                                       on_progress=lambda done, _total: update(done)))
     console().print(
         f"{result.messages:,} messages over {result.binds} binds (window {result.window}) in "
         f"{result.seconds:.2f} s: {result.submits_per_s:,.0f} submits/s, "
         f"{result.submit_receipt_per_s:,.0f} submit+receipt/s; {result.receipts:,} receipts; "
-        f"ESME {result.esme_cpu_us_per_msg} µs CPU per message", markup=False)
+        f"ESME {result.esme_cpu_us_per_msg} µs CPU per message"
+        + (f"; at the SMSC {result.smsc_submits_per_s:,.2f} submit_sm/s for "
+           f"{result.tps * result.binds:,g} agreed" if result.tps else ""), markup=False)
     if args.json:
         print_json(result)
     return 0

@@ -17,7 +17,7 @@ from dispatcher.msisdn import load_numbering
 from dispatcher.plan import load_plan
 from dispatcher.province import load_province
 from dispatcher.service import build_engine, run_engine
-from dispatcher.settings import load_settings
+from dispatcher.settings import check_rates, load_settings
 from dispatcher.store import open_store
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not url:
         raise InputError("loa worker needs a Redis: give --redis URL or set LOA_REDIS_URL")
     plan, province, numbering = load_plan(args.plan), load_province(), load_numbering()
+    check_rates(settings, numbering.carriers, str(args.config or "settings"))
 
     exporter = metricsopts.serve_metrics(args)
 
