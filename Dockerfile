@@ -20,7 +20,8 @@ RUN PATH=/opt/loa/bin:$PATH \
     && loa config init loa.toml
 
 FROM python:3.11-slim
-ENV PATH=/opt/loa/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+# logs: one JSON object per line on stderr, for the container's log collector
+ENV PATH=/opt/loa/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LOA_LOG_FORMAT=json
 RUN groupadd --system --gid 10001 loa \
     && useradd --system --uid 10001 --gid loa --home-dir /var/lib/loa --create-home loa \
     && mkdir -p /etc/loa && chown loa:loa /var/lib/loa

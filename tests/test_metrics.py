@@ -263,6 +263,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         "channel": {c.value for c in Channel},
         "result": set(metrics.RESULTS) | {"matched", "unmatched", "malformed"},
         "state": {s.value for s in WaveState} | set(metrics.WAVE_FIELDS),
+        "simulated": {"true", "false"},
     }
     for family in REGISTRY.collect():
         if not family.name.startswith("loa_"):
