@@ -200,3 +200,25 @@ def test_the_refusal_names_the_fallback_channel() -> None:
     with pytest.raises(ChannelUnavailable, match=r"channels: sms \(the SMS fallback of Zalo\)"):
         failclosed.require(modes, [Channel.ZALO], True)
     failclosed.require(modes, [Channel.ZALO], False)
+
+
+TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
+          Channel.APP: "[app]"}
+
+
+@pytest.mark.parametrize("missing", list(Channel))
+async def test_each_channel_the_plan_uses_is_refused_alone_when_it_has_no_configuration(
+        plan: Plan, missing: Channel) -> None:
+    """The other three simulated, the one left without a table stops the start with its name
+    and its table; declared simulated too, the start goes on."""
+    others = [c for c in Channel if c is not missing]
+    with pytest.raises(ConfigError) as refused:
+        await failclosed.check(MemoryStore(), plan, channels.modes(simulated(*others)),
+                               source="loa.toml")
+    line = str(refused.value)
+    assert "\n" not in line and line.startswith(f"loa.toml: channel {missing} has no "
+                                                "configuration and the plan at level")
+    assert TABLES[missing] in line and f'simulate = ["{missing}"]' in line
+    assert all(f"channel {c} " not in line for c in others)
+    await failclosed.check(MemoryStore(), plan, channels.modes(simulated(*Channel)),
+                           source="loa.toml")
