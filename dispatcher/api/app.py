@@ -29,6 +29,7 @@ from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
+    TooManyRequestsException,
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
@@ -41,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
 from dispatcher import __version__, console, failclosed, opening, routing, smstext
 from dispatcher import channels as registry
+from dispatcher.api import signin
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
 from dispatcher.api.planview import plan_view
@@ -76,7 +78,7 @@ from dispatcher.api.schemas import (
     WebhookAck,
 )
 from dispatcher.audit import AuditLog
-from dispatcher.auth import Role, TokenTable, User
+from dispatcher.auth import Refusal, Role, User
 from dispatcher.campaigns import Campaigns
 from dispatcher.channels import Mode
 from dispatcher.engine import wave_progress
@@ -90,6 +92,7 @@ from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.stop import lift, stop_all
 from dispatcher.store.base import AudienceMeta, Store
+from dispatcher.tokenfile import TokenSource
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,8 @@ class Services:
 
     def __init__(self, store: Store, settings: Settings, plan: Plan, province: Province,
                  numbering: Numbering, api: ApiConfig, audit: AuditLog,
-                 on_zalo_events: OnZaloEvents | None, clock: Clock) -> None:
+                 on_zalo_events: OnZaloEvents | None, clock: Clock,
+                 tokens_file: Path | None = None) -> None:
         self.store = store
         self.settings = settings
         self.plan = plan
@@ -117,7 +121,9 @@ class Services:
         self.clock = clock
         self.campaigns = Campaigns(store, settings, province)
         self.modes = registry.modes(settings)  # which channels send, and how (fail closed)
-        self.tokens = TokenTable(api.tokens)
+        self.tokens = TokenSource(api.tokens, tokens_file, interval=api.token_reload_seconds,
+                                  clock=clock)
+        self.signin = signin.SignInLimiter(api.signin_max_failures, api.signin_window_seconds)
         self.on_zalo_events = on_zalo_events
         self.verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
                                          api.zalo_max_skew_seconds)
@@ -130,13 +136,15 @@ class Services:
 
 ERRORS = {
     400: "bad input; the message names the field",
-    401: "no bearer token, or an unknown one",
+    401: "no bearer token, or an unknown or expired one",
     403: "the token's role does not allow this (or approving one's own campaign)",
     404: "no such campaign, or nothing set yet",
     409: "the campaign's state (or the store's: no audience) does not allow this",
     413: "the body is larger than request_max_body_size",
     422: "a channel of the campaign is not configured in this deployment (the message names it)",
     500: "not processed; Zalo sends the events again",
+    429: "too many failed sign-ins from this address or with this token prefix "
+         "(Retry-After says when to try again)",
     503: "the store does not answer",
 }
 BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
@@ -149,7 +157,7 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
             for code in codes}
 
 
-AUTH = (401, 403)
+AUTH = (401, 403, 429)
 
 
 def _services(state: State) -> Services:
@@ -160,16 +168,36 @@ def _services(state: State) -> Services:
 # -- authentication and roles ---------------------------------------------------------------------
 
 
+UNAUTHORIZED_DETAIL = {
+    Refusal.MISSING: "missing bearer token (Authorization: Bearer <token>)",
+    Refusal.UNKNOWN: "unknown token",
+    Refusal.EXPIRED: "token expired",
+}
+
+
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    """The caller, as their bearer token says; refused (401), or limited (429) after too many
+    failures from their address or with their token's prefix (:mod:`dispatcher.api.signin`)."""
+    s = _services(connection.app.state)
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)",
-                                     headers={"WWW-Authenticate": "Bearer"})
-    user = _services(connection.app.state).tokens.lookup(token.strip())
-    if user is None:
-        raise NotAuthorizedException("unknown token", headers={"WWW-Authenticate": "Bearer"})
-    return user
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    address = connection.client.host if connection.client else "unknown"
+    now = s.clock()
+    keys = signin.keys(address, token)
+    wait = s.signin.retry_after(keys, now)
+    if wait is not None:
+        signin.record(Refusal.LIMITED, address, token)
+        raise TooManyRequestsException(
+            f"too many failed sign-ins; try again in {wait} s",
+            headers={"Retry-After": str(wait)})
+    result = s.tokens.table().authenticate(token, now) if token else Refusal.MISSING
+    if isinstance(result, User):
+        return result
+    s.signin.failed(keys, now)
+    signin.record(result, address, token)
+    raise NotAuthorizedException(UNAUTHORIZED_DETAIL[result],
+                                 headers={"WWW-Authenticate": "Bearer"})
 
 
 def require(role: Role) -> Guard:
@@ -721,11 +749,13 @@ ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, cre
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                numbering: Numbering, api_config: ApiConfig, *,
                on_zalo_events: OnZaloEvents | None = None, audit: AuditLog | None = None,
-               clock: Clock = lambda: dt.datetime.now(dt.UTC)) -> Litestar:
-    """The API as an ASGI application on ``store``."""
+               clock: Clock = lambda: dt.datetime.now(dt.UTC),
+               tokens_file: Path | None = None) -> Litestar:
+    """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
+    its tokens are read again when the file changes (:class:`TokenSource`)."""
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
-                        on_zalo_events, clock)
+                        on_zalo_events, clock, tokens_file)
     openapi = OpenAPIConfig(
         title="Loa API", version=__version__, path="/schema",
         description="Mass SMS and notification dispatcher of the provincial epidemic-response "

@@ -35,6 +35,9 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo_oa_secret: str = ""  # filled in from zalo_oa_secret_env (never write it here)
     zalo_max_skew_seconds: float = 300.0
     tokens: list[TokenEntry] = []
+    token_reload_seconds: float = 2.0  # how often the file is looked at for changed tokens
+    signin_max_failures: int = 10  # failed sign-ins from one address (or token prefix) ...
+    signin_window_seconds: float = 60.0  # ... within this many seconds, then 429 until it passes
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -56,6 +59,9 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
     api = convert(raw, ApiConfig, source=f"{source} [api]")
     if api.request_max_body_size <= 0:
         raise ConfigError("must be more than 0", source=source, key="api.request_max_body_size")
+    for key in ("token_reload_seconds", "signin_max_failures", "signin_window_seconds"):
+        if not getattr(api, key) > 0:
+            raise ConfigError("must be more than 0", source=source, key=f"api.{key}")
     if api.zalo_oa_secret_env:
         name = api.zalo_oa_secret_env
         if name not in env:

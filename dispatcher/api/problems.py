@@ -78,13 +78,15 @@ CHANNEL_NOT_CONFIGURED = ProblemType(
     "The channel is neither configured nor declared simulated in this deployment")
 WEBHOOK_REJECTED = ProblemType(401, "webhook-rejected",
                                "The webhook request is not signed, or not by Zalo")
+TOO_MANY_SIGNINS = ProblemType(429, "too-many-sign-ins",
+                               "Too many failed sign-ins; wait Retry-After seconds")
 INTERNAL = ProblemType(500, "internal", "Internal error")
 UNAVAILABLE = ProblemType(503, "unavailable", "The store does not answer")
 
 #: Every problem type the API answers with (``docs/api.md`` lists them).
 TYPES = [INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_PERMITTED, NOT_FOUND, METHOD_NOT_ALLOWED,
          CONFLICT, BODY_TOO_LARGE, UNPROCESSABLE, CHANNEL_NOT_CONFIGURED, WEBHOOK_REJECTED,
-         INTERNAL, UNAVAILABLE]
+         TOO_MANY_SIGNINS, INTERNAL, UNAVAILABLE]
 
 #: Loa's errors, most specific first: the first class the error is an instance of decides.
 #: A :class:`LoaError` none of them covers (a ``ConfigError``) is ours, not the caller's: 500.
@@ -101,7 +103,7 @@ BY_CLASS: list[tuple[type[LoaError], ProblemType]] = [
 #: The framework's HTTP errors, by status.
 BY_STATUS: dict[int, ProblemType] = {t.status: t for t in (
     INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, CONFLICT,
-    BODY_TOO_LARGE, UNPROCESSABLE, INTERNAL, UNAVAILABLE)}
+    BODY_TOO_LARGE, UNPROCESSABLE, TOO_MANY_SIGNINS, INTERNAL, UNAVAILABLE)}
 
 
 def by_status(status: int) -> ProblemType:
