@@ -1,10 +1,12 @@
-"""``loa api``, ``loa token create`` and ``loa config init``: the HTTP API and its setup."""
+"""``loa api``, ``loa token create|list|revoke`` and ``loa config init``: the HTTP API and its
+setup."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import sys
 from collections.abc import Iterator
@@ -12,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher import channels, failclosed, logs
-from dispatcher.auth import add_token, check_user, parse_role
+from dispatcher.auth import DEFAULT_LIFETIME, add_token, check_user, parse_expires, parse_role
 from dispatcher.cli import logopts
 from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.config import DEFAULT_CONFIG_DIR
 from dispatcher.errors import ConfigError, InputError
+from dispatcher.tokenfile import read_tokens, revoke_tokens
 
 EXAMPLE = DEFAULT_CONFIG_DIR / "loa.example.toml"
 log = logging.getLogger(__name__)
@@ -51,7 +54,8 @@ def register(sub: Any) -> None:
         description="Serve the HTTP API (level, campaigns, preview, Zalo webhook, /metrics, "
                     "/healthz, /readyz; OpenAPI at /schema/openapi.json) on HOST:PORT "
                     "until SIGTERM or Ctrl-C. Tokens come from the [[api.tokens]] tables of "
-                    "the config file (`loa token create`); they are read at start.")
+                    "the config file (`loa token create`), read again within [api] "
+                    "token_reload_seconds when the file changes (`loa token revoke`).")
     _serve_options(api)
     api.set_defaults(func=cmd_api)
 
@@ -61,13 +65,32 @@ def register(sub: Any) -> None:
     create = tgroup.add_parser(
         "create", help="create a token; its hash goes into the config file",
         description="Create a token for USER with ROLE (viewer, operator, approver, admin), "
-                    "append its SHA-256 to FILE as an [[api.tokens]] table and print the "
-                    "token as the last line of stdout. It is shown only this once.")
+                    "append its SHA-256 and its expiry to FILE as an [[api.tokens]] table and "
+                    "print the token as the last line of stdout. It is shown only this once.")
     create.add_argument("--config", type=Path, metavar="FILE", required=True)
     create.add_argument("--user", required=True, metavar="U")
     create.add_argument("--role", required=True, metavar="R",
                         help="viewer, operator, approver or admin")
+    create.add_argument("--expires", metavar="WHEN",
+                        help=f"days (30d) or an ISO date (2027-03-01, midnight UTC) or date and "
+                             f"time; default {DEFAULT_LIFETIME.days}d")
     create.set_defaults(func=cmd_token_create)
+    listing = tgroup.add_parser(
+        "list", help="the tokens of the config file (never the tokens themselves)",
+        description="One line per [[api.tokens]] table of FILE: id (the first hex digits of "
+                    "its hash), user, role, created, expires (and whether it has expired).")
+    listing.add_argument("--config", type=Path, metavar="FILE", required=True)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = tgroup.add_parser(
+        "revoke", help="remove a user's tokens (or one token) from the config file",
+        description="Remove from FILE the [[api.tokens]] tables of every token of USER, or of "
+                    "the one token with id ID (`loa token list`). A running `loa api`/`loa "
+                    "run` refuses them within [api] token_reload_seconds, without a restart.")
+    revoke.add_argument("--config", type=Path, metavar="FILE", required=True)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--user", metavar="U")
+    which.add_argument("--id", metavar="ID", help="at least 4 hex digits of the token's id")
+    revoke.set_defaults(func=cmd_token_revoke)
 
     config = sub.add_parser("config", help="the deployment configuration file",
                             description="The deployment configuration (TOML).")
@@ -100,10 +123,45 @@ def cmd_config_init(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     user, role = check_user(args.user), parse_role(args.role)
-    token = add_token(args.config, user, role)
-    print(f"token for {user} ({role}) added to {args.config}; it is not shown again:",
-          file=sys.stderr)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    expires = parse_expires(args.expires, now) if args.expires is not None else None
+    token = add_token(args.config, user, role, now=now, expires=expires)
+    until = _when(expires or now + DEFAULT_LIFETIME)
+    print(f"token for {user} ({role}), valid until {until}, added to {args.config}; it is not "
+          "shown again:", file=sys.stderr)
     print(token)
+    return 0
+
+
+def _when(when: dt.datetime | None) -> str:
+    if when is None:
+        return "-"
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    entries = read_tokens(args.config)
+    now = dt.datetime.now(dt.UTC)
+    rows = [("ID", "USER", "ROLE", "CREATED", "EXPIRES")]
+    for e in entries:
+        expires = _when(e.expires) if e.expires is not None else "never"
+        rows.append((e.id, e.user, e.role.value, _when(e.created),
+                     expires + (" (expired)" if e.expired(now) else "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    if not entries:
+        print(f"{args.config} has no [[api.tokens]]", file=sys.stderr)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    removed = revoke_tokens(args.config, user=args.user, token_id=args.id)
+    for e in removed:
+        print(f"revoked {e.id} ({e.user}, {e.role.value})")
+    print(f"removed from {args.config}; a running API refuses them within [api] "
+          "token_reload_seconds", file=sys.stderr)
     return 0
 
 
@@ -131,6 +189,10 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
     if not api.tokens:
         log.warning("%s has no [[api.tokens]]; every /v1 call will be refused (create one "
                     "with `loa token create`)", args.config)
+    lasting = [t.id for t in api.tokens if t.expires is None]
+    if lasting:
+        log.warning("%s: tokens with no expiry (%s); replace them with `loa token create` "
+                    "and `loa token revoke --id`", args.config, ", ".join(lasting))
     if not url:
         log.warning("no Redis (--redis, [redis] url): the API keeps everything in this "
                     "process's memory")
@@ -155,7 +217,7 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
                     on_zalo = to_matcher(process.receipts.add)
                 running = asyncio.create_task(run_engine(process, stop))
             app = create_app(store, settings, plan, province, numbering, api,
-                             on_zalo_events=on_zalo)
+                             on_zalo_events=on_zalo, tokens_file=args.config)
             await _serve(app, args.host or api.host, port)
         finally:
             stop.set()
