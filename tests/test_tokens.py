@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -305,3 +310,43 @@ def test_sign_in_settings_must_be_positive(tmp_path: Path) -> None:
         path.write_text(f"[api]\n{key} = 0\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=f"api.{key}: must be more than 0"):
             load_deployment(path, env={})
+
+
+# -- `loa api` as a process -----------------------------------------------------------------------
+
+
+def test_loa_api_refuses_a_token_revoked_while_it_runs(tmp_path: Path) -> None:
+    """`loa api` reads the file again by itself: nothing but `loa token revoke` happens."""
+    from tests.test_api import _free_port, _http  # noqa: PLC0415 - the process helpers
+
+    config = tmp_path / "loa.toml"
+    config.write_text("[api]\ntoken_reload_seconds = 0.05\n", encoding="utf-8")
+    olga, carol = (add_token(config, u, r) for u, r in (("olga", Role.OPERATOR),
+                                                        ("carol", Role.APPROVER)))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
+                             str(config), "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ | {"LOA_REDIS_URL": ""})
+    base = f"http://127.0.0.1:{port}/v1/me"
+    try:
+        while True:  # until it serves
+            try:
+                assert _http(base, olga)[0] == 200
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.05)
+        assert main(["token", "revoke", "--config", str(config), "--user", "olga"]) == 0
+        while (status := _http(base, olga)[0]) == 200:  # until it has looked at the file
+            time.sleep(0.05)
+        assert status == 401
+        assert _http(base, carol) == (200, {"user": "carol", "role": "approver"})
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        err = proc.communicate()[1].decode()
+    assert "tokens read again" in err and olga not in err
