@@ -13,7 +13,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from dispatcher.api import signin
-from dispatcher.auth import Role, add_token
+from dispatcher.auth import Refusal, Role, add_token
 from dispatcher.tokenfile import TokenSource, read_tokens
 
 NOW = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
@@ -39,7 +39,7 @@ def test_good_sign_in(benchmark: BenchmarkFixture, deployment: tuple[Path, list[
     def one() -> None:
         keys = signin.keys("10.0.0.1", tokens[-1])
         assert limiter.retry_after(keys, NOW) is None
-        assert not isinstance(source.table().authenticate(tokens[-1], NOW), signin.Refusal)
+        assert not isinstance(source.table().authenticate(tokens[-1], NOW), Refusal)
 
     benchmark(one)
 
