@@ -320,7 +320,8 @@ def test_loa_api_refuses_a_token_revoked_while_it_runs(tmp_path: Path) -> None:
     from tests.test_api import _free_port, _http  # noqa: PLC0415 - the process helpers
 
     config = tmp_path / "loa.toml"
-    config.write_text("[api]\ntoken_reload_seconds = 0.05\n", encoding="utf-8")
+    lasting = f'[[api.tokens]]\nuser = "old"\nrole = "viewer"\nhash = "{"ab" * 32}"\n'
+    config.write_text("[api]\ntoken_reload_seconds = 0.05\n\n" + lasting, encoding="utf-8")
     olga, carol = (add_token(config, u, r) for u, r in (("olga", Role.OPERATOR),
                                                         ("carol", Role.APPROVER)))
     port = _free_port()
@@ -350,3 +351,4 @@ def test_loa_api_refuses_a_token_revoked_while_it_runs(tmp_path: Path) -> None:
             proc.wait(timeout=5)
         err = proc.communicate()[1].decode()
     assert "tokens read again" in err and olga not in err
+    assert "tokens with no expiry (abababab)" in err
