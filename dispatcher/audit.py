@@ -220,7 +220,15 @@ def read_tail(path: Path | str, limit: int) -> list[AuditRecord]:
     lines = [line for line in data.split(b"\n") if line]
     if pos > 0:
         lines = lines[1:]  # the first may be cut
-    return [decoder.decode(line) for line in reversed(lines[-limit:])]
+    records = []
+    for line in reversed(lines):
+        try:
+            records.append(decoder.decode(line))
+        except msgspec.DecodeError:
+            log.warning("audit log %s: a line is not a record (run loa audit verify)", path)
+        if len(records) == limit:
+            break
+    return records
 
 
 def verify(path: Path | str) -> Verified:

@@ -14,7 +14,15 @@ from litestar.testing import AsyncTestClient
 
 from dispatcher.api import ApiConfig, create_app
 from dispatcher.audience import Validator
-from dispatcher.audit import GENESIS, PENDING, AuditLog, line_hash, read_audit, verify
+from dispatcher.audit import (
+    GENESIS,
+    PENDING,
+    AuditLog,
+    line_hash,
+    read_audit,
+    read_tail,
+    verify,
+)
 from dispatcher.auth import TokenEntry, hash_token
 from dispatcher.cli import main
 from dispatcher.errors import AuditUnavailable
@@ -240,6 +248,7 @@ def test_a_log_that_ends_in_a_partial_line_refuses_to_grow(tmp_path: Path) -> No
     with pytest.raises(AuditUnavailable, match="partial line"):
         log.write(who="x", role="admin", action="a", target="t")
     assert verify(path).broken == 3
+    assert [r.seq for r in read_tail(path, 5)] == [2, 1]  # what can be read still shows
 
 
 # -- the file: 0600, several writers --------------------------------------------------------------
