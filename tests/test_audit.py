@@ -18,6 +18,7 @@ from dispatcher.audit import (
     GENESIS,
     PENDING,
     AuditLog,
+    audited,
     line_hash,
     read_audit,
     read_tail,
@@ -315,3 +316,38 @@ def test_loa_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     config.write_text("[api]\naudit_log = 5\n", encoding="utf-8")
     status, out, err = _loa(capsys, "audit", "verify", "--config", str(config))
     assert status == 2 and "api.audit_log" in err and err.count("\n") == 1
+
+
+# -- the outcome -----------------------------------------------------------------------------------
+
+
+async def test_an_outcome_that_cannot_be_written_leaves_the_change_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    done = []
+
+    async def change() -> str:
+        done.append(True)
+        with path.open("ab") as f:  # a torn line: the next append is refused
+            f.write(b'{"at":')
+        return "changed"
+
+    result = await audited(log, who="olga", role="operator", action="level.set",
+                           target="level", work=change(), detail={"cases": 5})
+    assert result == "changed" and done == [True]
+    assert "the outcome of line 1 (level.set level) is not recorded" in caplog.text
+    assert verify(path).count == 1 and verify(path).broken == 2
+
+
+async def test_work_is_never_started_when_its_intent_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    started = []
+
+    async def change() -> None:
+        started.append(True)
+
+    with pytest.raises(AuditUnavailable, match="nothing was changed"):
+        await audited(AuditLog(tmp_path / "file" / "audit.jsonl"), who="olga", role="operator",
+                      action="stop", target="everything", work=change())
+    assert started == []
