@@ -166,7 +166,8 @@ async def audited(audit: AuditLog, *, who: str, role: str, action: str, target: 
                   after: Callable[[T], dict[str, Any] | None] | None = None) -> T:
     """Record the intent, await ``work``, record its outcome (``after(result)`` its detail).
 
-    If the intent cannot be written, ``work`` is never run and :class:`AuditUnavailable` is
+    A failure that is not a :class:`LoaError` is recorded by its class only. If the intent
+    cannot be written, ``work`` is never run and :class:`AuditUnavailable` is
     raised. If the outcome cannot be written the change stands (the intent says it was asked
     for) and the failure is logged.
     """
@@ -181,6 +182,9 @@ async def audited(audit: AuditLog, *, who: str, role: str, action: str, target: 
         result = await work
     except LoaError as exc:
         await _finish(audit, intent, f"{type(exc).__name__}: {exc}", None)
+        raise
+    except Exception as exc:  # the store failing: the class only (its message may hold a URL)
+        await _finish(audit, intent, f"{type(exc).__name__} (internal error)", None)
         raise
     await _finish(audit, intent, "ok", after(result) if after is not None else None)
     return result

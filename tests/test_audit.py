@@ -351,3 +351,17 @@ async def test_work_is_never_started_when_its_intent_cannot_be_written(tmp_path:
         await audited(AuditLog(tmp_path / "file" / "audit.jsonl"), who="olga", role="operator",
                       action="stop", target="everything", work=change())
     assert started == []
+
+
+async def test_a_store_failure_is_an_outcome_too(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+
+    async def change() -> None:
+        raise ConnectionError("redis://:s3cret@redis:6379 refused")
+
+    with pytest.raises(ConnectionError):
+        await audited(AuditLog(path), who="olga", role="operator", action="stop",
+                      target="everything", work=change())
+    _, outcome = read_audit(path)
+    assert outcome.outcome == "ConnectionError (internal error)" and outcome.intent == 1
+    assert "s3cret" not in path.read_text(encoding="utf-8")
