@@ -54,6 +54,11 @@ REASON_MAX = 1000
 CAMPAIGN_WINDOW = int(repeats.CAMPAIGN_WINDOW.total_seconds() // 60)  # minutes
 
 
+def new_campaign_id(now: dt.datetime) -> str:
+    """A fresh campaign id: the day and 8 random hex digits."""
+    return f"c-{now:%Y%m%d}-{secrets.token_hex(4)}"
+
+
 def wave_id(campaign_id: str, channel: Channel) -> str:
     return f"{campaign_id}-{channel}"
 
@@ -131,7 +136,7 @@ class Campaigns:
         size = max(routing.reach(meta, selector, c) for c in channels)
         needs_approval = size > self.settings.engine.approval_threshold
         campaign = Campaign(
-            id=campaign_id or f"c-{now:%Y%m%d}-{secrets.token_hex(4)}", title=title.strip(),
+            id=campaign_id or new_campaign_id(now), title=title.strip(),
             channels=channels, texts={c: texts[c] for c in channels}, created_at=now,
             created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,

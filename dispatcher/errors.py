@@ -15,6 +15,7 @@ adapter that speaks the protocol, never by ad-hoc conditions.
     ├── StateError         the campaign or wave is not in a state that allows this
     ├── PermissionDenied   the user may not do this (approving their own campaign)
     ├── NotFound           no such campaign, wave or audience
+    ├── AuditUnavailable   the audit log cannot be written: the change is refused (retryable)
     └── ChannelError       a channel could not take a batch at all (retryable)
 """
 
@@ -118,6 +119,13 @@ class PermissionDenied(LoaError):
 class NotFound(LoaError):
     """A campaign, wave or audience that does not exist."""
 
+    exit_code = 2
+
+
+class AuditUnavailable(LoaError):
+    """The audit record of a change cannot be written, so the change is not made."""
+
+    retryable = True
     exit_code = 2
 
 

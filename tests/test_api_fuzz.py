@@ -229,7 +229,7 @@ OPERATIONS = {
     "GET /v1/campaigns", "GET /v1/campaigns/{campaign_id}",
     "POST /v1/campaigns/{campaign_id}/approve", "POST /v1/campaigns/{campaign_id}/pause",
     "POST /v1/campaigns/{campaign_id}/resume", "POST /v1/campaigns/{campaign_id}/cancel",
-    "GET /v1/stop", "POST /v1/stop", "DELETE /v1/stop",
+    "GET /v1/stop", "POST /v1/stop", "DELETE /v1/stop", "GET /v1/audit",
     "POST /v1/preview", "POST /zalo/webhook", "GET /healthz", "GET /readyz", "GET /metrics",
 }
 

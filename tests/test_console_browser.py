@@ -200,7 +200,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
         config.write_text(_config(smsc_port, zalo_url, tmp, numbering.carriers),
                           encoding="utf-8")
         tokens = {}
-        for user, role in (("olga", "operator"), ("carol", "approver"), ("vic", "viewer")):
+        for user, role in (("olga", "operator"), ("carol", "approver"), ("vic", "viewer"),
+                           ("root", "admin")):
             out = _loa("token", "create", "--config", str(config), "--user", user, "--role",
                        role, cwd=tmp, env=env)
             tokens[user] = out.strip().splitlines()[-1]
@@ -756,3 +757,28 @@ def test_the_emergency_stop_and_its_lift(browser: Browser, console: Console) -> 
         console.api("olga", "DELETE", "/v1/stop", {"reason": "the test is over"})
     olga.close()
     vic.close()
+
+
+def test_an_admin_reads_the_audit_log_and_no_one_else_sees_it(browser: Browser,
+                                                              console: Console) -> None:
+    status, _ = console.api("olga", "POST", "/v1/stop", {"reason": "kiểm tra nhật ký"})
+    assert status == 200
+    status, _ = console.api("olga", "DELETE", "/v1/stop", {"reason": "xong"})
+    assert status == 200
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    expect(page.get_by_role("link", name="Nhật ký kiểm tra")).to_have_count(0)
+    page.goto(console.base + "/console/#audit")  # not offered, and not reachable either
+    expect(page.get_by_role("heading", name="Cấp độ dịch và kế hoạch truyền thông")).to_be_visible()
+    vic.close()
+    root = Tab(browser, console)
+    page = root.sign_in("root")
+    page.get_by_role("link", name="Nhật ký kiểm tra").click()
+    expect(page.get_by_role("heading", name="Nhật ký kiểm tra")).to_be_visible()
+    newest = page.locator("#audit-rows tr").first
+    expect(newest).to_contain_text("stop.lift")
+    expect(newest).to_contain_text("olga")
+    expect(newest).to_contain_text("xong")
+    expect(page.locator("#audit-rows tr").nth(1)).to_contain_text("đã yêu cầu")
+    root.shot("audit-log")
+    root.close()

@@ -12,6 +12,7 @@ call is written to the audit log (:mod:`dispatcher.audit`). The OpenAPI schema i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -77,12 +78,19 @@ from dispatcher.api.schemas import (
     StopBody,
     WebhookAck,
 )
-from dispatcher.audit import AuditLog
+from dispatcher.audit import AuditLog, AuditRecord, audited, read_tail
 from dispatcher.auth import Refusal, Role, User
-from dispatcher.campaigns import Campaigns
+from dispatcher.campaigns import Campaigns, new_campaign_id
 from dispatcher.channels import Mode
 from dispatcher.engine import wave_progress
-from dispatcher.errors import InputError, LoaError, NotFound, StateError, TextError
+from dispatcher.errors import (
+    AuditUnavailable,
+    InputError,
+    LoaError,
+    NotFound,
+    StateError,
+    TextError,
+)
 from dispatcher.level import set_level
 from dispatcher.model import Campaign, Channel, LevelState, Selector, StopState
 from dispatcher.msisdn import Numbering
@@ -102,6 +110,7 @@ T = TypeVar("T")
 
 SCAN_CHUNKS = 64  # audience chunks read per round trip when counting carriers
 READY_TIMEOUT = 2.0
+SHOWN_TOKEN_CHARS = 8  # of a refused token, in the audit log: `loa_` and 4 more
 
 
 class Services:
@@ -203,8 +212,12 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
 def require(role: Role) -> Guard:
     """A guard letting through callers whose token's role allows ``role``."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        user = _bearer(connection)
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        try:
+            user = _bearer(connection)
+        except NotAuthorizedException as exc:
+            await _record_failed_signin(connection, exc)
+            raise
         if not user.role.allows(role):
             raise PermissionDeniedException(f"{user.name} is {user.role}: this needs the "
                                             f"{role} role or higher")
@@ -226,6 +239,7 @@ def known_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRou
 VIEWER = [require(Role.VIEWER), known_query]
 OPERATOR = [require(Role.OPERATOR), known_query]
 APPROVER = [require(Role.APPROVER), known_query]
+ADMIN = [require(Role.ADMIN), known_query]
 
 
 _AT = re.compile(r" - at `\$\.?(?P<key>[^`]*)`$")
@@ -277,18 +291,28 @@ def _user(request: Request[Any, Any, Any]) -> User:
 
 
 async def _audited(request: Request[Any, Any, Any], action: str, target: str,
-                   work: Awaitable[T], detail: dict[str, Any] | None = None) -> T:
-    """Await ``work`` and write the audit record of the call, refused or not."""
+                   work: Awaitable[T], detail: dict[str, Any] | None = None,
+                   after: Callable[[T], dict[str, Any] | None] | None = None) -> T:
+    """Record the intent of the call, await ``work``, record its outcome (refused or not,
+    ``after(result)`` its detail); ``work`` is not run when the intent cannot be recorded
+    (503, :func:`dispatcher.audit.audited`)."""
     user = _user(request)
-    audit = _services(request.app.state).audit
-    try:
-        result = await work
-    except LoaError as exc:
-        audit.write(who=user.name, role=user.role, action=action, target=target,
-                    outcome=f"{type(exc).__name__}: {exc}", detail=detail)
-        raise
-    audit.write(who=user.name, role=user.role, action=action, target=target, detail=detail)
-    return result
+    return await audited(_services(request.app.state).audit, who=user.name, role=user.role,
+                         action=action, target=target, work=work, detail=detail, after=after)
+
+
+async def _record_failed_signin(connection: ASGIConnection[Any, Any, Any, Any],
+                                exc: NotAuthorizedException) -> None:
+    """A 401 in the audit log: the path, the client, why, and the first characters of the
+    token presented (never the token)."""
+    _, _, token = connection.headers.get("authorization", "").partition(" ")
+    client = connection.client.host if connection.client else ""
+    detail = {"method": connection.scope.get("method", ""), "client": client,
+              "reason": str(exc.detail), "token_prefix": token.strip()[:SHOWN_TOKEN_CHARS]}
+    with contextlib.suppress(AuditUnavailable):  # logged there; the caller is refused anyway
+        await asyncio.to_thread(_services(connection.app.state).audit.write, who="", role="",
+                                action="signin.failed", target=connection.url.path,
+                                outcome="NotAuthorized", detail=detail)
 
 
 # -- errors: RFC 9457 problem details (dispatcher.api.problems) -----------------------------------
@@ -375,10 +399,16 @@ async def put_level(request: Request[Any, Any, Any], state: State,
                     data: JSONBody[LevelSet]) -> LevelState:
     s = _services(state)
     data = await strict_body(request, LevelSet)
-    detail = msgspec.to_builtins(data)
+    before = await s.store.level.get()
+    detail = {**msgspec.to_builtins(data), "before": _level_of(before)}
     return await _audited(request, "level.set", "level", set_level(
         s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level, reason=data.reason,
-        user=_user(request).name), detail)
+        user=_user(request).name), detail, after=lambda now: {"after": _level_of(now)})
+
+
+def _level_of(state: LevelState | None) -> dict[str, Any] | None:
+    """A level for the audit log: the level and the cases it was set by (None: never set)."""
+    return None if state is None else {"level": state.level, "cases": state.cases}
 
 
 @get("/v1/level/history", guards=VIEWER, tags=["level"], summary="Level history, newest first",
@@ -432,12 +462,13 @@ async def create_campaign(
     s = _services(state)
     data = await strict_body(request, CampaignCreate)
     user = _user(request)
-    campaign_id = _idempotent_id(user.name, idempotency_key) if idempotency_key else None
-    if campaign_id is not None:
-        replayed = await _replay(s, campaign_id, data)
+    key_id = _idempotent_id(user.name, idempotency_key) if idempotency_key else None
+    if key_id is not None:
+        replayed = await _replay(s, key_id, data)
         if replayed is not None:
             return replayed
     failclosed.require(s.modes, data.channels, data.sms_fallback)
+    campaign_id = key_id or new_campaign_id(s.clock())
 
     async def create() -> Campaign:
         try:
@@ -449,17 +480,19 @@ async def create_campaign(
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
                 max_parts=data.max_parts)
         except StateError:
-            if campaign_id is not None:  # the same key, at the same moment
-                replayed = await _replay(s, campaign_id, data)
+            if key_id is not None:  # the same key, at the same moment
+                replayed = await _replay(s, key_id, data)
                 if replayed is not None:
                     return replayed
             raise
 
     detail = {"title": data.title, "channels": list(data.channels),
+              "texts": msgspec.to_builtins(data.resolved_texts()),
               "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
-              "idempotency_key": idempotency_key}
-    campaign = await _audited(request, "campaign.create", campaign_id or "(new)", create(),
-                              detail)
+              "start_at": msgspec.to_builtins(data.start_at),
+              "sms_fallback": data.sms_fallback, "idempotency_key": idempotency_key}
+    campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
+                              after=lambda c: {"state": c.state, "audience_size": c.audience_size})
     return campaign
 
 
@@ -504,7 +537,8 @@ async def approve_campaign(request: Request[Any, Any, Any], state: State,
                            campaign_id: FromPath[str]) -> Campaign:
     s = _services(state)
     return await _audited(request, "campaign.approve", campaign_id,
-                          s.campaigns.approve(campaign_id, _user(request).name))
+                          s.campaigns.approve(campaign_id, _user(request).name),
+                          after=lambda c: {"state": c.state, "created_by": c.created_by})
 
 
 async def _act(request: Request[Any, Any, Any], state: State, campaign_id: str,
@@ -586,6 +620,19 @@ async def delete_stop(request: Request[Any, Any, Any], state: State,
     return await _audited(request, "stop.lift", "everything", lift(
         s.store, now=s.clock(), user=_user(request).name, reason=body.reason),
         {"reason": body.reason})
+
+
+# -- the audit log -------------------------------------------------------------------------------
+
+
+@get("/v1/audit", guards=ADMIN, tags=["audit"],
+     summary="The newest records of the audit log, newest first (admins only)",
+     opt={"query": ["limit"]}, security=BEARER, responses=errors(400, *AUTH))
+async def get_audit(state: State,
+                    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+                    ) -> list[AuditRecord]:
+    audit = _services(state).audit
+    return await asyncio.to_thread(read_tail, audit.path, limit)
 
 
 # -- preview --------------------------------------------------------------------------------------
@@ -738,12 +785,12 @@ async def metrics() -> Response[bytes]:
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
 SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreate, Campaign,
                 CampaignDetail, ActionBody, StopBody, LiftBody, StopState, PreviewRequest,
-                Preview, WebhookAck, Health, Ready, Problem]
+                Preview, WebhookAck, Health, Ready, Problem, AuditRecord]
 
 ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
           list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,
-          cancel_campaign, get_stop, post_stop, delete_stop, preview, zalo_webhook, healthz,
-          readyz, metrics]
+          cancel_campaign, get_stop, post_stop, delete_stop, get_audit, preview, zalo_webhook,
+          healthz, readyz, metrics]
 
 
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,

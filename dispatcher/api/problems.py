@@ -24,6 +24,7 @@ from msgspec import Meta
 
 from adapters.zalo.webhook import WebhookRejected
 from dispatcher.errors import (
+    AuditUnavailable,
     ChannelUnavailable,
     InputError,
     LoaError,
@@ -82,11 +83,13 @@ TOO_MANY_SIGNINS = ProblemType(429, "too-many-sign-ins",
                                "Too many failed sign-ins; wait Retry-After seconds")
 INTERNAL = ProblemType(500, "internal", "Internal error")
 UNAVAILABLE = ProblemType(503, "unavailable", "The store does not answer")
+AUDIT_UNAVAILABLE = ProblemType(503, "audit-unavailable",
+                                "The audit log cannot be written: nothing was changed")
 
 #: Every problem type the API answers with (``docs/api.md`` lists them).
 TYPES = [INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_PERMITTED, NOT_FOUND, METHOD_NOT_ALLOWED,
          CONFLICT, BODY_TOO_LARGE, UNPROCESSABLE, CHANNEL_NOT_CONFIGURED, WEBHOOK_REJECTED,
-         TOO_MANY_SIGNINS, INTERNAL, UNAVAILABLE]
+         TOO_MANY_SIGNINS, INTERNAL, UNAVAILABLE, AUDIT_UNAVAILABLE]
 
 #: Loa's errors, most specific first: the first class the error is an instance of decides.
 #: A :class:`LoaError` none of them covers (a ``ConfigError``) is ours, not the caller's: 500.
@@ -98,6 +101,7 @@ BY_CLASS: list[tuple[type[LoaError], ProblemType]] = [
     (InputError, INVALID_INPUT),
     (TextError, INVALID_INPUT),
     (WebhookRejected, WEBHOOK_REJECTED),
+    (AuditUnavailable, AUDIT_UNAVAILABLE),
 ]
 
 #: The framework's HTTP errors, by status.

@@ -19,6 +19,7 @@ from dispatcher import __version__, logs
 from dispatcher.cli import (
     api,
     audience,
+    audit,
     bench,
     campaign,
     chaos,
@@ -35,7 +36,7 @@ from dispatcher.cli import (
 from dispatcher.errors import LoaError
 
 GROUPS = (plan, number, text, audience, engine, level, campaign, stop, service, bench, chaos, sim,
-          api)
+          api, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

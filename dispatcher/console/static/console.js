@@ -26,6 +26,7 @@
     plan: null,
     level: null,
     history: [],
+    audit: [],            // the newest audit records (admins)
     cards: new Map(),     // campaign id -> {campaign, detail, el, samples}
     order: [],
     pollTimer: null,
@@ -270,9 +271,12 @@
       $("who-name").textContent = state.me.user;
       $("who-role").textContent = t(`role.${state.me.role}`);
     } else {
-      for (const id of ["view-level", "view-campaigns", "view-new"]) $(id).hidden = true;
+      for (const id of ["view-level", "view-campaigns", "view-new", "view-audit"]) {
+        $(id).hidden = true;
+      }
     }
     $("tab-new").hidden = !can("operator");
+    $("tab-audit").hidden = !can("admin");
     $("campaigns-new").hidden = !can("operator");
     $("level-form-card").hidden = !can("operator");
     renderStop();
@@ -280,12 +284,15 @@
 
   // -- views --------------------------------------------------------------------------------
 
-  const VIEWS = {level: "view-level", campaigns: "view-campaigns", new: "view-new"};
+  const VIEWS = {
+    level: "view-level", campaigns: "view-campaigns", new: "view-new", audit: "view-audit",
+  };
 
   function route(focus) {
     if (!state.me) return;
     let name = location.hash.replace(/^#/, "") || "level";
-    if (!(name in VIEWS) || (name === "new" && !can("operator"))) name = "level";
+    if (!(name in VIEWS) || (name === "new" && !can("operator"))
+        || (name === "audit" && !can("admin"))) name = "level";
     for (const [key, id] of Object.entries(VIEWS)) $(id).hidden = key !== name;
     for (const key of Object.keys(VIEWS)) {
       const tab = $(`tab-${key}`);
@@ -294,6 +301,7 @@
     }
     if (name === "level") loadLevel();
     if (name === "campaigns") poll();
+    if (name === "audit") loadAudit();
     if (focus) {
       const heading = $(VIEWS[name]).querySelector("h1");
       heading.setAttribute("tabindex", "-1");
@@ -308,6 +316,7 @@
     renderPlan();
     renderHistory();
     renderOpenings();
+    renderAudit();
     fillLevelForm();
     fillDistricts();
     for (const id of state.order) renderCard(state.cards.get(id));
@@ -527,6 +536,35 @@
     });
     $("history-rows").replaceChildren(...rows);
     $("history-empty").hidden = rows.length > 0;
+  }
+
+  // -- the audit log (admins) ---------------------------------------------------------------
+
+  async function loadAudit() {
+    try {
+      state.audit = await api("GET", "/v1/audit?limit=200");
+    } catch (err) {
+      say(explain(err), "error");
+      return;
+    }
+    renderAudit();
+  }
+
+  function renderAudit() {
+    const rows = (state.audit || []).map((r) => {
+      const tr = document.createElement("tr");
+      cell(tr, String(r.seq), "", "num");
+      cell(tr, when(r.at));
+      cell(tr, r.who || "—", r.role);
+      cell(tr, r.action);
+      cell(tr, r.target);
+      cell(tr, r.outcome === "pending" ? t("audit.pending") : r.outcome,
+           r.intent ? t("audit.of", {seq: r.intent}) : "");
+      cell(tr, JSON.stringify(r.detail), "", "audit-detail");
+      return tr;
+    });
+    $("audit-rows").replaceChildren(...rows);
+    $("audit-empty").hidden = rows.length > 0;
   }
 
   function fillLevelForm() {
