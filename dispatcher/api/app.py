@@ -38,7 +38,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
+from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import __version__, console, failclosed, opening, routing, smstext
 from dispatcher import channels as registry
 from dispatcher.api.config import ApiConfig
@@ -75,6 +75,7 @@ from dispatcher.api.schemas import (
     StopBody,
     WebhookAck,
 )
+from dispatcher.api.webhook import OnZaloEvents, ZaloWebhook, zalo_webhook
 from dispatcher.audit import AuditLog
 from dispatcher.auth import Role, TokenTable, User
 from dispatcher.campaigns import Campaigns
@@ -93,7 +94,6 @@ from dispatcher.store.base import AudienceMeta, Store
 
 log = logging.getLogger(__name__)
 
-OnZaloEvents = Callable[[list[DeliveryEvent]], None]
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
 
@@ -118,11 +118,11 @@ class Services:
         self.campaigns = Campaigns(store, settings, province)
         self.modes = registry.modes(settings)  # which channels send, and how (fail closed)
         self.tokens = TokenTable(api.tokens)
-        self.on_zalo_events = on_zalo_events
-        self.verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
-                                         api.zalo_max_skew_seconds)
-                         if api.zalo_app_id and api.zalo_oa_secret else None)
-        self.deduper = Deduper()
+        verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
+                                    api.zalo_max_skew_seconds)
+                    if api.zalo_app_id and api.zalo_oa_secret else None)
+        self.webhook = ZaloWebhook(verifier, store.webhook_seen, on_zalo_events,
+                                   lambda: clock().timestamp())
         # (audience version, selector) -> recipients per carrier: an audience version never
         # changes, so a count is good for as long as the version is kept
         self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
@@ -655,32 +655,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
                    channels=channels, sms=sms)
 
 
-# -- Zalo webhook, health, metrics ----------------------------------------------------------------
-
-
-@post("/zalo/webhook", tags=["webhooks"], status_code=200,
-      summary="Zalo delivery events (signed with X-ZEvent-Signature)",
-      responses=errors(400, 401, 404, 413, 500))
-async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Response[WebhookAck]:
-    s = _services(state)
-    if s.verifier is None:
-        raise NotFound("the Zalo webhook is not configured ([api] zalo_app_id and "
-                       "zalo_oa_secret_env)")
-    body = await request.body()
-    try:
-        events = s.verifier.parse(body, request.headers)
-    except WebhookRejected as exc:
-        log.warning("Zalo webhook rejected (%s): %s", exc.status, exc)
-        raise
-    fresh = [e for e in events if s.deduper.first(e.msg_id or e.tracking_id)]
-    if fresh and s.on_zalo_events is not None:
-        try:
-            s.on_zalo_events(fresh)
-        except Exception:
-            log.exception("Zalo webhook: on_zalo_events failed")
-            s.deduper.forget([e.msg_id or e.tracking_id for e in fresh])
-            return _problem(request, INTERNAL, "not processed")
-    return Response(WebhookAck("ok", len(fresh)), status_code=200)
+# -- health, metrics ----------------------------------------------------------------------------
 
 
 @get("/healthz", tags=["health"], summary="The process is up")

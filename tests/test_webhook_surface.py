@@ -1,0 +1,141 @@
+"""The Zalo delivery webhook as a surface: dedup shared through the store, rejected requests
+counted and logged at most once per minute."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
+
+from adapters.zalo.api import SIGNATURE_HEADER, sign
+from adapters.zalo.webhook import DeliveryEvent
+from dispatcher.api import ApiConfig, create_app
+from dispatcher.api.webhook import LOG_EVERY_SECONDS, LogLimiter
+from dispatcher.msisdn import Numbering
+from dispatcher.plan import Plan
+from dispatcher.province import Province
+from dispatcher.settings import Settings
+from dispatcher.store import MemoryStore, RedisStore, Store
+
+APP_ID, OA_SECRET = "zalo-app", "oa-secret"
+HOUR = 3600.0
+
+
+def signed(*msg_ids: str, stamp: str | None = None) -> tuple[bytes, dict[str, str]]:
+    ts = stamp or str(int(time.time() * 1000))
+    events = [{"event_name": "user_received_message", "app_id": APP_ID, "timestamp": ts,
+               "message": {"msg_id": m, "tracking_id": "w1:84912345678"}} for m in msg_ids]
+    body = json.dumps(events if len(events) > 1 else events[0]).encode()
+    return body, {SIGNATURE_HEADER: "mac=" + sign(APP_ID, body, ts, OA_SECRET),
+                  "Content-Type": "application/json"}
+
+
+def app_on(store: Store, tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+           events: list[DeliveryEvent], now: list[float]) -> Litestar:
+    api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"), zalo_app_id=APP_ID,
+                    zalo_oa_secret=OA_SECRET)
+    return create_app(store, Settings(), plan, province, numbering, api,
+                      on_zalo_events=events.extend,
+                      clock=lambda: dt.datetime.fromtimestamp(now[0], dt.UTC))
+
+
+# -- the store's seen ids: the contract, on memory, Redis and Redis Cluster -----------------------
+
+
+async def test_seen_ids_are_new_once_for_at_least_an_hour(store: Store) -> None:
+    seen = store.webhook_seen
+    t0 = 1000 * HOUR + 10
+    assert await seen.first(["a", "b", "a"], t0) == [True, True, False]
+    assert await seen.first(["b", "c"], t0 + 5) == [False, True]
+    assert await seen.first(["a"], t0 + HOUR) == [False]  # the next hour still knows it
+    assert await seen.first(["a"], t0 + 2 * HOUR) == [True]  # two hours on, it is new again
+    await seen.forget(["c"], t0 + 5)
+    assert await seen.first(["c"], t0 + 6) == [True]
+    assert await seen.first([], t0) == []
+
+
+async def test_two_processes_on_one_redis_pass_an_event_on_once(
+        redis_url: str, tmp_path: Path, plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    stores = [RedisStore(redis_url), RedisStore(redis_url)]
+    events: list[DeliveryEvent] = []
+    now = [time.time()]
+    apps = [app_on(s, tmp_path, plan, province, numbering, events, now) for s in stores]
+    async with AsyncTestClient(apps[0]) as one, AsyncTestClient(apps[1]) as two:
+        body, headers = signed("m-1", "m-2")
+        r = await one.post("/zalo/webhook", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["events"] == 2
+        # Zalo's retry reaches the other process: nothing is passed on twice
+        r = await two.post("/zalo/webhook", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["events"] == 0
+        body, headers = signed("m-2", "m-3")
+        r = await two.post("/zalo/webhook", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["events"] == 1
+        # each app runs on its client's own loop: its store is closed there
+        for client, s in ((one, stores[0]), (two, stores[1])):
+            await asyncio.to_thread(client.blocking_portal.call, s.aclose)
+    assert [e.msg_id for e in events] == ["m-1", "m-2", "m-3"]
+
+
+# -- rejected requests: 401, counted, logged at most once a minute --------------------------------
+
+
+def rejected(status: str) -> float:
+    return REGISTRY.get_sample_value("loa_webhook_rejected_total", {"status": status}) or 0.0
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-1", "1e13"])
+async def test_a_signed_webhook_with_a_timestamp_that_is_no_time_is_401(
+        stamp: str, tmp_path: Path, plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    events: list[DeliveryEvent] = []
+    app = app_on(MemoryStore(), tmp_path, plan, province, numbering, events, [time.time()])
+    async with AsyncTestClient(app) as client:
+        body, headers = signed("m-1", stamp=stamp)
+        r = await client.post("/zalo/webhook", content=body, headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json()["type"].endswith("webhook-rejected") and "timestamp" in r.json()["detail"]
+    assert events == []
+
+
+async def test_rejected_webhooks_are_counted_and_logged_once_a_minute(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [time.time()]
+    app = app_on(MemoryStore(), tmp_path, plan, province, numbering, [], now)
+    before = rejected("401")
+    body, _ = signed("m-1")
+    bad: dict[str, Any] = {SIGNATURE_HEADER: "mac=" + "0" * 64}
+    with caplog.at_level(logging.WARNING, logger="dispatcher.api.webhook"):
+        async with AsyncTestClient(app) as client:
+            for _ in range(20):
+                r = await client.post("/zalo/webhook", content=body, headers=bad)
+                assert r.status_code == 401
+            now[0] += LOG_EVERY_SECONDS
+            r = await client.post("/zalo/webhook", content=body, headers=bad)
+            assert r.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if "webhook rejected" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "19 more rejected" in lines[1]
+    assert rejected("401") - before == 21
+
+
+def test_log_limiter_lets_one_line_through_per_period() -> None:
+    clock = [0.0]
+    limit = LogLimiter(60, lambda: clock[0])
+    assert limit.allow() == 0
+    assert [limit.allow() for _ in range(3)] == [None, None, None]
+    clock[0] = 59.9
+    assert limit.allow() is None
+    clock[0] = 60.0
+    assert limit.allow() == 4
+    assert limit.allow() is None
