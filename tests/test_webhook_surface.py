@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from adapters.zalo.api import SIGNATURE_HEADER, sign
 from adapters.zalo.webhook import DeliveryEvent
+from dispatcher import console
 from dispatcher.api import ApiConfig, create_app
 from dispatcher.api.webhook import LOG_EVERY_SECONDS, LogLimiter
 from dispatcher.msisdn import Numbering
@@ -139,3 +141,44 @@ def test_log_limiter_lets_one_line_through_per_period() -> None:
     clock[0] = 60.0
     assert limit.allow() == 4
     assert limit.allow() is None
+
+
+# -- no third-party script on the operators' origin ------------------------------------------------
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+SCHEMA_PAGES = ["/schema", "/schema/", "/schema/swagger", "/schema/redoc", "/schema/elements",
+                "/schema/rapidoc", "/schema/scalar", "/schema/openapi.yaml",
+                "/schema/openapi.yml", "/schema/oauth2-redirect.html"]
+
+
+async def test_no_page_of_the_app_loads_a_script_from_another_origin(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    app = app_on(MemoryStore(), tmp_path, plan, province, numbering, [], [time.time()])
+    pages = {path for route in app.routes if "{" not in route.path
+             for path in [route.path] if "GET" in getattr(route, "methods", {"GET"})}
+    pages |= {*SCHEMA_PAGES, "/console/", "/console/index.html"}
+    async with AsyncTestClient(app) as client:
+        for path in sorted(pages):
+            r = await client.get(path, follow_redirects=True)
+            assert not EXTERNAL.search(r.text), (path, EXTERNAL.search(r.text))
+            assert "<script" not in r.text or r.url.path.startswith("/console/"), path
+
+
+async def test_the_schema_is_json_only_with_the_strict_csp(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    app = app_on(MemoryStore(), tmp_path, plan, province, numbering, [], [time.time()])
+    async with AsyncTestClient(app) as client:
+        r = await client.get("/schema/openapi.json")
+        assert r.status_code == 200 and r.json()["info"]["title"] == "Loa API"
+        assert r.headers["content-security-policy"] == console.CSP
+        assert r.headers["x-content-type-options"] == "nosniff"
+        r = await client.get("/schema")
+        assert r.status_code == 200 and r.json()["info"]["title"] == "Loa API"
+        for path in SCHEMA_PAGES[2:]:  # no renderer: Swagger, ReDoc, Elements, RapiDoc, ...
+            r = await client.get(path, follow_redirects=False)
+            assert r.status_code == 404, (path, r.status_code)
+            assert "<script" not in r.text, path
+            if "html" in r.headers["content-type"]:
+                assert r.headers["content-security-policy"] == console.CSP, path
+            else:  # a schema file that is not served: a problem document
+                assert r.headers["content-type"] == "application/problem+json", path

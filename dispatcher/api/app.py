@@ -4,7 +4,8 @@ health, and the operator console's pages (:mod:`dispatcher.console`, at ``/conso
 Everything the department does goes through :func:`create_app`'s routes under ``/v1``, each
 behind a bearer token whose role must allow it (:mod:`dispatcher.auth`); every state-changing
 call is written to the audit log (:mod:`dispatcher.audit`). The OpenAPI schema is served at
-``/schema/openapi.json`` (``/schema`` renders it). Errors are RFC 9457 problem details
+``/schema/openapi.json`` (and ``/schema``) as JSON only, no renderer page. Errors are RFC 9457
+problem details
 (:mod:`dispatcher.api.problems`); anything unexpected is logged and answered 500 with the detail
 ``internal error`` and nothing more.
 """
@@ -22,9 +23,9 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar import Litestar, Request, Response, Router, delete, get, post, put
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -33,6 +34,7 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
@@ -701,8 +703,14 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
                         on_zalo_events, clock)
+    # the schema as JSON only, with the console's strict headers: no page of this origin (where
+    # operators paste their tokens) loads a script from elsewhere, as Litestar's renderers would
+    schema_router = Router("/schema", route_handlers=[], include_in_schema=False,
+                           response_headers=[ResponseHeader(name=name, value=value)
+                                             for name, value in console.HEADERS.items()])
     openapi = OpenAPIConfig(
         title="Loa API", version=__version__, path="/schema",
+        render_plugins=[JsonRenderPlugin()], openapi_router=schema_router,
         description="Mass SMS and notification dispatcher of the provincial epidemic-response "
                     "office. Authenticate with `Authorization: Bearer <token>` (`loa token "
                     "create`). Errors are RFC 9457 problem details "
