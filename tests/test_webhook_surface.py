@@ -7,8 +7,15 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +27,9 @@ from prometheus_client import REGISTRY
 from adapters.zalo.api import SIGNATURE_HEADER, sign
 from adapters.zalo.webhook import DeliveryEvent
 from dispatcher import console
-from dispatcher.api import ApiConfig, create_app
+from dispatcher.api import ApiConfig, create_app, create_webhook_app, load_api_config
 from dispatcher.api.webhook import LOG_EVERY_SECONDS, LogLimiter
+from dispatcher.errors import ConfigError
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
@@ -182,3 +190,98 @@ async def test_the_schema_is_json_only_with_the_strict_csp(
                 assert r.headers["content-security-policy"] == console.CSP, path
             else:  # a schema file that is not served: a problem document
                 assert r.headers["content-type"] == "application/problem+json", path
+
+
+# -- the public webhook on its own listener ------------------------------------------------------
+
+
+async def test_with_a_webhook_port_the_webhook_is_on_its_own_app_only(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    store = MemoryStore()
+    events: list[DeliveryEvent] = []
+    api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"), zalo_app_id=APP_ID,
+                    zalo_oa_secret=OA_SECRET, webhook_port=8081)
+    operators = create_app(store, Settings(), plan, province, numbering, api,
+                           on_zalo_events=events.extend)
+    public = create_webhook_app(store, api, on_zalo_events=events.extend)
+    body, headers = signed("m-1")
+    async with AsyncTestClient(operators) as ops, AsyncTestClient(public) as hook:
+        r = await ops.post("/zalo/webhook", content=body, headers=headers)
+        assert r.status_code == 404
+        assert "/zalo/webhook" not in (await ops.get("/schema/openapi.json")).json()["paths"]
+        assert (await ops.get("/metrics")).status_code == 200
+        r = await hook.post("/zalo/webhook", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["events"] == 1
+        for path in ("/metrics", "/schema", "/schema/openapi.json", "/console/", "/v1/level",
+                     "/healthz", "/"):
+            assert (await hook.get(path)).status_code == 404, path
+        assert (await hook.post("/v1/stop", json={"reason": "x"})).status_code == 404
+    assert [e.msg_id for e in events] == ["m-1"]
+
+
+def test_a_webhook_port_equal_to_the_api_port_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    config.write_text("[api]\nport = 8080\nwebhook_port = 8080\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"api\.webhook_port.*port of its own"):
+        load_api_config(config)
+    config.write_text("[api]\nwebhook_port = 70000\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"api\.webhook_port"):
+        load_api_config(config)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _status(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers or {},
+                                     method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_loa_api_serves_the_webhook_on_its_port_and_not_on_the_operators(
+        tmp_path: Path) -> None:
+    port, webhook_port = _free_port(), _free_port()
+    config = tmp_path / "loa.toml"
+    config.write_text(f'[api]\nport = {port}\nwebhook_port = {webhook_port}\n'
+                      f'zalo_app_id = "{APP_ID}"\nzalo_oa_secret_env = "LOA_TEST_OA_SECRET"\n'
+                      '[channels]\nsimulate = ["sms", "zalo", "email", "app"]\n',
+                      encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
+                             str(config)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            env=os.environ | {"LOA_REDIS_URL": "",
+                                              "LOA_TEST_OA_SECRET": OA_SECRET})
+    ops, hook = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{webhook_port}"
+    try:
+        for base, path in ((ops, "/healthz"), (hook, "/zalo/webhook")):
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    _status(base + path)
+                    break
+                except OSError:
+                    assert proc.poll() is None, proc.communicate()[1]
+                    assert time.monotonic() < deadline, f"{base} did not answer in 20 s"
+                    time.sleep(0.1)
+        body, headers = signed("m-1")
+        assert _status(f"{ops}/zalo/webhook", body, headers) == 404
+        assert _status(f"{ops}/metrics") == 200
+        assert _status(f"{hook}/zalo/webhook", body, headers) == 200
+        assert _status(f"{hook}/metrics") == 404
+        assert _status(f"{hook}/console/") == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        proc.communicate()

@@ -103,6 +103,14 @@ SCAN_CHUNKS = 64  # audience chunks read per round trip when counting carriers
 READY_TIMEOUT = 2.0
 
 
+def _zalo_webhook(store: Store, api: ApiConfig, on_events: OnZaloEvents | None,
+                  clock: Clock) -> ZaloWebhook:
+    verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
+                                api.zalo_max_skew_seconds)
+                if api.zalo_app_id and api.zalo_oa_secret else None)
+    return ZaloWebhook(verifier, store.webhook_seen, on_events, lambda: clock().timestamp())
+
+
 class Services:
     """What the routes use, kept on ``app.state.services``."""
 
@@ -120,11 +128,7 @@ class Services:
         self.campaigns = Campaigns(store, settings, province)
         self.modes = registry.modes(settings)  # which channels send, and how (fail closed)
         self.tokens = TokenTable(api.tokens)
-        verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
-                                    api.zalo_max_skew_seconds)
-                    if api.zalo_app_id and api.zalo_oa_secret else None)
-        self.webhook = ZaloWebhook(verifier, store.webhook_seen, on_zalo_events,
-                                   lambda: clock().timestamp())
+        self.webhook = _zalo_webhook(store, api, on_zalo_events, clock)
         # (audience version, selector) -> recipients per carrier: an audience version never
         # changes, so a count is good for as long as the version is kept
         self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
@@ -691,8 +695,7 @@ SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreat
 
 ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
           list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,
-          cancel_campaign, get_stop, post_stop, delete_stop, preview, zalo_webhook, healthz,
-          readyz, metrics]
+          cancel_campaign, get_stop, post_stop, delete_stop, preview, healthz, readyz, metrics]
 
 
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
@@ -731,9 +734,12 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     def publish_exact_schemas(app: Litestar) -> None:
         use_components(app.openapi_schema, components)
 
+    # with a webhook port of its own, the webhook is not on this (the operators') port
+    webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
-        route_handlers=[*ROUTES, *console.ROUTES],
-        state=State({"services": services, "console_files": console.load_files()}),
+        route_handlers=[*ROUTES, *webhook, *console.ROUTES],
+        state=State({"services": services, "webhook": services.webhook,
+                     "console_files": console.load_files()}),
         openapi_config=openapi,
         request_max_body_size=api_config.request_max_body_size,
         exception_handlers={LoaError: _loa_error, HTTPException: _http_error,
@@ -743,4 +749,22 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         on_shutdown=[audit.close],
         debug=False,
         logging_config=None,  # the command's logging (dispatcher.logs) takes Litestar's lines
+    )
+
+
+def create_webhook_app(store: Store, api_config: ApiConfig, *,
+                       on_zalo_events: OnZaloEvents | None = None,
+                       clock: Clock = lambda: dt.datetime.now(dt.UTC)) -> Litestar:
+    """The Zalo webhook alone (``POST /zalo/webhook``), for its own listener
+    (``[api] webhook_port``): the public receiver shares no port with the operators' API,
+    console and metrics, and answers 404 for everything else."""
+    return Litestar(
+        route_handlers=[zalo_webhook],
+        state=State({"webhook": _zalo_webhook(store, api_config, on_zalo_events, clock)}),
+        openapi_config=None,
+        request_max_body_size=api_config.request_max_body_size,
+        exception_handlers={LoaError: _loa_error, HTTPException: _http_error,
+                            Exception: _internal_error},
+        debug=False,
+        logging_config=None,
     )

@@ -34,6 +34,9 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo_oa_secret_env: str = ""  # environment variable holding the OA secret key
     zalo_oa_secret: str = ""  # filled in from zalo_oa_secret_env (never write it here)
     zalo_max_skew_seconds: float = 300.0
+    # the Zalo webhook on its own listener (0: on the API's port, with the console and /metrics)
+    webhook_port: int = 0
+    webhook_host: str = ""  # its address (default: host)
     tokens: list[TokenEntry] = []
 
 
@@ -56,6 +59,12 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
     api = convert(raw, ApiConfig, source=f"{source} [api]")
     if api.request_max_body_size <= 0:
         raise ConfigError("must be more than 0", source=source, key="api.request_max_body_size")
+    if not 0 <= api.webhook_port < 65536:
+        raise ConfigError(f"{api.webhook_port} is not a port (0: none of its own)", source=source,
+                          key="api.webhook_port")
+    if api.webhook_port and api.webhook_port == api.port:
+        raise ConfigError(f"{api.webhook_port} is [api] port too: the webhook's listener needs "
+                          "a port of its own", source=source, key="api.webhook_port")
     if api.zalo_oa_secret_env:
         name = api.zalo_oa_secret_env
         if name not in env:

@@ -61,7 +61,7 @@ class LogLimiter:
 
 
 class ZaloWebhook:
-    """What the webhook route uses, kept on ``app.state.services.webhook``."""
+    """What the webhook route uses, kept on ``app.state.webhook``."""
 
     def __init__(self, verifier: WebhookVerifier | None, seen: SeenIds,
                  on_events: OnZaloEvents | None, clock: Callable[[], float]) -> None:
@@ -84,7 +84,7 @@ def _key(event: DeliveryEvent) -> str:
 
 
 def _webhook(state: State) -> ZaloWebhook:
-    hook: ZaloWebhook = state.services.webhook
+    hook: ZaloWebhook = state.webhook
     return hook
 
 
