@@ -18,7 +18,7 @@ import msgspec
 from dispatcher.auth import TokenEntry
 from dispatcher.config import convert
 from dispatcher.errors import ConfigError
-from dispatcher.secret import Secret
+from dispatcher.secret import Secret, from_env, refuse_inline
 
 # _check, _env_overrides, _secrets: the steps of load_settings after reading the file, used
 # here because Settings refuses the [api] table (see the module's docstring)
@@ -66,11 +66,9 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
         raise ConfigError(f"{api.webhook_port} is [api] port too: the webhook's listener needs "
                           "a port of its own", source=source, key="api.webhook_port")
     if api.zalo_oa_secret_env:
-        name = api.zalo_oa_secret_env
-        if name not in env:
-            raise ConfigError(f"the environment variable {name} is not set", source=source,
-                              key="api.zalo_oa_secret_env")
-        api = msgspec.structs.replace(api, zalo_oa_secret=Secret(env[name]))
+        secret = from_env(api.zalo_oa_secret_env, env, source=source,
+                          key="api.zalo_oa_secret_env")
+        api = msgspec.structs.replace(api, zalo_oa_secret=secret)
     elif api.zalo_oa_secret:
         api = msgspec.structs.replace(api, zalo_oa_secret=Secret(api.zalo_oa_secret))
     return api
@@ -84,6 +82,7 @@ def load_deployment(path: Path | None,
         return load_settings(None, env), ApiConfig()
     source = str(path)
     data = _read(path)
+    refuse_inline(data, source)
     api = _api(data.pop("api", {}), env, source)
     data = _env_overrides(msgspec.to_builtins(convert(data, Settings, source=source)), env)
     try:
@@ -95,4 +94,6 @@ def load_deployment(path: Path | None,
 
 def load_api_config(path: Path, env: Mapping[str, str] | None = None) -> ApiConfig:
     """Only the ``[api]`` table of the file at ``path``."""
-    return _api(_read(path).get("api", {}), os.environ if env is None else env, str(path))
+    data = _read(path)
+    refuse_inline({"api": data.get("api", {})}, str(path))
+    return _api(data.get("api", {}), os.environ if env is None else env, str(path))
