@@ -19,6 +19,11 @@ from dispatcher.errors import ConfigError
 _PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^:@/]*:)[^@/]*(?=@)", re.IGNORECASE)
 
 
+def has_password(url: str) -> bool:
+    """Whether ``url`` holds a password (``scheme://user:password@host``)."""
+    return _PASSWORD.match(url) is not None
+
+
 class Secret(str):
     __slots__ = ()
 

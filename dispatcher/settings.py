@@ -238,6 +238,10 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
             value = env.get(f"LOA_{section}_{name}".upper())
             if value is not None:
                 data.setdefault(section, {})[name] = value
+    if "LOA_REDIS_URL" not in env and env.get("LOA_REDIS_URL_FILE"):
+        # the URL may hold a password: from a file rather than the command line or the config
+        url = from_env("LOA_REDIS_URL", env, source="environment", key="redis.url")
+        data.setdefault("redis", {})["url"] = str.__str__(url)
     return data
 
 

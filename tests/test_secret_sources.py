@@ -92,3 +92,29 @@ def test_app_push_credentials_come_from_the_environment_and_never_show(tmp_path:
     assert "hmac-key-1" not in shown and "push-token-2" not in shown and "smart-qn" in shown
     with pytest.raises(ConfigError, match=r"app\.headers_env\.Authorization: .*LOA_APP_AUTH"):
         load_settings(config, {"LOA_APP_SECRET": "x"})
+
+
+@pytest.mark.parametrize("argv", [
+    ["level", "show", "--redis", "redis://:hunter2-pw@127.0.0.1:1/0"],
+    ["stop", "--show", "--redis", "redis://loa:hunter2-pw@127.0.0.1:1/0"],
+    ["campaign", "list", "--redis", "rediss://loa:hunter2-pw@127.0.0.1:1/0"],
+])
+def test_a_redis_password_on_the_command_line_is_refused(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("loa: error: --redis: ")
+    assert "LOA_REDIS_URL" in err and "LOA_REDIS_URL_FILE" in err
+    assert "hunter2" not in out + err
+
+
+def test_the_redis_url_is_read_from_the_file_loa_redis_url_file_names(tmp_path: Path) -> None:
+    url_file = tmp_path / "redis-url"
+    url_file.write_text("redis://loa:hunter2-pw@10.0.0.5:6379/0\n", encoding="utf-8")
+    settings = load_settings(None, {"LOA_REDIS_URL_FILE": str(url_file)})
+    assert settings.redis.url == "redis://loa:hunter2-pw@10.0.0.5:6379/0"
+    assert "hunter2" not in repr(settings)
+    both = {"LOA_REDIS_URL": "redis://10.0.0.6/0", "LOA_REDIS_URL_FILE": str(url_file)}
+    assert load_settings(None, both).redis.url == "redis://10.0.0.6/0"  # the variable wins
+    with pytest.raises(ConfigError, match=r"LOA_REDIS_URL_FILE: cannot read"):
+        load_settings(None, {"LOA_REDIS_URL_FILE": str(tmp_path / "none")})
