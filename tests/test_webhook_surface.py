@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
@@ -285,3 +286,18 @@ def test_loa_api_serves_the_webhook_on_its_port_and_not_on_the_operators(
             proc.kill()
             proc.wait(timeout=5)
         proc.communicate()
+
+
+# -- the local stack ------------------------------------------------------------------------------
+
+
+def test_the_local_stack_has_no_default_password_and_publishes_on_loopback_only() -> None:
+    root = Path(__file__).resolve().parent.parent
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text(encoding="utf-8"))
+    grafana = compose["services"]["grafana"]["environment"]
+    password = grafana["GF_SECURITY_ADMIN_PASSWORD"]
+    # required from the environment or .env: compose refuses to start without it
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
+    for name, service in compose["services"].items():
+        for published in service.get("ports", []):
+            assert str(published).startswith("127.0.0.1:"), (name, published)
