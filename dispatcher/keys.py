@@ -107,3 +107,9 @@ def remote_ids(hour: int) -> str:
 
 def lease(name: str) -> str:
     return f"{PREFIX}:lease:{name}"
+
+
+def seen(name: str, hour: int) -> str:
+    """Set: the ids ``name`` (``webhook``: delivery webhook events) handled in the hour (since
+    the epoch); the hours of one name share a hash tag, checked together by one script."""
+    return f"{PREFIX}:{{seen:{name}}}:{hour}"

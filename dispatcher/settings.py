@@ -18,12 +18,12 @@ from adapters.email.adapter import EmailConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.adapter import ZaloConfig
-from dispatcher.config import convert, load_toml
+from dispatcher.config import convert, read_toml
 from dispatcher.errors import ConfigError
 from dispatcher.logs import LogSettings
 from dispatcher.logs import check as check_log
 from dispatcher.model import Channel
-from dispatcher.secret import Secret, SecretUrl
+from dispatcher.secret import Secret, SecretUrl, from_env, refuse_inline
 
 
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -207,10 +207,8 @@ def _secret(config: T, field: str, env_field: str, env: Mapping[str, str], key: 
     kept from the file) and wrapped so that it never shows in a repr."""
     name = getattr(config, env_field)
     if name:
-        if name not in env:
-            raise ConfigError(f"the environment variable {name} is not set", source=source,
-                              key=f"{key}.{env_field}")
-        return msgspec.structs.replace(config, **{field: Secret(env[name])})
+        value = from_env(name, env, source=source, key=f"{key}.{env_field}")
+        return msgspec.structs.replace(config, **{field: value})
     value = getattr(config, field)
     return msgspec.structs.replace(config, **{field: Secret(value)}) if value else config
 
@@ -220,6 +218,10 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
     links = {name: _secret(link, "password", "password_env", env, f"smpp.{name}", source)
              for name, link in settings.smpp.items()}
     app = settings.app and _secret(settings.app, "secret", "secret_env", env, "app", source)
+    if app and app.headers_env:
+        filled = {header: from_env(name, env, source=source, key=f"app.headers_env.{header}")
+                  for header, name in app.headers_env.items()}
+        app = msgspec.structs.replace(app, headers={**app.headers, **filled})
     email = settings.email and _secret(settings.email, "password", "password_env", env,
                                        "email", source)
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
@@ -236,6 +238,10 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
             value = env.get(f"LOA_{section}_{name}".upper())
             if value is not None:
                 data.setdefault(section, {})[name] = value
+    if "LOA_REDIS_URL" not in env and env.get("LOA_REDIS_URL_FILE"):
+        # the URL may hold a password: from a file rather than the command line or the config
+        url = from_env("LOA_REDIS_URL", env, source="environment", key="redis.url")
+        data.setdefault("redis", {})["url"] = str.__str__(url)
     return data
 
 
@@ -243,7 +249,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     """Settings from ``path`` (or defaults), with ``LOA_*`` environment overrides."""
     env = os.environ if env is None else env
     source = str(path) if path else "defaults"
-    data: dict[str, Any] = msgspec.to_builtins(load_toml(path, Settings)) if path else {}
+    data: dict[str, Any] = {}
+    if path:
+        raw = read_toml(path)
+        refuse_inline(raw, source)
+        data = msgspec.to_builtins(convert(raw, Settings, source=source))
     data = _env_overrides(data, env)
     try:
         settings = msgspec.convert(data, Settings, strict=False)

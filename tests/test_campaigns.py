@@ -456,6 +456,7 @@ class _Hooked:
         self.queue = inner.queue
         self.leases = inner.leases
         self.receipts = inner.receipts
+        self.webhook_seen = inner.webhook_seen
         self.waves = _WavesReadThenHook(inner.waves)
 
     async def aclose(self) -> None:

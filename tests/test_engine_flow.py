@@ -425,6 +425,7 @@ class HookedStore:
         self.ledger = inner.ledger
         self.audiences: AudienceStore = inner.audiences
         self.queue: Queue = inner.queue
+        self.webhook_seen = inner.webhook_seen
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)
         self.waves = HookedWaves(inner.waves, self.hooks)
         self.leases = HookedLeases(inner.leases, self.hooks)

@@ -4,9 +4,12 @@ per-message answers, idempotent retries, bounded concurrency, an endpoint that i
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
@@ -102,7 +105,8 @@ def test_keys_are_stable() -> None:
     assert batch_key("w-1", ["a", "b"]) == batch_key("w-1", ["b", "a"])
     assert batch_key("w-1", ["a", "b"]) != batch_key("w-2", ["a", "b"])
     assert batch_key("w-1", ["a", "b"]) != batch_key("w-1", ["a", "c"])
-    assert sign("k", b"{}") == sign("k", b"{}") != sign("other", b"{}")
+    assert sign("k", b"{}", 1) == sign("k", b"{}", 1) != sign("other", b"{}", 1)
+    assert sign("k", b"{}", 1) != sign("k", b"{}", 2)  # the time is signed with the body
 
 
 def test_status_table() -> None:
@@ -311,3 +315,32 @@ async def test_config_from_settings_data_and_checks() -> None:
     await adapter.aclose()
     with pytest.raises(ChannelError):
         await adapter.send(envelope(1))
+
+
+async def test_requests_carry_a_signed_time_and_a_replay_is_refused(
+        sim: WebhookSim, adapters: list[WebhookAdapter]) -> None:
+    adapter = adapter_for(adapters, config(sim, mode="message"))
+    results = await adapter.send(envelope(1))
+    assert len(results.sent) == 1
+    headers, body = sim.log[0]
+    stamp = headers["X-Loa-Timestamp"]
+    assert stamp.isdigit() and abs(int(stamp) - time.time()) < 60
+    raw = json.dumps(body).encode()
+    assert headers["X-Loa-Signature"] != sign(SECRET, raw, int(stamp) + 1)
+    # the same request captured and sent again later, with a new idempotency key: refused
+    replay = {"X-Loa-Signature": headers["X-Loa-Signature"], "X-Loa-Timestamp": stamp,
+              "Idempotency-Key": "another", "Content-Type": "application/json"}
+    sim.clock = lambda: int(stamp) + sim.max_age_seconds + 1
+    async with aiohttp.ClientSession() as session, \
+            session.post(sim.url, data=raw, headers=replay) as answer:
+        assert answer.status == 401 and "timestamp" in await answer.text()
+    assert sim.stale == 1
+
+
+async def test_a_sender_with_a_wrong_clock_is_refused(sim: WebhookSim,
+                                                      adapters: list[WebhookAdapter]) -> None:
+    adapter = WebhookAdapter(config(sim), clock=lambda: time.time() - 3600)
+    adapters.append(adapter)
+    results = await adapter.send(envelope(2))
+    assert results.sent == [] and len(results.requeue) == 2
+    assert sim.stale >= 1 and sim.messages == 0

@@ -585,6 +585,35 @@ def test_verifier_rejects(case: str, status: int, match: str) -> None:
     assert info.value.status == status
 
 
+@pytest.mark.parametrize("stamp", ["nan", "NaN", "inf", "-inf", "1e400", "-1700000000000",
+                                   "0", "", "12abc", "99999999999999999999"])
+def test_verifier_refuses_a_signed_timestamp_that_is_not_a_time(stamp: str) -> None:
+    verifier = WebhookVerifier(APP, OA_SECRET, max_skew_seconds=300)
+    event = {**nested("m1"), "timestamp": stamp}
+    with pytest.raises(WebhookRejected, match="timestamp") as info:
+        verifier.parse(*signed(event))
+    assert info.value.status == 401
+
+
+def test_verifier_refuses_a_far_future_timestamp() -> None:
+    verifier = WebhookVerifier(APP, OA_SECRET, max_skew_seconds=300)
+    event = {**nested("m1"), "timestamp": str(int((time.time() + 3600) * 1000))}
+    with pytest.raises(WebhookRejected, match="timestamp") as info:
+        verifier.parse(*signed(event))
+    assert info.value.status == 401
+
+
+def test_verifier_checks_the_age_of_every_event_of_a_list() -> None:
+    verifier = WebhookVerifier(APP, OA_SECRET, max_skew_seconds=300)
+    old = {**flat("m2"), "timestamp": int((time.time() - 3600) * 1000)}
+    with pytest.raises(WebhookRejected, match="event 2") as info:
+        verifier.parse(*signed([nested("m1"), old]))
+    assert info.value.status == 401
+    nan = {**flat("m3"), "timestamp": "nan"}
+    with pytest.raises(WebhookRejected, match="event 2"):
+        verifier.parse(*signed([nested("m1"), nan]))
+
+
 def test_deduper_passes_each_key_once_per_hour() -> None:
     clock = [0.0]
     dedup = Deduper(ttl=3600, max_keys=3, clock=lambda: clock[0])

@@ -4,8 +4,10 @@ It serves the Smart Quảng Ninh app push and any later HTTP channel (an e-mail 
 loudspeakers) with configuration only. A request carries:
 
 * the configured ``headers`` (an ``Authorization`` token, for instance);
-* ``<signature_header>: sha256=<hex>``, the HMAC-SHA256 of the raw body with the shared
-  ``secret`` (when one is configured), so the endpoint can check that the body came from Loa;
+* ``<timestamp_header>: <unix seconds>`` and ``<signature_header>: sha256=<hex>``, the
+  HMAC-SHA256 with the shared ``secret`` (when one is configured) of the timestamp, a dot and
+  the raw body, so the endpoint can check that the body came from Loa, and lately: a request
+  captured and sent again after ``max_age`` seconds is refused (:func:`verify`);
 * ``<idempotency_header>: <key>``: the same key every time the same message (or the same batch)
   is sent again, so the endpoint can answer a repeat without delivering twice.
 
@@ -32,7 +34,8 @@ import hashlib
 import hmac
 import re
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import aiohttp
 import msgspec
@@ -58,6 +61,10 @@ class WebhookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     secret_env: str = ""
     secret: str = ""  # HMAC-SHA256 key of the signature; empty: requests are not signed
     signature_header: str = "X-Loa-Signature"
+    timestamp_header: str = "X-Loa-Timestamp"  # unix seconds, signed with the body
+    # header -> environment variable holding its value (an Authorization token, an API key):
+    # credentials are never written in the file; filled into ``headers`` by the settings loader
+    headers_env: dict[str, str] = {}
     idempotency_header: str = "Idempotency-Key"
     timeout: float = 10.0  # seconds for a whole request; then it is retried
     connect_timeout: float = 5.0  # seconds to connect; then the messages are requeued
@@ -159,9 +166,30 @@ def batch_key(wave: str, addrs: list[str]) -> str:
     return digest.hexdigest()[:40]
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 of the raw body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 of
+    ``<timestamp>.<raw body>`` (the timestamp in unix seconds, as in the timestamp header)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode(), hashlib.sha256)
+    mac.update(body)
+    return "sha256=" + mac.hexdigest()
+
+
+_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def verify(secret: str, body: bytes, timestamp: str, signature: str, *, now: float,
+           max_age: float = 300.0) -> str | None:
+    """Why a request is not to be trusted (``None``: it is): the receiver's check, in constant
+    time. ``timestamp`` must be unix seconds (digits only) within ``max_age`` of ``now``."""
+    if not signature:
+        return "bad signature"
+    if not _SECONDS.fullmatch(timestamp):
+        return "no timestamp, or one that is not unix seconds"
+    if abs(now - int(timestamp)) > max_age:
+        return f"timestamp {int(now - int(timestamp)):+d} s off (more than {max_age:g} s)"
+    if not hmac.compare_digest(signature.encode(), sign(secret, body, int(timestamp)).encode()):
+        return "bad signature"
+    return None
 
 
 class _Answer(msgspec.Struct):
@@ -174,8 +202,10 @@ class _Answer(msgspec.Struct):
 class WebhookAdapter:
     """A channel over HTTP POST (see :class:`WebhookConfig` and the module's documentation)."""
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookConfig, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = _checked(config)
+        self.clock = clock
         self.stats = WebhookStats()
         url = yarl.URL(config.url)
         self._where = f"{url.host}:{url.port}"  # never the path or query: they may hold tokens
@@ -354,7 +384,9 @@ class WebhookAdapter:
         config = self.config
         headers = {config.idempotency_header: key}
         if config.secret:
-            headers[config.signature_header] = sign(config.secret, body)
+            now = int(self.clock())
+            headers[config.timestamp_header] = str(now)
+            headers[config.signature_header] = sign(config.secret, body, now)
         self.stats.requests += 1
         try:
             async with self._client().post(config.url, data=body, headers=headers,

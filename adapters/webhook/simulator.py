@@ -1,6 +1,7 @@
 """An HTTP endpoint that behaves like an app-push gateway, for tests, demos and benchmarks.
 
-It checks the signature of every request (401 when it is wrong or missing), answers a repeated
+It checks the signature and the signed time of every request (401 when the signature is wrong
+or missing, or the time more than ``max_age_seconds`` off its clock), answers a repeated
 idempotency key with the answer it gave the first time without counting the messages again,
 counts what every address received, and can be told to answer an error status (for given
 addresses, or for a share of requests), to be slow, and to give per-message results to batches.
@@ -10,15 +11,16 @@ Its attributes may be changed between (and during) sends.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import random
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from adapters.webhook.adapter import sign
+from adapters.webhook.adapter import verify
 
 
 class WebhookSim:
@@ -33,10 +35,16 @@ class WebhookSim:
     """
 
     def __init__(self, *, secret: str = "", signature_header: str = "X-Loa-Signature",
+                 timestamp_header: str = "X-Loa-Timestamp",
                  idempotency_header: str = "Idempotency-Key", item_results: bool = False,
-                 keep: bool = False, seed: int = 0) -> None:
+                 keep: bool = False, seed: int = 0, max_age_seconds: float = 300.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.secret = secret
         self.signature_header = signature_header
+        self.timestamp_header = timestamp_header
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+        self.stale = 0  # requests refused for their time (a replay, or a wrong clock)
         self.idempotency_header = idempotency_header
         self.item_results = item_results
         self.item_status: dict[str, str] = {}
@@ -105,10 +113,15 @@ class WebhookSim:
     async def _answer(self, request: web.Request) -> web.Response:
         raw = await request.read()
         if self.secret:
-            given = request.headers.get(self.signature_header, "")
-            if not hmac.compare_digest(given, sign(self.secret, raw)):
-                self.bad_signatures += 1
-                return web.json_response({"error": "bad signature"}, status=401)
+            why = verify(self.secret, raw, request.headers.get(self.timestamp_header, ""),
+                         request.headers.get(self.signature_header, ""), now=self.clock(),
+                         max_age=self.max_age_seconds)
+            if why is not None:
+                if why == "bad signature":
+                    self.bad_signatures += 1
+                else:
+                    self.stale += 1
+                return web.json_response({"error": why}, status=401)
         key = request.headers.get(self.idempotency_header, "")
         if key and key in self.answers:
             self.replays += 1

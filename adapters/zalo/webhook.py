@@ -4,7 +4,8 @@
 (SHA-256 of app id + body + timestamp + OA secret key, :func:`adapters.zalo.api.sign`) and the
 event's age, and answers the delivery events in it, or raises :class:`WebhookRejected`. The
 signed timestamp is the event's ``timestamp`` field (milliseconds; the first event's when a body
-holds a list of events).
+holds a list of events). Every event's timestamp must be an integer (digits only: no ``nan``,
+``inf``, sign or exponent) within ``max_skew_seconds`` of the clock, past or future.
 
 :func:`make_handler` wraps it for aiohttp: 200 at once for a good request (even with no delivery
 event in it), 401 for a missing, wrong or stale signature, 400 for a body that is not an event.
@@ -15,6 +16,7 @@ on once within an hour, so ``on_events`` sees every delivery once.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -51,12 +53,20 @@ class DeliveryEvent(msgspec.Struct, frozen=True):
     user_id: str = ""  # the recipient's Zalo user id, when given
 
 
-def _millis(value: str | int) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise WebhookRejected(f"timestamp {value!r} is not a number") from None
-    return number / 1000 if number > 1e11 else number  # milliseconds, or seconds
+_DIGITS = re.compile(r"[0-9]{1,16}")
+
+
+def _seconds(value: str | int, where: str) -> float:
+    """Epoch seconds of an event's ``timestamp``: an integer of milliseconds (or of seconds),
+    written with digits only. ``nan``, ``inf``, signs, exponents and fractions are refused."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not _DIGITS.fullmatch(text):
+        raise WebhookRejected(f"{where}timestamp {str(value)[:40]!r} is not a time in "
+                              f"milliseconds")
+    number = int(text)
+    if number <= 0:
+        raise WebhookRejected(f"{where}timestamp {text!r} is not a time in milliseconds")
+    return number / 1000 if number > 1e11 else float(number)  # milliseconds, or seconds
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -91,13 +101,18 @@ class WebhookVerifier:
         stamp = events[0].timestamp
         if not verify(self.app_id, body, stamp, self.oa_secret, signature):
             raise WebhookRejected("signature does not match")
-        if self.max_skew > 0:
-            skew = self.clock() - _millis(stamp)
-            if abs(skew) > self.max_skew:
-                raise WebhookRejected(f"timestamp is {skew:+.0f} s off (more than "
+        now = self.clock()
+        times: list[float] = []
+        for number, event in enumerate(events, 1):
+            where = f"event {number}: " if len(events) > 1 else ""
+            seconds = _seconds(event.timestamp, where)
+            skew = now - seconds
+            if self.max_skew > 0 and abs(skew) > self.max_skew:
+                raise WebhookRejected(f"{where}timestamp is {skew:+.0f} s off (more than "
                                       f"{self.max_skew:g} s)")
+            times.append(seconds)
         delivered: list[DeliveryEvent] = []
-        for event in events:
+        for event, seconds in zip(events, times, strict=True):
             if event.app_id and event.app_id != self.app_id:
                 raise WebhookRejected(f"event for another app ({event.app_id})")
             if event.event_name != RECEIVED_EVENT:
@@ -108,7 +123,7 @@ class WebhookVerifier:
             if not (msg_id or tracking):
                 continue
             user = event.recipient.id if event.recipient is not None else ""
-            delivered.append(DeliveryEvent(msg_id, tracking, _millis(event.timestamp),
+            delivered.append(DeliveryEvent(msg_id, tracking, seconds,
                                            user or event.user_id_by_app))
         return delivered
 

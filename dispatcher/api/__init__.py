@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dispatcher.api.app import create_app
+from dispatcher.api.app import create_app, create_webhook_app
 from dispatcher.api.config import ApiConfig, load_api_config, load_deployment
 
-__all__ = ["ApiConfig", "create_app", "load_api_config", "load_deployment"]
+__all__ = ["ApiConfig", "create_app", "create_webhook_app", "load_api_config",
+           "load_deployment"]

@@ -4,7 +4,8 @@ health, and the operator console's pages (:mod:`dispatcher.console`, at ``/conso
 Everything the department does goes through :func:`create_app`'s routes under ``/v1``, each
 behind a bearer token whose role must allow it (:mod:`dispatcher.auth`); every state-changing
 call is written to the audit log (:mod:`dispatcher.audit`). The OpenAPI schema is served at
-``/schema/openapi.json`` (``/schema`` renders it). Errors are RFC 9457 problem details
+``/schema/openapi.json`` (and ``/schema``) as JSON only, no renderer page. Errors are RFC 9457
+problem details
 (:mod:`dispatcher.api.problems`); anything unexpected is logged and answered 500 with the detail
 ``internal error`` and nothing more.
 """
@@ -23,9 +24,9 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar import Litestar, Request, Response, Router, delete, get, post, put
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -35,12 +36,13 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
+from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import __version__, console, failclosed, opening, routing, smstext
 from dispatcher import channels as registry
 from dispatcher.api import signin
@@ -78,6 +80,7 @@ from dispatcher.api.schemas import (
     StopBody,
     WebhookAck,
 )
+from dispatcher.api.webhook import OnZaloEvents, ZaloWebhook, zalo_webhook
 from dispatcher.audit import AuditLog, AuditRecord, audited, read_tail
 from dispatcher.auth import Refusal, Role, User
 from dispatcher.campaigns import Campaigns, new_campaign_id
@@ -104,13 +107,20 @@ from dispatcher.tokenfile import TokenSource
 
 log = logging.getLogger(__name__)
 
-OnZaloEvents = Callable[[list[DeliveryEvent]], None]
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
 
 SCAN_CHUNKS = 64  # audience chunks read per round trip when counting carriers
 READY_TIMEOUT = 2.0
 SHOWN_TOKEN_CHARS = 8  # of a refused token, in the audit log: `loa_` and 4 more
+
+
+def _zalo_webhook(store: Store, api: ApiConfig, on_events: OnZaloEvents | None,
+                  clock: Clock) -> ZaloWebhook:
+    verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
+                                api.zalo_max_skew_seconds)
+                if api.zalo_app_id and api.zalo_oa_secret else None)
+    return ZaloWebhook(verifier, store.webhook_seen, on_events, lambda: clock().timestamp())
 
 
 class Services:
@@ -133,11 +143,7 @@ class Services:
         self.tokens = TokenSource(api.tokens, tokens_file, interval=api.token_reload_seconds,
                                   clock=clock)
         self.signin = signin.SignInLimiter(api.signin_max_failures, api.signin_window_seconds)
-        self.on_zalo_events = on_zalo_events
-        self.verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
-                                         api.zalo_max_skew_seconds)
-                         if api.zalo_app_id and api.zalo_oa_secret else None)
-        self.deduper = Deduper()
+        self.webhook = _zalo_webhook(store, api, on_zalo_events, clock)
         # (audience version, selector) -> recipients per carrier: an audience version never
         # changes, so a count is good for as long as the version is kept
         self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
@@ -730,32 +736,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
                    channels=channels, sms=sms)
 
 
-# -- Zalo webhook, health, metrics ----------------------------------------------------------------
-
-
-@post("/zalo/webhook", tags=["webhooks"], status_code=200,
-      summary="Zalo delivery events (signed with X-ZEvent-Signature)",
-      responses=errors(400, 401, 404, 413, 500))
-async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Response[WebhookAck]:
-    s = _services(state)
-    if s.verifier is None:
-        raise NotFound("the Zalo webhook is not configured ([api] zalo_app_id and "
-                       "zalo_oa_secret_env)")
-    body = await request.body()
-    try:
-        events = s.verifier.parse(body, request.headers)
-    except WebhookRejected as exc:
-        log.warning("Zalo webhook rejected (%s): %s", exc.status, exc)
-        raise
-    fresh = [e for e in events if s.deduper.first(e.msg_id or e.tracking_id)]
-    if fresh and s.on_zalo_events is not None:
-        try:
-            s.on_zalo_events(fresh)
-        except Exception:
-            log.exception("Zalo webhook: on_zalo_events failed")
-            s.deduper.forget([e.msg_id or e.tracking_id for e in fresh])
-            return _problem(request, INTERNAL, "not processed")
-    return Response(WebhookAck("ok", len(fresh)), status_code=200)
+# -- health, metrics ----------------------------------------------------------------------------
 
 
 @get("/healthz", tags=["health"], summary="The process is up")
@@ -789,8 +770,8 @@ SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreat
 
 ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
           list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,
-          cancel_campaign, get_stop, post_stop, delete_stop, get_audit, preview, zalo_webhook,
-          healthz, readyz, metrics]
+          cancel_campaign, get_stop, post_stop, delete_stop, get_audit, preview, healthz, readyz,
+          metrics]
 
 
 def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
@@ -803,8 +784,14 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
                         on_zalo_events, clock, tokens_file)
+    # the schema as JSON only, with the console's strict headers: no page of this origin (where
+    # operators paste their tokens) loads a script from elsewhere, as Litestar's renderers would
+    schema_router = Router("/schema", route_handlers=[], include_in_schema=False,
+                           response_headers=[ResponseHeader(name=name, value=value)
+                                             for name, value in console.HEADERS.items()])
     openapi = OpenAPIConfig(
         title="Loa API", version=__version__, path="/schema",
+        render_plugins=[JsonRenderPlugin()], openapi_router=schema_router,
         description="Mass SMS and notification dispatcher of the provincial epidemic-response "
                     "office. Authenticate with `Authorization: Bearer <token>` (`loa token "
                     "create`). Errors are RFC 9457 problem details "
@@ -825,9 +812,12 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     def publish_exact_schemas(app: Litestar) -> None:
         use_components(app.openapi_schema, components)
 
+    # with a webhook port of its own, the webhook is not on this (the operators') port
+    webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
-        route_handlers=[*ROUTES, *console.ROUTES],
-        state=State({"services": services, "console_files": console.load_files()}),
+        route_handlers=[*ROUTES, *webhook, *console.ROUTES],
+        state=State({"services": services, "webhook": services.webhook,
+                     "console_files": console.load_files()}),
         openapi_config=openapi,
         request_max_body_size=api_config.request_max_body_size,
         exception_handlers={LoaError: _loa_error, HTTPException: _http_error,
@@ -837,4 +827,22 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         on_shutdown=[audit.close],
         debug=False,
         logging_config=None,  # the command's logging (dispatcher.logs) takes Litestar's lines
+    )
+
+
+def create_webhook_app(store: Store, api_config: ApiConfig, *,
+                       on_zalo_events: OnZaloEvents | None = None,
+                       clock: Clock = lambda: dt.datetime.now(dt.UTC)) -> Litestar:
+    """The Zalo webhook alone (``POST /zalo/webhook``), for its own listener
+    (``[api] webhook_port``): the public receiver shares no port with the operators' API,
+    console and metrics, and answers 404 for everything else."""
+    return Litestar(
+        route_handlers=[zalo_webhook],
+        state=State({"webhook": _zalo_webhook(store, api_config, on_zalo_events, clock)}),
+        openapi_config=None,
+        request_max_body_size=api_config.request_max_body_size,
+        exception_handlers={LoaError: _loa_error, HTTPException: _http_error,
+                            Exception: _internal_error},
+        debug=False,
+        logging_config=None,
     )

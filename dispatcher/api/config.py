@@ -18,7 +18,7 @@ import msgspec
 from dispatcher.auth import TokenEntry
 from dispatcher.config import convert
 from dispatcher.errors import ConfigError
-from dispatcher.secret import Secret
+from dispatcher.secret import Secret, from_env, refuse_inline
 
 # _check, _env_overrides, _secrets: the steps of load_settings after reading the file, used
 # here because Settings refuses the [api] table (see the module's docstring)
@@ -34,6 +34,9 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo_oa_secret_env: str = ""  # environment variable holding the OA secret key
     zalo_oa_secret: str = ""  # filled in from zalo_oa_secret_env (never write it here)
     zalo_max_skew_seconds: float = 300.0
+    # the Zalo webhook on its own listener (0: on the API's port, with the console and /metrics)
+    webhook_port: int = 0
+    webhook_host: str = ""  # its address (default: host)
     tokens: list[TokenEntry] = []
     token_reload_seconds: float = 2.0  # how often the file is looked at for changed tokens
     signin_max_failures: int = 10  # failed sign-ins from one address (or token prefix) ...
@@ -62,12 +65,16 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
     for key in ("token_reload_seconds", "signin_max_failures", "signin_window_seconds"):
         if not getattr(api, key) > 0:
             raise ConfigError("must be more than 0", source=source, key=f"api.{key}")
+    if not 0 <= api.webhook_port < 65536:
+        raise ConfigError(f"{api.webhook_port} is not a port (0: none of its own)", source=source,
+                          key="api.webhook_port")
+    if api.webhook_port and api.webhook_port == api.port:
+        raise ConfigError(f"{api.webhook_port} is [api] port too: the webhook's listener needs "
+                          "a port of its own", source=source, key="api.webhook_port")
     if api.zalo_oa_secret_env:
-        name = api.zalo_oa_secret_env
-        if name not in env:
-            raise ConfigError(f"the environment variable {name} is not set", source=source,
-                              key="api.zalo_oa_secret_env")
-        api = msgspec.structs.replace(api, zalo_oa_secret=Secret(env[name]))
+        secret = from_env(api.zalo_oa_secret_env, env, source=source,
+                          key="api.zalo_oa_secret_env")
+        api = msgspec.structs.replace(api, zalo_oa_secret=secret)
     elif api.zalo_oa_secret:
         api = msgspec.structs.replace(api, zalo_oa_secret=Secret(api.zalo_oa_secret))
     return api
@@ -81,6 +88,7 @@ def load_deployment(path: Path | None,
         return load_settings(None, env), ApiConfig()
     source = str(path)
     data = _read(path)
+    refuse_inline(data, source)
     api = _api(data.pop("api", {}), env, source)
     data = _env_overrides(msgspec.to_builtins(convert(data, Settings, source=source)), env)
     try:
@@ -92,4 +100,6 @@ def load_deployment(path: Path | None,
 
 def load_api_config(path: Path, env: Mapping[str, str] | None = None) -> ApiConfig:
     """Only the ``[api]`` table of the file at ``path``."""
-    return _api(_read(path).get("api", {}), os.environ if env is None else env, str(path))
+    data = _read(path)
+    refuse_inline({"api": data.get("api", {})}, str(path))
+    return _api(data.get("api", {}), os.environ if env is None else env, str(path))

@@ -33,7 +33,8 @@ from dispatcher.cli import (
     stop,
     text,
 )
-from dispatcher.errors import LoaError
+from dispatcher.errors import InputError, LoaError
+from dispatcher.secret import has_password
 
 GROUPS = (plan, number, text, audience, engine, level, campaign, stop, service, bench, chaos, sim,
           api, audit)
@@ -55,10 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_password_in_argv(args: argparse.Namespace) -> None:
+    """A password on the command line is seen by every user of the machine (``ps``, shell
+    history): a Redis URL holding one comes from the environment or a file."""
+    url = getattr(args, "redis", None)
+    if isinstance(url, str) and has_password(url):
+        raise InputError("--redis: the URL holds a password, which `ps` shows to every user "
+                         "of this machine: put the URL in LOA_REDIS_URL, or in a file named by "
+                         "LOA_REDIS_URL_FILE (mode 0600), and leave --redis out")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _refuse_password_in_argv(args)
         logopts.configure(args)
         status: int = args.func(args)
     except LoaError as exc:

@@ -53,8 +53,9 @@ def register(sub: Any) -> None:
         "api", help="serve the HTTP API until SIGTERM",
         description="Serve the HTTP API (level, campaigns, preview, Zalo webhook, /metrics, "
                     "/healthz, /readyz; OpenAPI at /schema/openapi.json) on HOST:PORT "
-                    "until SIGTERM or Ctrl-C. Tokens come from the [[api.tokens]] tables of "
-                    "the config file (`loa token create`), read again within [api] "
+                    "until SIGTERM or Ctrl-C; with [api] webhook_port, the Zalo webhook is "
+                    "served there alone and not on PORT. Tokens come from the [[api.tokens]] "
+                    "tables of the config file (`loa token create`), read again within [api] "
                     "token_reload_seconds when the file changes (`loa token revoke`).")
     _serve_options(api)
     api.set_defaults(func=cmd_api)
@@ -171,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
     # imported here: the other commands do not need Litestar and uvicorn
-    from dispatcher.api import create_app, load_deployment  # noqa: PLC0415
+    from dispatcher.api import create_app, create_webhook_app, load_deployment  # noqa: PLC0415
     from dispatcher.msisdn import load_numbering  # noqa: PLC0415
     from dispatcher.plan import load_plan  # noqa: PLC0415
     from dispatcher.province import load_province  # noqa: PLC0415
@@ -216,9 +217,13 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
                 if process.receipts is not None:
                     on_zalo = to_matcher(process.receipts.add)
                 running = asyncio.create_task(run_engine(process, stop))
-            app = create_app(store, settings, plan, province, numbering, api,
-                             on_zalo_events=on_zalo, tokens_file=args.config)
-            await _serve(app, args.host or api.host, port)
+            host = args.host or api.host
+            listeners = [(create_app(store, settings, plan, province, numbering, api,
+                                     on_zalo_events=on_zalo, tokens_file=args.config), host, port)]
+            if api.webhook_port:
+                listeners.append((create_webhook_app(store, api, on_zalo_events=on_zalo),
+                                  api.webhook_host or host, api.webhook_port))
+            await _serve(listeners)
         finally:
             stop.set()
             if running is not None:
@@ -229,7 +234,8 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
     return 0
 
 
-async def _serve(app: Any, host: str, port: int) -> None:
+async def _serve(listeners: list[tuple[Any, str, int]]) -> None:
+    """Serve each (app, host, port) until a signal; the first that cannot bind stops them all."""
     import uvicorn  # noqa: PLC0415
 
     class Server(uvicorn.Server):
@@ -238,17 +244,24 @@ async def _serve(app: Any, host: str, port: int) -> None:
             yield
 
     # uvicorn's loggers (uvicorn.error, uvicorn.access) propagate to Loa's handler
-    config = uvicorn.Config(app, host=host, port=port, loop="none", lifespan="on",
-                            log_config=None, log_level=None, access_log=True)
-    server = Server(config)
-    task = asyncio.create_task(server.serve())
+    servers = [(Server(uvicorn.Config(app, host=host, port=port, loop="none", lifespan="on",
+                                      log_config=None, log_level=None, access_log=True)),
+                host, port) for app, host, port in listeners]
+    tasks = {asyncio.create_task(server.serve()): (server, host, port)
+             for server, host, port in servers}
     stop = asyncio.create_task(until_signal())
-    done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
+    done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for server, _host, _port in servers:
+        server.should_exit = True
     stop.cancel()
-    try:
-        await task
-    except SystemExit:  # uvicorn's answer to a port it cannot bind
-        raise InputError(f"--port: cannot serve on {host}:{port} (in use?)") from None
-    if task in done and not server.started:
-        raise InputError(f"--port: cannot serve on {host}:{port}")
+    failed: tuple[str, int] | None = None
+    for task, (server, host, port) in tasks.items():
+        try:
+            await task
+        except SystemExit:  # uvicorn's answer to a port it cannot bind
+            failed = failed or (host, port)
+            continue
+        if task in done and not server.started:
+            failed = failed or (host, port)
+    if failed is not None:
+        raise InputError(f"--port: cannot serve on {failed[0]}:{failed[1]} (in use?)")

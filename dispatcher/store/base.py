@@ -26,6 +26,7 @@ from dispatcher.model import (
     Wave,
     WaveState,
 )
+from dispatcher.store.seen import SeenIds
 
 # -- audiences ---------------------------------------------------------------------------------
 
@@ -350,5 +351,9 @@ class Store(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def webhook_seen(self) -> SeenIds:
+        """The delivery webhooks' event ids, shared by every process (:mod:`.seen`)."""
 
     async def aclose(self) -> None: ...

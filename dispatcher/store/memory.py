@@ -34,6 +34,7 @@ from dispatcher.store.base import (
     Entry,
     RetryItem,
 )
+from dispatcher.store.seen import MemorySeen
 
 
 class MemoryLevel:
@@ -459,6 +460,7 @@ class MemoryStore:
         self.queue = MemoryQueue(self.waves)
         self.leases = MemoryLeases()
         self.receipts = MemoryReceipts(self.queue, self.waves)
+        self.webhook_seen = MemorySeen()
 
     async def aclose(self) -> None:
         return None

@@ -45,6 +45,7 @@ from dispatcher.store.base import (
     RetryItem,
 )
 from dispatcher.store.memory import regroup
+from dispatcher.store.seen import RedisSeen
 
 _enc = msgspec.msgpack.Encoder()
 _batch = msgspec.msgpack.Decoder(Batch)
@@ -946,6 +947,7 @@ class RedisStore:
         self.queue = RedisQueue(self.client)
         self.leases = RedisLeases(self.client)
         self.receipts = RedisReceipts(self.client)
+        self.webhook_seen = RedisSeen(self.client, "webhook")
 
     async def ping(self) -> float:
         started = time.perf_counter()
