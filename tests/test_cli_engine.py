@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from adapters.email.adapter import EmailAdapter
@@ -47,8 +48,8 @@ def no_redis_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOA_REDIS_URL", raising=False)
 
 
-def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[str],
-                                                redis_url: str, fast_retries: Path) -> None:
+def test_demo_json_and_a_second_run_on_the_same_database_refused(
+        capsys: pytest.CaptureFixture[str], redis_url: str, fast_retries: Path) -> None:
     args = ("demo", "--recipients", "2000", "--redis", redis_url, "--config", str(fast_retries),
             "--json")
     status, out, _ = run(capsys, *args)
@@ -71,12 +72,65 @@ def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[st
     assert isinstance(failed, int) and isinstance(dead, int)
     assert dead >= failed  # dead letters: permanent failures and exhausted retries
 
-    status, out, _ = run(capsys, *args)
+    # the database now holds the demo's audience and level: a second run is refused
+    status, out, err = run(capsys, *args)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("loa: error: --redis: the database at ")
+    assert "an audience of 2,000 recipients" in err and "level 4" in err
+
+
+def _production(capsys: pytest.CaptureFixture[str], url: str,
+                tmp_path: Path) -> dict[object, object]:
+    """A Redis as production holds it: an audience and a level; every key and its value."""
+    audience = tmp_path / "audience.csv"
+    assert run(capsys, "audience", "generate", "--count", "300", "--seed", "7",
+               "-o", str(audience))[0] == 0
+    assert run(capsys, "audience", "import", str(audience), "--redis", url)[0] == 0
+    assert run(capsys, "level", "set", "--level", "1", "--reason", "báo cáo", "--user", "op1",
+               "--redis", url)[0] == 0
+    return _dump(url)
+
+
+def _dump(url: str) -> dict[object, object]:
+    client = redis.Redis.from_url(url)
+    try:
+        return {k: client.dump(k) for k in sorted(client.keys("*"))}
+    finally:
+        client.close()
+
+
+def test_demo_never_touches_the_redis_of_the_environment_or_the_config(
+        capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _production(capsys, redis_url, tmp_path)
+    assert before
+    config = tmp_path / "prod.toml"
+    config.write_text(f'[redis]\nurl = "{redis_url}"\n[retry]\nbase_seconds = 0.05\n'
+                      "max_seconds = 0.2\n", encoding="utf-8")
+    monkeypatch.setenv("LOA_REDIS_URL", redis_url)
+    status, out, _ = run(capsys, "demo", "--recipients", "400", "--config", str(config),
+                         "--json")
     assert status == 0
-    second = last_json(out)
-    assert second["sent"] == 0 and second["duplicates"] == 0
-    assert second["messages"] == {"sms": 0, "zalo": 0, "email": 0, "app": 0}
-    assert second["already_done"] == first["waves"]
+    assert last_json(out)["recipients"] == 400
+    assert _dump(redis_url) == before  # not one key written, changed or removed
+
+
+def test_demo_refuses_an_explicit_database_that_is_not_empty(
+        capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> None:
+    before = _production(capsys, redis_url, tmp_path)
+    status, out, err = run(capsys, "demo", "--recipients", "400", "--redis", redis_url)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"loa: error: --redis: the database at {redis_url} is not empty "
+                          "(an audience of 300 recipients, level 1, ")
+    assert _dump(redis_url) == before
+    # any key at all counts: a database is empty or it is not the demo's
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.set("loa:anything", "1")
+    client.close()
+    status, _, err = run(capsys, "demo", "--recipients", "400", "--redis", redis_url)
+    assert status == 2 and "1 Loa key (loa:*) of 1 keys" in err
 
 
 def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) -> None:
