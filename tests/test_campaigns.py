@@ -482,3 +482,58 @@ async def test_a_cancel_between_the_campaign_and_its_waves_wins(
     assert (await other.get(campaign.id)).state is CampaignState.CANCELLED
     ids = [wave_id(campaign.id, c) for c in campaign.channels]
     assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.CANCELLED)
+
+
+# -- approval by cost ---------------------------------------------------------------------------
+
+LONG_SMS = "Deo khau trang, rua tay. " * 58  # 1,450 GSM-7 characters: 10 parts
+
+
+async def test_a_many_part_sms_to_a_small_audience_needs_approval(
+        store: Store, province: Province, meta: AudienceMeta) -> None:
+    """Every part is a PDU: 10 parts to 300 people cost 3,000, more than 1,000."""
+    costly = Settings(engine=EngineSettings(approval_threshold_pdus=1_000))
+    campaigns = Campaigns(store, costly, province)
+    short = await campaigns.create(title="Ngắn", channels=[Channel.SMS],
+                                   texts={Channel.SMS: SMS_TEXT}, created_by="alice", now=NOW)
+    assert short.state is CampaignState.APPROVED and short.pdus == meta.count
+    long = await campaigns.create(title="Dài", channels=[Channel.SMS],
+                                  texts={Channel.SMS: LONG_SMS}, created_by="alice", now=NOW,
+                                  max_parts=10)
+    assert long.audience_size == meta.count < costly.engine.approval_threshold
+    assert long.pdus == meta.count * 10
+    assert long.state is CampaignState.PENDING_APPROVAL
+    # the SMS fallback of a Zalo wave is counted as if every Zalo recipient got it
+    zalo = await campaigns.create(title="Zalo", channels=[Channel.ZALO],
+                                  texts={Channel.ZALO: LONG_SMS}, created_by="alice", now=NOW,
+                                  sms_fallback=True, max_parts=10)
+    reach = routing.reach(meta, Selector(), Channel.ZALO)
+    assert zalo.pdus == reach * 10 and zalo.state is CampaignState.PENDING_APPROVAL
+
+
+async def test_an_audience_grown_between_creation_and_start_needs_approval(
+        store: Store, province: Province, numbering: Numbering, meta: AudienceMeta,
+        tmp_path: Path) -> None:
+    """Approved at creation for its 300 recipients; at its start the audience in force has
+    600: it waits for another user's approval, with no wave made."""
+    campaigns = Campaigns(store, Settings(engine=EngineSettings(approval_threshold=400)),
+                          province)
+    campaign = await _create(campaigns, channels=[Channel.SMS])
+    assert campaign.state is CampaignState.APPROVED and campaign.audience_size == 300
+    grown = tmp_path / "grown.csv"
+    audiencegen.generate(grown, 600, seed=4, numbering=numbering, province=province)
+    bigger = await imported(store, grown, numbering, province)
+    assert bigger.count > 400
+
+    held = await campaigns.start(campaign.id, NOW)
+    assert held.state is CampaignState.PENDING_APPROVAL
+    assert held.audience_size == bigger.count
+    assert "approval_threshold 400" in held.state_reason
+    assert await campaigns.waves(campaign.id) == []
+    with pytest.raises(StateError):
+        await campaigns.start(campaign.id, NOW)
+
+    approved = await campaigns.approve(campaign.id, "bob")
+    started = await campaigns.start(approved.id, NOW)
+    assert started.state is CampaignState.RUNNING
+    assert [w.total for w in await campaigns.waves(campaign.id)] == [bigger.count]

@@ -39,7 +39,7 @@ from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
-from dispatcher import __version__, console, failclosed, opening, routing, smstext
+from dispatcher import __version__, approval, console, failclosed, opening, routing, smstext
 from dispatcher import channels as registry
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
@@ -651,7 +651,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
         channels[channel] = ChannelPreview(n, sms.seconds)
     size = max((c.recipients for c in channels.values()), default=0)
     return Preview(audience_version=meta.version, audience_size=meta.count,
-                   needs_approval=size > s.settings.engine.approval_threshold,
+                   needs_approval=bool(approval.over(
+                       approval.Cost(size, sms.pdus if sms else 0), s.settings.engine)),
                    channels=channels, sms=sms)
 
 
