@@ -23,7 +23,7 @@ import secrets
 
 import msgspec
 
-from dispatcher import approval, repeats, routing, smstext
+from dispatcher import approval, repeats, routing, smstext, textcheck
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import (
@@ -107,6 +107,11 @@ class Campaigns:
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
+        textcheck.check_title(title)
+        textcheck.check_title(subject, "subject")
+        textcheck.check_title(owner, "owner")
+        for index, unit in enumerate(coordinating or []):
+            textcheck.check_title(unit, f"coordinating[{index}]")
         if not 1 <= max_parts <= MAX_PARTS_LIMIT:
             raise InputError(f"must be 1 to {MAX_PARTS_LIMIT}, not {max_parts}",
                              field="max_parts")
@@ -118,6 +123,7 @@ class Campaigns:
             text = texts.get(channel, "")
             if not text.strip():
                 raise InputError("no text for this channel", field=f"texts.{channel}")
+            textcheck.check(text, f"texts.{channel}")
             if channel is Channel.SMS:
                 _check_sms(text, strip_diacritics, max_parts, "texts.sms")
         if sms_fallback and Channel.ZALO in channels:
@@ -220,6 +226,7 @@ class Campaigns:
                              field="reason")
         if len(reason) > REASON_MAX:
             raise InputError(f"at most {REASON_MAX} characters", field="reason")
+        textcheck.check(reason, "reason")
         return campaign
 
     async def pause(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:

@@ -537,3 +537,51 @@ async def test_an_audience_grown_between_creation_and_start_needs_approval(
     started = await campaigns.start(approved.id, NOW)
     assert started.state is CampaignState.RUNNING
     assert [w.total for w in await campaigns.waves(campaign.id)] == [bigger.count]
+
+
+# -- invisible and control characters ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "text", "said"), [
+    ("title", "Khẩn\x1b[2J", "U+001B at character 5 is a control character"),
+    ("title", "Khẩn\x00", "U+0000 at character 5 is a control character"),
+    ("title", "Khẩn\ncấp", "U+000A at character 5 is a control character"),
+    ("title", "\u202eKhẩn", "U+202E RIGHT-TO-LEFT OVERRIDE at character 1 is a bidirectional"),
+    ("title", "Khẩn\u2066x\u2069", "U+2066 LEFT-TO-RIGHT ISOLATE at character 5"),
+    ("title", "Khẩn\x85", "U+0085 at character 5 is a control character"),
+    ("texts.sms", "Deo khau\u200b trang", "U+200B ZERO WIDTH SPACE at character 9 is a "
+     "zero-width character (unseen, yet it makes an SMS longer: UCS-2, more parts)"),
+    ("texts.sms", "\ufeffDeo khau trang", "U+FEFF ZERO WIDTH NO-BREAK SPACE at character 1"),
+    ("texts.zalo", "Đeo khẩu trang\u200d", "U+200D ZERO WIDTH JOINER at character 15"),
+    ("texts.zalo", "Đeo \u202ekhẩu trang", "U+202E RIGHT-TO-LEFT OVERRIDE at character 5"),
+    ("texts.sms", "Deo khau trang\x1b", "U+001B at character 15 is a control character"),
+    ("subject", "Khẩn\r\nBcc: x", "U+000D at character 5"),
+])
+async def test_invisible_and_control_characters_are_refused(
+        campaigns: Campaigns, meta: AudienceMeta, field: str, text: str, said: str) -> None:
+    values = {"title": "Khẩn", "subject": "", "texts.sms": SMS_TEXT, "texts.zalo": ZALO_TEXT}
+    values[field] = text
+    with pytest.raises(InputError) as info:
+        await campaigns.create(
+            title=values["title"], channels=[Channel.SMS, Channel.ZALO, Channel.EMAIL],
+            texts={Channel.SMS: values["texts.sms"], Channel.ZALO: values["texts.zalo"],
+                   Channel.EMAIL: ZALO_TEXT}, subject=values["subject"], created_by="alice",
+            now=NOW)
+    message = str(info.value)
+    assert info.value.field == field and message.startswith(f"{field}: ") and said in message
+    assert "\n" not in message and text not in message
+
+
+async def test_line_breaks_and_tabs_stay_allowed_in_texts(campaigns: Campaigns,
+                                                          meta: AudienceMeta) -> None:
+    campaign = await campaigns.create(title="Khẩn", channels=[Channel.SMS],
+                                      texts={Channel.SMS: "Deo khau trang.\r\nRua tay.\tGoi 115"},
+                                      created_by="alice", now=NOW)
+    assert campaign.state is CampaignState.APPROVED
+
+
+async def test_a_reason_with_an_escape_is_refused(campaigns: Campaigns,
+                                                  meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    with pytest.raises(InputError, match=r"^reason: U\+001B"):
+        await campaigns.cancel(campaign.id, user="bob", reason="sai\x1b[8m")

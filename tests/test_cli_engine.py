@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 from collections import Counter
@@ -21,8 +22,9 @@ from adapters.zalo.adapter import ZaloAdapter
 from dispatcher import channels
 from dispatcher.cli import main
 from dispatcher.errors import ConfigError
-from dispatcher.model import Channel
+from dispatcher.model import Campaign, CampaignState, Channel
 from dispatcher.settings import load_settings
+from dispatcher.store.redis import RedisStore
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -320,6 +322,30 @@ def test_campaign_verbs_over_redis(capsys: pytest.CaptureFixture[str], redis_url
     status, _, err = run(capsys, "campaign", "create", "--title", "x", "--channels", "fax",
                          "--text", "y", *common)
     assert status == 2 and "--channels" in err
+
+
+def test_campaign_list_and_show_never_print_escape_sequences(
+        capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    """A title stored with an escape sequence and an RTL override (by an older version, or
+    straight into Redis) is printed escaped: it cannot act on the operator's terminal."""
+    hostile = Campaign(id="c-1", title="Khẩn\x1b[2J\x1b]0;pwned\x07\u202eabc",
+                       channels=[Channel.SMS], texts={Channel.SMS: "x"},
+                       created_at=dt.datetime(2026, 11, 26, tzinfo=dt.UTC), created_by="a",
+                       state=CampaignState.APPROVED)
+
+    async def put() -> None:
+        store = RedisStore(redis_url)
+        try:
+            assert await store.campaigns.create(hostile)
+        finally:
+            await store.aclose()
+
+    asyncio.run(put())
+    for verb in (("list",), ("show", "c-1")):
+        status, out, _ = run(capsys, "campaign", *verb, "--redis", redis_url)
+        assert status == 0
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "Khẩn\\x1b[2J\\x1b]0;pwned\\x07\\u202eabc" in out
 
 
 def test_campaign_create_caps_sms_parts(capsys: pytest.CaptureFixture[str], redis_url: str,

@@ -39,7 +39,16 @@ from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.zalo.webhook import Deduper, DeliveryEvent, WebhookRejected, WebhookVerifier
-from dispatcher import __version__, approval, console, failclosed, opening, routing, smstext
+from dispatcher import (
+    __version__,
+    approval,
+    console,
+    failclosed,
+    opening,
+    routing,
+    smstext,
+    textcheck,
+)
 from dispatcher import channels as registry
 from dispatcher.api.config import ApiConfig
 from dispatcher.api.openapi import StructDefaultsPlugin, exact_components, use_components
@@ -612,6 +621,9 @@ async def preview(request: Request[Any, Any, Any], state: State,
     if unknown:
         raise InputError(f"not districts of {s.province.name}: {', '.join(unknown)}",
                          field="selector.districts")
+    textcheck.check(data.text, "text")
+    for name, written in data.texts.items():
+        textcheck.check(written, f"texts.{name}")
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
     for channel in data.channels:
