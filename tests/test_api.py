@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -707,7 +708,11 @@ async def test_many_sms_parts_to_a_small_audience_need_approval(costly: Env) -> 
     ("/v1/campaigns", {"title": "Khẩn\u202e", "channels": ["sms"], "text": ASCII}, "title",
      "U+202E RIGHT-TO-LEFT OVERRIDE"),
     ("/v1/campaigns", {"title": "Khẩn", "channels": ["sms"], "text": ASCII + "\u200b"},
+     "text", "U+200B ZERO WIDTH SPACE"),
+    ("/v1/campaigns", {"title": "Khẩn", "channels": ["sms"], "texts": {"sms": "a\u200bb"}},
      "texts.sms", "U+200B ZERO WIDTH SPACE"),
+    ("/v1/campaigns", {"title": "Khẩn", "channels": ["sms"], "text": ASCII,
+                       "coordinating": ["CDC\u202e"]}, "coordinating[0]", "U+202E"),
     ("/v1/campaigns", {"title": "Khẩn", "channels": ["zalo"], "texts": {"zalo": "a\x00b"}},
      "texts.zalo", "U+0000"),
     ("/v1/preview", {"text": "Deo\u200b khau trang"}, "text", "U+200B ZERO WIDTH SPACE"),
@@ -717,3 +722,14 @@ async def test_invisible_characters_are_refused_with_the_field_and_the_character
     r = await env.client.post(path, headers=auth("olga"), json=body)
     assert r.status_code == 400, r.text
     assert r.json()["field"] == field and said in r.json()["detail"]
+
+
+async def test_the_schema_says_which_characters_are_refused(env: Env) -> None:
+    r = await env.client.get("/schema/openapi.json")
+    schemas = r.json()["components"]["schemas"]
+    title = schemas["CampaignCreate"]["properties"]["title"]
+    barred = re.compile(title["not"]["pattern"])
+    assert all(barred.search(c) for c in "\x00\x1b\n\x85\u202e\u2066\u200b\ufeff")
+    assert not barred.search("Thông báo khẩn: đeo khẩu trang!")
+    text = re.compile(schemas["CampaignCreate"]["properties"]["text"]["not"]["pattern"])
+    assert not text.search("Dòng một\r\nDòng hai\t.") and text.search("\u200b")

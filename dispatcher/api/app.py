@@ -419,6 +419,9 @@ async def create_campaign(
         if replayed is not None:
             return replayed
     failclosed.require(s.modes, data.channels, data.sms_fallback)
+    textcheck.check(data.text, "text")  # also where no channel uses it
+    for name, written in data.texts.items():
+        textcheck.check(written, f"texts.{name}")
 
     async def create() -> Campaign:
         try:

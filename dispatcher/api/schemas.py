@@ -26,8 +26,14 @@ from dispatcher.plantext import Diacritics
 from dispatcher.smstext import Encoding
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
-Text = Annotated[str, Meta(max_length=TEXT_MAX)]
-Short = Annotated[str, Meta(max_length=200)]
+# The characters dispatcher.textcheck refuses, as a character class that reads the same in
+# ECMA-262, Python and Rust regexes; a text may hold line breaks and tabs, a line may not. The
+# schema says it (``not: {pattern}``); the server refuses it naming the field and the character.
+_INVISIBLE = r"\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+_NOT_IN_TEXT = {"not": {"pattern": rf"[\u0000-\u0008\u000b\u000c\u000e-\u001f{_INVISIBLE}]"}}
+_NOT_IN_LINE = {"not": {"pattern": rf"[\u0000-\u001f{_INVISIBLE}]"}}
+Text = Annotated[str, Meta(max_length=TEXT_MAX, extra_json_schema=_NOT_IN_TEXT)]
+Line = Annotated[str, Meta(max_length=200, extra_json_schema=_NOT_IN_LINE)]
 Reason = Annotated[str, Meta(max_length=1000)]
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # the same in ECMA-262 and Python: \s differs on these
 #: The most SMS parts a text may take (a longer one is refused with 400).
@@ -45,7 +51,7 @@ class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class ActionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Why a campaign is paused, resumed or cancelled (required for the plan's campaigns)."""
 
-    reason: Reason = ""
+    reason: Annotated[str, Meta(max_length=1000, extra_json_schema=_NOT_IN_TEXT)] = ""
 
 
 class StopBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -65,15 +71,15 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     """A new campaign. ``text`` is used on every channel that ``texts`` gives no text for;
     the audience defaults to everyone (an empty selector)."""
 
-    title: Annotated[str, Meta(min_length=1, max_length=200)]
+    title: Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=_NOT_IN_LINE)]
     channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)]
     text: Text = ""
     texts: dict[Channel, Text] = {}
     selector: Selector = Selector()
     priority: Priority = Priority.NORMAL
-    owner: Short = ""
-    coordinating: Annotated[list[Short], Meta(max_length=50)] = []
-    subject: Short = ""
+    owner: Line = ""
+    coordinating: Annotated[list[Line], Meta(max_length=50)] = []
+    subject: Line = ""
     strip_diacritics: bool = False
     start_at: Annotated[dt.datetime, Meta(tz=True)] | None = None  # with its UTC offset
     sms_fallback: bool = False
