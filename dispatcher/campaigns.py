@@ -75,6 +75,22 @@ def _check_sms(text: str, strip: bool, max_parts: int, field: str, why: str = ""
         raise InputError(f"{why}{seg.summary} is more than max_parts {max_parts}", field=field)
 
 
+def _over_cap(campaign: Campaign) -> str:
+    """Why a stored campaign's SMS (or SMS fallback) breaks the cap on parts ("" if it does
+    not): one written before the cap, or straight into the store, is not sent."""
+    cap = min(campaign.max_parts, MAX_PARTS_LIMIT)
+    checks = [(campaign.texts[Channel.SMS], "texts.sms")] if Channel.SMS in campaign.channels \
+        else []
+    if campaign.sms_fallback and Channel.ZALO in campaign.channels:
+        checks.append((fallback_text(campaign.texts), "sms_fallback"))
+    for text, field in checks:
+        try:
+            _check_sms(text, campaign.strip_diacritics, cap, field)
+        except InputError as exc:
+            return f"not started: {exc}"
+    return ""
+
+
 VERB = {S.PENDING_APPROVAL: "sent for approval", S.APPROVED: "approved", S.RUNNING: "started",
         S.PAUSED: "paused", S.COMPLETED: "completed", S.CANCELLED: "cancelled",
         S.FAILED: "marked failed"}
@@ -178,13 +194,17 @@ class Campaigns:
     async def start(self, campaign_id: str, now: dt.datetime) -> Campaign:
         """Create the campaign's waves and mark it running (the engine calls this). A campaign
         approved at creation for being small that costs more than a threshold with the audience
-        in force now goes back to pending_approval instead (returned in that state)."""
+        in force now goes back to pending_approval instead, and one whose SMS breaks the cap on
+        parts is cancelled (returned in that state)."""
         campaign = await self.get(campaign_id)
         if campaign.state is not S.APPROVED:
             raise StateError(f"campaign {campaign_id} is {campaign.state}, not approved")
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported")
+        refused = _over_cap(campaign) if campaign.level is None else ""
+        if refused:
+            return await self._move(campaign_id, S.CANCELLED, state_reason=refused, state_by="")
         if campaign.level is None and not campaign.approved_by:
             price = approval.of_campaign(meta, campaign)
             why = approval.over(price, self.settings.engine)

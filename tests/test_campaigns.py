@@ -585,3 +585,19 @@ async def test_a_reason_with_an_escape_is_refused(campaigns: Campaigns,
     campaign = await _create(campaigns)
     with pytest.raises(InputError, match=r"^reason: U\+001B"):
         await campaigns.cancel(campaign.id, user="bob", reason="sai\x1b[8m")
+
+
+async def test_a_stored_campaign_over_the_parts_cap_is_never_started(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta) -> None:
+    """Written before the cap, or straight into the store: 20 parts, more than the hard cap
+    of 10 whatever its own max_parts says."""
+    huge = Campaign(id="c-huge", title="Dài", channels=[Channel.SMS],
+                    texts={Channel.SMS: "Deo khau trang, rua tay. " * 120}, created_at=NOW,
+                    created_by="alice", state=CampaignState.APPROVED, approved_by="bob",
+                    max_parts=254)
+    assert await store.campaigns.create(huge)
+    stopped = await campaigns.start(huge.id, NOW)
+    assert stopped.state is CampaignState.CANCELLED
+    assert stopped.state_reason == ("not started: texts.sms: 20 parts (GSM-7, 3000 characters) "
+                                    "is more than max_parts 10")
+    assert await campaigns.waves(huge.id) == []
