@@ -11,14 +11,20 @@ lines and use tabs (``\\n``, ``\\r``, ``\\t``); a title may not. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from dispatcher.errors import InputError
 
-LINE_BREAKS = frozenset("\n\r\t")
+# The refused characters as regex character classes that read the same in Python, ECMA-262 and
+# Rust (the API's schema carries them: dispatcher.api.schemas).
+_INVISIBLE = r"\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+IN_TEXT = rf"[\u0000-\u0008\u000b\u000c\u000e-\u001f{_INVISIBLE}]"  # line breaks, tabs allowed
+IN_LINE = rf"[\u0000-\u001f{_INVISIBLE}]"
 BIDI = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F,
                            0x061C]))
 ZERO_WIDTH = frozenset(map(chr, [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF]))
+_TEXT, _LINE = re.compile(IN_TEXT), re.compile(IN_LINE)
 
 
 def _kind(char: str) -> str:
@@ -29,20 +35,11 @@ def _kind(char: str) -> str:
     return "a control character"
 
 
-def _refused(char: str) -> bool:
-    code = ord(char)
-    return code < 0x20 or 0x7F <= code <= 0x9F or char in BIDI or char in ZERO_WIDTH
-
-
 def find(text: str, *, lines: bool) -> tuple[int, str] | None:
     """The first refused character of ``text`` and its position (0-based), or None; with
     ``lines`` line breaks and tabs are allowed."""
-    if text.isprintable():  # the common case: no control, format or separator character
-        return None
-    for index, char in enumerate(text):
-        if _refused(char) and not (lines and char in LINE_BREAKS):
-            return index, char
-    return None
+    found = (_TEXT if lines else _LINE).search(text)
+    return (found.start(), found.group()) if found else None
 
 
 def describe(found: tuple[int, str]) -> str:
@@ -68,7 +65,4 @@ def check_title(text: str, field: str = "title") -> None:
 def visible(text: str) -> str:
     """``text`` for one line of a terminal: every refused character and line break written as
     an escape (``\\x1b``, ``\\u202e``, ``\\n``), so stored text never acts on the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(char.encode("unicode_escape").decode("ascii") if _refused(char) else char
-                   for char in text)
+    return _LINE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

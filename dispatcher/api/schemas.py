@@ -12,6 +12,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from dispatcher import textcheck
 from dispatcher.auth import Role
 from dispatcher.model import (
     DEFAULT_MAX_PARTS,
@@ -26,12 +27,10 @@ from dispatcher.plantext import Diacritics
 from dispatcher.smstext import Encoding
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
-# The characters dispatcher.textcheck refuses, as a character class that reads the same in
-# ECMA-262, Python and Rust regexes; a text may hold line breaks and tabs, a line may not. The
-# schema says it (``not: {pattern}``); the server refuses it naming the field and the character.
-_INVISIBLE = r"\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
-_NOT_IN_TEXT = {"not": {"pattern": rf"[\u0000-\u0008\u000b\u000c\u000e-\u001f{_INVISIBLE}]"}}
-_NOT_IN_LINE = {"not": {"pattern": rf"[\u0000-\u001f{_INVISIBLE}]"}}
+# The characters dispatcher.textcheck refuses: the schema says it (``not: {pattern}``), the
+# server refuses them naming the field and the character.
+_NOT_IN_TEXT = {"not": {"pattern": textcheck.IN_TEXT}}
+_NOT_IN_LINE = {"not": {"pattern": textcheck.IN_LINE}}
 Text = Annotated[str, Meta(max_length=TEXT_MAX, extra_json_schema=_NOT_IN_TEXT)]
 Line = Annotated[str, Meta(max_length=200, extra_json_schema=_NOT_IN_LINE)]
 Reason = Annotated[str, Meta(max_length=1000)]
