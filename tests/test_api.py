@@ -698,6 +698,12 @@ async def test_many_sms_parts_to_a_small_audience_need_approval(costly: Env) -> 
         "text": long, "max_parts": 10})
     assert r.status_code == 200, r.text
     assert r.json()["sms"]["pdus"] == RECIPIENTS * 10 and r.json()["needs_approval"] is True
+    r = await costly.client.post("/v1/preview", headers=auth("vic"), json={
+        "texts": {"sms": long, "zalo": "Đeo khẩu trang"}, "channels": ["sms", "zalo"],
+        "max_parts": 10})
+    assert r.status_code == 200, r.text
+    assert r.json()["channels"]["sms"]["parts"] == 10
+    assert r.json()["channels"]["zalo"]["parts"] is None
     created = await costly.create(text=long, max_parts=10)
     assert created["state"] == "pending_approval" and created["pdus"] == RECIPIENTS * 10
     short = await costly.create()

@@ -663,7 +663,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
             recipients=n, by_carrier=by_carrier, by_route=by_route, pdus=n * parts,
             tps=sum(r.tps or 0.0 for r in by_route.values()) if limited else None,
             seconds=max(route_seconds, default=0.0) if limited else None)
-        channels[channel] = ChannelPreview(n, sms.seconds)
+        channels[channel] = ChannelPreview(n, sms.seconds, parts)
     size = max((c.recipients for c in channels.values()), default=0)
     return Preview(audience_version=meta.version, audience_size=meta.count,
                    needs_approval=bool(approval.over(

@@ -146,6 +146,7 @@ class SmsPreview(msgspec.Struct, frozen=True):
 class ChannelPreview(msgspec.Struct, frozen=True):
     recipients: int
     seconds: float | None  # at the route's configured rate; null when it has none
+    parts: int | None = None  # SMS: parts of the text as sent; null on a channel without parts
 
 
 class Preview(msgspec.Struct, frozen=True):
