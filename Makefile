@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 	  || { tail -40 $(VENV)/install.log; echo "installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) redis-server
 	@mkdir -p $(DEMO_DIR)
 	@echo "== The plan for level 4 (config/plan.toml) =="
 	@$(BIN)/loa plan show --level 4
@@ -32,7 +32,7 @@ demo: $(STAMP)
 	@echo; echo "== A generated audience of 100,000 (with some bad rows), checked =="
 	@$(BIN)/loa audience generate --count 100000 --seed 7 --with-errors -o $(DEMO_DIR)/audience.csv
 	@$(BIN)/loa audience check $(DEMO_DIR)/audience.csv --rejects $(DEMO_DIR)/rejects.csv
-	@echo; echo "== A level-4 wave of every channel through the engine: SMS over SMPP, Zalo over HTTP, app push and e-mail, to simulators in this process =="
+	@echo; echo "== A level-4 wave of every channel through the engine: SMS over SMPP, Zalo over HTTP, app push and e-mail, to simulators in this process, on a private redis-server =="
 	@$(BIN)/loa demo
 
 # redis-cli (Debian's redis-tools, a dependency of redis-server) forms the tests' Redis Cluster.

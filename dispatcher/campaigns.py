@@ -1,8 +1,10 @@
 """Campaigns the department writes: validation, approval, and the state machine.
 
 draft → pending_approval → approved → running ⇄ paused → completed | cancelled | failed.
-A campaign reaching more recipients than ``approval_threshold`` waits in pending_approval until
-a different user approves it; the engine starts only approved campaigns. Starting creates one
+A campaign that costs more than a threshold (recipients, or SMS parts: see
+:mod:`dispatcher.approval`) waits in pending_approval until a different user approves it; the
+engine starts only approved campaigns, and one approved at creation for being small goes back
+to pending_approval when the audience in force at its start makes it cost more. Starting creates one
 wave per channel (``<campaign>-<channel>``); pausing, resuming and cancelling change the waves'
 states, which every worker reads within ``state_refresh_seconds``. Every change is a
 compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
@@ -21,7 +23,7 @@ import secrets
 
 import msgspec
 
-from dispatcher import repeats, routing, smstext
+from dispatcher import approval, repeats, routing, smstext, textcheck
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import (
@@ -44,7 +46,7 @@ S = CampaignState
 ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
     S.DRAFT: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED}),
-    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED, S.PENDING_APPROVAL}),
     S.RUNNING: frozenset({S.PAUSED, S.COMPLETED, S.CANCELLED, S.FAILED}),
     S.PAUSED: frozenset({S.RUNNING, S.CANCELLED}),
 }
@@ -76,6 +78,22 @@ def _check_sms(text: str, strip: bool, max_parts: int, field: str, why: str = ""
         raise InputError(f"{why}{exc}", field=field) from None
     if len(seg.parts) > max_parts:
         raise InputError(f"{why}{seg.summary} is more than max_parts {max_parts}", field=field)
+
+
+def _over_cap(campaign: Campaign) -> str:
+    """Why a stored campaign's SMS (or SMS fallback) breaks the cap on parts ("" if it does
+    not): one written before the cap, or straight into the store, is not sent."""
+    cap = min(campaign.max_parts, MAX_PARTS_LIMIT)
+    checks = [(campaign.texts[Channel.SMS], "texts.sms")] if Channel.SMS in campaign.channels \
+        else []
+    if campaign.sms_fallback and Channel.ZALO in campaign.channels:
+        checks.append((fallback_text(campaign.texts), "sms_fallback"))
+    for text, field in checks:
+        try:
+            _check_sms(text, campaign.strip_diacritics, cap, field)
+        except InputError as exc:
+            return f"not started: {exc}"
+    return ""
 
 
 VERB = {S.PENDING_APPROVAL: "sent for approval", S.APPROVED: "approved", S.RUNNING: "started",
@@ -110,6 +128,11 @@ class Campaigns:
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
+        textcheck.check_title(title)
+        textcheck.check_title(subject, "subject")
+        textcheck.check_title(owner, "owner")
+        for index, unit in enumerate(coordinating or []):
+            textcheck.check_title(unit, f"coordinating[{index}]")
         if not 1 <= max_parts <= MAX_PARTS_LIMIT:
             raise InputError(f"must be 1 to {MAX_PARTS_LIMIT}, not {max_parts}",
                              field="max_parts")
@@ -121,6 +144,7 @@ class Campaigns:
             text = texts.get(channel, "")
             if not text.strip():
                 raise InputError("no text for this channel", field=f"texts.{channel}")
+            textcheck.check(text, f"texts.{channel}")
             if channel is Channel.SMS:
                 _check_sms(text, strip_diacritics, max_parts, "texts.sms")
         if sms_fallback and Channel.ZALO in channels:
@@ -133,15 +157,17 @@ class Campaigns:
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported: run `loa audience import` first")
-        size = max(routing.reach(meta, selector, c) for c in channels)
-        needs_approval = size > self.settings.engine.approval_threshold
+        price = approval.cost(meta, selector=selector, channels=channels, texts=texts,
+                              strip=strip_diacritics, sms_fallback=sms_fallback)
+        needs_approval = bool(approval.over(price, self.settings.engine))
         campaign = Campaign(
             id=campaign_id or new_campaign_id(now), title=title.strip(),
             channels=channels, texts={c: texts[c] for c in channels}, created_at=now,
             created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
-            subject=subject, strip_diacritics=strip_diacritics, audience_size=size,
-            start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts)
+            subject=subject, strip_diacritics=strip_diacritics, audience_size=price.recipients,
+            start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts,
+            pdus=price.pdus)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
@@ -171,13 +197,28 @@ class Campaigns:
         return await self._move(campaign_id, S.APPROVED, approved_by=user)
 
     async def start(self, campaign_id: str, now: dt.datetime) -> Campaign:
-        """Create the campaign's waves and mark it running (the engine calls this)."""
+        """Create the campaign's waves and mark it running (the engine calls this). A campaign
+        approved at creation for being small that costs more than a threshold with the audience
+        in force now goes back to pending_approval instead, and one whose SMS breaks the cap on
+        parts is cancelled (returned in that state)."""
         campaign = await self.get(campaign_id)
         if campaign.state is not S.APPROVED:
             raise StateError(f"campaign {campaign_id} is {campaign.state}, not approved")
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported")
+        refused = _over_cap(campaign) if campaign.level is None else ""
+        if refused:
+            return await self._move(campaign_id, S.CANCELLED, state_reason=refused, state_by="")
+        if campaign.level is None and not campaign.approved_by:
+            price = approval.of_campaign(meta, campaign)
+            why = approval.over(price, self.settings.engine)
+            if why:
+                return await self._move(
+                    campaign_id, S.PENDING_APPROVAL, audience_size=price.recipients,
+                    pdus=price.pdus, state_by="", state_reason=(
+                        f"at its start the audience {meta.version} makes it {why}: it needs "
+                        "approval by another user"))
         # Running first, then the waves: a cancel that lands in between finds the campaign
         # running and cancels whatever waves exist; the engine fans out only waves of running
         # campaigns, so waves created after such a cancel are never sent.
@@ -210,6 +251,7 @@ class Campaigns:
                              field="reason")
         if len(reason) > REASON_MAX:
             raise InputError(f"at most {REASON_MAX} characters", field="reason")
+        textcheck.check(reason, "reason")
         return campaign
 
     async def pause(self, campaign_id: str, *, user: str = "", reason: str = "") -> Campaign:

@@ -5,8 +5,10 @@ next wave of each channel of the level-4 plan at once (as if its slot were due n
 fans the waves out and its workers send them: SMS over SMPP to the SMSC simulator (or an SMSC
 given with ``--smsc``), with delivery receipts matched back; the other channels to in-process
 channels that answer like real ones (a small share of transient and permanent failures), with
-retries and dead letters. Wave ids are the plan's slot ids: run it twice on the same Redis and
-the second run sends nothing.
+retries and dead letters.
+
+It runs on its own private redis-server, never on the Redis of the configuration or
+``LOA_REDIS_URL`` (see :mod:`dispatcher.demoredis`); a database given explicitly must be empty.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from adapters.zalo.webhook import WebhookVerifier, make_app
-from dispatcher import audiencegen, failclosed
+from dispatcher import audiencegen, demoredis, failclosed
 from dispatcher.audience import Validator
 from dispatcher.channels import Mode
 from dispatcher.engine import Engine, Progress, wave_progress
@@ -71,7 +73,6 @@ class DemoResult(msgspec.Struct):
     seconds: float
     msgs_per_s: float
     waves: list[str] = []
-    already_done: list[str] = []
     simulated: list[str] = []  # channels sent to the demo's simulators: they reach no one
 
 
@@ -91,8 +92,14 @@ async def run_demo(*, recipients: int, redis_url: str | None, plan: Plan, number
                    province: Province, settings: Settings, smsc: SmscTarget | None = None,
                    zalo_url: str | None = None,
                    on_progress: ProgressCallback | None = None) -> DemoResult:
-    store = open_store(redis_url)
+    """The demo on ``redis_url`` (refused unless its database is empty), or on a private
+    redis-server started for it and stopped after it."""
     async with contextlib.AsyncExitStack() as stack:
+        if redis_url:
+            await demoredis.explicit(redis_url)
+        else:
+            redis_url = await demoredis.private(stack)
+        store = open_store(redis_url)
         return await _demo(stack, store, recipients=recipients, plan=plan, numbering=numbering,
                            province=province, settings=settings, smsc=smsc, zalo_url=zalo_url,
                            on_progress=on_progress)
@@ -197,7 +204,6 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     failclosed.record(modes)
     engine = Engine(store, plan, settings, province, adapters, numbering.carriers,
                     reconcile=False, receipts=matcher, numbering=numbering)
-    states_before = await store.waves.states()
     wave_ids = await engine.reconciler.trigger_now(now)
     before = await _snapshot(store, wave_ids)
     started = time.perf_counter()
@@ -233,7 +239,6 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
         delivered=delta("delivered", wave_ids), sms_fallback=delta("fallback", wave_ids),
         seconds=round(seconds, 3),
         msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
-        already_done=[w for w in wave_ids if states_before.get(w) in WAVE_FINAL],
         simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED])
 
 

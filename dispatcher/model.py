@@ -146,6 +146,7 @@ class Campaign(msgspec.Struct, frozen=True):
     state_reason: str = ""  # why it was last paused, resumed or cancelled
     state_by: str = ""  # ... and by whom
     max_parts: int = DEFAULT_MAX_PARTS  # an SMS text (or SMS fallback) of more parts is refused
+    pdus: int = 0  # SMS parts it sends at most: recipients x parts (with the SMS fallback's)
 
 
 class Wave(msgspec.Struct, frozen=True):

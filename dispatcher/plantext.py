@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from dispatcher import smstext
+from dispatcher import smstext, textcheck
 from dispatcher.errors import ConfigError, TextError
 from dispatcher.model import MAX_PARTS_LIMIT
 
@@ -54,6 +54,10 @@ class Policy(msgspec.Struct, frozen=True):
                 fail: Fail) -> tuple[str, str]:
         """A row's template and subject with the hotline filled in; an SMS template must give
         the hotline and fit ``max_parts`` parts as sent."""
+        for name, written in (("template", template), ("subject", subject)):
+            found = textcheck.find(written, lines=name == "template")
+            if found is not None:
+                raise fail(f"{key}.{name}", textcheck.describe(found))
         filled = fill(template, self.hotline, partial(fail, f"{key}.template"))
         if sms:
             check_sms(template, filled, strip=self.strip, max_parts=self.max_parts,

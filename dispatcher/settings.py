@@ -35,6 +35,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chunk_size: int = 512  # recipients per stored audience chunk
     chunks_per_step: int = 16  # audience chunks per fan-out step (one checkpoint)
     approval_threshold: int = 10_000  # campaigns reaching more need approval by another user
+    # ... and campaigns sending more SMS parts (recipients x parts, with the SMS fallback's)
+    approval_threshold_pdus: int = 30_000
     reconcile_seconds: float = 5.0
     lease_seconds: float = 30.0  # a batch held this long without a heartbeat is reclaimed
     state_refresh_seconds: float = 0.25  # how fast pause and cancel reach every worker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -681,3 +682,62 @@ def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
             proc.kill()
             proc.wait(timeout=5)
         proc.communicate()
+
+
+@pytest.fixture
+async def costly(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+                 audience_file: Path) -> AsyncIterator[Env]:
+    """The recipients' threshold far above the audience; SMS parts above 1,000 need approval."""
+    settings = Settings(engine=EngineSettings(approval_threshold=10_000,
+                                              approval_threshold_pdus=1_000), channels=SIMULATED)
+    async for e in _env(tmp_path, plan, province, numbering, audience_file, settings):
+        yield e
+
+
+async def test_many_sms_parts_to_a_small_audience_need_approval(costly: Env) -> None:
+    long = "Deo khau trang, rua tay. " * 58  # 10 parts of GSM-7: 3,000 PDUs to 300 people
+    r = await costly.client.post("/v1/preview", headers=auth("vic"), json={
+        "text": long, "max_parts": 10})
+    assert r.status_code == 200, r.text
+    assert r.json()["sms"]["pdus"] == RECIPIENTS * 10 and r.json()["needs_approval"] is True
+    r = await costly.client.post("/v1/preview", headers=auth("vic"), json={
+        "texts": {"sms": long, "zalo": "Đeo khẩu trang"}, "channels": ["sms", "zalo"],
+        "max_parts": 10})
+    assert r.status_code == 200, r.text
+    assert r.json()["channels"]["sms"]["parts"] == 10
+    assert r.json()["channels"]["zalo"]["parts"] is None
+    created = await costly.create(text=long, max_parts=10)
+    assert created["state"] == "pending_approval" and created["pdus"] == RECIPIENTS * 10
+    short = await costly.create()
+    assert short["state"] == "approved" and short["pdus"] == RECIPIENTS
+
+
+@pytest.mark.parametrize(("path", "body", "field", "said"), [
+    ("/v1/campaigns", {"title": "Khẩn\u202e", "channels": ["sms"], "text": ASCII}, "title",
+     "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("/v1/campaigns", {"title": "Khẩn", "channels": ["sms"], "text": ASCII + "\u200b"},
+     "text", "U+200B ZERO WIDTH SPACE"),
+    ("/v1/campaigns", {"title": "Khẩn", "channels": ["sms"], "texts": {"sms": "a\u200bb"}},
+     "texts.sms", "U+200B ZERO WIDTH SPACE"),
+    ("/v1/campaigns", {"title": "Khẩn", "channels": ["sms"], "text": ASCII,
+                       "coordinating": ["CDC\u202e"]}, "coordinating[0]", "U+202E"),
+    ("/v1/campaigns", {"title": "Khẩn", "channels": ["zalo"], "texts": {"zalo": "a\x00b"}},
+     "texts.zalo", "U+0000"),
+    ("/v1/preview", {"text": "Deo\u200b khau trang"}, "text", "U+200B ZERO WIDTH SPACE"),
+])
+async def test_invisible_characters_are_refused_with_the_field_and_the_character(
+        env: Env, path: str, body: dict[str, Any], field: str, said: str) -> None:
+    r = await env.client.post(path, headers=auth("olga"), json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field and said in r.json()["detail"]
+
+
+async def test_the_schema_says_which_characters_are_refused(env: Env) -> None:
+    r = await env.client.get("/schema/openapi.json")
+    schemas = r.json()["components"]["schemas"]
+    title = schemas["CampaignCreate"]["properties"]["title"]
+    barred = re.compile(title["not"]["pattern"])
+    assert all(barred.search(c) for c in "\x00\x1b\n\x85\u202e\u2066\u200b\ufeff")
+    assert not barred.search("Thông báo khẩn: đeo khẩu trang!")
+    text = re.compile(schemas["CampaignCreate"]["properties"]["text"]["not"]["pattern"])
+    assert not text.search("Dòng một\r\nDòng hai\t.") and text.search("\u200b")

@@ -483,3 +483,122 @@ async def test_a_cancel_between_the_campaign_and_its_waves_wins(
     assert (await other.get(campaign.id)).state is CampaignState.CANCELLED
     ids = [wave_id(campaign.id, c) for c in campaign.channels]
     assert await store.waves.states(ids) == dict.fromkeys(ids, WaveState.CANCELLED)
+
+
+# -- approval by cost ---------------------------------------------------------------------------
+
+LONG_SMS = "Deo khau trang, rua tay. " * 58  # 1,450 GSM-7 characters: 10 parts
+
+
+async def test_a_many_part_sms_to_a_small_audience_needs_approval(
+        store: Store, province: Province, meta: AudienceMeta) -> None:
+    """Every part is a PDU: 10 parts to 300 people cost 3,000, more than 1,000."""
+    costly = Settings(engine=EngineSettings(approval_threshold_pdus=1_000))
+    campaigns = Campaigns(store, costly, province)
+    short = await campaigns.create(title="Ngắn", channels=[Channel.SMS],
+                                   texts={Channel.SMS: SMS_TEXT}, created_by="alice", now=NOW)
+    assert short.state is CampaignState.APPROVED and short.pdus == meta.count
+    long = await campaigns.create(title="Dài", channels=[Channel.SMS],
+                                  texts={Channel.SMS: LONG_SMS}, created_by="alice", now=NOW,
+                                  max_parts=10)
+    assert long.audience_size == meta.count < costly.engine.approval_threshold
+    assert long.pdus == meta.count * 10
+    assert long.state is CampaignState.PENDING_APPROVAL
+    # the SMS fallback of a Zalo wave is counted as if every Zalo recipient got it
+    zalo = await campaigns.create(title="Zalo", channels=[Channel.ZALO],
+                                  texts={Channel.ZALO: LONG_SMS}, created_by="alice", now=NOW,
+                                  sms_fallback=True, max_parts=10)
+    reach = routing.reach(meta, Selector(), Channel.ZALO)
+    assert zalo.pdus == reach * 10 and zalo.state is CampaignState.PENDING_APPROVAL
+
+
+async def test_an_audience_grown_between_creation_and_start_needs_approval(
+        store: Store, province: Province, numbering: Numbering, meta: AudienceMeta,
+        tmp_path: Path) -> None:
+    """Approved at creation for its 300 recipients; at its start the audience in force has
+    600: it waits for another user's approval, with no wave made."""
+    campaigns = Campaigns(store, Settings(engine=EngineSettings(approval_threshold=400)),
+                          province)
+    campaign = await _create(campaigns, channels=[Channel.SMS])
+    assert campaign.state is CampaignState.APPROVED and campaign.audience_size == 300
+    grown = tmp_path / "grown.csv"
+    audiencegen.generate(grown, 600, seed=4, numbering=numbering, province=province)
+    bigger = await imported(store, grown, numbering, province)
+    assert bigger.count > 400
+
+    held = await campaigns.start(campaign.id, NOW)
+    assert held.state is CampaignState.PENDING_APPROVAL
+    assert held.audience_size == bigger.count
+    assert "approval_threshold 400" in held.state_reason
+    assert await campaigns.waves(campaign.id) == []
+    with pytest.raises(StateError):
+        await campaigns.start(campaign.id, NOW)
+
+    approved = await campaigns.approve(campaign.id, "bob")
+    started = await campaigns.start(approved.id, NOW)
+    assert started.state is CampaignState.RUNNING
+    assert [w.total for w in await campaigns.waves(campaign.id)] == [bigger.count]
+
+
+# -- invisible and control characters ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "text", "said"), [
+    ("title", "Khẩn\x1b[2J", "U+001B at character 5 is a control character"),
+    ("title", "Khẩn\x00", "U+0000 at character 5 is a control character"),
+    ("title", "Khẩn\ncấp", "U+000A at character 5 is a control character"),
+    ("title", "\u202eKhẩn", "U+202E RIGHT-TO-LEFT OVERRIDE at character 1 is a bidirectional"),
+    ("title", "Khẩn\u2066x\u2069", "U+2066 LEFT-TO-RIGHT ISOLATE at character 5"),
+    ("title", "Khẩn\x85", "U+0085 at character 5 is a control character"),
+    ("texts.sms", "Deo khau\u200b trang", "U+200B ZERO WIDTH SPACE at character 9 is a "
+     "zero-width character (unseen, yet it makes an SMS longer: UCS-2, more parts)"),
+    ("texts.sms", "\ufeffDeo khau trang", "U+FEFF ZERO WIDTH NO-BREAK SPACE at character 1"),
+    ("texts.zalo", "Đeo khẩu trang\u200d", "U+200D ZERO WIDTH JOINER at character 15"),
+    ("texts.zalo", "Đeo \u202ekhẩu trang", "U+202E RIGHT-TO-LEFT OVERRIDE at character 5"),
+    ("texts.sms", "Deo khau trang\x1b", "U+001B at character 15 is a control character"),
+    ("subject", "Khẩn\r\nBcc: x", "U+000D at character 5"),
+])
+async def test_invisible_and_control_characters_are_refused(
+        campaigns: Campaigns, meta: AudienceMeta, field: str, text: str, said: str) -> None:
+    values = {"title": "Khẩn", "subject": "", "texts.sms": SMS_TEXT, "texts.zalo": ZALO_TEXT}
+    values[field] = text
+    with pytest.raises(InputError) as info:
+        await campaigns.create(
+            title=values["title"], channels=[Channel.SMS, Channel.ZALO, Channel.EMAIL],
+            texts={Channel.SMS: values["texts.sms"], Channel.ZALO: values["texts.zalo"],
+                   Channel.EMAIL: ZALO_TEXT}, subject=values["subject"], created_by="alice",
+            now=NOW)
+    message = str(info.value)
+    assert info.value.field == field and message.startswith(f"{field}: ") and said in message
+    assert "\n" not in message and text not in message
+
+
+async def test_line_breaks_and_tabs_stay_allowed_in_texts(campaigns: Campaigns,
+                                                          meta: AudienceMeta) -> None:
+    campaign = await campaigns.create(title="Khẩn", channels=[Channel.SMS],
+                                      texts={Channel.SMS: "Deo khau trang.\r\nRua tay.\tGoi 115"},
+                                      created_by="alice", now=NOW)
+    assert campaign.state is CampaignState.APPROVED
+
+
+async def test_a_reason_with_an_escape_is_refused(campaigns: Campaigns,
+                                                  meta: AudienceMeta) -> None:
+    campaign = await _create(campaigns)
+    with pytest.raises(InputError, match=r"^reason: U\+001B"):
+        await campaigns.cancel(campaign.id, user="bob", reason="sai\x1b[8m")
+
+
+async def test_a_stored_campaign_over_the_parts_cap_is_never_started(
+        campaigns: Campaigns, store: Store, meta: AudienceMeta) -> None:
+    """Written before the cap, or straight into the store: 20 parts, more than the hard cap
+    of 10 whatever its own max_parts says."""
+    huge = Campaign(id="c-huge", title="Dài", channels=[Channel.SMS],
+                    texts={Channel.SMS: "Deo khau trang, rua tay. " * 120}, created_at=NOW,
+                    created_by="alice", state=CampaignState.APPROVED, approved_by="bob",
+                    max_parts=254)
+    assert await store.campaigns.create(huge)
+    stopped = await campaigns.start(huge.id, NOW)
+    assert stopped.state is CampaignState.CANCELLED
+    assert stopped.state_reason == ("not started: texts.sms: 20 parts (GSM-7, 3000 characters) "
+                                    "is more than max_parts 10")
+    assert await campaigns.waves(huge.id) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from adapters.email.adapter import EmailAdapter
@@ -20,8 +22,9 @@ from adapters.zalo.adapter import ZaloAdapter
 from dispatcher import channels
 from dispatcher.cli import main
 from dispatcher.errors import ConfigError
-from dispatcher.model import Channel
+from dispatcher.model import Campaign, CampaignState, Channel
 from dispatcher.settings import load_settings
+from dispatcher.store.redis import RedisStore
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -47,8 +50,8 @@ def no_redis_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOA_REDIS_URL", raising=False)
 
 
-def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[str],
-                                                redis_url: str, fast_retries: Path) -> None:
+def test_demo_json_and_a_second_run_on_the_same_database_refused(
+        capsys: pytest.CaptureFixture[str], redis_url: str, fast_retries: Path) -> None:
     args = ("demo", "--recipients", "2000", "--redis", redis_url, "--config", str(fast_retries),
             "--json")
     status, out, _ = run(capsys, *args)
@@ -71,12 +74,65 @@ def test_demo_json_and_second_run_sends_nothing(capsys: pytest.CaptureFixture[st
     assert isinstance(failed, int) and isinstance(dead, int)
     assert dead >= failed  # dead letters: permanent failures and exhausted retries
 
-    status, out, _ = run(capsys, *args)
+    # the database now holds the demo's audience and level: a second run is refused
+    status, out, err = run(capsys, *args)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("loa: error: --redis: the database at ")
+    assert "an audience of 2,000 recipients" in err and "level 4" in err
+
+
+def _production(capsys: pytest.CaptureFixture[str], url: str,
+                tmp_path: Path) -> dict[object, object]:
+    """A Redis as production holds it: an audience and a level; every key and its value."""
+    audience = tmp_path / "audience.csv"
+    assert run(capsys, "audience", "generate", "--count", "300", "--seed", "7",
+               "-o", str(audience))[0] == 0
+    assert run(capsys, "audience", "import", str(audience), "--redis", url)[0] == 0
+    assert run(capsys, "level", "set", "--level", "1", "--reason", "báo cáo", "--user", "op1",
+               "--redis", url)[0] == 0
+    return _dump(url)
+
+
+def _dump(url: str) -> dict[object, object]:
+    client = redis.Redis.from_url(url)
+    try:
+        return {k: client.dump(k) for k in sorted(client.keys("*"))}
+    finally:
+        client.close()
+
+
+def test_demo_never_touches_the_redis_of_the_environment_or_the_config(
+        capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _production(capsys, redis_url, tmp_path)
+    assert before
+    config = tmp_path / "prod.toml"
+    config.write_text(f'[redis]\nurl = "{redis_url}"\n[retry]\nbase_seconds = 0.05\n'
+                      "max_seconds = 0.2\n", encoding="utf-8")
+    monkeypatch.setenv("LOA_REDIS_URL", redis_url)
+    status, out, _ = run(capsys, "demo", "--recipients", "400", "--config", str(config),
+                         "--json")
     assert status == 0
-    second = last_json(out)
-    assert second["sent"] == 0 and second["duplicates"] == 0
-    assert second["messages"] == {"sms": 0, "zalo": 0, "email": 0, "app": 0}
-    assert second["already_done"] == first["waves"]
+    assert last_json(out)["recipients"] == 400
+    assert _dump(redis_url) == before  # not one key written, changed or removed
+
+
+def test_demo_refuses_an_explicit_database_that_is_not_empty(
+        capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> None:
+    before = _production(capsys, redis_url, tmp_path)
+    status, out, err = run(capsys, "demo", "--recipients", "400", "--redis", redis_url)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"loa: error: --redis: the database at {redis_url} is not empty "
+                          "(an audience of 300 recipients, level 1, ")
+    assert _dump(redis_url) == before
+    # any key at all counts: a database is empty or it is not the demo's
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.set("loa:anything", "1")
+    client.close()
+    status, _, err = run(capsys, "demo", "--recipients", "400", "--redis", redis_url)
+    assert status == 2 and "1 Loa key (loa:*) of 1 keys" in err
 
 
 def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) -> None:
@@ -266,6 +322,30 @@ def test_campaign_verbs_over_redis(capsys: pytest.CaptureFixture[str], redis_url
     status, _, err = run(capsys, "campaign", "create", "--title", "x", "--channels", "fax",
                          "--text", "y", *common)
     assert status == 2 and "--channels" in err
+
+
+def test_campaign_list_and_show_never_print_escape_sequences(
+        capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    """A title stored with an escape sequence and an RTL override (by an older version, or
+    straight into Redis) is printed escaped: it cannot act on the operator's terminal."""
+    hostile = Campaign(id="c-1", title="Khẩn\x1b[2J\x1b]0;pwned\x07\u202eabc",
+                       channels=[Channel.SMS], texts={Channel.SMS: "x"},
+                       created_at=dt.datetime(2026, 11, 26, tzinfo=dt.UTC), created_by="a",
+                       state=CampaignState.APPROVED)
+
+    async def put() -> None:
+        store = RedisStore(redis_url)
+        try:
+            assert await store.campaigns.create(hostile)
+        finally:
+            await store.aclose()
+
+    asyncio.run(put())
+    for verb in (("list",), ("show", "c-1")):
+        status, out, _ = run(capsys, "campaign", *verb, "--redis", redis_url)
+        assert status == 0
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "Khẩn\\x1b[2J\\x1b]0;pwned\\x07\\u202eabc" in out
 
 
 def test_campaign_create_caps_sms_parts(capsys: pytest.CaptureFixture[str], redis_url: str,

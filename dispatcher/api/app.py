@@ -43,7 +43,16 @@ from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.zalo.webhook import WebhookVerifier
-from dispatcher import __version__, console, failclosed, opening, routing, smstext
+from dispatcher import (
+    __version__,
+    approval,
+    console,
+    failclosed,
+    opening,
+    routing,
+    smstext,
+    textcheck,
+)
 from dispatcher import channels as registry
 from dispatcher.api import signin
 from dispatcher.api.config import ApiConfig
@@ -474,6 +483,9 @@ async def create_campaign(
         if replayed is not None:
             return replayed
     failclosed.require(s.modes, data.channels, data.sms_fallback)
+    textcheck.check(data.text, "text")  # also where no channel uses it
+    for name, written in data.texts.items():
+        textcheck.check(written, f"texts.{name}")
     campaign_id = key_id or new_campaign_id(s.clock())
 
     async def create() -> Campaign:
@@ -693,6 +705,9 @@ async def preview(request: Request[Any, Any, Any], state: State,
     if unknown:
         raise InputError(f"not districts of {s.province.name}: {', '.join(unknown)}",
                          field="selector.districts")
+    textcheck.check(data.text, "text")
+    for name, written in data.texts.items():
+        textcheck.check(written, f"texts.{name}")
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
     for channel in data.channels:
@@ -729,10 +744,11 @@ async def preview(request: Request[Any, Any, Any], state: State,
             recipients=n, by_carrier=by_carrier, by_route=by_route, pdus=n * parts,
             tps=sum(r.tps or 0.0 for r in by_route.values()) if limited else None,
             seconds=max(route_seconds, default=0.0) if limited else None)
-        channels[channel] = ChannelPreview(n, sms.seconds)
+        channels[channel] = ChannelPreview(n, sms.seconds, parts)
     size = max((c.recipients for c in channels.values()), default=0)
     return Preview(audience_version=meta.version, audience_size=meta.count,
-                   needs_approval=size > s.settings.engine.approval_threshold,
+                   needs_approval=bool(approval.over(
+                       approval.Cost(size, sms.pdus if sms else 0), s.settings.engine)),
                    channels=channels, sms=sms)
 
 

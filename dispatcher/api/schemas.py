@@ -12,6 +12,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from dispatcher import textcheck
 from dispatcher.auth import Role
 from dispatcher.model import (
     DEFAULT_MAX_PARTS,
@@ -26,8 +27,12 @@ from dispatcher.plantext import Diacritics
 from dispatcher.smstext import Encoding
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
-Text = Annotated[str, Meta(max_length=TEXT_MAX)]
-Short = Annotated[str, Meta(max_length=200)]
+# The characters dispatcher.textcheck refuses: the schema says it (``not: {pattern}``), the
+# server refuses them naming the field and the character.
+_NOT_IN_TEXT = {"not": {"pattern": textcheck.IN_TEXT}}
+_NOT_IN_LINE = {"not": {"pattern": textcheck.IN_LINE}}
+Text = Annotated[str, Meta(max_length=TEXT_MAX, extra_json_schema=_NOT_IN_TEXT)]
+Line = Annotated[str, Meta(max_length=200, extra_json_schema=_NOT_IN_LINE)]
 Reason = Annotated[str, Meta(max_length=1000)]
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # the same in ECMA-262 and Python: \s differs on these
 #: The most SMS parts a text may take (a longer one is refused with 400).
@@ -45,7 +50,7 @@ class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class ActionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Why a campaign is paused, resumed or cancelled (required for the plan's campaigns)."""
 
-    reason: Reason = ""
+    reason: Annotated[str, Meta(max_length=1000, extra_json_schema=_NOT_IN_TEXT)] = ""
 
 
 class StopBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -65,15 +70,15 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     """A new campaign. ``text`` is used on every channel that ``texts`` gives no text for;
     the audience defaults to everyone (an empty selector)."""
 
-    title: Annotated[str, Meta(min_length=1, max_length=200)]
+    title: Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=_NOT_IN_LINE)]
     channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)]
     text: Text = ""
     texts: dict[Channel, Text] = {}
     selector: Selector = Selector()
     priority: Priority = Priority.NORMAL
-    owner: Short = ""
-    coordinating: Annotated[list[Short], Meta(max_length=50)] = []
-    subject: Short = ""
+    owner: Line = ""
+    coordinating: Annotated[list[Line], Meta(max_length=50)] = []
+    subject: Line = ""
     strip_diacritics: bool = False
     start_at: Annotated[dt.datetime, Meta(tz=True)] | None = None  # with its UTC offset
     sms_fallback: bool = False
@@ -141,6 +146,7 @@ class SmsPreview(msgspec.Struct, frozen=True):
 class ChannelPreview(msgspec.Struct, frozen=True):
     recipients: int
     seconds: float | None  # at the route's configured rate; null when it has none
+    parts: int | None = None  # SMS: parts of the text as sent; null on a channel without parts
 
 
 class Preview(msgspec.Struct, frozen=True):

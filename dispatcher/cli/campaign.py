@@ -25,6 +25,7 @@ from dispatcher.model import (
 from dispatcher.province import load_province
 from dispatcher.settings import load_settings
 from dispatcher.store import Store, open_store
+from dispatcher.textcheck import visible
 
 
 def register(sub: Any) -> None:
@@ -142,7 +143,8 @@ def cmd_verb(args: argparse.Namespace) -> int:
         print_json({"campaign": campaign, "progress": progress})
         return 0
     out = console()
-    out.print(f"campaign {campaign.id} ({campaign.title}): {campaign.state}", markup=False)
+    out.print(f"campaign {visible(campaign.id)} ({visible(campaign.title)}): {campaign.state}",
+              markup=False)
     for channel, p in progress.items():
         out.print(f"  {channel}: {p.sent:,}/{p.total:,} sent, {p.queued:,} queued, "
                   f"{p.retrying:,} retrying, {p.dead_letters:,} dead letters, "
@@ -164,6 +166,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     out = console()
     for c in found:
-        out.print(f"{c.id}  {c.state:<16} {c.created_at:%Y-%m-%d %H:%M}  {c.title}",
-                  markup=False)
+        out.print(f"{visible(c.id)}  {c.state:<16} {c.created_at:%Y-%m-%d %H:%M}  "
+                  f"{visible(c.title)}", markup=False)
     return 0

@@ -22,6 +22,7 @@ from dispatcher.importer import import_audience
 from dispatcher.msisdn import load_numbering
 from dispatcher.plan import load_plan
 from dispatcher.province import load_province
+from dispatcher.settings import load_settings
 from dispatcher.store import open_store
 
 
@@ -30,8 +31,8 @@ def register(sub: Any) -> None:
         "demo", help="run a level-4 wave of every channel through the engine",
         description="Generate an audience, set the level to 4, and send the next wave of every "
                     "channel of the level-4 plan at once through the reconciler, fan-out and "
-                    "workers, to in-process channels. Against the same Redis, a second run "
-                    "sends nothing until a new slot or level comes.")
+                    "workers, to in-process channels, on a private redis-server it starts and "
+                    "stops: never the Redis of --config or LOA_REDIS_URL.")
     demo.add_argument("--recipients", type=int, default=100_000, metavar="N",
                       help="audience size (default 100000)")
     demo.add_argument("--smsc", metavar="HOST:PORT",
@@ -45,7 +46,14 @@ def register(sub: Any) -> None:
     demo.add_argument("--zalo-url", metavar="URL",
                       help="send Zalo to this server (e.g. a `loa sim zalo`, with its default "
                            "credentials) instead of the in-process simulator")
-    storeopts.add_options(demo)
+    demo.add_argument("--redis", metavar="URL",
+                      help="run on this Redis database instead of a private redis-server; "
+                           "refused unless the database is empty (LOA_REDIS_URL and the "
+                           "config's Redis are never used)")
+    demo.add_argument("--config", type=Path, metavar="FILE",
+                      help="deployment settings (TOML; see docs/configuration.md); its Redis "
+                           "is not used")
+    demo.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
     demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     logopts.add_options(demo, default_level="warning")
     demo.set_defaults(func=cmd_demo)
@@ -67,7 +75,7 @@ def register_import(audience_group: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.recipients < 1:
         raise InputError("--recipients must be at least 1")
-    settings, url = storeopts.settings_and_url(args)
+    settings = load_settings(args.config)
     plan, numbering, province = load_plan(args.plan), load_numbering(), load_province()
     smsc = _smsc(args.smsc, args.smsc_system_id,
                  args.smsc_password or os.environ.get("LOA_SMSC_PASSWORD", ""))
@@ -86,14 +94,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with bars, contextlib.ExitStack() as cleanup:
         if exporter is not None:
             cleanup.callback(exporter.close)
-        result = run_async(run_demo(recipients=args.recipients, redis_url=url or None, plan=plan,
-                                    numbering=numbering, province=province, settings=settings,
-                                    smsc=smsc, zalo_url=_url(args.zalo_url),
+        result = run_async(run_demo(recipients=args.recipients, redis_url=args.redis or None,
+                                    plan=plan, numbering=numbering, province=province,
+                                    settings=settings, smsc=smsc, zalo_url=_url(args.zalo_url),
                                     on_progress=show))
     out = console()
-    if result.already_done:
-        out.print(f"already sent before: {', '.join(result.already_done)} (nothing sent again)",
-                  markup=False)
     by_channel = ", ".join(f"{c} {n:,}" for c, n in result.messages.items())
     if result.simulated:
         out.print(f"simulated channels (the demo's own simulators, no one receives them): "
