@@ -2,7 +2,10 @@
 
 draft → pending_approval → approved → running ⇄ paused → completed | cancelled | failed.
 A campaign reaching more recipients than ``approval_threshold`` waits in pending_approval until
-a different user approves it; the engine starts only approved campaigns. Starting creates one
+a different user approves it; the engine starts only approved campaigns, and checks again
+at the start, with its own threshold and the audience then: a campaign above it with no approver
+recorded, or approved by its creator (written into the store around the API), is marked failed
+with the reason instead. Starting creates one
 wave per channel (``<campaign>-<channel>``); pausing, resuming and cancelling change the waves'
 states, which every worker reads within ``state_refresh_seconds``. Every change is a
 compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
@@ -44,7 +47,7 @@ S = CampaignState
 ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
     S.DRAFT: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED}),
-    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
     S.RUNNING: frozenset({S.PAUSED, S.COMPLETED, S.CANCELLED, S.FAILED}),
     S.PAUSED: frozenset({S.RUNNING, S.CANCELLED}),
 }
@@ -71,6 +74,23 @@ def _check_sms(text: str, strip: bool, max_parts: int, field: str, why: str = ""
         raise InputError(f"{why}{exc}", field=field) from None
     if len(seg.parts) > max_parts:
         raise InputError(f"{why}{seg.summary} is more than max_parts {max_parts}", field=field)
+
+
+ENGINE_USER = "engine"  # who refuses a campaign at its start (state_by)
+
+
+def approval_refusal(campaign: Campaign, size: int, threshold: int) -> str:
+    """Why ``campaign`` may not start with ``size`` recipients (empty: it may): above the
+    ``threshold``, it needs an approver recorded on it who is not its creator."""
+    if size <= threshold:
+        return ""
+    if not campaign.approved_by:
+        return (f"{size} recipients (more than the approval threshold {threshold}) and no "
+                "approver recorded")
+    if not campaign.created_by or campaign.approved_by == campaign.created_by:
+        return (f"{size} recipients (more than the approval threshold {threshold}) and "
+                "approved by its creator, not by a second user")
+    return ""
 
 
 VERB = {S.PENDING_APPROVAL: "sent for approval", S.APPROVED: "approved", S.RUNNING: "started",
@@ -173,6 +193,11 @@ class Campaigns:
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported")
+        size = max(routing.reach(meta, campaign.selector, c) for c in campaign.channels)
+        refusal = approval_refusal(campaign, size, self.settings.engine.approval_threshold)
+        if refusal:
+            await self._move(campaign_id, S.FAILED, state_reason=refusal, state_by=ENGINE_USER)
+            raise PermissionDenied(f"campaign {campaign_id} not started: {refusal}")
         # Running first, then the waves: a cancel that lands in between finds the campaign
         # running and cancels whatever waves exist; the engine fans out only waves of running
         # campaigns, so waves created after such a cancel are never sent.
