@@ -35,6 +35,9 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo_oa_secret: str = ""  # filled in from zalo_oa_secret_env (never write it here)
     zalo_max_skew_seconds: float = 300.0
     tokens: list[TokenEntry] = []
+    # a change that raises the level waits this long for a second user's confirmation
+    level_confirm_seconds: float = 900.0
+    level_single_person: bool = False  # true: one operator raises the level alone
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -56,6 +59,8 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
     api = convert(raw, ApiConfig, source=f"{source} [api]")
     if api.request_max_body_size <= 0:
         raise ConfigError("must be more than 0", source=source, key="api.request_max_body_size")
+    if not api.level_confirm_seconds > 0:
+        raise ConfigError("must be more than 0", source=source, key="api.level_confirm_seconds")
     if api.zalo_oa_secret_env:
         name = api.zalo_oa_secret_env
         if name not in env:
