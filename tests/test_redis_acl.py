@@ -23,14 +23,16 @@ NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
 def acl_user(redis_url: str) -> Iterator[tuple[str, str, str]]:
     """A user allowed Loa's keys (``loa:*``) and channels only: its name, password, host:port."""
     parts = urlsplit(redis_url)
-    client = redis.Redis(host=parts.hostname, port=parts.port)
+    where = f"{parts.hostname}:{parts.port}"
+    client = redis.Redis.from_url(redis_url)
     name, password = f"loa-test-{secrets.token_hex(3)}", secrets.token_hex(16)
-    client.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", "~loa:*",
-                           "&loa:*", "+@all", "-@dangerous", "+info")
+    client.acl_setuser(name, enabled=True, reset=True, passwords=[f"+{password}"],
+                       keys=["loa:*"], channels=["loa:*"], commands=["+@all", "-@dangerous",
+                                                                     "+info"])
     try:
-        yield name, password, f"{parts.hostname}:{parts.port}"
+        yield name, password, where
     finally:
-        client.execute_command("ACL", "DELUSER", name)
+        client.acl_deluser(name)
         client.close()
 
 
