@@ -93,8 +93,11 @@ async def test_a_raise_waits_for_a_second_person(env: Env) -> None:
     assert r.status_code == 404
     r = await env.client.post("/v1/level/confirm", headers=auth("dave"), json={"reason": "x"})
     assert r.status_code == 409  # nothing waits any more
-    actions = [(a.who, a.action) for a in read_audit(env.audit)]
-    assert ("olga", "level.set") in actions and ("carol", "level.confirm") in actions
+    records = {(a.who, a.action): a for a in read_audit(env.audit) if a.outcome == "ok"}
+    proposed = records[("olga", "level.set")].detail
+    assert (proposed["pending"], proposed["before"], proposed["after"]) == (pending["id"], 0, 4)
+    confirmed = records[("carol", "level.confirm")].detail
+    assert confirmed["pending"]["id"] == pending["id"] and confirmed["reason"] == "đã xác minh"
 
 
 async def test_the_proposer_cannot_confirm(tmp_path: Path, plan: Plan, province: Province,

@@ -377,10 +377,17 @@ async def put_level(request: Request[Any, Any, Any], state: State,
     s = _services(state)
     data = await strict_body(request, LevelSet)
     detail = msgspec.to_builtins(data)
-    outcome = await _audited(request, "level.set", "level", propose_level(
-        s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level, reason=data.reason,
-        user=_user(request).name, confirm_seconds=s.api.level_confirm_seconds,
-        single_person=s.api.level_single_person), detail)
+
+    async def propose() -> LevelState | PendingLevel:
+        outcome = await propose_level(
+            s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level,
+            reason=data.reason, user=_user(request).name,
+            confirm_seconds=s.api.level_confirm_seconds, single_person=s.api.level_single_person)
+        if isinstance(outcome, PendingLevel):  # the record says it waits, and for which change
+            detail.update(pending=outcome.id, before=outcome.current, after=outcome.level)
+        return outcome
+
+    outcome = await _audited(request, "level.set", "level", propose(), detail)
     return Response(outcome, status_code=202 if isinstance(outcome, PendingLevel) else 200)
 
 
