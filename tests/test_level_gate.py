@@ -141,6 +141,17 @@ async def test_duplicate_keys_are_refused(env: Env) -> None:
     assert "twice" in r.json()["detail"]
     r = await env.client.get("/v1/level/pending", headers=auth("vic"))
     assert r.status_code == 404
+    # every body: here a nested object of a stop
+    r = await env.client.post("/v1/stop", headers={**auth("olga"),
+                                                   "Content-Type": "application/json"},
+                              content=b'{"reason": "a", "reason": "b"}')
+    assert r.status_code == 400 and r.json()["field"] == "reason"
+    r = await env.client.post("/v1/preview", headers={**auth("olga"),
+                                                      "Content-Type": "application/json"},
+                              content=b'{"text": "x", "selector": {"kinds": [], "kinds": []}}')
+    assert r.status_code == 400 and r.json()["field"] == "kinds"
+    r = await env.client.get("/v1/stop", headers=auth("vic"))
+    assert r.json()["active"] is False
 
 
 async def test_lowering_and_the_same_level_are_one_persons(tmp_path: Path, plan: Plan,
