@@ -35,6 +35,7 @@ CHANGES = [
 def no_api(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("LOA_TOKEN", "LOA_API_URL", "LOA_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "320")
 
 
 @pytest.mark.parametrize("argv", CHANGES, ids=lambda a: " ".join(a[:2]))
@@ -90,8 +91,9 @@ def test_admin_direct_writes_redis_and_the_audit_log(capsys: pytest.CaptureFixtu
 
 
 class Api:
-    def __init__(self, base: str, tokens: dict[str, Path], audit: Path) -> None:
+    def __init__(self, base: str, tokens: dict[str, Path], audit: Path, redis: str) -> None:
         self.base = base
+        self.redis = redis
         self.tokens = tokens
         self.audit = audit
 
@@ -136,7 +138,7 @@ def api(capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> I
                 assert proc.poll() is None, proc.communicate()[1]
                 assert time.monotonic() < deadline, "loa api did not answer in 20 s"
                 time.sleep(0.1)
-        yield Api(base, tokens, tmp_path / "loa-audit.jsonl")
+        yield Api(base, tokens, tmp_path / "loa-audit.jsonl", redis_url)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -155,6 +157,8 @@ def test_the_verbs_through_the_api(capsys: pytest.CaptureFixture[str], api: Api)
     assert status == 0, err
     state = json.loads(out)
     assert (state["level"], state["set_by"], state["confirmed_by"]) == (4, "olga", "carol")
+    status, out, _ = run(capsys, "level", "show", "--redis", api.redis, "--lang", "en")
+    assert "set by olga, confirmed by carol (reason: ổ dịch)" in out.splitlines()[0]
 
     status, out, err = run(capsys, "campaign", "create", "--title", "Khẩn", "--text",
                            "Deo khau trang", *api.as_("olga"), "--json")

@@ -207,7 +207,8 @@ def opening_rule(tx: lang.Texts, plan: Plan) -> str:
 
 
 def describe(tx: lang.Texts, plan: Plan, state: LevelState | None) -> list[str]:
-    """The level in force in words: level, name, since when, who set it, cases and reason; for
+    """The level in force in words: level, name, since when, who set it (and who confirmed a
+    raise), cases and reason; for
     level 0 (or none set) what that means."""
     if state is None:
         return [tx.never_set]
@@ -216,6 +217,8 @@ def describe(tx: lang.Texts, plan: Plan, state: LevelState | None) -> list[str]:
                               since=tx.stamp(since, plan.tz))
     if state.set_by:
         line += tx.set_by.format(user=state.set_by)
+    if state.confirmed_by:
+        line += tx.confirmed_by.format(user=state.confirmed_by)
     details = [tx.cases(state.cases)] if state.cases is not None else []
     if state.reason:
         details.append(tx.reason.format(reason=state.reason))
