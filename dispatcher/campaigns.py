@@ -3,8 +3,10 @@
 draft → pending_approval → approved → running ⇄ paused → completed | cancelled | failed.
 A campaign that costs more than a threshold (recipients, or SMS parts: see
 :mod:`dispatcher.approval`) waits in pending_approval until a different user approves it; the
-engine starts only approved campaigns, and one approved at creation for being small goes back
-to pending_approval when the audience in force at its start makes it cost more. Starting creates one
+engine starts only approved campaigns, and checks again at the start, with its own thresholds
+and the audience then: one approved at creation for being small goes back to pending_approval
+when it costs more now, and one above a threshold approved by its creator (written into the
+store around the API) is marked failed with the reason. Starting creates one
 wave per channel (``<campaign>-<channel>``); pausing, resuming and cancelling change the waves'
 states, which every worker reads within ``state_refresh_seconds``. Every change is a
 compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
@@ -46,7 +48,7 @@ S = CampaignState
 ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
     S.DRAFT: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED}),
-    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED, S.PENDING_APPROVAL}),
+    S.APPROVED: frozenset({S.RUNNING, S.CANCELLED, S.PENDING_APPROVAL, S.FAILED}),
     S.RUNNING: frozenset({S.PAUSED, S.COMPLETED, S.CANCELLED, S.FAILED}),
     S.PAUSED: frozenset({S.RUNNING, S.CANCELLED}),
 }
@@ -93,6 +95,21 @@ def _over_cap(campaign: Campaign) -> str:
             _check_sms(text, campaign.strip_diacritics, cap, field)
         except InputError as exc:
             return f"not started: {exc}"
+    return ""
+
+
+ENGINE_USER = "engine"  # who refuses a campaign at its start (state_by)
+
+
+def approval_refusal(campaign: Campaign, why: str) -> str:
+    """Why an approved ``campaign`` over a threshold (``why``: what it costs, empty when under
+    every threshold) may not start: its approver must be recorded and not be its creator."""
+    if not why:
+        return ""
+    if not campaign.approved_by:
+        return f"{why} and no approver recorded"
+    if not campaign.created_by or campaign.approved_by == campaign.created_by:
+        return f"{why} and approved by its creator, not by a second user"
     return ""
 
 
@@ -210,15 +227,20 @@ class Campaigns:
         refused = _over_cap(campaign) if campaign.level is None else ""
         if refused:
             return await self._move(campaign_id, S.CANCELLED, state_reason=refused, state_by="")
-        if campaign.level is None and not campaign.approved_by:
+        if campaign.level is None:
             price = approval.of_campaign(meta, campaign)
             why = approval.over(price, self.settings.engine)
-            if why:
+            if why and not campaign.approved_by:
                 return await self._move(
                     campaign_id, S.PENDING_APPROVAL, audience_size=price.recipients,
                     pdus=price.pdus, state_by="", state_reason=(
                         f"at its start the audience {meta.version} makes it {why}: it needs "
                         "approval by another user"))
+            refusal = approval_refusal(campaign, why)
+            if refusal:
+                await self._move(campaign_id, S.FAILED, state_reason=refusal,
+                                 state_by=ENGINE_USER)
+                raise PermissionDenied(f"campaign {campaign_id} not started: {refusal}")
         # Running first, then the waves: a cancel that lands in between finds the campaign
         # running and cancels whatever waves exist; the engine fans out only waves of running
         # campaigns, so waves created after such a cancel are never sent.

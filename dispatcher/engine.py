@@ -28,7 +28,7 @@ from adapters.base import Adapter
 from dispatcher import logs, metrics, routing
 from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
-from dispatcher.errors import StateError
+from dispatcher.errors import PermissionDenied, StateError
 from dispatcher.fallback import SmsFallback
 from dispatcher.fanout import fan_out
 from dispatcher.model import (
@@ -192,8 +192,7 @@ class Engine:
         for campaign in campaigns:
             if not stopped and campaign.state is CampaignState.APPROVED and (
                     campaign.start_at is None or campaign.start_at <= now):
-                with contextlib.suppress(StateError):  # another process, or an operator, won
-                    await self.campaigns.start(campaign.id, now)
+                await self._start(campaign, now)
         states = await self.store.waves.states()
         for wave_id, state in states.items():
             if state in (WaveState.CREATED, WaveState.FANNING_OUT):
@@ -215,6 +214,17 @@ class Engine:
                    if c.state is CampaignState.RUNNING and c.level is None]
         if running:
             await self._finish_campaigns(running, await self.store.waves.states())
+
+    async def _start(self, campaign: Campaign, now: dt.datetime) -> None:
+        """Start an approved campaign; one above the threshold (this process's settings) that no
+        second user approved is refused: marked failed, with the reason."""
+        try:
+            await self.campaigns.start(campaign.id, now)
+        except StateError:  # another process, or an operator, won
+            return
+        except PermissionDenied as exc:
+            metrics.CAMPAIGNS_REFUSED.inc()
+            log.warning("%s", exc, extra={"campaign": campaign.id})
 
     def now(self) -> dt.datetime:
         """The engine's clock (replaceable in tests: ``engine.clock``)."""

@@ -16,7 +16,8 @@ adapter that speaks the protocol, never by ad-hoc conditions.
     ├── PermissionDenied   the user may not do this (approving their own campaign)
     ├── NotFound           no such campaign, wave or audience
     ├── AuditUnavailable   the audit log cannot be written: the change is refused (retryable)
-    └── ChannelError       a channel could not take a batch at all (retryable)
+    ├── ChannelError       a channel could not take a batch at all (retryable)
+    └── ServiceUnavailable the Loa API does not answer, or answers 5xx (retryable)
 """
 
 from __future__ import annotations
@@ -134,5 +135,11 @@ class ChannelError(LoaError):
 
     Retryable by default: the worker puts the whole batch on the retry queue.
     """
+
+    retryable = True
+
+
+class ServiceUnavailable(LoaError):
+    """The Loa API a command goes through does not answer, or fails (5xx)."""
 
     retryable = True

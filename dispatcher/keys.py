@@ -16,6 +16,7 @@ GROUP = "workers"  # the consumer group of every route stream
 
 LEVEL = f"{PREFIX}:{{level}}"
 LEVEL_HISTORY = f"{PREFIX}:{{level}}:history"
+LEVEL_PENDING = f"{PREFIX}:{{level}}:pending"  # a level change waiting for its confirmation
 AUDIENCE_CURRENT = f"{PREFIX}:{{audience}}:current"
 CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision

@@ -122,6 +122,9 @@ CHANNEL_CONFIGURED = Gauge(
     "loa_channel_configured", "1 when this process sends on the channel: configured (a real "
     "adapter) or simulated=\"true\" (declared in [channels] simulate: sent to no one); 0 when "
     "it has no configuration (nothing is sent on it)", ["channel", "simulated"])
+CAMPAIGNS_REFUSED = Counter(
+    "loa_campaigns_refused", "Approved campaigns the engine refused to start (marked failed): "
+    "above the approval threshold with no approver, or approved by their creator")
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

@@ -79,6 +79,23 @@ class LevelState(msgspec.Struct, frozen=True):
     cases: int | None = None
     reason: str = ""
     set_by: str = ""
+    confirmed_by: str = ""  # the second user, for a change that needed one
+    confirm_reason: str = ""
+
+
+class PendingLevel(msgspec.Struct, frozen=True):
+    """A level change that waits for a second user (an approver) to confirm it before it takes
+    effect; gone at ``expires_at``."""
+
+    id: str
+    level: int
+    current: int  # the level in force when it was proposed
+    at: dt.datetime
+    expires_at: dt.datetime
+    proposed_by: str
+    reason: str
+    cases: int | None = None
+    pending: bool = True  # what the API answers (``{"pending": true, ...}``)
 
 
 #: SMS parts a campaign's text may take unless it says otherwise, and the most it may allow.

@@ -326,32 +326,43 @@ async def test_unexpected_errors_do_not_leak(env: Env, monkeypatch: pytest.Monke
 # -- level ----------------------------------------------------------------------------------------
 
 
+async def raise_level(env: Env, user: str, body: dict[str, Any],
+                      confirmer: str = "carol") -> dict[str, Any]:
+    """Propose a raise of the level as ``user`` (202) and confirm it as ``confirmer``."""
+    r = await env.client.put("/v1/level", headers=auth(user), json=body)
+    assert r.status_code == 202 and r.json()["pending"] is True, r.text
+    r = await env.client.post("/v1/level/confirm", headers=auth(confirmer),
+                              json={"reason": "xác nhận"})
+    assert r.status_code == 200, r.text
+    state: dict[str, Any] = r.json()
+    return state
+
+
 async def test_level_set_get_and_history(env: Env, plan: Plan) -> None:
     r = await env.client.get("/v1/level", headers=auth("vic"))
     assert r.status_code == 404 and "no level" in r.json()["detail"]
-    r = await env.client.put("/v1/level", headers=auth("olga"),
-                             json={"cases": 42, "reason": "ca bệnh mới"})
-    assert r.status_code == 200, r.text
-    assert r.json()["level"] == plan.level_for_cases(42)
-    assert r.json()["set_by"] == "olga" and r.json()["cases"] == 42
-    r = await env.client.put("/v1/level", headers=auth("root"), json={"level": 4, "reason": "x"})
-    assert r.status_code == 200 and r.json()["level"] == 4
+    state = await raise_level(env, "olga", {"cases": 42, "reason": "ca bệnh mới"})
+    assert state["level"] == plan.level_for_cases(42)
+    assert state["set_by"] == "olga" and state["cases"] == 42
+    state = await raise_level(env, "root", {"level": 4, "reason": "x"})
+    assert state["level"] == 4
     r = await env.client.get("/v1/level", headers=auth("vic"))
     assert r.json()["level"] == 4 and r.json()["set_by"] == "root"
     r = await env.client.get("/v1/level/history", headers=auth("vic"))
     assert [s["set_by"] for s in r.json()] == ["root", "olga"]
     r = await env.client.get("/v1/level/history?limit=1", headers=auth("vic"))
     assert len(r.json()) == 1
-    r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": 1, "level": 2})
+    r = await env.client.put("/v1/level", headers=auth("olga"),
+                             json={"cases": 1, "level": 2, "reason": "x"})
     assert r.status_code == 400 and "either" in r.json()["detail"]
-    r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 9})
+    r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 9, "reason": "x"})
     assert r.status_code == 400 and "not in the plan" in r.json()["detail"]
 
 
 async def test_the_openings_of_the_level_in_force(env: Env, plan: Plan) -> None:
     r = await env.client.get("/v1/level/openings", headers=auth("vic"))
     assert r.status_code == 200 and r.json() == []
-    r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 4, "reason": "x"})
+    await raise_level(env, "olga", {"level": 4, "reason": "x"})
     await Reconciler(env.services.store, plan).tick(NOW)
     r = await env.client.get("/v1/level/openings", headers=auth("vic"))
     assert r.status_code == 200
@@ -366,7 +377,7 @@ async def test_the_openings_of_the_level_in_force(env: Env, plan: Plan) -> None:
 
 async def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_sensible_answers(
         env: Env, plan: Plan) -> None:
-    await env.client.put("/v1/level", headers=auth("olga"), json={"level": 4, "reason": "x"})
+    await raise_level(env, "olga", {"level": 4, "reason": "x"})
     await Reconciler(env.services.store, plan).tick(NOW)
     c, url = env.client, "/v1/campaigns/plan-L4-sms"
     r = await c.post(f"{url}/pause", headers=auth("olga"))
@@ -598,6 +609,8 @@ def test_cli_config_token_and_api(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("loa_") and token not in config.read_text(encoding="utf-8")
+    approver = _loa("token", "create", "--config", str(config), "--user", "anh", "--role",
+                    "approver", cwd=tmp_path).stdout.strip().splitlines()[-1]
 
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
@@ -618,9 +631,12 @@ def test_cli_config_token_and_api(tmp_path: Path) -> None:
         assert status == 200 and doc == {"status": "ok"}
         assert _http(f"{base}/v1/level")[0] == 401
         status, doc = _http(f"{base}/v1/level", token, "PUT", {"cases": 3, "reason": "test"})
+        assert status == 202 and doc["pending"] is True, doc
+        assert _http(f"{base}/v1/level", token)[0] == 404  # not in force until confirmed
+        status, doc = _http(f"{base}/v1/level/confirm", approver, "POST", {"reason": "ok"})
         assert status == 200, doc
         status, doc = _http(f"{base}/v1/level", token)
-        assert status == 200 and doc["set_by"] == "olga"
+        assert status == 200 and doc["set_by"] == "olga" and doc["confirmed_by"] == "anh"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
@@ -631,7 +647,8 @@ def test_cli_config_token_and_api(tmp_path: Path) -> None:
     audit = read_audit(tmp_path / "loa-audit.jsonl")
     assert [(r.who, r.action, r.outcome) for r in audit] == [
         ("", "signin.failed", "NotAuthorized"), ("olga", "level.set", PENDING),
-        ("olga", "level.set", "ok")]
+        ("olga", "level.set", "ok"), ("anh", "level.confirm", PENDING),
+        ("anh", "level.confirm", "ok")]
 
 
 def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,

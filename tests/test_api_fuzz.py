@@ -225,6 +225,7 @@ def _short(report: str, width: int = 300) -> str:
 OPERATIONS = {
     "GET /v1/me", "GET /v1/plan",
     "GET /v1/level", "PUT /v1/level", "GET /v1/level/history", "GET /v1/level/openings",
+    "GET /v1/level/pending", "POST /v1/level/confirm",
     "POST /v1/campaigns",
     "GET /v1/campaigns", "GET /v1/campaigns/{campaign_id}",
     "POST /v1/campaigns/{campaign_id}/approve", "POST /v1/campaigns/{campaign_id}/pause",

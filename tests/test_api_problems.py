@@ -68,7 +68,7 @@ async def test_type_errors_name_the_field(env: Env) -> None:
     r = await env.client.post("/v1/campaigns", headers=auth("olga"),
                               json={"title": 5, "channels": ["sms"], "text": ASCII})
     assert _problem(r, 400, "invalid-input")["field"] == "title"
-    r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": "5"})
+    r = await env.client.put("/v1/level", headers=auth("olga"), json={"cases": "5", "reason": "r"})
     body = _problem(r, 400, "invalid-input")
     assert body["field"] == "cases" and body["detail"] == "cases: Expected `int | null`, got `str`"
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
@@ -93,7 +93,7 @@ async def test_every_refusal_has_its_type(env: Env) -> None:
     r = await env.client.patch("/v1/level", headers=auth("olga"), json={})
     _problem(r, 405, "method-not-allowed")
     r = await env.client.put("/v1/level", headers=auth("olga"), json={"level": 3, "reason": "x"})
-    assert r.status_code == 200
+    assert r.status_code == 202
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         "title": "T", "channels": ["sms"], "text": "x" * 100_000})
     assert _problem(r, 413, "body-too-large")["detail"] == (

@@ -190,13 +190,16 @@ def test_demo_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.strip() == "loa: error: --recipients must be at least 1"
 
 
-def test_level_set_and_show(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+def test_level_set_and_show(capsys: pytest.CaptureFixture[str], redis_url: str,
+                            monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the audit log of --admin-direct (loa-audit.jsonl)
     status, out, _ = run(capsys, "level", "set", "--cases", "42", "--reason", "báo cáo 8h",
-                         "--user", "alice", "--redis", redis_url, "--json")
+                         "--user", "alice", "--admin-direct", "--redis", redis_url, "--json")
     assert status == 0
     state = last_json(out)
     assert (state["level"], state["cases"], state["set_by"]) == (3, 42, "alice")
-    status, out, _ = run(capsys, "level", "set", "--level", "4", "--redis", redis_url, "--json")
+    status, out, _ = run(capsys, "level", "set", "--level", "4", "--reason", "r",
+                         "--user", "alice", "--admin-direct", "--redis", redis_url, "--json")
     assert status == 0
     status, out, _ = run(capsys, "level", "show", "--redis", redis_url, "--json")
     shown = last_json(out)
@@ -205,11 +208,15 @@ def test_level_set_and_show(capsys: pytest.CaptureFixture[str], redis_url: str) 
     assert isinstance(history, list) and [h["level"] for h in history] == [4, 3]
 
 
-def test_level_commands_need_redis(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run(capsys, "level", "set", "--cases", "3")
+def test_level_commands_need_redis(capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the audit log of --admin-direct (loa-audit.jsonl)
+    status, out, err = run(capsys, "level", "set", "--cases", "3", "--reason", "r",
+                           "--user", "alice", "--admin-direct")
     assert status == 2 and out == ""
     assert "needs a Redis" in err and "Traceback" not in err
-    status, _, err = run(capsys, "level", "set", "--level", "9", "--redis", "redis://x:1/0")
+    status, _, err = run(capsys, "level", "set", "--level", "9", "--reason", "r",
+                         "--user", "alice", "--admin-direct", "--redis", "redis://x:1/0")
     assert status == 2 and "level 9 is not in the plan" in err
 
 
@@ -300,20 +307,25 @@ def test_campaign_verbs_over_redis(capsys: pytest.CaptureFixture[str], redis_url
     assert run(capsys, "audience", "generate", "--count", "300", "-o", str(path))[0] == 0
     assert run(capsys, "audience", "import", str(path), "--redis", redis_url)[0] == 0
     config = tmp_path / "loa.toml"
-    config.write_text("[engine]\napproval_threshold = 100\n", encoding="utf-8")
+    config.write_text(f'[engine]\napproval_threshold = 100\n[api]\naudit_log = '
+                      f'"{tmp_path / "audit.jsonl"}"\n', encoding="utf-8")
     common = ("--redis", redis_url, "--config", str(config), "--json")
     status, out, err = run(capsys, "campaign", "create", "--title", "Khẩn", "--channels",
-                           "sms,zalo", "--text", "Deo khau trang", "--user", "alice", *common)
+                           "sms,zalo", "--text", "Deo khau trang", "--user", "alice",
+                           "--admin-direct", *common)
     assert status == 0, err
     created = last_json(out)
     assert created["state"] == "pending_approval"
     cid = str(created["id"])
-    status, _, err = run(capsys, "campaign", "approve", cid, "--user", "alice", *common)
+    status, _, err = run(capsys, "campaign", "approve", cid, "--user", "alice",
+                         "--admin-direct", *common)
     assert status == 2 and "another user" in err
-    status, out, _ = run(capsys, "campaign", "approve", cid, "--user", "bao", *common)
+    status, out, _ = run(capsys, "campaign", "approve", cid, "--user", "bao", "--admin-direct",
+                         *common)
     assert status == 0
     assert last_json(out)["campaign"]["approved_by"] == "bao"  # type: ignore[index]
-    status, out, _ = run(capsys, "campaign", "cancel", cid, "--user", "bao", *common)
+    status, out, _ = run(capsys, "campaign", "cancel", cid, "--user", "bao", "--admin-direct",
+                         *common)
     assert last_json(out)["campaign"]["state"] == "cancelled"  # type: ignore[index]
     status, out, _ = run(capsys, "campaign", "list", *common)
     assert [c["id"] for c in last_json(out)["campaigns"]] == [cid]  # type: ignore[attr-defined]
@@ -349,26 +361,28 @@ def test_campaign_list_and_show_never_print_escape_sequences(
 
 
 def test_campaign_create_caps_sms_parts(capsys: pytest.CaptureFixture[str], redis_url: str,
-                                        tmp_path: Path) -> None:
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the audit log of --admin-direct (loa-audit.jsonl)
     path = tmp_path / "audience.csv"
     assert run(capsys, "audience", "generate", "--count", "50", "-o", str(path))[0] == 0
     assert run(capsys, "audience", "import", str(path), "--redis", redis_url)[0] == 0
     common = ("--redis", redis_url, "--json")
+    direct = ("--admin-direct", "--user", "alice", *common)
     long = "Đeo khẩu trang, rửa tay, giữ khoảng cách. " * 6  # 252 characters: 4 parts of UCS-2
     status, out, err = run(capsys, "campaign", "create", "--title", "Dài", "--text", long,
-                           *common)
+                           *direct)
     assert status == 2 and out == ""
     assert err.strip() == ("loa: error: texts.sms: 4 parts (UCS-2, 252 characters) is more "
                            "than max_parts 3")
     status, out, err = run(capsys, "campaign", "create", "--title", "Dài", "--text", long,
-                           "--max-parts", "4", *common)
+                           "--max-parts", "4", *direct)
     assert status == 0, err
     assert last_json(out)["max_parts"] == 4
     status, out, err = run(capsys, "campaign", "create", "--title", "Ngắn", "--text", "Xin chào",
-                           *common)
+                           *direct)
     assert status == 0 and last_json(out)["max_parts"] == 3
     status, _, err = run(capsys, "campaign", "create", "--title", "x", "--text", "y",
-                         "--max-parts", "11", *common)
+                         "--max-parts", "11", *direct)
     assert status == 2 and "max_parts: must be 1 to 10, not 11" in err
     status, out, _ = run(capsys, "campaign", "list", *common)
     assert len(last_json(out)["campaigns"]) == 2  # type: ignore[arg-type]

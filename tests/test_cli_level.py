@@ -32,14 +32,17 @@ def utc_clock(iso: object) -> str:
 
 
 @pytest.fixture(autouse=True)
-def wide_and_without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+def wide_and_without_redis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COLUMNS", "320")
     monkeypatch.delenv("LOA_REDIS_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # the audit log of --admin-direct (loa-audit.jsonl)
 
 
 
 def set_level(capsys: pytest.CaptureFixture[str], redis_url: str, *argv: str) -> dict[str, object]:
-    status, out, err = run(capsys, "level", "set", *argv, "--redis", redis_url, "--json")
+    reason = () if "--reason" in argv else ("--reason", "r")
+    status, out, err = run(capsys, "level", "set", "--admin-direct", *argv, *reason, "--redis",
+                           redis_url, "--json")
     assert status == 0, err
     state: dict[str, object] = json.loads(out)
     return state
@@ -51,13 +54,13 @@ def test_level_set_prints_local_times_in_both_languages(capsys: pytest.CaptureFi
     since = first["since"]
     # the same level again: it is in force since the first time
     status, out, _ = run(capsys, "level", "set", "--cases", "43", "--user", "bob",
-                         "--redis", redis_url)
+                         "--reason", "r", "--admin-direct", "--redis", redis_url)
     assert status == 0
     assert lines(out) == [f"Đang áp dụng: cấp 3 — Cấp độ III, từ {vi_time(since)}, do bob đặt "
-                          "(43 ca)"]
+                          "(43 ca; lý do: r)"]
     assert utc_clock(since) not in out
     status, out, _ = run(capsys, "level", "set", "--cases", "1", "--user", "bob", "--reason",
-                         "báo cáo 8h", "--redis", redis_url, "--lang", "en")
+                         "báo cáo 8h", "--admin-direct", "--redis", redis_url, "--lang", "en")
     state = json.loads(run(capsys, "level", "show", "--redis", redis_url, "--json")[1])
     at = state["history"][0]["at"]
     assert lines(out) == [f"In force: level 1 — Cấp độ I, since {en_time(at)}, set by bob "
@@ -67,20 +70,22 @@ def test_level_set_prints_local_times_in_both_languages(capsys: pytest.CaptureFi
 def test_level_zero_says_what_it_means(capsys: pytest.CaptureFixture[str],
                                        redis_url: str) -> None:
     set_level(capsys, redis_url, "--level", "4", "--user", "alice")
-    status, out, _ = run(capsys, "level", "set", "--level", "0", "--user", "bob", "--redis",
+    status, out, _ = run(capsys, "level", "set", "--level", "0", "--user", "bob", "--reason", "r",
+                         "--admin-direct", "--redis",
                          redis_url)
     assert status == 0
     at = json.loads(run(capsys, "level", "show", "--redis", redis_url, "--json")[1])[
         "history"][0]["at"]
     assert lines(out) == [
-        f"Đang áp dụng: cấp 0 — không có ca bệnh, từ {vi_time(at)}, do bob đặt",
+        f"Đang áp dụng: cấp 0 — không có ca bệnh, từ {vi_time(at)}, do bob đặt (lý do: r)",
         "Cấp 0 nghĩa là không có ca bệnh trên địa bàn tỉnh: kế hoạch không lên lịch gửi tin nào, "
         "các đợt gửi của cấp độ trước (kể cả đợt đang gửi) bị huỷ.",
     ]
-    status, out, _ = run(capsys, "level", "set", "--level", "0", "--user", "bob", "--redis",
+    status, out, _ = run(capsys, "level", "set", "--level", "0", "--user", "bob", "--reason", "r",
+                         "--admin-direct", "--redis",
                          redis_url, "--lang", "en")
     assert lines(out) == [  # still level 0: in force since the first time
-        f"In force: level 0 — no case, since {en_time(at)}, set by bob",
+        f"In force: level 0 — no case, since {en_time(at)}, set by bob (reason: r)",
         "Level 0 means no case in the province: the plan schedules nothing, and the previous "
         "level's waves (those sending too) are cancelled.",
     ]
@@ -96,16 +101,16 @@ def test_level_show_names_the_level_and_prints_local_times(capsys: pytest.Captur
     status, out, _ = run(capsys, "level", "show", "--redis", redis_url)
     assert status == 0
     assert lines(out)[0] == (f"Đang áp dụng: cấp 4 — Cấp độ IV, từ {vi_time(second['since'])}, "
-                             "do bob đặt")
+                             "do bob đặt (lý do: r)")
     assert rows(out) == [
         ["Thời điểm", "Cấp độ", "Số ca", "Người đặt", "Lý do"],
-        [vi_time(second["at"]), "4 — Cấp độ IV", "", "bob", ""],
+        [vi_time(second["at"]), "4 — Cấp độ IV", "", "bob", "r"],
         [vi_time(first["at"]), "3 — Cấp độ III", "42", "alice", "8h"],
     ]
     assert utc_clock(first["at"]) not in out
     status, out, _ = run(capsys, "level", "show", "--redis", redis_url, "--lang", "en")
     assert lines(out)[0] == (f"In force: level 4 — Cấp độ IV, since {en_time(second['since'])}, "
-                             "set by bob")
+                             "set by bob (reason: r)")
     assert rows(out)[0] == ["When", "Level", "Cases", "Set by", "Reason"]
     assert rows(out)[2] == [en_time(first["at"]), "3 — Cấp độ III", "42", "alice", "8h"]
 

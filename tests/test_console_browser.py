@@ -342,7 +342,24 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#status")).to_have_text("Hãy ghi lý do thay đổi cấp độ.")
     page.get_by_label("Lý do (bắt buộc)").fill("Báo cáo của Sở Y tế lúc 8 giờ")
     page.get_by_role("button", name="Đặt cấp độ").click()
-    expect(page.locator("#status")).to_have_text("Đã đặt cấp 3.")
+    # a raise waits for a second person, an approver: the level in force is unchanged
+    expect(page.locator("#status")).to_have_text(
+        "Đã đề xuất cấp 3: chờ người phê duyệt xác nhận.")
+    expect(page.locator("#level-value")).to_have_text("Chưa đặt cấp độ")
+    expect(page.locator("#pending-card")).to_be_visible()
+    expect(page.locator("#pending-by")).to_have_text("olga")
+    expect(page.locator("#pending-form")).to_be_hidden()  # an operator confirms nothing
+
+    carol = Tab(browser, console)
+    page2 = carol.sign_in("carol")
+    expect(page2.locator("#pending-what")).to_contain_text("Đề xuất cấp 3")
+    page2.get_by_label("Lý do xác nhận").fill("Đã đối chiếu với CDC")
+    page2.get_by_role("button", name="Xác nhận thay đổi cấp độ").click()
+    expect(page2.locator("#status")).to_have_text("Cấp 3 đã được xác nhận và có hiệu lực.")
+    expect(page2.locator("#pending-card")).to_be_hidden()
+    carol.close()
+
+    page.reload()
     expect(page.locator("#level-value")).to_have_text("Cấp 3")
     expect(page.locator("#level-cases")).to_have_text("42")
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
@@ -356,6 +373,7 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     status, level = console.api("olga", "GET", "/v1/level")
     assert status == 200 and (level["level"], level["cases"], level["set_by"]) == (3, 42, "olga")
+    assert level["confirmed_by"] == "carol"
     tab.close()
 
 

@@ -595,3 +595,48 @@ async def test_a_scheduled_campaign_starts_at_its_time(
     assert await _step(engine) is None
     assert (await campaigns.get(later.id)).state is CampaignState.RUNNING
     assert [w.id for w in await store.waves.all()] == [wave_id(later.id, Channel.ZALO)]
+
+
+# -- the engine's own approval check --------------------------------------------------------------
+
+GATED = msgspec.structs.replace(SETTINGS, engine=msgspec.structs.replace(
+    SETTINGS.engine, approval_threshold=10))
+
+
+@pytest.mark.parametrize("approved_by", ["", "alice"])
+async def test_a_campaign_forged_as_approved_is_not_started(
+        store: Store, audience: list[Recipient], plan: Plan, province: Province,
+        numbering: Numbering, approved_by: str) -> None:
+    """Written straight into the store as approved, over the engine's threshold, with no
+    approver (it goes back to wait for one) or approved by its creator (marked failed): the
+    engine does not start it and says why."""
+    engine = Engine(store, plan, GATED, province, {Channel.ZALO: MemoryAdapter()},
+                    numbering.carriers, reconcile=False)
+    forged = Campaign(id="c-forged", title="Khẩn", channels=[Channel.ZALO],
+                      texts={Channel.ZALO: TEXTS[Channel.ZALO]}, created_at=dt.datetime.now(dt.UTC),
+                      created_by="alice", state=CampaignState.APPROVED, approved_by=approved_by,
+                      audience_size=1, priority=Priority.URGENT)
+    assert await store.campaigns.create(forged)
+    assert await _step(engine) is None
+    stored = await store.campaigns.get(forged.id)
+    expected = CampaignState.FAILED if approved_by else CampaignState.PENDING_APPROVAL
+    assert stored is not None and stored.state is expected
+    assert "approv" in stored.state_reason
+    assert await store.waves.all() == []
+
+
+async def test_a_campaign_approved_by_another_user_is_started(
+        store: Store, audience: list[Recipient], plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    engine = Engine(store, plan, GATED, province, {Channel.ZALO: MemoryAdapter()},
+                    numbering.carriers, reconcile=False)
+    campaigns = Campaigns(store, GATED, province)
+    campaign = await campaigns.create(title="Khẩn", channels=[Channel.ZALO],
+                                      texts={Channel.ZALO: TEXTS[Channel.ZALO]},
+                                      created_by="alice", now=dt.datetime.now(dt.UTC),
+                                      priority=Priority.URGENT)
+    assert campaign.state is CampaignState.PENDING_APPROVAL
+    await campaigns.approve(campaign.id, "bob")
+    assert await _step(engine) is None
+    stored = await store.campaigns.get(campaign.id)
+    assert stored is not None and stored.state is CampaignState.RUNNING

@@ -202,7 +202,9 @@ def test_urgent_and_damping_in_the_plan_file() -> None:
 
 def test_plan_show_says_what_the_level_sent_on_opening(
         capsys: pytest.CaptureFixture[str], redis_url: str, audience_file: Path,
-        numbering: Numbering, province: Province, plan: Plan) -> None:
+        numbering: Numbering, province: Province, plan: Plan, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the audit log of --admin-direct (loa-audit.jsonl)
     async def reconcile() -> None:
         store = open_store(redis_url)
         try:
@@ -217,7 +219,8 @@ def test_plan_show_says_what_the_level_sent_on_opening(
     assert ("Khi chuyển cấp (tăng hoặc giảm), mỗi kênh của cấp mới gửi tin mở đầu ngay lần quét "
             "tới, trong giờ gửi; cấp 4: gửi ngay, kể cả ngoài giờ; mỗi cấp mở đầu một kênh "
             "nhiều nhất 1 lần trong 6 giờ") in " ".join(out.split())
-    assert run(capsys, "level", "set", "--level", "4", "--redis", redis_url)[0] == 0
+    assert run(capsys, "level", "set", "--level", "4", "--reason", "r", "--user", "u",
+               "--admin-direct", "--redis", redis_url)[0] == 0
     out = run(capsys, "plan", "show", "--redis", redis_url, "--level", "4")[1]
     assert bullets(out, "Tin mở đầu cấp 4:") == [
         "SMS: chưa gửi, sẽ gửi ở lần quét tới", "Zalo: chưa gửi, sẽ gửi ở lần quét tới",
@@ -233,7 +236,8 @@ def test_plan_show_says_what_the_level_sent_on_opening(
     assert "0/300 sent" in sent[0]
     # 4 → 3 → 4 at once: level 3 opens; level 4 again is damped, and says when it opened
     for level in ("3", "4"):
-        assert run(capsys, "level", "set", "--level", level, "--redis", redis_url)[0] == 0
+        assert run(capsys, "level", "set", "--level", level, "--reason", "r", "--user", "u",
+                   "--admin-direct", "--redis", redis_url)[0] == 0
         asyncio.run(reconcile())
     out = run(capsys, "plan", "show", "--redis", redis_url, "--json")[1]
     doc = json.loads(out)

@@ -155,16 +155,20 @@ async def test_a_plan_campaign_is_paused_and_cancelled_through_the_api_with_a_re
 
 
 def test_the_cli_stops_shows_and_lifts(capsys: pytest.CaptureFixture[str], redis_url: str,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LOA_REDIS_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # the audit log of --admin-direct (loa-audit.jsonl)
     assert main(["stop", "--redis", redis_url]) == 2
     assert "--reason" in capsys.readouterr().err
-    assert main(["stop", "--reason", "tin sai", "--user", "olga", "--redis", redis_url]) == 0
+    assert main(["stop", "--reason", "tin sai", "--user", "olga", "--admin-direct", "--redis",
+                 redis_url]) == 0
     assert "ON" in capsys.readouterr().out
     assert main(["stop", "--show", "--json", "--redis", redis_url]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["active"] is True and shown["stop"]["reason"] == "tin sai"
-    assert main(["stop", "--lift", "--reason", "đã sửa", "--redis", redis_url]) == 0
+    assert main(["stop", "--lift", "--reason", "đã sửa", "--user", "olga", "--admin-direct",
+                 "--redis",
+                 redis_url]) == 0
     assert "lifted" in capsys.readouterr().out
     assert main(["stop", "--show", "--redis", redis_url]) == 0
     out = capsys.readouterr().out

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -77,6 +78,7 @@ from dispatcher.api.schemas import (
     ChannelPreview,
     ChannelProgress,
     Health,
+    LevelConfirm,
     LevelSet,
     LiftBody,
     Me,
@@ -103,8 +105,8 @@ from dispatcher.errors import (
     StateError,
     TextError,
 )
-from dispatcher.level import set_level
-from dispatcher.model import Campaign, Channel, LevelState, Selector, StopState
+from dispatcher.level import confirm_level, pending_level, propose_level
+from dispatcher.model import Campaign, Channel, LevelState, PendingLevel, Selector, StopState
 from dispatcher.msisdn import Numbering
 from dispatcher.opening import OpeningStatus
 from dispatcher.plan import Plan
@@ -257,6 +259,7 @@ APPROVER = [require(Role.APPROVER), known_query]
 ADMIN = [require(Role.ADMIN), known_query]
 
 
+_MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]+)`$")
 _AT = re.compile(r" - at `\$\.?(?P<key>[^`]*)`$")
 
 
@@ -269,7 +272,9 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
     number with no fraction is an integer, whether written ``5`` or ``5.0`` (as JSON Schema says).
     """
     try:
-        raw = msgspec.json.decode(await request.body())
+        body = await request.body()
+        raw = msgspec.json.decode(body)
+        _unique_keys(body)
         return msgspec.convert(_integral(raw), type_, strict=True)
     except msgspec.ValidationError as exc:
         text = str(exc)
@@ -279,6 +284,23 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
         raise InputError(f"invalid request: {text}") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"invalid request: not JSON ({exc})") from None
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputError(f"the key {key!r} is given twice in one object", field=key)
+        seen[key] = value
+    return seen
+
+
+def _unique_keys(body: bytes) -> None:
+    """Refuse a JSON body with a key twice in one object (JSON parsers differ on which wins:
+    an intermediary and Loa must not read two different requests). Bodies are small (the
+    request size limit): the standard library's parser with a hook does it."""
+    if body.count(b'"') >= 4:  # fewer quotes: at most one key, nothing to compare
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
 
 
 async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:
@@ -356,6 +378,8 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
                  if isinstance(item, dict)]
         keyed = [(key if key and key != "data" else None, text) for key, text in keyed]
         field = next((key for key, _ in keyed if key), None)
+        if field is None and len(keyed) == 1 and (missing := _MISSING.search(keyed[0][1])):
+            field = missing.group("key")  # a required field left out names that field
         if len(keyed) == 1 and field:
             message = f"{field}: {keyed[0][1]}"
         elif keyed:
@@ -408,22 +432,71 @@ async def get_level(state: State) -> LevelState:
 
 
 @put("/v1/level", guards=OPERATOR, tags=["level"], status_code=200,
-     summary="Set the level, by confirmed cases or directly",
-     security=BEARER, responses=errors(400, *AUTH, 413))
+     summary="Set the level, by confirmed cases or directly, with a `reason`; a change that "
+             "raises it answers 202 `{\"pending\": true, ...}` and waits for an approver's "
+             "confirmation (`POST /v1/level/confirm`), the level in force unchanged",
+     security=BEARER, responses={
+         202: ResponseSpec(PendingLevel, description="the change waits for its confirmation",
+                           generate_examples=False),
+         **errors(400, *AUTH, 413)})
 async def put_level(request: Request[Any, Any, Any], state: State,
-                    data: JSONBody[LevelSet]) -> LevelState:
+                    data: JSONBody[LevelSet]) -> Response[LevelState | PendingLevel]:
     s = _services(state)
     data = await strict_body(request, LevelSet)
     before = await s.store.level.get()
     detail = {**msgspec.to_builtins(data), "before": _level_of(before)}
-    return await _audited(request, "level.set", "level", set_level(
-        s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level, reason=data.reason,
-        user=_user(request).name), detail, after=lambda now: {"after": _level_of(now)})
+
+    async def propose() -> LevelState | PendingLevel:
+        outcome = await propose_level(
+            s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level,
+            reason=data.reason, user=_user(request).name,
+            confirm_seconds=s.api.level_confirm_seconds, single_person=s.api.level_single_person)
+        if isinstance(outcome, PendingLevel):  # the record says it waits, and for which change
+            detail.update(pending=outcome.id, proposed=outcome.level)
+        return outcome
+
+    def after(outcome: LevelState | PendingLevel) -> dict[str, Any]:
+        if isinstance(outcome, PendingLevel):
+            return {"pending": outcome.id, "proposed": outcome.level,
+                    "after": _level_of(before)}  # in force until confirmed
+        return {"after": _level_of(outcome)}
+
+    outcome = await _audited(request, "level.set", "level", propose(), detail, after=after)
+    return Response(outcome, status_code=202 if isinstance(outcome, PendingLevel) else 200)
 
 
 def _level_of(state: LevelState | None) -> dict[str, Any] | None:
     """A level for the audit log: the level and the cases it was set by (None: never set)."""
     return None if state is None else {"level": state.level, "cases": state.cases}
+
+
+@get("/v1/level/pending", guards=VIEWER, tags=["level"],
+     summary="The level change waiting for its confirmation: who proposed it, why, and until when",
+     security=BEARER, responses=errors(400, *AUTH, 404))
+async def get_pending_level(state: State) -> PendingLevel:
+    s = _services(state)
+    pending = await pending_level(s.store, s.clock())
+    if pending is None:
+        raise NotFound("no level change waits for a confirmation")
+    return pending
+
+
+@post("/v1/level/confirm", guards=APPROVER, tags=["level"], status_code=200,
+      summary="Confirm the level change waiting (an approver, not its proposer, with a "
+              "`reason`): it takes effect",
+      security=BEARER, responses=errors(400, *AUTH, 409, 413))
+async def confirm_level_change(request: Request[Any, Any, Any], state: State,
+                               data: JSONBody[LevelConfirm]) -> LevelState:
+    s = _services(state)
+    body = await strict_body(request, LevelConfirm)
+    pending = await s.store.level.pending()
+    before = await s.store.level.get()
+    detail: dict[str, Any] = {"reason": body.reason, "id": body.id, "before": _level_of(before)}
+    if pending is not None:
+        detail["pending"] = msgspec.to_builtins(pending)
+    return await _audited(request, "level.confirm", "level", confirm_level(
+        s.store, s.plan, now=s.clock(), user=_user(request).name, reason=body.reason,
+        pending_id=body.id), detail, after=lambda now: {"after": _level_of(now)})
 
 
 @get("/v1/level/history", guards=VIEWER, tags=["level"], summary="Level history, newest first",
@@ -780,11 +853,13 @@ async def metrics() -> Response[bytes]:
 
 
 #: Every body the API reads or writes; their JSON schemas are published as msgspec validates them.
-SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelState, OpeningStatus, CampaignCreate, Campaign,
-                CampaignDetail, ActionBody, StopBody, LiftBody, StopState, PreviewRequest,
-                Preview, WebhookAck, Health, Ready, Problem, AuditRecord]
+SCHEMA_TYPES = [Me, PlanView, LevelSet, LevelConfirm, PendingLevel, LevelState, OpeningStatus,
+                CampaignCreate, Campaign, CampaignDetail, ActionBody, StopBody, LiftBody,
+                StopState, PreviewRequest, Preview, WebhookAck, Health, Ready, Problem,
+                AuditRecord]
 
-ROUTES = [me, get_plan, get_level, put_level, level_history, level_openings, create_campaign,
+ROUTES = [me, get_plan, get_level, put_level, get_pending_level, confirm_level_change,
+          level_history, level_openings, create_campaign,
           list_campaigns, get_campaign, approve_campaign, pause_campaign, resume_campaign,
           cancel_campaign, get_stop, post_stop, delete_stop, get_audit, preview, healthz, readyz,
           metrics]

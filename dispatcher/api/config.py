@@ -41,6 +41,9 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token_reload_seconds: float = 2.0  # how often the file is looked at for changed tokens
     signin_max_failures: int = 10  # failed sign-ins from one address (or token prefix) ...
     signin_window_seconds: float = 60.0  # ... within this many seconds, then 429 until it passes
+    # a change that raises the level waits this long for a second user's confirmation
+    level_confirm_seconds: float = 900.0
+    level_single_person: bool = False  # true: one operator raises the level alone
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -71,6 +74,8 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
     if api.webhook_port and api.webhook_port == api.port:
         raise ConfigError(f"{api.webhook_port} is [api] port too: the webhook's listener needs "
                           "a port of its own", source=source, key="api.webhook_port")
+    if not api.level_confirm_seconds > 0:
+        raise ConfigError("must be more than 0", source=source, key="api.level_confirm_seconds")
     if api.zalo_oa_secret_env:
         secret = from_env(api.zalo_oa_secret_env, env, source=source,
                           key="api.zalo_oa_secret_env")

@@ -35,16 +35,26 @@ Text = Annotated[str, Meta(max_length=TEXT_MAX, extra_json_schema=_NOT_IN_TEXT)]
 Line = Annotated[str, Meta(max_length=200, extra_json_schema=_NOT_IN_LINE)]
 Reason = Annotated[str, Meta(max_length=1000)]
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # the same in ECMA-262 and Python: \s differs on these
+#: A reason that must be given: not blank.
+RequiredReason = Annotated[str, Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
 #: The most SMS parts a text may take (a longer one is refused with 400).
 MaxParts = Annotated[int, Meta(ge=1, le=MAX_PARTS_LIMIT)]
 
 
 class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """``{"cases": n, "reason": "..."}`` or ``{"level": l, "reason": "..."}``."""
+    """``{"cases": n, "reason": "..."}`` or ``{"level": l, "reason": "..."}``; the reason is
+    required."""
 
     cases: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
     level: Annotated[int, Meta(ge=0, le=100)] | None = None
-    reason: Reason = ""
+    reason: RequiredReason
+
+
+class LevelConfirm(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The second user's confirmation of the level change waiting (``id``: that one only)."""
+
+    reason: RequiredReason
+    id: Line = ""
 
 
 class ActionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

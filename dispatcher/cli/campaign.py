@@ -1,14 +1,20 @@
-"""``loa campaign``: the department's verbs on campaigns, on the store (Redis)."""
+"""``loa campaign``: the department's verbs on campaigns. Those that change a campaign go
+through the API with a token (:mod:`dispatcher.cli.gate`; ``--admin-direct``: Redis directly,
+audited); ``show`` and ``list`` read the store (Redis)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import msgspec
+
+from dispatcher.api.schemas import ActionBody, CampaignCreate, CampaignDetail
 from dispatcher.campaigns import Campaigns
+from dispatcher.cli import gate
 from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
 from dispatcher.engine import Progress, wave_progress
@@ -30,9 +36,11 @@ from dispatcher.textcheck import visible
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("campaign", help="create, approve, pause, cancel and show campaigns",
-                            description="Campaigns, on the deployment's Redis (the same rules "
-                                        "as the API: approval by another user above the "
-                                        "approval threshold).")
+                            description="Campaigns. create, approve, pause, resume and cancel "
+                                        "go through the API (--api URL, a token in LOA_TOKEN "
+                                        "or --token-file) with its roles, approval rules and "
+                                        "audit log; --admin-direct writes to Redis directly "
+                                        "(audited). show and list read Redis.")
     group = parser.add_subparsers(dest="campaign_command", metavar="COMMAND", required=True)
 
     create = group.add_parser("create", help="create a campaign (approved at once when small)")
@@ -50,7 +58,7 @@ def register(sub: Any) -> None:
     create.add_argument("--max-parts", type=int, default=DEFAULT_MAX_PARTS, metavar="N",
                         help=f"refuse an SMS text of more than N parts (1-{MAX_PARTS_LIMIT}, "
                              f"default {DEFAULT_MAX_PARTS})")
-    _common(create)
+    _common(create, changes=True)
     create.set_defaults(func=cmd_create)
 
     for verb, text in (("approve", "approve a campaign (not its creator)"),
@@ -64,16 +72,16 @@ def register(sub: Any) -> None:
             p.add_argument("--reason", default="",
                            help="why (kept with the campaign; required to pause or cancel the "
                                 "plan's own campaigns)")
-        _common(p)
+        _common(p, changes=verb != "show")
         p.set_defaults(func=cmd_verb, verb=verb)
     listing = group.add_parser("list", help="every campaign with its state")
     _common(listing)
     listing.set_defaults(func=cmd_list)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", default=os.environ.get("USER", ""),
-                        help="who acts (default $USER)")
+def _common(parser: argparse.ArgumentParser, *, changes: bool = False) -> None:
+    if changes:
+        gate.add_options(parser)
     parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -100,14 +108,24 @@ def cmd_create(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"--channels/--kinds: {exc}") from None
 
+    via = gate.gate(args, "loa campaign create")
+    priority = Priority.URGENT if args.urgent else Priority.NORMAL
+
     async def go() -> Campaign:
+        if isinstance(via, gate.Api):
+            body = CampaignCreate(title=args.title, channels=channels, text=args.text,
+                                  selector=selector, priority=priority, owner=args.owner,
+                                  sms_fallback=args.sms_fallback, max_parts=args.max_parts)
+            _, answer = await gate.call(via, "POST", "/v1/campaigns", body)
+            return msgspec.convert(answer, Campaign)
         store, campaigns = _open(args)
         try:
-            return await campaigns.create(
+            return await gate.audited(via, "campaign.create", "(new)", campaigns.create(
                 title=args.title, channels=channels, texts=dict.fromkeys(channels, args.text),
-                created_by=args.user, now=dt.datetime.now(dt.UTC), selector=selector,
-                priority=Priority.URGENT if args.urgent else Priority.NORMAL, owner=args.owner,
-                sms_fallback=args.sms_fallback, max_parts=args.max_parts)
+                created_by=via.user, now=dt.datetime.now(dt.UTC), selector=selector,
+                priority=priority, owner=args.owner, sms_fallback=args.sms_fallback,
+                max_parts=args.max_parts), {"title": args.title, "text": args.text,
+                                            "channels": [c.value for c in channels]})
         finally:
             await store.aclose()
 
@@ -120,16 +138,46 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _through_api(api: gate.Api, args: argparse.Namespace) -> CampaignDetail:
+    """The verb through the API; the campaign as it is then, with its progress."""
+    body = None if args.verb == "approve" else ActionBody(reason=args.reason)
+    path = f"/v1/campaigns/{quote(args.id, safe='')}"
+    await gate.call(api, "POST", f"{path}/{args.verb}", body)
+    _, answer = await gate.call(api, "GET", path)
+    return msgspec.convert(answer, CampaignDetail)
+
+
+def _print_detail(args: argparse.Namespace, detail: CampaignDetail) -> int:
+    if args.json:
+        print_json(detail)
+        return 0
+    out = console()
+    campaign = detail.campaign
+    out.print(f"campaign {campaign.id} ({campaign.title}): {campaign.state}", markup=False)
+    for channel, p in detail.progress.items():
+        out.print(f"  {channel}: {p.sent:,}/{p.total:,} sent, {p.queued:,} queued, "
+                  f"{p.retrying:,} retrying, {p.failed:,} failed, "
+                  f"{p.delivered:,} delivered", markup=False)
+    return 0
+
+
 def cmd_verb(args: argparse.Namespace) -> int:
+    via = gate.gate(args, f"loa campaign {args.verb}") if args.verb != "show" else None
+    if isinstance(via, gate.Api):
+        return _print_detail(args, run_async(_through_api(via, args)))
+
     async def go() -> tuple[Campaign, dict[str, Progress]]:
         store, campaigns = _open(args)
         try:
-            if args.verb == "approve":
-                campaign = await campaigns.approve(args.id, args.user)
-            elif args.verb in ("pause", "resume", "cancel"):
+            if isinstance(via, gate.Direct) and args.verb == "approve":
+                campaign = await gate.audited(via, "campaign.approve", args.id,
+                                              campaigns.approve(args.id, via.user))
+            elif isinstance(via, gate.Direct):
                 act = {"pause": campaigns.pause, "resume": campaigns.resume,
                        "cancel": campaigns.cancel}[args.verb]
-                campaign = await act(args.id, user=args.user, reason=args.reason)
+                campaign = await gate.audited(
+                    via, f"campaign.{args.verb}", args.id,
+                    act(args.id, user=via.user, reason=args.reason), {"reason": args.reason})
             else:
                 campaign = await campaigns.get(args.id)
             progress = {w.channel.value: await wave_progress(store, w)

@@ -64,6 +64,7 @@ class Texts:
     # the level in force
     in_force: str  # {level} {name} {since}
     set_by: str  # {user}
+    confirmed_by: str  # {user}: the second person of a level raise
     reason: str  # {reason}
     no_case: str  # the name of level 0
     not_in_plan: str  # the name of a level the plan does not have
@@ -177,7 +178,7 @@ VI = Texts(
     activities="Việc do các đơn vị thực hiện (Loa chỉ ghi nhận, không gửi):",
     activity="{field}: {what} — {quantity}.", lead="Chủ trì: {lead}",
     in_force="Đang áp dụng: cấp {level} — {name}, từ {since}",
-    set_by=", do {user} đặt", reason="lý do: {reason}",
+    set_by=", do {user} đặt", confirmed_by=", {user} xác nhận", reason="lý do: {reason}",
     no_case="không có ca bệnh", not_in_plan="không có trong kế hoạch",
     level_zero="Cấp 0 nghĩa là không có ca bệnh trên địa bàn tỉnh: kế hoạch không lên lịch gửi "
                "tin nào, các đợt gửi của cấp độ trước (kể cả đợt đang gửi) bị huỷ.",
@@ -235,7 +236,7 @@ EN = Texts(
     activities="Done by people, recorded only (Loa does not send these):",
     activity="{field}: {what} — {quantity}.", lead="Lead: {lead}",
     in_force="In force: level {level} — {name}, since {since}",
-    set_by=", set by {user}", reason="reason: {reason}",
+    set_by=", set by {user}", confirmed_by=", confirmed by {user}", reason="reason: {reason}",
     no_case="no case", not_in_plan="not in the plan",
     level_zero="Level 0 means no case in the province: the plan schedules nothing, and the "
                "previous level's waves (those sending too) are cancelled.",

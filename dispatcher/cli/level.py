@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from typing import Any
 
+import msgspec
 from rich.table import Table
 from rich.text import Text
 
 from dispatcher import opening
-from dispatcher.cli import lang, storeopts
+from dispatcher.api.schemas import LevelConfirm, LevelSet
+from dispatcher.cli import gate, lang, storeopts
 from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
-from dispatcher.level import set_level
-from dispatcher.model import LevelState, OpeningOutcome
+from dispatcher.errors import InputError
+from dispatcher.level import confirm_level, set_level
+from dispatcher.model import LevelState, OpeningOutcome, PendingLevel
 from dispatcher.opening import OpeningStatus
 from dispatcher.plan import Plan, load_plan
 from dispatcher.store import open_store
@@ -37,12 +39,23 @@ def register(sub: Any) -> None:
     how = set_.add_mutually_exclusive_group(required=True)
     how.add_argument("--cases", type=int, metavar="N", help="confirmed cases in the province")
     how.add_argument("--level", type=int, metavar="L", help="the level itself (0-4)")
-    set_.add_argument("--reason", default="", help="why (kept in the history)")
-    set_.add_argument("--user", default=os.environ.get("USER", ""), help="who (default $USER)")
+    set_.add_argument("--reason", default="", help="why (required; kept in the history)")
     set_.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    gate.add_options(set_)
     lang.add_option(set_)
-    storeopts.add_options(set_, need_redis=True)
+    storeopts.add_options(set_, without="--api, or --admin-direct with a Redis")
     set_.set_defaults(func=cmd_set)
+    confirm = group.add_parser(
+        "confirm", help="confirm the level raise waiting (an approver, not its proposer)",
+        description="A raise of the level waits for a second user with the approver role: "
+                    "this confirms the one waiting, and it takes effect.")
+    confirm.add_argument("--reason", default="", help="why you confirm it (required)")
+    confirm.add_argument("--id", default="", help="the change waiting (lvl-…): that one only")
+    confirm.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    gate.add_options(confirm)
+    lang.add_option(confirm)
+    storeopts.add_options(confirm, without="--api, or --admin-direct with a Redis")
+    confirm.set_defaults(func=cmd_confirm)
     show = group.add_parser("show", help="the level in force and its history",
                             description="The level in force (with the plan's name for it, since "
                                         f"when and who set it) and the last {HISTORY} changes, "
@@ -54,22 +67,64 @@ def register(sub: Any) -> None:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    _, url = storeopts.settings_and_url(args, need_redis=True)
+    if not args.reason.strip():
+        raise InputError("--reason: say why the level changes (it is kept in the history and "
+                         "the audit log)")
+    via = gate.gate(args, "loa level set")
     plan = load_plan(args.plan)
 
-    async def go() -> LevelState:
+    async def go() -> LevelState | PendingLevel:
+        if isinstance(via, gate.Api):
+            status, answer = await gate.call(via, "PUT", "/v1/level", LevelSet(
+                cases=args.cases, level=args.level, reason=args.reason))
+            if status == 202:
+                return msgspec.convert(answer, PendingLevel)
+            return msgspec.convert(answer, LevelState)
+        _, url = storeopts.settings_and_url(args, need_redis=True)
         store = open_store(url)
         try:
-            return await set_level(store, plan, now=dt.datetime.now(dt.UTC), cases=args.cases,
-                                   level=args.level, reason=args.reason, user=args.user)
+            return await gate.audited(via, "level.set", "level", set_level(
+                store, plan, now=dt.datetime.now(dt.UTC), cases=args.cases, level=args.level,
+                reason=args.reason.strip(), user=via.user),
+                {"cases": args.cases, "level": args.level, "reason": args.reason})
         finally:
             await store.aclose()
 
-    state = run_async(go())
+    return _print_state(args, plan, run_async(go()))
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    via = gate.gate(args, "loa level confirm")
+    plan = load_plan(args.plan)
+
+    async def go() -> LevelState:
+        if isinstance(via, gate.Api):
+            _, answer = await gate.call(via, "POST", "/v1/level/confirm",
+                                        LevelConfirm(reason=args.reason, id=args.id))
+            return msgspec.convert(answer, LevelState)
+        _, url = storeopts.settings_and_url(args, need_redis=True)
+        store = open_store(url)
+        try:
+            return await gate.audited(via, "level.confirm", "level", confirm_level(
+                store, plan, now=dt.datetime.now(dt.UTC), user=via.user, reason=args.reason,
+                pending_id=args.id), {"reason": args.reason, "id": args.id})
+        finally:
+            await store.aclose()
+
+    return _print_state(args, plan, run_async(go()))
+
+
+def _print_state(args: argparse.Namespace, plan: Plan, state: LevelState | PendingLevel) -> int:
     if args.json:
         print_json(state)
         return 0
     out = console()
+    if isinstance(state, PendingLevel):
+        out.print(f"level {state.level} proposed ({state.id}; level {state.current} stays in "
+                  f"force): it takes effect when another user with the approver role confirms "
+                  f"it (`loa level confirm`) before {state.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+                  markup=False)
+        return 0
     for line in describe(lang.texts(args), plan, state):
         out.print(line, markup=False)
     return 0
@@ -152,7 +207,8 @@ def opening_rule(tx: lang.Texts, plan: Plan) -> str:
 
 
 def describe(tx: lang.Texts, plan: Plan, state: LevelState | None) -> list[str]:
-    """The level in force in words: level, name, since when, who set it, cases and reason; for
+    """The level in force in words: level, name, since when, who set it (and who confirmed a
+    raise), cases and reason; for
     level 0 (or none set) what that means."""
     if state is None:
         return [tx.never_set]
@@ -161,6 +217,8 @@ def describe(tx: lang.Texts, plan: Plan, state: LevelState | None) -> list[str]:
                               since=tx.stamp(since, plan.tz))
     if state.set_by:
         line += tx.set_by.format(user=state.set_by)
+    if state.confirmed_by:
+        line += tx.confirmed_by.format(user=state.confirmed_by)
     details = [tx.cases(state.cases)] if state.cases is not None else []
     if state.reason:
         details.append(tx.reason.format(reason=state.reason))

@@ -1,14 +1,19 @@
-"""``loa stop``: the emergency stop, set, lifted or shown on the store (Redis)."""
+"""``loa stop``: the emergency stop, set or lifted through the API with a token
+(:mod:`dispatcher.cli.gate`; ``--admin-direct``: on Redis directly, audited), or shown from the
+store (Redis)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
+from dispatcher.api.schemas import LiftBody, StopBody
+from dispatcher.cli import gate
 from dispatcher.cli.output import console, print_json
 from dispatcher.cli.runtime import run_async
 from dispatcher.errors import InputError
@@ -32,8 +37,7 @@ def register(sub: Any) -> None:
     how.add_argument("--show", action="store_true", help="whether it is on, and its history")
     parser.add_argument("--reason", default="", help="why (required to stop; kept in the "
                                                      "history)")
-    parser.add_argument("--user", default=os.environ.get("USER", ""),
-                        help="who acts (default $USER)")
+    gate.add_options(parser)
     parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -47,23 +51,38 @@ def _line(state: StopState) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S} (+07)  {what} by {state.by or '?'}{why}"
 
 
+async def _through_api(api: gate.Api, args: argparse.Namespace) -> StopState:
+    if args.lift:
+        _, answer = await gate.call(api, "DELETE", "/v1/stop", LiftBody(reason=args.reason))
+    else:
+        _, answer = await gate.call(api, "POST", "/v1/stop", StopBody(reason=args.reason))
+    return msgspec.convert(answer, StopState)
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    url = args.redis or settings.redis.url
-    if not url:
-        raise InputError("loa stop needs a Redis: give --redis URL or set LOA_REDIS_URL")
     if not (args.lift or args.show) and not args.reason.strip():
         raise InputError("--reason: say why everything is stopped (it is kept in the history)")
+    via = None if args.show else gate.gate(args, "loa stop")
+    url = ""
+    if not isinstance(via, gate.Api):
+        url = args.redis or load_settings(args.config).redis.url
+        if not url:
+            raise InputError("loa stop needs a Redis: give --redis URL or set LOA_REDIS_URL")
 
     async def go() -> tuple[StopState | None, list[StopState]]:
+        if isinstance(via, gate.Api):
+            return await _through_api(via, args), []
         store = open_store(url)
         try:
             now = dt.datetime.now(dt.UTC)
-            if args.show:
+            if via is None:
                 return await store.stop.get(), await store.stop.history(20)
             if args.lift:
-                return await lift(store, now=now, user=args.user, reason=args.reason), []
-            return await stop_all(store, now=now, user=args.user, reason=args.reason), []
+                return await gate.audited(via, "stop.lift", "everything", lift(
+                    store, now=now, user=via.user, reason=args.reason),
+                    {"reason": args.reason}), []
+            return await gate.audited(via, "stop", "everything", stop_all(
+                store, now=now, user=via.user, reason=args.reason), {"reason": args.reason}), []
         finally:
             await store.aclose()
 

@@ -22,6 +22,7 @@ from dispatcher.model import (
     Kind,
     LevelState,
     Opening,
+    PendingLevel,
     StopState,
     Wave,
     WaveState,
@@ -85,6 +86,17 @@ class LevelStore(Protocol):
 
     async def history(self, limit: int = 100) -> list[LevelState]:
         """Newest first."""
+
+    async def pending(self) -> PendingLevel | None:
+        """The level change waiting for its confirmation (None: none, or it expired)."""
+
+    async def propose(self, pending: PendingLevel, ttl_seconds: float) -> None:
+        """Make ``pending`` the change waiting for its confirmation (replacing any other), kept
+        ``ttl_seconds`` at most."""
+
+    async def take_pending(self, pending: PendingLevel) -> bool:
+        """Remove ``pending`` if it is still the change waiting (True), atomically: of two
+        confirmations at once, one takes it."""
 
 
 class StopStore(Protocol):

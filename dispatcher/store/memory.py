@@ -21,6 +21,7 @@ from dispatcher.model import (
     Channel,
     LevelState,
     Opening,
+    PendingLevel,
     StopState,
     Wave,
     WaveState,
@@ -40,6 +41,7 @@ from dispatcher.store.seen import MemorySeen
 class MemoryLevel:
     def __init__(self) -> None:
         self._history: list[LevelState] = []
+        self._pending: PendingLevel | None = None
 
     async def get(self) -> LevelState | None:
         return self._history[-1] if self._history else None
@@ -49,6 +51,18 @@ class MemoryLevel:
 
     async def history(self, limit: int = 100) -> list[LevelState]:
         return self._history[::-1][:limit]
+
+    async def pending(self) -> PendingLevel | None:
+        return self._pending  # its expiry is checked against the caller's clock
+
+    async def propose(self, pending: PendingLevel, ttl_seconds: float) -> None:
+        self._pending = pending
+
+    async def take_pending(self, pending: PendingLevel) -> bool:
+        if self._pending != pending:
+            return False
+        self._pending = None
+        return True
 
 
 class MemoryStop:

@@ -31,6 +31,7 @@ from dispatcher.model import (
     Channel,
     LevelState,
     Opening,
+    PendingLevel,
     StopState,
     Wave,
     WaveState,
@@ -52,6 +53,7 @@ _batch = msgspec.msgpack.Decoder(Batch)
 _retries = msgspec.msgpack.Decoder(list[RetryItem])
 _dead = msgspec.msgpack.Decoder(list[DeadLetter])
 _level = msgspec.msgpack.Decoder(LevelState)
+_pending = msgspec.msgpack.Decoder(PendingLevel)
 _stop = msgspec.msgpack.Decoder(StopState)
 _opening = msgspec.msgpack.Decoder(Opening)
 _meta = msgspec.msgpack.Decoder(AudienceMeta)
@@ -338,9 +340,20 @@ def _deliveries(entries: list[Any], urgent: bool) -> list[Delivery]:
     return found
 
 
+#: Delete KEYS[1] if it holds ARGV[1]: compare-and-delete.
+_TAKE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
 class RedisLevel:
     def __init__(self, client: Any) -> None:
         self._r = client
+        self._take = client.register_script(_TAKE)
 
     async def get(self) -> LevelState | None:
         raw = await self._r.get(keys.LEVEL)
@@ -354,6 +367,17 @@ class RedisLevel:
 
     async def history(self, limit: int = 100) -> list[LevelState]:
         return [_level.decode(x) for x in await self._r.lrange(keys.LEVEL_HISTORY, 0, limit - 1)]
+
+    async def pending(self) -> PendingLevel | None:
+        raw = await self._r.get(keys.LEVEL_PENDING)
+        return _pending.decode(raw) if raw else None
+
+    async def propose(self, pending: PendingLevel, ttl_seconds: float) -> None:
+        await self._r.set(keys.LEVEL_PENDING, _enc.encode(pending),
+                          px=max(1, int(ttl_seconds * 1000)))
+
+    async def take_pending(self, pending: PendingLevel) -> bool:
+        return bool(await self._take(keys=[keys.LEVEL_PENDING], args=[_enc.encode(pending)]))
 
 
 STOP_EVENTS_KEPT = 100  # sets and lifts kept on the stream the workers watch

@@ -37,6 +37,7 @@
     pendingCancel: null,
     stop: null,           // GET /v1/stop: the emergency stop, as last read
     openings: [],         // GET /v1/level/openings: the level in force's opening messages
+    pendingLevel: null,   // GET /v1/level/pending: a level raise waiting for its confirmation
     reasonAction: null,   // what the reason dialog asks for: {kind, id?}
   };
 
@@ -243,6 +244,7 @@
     state.me = null;
     state.plan = null;
     state.level = null;
+    state.pendingLevel = null;
     state.history = [];
     state.cards.clear();
     state.order = [];
@@ -313,6 +315,7 @@
     if (!state.me) return;
     showSignedIn();
     renderLevel();
+    renderPendingLevel();
     renderPlan();
     renderHistory();
     renderOpenings();
@@ -350,10 +353,56 @@
     } catch (err) {
       say(explain(err), "error");
     }
+    await loadPendingLevel();
     renderLevel();
     renderPlan();
     renderHistory();
     await loadOpenings();
+  }
+
+  // -- a level change waiting for a second person -------------------------------------------
+
+  async function loadPendingLevel() {
+    try {
+      state.pendingLevel = await api("GET", "/v1/level/pending");
+    } catch (err) {
+      if (err.status !== 404) say(explain(err), "error");
+      state.pendingLevel = null;
+    }
+    renderPendingLevel();
+  }
+
+  function renderPendingLevel() {
+    const p = state.pendingLevel;
+    $("pending-card").hidden = p === null;
+    if (p === null) return;
+    $("pending-what").textContent = t("pending.what", {n: p.level, current: p.current});
+    $("pending-by").textContent = p.proposed_by || "—";
+    $("pending-reason").textContent = p.reason || "—";
+    $("pending-expires").textContent = when(p.expires_at);
+    const own = state.me !== null && p.proposed_by === state.me.user;
+    $("pending-own").hidden = !own;
+    $("pending-form").hidden = own || !can("approver");
+  }
+
+  async function confirmLevel(event) {
+    event.preventDefault();
+    const p = state.pendingLevel;
+    if (p === null) return;
+    const reason = $("pending-reason-input").value.trim();
+    if (!reason) {
+      say(t("level.need_reason"), "error");
+      $("pending-reason-input").focus();
+      return;
+    }
+    try {
+      const set = await api("POST", "/v1/level/confirm", {reason, id: p.id});
+      say(t("pending.done", {n: set.level}), "ok");
+      $("pending-form").reset();
+    } catch (err) {
+      say(explain(err), "error");
+    }
+    await Promise.all([loadPlan(), loadLevel()]);
   }
 
   // -- the level's opening messages ---------------------------------------------------------
@@ -621,7 +670,8 @@
     }
     try {
       const set = await api("PUT", "/v1/level", body);
-      say(t("level.done", {n: set.level}), "ok");
+      if (set.pending) say(t("level.pending", {n: set.level}), "ok");
+      else say(t("level.done", {n: set.level}), "ok");
       $("level-form").reset();
       switchLevelBy();
       updateCasesHint();
@@ -1256,6 +1306,7 @@
     $("lang-switch").addEventListener("click", () => setLanguage(state.lang === "vi" ? "en" : "vi", true));
     window.addEventListener("hashchange", () => route(true));
     $("level-form").addEventListener("submit", submitLevel);
+    $("pending-form").addEventListener("submit", confirmLevel);
     for (const id of ["level-by-cases", "level-by-level"]) $(id).addEventListener("change", switchLevelBy);
     $("level-cases-input").addEventListener("input", updateCasesHint);
     document.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
