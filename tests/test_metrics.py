@@ -264,6 +264,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         "result": set(metrics.RESULTS) | {"matched", "unmatched", "malformed"},
         "state": {s.value for s in WaveState} | set(metrics.WAVE_FIELDS),
         "simulated": {"true", "false"},
+        "reason": {"missing", "unknown", "expired", "limited"},
     }
     for family in REGISTRY.collect():
         if not family.name.startswith("loa_"):
@@ -275,6 +276,8 @@ def test_labels_stay_in_bounded_sets() -> None:
                     assert value in allowed[key], (sample.name, key, value)
                 elif key == "route":
                     assert re.fullmatch(r"(sms(\.[a-z0-9_]+)?|zalo|email|app)", value), value
+                elif key == "status":
+                    assert re.fullmatch(r"[1-5][0-9][0-9]", value), value
                 elif key == "link":
                     assert re.fullmatch(r"[A-Za-z0-9_-]+", value), value
                 else:
