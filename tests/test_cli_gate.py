@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.audit import read_audit
+from dispatcher.audit import PENDING, read_audit
 from tests.test_cli_words import run
 
 CHANGES = [
@@ -81,10 +81,26 @@ def test_admin_direct_writes_redis_and_the_audit_log(capsys: pytest.CaptureFixtu
     status, _, err = run(capsys, "stop", "--lift", "--admin-direct", "--user", "root",
                          "--config", str(config), "--redis", redis_url)
     assert status == 0, err
-    records = [(r.who, r.role, r.action, r.detail.get("via")) for r in read_audit(audit)]
-    assert records == [("root", "redis-admin", "level.set", "admin-direct"),
-                       ("root", "redis-admin", "stop", "admin-direct"),
-                       ("root", "redis-admin", "stop.lift", "admin-direct")]
+    records = [(r.who, r.role, r.action, r.outcome, r.detail.get("via"))
+               for r in read_audit(audit)]
+    assert records == [(who, role, action, outcome, "admin-direct")
+                       for who, role in [("root", "redis-admin")]
+                       for action in ("level.set", "stop", "stop.lift")
+                       for outcome in (PENDING, "ok")]  # the intent first, then the outcome
+
+
+def test_admin_direct_is_refused_when_its_record_cannot_be_written(
+        capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    (tmp_path / "a-file").write_text("", encoding="utf-8")  # not a directory: cannot be written
+    config.write_text(f'[api]\naudit_log = "{tmp_path / "a-file" / "audit.jsonl"}"\n',
+                      encoding="utf-8")
+    status, _, err = run(capsys, "level", "set", "--level", "4", "--reason", "thử",
+                         "--admin-direct", "--user", "root", "--config", str(config),
+                         "--redis", redis_url)
+    assert status == 2 and "audit" in err and len(err.strip().splitlines()) == 1
+    status, out, err = run(capsys, "level", "show", "--redis", redis_url, "--json")
+    assert "no level" in (out + err).lower() or json.loads(out).get("level") != 4  # unchanged
 
 
 # -- through a running `loa api` ------------------------------------------------------------------

@@ -5,8 +5,9 @@ the API's roles, approval rules and audit log apply to them.
 ``--api URL`` (or ``LOA_API_URL``) names the API; the token comes from ``--token-file FILE`` or
 ``LOA_TOKEN`` (never the command line, where ``ps`` shows it) and says who acts. Without them
 the verb is refused with one line. ``--admin-direct`` writes to Redis directly instead: that is
-the power of whoever holds the Redis credentials, and each such action is appended to the audit
-log (``[api] audit_log`` of ``--config``) with the role ``redis-admin``.
+the power of whoever holds the Redis credentials, and each such action is written to the audit
+log (``[api] audit_log`` of ``--config``, role ``redis-admin``): its intent before the change,
+which is refused when it cannot be written, then its outcome.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
+from dispatcher import audit
 from dispatcher.api.config import load_deployment
 from dispatcher.audit import AuditLog
 from dispatcher.errors import (
@@ -142,17 +144,8 @@ async def call(api: Api, method: str, path: str, body: Any = None) -> tuple[int,
 
 async def audited(direct: Direct, action: str, target: str, work: Awaitable[T],
                   detail: dict[str, Any] | None = None) -> T:
-    """Await ``work`` (a direct write to Redis) and append its record to the audit log,
-    refused or not."""
-    audit = AuditLog(direct.audit_log)
-    record = {"via": "admin-direct", **(detail or {})}
-    try:
-        result = await work
-    except LoaError as exc:
-        audit.write(who=direct.user, role=DIRECT_ROLE, action=action, target=target,
-                    outcome=f"{type(exc).__name__}: {exc}", detail=record)
-        audit.close()
-        raise
-    audit.write(who=direct.user, role=DIRECT_ROLE, action=action, target=target, detail=record)
-    audit.close()
-    return result
+    """Await ``work`` (a direct write to Redis) as the API does: its intent is written to the
+    audit log first (refused, and ``work`` never run, when it cannot be), then its outcome."""
+    return await audit.audited(AuditLog(direct.audit_log), who=direct.user, role=DIRECT_ROLE,
+                               action=action, target=target, work=work,
+                               detail={"via": "admin-direct", **(detail or {})})
