@@ -113,9 +113,12 @@ async def test_every_action_is_recorded_with_its_target_before_and_after(
         api: Pair, tmp_path: Path) -> None:
     client, _ = api
     audit = tmp_path / "audit.jsonl"
-    r = await client.put("/v1/level", headers=auth("olga"), json={"cases": 5, "reason": "8h"})
-    assert r.status_code == 200
-    r = await client.put("/v1/level", headers=auth("olga"), json={"level": 4, "reason": "9h"})
+    for body in ({"cases": 5, "reason": "8h"}, {"level": 4, "reason": "9h"}):
+        r = await client.put("/v1/level", headers=auth("olga"), json=body)
+        assert r.status_code == 202  # a raise waits for its second person
+        r = await client.post("/v1/level/confirm", headers=auth("carol"),
+                              json={"reason": "đã kiểm tra"})
+        assert r.status_code == 200
     r = await client.post("/v1/campaigns", headers=auth("olga"),
                           json={"title": "Khuyến cáo", "channels": ["sms"], "text": ASCII})
     cid = r.json()["id"]
@@ -131,25 +134,28 @@ async def test_every_action_is_recorded_with_its_target_before_and_after(
     intents = [x for x in records if x.outcome == PENDING]
     outcomes = [x for x in records if x.outcome != PENDING]
     assert [(x.action, x.target) for x in intents] == [
-        ("level.set", "level"), ("level.set", "level"), ("campaign.create", cid),
+        ("level.set", "level"), ("level.confirm", "level"), ("level.set", "level"),
+        ("level.confirm", "level"), ("campaign.create", cid),
         ("campaign.approve", cid), ("campaign.pause", cid), ("campaign.resume", cid),
         ("campaign.cancel", cid), ("stop", "everything"), ("stop.lift", "everything")]
     # each outcome follows its own intent, and names it
     assert [x.intent for x in outcomes] == [x.seq for x in intents]
     assert all(o.seq == i.seq + 1 for i, o in zip(intents, outcomes, strict=True))
     assert intents[0].detail["before"] is None
-    assert outcomes[0].detail["after"] == {"level": 2, "cases": 5}
-    assert intents[1].detail["before"] == {"level": 2, "cases": 5}
-    assert outcomes[1].detail["after"] == {"level": 4, "cases": None}
-    assert outcomes[1].detail["before"] == {"level": 2, "cases": 5}
-    assert intents[2].detail["texts"] == {"sms": ASCII}
-    assert intents[2].detail["title"] == "Khuyến cáo"
-    assert outcomes[2].detail["state"] == "pending_approval"
-    assert (intents[3].who, outcomes[3].outcome) == ("carol", "ok")
-    assert outcomes[2].detail["texts"] == {"sms": ASCII}  # an outcome reads on its own
-    assert intents[4].detail["reason"] == "sai chính tả"
-    assert intents[6].detail["reason"] == "thôi"
-    assert [intents[7].detail["reason"], intents[8].detail["reason"]] == ["nhầm", "ổn"]
+    # proposed, not in force: the level stays as it was until the confirmation
+    assert outcomes[0].detail["proposed"] == 2 and outcomes[0].detail["after"] is None
+    assert (intents[1].who, outcomes[1].detail["after"]) == ("carol", {"level": 2, "cases": 5})
+    assert intents[2].detail["before"] == {"level": 2, "cases": 5}
+    assert outcomes[3].detail["after"] == {"level": 4, "cases": None}
+    assert outcomes[3].detail["before"] == {"level": 2, "cases": 5}
+    assert intents[4].detail["texts"] == {"sms": ASCII}
+    assert intents[4].detail["title"] == "Khuyến cáo"
+    assert outcomes[4].detail["state"] == "pending_approval"
+    assert (intents[5].who, outcomes[5].outcome) == ("carol", "ok")
+    assert outcomes[4].detail["texts"] == {"sms": ASCII}  # an outcome reads on its own
+    assert intents[6].detail["reason"] == "sai chính tả"
+    assert intents[8].detail["reason"] == "thôi"
+    assert [intents[9].detail["reason"], intents[10].detail["reason"]] == ["nhầm", "ổn"]
     assert verify(audit).broken == 0
 
 
@@ -185,7 +191,8 @@ async def test_failed_signins_are_recorded_without_the_token(api: Pair, tmp_path
 async def test_admins_read_the_newest_records(api: Pair) -> None:
     client, _ = api
     for cases in (1, 50, 500):
-        await client.put("/v1/level", headers=auth("olga"), json={"cases": cases})
+        await client.put("/v1/level", headers=auth("olga"),
+                         json={"cases": cases, "reason": "báo cáo"})
     for user in ("vic", "olga", "carol"):
         r = await client.get("/v1/audit", headers=auth(user))
         assert r.status_code == 403, user

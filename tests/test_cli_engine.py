@@ -88,8 +88,10 @@ def _production(capsys: pytest.CaptureFixture[str], url: str,
     assert run(capsys, "audience", "generate", "--count", "300", "--seed", "7",
                "-o", str(audience))[0] == 0
     assert run(capsys, "audience", "import", str(audience), "--redis", url)[0] == 0
+    config = tmp_path / "admin.toml"  # the Redis administrator's own, with its audit log
+    config.write_text(f'[api]\naudit_log = "{tmp_path / "audit.jsonl"}"\n', encoding="utf-8")
     assert run(capsys, "level", "set", "--level", "1", "--reason", "báo cáo", "--user", "op1",
-               "--redis", url)[0] == 0
+               "--admin-direct", "--config", str(config), "--redis", url)[0] == 0
     return _dump(url)
 
 

@@ -95,9 +95,12 @@ async def test_a_raise_waits_for_a_second_person(env: Env) -> None:
     assert r.status_code == 409  # nothing waits any more
     records = {(a.who, a.action): a for a in read_audit(env.audit) if a.outcome == "ok"}
     proposed = records[("olga", "level.set")].detail
-    assert (proposed["pending"], proposed["before"], proposed["after"]) == (pending["id"], 0, 4)
+    # proposed: level 4 waits under its id; the level in force (none yet) is still in force
+    assert (proposed["pending"], proposed["proposed"]) == (pending["id"], 4)
+    assert proposed["before"] == proposed["after"] is None
     confirmed = records[("carol", "level.confirm")].detail
     assert confirmed["pending"]["id"] == pending["id"] and confirmed["reason"] == "đã xác minh"
+    assert confirmed["before"] is None and confirmed["after"]["level"] == 4
 
 
 async def test_the_proposer_cannot_confirm(tmp_path: Path, plan: Plan, province: Province,
