@@ -7,8 +7,13 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -136,3 +141,35 @@ def cluster_url(redis_cluster: localredis.LocalCluster) -> Iterator[str]:
         client.flushall()
         client.close()
     yield redis_cluster.url
+
+
+@contextlib.contextmanager
+def loa_process(args: list[str], *, cwd: Path, ready: list[str], env: dict[str, str],
+                text: bool = False, timeout: float = 20) -> Iterator[subprocess.Popen[Any]]:
+    """``loa ARGS`` as a process of its own, yielded once each URL of ``ready`` answers (any
+    status; bounded by ``timeout``: a bound on a hang, not a measure of speed); killed on the way
+    out if it is still running, its output left to ``communicate()``."""
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        for url in ready:
+            while not _answers(url):
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, f"{url} did not answer in {timeout:g} s"
+                time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an answer, whatever its status
+    except OSError:
+        return False

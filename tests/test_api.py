@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from dispatcher.audience import Validator
 from dispatcher.audit import PENDING, read_audit
 from dispatcher.auth import Role, TokenEntry, hash_token
 from dispatcher.importer import import_audience
+from dispatcher.localredis import free_port
 from dispatcher.model import Channel
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
@@ -37,6 +37,7 @@ from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler
 from dispatcher.settings import ChannelSettings, EngineSettings, Settings
 from dispatcher.store import MemoryStore
+from tests.conftest import loa_process
 
 NOW = dt.datetime(2024, 3, 5, 3, 0, tzinfo=dt.UTC)
 VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo "
@@ -567,13 +568,6 @@ async def test_unknown_route_is_json_404(env: Env) -> None:
 # -- the CLI: loa config init, loa token create, loa api ------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _loa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60, check=False,
@@ -612,23 +606,11 @@ def test_cli_config_token_and_api(tmp_path: Path) -> None:
     approver = _loa("token", "create", "--config", str(config), "--user", "anh", "--role",
                     "approver", cwd=tmp_path).stdout.strip().splitlines()[-1]
 
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
-                             str(config), "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ | {"LOA_REDIS_URL": ""})
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status, doc = _http(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "loa api did not answer in 20 s"
-                time.sleep(0.1)
-        assert status == 200 and doc == {"status": "ok"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with loa_process(["api", "--config", str(config), "--port", str(port)], cwd=tmp_path,
+                     ready=[f"{base}/healthz"], env=os.environ | {"LOA_REDIS_URL": ""}) as proc:
+        assert _http(f"{base}/healthz") == (200, {"status": "ok"})
         assert _http(f"{base}/v1/level")[0] == 401
         status, doc = _http(f"{base}/v1/level", token, "PUT", {"cases": 3, "reason": "test"})
         assert status == 202 and doc["pending"] is True, doc
@@ -639,11 +621,7 @@ def test_cli_config_token_and_api(tmp_path: Path) -> None:
         assert status == 200 and doc["set_by"] == "olga" and doc["confirmed_by"] == "anh"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        proc.communicate()
+    proc.communicate()
     audit = read_audit(tmp_path / "loa-audit.jsonl")
     assert [(r.who, r.action, r.outcome) for r in audit] == [
         ("", "signin.failed", "NotAuthorized"), ("olga", "level.set", PENDING),
@@ -664,21 +642,11 @@ def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
                 cwd=tmp_path).returncode == 0
     done = _loa("audience", "import", str(audience), "--redis", redis_url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "run", "--config",
-                             str(config), "--port", str(port), "--redis", redis_url],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _http(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "loa run did not answer in 20 s"
-                time.sleep(0.1)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with loa_process(["run", "--config", str(config), "--port", str(port), "--redis",
+                      redis_url], cwd=tmp_path, ready=[f"{base}/healthz"],
+                     env=dict(os.environ)) as proc:
         status, doc = _http(f"{base}/v1/campaigns", token, "POST",
                             {"title": "Khẩn", "channels": ["sms"], "text": "Deo khau trang",
                              "priority": "urgent"})
@@ -694,11 +662,7 @@ def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        proc.communicate()
+    proc.communicate()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from adapters.base import Envelope, Progress
 from adapters.email import EmailAdapter, EmailConfig
 from adapters.email.adapter import DEPARTMENT, message_id, outcome, valid_address
 from dispatcher.errors import ChannelError, ConfigError
+from dispatcher.localredis import free_port
 from dispatcher.model import Channel
 
 SUBJECT = "Thông báo khẩn: cấp độ dịch 4 tại thành phố Hạ Long"
@@ -76,13 +76,6 @@ def authenticator(server: SmtpServer, session: Session, envelope: SmtpEnvelope,
     ok = isinstance(auth_data, LoginPassword) and (
         auth_data.login.decode(), auth_data.password.decode()) == (USER, PASSWORD)
     return AuthResult(success=ok, handled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 class Server:

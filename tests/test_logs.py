@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,9 @@ from dispatcher import logs
 from dispatcher.api import load_deployment
 from dispatcher.cli import build_parser, logopts, main
 from dispatcher.errors import ConfigError
+from dispatcher.localredis import free_port
 from dispatcher.settings import load_settings
+from tests.conftest import loa_process
 
 WHEN = 1_780_000_000.25  # 2026-05-28T20:26:40.250Z
 SMPP_PASSWORD = "Sm7f3aQz-log"
@@ -232,13 +233,6 @@ def test_main_leaves_the_root_logger_as_it_found_it() -> None:
     assert (root.handlers, root.level) == (handlers, level)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _loa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -270,22 +264,11 @@ def test_loa_run_writes_json_lines_with_the_engine_and_the_api(tmp_path: Path,
                 cwd=tmp_path).returncode == 0
     assert _loa("audience", "import", str(audience), "--redis", redis_url,
                 cwd=tmp_path).returncode == 0
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "run", "--config",
-                             str(config), "--port", str(port), "--redis", redis_url],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=os.environ | {"LOA_LOG_FORMAT": "json"})
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _http(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "loa run did not answer in 20 s"
-                time.sleep(0.1)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with loa_process(["run", "--config", str(config), "--port", str(port), "--redis",
+                      redis_url], cwd=tmp_path, ready=[f"{base}/healthz"], text=True,
+                     env=os.environ | {"LOA_LOG_FORMAT": "json"}) as proc:
         status, doc = _http(f"{base}/v1/campaigns", token,
                             {"title": "Khẩn", "channels": ["sms"], "text": "Deo khau trang",
                              "priority": "urgent"})
@@ -300,11 +283,7 @@ def test_loa_run_writes_json_lines_with_the_engine_and_the_api(tmp_path: Path,
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        _, err = proc.communicate()
+    _, err = proc.communicate()
     lines = [json.loads(line) for line in err.splitlines()]  # every line is JSON
     assert lines, "no log lines"
     for line in lines:

@@ -7,8 +7,6 @@ import datetime as dt
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import AsyncIterator
@@ -23,12 +21,14 @@ from dispatcher.api import ApiConfig, create_app, load_deployment
 from dispatcher.auth import Role, TokenEntry, TokenTable, User, add_token, hash_token
 from dispatcher.cli import main
 from dispatcher.errors import ConfigError, InputError
+from dispatcher.localredis import free_port
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.store import MemoryStore
 from dispatcher.tokenfile import TokenSource, read_tokens, revoke_tokens
+from tests.conftest import loa_process
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 PROBLEM_JSON = "application/problem+json"
@@ -317,27 +317,18 @@ def test_sign_in_settings_must_be_positive(tmp_path: Path) -> None:
 
 def test_loa_api_refuses_a_token_revoked_while_it_runs(tmp_path: Path) -> None:
     """`loa api` reads the file again by itself: nothing but `loa token revoke` happens."""
-    from tests.test_api import _free_port, _http  # noqa: PLC0415 - the process helpers
+    from tests.test_api import _http  # noqa: PLC0415 - the process helper
 
     config = tmp_path / "loa.toml"
     lasting = f'[[api.tokens]]\nuser = "old"\nrole = "viewer"\nhash = "{"ab" * 32}"\n'
     config.write_text("[api]\ntoken_reload_seconds = 0.05\n\n" + lasting, encoding="utf-8")
     olga, carol = (add_token(config, u, r) for u, r in (("olga", Role.OPERATOR),
                                                         ("carol", Role.APPROVER)))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
-                             str(config), "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ | {"LOA_REDIS_URL": ""})
+    port = free_port()
     base = f"http://127.0.0.1:{port}/v1/me"
-    try:
-        while True:  # until it serves
-            try:
-                assert _http(base, olga)[0] == 200
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                time.sleep(0.05)
+    with loa_process(["api", "--config", str(config), "--port", str(port)], cwd=tmp_path,
+                     ready=[base], env=os.environ | {"LOA_REDIS_URL": ""}) as proc:
+        assert _http(base, olga)[0] == 200
         assert main(["token", "revoke", "--config", str(config), "--user", "olga"]) == 0
         while (status := _http(base, olga)[0]) == 200:  # until it has looked at the file
             time.sleep(0.05)
@@ -345,10 +336,6 @@ def test_loa_api_refuses_a_token_revoked_while_it_runs(tmp_path: Path) -> None:
         assert _http(base, carol) == (200, {"user": "carol", "role": "approver"})
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        err = proc.communicate()[1].decode()
+    err = proc.communicate()[1].decode()
     assert "tokens read again" in err and olga not in err
     assert "tokens with no expiry (abababab)" in err

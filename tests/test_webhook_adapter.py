@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -19,6 +18,7 @@ from adapters.webhook import WebhookAdapter, WebhookConfig
 from adapters.webhook.adapter import batch_key, message_key, outcome, sign
 from adapters.webhook.simulator import WebhookSim
 from dispatcher.errors import ChannelError, ConfigError
+from dispatcher.localredis import free_port
 from dispatcher.model import Channel
 
 SECRET = "s3cr3t-shared-with-the-app"
@@ -51,13 +51,6 @@ async def adapters() -> AsyncIterator[list[WebhookAdapter]]:
 def adapter_for(made: list[WebhookAdapter], cfg: WebhookConfig) -> WebhookAdapter:
     made.append(WebhookAdapter(cfg))
     return made[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 async def test_message_mode_one_signed_post_per_message(

@@ -10,9 +10,6 @@ import logging
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,11 +28,13 @@ from dispatcher import console
 from dispatcher.api import ApiConfig, create_app, create_webhook_app, load_api_config
 from dispatcher.api.webhook import LOG_EVERY_SECONDS, LogLimiter
 from dispatcher.errors import ConfigError
+from dispatcher.localredis import free_port
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.store import MemoryStore, RedisStore, Store
+from tests.conftest import loa_process
 
 APP_ID, OA_SECRET = "zalo-app", "oa-secret"
 HOUR = 3600.0
@@ -230,13 +229,6 @@ def test_a_webhook_port_equal_to_the_api_port_is_refused(tmp_path: Path) -> None
         load_api_config(config)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _status(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
     request = urllib.request.Request(url, data=body, headers=headers or {},
                                      method="POST" if body is not None else "GET")
@@ -250,29 +242,17 @@ def _status(url: str, body: bytes | None = None, headers: dict[str, str] | None 
 
 def test_loa_api_serves_the_webhook_on_its_port_and_not_on_the_operators(
         tmp_path: Path) -> None:
-    port, webhook_port = _free_port(), _free_port()
+    port, webhook_port = free_port(), free_port()
     config = tmp_path / "loa.toml"
     config.write_text(f'[api]\nport = {port}\nwebhook_port = {webhook_port}\n'
                       f'zalo_app_id = "{APP_ID}"\nzalo_oa_secret_env = "LOA_TEST_OA_SECRET"\n'
                       '[channels]\nsimulate = ["sms", "zalo", "email", "app"]\n',
                       encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", "api", "--config",
-                             str(config)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE,
-                            env=os.environ | {"LOA_REDIS_URL": "",
-                                              "LOA_TEST_OA_SECRET": OA_SECRET})
     ops, hook = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{webhook_port}"
-    try:
-        for base, path in ((ops, "/healthz"), (hook, "/zalo/webhook")):
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    _status(base + path)
-                    break
-                except OSError:
-                    assert proc.poll() is None, proc.communicate()[1]
-                    assert time.monotonic() < deadline, f"{base} did not answer in 20 s"
-                    time.sleep(0.1)
+    with loa_process(["api", "--config", str(config)], cwd=tmp_path,
+                     ready=[f"{ops}/healthz", f"{hook}/zalo/webhook"],
+                     env=os.environ | {"LOA_REDIS_URL": "",
+                                       "LOA_TEST_OA_SECRET": OA_SECRET}) as proc:
         body, headers = signed("m-1")
         assert _status(f"{ops}/zalo/webhook", body, headers) == 404
         assert _status(f"{ops}/metrics") == 200
@@ -281,11 +261,7 @@ def test_loa_api_serves_the_webhook_on_its_port_and_not_on_the_operators(
         assert _status(f"{hook}/console/") == 404
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        proc.communicate()
+    proc.communicate()
 
 
 # -- the local stack ------------------------------------------------------------------------------
