@@ -1,0 +1,172 @@
+"""Zalo's error codes through the engine against the Zalo simulator: a quota pauses the route
+and resumes with nothing dead-lettered, refusals fall back to SMS, configuration and money faults
+stop the route with an alert and keep the audience."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.base import Adapter
+from adapters.memory import MemoryAdapter
+from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from adapters.zalo.tokens import MemoryTokenStore
+from dispatcher import audiencegen, routing
+from dispatcher.audience import Validator
+from dispatcher.engine import Engine, wave_progress
+from dispatcher.fallback import fallback_wave_id
+from dispatcher.importer import import_audience
+from dispatcher.model import Campaign, CampaignState, Channel, Selector, Wave, WaveState
+from dispatcher.msisdn import Numbering
+from dispatcher.plan import Plan
+from dispatcher.province import Province
+from dispatcher.settings import EngineSettings, RetrySettings, Settings
+from dispatcher.store import RedisStore, Store
+
+SETTINGS = Settings(engine=EngineSettings(batch_size=50, chunk_size=64, lease_seconds=2.0,
+                                          state_refresh_seconds=0.1),
+                    retry=RetrySettings(max_attempts=3, base_seconds=0.05, max_seconds=0.2))
+PROBE = 0.3  # seconds between the tries of a paused route
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    opened = RedisStore(redis_url)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ZaloSim]:
+    server = ZaloSim(ZaloSimConfig())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def setup(store: Store, tmp_path: Path, numbering: Numbering, province: Province) -> Wave:
+    path = tmp_path / "audience.csv"
+    audiencegen.generate(path, 300, seed=17, numbering=numbering, province=province)
+    await import_audience(path, store, Validator(numbering, province), chunk_size=64)
+    meta = await store.audiences.meta()
+    assert meta is not None
+    now = dt.datetime.now(dt.UTC)
+    await store.campaigns.create(Campaign(id="c", title="t", channels=[Channel.ZALO],
+                                          texts={Channel.ZALO: "Zalo"}, created_at=now,
+                                          created_by="a", state=CampaignState.RUNNING))
+    wave = Wave(id="w-zalo", campaign_id="c", channel=Channel.ZALO, text="Zalo",
+                created_at=now, audience_version=meta.version,
+                total=routing.reach(meta, Selector(), Channel.ZALO), start_now=True,
+                fallback_text="Deo khau trang (SMS)")
+    await store.waves.create(wave, WaveState.CREATED)
+    return wave
+
+
+def zalo(sim: ZaloSim) -> ZaloAdapter:
+    config = ZaloConfig(base_url=sim.url, oa_url=sim.url, oauth_url=sim.url,
+                        app_id=sim.config.app_id, secret_key=sim.config.secret_key,
+                        template_id="loa-alert", mode="auto", timeout=2.0,
+                        token_retry_after=0.0, quota_probe_seconds=PROBE,
+                        alert_probe_seconds=PROBE)
+    return ZaloAdapter(config, MemoryTokenStore("sim-access-token", "sim-refresh-token"))
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    async def wait() -> None:
+        while not await check():
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def run(engine: Engine, body: Callable[[], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    try:
+        await body()
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.mark.parametrize("code", [-144, -131, -115])
+async def test_a_wave_wide_code_pauses_the_route_and_keeps_the_audience(
+        store: Store, sim: ZaloSim, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province, code: int) -> None:
+    """-144 (daily quota), -131 (template not approved), -115 (balance): the route pauses, no
+    message is dead-lettered or sent by SMS, and when Zalo accepts again every one goes."""
+    wave = await setup(store, tmp_path, numbering, province)
+    sim.set_config(error_ratio=1.0, error_code=code)
+    adapter, sms = zalo(sim), MemoryAdapter()
+    adapters: dict[Channel, Adapter] = {Channel.ZALO: adapter, Channel.SMS: sms}
+    engine = Engine(store, plan, SETTINGS, province, adapters, numbering.carriers,
+                    reconcile=False, numbering=numbering)
+
+    async def body() -> None:
+        await until(lambda: _true(adapter.pause_kind != ""))
+        asked = sim.stats.requests
+        await asyncio.sleep(4 * PROBE)  # a few tries of the paused route
+        assert sim.stats.requests - asked <= 4 * SETTINGS.engine.batch_size
+        p = await wave_progress(store, wave)
+        assert (p.failed, p.expired, p.sent) == (0, 0, 0)
+        sim.set_config(error_ratio=0.0)  # the quota reset, the template approved, topped up
+
+        async def finished() -> bool:
+            p = await wave_progress(store, wave)
+            return p.sent == wave.total and p.retrying == 0
+        await until(finished)
+
+    try:
+        await run(engine, body)
+    finally:
+        await adapter.aclose()
+    p = await wave_progress(store, wave)
+    assert (p.sent, p.failed, p.expired) == (wave.total, 0, 0)
+    assert sms.messages == 0 and sim.duplicates == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_refusals_fall_back_to_sms(
+        store: Store, sim: ZaloSim, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    """-141 (refused ZNS from this OA) and -119 on some phones: those go by SMS, once."""
+    wave = await setup(store, tmp_path, numbering, province)
+    sim.set_config(refusals={-141: 0.05, -119: 0.05})
+    adapter, sms = zalo(sim), MemoryAdapter()
+    adapters: dict[Channel, Adapter] = {Channel.ZALO: adapter, Channel.SMS: sms}
+    engine = Engine(store, plan, SETTINGS, province, adapters, numbering.carriers,
+                    reconcile=False, numbering=numbering)
+    companion = fallback_wave_id(wave.id)
+
+    async def body() -> None:
+        async def finished() -> bool:
+            z = await wave_progress(store, wave)
+            other = await store.waves.get(companion)
+            if z.queued or z.retrying or other is None:
+                return False
+            s = await wave_progress(store, other)
+            return s.total == z.fallback and s.queued == 0 and s.retrying == 0
+        await until(finished)
+
+    try:
+        await run(engine, body)
+    finally:
+        await adapter.aclose()
+    refused = {a for a in sim.refused if a.startswith("84")}
+    assert {sim.refused[a] for a in refused} == {-141, -119}
+    z = await wave_progress(store, wave)
+    assert z.failed == z.fallback == len(refused) > 0
+    assert {a for (w, a), n in sms.received.items() if w == companion and n} == set(refused)
+    assert sms.duplicates == 0
+
