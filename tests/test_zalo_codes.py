@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
-from adapters.base import Adapter
+from adapters.base import Adapter, Envelope, Results
 from adapters.memory import MemoryAdapter
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import VN, ZaloAdapter, ZaloConfig, next_hour
+from adapters.zalo.codes import CODES, Outcome
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, routing
 from dispatcher.audience import Validator
+from dispatcher.cli.sim import _refusals
 from dispatcher.engine import Engine, wave_progress
+from dispatcher.errors import InputError
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
 from dispatcher.model import Campaign, CampaignState, Channel, Selector, Wave, WaveState
@@ -111,7 +116,9 @@ async def test_a_wave_wide_code_pauses_the_route_and_keeps_the_audience(
                     reconcile=False, numbering=numbering)
 
     async def body() -> None:
-        await until(lambda: _true(adapter.pause_kind != ""))
+        kind = PAUSE[CODES[code].outcome]
+        await until(lambda: _true(  # the alert: the route is paused for this reason
+            REGISTRY.get_sample_value("loa_zalo_route_paused", {"reason": kind}) == 1))
         asked = sim.stats.requests
         await asyncio.sleep(4 * PROBE)  # a few tries of the paused route
         assert sim.stats.requests - asked <= 4 * SETTINGS.engine.batch_size
@@ -170,3 +177,97 @@ async def test_refusals_fall_back_to_sms(
     assert {a for (w, a), n in sms.received.items() if w == companion and n} == set(refused)
     assert sms.duplicates == 0
 
+
+
+# -- every code of the table, through the adapter against the simulator --------------------------
+
+
+KIND = {Outcome.RETRY: "retry", Outcome.FAIL: "fail", Outcome.FALLBACK: "fallback",
+        Outcome.REFRESH: "retry", Outcome.QUOTA: "requeue", Outcome.CONFIGURATION: "requeue",
+        Outcome.BALANCE: "requeue", Outcome.NIGHT: "requeue"}
+PAUSE = {Outcome.QUOTA: "quota", Outcome.CONFIGURATION: "configuration",
+         Outcome.BALANCE: "balance", Outcome.NIGHT: "night"}
+
+
+def _kinds(results: Results) -> set[str]:
+    return ({"retry" for _ in results.retry} | {"requeue" for _ in results.requeue}
+            | {"fallback" if r.startswith("fallback:") else "fail" for _, r in results.failed})
+
+
+@pytest.mark.parametrize("code", sorted(c for c in CODES if c))
+async def test_every_code_of_the_table_has_its_outcome(sim: ZaloSim, code: int) -> None:
+    expected = CODES[code].outcome
+    sim.set_config(error_ratio=1.0, error_code=code)
+    adapter = zalo(sim)
+    try:
+        results = await adapter.send(Envelope(wave="w", channel=Channel.ZALO, text="t",
+                                              addrs=["84912345678", "84912345679"],
+                                              route="zalo"))
+    finally:
+        await adapter.aclose()
+    assert _kinds(results) == {KIND[expected]}, results
+    assert adapter.pause_kind == PAUSE.get(expected, "")
+    if expected in PAUSE:
+        assert results.pause_until > time.time()
+    assert all(f"zalo {code}" in r or "paused" in r
+               for _, r in results.retry + results.failed + results.requeue)
+
+
+async def test_night_rule_sends_urgent_messages_by_sms_and_holds_the_others(
+        sim: ZaloSim) -> None:
+    sim.set_config(error_ratio=1.0, error_code=-133)
+    adapter = zalo(sim)
+    try:
+        urgent = await adapter.send(Envelope(wave="w", channel=Channel.ZALO, text="t",
+                                             addrs=["84912345678"], route="zalo", urgent=True))
+        assert [r for _, r in urgent.failed] == [
+            "fallback: zalo -133: template not allowed 22:00-06:00"]
+        assert adapter.pause_kind == ""
+        routine = await adapter.send(Envelope(wave="w", channel=Channel.ZALO, text="t",
+                                              addrs=["84912345678"], route="zalo"))
+        assert len(routine.requeue) == 1 and adapter.pause_kind == "night"
+        morning = dt.datetime.fromtimestamp(adapter.paused_until, VN)
+        assert (morning.hour, morning.minute) == (6, 0)
+        assert adapter.paused_until - time.time() <= 24 * 3600
+    finally:
+        await adapter.aclose()
+
+
+def test_next_hour_is_in_vietnam() -> None:
+    late = dt.datetime(2026, 11, 26, 22, 30, tzinfo=VN).timestamp()
+    assert next_hour(late, 6) == dt.datetime(2026, 11, 27, 6, 0, tzinfo=VN).timestamp()
+    early = dt.datetime(2026, 11, 27, 1, 0, tzinfo=VN).timestamp()
+    assert next_hour(early, 6) == dt.datetime(2026, 11, 27, 6, 0, tzinfo=VN).timestamp()
+
+
+async def test_unknown_codes_are_retried_then_pause_the_route_with_an_alert(
+        sim: ZaloSim) -> None:
+    sim.set_config(error_ratio=1.0, error_code=-999)
+    adapter = zalo(sim)
+    limit = adapter.config.unknown_code_limit
+    addrs = [f"8491{i:07d}" for i in range(limit + 10)]
+    try:
+        results = await adapter.send(Envelope(wave="w", channel=Channel.ZALO, text="t",
+                                              addrs=addrs, route="zalo"))
+    finally:
+        await adapter.aclose()
+    assert len(results.retry) == limit - 1 and not results.failed
+    assert len(results.requeue) == len(addrs) - limit + 1
+    assert adapter.pause_kind == "unknown" and adapter.stats.alert_pauses == 1
+
+
+async def test_the_simulator_refuses_a_fixed_share_of_phones(sim: ZaloSim) -> None:
+    sim.set_config(refusals={-141: 0.1, -134: 0.1})
+    addrs = [f"8491{i:07d}" for i in range(1000)]
+    codes = [sim.refusal(a) for a in addrs]
+    assert 150 < sum(1 for c in codes if c) < 250
+    assert {c for c in codes if c} == {-141, -134}
+    assert codes == [sim.refusal(a) for a in addrs]  # the same phones every time
+
+
+def test_sim_cli_reads_refusals_and_names_a_bad_one() -> None:
+    assert _refusals(["-141=0.02", "-119=0.5"]) == {-141: 0.02, -119: 0.5}
+    with pytest.raises(InputError, match="--refusal: '-141' is not CODE=SHARE"):
+        _refusals(["-141"])
+    with pytest.raises(InputError, match="--refusal: '-141=2'"):
+        _refusals(["-141=2"])
