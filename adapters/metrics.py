@@ -197,7 +197,7 @@ class ChannelGauges(Collector):
         quota = GaugeMetricFamily(
             "loa_zalo_remaining_quota", "ZNS messages Zalo still allows today (its last answer)")
         paused = GaugeMetricFamily(
-            "loa_zalo_paused", "1 while the Zalo channel waits for its daily quota to reset")
+            "loa_zalo_paused", "1 while the Zalo channel is paused (quota, night or a fault)")
         route_paused = GaugeMetricFamily(
             "loa_zalo_route_paused", "1 while a Zalo route is paused for this reason (quota, "
             "night; configuration, balance, unknown: an operator must act)", labels=["reason"])

@@ -79,7 +79,8 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
     rules = alert_rules()
     assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
-                                          "LoaZaloQuotaLow", "LoaEmergencyStopOn",
+                                          "LoaZaloQuotaLow", "LoaZaloRouteStopped",
+                                          "LoaEmergencyStopOn",
                                           "LoaProcessDown", "LoaRedisDown"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]

@@ -271,3 +271,9 @@ def test_sim_cli_reads_refusals_and_names_a_bad_one() -> None:
         _refusals(["-141"])
     with pytest.raises(InputError, match="--refusal: '-141=2'"):
         _refusals(["-141=2"])
+
+
+def test_docs_list_every_code_of_the_table() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "channels.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| -")}
+    assert rows == {str(code) for code in CODES if code}
