@@ -277,3 +277,43 @@ def test_docs_list_every_code_of_the_table() -> None:
     text = (Path(__file__).parent.parent / "docs" / "channels.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| -")}
     assert rows == {str(code) for code in CODES if code}
+
+
+async def test_quota_mid_wave_with_refusals_loses_no_one(
+        store: Store, sim: ZaloSim, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    """The issue's case, smaller: -144 after 120 messages and -141 for some phones. Before, the
+    rest was retried and dead-lettered with no SMS; now the route waits for the quota and the
+    refused phones get the SMS."""
+    wave = await setup(store, tmp_path, numbering, province)
+    sim.set_config(daily_quota=120, refusals={-141: 0.05})
+    adapter, sms = zalo(sim), MemoryAdapter()
+    adapters: dict[Channel, Adapter] = {Channel.ZALO: adapter, Channel.SMS: sms}
+    engine = Engine(store, plan, SETTINGS, province, adapters, numbering.carriers,
+                    reconcile=False, numbering=numbering)
+    companion = fallback_wave_id(wave.id)
+
+    async def body() -> None:
+        await until(lambda: _true(adapter.pause_kind == "quota"))
+        assert (await wave_progress(store, wave)).expired == 0
+        sim.reset_quota()
+        sim.set_config(daily_quota=0)  # a new day
+
+        async def finished() -> bool:
+            z = await wave_progress(store, wave)
+            other = await store.waves.get(companion)
+            if z.queued or z.retrying or other is None or z.sent + z.failed < wave.total:
+                return False
+            s = await wave_progress(store, other)
+            return s.total == z.fallback and s.queued == 0 and s.retrying == 0
+        await until(finished)
+
+    try:
+        await run(engine, body)
+    finally:
+        await adapter.aclose()
+    refused = {a for a in sim.refused if a.startswith("84")}
+    z = await wave_progress(store, wave)
+    assert z.expired == 0 and z.failed == z.fallback == len(refused) > 0
+    assert z.sent == wave.total - len(sim.refused) and sim.duplicates == 0
+    assert {a for (w, a), n in sms.received.items() if w == companion and n} == refused
