@@ -95,7 +95,11 @@ class _Zalo(Protocol):
     @property
     def paused_until(self) -> float: ...
 
+    @property
+    def pause_kind(self) -> str: ...
 
+
+ZALO_PAUSE_REASONS = ("quota", "night", "configuration", "balance", "unknown")
 _lock = threading.Lock()  # scrapes run on the HTTP server's thread
 _links: weakref.WeakSet[_Link] = weakref.WeakSet()
 _zalo: weakref.WeakSet[_Zalo] = weakref.WeakSet()
@@ -193,15 +197,21 @@ class ChannelGauges(Collector):
         quota = GaugeMetricFamily(
             "loa_zalo_remaining_quota", "ZNS messages Zalo still allows today (its last answer)")
         paused = GaugeMetricFamily(
-            "loa_zalo_paused", "1 while the Zalo channel waits for its daily quota to reset")
+            "loa_zalo_paused", "1 while the Zalo channel is paused (quota, night or a fault)")
+        route_paused = GaugeMetricFamily(
+            "loa_zalo_route_paused", "1 while a Zalo route is paused for this reason (quota, "
+            "night; configuration, balance, unknown: an operator must act)", labels=["reason"])
         known = [a.remaining_quota for a in zalo if a.remaining_quota is not None]
         if known:
             quota.add_metric([], min(known))
         if zalo:
             now = time.time()
             paused.add_metric([], float(any(a.paused_until > now for a in zalo)))
+            for reason in ZALO_PAUSE_REASONS:
+                route_paused.add_metric([reason], float(any(
+                    a.pause_kind == reason and a.paused_until > now for a in zalo)))
         yield from (in_flight, bind_up, binds, granted, tps, reconnects, malformed, oversized,
-                    unknown, quota, paused)
+                    unknown, quota, paused, route_paused)
 
 
 CHANNEL_GAUGES = ChannelGauges()

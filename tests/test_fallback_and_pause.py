@@ -75,7 +75,7 @@ class Quota(MemoryAdapter):
                         addrs=envelope.addrs[:take], route=envelope.route)
         results = await super().send(part) if take else Results()
         if take < len(envelope.addrs):
-            results.requeue = [(i, "-131 daily quota exhausted")
+            results.requeue = [(i, "zalo -144: OA over its daily ZNS limit")
                                for i in range(take, len(envelope.addrs))]
             results.pause_until = time.time() + 0.5
         return results

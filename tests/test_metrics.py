@@ -248,12 +248,15 @@ def test_zalo_quota_is_read_at_scrape_time() -> None:
     class Zalo:
         remaining_quota: int | None = 1234
         paused_until = time.time() + 60
+        pause_kind = "balance"
 
     zalo = Zalo()
     adapter_metrics.track_zalo(zalo)
     try:
         assert total("loa_zalo_remaining_quota") == 1234
         assert total("loa_zalo_paused") == 1
+        assert total("loa_zalo_route_paused", reason="balance") == 1
+        assert total("loa_zalo_route_paused", reason="quota") == 0
     finally:
         adapter_metrics.untrack_zalo(zalo)
 
@@ -264,7 +267,8 @@ def test_labels_stay_in_bounded_sets() -> None:
         "result": set(metrics.RESULTS) | {"matched", "unmatched", "malformed"},
         "state": {s.value for s in WaveState} | set(metrics.WAVE_FIELDS),
         "simulated": {"true", "false"},
-        "reason": {"missing", "unknown", "expired", "limited"},
+        "reason": {"missing", "unknown", "expired", "limited"}
+        | set(adapter_metrics.ZALO_PAUSE_REASONS),
     }
     for family in REGISTRY.collect():
         if not family.name.startswith("loa_"):

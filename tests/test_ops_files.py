@@ -79,7 +79,8 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
     rules = alert_rules()
     assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
-                                          "LoaZaloQuotaLow", "LoaEmergencyStopOn",
+                                          "LoaZaloQuotaLow", "LoaZaloRouteStopped",
+                                          "LoaEmergencyStopOn",
                                           "LoaProcessDown", "LoaRedisDown"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
@@ -351,3 +352,23 @@ def test_the_check_catches_a_gauge_counted_once_per_worker() -> None:
 def test_no_panel_or_alert_counts_a_shared_gauge_once_per_worker() -> None:
     exprs = dashboard_exprs() + [r["expr"] for r in alert_rules()]
     assert {e: summed_across_workers(e) for e in exprs if summed_across_workers(e)} == {}
+
+
+def test_the_zalo_route_stopped_alert_fires_for_faults_not_for_quota_or_night(
+        tmp_path: Path) -> None:
+    """A balance fault for 3 minutes fires the alert after 1; a quota or night pause never does."""
+    series = 'loa_zalo_route_paused{{instance="w1",reason="{}"}}'
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": series.format("balance"), "values": "0 1 1 1 0"},
+            {"series": series.format("quota"), "values": "1 1 1 1 1"},
+            {"series": series.format("night"), "values": "1 1 1 1 1"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaZaloRouteStopped", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaZaloRouteStopped",
+             "exp_alerts": [firing("LoaZaloRouteStopped", reason="balance")]},
+            {"eval_time": "4m", "alertname": "LoaZaloRouteStopped", "exp_alerts": []},
+        ],
+    }])

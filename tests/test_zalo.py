@@ -117,13 +117,17 @@ def answer(code: int, **data: Any) -> bytes:
     (200, answer(0), Outcome.RETRY),  # success without a message id
     (200, answer(-100), Outcome.RETRY),
     (200, answer(-108), Outcome.FAIL),
-    (200, answer(-109), Outcome.FAIL),
-    (200, answer(-111), Outcome.FAIL),
-    (200, answer(-112), Outcome.FAIL),
+    (200, answer(-109), Outcome.CONFIGURATION),  # a template fault stops the route
+    (200, answer(-111), Outcome.CONFIGURATION),
+    (200, answer(-112), Outcome.CONFIGURATION),
+    (200, answer(-115), Outcome.BALANCE),
+    (200, answer(-133), Outcome.NIGHT),
+    (200, answer(-141), Outcome.FALLBACK),
     (200, answer(-114), Outcome.FALLBACK),
     (200, answer(-118), Outcome.FALLBACK),
     (200, answer(-124), Outcome.REFRESH),
-    (200, answer(-131), Outcome.QUOTA),
+    (200, answer(-131), Outcome.CONFIGURATION),  # template not approved, not the quota
+    (200, answer(-144), Outcome.QUOTA),
     (200, answer(-999), Outcome.RETRY),  # a code Loa does not know
     (200, b"<html>oops</html>", Outcome.RETRY),
     (429, b"", Outcome.RETRY),
@@ -139,9 +143,15 @@ def test_classify_by_table(status: int, body: bytes, expected: Outcome) -> None:
 
 
 def test_error_table_names_every_policy_code() -> None:
-    assert {c for c, (_, o) in ERRORS.items() if o is Outcome.FAIL} >= {-108, -109, -111, -112}
-    assert ERRORS[-114][1] is ERRORS[-118][1] is Outcome.FALLBACK
-    assert ERRORS[-124][1] is Outcome.REFRESH and ERRORS[-131][1] is Outcome.QUOTA
+    assert {c for c, (_, o) in ERRORS.items() if o is Outcome.FAIL} >= {-108, -106, -122}
+    assert {c for c, (_, o) in ERRORS.items() if o is Outcome.CONFIGURATION} >= {
+        -101, -102, -103, -104, -105, -109, -111, -112, -131}
+    assert {c for c, (_, o) in ERRORS.items() if o is Outcome.BALANCE} >= {-115, -136, -137}
+    assert {c for c, (_, o) in ERRORS.items() if o is Outcome.QUOTA} >= {-144, -147, -1441}
+    assert {c for c, (_, o) in ERRORS.items() if o is Outcome.FALLBACK} >= {
+        -114, -118, -119, -134, -139, -140, -141, -1471, -110}
+    assert ERRORS[-133][1] is ERRORS[-234][1] is Outcome.NIGHT
+    assert ERRORS[-124][1] is ERRORS[-220][1] is Outcome.REFRESH
     assert ERRORS[-100][1] is Outcome.RETRY
 
 
@@ -197,7 +207,7 @@ async def test_marked_messages_are_counted_apart(
 
 async def test_each_error_class_has_its_outcome(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
-    codes = {-100: "retry", -108: "fail", -109: "fail", -111: "fail", -112: "fail",
+    codes = {-100: "retry", -108: "fail", -109: "requeue", -111: "requeue", -112: "requeue",
              -114: "fallback", -118: "fallback", -999: "retry", -104: "requeue"}
     addrs = phones(len(codes) + 2)
     sim.set_config(error_phones=dict(zip(addrs, codes, strict=False)))
@@ -205,7 +215,7 @@ async def test_each_error_class_has_its_outcome(
     by_index: dict[int, tuple[str, str]] = {}
     for i, reason in results.retry:
         by_index[i] = ("retry", reason)
-    for i, reason in results.requeue:  # the application itself refused: no attempt used
+    for i, reason in results.requeue:  # a configuration fault: route paused, no attempt used
         by_index[i] = ("requeue", reason)
     for i, reason in results.failed:
         by_index[i] = ("fallback" if reason.startswith("fallback:") else "fail", reason)
@@ -218,14 +228,16 @@ async def test_each_error_class_has_its_outcome(
     assert not any(sim.received[a] for a in addrs[:len(codes)])
 
 
-async def test_invalid_phone_and_template_errors_are_permanent(
+async def test_invalid_phone_is_permanent_and_template_errors_stop_the_route(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
     bad_phone = await adapter_for().send(envelope(["0912345678", "abc"]))
     assert reasons(bad_phone.failed) == {"zalo -108: phone number invalid"}
-    unknown = await adapter_for(template_id="nope").send(envelope(phones(2)))
-    assert reasons(unknown.failed) == {"zalo -109: template id invalid"}
+    no_template = adapter_for(template_id="nope")
+    unknown = await no_template.send(envelope(phones(2)))
+    assert reasons(unknown.requeue) == {"zalo -109: template id invalid"} and not unknown.failed
+    assert no_template.pause_kind == "configuration" and unknown.pause_until > time.time()
     wrong_param = await adapter_for(template_param="body").send(envelope(phones(2)))
-    assert reasons(wrong_param.failed) == {"zalo -112: template data invalid"}
+    assert reasons(wrong_param.requeue) == {"zalo -112: template data invalid"}
     assert sim.stats.accepted == 0
 
 
@@ -505,7 +517,7 @@ async def test_quota_code_answered_by_zalo_pauses_too(
     adapter = adapter_for(concurrency=1)
     results = await adapter.send(envelope(phones(8)))
     assert [i for i, _ in results.requeue] == list(range(8))
-    assert next(iter(reasons(results.requeue))).startswith("zalo -131: daily quota exhausted")
+    assert next(iter(reasons(results.requeue))).startswith("zalo -144: OA over its daily ZNS limit")
     assert sim.stats.quota_refused == 1 and adapter.stats.quota_pauses == 1
 
 

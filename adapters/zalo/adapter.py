@@ -9,17 +9,26 @@ of :mod:`adapters.zalo.api`:
   :mod:`adapters.zalo.webhook`;
 * transient (-100, HTTP 429/5xx, no answer in time, connection broken): ``results.retry``; a
   request that got no answer in time may have gone out (``stats.possible_duplicates``);
-* permanent (-108 invalid phone, -109/-111/-112 template): ``results.failed``;
-* not reachable on Zalo (the codes of ``sms_fallback_codes``, by default -114 inactive or
-  refused and -118 not a Zalo account): ``results.failed`` with the reason prefixed
-  ``fallback:``. The engine decides whether the campaign falls back to SMS;
+* permanent (-108 invalid phone, malformed requests): ``results.failed``;
+* not reachable on Zalo (the codes of ``sms_fallback_codes``, by default every code of the table
+  in :mod:`adapters.zalo.codes` whose outcome is fallback: -114, -118, -119, -134, -139, -140,
+  -141, -1471, -110 ...): ``results.failed`` with the reason prefixed ``fallback:``. The engine
+  decides whether the campaign falls back to SMS;
+* a configuration or money fault (-101...-105, -109, -111, -112, -131 ...; -115, -136 ...):
+  no message can go until an operator acts. The route pauses (the message and every one not yet
+  sent in ``results.requeue``, no attempt used), ``loa_zalo_route_paused{reason}`` is 1, an error
+  is logged, and one batch is tried every ``alert_probe_seconds`` until Zalo accepts again;
+* a code not in the table: retried; ``unknown_code_limit`` of them in a row pause the route the
+  same way (reason ``unknown``), so an unknown wave-wide fault never dead-letters an audience;
+* night (-133, -234): urgent messages fail with ``fallback:`` (SMS at once); the others are
+  requeued and the route pauses until ``night_end_hour`` (06:00 in Asia/Ho_Chi_Minh);
 * access token expired (-124): the token is renewed once for all concurrent requests
   (:class:`~adapters.zalo.tokens.TokenManager`, the new refresh token saved in the store) and
   the message is sent once more; refused again, or no renewal, it is retried;
-* out of quota (-131, or an answer with ``remainingQuota`` 0): the adapter stops, puts the
-  message and every one not yet sent in ``results.requeue`` (no attempt used) and pauses until
-  the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch seconds). While
-  paused, ``send`` requeues everything without asking Zalo, except one batch every
+* out of quota (-144, -147, -1441, -211, or an answer with ``remainingQuota`` 0): the adapter
+  stops, puts the message and every one not yet sent in ``results.requeue`` (no attempt used)
+  and pauses until the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch
+  seconds). While paused, ``send`` requeues everything without asking Zalo, except one batch every
   ``quota_probe_seconds``, which is tried: a quota raised during the day is used at once
   (``results.pause_until`` is the next such try); ``resume()`` lifts the pause;
 * no connection at all: ``results.requeue`` (the request never left);
@@ -49,6 +58,8 @@ import msgspec
 from adapters import metrics
 from adapters.base import HALTED, Envelope, Results, results_for
 from adapters.zalo.api import (
+    CODES,
+    FALLBACK_CODES,
     OA_PATH,
     OAUTH_PATH,
     ZNS_PATH,
@@ -78,6 +89,13 @@ OUTAGE_MIN = 5  # a batch with at least this many "Zalo is down" answers (and ha
 FALLBACK = "fallback:"  # the reason prefix of permanent failures that SMS may cure
 
 
+def next_hour(now: float, hour: int) -> float:
+    """Epoch seconds of the next ``hour``:00 in Vietnam."""
+    local = dt.datetime.fromtimestamp(now, VN)
+    at = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (at if at > local else at + dt.timedelta(days=1)).timestamp()
+
+
 def next_quota_reset(now: float) -> float:
     """Epoch seconds of the next midnight in Vietnam, when Zalo's daily quota resets."""
     local = dt.datetime.fromtimestamp(now, VN)
@@ -103,14 +121,23 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     concurrency: int = 64  # requests in flight per route
     timeout: float = 10.0  # seconds per request, connection included
     client: ClientName = "loa"  # Loa's own HTTP/1.1 client; or aiohttp, httpx (for comparison)
-    sms_fallback_codes: frozenset[int] = frozenset({-114, -118})
+    sms_fallback_codes: frozenset[int] = FALLBACK_CODES
     token_retry_after: float = 10.0  # after a failed renewal, seconds before the next one
     quota_probe_seconds: float = 300.0  # while out of quota: a batch is tried this often
     outage_pause_max: float = 30.0  # longest pause of a route while Zalo answers 5xx
+    alert_probe_seconds: float = 60.0  # paused for a configuration or money fault: try this often
+    unknown_code_limit: int = 20  # unlisted codes in a row that pause the route with an alert
+    night_end_hour: int = 6  # -133/-234: routine messages wait until this hour (Vietnam)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.alert_probe_seconds <= 0:
+            raise ValueError("alert_probe_seconds must be positive")
+        if self.unknown_code_limit < 1:
+            raise ValueError("unknown_code_limit must be at least 1")
+        if not 0 <= self.night_end_hour <= 23:
+            raise ValueError("night_end_hour must be between 0 and 23")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
         if self.quota_probe_seconds <= 0 or self.outage_pause_max <= 0:
@@ -136,6 +163,8 @@ class ZaloStats(msgspec.Struct):
     possible_duplicates: int = 0  # no answer in time: retried, though it may have gone out
     token_refreshes: int = 0  # access tokens renewed
     quota_pauses: int = 0
+    alert_pauses: int = 0  # pauses for a configuration, money or unknown fault
+    night_holds: int = 0  # pauses until the night ends
     outage_pauses: int = 0  # batches that found Zalo down (5xx, no answer): route paused
 
 
@@ -191,6 +220,8 @@ class ZaloAdapter:
         self.stats = ZaloStats()
         self.paused_until = 0.0  # epoch seconds; 0: not paused
         self.pause_reason = ""
+        self.pause_kind = ""  # quota, configuration, balance, unknown, night ("": not paused)
+        self._unknown = 0  # unlisted codes answered in a row
         self.remaining_quota: int | None = None  # from Zalo's last answer
         self.daily_quota: int | None = None
         self.tokens = TokenManager(tokens, self._exchange, retry_after=config.token_retry_after)
@@ -221,9 +252,9 @@ class ZaloAdapter:
                 self.resume()
             elif now < self._probe_at:
                 return self._requeue_all(results, len(addrs))
-            else:  # try this batch: the quota may have been raised
+            else:  # try this batch: the quota may have been raised, the fault fixed
                 self._probe_at = now + self.config.quota_probe_seconds
-                self.paused_until = 0.0
+                self.resume()
         try:
             await self.tokens.token()
         except TokenError as exc:
@@ -279,16 +310,35 @@ class ZaloAdapter:
         """Lift a quota pause (it ended, or the OA's quota was raised)."""
         self.paused_until = 0.0
         self.pause_reason = ""
+        self.pause_kind = ""
 
-    def _pause(self, reason: str) -> str:
-        if not self.paused_until:
-            now = time.time()
+    def _pause(self, reason: str, kind: str = "quota") -> str:
+        """Pause the route (once): ``kind`` quota until the reset, night until the night ends,
+        configuration, balance or unknown (an operator must act) until the next try."""
+        if self.paused_until:
+            return self.pause_reason
+        now = time.time()
+        config = self.config
+        if kind == "quota":
             self.paused_until = next_quota_reset(now)
-            self._probe_at = now + self.config.quota_probe_seconds
+            self._probe_at = now + config.quota_probe_seconds
             self.stats.quota_pauses += 1
-            until = dt.datetime.fromtimestamp(self.paused_until, VN).strftime("%Y-%m-%d %H:%M")
-            self.pause_reason = f"{reason}; Zalo paused until {until} (Asia/Ho_Chi_Minh)"
-        self.remaining_quota = 0
+            self.remaining_quota = 0
+        elif kind == "night":
+            self.paused_until = self._probe_at = next_hour(now, config.night_end_hour)
+            self.stats.night_holds += 1
+        else:
+            self.paused_until = self._probe_at = now + config.alert_probe_seconds
+            self.stats.alert_pauses += 1
+        self.pause_kind = kind
+        until = dt.datetime.fromtimestamp(self.paused_until, VN).strftime("%Y-%m-%d %H:%M:%S")
+        self.pause_reason = f"{reason}; Zalo paused until {until} (Asia/Ho_Chi_Minh)"
+        if kind in ("quota", "night"):
+            log.warning("Zalo route paused (%s): %s", kind, self.pause_reason,
+                        extra={"channel": "zalo"})
+        else:
+            log.error("ALERT Zalo route stopped (%s), audience kept queued, an operator must "
+                      "act: %s", kind, self.pause_reason, extra={"channel": "zalo"})
         return self.pause_reason
 
     def _zalo_down(self, results: Results) -> None:
@@ -382,7 +432,10 @@ class ZaloAdapter:
                 if status >= 500 or status == 429:
                     batch.down += 1
             result, reason = outcome(status, answer)
+            if answer is not None and answer.error:
+                self._unknown = 0 if answer.error in CODES else self._unknown + 1
             if result is Outcome.SENT:
+                self._unknown = 0
                 assert answer is not None
                 results.sent.append(i)
                 results.remote_ids.append(answer.remote_id)
@@ -398,8 +451,24 @@ class ZaloAdapter:
                 renewed = True
                 continue
             break
+        self._settle(batch, i, result, reason, answer)
+
+    def _settle(self, batch: _Batch, i: int, result: Outcome, reason: str,
+                answer: Answer | None) -> None:
+        """Where a message that was not sent goes, by its outcome."""
+        results = batch.results
         if result is Outcome.QUOTA:
             results.requeue.append((i, self._pause(reason)))
+        elif result is Outcome.CONFIGURATION or result is Outcome.BALANCE:
+            self._pause(reason, result.value)
+            results.requeue.append((i, reason))
+        elif result is Outcome.NIGHT:
+            if batch.urgent:  # an urgent alert does not wait for the morning: SMS now
+                results.failed.append((i, f"{FALLBACK} {reason}"))
+                self.stats.fallback += 1
+            else:
+                self._pause(reason, "night")
+                results.requeue.append((i, reason))
         elif result is Outcome.FAIL or result is Outcome.FALLBACK:
             if answer is not None and answer.error in self.config.sms_fallback_codes:
                 results.failed.append((i, f"{FALLBACK} {reason}"))
@@ -408,7 +477,8 @@ class ZaloAdapter:
                 results.failed.append((i, reason))
         elif result is Outcome.REFRESH:
             results.retry.append((i, f"{reason}: refused again after a renewal"))
-        elif result is Outcome.REFUSED:
+        elif self._unknown >= self.config.unknown_code_limit:
+            self._pause(reason, "unknown")
             results.requeue.append((i, reason))
         else:
             results.retry.append((i, reason))

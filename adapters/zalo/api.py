@@ -20,11 +20,53 @@ of ``app_id + body + timestamp + OA secret key`` (:func:`sign`), optionally writ
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 
 import msgspec
+
+from adapters.zalo.codes import CODES, FALLBACK_CODES, Code, Outcome
+
+__all__ = [
+    "CODES",
+    "ERRORS",
+    "FALLBACK_CODES",
+    "HTTP_STATUS",
+    "NOT_ZALO_USER",
+    "OAUTH_PATH",
+    "OA_PATH",
+    "QUOTA_EXHAUSTED",
+    "RECEIVED_EVENT",
+    "SIGNATURE_HEADER",
+    "TOKEN_INVALID",
+    "TRACKING_MAX",
+    "USER_INACTIVE",
+    "ZNS_PATH",
+    "Answer",
+    "AnswerData",
+    "Code",
+    "EventMessage",
+    "EventUser",
+    "OaRecipient",
+    "OaRequest",
+    "OaText",
+    "Outcome",
+    "Quota",
+    "TokenAnswer",
+    "WebhookEvent",
+    "ZnsRequest",
+    "answer_decoder",
+    "classify",
+    "decode_answer",
+    "event_decoder",
+    "http_outcome",
+    "outcome",
+    "sign",
+    "token_decoder",
+    "tracking_id",
+    "tracking_prefix",
+    "verify",
+]
 
 ZNS_PATH = "/message/template"
 OA_PATH = "/v3.0/oa/message/cs"
@@ -32,50 +74,18 @@ OAUTH_PATH = "/v4/oa/access_token"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 RECEIVED_EVENT = "user_received_message"
 
-#: The code Loa treats as "the OA's daily ZNS quota is exhausted": the route pauses until the
-#: quota resets (midnight, Asia/Ho_Chi_Minh) and the messages stay queued. The simulator answers
-#: it too. Check it against Zalo's current error table before production (see docs).
-QUOTA_EXHAUSTED = -131
+#: Zalo's "OA over its daily ZNS limit": the route pauses until the quota resets. (-131 is
+#: "template not approved", a configuration fault: see adapters.zalo.codes.)
+QUOTA_EXHAUSTED = -144
 TOKEN_INVALID = -124
 NOT_ZALO_USER = -118
 USER_INACTIVE = -114
 TRACKING_MAX = 48  # characters of a ZNS tracking_id
 
-
-class Outcome(enum.Enum):
-    """What the adapter does with a message after Zalo's answer."""
-
-    SENT = "sent"
-    RETRY = "retry"  # transient: retried later, using an attempt
-    FAIL = "fail"  # permanent: dead-lettered
-    FALLBACK = "fallback"  # permanent for Zalo; SMS may reach the recipient
-    REFRESH = "refresh"  # the access token expired: refresh it, then resend once
-    QUOTA = "quota"  # out of quota: pause the route, keep the messages queued
-    REFUSED = "refused"  # Loa's application itself is refused: wait, no attempt used
-
-
-#: Zalo ``error`` codes -> (reason, outcome). Codes not listed are retried (a code Loa does not
-#: know is not proof that the message can never go).
-ERRORS: dict[int, tuple[str, Outcome]] = {
-    0: ("success", Outcome.SENT),
-    -100: ("unknown error", Outcome.RETRY),
-    # The application's own configuration: no message can go until it is fixed, and a whole
-    # audience must not be dead-lettered for it.
-    -101: ("application invalid", Outcome.REFUSED),
-    -102: ("application does not exist", Outcome.REFUSED),
-    -103: ("application not activated", Outcome.REFUSED),
-    -104: ("application secret key invalid", Outcome.REFUSED),
-    -105: ("application not linked to an OA", Outcome.REFUSED),
-    -108: ("phone number invalid", Outcome.FAIL),
-    -109: ("template id invalid", Outcome.FAIL),
-    -111: ("template data empty", Outcome.FAIL),
-    -112: ("template data invalid", Outcome.FAIL),
-    USER_INACTIVE: ("user inactive or refuses ZNS", Outcome.FALLBACK),
-    NOT_ZALO_USER: ("not a Zalo account (or disabled)", Outcome.FALLBACK),
-    TOKEN_INVALID: ("access token invalid or expired", Outcome.REFRESH),
-    QUOTA_EXHAUSTED: ("daily quota exhausted", Outcome.QUOTA),
-    -216: ("access token invalid (OA API)", Outcome.REFRESH),
-}
+#: Zalo ``error`` codes -> (reason, outcome), from the table of adapters.zalo.codes. Codes not
+#: listed are retried, and a run of them pauses the route with an alert (see the adapter).
+ERRORS: dict[int, tuple[str, Outcome]] = {code: (c.english, c.outcome)
+                                          for code, c in CODES.items()}
 
 #: HTTP statuses other than 200 -> (reason, outcome); any other 4xx is permanent, 5xx transient.
 HTTP_STATUS: dict[int, tuple[str, Outcome]] = {

@@ -8,10 +8,14 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
   template, -111 no data, -112 a parameter missing or not text) and the phone (-108 unless
   ``84`` + 9 digits); then answers the code of ``error_phones[phone]``, -118 for a
   deterministic share ``not_zalo_share`` of phones (by hash, the same in every run with the same
-  seed), ``error_code`` for a random share ``error_ratio``, and -131 once ``daily_quota``
-  messages were accepted today; else it accepts: ``{"error": 0, "data": {"msg_id", "sent_time",
-  "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio`` and ``http_5xx_ratio`` of
-  requests get HTTP 429 / 503 before any of that; ``delay`` holds every answer back.
+  seed), the code of ``refusals`` for its deterministic share of phones (``{-141: 0.02}``: 2 %
+  refused ZNS from this OA; each refused phone is kept in ``refused``), ``error_code`` for a
+  random share ``error_ratio`` (``error_ratio`` 1 with -115, -131 or -133: the balance, template
+  or night faults that refuse every message), and -144 (the OA's daily ZNS limit, Zalo's code)
+  once ``daily_quota`` messages were accepted today; else it accepts: ``{"error": 0, "data":
+  {"msg_id", "sent_time", "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio``
+  and ``http_5xx_ratio`` of requests get HTTP 429 / 503 before any of that; ``delay`` holds
+  every answer back.
 * ``POST /v4/oa/access_token``: renews tokens (``secret_key`` header, form ``app_id``,
   ``grant_type=refresh_token``, ``refresh_token``); a refresh token works once (checked after
   ``oauth_delay``, which holds token answers back).
@@ -47,6 +51,7 @@ from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.codec import Request
 from adapters.http.server import HttpServer, Response
 from adapters.zalo.api import (
+    CODES,
     NOT_ZALO_USER,
     OA_PATH,
     OAUTH_PATH,
@@ -66,13 +71,7 @@ log = logging.getLogger(__name__)
 
 PHONE = re.compile(r"84\d{9}")
 USER_ID = re.compile(r"\d{10,20}")
-MESSAGES = {
-    -100: "Unknown error", -108: "Phone number invalid", -109: "Template ID invalid",
-    -111: "Template data empty", -112: "Template data invalid",
-    -114: "User is inactive, or reject the message, or using an outdated Zalo version",
-    NOT_ZALO_USER: "Zalo account not existed", TOKEN_INVALID: "Access token invalid",
-    QUOTA_EXHAUSTED: "Out of daily quota",
-}
+MESSAGES = {code: code_.english for code, code_ in CODES.items()}  # Zalo's text of each code
 STATS_PATH = "/sim/stats"
 
 
@@ -93,6 +92,7 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     error_code: int = -100
     error_phones: dict[str, int] = {}  # phone or user id -> the code it is always answered
     not_zalo_share: float = 0.0  # share of phones that are not Zalo accounts (-118), by hash
+    refusals: dict[int, float] = {}  # code -> share of phones always answered it, by hash
     http_429_ratio: float = 0.0
     http_5xx_ratio: float = 0.0
     delay: float = 0.0  # before every message answer
@@ -113,6 +113,9 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
                      "webhook_repeat_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if any(share < 0 for share in self.refusals.values()) or sum(
+                self.refusals.values()) > 1.0:
+            raise ValueError("refusals: each share must be positive and together at most 1")
         for name in ("token_ttl", "daily_quota", "delay", "oauth_delay", "webhook_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -133,7 +136,8 @@ class ZaloSimStats(msgspec.Struct):
     invalid: int = 0  # -108, -109, -111, -112, unreadable bodies
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
-    quota_refused: int = 0  # -131
+    quota_refused: int = 0  # -144 (daily_quota reached)
+    refusals: int = 0  # answered a code of refusals
     refreshes: int = 0  # tokens renewed
     refresh_refused: int = 0
     webhooks_sent: int = 0  # answered 200 by the receiver (repeats included)
@@ -175,6 +179,7 @@ class ZaloSim:
         self.stats = ZaloSimStats()
         self.received: Counter[str] = Counter()  # phone or user id -> messages accepted
         self.marked: Counter[str] = Counter()  # the same, of messages with the mark
+        self.refused: dict[str, int] = {}  # phone -> the code of refusals it was answered
         self.quota_used = 0
         self.host = "127.0.0.1"
         self.port = 0
@@ -237,6 +242,15 @@ class ZaloSim:
         share = self._config.not_zalo_share
         return share > 0 and (zlib.crc32(f"{self._config.seed}:{phone}".encode())
                               < share * 0x1_0000_0000)
+
+    def refusal(self, phone: str) -> int:
+        """The code of ``refusals`` that ``phone`` is always answered (0: none)."""
+        at = zlib.crc32(f"{self._config.seed}:refuse:{phone}".encode()) / 0x1_0000_0000
+        for code, share in self._config.refusals.items():
+            if at < share:
+                return code
+            at -= share
+        return 0
 
     @property
     def access_tokens(self) -> list[str]:
@@ -389,13 +403,19 @@ class ZaloSim:
         if phone and config.not_zalo_share and self.not_zalo(key):
             self.stats.not_zalo += 1
             return self._refuse(NOT_ZALO_USER)
+        if phone and config.refusals:
+            refusal = self.refusal(key)
+            if refusal:
+                self.stats.refusals += 1
+                self.refused[key] = refusal
+                return self._refuse(refusal)
         if config.error_ratio and self._rng.random() < config.error_ratio:
             self.stats.errors_injected += 1
             return self._refuse(config.error_code)
         quota = config.daily_quota
         if quota and self.quota_used >= quota:
             self.stats.quota_refused += 1
-            return self._refuse(QUOTA_EXHAUSTED)
+            return self._refuse(QUOTA_EXHAUSTED)  # -144
         self.quota_used += 1
         received = self.received
         if marked:

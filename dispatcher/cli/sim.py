@@ -169,13 +169,18 @@ def _register_zalo(group: Any) -> None:
                       help="an accepted ZNS template and its parameters (repeatable; default "
                            "loa-alert:content)")
     zalo.add_argument("--daily-quota", type=int, default=0, metavar="N",
-                      help="messages accepted per day before -131 (default 0: unlimited)")
+                      help="messages accepted per day before -144, the OA's daily limit "
+                           "(default 0: unlimited)")
     zalo.add_argument("--not-zalo-share", type=float, default=0.0, metavar="R",
                       help="share of phones that are not Zalo accounts: -118 (default 0)")
     zalo.add_argument("--error-ratio", type=float, default=0.0, metavar="R",
-                      help="share of messages answered --error-code (default 0)")
+                      help="share of messages answered --error-code (default 0; 1 with -115, "
+                           "-131 or -133: a balance, template or night fault on every message)")
     zalo.add_argument("--error-code", type=int, default=-100, metavar="C",
                       help="the code of injected errors (default -100)")
+    zalo.add_argument("--refusal", action="append", metavar="CODE=SHARE",
+                      help="answer CODE to a fixed share of phones, by hash: -141=0.02 "
+                           "(refused ZNS from this OA), -119, -134 ... (repeatable)")
     zalo.add_argument("--error-phone", action="append", metavar="PHONE=CODE",
                       help="always answer CODE to PHONE (repeatable)")
     zalo.add_argument("--http-429-ratio", type=float, default=0.0, metavar="R",
@@ -225,6 +230,19 @@ def _error_phones(items: list[str] | None) -> dict[str, int]:
     return phones
 
 
+def _refusals(items: list[str] | None) -> dict[int, float]:
+    refusals: dict[int, float] = {}
+    for item in items or []:
+        code, sep, share = item.partition("=")
+        try:
+            refusals[int(code)] = float(share)
+        except ValueError:
+            raise InputError(f"--refusal: {item!r} is not CODE=SHARE (-141=0.02)") from None
+        if not sep or not 0 < refusals[int(code)] <= 1:
+            raise InputError(f"--refusal: {item!r}: SHARE must be above 0 and at most 1")
+    return refusals
+
+
 def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
@@ -236,7 +254,8 @@ def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
             oa_secret=args.oa_secret, templates=_templates(args.template),
             daily_quota=args.daily_quota, not_zalo_share=args.not_zalo_share,
             error_ratio=args.error_ratio, error_code=args.error_code,
-            error_phones=_error_phones(args.error_phone), http_429_ratio=args.http_429_ratio,
+            error_phones=_error_phones(args.error_phone), refusals=_refusals(args.refusal),
+            http_429_ratio=args.http_429_ratio,
             http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
             webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
             webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark)
