@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TypeVar
 
@@ -323,8 +323,9 @@ class Worker:
             wave, state = await self._persist("reading a wave", partial(self._wave, batch.wave))
             if wave is None or state is WaveState.CANCELLED:
                 self._cancelled(route, batch, len(batch.ids), completion)
-                if wave is not None and batch.retried:  # claimed by an earlier attempt
-                    await self._release(wave, batch, range(len(batch.ids)))
+                if wave is not None and batch.retried and repeats.ledger(wave) is not None:
+                    # claimed by an earlier attempt; those sent by one before keep theirs
+                    await self._release(wave, await self._unsent_ids(batch))
                 continue
             with logs.context(wave=wave.id, campaign=wave.campaign_id):
                 if not await self._send(route, delivery.entry, wave, batch, completion):
@@ -471,18 +472,19 @@ class Worker:
             completion.count(wave.id, "retrying", -refused)
         return [i for i, ok in zip(keep, allowed, strict=True) if ok]
 
-    async def _release(self, wave: Wave, batch: Batch, indexes: Iterable[int]) -> None:
-        """Free the ledger claims of messages of ``batch`` that will not be sent (their wave
-        is cancelled): another wave with the text may reach them. Those sent already (by an
-        earlier attempt) keep theirs."""
-        ledger = repeats.ledger(wave)
-        if ledger is None:
-            return
+    async def _unsent_ids(self, batch: Batch) -> list[int]:
+        """The recipients of ``batch`` whose sent bit is not set."""
         mask = await self._persist("reading sent bits",
                                    lambda: self.store.queue.sent_mask(batch.wave, batch.ids))
-        ids = [batch.ids[i] for i in indexes if not mask[i]]
-        await self._persist("releasing claims", lambda: self.store.ledger.release(
-            ledger, ids, tag=repeats.tag(wave.id)))
+        return [r for r, done in zip(batch.ids, mask, strict=True) if not done]
+
+    async def _release(self, wave: Wave, ids: list[int]) -> None:
+        """Free the ledger claims of recipients of ``wave`` that will not be sent it (the wave
+        is cancelled): another wave with the text may reach them."""
+        ledger = repeats.ledger(wave)
+        if ledger is not None and ids:
+            await self._persist("releasing claims", lambda: self.store.ledger.release(
+                ledger, ids, tag=repeats.tag(wave.id)))
 
     async def _throttle(self, route: str, wave: Wave, batch: Batch, keep: list[int],
                         completion: Completion, urgent: bool) -> bool:
@@ -504,7 +506,7 @@ class Worker:
         state = states.get(wave_id)
         if state is WaveState.CANCELLED:
             self._cancelled(route, batch, len(keep), completion)
-            await self._release(wave, batch, keep)
+            await self._release(wave, [batch.ids[i] for i in keep])  # unsent: read before
             return False
         if self.stopped or state in HALTING:
             # they wait for the wave to be resumed or the stop to be lifted, on the route's

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from adapters.smpp.simulator import Smsc, SmscConfig
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from dispatcher import localredis
 from dispatcher.audience import Validator
 from dispatcher.engine import Engine
@@ -55,6 +56,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 #: A level-4 alert: two UCS-2 parts.
 VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo "
               "khẩu trang. Sốt, ho, khó thở: gọi y tế xã, phường.")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ZaloSim]:
+    """The Zalo simulator on a free loopback port, default settings."""
+    server = ZaloSim(ZaloSimConfig())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture

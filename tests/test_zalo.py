@@ -77,16 +77,6 @@ def reasons(pairs: list[tuple[int, str]]) -> set[str]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[ZaloSim]:
-    server = ZaloSim(ZaloSimConfig())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def adapter_for(sim: ZaloSim) -> AsyncIterator[Callable[..., ZaloAdapter]]:
     made: list[ZaloAdapter] = []
 

@@ -17,7 +17,7 @@ from adapters.base import Adapter, Envelope, Results
 from adapters.memory import MemoryAdapter
 from adapters.zalo.adapter import VN, ZaloAdapter, ZaloConfig, next_hour
 from adapters.zalo.codes import CODES, Outcome
-from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, routing
 from dispatcher.audience import Validator
@@ -46,16 +46,6 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.aclose()
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[ZaloSim]:
-    server = ZaloSim(ZaloSimConfig())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def setup(store: Store, tmp_path: Path, numbering: Numbering, province: Province) -> Wave:
