@@ -1,4 +1,4 @@
-"""The Zalo channel: ZNS template messages by phone number, OA text messages by Zalo user id.
+"""The Zalo channel: ZNS template messages by phone number, OA messages by Zalo user id.
 
 Every message of an envelope is one HTTP request on one pooled keep-alive client, at most
 ``concurrency`` in flight per route. Zalo's answer decides each message's outcome by the tables
@@ -40,6 +40,9 @@ of :mod:`adapters.zalo.api`:
 ZNS bodies: ``phone`` is the address, ``template_id`` from the config, ``template_data``
 ``{template_param: envelope.text}`` (``{"content": text}`` by default: the template must have
 that parameter), ``tracking_id`` ``wave:address`` (:func:`~adapters.zalo.api.tracking_id`).
+OA bodies: ``recipient.user_id`` is the address, the message of type ``oa_message_type``
+(transaction by default: it may reach followers who did not write to the OA; see
+:mod:`adapters.zalo.oa`), built once per batch.
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ import msgspec
 
 from adapters import metrics
 from adapters.base import HALTED, Envelope, Results, results_for
+from adapters.zalo import oa
 from adapters.zalo.api import (
     CODES,
     FALLBACK_CODES,
-    OA_PATH,
     OAUTH_PATH,
     ZNS_PATH,
     Answer,
@@ -128,8 +131,17 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     alert_probe_seconds: float = 60.0  # paused for a configuration or money fault: try this often
     unknown_code_limit: int = 20  # unlisted codes in a row that pause the route with an alert
     night_end_hour: int = 6  # -133/-234: routine messages wait until this hour (Vietnam)
+    # OA messages (to a Zalo user id): the type (adapters.zalo.oa), its template_type ("": the
+    # type's default), the header element and the language of Zalo's own labels
+    oa_message_type: oa.OaType = "transaction"
+    oa_template_type: str = ""
+    oa_header: str = "Thông báo phòng chống dịch"
+    oa_language: Literal["VI", "EN"] = "VI"
 
     def __post_init__(self) -> None:
+        oa.check(self.oa_message_type, self.oa_template_type, self.oa_header)
+        if self.oa_language not in ("VI", "EN"):
+            raise ValueError("oa_language must be VI or EN")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.alert_probe_seconds <= 0:
@@ -189,7 +201,9 @@ class _Batch:
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
         self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
                          + encode({config.template_param: envelope.text}) + b"}")
-        self.oa_tail = b'},"message":' + encode({"text": envelope.text}) + b"}"
+        self.oa_tail = oa.oa_tail(config.oa_message_type, envelope.text,
+                                  template=config.oa_template_type, header=config.oa_header,
+                                  language=config.oa_language, notice=envelope.wave)
 
     def finished(self) -> None:
         self.pending -= 1
@@ -228,7 +242,8 @@ class ZaloAdapter:
         self._client: HttpClient = make_client(config.client, config.concurrency, config.timeout)
         base = config.base_url.rstrip("/")
         self._zns_url = self._client.url(base + ZNS_PATH)
-        self._oa_url = self._client.url((config.oa_url or base).rstrip("/") + OA_PATH)
+        self._oa_url = self._client.url((config.oa_url or base).rstrip("/")
+                                        + oa.OA_PATHS[config.oa_message_type])
         self._oauth_url = self._client.url(config.oauth_url.rstrip("/") + OAUTH_PATH)
         self._routes: dict[str, _Route] = {}
         self._headers: tuple[str, dict[str, str]] = ("", {})

@@ -7,8 +7,9 @@ Two APIs are spoken:
 
 * **ZNS** (template messages by phone): ``POST {base}/message/template``, header ``access_token``,
   body :class:`ZnsRequest`; answer :class:`Answer` with ``data.msg_id`` and ``data.quota``.
-* **OA** (text messages to a Zalo user id): ``POST {base}/v3.0/oa/message/cs``, body
-  :class:`OaRequest`; answer :class:`Answer` with ``data.message_id``.
+* **OA** (messages to a Zalo user id): ``POST {base}/v3.0/oa/message/{cs|transaction|promotion}``
+  (:mod:`adapters.zalo.oa`), body :class:`OaRequest`; answer :class:`Answer` with
+  ``data.message_id``.
 
 The access token is renewed with Zalo OAuth v4: ``POST {oauth}/v4/oa/access_token``, form fields
 ``refresh_token``, ``app_id``, ``grant_type=refresh_token``, header ``secret_key``; answer
@@ -47,6 +48,8 @@ __all__ = [
     "Code",
     "EventMessage",
     "EventUser",
+    "OaAttachment",
+    "OaPayload",
     "OaRecipient",
     "OaRequest",
     "OaText",
@@ -122,12 +125,29 @@ class OaRecipient(msgspec.Struct):
     user_id: str
 
 
+class OaPayload(msgspec.Struct):
+    """A template attachment: ``template_type`` and its elements (header, text, table ...)."""
+
+    template_type: str = ""
+    language: str = ""
+    elements: list[dict[str, object]] = []
+
+
+class OaAttachment(msgspec.Struct):
+    type: str = ""
+    payload: OaPayload | None = None
+
+
 class OaText(msgspec.Struct):
-    text: str
+    """The ``message`` of an OA request: ``text`` (cs) or a template ``attachment``
+    (transaction, promotion)."""
+
+    text: str = ""
+    attachment: OaAttachment | None = None
 
 
 class OaRequest(msgspec.Struct):
-    """``POST /v3.0/oa/message/cs``: an OA text message to a Zalo user id."""
+    """``POST /v3.0/oa/message/<type>``: an OA message to a Zalo user id."""
 
     recipient: OaRecipient
     message: OaText

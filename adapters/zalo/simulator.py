@@ -3,7 +3,9 @@
 An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 (:mod:`adapters.zalo.api` types):
 
-* ``POST /message/template`` (ZNS) and ``POST /v3.0/oa/message/cs`` (OA): checks the
+* ``POST /message/template`` (ZNS) and ``POST /v3.0/oa/message/{cs,transaction,promotion}``
+  (OA, each type's rules in :mod:`adapters.zalo.oasim`: -213 non-followers, -230 ``cs`` to
+  users who did not interact in 7 days, -234 at night, by share or setting): checks the
   ``access_token`` header (-124 unknown or expired), the template and its data (-109 unknown
   template, -111 no data, -112 a parameter missing or not text) and the phone (-108 unless
   ``84`` + 9 digits); then answers the code of ``error_phones[phone]``, -118 for a
@@ -50,10 +52,10 @@ import msgspec
 from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.codec import Request
 from adapters.http.server import HttpServer, Response
+from adapters.zalo import oasim
 from adapters.zalo.api import (
     CODES,
     NOT_ZALO_USER,
-    OA_PATH,
     OAUTH_PATH,
     QUOTA_EXHAUSTED,
     RECEIVED_EVENT,
@@ -64,6 +66,7 @@ from adapters.zalo.api import (
     ZnsRequest,
     sign,
 )
+from adapters.zalo.oa import OA_PATHS
 
 __all__ = ["ZaloSim", "ZaloSimConfig", "ZaloSimStats"]
 
@@ -107,10 +110,21 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     # ``marked`` and the marked_* counters, not in ``received`` (a benchmark's urgent campaign
     # among a routine wave); empty: none
     mark: str = ""
+    # OA messages (adapters.zalo.oasim): shares of user ids, by hash, that do not follow the OA
+    # (-213) and, of the followers, that did not interact in 7 days (-230 to cs messages);
+    # night: -234 to the types of oa_night_types ("clock": 22:00-06:00 in Vietnam)
+    oa_not_follower_share: float = 0.0
+    oa_inactive_share: float = 0.0
+    oa_night: oasim.NightMode = "off"
+    oa_night_types: frozenset[str] = frozenset({"promotion"})
 
     def __post_init__(self) -> None:
+        if self.oa_night not in ("off", "on", "clock"):
+            raise ValueError("oa_night must be off, on or clock")
+        if not self.oa_night_types <= set(OA_PATHS):
+            raise ValueError("oa_night_types: each must be cs, transaction or promotion")
         for name in ("error_ratio", "not_zalo_share", "http_429_ratio", "http_5xx_ratio",
-                     "webhook_repeat_ratio"):
+                     "webhook_repeat_ratio", "oa_not_follower_share", "oa_inactive_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if any(share < 0 for share in self.refusals.values()) or sum(
@@ -138,6 +152,7 @@ class ZaloSimStats(msgspec.Struct):
     errors_injected: int = 0  # by error_ratio or error_phones
     quota_refused: int = 0  # -144 (daily_quota reached)
     refusals: int = 0  # answered a code of refusals
+    oa_refused: int = 0  # OA messages answered -213, -230 or -234 by the rules of their type
     refreshes: int = 0  # tokens renewed
     refresh_refused: int = 0
     webhooks_sent: int = 0  # answered 200 by the receiver (repeats included)
@@ -180,6 +195,8 @@ class ZaloSim:
         self.received: Counter[str] = Counter()  # phone or user id -> messages accepted
         self.marked: Counter[str] = Counter()  # the same, of messages with the mark
         self.refused: dict[str, int] = {}  # phone -> the code of refusals it was answered
+        self.oa_refused: dict[str, int] = {}  # user id -> the OA rule's code it was answered
+        self.oa_types: Counter[str] = Counter()  # OA type -> messages of it accepted
         self.quota_used = 0
         self.host = "127.0.0.1"
         self.port = 0
@@ -260,7 +277,8 @@ class ZaloSim:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         server = HttpServer()
         server.route("POST", ZNS_PATH, self._zns_handler)
-        server.route("POST", OA_PATH, self._oa_handler)
+        for kind, path in OA_PATHS.items():
+            server.route("POST", path, self._oa_route(kind))
         server.route("POST", OAUTH_PATH, self._oauth_route)
         server.route("GET", STATS_PATH, self._stats_handler)
         await server.start(host, port, backlog=1024)
@@ -348,8 +366,10 @@ class ZaloSim:
     def _zns_handler(self, request: Request) -> Response | Awaitable[Response]:
         return self._delayed(self._zns, request)
 
-    def _oa_handler(self, request: Request) -> Response | Awaitable[Response]:
-        return self._delayed(self._oa, request)
+    def _oa_route(self, kind: str) -> Callable[[Request], Response | Awaitable[Response]]:
+        def handler(request: Request) -> Response | Awaitable[Response]:
+            return self._delayed(lambda r: self._oa(r, kind), request)
+        return handler
 
     def _zns(self, request: Request) -> Response:
         refused = self._gate(request)
@@ -377,7 +397,7 @@ class ZaloSim:
         marked = bool(mark) and any(mark in v for v in req.template_data.values())
         return self._deliver(req.phone, req.tracking_id, phone=True, marked=marked)
 
-    def _oa(self, request: Request) -> Response:
+    def _oa(self, request: Request, kind: str) -> Response:
         refused = self._gate(request)
         if refused is not None:
             return refused
@@ -387,11 +407,24 @@ class ZaloSim:
             self.stats.invalid += 1
             return Response.text(f"bad request: {exc}", 400)
         user = req.recipient.user_id
-        if not req.message.text or USER_ID.fullmatch(user) is None:
+        text = oasim.text_of(kind, req.message)
+        if text is None or USER_ID.fullmatch(user) is None:
             self.stats.invalid += 1
-            return self._refuse(-112 if not req.message.text else NOT_ZALO_USER)
-        mark = self._config.mark
-        return self._deliver(user, "", phone=False, marked=bool(mark) and mark in req.message.text)
+            return self._refuse(oasim.BAD_PARAMETER if text is None else NOT_ZALO_USER)
+        config = self._config
+        code = oasim.verdict(kind, user, seed=config.seed, night=oasim.is_night(config.oa_night),
+                             night_types=config.oa_night_types,
+                             not_follower_share=config.oa_not_follower_share,
+                             inactive_share=config.oa_inactive_share)
+        if code:
+            self.stats.oa_refused += 1
+            self.oa_refused[user] = code
+            return self._refuse(code)
+        mark = config.mark
+        answer = self._deliver(user, "", phone=False, marked=bool(mark) and mark in text)
+        if answer.body.startswith(b'{"error":0'):
+            self.oa_types[kind] += 1
+        return answer
 
     def _deliver(self, key: str, tracking: str, *, phone: bool,
                  marked: bool = False) -> Response:
@@ -415,7 +448,7 @@ class ZaloSim:
         quota = config.daily_quota
         if quota and self.quota_used >= quota:
             self.stats.quota_refused += 1
-            return self._refuse(QUOTA_EXHAUSTED)  # -144
+            return self._refuse(QUOTA_EXHAUSTED if phone else -211)  # the OA's quota: -211
         self.quota_used += 1
         received = self.received
         if marked:
