@@ -11,11 +11,19 @@ A fallback SMS is one more SMS beyond the plan's own, so it is held to the rules
 counted ``fallback_capped`` on the Zalo wave beyond that; not the same text twice within the
 SMS channel's window; and, unless the wave is urgent (or ``start_now``), inside the sending
 hours (one found outside waits for the next start on the retry schedule).
+
+A recipient reached on Zalo by an OA user id (the audience's ``zalo`` column holds one) is sent
+the SMS at the phone number of the same audience row: the rows of a batch's refused user ids are
+read from the audience (one read of their chunks per batch), found by recipient id through the
+first id of each chunk (``AudienceGroup.first_ids``). A row that cannot be found (an audience
+imported before first ids were recorded) gets no SMS, and a warning says how many.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 import msgspec
@@ -27,6 +35,8 @@ from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, RetryItem, Store
+
+log = logging.getLogger(__name__)
 
 PREFIX = "fallback:"  # how a channel marks a permanent failure that SMS may cure
 
@@ -49,6 +59,7 @@ class SmsFallback:
         self.plan = plan
         self.clock = clock
         self._created: set[str] = set()
+        self._starts: dict[str, tuple[list[int], list[int]]] = {}  # version -> first ids, chunks
 
     async def reroute(self, wave: Wave, batch: Batch, indexes: list[int],
                       completion: Completion) -> tuple[int, int]:
@@ -63,13 +74,22 @@ class SmsFallback:
                 fallback_repeat_window=0)
             await self.store.waves.create(companion, WaveState.SENDING)  # once, by anyone
             self._created.add(target)
+        users = [i for i in indexes if not _is_msisdn(batch.addrs[i])]  # OA user ids
+        phones = await self._phones(wave.audience_version, batch, users) if users else {}
         numbers: list[tuple[int, str, str]] = []  # (index, msisdn, carrier)
+        lost = 0
         for i in indexes:
-            try:
-                msisdn, carrier = self.numbering.normalize(batch.addrs[i])
-            except NumberError:
-                continue  # an OA user id has no number: nothing to send an SMS to
-            numbers.append((i, msisdn, carrier))
+            phone = phones.get(i)
+            if phone is None:
+                try:
+                    phone = self.numbering.normalize(batch.addrs[i])
+                except NumberError:
+                    lost += 1  # a user id without an audience row: no number to send to
+                    continue
+            numbers.append((i, *phone))
+        if lost:
+            log.warning("%d refused Zalo user ids of wave %s have no audience row with a phone: "
+                        "no fallback SMS for them", lost, wave.id, extra={"wave": wave.id})
         now = self.clock()
         allowed = await self._capped(wave, [batch.ids[i] for i, _, _ in numbers], now)
         capped = allowed.count(False)
@@ -91,6 +111,36 @@ class SmsFallback:
         completion.count(wave.id, "fallback", rerouted)
         return rerouted, capped
 
+    async def _phones(self, version: str, batch: Batch,
+                      indexes: list[int]) -> dict[int, tuple[str, str]]:
+        """``(msisdn, carrier)`` of the audience row of each of ``indexes`` (messages to an OA
+        user id), read in one call; an index whose row is not found is left out."""
+        starts = self._starts.get(version)
+        if starts is None:
+            meta = await self.store.audiences.meta(version)
+            pairs = sorted((first, number) for g in (meta.groups if meta else [])
+                           if len(g.first_ids) == len(g.chunks)
+                           for first, number in zip(g.first_ids, g.chunks, strict=True))
+            starts = self._starts[version] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        firsts, numbers = starts
+        wanted: dict[int, int] = {}  # index -> the chunk number holding its row
+        for i in indexes:
+            at = bisect.bisect_right(firsts, batch.ids[i]) - 1
+            if at >= 0:
+                wanted[i] = numbers[at]
+        chunks = {c.first_id: c for c in await self.store.audiences.chunks(
+            version, sorted(set(wanted.values())))}
+        found: dict[int, tuple[str, str]] = {}
+        for i in wanted:
+            at = bisect.bisect_right(firsts, batch.ids[i]) - 1
+            chunk = chunks.get(firsts[at])
+            offset = batch.ids[i] - firsts[at]
+            if chunk is not None and offset < len(chunk.recipients):
+                row = chunk.recipients[offset]
+                if row.zalo_uid == batch.addrs[i]:  # the row the message was addressed from
+                    found[i] = (row.msisdn, row.carrier)
+        return found
+
     async def _capped(self, wave: Wave, ids: list[int], now: dt.datetime) -> list[bool]:
         """Which of ``ids`` may have one more fallback SMS today (claimed for the Zalo wave, so
         its batch processed twice claims once)."""
@@ -101,3 +151,8 @@ class SmsFallback:
             repeats.fallback_ledger(wave.audience_version), ids,
             now=repeats.local_day(now, self.plan), window=1, tag=repeats.tag(wave.id),
             slots=most, ttl=2 * 86400)
+
+
+def _is_msisdn(addr: str) -> bool:
+    """Whether a Zalo address is a phone number (as the audience stores it), not a user id."""
+    return len(addr) == 11 and addr.startswith("84") and addr.isdigit()

@@ -45,11 +45,12 @@ def file_version(path: Path) -> str:
 
 
 class _Group:
-    __slots__ = ("chunks", "count", "email", "pending", "zalo")
+    __slots__ = ("chunks", "count", "email", "first_ids", "pending", "zalo")
 
     def __init__(self) -> None:
         self.pending: list[Recipient] = []
         self.chunks: list[int] = []
+        self.first_ids: list[int] = []
         self.count = 0
         self.zalo = 0
         self.email = 0
@@ -72,6 +73,7 @@ async def import_audience(path: Path, store: Store, validator: Validator, *, chu
     def cut(group: _Group) -> None:
         nonlocal next_id
         group.chunks.append(written + len(ready))
+        group.first_ids.append(next_id)
         ready.append(AudienceChunk(next_id, group.pending))
         next_id += len(group.pending)
         group.pending = []
@@ -113,7 +115,8 @@ async def import_audience(path: Path, store: Store, validator: Validator, *, chu
         count=next_id,
         source=path.name,
         groups=[AudienceGroup(district=d, kind=k, chunks=g.chunks, count=g.count, zalo=g.zalo,
-                              email=g.email) for (d, k), g in sorted(groups.items())],
+                              email=g.email, first_ids=g.first_ids)
+                for (d, k), g in sorted(groups.items())],
     )
     await store.audiences.activate(meta)
     report.valid = next_id

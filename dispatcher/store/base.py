@@ -41,6 +41,9 @@ class AudienceGroup(msgspec.Struct, frozen=True):
     count: int
     zalo: int
     email: int
+    # the first recipient id of each chunk, in the order of ``chunks`` (empty: imported before
+    # they were recorded): how a recipient id finds its row (dispatcher.fallback)
+    first_ids: list[int] = []
 
 
 class AudienceMeta(msgspec.Struct, frozen=True):
