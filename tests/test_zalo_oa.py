@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
@@ -22,7 +23,10 @@ from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import routing
 from dispatcher.audience import Validator
+from dispatcher.cli import build_parser
+from dispatcher.cli.sim import _zalo_config
 from dispatcher.engine import Engine, wave_progress
+from dispatcher.errors import ConfigError, InputError
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
 from dispatcher.model import (
@@ -37,6 +41,7 @@ from dispatcher.model import (
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
+from dispatcher.settings import load_settings
 from dispatcher.store import RedisStore, Store
 from tests.conftest import run_engine_until
 from tests.test_zalo_codes import PROBE, SETTINGS
@@ -280,7 +285,7 @@ def test_bodies_of_each_type_decode_as_zalo_reads_them() -> None:
     decode = msgspec.json.Decoder(OaRequest).decode
     for kind in OA_PATHS:
         body = b'{"recipient":{"user_id":"1"' + oa_tail(kind, TEXT, header="Thông báo",
-                                                        notice="w1") + b""
+                                                        notice="w1")
         req = decode(body)
         assert oasim.text_of(kind, req.message) == TEXT
     transaction = decode(b'{"recipient":{"user_id":"1"' + oa_tail(
@@ -293,12 +298,18 @@ def test_bodies_of_each_type_decode_as_zalo_reads_them() -> None:
 
 
 async def test_a_body_that_does_not_fit_its_type_is_refused(sim: ZaloSim) -> None:
-    long = oa_tail("promotion", "x" * 1001, header="H")  # a text element holds 1,000 at most
-    assert oasim.text_of("promotion", msgspec.json.decode(
-        b'{"recipient":{"user_id":"1"' + long, type=OaRequest).message) is None
-    cs_as_transaction = oa_tail("cs", TEXT)
-    assert oasim.text_of("transaction", msgspec.json.decode(
-        b'{"recipient":{"user_id":"1"' + cs_as_transaction, type=OaRequest).message) is None
+    """-201 (parameter invalid): a text element over 1,000 characters, a cs body sent as a
+    transaction, a promotion body with a transaction template type."""
+    user = b'{"recipient":{"user_id":"%s"' % uid(1).encode()
+    bodies = [("promotion", oa_tail("promotion", "x" * 1001, header="H")),
+              ("transaction", oa_tail("cs", TEXT)),
+              ("promotion", oa_tail("transaction", TEXT, header="H"))]
+    async with aiohttp.ClientSession() as session:
+        for kind, tail in bodies:
+            async with session.post(sim.url + OA_PATHS[kind], data=user + tail,
+                                    headers={"access_token": "sim-access-token"}) as answer:
+                assert (await answer.json())["error"] == -201
+    assert sim.stats.invalid == 3 and sim.stats.accepted == 0
 
 
 @pytest.mark.parametrize(("changes", "field"), [
@@ -312,3 +323,34 @@ async def test_a_body_that_does_not_fit_its_type_is_refused(sim: ZaloSim) -> Non
 def test_bad_oa_settings_name_the_field(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         ZaloConfig(template_id="t", **changes)
+
+
+def test_settings_name_a_bad_oa_setting_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "loa.toml"
+    for line, field in [('oa_message_type = "broadcast"', "zalo.oa_message_type"),
+                        ('oa_header = ""', "oa_header")]:
+        path.write_text(f'[zalo]\napp_id = "a"\ntemplate_id = "t"\n{line}\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=field) as caught:
+            load_settings(path, env={})
+        assert "\n" not in str(caught.value)
+    path.write_text('[zalo]\napp_id = "a"\ntemplate_id = "t"\n', encoding="utf-8")
+    zalo = load_settings(path, env={}).zalo
+    assert zalo is not None and zalo.oa_message_type == "transaction"
+
+
+def test_sim_cli_reads_the_oa_rules() -> None:
+    args = build_parser().parse_args(
+        ["sim", "zalo", "--oa-not-follower-share", "0.1", "--oa-inactive-share", "0.4",
+         "--oa-night", "clock", "--oa-night-type", "cs", "--oa-night-type", "promotion"])
+    config = _zalo_config(args)
+    assert (config.oa_not_follower_share, config.oa_inactive_share, config.oa_night,
+            config.oa_night_types) == (0.1, 0.4, "clock", frozenset({"cs", "promotion"}))
+    with pytest.raises(InputError, match="oa_inactive_share"):
+        _zalo_config(build_parser().parse_args(["sim", "zalo", "--oa-inactive-share", "2"]))
+
+
+def test_clock_night_is_22_to_6_in_vietnam() -> None:
+    at = dt.datetime(2026, 12, 7, tzinfo=oasim.VN)
+    assert [h for h in range(24) if oasim.is_night("clock", at.replace(hour=h))] == [
+        0, 1, 2, 3, 4, 5, 22, 23]
+    assert not oasim.is_night("off", at) and oasim.is_night("on", at.replace(hour=12))

@@ -144,7 +144,8 @@ def _register_zalo(group: Any) -> None:
     zalo = group.add_parser(
         "zalo", help="the Zalo ZNS / OA API (tokens, quota, errors, signed delivery webhooks)",
         description="Run a Zalo API simulator until SIGINT or SIGTERM: ZNS template messages "
-                    "(POST /message/template), OA messages (POST /v3.0/oa/message/cs) and "
+                    "(POST /message/template), OA messages (POST /v3.0/oa/message/cs, "
+                    "/transaction, /promotion) and "
                     "OAuth v4 token renewal (POST /v4/oa/access_token), with quota, injected "
                     "errors and signed user_received_message webhooks. Prints one line when it "
                     "listens and its counters when it stops.")
@@ -183,6 +184,19 @@ def _register_zalo(group: Any) -> None:
                            "(refused ZNS from this OA), -119, -134 ... (repeatable)")
     zalo.add_argument("--error-phone", action="append", metavar="PHONE=CODE",
                       help="always answer CODE to PHONE (repeatable)")
+    zalo.add_argument("--oa-not-follower-share", type=float, default=0.0, metavar="R",
+                      help="share of OA user ids that do not follow the OA: -213 to every OA "
+                           "message type (default 0)")
+    zalo.add_argument("--oa-inactive-share", type=float, default=0.0, metavar="R",
+                      help="share of followers that did not interact with the OA in 7 days: "
+                           "-230 to cs messages (default 0)")
+    zalo.add_argument("--oa-night", choices=("off", "on", "clock"), default="off",
+                      help="-234 to the OA types of --oa-night-type: never (off, default), "
+                           "always (on), or 22:00-06:00 in Vietnam (clock)")
+    zalo.add_argument("--oa-night-type", action="append", choices=("cs", "transaction",
+                                                                   "promotion"),
+                      help="an OA message type the night rule covers (repeatable; default "
+                           "promotion)")
     zalo.add_argument("--http-429-ratio", type=float, default=0.0, metavar="R",
                       help="share of requests answered HTTP 429 (default 0)")
     zalo.add_argument("--http-5xx-ratio", type=float, default=0.0, metavar="R",
@@ -258,7 +272,10 @@ def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
             http_429_ratio=args.http_429_ratio,
             http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
             webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
-            webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark)
+            webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark,
+            oa_not_follower_share=args.oa_not_follower_share,
+            oa_inactive_share=args.oa_inactive_share, oa_night=args.oa_night,
+            oa_night_types=frozenset(args.oa_night_type or ["promotion"]))
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
