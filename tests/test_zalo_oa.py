@@ -257,6 +257,16 @@ async def test_each_oa_code_has_its_outcome(
         assert adapter.paused_until > 0
 
 
+async def test_the_oa_quota_is_answered_with_the_oa_code_and_pauses_the_route(
+        sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
+    sim.set_config(daily_quota=3)
+    adapter = adapter_for()
+    results = await adapter.send(envelope([uid(i) for i in range(6)]))
+    assert len(results.sent) == 3 and len(results.requeue) == 3
+    assert any("zalo -211" in reason for _, reason in results.requeue)
+    assert adapter.pause_kind == "quota" and sim.stats.accepted == 3
+
+
 async def test_night_covers_the_configured_types_only(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter]) -> None:
     sim.set_config(oa_night="on", oa_night_types=frozenset({"promotion"}))

@@ -13,8 +13,9 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
   seed), the code of ``refusals`` for its deterministic share of phones (``{-141: 0.02}``: 2 %
   refused ZNS from this OA; each refused phone is kept in ``refused``), ``error_code`` for a
   random share ``error_ratio`` (``error_ratio`` 1 with -115, -131 or -133: the balance, template
-  or night faults that refuse every message), and -144 (the OA's daily ZNS limit, Zalo's code)
-  once ``daily_quota`` messages were accepted today; else it accepts: ``{"error": 0, "data":
+  or night faults that refuse every message), and -144 (the OA's daily ZNS limit, Zalo's code;
+  -211 to OA messages) once ``daily_quota`` messages were accepted today; else it accepts:
+  ``{"error": 0, "data":
   {"msg_id", "sent_time", "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio``
   and ``http_5xx_ratio`` of requests get HTTP 429 / 503 before any of that; ``delay`` holds
   every answer back.
@@ -150,7 +151,7 @@ class ZaloSimStats(msgspec.Struct):
     invalid: int = 0  # -108, -109, -111, -112, unreadable bodies
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
-    quota_refused: int = 0  # -144 (daily_quota reached)
+    quota_refused: int = 0  # -144 (daily_quota reached; -211 to OA messages)
     refusals: int = 0  # answered a code of refusals
     oa_refused: int = 0  # OA messages answered -213, -230 or -234 by the rules of their type
     refreshes: int = 0  # tokens renewed
