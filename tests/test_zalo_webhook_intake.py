@@ -11,17 +11,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from adapters.zalo.api import SIGNATURE_HEADER, sign
 from adapters.zalo.webhook import DeliveryEvent
-from dispatcher.api import ApiConfig, create_app
+from dispatcher.api import ApiConfig, create_app, load_api_config
+from dispatcher.errors import ConfigError
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.settings import Settings
-from dispatcher.store import RedisStore, Store
+from dispatcher.store import MemoryStore, RedisStore, Store
+from dispatcher.zalo_receipts import to_matcher
 
 APP_ID, OA_SECRET = "zalo-app", "oa-secret"
 PATH = "/zalo/webhook"
@@ -79,3 +84,135 @@ async def test_a_signed_event_twenty_minutes_old_is_taken_once(
         assert r.status_code == 200 and r.json()["events"] == 0
         await close_on(client, store)
     assert [e.msg_id for e in got] == ["m-1"]
+
+
+async def test_an_event_older_than_the_age_window_is_refused(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    got: list[DeliveryEvent] = []
+    app = api_app(MemoryStore(), tmp_path, plan, province, numbering, got,
+                  zalo_max_age_seconds=1800.0)
+    async with AsyncTestClient(app) as client:
+        body, headers = signed(event("m-1", ms(time.time() - 3600)))
+        r = await client.post(PATH, content=body, headers=headers)
+    assert r.status_code == 401 and "3600 s old (more than 1800 s)" in r.json()["detail"]
+    assert got == []
+
+
+def test_the_age_window_is_checked_when_read(tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    for line, field in (("zalo_max_age_seconds = 0", "zalo_max_age_seconds"),
+                        ("zalo_max_age_seconds = 100000", "zalo_max_age_seconds"),
+                        ("zalo_webhook_wait_seconds = 2.5", "zalo_webhook_wait_seconds"),
+                        ("zalo_webhook_queue = 0", "zalo_webhook_queue")):
+        config.write_text(f"[api]\n{line}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=rf"api\.{field}"):
+            load_api_config(config)
+
+
+# -- the delivery time --------------------------------------------------------------------------
+
+
+def delay_samples() -> tuple[float, float]:
+    count = REGISTRY.get_sample_value("loa_zalo_delivery_delay_seconds_count") or 0.0
+    total = REGISTRY.get_sample_value("loa_zalo_delivery_delay_seconds_sum") or 0.0
+    return count, total
+
+
+async def test_the_delivery_time_is_message_delivery_time(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    got: list[DeliveryEvent] = []
+    app = api_app(MemoryStore(), tmp_path, plan, province, numbering, got)
+    now = time.time()
+    sent = now - 5  # the event's timestamp: when Zalo posted it
+    delivered = now - 600  # when the handset got the message: ten minutes before
+    before = delay_samples()
+    async with AsyncTestClient(app) as client:
+        for body, headers in (signed(event("m-1", ms(sent), ms(delivered))),  # a string
+                              signed(event("m-2", ms(sent), int(ms(delivered)))),  # a number
+                              signed(event("m-3", ms(sent)))):  # none: the event's time
+            r = await client.post(PATH, content=body, headers=headers)
+            assert r.status_code == 200 and r.json()["events"] == 1, r.text
+    by_id = {e.msg_id: e for e in got}
+    assert by_id["m-1"].delivered_at == pytest.approx(delivered, abs=0.01)
+    assert by_id["m-2"].delivered_at == pytest.approx(delivered, abs=0.01)
+    assert by_id["m-3"].delivered_at == pytest.approx(sent, abs=0.01)
+    # the receipt handed to the matcher carries it
+    receipts: list[Any] = []
+    to_matcher(receipts.extend)(got)
+    assert [r.delivered_at for r in receipts] == [e.delivered_at for e in got]
+    count, total = delay_samples()
+    assert count - before[0] == 3
+    assert total - before[1] == pytest.approx(600 + 600 + 5, abs=5)
+
+
+# -- an answer within Zalo's two seconds, whatever the store does -------------------------------
+
+
+def pause(redis_url: str, ms_: int) -> None:
+    """Every client of the redis-server waits ``ms_`` milliseconds (CLIENT PAUSE ALL)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.execute_command("CLIENT", "PAUSE", ms_, "ALL")
+    finally:
+        client.close()
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (bounded: a bound on a hang, not a measure)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_stalled_store_is_answered_from_the_queue_and_nothing_is_lost(
+        redis_url: str, tmp_path: Path, plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    # a short socket timeout: the store's command times out while Redis still holds it; the
+    # batch is sent again with the same tokens, so its events are taken once, not lost
+    store = RedisStore(redis_url + "?socket_timeout=0.3")
+    got: list[DeliveryEvent] = []
+    app = api_app(store, tmp_path, plan, province, numbering, got,
+                  zalo_webhook_wait_seconds=0.2)
+    async with AsyncTestClient(app) as client:
+        body, headers = signed(event("m-1", ms(time.time())), event("m-2", ms(time.time())))
+        pause(redis_url, 1200)
+        r = await client.post(PATH, content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"status": "ok", "events": 0, "queued": 2}
+        assert got == []  # Redis is still paused: the answer did not wait for it
+        await until(lambda: len(got) == 2)
+        # Zalo's next try of the same body: taken already, answered 200, not passed on again
+        r = await client.post(PATH, content=body, headers=headers)
+        assert r.status_code == 200 and r.json() == {"status": "ok", "events": 0, "queued": 0}
+        await close_on(client, store)
+    assert sorted(e.msg_id for e in got) == ["m-1", "m-2"]
+
+
+def queue_full() -> float:
+    return REGISTRY.get_sample_value("loa_webhook_queue_full_total") or 0.0
+
+
+async def test_a_full_queue_answers_503_and_zalo_sends_the_event_again(
+        redis_url: str, tmp_path: Path, plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    store = RedisStore(redis_url)
+    got: list[DeliveryEvent] = []
+    app = api_app(store, tmp_path, plan, province, numbering, got,
+                  zalo_webhook_wait_seconds=0.2, zalo_webhook_queue=1)
+    before = queue_full()
+    async with AsyncTestClient(app) as client:
+        first = signed(event("m-1", ms(time.time())))
+        second = signed(event("m-2", ms(time.time())))
+        pause(redis_url, 1000)
+        r = await client.post(PATH, content=first[0], headers=first[1])
+        assert r.status_code == 200 and r.json()["queued"] == 1
+        r = await client.post(PATH, content=second[0], headers=second[1])
+        assert r.status_code == 503, r.text
+        assert r.json()["type"].endswith("webhook-busy")
+        assert queue_full() - before == 1
+        await until(lambda: len(got) == 1)
+        r = await client.post(PATH, content=second[0], headers=second[1])  # Zalo's next try
+        assert r.status_code == 200 and r.json()["events"] == 1
+        await close_on(client, store)
+    assert [e.msg_id for e in got] == ["m-1", "m-2"]
