@@ -152,7 +152,7 @@ def pause(redis_url: str, ms_: int) -> None:
     """Every client of the redis-server waits ``ms_`` milliseconds (CLIENT PAUSE ALL)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        client.execute_command("CLIENT", "PAUSE", ms_, "ALL")
+        client.client_pause(ms_, all=True)
     finally:
         client.close()
 
