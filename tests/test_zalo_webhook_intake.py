@@ -5,22 +5,31 @@ whatever the store does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
+from adapters.base import Envelope
+from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
 from adapters.zalo.api import SIGNATURE_HEADER, sign
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from adapters.zalo.tokens import MemoryTokenStore
 from adapters.zalo.webhook import DeliveryEvent
-from dispatcher.api import ApiConfig, create_app, load_api_config
+from dispatcher.api import ApiConfig, create_app, create_webhook_app, load_api_config
 from dispatcher.errors import ConfigError
+from dispatcher.localredis import free_port
+from dispatcher.model import Channel
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province
@@ -62,6 +71,12 @@ def api_app(store: Store, tmp_path: Path, plan: Plan, province: Province, number
 async def close_on(client: AsyncTestClient[Litestar], store: Store) -> None:
     """Close ``store`` on the loop its app runs on."""
     await asyncio.to_thread(client.blocking_portal.call, store.aclose)
+
+
+def zalo_config(sim: ZaloSim) -> ZaloConfig:
+    return ZaloConfig(base_url=sim.url, oa_url=sim.url, oauth_url=sim.url,
+                      app_id=sim.config.app_id, secret_key=sim.config.secret_key,
+                      template_id="loa-alert", timeout=2.0, token_retry_after=0.0)
 
 
 # -- Zalo's retries of older events ---------------------------------------------------------------
@@ -216,3 +231,65 @@ async def test_a_full_queue_answers_503_and_zalo_sends_the_event_again(
         assert r.status_code == 200 and r.json()["events"] == 1
         await close_on(client, store)
     assert [e.msg_id for e in got] == ["m-1", "m-2"]
+
+
+# -- the simulator's webhooks: Zalo's layout and its tries again ---------------------------------
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def test_the_simulator_tries_a_refused_webhook_again_with_the_same_event(
+        tmp_path: Path) -> None:
+    port = free_port()
+    sim = ZaloSim(ZaloSimConfig(webhook_url=f"http://127.0.0.1:{port}{PATH}",
+                                webhook_delay=0.0, webhook_retry_schedule=(0.2,) * 20))
+    await sim.start()
+    adapter = ZaloAdapter(zalo_config(sim), MemoryTokenStore("sim-access-token",
+                                                             "sim-refresh-token"))
+    got: list[DeliveryEvent] = []
+    api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"), zalo_app_id=sim.config.app_id,
+                    zalo_oa_secret=sim.config.oa_secret)
+    server = _Server(uvicorn.Config(create_webhook_app(MemoryStore(), api,
+                                                       on_zalo_events=got.extend),
+                                    host="127.0.0.1", port=port, loop="none", lifespan="on",
+                                    log_config=None, access_log=False))
+    serving: asyncio.Task[None] | None = None
+    try:
+        sent = await adapter.send(Envelope(wave="w1", channel=Channel.ZALO, text="KHẨN",
+                                           addrs=[f"8491000000{i}" for i in range(3)],
+                                           route="zalo"))
+        await until(lambda: sim.stats.webhook_failures >= 3)  # no receiver yet: refused
+        receiver_up = time.time()
+        serving = asyncio.create_task(server.serve())
+        assert await sim.flush_webhooks(5.0)
+    finally:
+        server.should_exit = True
+        if serving is not None:
+            await serving
+        await adapter.aclose()
+        await sim.stop()
+    assert sorted(e.msg_id for e in got) == sorted(sent.remote_ids)
+    assert sim.stats.webhooks_sent == 3 and sim.stats.webhooks_given_up == 0
+    for e in got:  # the tries again carry the event as first posted, and its delivery time
+        assert e.timestamp < receiver_up and e.delivered_at <= e.timestamp + 0.01
+
+
+async def test_the_simulator_gives_a_webhook_up_after_its_schedule() -> None:
+    port = free_port()  # nothing listens there
+    sim = ZaloSim(ZaloSimConfig(webhook_url=f"http://127.0.0.1:{port}{PATH}",
+                                webhook_retry_schedule=(0.01, 0.02)))
+    await sim.start()
+    adapter = ZaloAdapter(zalo_config(sim), MemoryTokenStore("sim-access-token",
+                                                             "sim-refresh-token"))
+    try:
+        await adapter.send(Envelope(wave="w1", channel=Channel.ZALO, text="KHẨN",
+                                    addrs=["84910000001", "84910000002"], route="zalo"))
+        assert await sim.flush_webhooks(5.0)
+    finally:
+        await adapter.aclose()
+        await sim.stop()
+    assert sim.stats.webhook_failures == 6 and sim.stats.webhooks_given_up == 2
