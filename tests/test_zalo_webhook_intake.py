@@ -8,7 +8,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
+import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.store import MemoryStore, RedisStore, Store
 from dispatcher.zalo_receipts import to_matcher
+from tests.conftest import loa_process
 
 APP_ID, OA_SECRET = "zalo-app", "oa-secret"
 PATH = "/zalo/webhook"
@@ -293,3 +298,45 @@ async def test_the_simulator_gives_a_webhook_up_after_its_schedule() -> None:
         await adapter.aclose()
         await sim.stop()
     assert sim.stats.webhook_failures == 6 and sim.stats.webhooks_given_up == 2
+
+
+# -- through `loa api`: Zalo's two seconds on the public listener --------------------------------
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """POST as Zalo does: it waits 2 s for the answer (a timeout fails the test)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_loa_api_answers_zalo_within_two_seconds_while_redis_is_paused(
+        redis_url: str, tmp_path: Path) -> None:
+    port, webhook_port = free_port(), free_port()
+    config = tmp_path / "loa.toml"
+    config.write_text(f'[api]\nport = {port}\nwebhook_port = {webhook_port}\n'
+                      f'zalo_app_id = "{APP_ID}"\nzalo_oa_secret_env = "LOA_TEST_OA_SECRET"\n'
+                      '[channels]\nsimulate = ["sms", "zalo", "email", "app"]\n',
+                      encoding="utf-8")
+    hook = f"http://127.0.0.1:{webhook_port}{PATH}"
+    taken = redis.Redis.from_url(redis_url)
+    with loa_process(["api", "--config", str(config)], cwd=tmp_path,
+                     ready=[f"http://127.0.0.1:{port}/healthz", hook],
+                     env=os.environ | {"LOA_REDIS_URL": redis_url,
+                                       "LOA_TEST_OA_SECRET": OA_SECRET}) as proc:
+        body, headers = signed(event("m-1", ms(time.time() - 20 * 60)))  # a try of 20 min ago
+        pause(redis_url, 1800)  # longer than the wait (1.5 s), shorter than Zalo's 2 s
+        status, answer = await asyncio.to_thread(post, hook, body, headers)
+        assert (status, answer) == (200, {"status": "ok", "events": 0, "queued": 1})
+        # once Redis answers again, the event is taken: its id is in the store's dedup
+        await until(lambda: any(taken.hexists(k, "m-1") for k in taken.keys("*seen:webhook*")),
+                    timeout=10.0)
+        status, answer = await asyncio.to_thread(post, hook, body, headers)
+        assert (status, answer) == (200, {"status": "ok", "events": 0, "queued": 0})
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    proc.communicate()
+    taken.close()
