@@ -209,6 +209,23 @@ async def test_a_stalled_store_is_answered_from_the_queue_and_nothing_is_lost(
     assert sorted(e.msg_id for e in got) == ["m-1", "m-2"]
 
 
+async def test_a_stopping_api_takes_the_queued_events_before_it_ends(
+        redis_url: str, tmp_path: Path, plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    store = RedisStore(redis_url)
+    got: list[DeliveryEvent] = []
+    app = api_app(store, tmp_path, plan, province, numbering, got,
+                  zalo_webhook_wait_seconds=0.2)
+    app.on_shutdown.insert(0, store.aclose)  # the hooks run last first: after the intake's
+    async with AsyncTestClient(app) as client:
+        body, headers = signed(event("m-1", ms(time.time())))
+        pause(redis_url, 800)
+        r = await client.post(PATH, content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["queued"] == 1
+    # the shutdown waited (up to 2 s) for Redis to take the queued event
+    assert [e.msg_id for e in got] == ["m-1"]
+
+
 def queue_full() -> float:
     return REGISTRY.get_sample_value("loa_webhook_queue_full_total") or 0.0
 

@@ -94,6 +94,7 @@ class WebhookIntake:
         self.wait = wait
         self.capacity = capacity
         self.batch = batch
+        self.close_grace = CLOSE_GRACE
         self._queue: deque[_Request] = deque()
         self._held = 0  # events in the queue and in the batch being taken
         self._wake = asyncio.Event()
@@ -135,8 +136,10 @@ class WebhookIntake:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="zalo-webhook-intake")
 
-    async def close(self, grace: float = CLOSE_GRACE) -> None:
-        """Take what waits (for at most ``grace`` seconds), then stop."""
+    async def close(self) -> None:
+        """Take what waits (for at most ``close_grace`` seconds), then stop. (No parameter: a
+        Litestar shutdown hook with one is given the application.)"""
+        grace = self.close_grace
         self._closing = True
         task, self._task = self._task, None
         if task is None:
