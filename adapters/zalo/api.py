@@ -218,6 +218,7 @@ class WebhookEvent(msgspec.Struct):
     timestamp: str | int = 0  # milliseconds since the epoch
     msg_id: str = ""
     tracking_id: str = ""
+    delivery_time: str | int | None = None  # flat layout; Zalo's is message.delivery_time
     message: EventMessage | None = None
     recipient: EventUser | None = None
     sender: EventUser | None = None

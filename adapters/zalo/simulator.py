@@ -30,7 +30,11 @@ by a ``user_received_message`` event posted there after ``webhook_delay`` second
 ``X-ZEvent-Signature: mac=<sha256(app_id + body + timestamp + oa_secret)>``, in batches over one
 keep-alive client (:mod:`adapters.http.client`) with bounded concurrency;
 ``webhook_repeat_ratio`` of them are posted twice, as Zalo does when it is not sure the first
-arrived.
+arrived. The event says when the handset got the message in ``message.delivery_time``
+(milliseconds, as a string), its ``timestamp`` when it was first posted. One not answered 200 is
+posted again, the same body and signature, after each delay of ``webhook_retry_schedule`` in
+turn (Zalo's, as reported: 30 s, 5 min, 15 min, 30 min, 1 h), then given up
+(``webhooks_given_up``).
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     webhook_delay: float = 0.0
     webhook_layout: Literal["nested", "flat"] = "nested"
     webhook_repeat_ratio: float = 0.0
+    # seconds before each new try of a webhook not answered 200 (Zalo: 30, 300, 900, 1800, 3600)
+    webhook_retry_schedule: tuple[float, ...] = (0.2, 0.2)
     webhook_concurrency: int = 32
     seed: int = 0
     # messages whose text (ZNS template data or OA text) contains this are counted apart, in
@@ -134,6 +140,8 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("token_ttl", "daily_quota", "delay", "oauth_delay", "webhook_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if any(not delay >= 0 for delay in self.webhook_retry_schedule):
+            raise ValueError("webhook_retry_schedule: each delay must be 0 or more seconds")
         if self.webhook_concurrency < 1:
             raise ValueError("webhook_concurrency must be at least 1")
         if self.webhook_layout not in ("nested", "flat"):
@@ -158,7 +166,8 @@ class ZaloSimStats(msgspec.Struct):
     refresh_refused: int = 0
     webhooks_sent: int = 0  # answered 200 by the receiver (repeats included)
     webhooks_repeated: int = 0
-    webhook_failures: int = 0  # not answered 200 (tried again up to twice)
+    webhook_failures: int = 0  # not answered 200 (tried again by webhook_retry_schedule)
+    webhooks_given_up: int = 0  # not answered 200 after the last try of the schedule
     recipients: int = 0  # distinct phones / user ids that got a message (see snapshot())
     duplicates: int = 0  # messages beyond the first to one recipient (see snapshot())
     last_request_at: float = 0.0  # when the last message request came (epoch seconds)
@@ -175,6 +184,9 @@ class _Hook(msgspec.Struct, array_like=True):
     msg_id: str
     tracking_id: str
     tries: int = 0
+    delivered_ms: str = ""  # when the handset got it (message.delivery_time)
+    body: bytes = b""  # the event as first posted: tries again send it unchanged
+    signature: str = ""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -463,9 +475,9 @@ class ZaloSim:
         msg_id = f"{self._prefix}{next(self._ids):012x}"
         now_ms = str(int(time.time() * 1000))
         if config.webhook_url:
-            self._hooks.append(_Hook(time.monotonic() + config.webhook_delay, key, msg_id,
-                                     tracking))
-            self._wake.set()
+            due = time.monotonic() + config.webhook_delay
+            delivered = str(int((time.time() + config.webhook_delay) * 1000))
+            self._queue_hook(_Hook(due, key, msg_id, tracking, delivered_ms=delivered))
         if phone:
             q = (b',"quota":{"dailyQuota":"%d","remainingQuota":"%d"}'
                  % (quota, quota - self.quota_used)) if quota else b""
@@ -509,15 +521,16 @@ class ZaloSim:
 
     def _event(self, hook: _Hook, now_ms: str) -> bytes:
         config = self._config
+        delivered = hook.delivered_ms or now_ms
         if config.webhook_layout == "flat":
             return _encode({"app_id": config.app_id, "event_name": RECEIVED_EVENT,
                             "timestamp": now_ms, "oa_id": config.oa_id, "msg_id": hook.msg_id,
-                            "tracking_id": hook.tracking_id, "delivery_time": now_ms})
+                            "tracking_id": hook.tracking_id, "delivery_time": delivered})
         return _encode({"app_id": config.app_id, "event_name": RECEIVED_EVENT,
                         "timestamp": now_ms, "sender": {"id": config.oa_id},
                         "recipient": {"id": hook.key},
                         "message": {"msg_id": hook.msg_id, "tracking_id": hook.tracking_id,
-                                    "delivery_time": now_ms}})
+                                    "delivery_time": delivered}})
 
     async def _send_hooks(self) -> None:
         hooks = self._hooks
@@ -527,8 +540,10 @@ class ZaloSim:
                 await self._wake.wait()
                 continue
             wait = hooks[0].due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # until then, or until an earlier one is queued
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 continue
             now = time.monotonic()
             batch: list[_Hook] = []
@@ -541,6 +556,15 @@ class ZaloSim:
             finally:
                 self._idle.set()
 
+    def _queue_hook(self, hook: _Hook) -> None:
+        """Queue ``hook`` for its ``due`` time (the queue is kept in due order)."""
+        hooks = self._hooks
+        at = len(hooks)
+        while at and hooks[at - 1].due > hook.due:
+            at -= 1
+        hooks.insert(at, hook)
+        self._wake.set()
+
     async def _post_hook(self, hook: _Hook, limit: asyncio.Semaphore) -> None:
         config = self._config
         url = config.webhook_url
@@ -550,10 +574,12 @@ class ZaloSim:
             self._client = HttpClient(max(config.webhook_concurrency, 100), 5.0)
         if self._hook_url is None or self._hook_url.text != url:
             self._hook_url = self._client.url(url)
-        now_ms = str(int(time.time() * 1000))
-        body = self._event(hook, now_ms)
-        headers = {SIGNATURE_HEADER: "mac=" + sign(config.app_id, body, now_ms, config.oa_secret),
-                   "Content-Type": _JSON}
+        if not hook.body:  # the first try; the next ones send the same event again
+            now_ms = str(int(time.time() * 1000))
+            hook.body = self._event(hook, now_ms)
+            hook.signature = "mac=" + sign(config.app_id, hook.body, now_ms, config.oa_secret)
+        body = hook.body
+        headers = {SIGNATURE_HEADER: hook.signature, "Content-Type": _JSON}
         times = 2 if config.webhook_repeat_ratio and (
             self._rng.random() < config.webhook_repeat_ratio) else 1
         async with limit:
@@ -566,11 +592,13 @@ class ZaloSim:
                     ok = False
                 if not ok:
                     self.stats.webhook_failures += 1
-                    if hook.tries < 2:
+                    schedule = config.webhook_retry_schedule
+                    if hook.tries < len(schedule):
+                        hook.due = time.monotonic() + schedule[hook.tries]
                         hook.tries += 1
-                        hook.due = time.monotonic() + 0.2
-                        self._hooks.append(hook)
-                        self._wake.set()
+                        self._queue_hook(hook)
+                    else:
+                        self.stats.webhooks_given_up += 1
                     return
                 self.stats.webhooks_sent += 1
                 self.stats.webhooks_repeated += n

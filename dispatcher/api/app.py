@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -92,6 +93,7 @@ from dispatcher.api.schemas import (
     WebhookAck,
 )
 from dispatcher.api.webhook import OnZaloEvents, ZaloWebhook, zalo_webhook
+from dispatcher.api.webhook_intake import WebhookIntake
 from dispatcher.audit import AuditLog, AuditRecord, audited, read_tail
 from dispatcher.auth import Refusal, Role, User
 from dispatcher.campaigns import Campaigns, new_campaign_id
@@ -114,6 +116,7 @@ from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.stop import lift, stop_all
 from dispatcher.store.base import AudienceMeta, Store
+from dispatcher.store.seen import HOUR
 from dispatcher.tokenfile import TokenSource
 
 log = logging.getLogger(__name__)
@@ -129,9 +132,19 @@ SHOWN_TOKEN_CHARS = 8  # of a refused token, in the audit log: `loa_` and 4 more
 def _zalo_webhook(store: Store, api: ApiConfig, on_events: OnZaloEvents | None,
                   clock: Clock) -> ZaloWebhook:
     verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
-                                api.zalo_max_skew_seconds)
+                                api.zalo_max_age_seconds,
+                                max_ahead_seconds=api.zalo_max_skew_seconds)
                 if api.zalo_app_id and api.zalo_oa_secret else None)
-    return ZaloWebhook(verifier, store.webhook_seen, on_events, lambda: clock().timestamp())
+    # an event may come again (Zalo's tries, a replay) until it is zalo_max_age_seconds old:
+    # its id is kept at least that long after it was taken, and the clock skew more
+    seen = store.webhook_seen
+    seen.keep(math.ceil((api.zalo_max_age_seconds + api.zalo_max_skew_seconds) / HOUR))
+    def now() -> float:
+        return clock().timestamp()
+
+    intake = WebhookIntake(seen, on_events, now, wait=api.zalo_webhook_wait_seconds,
+                           capacity=api.zalo_webhook_queue)
+    return ZaloWebhook(verifier, intake, now)
 
 
 class Services:
@@ -915,7 +928,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                             Exception: _internal_error},
         plugins=[StructDefaultsPlugin()],
         on_startup=[publish_exact_schemas],
-        on_shutdown=[audit.close],
+        on_shutdown=[services.webhook.intake.close, audit.close],
         debug=False,
         logging_config=None,  # the command's logging (dispatcher.logs) takes Litestar's lines
     )
@@ -927,9 +940,11 @@ def create_webhook_app(store: Store, api_config: ApiConfig, *,
     """The Zalo webhook alone (``POST /zalo/webhook``), for its own listener
     (``[api] webhook_port``): the public receiver shares no port with the operators' API,
     console and metrics, and answers 404 for everything else."""
+    webhook = _zalo_webhook(store, api_config, on_zalo_events, clock)
     return Litestar(
         route_handlers=[zalo_webhook],
-        state=State({"webhook": _zalo_webhook(store, api_config, on_zalo_events, clock)}),
+        state=State({"webhook": webhook}),
+        on_shutdown=[webhook.intake.close],
         openapi_config=None,
         request_max_body_size=api_config.request_max_body_size,
         exception_handlers={LoaError: _loa_error, HTTPException: _http_error,

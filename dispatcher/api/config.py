@@ -24,6 +24,9 @@ from dispatcher.secret import Secret, from_env, refuse_inline
 # here because Settings refuses the [api] table (see the module's docstring)
 from dispatcher.settings import Settings, _check, _env_overrides, _secrets, load_settings
 
+MAX_WEBHOOK_AGE = 86_400  # seconds: the store keeps every taken event id this long and more
+MAX_WEBHOOK_WAIT = 1.9  # seconds: Zalo waits about 2 s for the answer
+
 
 class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
@@ -33,7 +36,14 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo_app_id: str = ""  # the Zalo delivery webhook is served when this is set
     zalo_oa_secret_env: str = ""  # environment variable holding the OA secret key
     zalo_oa_secret: str = ""  # filled in from zalo_oa_secret_env (never write it here)
+    # webhook events: how old (Zalo tries a failed delivery again for about an hour, with the
+    # event's first timestamp) and how far ahead of the clock their timestamp may be
+    zalo_max_age_seconds: float = 7200.0
     zalo_max_skew_seconds: float = 300.0
+    # the webhook answers within this long whatever the store does: events the store has not
+    # taken by then wait in this process (at most zalo_webhook_queue of them; beyond, 503)
+    zalo_webhook_wait_seconds: float = 1.5
+    zalo_webhook_queue: int = 10_000
     # the Zalo webhook on its own listener (0: on the API's port, with the console and /metrics)
     webhook_port: int = 0
     webhook_host: str = ""  # its address (default: host)
@@ -74,6 +84,20 @@ def _api(raw: Any, env: Mapping[str, str], source: str) -> ApiConfig:
     if api.webhook_port and api.webhook_port == api.port:
         raise ConfigError(f"{api.webhook_port} is [api] port too: the webhook's listener needs "
                           "a port of its own", source=source, key="api.webhook_port")
+    if not 0 < api.zalo_max_age_seconds <= MAX_WEBHOOK_AGE:
+        raise ConfigError(f"{api.zalo_max_age_seconds:g} must be more than 0 and at most "
+                          f"{MAX_WEBHOOK_AGE} (a day)", source=source,
+                          key="api.zalo_max_age_seconds")
+    if not 0 < api.zalo_max_skew_seconds <= api.zalo_max_age_seconds:
+        raise ConfigError(f"{api.zalo_max_skew_seconds:g} must be more than 0 and at most "
+                          "zalo_max_age_seconds", source=source, key="api.zalo_max_skew_seconds")
+    if not 0 < api.zalo_webhook_wait_seconds <= MAX_WEBHOOK_WAIT:
+        raise ConfigError(f"{api.zalo_webhook_wait_seconds:g} must be more than 0 and at most "
+                          f"{MAX_WEBHOOK_WAIT} (Zalo waits about 2 s for the answer)",
+                          source=source, key="api.zalo_webhook_wait_seconds")
+    if api.zalo_webhook_queue < 1:
+        raise ConfigError(f"{api.zalo_webhook_queue} must be at least 1", source=source,
+                          key="api.zalo_webhook_queue")
     if not api.level_confirm_seconds > 0:
         raise ConfigError("must be more than 0", source=source, key="api.level_confirm_seconds")
     if api.zalo_oa_secret_env:

@@ -23,6 +23,7 @@ from litestar.exceptions import HTTPException
 from msgspec import Meta
 
 from adapters.zalo.webhook import WebhookRejected
+from dispatcher.api.webhook_intake import WebhookBusy
 from dispatcher.errors import (
     AuditUnavailable,
     ChannelUnavailable,
@@ -85,11 +86,13 @@ INTERNAL = ProblemType(500, "internal", "Internal error")
 UNAVAILABLE = ProblemType(503, "unavailable", "The store does not answer")
 AUDIT_UNAVAILABLE = ProblemType(503, "audit-unavailable",
                                 "The audit log cannot be written: nothing was changed")
+WEBHOOK_BUSY = ProblemType(503, "webhook-busy",
+                           "Too many delivery events wait for the store: send them again later")
 
 #: Every problem type the API answers with (``docs/api.md`` lists them).
 TYPES = [INVALID_INPUT, UNAUTHORIZED, FORBIDDEN, NOT_PERMITTED, NOT_FOUND, METHOD_NOT_ALLOWED,
          CONFLICT, BODY_TOO_LARGE, UNPROCESSABLE, CHANNEL_NOT_CONFIGURED, WEBHOOK_REJECTED,
-         TOO_MANY_SIGNINS, INTERNAL, UNAVAILABLE, AUDIT_UNAVAILABLE]
+         TOO_MANY_SIGNINS, INTERNAL, UNAVAILABLE, AUDIT_UNAVAILABLE, WEBHOOK_BUSY]
 
 #: Loa's errors, most specific first: the first class the error is an instance of decides.
 #: A :class:`LoaError` none of them covers (a ``ConfigError``) is ours, not the caller's: 500.
@@ -102,6 +105,7 @@ BY_CLASS: list[tuple[type[LoaError], ProblemType]] = [
     (TextError, INVALID_INPUT),
     (WebhookRejected, WEBHOOK_REJECTED),
     (AuditUnavailable, AUDIT_UNAVAILABLE),
+    (WebhookBusy, WEBHOOK_BUSY),
 ]
 
 #: The framework's HTTP errors, by status.

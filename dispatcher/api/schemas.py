@@ -262,7 +262,8 @@ class Ready(msgspec.Struct, frozen=True):
 
 class WebhookAck(msgspec.Struct, frozen=True):
     status: str
-    events: int  # events not seen before
+    events: int  # events not seen before, passed on
+    queued: int = 0  # events kept in the process until the store takes them (it is slow)
 
 
 #: What the JSON schema of ``LevelSet`` says on top of its fields: exactly one of ``cases`` and

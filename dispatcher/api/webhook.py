@@ -1,9 +1,12 @@
 """The Zalo delivery webhook of the API: ``POST /zalo/webhook``.
 
 Each request is checked by :class:`adapters.zalo.webhook.WebhookVerifier` (signature, and the
-timestamp of every event); the events' ids are de-duplicated in the store with one command per
-request (:mod:`dispatcher.store.seen`: shared by every process on the same Redis, for at least
-an hour), so Zalo's retries reach ``on_zalo_events`` once whichever process they hit.
+timestamp of every event: at most ``zalo_max_age_seconds`` old, so that Zalo's tries of the
+next hour are taken); the events' ids are de-duplicated in the store, in batches of requests
+with one command each (:mod:`dispatcher.api.webhook_intake`, :mod:`dispatcher.store.seen`:
+shared by every process on the same Redis, for longer than the age window), so Zalo's retries
+and replays reach ``on_zalo_events`` once whichever process they hit. The answer comes within
+``zalo_webhook_wait_seconds`` whatever the store does (see the intake).
 
 A rejected request is answered 401 (400 for a body that is not an event) and counted
 (``loa_webhook_rejected_total{status}``); it is logged at most once per
@@ -22,11 +25,11 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from prometheus_client import Counter
 
-from adapters.zalo.webhook import DeliveryEvent, WebhookRejected, WebhookVerifier
+from adapters.zalo.webhook import WebhookRejected, WebhookVerifier
 from dispatcher.api.problems import INTERNAL, MEDIA_TYPE, Problem, problem
 from dispatcher.api.schemas import WebhookAck
+from dispatcher.api.webhook_intake import NOT_PROCESSED, OnZaloEvents, WebhookIntake
 from dispatcher.errors import NotFound
-from dispatcher.store.seen import SeenIds
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ LOG_EVERY_SECONDS = 60.0
 REJECTED = Counter("loa_webhook_rejected", "Delivery webhook requests refused, by HTTP status",
                    ["status"])
 
-OnZaloEvents = Callable[[list[DeliveryEvent]], None]
+__all__ = ["LOG_EVERY_SECONDS", "PATH", "LogLimiter", "OnZaloEvents", "ZaloWebhook",
+           "zalo_webhook"]
 
 
 class LogLimiter:
@@ -63,11 +67,10 @@ class LogLimiter:
 class ZaloWebhook:
     """What the webhook route uses, kept on ``app.state.webhook``."""
 
-    def __init__(self, verifier: WebhookVerifier | None, seen: SeenIds,
-                 on_events: OnZaloEvents | None, clock: Callable[[], float]) -> None:
+    def __init__(self, verifier: WebhookVerifier | None, intake: WebhookIntake,
+                 clock: Callable[[], float]) -> None:
         self.verifier = verifier
-        self.seen = seen
-        self.on_events = on_events
+        self.intake = intake
         self.clock = clock
         self.log_limit = LogLimiter(LOG_EVERY_SECONDS, clock)
 
@@ -77,10 +80,6 @@ class ZaloWebhook:
         if held is not None:
             more = f" ({held} more rejected since the last line)" if held else ""
             log.warning("Zalo webhook rejected (%s): %s%s", exc.status, exc, more)
-
-
-def _key(event: DeliveryEvent) -> str:
-    return event.msg_id or event.tracking_id
 
 
 def _webhook(state: State) -> ZaloWebhook:
@@ -95,6 +94,7 @@ ANSWERS = {
     404: "the Zalo webhook is not configured",
     413: "the body is larger than request_max_body_size",
     500: "not processed; Zalo sends the events again",
+    503: "zalo_webhook_queue events already wait for the store; Zalo sends these again",
 }
 
 
@@ -114,16 +114,8 @@ async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Respons
     except WebhookRejected as exc:
         hook.rejected(exc)
         raise
-    now = hook.clock()
-    ids = [_key(e) for e in events]
-    firsts = await hook.seen.first(ids, now)
-    fresh = [e for e, new in zip(events, firsts, strict=True) if new]
-    if fresh and hook.on_events is not None:
-        try:
-            hook.on_events(fresh)
-        except Exception:
-            log.exception("Zalo webhook: on_zalo_events failed")
-            await hook.seen.forget([_key(e) for e in fresh], now)
-            return Response(problem(INTERNAL, "not processed", PATH), status_code=500,
-                            media_type=MEDIA_TYPE)
-    return Response(WebhookAck("ok", len(fresh)), status_code=200)
+    fresh, queued = await hook.intake.take(events)
+    if fresh == NOT_PROCESSED:
+        return Response(problem(INTERNAL, "not processed", PATH), status_code=500,
+                        media_type=MEDIA_TYPE)
+    return Response(WebhookAck("ok", fresh, queued), status_code=200)

@@ -207,6 +207,9 @@ def _register_zalo(group: Any) -> None:
                       help="post signed user_received_message events there (default: none)")
     zalo.add_argument("--webhook-delay", type=float, default=0.0, metavar="S",
                       help="seconds from acceptance to the webhook (default 0)")
+    zalo.add_argument("--webhook-retry", default="0.2,0.2", metavar="S,S,...",
+                      help="seconds before each new try of a webhook not answered 200, the same "
+                           "event again (default 0.2,0.2; Zalo's: 30,300,900,1800,3600)")
     zalo.add_argument("--webhook-layout", choices=("nested", "flat"), default="nested",
                       help="msg_id under \"message\" (nested, default) or at the top level")
     zalo.add_argument("--seed", type=int, default=0, help="seed of the injected errors")
@@ -257,6 +260,17 @@ def _refusals(items: list[str] | None) -> dict[int, float]:
     return refusals
 
 
+def _schedule(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--webhook-retry: {text!r} is not seconds separated by commas "
+                         "(30,300,900)") from None
+    if any(not delay >= 0 for delay in delays):
+        raise InputError(f"--webhook-retry: {text!r}: each delay must be 0 or more seconds")
+    return delays
+
+
 def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
@@ -272,6 +286,7 @@ def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
             http_429_ratio=args.http_429_ratio,
             http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
             webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
+            webhook_retry_schedule=_schedule(args.webhook_retry),
             webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark,
             oa_not_follower_share=args.oa_not_follower_share,
             oa_inactive_share=args.oa_inactive_share, oa_night=args.oa_night,
