@@ -134,7 +134,8 @@ class ZaloSimStats(msgspec.Struct):
     http_429: int = 0
     http_5xx: int = 0
     token_rejected: int = 0  # -124 (ZNS), -216 and -220 (OA)
-    oa_token_expired: int = 0  # -220 (OA: expired); the other OA refusals -216 (unknown)
+    oa_token_expired: int = 0  # -220 (OA: expired)
+    oa_token_invalid: int = 0  # -216 (OA: unknown)
     invalid: int = 0  # -108, -109, -111, -112, unreadable bodies
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
@@ -329,8 +330,11 @@ class ZaloSim:
             self.stats.token_rejected += 1
             if not oa:
                 return self._refuse(TOKEN_INVALID)  # -124, expired or not
-            self.stats.oa_token_expired += end is not None
-            return self._refuse(-216 if end is None else -220)
+            if end is None:
+                self.stats.oa_token_invalid += 1
+                return self._refuse(-216)
+            self.stats.oa_token_expired += 1
+            return self._refuse(-220)
         return None
 
     def _delayed(self, handler: Callable[[Request], Response], request: Request,
