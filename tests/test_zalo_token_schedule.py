@@ -217,7 +217,7 @@ async def test_two_processes_sharing_redis_renew_once_when_the_schedule_fires(
     start, one renews, the other takes its pair."""
     sim = ZaloSim(ZaloSimConfig(oauth_delay=0.3))
     await sim.start()
-    r = aioredis.Redis.from_url(redis_url)
+    r = aioredis.Redis.from_url(redis_url, socket_timeout=60)  # BLPOP waits for the start
     procs = []
     try:
         old = zalotokens.TokenPair("sim-access-token", "sim-refresh-token",
