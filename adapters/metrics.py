@@ -101,9 +101,17 @@ class _Tokens(Protocol):
     def failures(self) -> int: ...
 
 
+class _Schedule(Protocol):
+    @property
+    def failing(self) -> bool: ...
+
+
 class _Zalo(Protocol):
     @property
     def tokens(self) -> _Tokens: ...
+
+    @property
+    def schedule(self) -> _Schedule: ...
 
     @property
     def remaining_quota(self) -> int | None: ...
@@ -241,6 +249,9 @@ def _zalo_tokens(zalo: Sequence[_Zalo]) -> Iterator[Metric]:
     failures = CounterMetricFamily(
         "loa_zalo_token_refresh_failures", "Zalo token renewals that failed (scheduled or after "
         "a refused token)")
+    failing = GaugeMetricFamily(
+        "loa_zalo_token_renewal_failing", "1 while the last scheduled renewal of the Zalo "
+        "tokens failed and none has succeeded since (it is tried again with a back-off)")
     issued = [a.tokens.issued.at for a in zalo if a.tokens.issued.at]
     if issued:
         now = time.time()
@@ -248,7 +259,8 @@ def _zalo_tokens(zalo: Sequence[_Zalo]) -> Iterator[Metric]:
         refresh.add_metric([], now - min(issued))
     if zalo:
         failures.add_metric([], sum(a.tokens.failures for a in zalo))
-    yield from (access, refresh, failures)
+        failing.add_metric([], float(any(a.schedule.failing for a in zalo)))
+    yield from (access, refresh, failures, failing)
 
 
 CHANNEL_GAUGES = ChannelGauges()

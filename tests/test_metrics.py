@@ -250,11 +250,15 @@ def test_zalo_quota_is_read_at_scrape_time() -> None:
         issued = Issued(time.time() - 7200, 90000)
         failures = 3
 
+    class Schedule:
+        failing = True
+
     class Zalo:
         remaining_quota: int | None = 1234
         paused_until = time.time() + 60
         pause_kind = "balance"
         tokens = Tokens()
+        schedule = Schedule()
 
     zalo = Zalo()
     adapter_metrics.track_zalo(zalo)
@@ -266,6 +270,7 @@ def test_zalo_quota_is_read_at_scrape_time() -> None:
         assert 7200 <= total("loa_zalo_refresh_token_age_seconds") < 7200 + 600
         assert 7200 <= total("loa_zalo_access_token_age_seconds") < 7200 + 600
         assert total("loa_zalo_token_refresh_failures_total") == 3
+        assert total("loa_zalo_token_renewal_failing") == 1
     finally:
         adapter_metrics.untrack_zalo(zalo)
 

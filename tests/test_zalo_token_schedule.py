@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
-from adapters.zalo.schedule import DAY, TokenSchedule
+from adapters.zalo.schedule import DAY
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import Issued, MemoryTokenStore
 from dispatcher import audiencegen, keys, routing, service, zalotokens
@@ -160,8 +160,8 @@ async def test_a_failed_scheduled_renewal_is_logged_counted_and_tried_again(
     tokens = MemoryTokenStore("sim-access-token", "spent-refresh-token",
                               issued_at=time.time() - 40 * DAY)
     adapter = ZaloAdapter(config(sim), tokens)
-    schedule = TokenSchedule(adapter.tokens, refresh_every=30 * DAY, retry_first=0.05,
-                             retry_max=0.1)
+    schedule = adapter.schedule
+    schedule.retry_first, schedule.retry_max = 0.05, 0.1  # tried again soon
     failures = metric("loa_zalo_token_refresh_failures_total")
     task = asyncio.create_task(schedule.run())
     try:
@@ -169,17 +169,19 @@ async def test_a_failed_scheduled_renewal_is_logged_counted_and_tried_again(
             await until(lambda: sim.stats.refresh_refused >= 2)  # tried again after a while
         assert metric("loa_zalo_token_refresh_failures_total") - failures >= 2
         assert metric("loa_zalo_refresh_token_age_seconds") >= 40 * DAY
+        assert metric("loa_zalo_token_renewal_failing") == 1
         alerts = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert alerts and "ALERT Zalo token renewal failed" in alerts[0].getMessage()
         assert "-14014 Invalid refresh token" in alerts[0].getMessage()
         tokens.refresh = "sim-refresh-token"  # the OA authorised again
-        await until(lambda: tokens.saves == 1)
+        await until(lambda: not schedule.failing)  # the next try renewed
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     try:
-        assert sim.stats.refreshes == 1
+        assert sim.stats.refreshes == 1 and tokens.saves == 1
         assert metric("loa_zalo_refresh_token_age_seconds") < 600  # the pair is new
+        assert metric("loa_zalo_token_renewal_failing") == 0
     finally:
         await adapter.aclose()
     assert all("sim-refresh" not in r.getMessage() for r in caplog.records)

@@ -15,8 +15,8 @@ Renewals run under the store's lease (:meth:`adapters.zalo.tokens.TokenManager.r
 several processes whose schedules fire together, the first renews and the others, finding a
 fresh pair under the lease, take it. A renewal that fails is logged as an error and tried again
 after ``retry_first`` seconds, doubling up to ``retry_max``; ``loa_zalo_token_refresh_failures``
-counts the failures and ``loa_zalo_refresh_token_age_seconds`` keeps growing until one succeeds
-(alert ``LoaZaloRefreshTokenAgeing``).
+counts the failures, ``loa_zalo_token_renewal_failing`` is 1 (``failing``) until one succeeds,
+and ``loa_zalo_refresh_token_age_seconds`` keeps growing (alert ``LoaZaloRefreshTokenAgeing``).
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ class TokenSchedule:
     """When the pair of ``tokens`` is renewed ahead of time (see the module's documentation)."""
 
     def __init__(self, tokens: TokenManager, *, refresh_every: float, renew_share: float = 0.8,
-                 check: float = 60.0, retry_first: float = 30.0, retry_max: float = 600.0) -> None:
+                 check: float = 60.0, retry_first: float = 30.0, retry_max: float = 300.0) -> None:
         self.tokens = tokens
         self.refresh_every = refresh_every  # seconds
         self.renew_share = renew_share
         self.check = check  # the store is read this often (another process may have renewed)
         self.retry_first = retry_first
         self.retry_max = retry_max
+        self.failing = False  # the last scheduled renewal failed, none succeeded since
 
     def due_at(self, issued: Issued) -> float:
         """Epoch seconds when a pair so issued is to be renewed (0: now, its age is unknown)."""
@@ -89,9 +90,11 @@ class TokenSchedule:
             except Exception:  # a bug must not end the renewals: logged, tried again
                 log.exception("Zalo token renewal failed; tried again in %g s", backoff)
             else:
+                self.failing = False
                 backoff = self.retry_first
                 wait = self.due_at(issued) - time.time()
                 await asyncio.sleep(min(max(wait, min(1.0, self.check)), self.check))
                 continue
+            self.failing = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.retry_max)
