@@ -88,7 +88,31 @@ class _Link(Protocol):
     def all_sessions(self) -> Sequence[_Session]: ...
 
 
+class _Issued(Protocol):
+    @property
+    def at(self) -> float: ...
+
+
+class _Tokens(Protocol):
+    @property
+    def issued(self) -> _Issued: ...
+
+    @property
+    def failures(self) -> int: ...
+
+
+class _Schedule(Protocol):
+    @property
+    def failing(self) -> bool: ...
+
+
 class _Zalo(Protocol):
+    @property
+    def tokens(self) -> _Tokens: ...
+
+    @property
+    def schedule(self) -> _Schedule: ...
+
     @property
     def remaining_quota(self) -> int | None: ...
 
@@ -211,7 +235,32 @@ class ChannelGauges(Collector):
                 route_paused.add_metric([reason], float(any(
                     a.pause_kind == reason and a.paused_until > now for a in zalo)))
         yield from (in_flight, bind_up, binds, granted, tps, reconnects, malformed, oversized,
-                    unknown, quota, paused, route_paused)
+                    unknown, quota, paused, route_paused, *_zalo_tokens(zalo))
+
+
+def _zalo_tokens(zalo: Sequence[_Zalo]) -> Iterator[Metric]:
+    """The Zalo token pair's age (absent while unknown) and the renewals that failed."""
+    access = GaugeMetricFamily(
+        "loa_zalo_access_token_age_seconds", "Seconds since Zalo issued the access token in "
+        "use (it lives about 25 h; renewed at 80 % of its life)")
+    refresh = GaugeMetricFamily(
+        "loa_zalo_refresh_token_age_seconds", "Seconds since Zalo issued the refresh token in "
+        "the store (it dies after 3 months; renewed every [zalo] refresh_every_days)")
+    failures = CounterMetricFamily(
+        "loa_zalo_token_refresh_failures", "Zalo token renewals that failed (scheduled or after "
+        "a refused token)")
+    failing = GaugeMetricFamily(
+        "loa_zalo_token_renewal_failing", "1 while the last scheduled renewal of the Zalo "
+        "tokens failed and none has succeeded since (it is tried again with a back-off)")
+    issued = [a.tokens.issued.at for a in zalo if a.tokens.issued.at]
+    if issued:
+        now = time.time()
+        access.add_metric([], now - min(issued))
+        refresh.add_metric([], now - min(issued))
+    if zalo:
+        failures.add_metric([], sum(a.tokens.failures for a in zalo))
+        failing.add_metric([], float(any(a.schedule.failing for a in zalo)))
+    yield from (access, refresh, failures, failing)
 
 
 CHANNEL_GAUGES = ChannelGauges()

@@ -263,7 +263,9 @@ class TokenPair(Protocol):
 
     async def get(self) -> tuple[str, str]: ...
 
-    async def save(self, access: str, refresh: str) -> None: ...
+    async def issued(self) -> Any: ...
+
+    async def save(self, access: str, refresh: str, expires_in: float = 0.0) -> None: ...
 
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
@@ -279,9 +281,12 @@ class HiddenTokens:
         hide(pair)
         return pair
 
-    async def save(self, access: str, refresh: str) -> None:
+    async def issued(self) -> Any:
+        return await self.store.issued()
+
+    async def save(self, access: str, refresh: str, expires_in: float = 0.0) -> None:
         hide((access, refresh))
-        await self.store.save(access, refresh)
+        await self.store.save(access, refresh, expires_in)
 
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self.store.renewal()

@@ -10,6 +10,7 @@ import logging
 import os
 
 from adapters.smpp.adapter import SmppAdapter
+from adapters.zalo.adapter import ZaloAdapter
 from dispatcher import channels, routing, zalotokens
 from dispatcher.binds import BindLeases
 from dispatcher.engine import Engine, default_name
@@ -53,10 +54,16 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
 
 
 async def run_engine(engine: Engine, stop: asyncio.Event) -> None:
-    """Run until ``stop``; then close every channel."""
+    """Run until ``stop``, with the Zalo tokens renewed on schedule (adapters.zalo.schedule);
+    then close every channel."""
+    schedules = [asyncio.create_task(adapter.schedule.run(), name="zalo-token-schedule")
+                 for adapter in engine.adapters.values() if isinstance(adapter, ZaloAdapter)]
     try:
         await engine.run(stop)
     finally:
+        for task in schedules:
+            task.cancel()
+        await asyncio.gather(*schedules, return_exceptions=True)
         for adapter in engine.adapters.values():
             with contextlib.suppress(LoaError, OSError):  # closing is best effort at shutdown
                 await adapter.aclose()

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
-from adapters.zalo.tokens import FileTokenStore, TokenStore, TokenStoreError
+from adapters.zalo.tokens import FileTokenStore, Issued, TokenStore, TokenStoreError
 from dispatcher import keys
 from dispatcher.settings import Settings
 from dispatcher.store import RedisStore, Store
@@ -42,7 +42,8 @@ POLLS = int(RENEWAL_SECONDS * 1.2 / POLL_SECONDS)
 class TokenPair(msgspec.Struct, frozen=True):
     access_token: str
     refresh_token: str
-    saved_at: int = 0  # unix seconds
+    saved_at: int = 0  # unix seconds: when Zalo issued the pair
+    expires_in: float = 0.0  # the access token's lifetime Zalo answered (0: unknown)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -64,22 +65,33 @@ class RedisTokenStore:
         self.poll = poll
         self.polls = polls
 
-    async def get(self) -> tuple[str, str]:
+    async def _pair(self) -> TokenPair | None:
         try:
             raw = await self._r.get(keys.ZALO_TOKENS)
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"cannot read the Zalo tokens from Redis: {exc}") from None
         if raw is None:
-            return await self.seed.get()
+            return None
         try:
-            pair = _decode(raw)
+            return _decode(raw)
         except msgspec.DecodeError:
             raise TokenStoreError(f"Redis key {keys.ZALO_TOKENS} is not a Zalo token pair "
                                   "(access_token, refresh_token)") from None
+
+    async def get(self) -> tuple[str, str]:
+        pair = await self._pair()
+        if pair is None:
+            return await self.seed.get()
         return pair.access_token, pair.refresh_token
 
-    async def save(self, access: str, refresh: str) -> None:
-        data = _encode(TokenPair(access, refresh, int(time.time())))
+    async def issued(self) -> Issued:
+        pair = await self._pair()
+        if pair is None:
+            return await self.seed.issued()
+        return Issued(float(pair.saved_at), pair.expires_in)
+
+    async def save(self, access: str, refresh: str, expires_in: float = 0.0) -> None:
+        data = _encode(TokenPair(access, refresh, int(time.time()), expires_in))
         try:
             await self._r.set(keys.ZALO_TOKENS, data)
         except (RedisError, OSError) as exc:

@@ -18,6 +18,7 @@ from adapters.base import Adapter, Results
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc
+from adapters.zalo.tokens import Issued
 from dispatcher import audiencegen, metrics, routing
 from dispatcher.audience import Validator
 from dispatcher.campaigns import wave_id
@@ -245,10 +246,19 @@ async def test_a_worker_holding_none_of_a_links_binds_reports_none_up_and_the_gr
 
 
 def test_zalo_quota_is_read_at_scrape_time() -> None:
+    class Tokens:
+        issued = Issued(time.time() - 7200, 90000)
+        failures = 3
+
+    class Schedule:
+        failing = True
+
     class Zalo:
         remaining_quota: int | None = 1234
         paused_until = time.time() + 60
         pause_kind = "balance"
+        tokens = Tokens()
+        schedule = Schedule()
 
     zalo = Zalo()
     adapter_metrics.track_zalo(zalo)
@@ -257,6 +267,10 @@ def test_zalo_quota_is_read_at_scrape_time() -> None:
         assert total("loa_zalo_paused") == 1
         assert total("loa_zalo_route_paused", reason="balance") == 1
         assert total("loa_zalo_route_paused", reason="quota") == 0
+        assert 7200 <= total("loa_zalo_refresh_token_age_seconds") < 7200 + 600
+        assert 7200 <= total("loa_zalo_access_token_age_seconds") < 7200 + 600
+        assert total("loa_zalo_token_refresh_failures_total") == 3
+        assert total("loa_zalo_token_renewal_failing") == 1
     finally:
         adapter_metrics.untrack_zalo(zalo)
 

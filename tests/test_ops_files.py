@@ -80,7 +80,7 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
     assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
                                           "LoaZaloQuotaLow", "LoaZaloRouteStopped",
-                                          "LoaEmergencyStopOn",
+                                          "LoaZaloRefreshTokenAgeing", "LoaEmergencyStopOn",
                                           "LoaProcessDown", "LoaRedisDown"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
@@ -370,5 +370,47 @@ def test_the_zalo_route_stopped_alert_fires_for_faults_not_for_quota_or_night(
             {"eval_time": "3m", "alertname": "LoaZaloRouteStopped",
              "exp_alerts": [firing("LoaZaloRouteStopped", reason="balance")]},
             {"eval_time": "4m", "alertname": "LoaZaloRouteStopped", "exp_alerts": []},
+        ],
+    }])
+
+
+def test_the_zalo_token_alert_fires_for_an_old_refresh_token_or_failing_renewals(
+        tmp_path: Path) -> None:
+    """A refresh token past 40 days fires after 10 minutes, so do renewals failing for 10
+    minutes; a failure cured at the next try does not."""
+    day = 86400
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_zalo_refresh_token_age_seconds{instance="w1"}',
+             "values": f"{39 * day}+60x30"},
+            {"series": 'loa_zalo_token_renewal_failing{instance="w1"}',
+             "values": "0 1 0 0 0 0 0 0 0 0 0 0 0 0 0"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "14m", "alertname": "LoaZaloRefreshTokenAgeing", "exp_alerts": []},
+        ],
+    }, {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_zalo_refresh_token_age_seconds{instance="w1"}',
+             "values": f"{41 * day}+60x30"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "5m", "alertname": "LoaZaloRefreshTokenAgeing", "exp_alerts": []},
+            {"eval_time": "11m", "alertname": "LoaZaloRefreshTokenAgeing",
+             "exp_alerts": [firing("LoaZaloRefreshTokenAgeing")]},
+        ],
+    }, {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_zalo_refresh_token_age_seconds{instance="w1"}',
+             "values": f"{day}+60x30"},
+            {"series": 'loa_zalo_token_renewal_failing{instance="w1"}', "values": "1+0x30"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "5m", "alertname": "LoaZaloRefreshTokenAgeing", "exp_alerts": []},
+            {"eval_time": "11m", "alertname": "LoaZaloRefreshTokenAgeing",
+             "exp_alerts": [firing("LoaZaloRefreshTokenAgeing")]},
         ],
     }])

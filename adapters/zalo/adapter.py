@@ -22,9 +22,11 @@ of :mod:`adapters.zalo.api`:
   same way (reason ``unknown``), so an unknown wave-wide fault never dead-letters an audience;
 * night (-133, -234): urgent messages fail with ``fallback:`` (SMS at once); the others are
   requeued and the route pauses until ``night_end_hour`` (06:00 in Asia/Ho_Chi_Minh);
-* access token expired (-124): the token is renewed once for all concurrent requests
-  (:class:`~adapters.zalo.tokens.TokenManager`, the new refresh token saved in the store) and
-  the message is sent once more; refused again, or no renewal, it is retried;
+* access token invalid or expired (-124; OA -216, -220): the token is renewed once for all
+  concurrent requests (:class:`~adapters.zalo.tokens.TokenManager`, the new refresh token saved
+  in the store) and the message is sent once more; refused again, or no renewal, it is retried.
+  ``schedule`` (:class:`~adapters.zalo.schedule.TokenSchedule`, run by the process that owns the
+  adapter) renews the pair before it runs out, every ``refresh_every_days`` at the latest;
 * out of quota (-144, -147, -1441, -211, or an answer with ``remainingQuota`` 0): the adapter
   stops, puts the message and every one not yet sent in ``results.requeue`` (no attempt used)
   and pauses until the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch
@@ -81,6 +83,7 @@ from adapters.zalo.client import (
     TransportFailure,
     make_client,
 )
+from adapters.zalo.schedule import DAY, TokenSchedule
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
 from dispatcher.errors import ChannelError
 from dispatcher.secret import Secret
@@ -137,11 +140,16 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     oa_template_type: str = ""
     oa_header: str = "Thông báo phòng chống dịch"
     oa_language: Literal["VI", "EN"] = "VI"
+    # the token pair is renewed at least this often (a refresh token lives 3 months)
+    refresh_every_days: float = 30.0
 
     def __post_init__(self) -> None:
         oa.check(self.oa_message_type, self.oa_template_type, self.oa_header)
         if self.oa_language not in ("VI", "EN"):
             raise ValueError("oa_language must be VI or EN")
+        if not 0 < self.refresh_every_days <= 80:
+            raise ValueError("refresh_every_days must be more than 0 and at most 80 (a refresh "
+                             "token lives 3 months)")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.alert_probe_seconds <= 0:
@@ -239,6 +247,7 @@ class ZaloAdapter:
         self.remaining_quota: int | None = None  # from Zalo's last answer
         self.daily_quota: int | None = None
         self.tokens = TokenManager(tokens, self._exchange, retry_after=config.token_retry_after)
+        self.schedule = TokenSchedule(self.tokens, refresh_every=config.refresh_every_days * DAY)
         self._client: HttpClient = make_client(config.client, config.concurrency, config.timeout)
         base = config.base_url.rstrip("/")
         self._zns_url = self._client.url(base + ZNS_PATH)

@@ -6,7 +6,8 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 * ``POST /message/template`` (ZNS) and ``POST /v3.0/oa/message/{cs,transaction,promotion}``
   (OA, each type's rules in :mod:`adapters.zalo.oasim`: -213 non-followers, -230 ``cs`` to
   users who did not interact in 7 days, -234 at night, by share or setting): checks the
-  ``access_token`` header (-124 unknown or expired), the template and its data (-109 unknown
+  ``access_token`` header (ZNS: -124 unknown or expired; OA: -216 unknown, -220 expired), the
+  template and its data (-109 unknown
   template, -111 no data, -112 a parameter missing or not text) and the phone (-108 unless
   ``84`` + 9 digits); then answers the code of ``error_phones[phone]``, -118 for a
   deterministic share ``not_zalo_share`` of phones (by hash, the same in every run with the same
@@ -155,7 +156,9 @@ class ZaloSimStats(msgspec.Struct):
     accepted: int = 0  # messages accepted (counted in received)
     http_429: int = 0
     http_5xx: int = 0
-    token_rejected: int = 0  # -124
+    token_rejected: int = 0  # -124 (ZNS), -216 and -220 (OA)
+    oa_token_expired: int = 0  # -220 (OA: expired)
+    oa_token_invalid: int = 0  # -216 (OA: unknown)
     invalid: int = 0  # -108, -109, -111, -112, unreadable bodies
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
@@ -264,8 +267,8 @@ class ZaloSim:
         self.quota_used = 0
 
     def expire_token(self) -> None:
-        """Every access token issued so far is expired from now on (-124)."""
-        self._access.clear()
+        """Every access token issued so far is expired from now on (-124; OA: -220)."""
+        self._access = dict.fromkeys(self._access, 0.0)
 
     def not_zalo(self, phone: str) -> bool:
         """Whether ``phone`` is in the not_zalo_share of numbers (answered -118)."""
@@ -340,7 +343,7 @@ class ZaloSim:
             body = self._errors[code] = _encode({"error": code, "message": "Simulated error"})
         return _json(body)
 
-    def _gate(self, request: Request) -> Response | None:
+    def _gate(self, request: Request, *, oa: bool = False) -> Response | None:
         """HTTP faults and the token check, before the body is read."""
         config = self._config
         self.stats.requests += 1
@@ -356,7 +359,13 @@ class ZaloSim:
         end = self._access.get(request.headers.get("access_token", ""))
         if end is None or (end != math.inf and end <= time.monotonic()):
             self.stats.token_rejected += 1
-            return self._refuse(TOKEN_INVALID)
+            if not oa:
+                return self._refuse(TOKEN_INVALID)  # -124, expired or not
+            if end is None:
+                self.stats.oa_token_invalid += 1
+                return self._refuse(-216)
+            self.stats.oa_token_expired += 1
+            return self._refuse(-220)
         return None
 
     def _delayed(self, handler: Callable[[Request], Response], request: Request,
@@ -411,7 +420,7 @@ class ZaloSim:
         return self._deliver(req.phone, req.tracking_id, phone=True, marked=marked)
 
     def _oa(self, request: Request, kind: str) -> Response:
-        refused = self._gate(request)
+        refused = self._gate(request, oa=True)
         if refused is not None:
             return refused
         try:

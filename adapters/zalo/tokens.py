@@ -11,6 +11,10 @@ requests that found the token expired (single flight).
 Workers on several hosts share the pair in Redis (``dispatcher/zalotokens.py``), whose
 :meth:`TokenStore.renewal` lets one process renew at a time: the others wait, then read the pair
 it saved instead of spending the refresh token a second time.
+
+Every store keeps, with the pair, when it was issued and how long Zalo said the access token
+lives (:class:`Issued`): :mod:`adapters.zalo.schedule` renews the pair before either token runs
+out, through :meth:`TokenManager.renew_if`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
 
 from adapters.zalo.api import TokenAnswer
 from dispatcher.errors import ConfigError, LoaError
@@ -42,12 +48,34 @@ class TokenStoreError(TokenError):
     """The token store could not be read or written (Redis unreachable, ...)."""
 
 
+class Issued(msgspec.Struct, frozen=True):
+    """When the pair was issued (epoch seconds; 0: unknown, e.g. a pair from the environment)
+    and the access token's lifetime Zalo answered with it (seconds; 0: unknown)."""
+
+    at: float = 0.0
+    expires_in: float = 0.0
+
+
+def lifetime(answer: TokenAnswer) -> float:
+    """The access token's lifetime in Zalo's answer (a number or a string of one); 0: none."""
+    try:
+        return max(0.0, float(answer.expires_in))
+    except ValueError:
+        return 0.0
+
+
 class TokenStore(Protocol):
     """Where the current (access, refresh) token pair is kept."""
 
     async def get(self) -> tuple[str, str]: ...
 
-    async def save(self, access: str, refresh: str) -> None: ...
+    async def issued(self) -> Issued:
+        """When the pair :meth:`get` answers was issued, and its access token's lifetime."""
+        ...
+
+    async def save(self, access: str, refresh: str, expires_in: float = 0.0) -> None:
+        """Keep a pair Zalo issued now, whose access token lives ``expires_in`` seconds."""
+        ...
 
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while a renewal reads the pair, exchanges the refresh token and saves the new
@@ -64,16 +92,23 @@ async def _alone() -> AsyncIterator[None]:
 class MemoryTokenStore:
     """A token pair in memory; ``saves`` counts renewals that were kept."""
 
-    def __init__(self, access: str = "", refresh: str = "") -> None:
+    def __init__(self, access: str = "", refresh: str = "", *, issued_at: float = 0.0,
+                 expires_in: float = 0.0) -> None:
         self.access = access
         self.refresh = refresh
+        self.issued_at = issued_at
+        self.expires_in = expires_in
         self.saves = 0
 
     async def get(self) -> tuple[str, str]:
         return self.access, self.refresh
 
-    async def save(self, access: str, refresh: str) -> None:
+    async def issued(self) -> Issued:
+        return Issued(self.issued_at, self.expires_in)
+
+    async def save(self, access: str, refresh: str, expires_in: float = 0.0) -> None:
         self.access, self.refresh = access, refresh
+        self.issued_at, self.expires_in = time.time(), expires_in
         self.saves += 1
 
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -81,7 +116,8 @@ class MemoryTokenStore:
 
 
 class FileTokenStore:
-    """A token pair in a JSON file ``{"access_token", "refresh_token", "saved_at"}``.
+    """A token pair in a JSON file ``{"access_token", "refresh_token", "saved_at",
+    "expires_in"}`` (``saved_at``: when Zalo issued it, epoch seconds).
 
     ``initial`` is used while the file does not exist (the first start, with the tokens from the
     OA's authorisation); every renewal rewrites the file atomically, readable by its owner only.
@@ -92,27 +128,44 @@ class FileTokenStore:
         self.path = Path(path)
         self.initial = initial
 
-    async def get(self) -> tuple[str, str]:
+    def _read(self) -> dict[str, object] | None:
+        """The file's fields; None if there is no file."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            if self.initial is None:
-                raise ConfigError("no Zalo token file and no initial tokens",
-                                  source=str(self.path)) from None
-            return self.initial
+            return None
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror or exc}",
                               source=str(self.path)) from None
         try:
             data = json.loads(raw)
-            return str(data["access_token"]), str(data["refresh_token"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not {"access_token", "refresh_token"} <= data.keys():
             raise ConfigError("not a Zalo token file (access_token, refresh_token)",
-                              source=str(self.path)) from None
+                              source=str(self.path))
+        return data
 
-    async def save(self, access: str, refresh: str) -> None:
+    async def get(self) -> tuple[str, str]:
+        data = self._read()
+        if data is None:
+            if self.initial is None:
+                raise ConfigError("no Zalo token file and no initial tokens",
+                                  source=str(self.path))
+            return self.initial
+        return str(data["access_token"]), str(data["refresh_token"])
+
+    async def issued(self) -> Issued:
+        data = self._read()
+        if data is None:
+            return Issued()
+        at, life = data.get("saved_at", 0), data.get("expires_in", 0)
+        return Issued(float(at) if isinstance(at, int | float) else 0.0,
+                      float(life) if isinstance(life, int | float) else 0.0)
+
+    async def save(self, access: str, refresh: str, expires_in: float = 0.0) -> None:
         data = json.dumps({"access_token": access, "refresh_token": refresh,
-                           "saved_at": int(time.time())}).encode()
+                           "saved_at": int(time.time()), "expires_in": expires_in}).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
@@ -132,6 +185,8 @@ class FileTokenStore:
 
 #: Renews tokens: the refresh token in, Zalo's answer out (raises TokenError on transport errors).
 Exchange = Callable[[str], Awaitable[TokenAnswer]]
+#: Whether a pair so issued is to be renewed now: the reason, or "" (not yet).
+Due = Callable[[Issued], str]
 
 
 class TokenManager:
@@ -140,7 +195,9 @@ class TokenManager:
     ``refresh(stale)`` renews only if ``stale`` is still the current token (a caller that saw an
     older token gets the new one at once), re-reads the store first (another process may have
     renewed), and after a failed renewal answers the same failure for ``retry_after`` seconds
-    without asking Zalo again.
+    without asking Zalo again. ``renew_if(due)`` renews before anything is refused, when ``due``
+    says so of the pair as the store holds it under the renewal lease (so that of several
+    processes whose schedules fire together, one renews and the others take its pair).
     """
 
     def __init__(self, store: TokenStore, exchange: Exchange, *,
@@ -151,6 +208,7 @@ class TokenManager:
         self.access = ""
         self.refreshes = 0  # renewals that succeeded
         self.failures = 0
+        self.issued = Issued()  # of the pair in use, as last read or renewed
         self._loaded = False
         self._flight: asyncio.Future[str] | None = None
         self._failed: tuple[float, str, str] | None = None  # (monotonic, stale token, reason)
@@ -159,6 +217,7 @@ class TokenManager:
         """The access token to use (loads it from the store, or renews it if there is none)."""
         if not self._loaded:
             self.access, _ = await self.store.get()
+            self.issued = await self.store.issued()
             self._loaded = True
             if not self.access:
                 return await self.refresh("")
@@ -172,8 +231,29 @@ class TokenManager:
         if (failed is not None and failed[1] == stale
                 and time.monotonic() - failed[0] < self.retry_after):
             raise TokenError(failed[2])
+        return await self._single_flight(stale, None)
+
+    async def renew_if(self, due: Due) -> str:
+        """Renew the pair if ``due`` gives a reason, read under the renewal lease (another
+        process may have just renewed it); the access token in force. TokenError if it cannot."""
+        return await self._single_flight(self.access, due)
+
+    async def look(self) -> Issued:
+        """When the pair in the store was issued; a newer pair than this process's (another
+        process renewed it) is taken at once, before Zalo refuses the old access token."""
+        try:
+            issued = await self.store.issued()
+            if issued.at > self.issued.at:
+                if self._loaded:  # else token() loads it when it is first needed
+                    self.access, _ = await self.store.get()
+                self.issued = issued
+        except ConfigError as exc:
+            raise TokenStoreError(f"cannot read the token store: {exc}") from None
+        return issued
+
+    async def _single_flight(self, stale: str, due: Due | None) -> str:
         if self._flight is None:
-            self._flight = asyncio.ensure_future(self._renew(stale))
+            self._flight = asyncio.ensure_future(self._renew(stale, due))
             self._flight.add_done_callback(self._landed)
         return await asyncio.shield(self._flight)
 
@@ -182,22 +262,30 @@ class TokenManager:
         if not flight.cancelled():
             flight.exception()  # retrieved: every waiter sees it through shield
 
-    async def _renew(self, stale: str) -> str:
+    async def _renew(self, stale: str, due: Due | None) -> str:
         try:
             async with self.store.renewal():
-                return await self._renew_alone(stale)
+                return await self._renew_alone(stale, due)
         except TokenStoreError as exc:  # could not take the renewal
             raise self._fail(stale, str(exc)) from None
 
-    async def _renew_alone(self, stale: str) -> str:
+    async def _renew_alone(self, stale: str, due: Due | None) -> str:
         try:
             access, refresh = await self.store.get()
+            issued = await self.store.issued()
         except (ConfigError, TokenStoreError) as exc:
             raise self._fail(stale, f"cannot read the token store: {exc}") from None
         self._loaded = True
         if access and access != stale:  # renewed elsewhere (another process, by hand)
-            self.access = access
-            return access
+            self.access, self.issued = access, issued
+            if due is None:
+                return access
+        if due is not None:
+            why = due(issued)
+            if not why:
+                self.access, self.issued = access, issued
+                return access
+            log.info("renewing the Zalo tokens before they run out: %s", why)
         if not refresh:
             raise self._fail(stale, "no refresh token")
         try:
@@ -207,12 +295,14 @@ class TokenManager:
         if answer.error or not answer.access_token or not answer.refresh_token:
             why = answer.error_name or answer.error_description or answer.message or "no token"
             raise self._fail(stale, f"token refresh refused: {answer.error} {why}".strip())
+        life = lifetime(answer)
         try:
-            await self.store.save(answer.access_token, answer.refresh_token)
+            await self.store.save(answer.access_token, answer.refresh_token, life)
         except (OSError, TokenStoreError) as exc:  # they still work here: keep going, loudly
             log.error("the new Zalo refresh token could not be saved (%s): re-authorise the OA "
                       "if this process stops before the next successful save", exc)
         self.access = answer.access_token
+        self.issued = Issued(time.time(), life)
         self._failed = None
         self.refreshes += 1
         log.info("Zalo access token renewed (expires in %s s)", answer.expires_in)

@@ -32,12 +32,13 @@ from dispatcher.cli import (
     sim,
     stop,
     text,
+    zalo,
 )
 from dispatcher.errors import InputError, LoaError
 from dispatcher.secret import has_password
 
 GROUPS = (plan, number, text, audience, engine, level, campaign, stop, service, bench, chaos, sim,
-          api, audit)
+          api, audit, zalo)
 
 
 def build_parser() -> argparse.ArgumentParser:
