@@ -444,6 +444,31 @@ async def test_file_token_store(tmp_path: Path) -> None:
         await store.get()
 
 
+async def test_two_renewers_of_one_token_file_spend_its_refresh_token_once(
+        tmp_path: Path) -> None:
+    """``loa zalo refresh-token`` next to a running ``loa run`` on the same file (two stores, as
+    two processes would open it): the second renews after the first, under the file's lock,
+    finds the pair it saved and exchanges nothing."""
+    path = tmp_path / "t.json"
+    await FileTokenStore(path).save("a0", "r0")
+    spent: list[str] = []
+
+    async def exchange(refresh: str) -> TokenAnswer:
+        spent.append(refresh)
+        await asyncio.sleep(0.2)  # the exchange is in flight while the other asks
+        return TokenAnswer(access_token=f"a{len(spent)}", refresh_token=f"r{len(spent)}",
+                           expires_in=90000)
+
+    first = TokenManager(FileTokenStore(path), exchange)
+    second = TokenManager(FileTokenStore(path), exchange)
+    await first.token()
+    await second.token()
+    got = await asyncio.gather(first.refresh("a0"), second.refresh("a0"))
+    assert spent == ["r0"]  # without the lock both spend r0, and Zalo refuses the second
+    assert list(got) == ["a1", "a1"]
+    assert await FileTokenStore(path).get() == ("a1", "r1")
+
+
 # -- quota ---------------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -36,6 +37,9 @@ from adapters.zalo.api import TokenAnswer
 from dispatcher.errors import ConfigError, LoaError
 
 log = logging.getLogger(__name__)
+
+#: Seconds a renewal waits for another process's renewal of the same token file (one HTTP call).
+LOCK_WAIT = 30.0
 
 
 class TokenError(LoaError):
@@ -180,7 +184,32 @@ class FileTokenStore:
             raise
 
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return _alone()  # one process per file: workers on several hosts share a Redis store
+        """An exclusive lock on ``<file>.lock`` (flock): a ``loa zalo refresh-token`` next to a
+        running ``loa run`` on the same file renews after it, reads the pair it saved and spends
+        no refresh token twice. Workers on several hosts share a Redis store instead."""
+        return self._locked()
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        lock = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise TokenStoreError(f"cannot open the lock {lock}: {exc.strerror or exc}") from None
+        try:
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TokenStoreError(f"another process holds {lock}") from None
+                    await asyncio.sleep(0.05)  # the event loop goes on meanwhile
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 #: Renews tokens: the refresh token in, Zalo's answer out (raises TokenError on transport errors).
