@@ -138,7 +138,7 @@ class Opening(msgspec.Struct, frozen=True):
     revision: int = 1
 
 
-class ZnsMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ZnsMessage(msgspec.Struct, frozen=True):
     """A Zalo ZNS message by a pre-approved template: the template's name in ``[zalo.templates]``
     and the value of each of its parameters (``{date}`` is filled in when the wave is made)."""
 
