@@ -16,7 +16,7 @@ from typing import Protocol
 
 import msgspec
 
-from dispatcher.model import Channel
+from dispatcher.model import Channel, ZnsMessage
 
 
 class Progress:
@@ -59,6 +59,7 @@ class Envelope(msgspec.Struct, frozen=True):
     progress: Progress | None = None  # where the adapter tells what is sent as answers come
     abort: Abort | None = None  # set: send no more of it
     urgent: bool = False  # an urgent notice: ahead of routine batches, SMPP priority_flag
+    zns: ZnsMessage | None = None  # Zalo ZNS: a typed template and its values (None: the text)
 
 
 class Results(msgspec.Struct):

@@ -25,6 +25,7 @@ import secrets
 
 import msgspec
 
+from adapters.zalo.adapter import VN
 from dispatcher import approval, repeats, routing, smstext, textcheck
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave
@@ -39,10 +40,13 @@ from dispatcher.model import (
     Selector,
     Wave,
     WaveState,
+    ZnsMessage,
 )
 from dispatcher.province import Province
 from dispatcher.settings import Settings
 from dispatcher.store.base import Store
+from dispatcher.zns import check as check_zns
+from dispatcher.zns import for_wave
 
 S = CampaignState
 ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
@@ -139,9 +143,11 @@ class Campaigns:
                      coordinating: list[str] | None = None, subject: str = "",
                      strip_diacritics: bool = False, campaign_id: str | None = None,
                      start_at: dt.datetime | None = None, sms_fallback: bool = False,
-                     max_parts: int = DEFAULT_MAX_PARTS) -> Campaign:
+                     max_parts: int = DEFAULT_MAX_PARTS,
+                     zns: ZnsMessage | None = None) -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough. An SMS
-        text (or the SMS fallback's) of more than ``max_parts`` parts is refused."""
+        text (or the SMS fallback's) of more than ``max_parts`` parts is refused, and so is a
+        typed ZNS message (``zns``) that its template in ``[zalo.templates]`` would refuse."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
@@ -164,6 +170,7 @@ class Campaigns:
             textcheck.check(text, f"texts.{channel}")
             if channel is Channel.SMS:
                 _check_sms(text, strip_diacritics, max_parts, "texts.sms")
+        check_zns(self.settings.zalo, zns, channels)
         if sms_fallback and Channel.ZALO in channels:
             _check_sms(fallback_text(texts), strip_diacritics, max_parts,
                        "sms_fallback", "the text cannot go by SMS: ")
@@ -183,7 +190,7 @@ class Campaigns:
             created_by=created_by, state=S.PENDING_APPROVAL if needs_approval else S.APPROVED,
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=price.recipients,
-            start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts,
+            start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts, zns=zns,
             pdus=price.pdus)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
@@ -257,7 +264,9 @@ class Campaigns:
                 if campaign.sms_fallback and channel is Channel.ZALO else "",
                 fallback_strip=campaign.strip_diacritics,
                 repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
-                fallback_repeat_window=CAMPAIGN_WINDOW), WaveState.CREATED)
+                fallback_repeat_window=CAMPAIGN_WINDOW,
+                zns=for_wave(campaign.zns, now.astimezone(VN).date())
+                if channel is Channel.ZALO else None), WaveState.CREATED)
         current = await self.get(campaign_id)
         if current.state in WAVE_STATE_FOR:  # paused or cancelled while the waves were made
             await self._set_waves(current)

@@ -138,6 +138,14 @@ class Opening(msgspec.Struct, frozen=True):
     revision: int = 1
 
 
+class ZnsMessage(msgspec.Struct, frozen=True):
+    """A Zalo ZNS message by a pre-approved template: the template's name in ``[zalo.templates]``
+    and the value of each of its parameters (``{date}`` is filled in when the wave is made)."""
+
+    template: str
+    params: dict[str, str] = {}
+
+
 class Campaign(msgspec.Struct, frozen=True):
     """What to send, to whom, on which channels, owned by which unit."""
 
@@ -164,6 +172,7 @@ class Campaign(msgspec.Struct, frozen=True):
     state_by: str = ""  # ... and by whom
     max_parts: int = DEFAULT_MAX_PARTS  # an SMS text (or SMS fallback) of more parts is refused
     pdus: int = 0  # SMS parts it sends at most: recipients x parts (with the SMS fallback's)
+    zns: ZnsMessage | None = None  # Zalo by a typed template (None: the text in one parameter)
 
 
 class Wave(msgspec.Struct, frozen=True):
@@ -190,6 +199,7 @@ class Wave(msgspec.Struct, frozen=True):
     repeat_scope: str = ""  # "plan", or the campaign's; empty: not checked
     repeat_window: int = 0  # minutes
     fallback_repeat_window: int = 0  # minutes, for the SMS fallback (the SMS channel's)
+    zns: ZnsMessage | None = None  # Zalo: the typed template and its values, ``{date}`` filled in
 
 
 class Batch(msgspec.Struct, frozen=True, array_like=True):

@@ -52,6 +52,10 @@ class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     subject: str = ""
     strip_diacritics: bool = False  # resolved from sms_diacritics; not a key of the file
     sms_fallback: bool = False  # Zalo only: recipients not on Zalo get the level's SMS text
+    # Zalo only: the typed ZNS template ([zalo.templates.<name>]) and its parameters' values,
+    # which may write {hotline} (filled in when the plan loads) and {date} (when a wave is made)
+    zns_template: str = ""
+    zns_params: dict[str, str] = {}
 
 
 class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -292,7 +296,8 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
     if not raw.levels:
         raise fail("levels", "the plan has no level")
     rows = [getattr(level.channels, c.value) for level in raw.levels for c in Channel]
-    written = [text for row in rows if row is not None for text in (row.template, row.subject)]
+    written = [text for row in rows if row is not None
+               for text in (row.template, row.subject, *row.zns_params.values())]
     policy = plantext.plan_policy(raw.hotline, raw.sms_diacritics, raw.sms_max_parts, written,
                                   fail)
 
@@ -451,5 +456,11 @@ def _resolve_row(channel: Channel, row: ChannelPlan, texts: plantext.Policy, key
         raise fail(f"{key}.kinds", "needs at least one kind of recipient")
     sms = channel is Channel.SMS
     template, subject = texts.resolve(row.template, row.subject, sms=sms, key=key, fail=fail)
+    if (row.zns_template or row.zns_params) and channel is not Channel.ZALO:
+        raise fail(f"{key}.zns_template", "only a zalo row sends by a ZNS template")
+    if row.zns_params and not row.zns_template:
+        raise fail(f"{key}.zns_template", "zns_params need the template they fill")
+    params = {name: value.replace(plantext.FIELD, texts.hotline)
+              for name, value in row.zns_params.items()}
     return msgspec.structs.replace(row, template=template, subject=subject,
-                                   strip_diacritics=sms and texts.strip)
+                                   strip_diacritics=sms and texts.strip, zns_params=params)

@@ -32,10 +32,12 @@ from dispatcher.model import (
     Selector,
     Wave,
     WaveState,
+    ZnsMessage,
 )
 from dispatcher.opening import opening_wave_id
 from dispatcher.plan import Plan, Rule, Slot, due_slots, next_slot
 from dispatcher.store.base import AudienceMeta, Store
+from dispatcher.zns import for_wave
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,10 @@ class Reconciler:
                     repeat_scope=repeats.PLAN_SCOPE,
                     repeat_window=repeats.plan_window(self.plan, slot.level, rule.channel),
                     fallback_repeat_window=repeats.plan_window(self.plan, slot.level,
-                                                               Channel.SMS) if fallback else 0)
+                                                               Channel.SMS) if fallback else 0,
+                    zns=for_wave(ZnsMessage(template=row.zns_template, params=row.zns_params),
+                                 slot.at.astimezone(self.plan.tz).date())
+                    if row.zns_template and rule.channel is Channel.ZALO else None)
         held = campaign.state is CampaignState.PAUSED
         created = await self.store.waves.create(
             wave, WaveState.PAUSED if held else WaveState.CREATED)

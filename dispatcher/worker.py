@@ -394,7 +394,7 @@ class Worker:
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
                             addrs=[batch.addrs[i] for i in keep], route=route,
                             subject=wave.subject, strip_diacritics=wave.strip_diacritics,
-                            progress=progress, abort=abort, urgent=urgent)
+                            progress=progress, abort=abort, urgent=urgent, zns=wave.zns)
         self._halt_aborted()  # stopped or paused since the batch was read: send none of it
         started = time.perf_counter()
         try:

@@ -227,7 +227,7 @@ async def test_invalid_phone_is_permanent_and_template_errors_stop_the_route(
     assert reasons(unknown.requeue) == {"zalo -109: template id invalid"} and not unknown.failed
     assert no_template.pause_kind == "configuration" and unknown.pause_until > time.time()
     wrong_param = await adapter_for(template_param="body").send(envelope(phones(2)))
-    assert reasons(wrong_param.requeue) == {"zalo -112: template data invalid"}
+    assert reasons(wrong_param.requeue) == {"zalo -1122: template data missing a parameter"}
     assert sim.stats.accepted == 0
 
 

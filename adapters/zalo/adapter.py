@@ -39,9 +39,12 @@ of :mod:`adapters.zalo.api`:
   and the route pauses (``results.pause_until``) for 1 s, doubling up to ``outage_pause_max``
   while the outage lasts: an outage of any length delays messages but dead-letters none.
 
-ZNS bodies: ``phone`` is the address, ``template_id`` from the config, ``template_data``
-``{template_param: envelope.text}`` (``{"content": text}`` by default: the template must have
-that parameter), ``tracking_id`` ``wave:address`` (:func:`~adapters.zalo.api.tracking_id`).
+ZNS bodies: ``phone`` is the address; with a typed template (``envelope.zns``, checked by
+:mod:`adapters.zalo.templates` when the wave was made) its ``template_id`` and ``template_data``
+with every parameter, built once per batch; without one (OA-like texts, tests) ``template_id``
+from the config and ``template_data`` ``{template_param: envelope.text}`` (``{"content": text}``
+by default); ``tracking_id`` ``wave:address`` (:func:`~adapters.zalo.api.tracking_id`). A typed
+template that is no longer configured stops the route with an alert (``configuration``).
 OA bodies: ``recipient.user_id`` is the address, the message of type ``oa_message_type``
 (transaction by default: it may reach followers who did not write to the OA; see
 :mod:`adapters.zalo.oa`), built once per batch.
@@ -84,6 +87,7 @@ from adapters.zalo.client import (
     make_client,
 )
 from adapters.zalo.schedule import DAY, TokenSchedule
+from adapters.zalo.templates import ZnsTemplate
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
 from dispatcher.errors import ChannelError
 from dispatcher.secret import Secret
@@ -119,8 +123,11 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     app_id: str = ""
     secret_key_env: str = ""
     secret_key: str = ""
-    template_id: str = ""  # ZNS template; its parameter template_param takes the text
+    # the single-parameter mode (OA, tests): the ZNS template whose parameter template_param
+    # takes a message's whole text, for messages without a typed template
+    template_id: str = ""
     template_param: str = "content"
+    templates: dict[str, ZnsTemplate] = {}  # typed ZNS templates by name ([zalo.templates.<name>])
     # zns: every address is a phone; oa: every address is a Zalo user id; auto: 84 + 9 digits
     # is a phone, anything else a user id
     mode: Literal["zns", "oa", "auto"] = "zns"
@@ -166,10 +173,30 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError("mode must be zns, oa or auto")
         if self.client not in CLIENTS:
             raise ValueError("client must be loa, aiohttp or httpx")
-        if self.mode != "oa" and not self.template_id:
-            raise ValueError("template_id is required for ZNS")
+        if self.mode != "oa" and not self.template_id and not self.templates:
+            raise ValueError("ZNS needs template_id or [zalo.templates.<name>]")
         if self.secret_key and not isinstance(self.secret_key, Secret):
             msgspec.structs.force_setattr(self, "secret_key", Secret(self.secret_key))
+
+
+def zns_tail(config: ZaloConfig, envelope: Envelope) -> bytes | str:
+    """The end of every ZNS request of a batch (``template_id`` and ``template_data``, built
+    once per batch), or why there is none: the envelope's typed template is not configured."""
+    encode = _encode
+    zns = envelope.zns
+    if config.mode == "oa":
+        return b""  # every address is a user id: no ZNS request is made
+    if zns is None:
+        if not config.template_id:
+            return "zalo: no [zalo] template_id for a message without a typed template"
+        return (b',"template_id":' + encode(config.template_id) + b',"template_data":'
+                + encode({config.template_param: envelope.text}) + b"}")
+    template = config.templates.get(zns.template)
+    if template is None or any(p.name not in zns.params for p in template.params):
+        return (f"zalo: the wave's template {zns.template!r} is not configured as it was "
+                "checked ([zalo.templates])")
+    return (b',"template_id":' + encode(template.template_id) + b',"template_data":'
+            + encode(template.data(zns.params)) + b"}")
 
 
 class ZaloStats(msgspec.Struct):
@@ -194,8 +221,8 @@ class _Batch:
     __slots__ = ("abort", "addrs", "done", "down", "halt", "indexes", "oa_tail", "pending",
                  "results", "tracking", "urgent", "zns_tail")
 
-    def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
-                 done: asyncio.Future[None]) -> None:
+    def __init__(self, envelope: Envelope, config: ZaloConfig, zns_tail: bytes,
+                 results: Results, done: asyncio.Future[None]) -> None:
         encode = _encode
         self.addrs = envelope.addrs
         self.indexes = iter(range(len(self.addrs)))
@@ -207,8 +234,7 @@ class _Batch:
         self.urgent = envelope.urgent  # taken before routine batches
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
-        self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
-                         + encode({config.template_param: envelope.text}) + b"}")
+        self.zns_tail = zns_tail
         self.oa_tail = oa.oa_tail(config.oa_message_type, envelope.text,
                                   template=config.oa_template_type, header=config.oa_header,
                                   language=config.oa_language, notice=envelope.wave)
@@ -288,7 +314,11 @@ class ZaloAdapter:
             route = self._routes[envelope.route] = _Route()
             route.workers = [asyncio.create_task(self._work(route), name=f"zalo-{n}")
                              for n in range(self.config.concurrency)]
-        batch = _Batch(envelope, self.config, results,
+        tail = zns_tail(self.config, envelope)
+        if isinstance(tail, str):  # the template is not configured: an operator must act
+            self._pause(tail, "configuration")
+            return self._requeue_all(results, len(addrs))
+        batch = _Batch(envelope, self.config, tail, results,
                        asyncio.get_running_loop().create_future())
         if batch.urgent:  # after the urgent batches already waiting, before every routine one
             ahead = next((i for i, b in enumerate(route.batches) if not b.urgent),

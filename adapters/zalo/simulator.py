@@ -7,8 +7,9 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
   (OA, each type's rules in :mod:`adapters.zalo.oasim`: -213 non-followers, -230 ``cs`` to
   users who did not interact in 7 days, -234 at night, by share or setting): checks the
   ``access_token`` header (ZNS: -124 unknown or expired; OA: -216 unknown, -220 expired), the
-  template and its data (-109 unknown
-  template, -111 no data, -112 a parameter missing or not text) and the phone (-108 unless
+  template and its data (-109 unknown template, -131 a template of ``unapproved``, -111 no data,
+  -1122 a parameter missing, -1121 a value longer than the template's ``limits`` for it) and
+  the phone (-108 unless
   ``84`` + 9 digits); then answers the code of ``error_phones[phone]``, -118 for a
   deterministic share ``not_zalo_share`` of phones (by hash, the same in every run with the same
   seed), the code of ``refusals`` for its deterministic share of phones (``{-141: 0.02}``: 2 %
@@ -96,6 +97,9 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     oa_id: str = "1000000000000000001"
     templates: dict[str, list[str]] = msgspec.field(  # template id -> its parameters
         default_factory=lambda: {"loa-alert": ["content"]})
+    # template id -> parameter -> the most characters Zalo takes in it (-1121 beyond)
+    limits: dict[str, dict[str, int]] = {}
+    unapproved: frozenset[str] = frozenset()  # template ids not approved yet (-131)
     daily_quota: int = 0  # accepted messages per day (0: unlimited)
     error_ratio: float = 0.0  # share of messages answered error_code
     error_code: int = -100
@@ -159,7 +163,7 @@ class ZaloSimStats(msgspec.Struct):
     token_rejected: int = 0  # -124 (ZNS), -216 and -220 (OA)
     oa_token_expired: int = 0  # -220 (OA: expired)
     oa_token_invalid: int = 0  # -216 (OA: unknown)
-    invalid: int = 0  # -108, -109, -111, -112, unreadable bodies
+    invalid: int = 0  # -108, -109, -111, -112, -1121, -1122, -131, unreadable bodies
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
     quota_refused: int = 0  # -144 (daily_quota reached; -211 to OA messages)
@@ -402,15 +406,8 @@ class ZaloSim:
         except msgspec.DecodeError as exc:
             self.stats.invalid += 1
             return Response.text(f"bad request: {exc}", 400)
-        params = self._config.templates.get(req.template_id)
-        code = 0
-        if params is None:
-            code = -109
-        elif not req.template_data:
-            code = -111
-        elif not all(map(req.template_data.get, params)):
-            code = -112
-        elif PHONE.fullmatch(req.phone) is None:
+        code = self._template_code(req)
+        if not code and PHONE.fullmatch(req.phone) is None:
             code = -108
         if code:
             self.stats.invalid += 1
@@ -418,6 +415,25 @@ class ZaloSim:
         mark = self._config.mark
         marked = bool(mark) and any(mark in v for v in req.template_data.values())
         return self._deliver(req.phone, req.tracking_id, phone=True, marked=marked)
+
+    def _template_code(self, req: ZnsRequest) -> int:
+        """Zalo's answer to the template and its data: -109 unknown template, -131 not
+        approved, -111 no data, -1122 a parameter missing, -1121 one over its length limit."""
+        config = self._config
+        params = config.templates.get(req.template_id)
+        if params is None:
+            return -109
+        if req.template_id in config.unapproved:
+            return -131
+        data = req.template_data
+        if not data:
+            return -111
+        if not all(map(data.get, params)):
+            return -1122
+        limits = config.limits.get(req.template_id)
+        if limits and any(len(data.get(name, "")) > n for name, n in limits.items()):
+            return -1121
+        return 0
 
     def _oa(self, request: Request, kind: str) -> Response:
         refused = self._gate(request, oa=True)

@@ -44,6 +44,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.zalo.adapter import VN
 from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import (
     __version__,
@@ -54,6 +55,7 @@ from dispatcher import (
     routing,
     smstext,
     textcheck,
+    zns,
 )
 from dispatcher import channels as registry
 from dispatcher.api import signin
@@ -582,7 +584,7 @@ async def create_campaign(
                 priority=data.priority, owner=data.owner, coordinating=data.coordinating,
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
-                max_parts=data.max_parts)
+                max_parts=data.max_parts, zns=zns.message(data.zns_template, data.zns_params))
         except StateError:
             if key_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, key_id, data)
@@ -794,6 +796,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
     textcheck.check(data.text, "text")
     for name, written in data.texts.items():
         textcheck.check(written, f"texts.{name}")
+    typed = zns.message(data.zns_template, data.zns_params)
+    zns.check(s.settings.zalo, typed, data.channels)
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
     for channel in data.channels:
@@ -835,7 +839,9 @@ async def preview(request: Request[Any, Any, Any], state: State,
     return Preview(audience_version=meta.version, audience_size=meta.count,
                    needs_approval=bool(approval.over(
                        approval.Cost(size, sms.pdus if sms else 0), s.settings.engine)),
-                   channels=channels, sms=sms)
+                   channels=channels, sms=sms,
+                   zns=None if typed is None else zns.preview(
+                       s.settings.zalo, typed, s.clock().astimezone(VN).date()))
 
 
 # -- health, metrics ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dispatcher.model import (
 )
 from dispatcher.plantext import Diacritics
 from dispatcher.smstext import Encoding
+from dispatcher.zns import ZnsPreview
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
 # The characters dispatcher.textcheck refuses: the schema says it (``not: {pattern}``), the
@@ -39,6 +40,10 @@ NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # the same in ECMA-262 and Python: \s differs
 RequiredReason = Annotated[str, Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
 #: The most SMS parts a text may take (a longer one is refused with 400).
 MaxParts = Annotated[int, Meta(ge=1, le=MAX_PARTS_LIMIT)]
+#: A typed ZNS message's values: parameter name -> value (checked against its template).
+ZnsParams = Annotated[dict[Annotated[str, Meta(max_length=50)],
+                           Annotated[str, Meta(max_length=1000, extra_json_schema=_NOT_IN_LINE)]],
+                      Meta(max_length=20)]  # the template's own limits are checked after
 
 
 class LevelSet(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -93,6 +98,8 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     start_at: Annotated[dt.datetime, Meta(tz=True)] | None = None  # with its UTC offset
     sms_fallback: bool = False
     max_parts: MaxParts = DEFAULT_MAX_PARTS  # the SMS text (and the SMS fallback's)
+    zns_template: Line = ""  # Zalo ZNS by this template of [zalo.templates] ...
+    zns_params: ZnsParams = {}  # ... with these values ({date}: the day the wave is made)
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
@@ -131,6 +138,8 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     selector: Selector = Selector()
     strip_diacritics: bool = False
     max_parts: MaxParts = DEFAULT_MAX_PARTS
+    zns_template: Line = ""
+    zns_params: ZnsParams = {}
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
@@ -165,6 +174,7 @@ class Preview(msgspec.Struct, frozen=True):
     needs_approval: bool
     channels: dict[Channel, ChannelPreview]
     sms: SmsPreview | None = None
+    zns: ZnsPreview | None = None  # the typed ZNS template and its values, as sent today
 
 
 class Me(msgspec.Struct, frozen=True):

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from dispatcher import zns
 from dispatcher.api.schemas import ActionBody, CampaignCreate, CampaignDetail
 from dispatcher.campaigns import Campaigns
 from dispatcher.cli import gate
@@ -58,6 +59,11 @@ def register(sub: Any) -> None:
     create.add_argument("--max-parts", type=int, default=DEFAULT_MAX_PARTS, metavar="N",
                         help=f"refuse an SMS text of more than N parts (1-{MAX_PARTS_LIMIT}, "
                              f"default {DEFAULT_MAX_PARTS})")
+    create.add_argument("--zns-template", default="", metavar="NAME",
+                        help="Zalo ZNS by this typed template of [zalo.templates]")
+    create.add_argument("--zns-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value of the template's parameter (repeatable; {date}: the day "
+                             "the wave is made)")
     _common(create, changes=True)
     create.set_defaults(func=cmd_create)
 
@@ -100,6 +106,16 @@ def _open(args: argparse.Namespace) -> tuple[Store, Campaigns]:
     return store, Campaigns(store, settings, load_province())
 
 
+def _zns_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--zns-param: {item!r} is not NAME=VALUE (area=\"Hạ Long\")")
+        params[name.strip()] = value.strip()
+    return params
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     try:
         channels = [Channel(c) for c in _split(args.channels)]
@@ -108,6 +124,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"--channels/--kinds: {exc}") from None
 
+    params = _zns_params(args.zns_param)
     via = gate.gate(args, "loa campaign create")
     priority = Priority.URGENT if args.urgent else Priority.NORMAL
 
@@ -115,7 +132,8 @@ def cmd_create(args: argparse.Namespace) -> int:
         if isinstance(via, gate.Api):
             body = CampaignCreate(title=args.title, channels=channels, text=args.text,
                                   selector=selector, priority=priority, owner=args.owner,
-                                  sms_fallback=args.sms_fallback, max_parts=args.max_parts)
+                                  sms_fallback=args.sms_fallback, max_parts=args.max_parts,
+                                  zns_template=args.zns_template, zns_params=params)
             _, answer = await gate.call(via, "POST", "/v1/campaigns", body)
             return msgspec.convert(answer, Campaign)
         store, campaigns = _open(args)
@@ -124,7 +142,8 @@ def cmd_create(args: argparse.Namespace) -> int:
                 title=args.title, channels=channels, texts=dict.fromkeys(channels, args.text),
                 created_by=via.user, now=dt.datetime.now(dt.UTC), selector=selector,
                 priority=priority, owner=args.owner, sms_fallback=args.sms_fallback,
-                max_parts=args.max_parts), {"title": args.title, "text": args.text,
+                max_parts=args.max_parts, zns=zns.message(args.zns_template, params)),
+                {"title": args.title, "text": args.text,
                                             "channels": [c.value for c in channels]})
         finally:
             await store.aclose()

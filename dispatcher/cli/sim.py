@@ -166,9 +166,12 @@ def _register_zalo(group: Any) -> None:
                       help="the app's secret key, for OAuth (default sim-app-secret)")
     zalo.add_argument("--oa-secret", default="sim-oa-secret",
                       help="the OA secret key that signs webhooks (default sim-oa-secret)")
-    zalo.add_argument("--template", action="append", metavar="ID[:PARAM,...]",
-                      help="an accepted ZNS template and its parameters (repeatable; default "
+    zalo.add_argument("--template", action="append", metavar="ID[:PARAM[=MAX],...]",
+                      help="an accepted ZNS template, its parameters and their length limits "
+                           "(-1122 one missing, -1121 one longer; repeatable; default "
                            "loa-alert:content)")
+    zalo.add_argument("--unapproved", action="append", metavar="ID",
+                      help="a template Zalo has not approved yet: answered -131 (repeatable)")
     zalo.add_argument("--daily-quota", type=int, default=0, metavar="N",
                       help="messages accepted per day before -144, the OA's daily limit "
                            "(default 0: unlimited)")
@@ -222,16 +225,27 @@ def _register_zalo(group: Any) -> None:
     zalo.set_defaults(func=cmd_zalo)
 
 
-def _templates(items: list[str] | None) -> dict[str, list[str]]:
+def _templates(items: list[str] | None) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+    """The templates and their parameters' length limits (``ID:title=65,area=200``)."""
     if not items:
-        return {"loa-alert": ["content"]}
+        return {"loa-alert": ["content"]}, {}
     templates: dict[str, list[str]] = {}
+    limits: dict[str, dict[str, int]] = {}
     for item in items:
         tid, _, params = item.partition(":")
-        if not tid.strip():
+        tid = tid.strip()
+        if not tid:
             raise InputError(f"--template: {item!r} has no template id")
-        templates[tid.strip()] = [p.strip() for p in params.split(",") if p.strip()]
-    return templates
+        names = templates[tid] = []
+        for param in filter(None, (p.strip() for p in params.split(","))):
+            name, sep, limit = param.partition("=")
+            names.append(name.strip())
+            if sep:
+                if not limit.strip().isdigit() or int(limit) < 1:
+                    raise InputError(f"--template: {param!r}: the limit must be a number of "
+                                     "characters, e.g. area=200")
+                limits.setdefault(tid, {})[name.strip()] = int(limit)
+    return templates, limits
 
 
 def _error_phones(items: list[str] | None) -> dict[str, int]:
@@ -274,12 +288,14 @@ def _schedule(text: str) -> tuple[float, ...]:
 def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
+    templates, limits = _templates(args.template)
     try:
         return ZaloSimConfig(
             access_tokens=frozenset(args.access_token or ["sim-access-token"]),
             refresh_tokens=frozenset(args.refresh_token or ["sim-refresh-token"]),
             token_ttl=args.token_ttl, app_id=args.app_id, secret_key=args.secret_key,
-            oa_secret=args.oa_secret, templates=_templates(args.template),
+            oa_secret=args.oa_secret, templates=templates, limits=limits,
+            unapproved=frozenset(args.unapproved or ()),
             daily_quota=args.daily_quota, not_zalo_share=args.not_zalo_share,
             error_ratio=args.error_ratio, error_code=args.error_code,
             error_phones=_error_phones(args.error_phone), refusals=_refusals(args.refusal),

@@ -157,6 +157,7 @@
     "selector.districts": "new-districts", "selector.kinds": "new-kind-resident",
     priority: "new-priority", strip_diacritics: "new-strip", max_parts: "new-max-parts",
     sms_fallback: "new-fallback", subject: "new-subject", owner: "new-owner",
+    zns_template: "new-zns-template", zns_params: "new-zns-params",
   };
   const LEVEL_FIELDS = {cases: "level-cases-input", level: "level-level-input",
     reason: "level-reason-input"};
@@ -1148,11 +1149,23 @@
       sms_fallback: channels.includes("zalo") && $("new-fallback").checked,
       subject: channels.includes("email") ? $("new-subject").value.trim() : "",
       owner: $("new-owner").value.trim(),
+      zns_template: channels.includes("zalo") ? $("new-zns-template").value.trim() : "",
+      zns_params: channels.includes("zalo") ? znsParams($("new-zns-params").value) : {},
     };
   }
 
+  function znsParams(text) {  // "name=value" lines
+    const params = {};
+    for (const line of text.split("\n")) {
+      const at = line.indexOf("=");
+      if (at > 0) params[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    return params;
+  }
+
   const previewBody = (b) => ({text: b.text, channels: b.channels, selector: b.selector,
-    strip_diacritics: b.strip_diacritics, max_parts: b.max_parts});
+    strip_diacritics: b.strip_diacritics, max_parts: b.max_parts,
+    zns_template: b.zns_template, zns_params: b.zns_params});
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
   function checkForm(body, needTitle) {
@@ -1172,6 +1185,7 @@
   function formChanged() {
     const body = formBody();
     $("new-fallback-row").hidden = !body.channels.includes("zalo");
+    $("new-zns-row").hidden = !body.channels.includes("zalo");
     $("new-subject-row").hidden = !body.channels.includes("email");
     updateTextCount();
     const fresh = state.previewed !== null && same(previewBody(body), state.previewed);
@@ -1245,6 +1259,19 @@
       cell(tr, time);
       return tr;
     }));
+    const zns = p.zns;
+    $("preview-zns").hidden = !zns;
+    if (zns) {
+      $("preview-zns-template").textContent = t("preview.zns_template",
+        {name: zns.template, id: zns.template_id});
+      $("preview-zns-params").replaceChildren(...zns.params.map((param) => {
+        const tr = document.createElement("tr");
+        cell(tr, param.name);
+        cell(tr, param.value);
+        cell(tr, `${number(param.length)} / ${number(param.limit)}`, "", "num");
+        return tr;
+      }));
+    }
     $("preview-approval").hidden = !p.needs_approval;
     $("preview-audience").textContent = t("preview.audience", {n: number(p.audience_size)});
   }
