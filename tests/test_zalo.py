@@ -346,7 +346,8 @@ async def test_oa_and_auto_modes(sim: ZaloSim, adapter_for: Callable[..., ZaloAd
     users = [str(10**17 + i) for i in range(5)]
     oa = await adapter_for(mode="oa").send(envelope(users))
     assert sorted(oa.sent) == list(range(5)) and all(oa.remote_ids)
-    alone = await adapter_for(mode="oa", template_id="").send(envelope(users, wave="w1"))
+    others = [str(2 * 10**17 + i) for i in range(5)]
+    alone = await adapter_for(mode="oa", template_id="").send(envelope(others, wave="w1"))
     assert sorted(alone.sent) == list(range(5))  # OA alone needs no ZNS template
     mixed = users[:2] + phones(2) + ["not-a-user"]
     auto = await adapter_for(mode="auto").send(envelope(mixed, wave="w2"))
