@@ -59,6 +59,9 @@ class Envelope(msgspec.Struct, frozen=True):
     progress: Progress | None = None  # where the adapter tells what is sent as answers come
     abort: Abort | None = None  # set: send no more of it
     urgent: bool = False  # an urgent notice: ahead of routine batches, SMPP priority_flag
+    # out of the channel's daily quota (Zalo): the messages fail with a "fallback:" reason (to
+    # the wave's SMS fallback) instead of waiting for the quota to reset
+    over_quota_sms: bool = False
 
 
 class Results(msgspec.Struct):

@@ -28,6 +28,7 @@ from adapters.base import Adapter
 from dispatcher import logs, metrics, routing
 from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
+from dispatcher.capacity import QuotaReader, check_wave
 from dispatcher.errors import PermissionDenied, StateError
 from dispatcher.fallback import SmsFallback
 from dispatcher.fanout import fan_out
@@ -78,6 +79,8 @@ class Progress(msgspec.Struct):
     fallback: int = 0  # not reachable on Zalo: sent by SMS in the companion wave instead
     repeats: int = 0  # not sent: got the same text on the channel within the window already
     fallback_capped: int = 0  # not reachable on Zalo and not sent by SMS: the day's cap
+    over_quota: int = 0  # Zalo: recipients beyond the OA's daily quota read at the wave's start
+    quota_unknown: int = 0  # Zalo: 1 when the quota could not be read at the wave's start
 
     def add(self, other: Progress) -> None:
         for field in self.__struct_fields__:
@@ -255,6 +258,7 @@ class Engine:
             async with slots:
                 if not await self.store.leases.acquire(lease, self.name, ttl):
                     return
+                first = (await self.store.waves.states([wave.id])).get(wave.id)
                 if not await self._may_fan_out(wave) or not await self.store.waves.transition(
                         wave.id, STARTABLE, WaveState.FANNING_OUT):
                     await self.store.leases.release(lease, self.name)
@@ -272,8 +276,16 @@ class Engine:
                             return False
                         await self._sleep(stop, RUNNER_SECONDS)
 
-                enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
-                                         proceed=proceed)
+                reader = self.adapters.get(wave.channel)
+                if first is WaveState.CREATED and isinstance(reader, QuotaReader):
+                    # the quota is read while the fan-out begins: it never holds a wave back
+                    _, enqueued = await asyncio.gather(
+                        check_wave(self.store, wave, reader),
+                        fan_out(self.store, wave, self.settings, self.carriers,
+                                proceed=proceed))
+                else:
+                    enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
+                                             proceed=proceed)
                 if not stop.is_set() and await self.store.waves.transition(
                         wave.id, FANNING_OUT, WaveState.SENDING):
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,

@@ -158,7 +158,8 @@ class Reconciler:
                     repeat_scope=repeats.PLAN_SCOPE,
                     repeat_window=repeats.plan_window(self.plan, slot.level, rule.channel),
                     fallback_repeat_window=repeats.plan_window(self.plan, slot.level,
-                                                               Channel.SMS) if fallback else 0)
+                                                               Channel.SMS) if fallback else 0,
+                    over_quota=row.over_quota)
         held = campaign.state is CampaignState.PAUSED
         created = await self.store.waves.create(
             wave, WaveState.PAUSED if held else WaveState.CREATED)

@@ -27,8 +27,11 @@ of :mod:`adapters.zalo.api`:
   the message is sent once more; refused again, or no renewal, it is retried;
 * out of quota (-144, -147, -1441, -211, or an answer with ``remainingQuota`` 0): the adapter
   stops, puts the message and every one not yet sent in ``results.requeue`` (no attempt used)
-  and pauses until the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch
-  seconds). While paused, ``send`` requeues everything without asking Zalo, except one batch every
+  and pauses until the quota resets (``quota_reset`` in ``quota_timezone``, midnight in
+  Asia/Ho_Chi_Minh by default): ``paused_until`` (epoch seconds). An envelope with
+  ``over_quota_sms`` (a wave whose policy sends the recipients beyond the quota by SMS) has
+  them in ``results.failed`` with the reason prefixed ``fallback:`` instead, and does not pause
+  its route. While paused, ``send`` requeues everything without asking Zalo, except one batch every
   ``quota_probe_seconds``, which is tried: a quota raised during the day is used at once
   (``results.pause_until`` is the next such try); ``resume()`` lifts the pause;
 * no connection at all: ``results.requeue`` (the request never left);
@@ -57,6 +60,7 @@ import msgspec
 
 from adapters import metrics
 from adapters.base import HALTED, Envelope, Results, results_for
+from adapters.http.client import HttpClient as QuotaClient
 from adapters.zalo.api import (
     CODES,
     FALLBACK_CODES,
@@ -78,6 +82,14 @@ from adapters.zalo.client import (
     TransportFailure,
     make_client,
 )
+from adapters.zalo.quota import (
+    QUOTA_PATH,
+    ZaloQuota,
+    next_reset,
+    parse_quota,
+    reset_time,
+    time_zone,
+)
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
 from dispatcher.errors import ChannelError
 from dispatcher.secret import Secret
@@ -96,11 +108,10 @@ def next_hour(now: float, hour: int) -> float:
     return (at if at > local else at + dt.timedelta(days=1)).timestamp()
 
 
-def next_quota_reset(now: float) -> float:
-    """Epoch seconds of the next midnight in Vietnam, when Zalo's daily quota resets."""
-    local = dt.datetime.fromtimestamp(now, VN)
-    return (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0,
-                                                   microsecond=0).timestamp()
+def next_quota_reset(now: float, at: dt.time = dt.time(0), tz: dt.tzinfo = VN) -> float:
+    """Epoch seconds of the next ``at`` in ``tz`` (midnight in Vietnam by default), when Zalo's
+    daily quota resets."""
+    return next_reset(now, at, tz)
 
 
 class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -128,6 +139,8 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     alert_probe_seconds: float = 60.0  # paused for a configuration or money fault: try this often
     unknown_code_limit: int = 20  # unlisted codes in a row that pause the route with an alert
     night_end_hour: int = 6  # -133/-234: routine messages wait until this hour (Vietnam)
+    quota_reset: str = "00:00"  # when the daily ZNS quota resets (HH:MM in quota_timezone)
+    quota_timezone: str = "Asia/Ho_Chi_Minh"
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -140,6 +153,8 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError("night_end_hour must be between 0 and 23")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
+        reset_time(self.quota_reset)  # ValueError naming the key
+        time_zone(self.quota_timezone)
         if self.quota_probe_seconds <= 0 or self.outage_pause_max <= 0:
             raise ValueError("quota_probe_seconds and outage_pause_max must be positive")
         if self.mode not in ("zns", "oa", "auto"):
@@ -172,7 +187,7 @@ class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
     __slots__ = ("abort", "addrs", "done", "down", "halt", "indexes", "oa_tail", "pending",
-                 "results", "tracking", "urgent", "zns_tail")
+                 "quota_sms", "results", "sms", "tracking", "urgent", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
                  done: asyncio.Future[None]) -> None:
@@ -185,6 +200,8 @@ class _Batch:
         self.halt = ""  # set: every message not yet taken is requeued with this reason
         self.abort = envelope.abort  # halted by the caller: the same
         self.urgent = envelope.urgent  # taken before routine batches
+        self.quota_sms = envelope.over_quota_sms  # beyond the quota: SMS, not a requeue
+        self.sms = 0  # messages beyond the quota sent to the SMS fallback
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
         self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
@@ -235,6 +252,8 @@ class ZaloAdapter:
         self._closed = False
         self._probe_at = 0.0  # while paused for quota: when a batch is tried next
         self._outage = 0.0  # the pause of the last batch that found Zalo down (0: none)
+        self._reset = (reset_time(config.quota_reset), time_zone(config.quota_timezone))
+        self._quota_url = base + QUOTA_PATH
         metrics.track_zalo(self)  # remaining quota and pause, read at scrape time
 
     # -- the Adapter interface -------------------------------------------------------------
@@ -251,6 +270,8 @@ class ZaloAdapter:
             if self.paused_until <= now:
                 self.resume()
             elif now < self._probe_at:
+                if envelope.over_quota_sms and self.pause_kind == "quota":
+                    return self._fallback_all(results, addrs)
                 return self._requeue_all(results, len(addrs))
             else:  # try this batch: the quota may have been raised, the fault fixed
                 self._probe_at = now + self.config.quota_probe_seconds
@@ -284,7 +305,7 @@ class ZaloAdapter:
             self._zalo_down(results)
         elif batch.down == 0:
             self._outage = 0.0
-        if self.paused_until:
+        if self.paused_until and not (batch.sms and self.pause_kind == "quota"):
             results.pause_until = min(self.paused_until, self._probe_at)
         stats = self.stats
         stats.sent += len(results.sent)
@@ -320,7 +341,7 @@ class ZaloAdapter:
         now = time.time()
         config = self.config
         if kind == "quota":
-            self.paused_until = next_quota_reset(now)
+            self.paused_until = next_quota_reset(now, *self._reset)
             self._probe_at = now + config.quota_probe_seconds
             self.stats.quota_pauses += 1
             self.remaining_quota = 0
@@ -350,6 +371,61 @@ class ZaloAdapter:
         self.stats.outage_pauses += 1
         log.warning("Zalo answers 5xx or nothing: route paused for %g s", self._outage,
                     extra={"channel": "zalo"})
+
+    def _fallback_all(self, results: Results, addrs: list[str]) -> Results:
+        """Out of quota, a wave whose policy is SMS: every phone to the SMS fallback now; a
+        Zalo user id (no number to send an SMS to) waits for the quota like the others."""
+        why = f"{FALLBACK} {self.pause_reason}"
+        for i, addr in enumerate(addrs):
+            if self._phone(addr):
+                results.failed.append((i, why))
+            else:
+                results.requeue.append((i, self.pause_reason))
+        if not results.failed:
+            return self._requeue_all(results, len(addrs))
+        self.stats.failed += len(results.failed)
+        self.stats.fallback += len(results.failed)
+        self.stats.requeued += len(results.requeue)
+        return results
+
+    def _beyond_quota(self, batch: _Batch, i: int, why: str) -> None:
+        """A message of a wave whose policy is SMS, beyond the quota: to the SMS fallback (a
+        phone) or requeued (a Zalo user id)."""
+        if self._phone(batch.addrs[i]):
+            batch.results.failed.append((i, f"{FALLBACK} {why}"))
+            batch.sms += 1
+            self.stats.fallback += 1
+        else:
+            batch.results.requeue.append((i, why))
+
+    async def quota(self) -> ZaloQuota | None:
+        """The OA's ZNS quota now (``GET /message/quota``); None when Zalo cannot be asked or
+        does not say (never raises: a wave does not wait on it)."""
+        try:
+            token = await self.tokens.token()
+        except TokenError as exc:
+            log.warning("Zalo quota unknown: no access token: %s", exc,
+                        extra={"channel": "zalo"})
+            return None
+        client = QuotaClient(1, min(self.config.timeout, 5.0), peer="Zalo")
+        try:
+            answer = await client.request("GET", client.url(self._quota_url), b"",
+                                          {"access_token": token})
+        except TransportFailure as exc:
+            log.warning("Zalo quota unknown: %s", exc.reason, extra={"channel": "zalo"})
+            return None
+        finally:
+            await client.aclose()
+        quota = parse_quota(answer.status, answer.body)
+        if quota is None:
+            log.warning("Zalo quota unknown: HTTP %d %s", answer.status, answer.body[:200],
+                        extra={"channel": "zalo"})
+            return None
+        if not self.paused_until:
+            self.remaining_quota = quota.remaining
+        self.daily_quota = quota.daily if quota.daily is not None else self.daily_quota
+        return msgspec.structs.replace(
+            quota, reset=f"{self.config.quota_reset} {self.config.quota_timezone}")
 
     def _requeue_all(self, results: Results, n: int) -> Results:
         results.requeue = [(i, self.pause_reason) for i in range(n)]
@@ -388,7 +464,10 @@ class ZaloAdapter:
                 continue
             if batch.abort is not None and batch.abort.halted and not batch.halt:
                 batch.halt = HALTED
-            if batch.halt or self.paused_until:
+            if not batch.halt and self.paused_until and batch.quota_sms and (
+                    self.pause_kind == "quota"):
+                self._beyond_quota(batch, i, self.pause_reason)
+            elif batch.halt or self.paused_until:
                 batch.results.requeue.append((i, batch.halt or self.pause_reason))
             else:
                 try:
@@ -398,10 +477,14 @@ class ZaloAdapter:
                     batch.results.retry.append((i, f"internal error: {exc!r}"))
             batch.finished()
 
-    def _request(self, batch: _Batch, addr: str) -> tuple[Any, bytes]:
+    def _phone(self, addr: str) -> bool:
+        """Whether ``addr`` is a phone (a ZNS message), not a Zalo user id (an OA message)."""
         mode = self.config.mode
-        if mode == "zns" or (mode == "auto" and len(addr) == 11 and addr.startswith("84")
-                             and addr.isdigit()):
+        return mode == "zns" or (mode == "auto" and len(addr) == 11 and addr.startswith("84")
+                                 and addr.isdigit())
+
+    def _request(self, batch: _Batch, addr: str) -> tuple[Any, bytes]:
+        if self._phone(addr):
             a = _encode(addr)
             return self._zns_url, (b'{"phone":' + a + b',"tracking_id":' + batch.tracking
                                    + a[1:] + batch.zns_tail)
@@ -458,7 +541,11 @@ class ZaloAdapter:
         """Where a message that was not sent goes, by its outcome."""
         results = batch.results
         if result is Outcome.QUOTA:
-            results.requeue.append((i, self._pause(reason)))
+            why = self._pause(reason)
+            if batch.quota_sms:  # the wave's policy: beyond the quota by SMS at once
+                self._beyond_quota(batch, i, why)
+            else:
+                results.requeue.append((i, why))
         elif result is Outcome.CONFIGURATION or result is Outcome.BALANCE:
             self._pause(reason, result.value)
             results.requeue.append((i, reason))

@@ -569,7 +569,7 @@ async def create_campaign(
                 priority=data.priority, owner=data.owner, coordinating=data.coordinating,
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
-                max_parts=data.max_parts)
+                max_parts=data.max_parts, over_quota=data.over_quota)
         except StateError:
             if key_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, key_id, data)
@@ -581,7 +581,8 @@ async def create_campaign(
               "texts": msgspec.to_builtins(data.resolved_texts()),
               "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
               "start_at": msgspec.to_builtins(data.start_at),
-              "sms_fallback": data.sms_fallback, "idempotency_key": idempotency_key}
+              "sms_fallback": data.sms_fallback, "over_quota": data.over_quota,
+              "idempotency_key": idempotency_key}
     campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
                               after=lambda c: {"state": c.state, "audience_size": c.audience_size})
     return campaign

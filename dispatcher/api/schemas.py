@@ -20,6 +20,7 @@ from dispatcher.model import (
     Campaign,
     Channel,
     Kind,
+    OverQuota,
     Priority,
     Selector,
 )
@@ -93,6 +94,9 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     start_at: Annotated[dt.datetime, Meta(tz=True)] | None = None  # with its UTC offset
     sms_fallback: bool = False
     max_parts: MaxParts = DEFAULT_MAX_PARTS  # the SMS text (and the SMS fallback's)
+    # Zalo recipients beyond the OA's daily quota: "sms" at once (needs sms_fallback) or
+    # "wait" for the reset; null: "sms" when urgent, else "wait"
+    over_quota: OverQuota | None = None
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
