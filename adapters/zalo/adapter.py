@@ -60,7 +60,6 @@ import msgspec
 
 from adapters import metrics
 from adapters.base import HALTED, Envelope, Results, results_for
-from adapters.http.client import HttpClient as QuotaClient
 from adapters.zalo.api import (
     CODES,
     FALLBACK_CODES,
@@ -85,8 +84,8 @@ from adapters.zalo.client import (
 from adapters.zalo.quota import (
     QUOTA_PATH,
     ZaloQuota,
+    fetch_quota,
     next_reset,
-    parse_quota,
     reset_time,
     time_zone,
 )
@@ -407,25 +406,14 @@ class ZaloAdapter:
             log.warning("Zalo quota unknown: no access token: %s", exc,
                         extra={"channel": "zalo"})
             return None
-        client = QuotaClient(1, min(self.config.timeout, 5.0), peer="Zalo")
-        try:
-            answer = await client.request("GET", client.url(self._quota_url), b"",
-                                          {"access_token": token})
-        except TransportFailure as exc:
-            log.warning("Zalo quota unknown: %s", exc.reason, extra={"channel": "zalo"})
-            return None
-        finally:
-            await client.aclose()
-        quota = parse_quota(answer.status, answer.body)
-        if quota is None:
-            log.warning("Zalo quota unknown: HTTP %d %s", answer.status, answer.body[:200],
-                        extra={"channel": "zalo"})
-            return None
-        if not self.paused_until:
-            self.remaining_quota = quota.remaining
-        self.daily_quota = quota.daily if quota.daily is not None else self.daily_quota
-        return msgspec.structs.replace(
-            quota, reset=f"{self.config.quota_reset} {self.config.quota_timezone}")
+        config = self.config
+        quota = await fetch_quota(self._quota_url, token, min(config.timeout, 5.0),
+                                  f"{config.quota_reset} {config.quota_timezone}")
+        if quota is not None:
+            if not self.paused_until:
+                self.remaining_quota = quota.remaining
+            self.daily_quota = quota.daily if quota.daily is not None else self.daily_quota
+        return quota
 
     def _requeue_all(self, results: Results, n: int) -> Results:
         results.requeue = [(i, self.pause_reason) for i in range(n)]

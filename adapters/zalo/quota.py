@@ -9,12 +9,17 @@ and ``quota_timezone`` say it (midnight in Asia/Ho_Chi_Minh unless told otherwis
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import zoneinfo
 
 import msgspec
 
+from adapters.http.client import HttpClient, TransportFailure
 from adapters.zalo.api import Quota
+from adapters.zalo.tokens import TokenError, TokenStore
+
+log = logging.getLogger(__name__)
 
 QUOTA_PATH = "/message/quota"
 RESET = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -84,3 +89,44 @@ def next_reset(now: float, at: dt.time, tz: dt.tzinfo) -> float:
             return candidate.timestamp()
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, at, tz).timestamp()
+
+
+async def fetch_quota(url: str, token: str, timeout: float, reset: str) -> ZaloQuota | None:
+    """``GET url`` (``{base_url}/message/quota``) with ``token``: the quota, or None (logged)
+    when Zalo does not answer one. One short-lived connection: this is read once a wave."""
+    client = HttpClient(1, timeout, peer="Zalo")
+    try:
+        answer = await client.request("GET", client.url(url), b"", {"access_token": token})
+    except TransportFailure as exc:
+        log.warning("Zalo quota unknown: %s", exc.reason, extra={"channel": "zalo"})
+        return None
+    finally:
+        await client.aclose()
+    quota = parse_quota(answer.status, answer.body)
+    if quota is None:
+        log.warning("Zalo quota unknown: HTTP %d %r", answer.status, answer.body[:200],
+                    extra={"channel": "zalo"})
+        return None
+    return msgspec.structs.replace(quota, reset=reset)
+
+
+class ZaloQuotaReader:
+    """Reads the OA's quota with the access token kept in ``tokens`` (for a process that does
+    not send, such as the API's preview: it never renews the token)."""
+
+    def __init__(self, base_url: str, tokens: TokenStore, *, reset: str,
+                 timeout: float = 5.0) -> None:
+        self.url = base_url.rstrip("/") + QUOTA_PATH
+        self.tokens = tokens
+        self.reset = reset
+        self.timeout = timeout
+
+    async def quota(self) -> ZaloQuota | None:
+        try:
+            token, _ = await self.tokens.get()
+        except TokenError as exc:
+            log.warning("Zalo quota unknown: no access token: %s", exc, extra={"channel": "zalo"})
+            return None
+        if not token:
+            return None
+        return await fetch_quota(self.url, token, self.timeout, self.reset)

@@ -135,6 +135,10 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     selector: Selector = Selector()
     strip_diacritics: bool = False
     max_parts: MaxParts = DEFAULT_MAX_PARTS
+    # Zalo: what becomes of the recipients beyond the OA's daily quota, as for a campaign
+    priority: Priority = Priority.NORMAL
+    sms_fallback: bool = False
+    over_quota: OverQuota | None = None
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
@@ -157,6 +161,20 @@ class SmsPreview(msgspec.Struct, frozen=True):
     seconds: float | None  # the slowest route's PDUs / its rate; null if one has no limit
 
 
+class ZaloCapacity(msgspec.Struct, frozen=True):
+    """Zalo's daily quota against the audience on Zalo. ``remaining`` null: the quota could
+    not be read (the campaign still goes). ``over_quota`` is the policy for the ``beyond``
+    recipients: ``sms`` (at once by SMS) or ``wait`` (for the reset)."""
+
+    recipients: int
+    remaining: int | None
+    daily: int | None
+    beyond: int
+    over_quota: OverQuota
+    reset: str  # when the quota resets (as configured), e.g. "00:00 Asia/Ho_Chi_Minh"
+    summary: str  # one sentence for the operator
+
+
 class ChannelPreview(msgspec.Struct, frozen=True):
     recipients: int
     seconds: float | None  # at the route's configured rate; null when it has none
@@ -169,6 +187,7 @@ class Preview(msgspec.Struct, frozen=True):
     needs_approval: bool
     channels: dict[Channel, ChannelPreview]
     sms: SmsPreview | None = None
+    zalo: ZaloCapacity | None = None  # with zalo among the channels
 
 
 class Me(msgspec.Struct, frozen=True):
