@@ -630,7 +630,8 @@ async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDeta
             queued=p.queued, sent=p.sent, delivered=p.delivered, failed=p.failed,
             retrying=p.retrying, dead_lettered=p.dead_letters, cancelled=p.cancelled,
             fallback=p.fallback, rate=round(rate, 3),
-            eta_seconds=round(eta, 1) if eta is not None else None)
+            eta_seconds=round(eta, 1) if eta is not None else None, over_quota=p.over_quota,
+            quota_unknown=p.quota_unknown > 0)
     return CampaignDetail(campaign=campaign, progress=progress)
 
 

@@ -120,6 +120,8 @@ class ChannelProgress(msgspec.Struct, frozen=True):
     fallback: int
     rate: float
     eta_seconds: float | None
+    over_quota: int = 0  # Zalo: recipients beyond the OA's daily quota when the wave started
+    quota_unknown: bool = False  # Zalo: the quota could not be read when the wave started
 
 
 class CampaignDetail(msgspec.Struct, frozen=True):
