@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -49,11 +50,22 @@ from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler
 from dispatcher.settings import ChannelSettings, Settings, load_settings
 from dispatcher.store import MemoryStore, Store
-from tests.test_zalo_codes import SETTINGS, run, store, until, zalo
+from tests.test_zalo_codes import PROBE, SETTINGS, run, store, until
 
 __all__ = ["store"]  # the fixture
 
 QUOTA = 100  # of an audience of about 280 on Zalo
+
+
+def zalo(sim: ZaloSim, **changes: Any) -> ZaloAdapter:
+    """The Zalo channel on the simulator; a paused route tries a batch every PROBE seconds."""
+    config = ZaloConfig(base_url=sim.url, oa_url=sim.url, oauth_url=sim.url,
+                        app_id=sim.config.app_id, secret_key=sim.config.secret_key,
+                        template_id="loa-alert", mode="auto", timeout=2.0,
+                        token_retry_after=0.0, quota_probe_seconds=PROBE,
+                        alert_probe_seconds=PROBE)
+    return ZaloAdapter(msgspec.structs.replace(config, **changes),
+                       MemoryTokenStore("sim-access-token", "sim-refresh-token"))
 
 
 async def zalo_wave(store: Store, tmp_path: Path, numbering: Numbering, province: Province,
@@ -84,7 +96,9 @@ async def test_an_urgent_wave_over_the_quota_sends_the_rest_by_sms_at_once(
     wait for the reset, and go then."""
     wave = await zalo_wave(store, tmp_path, numbering, province, priority=Priority.URGENT)
     sim.set_config(daily_quota=QUOTA)
-    adapter, sms = zalo(sim), MemoryAdapter()
+    # a try of Zalo every minute while out of quota: nothing of this wave waits for it
+    adapter = zalo(sim, quota_probe_seconds=60.0)
+    sms = MemoryAdapter()
     adapters: dict[Channel, Adapter] = {Channel.ZALO: adapter, Channel.SMS: sms}
     engine = Engine(store, plan, SETTINGS, province, adapters, numbering.carriers,
                     reconcile=False, numbering=numbering)
@@ -105,6 +119,7 @@ async def test_an_urgent_wave_over_the_quota_sends_the_rest_by_sms_at_once(
         sent_by_sms = {a for (w, a), n in sms.received.items() if w == companion and n}
         assert len(sent_by_sms) == z.fallback and all(a.startswith("84") for a in sent_by_sms)
         sim.reset_quota()  # a new day: the user ids go by Zalo
+        adapter.resume()
 
         async def finished() -> bool:
             z = await wave_progress(store, wave)

@@ -186,7 +186,7 @@ class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
     __slots__ = ("abort", "addrs", "done", "down", "halt", "indexes", "oa_tail", "pending",
-                 "quota_sms", "results", "sms", "tracking", "urgent", "zns_tail")
+                 "quota_sms", "results", "tracking", "urgent", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, results: Results,
                  done: asyncio.Future[None]) -> None:
@@ -200,7 +200,6 @@ class _Batch:
         self.abort = envelope.abort  # halted by the caller: the same
         self.urgent = envelope.urgent  # taken before routine batches
         self.quota_sms = envelope.over_quota_sms  # beyond the quota: SMS, not a requeue
-        self.sms = 0  # messages beyond the quota sent to the SMS fallback
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
         self.zns_tail = (b',"template_id":' + encode(config.template_id) + b',"template_data":'
@@ -304,7 +303,7 @@ class ZaloAdapter:
             self._zalo_down(results)
         elif batch.down == 0:
             self._outage = 0.0
-        if self.paused_until and not (batch.sms and self.pause_kind == "quota"):
+        if self.paused_until and not (batch.quota_sms and self.pause_kind == "quota"):
             results.pause_until = min(self.paused_until, self._probe_at)
         stats = self.stats
         stats.sent += len(results.sent)
@@ -373,15 +372,14 @@ class ZaloAdapter:
 
     def _fallback_all(self, results: Results, addrs: list[str]) -> Results:
         """Out of quota, a wave whose policy is SMS: every phone to the SMS fallback now; a
-        Zalo user id (no number to send an SMS to) waits for the quota like the others."""
+        Zalo user id (no number to send an SMS to) is requeued: it goes at the reset. The route
+        is not paused: the wave's next batches go by SMS too."""
         why = f"{FALLBACK} {self.pause_reason}"
         for i, addr in enumerate(addrs):
             if self._phone(addr):
                 results.failed.append((i, why))
             else:
                 results.requeue.append((i, self.pause_reason))
-        if not results.failed:
-            return self._requeue_all(results, len(addrs))
         self.stats.failed += len(results.failed)
         self.stats.fallback += len(results.failed)
         self.stats.requeued += len(results.requeue)
@@ -392,7 +390,6 @@ class ZaloAdapter:
         phone) or requeued (a Zalo user id)."""
         if self._phone(batch.addrs[i]):
             batch.results.failed.append((i, f"{FALLBACK} {why}"))
-            batch.sms += 1
             self.stats.fallback += 1
         else:
             batch.results.requeue.append((i, why))
