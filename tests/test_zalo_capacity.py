@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +51,7 @@ from dispatcher.province import Province
 from dispatcher.reconciler import Reconciler
 from dispatcher.settings import ChannelSettings, Settings, load_settings
 from dispatcher.store import MemoryStore, Store
+from tests.test_cli_engine import run as run_cli
 from tests.test_zalo_codes import PROBE, SETTINGS, run, store, until
 
 __all__ = ["store"]  # the fixture
@@ -465,3 +467,21 @@ async def preview_client(tmp_path: Path, plan: Plan, numbering: Numbering, provi
     app = create_app(store, settings, plan, province, numbering, api, zalo_quota=reader)
     async with AsyncTestClient(app) as client:
         yield client
+
+
+def test_loa_campaign_create_takes_over_quota(capsys: pytest.CaptureFixture[str],
+                                              redis_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "audience.csv"
+    assert run_cli(capsys, "audience", "generate", "--count", "50", "-o", str(path))[0] == 0
+    assert run_cli(capsys, "audience", "import", str(path), "--redis", redis_url)[0] == 0
+    config = tmp_path / "loa.toml"
+    config.write_text(f'[api]\naudit_log = "{tmp_path / "audit.jsonl"}"\n', encoding="utf-8")
+    common = ("--channels", "zalo", "--text", "Deo khau trang", "--user", "alice",
+              "--admin-direct", "--redis", redis_url, "--config", str(config), "--json")
+    status, _, err = run_cli(capsys, "campaign", "create", "--title", "a", "--over-quota", "sms",
+                             *common)
+    assert status == 2 and "over_quota" in err and len(err.strip().splitlines()) == 1
+    status, out, err = run_cli(capsys, "campaign", "create", "--title", "b", "--urgent",
+                               "--sms-fallback", "--over-quota", "wait", *common)
+    assert status == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["over_quota"] == "wait"
