@@ -456,8 +456,9 @@ def sim_in_thread(config: ZaloSimConfig) -> Iterator[ZaloSim]:
 
 @contextlib.asynccontextmanager
 async def preview_client(tmp_path: Path, plan: Plan, numbering: Numbering, province: Province,
-                         reader: ZaloQuotaReader) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    store = MemoryStore()
+                         reader: ZaloQuotaReader, store: Store | None = None,
+                         ) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    store = store or MemoryStore()
     path = tmp_path / "audience.csv"
     audiencegen.generate(path, 300, seed=17, numbering=numbering, province=province)
     await import_audience(path, store, Validator(numbering, province), chunk_size=64)
@@ -485,3 +486,28 @@ def test_loa_campaign_create_takes_over_quota(capsys: pytest.CaptureFixture[str]
                                "--sms-fallback", "--over-quota", "wait", *common)
     assert status == 0, err
     assert json.loads(out.strip().splitlines()[-1])["over_quota"] == "wait"
+
+
+async def test_a_campaign_shows_its_zalo_recipients_beyond_the_quota(
+        tmp_path: Path, plan: Plan, numbering: Numbering, province: Province) -> None:
+    store = MemoryStore()
+    reader = ZaloQuotaReader("http://127.0.0.1:1", MemoryTokenStore("a", ""), reset="00:00 UTC")
+    async with preview_client(tmp_path, plan, numbering, province, reader, store) as client:
+        meta = await store.audiences.meta()
+        assert meta is not None
+        now = dt.datetime.now(dt.UTC)
+        await store.campaigns.create(Campaign(
+            id="c", title="t", channels=[Channel.ZALO, Channel.SMS],
+            texts={Channel.ZALO: "Zalo", Channel.SMS: "SMS"}, created_at=now, created_by="a",
+            state=CampaignState.RUNNING))
+        for channel in (Channel.ZALO, Channel.SMS):
+            await store.waves.create(Wave(id=wave_id("c", channel), campaign_id="c",
+                                          channel=channel, text="t", created_at=now,
+                                          audience_version=meta.version, total=10),
+                                     WaveState.SENDING)
+        await store.receipts.count({wave_id("c", Channel.ZALO): {"over_quota": 7}})
+        r = await client.get("/v1/campaigns/c", headers=VIEWER)
+    assert r.status_code == 200, r.text
+    progress = r.json()["progress"]
+    assert (progress["zalo"]["over_quota"], progress["zalo"]["quota_unknown"]) == (7, False)
+    assert "over_quota" not in progress["sms"]

@@ -98,7 +98,7 @@ from dispatcher.auth import Refusal, Role, User
 from dispatcher.campaigns import Campaigns, new_campaign_id
 from dispatcher.capacity import Capacity, QuotaReader, capacity
 from dispatcher.channels import Mode
-from dispatcher.engine import wave_progress
+from dispatcher.engine import Progress, wave_progress
 from dispatcher.errors import (
     AuditUnavailable,
     InputError,
@@ -116,6 +116,7 @@ from dispatcher.model import (
     PendingLevel,
     Selector,
     StopState,
+    Wave,
     over_quota_default,
 )
 from dispatcher.msisdn import Numbering
@@ -630,9 +631,16 @@ async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDeta
             queued=p.queued, sent=p.sent, delivered=p.delivered, failed=p.failed,
             retrying=p.retrying, dead_lettered=p.dead_letters, cancelled=p.cancelled,
             fallback=p.fallback, rate=round(rate, 3),
-            eta_seconds=round(eta, 1) if eta is not None else None, over_quota=p.over_quota,
-            quota_unknown=p.quota_unknown > 0)
+            eta_seconds=round(eta, 1) if eta is not None else None,
+            **_quota_progress(wave, p))
     return CampaignDetail(campaign=campaign, progress=progress)
+
+
+def _quota_progress(wave: Wave, p: Progress) -> dict[str, Any]:
+    """A Zalo wave's quota counters (nothing for another channel)."""
+    if wave.channel is not Channel.ZALO:
+        return {}
+    return {"over_quota": p.over_quota, "quota_unknown": p.quota_unknown > 0}
 
 
 @post("/v1/campaigns/{campaign_id:str}/approve", guards=APPROVER, tags=["campaigns"],

@@ -102,10 +102,10 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         return {c: self.texts.get(c) or self.text for c in self.channels}
 
 
-class ChannelProgress(msgspec.Struct, frozen=True):
+class ChannelProgress(msgspec.Struct, frozen=True, omit_defaults=True):
     """Where one channel's wave of a campaign stands. ``rate`` is messages with an outcome per
     second since the wave was created; ``eta_seconds`` what is left at that rate (null: not
-    known yet, 0: done)."""
+    known yet, 0: done). ``over_quota`` and ``quota_unknown`` are Zalo's only."""
 
     wave: str
     state: str
@@ -120,8 +120,8 @@ class ChannelProgress(msgspec.Struct, frozen=True):
     fallback: int
     rate: float
     eta_seconds: float | None
-    over_quota: int = 0  # Zalo: recipients beyond the OA's daily quota when the wave started
-    quota_unknown: bool = False  # Zalo: the quota could not be read when the wave started
+    over_quota: int | None = None  # Zalo: recipients beyond the OA's quota at the wave's start
+    quota_unknown: bool | None = None  # Zalo: the quota could not be read at the wave's start
 
 
 class CampaignDetail(msgspec.Struct, frozen=True):
