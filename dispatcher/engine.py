@@ -277,15 +277,20 @@ class Engine:
                         await self._sleep(stop, RUNNER_SECONDS)
 
                 reader = self.adapters.get(wave.channel)
-                if first is WaveState.CREATED and isinstance(reader, QuotaReader):
-                    # the quota is read while the fan-out begins: it never holds a wave back
-                    _, enqueued = await asyncio.gather(
-                        check_wave(self.store, wave, reader),
-                        fan_out(self.store, wave, self.settings, self.carriers,
-                                proceed=proceed))
-                else:
+                check = (asyncio.create_task(check_wave(self.store, wave, reader))
+                         if first is WaveState.CREATED and isinstance(reader, QuotaReader)
+                         else None)  # the quota is read as the fan-out begins, not before it
+                try:
                     enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
                                              proceed=proceed)
+                except BaseException:
+                    if check is not None:  # the fan-out failed or was stopped: so is the read
+                        check.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, *TRANSIENT):
+                            await check
+                    raise
+                if check is not None:
+                    await check
                 if not stop.is_set() and await self.store.waves.transition(
                         wave.id, FANNING_OUT, WaveState.SENDING):
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,
