@@ -4,7 +4,8 @@ The wave runner starts the fan-out of waves that may start (urgent or ``start_no
 the sending hours), holding a lease per wave so that one process fans a wave out at a time and
 another resumes it if that process dies; it starts approved campaigns and marks waves and
 campaigns completed when every message has an outcome. Any number of processes may run an
-engine on the same Redis.
+engine on the same Redis. As a Zalo wave's fan-out begins, the OA's daily quota is read
+(:mod:`dispatcher.capacity`): the recipients beyond it are counted on the wave.
 
 A store outage stops none of its loops: they wait (0.1 s doubling up to 2 s) and go on when the
 store answers. A fan-out that meets one ends and is started again by the runner once the store
