@@ -60,6 +60,9 @@ class Envelope(msgspec.Struct, frozen=True):
     abort: Abort | None = None  # set: send no more of it
     urgent: bool = False  # an urgent notice: ahead of routine batches, SMPP priority_flag
     zns: ZnsMessage | None = None  # Zalo ZNS: a typed template and its values (None: the text)
+    # out of the channel's daily quota (Zalo): the messages fail with a "fallback:" reason (to
+    # the wave's SMS fallback) instead of waiting for the quota to reset
+    over_quota_sms: bool = False
 
 
 class Results(msgspec.Struct):

@@ -36,6 +36,7 @@ from dispatcher.model import (
     Campaign,
     CampaignState,
     Channel,
+    OverQuota,
     Priority,
     Selector,
     Wave,
@@ -144,10 +145,13 @@ class Campaigns:
                      strip_diacritics: bool = False, campaign_id: str | None = None,
                      start_at: dt.datetime | None = None, sms_fallback: bool = False,
                      max_parts: int = DEFAULT_MAX_PARTS,
-                     zns: ZnsMessage | None = None) -> Campaign:
+                     zns: ZnsMessage | None = None,
+                     over_quota: OverQuota | None = None) -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough. An SMS
         text (or the SMS fallback's) of more than ``max_parts`` parts is refused, and so is a
-        typed ZNS message (``zns``) that its template in ``[zalo.templates]`` would refuse."""
+        typed ZNS message (``zns``) that its template in ``[zalo.templates]`` would refuse.
+        ``over_quota`` (Zalo recipients beyond the daily quota: ``sms`` at once or ``wait``;
+        None: ``sms`` when urgent) needs ``sms_fallback`` to be ``sms``."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
@@ -174,6 +178,8 @@ class Campaigns:
         if sms_fallback and Channel.ZALO in channels:
             _check_sms(fallback_text(texts), strip_diacritics, max_parts,
                        "sms_fallback", "the text cannot go by SMS: ")
+        if over_quota is OverQuota.SMS and not (sms_fallback and Channel.ZALO in channels):
+            raise InputError("sms needs a Zalo campaign with sms_fallback", field="over_quota")
         unknown = [d for d in selector.districts if d not in self.province.districts]
         if unknown:
             raise InputError(f"not districts of {self.province.name}: {', '.join(unknown)}",
@@ -191,7 +197,7 @@ class Campaigns:
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=price.recipients,
             start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts, zns=zns,
-            pdus=price.pdus)
+            pdus=price.pdus, over_quota=over_quota)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
@@ -264,7 +270,7 @@ class Campaigns:
                 if campaign.sms_fallback and channel is Channel.ZALO else "",
                 fallback_strip=campaign.strip_diacritics,
                 repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
-                fallback_repeat_window=CAMPAIGN_WINDOW,
+                fallback_repeat_window=CAMPAIGN_WINDOW, over_quota=campaign.over_quota,
                 zns=for_wave(campaign.zns, now.astimezone(VN).date())
                 if channel is Channel.ZALO else None), WaveState.CREATED)
         current = await self.get(campaign_id)

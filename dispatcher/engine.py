@@ -4,7 +4,8 @@ The wave runner starts the fan-out of waves that may start (urgent or ``start_no
 the sending hours), holding a lease per wave so that one process fans a wave out at a time and
 another resumes it if that process dies; it starts approved campaigns and marks waves and
 campaigns completed when every message has an outcome. Any number of processes may run an
-engine on the same Redis.
+engine on the same Redis. As a Zalo wave's fan-out begins, the OA's daily quota is read
+(:mod:`dispatcher.capacity`): the recipients beyond it are counted on the wave.
 
 A store outage stops none of its loops: they wait (0.1 s doubling up to 2 s) and go on when the
 store answers. A fan-out that meets one ends and is started again by the runner once the store
@@ -28,6 +29,7 @@ from adapters.base import Adapter
 from dispatcher import logs, metrics, routing
 from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
+from dispatcher.capacity import QuotaReader, check_wave
 from dispatcher.errors import PermissionDenied, StateError
 from dispatcher.fallback import SmsFallback
 from dispatcher.fanout import fan_out
@@ -78,6 +80,8 @@ class Progress(msgspec.Struct):
     fallback: int = 0  # not reachable on Zalo: sent by SMS in the companion wave instead
     repeats: int = 0  # not sent: got the same text on the channel within the window already
     fallback_capped: int = 0  # not reachable on Zalo and not sent by SMS: the day's cap
+    over_quota: int = 0  # Zalo: recipients beyond the OA's daily quota read at the wave's start
+    quota_unknown: int = 0  # Zalo: 1 when the quota could not be read at the wave's start
 
     def add(self, other: Progress) -> None:
         for field in self.__struct_fields__:
@@ -255,6 +259,7 @@ class Engine:
             async with slots:
                 if not await self.store.leases.acquire(lease, self.name, ttl):
                     return
+                first = (await self.store.waves.states([wave.id])).get(wave.id)
                 if not await self._may_fan_out(wave) or not await self.store.waves.transition(
                         wave.id, STARTABLE, WaveState.FANNING_OUT):
                     await self.store.leases.release(lease, self.name)
@@ -272,8 +277,21 @@ class Engine:
                             return False
                         await self._sleep(stop, RUNNER_SECONDS)
 
-                enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
-                                         proceed=proceed)
+                reader = self.adapters.get(wave.channel)
+                check = (asyncio.create_task(check_wave(self.store, wave, reader))
+                         if first is WaveState.CREATED and isinstance(reader, QuotaReader)
+                         else None)  # the quota is read as the fan-out begins, not before it
+                try:
+                    enqueued = await fan_out(self.store, wave, self.settings, self.carriers,
+                                             proceed=proceed)
+                except BaseException:
+                    if check is not None:  # the fan-out failed or was stopped: so is the read
+                        check.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, *TRANSIENT):
+                            await check
+                    raise
+                if check is not None:
+                    await check
                 if not stop.is_set() and await self.store.waves.transition(
                         wave.id, FANNING_OUT, WaveState.SENDING):
                     log.info("wave %s fanned out (%d messages by this process)", wave.id,

@@ -30,6 +30,18 @@ class Priority(enum.StrEnum):
     URGENT = "urgent"  # "thông báo khẩn": sent at once, outside the cadence and quiet hours
 
 
+class OverQuota(enum.StrEnum):
+    """What becomes of a Zalo wave's recipients beyond the OA's daily ZNS quota."""
+
+    SMS = "sms"  # at once by SMS, through the wave's SMS fallback
+    WAIT = "wait"  # queued until the quota resets
+
+
+def over_quota_default(priority: Priority) -> OverQuota:
+    """Urgent notices go by SMS beyond the quota; the others wait for the reset."""
+    return OverQuota.SMS if priority is Priority.URGENT else OverQuota.WAIT
+
+
 class CampaignState(enum.StrEnum):
     """draft → pending_approval → approved → running ⇄ paused → completed | cancelled | failed."""
 
@@ -173,6 +185,7 @@ class Campaign(msgspec.Struct, frozen=True):
     max_parts: int = DEFAULT_MAX_PARTS  # an SMS text (or SMS fallback) of more parts is refused
     pdus: int = 0  # SMS parts it sends at most: recipients x parts (with the SMS fallback's)
     zns: ZnsMessage | None = None  # Zalo by a typed template (None: the text in one parameter)
+    over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
 
 
 class Wave(msgspec.Struct, frozen=True):
@@ -200,6 +213,12 @@ class Wave(msgspec.Struct, frozen=True):
     repeat_window: int = 0  # minutes
     fallback_repeat_window: int = 0  # minutes, for the SMS fallback (the SMS channel's)
     zns: ZnsMessage | None = None  # Zalo: the typed template and its values, ``{date}`` filled in
+    over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
+
+    @property
+    def quota_policy(self) -> OverQuota:
+        """What becomes of this wave's recipients beyond the Zalo quota."""
+        return self.over_quota or over_quota_default(self.priority)
 
 
 class Batch(msgspec.Struct, frozen=True, array_like=True):

@@ -21,7 +21,7 @@ import msgspec
 from dispatcher import plantext
 from dispatcher.config import convert, default_path, read_toml
 from dispatcher.errors import ConfigError, InputError
-from dispatcher.model import DEFAULT_MAX_PARTS, Channel, Kind
+from dispatcher.model import DEFAULT_MAX_PARTS, Channel, Kind, OverQuota
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: A level opens on a channel at most once per this many hours (the level flapping sends one).
@@ -56,6 +56,10 @@ class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # which may write {hotline} (filled in when the plan loads) and {date} (when a wave is made)
     zns_template: str = ""
     zns_params: dict[str, str] = {}
+    # Zalo only: recipients beyond the OA's daily quota go by SMS at once ("sms", with
+    # sms_fallback) or wait for the reset ("wait"); unset: "sms" at an urgent level (the highest
+    # by default), else "wait". Resolved when the plan is loaded.
+    over_quota: OverQuota | None = None
 
 
 class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -307,7 +311,9 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         key = f"levels[{index}]"
         _check_threshold(entry, previous, index == len(raw.levels) - 1, key, fail)
         texts = policy.for_level(entry.sms_diacritics, f"{key}.sms_diacritics", fail)
+        urgent = index == len(raw.levels) - 1 if entry.urgent is None else entry.urgent
         rules = _resolve_rules(entry, raw, hours, texts, f"{key}.channels", fail)
+        rules = _over_quota(rules, urgent, f"{key}.channels", fail)
         levels[entry.level] = Level(
             level=entry.level,
             name=entry.name,
@@ -317,7 +323,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
             rules=rules,
             activities=entry.activities,
             sms_diacritics=texts.diacritics,
-            urgent=index == len(raw.levels) - 1 if entry.urgent is None else entry.urgent,
+            urgent=urgent,
         )
         previous = entry
     return Plan(
@@ -333,6 +339,22 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         sms_max_parts=policy.max_parts,
         opening_damping=dt.timedelta(hours=raw.opening_damping_hours),
     )
+
+
+def _over_quota(rules: dict[Channel, Rule], urgent: bool, key: str,
+                fail: Fail) -> dict[Channel, Rule]:
+    """Each Zalo row's ``over_quota`` resolved (by the level's urgency when unset); the key
+    is refused on any other channel."""
+    for channel, rule in rules.items():
+        row = rule.row
+        if channel is not Channel.ZALO:
+            if row.over_quota is not None:
+                raise fail(f"{key}.{channel}.over_quota", "is for the zalo channel only")
+            continue
+        policy = row.over_quota or (OverQuota.SMS if urgent else OverQuota.WAIT)
+        rules[channel] = msgspec.structs.replace(
+            rule, row=msgspec.structs.replace(row, over_quota=policy))
+    return rules
 
 
 def _check_threshold(entry: LevelFile, previous: LevelFile | None, last: bool, key: str,

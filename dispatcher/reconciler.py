@@ -163,7 +163,8 @@ class Reconciler:
                                                                Channel.SMS) if fallback else 0,
                     zns=for_wave(ZnsMessage(template=row.zns_template, params=row.zns_params),
                                  slot.at.astimezone(self.plan.tz).date())
-                    if row.zns_template and rule.channel is Channel.ZALO else None)
+                    if row.zns_template and rule.channel is Channel.ZALO else None,
+                    over_quota=row.over_quota)
         held = campaign.state is CampaignState.PAUSED
         created = await self.store.waves.create(
             wave, WaveState.PAUSED if held else WaveState.CREATED)

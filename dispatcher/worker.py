@@ -28,7 +28,7 @@ from adapters.base import HALTED, Abort, Adapter, Envelope, Results
 from dispatcher import logs, metrics, repeats, routing
 from dispatcher.errors import LoaError
 from dispatcher.fallback import PREFIX, SmsFallback
-from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
+from dispatcher.model import Batch, Channel, OverQuota, Priority, Wave, WaveState
 from dispatcher.retry import RetryPolicy
 from dispatcher.sentmarks import SentMarks
 from dispatcher.settings import Settings
@@ -394,7 +394,9 @@ class Worker:
         envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
                             addrs=[batch.addrs[i] for i in keep], route=route,
                             subject=wave.subject, strip_diacritics=wave.strip_diacritics,
-                            progress=progress, abort=abort, urgent=urgent, zns=wave.zns)
+                            progress=progress, abort=abort, urgent=urgent, zns=wave.zns,
+                            over_quota_sms=self.fallback is not None and bool(
+                                wave.fallback_text) and wave.quota_policy is OverQuota.SMS)
         self._halt_aborted()  # stopped or paused since the batch was read: send none of it
         started = time.perf_counter()
         try:

@@ -29,8 +29,11 @@ of :mod:`adapters.zalo.api`:
   adapter) renews the pair before it runs out, every ``refresh_every_days`` at the latest;
 * out of quota (-144, -147, -1441, -211, or an answer with ``remainingQuota`` 0): the adapter
   stops, puts the message and every one not yet sent in ``results.requeue`` (no attempt used)
-  and pauses until the quota resets, midnight in Asia/Ho_Chi_Minh: ``paused_until`` (epoch
-  seconds). While paused, ``send`` requeues everything without asking Zalo, except one batch every
+  and pauses until the quota resets (``quota_reset`` in ``quota_timezone``, midnight in
+  Asia/Ho_Chi_Minh by default): ``paused_until`` (epoch seconds). An envelope with
+  ``over_quota_sms`` (a wave whose policy sends the recipients beyond the quota by SMS) has
+  them in ``results.failed`` with the reason prefixed ``fallback:`` instead, and does not pause
+  its route. While paused, ``send`` requeues everything without asking Zalo, except one batch every
   ``quota_probe_seconds``, which is tried: a quota raised during the day is used at once
   (``results.pause_until`` is the next such try); ``resume()`` lifts the pause;
 * no connection at all: ``results.requeue`` (the request never left);
@@ -86,6 +89,14 @@ from adapters.zalo.client import (
     TransportFailure,
     make_client,
 )
+from adapters.zalo.quota import (
+    QUOTA_PATH,
+    ZaloQuota,
+    fetch_quota,
+    next_reset,
+    reset_time,
+    time_zone,
+)
 from adapters.zalo.schedule import DAY, TokenSchedule
 from adapters.zalo.templates import ZnsTemplate
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
@@ -106,11 +117,10 @@ def next_hour(now: float, hour: int) -> float:
     return (at if at > local else at + dt.timedelta(days=1)).timestamp()
 
 
-def next_quota_reset(now: float) -> float:
-    """Epoch seconds of the next midnight in Vietnam, when Zalo's daily quota resets."""
-    local = dt.datetime.fromtimestamp(now, VN)
-    return (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0,
-                                                   microsecond=0).timestamp()
+def next_quota_reset(now: float, at: dt.time = dt.time(0), tz: dt.tzinfo = VN) -> float:
+    """Epoch seconds of the next ``at`` in ``tz`` (midnight in Vietnam by default), when Zalo's
+    daily quota resets."""
+    return next_reset(now, at, tz)
 
 
 class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -149,6 +159,8 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     oa_language: Literal["VI", "EN"] = "VI"
     # the token pair is renewed at least this often (a refresh token lives 3 months)
     refresh_every_days: float = 30.0
+    quota_reset: str = "00:00"  # when the daily ZNS quota resets (HH:MM in quota_timezone)
+    quota_timezone: str = "Asia/Ho_Chi_Minh"
 
     def __post_init__(self) -> None:
         oa.check(self.oa_message_type, self.oa_template_type, self.oa_header)
@@ -167,6 +179,8 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError("night_end_hour must be between 0 and 23")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
+        reset_time(self.quota_reset)  # ValueError naming the key
+        time_zone(self.quota_timezone)
         if self.quota_probe_seconds <= 0 or self.outage_pause_max <= 0:
             raise ValueError("quota_probe_seconds and outage_pause_max must be positive")
         if self.mode not in ("zns", "oa", "auto"):
@@ -219,7 +233,7 @@ class _Batch:
     """One envelope in flight: its messages not yet taken, where outcomes go, when it is done."""
 
     __slots__ = ("abort", "addrs", "done", "down", "halt", "indexes", "oa_tail", "pending",
-                 "results", "tracking", "urgent", "zns_tail")
+                 "quota_sms", "results", "tracking", "urgent", "zns_tail")
 
     def __init__(self, envelope: Envelope, config: ZaloConfig, zns_tail: bytes,
                  results: Results, done: asyncio.Future[None]) -> None:
@@ -232,6 +246,7 @@ class _Batch:
         self.halt = ""  # set: every message not yet taken is requeued with this reason
         self.abort = envelope.abort  # halted by the caller: the same
         self.urgent = envelope.urgent  # taken before routine batches
+        self.quota_sms = envelope.over_quota_sms  # beyond the quota: SMS, not a requeue
         self.down = 0  # answers that say Zalo is down: HTTP 5xx or 429, no answer
         self.tracking = encode(tracking_prefix(envelope.wave) + ":")[:-1]  # '"wave:'
         self.zns_tail = zns_tail
@@ -285,6 +300,8 @@ class ZaloAdapter:
         self._closed = False
         self._probe_at = 0.0  # while paused for quota: when a batch is tried next
         self._outage = 0.0  # the pause of the last batch that found Zalo down (0: none)
+        self._reset = (reset_time(config.quota_reset), time_zone(config.quota_timezone))
+        self._quota_url = base + QUOTA_PATH
         metrics.track_zalo(self)  # remaining quota and pause, read at scrape time
 
     # -- the Adapter interface -------------------------------------------------------------
@@ -301,6 +318,8 @@ class ZaloAdapter:
             if self.paused_until <= now:
                 self.resume()
             elif now < self._probe_at:
+                if envelope.over_quota_sms and self.pause_kind == "quota":
+                    return self._fallback_all(results, addrs)
                 return self._requeue_all(results, len(addrs))
             else:  # try this batch: the quota may have been raised, the fault fixed
                 self._probe_at = now + self.config.quota_probe_seconds
@@ -309,24 +328,13 @@ class ZaloAdapter:
             await self.tokens.token()
         except TokenError as exc:
             raise ChannelError(f"Zalo: no access token: {exc}") from None
-        route = self._routes.get(envelope.route)
-        if route is None:
-            route = self._routes[envelope.route] = _Route()
-            route.workers = [asyncio.create_task(self._work(route), name=f"zalo-{n}")
-                             for n in range(self.config.concurrency)]
         tail = zns_tail(self.config, envelope)
         if isinstance(tail, str):  # the template is not configured: an operator must act
             self._pause(tail, "configuration")
             return self._requeue_all(results, len(addrs))
         batch = _Batch(envelope, self.config, tail, results,
                        asyncio.get_running_loop().create_future())
-        if batch.urgent:  # after the urgent batches already waiting, before every routine one
-            ahead = next((i for i, b in enumerate(route.batches) if not b.urgent),
-                         len(route.batches))
-            route.batches.insert(ahead, batch)
-        else:
-            route.batches.append(batch)
-        route.ready.set()
+        route = self._queue(envelope.route, batch)
         try:
             await batch.done
         except asyncio.CancelledError:  # the caller gave up: send no more of it
@@ -338,7 +346,7 @@ class ZaloAdapter:
             self._zalo_down(results)
         elif batch.down == 0:
             self._outage = 0.0
-        if self.paused_until:
+        if self.paused_until and not (batch.quota_sms and self.pause_kind == "quota"):
             results.pause_until = min(self.paused_until, self._probe_at)
         stats = self.stats
         stats.sent += len(results.sent)
@@ -347,6 +355,23 @@ class ZaloAdapter:
         stats.requeued += len(results.requeue)
         stats.token_refreshes = self.tokens.refreshes
         return results
+
+    def _queue(self, name: str, batch: _Batch) -> _Route:
+        """Put ``batch`` on its route (started on first use): after the urgent batches already
+        waiting if it is urgent, before every routine one; else last."""
+        route = self._routes.get(name)
+        if route is None:
+            route = self._routes[name] = _Route()
+            route.workers = [asyncio.create_task(self._work(route), name=f"zalo-{n}")
+                             for n in range(self.config.concurrency)]
+        if batch.urgent:
+            ahead = next((i for i, b in enumerate(route.batches) if not b.urgent),
+                         len(route.batches))
+            route.batches.insert(ahead, batch)
+        else:
+            route.batches.append(batch)
+        route.ready.set()
+        return route
 
     async def aclose(self) -> None:
         self._closed = True
@@ -374,7 +399,7 @@ class ZaloAdapter:
         now = time.time()
         config = self.config
         if kind == "quota":
-            self.paused_until = next_quota_reset(now)
+            self.paused_until = next_quota_reset(now, *self._reset)
             self._probe_at = now + config.quota_probe_seconds
             self.stats.quota_pauses += 1
             self.remaining_quota = 0
@@ -404,6 +429,48 @@ class ZaloAdapter:
         self.stats.outage_pauses += 1
         log.warning("Zalo answers 5xx or nothing: route paused for %g s", self._outage,
                     extra={"channel": "zalo"})
+
+    def _fallback_all(self, results: Results, addrs: list[str]) -> Results:
+        """Out of quota, a wave whose policy is SMS: every phone to the SMS fallback now; a
+        Zalo user id (no number to send an SMS to) is requeued: it goes at the reset. The route
+        is not paused: the wave's next batches go by SMS too."""
+        why = f"{FALLBACK} {self.pause_reason}"
+        for i, addr in enumerate(addrs):
+            if self._phone(addr):
+                results.failed.append((i, why))
+            else:
+                results.requeue.append((i, self.pause_reason))
+        self.stats.failed += len(results.failed)
+        self.stats.fallback += len(results.failed)
+        self.stats.requeued += len(results.requeue)
+        return results
+
+    def _beyond_quota(self, batch: _Batch, i: int, why: str) -> None:
+        """A message of a wave whose policy is SMS, beyond the quota: to the SMS fallback (a
+        phone) or requeued (a Zalo user id)."""
+        if self._phone(batch.addrs[i]):
+            batch.results.failed.append((i, f"{FALLBACK} {why}"))
+            self.stats.fallback += 1
+        else:
+            batch.results.requeue.append((i, why))
+
+    async def quota(self) -> ZaloQuota | None:
+        """The OA's ZNS quota now (``GET /message/quota``); None when Zalo cannot be asked or
+        does not say (never raises: a wave does not wait on it)."""
+        try:
+            token = await self.tokens.token()
+        except TokenError as exc:
+            log.warning("Zalo quota unknown: no access token: %s", exc,
+                        extra={"channel": "zalo"})
+            return None
+        config = self.config
+        quota = await fetch_quota(self._quota_url, token, min(config.timeout, 5.0),
+                                  f"{config.quota_reset} {config.quota_timezone}")
+        if quota is not None:
+            if not self.paused_until:
+                self.remaining_quota = quota.remaining
+            self.daily_quota = quota.daily if quota.daily is not None else self.daily_quota
+        return quota
 
     def _requeue_all(self, results: Results, n: int) -> Results:
         results.requeue = [(i, self.pause_reason) for i in range(n)]
@@ -442,7 +509,10 @@ class ZaloAdapter:
                 continue
             if batch.abort is not None and batch.abort.halted and not batch.halt:
                 batch.halt = HALTED
-            if batch.halt or self.paused_until:
+            if not batch.halt and self.paused_until and batch.quota_sms and (
+                    self.pause_kind == "quota"):
+                self._beyond_quota(batch, i, self.pause_reason)
+            elif batch.halt or self.paused_until:
                 batch.results.requeue.append((i, batch.halt or self.pause_reason))
             else:
                 try:
@@ -452,10 +522,14 @@ class ZaloAdapter:
                     batch.results.retry.append((i, f"internal error: {exc!r}"))
             batch.finished()
 
-    def _request(self, batch: _Batch, addr: str) -> tuple[Any, bytes]:
+    def _phone(self, addr: str) -> bool:
+        """Whether ``addr`` is a phone (a ZNS message), not a Zalo user id (an OA message)."""
         mode = self.config.mode
-        if mode == "zns" or (mode == "auto" and len(addr) == 11 and addr.startswith("84")
-                             and addr.isdigit()):
+        return mode == "zns" or (mode == "auto" and len(addr) == 11 and addr.startswith("84")
+                                 and addr.isdigit())
+
+    def _request(self, batch: _Batch, addr: str) -> tuple[Any, bytes]:
+        if self._phone(addr):
             a = _encode(addr)
             return self._zns_url, (b'{"phone":' + a + b',"tracking_id":' + batch.tracking
                                    + a[1:] + batch.zns_tail)
@@ -512,7 +586,11 @@ class ZaloAdapter:
         """Where a message that was not sent goes, by its outcome."""
         results = batch.results
         if result is Outcome.QUOTA:
-            results.requeue.append((i, self._pause(reason)))
+            why = self._pause(reason)
+            if batch.quota_sms:  # the wave's policy: beyond the quota by SMS at once
+                self._beyond_quota(batch, i, why)
+            else:
+                results.requeue.append((i, why))
         elif result is Outcome.CONFIGURATION or result is Outcome.BALANCE:
             self._pause(reason, result.value)
             results.requeue.append((i, reason))

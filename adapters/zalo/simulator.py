@@ -24,6 +24,10 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 * ``POST /v4/oa/access_token``: renews tokens (``secret_key`` header, form ``app_id``,
   ``grant_type=refresh_token``, ``refresh_token``); a refresh token works once (checked after
   ``oauth_delay``, which holds token answers back).
+* ``GET /message/quota``: the OA's quota (``access_token`` header checked): ``{"error": 0,
+  "data": {"dailyQuota", "remainingQuota"}}`` from ``daily_quota`` and ``quota_used``
+  (``daily_quota`` 0: Zalo's largest, 500,000, with nothing used); ``quota_error`` set: that
+  code instead.
 * ``GET /sim/stats``: the counters as JSON (for a simulator in another process).
 
 Every accepted message counts in ``received[phone or user_id]``, so a test can prove that each
@@ -74,6 +78,7 @@ from adapters.zalo.api import (
     sign,
 )
 from adapters.zalo.oa import OA_PATHS
+from adapters.zalo.quota import QUOTA_PATH
 
 __all__ = ["ZaloSim", "ZaloSimConfig", "ZaloSimStats"]
 
@@ -83,6 +88,7 @@ PHONE = re.compile(r"84\d{9}")
 USER_ID = re.compile(r"\d{10,20}")
 MESSAGES = {code: code_.english for code, code_ in CODES.items()}  # Zalo's text of each code
 STATS_PATH = "/sim/stats"
+UNLIMITED = 500_000  # the quota told when daily_quota is 0: Zalo's largest
 
 
 class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +107,7 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     limits: dict[str, dict[str, int]] = {}
     unapproved: frozenset[str] = frozenset()  # template ids not approved yet (-131)
     daily_quota: int = 0  # accepted messages per day (0: unlimited)
+    quota_error: int = 0  # GET /message/quota answers this code (0: the quota)
     error_ratio: float = 0.0  # share of messages answered error_code
     error_code: int = -100
     error_phones: dict[str, int] = {}  # phone or user id -> the code it is always answered
@@ -170,6 +177,7 @@ class ZaloSimStats(msgspec.Struct):
     refusals: int = 0  # answered a code of refusals
     oa_refused: int = 0  # OA messages answered -213, -230 or -234 by the rules of their type
     refreshes: int = 0  # tokens renewed
+    quota_reads: int = 0  # GET /message/quota
     refresh_refused: int = 0
     webhooks_sent: int = 0  # answered 200 by the receiver (repeats included)
     webhooks_repeated: int = 0
@@ -301,6 +309,7 @@ class ZaloSim:
             server.route("POST", path, self._oa_route(kind))
         server.route("POST", OAUTH_PATH, self._oauth_route)
         server.route("GET", STATS_PATH, self._stats_handler)
+        server.route("GET", QUOTA_PATH, self._quota_handler)
         await server.start(host, port, backlog=1024)
         self._server = server
         self.host, self.port = host, server.port
@@ -538,6 +547,19 @@ class ZaloSim:
         ttl = int(config.token_ttl) if config.token_ttl else 90000
         return _json(_encode({"access_token": access, "refresh_token": refresh,
                               "expires_in": str(ttl)}))
+
+    def _quota_handler(self, request: Request) -> Response:
+        self.stats.quota_reads += 1
+        end = self._access.get(request.headers.get("access_token", ""))
+        if end is None or (end != math.inf and end <= time.monotonic()):
+            return self._refuse(TOKEN_INVALID)
+        config = self._config
+        if config.quota_error:
+            return self._refuse(config.quota_error)
+        daily = config.daily_quota or UNLIMITED
+        left = max(0, daily - self.quota_used) if config.daily_quota else daily
+        return _json(b'{"error":0,"message":"Success","data":{"dailyQuota":"%d",'
+                     b'"remainingQuota":"%d"}}' % (daily, left))
 
     def _stats_handler(self, request: Request) -> Response:
         return _json(_encode(self.snapshot()))

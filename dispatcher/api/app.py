@@ -93,14 +93,16 @@ from dispatcher.api.schemas import (
     SmsPreview,
     StopBody,
     WebhookAck,
+    ZaloCapacity,
 )
 from dispatcher.api.webhook import OnZaloEvents, ZaloWebhook, zalo_webhook
 from dispatcher.api.webhook_intake import WebhookIntake
 from dispatcher.audit import AuditLog, AuditRecord, audited, read_tail
 from dispatcher.auth import Refusal, Role, User
 from dispatcher.campaigns import Campaigns, new_campaign_id
+from dispatcher.capacity import Capacity, QuotaReader, capacity
 from dispatcher.channels import Mode
-from dispatcher.engine import wave_progress
+from dispatcher.engine import Progress, wave_progress
 from dispatcher.errors import (
     AuditUnavailable,
     InputError,
@@ -110,7 +112,17 @@ from dispatcher.errors import (
     TextError,
 )
 from dispatcher.level import confirm_level, pending_level, propose_level
-from dispatcher.model import Campaign, Channel, LevelState, PendingLevel, Selector, StopState
+from dispatcher.model import (
+    Campaign,
+    Channel,
+    LevelState,
+    OverQuota,
+    PendingLevel,
+    Selector,
+    StopState,
+    Wave,
+    over_quota_default,
+)
 from dispatcher.msisdn import Numbering
 from dispatcher.opening import OpeningStatus
 from dispatcher.plan import Plan
@@ -155,7 +167,7 @@ class Services:
     def __init__(self, store: Store, settings: Settings, plan: Plan, province: Province,
                  numbering: Numbering, api: ApiConfig, audit: AuditLog,
                  on_zalo_events: OnZaloEvents | None, clock: Clock,
-                 tokens_file: Path | None = None) -> None:
+                 tokens_file: Path | None = None, zalo_quota: QuotaReader | None = None) -> None:
         self.store = store
         self.settings = settings
         self.plan = plan
@@ -173,6 +185,7 @@ class Services:
         # (audience version, selector) -> recipients per carrier: an audience version never
         # changes, so a count is good for as long as the version is kept
         self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
+        self.zalo_quota = zalo_quota  # reads the OA's quota for the preview (None: unknown)
 
 
 ERRORS = {
@@ -584,7 +597,8 @@ async def create_campaign(
                 priority=data.priority, owner=data.owner, coordinating=data.coordinating,
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
-                max_parts=data.max_parts, zns=zns.message(data.zns_template, data.zns_params))
+                max_parts=data.max_parts, zns=zns.message(data.zns_template, data.zns_params),
+                over_quota=data.over_quota)
         except StateError:
             if key_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, key_id, data)
@@ -596,7 +610,8 @@ async def create_campaign(
               "texts": msgspec.to_builtins(data.resolved_texts()),
               "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
               "start_at": msgspec.to_builtins(data.start_at),
-              "sms_fallback": data.sms_fallback, "idempotency_key": idempotency_key}
+              "sms_fallback": data.sms_fallback, "over_quota": data.over_quota,
+              "idempotency_key": idempotency_key}
     campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
                               after=lambda c: {"state": c.state, "audience_size": c.audience_size})
     return campaign
@@ -632,8 +647,16 @@ async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDeta
             queued=p.queued, sent=p.sent, delivered=p.delivered, failed=p.failed,
             retrying=p.retrying, dead_lettered=p.dead_letters, cancelled=p.cancelled,
             fallback=p.fallback, rate=round(rate, 3),
-            eta_seconds=round(eta, 1) if eta is not None else None)
+            eta_seconds=round(eta, 1) if eta is not None else None,
+            **_quota_progress(wave, p))
     return CampaignDetail(campaign=campaign, progress=progress)
+
+
+def _quota_progress(wave: Wave, p: Progress) -> dict[str, Any]:
+    """A Zalo wave's quota counters (nothing for another channel)."""
+    if wave.channel is not Channel.ZALO:
+        return {}
+    return {"over_quota": p.over_quota, "quota_unknown": p.quota_unknown > 0}
 
 
 @post("/v1/campaigns/{campaign_id:str}/approve", guards=APPROVER, tags=["campaigns"],
@@ -836,12 +859,29 @@ async def preview(request: Request[Any, Any, Any], state: State,
             seconds=max(route_seconds, default=0.0) if limited else None)
         channels[channel] = ChannelPreview(n, sms.seconds, parts)
     size = max((c.recipients for c in channels.values()), default=0)
+    zalo = channels.get(Channel.ZALO)
     return Preview(audience_version=meta.version, audience_size=meta.count,
                    needs_approval=bool(approval.over(
                        approval.Cost(size, sms.pdus if sms else 0), s.settings.engine)),
                    channels=channels, sms=sms,
                    zns=None if typed is None else zns.preview(
-                       s.settings.zalo, typed, s.clock().astimezone(VN).date()))
+                       s.settings.zalo, typed, s.clock().astimezone(VN).date()),
+                   zalo=await _zalo_capacity(s, data, zalo.recipients) if zalo else None)
+
+
+async def _zalo_capacity(s: Services, data: PreviewRequest, recipients: int) -> ZaloCapacity:
+    """The OA's quota now against ``recipients``, with the policy the campaign would have."""
+    policy = data.over_quota or over_quota_default(data.priority)
+    if not data.sms_fallback:
+        policy = OverQuota.WAIT  # nothing to send them by SMS with
+    zalo = s.settings.zalo
+    reset = f"{zalo.quota_reset} {zalo.quota_timezone}" if zalo else ""
+    found = Capacity(recipients, policy, reset=reset)
+    if s.zalo_quota is not None:
+        found = await capacity(s.zalo_quota, recipients, policy)
+    return ZaloCapacity(recipients=recipients, remaining=found.remaining, daily=found.daily,
+                        beyond=found.beyond, over_quota=policy, reset=found.reset or reset,
+                        summary=found.summary())
 
 
 # -- health, metrics ----------------------------------------------------------------------------
@@ -888,12 +928,13 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                numbering: Numbering, api_config: ApiConfig, *,
                on_zalo_events: OnZaloEvents | None = None, audit: AuditLog | None = None,
                clock: Clock = lambda: dt.datetime.now(dt.UTC),
-               tokens_file: Path | None = None) -> Litestar:
+               tokens_file: Path | None = None,
+               zalo_quota: QuotaReader | None = None) -> Litestar:
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
-                        on_zalo_events, clock, tokens_file)
+                        on_zalo_events, clock, tokens_file, zalo_quota)
     # the schema as JSON only, with the console's strict headers: no page of this origin (where
     # operators paste their tokens) loads a script from elsewhere, as Litestar's renderers would
     schema_router = Router("/schema", route_handlers=[], include_in_schema=False,

@@ -20,6 +20,7 @@ from dispatcher.model import (
     Campaign,
     Channel,
     Kind,
+    OverQuota,
     Priority,
     Selector,
 )
@@ -100,15 +101,18 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     max_parts: MaxParts = DEFAULT_MAX_PARTS  # the SMS text (and the SMS fallback's)
     zns_template: Line = ""  # Zalo ZNS by this template of [zalo.templates] ...
     zns_params: ZnsParams = {}  # ... with these values ({date}: the day the wave is made)
+    # Zalo recipients beyond the OA's daily quota: "sms" at once (needs sms_fallback) or
+    # "wait" for the reset; null: "sms" when urgent, else "wait"
+    over_quota: OverQuota | None = None
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
 
 
-class ChannelProgress(msgspec.Struct, frozen=True):
+class ChannelProgress(msgspec.Struct, frozen=True, omit_defaults=True):
     """Where one channel's wave of a campaign stands. ``rate`` is messages with an outcome per
     second since the wave was created; ``eta_seconds`` what is left at that rate (null: not
-    known yet, 0: done)."""
+    known yet, 0: done). ``over_quota`` and ``quota_unknown`` are Zalo's only."""
 
     wave: str
     state: str
@@ -123,6 +127,8 @@ class ChannelProgress(msgspec.Struct, frozen=True):
     fallback: int
     rate: float
     eta_seconds: float | None
+    over_quota: int | None = None  # Zalo: recipients beyond the OA's quota at the wave's start
+    quota_unknown: bool | None = None  # Zalo: the quota could not be read at the wave's start
 
 
 class CampaignDetail(msgspec.Struct, frozen=True):
@@ -140,6 +146,10 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     max_parts: MaxParts = DEFAULT_MAX_PARTS
     zns_template: Line = ""
     zns_params: ZnsParams = {}
+    # Zalo: what becomes of the recipients beyond the OA's daily quota, as for a campaign
+    priority: Priority = Priority.NORMAL
+    sms_fallback: bool = False
+    over_quota: OverQuota | None = None
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
@@ -162,6 +172,20 @@ class SmsPreview(msgspec.Struct, frozen=True):
     seconds: float | None  # the slowest route's PDUs / its rate; null if one has no limit
 
 
+class ZaloCapacity(msgspec.Struct, frozen=True):
+    """Zalo's daily quota against the audience on Zalo. ``remaining`` null: the quota could
+    not be read (the campaign still goes). ``over_quota`` is the policy for the ``beyond``
+    recipients: ``sms`` (at once by SMS) or ``wait`` (for the reset)."""
+
+    recipients: int
+    remaining: int | None
+    daily: int | None
+    beyond: int
+    over_quota: OverQuota
+    reset: str  # when the quota resets (as configured), e.g. "00:00 Asia/Ho_Chi_Minh"
+    summary: str  # one sentence for the operator
+
+
 class ChannelPreview(msgspec.Struct, frozen=True):
     recipients: int
     seconds: float | None  # at the route's configured rate; null when it has none
@@ -175,6 +199,7 @@ class Preview(msgspec.Struct, frozen=True):
     channels: dict[Channel, ChannelPreview]
     sms: SmsPreview | None = None
     zns: ZnsPreview | None = None  # the typed ZNS template and its values, as sent today
+    zalo: ZaloCapacity | None = None  # with zalo among the channels
 
 
 class Me(msgspec.Struct, frozen=True):

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dispatcher import channels, failclosed, logs
 from dispatcher.auth import DEFAULT_LIFETIME, add_token, check_user, parse_expires, parse_role
@@ -20,6 +20,11 @@ from dispatcher.cli.runtime import run_async, until_signal
 from dispatcher.config import DEFAULT_CONFIG_DIR
 from dispatcher.errors import ConfigError, InputError
 from dispatcher.tokenfile import read_tokens, revoke_tokens
+
+if TYPE_CHECKING:
+    from adapters.zalo.quota import ZaloQuotaReader
+    from dispatcher.settings import Settings
+    from dispatcher.store.base import Store
 
 EXAMPLE = DEFAULT_CONFIG_DIR / "loa.example.toml"
 log = logging.getLogger(__name__)
@@ -219,7 +224,8 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
                 running = asyncio.create_task(run_engine(process, stop))
             host = args.host or api.host
             listeners = [(create_app(store, settings, plan, province, numbering, api,
-                                     on_zalo_events=on_zalo, tokens_file=args.config), host, port)]
+                                     on_zalo_events=on_zalo, tokens_file=args.config,
+                                     zalo_quota=_zalo_quota(store, settings)), host, port)]
             if api.webhook_port:
                 listeners.append((create_webhook_app(store, api, on_zalo_events=on_zalo),
                                   api.webhook_host or host, api.webhook_port))
@@ -232,6 +238,22 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
 
     run_async(serve())
     return 0
+
+
+def _zalo_quota(store: Store, settings: Settings) -> ZaloQuotaReader | None:
+    """What reads the Zalo quota for the preview (None without Zalo): the tokens the workers
+    keep, never renewed by the API."""
+    zalo = settings.zalo
+    if zalo is None:
+        return None
+    import os  # noqa: PLC0415
+
+    from adapters.zalo.quota import ZaloQuotaReader  # noqa: PLC0415
+    from dispatcher import zalotokens  # noqa: PLC0415
+
+    tokens = zalotokens.token_store(store, settings, os.environ, owner="api")
+    return ZaloQuotaReader(zalo.base_url, tokens, reset=f"{zalo.quota_reset} "
+                           f"{zalo.quota_timezone}", timeout=min(zalo.timeout, 5.0))
 
 
 async def _serve(listeners: list[tuple[Any, str, int]]) -> None:

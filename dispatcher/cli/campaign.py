@@ -26,6 +26,7 @@ from dispatcher.model import (
     Campaign,
     Channel,
     Kind,
+    OverQuota,
     Priority,
     Selector,
 )
@@ -55,6 +56,10 @@ def register(sub: Any) -> None:
                         help="send at once, outside the sending hours too")
     create.add_argument("--sms-fallback", action="store_true",
                         help="recipients Zalo cannot reach get the text by SMS")
+    create.add_argument("--over-quota", choices=[p.value for p in OverQuota], default=None,
+                        help="Zalo recipients beyond the OA's daily quota: sms (at once, needs "
+                             "--sms-fallback) or wait for the reset (default: sms when "
+                             "--urgent, else wait)")
     create.add_argument("--owner", default="", help="lead unit (đơn vị chủ trì)")
     create.add_argument("--max-parts", type=int, default=DEFAULT_MAX_PARTS, metavar="N",
                         help=f"refuse an SMS text of more than N parts (1-{MAX_PARTS_LIMIT}, "
@@ -127,13 +132,15 @@ def cmd_create(args: argparse.Namespace) -> int:
     params = _zns_params(args.zns_param)
     via = gate.gate(args, "loa campaign create")
     priority = Priority.URGENT if args.urgent else Priority.NORMAL
+    over_quota = OverQuota(args.over_quota) if args.over_quota else None
 
     async def go() -> Campaign:
         if isinstance(via, gate.Api):
             body = CampaignCreate(title=args.title, channels=channels, text=args.text,
                                   selector=selector, priority=priority, owner=args.owner,
                                   sms_fallback=args.sms_fallback, max_parts=args.max_parts,
-                                  zns_template=args.zns_template, zns_params=params)
+                                  zns_template=args.zns_template, zns_params=params,
+                                  over_quota=over_quota)
             _, answer = await gate.call(via, "POST", "/v1/campaigns", body)
             return msgspec.convert(answer, Campaign)
         store, campaigns = _open(args)
@@ -142,9 +149,10 @@ def cmd_create(args: argparse.Namespace) -> int:
                 title=args.title, channels=channels, texts=dict.fromkeys(channels, args.text),
                 created_by=via.user, now=dt.datetime.now(dt.UTC), selector=selector,
                 priority=priority, owner=args.owner, sms_fallback=args.sms_fallback,
-                max_parts=args.max_parts, zns=zns.message(args.zns_template, params)),
+                max_parts=args.max_parts, zns=zns.message(args.zns_template, params),
+                over_quota=over_quota),
                 {"title": args.title, "text": args.text,
-                                            "channels": [c.value for c in channels]})
+                 "channels": [c.value for c in channels]})
         finally:
             await store.aclose()
 

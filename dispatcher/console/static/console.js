@@ -1046,6 +1046,8 @@
         failed: number(p.dead_lettered)})];
     if (live && p.retrying > 0) parts.push(t("campaign.retrying", {n: number(p.retrying)}));
     if (p.fallback > 0) parts.push(t("campaign.fallback", {n: number(p.fallback)}));
+    if (p.over_quota > 0) parts.push(t("campaign.over_quota", {n: number(p.over_quota)}));
+    if (p.quota_unknown) parts.push(t("campaign.quota_unknown"));
     const notSent = live ? p.cancelled : p.total - done;
     if (notSent > 0) parts.push(t("campaign.cancelled_n", {n: number(notSent)}));
     const left = p.queued + p.retrying;
@@ -1164,8 +1166,8 @@
   }
 
   const previewBody = (b) => ({text: b.text, channels: b.channels, selector: b.selector,
-    strip_diacritics: b.strip_diacritics, max_parts: b.max_parts,
-    zns_template: b.zns_template, zns_params: b.zns_params});
+    strip_diacritics: b.strip_diacritics, max_parts: b.max_parts, priority: b.priority,
+    sms_fallback: b.sms_fallback, zns_template: b.zns_template, zns_params: b.zns_params});
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
   function checkForm(body, needTitle) {
@@ -1274,6 +1276,17 @@
     }
     $("preview-approval").hidden = !p.needs_approval;
     $("preview-audience").textContent = t("preview.audience", {n: number(p.audience_size)});
+    $("preview-zalo").hidden = !p.zalo;
+    if (p.zalo) $("preview-zalo").textContent = zaloCapacity(p.zalo);
+  }
+
+  // Zalo's daily quota against the audience on Zalo, and what becomes of the rest
+  function zaloCapacity(z) {
+    const args = {n: number(z.recipients), remaining: number(z.remaining || 0),
+      beyond: number(z.beyond), reset: z.reset};
+    if (z.remaining === null) return t("preview.zalo_unknown", args);
+    if (!z.beyond) return t("preview.zalo_fits", args);
+    return z.over_quota === "sms" ? t("preview.zalo_sms", args) : t("preview.zalo_wait", args);
   }
 
   async function submitCampaign(event) {
