@@ -4,15 +4,19 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 (:mod:`adapters.zalo.api` types):
 
 * ``POST /message/template`` (ZNS) and ``POST /v3.0/oa/message/cs`` (OA): checks the
-  ``access_token`` header (-124 unknown or expired), the template and its data (-109 unknown
-  template, -111 no data, -112 a parameter missing or not text) and the phone (-108 unless
-  ``84`` + 9 digits); then answers the code of ``error_phones[phone]``, -118 for a
+  ``access_token`` header (ZNS: -124 unknown or expired; OA: -216 unknown, -220 expired), the
+  template and its data (-109 unknown template, -111 no data, -112 a parameter missing or not
+  text) and the phone (-108 unless ``84`` + 9 digits); between 22:00 and 06:00 Vietnam time
+  (the ``clock`` given to :class:`ZaloSim`) it answers -133 to the templates of
+  ``night_templates`` and, with ``night_oa``, -234 to OA messages; then the code of
+  ``error_phones[phone]``, -118 for a
   deterministic share ``not_zalo_share`` of phones (by hash, the same in every run with the same
   seed), the code of ``refusals`` for its deterministic share of phones (``{-141: 0.02}``: 2 %
   refused ZNS from this OA; each refused phone is kept in ``refused``), ``error_code`` for a
   random share ``error_ratio`` (``error_ratio`` 1 with -115, -131 or -133: the balance, template
-  or night faults that refuse every message), and -144 (the OA's daily ZNS limit, Zalo's code)
-  once ``daily_quota`` messages were accepted today; else it accepts: ``{"error": 0, "data":
+  or night faults that refuse every message), -144 (the OA's daily ZNS limit, Zalo's code)
+  once ``daily_quota`` messages were accepted today, and -115 (balance too low) once the ZNS
+  account's ``balance`` of messages is spent; else it accepts: ``{"error": 0, "data":
   {"msg_id", "sent_time", "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio``
   and ``http_5xx_ratio`` of requests get HTTP 429 / 503 before any of that; ``delay`` holds
   every answer back.
@@ -22,12 +26,12 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 * ``GET /sim/stats``: the counters as JSON (for a simulator in another process).
 
 Every accepted message counts in ``received[phone or user_id]``, so a test can prove that each
-recipient got exactly one message. With ``webhook_url`` set, each accepted message is confirmed
-by a ``user_received_message`` event posted there after ``webhook_delay`` seconds, signed with
-``X-ZEvent-Signature: mac=<sha256(app_id + body + timestamp + oa_secret)>``, in batches over one
-keep-alive client (:mod:`adapters.http.client`) with bounded concurrency;
-``webhook_repeat_ratio`` of them are posted twice, as Zalo does when it is not sure the first
-arrived.
+recipient got exactly one message; every error answer counts in ``answered[code]``. With
+``webhook_url`` set, each accepted message is confirmed by a ``user_received_message`` event
+posted there after ``webhook_delay`` seconds, signed with ``X-ZEvent-Signature:
+mac=<sha256(app_id + body + timestamp + oa_secret)>``, in batches over one keep-alive client
+(:mod:`adapters.http.client`) with bounded concurrency; ``webhook_repeat_ratio`` of them are
+posted twice, as Zalo does when it is not sure the first arrived.
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     templates: dict[str, list[str]] = msgspec.field(  # template id -> its parameters
         default_factory=lambda: {"loa-alert": ["content"]})
     daily_quota: int = 0  # accepted messages per day (0: unlimited)
+    balance: int = 0  # ZNS messages the account pays for, then -115 (0: unlimited)
+    night_templates: frozenset[str] = frozenset()  # -133 for these 22:00-06:00 (Vietnam)
+    night_oa: bool = False  # OA messages: -234 22:00-06:00 (Vietnam)
     error_ratio: float = 0.0  # share of messages answered error_code
     error_code: int = -100
     error_phones: dict[str, int] = {}  # phone or user id -> the code it is always answered
@@ -116,7 +123,8 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
         if any(share < 0 for share in self.refusals.values()) or sum(
                 self.refusals.values()) > 1.0:
             raise ValueError("refusals: each share must be positive and together at most 1")
-        for name in ("token_ttl", "daily_quota", "delay", "oauth_delay", "webhook_delay"):
+        for name in ("token_ttl", "daily_quota", "balance", "delay", "oauth_delay",
+                     "webhook_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.webhook_concurrency < 1:
@@ -137,6 +145,8 @@ class ZaloSimStats(msgspec.Struct):
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
     quota_refused: int = 0  # -144 (daily_quota reached)
+    balance_refused: int = 0  # -115 (balance spent)
+    night_refused: int = 0  # -133 (night_templates) and -234 (night_oa) at night
     refusals: int = 0  # answered a code of refusals
     refreshes: int = 0  # tokens renewed
     refresh_refused: int = 0
@@ -174,13 +184,17 @@ def _json(body: bytes, status: int = 200) -> Response:
 class ZaloSim:
     """The simulator: ``await start()``, then ``url``; ``await stop()``."""
 
-    def __init__(self, config: ZaloSimConfig | None = None) -> None:
+    def __init__(self, config: ZaloSimConfig | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self._config = config or ZaloSimConfig()
+        self.clock = clock  # epoch seconds: decides what is night in Vietnam
         self.stats = ZaloSimStats()
         self.received: Counter[str] = Counter()  # phone or user id -> messages accepted
         self.marked: Counter[str] = Counter()  # the same, of messages with the mark
         self.refused: dict[str, int] = {}  # phone -> the code of refusals it was answered
+        self.answered: Counter[int] = Counter()  # error code -> requests answered it
         self.quota_used = 0
+        self.spent = 0  # ZNS messages accepted while a balance was set
         self.host = "127.0.0.1"
         self.port = 0
         self._rng = random.Random(self._config.seed)
@@ -233,9 +247,21 @@ class ZaloSim:
         """A new day: the daily quota is whole again."""
         self.quota_used = 0
 
+    def top_up(self, messages: int) -> None:
+        """The ZNS account can pay for ``messages`` more."""
+        self._config = msgspec.structs.replace(self._config,
+                                               balance=max(self.spent, self._config.balance)
+                                               + messages)
+
+    def night(self) -> bool:
+        """Whether it is 22:00-06:00 in Vietnam (UTC+7 all year) by ``clock``."""
+        hour = int((self.clock() + 7 * 3600) // 3600) % 24
+        return hour >= 22 or hour < 6
+
     def expire_token(self) -> None:
-        """Every access token issued so far is expired from now on (-124)."""
-        self._access.clear()
+        """Every access token issued so far is expired from now on (ZNS -124, OA -220)."""
+        for token in self._access:
+            self._access[token] = 0.0
 
     def not_zalo(self, phone: str) -> bool:
         """Whether ``phone`` is in the not_zalo_share of numbers (answered -118)."""
@@ -304,12 +330,13 @@ class ZaloSim:
         return now + ttl if ttl > 0 else math.inf
 
     def _refuse(self, code: int) -> Response:
+        self.answered[code] += 1
         body = self._errors.get(code)
         if body is None:
             body = self._errors[code] = _encode({"error": code, "message": "Simulated error"})
         return _json(body)
 
-    def _gate(self, request: Request) -> Response | None:
+    def _gate(self, request: Request, oa: bool = False) -> Response | None:
         """HTTP faults and the token check, before the body is read."""
         config = self._config
         self.stats.requests += 1
@@ -325,6 +352,8 @@ class ZaloSim:
         end = self._access.get(request.headers.get("access_token", ""))
         if end is None or (end != math.inf and end <= time.monotonic()):
             self.stats.token_rejected += 1
+            if oa:  # the OA API tells an unknown token from an expired one
+                return self._refuse(-216 if end is None else -220)
             return self._refuse(TOKEN_INVALID)
         return None
 
@@ -373,12 +402,16 @@ class ZaloSim:
         if code:
             self.stats.invalid += 1
             return self._refuse(code)
+        if self._config.night_templates and req.template_id in self._config.night_templates \
+                and self.night():
+            self.stats.night_refused += 1
+            return self._refuse(-133)
         mark = self._config.mark
         marked = bool(mark) and any(mark in v for v in req.template_data.values())
         return self._deliver(req.phone, req.tracking_id, phone=True, marked=marked)
 
     def _oa(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = self._gate(request, oa=True)
         if refused is not None:
             return refused
         try:
@@ -390,6 +423,9 @@ class ZaloSim:
         if not req.message.text or USER_ID.fullmatch(user) is None:
             self.stats.invalid += 1
             return self._refuse(-112 if not req.message.text else NOT_ZALO_USER)
+        if self._config.night_oa and self.night():
+            self.stats.night_refused += 1
+            return self._refuse(-234)
         mark = self._config.mark
         return self._deliver(user, "", phone=False, marked=bool(mark) and mark in req.message.text)
 
@@ -416,6 +452,11 @@ class ZaloSim:
         if quota and self.quota_used >= quota:
             self.stats.quota_refused += 1
             return self._refuse(QUOTA_EXHAUSTED)  # -144
+        if config.balance and phone:
+            if self.spent >= config.balance:
+                self.stats.balance_refused += 1
+                return self._refuse(-115)
+            self.spent += 1
         self.quota_used += 1
         received = self.received
         if marked:
