@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -71,6 +72,12 @@ def test_every_code_of_the_table_is_driven_through_the_engine() -> None:
               + codes(Outcome.NIGHT))
     assert sorted(driven) == sorted(c for c in CODES if c)
     assert set(REFRESH) == set(codes(Outcome.REFRESH))
+
+
+def test_the_docs_name_a_test_of_this_file_for_each_outcome() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "channels.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(test_\w+)`", text))
+    assert len(named) >= 10 and named <= {n for n in globals() if n.startswith("test_")}
 
 
 # -- the set-up ----------------------------------------------------------------------------------
