@@ -520,8 +520,11 @@ async def test_an_unknown_code_is_retried_a_bounded_number_of_times_then_pauses_
 # -- the simulator's command line ---------------------------------------------------------------
 
 
+PARSER = build_parser()
+
+
 def sim_config(*argv: str) -> ZaloSimConfig:
-    return _zalo_config(build_parser().parse_args(["sim", "zalo", *argv]))
+    return _zalo_config(PARSER.parse_args(["sim", "zalo", *argv]))
 
 
 def test_sim_cli_answers_any_code_of_the_table_and_names_one_that_is_not() -> None:
