@@ -140,14 +140,16 @@ class World:
         self.version = meta.version
         self.total = routing.reach(meta, Selector(), Channel.ZALO)
         assert self.total == len(self.phones) + len(self.uids)
-        now = dt.datetime.now(dt.UTC)
-        await self.store.campaigns.create(Campaign(
-            id="c", title="t", channels=[Channel.ZALO], texts={Channel.ZALO: "Zalo"},
-            created_at=now, created_by="a", state=CampaignState.RUNNING))
 
     async def wave(self, wave_id: str = "w", *, urgent: bool = False) -> Wave:
-        wave = Wave(id=wave_id, campaign_id="c", channel=Channel.ZALO, text="Zalo",
-                    created_at=dt.datetime.now(dt.UTC), audience_version=self.version,
+        """A Zalo wave of a campaign of its own, with the SMS fallback."""
+        now = dt.datetime.now(dt.UTC)
+        await self.store.campaigns.create(Campaign(
+            id=f"c-{wave_id}", title="t", channels=[Channel.ZALO],
+            texts={Channel.ZALO: "Zalo"}, created_at=now, created_by="a",
+            state=CampaignState.RUNNING))
+        wave = Wave(id=wave_id, campaign_id=f"c-{wave_id}", channel=Channel.ZALO, text="Zalo",
+                    created_at=now, audience_version=self.version,
                     total=self.total, start_now=True, fallback_text="Deo khau trang (SMS)",
                     priority=Priority.URGENT if urgent else Priority.NORMAL)
         await self.store.waves.create(wave, WaveState.CREATED)
@@ -430,27 +432,29 @@ def at_vietnam(hour: int) -> float:
 async def night(store: Store, plan: Plan, numbering: Numbering, province: Province,
                 tmp_path: Path, code: int, *, late: bool) -> None:
     """At 23:30 in Vietnam by the simulator's clock: -133 for the template flagged for the
-    night rule (ZNS, phones), -234 for OA messages (user ids). A routine wave is held until
-    06:00 (none lost); an urgent wave goes by SMS at once; ``late``: the urgent wave comes
-    once the route waits for the morning."""
+    night rule (ZNS, phones), -234 for OA messages (user ids). An urgent wave goes by SMS at
+    once, then a routine wave is held until 06:00 (none lost); ``late``: the routine wave
+    first, the urgent one once the route waits for the morning."""
     config = ZaloSimConfig(night_templates=frozenset({"loa-alert"})) if code == -133 else \
         ZaloSimConfig(night_oa=True)
     async with ZaloSim(config, clock=lambda: at_vietnam(23)) as sim:
         world = World(store, sim, plan, numbering, province)
         await world.audience(tmp_path, oa=code == -234)  # -133: phones only
-        routine = await world.wave("w")
-        if not late:
-            await world.wave("u", urgent=True)
 
         async def body() -> None:
-            await until(lambda: _true(paused("night") == 1))
-            urgent = await world.wave("u", urgent=True) if late else await store.waves.get("u")
-            assert urgent is not None
+            if late:
+                await world.wave("w")
+                await until(lambda: _true(paused("night") == 1))
+            urgent = await world.wave("u", urgent=True)
             await until(lambda: settled(world, urgent), timeout=2 if late else 15)
+            if not late:
+                assert not paused("night")  # an urgent message never holds the route
+                await world.wave("w")
+                await until(lambda: _true(paused("night") == 1))
 
         await world.run(body)
-    urgent = await store.waves.get("u")
-    assert urgent is not None
+    urgent, routine = await store.waves.get("u"), await store.waves.get("w")
+    assert urgent is not None and routine is not None
     u, r = await world.progress(urgent), await world.progress(routine)
     assert (u.sent, u.failed) == (0, urgent.total) and sim.stats.accepted == 0
     assert set(sim.answered) == {code} and sim.stats.night_refused == sim.answered[code]
