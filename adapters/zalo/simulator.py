@@ -5,19 +5,21 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 
 * ``POST /message/template`` (ZNS) and ``POST /v3.0/oa/message/{cs,transaction,promotion}``
   (OA, each type's rules in :mod:`adapters.zalo.oasim`: -213 non-followers, -230 ``cs`` to
-  users who did not interact in 7 days, -234 at night, by share or setting): checks the
-  ``access_token`` header (ZNS: -124 unknown or expired; OA: -216 unknown, -220 expired), the
-  template and its data (-109 unknown template, -131 a template of ``unapproved``, -111 no data,
-  -1122 a parameter missing, -1121 a value longer than the template's ``limits`` for it) and
-  the phone (-108 unless
-  ``84`` + 9 digits); then answers the code of ``error_phones[phone]``, -118 for a
+  users who did not interact in 7 days, -234 at night to the types of ``oa_night_types``, by
+  share or setting): checks the ``access_token`` header (ZNS: -124 unknown or expired; OA: -216
+  unknown, -220 expired), the template and its data (-109 unknown template, -131 a template of
+  ``unapproved``, -111 no data, -1122 a parameter missing, -1121 a value longer than the
+  template's ``limits`` for it) and the phone (-108 unless ``84`` + 9 digits); between 22:00 and
+  06:00 Vietnam time (the ``clock`` given to :class:`ZaloSim`) it answers -133 to the templates
+  of ``night_templates``; then the code of ``error_phones[phone]``, -118 for a
   deterministic share ``not_zalo_share`` of phones (by hash, the same in every run with the same
   seed), the code of ``refusals`` for its deterministic share of phones (``{-141: 0.02}``: 2 %
   refused ZNS from this OA; each refused phone is kept in ``refused``), ``error_code`` for a
   random share ``error_ratio`` (``error_ratio`` 1 with -115, -131 or -133: the balance, template
-  or night faults that refuse every message), and -144 (the OA's daily ZNS limit, Zalo's code;
-  -211 to OA messages) once ``daily_quota`` messages were accepted today; else it accepts:
-  ``{"error": 0, "data":
+  or night faults that refuse every message), -144 (the OA's daily ZNS limit, Zalo's code;
+  -211 to OA messages) once ``daily_quota`` messages were accepted today, and -115 (balance too
+  low) once the ZNS account's ``balance`` of messages is spent; else it accepts: ``{"error": 0,
+  "data":
   {"msg_id", "sent_time", "quota": {"dailyQuota", "remainingQuota"}}}``. ``http_429_ratio``
   and ``http_5xx_ratio`` of requests get HTTP 429 / 503 before any of that; ``delay`` holds
   every answer back.
@@ -31,16 +33,16 @@ An HTTP server on loopback (:mod:`adapters.http.server`) that answers like Zalo
 * ``GET /sim/stats``: the counters as JSON (for a simulator in another process).
 
 Every accepted message counts in ``received[phone or user_id]``, so a test can prove that each
-recipient got exactly one message. With ``webhook_url`` set, each accepted message is confirmed
-by a ``user_received_message`` event posted there after ``webhook_delay`` seconds, signed with
-``X-ZEvent-Signature: mac=<sha256(app_id + body + timestamp + oa_secret)>``, in batches over one
-keep-alive client (:mod:`adapters.http.client`) with bounded concurrency;
-``webhook_repeat_ratio`` of them are posted twice, as Zalo does when it is not sure the first
-arrived. The event says when the handset got the message in ``message.delivery_time``
-(milliseconds, as a string), its ``timestamp`` when it was first posted. One not answered 200 is
-posted again, the same body and signature, after each delay of ``webhook_retry_schedule`` in
-turn (Zalo's, as reported: 30 s, 5 min, 15 min, 30 min, 1 h), then given up
-(``webhooks_given_up``).
+recipient got exactly one message; every error answer counts in ``answered[code]``. With
+``webhook_url`` set, each accepted message is confirmed by a ``user_received_message`` event
+posted there after ``webhook_delay`` seconds, signed with ``X-ZEvent-Signature:
+mac=<sha256(app_id + body + timestamp + oa_secret)>``, in batches over one keep-alive client
+(:mod:`adapters.http.client`) with bounded concurrency; ``webhook_repeat_ratio`` of them are
+posted twice, as Zalo does when it is not sure the first arrived. The event says when the
+handset got the message in ``message.delivery_time`` (milliseconds, as a string), its
+``timestamp`` when it was first posted. One not answered 200 is posted again, the same body and
+signature, after each delay of ``webhook_retry_schedule`` in turn (Zalo's, as reported: 30 s,
+5 min, 15 min, 30 min, 1 h), then given up (``webhooks_given_up``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
     unapproved: frozenset[str] = frozenset()  # template ids not approved yet (-131)
     daily_quota: int = 0  # accepted messages per day (0: unlimited)
     quota_error: int = 0  # GET /message/quota answers this code (0: the quota)
+    balance: int = 0  # ZNS messages the account pays for, then -115 (0: unlimited)
+    night_templates: frozenset[str] = frozenset()  # -133 for these 22:00-06:00 (Vietnam)
     error_ratio: float = 0.0  # share of messages answered error_code
     error_code: int = -100
     error_phones: dict[str, int] = {}  # phone or user id -> the code it is always answered
@@ -149,7 +153,8 @@ class ZaloSimConfig(msgspec.Struct, frozen=True, kw_only=True):
         if any(share < 0 for share in self.refusals.values()) or sum(
                 self.refusals.values()) > 1.0:
             raise ValueError("refusals: each share must be positive and together at most 1")
-        for name in ("token_ttl", "daily_quota", "delay", "oauth_delay", "webhook_delay"):
+        for name in ("token_ttl", "daily_quota", "balance", "delay", "oauth_delay",
+                     "webhook_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if any(not delay >= 0 for delay in self.webhook_retry_schedule):
@@ -174,6 +179,8 @@ class ZaloSimStats(msgspec.Struct):
     not_zalo: int = 0  # -118 by not_zalo_share
     errors_injected: int = 0  # by error_ratio or error_phones
     quota_refused: int = 0  # -144 (daily_quota reached; -211 to OA messages)
+    balance_refused: int = 0  # -115 (balance spent)
+    night_refused: int = 0  # -133 (night_templates) at night
     refusals: int = 0  # answered a code of refusals
     oa_refused: int = 0  # OA messages answered -213, -230 or -234 by the rules of their type
     refreshes: int = 0  # tokens renewed
@@ -217,15 +224,19 @@ def _json(body: bytes, status: int = 200) -> Response:
 class ZaloSim:
     """The simulator: ``await start()``, then ``url``; ``await stop()``."""
 
-    def __init__(self, config: ZaloSimConfig | None = None) -> None:
+    def __init__(self, config: ZaloSimConfig | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self._config = config or ZaloSimConfig()
+        self.clock = clock  # epoch seconds: decides what is night in Vietnam
         self.stats = ZaloSimStats()
         self.received: Counter[str] = Counter()  # phone or user id -> messages accepted
         self.marked: Counter[str] = Counter()  # the same, of messages with the mark
         self.refused: dict[str, int] = {}  # phone -> the code of refusals it was answered
         self.oa_refused: dict[str, int] = {}  # user id -> the OA rule's code it was answered
         self.oa_types: Counter[str] = Counter()  # OA type -> messages of it accepted
+        self.answered: Counter[int] = Counter()  # error code -> requests answered it
         self.quota_used = 0
+        self.spent = 0  # ZNS messages accepted while a balance was set
         self.host = "127.0.0.1"
         self.port = 0
         self._rng = random.Random(self._config.seed)
@@ -277,6 +288,22 @@ class ZaloSim:
     def reset_quota(self) -> None:
         """A new day: the daily quota is whole again."""
         self.quota_used = 0
+
+    def top_up(self, messages: int) -> None:
+        """The ZNS account can pay for ``messages`` more."""
+        self._config = msgspec.structs.replace(self._config,
+                                               balance=max(self.spent, self._config.balance)
+                                               + messages)
+
+    def night(self) -> bool:
+        """Whether it is 22:00-06:00 in Vietnam (UTC+7 all year) by ``clock``."""
+        hour = int((self.clock() + 7 * 3600) // 3600) % 24
+        return hour >= 22 or hour < 6
+
+    def _oa_night(self) -> bool:
+        """Whether the OA night rule (-234) applies now: ``oa_night`` on, or clock at night."""
+        mode = self._config.oa_night
+        return mode == "on" or (mode == "clock" and self.night())
 
     def expire_token(self) -> None:
         """Every access token issued so far is expired from now on (-124; OA: -220)."""
@@ -351,6 +378,7 @@ class ZaloSim:
         return now + ttl if ttl > 0 else math.inf
 
     def _refuse(self, code: int) -> Response:
+        self.answered[code] += 1
         body = self._errors.get(code)
         if body is None:
             body = self._errors[code] = _encode({"error": code, "message": "Simulated error"})
@@ -421,6 +449,10 @@ class ZaloSim:
         if code:
             self.stats.invalid += 1
             return self._refuse(code)
+        if self._config.night_templates and req.template_id in self._config.night_templates \
+                and self.night():
+            self.stats.night_refused += 1
+            return self._refuse(-133)
         mark = self._config.mark
         marked = bool(mark) and any(mark in v for v in req.template_data.values())
         return self._deliver(req.phone, req.tracking_id, phone=True, marked=marked)
@@ -459,7 +491,7 @@ class ZaloSim:
             self.stats.invalid += 1
             return self._refuse(oasim.BAD_PARAMETER if text is None else NOT_ZALO_USER)
         config = self._config
-        code = oasim.verdict(kind, user, seed=config.seed, night=oasim.is_night(config.oa_night),
+        code = oasim.verdict(kind, user, seed=config.seed, night=self._oa_night(),
                              night_types=config.oa_night_types,
                              not_follower_share=config.oa_not_follower_share,
                              inactive_share=config.oa_inactive_share)
@@ -496,6 +528,11 @@ class ZaloSim:
         if quota and self.quota_used >= quota:
             self.stats.quota_refused += 1
             return self._refuse(QUOTA_EXHAUSTED if phone else -211)  # the OA's quota: -211
+        if config.balance and phone:
+            if self.spent >= config.balance:
+                self.stats.balance_refused += 1
+                return self._refuse(-115)
+            self.spent += 1
         self.quota_used += 1
         received = self.received
         if marked:

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
+from adapters.zalo.codes import CODES
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
 from dispatcher.cli import logopts
 from dispatcher.cli.output import print_json
@@ -175,16 +176,24 @@ def _register_zalo(group: Any) -> None:
     zalo.add_argument("--daily-quota", type=int, default=0, metavar="N",
                       help="messages accepted per day before -144, the OA's daily limit "
                            "(default 0: unlimited)")
+    zalo.add_argument("--balance", type=int, default=0, metavar="N",
+                      help="ZNS messages the account pays for, then -115, balance too low "
+                           "(default 0: unlimited)")
+    zalo.add_argument("--night-template", action="append", metavar="ID",
+                      help="a template that may not go 22:00-06:00 Vietnam time: -133 then "
+                           "(repeatable)")
     zalo.add_argument("--not-zalo-share", type=float, default=0.0, metavar="R",
                       help="share of phones that are not Zalo accounts: -118 (default 0)")
     zalo.add_argument("--error-ratio", type=float, default=0.0, metavar="R",
                       help="share of messages answered --error-code (default 0; 1 with -115, "
                            "-131 or -133: a balance, template or night fault on every message)")
-    zalo.add_argument("--error-code", type=int, default=-100, metavar="C",
-                      help="the code of injected errors (default -100)")
+    zalo.add_argument("--error-code", default="-100", metavar="C",
+                      help="the code of injected errors, any code of Zalo's table "
+                           "(default -100)")
     zalo.add_argument("--refusal", action="append", metavar="CODE=SHARE",
-                      help="answer CODE to a fixed share of phones, by hash: -141=0.02 "
-                           "(refused ZNS from this OA), -119, -134 ... (repeatable)")
+                      help="answer CODE, any code of Zalo's table, to a fixed share of "
+                           "phones, by hash: --refusal=-141=0.02 (refused ZNS from this OA); "
+                           "with '=' after --refusal, as the code is negative (repeatable)")
     zalo.add_argument("--error-phone", action="append", metavar="PHONE=CODE",
                       help="always answer CODE to PHONE (repeatable)")
     zalo.add_argument("--oa-not-follower-share", type=float, default=0.0, metavar="R",
@@ -248,16 +257,25 @@ def _templates(items: list[str] | None) -> tuple[dict[str, list[str]], dict[str,
     return templates, limits
 
 
+def _code(text: str, option: str) -> int:
+    """A code of Zalo's table (adapters/zalo/codes.py), or a one-line error naming ``option``."""
+    try:
+        code = int(text)
+    except ValueError:
+        raise InputError(f"{option}: {text!r} is not a Zalo error code (-141)") from None
+    if code not in CODES or code == 0:
+        raise InputError(f"{option}: {code} is not a code of Zalo's table "
+                         "(docs/channels.md)")
+    return code
+
+
 def _error_phones(items: list[str] | None) -> dict[str, int]:
     phones: dict[str, int] = {}
     for item in items or []:
         phone, sep, code = item.partition("=")
-        try:
-            phones[phone.strip()] = int(code)
-        except ValueError:
-            raise InputError(f"--error-phone: {item!r} is not PHONE=CODE") from None
         if not sep or not phone.strip():
             raise InputError(f"--error-phone: {item!r} is not PHONE=CODE")
+        phones[phone.strip()] = _code(code.strip(), "--error-phone")
     return phones
 
 
@@ -266,11 +284,14 @@ def _refusals(items: list[str] | None) -> dict[int, float]:
     for item in items or []:
         code, sep, share = item.partition("=")
         try:
-            refusals[int(code)] = float(share)
+            value = float(share)
         except ValueError:
             raise InputError(f"--refusal: {item!r} is not CODE=SHARE (-141=0.02)") from None
-        if not sep or not 0 < refusals[int(code)] <= 1:
+        if not sep or not 0 < value <= 1:
             raise InputError(f"--refusal: {item!r}: SHARE must be above 0 and at most 1")
+        refusals[_code(code.strip(), "--refusal")] = value
+    if sum(refusals.values()) > 1:
+        raise InputError("--refusal: the shares add up to more than 1")
     return refusals
 
 
@@ -296,8 +317,10 @@ def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
             token_ttl=args.token_ttl, app_id=args.app_id, secret_key=args.secret_key,
             oa_secret=args.oa_secret, templates=templates, limits=limits,
             unapproved=frozenset(args.unapproved or ()),
-            daily_quota=args.daily_quota, not_zalo_share=args.not_zalo_share,
-            error_ratio=args.error_ratio, error_code=args.error_code,
+            daily_quota=args.daily_quota, balance=args.balance,
+            night_templates=frozenset(args.night_template or ()),
+            not_zalo_share=args.not_zalo_share,
+            error_ratio=args.error_ratio, error_code=_code(args.error_code, "--error-code"),
             error_phones=_error_phones(args.error_phone), refusals=_refusals(args.refusal),
             http_429_ratio=args.http_429_ratio,
             http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
