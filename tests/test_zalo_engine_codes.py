@@ -348,7 +348,9 @@ async def test_a_refused_token_is_renewed_once_and_every_message_goes(
     p = await world.progress(wave)
     assert (p.sent, p.failed) == (wave.total, 0) and await world.dead() == []
     assert sim.stats.token_rejected >= 1 and sim.stats.refreshes == 1
-    assert set(sim.answered) == {code}  # the API's own code for this token
+    # the API's own code for this token (-124 also from the quota read at the wave's start,
+    # which is ZNS's API)
+    assert sim.answered[code] >= 1 and set(sim.answered) - {-124} <= {code}
     assert len(sim.received) == wave.total and sim.duplicates == 0
     assert all(a.startswith("7") == oa for a in sim.received)
 
@@ -459,9 +461,10 @@ async def night(store: Store, plan: Plan, numbering: Numbering, province: Provin
     u, r = await world.progress(urgent), await world.progress(routine)
     assert (u.sent, u.failed) == (0, urgent.total) and sim.stats.accepted == 0
     assert set(sim.answered) == {code} and sim.stats.night_refused == sim.answered[code]
-    # the phones get the SMS; an OA user id has no number to send one to
-    assert u.fallback == len(world.phones) and world.sms_to(urgent) == dict.fromkeys(
-        world.phones, 1)
+    # every one gets the SMS, once: a phone at its number, an OA user id at its row's phone
+    sms = world.sms_to(urgent)
+    assert u.fallback == urgent.total == len(sms) and set(sms.values()) == {1}
+    assert set(world.phones) <= set(sms)
     assert all(f"fallback: zalo {code}:" in why for _, why in await world.dead())
     assert (r.sent, r.failed, r.fallback, r.expired) == (0, 0, 0, 0)
     assert r.queued + r.retrying == r.total  # held for the morning

@@ -180,7 +180,7 @@ class ZaloSimStats(msgspec.Struct):
     errors_injected: int = 0  # by error_ratio or error_phones
     quota_refused: int = 0  # -144 (daily_quota reached; -211 to OA messages)
     balance_refused: int = 0  # -115 (balance spent)
-    night_refused: int = 0  # -133 (night_templates) at night
+    night_refused: int = 0  # -133 (night_templates) and -234 (OA, oa_night) at night
     refusals: int = 0  # answered a code of refusals
     oa_refused: int = 0  # OA messages answered -213, -230 or -234 by the rules of their type
     refreshes: int = 0  # tokens renewed
@@ -497,6 +497,8 @@ class ZaloSim:
                              inactive_share=config.oa_inactive_share)
         if code:
             self.stats.oa_refused += 1
+            if code == oasim.NIGHT:
+                self.stats.night_refused += 1
             self.oa_refused[user] = code
             return self._refuse(code)
         mark = config.mark
