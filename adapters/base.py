@@ -77,6 +77,9 @@ class Results(msgspec.Struct):
     requeue: list[tuple[int, str]] = []
     # the channel takes no more until this time (epoch seconds; a quota): the route waits
     pause_until: float = 0.0
+    # with pause_until: the pause holds routine batches only; urgent ones are still taken (an
+    # urgent alert does not wait for the morning or the quota's reset: it goes by SMS at once)
+    urgent_passes: bool = False
     receipts: bool = False  # delivery receipts will come for ``remote_ids`` (comma-separated)
 
     def count(self) -> int:

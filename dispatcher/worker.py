@@ -73,6 +73,7 @@ class Worker:
                            for r in routes if settings.rate(r) > 0}
         self.fallback = fallback
         self._paused: dict[str, float] = {}  # route -> epoch seconds (a channel's quota)
+        self._urgent_passes: set[str] = set()  # paused routes whose urgent batches still go
         self.processed = 0  # deliveries finished by this worker
         self.unrecorded = 0  # messages sent whose batch this worker could not record
         self._stop = asyncio.Event()
@@ -191,6 +192,14 @@ class Worker:
                 return
             wait = self._paused.get(route, 0.0) - time.time()
             if wait > 0:  # the channel said "no more until then": leave the batches queued
+                if route in self._urgent_passes:  # ... but for urgent ones (e.g. SMS at night)
+                    urgent = await queue.read(route, self.name, 1, 0, urgent_only=True)
+                    for delivery in urgent:
+                        await self._process(route, delivery, time.monotonic())
+                    if urgent:
+                        return
+                    await self._sleep(stop, min(wait, READ_BLOCK_MS / 1000))
+                    return
                 await self._sleep(stop, min(wait, 1.0))
                 return
             claimed = time.monotonic()
@@ -412,6 +421,10 @@ class Worker:
         m.batch.observe(time.perf_counter() - started)
         if results.pause_until > time.time():
             self._paused[route] = results.pause_until
+            if results.urgent_passes:
+                self._urgent_passes.add(route)
+            else:
+                self._urgent_passes.discard(route)
             log.warning("route %s paused by its channel until %s", route,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(results.pause_until)),
                         extra={"route": route, "wave": wave.id, "campaign": wave.campaign_id})

@@ -320,6 +320,8 @@ class ZaloAdapter:
             elif now < self._probe_at:
                 if envelope.over_quota_sms and self.pause_kind == "quota":
                     return self._fallback_all(results, addrs)
+                if envelope.urgent and self.pause_kind == "night":
+                    return self._fallback_all(results, addrs, users=True)
                 return self._requeue_all(results, len(addrs))
             else:  # try this batch: the quota may have been raised, the fault fixed
                 self._probe_at = now + self.config.quota_probe_seconds
@@ -348,6 +350,7 @@ class ZaloAdapter:
             self._outage = 0.0
         if self.paused_until and not (batch.quota_sms and self.pause_kind == "quota"):
             results.pause_until = min(self.paused_until, self._probe_at)
+            results.urgent_passes = self.pause_kind in ("night", "quota")
         stats = self.stats
         stats.sent += len(results.sent)
         stats.retried += len(results.retry)
@@ -430,13 +433,15 @@ class ZaloAdapter:
         log.warning("Zalo answers 5xx or nothing: route paused for %g s", self._outage,
                     extra={"channel": "zalo"})
 
-    def _fallback_all(self, results: Results, addrs: list[str]) -> Results:
+    def _fallback_all(self, results: Results, addrs: list[str], *,
+                      users: bool = False) -> Results:
         """Out of quota, a wave whose policy is SMS: every phone to the SMS fallback now; a
-        Zalo user id (no number to send an SMS to) is requeued: it goes at the reset. The route
-        is not paused: the wave's next batches go by SMS too."""
+        Zalo user id is requeued: it goes at the reset (``users``: to the SMS fallback too, as
+        an urgent message at night, which the engine sends to its audience row's phone). The
+        route is not paused: the wave's next batches go by SMS too."""
         why = f"{FALLBACK} {self.pause_reason}"
         for i, addr in enumerate(addrs):
-            if self._phone(addr):
+            if users or self._phone(addr):
                 results.failed.append((i, why))
             else:
                 results.requeue.append((i, self.pause_reason))
@@ -475,6 +480,7 @@ class ZaloAdapter:
     def _requeue_all(self, results: Results, n: int) -> Results:
         results.requeue = [(i, self.pause_reason) for i in range(n)]
         results.pause_until = min(self.paused_until, self._probe_at)
+        results.urgent_passes = self.pause_kind in ("night", "quota")
         self.stats.requeued += n
         return results
 
