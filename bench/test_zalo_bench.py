@@ -33,7 +33,8 @@ import uvloop
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from adapters.base import Envelope, Results
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher.model import Channel

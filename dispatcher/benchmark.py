@@ -24,7 +24,8 @@ from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.receipt import Receipt
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, failclosed, keys, localredis, routing

@@ -25,7 +25,7 @@ import secrets
 
 import msgspec
 
-from adapters.zalo.adapter import VN
+from adapters.zalo.config import VN
 from dispatcher import approval, repeats, routing, smstext, textcheck
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave

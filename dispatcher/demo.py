@@ -30,7 +30,8 @@ from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
 from adapters.webhook.simulator import WebhookSim
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from adapters.zalo.webhook import WebhookVerifier, make_app

@@ -17,7 +17,7 @@ import msgspec
 from adapters.email.adapter import EmailConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
-from adapters.zalo.adapter import ZaloConfig
+from adapters.zalo.config import ZaloConfig
 from dispatcher.config import convert, read_toml
 from dispatcher.errors import ConfigError
 from dispatcher.logs import LogSettings

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from adapters.zalo.adapter import ZaloConfig
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.templates import DATE_FIELD, ZnsTemplate, fill_date, problem
 from dispatcher.errors import ConfigError, InputError
 from dispatcher.model import Channel, ZnsMessage

@@ -157,7 +157,7 @@ async def test_a_refused_token_renewal_does_not_show_the_app_secret(
     sim = ZaloSim(ZaloSimConfig())
     await sim.start()
     secret = SECRETS["LOA_T_ZALO_SECRET"]
-    from adapters.zalo.adapter import ZaloConfig  # noqa: PLC0415
+    from adapters.zalo.config import ZaloConfig  # noqa: PLC0415
 
     config = ZaloConfig(base_url=sim.url, oa_url=sim.url, oauth_url=sim.url,
                         app_id=sim.config.app_id, secret_key=secret, template_id="loa-alert",

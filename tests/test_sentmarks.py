@@ -17,7 +17,8 @@ from adapters.base import Envelope, Progress
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.session import Accepted
 from adapters.smpp.simulator import Smsc, SmscConfig
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher.model import Batch, Channel, Wave, WaveState

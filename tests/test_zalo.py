@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from adapters.base import Envelope, Results
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig, next_quota_reset
+from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.api import (
     ERRORS,
     SIGNATURE_HEADER,
@@ -32,6 +32,7 @@ from adapters.zalo.api import (
     tracking_id,
     verify,
 )
+from adapters.zalo.config import ZaloConfig, next_quota_reset
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import (
     FileTokenStore,

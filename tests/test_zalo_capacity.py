@@ -21,7 +21,8 @@ from litestar.testing import AsyncTestClient
 
 from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
-from adapters.zalo.adapter import VN, ZaloAdapter, ZaloConfig, next_quota_reset
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import VN, ZaloConfig, next_quota_reset
 from adapters.zalo.quota import ZaloQuota, ZaloQuotaReader, parse_quota, reset_time, time_zone
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore

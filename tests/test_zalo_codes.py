@@ -15,8 +15,9 @@ from prometheus_client import REGISTRY
 
 from adapters.base import Adapter, Envelope, Results
 from adapters.memory import MemoryAdapter
-from adapters.zalo.adapter import VN, ZaloAdapter, ZaloConfig, next_hour
+from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.codes import CODES, Outcome
+from adapters.zalo.config import VN, ZaloConfig, next_hour
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, routing

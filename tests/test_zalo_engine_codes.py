@@ -27,8 +27,9 @@ from prometheus_client import REGISTRY
 
 from adapters.base import Adapter
 from adapters.memory import MemoryAdapter
-from adapters.zalo.adapter import VN, ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.codes import CODES, Outcome
+from adapters.zalo.config import VN, ZaloConfig
 from adapters.zalo.oa import OA_PATHS
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore

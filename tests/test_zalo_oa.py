@@ -16,8 +16,9 @@ import pytest
 from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
 from adapters.zalo import oasim
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.api import OaRequest
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.oa import OA_PATHS, oa_tail
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore

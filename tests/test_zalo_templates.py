@@ -16,7 +16,8 @@ from litestar.testing import AsyncTestClient
 
 from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
-from adapters.zalo.adapter import VN, ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import VN, ZaloConfig
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.templates import TemplateParam, ZnsTemplate, problem
 from adapters.zalo.tokens import MemoryTokenStore

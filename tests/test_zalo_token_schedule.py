@@ -20,7 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.schedule import DAY
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import Issued, MemoryTokenStore

@@ -25,8 +25,9 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from adapters.base import Envelope
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig
+from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.api import SIGNATURE_HEADER, sign
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from adapters.zalo.webhook import DeliveryEvent

@@ -5,7 +5,8 @@
 ``webhook`` (delivery events), ``simulator`` (:class:`ZaloSim`, ``loa sim zalo``).
 """
 
-from adapters.zalo.adapter import ZaloAdapter, ZaloConfig, ZaloStats
+from adapters.zalo.adapter import ZaloAdapter, ZaloStats
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.tokens import FileTokenStore, MemoryTokenStore, TokenManager, TokenStore
 from adapters.zalo.webhook import DeliveryEvent, WebhookRejected, WebhookVerifier, make_handler
 

@@ -12,19 +12,18 @@ hence the default (docs/decisions.md). aiohttp and httpx stay selectable for com
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import yarl
 
 from adapters.http import client as http_client
 from adapters.http.client import FailureKind, TransportFailure
+from adapters.zalo.config import CLIENTS, ClientName
 
 if TYPE_CHECKING:
     import httpx  # a development dependency: imported only when chosen
 
-ClientName = Literal["loa", "aiohttp", "httpx"]
-CLIENTS: tuple[ClientName, ...] = ("loa", "aiohttp", "httpx")
 
 __all__ = ["CLIENTS", "AiohttpClient", "ClientName", "FailureKind", "HttpClient", "HttpxClient",
            "TransportFailure", "make_client"]

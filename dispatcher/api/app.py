@@ -44,7 +44,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.zalo.adapter import VN
+from adapters.zalo.config import VN
 from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import (
     __version__,
