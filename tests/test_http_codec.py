@@ -267,3 +267,13 @@ def test_a_request_that_expects_100_continue() -> None:
 def test_malformed_requests_raise_http_error(data: bytes) -> None:
     with pytest.raises(HttpError):
         RequestParser().feed(data)
+
+
+def test_trailers_are_read_and_dropped_split_anywhere() -> None:
+    data = (b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+    for at in range(len(data) + 1):
+        got = feed_split(RequestParser(), data, at)
+        assert [(r.path, r.body, r.keep_alive) for r in got] == [
+            ("/a", b"abc", True), ("/b", b"", True)], at

@@ -7,6 +7,14 @@
   by ``Content-Length`` or ``Transfer-Encoding: chunked``; a response with neither ends when the
   connection does (:meth:`ResponseParser.feed_eof`). Interim responses (1xx) are skipped, except
   101 which this codec refuses. Malformed input raises :class:`HttpError`, never anything else.
+
+Requests follow RFC 9112 strictly, since a server must not read one request's bytes as another's:
+``chunked`` is the only transfer coding (another is refused with status 501; ``chunked`` not last,
+or twice, 400; header lines repeating ``Transfer-Encoding`` are one list); ``Transfer-Encoding``
+on an HTTP/1.0 request is 400; a request with both ``Transfer-Encoding`` and ``Content-Length``
+is framed by the coding and its connection ends after the answer (``keep_alive`` False); more
+than one ``Host`` is 400. The head is bounded by ``MAX_HEAD`` bytes and the trailers by
+``MAX_TRAILERS`` (status 431); trailer lines must be header lines and are dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Generic, TypeVar
 from adapters.http.message import (
     MAX_BODY,
     MAX_HEAD,
+    MAX_TRAILERS,
     HttpError,
     Request,
     Response,
@@ -29,8 +38,8 @@ from adapters.http.message import (
     request_head,
 )
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "HttpError", "Request", "RequestParser", "Response",
-           "ResponseParser", "encode_request", "encode_response", "request_head"]
+__all__ = ["MAX_BODY", "MAX_HEAD", "MAX_TRAILERS", "HttpError", "Request", "RequestParser",
+           "Response", "ResponseParser", "encode_request", "encode_response", "request_head"]
 
 _NO_BODY = frozenset({204, 304})
 M = TypeVar("M", Request, Response)
@@ -103,12 +112,12 @@ class _Parser(Generic[M]):
         stop = buf.find(b"\r\n\r\n", pos)
         if stop < 0:
             if end - pos > MAX_HEAD:
-                raise HttpError(f"head longer than {MAX_HEAD} bytes")
+                raise HttpError(f"head longer than {MAX_HEAD} bytes", 431)
             if buf.find(b"\n\n", pos) >= 0:
                 raise HttpError("line endings without CR")
             return -1
         if stop - pos > MAX_HEAD:
-            raise HttpError(f"head longer than {MAX_HEAD} bytes")
+            raise HttpError(f"head longer than {MAX_HEAD} bytes", 431)
         msg, length = self._start(buf[pos:stop + 2])
         pos = stop + 4
         if length == _INTERIM:
@@ -147,6 +156,11 @@ class _Parser(Generic[M]):
         if state == _TRAILER:
             if not line:
                 done.append(self._finish(b"".join(self._parts)))
+                return stop + 2
+            self._length += stop + 2 - pos  # the trailer section's bytes so far
+            if self._length > MAX_TRAILERS:
+                raise HttpError(f"trailers longer than {MAX_TRAILERS} bytes", 431)
+            parse_headers(buf[pos:stop + 2])  # checked, then dropped
             return stop + 2
         size_text = line.partition(b";")[0].strip(b" \t")
         try:
@@ -156,7 +170,7 @@ class _Parser(Generic[M]):
         except ValueError:
             raise HttpError(f"bad chunk size {line[:40]!r}") from None
         if size == 0:
-            self._state = _TRAILER
+            self._state, self._length = _TRAILER, 0
         else:
             if sum(map(len, self._parts)) + size > MAX_BODY:
                 raise HttpError(f"body longer than {MAX_BODY} bytes")
@@ -238,14 +252,39 @@ class RequestParser(_Parser[Request]):
         line = head[:eol]
         method, target, version = parse_request_line(line)
         headers = parse_headers(head[eol + 2:])
-        if version == b"HTTP/1.1" and "host" not in headers:
-            raise HttpError("HTTP/1.1 request without Host")
+        host = headers.get("host")
+        if host is None:
+            if version == b"HTTP/1.1":
+                raise HttpError("HTTP/1.1 request without Host")
+        elif "," in host:
+            raise HttpError("more than one Host")
         keep_alive = version == b"HTTP/1.1" and is_keep_alive(version, headers)  # 1.0: close
-        request = Request(method, target, headers, b"", keep_alive)
-        return request, self._framing(headers, allow_eof=False)
+        coding = headers.get("transfer-encoding")
+        if coding is None:
+            length = self._framing(headers, allow_eof=False)
+        else:
+            length = _request_coding(coding, version)
+            if "content-length" in headers:
+                keep_alive = False  # RFC 9112 §6.1: close after answering
+        return Request(method, target, headers, b"", keep_alive), length
 
     @property
     def continue_expected(self) -> bool:
         msg = self._msg
         return (msg is not None and self._state != _HEAD
                 and msg.headers.get("expect", "").lower() == "100-continue")
+
+
+def _request_coding(coding: str, version: bytes) -> int:
+    """The framing of a request's ``Transfer-Encoding`` (RFC 9112 §6.1, §6.3): chunked, once,
+    last and alone; HttpError otherwise."""
+    if version != b"HTTP/1.1":
+        raise HttpError("Transfer-Encoding in an HTTP/1.0 request")
+    if coding.lower() == "chunked":
+        return _CHUNKED
+    codings = [c for c in (c.strip(" \t").lower() for c in coding.split(",")) if c]
+    if not codings or codings[-1] != "chunked" or "chunked" in codings[:-1]:
+        raise HttpError(f"Transfer-Encoding {coding[:60]!r}: chunked must be last, once")
+    if len(codings) > 1:
+        raise HttpError(f"Transfer-Encoding {coding[:60]!r}: only chunked is implemented", 501)
+    return _CHUNKED

@@ -9,7 +9,8 @@
   header blocks again and again: the latest are remembered as parsed (emptied when full).
 
 Header names are lower-cased; a repeated header's values are joined with ``", "``. Malformed
-input raises :class:`HttpError`.
+input (a control byte other than tab in a value, a folded line, a space before the colon) raises
+:class:`HttpError`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
 MAX_HEAD = 64 * 1024  # request or status line and headers
+MAX_TRAILERS = 8 * 1024  # the trailer section of a chunked body
 MAX_BODY = 16 * 1024 * 1024
 
 _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -27,7 +29,12 @@ _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 class HttpError(ValueError):
-    """Bytes that are not HTTP/1.1 this codec accepts."""
+    """Bytes that are not HTTP/1.1 this codec accepts; ``status`` is the answer a server gives
+    to such a request (400 unless the request is too large or uses what is not implemented)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Response:
@@ -143,7 +150,9 @@ def ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-_HEADER = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\0]*)\r\n", re.M)
+# a value holds tab, space, visible ASCII and bytes above it, no other control (RFC 9110 §5.5)
+_HEADER = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\r\n",
+                     re.M)
 _names: dict[bytes, str] = {}  # header names as sent -> lower-cased
 _CACHED = 256
 _blocks: dict[bytes, dict[str, str]] = {}

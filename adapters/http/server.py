@@ -81,7 +81,7 @@ class _Connection(asyncio.Protocol):
             requests = self.parser.feed(data)
         except HttpError as exc:
             self.pending.clear()
-            self._write(encode_response(400, f"bad request: {exc}".encode(),
+            self._write(encode_response(exc.status, f"bad request: {exc}".encode(),
                                         "text/plain; charset=utf-8", keep_alive=False))
             self.close()
             return
