@@ -1,4 +1,15 @@
-"""A small HTTP/1.1 server over asyncio protocols, for Loa's simulators.
+"""A small HTTP/1.1 server over asyncio protocols, for Loa's simulators only.
+
+It serves the Zalo simulator (``loa sim zalo`` and the benchmarks through it); the product's API
+is Litestar. It follows RFC 9112 in what it reads (the rules are in :mod:`adapters.http.codec`):
+``Content-Length`` or ``chunked`` framing, no other transfer coding (501), ``Transfer-Encoding``
+refused on HTTP/1.0 and ``chunked`` required last (400), a request with both
+``Transfer-Encoding`` and ``Content-Length`` answered and its connection closed; control bytes in
+header values, folded header lines, a space before the colon, a malformed or conflicting
+``Content-Length``, more than one ``Host``: 400. Limits: a head of 64 KiB and trailers of 8 KiB
+(431), a body of 16 MiB (400); every refusal closes the connection. Not supported: HTTP/2,
+upgrades, chunked answers (every answer has a ``Content-Length``), HEAD as such (a method like any
+other), trailers for the handler (they are checked and dropped).
 
 Routes map ``(method, path)`` to a handler that takes the :class:`~adapters.http.codec.Request`
 and answers a :class:`Response`, or an awaitable of one (an ``async def`` handler, or a plain
