@@ -277,3 +277,21 @@ def test_trailers_are_read_and_dropped_split_anywhere() -> None:
         got = feed_split(RequestParser(), data, at)
         assert [(r.path, r.body, r.keep_alive) for r in got] == [
             ("/a", b"abc", True), ("/b", b"", True)], at
+
+
+def test_request_framing_by_rfc_9112() -> None:
+    both = (b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\nTransfer-Encoding: chunked"
+            b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    request = RequestParser().feed(both)[0]
+    assert request.body == b"abc" and not request.keep_alive  # answered, then closed
+    statuses = {}
+    for coding in (b"gzip, chunked", b"chunked, chunked", b"chunked, gzip", b"gzip"):
+        with pytest.raises(HttpError) as caught:
+            RequestParser().feed(b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: " + coding
+                                 + b"\r\n\r\n0\r\n\r\n")
+        statuses[coding] = caught.value.status
+    assert statuses == {b"gzip, chunked": 501, b"chunked, chunked": 400,
+                        b"chunked, gzip": 400, b"gzip": 400}
+    with pytest.raises(HttpError) as caught:
+        RequestParser().feed(b"POST /a HTTP/1.1\r\nHost: h\r\nX-A: " + b"a" * MAX_HEAD)
+    assert caught.value.status == 431
