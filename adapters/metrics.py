@@ -122,6 +122,9 @@ class _Zalo(Protocol):
     @property
     def pause_kind(self) -> str: ...
 
+    @property
+    def alert(self) -> str: ...
+
 
 ZALO_PAUSE_REASONS = ("quota", "night", "configuration", "balance", "unknown")
 _lock = threading.Lock()  # scrapes run on the HTTP server's thread
@@ -233,7 +236,8 @@ class ChannelGauges(Collector):
             paused.add_metric([], float(any(a.paused_until > now for a in zalo)))
             for reason in ZALO_PAUSE_REASONS:
                 route_paused.add_metric([reason], float(any(
-                    a.pause_kind == reason and a.paused_until > now for a in zalo)))
+                    (a.pause_kind == reason and a.paused_until > now) or a.alert == reason
+                    for a in zalo)))
         yield from (in_flight, bind_up, binds, granted, tps, reconnects, malformed, oversized,
                     unknown, quota, paused, route_paused, *_zalo_tokens(zalo))
 

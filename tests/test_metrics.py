@@ -257,6 +257,7 @@ def test_zalo_quota_is_read_at_scrape_time() -> None:
         remaining_quota: int | None = 1234
         paused_until = time.time() + 60
         pause_kind = "balance"
+        alert = "balance"
         tokens = Tokens()
         schedule = Schedule()
 
@@ -267,6 +268,12 @@ def test_zalo_quota_is_read_at_scrape_time() -> None:
         assert total("loa_zalo_paused") == 1
         assert total("loa_zalo_route_paused", reason="balance") == 1
         assert total("loa_zalo_route_paused", reason="quota") == 0
+        # between two tries of the stopped route (its pause ran out, the next try not yet
+        # answered) the alert stays: it ends when Zalo accepts a message again
+        zalo.paused_until, zalo.pause_kind = 0.0, ""
+        assert total("loa_zalo_route_paused", reason="balance") == 1
+        zalo.alert = ""
+        assert total("loa_zalo_route_paused", reason="balance") == 0
         assert 7200 <= total("loa_zalo_refresh_token_age_seconds") < 7200 + 600
         assert 7200 <= total("loa_zalo_access_token_age_seconds") < 7200 + 600
         assert total("loa_zalo_token_refresh_failures_total") == 3

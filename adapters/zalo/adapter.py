@@ -191,6 +191,9 @@ class ZaloAdapter:
         self.pause_reason = ""
         self.pause_kind = ""  # quota, configuration, balance, unknown, night ("": not paused)
         self._unknown = 0  # unlisted codes answered in a row
+        # configuration, balance or unknown: the route stopped for a fault an operator must fix;
+        # kept between the tries of the paused route, until Zalo accepts a message again
+        self.alert = ""
         self.remaining_quota: int | None = None  # from Zalo's last answer
         self.daily_quota: int | None = None
         self.tokens = TokenManager(tokens, self._exchange, retry_after=config.token_retry_after)
@@ -318,6 +321,7 @@ class ZaloAdapter:
         else:
             self.paused_until = self._probe_at = now + config.alert_probe_seconds
             self.stats.alert_pauses += 1
+            self.alert = kind
         self.pause_kind = kind
         until = dt.datetime.fromtimestamp(self.paused_until, VN).strftime("%Y-%m-%d %H:%M:%S")
         self.pause_reason = f"{reason}; Zalo paused until {until} (Asia/Ho_Chi_Minh)"
@@ -476,6 +480,8 @@ class ZaloAdapter:
                 self._unknown = 0 if answer.error in CODES else self._unknown + 1
             if result is Outcome.SENT:
                 self._unknown = 0
+                if self.alert:  # Zalo accepts again: the operator's fault is fixed
+                    self.alert = ""
                 assert answer is not None
                 results.sent.append(i)
                 results.remote_ids.append(answer.remote_id)
