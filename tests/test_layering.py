@@ -1,16 +1,22 @@
-"""The engine stands on its own: its settings and its retry policy load no channel."""
+"""The engine stands on its own: its settings and its retry policy load no channel, and no
+module of the engine speaks to Redis but through the store (:mod:`dispatcher.store`)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DISPATCHER = ROOT / "dispatcher"
 
 #: Libraries of the channels: the engine's settings and its retry policy need none of them.
 CHANNEL_LIBRARIES = ("aiohttp", "aiosmtplib", "httpx")
+#: Where Redis is spoken: the store, and the lab that starts, breaks and measures Redis.
+REDIS_ALLOWED = ("dispatcher/store/", "dispatcher/localredis.py", "dispatcher/chaos.py",
+                 "dispatcher/benchmark.py", "dispatcher/wavebench.py", "dispatcher/procstat.py")
 
 
 def loaded_by(*modules: str) -> list[str]:
@@ -38,3 +44,25 @@ def test_the_full_settings_still_hold_every_channel() -> None:
     assert issubclass(Settings, EngineConfig)
     assert {"smpp", "zalo", "app", "email"} <= set(Settings.__struct_fields__)
     assert not {"smpp", "zalo", "app", "email"} & set(EngineConfig.__struct_fields__)
+
+
+def redis_imports(path: Path) -> list[str]:
+    """The ``import redis...`` and ``from redis... import`` lines of a module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        found += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}" for name in names
+                  if name == "redis" or name.startswith("redis.")]
+    return found
+
+
+def test_no_module_of_the_engine_imports_redis() -> None:
+    modules = [p for p in sorted(DISPATCHER.rglob("*.py"))
+               if not str(p.relative_to(ROOT)).startswith(REDIS_ALLOWED)]
+    assert len(modules) > 40
+    assert [line for p in modules for line in redis_imports(p)] == []
