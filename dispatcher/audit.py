@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from dispatcher.errors import AuditUnavailable, LoaError
+from dispatcher.errors import AuditUnavailable, LoaError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +180,12 @@ async def audited(audit: AuditLog, *, who: str, role: str, action: str, target: 
         raise
     try:
         result = await work
-    except LoaError as exc:
-        await _finish(audit, intent, f"{type(exc).__name__}: {exc}", None)
-        raise
-    except Exception as exc:  # the store failing: the class only (its message may hold a URL)
-        await _finish(audit, intent, f"{type(exc).__name__} (internal error)", None)
+    except Exception as exc:
+        # Loa's own refusal with its message; the store failing, the class only (its message
+        # may hold a URL)
+        ours = isinstance(exc, LoaError) and not isinstance(exc, StoreUnavailable)
+        outcome = f": {exc}" if ours else " (internal error)"
+        await _finish(audit, intent, f"{type(exc).__name__}{outcome}", None)
         raise
     await _finish(audit, intent, "ok", after(result) if after is not None else None)
     return result

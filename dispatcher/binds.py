@@ -21,10 +21,9 @@ import zlib
 from collections.abc import Mapping
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from dispatcher import metrics
 from dispatcher.store.base import Leases
+from dispatcher.store.outage import FAILURES as STORE_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class BindLeases:
             while not stop.is_set():
                 try:
                     await self.step()
-                except (RedisError, OSError) as exc:
+                except STORE_FAILURES as exc:
                     if isinstance(exc, metrics.STORE_TRANSIENT):
                         backoff.failed(exc)  # logged once per outage
                     else:
@@ -118,5 +117,5 @@ class BindLeases:
         await self._drop_all()  # the binds close (unbind) before their slots are free
         for link, slots in held.items():
             for slot in slots:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*STORE_FAILURES):
                     await self.leases.release(lease_name(link, slot), self.owner)

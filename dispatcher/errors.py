@@ -17,6 +17,7 @@ adapter that speaks the protocol, never by ad-hoc conditions.
     ├── NotFound           no such campaign, wave or audience
     ├── AuditUnavailable   the audit log cannot be written: the change is refused (retryable)
     ├── ChannelError       a channel could not take a batch at all (retryable)
+    ├── StoreUnavailable   the store (Redis) does not answer, restarts or loads (retryable)
     └── ServiceUnavailable the Loa API does not answer, or answers 5xx (retryable)
 """
 
@@ -137,6 +138,18 @@ class ChannelError(LoaError):
     """
 
     retryable = True
+
+
+class StoreUnavailable(LoaError):
+    """The store went away and comes back: a connection refused or lost, a timeout, a Redis
+    loading its data after a restart, a cluster electing a new master.
+
+    Raised by the store (:mod:`dispatcher.store`) from its client's errors; the engine's loops
+    wait and try again on it. The exit status is the one of every store failure.
+    """
+
+    retryable = True
+    exit_code = 3
 
 
 class ServiceUnavailable(LoaError):

@@ -34,13 +34,6 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client import generate_latest as _generate_latest
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.base import Results
 from adapters.metrics import (
@@ -53,6 +46,7 @@ from adapters.metrics import (
 from dispatcher import routing
 from dispatcher.model import WAVE_FINAL, Channel, Wave, WaveState
 from dispatcher.store.base import Store
+from dispatcher.store.outage import UNAVAILABLE
 
 __all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "EMERGENCY_STOP", "LEVEL",
            "MESSAGES", "QUEUE_ENTRIES", "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED",
@@ -128,12 +122,11 @@ CAMPAIGNS_REFUSED = Counter(
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 
-#: Errors of a store that went away and comes back: a connection refused or lost, a timeout, a
-#: Redis loading its AOF after a restart, a cluster electing a new master. The engine's loops
-#: wait and try again on these; any other error is a bug or a misconfiguration and surfaces.
-STORE_TRANSIENT: tuple[type[Exception], ...] = (
-    RedisConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownError, TryAgainError,
-    OSError)
+#: Errors of a store that went away and comes back (:class:`~dispatcher.errors.StoreUnavailable`:
+#: a connection refused or lost, a timeout, a Redis loading its AOF after a restart, a cluster
+#: electing a new master), and the operating system's. The engine's loops wait and try again on
+#: these; any other error is a bug or a misconfiguration and surfaces.
+STORE_TRANSIENT: tuple[type[Exception], ...] = (*UNAVAILABLE, OSError)
 BACKOFF_FIRST = 0.1  # seconds a loop waits after its first failed store call
 BACKOFF_MOST = 2.0  # ... doubling up to this
 #: After an outage, pooled connections opened before it fail once each when next used; their

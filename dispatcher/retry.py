@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from dispatcher.settings import RetrySettings
+from dispatcher.engine_settings import RetrySettings
 
 
 class RetryPolicy:

@@ -8,7 +8,7 @@ set any of them; then ``LOA_<SECTION>_<KEY>`` environment variables win (``LOA_R
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,44 +19,27 @@ from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
 from dispatcher.config import convert, read_toml
+from dispatcher.engine_settings import (
+    MAX_FALLBACK_PER_DAY,
+    ROUTES,
+    EngineConfig,
+    EngineSettings,
+    RedisSettings,
+    RetrySettings,
+    check_engine,
+    check_rate_keys,
+    check_rates,
+    known_routes,
+)
 from dispatcher.errors import ConfigError
 from dispatcher.logs import LogSettings
 from dispatcher.logs import check as check_log
 from dispatcher.model import Channel
 from dispatcher.secret import Secret, SecretUrl, from_env, refuse_inline
 
-
-class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    url: str = ""  # empty: keep everything in this process's memory
-
-
-class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    batch_size: int = 500  # messages per stream entry
-    chunk_size: int = 512  # recipients per stored audience chunk
-    chunks_per_step: int = 16  # audience chunks per fan-out step (one checkpoint)
-    approval_threshold: int = 10_000  # campaigns reaching more need approval by another user
-    # ... and campaigns sending more SMS parts (recipients x parts, with the SMS fallback's)
-    approval_threshold_pdus: int = 30_000
-    reconcile_seconds: float = 5.0
-    lease_seconds: float = 30.0  # a batch held this long without a heartbeat is reclaimed
-    state_refresh_seconds: float = 0.25  # how fast pause and cancel reach every worker
-    consumers_per_route: int = 4  # batches in flight per route and worker
-    fanout_concurrency: int = 4  # waves fanned out at once per process (and urgent ones)
-    # routine batches a route may hold that no worker has read yet: fan-out waits above it
-    ahead_batches: int = 64
-    # how often sent bits are written while batches are being sent (0: only at a batch's end)
-    sent_flush_seconds: float = 0.005
-    # SMS a recipient Zalo cannot reach gets by fallback per local day, beyond the plan's SMS
-    fallback_max_per_day: int = 1
-    # after a pause, a route's rate ([rates]) lets at most this many seconds of it go at once
-    rate_burst_seconds: float = 0.1
-
-
-class RetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    max_attempts: int = 5  # sends of one message before it is dead-lettered
-    base_seconds: float = 2.0  # wait before the first retry; doubles each time
-    max_seconds: float = 300.0
-    jitter: float = 0.2  # +/- share of the wait, so retries do not arrive together
+__all__ = ["MAX_FALLBACK_PER_DAY", "ROUTES", "ChannelSettings", "EngineConfig", "EngineSettings",
+           "RedisSettings", "RetrySettings", "Settings", "check_rates", "known_routes",
+           "load_settings"]
 
 
 class ChannelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -65,15 +48,11 @@ class ChannelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     simulate: list[Channel] = []
 
 
-class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    redis: RedisSettings = RedisSettings()
+class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The deployment's settings: the engine's (:class:`EngineConfig`: ``redis``, ``engine``,
+    ``retry``, ``sms_routes``, ``rates``) and the channels', the API's and the logs'."""
+
     channels: ChannelSettings = ChannelSettings()
-    engine: EngineSettings = EngineSettings()
-    retry: RetrySettings = RetrySettings()
-    # carrier -> SMS route ("link group"); carriers not listed use their own name
-    sms_routes: dict[str, str] = {}
-    # route -> messages per second (0 or absent: no limit); routes: sms.<group>, zalo, email, app
-    rates: dict[str, float] = {}
     # SMPP links by name (the SMS route group they serve; "default" takes the rest)
     smpp: dict[str, LinkConfig] = {}
     zalo: ZaloConfig | None = None  # the e-government Zalo OA (ZNS by phone, OA by user id)
@@ -88,44 +67,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     api: dict[str, Any] = {}
     log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
 
-    def sms_route(self, carrier: str) -> str:
-        return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"
-
-    def rate(self, route: str) -> float:
-        return self.rates.get(route, 0.0)
-
-
-MAX_FALLBACK_PER_DAY = 8
-
 
 def _check(settings: Settings, source: str) -> Settings:
-    positive = {
-        "engine.batch_size": settings.engine.batch_size,
-        "engine.chunk_size": settings.engine.chunk_size,
-        "engine.chunks_per_step": settings.engine.chunks_per_step,
-        "engine.consumers_per_route": settings.engine.consumers_per_route,
-        "engine.fanout_concurrency": settings.engine.fanout_concurrency,
-        "engine.ahead_batches": settings.engine.ahead_batches,
-        "retry.max_attempts": settings.retry.max_attempts,
-        "engine.lease_seconds": settings.engine.lease_seconds,
-        "engine.reconcile_seconds": settings.engine.reconcile_seconds,
-        "engine.state_refresh_seconds": settings.engine.state_refresh_seconds,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError("must be more than 0", source=source, key=key)
-    if not 0 <= settings.engine.fallback_max_per_day <= MAX_FALLBACK_PER_DAY:
-        raise ConfigError(f"must be 0 (no fallback SMS) to {MAX_FALLBACK_PER_DAY}",
-                          source=source, key="engine.fallback_max_per_day")
-    if not 0 <= settings.retry.jitter < 1:
-        raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
+    check_engine(settings, source)
     check_log(settings.log, source)
-    for route, rate in settings.rates.items():
-        if route not in ROUTES and not (route.startswith("sms.") and len(route) > 4):
-            raise ConfigError("not a route: sms.<link group>, zalo, email or app",
-                              source=source, key=f"rates.{route}")
-        if rate < 0:
-            raise ConfigError("must be 0 (no limit) or more", source=source, key=f"rates.{route}")
+    check_rate_keys(settings, source)
     for name, link in settings.smpp.items():
         if not 0 < link.tps_floor <= 1:
             raise ConfigError("must be more than 0 and at most 1 (a share of tps)",
@@ -156,23 +102,6 @@ def _check(settings: Settings, source: str) -> Settings:
                               key=f"smpp.{name}.bind_type")
     return settings
 
-
-ROUTES = frozenset({"zalo", "email", "app"})  # and sms.<link group>
-
-
-def known_routes(settings: Settings, carriers: Iterable[str]) -> list[str]:
-    """Every route the carriers of the numbering table and ``[sms_routes]`` make."""
-    return sorted({settings.sms_route(c) for c in carriers}) + sorted(ROUTES)
-
-
-def check_rates(settings: Settings, carriers: Iterable[str], source: str) -> None:
-    """Every ``[rates]`` key names a route: one naming none would limit nothing."""
-    routes = known_routes(settings, carriers)
-    for route in settings.rates:
-        if route not in routes:
-            raise ConfigError(f"names no route; the routes are {', '.join(routes)} (an SMPP "
-                              "link's own rate is smpp.<link>.tps)", source=source,
-                              key=f'rates."{route}"')
 
 #: Numbers that must be more than 0 wherever they appear (0 would stop the work or divide by it).
 POSITIVE = frozenset({

@@ -22,13 +22,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
-from redis.exceptions import RedisError
 
 from adapters.zalo.tokens import FileTokenStore, Issued, TokenStore, TokenStoreError
 from dispatcher import keys
 from dispatcher.settings import Settings
 from dispatcher.store import RedisStore, Store
 from dispatcher.store.base import Leases
+from dispatcher.store.outage import FAILURES as STORE_FAILURES
 
 #: Seconds the renewal lease lasts: more than a renewal takes (one HTTP call, ``timeout`` 10 s
 #: by default), so that a renewer that died frees it soon.
@@ -68,7 +68,7 @@ class RedisTokenStore:
     async def _pair(self) -> TokenPair | None:
         try:
             raw = await self._r.get(keys.ZALO_TOKENS)
-        except (RedisError, OSError) as exc:
+        except STORE_FAILURES as exc:
             raise TokenStoreError(f"cannot read the Zalo tokens from Redis: {exc}") from None
         if raw is None:
             return None
@@ -94,7 +94,7 @@ class RedisTokenStore:
         data = _encode(TokenPair(access, refresh, int(time.time()), expires_in))
         try:
             await self._r.set(keys.ZALO_TOKENS, data)
-        except (RedisError, OSError) as exc:
+        except STORE_FAILURES as exc:
             raise TokenStoreError(f"cannot save the Zalo tokens to Redis: {exc}") from None
 
     def renewal(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -112,13 +112,13 @@ class RedisTokenStore:
         try:
             yield
         finally:
-            with contextlib.suppress(RedisError, OSError):  # it runs out by itself
+            with contextlib.suppress(*STORE_FAILURES):  # it runs out by itself
                 await self.leases.release(keys.ZALO_RENEWAL, self.owner)
 
     async def _take(self) -> bool:
         try:
             return await self.leases.acquire(keys.ZALO_RENEWAL, self.owner, self.lease_seconds)
-        except (RedisError, OSError) as exc:
+        except STORE_FAILURES as exc:
             raise TokenStoreError(f"cannot take the Zalo token renewal in Redis: {exc}") from None
 
 

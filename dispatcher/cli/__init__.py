@@ -13,8 +13,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from redis.exceptions import RedisError
-
 from dispatcher import __version__, logs
 from dispatcher.cli import (
     api,
@@ -36,6 +34,7 @@ from dispatcher.cli import (
 )
 from dispatcher.errors import InputError, LoaError
 from dispatcher.secret import has_password
+from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
 GROUPS = (plan, number, text, audience, engine, level, campaign, stop, service, bench, chaos, sim,
           api, audit, zalo)
@@ -74,14 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse_password_in_argv(args)
         logopts.configure(args)
         status: int = args.func(args)
+    except STORE_ERRORS as exc:  # before LoaError: StoreUnavailable is one
+        sys.stdout.flush()
+        print(f"loa: error: Redis: {exc}", file=sys.stderr)
+        return 3
     except LoaError as exc:
         sys.stdout.flush()
         print(f"loa: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except RedisError as exc:
-        sys.stdout.flush()
-        print(f"loa: error: Redis: {exc}", file=sys.stderr)
-        return 3
     except KeyboardInterrupt:
         print("loa: interrupted", file=sys.stderr)
         return 130

@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
 from dispatcher import keys
+from dispatcher.errors import StoreUnavailable
 from dispatcher.model import (
     Batch,
     Campaign,
@@ -46,6 +46,7 @@ from dispatcher.store.base import (
     RetryItem,
 )
 from dispatcher.store.memory import regroup
+from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
 from dispatcher.store.seen import RedisSeen
 
 _enc = msgspec.msgpack.Encoder()
@@ -926,11 +927,25 @@ class Cluster(RedisCluster):
     Here a command waits for the layout first (``initialize`` returns at once when it is
     known), and :func:`connect` sets ``reinitialize_steps=0``: a MOVED answer (a slot that
     really moved) updates that slot only, without closing anyone's connection.
+
+    Its errors of a cluster that went away are :class:`~dispatcher.errors.StoreUnavailable`
+    (:mod:`dispatcher.store.outage`).
     """
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        try:
+            await self.initialize()
+            return await super().execute_command(*args, **kwargs)
+        except StoreUnavailable:  # translated by a call within this one
+            raise
+        except REDIS_UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # which refuses it on a cluster
+        # abstract only in redis-py's annotations, as its own ClusterPipeline
+        return ClusterClientPipeline(self, transaction)  # type: ignore[abstract]
 
 
 #: Connection options unless the URL sets them (``?socket_timeout=2``): a Redis that stops
@@ -950,7 +965,7 @@ def connect(url: str) -> Any:
     if sep and scheme.lower() in CLUSTER_SCHEMES:
         return Cluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
                                 decode_responses=False, reinitialize_steps=0, **TIMEOUTS)
-    return aioredis.Redis.from_url(url, decode_responses=False, **TIMEOUTS)
+    return Client.from_url(url, decode_responses=False, **TIMEOUTS)
 
 
 class RedisStore:
