@@ -4,7 +4,9 @@ An adapter takes an :class:`Envelope` (one text to many addresses) and answers a
 :class:`Results` that gives every message exactly one outcome: sent (with the remote id when the
 channel has one), retry (transient: throttled, queue full, timeout, 5xx) or failed (permanent:
 invalid number, not a user of the channel). Outcomes are indexes into the envelope so that a
-batch of hundreds costs a few list operations, not an object per message. An adapter that cannot
+batch of hundreds costs a few list operations, not an object per message. A failed message that
+another channel may still deliver (a Zalo recipient not on Zalo) is also in ``fallback``: the
+engine sends it by the wave's SMS fallback, if the wave has one. An adapter that cannot
 take the batch at all raises :class:`~dispatcher.errors.ChannelError`; the worker then requeues
 the whole batch, as it does the ``requeue`` of a result: messages the channel never took are
 tried again later without counting as an attempt.
@@ -60,8 +62,8 @@ class Envelope(msgspec.Struct, frozen=True):
     abort: Abort | None = None  # set: send no more of it
     urgent: bool = False  # an urgent notice: ahead of routine batches, SMPP priority_flag
     zns: ZnsMessage | None = None  # Zalo ZNS: a typed template and its values (None: the text)
-    # out of the channel's daily quota (Zalo): the messages fail with a "fallback:" reason (to
-    # the wave's SMS fallback) instead of waiting for the quota to reset
+    # out of the channel's daily quota (Zalo): the messages fail as ``Results.fallback`` (to the
+    # wave's SMS fallback) instead of waiting for the quota to reset
     over_quota_sms: bool = False
 
 
@@ -72,6 +74,8 @@ class Results(msgspec.Struct):
     remote_ids: list[str] = []  # parallel to ``sent`` when the channel gives ids, else empty
     retry: list[tuple[int, str]] = []  # (index, reason)
     failed: list[tuple[int, str]] = []  # (index, reason)
+    # of the indexes in ``failed``: those another channel may deliver (the wave's SMS fallback)
+    fallback: list[int] = []
     # not attempted: the channel could not take them (link down); tried again later without
     # using one of the message's attempts
     requeue: list[tuple[int, str]] = []
@@ -84,6 +88,12 @@ class Results(msgspec.Struct):
 
     def count(self) -> int:
         return len(self.sent) + len(self.retry) + len(self.failed) + len(self.requeue)
+
+    def fail_over(self, index: int, reason: str) -> None:
+        """Message ``index`` failed on this channel, and another channel may deliver it: it is
+        dead-lettered with ``reason`` and counted failed, and goes to the wave's SMS fallback."""
+        self.failed.append((index, reason))
+        self.fallback.append(index)
 
 
 def halted(envelope: Envelope) -> bool:
