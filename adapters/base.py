@@ -14,7 +14,8 @@ tried again later without counting as an attempt.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -30,6 +31,41 @@ class Progress:
 
     def __init__(self) -> None:
         self.sent: list[int] = []
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """What a channel that confirms delivery later (SMPP deliver_sm receipts, Zalo's delivery
+    webhook) says of a message it took: ``message_id`` is an id it answered in
+    ``Results.remote_ids`` (one part's, for an SMS sent in several), ``state`` is in SMPP's
+    words: DELIVRD, EXPIRED, UNDELIV, REJECTD, DELETED, UNKNOWN and SKIPPED are final; ENROUTE
+    and ACCEPTD say that a later receipt will tell more. A channel may hand a subclass with
+    more of what it knows (the SMSC's error code, the time of delivery)."""
+
+    message_id: str
+    state: str
+
+
+class ReceiptLike(Protocol):
+    """What the engine reads of a receipt: a :class:`Receipt`, or anything with its fields."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+ReceiptT_contra = TypeVar("ReceiptT_contra", bound=ReceiptLike, contravariant=True)
+
+
+class OnReceipts(Protocol[ReceiptT_contra]):
+    """Where a channel hands its receipts as they come, from its read loop or its webhook:
+    the engine's :meth:`~dispatcher.receipts.ReceiptMatcher.add`, which keeps them and looks
+    their ids up in the store in batches. It is called in the event loop and does no I/O, so
+    the channel calls it once per read, with every receipt of that read. Typed by the kind of
+    receipt the channel hands (``OnReceipts[Receipt]`` takes any channel's)."""
+
+    def __call__(self, receipts: Sequence[ReceiptT_contra], /) -> None: ...
 
 
 class Abort:
@@ -84,7 +120,9 @@ class Results(msgspec.Struct):
     # with pause_until: the pause holds routine batches only; urgent ones are still taken (an
     # urgent alert does not wait for the morning or the quota's reset: it goes by SMS at once)
     urgent_passes: bool = False
-    receipts: bool = False  # delivery receipts will come for ``remote_ids`` (comma-separated)
+    # delivery receipts will come for ``remote_ids`` (comma-separated: one per part), as
+    # :class:`Receipt` to the :class:`OnReceipts` the channel was given
+    receipts: bool = False
 
     def count(self) -> int:
         return len(self.sent) + len(self.retry) + len(self.failed) + len(self.requeue)
