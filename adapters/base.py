@@ -4,7 +4,9 @@ An adapter takes an :class:`Envelope` (one text to many addresses) and answers a
 :class:`Results` that gives every message exactly one outcome: sent (with the remote id when the
 channel has one), retry (transient: throttled, queue full, timeout, 5xx) or failed (permanent:
 invalid number, not a user of the channel). Outcomes are indexes into the envelope so that a
-batch of hundreds costs a few list operations, not an object per message. An adapter that cannot
+batch of hundreds costs a few list operations, not an object per message. A failed message that
+another channel may still deliver (a Zalo recipient not on Zalo) is also in ``fallback``: the
+engine sends it by the wave's SMS fallback, if the wave has one. An adapter that cannot
 take the batch at all raises :class:`~dispatcher.errors.ChannelError`; the worker then requeues
 the whole batch, as it does the ``requeue`` of a result: messages the channel never took are
 tried again later without counting as an attempt.
@@ -12,7 +14,8 @@ tried again later without counting as an attempt.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -28,6 +31,41 @@ class Progress:
 
     def __init__(self) -> None:
         self.sent: list[int] = []
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """What a channel that confirms delivery later (SMPP deliver_sm receipts, Zalo's delivery
+    webhook) says of a message it took: ``message_id`` is an id it answered in
+    ``Results.remote_ids`` (one part's, for an SMS sent in several), ``state`` is in SMPP's
+    words: DELIVRD, EXPIRED, UNDELIV, REJECTD, DELETED, UNKNOWN and SKIPPED are final; ENROUTE
+    and ACCEPTD say that a later receipt will tell more. A channel may hand a subclass with
+    more of what it knows (the SMSC's error code, the time of delivery)."""
+
+    message_id: str
+    state: str
+
+
+class ReceiptLike(Protocol):
+    """What the engine reads of a receipt: a :class:`Receipt`, or anything with its fields."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+ReceiptT_contra = TypeVar("ReceiptT_contra", bound=ReceiptLike, contravariant=True)
+
+
+class OnReceipts(Protocol[ReceiptT_contra]):
+    """Where a channel hands its receipts as they come, from its read loop or its webhook:
+    the engine's :meth:`~dispatcher.receipts.ReceiptMatcher.add`, which keeps them and looks
+    their ids up in the store in batches. It is called in the event loop and does no I/O, so
+    the channel calls it once per read, with every receipt of that read. Typed by the kind of
+    receipt the channel hands (``OnReceipts[Receipt]`` takes any channel's)."""
+
+    def __call__(self, receipts: Sequence[ReceiptT_contra], /) -> None: ...
 
 
 class Abort:
@@ -60,8 +98,8 @@ class Envelope(msgspec.Struct, frozen=True):
     abort: Abort | None = None  # set: send no more of it
     urgent: bool = False  # an urgent notice: ahead of routine batches, SMPP priority_flag
     zns: ZnsMessage | None = None  # Zalo ZNS: a typed template and its values (None: the text)
-    # out of the channel's daily quota (Zalo): the messages fail with a "fallback:" reason (to
-    # the wave's SMS fallback) instead of waiting for the quota to reset
+    # out of the channel's daily quota (Zalo): the messages fail as ``Results.fallback`` (to the
+    # wave's SMS fallback) instead of waiting for the quota to reset
     over_quota_sms: bool = False
 
 
@@ -72,6 +110,8 @@ class Results(msgspec.Struct):
     remote_ids: list[str] = []  # parallel to ``sent`` when the channel gives ids, else empty
     retry: list[tuple[int, str]] = []  # (index, reason)
     failed: list[tuple[int, str]] = []  # (index, reason)
+    # of the indexes in ``failed``: those another channel may deliver (the wave's SMS fallback)
+    fallback: list[int] = []
     # not attempted: the channel could not take them (link down); tried again later without
     # using one of the message's attempts
     requeue: list[tuple[int, str]] = []
@@ -80,10 +120,18 @@ class Results(msgspec.Struct):
     # with pause_until: the pause holds routine batches only; urgent ones are still taken (an
     # urgent alert does not wait for the morning or the quota's reset: it goes by SMS at once)
     urgent_passes: bool = False
-    receipts: bool = False  # delivery receipts will come for ``remote_ids`` (comma-separated)
+    # delivery receipts will come for ``remote_ids`` (comma-separated: one per part), as
+    # :class:`Receipt` to the :class:`OnReceipts` the channel was given
+    receipts: bool = False
 
     def count(self) -> int:
         return len(self.sent) + len(self.retry) + len(self.failed) + len(self.requeue)
+
+    def fail_over(self, index: int, reason: str) -> None:
+        """Message ``index`` failed on this channel, and another channel may deliver it: it is
+        dead-lettered with ``reason`` and counted failed, and goes to the wave's SMS fallback."""
+        self.failed.append((index, reason))
+        self.fallback.append(index)
 
 
 def halted(envelope: Envelope) -> bool:

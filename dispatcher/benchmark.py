@@ -14,7 +14,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +241,7 @@ async def smpp_bench(*, messages: int, binds: int = 2, window: int = 512, batch:
         port = smsc.port
         receipts = 0
 
-        def count(found: list[Receipt]) -> None:
+        def count(found: Sequence[Receipt]) -> None:
             nonlocal receipts
             receipts += len(found)
 

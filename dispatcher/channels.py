@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from adapters.base import Adapter
+from adapters.base import Adapter, OnReceipts, Receipt
 from adapters.email.adapter import EmailAdapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
-from adapters.smpp.receipt import Receipt
 from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.tokens import FileTokenStore, TokenStore
@@ -50,7 +49,7 @@ def modes(settings: Settings, *,
 
 
 def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
-          on_receipt: Callable[[list[Receipt]], None] | None = None,
+          on_receipt: OnReceipts[Receipt] | None = None,
           smpp_links: dict[str, LinkConfig] | None = None, leased_binds: bool = False,
           env: Mapping[str, str] | None = None,
           zalo_tokens: TokenStore | None = None) -> dict[Channel, Adapter]:

@@ -1,9 +1,10 @@
 """SMS fallback: Zalo recipients that Zalo cannot reach get the message by SMS, in the same wave.
 
-When the Zalo channel answers that a recipient is not (or no longer) on Zalo, and the wave
-allows it (it carries a ``fallback_text``), the message goes to that recipient's SMS route as part
-of the wave's companion SMS wave ``<wave>.sms``, scheduled like a retry in the same transaction
-that records the Zalo outcome. The companion wave has its own sent bitmap, so a recipient gets
+When the Zalo channel answers that a recipient is not (or no longer) on Zalo (the message is in
+``Results.fallback``, see adapters.base), and the wave allows it (it carries a
+``fallback_text``), the message goes to that recipient's SMS route as part of the wave's
+companion SMS wave ``<wave>.sms``, scheduled like a retry in the same transaction that records
+the Zalo outcome. The companion wave has its own sent bitmap, so a recipient gets
 at most one fallback SMS however often the Zalo batch is processed.
 
 A fallback SMS is one more SMS beyond the plan's own, so it is held to the rules of one
@@ -37,9 +38,6 @@ from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, RetryItem, Store
 
 log = logging.getLogger(__name__)
-
-PREFIX = "fallback:"  # how a channel marks a permanent failure that SMS may cure
-
 
 def fallback_wave_id(wave_id: str) -> str:
     return f"{wave_id}.sms"

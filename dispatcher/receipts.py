@@ -1,6 +1,7 @@
 """Delivery receipts: matched to the wave and recipient they are about, counted in progress.
 
-Channels hand receipts over as they arrive (:meth:`ReceiptMatcher.add`, no I/O). Every
+Channels hand receipts over as they arrive (:class:`adapters.base.Receipt`, to
+:meth:`ReceiptMatcher.add`, their :class:`adapters.base.OnReceipts`; no I/O). Every
 ``interval`` the matcher looks their message ids up in the store in one go and adds to the
 waves' counters: ``delivered``, ``undelivered`` and ``receipt_expired`` (for a message's first
 part; later parts' receipts are matched and not counted again). A receipt can arrive before the
@@ -20,10 +21,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import msgspec
 
+from adapters.base import ReceiptLike
 from dispatcher import metrics
 from dispatcher.store.base import Store
 
@@ -34,14 +35,6 @@ FULL_AFTER = 2.0  # seconds a receipt waits before its id is looked up over the 
 OUTCOME = {"DELIVRD": "delivered", "EXPIRED": "receipt_expired", "UNDELIV": "undelivered",
            "REJECTD": "undelivered", "DELETED": "undelivered", "UNKNOWN": "undelivered",
            "SKIPPED": "undelivered"}
-
-
-class ReceiptLike(Protocol):
-    @property
-    def message_id(self) -> str: ...
-
-    @property
-    def state(self) -> str: ...
 
 
 class MatcherStats(msgspec.Struct):

@@ -27,7 +27,7 @@ from typing import TypeVar
 from adapters.base import HALTED, Abort, Adapter, Envelope, Results
 from dispatcher import logs, metrics, repeats, routing
 from dispatcher.errors import LoaError
-from dispatcher.fallback import PREFIX, SmsFallback
+from dispatcher.fallback import SmsFallback
 from dispatcher.model import Batch, Channel, OverQuota, Priority, Wave, WaveState
 from dispatcher.retry import RetryPolicy
 from dispatcher.sentmarks import SentMarks
@@ -455,9 +455,10 @@ class Worker:
 
     async def _reroute(self, route: str, wave: Wave, batch: Batch, keep: list[int],
                        results: Results, completion: Completion) -> None:
-        """The Zalo refusals that may go by SMS, to the wave's SMS fallback."""
+        """The failures another channel may deliver (``Results.fallback``: Zalo refusals), to
+        the wave's SMS fallback."""
         fallback = self.fallback
-        cured = [keep[k] for k, reason in results.failed if reason.startswith(PREFIX)]
+        cured = [keep[k] for k in results.fallback]
         if fallback is None or not cured:
             return
         rerouted, capped = await self._persist(

@@ -54,7 +54,31 @@ class NotOnZalo(MemoryAdapter):
                 if i not in refused]
         results.sent = [i for i, _ in keep]
         results.remote_ids = [r for _, r in keep]
-        results.failed += [(i, "fallback: -118 not a Zalo account") for i in refused]
+        for i in refused:
+            results.fail_over(i, "fallback: -118 not a Zalo account")
+        return results
+
+
+class RefusedTwoWays(MemoryAdapter):
+    """Refuses every address ending in 7 as a failure SMS may cure (``Results.fallback``, with
+    a reason that does not say so) and every one ending in 3 as a plain failure whose reason
+    begins "fallback:"."""
+
+    async def send(self, envelope: Envelope) -> Results:
+        results = await super().send(envelope)
+        refused = {i: envelope.addrs[i][-1] for i in results.sent
+                   if envelope.addrs[i][-1] in "37"}
+        for i in refused:
+            self.received[(envelope.wave, envelope.addrs[i])] -= 1
+        keep = [(i, r) for i, r in zip(results.sent, results.remote_ids, strict=True)
+                if i not in refused]
+        results.sent = [i for i, _ in keep]
+        results.remote_ids = [r for _, r in keep]
+        for i, last in refused.items():
+            if last == "7":
+                results.fail_over(i, "zalo -118: not a Zalo account")
+            else:
+                results.failed.append((i, "fallback: of no use, a plain failure"))
         return results
 
 
@@ -142,6 +166,40 @@ async def test_recipients_not_on_zalo_get_one_sms_when_the_wave_allows(
         assert (s.total, s.sent) == (len(phones), len(phones))
     else:
         assert sms.messages == 0
+
+
+async def test_the_sms_fallback_takes_the_failures_the_channel_marks_not_the_reason_words(
+        store: Store, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    wave = await setup(store, tmp_path, numbering, province, fallback=True)
+    zalo, sms = RefusedTwoWays(), MemoryAdapter()
+    engine = Engine(store, plan, SETTINGS, province, {Channel.ZALO: zalo, Channel.SMS: sms},
+                    numbering.carriers, reconcile=False, numbering=numbering)
+    sms_wave = fallback_wave_id(wave.id)
+
+    async def done() -> bool:
+        z = await wave_progress(store, wave)
+        companion = await store.waves.get(sms_wave)
+        if z.queued or z.retrying or companion is None:
+            return False
+        s = await wave_progress(store, companion)
+        return s.total == z.fallback and s.queued == 0 and s.retrying == 0
+
+    await run_engine_until(engine, done)
+    z = await wave_progress(store, wave)
+    refused = {a for (_, a), n in zalo.received.items() if n == 0}
+    marked = {a for a in refused if a.endswith("7")}
+    assert marked and refused - marked
+    assert z.failed == len(refused)  # both kinds are failed on Zalo, dead-lettered
+    meta = await store.audiences.meta(wave.audience_version)
+    assert meta is not None
+    rows = {r.zalo_uid: r.msisdn for c in await store.audiences.chunks(
+        meta.version, [n for g in meta.groups for n in g.chunks]) for r in c.recipients}
+    phones = {rows.get(a, a) for a in marked}
+    assert z.fallback == len(phones) == len(marked)
+    assert {a for (w, a), n in sms.received.items() if w == sms_wave and n} == phones
+    dead = {d.reason for d in await store.queue.dead_letters("zalo", limit=10_000)}
+    assert dead == {"zalo -118: not a Zalo account", "fallback: of no use, a plain failure"}
 
 
 async def test_a_quota_pauses_the_route_and_nothing_is_lost(

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.base import Receipt as ChannelReceipt
 from adapters.smpp import pdu, receipt
 from adapters.smpp.receipt import (
     FINAL,
@@ -19,6 +20,11 @@ from adapters.smpp.receipt import (
     format_receipt,
     parse_receipt,
 )
+from adapters.zalo.receipts import receipts as zalo_receipts
+from adapters.zalo.webhook import DeliveryEvent
+from dispatcher.receipts import ReceiptMatcher
+from dispatcher.store import Store
+from dispatcher.store.base import Completion, Entry
 
 SUBMITTED = dt.datetime(2026, 11, 26, 9, 30)
 DONE = dt.datetime(2026, 11, 26, 9, 31, 7)
@@ -288,3 +294,22 @@ def test_final_and_delivered() -> None:
     for state in ("ENROUTE", "ACCEPTD"):
         assert not Receipt("a", state).final
         assert not Receipt("a", state).delivered
+
+
+async def test_both_channels_hand_the_engine_the_same_receipt_type(store: Store) -> None:
+    """An SMSC's deliver_sm and Zalo's delivery event both become ``adapters.base.Receipt``
+    (each with what its channel knows besides), and the matcher counts them alike."""
+    sms = parse_receipt(TEN, {})
+    zalo = zalo_receipts([DeliveryEvent("z-1", "w:84912345678", 1.0, delivered_at=2.0),
+                          DeliveryEvent("", "w:84912345679", 1.0)])  # no msg_id: no receipt
+    assert isinstance(sms, ChannelReceipt) and sms.error == "000"
+    assert [(r.message_id, r.state, r.delivered_at) for r in zalo] == [("z-1", "DELIVRD", 2.0)]
+    assert all(isinstance(r, ChannelReceipt) for r in zalo)
+    await store.queue.enqueue("sms.x", "w", 0, [])
+    await store.queue.complete("sms.x", Entry("0-1"), Completion(
+        remote={"5f3a9c01": ("w", 1, 0), "z-1": ("w", 2, 0)}))
+    matcher = ReceiptMatcher(store, hold_seconds=0.0)
+    matcher.add([sms, *zalo])
+    await matcher.match_now()
+    assert (matcher.stats.received, matcher.stats.matched) == (2, 2)
+    assert (await store.waves.progress("w")).get("delivered") == 2

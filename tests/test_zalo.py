@@ -209,7 +209,7 @@ async def test_each_error_class_has_its_outcome(
     for i, reason in results.requeue:  # a configuration fault: route paused, no attempt used
         by_index[i] = ("requeue", reason)
     for i, reason in results.failed:
-        by_index[i] = ("fallback" if reason.startswith("fallback:") else "fail", reason)
+        by_index[i] = ("fallback" if i in results.fallback else "fail", reason)
     for i, code in enumerate(codes):
         kind, reason = by_index[i]
         assert kind == codes[code], (code, reason)
@@ -239,7 +239,7 @@ async def test_not_zalo_share_fails_with_fallback_reason(
     results = await adapter_for().send(envelope(addrs))
     expected = {i for i, a in enumerate(addrs) if sim.not_zalo(a)}
     assert 50 < len(expected) < 130  # about 30%, by hash
-    assert {i for i, _ in results.failed} == expected
+    assert {i for i, _ in results.failed} == set(results.fallback) == expected
     assert reasons(results.failed) == {"fallback: zalo -118: not a Zalo account (or disabled)"}
     assert set(results.sent) == set(range(300)) - expected
     # the same phones in a second run: the share is deterministic
@@ -249,6 +249,7 @@ async def test_not_zalo_share_fails_with_fallback_reason(
     plain = await adapter_for(sms_fallback_codes=frozenset()).send(
         envelope([addrs[min(expected)]], wave="w3"))
     assert reasons(plain.failed) == {"zalo -118: not a Zalo account (or disabled)"}
+    assert not plain.fallback
 
 
 async def test_a_batch_that_finds_zalo_down_waits_without_using_attempts(

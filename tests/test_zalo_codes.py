@@ -183,7 +183,7 @@ PAUSE = {Outcome.QUOTA: "quota", Outcome.CONFIGURATION: "configuration",
 
 def _kinds(results: Results) -> set[str]:
     return ({"retry" for _ in results.retry} | {"requeue" for _ in results.requeue}
-            | {"fallback" if r.startswith("fallback:") else "fail" for _, r in results.failed})
+            | {"fallback" if i in results.fallback else "fail" for i, _ in results.failed})
 
 
 @pytest.mark.parametrize("code", sorted(c for c in CODES if c))
@@ -214,6 +214,7 @@ async def test_night_rule_sends_urgent_messages_by_sms_and_holds_the_others(
                                              addrs=["84912345678"], route="zalo", urgent=True))
         assert [r for _, r in urgent.failed] == [
             "fallback: zalo -133: template not allowed 22:00-06:00"]
+        assert urgent.fallback == [0]
         assert adapter.pause_kind == ""
         routine = await adapter.send(Envelope(wave="w", channel=Channel.ZALO, text="t",
                                               addrs=["84912345678"], route="zalo"))

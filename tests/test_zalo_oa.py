@@ -243,13 +243,13 @@ async def test_each_type_goes_to_its_path_with_its_body(
     (-201, "requeue"), (-220, "retry")])
 async def test_each_oa_code_has_its_outcome(
         sim: ZaloSim, adapter_for: Callable[..., ZaloAdapter], code: int, kind: str) -> None:
-    """Fallback codes fail with ``fallback:``; -211 (quota), -234 (night, routine) and -201
+    """Fallback codes fail as ``Results.fallback``; -211 (quota), -234 (night, routine) and -201
     (configuration) requeue and pause the route; -220 renews the token (refused again: retry)."""
     user = uid(1)
     sim.set_config(error_phones={user: code})
     adapter = adapter_for()
     results = await adapter.send(envelope([user]))
-    got = {"fallback": [r for _, r in results.failed if r.startswith("fallback:")],
+    got = {"fallback": [r for i, r in results.failed if i in results.fallback],
            "requeue": results.requeue, "retry": results.retry}
     assert got[kind], results
     assert all(f"zalo {code}" in reason for _, reason in

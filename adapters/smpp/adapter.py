@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 
 import msgspec
 
 from adapters import metrics
-from adapters.base import HALTED, Abort, Envelope, Results
+from adapters.base import HALTED, Abort, Envelope, OnReceipts, Results
 from adapters.smpp import pdu
 from adapters.smpp.receipt import Receipt
 from adapters.smpp.session import (
@@ -92,7 +91,7 @@ class _Link:
     workers share the link), only the slots this process holds a lease for (:meth:`hold`)."""
 
     def __init__(self, name: str, config: LinkConfig,
-                 on_receipt: Callable[[list[Receipt]], None] | None, *, leased: bool) -> None:
+                 on_receipt: OnReceipts[Receipt] | None, *, leased: bool) -> None:
         self.name = name
         self.config = config
         self.leased = leased
@@ -178,7 +177,7 @@ class SmppAdapter:
     """The SMS channel over SMPP links (see :class:`LinkConfig`)."""
 
     def __init__(self, links: dict[str, LinkConfig], *,
-                 on_receipt: Callable[[list[Receipt]], None] | None = None,
+                 on_receipt: OnReceipts[Receipt] | None = None,
                  leased: bool = False) -> None:
         """``leased``: open no bind until :meth:`hold` says which are this process's (workers
         sharing the links take their binds by lease: dispatcher/binds.py)."""

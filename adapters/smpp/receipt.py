@@ -12,8 +12,7 @@ import datetime as dt
 import functools
 import re
 
-import msgspec
-
+from adapters.base import Receipt as ChannelReceipt
 from adapters.smpp.pdu import TLV_MESSAGE_STATE, TLV_NETWORK_ERROR_CODE, TLV_RECEIPTED_MESSAGE_ID
 
 STATE_BY_TLV = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
@@ -29,9 +28,10 @@ class ReceiptError(ValueError):
     """A deliver_sm that claims to be a receipt but cannot be read as one."""
 
 
-class Receipt(msgspec.Struct, frozen=True):
-    message_id: str
-    state: str  # DELIVRD, EXPIRED, DELETED, UNDELIV, ACCEPTD, UNKNOWN, REJECTD, ENROUTE
+class Receipt(ChannelReceipt, frozen=True):
+    """A receipt as the engine takes it (``message_id``, ``state``: DELIVRD, EXPIRED, DELETED,
+    UNDELIV, ACCEPTD, UNKNOWN, REJECTD, ENROUTE), with what the SMSC said besides."""
+
     error: str = ""
     submitted: dt.datetime | None = None
     done: dt.datetime | None = None

@@ -13,13 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import cast
 
 import msgspec
 
 from adapters import metrics
-from adapters.base import Abort
+from adapters.base import Abort, OnReceipts
 from adapters.metrics import SMS_DELIVERY_SECONDS
 from adapters.smpp import pdu
 from adapters.smpp.rate import BindRate
@@ -153,7 +152,7 @@ class EsmeSession:
     """A bind that stays up: ``start`` keeps it connected until ``aclose``."""
 
     def __init__(self, config: BindConfig, *, name: str = "", link: str = "",
-                 on_receipt: Callable[[list[Receipt]], None] | None = None) -> None:
+                 on_receipt: OnReceipts[Receipt] | None = None) -> None:
         self.config = config
         self.name = name or f"{config.system_id}@{config.host}:{config.port}"
         self.log_ids = {"link": link or self.name}  # the ids of its log lines

@@ -12,15 +12,15 @@ of :mod:`adapters.zalo.api`:
 * permanent (-108 invalid phone, malformed requests): ``results.failed``;
 * not reachable on Zalo (the codes of ``sms_fallback_codes``, by default every code of the table
   in :mod:`adapters.zalo.codes` whose outcome is fallback: -114, -118, -119, -134, -139, -140,
-  -141, -1471, -110 ...): ``results.failed`` with the reason prefixed ``fallback:``. The engine
-  decides whether the campaign falls back to SMS;
+  -141, -1471, -110 ...): ``results.failed`` and ``results.fallback`` (the reason begins
+  ``fallback:``). The engine decides whether the campaign falls back to SMS;
 * a configuration or money fault (-101...-105, -109, -111, -112, -131 ...; -115, -136 ...):
   no message can go until an operator acts. The route pauses (the message and every one not yet
   sent in ``results.requeue``, no attempt used), ``loa_zalo_route_paused{reason}`` is 1, an error
   is logged, and one batch is tried every ``alert_probe_seconds`` until Zalo accepts again;
 * a code not in the table: retried; ``unknown_code_limit`` of them in a row pause the route the
   same way (reason ``unknown``), so an unknown wave-wide fault never dead-letters an audience;
-* night (-133, -234): urgent messages fail with ``fallback:`` (SMS at once); the others are
+* night (-133, -234): urgent messages fail as ``results.fallback`` (SMS at once); the others are
   requeued and the route pauses until ``night_end_hour`` (06:00 in Asia/Ho_Chi_Minh);
 * access token invalid or expired (-124; OA -216, -220): the token is renewed once for all
   concurrent requests (:class:`~adapters.zalo.tokens.TokenManager`, the new refresh token saved
@@ -32,7 +32,7 @@ of :mod:`adapters.zalo.api`:
   and pauses until the quota resets (``quota_reset`` in ``quota_timezone``, midnight in
   Asia/Ho_Chi_Minh by default): ``paused_until`` (epoch seconds). An envelope with
   ``over_quota_sms`` (a wave whose policy sends the recipients beyond the quota by SMS) has
-  them in ``results.failed`` with the reason prefixed ``fallback:`` instead, and does not pause
+  them in ``results.failed`` and ``results.fallback`` instead, and does not pause
   its route. While paused, ``send`` requeues everything without asking Zalo, except one batch every
   ``quota_probe_seconds``, which is tried: a quota raised during the day is used at once
   (``results.pause_until`` is the next such try); ``resume()`` lifts the pause;
@@ -96,7 +96,9 @@ from dispatcher.errors import ChannelError
 log = logging.getLogger(__name__)
 
 OUTAGE_MIN = 5  # a batch with at least this many "Zalo is down" answers (and half) pauses
-FALLBACK = "fallback:"  # the reason prefix of permanent failures that SMS may cure
+# how the reason of a failure SMS may cure begins (the dead letter's words; the engine goes by
+# ``Results.fallback``)
+FALLBACK = "fallback:"
 
 
 def zns_tail(config: ZaloConfig, envelope: Envelope) -> bytes | str:
@@ -124,7 +126,7 @@ class ZaloStats(msgspec.Struct):
     sent: int = 0
     retried: int = 0
     failed: int = 0  # permanent, fallback included
-    fallback: int = 0  # failed with a "fallback:" reason
+    fallback: int = 0  # failed, to the SMS fallback (``Results.fallback``)
     requeued: int = 0  # not attempted (quota, no connection)
     http_errors: int = 0  # answers other than HTTP 200
     possible_duplicates: int = 0  # no answer in time: retried, though it may have gone out
@@ -352,11 +354,11 @@ class ZaloAdapter:
         why = f"{FALLBACK} {self.pause_reason}"
         for i, addr in enumerate(addrs):
             if users or self._phone(addr):
-                results.failed.append((i, why))
+                results.fail_over(i, why)
             else:
                 results.requeue.append((i, self.pause_reason))
         self.stats.failed += len(results.failed)
-        self.stats.fallback += len(results.failed)
+        self.stats.fallback += len(results.fallback)
         self.stats.requeued += len(results.requeue)
         return results
 
@@ -364,7 +366,7 @@ class ZaloAdapter:
         """A message of a wave whose policy is SMS, beyond the quota: to the SMS fallback (a
         phone) or requeued (a Zalo user id)."""
         if self._phone(batch.addrs[i]):
-            batch.results.failed.append((i, f"{FALLBACK} {why}"))
+            batch.results.fail_over(i, f"{FALLBACK} {why}")
             self.stats.fallback += 1
         else:
             batch.results.requeue.append((i, why))
@@ -514,14 +516,14 @@ class ZaloAdapter:
             results.requeue.append((i, reason))
         elif result is Outcome.NIGHT:
             if batch.urgent:  # an urgent alert does not wait for the morning: SMS now
-                results.failed.append((i, f"{FALLBACK} {reason}"))
+                results.fail_over(i, f"{FALLBACK} {reason}")
                 self.stats.fallback += 1
             else:
                 self._pause(reason, "night")
                 results.requeue.append((i, reason))
         elif result is Outcome.FAIL or result is Outcome.FALLBACK:
             if answer is not None and answer.error in self.config.sms_fallback_codes:
-                results.failed.append((i, f"{FALLBACK} {reason}"))
+                results.fail_over(i, f"{FALLBACK} {reason}")
                 self.stats.fallback += 1
             else:
                 results.failed.append((i, reason))
