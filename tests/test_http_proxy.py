@@ -408,10 +408,12 @@ def app_envelope(n: int) -> Envelope:
 
 
 @pytest.mark.parametrize("mode", ["message", "batch"])
-async def test_app_push_goes_through_its_configured_http_proxy(mode: str) -> None:
+async def test_app_push_goes_through_the_environments_http_proxy_with_credentials(
+        mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     async with WebhookSim(secret=SECRET) as sim, LoopbackProxy(credentials="app:pw") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
         adapter = WebhookAdapter(WebhookConfig(url=sim.url, secret=SECRET, mode=mode,
-                                               batch_size=5, proxy=proxy.url))
+                                               batch_size=5))
         try:
             results = await adapter.send(app_envelope(10))
         finally:
@@ -454,3 +456,13 @@ async def test_app_push_refused_by_its_proxy_requeues_with_the_proxys_reason() -
 def test_app_push_proxy_that_is_not_a_url_is_refused_naming_the_key() -> None:
     with pytest.raises(ConfigError, match=r"^proxy: not an http:// proxy URL"):
         WebhookAdapter(WebhookConfig(url="https://push.gov.vn/v1", proxy="socks5://p:1080"))
+
+
+def test_a_proxy_password_in_the_settings_is_refused_and_not_shown() -> None:
+    with pytest.raises(ConfigError, match=r"^proxy: a password is not written") as caught:
+        WebhookAdapter(WebhookConfig(url="https://push.gov.vn/v1",
+                                     proxy="http://loa:hunter2@10.1.2.3:3128"))
+    assert "hunter2" not in str(caught.value) and "HTTPS_PROXY" in str(caught.value)
+    with pytest.raises(ValueError, match=r"a password is not written") as refused:
+        zalo_config("https://business.openapi.zalo.me", proxy="http://loa:hunter2@p:3128")
+    assert "hunter2" not in str(refused.value)

@@ -106,7 +106,12 @@ class Proxies:
     def configured(cls, proxy: str = "", no_proxy: str = "",
                    env: Mapping[str, str] | None = None) -> Proxies:
         """A channel's ``proxy`` setting: "" takes the environment's, ``direct`` none, a URL
-        that proxy for both schemes; ``no_proxy`` adds hosts that bypass it."""
+        that proxy for both schemes; ``no_proxy`` adds hosts that bypass it. A URL with a
+        password is refused: a settings file holds no secret (the environment's may)."""
+        if proxy and proxy != DIRECT and urlsplit(
+                proxy if "://" in proxy else "http://" + proxy).password is not None:
+            raise ValueError(f"a password is not written in this file ({_hidden(proxy)!r}): "
+                             "leave proxy empty and give the URL in HTTPS_PROXY / HTTP_PROXY")
         if not proxy:
             return cls.from_env(env, no_proxy)
         if proxy == DIRECT:
