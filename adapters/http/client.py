@@ -81,7 +81,7 @@ class HttpClient:
         except asyncio.CancelledError:
             conn.fail("broken", "cancelled")  # the answer may still come: not reusable
             raise
-        if response.status == 407 and url.via is not None:
+        if response.status == 407 and url.via is not None and url.scheme == "http":
             raise ProxyRefused(url.via, "", 407, response.reason)
         return response.status, response.body
 
@@ -107,7 +107,7 @@ class HttpClient:
         except asyncio.CancelledError:
             conn.fail("broken", "cancelled")
             raise
-        if response.status == 407 and url.via is not None:
+        if response.status == 407 and url.via is not None and url.scheme == "http":
             raise ProxyRefused(url.via, "", 407, response.reason)
         return response
 
