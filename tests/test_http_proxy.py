@@ -316,6 +316,22 @@ async def test_a_forwarding_proxy_that_wants_credentials_is_a_refusal(
     assert not caught.value.retryable and server.accepted == 0
 
 
+async def test_a_407_from_the_server_inside_a_tunnel_is_its_answer(
+        certificate: tuple[Path, Path]) -> None:
+    srv = HttpServer()
+    srv.route("POST", "/auth", lambda _: Response(b"login first", 407, "text/plain"))
+    await srv.start()
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    try:
+        async with LoopbackProxy() as proxy, tls_front(srv.url, certificate) as https, \
+                HttpClient(2, 2.0, ssl_context=trusting,
+                           proxies=Proxies(https=proxy.url)) as client:
+            assert await post(client, https + "/auth") == (407, b"login first")
+    finally:
+        await srv.close()
+    assert len(proxy.tunnels) == 1 and proxy.refused == 0
+
+
 async def test_a_proxy_that_cannot_be_reached_is_named(server: HttpServer) -> None:
     port = free_port()
     async with HttpClient(4, 2.0, proxies=Proxies(http=f"http://127.0.0.1:{port}")) as client:
