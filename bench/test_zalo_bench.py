@@ -2,8 +2,9 @@
 
 10,000 ZNS messages in envelopes of 500, sent by 4 concurrent consumers as the engine's worker
 does (``engine.consumers_per_route``), at most ``concurrency`` requests in flight (the default
-64), through :class:`ZaloAdapter` with Loa's own HTTP/1.1 client (``loa``, the default), aiohttp
-and httpx, to the simulator in the same process (one uvloop loop: both ends on one core) and to
+64), through :class:`ZaloAdapter` with Loa's own HTTP/1.1 client (``loa``, the product's),
+and aiohttp and httpx (``bench/baseline_clients.py``), to the simulator in the same process
+(one uvloop loop: both ends on one core) and to
 ``loa sim zalo`` in its own process (two cores, as against a real endpoint). Each run checks
 that every message was sent once. The simulator itself runs on Loa's HTTP/1.1 server whatever the
 client. Variants: httpx at concurrency 4 (its best here: it slows down as requests in flight
@@ -37,6 +38,7 @@ from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
+from bench.baseline_clients import baseline_client
 from dispatcher.model import Channel
 
 MESSAGES = 10_000
@@ -57,10 +59,10 @@ def envelopes(n: int) -> list[Envelope]:
 
 async def drive(url: str, client: str, n: int, concurrency: int = 64) -> tuple[float, float]:
     """Send n messages through a fresh adapter; (seconds, CPU seconds of this process)."""
-    adapter = ZaloAdapter(ZaloConfig(base_url=url, oauth_url=url, template_id="loa-alert",
-                                     client=client,  # type: ignore[arg-type]
-                                     concurrency=concurrency),
-                          MemoryTokenStore("sim-access-token", "sim-refresh-token"))
+    config = ZaloConfig(base_url=url, oauth_url=url, template_id="loa-alert",
+                        concurrency=concurrency, proxy="direct")
+    adapter = ZaloAdapter(config, MemoryTokenStore("sim-access-token", "sim-refresh-token"),
+                          client=baseline_client(client, concurrency, config.timeout))
     results: list[Results] = []
 
     async def consumer(batches: Iterator[Envelope]) -> None:

@@ -116,7 +116,7 @@ def _bench_adapters(channels: list[Channel], smsc: SimProcess | None, zalo: SimP
         adapters[Channel.ZALO] = ZaloAdapter(
             ZaloConfig(base_url=zalo.url, oa_url=zalo.url, oauth_url=zalo.url,
                        app_id=sim.app_id, secret_key=sim.secret_key, template_id="loa-alert",
-                       mode="auto"),
+                       mode="auto", proxy="direct"),  # the simulator on loopback
             MemoryTokenStore(next(iter(sim.access_tokens)), next(iter(sim.refresh_tokens))))
     return memory, adapters
 

@@ -129,7 +129,8 @@ async def _zalo(stack: contextlib.AsyncExitStack, matcher: ReceiptMatcher,
         zalo_url = sim.url
     adapter = ZaloAdapter(ZaloConfig(base_url=zalo_url, oa_url=zalo_url, oauth_url=zalo_url,
                                      app_id=defaults.app_id, secret_key=defaults.secret_key,
-                                     template_id="loa-alert", mode="auto"),
+                                     template_id="loa-alert", mode="auto",
+                                     proxy="direct" if sim is not None else ""),
                           MemoryTokenStore(next(iter(defaults.access_tokens)),
                                            next(iter(defaults.refresh_tokens))))
     stack.push_async_callback(adapter.aclose)
@@ -141,7 +142,7 @@ async def _app(stack: contextlib.AsyncExitStack) -> tuple[WebhookAdapter, Webhoo
     sim = WebhookSim(secret=APP_SECRET)
     await sim.start()
     stack.push_async_callback(sim.stop)
-    adapter = WebhookAdapter(WebhookConfig(url=sim.url, secret=APP_SECRET))
+    adapter = WebhookAdapter(WebhookConfig(url=sim.url, secret=APP_SECRET, proxy="direct"))
     stack.push_async_callback(adapter.aclose)
     return adapter, sim
 

@@ -37,7 +37,9 @@ def smpp_table(port: int, system_id: str, **fields: str | int | float | bool) ->
 
 
 def zalo_table(url: str, **fields: str | int | float | bool) -> str:
-    """``[zalo]``: the ZNS, OA and OAuth APIs of the Zalo simulator at ``url``."""
+    """``[zalo]``: the ZNS, OA and OAuth APIs of the Zalo simulator at ``url`` (reached
+    directly, whatever proxy the environment names)."""
     return table("zalo", {"base_url": url, "oa_url": url, "oauth_url": url,
                           "app_id": "sim-app", "secret_key_env": SECRET_ENV,
-                          "template_id": "loa-alert", "mode": "auto", **fields})
+                          "template_id": "loa-alert", "mode": "auto", "proxy": "direct",
+                          **fields})

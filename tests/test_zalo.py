@@ -48,6 +48,7 @@ from adapters.zalo.webhook import (
     WebhookVerifier,
     make_app,
 )
+from bench.baseline_clients import baseline_client
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
 
@@ -81,8 +82,10 @@ def reasons(pairs: list[tuple[int, str]]) -> set[str]:
 async def adapter_for(sim: ZaloSim) -> AsyncIterator[Callable[..., ZaloAdapter]]:
     made: list[ZaloAdapter] = []
 
-    def make(store: TokenStore | None = None, **changes: Any) -> ZaloAdapter:
-        adapter = ZaloAdapter(config(sim, **changes), store or MemoryTokenStore(*INITIAL))
+    def make(store: TokenStore | None = None, client: str = "loa", **changes: Any) -> ZaloAdapter:
+        cfg = config(sim, **changes)
+        adapter = ZaloAdapter(cfg, store or MemoryTokenStore(*INITIAL),
+                              client=baseline_client(client, cfg.concurrency, cfg.timeout))
         made.append(adapter)
         return adapter
 
@@ -286,7 +289,7 @@ async def test_some_http_429_and_5xx_in_a_batch_are_retried(
     assert adapter.stats.http_errors == len(mixed.retry)
 
 
-CLIENTS = ["aiohttp", "httpx"]
+CLIENTS = ["loa", "aiohttp", "httpx"]  # the product's, and the comparison's (bench/)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -317,9 +320,8 @@ async def test_no_connection_requeues_without_an_attempt(client: str) -> None:
     await server.start()
     url = server.url
     await server.stop()  # nothing listens there any more
-    adapter = ZaloAdapter(ZaloConfig(base_url=url, oauth_url=url, template_id="t", timeout=1.0,
-                                     client=client),  # type: ignore[arg-type]
-                          MemoryTokenStore(*INITIAL))
+    adapter = ZaloAdapter(ZaloConfig(base_url=url, oauth_url=url, template_id="t", timeout=1.0),
+                          MemoryTokenStore(*INITIAL), client=baseline_client(client, 64, 1.0))
     try:
         results = await adapter.send(envelope(phones(5)))
     finally:

@@ -2,11 +2,14 @@
 
 :class:`HttpClient` keeps at most ``concurrency`` connections (all origins together), one
 request in flight on each (no pipelining); TLS (``ssl.create_default_context()``, or the
-context given) for ``https`` URLs. A request that gets no HTTP answer raises
+context given) for ``https`` URLs; through an HTTP proxy when the environment or the caller
+names one (:mod:`adapters.http.proxy`: ``CONNECT`` tunnels for ``https``, absolute-form
+requests for ``http``). A request that gets no HTTP answer raises
 :class:`TransportFailure` with a ``kind`` that says whether it may have reached the server:
 
 * ``connect``: it did not. No connection could be had (refused, unreachable, TLS handshake
-  failed, none free before the deadline); nothing of the request was written.
+  failed, none free before the deadline, a proxy refused it: :class:`ProxyRefused`); nothing
+  of the request reached the server.
 * ``timeout``: no complete answer before the deadline (``timeout`` seconds from the call,
   connecting included). It may have been processed; the connection is closed so that a late
   answer is never read as another request's.
@@ -28,54 +31,25 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from adapters.http.codec import Response, request_head
+from adapters.http.codec import Response
 from adapters.http.connection import Connection, FailureKind, Origin, TransportFailure, why
-
-
-class Url:
-    """An ``http`` or ``https`` URL parsed once; it keeps the heads of the requests made to it."""
-
-    __slots__ = ("_heads", "host", "host_header", "origin", "port", "scheme", "target", "text")
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        self.text = url
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        default = 443 if parts.scheme == "https" else 80
-        self.port = parts.port or default
-        self.origin: Origin = (self.scheme, self.host, self.port)
-        name = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = name if self.port == default else f"{name}:{self.port}"
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
-
-    def head(self, method: str, headers: Mapping[str, str]) -> bytes:
-        """The request's bytes up to ``Content-Length: ``."""
-        key = (method, tuple(headers.items()))
-        head = self._heads.get(key)
-        if head is None:
-            if len(self._heads) >= 64:
-                self._heads.clear()
-            head = self._heads[key] = request_head(method, self.target, self.host_header,
-                                                   headers)
-        return head
-
-    def __str__(self) -> str:
-        return self.text
+from adapters.http.proxy import Proxies, ProxyRefused, open_tunnel
+from adapters.http.url import Url
 
 
 class HttpClient:
     """A pool of keep-alive connections (see the module's documentation). ``peer`` names the
-    server in the reasons of failures ("cannot connect to <peer>: ...")."""
+    server in the reasons of failures ("cannot connect to <peer>: ..."). ``proxies``: which
+    proxy carries the requests to each origin (:mod:`adapters.http.proxy`); by default the
+    environment's (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``), read once. A proxy applies
+    to the URLs made by :meth:`url`."""
 
     def __init__(self, concurrency: int = 64, timeout: float = 10.0, *,
                  connect_timeout: float | None = None, keepalive: float = 15.0,
-                 ssl_context: ssl.SSLContext | None = None, peer: str = "") -> None:
+                 ssl_context: ssl.SSLContext | None = None, peer: str = "",
+                 proxies: Proxies | None = None) -> None:
         if concurrency < 1 or timeout <= 0:
             raise ValueError("concurrency must be at least 1 and timeout positive")
         self.concurrency = concurrency
@@ -84,6 +58,7 @@ class HttpClient:
         self.keepalive = keepalive
         self.peer = peer
         self._ssl = ssl_context
+        self.proxies = Proxies.from_env() if proxies is None else proxies
         self._idle: dict[Origin, list[Connection]] = {}
         self._conns: set[Connection] = set()  # open, or opening and counted
         self._opened = 0  # places taken: connections open or being opened
@@ -93,7 +68,9 @@ class HttpClient:
         self._closed = False
 
     def url(self, url: str) -> Url:
-        return Url(url)
+        parsed = Url(url)
+        via = self.proxies.for_origin(parsed.scheme, parsed.host, parsed.port)
+        return parsed if via is None else Url(url, via)
 
     async def post(self, url: Url, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         sent = self._begin("POST", url, body, headers)
@@ -104,6 +81,8 @@ class HttpClient:
         except asyncio.CancelledError:
             conn.fail("broken", "cancelled")  # the answer may still come: not reusable
             raise
+        if response.status == 407 and url.via is not None and url.scheme == "http":
+            raise ProxyRefused(url.via, "", 407, response.reason)
         return response.status, response.body
 
     async def post_form(self, url: Url, form: Mapping[str, str],
@@ -124,10 +103,13 @@ class HttpClient:
         conn, waiter = sent if sent is not None else await self._begin_new(
             method, url, body, headers, limit)
         try:
-            return await waiter
+            response = await waiter
         except asyncio.CancelledError:
             conn.fail("broken", "cancelled")
             raise
+        if response.status == 407 and url.via is not None and url.scheme == "http":
+            raise ProxyRefused(url.via, "", 407, response.reason)
+        return response
 
     def _begin(self, method: str, url: Url, body: bytes, headers: Mapping[str, str],
                conn: Connection | None = None, deadline: float = 0.0, limit: float = 0.0,
@@ -257,20 +239,24 @@ class HttpClient:
             context = self._ssl = self._ssl or ssl.create_default_context()
         self._opened += 1
         wait = min(deadline - loop.time(), self.connect_timeout)
+        name = self._name(url) if url.via is None else (
+            f"{self._name(url)} through proxy {url.via.name}")
         try:
             async with asyncio.timeout(wait):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self, url.origin), url.host, url.port, ssl=context,
-                    server_hostname=url.host if context else None)
+                conn = await self._open(url, context)
         except TimeoutError:
             self._opened -= 1
             self._wake()
-            raise TransportFailure("connect", f"cannot connect to {self._name(url)}: no "
+            raise TransportFailure("connect", f"cannot connect to {name}: no "
                                               f"connection in {wait:g} s") from None
+        except TransportFailure:  # the proxy refused
+            self._opened -= 1
+            self._wake()
+            raise
         except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; named for clarity
             self._opened -= 1
             self._wake()
-            raise TransportFailure("connect", f"cannot connect to {self._name(url)}: "
+            raise TransportFailure("connect", f"cannot connect to {name}: "
                                               f"{why(exc)}") from None
         except BaseException:
             self._opened -= 1
@@ -283,6 +269,23 @@ class HttpClient:
             conn.close()
             raise TransportFailure("connect", f"cannot connect to {self._name(url)}: the "
                                               f"connection closed at once")
+        return conn
+
+    async def _open(self, url: Url, context: ssl.SSLContext | None) -> Connection:
+        """A new connection to the URL's origin: straight, to its proxy, or in a tunnel."""
+        loop = asyncio.get_running_loop()
+        via = url.via
+        if via is None:
+            _, conn = await loop.create_connection(
+                lambda: Connection(self, url.origin), url.host, url.port, ssl=context,
+                server_hostname=url.host if context else None)
+            return conn
+        if context is None:  # http: absolute-form requests on a connection to the proxy
+            _, conn = await loop.create_connection(
+                lambda: Connection(self, url.origin), via.host, via.port)
+            return conn
+        conn = Connection(self, url.origin)
+        await open_tunnel(via, url.host, url.port, conn, context)
         return conn
 
     def _sweep(self) -> None:
@@ -307,4 +310,4 @@ class HttpClient:
         await self.aclose()
 
 
-__all__ = ["FailureKind", "HttpClient", "TransportFailure", "Url"]
+__all__ = ["FailureKind", "HttpClient", "ProxyRefused", "TransportFailure", "Url"]

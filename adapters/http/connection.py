@@ -13,6 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Literal, cast
 
 from adapters.http.codec import HttpError, Response, ResponseParser
+from dispatcher.errors import LoaError
 
 if TYPE_CHECKING:
     from adapters.http.client import HttpClient
@@ -21,8 +22,10 @@ FailureKind = Literal["connect", "timeout", "broken"]
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
-class TransportFailure(Exception):
-    """A request that got no HTTP answer."""
+class TransportFailure(LoaError):
+    """A request that got no HTTP answer (retryable: another try may get one)."""
+
+    retryable = True
 
     def __init__(self, kind: FailureKind, reason: str) -> None:
         super().__init__(reason)

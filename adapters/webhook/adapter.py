@@ -37,11 +37,11 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 
-import aiohttp
 import msgspec
-import yarl
 
 from adapters.base import HALTED, Envelope, Results, halted, results_for
+from adapters.http.client import HttpClient, TransportFailure, Url
+from adapters.http.proxy import Proxies
 from dispatcher.errors import ChannelError, ConfigError
 
 MODES = ("message", "batch")
@@ -72,6 +72,10 @@ class WebhookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch_size: int = 500  # messages per POST in batch mode; a larger batch is split
     verify_tls: bool = True
     ca_file: str = ""  # a CA bundle for an endpoint with a private certificate authority
+    # the proxy to the endpoint: "" the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY),
+    # "direct" none, or http://[user:password@]host:port; no_proxy: more hosts that bypass it
+    proxy: str = ""
+    no_proxy: str = ""
 
 
 class WebhookStats(msgspec.Struct):
@@ -207,10 +211,15 @@ class WebhookAdapter:
         self.config = _checked(config)
         self.clock = clock
         self.stats = WebhookStats()
-        url = yarl.URL(config.url)
-        self._where = f"{url.host}:{url.port}"  # never the path or query: they may hold tokens
+        self._http = HttpClient(config.concurrency, config.timeout,
+                                connect_timeout=config.connect_timeout, ssl_context=_tls(config),
+                                proxies=Proxies.configured(config.proxy, config.no_proxy))
+        self._url = self._http.url(config.url)
+        self._where = f"{self._url.host}:{self._url.port}"  # never the path or query (tokens)
+        self._http.peer = self._where
+        self._headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Loa",
+                         **config.headers}
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._secrets = _secret_words(config)
         self._message_decoder = msgspec.json.Decoder(MessageAnswer)
@@ -358,55 +367,33 @@ class WebhookAdapter:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            config = self.config
-            tls: ssl.SSLContext | bool = True
-            if config.ca_file:
-                tls = ssl.create_default_context(cafile=config.ca_file)
-            elif not config.verify_tls:
-                tls = False
-            connector = aiohttp.TCPConnector(limit=config.concurrency,
-                                             limit_per_host=config.concurrency, ssl=tls)
-            headers = {"Content-Type": "application/json; charset=utf-8",
-                       "User-Agent": "Loa"}
-            headers.update(config.headers)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=headers, raise_for_status=False,
-                timeout=aiohttp.ClientTimeout(total=config.timeout,
-                                              sock_connect=config.connect_timeout))
-        return self._session
-
     async def _post(self, body: bytes, key: str, messages: int, down: list[str]) -> _Answer:
         """POST ``body``; ``down`` gets the reason when the endpoint cannot be reached."""
         if down:  # found out while this request waited for a slot
             return _Answer(Outcome.REQUEUE, down[0])
         config = self.config
-        headers = {config.idempotency_header: key}
+        headers = {**self._headers, config.idempotency_header: key}
         if config.secret:
             now = int(self.clock())
             headers[config.timestamp_header] = str(now)
             headers[config.signature_header] = sign(config.secret, body, now)
         self.stats.requests += 1
         try:
-            async with self._client().post(config.url, data=body, headers=headers,
-                                           allow_redirects=False) as response:
-                payload = await response.read()
-                status = response.status
-                retry_after = response.headers.get("Retry-After", "")
-        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
-            reason = f"cannot connect to {self._where}: {_connect_error(exc)}"
-            if not down:
-                down.append(reason)
-            return _Answer(Outcome.REQUEUE, reason)
-        except TimeoutError:
-            self.stats.timeouts += 1
-            self.stats.possible_duplicates += messages
-            return _Answer(Outcome.RETRY, f"no answer in {config.timeout:g} s "
-                                          "(it may have been delivered)")
-        except (aiohttp.ClientError, OSError) as exc:
-            return _Answer(Outcome.RETRY, f"connection lost ({type(exc).__name__}); "
-                                          "it may have been delivered")
+            response = await self._http.request("POST", self._url, body, headers)
+        except TransportFailure as exc:
+            if exc.kind == "connect":
+                reason = exc.reason
+                if not down:
+                    down.append(reason)
+                return _Answer(Outcome.REQUEUE, reason)
+            if exc.kind == "timeout":
+                self.stats.timeouts += 1
+                self.stats.possible_duplicates += messages
+                return _Answer(Outcome.RETRY, f"no answer in {config.timeout:g} s "
+                                              "(it may have been delivered)")
+            return _Answer(Outcome.RETRY, f"{exc.reason}; it may have been delivered")
+        status, payload = response.status, response.body
+        retry_after = response.headers.get("retry-after", "")
         out = outcome(status)
         if out is Outcome.SENT:
             return _Answer(out, status=status, body=payload)
@@ -427,17 +414,20 @@ class WebhookAdapter:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
 
 def _checked(config: WebhookConfig) -> WebhookConfig:
     if config.mode not in MODES:
         raise ConfigError(f"must be one of {', '.join(MODES)}", key="mode")
-    url = yarl.URL(config.url)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError("must be an http:// or https:// URL", key="url")
+    try:
+        Url(config.url)
+    except ValueError:
+        raise ConfigError("must be an http:// or https:// URL", key="url") from None
+    try:
+        Proxies.configured(config.proxy, config.no_proxy, env={})
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="proxy") from None
     for key, value in (("concurrency", config.concurrency), ("batch_size", config.batch_size),
                        ("timeout", config.timeout),
                        ("connect_timeout", config.connect_timeout)):
@@ -456,13 +446,13 @@ def _secret_words(config: WebhookConfig) -> list[str]:
     return sorted({w for w in words if w}, key=len, reverse=True)
 
 
-def _connect_error(exc: Exception) -> str:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return "TLS certificate refused"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "host name not found"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.os_error.strerror or type(exc.os_error).__name__
-    return type(exc).__name__
+def _tls(config: WebhookConfig) -> ssl.SSLContext:
+    """The TLS context of an https endpoint: the system's CAs, ``ca_file``'s, or (with
+    ``verify_tls = false``) none checked."""
+    if config.ca_file:
+        return ssl.create_default_context(cafile=config.ca_file)
+    context = ssl.create_default_context()
+    if not config.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

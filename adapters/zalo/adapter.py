@@ -80,7 +80,7 @@ from adapters.zalo.api import (
     token_decoder,
     tracking_prefix,
 )
-from adapters.zalo.client import HttpClient, TransportFailure, make_client
+from adapters.zalo.client import Client, TransportFailure, make_client, proxies
 from adapters.zalo.config import VN, ZaloConfig, next_hour, next_quota_reset
 from adapters.zalo.quota import (
     QUOTA_PATH,
@@ -186,7 +186,9 @@ _encode = msgspec.json.Encoder().encode
 class ZaloAdapter:
     """The Zalo channel (see the module's documentation and :class:`ZaloConfig`)."""
 
-    def __init__(self, config: ZaloConfig, tokens: TokenStore) -> None:
+    def __init__(self, config: ZaloConfig, tokens: TokenStore, *,
+                 client: Client | None = None) -> None:
+        """``client``: the HTTP client (Loa's own by default; another one for comparison)."""
         self.config = config
         self.stats = ZaloStats()
         self.paused_until = 0.0  # epoch seconds; 0: not paused
@@ -200,7 +202,7 @@ class ZaloAdapter:
         self.daily_quota: int | None = None
         self.tokens = TokenManager(tokens, self._exchange, retry_after=config.token_retry_after)
         self.schedule = TokenSchedule(self.tokens, refresh_every=config.refresh_every_days * DAY)
-        self._client: HttpClient = make_client(config.client, config.concurrency, config.timeout)
+        self._client: Client = client or make_client(config)
         base = config.base_url.rstrip("/")
         self._zns_url = self._client.url(base + ZNS_PATH)
         self._oa_url = self._client.url((config.oa_url or base).rstrip("/")
@@ -382,7 +384,8 @@ class ZaloAdapter:
             return None
         config = self.config
         quota = await fetch_quota(self._quota_url, token, min(config.timeout, 5.0),
-                                  f"{config.quota_reset} {config.quota_timezone}")
+                                  f"{config.quota_reset} {config.quota_timezone}",
+                                  proxies(config))
         if quota is not None:
             if not self.paused_until:
                 self.remaining_quota = quota.remaining

@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from adapters.http.proxy import Proxies
 from adapters.zalo import oa
 from adapters.zalo.codes import FALLBACK_CODES
 from adapters.zalo.quota import next_reset, reset_time, time_zone
@@ -19,9 +20,6 @@ from adapters.zalo.templates import ZnsTemplate
 from dispatcher.secret import Secret
 
 VN = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
-
-ClientName = Literal["loa", "aiohttp", "httpx"]  # Loa's own HTTP/1.1 client, or for comparison
-CLIENTS: tuple[ClientName, ...] = ("loa", "aiohttp", "httpx")
 
 
 def next_hour(now: float, hour: int) -> float:
@@ -57,7 +55,11 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     mode: Literal["zns", "oa", "auto"] = "zns"
     concurrency: int = 64  # requests in flight per route
     timeout: float = 10.0  # seconds per request, connection included
-    client: ClientName = "loa"  # Loa's own HTTP/1.1 client; or aiohttp, httpx (for comparison)
+    # the proxy to Zalo: "" the environment's (HTTPS_PROXY, NO_PROXY), "direct" none, or
+    # http://[user:password@]host:port; no_proxy: more hosts that bypass it (NO_PROXY's syntax)
+    proxy: str = ""
+    no_proxy: str = ""
+    client: str = ""  # removed: refused when set (every call uses Loa's own HTTP client)
     sms_fallback_codes: frozenset[int] = FALLBACK_CODES
     token_retry_after: float = 10.0  # after a failed renewal, seconds before the next one
     quota_probe_seconds: float = 300.0  # while out of quota: a batch is tried this often
@@ -99,8 +101,10 @@ class ZaloConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError("quota_probe_seconds and outage_pause_max must be positive")
         if self.mode not in ("zns", "oa", "auto"):
             raise ValueError("mode must be zns, oa or auto")
-        if self.client not in CLIENTS:
-            raise ValueError("client must be loa, aiohttp or httpx")
+        if self.client:
+            raise ValueError("client is no longer a setting: Loa's own HTTP client makes every "
+                             "call (remove the key)")
+        Proxies.configured(self.proxy, self.no_proxy, env={})  # ValueError naming the URL
         if self.mode != "oa" and not self.template_id and not self.templates:
             raise ValueError("ZNS needs template_id or [zalo.templates.<name>]")
         if self.secret_key and not isinstance(self.secret_key, Secret):

@@ -16,6 +16,7 @@ import zoneinfo
 import msgspec
 
 from adapters.http.client import HttpClient, TransportFailure
+from adapters.http.proxy import Proxies
 from adapters.zalo.api import Quota
 from adapters.zalo.tokens import TokenError, TokenStore
 
@@ -91,10 +92,12 @@ def next_reset(now: float, at: dt.time, tz: dt.tzinfo) -> float:
     return dt.datetime.combine(day, at, tz).timestamp()
 
 
-async def fetch_quota(url: str, token: str, timeout: float, reset: str) -> ZaloQuota | None:
+async def fetch_quota(url: str, token: str, timeout: float, reset: str,
+                      proxies: Proxies | None = None) -> ZaloQuota | None:
     """``GET url`` (``{base_url}/message/quota``) with ``token``: the quota, or None (logged)
-    when Zalo does not answer one. One short-lived connection: this is read once a wave."""
-    client = HttpClient(1, timeout, peer="Zalo")
+    when Zalo does not answer one. One short-lived connection (through ``proxies``, by default
+    the environment's): this is read once a wave."""
+    client = HttpClient(1, timeout, peer="Zalo", proxies=proxies)
     try:
         answer = await client.request("GET", client.url(url), b"", {"access_token": token})
     except TransportFailure as exc:

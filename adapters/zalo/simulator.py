@@ -64,6 +64,7 @@ import msgspec
 
 from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.codec import Request
+from adapters.http.proxy import Proxies
 from adapters.http.server import HttpServer, Response
 from adapters.zalo import oasim
 from adapters.zalo.api import (
@@ -657,7 +658,8 @@ class ZaloSim:
         if not url:
             return
         if self._client is None:
-            self._client = HttpClient(max(config.webhook_concurrency, 100), 5.0)
+            self._client = HttpClient(max(config.webhook_concurrency, 100), 5.0,
+                                      proxies=Proxies())  # Loa on the same network: direct
         if self._hook_url is None or self._hook_url.text != url:
             self._hook_url = self._client.url(url)
         if not hook.body:  # the first try; the next ones send the same event again

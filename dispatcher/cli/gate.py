@@ -18,9 +18,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import msgspec
 
+from adapters.http.client import HttpClient, TransportFailure
+from adapters.http.proxy import Proxies
 from dispatcher import audit
 from dispatcher.api.config import load_deployment
 from dispatcher.audit import AuditLog
@@ -119,15 +120,16 @@ async def call(api: Api, method: str, path: str, body: Any = None) -> tuple[int,
     data = None if body is None else msgspec.json.encode(body)
     if data is not None:
         headers["Content-Type"] = "application/json"
+    # straight to the API, as before: the environment's proxy is for the channels' endpoints
     try:
-        async with aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)) as session, \
-                session.request(method, api.url + path, data=data, headers=headers) as response:
-            raw = await response.read()
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ServiceUnavailable(f"the API at {api.url} does not answer "
-                                 f"({type(exc).__name__}: {exc})") from None
+        async with HttpClient(1, TIMEOUT_SECONDS, proxies=Proxies()) as client:
+            response = await client.request(method, client.url(api.url + path), data or b"",
+                                            headers)
+    except TransportFailure as exc:
+        raise ServiceUnavailable(f"the API at {api.url} does not answer ({exc.reason})") from None
+    except ValueError as exc:  # not an http(s) URL
+        raise ServiceUnavailable(f"the API at {api.url} does not answer ({exc})") from None
+    raw, status = response.body, response.status
     try:
         answer = msgspec.json.decode(raw) if raw else None
     except msgspec.DecodeError:
