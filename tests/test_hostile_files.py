@@ -225,9 +225,10 @@ PEAK_RSS_MB = 200
 
 
 @pytest.mark.slow
-def test_ten_million_rows_in_bounded_memory(tmp_path: Path) -> None:
-    peak = _peak_rss_mb(10_000_000, tmp_path)
-    print(f"loa audience check, 10,000,000 rows: peak RSS {peak:.0f} MB")
+def test_five_million_rows_in_bounded_memory(tmp_path: Path) -> None:
+    # five times the province, sized for CI's time budget (10,000,000 rows: docs/audience.md)
+    peak = _peak_rss_mb(5_000_000, tmp_path)
+    print(f"loa audience check, 5,000,000 rows: peak RSS {peak:.0f} MB")
     assert peak < PEAK_RSS_MB
 
 
