@@ -63,7 +63,7 @@ class Capacity(msgspec.Struct, frozen=True):
 
 def wave_policy(wave: Wave) -> OverQuota:
     """The policy in force for ``wave``: ``sms`` only when it has an SMS fallback."""
-    return wave.quota_policy if wave.fallback_text else OverQuota.WAIT
+    return wave.quota_policy_in_force
 
 
 async def capacity(reader: QuotaReader, recipients: int, policy: OverQuota) -> Capacity:

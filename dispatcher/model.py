@@ -220,6 +220,11 @@ class Wave(msgspec.Struct, frozen=True):
         """What becomes of this wave's recipients beyond the Zalo quota."""
         return self.over_quota or over_quota_default(self.priority)
 
+    @property
+    def quota_policy_in_force(self) -> OverQuota:
+        """``quota_policy``, but ``wait`` for a wave with no SMS fallback to send them with."""
+        return self.quota_policy if self.fallback_text else OverQuota.WAIT
+
 
 class Batch(msgspec.Struct, frozen=True, array_like=True):
     """Messages of one wave on one route: recipient ids, addresses and attempts so far."""

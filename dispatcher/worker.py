@@ -404,8 +404,8 @@ class Worker:
                             addrs=[batch.addrs[i] for i in keep], route=route,
                             subject=wave.subject, strip_diacritics=wave.strip_diacritics,
                             progress=progress, abort=abort, urgent=urgent, zns=wave.zns,
-                            over_quota_sms=self.fallback is not None and bool(
-                                wave.fallback_text) and wave.quota_policy is OverQuota.SMS)
+                            over_quota_sms=self.fallback is not None
+                            and wave.quota_policy_in_force is OverQuota.SMS)
         self._halt_aborted()  # stopped or paused since the batch was read: send none of it
         started = time.perf_counter()
         try:
