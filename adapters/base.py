@@ -15,7 +15,7 @@ tried again later without counting as an attempt.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -145,6 +145,22 @@ def results_for(envelope: Envelope, *, receipts: bool = False) -> Results:
     envelope at once, with no other call."""
     sent = envelope.progress.sent if envelope.progress is not None else []
     return Results(sent=sent, receipts=receipts)
+
+
+class DailyQuota(msgspec.Struct, frozen=True):
+    """A channel's daily quota today: ``remaining``, ``daily`` (None when the channel did not
+    say), and when it resets (as configured where the channel does not say)."""
+
+    remaining: int
+    daily: int | None = None
+    reset: str = ""  # when it resets, e.g. "00:00 Asia/Ho_Chi_Minh"
+
+
+@runtime_checkable
+class QuotaReader(Protocol):
+    """A channel that can tell its daily quota (Zalo's ZNS quota)."""
+
+    async def quota(self) -> DailyQuota | None: ...
 
 
 class Adapter(Protocol):

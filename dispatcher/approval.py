@@ -19,8 +19,8 @@ from __future__ import annotations
 import msgspec
 
 from dispatcher import routing, smstext
+from dispatcher.engine_settings import EngineSettings
 from dispatcher.model import Campaign, Channel, Selector
-from dispatcher.settings import EngineSettings
 from dispatcher.store.base import AudienceMeta
 
 

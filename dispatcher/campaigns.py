@@ -25,13 +25,14 @@ import secrets
 
 import msgspec
 
-from adapters.zalo.config import VN
 from dispatcher import approval, repeats, routing, smstext, textcheck
+from dispatcher.engine_settings import EngineConfig
 from dispatcher.errors import InputError, NotFound, PermissionDenied, StateError, TextError
 from dispatcher.fallback import is_fallback_wave
 from dispatcher.model import (
     DEFAULT_MAX_PARTS,
     MAX_PARTS_LIMIT,
+    VN,
     WAVE_LIVE,
     Campaign,
     CampaignState,
@@ -44,9 +45,7 @@ from dispatcher.model import (
     ZnsMessage,
 )
 from dispatcher.province import Province
-from dispatcher.settings import Settings
 from dispatcher.store.base import Store
-from dispatcher.zns import check as check_zns
 from dispatcher.zns import for_wave
 
 S = CampaignState
@@ -133,7 +132,7 @@ def _refusal(current: Campaign, to: CampaignState) -> str:
 
 
 class Campaigns:
-    def __init__(self, store: Store, settings: Settings, province: Province) -> None:
+    def __init__(self, store: Store, settings: EngineConfig, province: Province) -> None:
         self.store = store
         self.settings = settings
         self.province = province
@@ -174,7 +173,7 @@ class Campaigns:
             textcheck.check(text, f"texts.{channel}")
             if channel is Channel.SMS:
                 _check_sms(text, strip_diacritics, max_parts, "texts.sms")
-        check_zns(self.settings.zalo, zns, channels)
+        self.settings.check_zns(zns, channels)
         if sms_fallback and Channel.ZALO in channels:
             _check_sms(fallback_text(texts), strip_diacritics, max_parts,
                        "sms_fallback", "the text cannot go by SMS: ")

@@ -11,22 +11,14 @@ on: an emergency never waits on it. The preview says the same before a campaign 
 from __future__ import annotations
 
 import logging
-from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from adapters.zalo.quota import ZaloQuota
+from adapters.base import QuotaReader
 from dispatcher.model import OverQuota, Wave
 from dispatcher.store.base import Store
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class QuotaReader(Protocol):
-    """A channel that can tell its daily quota (the Zalo adapter)."""
-
-    async def quota(self) -> ZaloQuota | None: ...
 
 
 class Capacity(msgspec.Struct, frozen=True):

@@ -25,11 +25,12 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-from adapters.base import Adapter
+from adapters.base import Adapter, QuotaReader
 from dispatcher import logs, metrics, routing
 from dispatcher.binds import BindLeases
 from dispatcher.campaigns import Campaigns
-from dispatcher.capacity import QuotaReader, check_wave
+from dispatcher.capacity import check_wave
+from dispatcher.engine_settings import EngineConfig
 from dispatcher.errors import PermissionDenied, StateError
 from dispatcher.fallback import SmsFallback
 from dispatcher.fanout import fan_out
@@ -47,7 +48,6 @@ from dispatcher.plan import Plan
 from dispatcher.province import Province
 from dispatcher.receipts import ReceiptMatcher
 from dispatcher.reconciler import Reconciler
-from dispatcher.settings import Settings
 from dispatcher.stop import is_stopped
 from dispatcher.store.base import Store
 from dispatcher.worker import Worker
@@ -105,7 +105,7 @@ def default_name() -> str:
 
 
 class Engine:
-    def __init__(self, store: Store, plan: Plan, settings: Settings, province: Province,
+    def __init__(self, store: Store, plan: Plan, settings: EngineConfig, province: Province,
                  adapters: Mapping[Channel, Adapter], carriers: list[str], *,
                  name: str | None = None, reconcile: bool = True,
                  receipts: ReceiptMatcher | None = None, numbering: Numbering | None = None,

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import msgspec
 
 from dispatcher.errors import ConfigError
-from dispatcher.model import Channel
+from dispatcher.model import Channel, ZnsMessage
+from dispatcher.zns import check_channels
 
 
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -60,6 +61,11 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sms_routes: dict[str, str] = {}
     # route -> messages per second (0 or absent: no limit); routes: sms.<group>, zalo, email, app
     rates: dict[str, float] = {}
+
+    def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
+        """Refuse a campaign's typed Zalo message the engine alone can tell is wrong (no Zalo
+        among its channels). The deployment's settings also check it against the templates."""
+        check_channels(zns, channels)
 
     def sms_route(self, carrier: str) -> str:
         return f"{Channel.SMS}.{self.sms_routes.get(carrier, carrier)}"

@@ -30,11 +30,11 @@ from collections.abc import Callable
 import msgspec
 
 from dispatcher import repeats
+from dispatcher.engine_settings import EngineConfig
 from dispatcher.errors import NumberError
 from dispatcher.model import Batch, Channel, Priority, Wave, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
-from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, RetryItem, Store
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def is_fallback_wave(wave_id: str) -> bool:
 
 
 class SmsFallback:
-    def __init__(self, store: Store, settings: Settings, numbering: Numbering, plan: Plan, *,
+    def __init__(self, store: Store, settings: EngineConfig, numbering: Numbering, plan: Plan, *,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
         self.settings = settings

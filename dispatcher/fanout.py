@@ -17,15 +17,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from dispatcher import routing
+from dispatcher.engine_settings import EngineConfig
 from dispatcher.errors import NotFound
 from dispatcher.model import Batch, Priority, Wave
-from dispatcher.settings import Settings
 from dispatcher.store.base import Store
 
 AHEAD_WAIT = 0.05  # seconds between two looks at a full route
 
 
-async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[str], *,
+async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: list[str], *,
                   proceed: Callable[[], Awaitable[bool]]) -> int:
     """Enqueue every message of ``wave``; returns the messages enqueued by this call.
 
@@ -80,7 +80,7 @@ async def fan_out(store: Store, wave: Wave, settings: Settings, carriers: list[s
     return enqueued
 
 
-async def _room(store: Store, routes: list[str], settings: Settings,
+async def _room(store: Store, routes: list[str], settings: EngineConfig,
                 proceed: Callable[[], Awaitable[bool]]) -> bool:
     """Wait until each of ``routes`` holds fewer than ``ahead_batches`` routine batches that no
     worker has read; False if ``proceed`` says to stop meanwhile."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import zoneinfo
 
 import msgspec
+
+#: Vietnam's time (UTC+7, no daylight saving): the plan's, the campaigns' and Zalo's clock.
+VN = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class Channel(enum.StrEnum):

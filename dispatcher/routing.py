@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dispatcher.audience import Recipient
+from dispatcher.engine_settings import EngineConfig
 from dispatcher.model import Channel, Selector
-from dispatcher.settings import Settings
 from dispatcher.store.base import AudienceMeta
 
 
@@ -23,13 +23,13 @@ def address(channel: Channel, r: Recipient) -> str | None:
     return r.email or None
 
 
-def route(channel: Channel, r: Recipient, settings: Settings) -> str:
+def route(channel: Channel, r: Recipient, settings: EngineConfig) -> str:
     if channel is Channel.SMS:
         return settings.sms_route(r.carrier)
     return channel.value
 
 
-def routes(channel: Channel, carriers: Iterable[str], settings: Settings) -> list[str]:
+def routes(channel: Channel, carriers: Iterable[str], settings: EngineConfig) -> list[str]:
     """Every route of ``channel``."""
     if channel is Channel.SMS:
         return sorted({settings.sms_route(c) for c in carriers})

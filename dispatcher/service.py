@@ -11,7 +11,7 @@ import os
 
 from adapters.smpp.adapter import SmppAdapter
 from adapters.zalo.adapter import ZaloAdapter
-from dispatcher import channels, routing, zalotokens, zns
+from dispatcher import channels, routing, zalotokens, zns_check
 from dispatcher.binds import BindLeases
 from dispatcher.engine import Engine, default_name
 from dispatcher.errors import LoaError
@@ -32,7 +32,7 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     (Redis), the SMPP binds are taken by lease, so that workers together never open more binds
     than a link has. A plan whose Zalo rows the configured templates would refuse is refused
     (ConfigError naming the parameter) before anything starts."""
-    zns.check_plan(plan, settings.zalo, "plan")
+    zns_check.check_plan(plan, settings.zalo, "plan")
     name = name or default_name()
     matcher = ReceiptMatcher(store)
     shared = not isinstance(store, MemoryStore)

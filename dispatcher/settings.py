@@ -18,6 +18,7 @@ from adapters.email.adapter import EmailConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
+from dispatcher import zns_check
 from dispatcher.config import convert, read_toml
 from dispatcher.engine_settings import (
     MAX_FALLBACK_PER_DAY,
@@ -34,7 +35,7 @@ from dispatcher.engine_settings import (
 from dispatcher.errors import ConfigError
 from dispatcher.logs import LogSettings
 from dispatcher.logs import check as check_log
-from dispatcher.model import Channel
+from dispatcher.model import Channel, ZnsMessage
 from dispatcher.secret import Secret, SecretUrl, from_env, refuse_inline
 
 __all__ = ["MAX_FALLBACK_PER_DAY", "ROUTES", "ChannelSettings", "EngineConfig", "EngineSettings",
@@ -66,6 +67,10 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     # dispatcher.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
     log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
+
+    def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
+        """The engine's check, then the message against ``[zalo.templates]``."""
+        zns_check.check(self.zalo, zns, channels)
 
 
 def _check(settings: Settings, source: str) -> Settings:

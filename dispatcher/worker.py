@@ -26,12 +26,12 @@ from typing import TypeVar
 
 from adapters.base import HALTED, Abort, Adapter, Envelope, Results
 from dispatcher import logs, metrics, repeats, routing
+from dispatcher.engine_settings import EngineConfig
 from dispatcher.errors import LoaError
 from dispatcher.fallback import SmsFallback
 from dispatcher.model import Batch, Channel, OverQuota, Priority, Wave, WaveState
 from dispatcher.retry import RetryPolicy
 from dispatcher.sentmarks import SentMarks
-from dispatcher.settings import Settings
 from dispatcher.store.base import Completion, DeadLetter, Delivery, Entry, RetryItem, Store
 from dispatcher.throttle import RouteThrottle
 
@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 class Worker:
     def __init__(self, store: Store, adapters: Mapping[Channel, Adapter], routes: list[str],
-                 settings: Settings, *, name: str, policy: RetryPolicy | None = None,
+                 settings: EngineConfig, *, name: str, policy: RetryPolicy | None = None,
                  fallback: SmsFallback | None = None,
                  gate: Callable[[str], bool] | None = None) -> None:
         """``gate(route)``: whether this worker may take batches of the route now (SMS routes

@@ -19,11 +19,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.base import Adapter, Envelope
+from adapters.base import Adapter, DailyQuota, Envelope
 from adapters.memory import MemoryAdapter
 from adapters.zalo.adapter import ZaloAdapter
-from adapters.zalo.config import VN, ZaloConfig, next_quota_reset
-from adapters.zalo.quota import ZaloQuota, ZaloQuotaReader, parse_quota, reset_time, time_zone
+from adapters.zalo.config import ZaloConfig, next_quota_reset
+from adapters.zalo.quota import ZaloQuotaReader, parse_quota, reset_time, time_zone
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, routing
@@ -37,6 +37,7 @@ from dispatcher.errors import ConfigError, InputError
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
 from dispatcher.model import (
+    VN,
     Campaign,
     CampaignState,
     Channel,
@@ -256,7 +257,7 @@ async def test_the_quota_is_read_from_zalo(sim: ZaloSim) -> None:
     finally:
         await adapter.aclose()
     assert parse_quota(200, b'{"error":0,"data":{"dailyQuota":5000,"remainingQuota":"7"}}') \
-        == ZaloQuota(remaining=7, daily=5000)
+        == DailyQuota(remaining=7, daily=5000)
     assert parse_quota(200, b'{"error":-124,"message":"token"}') is None
     assert parse_quota(502, b"") is None
 

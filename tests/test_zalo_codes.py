@@ -17,7 +17,7 @@ from adapters.base import Adapter, Envelope, Results
 from adapters.memory import MemoryAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.codes import CODES, Outcome
-from adapters.zalo.config import VN, ZaloConfig, next_hour
+from adapters.zalo.config import ZaloConfig, next_hour
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore
 from dispatcher import audiencegen, routing
@@ -27,7 +27,7 @@ from dispatcher.engine import Engine, wave_progress
 from dispatcher.errors import InputError
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
-from dispatcher.model import Campaign, CampaignState, Channel, Selector, Wave, WaveState
+from dispatcher.model import VN, Campaign, CampaignState, Channel, Selector, Wave, WaveState
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province

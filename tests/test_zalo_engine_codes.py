@@ -29,7 +29,7 @@ from adapters.base import Adapter
 from adapters.memory import MemoryAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.codes import CODES, Outcome
-from adapters.zalo.config import VN, ZaloConfig
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.oa import OA_PATHS
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
@@ -41,7 +41,16 @@ from dispatcher.engine import Engine, Progress, wave_progress
 from dispatcher.errors import InputError
 from dispatcher.fallback import fallback_wave_id
 from dispatcher.importer import import_audience
-from dispatcher.model import Campaign, CampaignState, Channel, Priority, Selector, Wave, WaveState
+from dispatcher.model import (
+    VN,
+    Campaign,
+    CampaignState,
+    Channel,
+    Priority,
+    Selector,
+    Wave,
+    WaveState,
+)
 from dispatcher.msisdn import Numbering
 from dispatcher.plan import Plan
 from dispatcher.province import Province

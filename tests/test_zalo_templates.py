@@ -17,11 +17,11 @@ from litestar.testing import AsyncTestClient
 from adapters.base import Adapter, Envelope
 from adapters.memory import MemoryAdapter
 from adapters.zalo.adapter import ZaloAdapter
-from adapters.zalo.config import VN, ZaloConfig
+from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.templates import TemplateParam, ZnsTemplate, problem
 from adapters.zalo.tokens import MemoryTokenStore
-from dispatcher import audiencegen, routing, zns
+from dispatcher import audiencegen, routing, zns, zns_check
 from dispatcher.api import ApiConfig, create_app
 from dispatcher.audience import Validator
 from dispatcher.auth import Role, TokenEntry, hash_token
@@ -33,6 +33,7 @@ from dispatcher.engine import Engine, wave_progress
 from dispatcher.errors import ConfigError, InputError
 from dispatcher.importer import import_audience
 from dispatcher.model import (
+    VN,
     Campaign,
     CampaignState,
     Channel,
@@ -128,18 +129,18 @@ def test_the_plan_is_refused_when_its_template_would_be() -> None:
     plan = plan_with_zalo_row(zns_template="alert", zns_params={**VALUES, "hotline": "{hotline}"})
     rule = plan.level(4).rules[Channel.ZALO]
     assert rule.row.zns_params["hotline"] == plan.hotline  # filled in when the plan loads
-    zns.check_plan(plan, zalo_config(), "plan")
-    zns.check_plan(plan, None, "plan")  # Zalo simulated or absent: nothing to check against
+    zns_check.check_plan(plan, zalo_config(), "plan")
+    zns_check.check_plan(plan, None, "plan")  # Zalo simulated or absent: nothing to check against
     long = plan_with_zalo_row(zns_template="alert", zns_params={**VALUES, "area": "x" * 240})
     with pytest.raises(ConfigError) as refused:
-        zns.check_plan(long, zalo_config(), "plan")
+        zns_check.check_plan(long, zalo_config(), "plan")
     assert str(refused.value) == ("plan: levels[3].channels.zalo.zns_params.area: 240 "
                                   "characters, the template allows 200")
     unknown = plan_with_zalo_row(zns_template="flood", zns_params=VALUES)
     with pytest.raises(ConfigError, match=r"zns_template: 'flood' is not in \[zalo.templates\]"):
-        zns.check_plan(unknown, zalo_config(), "plan")
+        zns_check.check_plan(unknown, zalo_config(), "plan")
     with pytest.raises(ConfigError, match=r"levels\[0\].channels.zalo.zns_template: required"):
-        zns.check_plan(plan_from_dict(read_toml(default_path("plan.toml"))),
+        zns_check.check_plan(plan_from_dict(read_toml(default_path("plan.toml"))),
                        zalo_config(template_id=""), "plan")
     data = read_toml(default_path("plan.toml"))
     data["levels"][3]["channels"]["sms"]["zns_template"] = "alert"

@@ -66,7 +66,7 @@ from typing import Any
 import msgspec
 
 from adapters import metrics
-from adapters.base import HALTED, Envelope, Results, results_for
+from adapters.base import HALTED, DailyQuota, Envelope, Results, results_for
 from adapters.zalo import oa
 from adapters.zalo.api import (
     CODES,
@@ -81,10 +81,9 @@ from adapters.zalo.api import (
     tracking_prefix,
 )
 from adapters.zalo.client import Client, TransportFailure, make_client, proxies
-from adapters.zalo.config import VN, ZaloConfig, next_hour, next_quota_reset
+from adapters.zalo.config import ZaloConfig, next_hour, next_quota_reset
 from adapters.zalo.quota import (
     QUOTA_PATH,
-    ZaloQuota,
     fetch_quota,
     reset_time,
     time_zone,
@@ -92,6 +91,7 @@ from adapters.zalo.quota import (
 from adapters.zalo.schedule import DAY, TokenSchedule
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
 from dispatcher.errors import ChannelError
+from dispatcher.model import VN
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ class ZaloAdapter:
         else:
             batch.results.requeue.append((i, why))
 
-    async def quota(self) -> ZaloQuota | None:
+    async def quota(self) -> DailyQuota | None:
         """The OA's ZNS quota now (``GET /message/quota``); None when Zalo cannot be asked or
         does not say (never raises: a wave does not wait on it)."""
         try:

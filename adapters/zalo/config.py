@@ -7,7 +7,6 @@ checks) does not load the channel's HTTP client.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Literal
 
 import msgspec
@@ -17,9 +16,8 @@ from adapters.zalo import oa
 from adapters.zalo.codes import FALLBACK_CODES
 from adapters.zalo.quota import next_reset, reset_time, time_zone
 from adapters.zalo.templates import ZnsTemplate
+from dispatcher.model import VN
 from dispatcher.secret import Secret
-
-VN = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def next_hour(now: float, hour: int) -> float:

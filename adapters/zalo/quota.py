@@ -15,6 +15,7 @@ import zoneinfo
 
 import msgspec
 
+from adapters.base import DailyQuota
 from adapters.http.client import HttpClient, TransportFailure
 from adapters.http.proxy import Proxies
 from adapters.zalo.api import Quota
@@ -34,19 +35,10 @@ class QuotaAnswer(msgspec.Struct):
     data: Quota | None = None
 
 
-class ZaloQuota(msgspec.Struct, frozen=True):
-    """The OA's ZNS quota today: ``daily`` (None when Zalo did not say), ``remaining``, and
-    when it resets (as configured: Zalo does not say)."""
-
-    remaining: int
-    daily: int | None = None
-    reset: str = ""  # when it resets, e.g. "00:00 Asia/Ho_Chi_Minh"
-
-
 quota_decoder = msgspec.json.Decoder(QuotaAnswer)
 
 
-def parse_quota(status: int, body: bytes) -> ZaloQuota | None:
+def parse_quota(status: int, body: bytes) -> DailyQuota | None:
     """The quota in an answer of ``GET /message/quota``; None when it carries none."""
     if status != 200:
         return None
@@ -60,7 +52,7 @@ def parse_quota(status: int, body: bytes) -> ZaloQuota | None:
     if remaining is None:
         return None
     daily = answer.data.daily_quota
-    return ZaloQuota(remaining=max(0, remaining),
+    return DailyQuota(remaining=max(0, remaining),
                      daily=int(daily) if daily is not None and str(daily).isdigit() else None)
 
 
@@ -93,7 +85,7 @@ def next_reset(now: float, at: dt.time, tz: dt.tzinfo) -> float:
 
 
 async def fetch_quota(url: str, token: str, timeout: float, reset: str,
-                      proxies: Proxies | None = None) -> ZaloQuota | None:
+                      proxies: Proxies | None = None) -> DailyQuota | None:
     """``GET url`` (``{base_url}/message/quota``) with ``token``: the quota, or None (logged)
     when Zalo does not answer one. One short-lived connection (through ``proxies``, by default
     the environment's): this is read once a wave."""
@@ -124,7 +116,7 @@ class ZaloQuotaReader:
         self.reset = reset
         self.timeout = timeout
 
-    async def quota(self) -> ZaloQuota | None:
+    async def quota(self) -> DailyQuota | None:
         try:
             token, _ = await self.tokens.get()
         except TokenError as exc:

@@ -12,12 +12,13 @@ allows 200``), before any wave is made, never found out by -1121 in the middle o
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
+
+from dispatcher.zns import DATE_FIELD
 
 ParamType = Literal["customer_name", "string", "number", "date", "phone", "code"]
 
@@ -26,9 +27,6 @@ TYPE_LIMITS: dict[str, int] = {"customer_name": 30, "string": 200, "number": 20,
                                "phone": 15, "code": 30}
 #: The length a parameter takes when the template does not say (a string: Zalo's shortest).
 DEFAULT_LENGTH: dict[str, int] = {**TYPE_LIMITS, "string": 30}
-#: Placeholders a value may hold, filled in when the wave is made.
-DATE_FIELD = "{date}"
-DATE_FORMAT = "%d/%m/%Y"
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
 _URL = re.compile(r"https?://|www\.|\b[\w-]+\.(?:vn|com|net|org|gov|edu|info|io|me|ly|link)\b",
@@ -79,12 +77,6 @@ class ZnsTemplate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     def data(self, values: Mapping[str, str]) -> dict[str, str]:
         """The request's ``template_data``: every parameter, in the template's order."""
         return {param.name: values[param.name] for param in self.params}
-
-
-def fill_date(values: Mapping[str, str], day: dt.date) -> dict[str, str]:
-    """``values`` with ``{date}`` written as ``dd/mm/yyyy`` (Zalo's date format)."""
-    text = day.strftime(DATE_FORMAT)
-    return {name: value.replace(DATE_FIELD, text) for name, value in values.items()}
 
 
 def problem(template: ZnsTemplate, values: Mapping[str, str],

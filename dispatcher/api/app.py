@@ -44,7 +44,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapters.zalo.config import VN
+from adapters.base import QuotaReader
 from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import (
     __version__,
@@ -56,6 +56,7 @@ from dispatcher import (
     smstext,
     textcheck,
     zns,
+    zns_check,
 )
 from dispatcher import channels as registry
 from dispatcher.api import signin
@@ -100,7 +101,7 @@ from dispatcher.api.webhook_intake import WebhookIntake
 from dispatcher.audit import AuditLog, AuditRecord, audited, read_tail
 from dispatcher.auth import Refusal, Role, User
 from dispatcher.campaigns import Campaigns, new_campaign_id
-from dispatcher.capacity import Capacity, QuotaReader, capacity
+from dispatcher.capacity import Capacity, capacity
 from dispatcher.channels import Mode
 from dispatcher.engine import Progress, wave_progress
 from dispatcher.errors import (
@@ -114,6 +115,7 @@ from dispatcher.errors import (
 )
 from dispatcher.level import confirm_level, pending_level, propose_level
 from dispatcher.model import (
+    VN,
     Campaign,
     Channel,
     LevelState,
@@ -821,7 +823,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
     for name, written in data.texts.items():
         textcheck.check(written, f"texts.{name}")
     typed = zns.message(data.zns_template, data.zns_params)
-    zns.check(s.settings.zalo, typed, data.channels)
+    zns_check.check(s.settings.zalo, typed, data.channels)
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
     for channel in data.channels:
@@ -865,7 +867,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
                    needs_approval=bool(approval.over(
                        approval.Cost(size, sms.pdus if sms else 0), s.settings.engine)),
                    channels=channels, sms=sms,
-                   zns=None if typed is None else zns.preview(
+                   zns=None if typed is None else zns_check.preview(
                        s.settings.zalo, typed, s.clock().astimezone(VN).date()),
                    zalo=await _zalo_capacity(s, data, zalo.recipients) if zalo else None)
 

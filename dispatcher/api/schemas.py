@@ -26,7 +26,7 @@ from dispatcher.model import (
 )
 from dispatcher.plantext import Diacritics
 from dispatcher.smstext import Encoding
-from dispatcher.zns import ZnsPreview
+from dispatcher.zns_check import ZnsPreview
 
 TEXT_MAX = 4000  # characters of one message text (an SMS of 255 parts is ~17,000 GSM-7 ones)
 # The characters dispatcher.textcheck refuses: the schema says it (``not: {pattern}``), the
