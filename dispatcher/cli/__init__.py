@@ -10,24 +10,22 @@ answers an error (exit status 3). No traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dispatcher import __version__, logs
 from dispatcher.cli import (
     api,
     audience,
     audit,
-    bench,
     campaign,
-    chaos,
-    engine,
     level,
     logopts,
     number,
     plan,
     service,
-    sim,
     stop,
     text,
     zalo,
@@ -36,8 +34,19 @@ from dispatcher.errors import InputError, LoaError
 from dispatcher.secret import has_password
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
-GROUPS = (plan, number, text, audience, engine, level, campaign, stop, service, bench, chaos, sim,
-          api, audit, zalo)
+GROUPS = (plan, number, text, audience, level, campaign, stop, service, api, audit, zalo)
+#: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
+LAB = "dispatcher.cli.lab"
+
+
+def _lab() -> Any:
+    """The lab's command module, or None where Loa is installed without it."""
+    try:
+        return importlib.import_module(LAB)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not LAB.startswith(exc.name):
+            raise
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"loa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    audience_group = None
     for group in GROUPS:
-        group.register(sub)
+        made = group.register(sub)
+        if group is audience:
+            audience_group = made
+    lab = _lab()
+    if lab is not None:
+        lab.register(sub, audience_group)
     return parser
 
 
