@@ -34,7 +34,7 @@ from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
-from adapters.zalo.webhook import WebhookVerifier, make_app
+from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import audiencegen, demoredis, failclosed
 from dispatcher.audience import Validator
 from dispatcher.channels import Mode
@@ -50,6 +50,7 @@ from dispatcher.receipts import ReceiptMatcher
 from dispatcher.settings import Settings
 from dispatcher.store import open_store
 from dispatcher.store.base import Store
+from dispatcher.webhookreceiver import make_app
 from dispatcher.zalo_receipts import to_matcher
 
 DEMO_LEVEL = 4

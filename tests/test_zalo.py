@@ -46,11 +46,11 @@ from adapters.zalo.webhook import (
     DeliveryEvent,
     WebhookRejected,
     WebhookVerifier,
-    make_app,
 )
 from bench.baseline_clients import baseline_client
 from dispatcher.errors import ConfigError
 from dispatcher.model import Channel
+from dispatcher.webhookreceiver import make_app
 
 WAIT = 5.0  # seconds: the longest any single wait may take
 TEXT = "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết."

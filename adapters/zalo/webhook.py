@@ -10,10 +10,10 @@ for about an hour, with the event's first timestamp) and at most ``max_ahead_sec
 the clock. The time the message reached the handset is ``message.delivery_time`` (milliseconds,
 a string or a number; the event's ``timestamp`` when it has none).
 
-:func:`make_handler` wraps it for aiohttp: 200 at once for a good request (even with no delivery
-event in it), 401 for a missing, wrong or stale signature, 400 for a body that is not an event.
-Zalo sends an event again when it got no 200 in time; a :class:`Deduper` passes each ``msg_id``
-on once within the age window, so ``on_events`` sees every delivery once.
+The service takes the webhook in its API (:mod:`dispatcher.api.webhook_intake`); the demo's
+receiver is :mod:`dispatcher.webhookreceiver`. Zalo sends an event again when it got no 200 in
+time; a :class:`Deduper` passes each ``msg_id`` on once within the age window, so every delivery
+is seen once.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
-from aiohttp import web
 
 from adapters.zalo.api import (
     RECEIVED_EVENT,
@@ -196,44 +195,3 @@ class Deduper:
         for key in keys:
             self._seen.pop(key, None)
 
-
-OnEvents = Callable[[list[DeliveryEvent]], None]
-
-
-def make_handler(verifier: WebhookVerifier, on_events: OnEvents, *,
-                 deduper: Deduper | None = None,
-                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """An aiohttp handler for Zalo's webhook POSTs: events go to ``on_events`` once each.
-
-    ``on_events`` is called before the answer and must be quick (hand the events over, do not
-    process them there); if it raises, the answer is 500 and Zalo's retry is not deduplicated.
-    """
-    dedup = deduper if deduper is not None else Deduper(
-        ttl=max(3600.0, verifier.max_age + verifier.max_ahead))
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            events = verifier.parse(body, request.headers)
-        except WebhookRejected as exc:
-            log.warning("Zalo webhook rejected (%s): %s", exc.status, exc)
-            return web.Response(status=exc.status, text=str(exc))
-        fresh = [e for e in events if dedup.first(e.msg_id or e.tracking_id)]
-        if fresh:
-            try:
-                on_events(fresh)
-            except Exception:
-                log.exception("Zalo webhook: on_events failed")
-                dedup.forget([e.msg_id or e.tracking_id for e in fresh])
-                return web.Response(status=500, text="not processed")
-        return web.Response(status=200, text="ok")
-
-    return handle
-
-
-def make_app(verifier: WebhookVerifier, on_events: OnEvents, path: str = "/zalo/webhook",
-             *, deduper: Deduper | None = None) -> web.Application:
-    """An aiohttp application serving the webhook at ``path``."""
-    app = web.Application()
-    app.router.add_post(path, make_handler(verifier, on_events, deduper=deduper))
-    return app
