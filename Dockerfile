@@ -1,6 +1,6 @@
 # Loa: a slim image, non-root, uvloop (a dependency of the package). Build: docker build -t loa .
 # The build stage makes the wheel (with config/ inside it as package data) and installs it,
-# then runs on the installed Loa the commands tests/test_wheel.py runs on the same wheel.
+# then runs on the installed Loa the commands tests/service/test_wheel.py runs on the same wheel.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -8,6 +8,7 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY dispatcher ./dispatcher
 COPY adapters ./adapters
+COPY bench ./bench
 COPY config ./config
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/loa && /opt/loa/bin/pip install /wheels/loa-*.whl \

@@ -45,7 +45,7 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
 	@command -v redis-cli >/dev/null 2>&1 || { echo "redis-cli is still missing"; exit 1; }
 
-# Debian's Chromium runs the operator console's browser tests (tests/test_console_browser.py,
+# Debian's Chromium runs the operator console's browser tests (tests/service/test_console_browser.py,
 # driven by Playwright); chromium-driver is its WebDriver.
 chromium:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
@@ -69,8 +69,10 @@ promtool: $(STAMP)
 	  [ $$status = 0 ] || { rm -f $(CURDIR)/$(BIN)/promtool; echo "promtool could not be fetched"; exit 1; }; \
 	}
 
+# ruff, then the layer rules (import-linter contracts in pyproject.toml, [tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

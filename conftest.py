@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.msisdn import Numbering, load_numbering
-from dispatcher.plan import Plan, load_plan
-from dispatcher.province import Province, load_province
+from dispatcher.domain.msisdn import Numbering, load_numbering
+from dispatcher.domain.plan import Plan, load_plan
+from dispatcher.domain.province import Province, load_province
 
 
 @pytest.fixture(scope="session")

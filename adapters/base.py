@@ -7,9 +7,9 @@ invalid number, not a user of the channel). Outcomes are indexes into the envelo
 batch of hundreds costs a few list operations, not an object per message. A failed message that
 another channel may still deliver (a Zalo recipient not on Zalo) is also in ``fallback``: the
 engine sends it by the wave's SMS fallback, if the wave has one. An adapter that cannot
-take the batch at all raises :class:`~dispatcher.errors.ChannelError`; the worker then requeues
-the whole batch, as it does the ``requeue`` of a result: messages the channel never took are
-tried again later without counting as an attempt.
+take the batch at all raises :class:`~dispatcher.domain.errors.ChannelError`; the worker then
+requeues the whole batch, as it does the ``requeue`` of a result: messages the channel never took
+are tried again later without counting as an attempt.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
-from dispatcher.model import Channel, ZnsMessage
+from dispatcher.domain.model import Channel, ZnsMessage
 
 
 class Progress:
@@ -60,7 +60,7 @@ ReceiptT_contra = TypeVar("ReceiptT_contra", bound=ReceiptLike, contravariant=Tr
 
 class OnReceipts(Protocol[ReceiptT_contra]):
     """Where a channel hands its receipts as they come, from its read loop or its webhook:
-    the engine's :meth:`~dispatcher.receipts.ReceiptMatcher.add`, which keeps them and looks
+    the engine's :meth:`~dispatcher.engine.receipts.ReceiptMatcher.add`, which keeps them and looks
     their ids up in the store in batches. It is called in the event loop and does no I/O, so
     the channel calls it once per read, with every receipt of that read. Typed by the kind of
     receipt the channel hands (``OnReceipts[Receipt]`` takes any channel's)."""

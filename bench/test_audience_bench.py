@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher import audience, audiencegen
-from dispatcher.msisdn import Numbering
-from dispatcher.province import Province
+from bench import audiencegen
+from dispatcher.domain import audience
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.province import Province
 
 MILLION = 1_000_000
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher.audit import AuditLog, read_tail, verify
+from dispatcher.service.audit import AuditLog, read_tail, verify
 
 LINES = 100_000
 TEXT = "KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết."

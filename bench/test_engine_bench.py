@@ -13,12 +13,12 @@ import pytest
 import uvloop
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher import localredis
-from dispatcher.benchmark import engine_bench
-from dispatcher.model import Batch, Channel, Wave, WaveState
-from dispatcher.msisdn import Numbering
-from dispatcher.province import Province
-from dispatcher.settings import Settings
+from bench import localredis
+from bench.enginebench import engine_bench
+from dispatcher.domain.model import Batch, Channel, Wave, WaveState
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.province import Province
+from dispatcher.service.settings import Settings
 from dispatcher.store.base import Completion
 from dispatcher.store.redis import RedisStore
 

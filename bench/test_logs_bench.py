@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher import logs
+from dispatcher.engine import logs
 
 SECRETS = ["Sm7f3aQz", "zalo-app-Secret-91c2", "app-hmac-Secret-44d1", "mail-Pa55word-0b9e",
            "oa-webhook-Secret-c3d8", "redis-Pa55-e1f0"]
@@ -32,7 +32,7 @@ def test_context_per_batch(benchmark: BenchmarkFixture) -> None:
 @pytest.fixture
 def record() -> Iterator[logging.LogRecord]:
     yield logging.makeLogRecord({
-        "name": "dispatcher.engine", "levelno": logging.INFO, "levelname": "INFO",
+        "name": "dispatcher.engine.process", "levelno": logging.INFO, "levelname": "INFO",
         "msg": "wave %s fanned out (%d messages by this process)",
         "args": ("c-20261206-cd291c22-sms", 1_000_000), "wave": "c-20261206-cd291c22-sms",
         "campaign": "c-20261206-cd291c22", "channel": "sms"})

@@ -24,19 +24,21 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from adapters.smpp import pdu
 from adapters.smpp.rate import BindRate
 from adapters.smpp.receipt import format_receipt, parse_receipt
-from dispatcher import audiencegen, localredis, metrics, repeats, routing
-from dispatcher.audience import Validator
-from dispatcher.fanout import fan_out
-from dispatcher.importer import import_audience
-from dispatcher.model import Channel, Selector, Wave
-from dispatcher.msisdn import Numbering
-from dispatcher.province import Province
-from dispatcher.settings import Settings
-from dispatcher.smstext import Encoding, encode_parts, segment
+from bench import audiencegen, localredis
+from dispatcher.domain import repeats
+from dispatcher.domain.audience import Validator
+from dispatcher.domain.model import Channel, Selector, Wave
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.province import Province
+from dispatcher.domain.smstext import Encoding, encode_parts, segment
+from dispatcher.engine import metrics, routing
+from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.importer import import_audience
+from dispatcher.engine.throttle import RouteThrottle
+from dispatcher.service.settings import Settings
 from dispatcher.store.base import Completion, Entry
 from dispatcher.store.memory import MemoryStore
 from dispatcher.store.redis import RedisStore
-from dispatcher.throttle import RouteThrottle
 
 # 150 characters of Vietnamese: three UCS-2 parts, or one GSM-7 part with strip=True
 TEXT = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu trang "

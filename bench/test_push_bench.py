@@ -21,7 +21,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from adapters.base import Envelope
 from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
 from adapters.webhook.simulator import WebhookSim
-from dispatcher.model import Channel
+from dispatcher.domain.model import Channel
 
 MESSAGES = 5_000
 BATCH = 500

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher.api import signin
-from dispatcher.auth import Refusal, Role, add_token
-from dispatcher.tokenfile import TokenSource, read_tokens
+from dispatcher.service.api import signin
+from dispatcher.service.auth import Refusal, Role, add_token
+from dispatcher.service.tokenfile import TokenSource, read_tokens
 
 NOW = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
 TOKENS = 50

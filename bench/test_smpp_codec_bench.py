@@ -22,7 +22,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from adapters.smpp import pdu
 from adapters.smpp.receipt import format_receipt, parse_receipt
-from dispatcher.smstext import encode_parts, segment
+from dispatcher.domain.smstext import encode_parts, segment
 
 ALERT = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Ở nhà khi không cần thiết, đeo khẩu trang. "
          "Sốt, ho, khó thở: gọi ngay y tế xã, phường.")

@@ -141,7 +141,8 @@ def _cpu_seconds(pid: int) -> float:
 def smsc_process() -> Iterator[tuple[int, int]]:
     """``loa sim smsc`` in its own process: (pid, port)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dispatcher.cli import main; sys.exit(main())",
+        [sys.executable, "-c",
+         "import sys; from dispatcher.service.cli import main; sys.exit(main())",
          "sim", "smsc", "--port", "0", "--json"],
         stdout=subprocess.PIPE, text=True)
     try:

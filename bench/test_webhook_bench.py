@@ -10,7 +10,7 @@ import pytest
 import uvloop
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher import localredis
+from bench import localredis
 from dispatcher.store.redis import RedisStore
 
 

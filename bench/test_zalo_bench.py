@@ -39,7 +39,7 @@ from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from bench.baseline_clients import baseline_client
-from dispatcher.model import Channel
+from dispatcher.domain.model import Channel
 
 MESSAGES = 10_000
 BATCH = 500
@@ -133,7 +133,7 @@ def _accepted(url: str) -> int:
 def zalo_process() -> Iterator[tuple[int, str]]:
     """``loa sim zalo`` in its own process: (pid, url)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher.cli", "sim", "zalo", "--port", "0", "--json"],
+        [sys.executable, "-m", "dispatcher.service.cli", "sim", "zalo", "--port", "0", "--json"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

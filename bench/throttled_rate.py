@@ -11,7 +11,7 @@ import time
 from adapters.base import Envelope
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
-from dispatcher.model import Channel
+from dispatcher.domain.model import Channel
 
 RUNS = ((15, 20.0), (200, 10.0), (2000, 10.0))  # (tps, seconds)
 SHARE = 0.3

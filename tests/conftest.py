@@ -1,5 +1,5 @@
 """Test fixtures: a private redis-server and a private Redis Cluster per test session (see
-dispatcher.localredis)."""
+bench.localredis)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ import redis
 
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
-from dispatcher import localredis
-from dispatcher.audience import Validator
-from dispatcher.engine import Engine
-from dispatcher.errors import LoaError
-from dispatcher.importer import import_audience
-from dispatcher.msisdn import Numbering
-from dispatcher.province import Province
+from bench import localredis
+from dispatcher.domain.audience import Validator
+from dispatcher.domain.errors import LoaError
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.province import Province
+from dispatcher.engine.importer import import_audience
+from dispatcher.engine.process import Engine
 from dispatcher.store import MemoryStore, RedisStore, Store
 from dispatcher.store.base import AudienceMeta
 
@@ -161,7 +161,7 @@ def loa_process(args: list[str], *, cwd: Path, ready: list[str], env: dict[str, 
     """``loa ARGS`` as a process of its own, yielded once each URL of ``ready`` answers (any
     status; bounded by ``timeout``: a bound on a hang, not a measure of speed); killed on the way
     out if it is still running, its output left to ``communicate()``."""
-    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.cli", *args], cwd=cwd,
+    proc = subprocess.Popen([sys.executable, "-m", "dispatcher.service.cli", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text, env=env)
     try:
         deadline = time.monotonic() + timeout

@@ -38,7 +38,7 @@ import aiosmtplib
 import msgspec
 
 from adapters.base import HALTED, Envelope, Results, halted, results_for
-from dispatcher.errors import ChannelError, ConfigError
+from dispatcher.domain.errors import ChannelError, ConfigError
 
 DEPARTMENT = "Sở Thông tin và Truyền thông Quảng Ninh"
 REASON_CHARS = 200

@@ -13,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Literal, cast
 
 from adapters.http.codec import HttpError, Response, ResponseParser
-from dispatcher.errors import LoaError
+from dispatcher.domain.errors import LoaError
 
 if TYPE_CHECKING:
     from adapters.http.client import HttpClient

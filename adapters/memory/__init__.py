@@ -11,7 +11,7 @@ import random
 from collections import Counter
 
 from adapters.base import HALTED, Envelope, Results, halted
-from dispatcher.errors import ChannelError
+from dispatcher.domain.errors import ChannelError
 
 
 class MemoryAdapter:

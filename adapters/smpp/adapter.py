@@ -29,8 +29,8 @@ from adapters.smpp.session import (
     EsmeSession,
 )
 from adapters.smpp.status import Action, action, describe
-from dispatcher import smstext
-from dispatcher.errors import ChannelError
+from dispatcher.domain import smstext
+from dispatcher.domain.errors import ChannelError
 
 DEFAULT_LINK = "default"
 # A message's outcome is its worst part's: one refused part fails it, one that failed for now
@@ -180,7 +180,7 @@ class SmppAdapter:
                  on_receipt: OnReceipts[Receipt] | None = None,
                  leased: bool = False) -> None:
         """``leased``: open no bind until :meth:`hold` says which are this process's (workers
-        sharing the links take their binds by lease: dispatcher/binds.py)."""
+        sharing the links take their binds by lease: dispatcher/engine/binds.py)."""
         if not links:
             raise ValueError("no SMPP link is configured")
         self.links = {name: _Link(name, c, on_receipt, leased=leased)

@@ -1,7 +1,7 @@
 """A bind's send rate: the carrier's TPS, slowed down when the SMSC says "throttled".
 
 Every submit_sm (every part of a long message) passes :meth:`BindRate.acquire`, a token bucket
-(dispatcher/bucket.py) at the rate in force: any fraction per second, and after a pause at most
+(adapters/bucket.py) at the rate in force: any fraction per second, and after a pause at most
 ``burst_seconds`` of it at once (the link's ``tps_burst_seconds``).
 
 Answers of ESME_RTHROTTLED or ESME_RMSGQFUL slow the bind down (multiplicative decrease, at
@@ -42,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from dispatcher.bucket import DEFAULT_BURST_SECONDS, TokenBucket
+from adapters.bucket import DEFAULT_BURST_SECONDS, TokenBucket
 
 WINDOW = 0.1  # seconds: the recent-pace estimate never divides by less
 COOLDOWN = 1.0  # seconds between two decreases

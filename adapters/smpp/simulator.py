@@ -67,7 +67,7 @@ from adapters.smpp.pdu import (
     parse_tlvs,
 )
 from adapters.smpp.receipt import TLV_BY_STATE, format_receipt
-from dispatcher.smstext import gsm7_decode, parse_concat_udh, ucs2_decode
+from dispatcher.domain.smstext import gsm7_decode, parse_concat_udh, ucs2_decode
 
 __all__ = ["HOSTILE_KINDS", "Deliveries", "ReceiptFormat", "Smsc", "SmscConfig", "SmscStats"]
 

@@ -42,7 +42,7 @@ import msgspec
 from adapters.base import HALTED, Envelope, Results, halted, results_for
 from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.proxy import Proxies
-from dispatcher.errors import ChannelError, ConfigError
+from dispatcher.domain.errors import ChannelError, ConfigError
 
 MODES = ("message", "batch")
 REASON_CHARS = 200  # of an answer's body quoted in a reason

@@ -90,8 +90,8 @@ from adapters.zalo.quota import (
 )
 from adapters.zalo.schedule import DAY, TokenSchedule
 from adapters.zalo.tokens import TokenError, TokenManager, TokenStore
-from dispatcher.errors import ChannelError
-from dispatcher.model import VN
+from dispatcher.domain.errors import ChannelError
+from dispatcher.domain.model import VN
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from adapters.zalo import oa
 from adapters.zalo.codes import FALLBACK_CODES
 from adapters.zalo.quota import next_reset, reset_time, time_zone
 from adapters.zalo.templates import ZnsTemplate
-from dispatcher.model import VN
-from dispatcher.secret import Secret
+from dispatcher.domain.model import VN
+from dispatcher.domain.secret import Secret
 
 
 def next_hour(now: float, hour: int) -> float:

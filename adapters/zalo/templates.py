@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from dispatcher.zns import DATE_FIELD
+from dispatcher.domain.zns import DATE_FIELD
 
 ParamType = Literal["customer_name", "string", "number", "date", "phone", "code"]
 

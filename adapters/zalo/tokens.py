@@ -8,7 +8,7 @@ requests that found the token expired (single flight).
 
 :class:`FileTokenStore` keeps the pair in a JSON file written atomically (temporary file, fsync,
 ``os.replace``), for one process; :class:`MemoryTokenStore` is for tests and the simulator.
-Workers on several hosts share the pair in Redis (``dispatcher/zalotokens.py``), whose
+Workers on several hosts share the pair in Redis (``dispatcher/service/zalo_tokens.py``), whose
 :meth:`TokenStore.renewal` lets one process renew at a time: the others wait, then read the pair
 it saved instead of spending the refresh token a second time.
 
@@ -34,7 +34,7 @@ from typing import Protocol
 import msgspec
 
 from adapters.zalo.api import TokenAnswer
-from dispatcher.errors import ConfigError, LoaError
+from dispatcher.domain.errors import ConfigError, LoaError
 
 log = logging.getLogger(__name__)
 

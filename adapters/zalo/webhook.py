@@ -10,8 +10,8 @@ for about an hour, with the event's first timestamp) and at most ``max_ahead_sec
 the clock. The time the message reached the handset is ``message.delivery_time`` (milliseconds,
 a string or a number; the event's ``timestamp`` when it has none).
 
-The service takes the webhook in its API (:mod:`dispatcher.api.webhook_intake`); the demo's
-receiver is :mod:`dispatcher.webhookreceiver`. Zalo sends an event again when it got no 200 in
+The service takes the webhook in its API (:mod:`dispatcher.service.api.webhook_intake`); the demo's
+receiver is :mod:`bench.webhookreceiver`. Zalo sends an event again when it got no 200 in
 time; a :class:`Deduper` passes each ``msg_id`` on once within the age window, so every delivery
 is seen once.
 """
@@ -33,7 +33,7 @@ from adapters.zalo.api import (
     event_decoder,
     verify,
 )
-from dispatcher.errors import LoaError
+from dispatcher.domain.errors import LoaError
 
 log = logging.getLogger(__name__)
 

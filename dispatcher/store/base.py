@@ -14,8 +14,8 @@ from typing import Protocol
 
 import msgspec
 
-from dispatcher.audience import Recipient
-from dispatcher.model import (
+from dispatcher.domain.audience import Recipient
+from dispatcher.domain.model import (
     Batch,
     Campaign,
     Channel,
@@ -42,7 +42,7 @@ class AudienceGroup(msgspec.Struct, frozen=True):
     zalo: int
     email: int
     # the first recipient id of each chunk, in the order of ``chunks`` (empty: imported before
-    # they were recorded): how a recipient id finds its row (dispatcher.fallback)
+    # they were recorded): how a recipient id finds its row (dispatcher.engine.fallback)
     first_ids: list[int] = []
 
 
@@ -121,7 +121,7 @@ class StopStore(Protocol):
 
 
 class OpeningStore(Protocol):
-    """The last opening decided for each level and channel (dispatcher.opening)."""
+    """The last opening decided for each level and channel (dispatcher.engine.opening)."""
 
     async def get(self, level: int, channel: Channel) -> Opening | None: ...
 
@@ -301,7 +301,7 @@ class Queue(Protocol):
 
 
 class Ledger(Protocol):
-    """Who got what, and when, across waves (dispatcher.repeats): per recipient id, ``slots``
+    """Who got what, and when, across waves (dispatcher.domain.repeats): per recipient id, ``slots``
     pairs of (time, tag)."""
 
     async def claim(self, ledger: str, ids: list[int], *, now: int, window: int, tag: int,

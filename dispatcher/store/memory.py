@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dispatcher.model import (
+from dispatcher.domain.model import (
     WAVE_FINAL,
     Batch,
     Campaign,

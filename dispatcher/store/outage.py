@@ -1,5 +1,5 @@
 """The store's outage error: redis-py's errors of a Redis that went away, as
-:class:`~dispatcher.errors.StoreUnavailable`.
+:class:`~dispatcher.domain.errors.StoreUnavailable`.
 
 The store's clients (:class:`Client`, and :class:`dispatcher.store.redis.Cluster` on a
 cluster) raise :class:`StoreUnavailable` for a connection refused or lost, a timeout, a Redis
@@ -29,7 +29,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher.errors import StoreUnavailable
+from dispatcher.domain.errors import StoreUnavailable
 
 #: redis-py's errors of a Redis that went away and comes back.
 REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (

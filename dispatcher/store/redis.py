@@ -4,7 +4,7 @@ Work for each route is a Redis Stream with one consumer group; an entry holds a 
 (hundreds of messages), so every step of the hot path is one command per batch: one script call
 per fan-out step and route, one ``GETRANGE`` to drop messages already sent, one transaction to
 finish an entry (sent bits, counters, retries, dead letters, acknowledgement). Values are
-msgpack-encoded msgspec Structs. Key names live in :mod:`dispatcher.keys`.
+msgpack-encoded msgspec Structs. Key names live in :mod:`dispatcher.store.keys`.
 
 On Redis Cluster (a ``redis+cluster://host:port`` URL) every script and transaction touches the
 keys of one hash slot only. Finishing an entry then takes a few commands, in an order that keeps
@@ -23,9 +23,8 @@ import msgspec
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ResponseError
 
-from dispatcher import keys
-from dispatcher.errors import StoreUnavailable
-from dispatcher.model import (
+from dispatcher.domain.errors import StoreUnavailable
+from dispatcher.domain.model import (
     Batch,
     Campaign,
     Channel,
@@ -36,6 +35,7 @@ from dispatcher.model import (
     Wave,
     WaveState,
 )
+from dispatcher.store import keys
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
@@ -928,7 +928,7 @@ class Cluster(RedisCluster):
     known), and :func:`connect` sets ``reinitialize_steps=0``: a MOVED answer (a slot that
     really moved) updates that slot only, without closing anyone's connection.
 
-    Its errors of a cluster that went away are :class:`~dispatcher.errors.StoreUnavailable`
+    Its errors of a cluster that went away are :class:`~dispatcher.domain.errors.StoreUnavailable`
     (:mod:`dispatcher.store.outage`).
     """
 

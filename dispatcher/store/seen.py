@@ -19,7 +19,7 @@ import itertools
 import secrets
 from typing import Any, Protocol
 
-from dispatcher import keys
+from dispatcher.store import keys
 
 HOUR = 3600
 

@@ -1,0 +1,272 @@
+"""``loa demo``: a level-4 wave of every channel through the whole engine, in one command.
+
+It generates an audience, imports it, sets the level to 4, and has the reconciler create the
+next wave of each channel of the level-4 plan at once (as if its slot were due now). The engine
+fans the waves out and its workers send them: SMS over SMPP to the SMSC simulator (or an SMSC
+given with ``--smsc``), with delivery receipts matched back; the other channels to in-process
+channels that answer like real ones (a small share of transient and permanent failures), with
+retries and dead letters.
+
+It runs on its own private redis-server, never on the Redis of the configuration or
+``LOA_REDIS_URL`` (see :mod:`bench.demoredis`); a database given explicitly must be empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from adapters.base import Adapter
+from adapters.memory import MemoryAdapter
+from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
+from adapters.smpp.simulator import Smsc, SmscConfig
+from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
+from adapters.webhook.simulator import WebhookSim
+from adapters.zalo.adapter import ZaloAdapter
+from adapters.zalo.config import ZaloConfig
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from adapters.zalo.tokens import MemoryTokenStore
+from adapters.zalo.webhook import WebhookVerifier
+from bench import audiencegen, demoredis
+from bench.webhookreceiver import make_app
+from dispatcher.domain.audience import Validator
+from dispatcher.domain.model import WAVE_FINAL, Channel
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.plan import Plan
+from dispatcher.domain.province import Province
+from dispatcher.engine.fallback import fallback_wave_id
+from dispatcher.engine.importer import import_audience
+from dispatcher.engine.level import set_level
+from dispatcher.engine.process import Engine, Progress, wave_progress
+from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.service import failclosed
+from dispatcher.service.channels import Mode
+from dispatcher.service.settings import Settings
+from dispatcher.service.zalo_receipts import to_matcher
+from dispatcher.store import open_store
+from dispatcher.store.base import Store
+
+DEMO_LEVEL = 4
+RETRY_RATIO = 0.002  # transient failures the demo's in-process channels answer
+FAIL_RATIO = 0.0005  # permanent failures (invalid destination)
+SMSC_ERROR_RATIO = 0.0005  # the simulated SMSC answers "invalid destination" to these
+NOT_ON_ZALO = 0.02  # numbers the simulated Zalo answers -118 for: they get the SMS instead
+APP_SECRET = "loa-demo-push-secret"
+STAT_MIX = {"DELIVRD": 0.97, "UNDELIV": 0.02, "EXPIRED": 0.01}  # what its receipts say
+RECEIPT_QUIET_STEPS = 5  # after the waves finish, stop when no receipt matched for 1 s
+
+
+class DemoResult(msgspec.Struct):
+    recipients: int
+    messages: dict[str, int]
+    sent: int
+    duplicates: int
+    failed: int
+    dead_letters: int
+    delivered: int
+    sms_fallback: int  # not reachable on Zalo (among the failures): sent by SMS instead
+    seconds: float
+    msgs_per_s: float
+    waves: list[str] = []
+    simulated: list[str] = []  # channels sent to the demo's simulators: they reach no one
+
+
+ProgressCallback = Callable[[dict[str, Progress]], None]
+
+
+class SmscTarget(msgspec.Struct, frozen=True):
+    """An external SMSC for the demo's SMS (all SMS routes go to this one link)."""
+
+    host: str
+    port: int
+    system_id: str = "loa"
+    password: str = ""
+
+
+async def run_demo(*, recipients: int, redis_url: str | None, plan: Plan, numbering: Numbering,
+                   province: Province, settings: Settings, smsc: SmscTarget | None = None,
+                   zalo_url: str | None = None,
+                   on_progress: ProgressCallback | None = None) -> DemoResult:
+    """The demo on ``redis_url`` (refused unless its database is empty), or on a private
+    redis-server started for it and stopped after it."""
+    async with contextlib.AsyncExitStack() as stack:
+        if redis_url:
+            await demoredis.explicit(redis_url)
+        else:
+            redis_url = await demoredis.private(stack)
+        store = open_store(redis_url)
+        return await _demo(stack, store, recipients=recipients, plan=plan, numbering=numbering,
+                           province=province, settings=settings, smsc=smsc, zalo_url=zalo_url,
+                           on_progress=on_progress)
+    raise AssertionError("unreachable")
+
+
+async def _zalo(stack: contextlib.AsyncExitStack, matcher: ReceiptMatcher,
+                zalo_url: str | None) -> tuple[ZaloAdapter, ZaloSim | None]:
+    """The Zalo channel: to an in-process Zalo simulator (2% of numbers not on Zalo), whose
+    signed delivery webhooks come back to an in-process receiver; or to ``zalo_url`` (an
+    external ``loa sim zalo``, with its default credentials)."""
+    defaults = ZaloSimConfig()
+    sim = None
+    if zalo_url is None:
+        receiver = web.AppRunner(make_app(WebhookVerifier(defaults.app_id, defaults.oa_secret),
+                                          to_matcher(matcher.add)), access_log=None)
+        await receiver.setup()
+        stack.push_async_callback(receiver.cleanup)
+        site = web.TCPSite(receiver, "127.0.0.1", 0)
+        await site.start()
+        port = receiver.addresses[0][1]
+        sim = ZaloSim(msgspec.structs.replace(
+            defaults, not_zalo_share=NOT_ON_ZALO, webhook_url=f"http://127.0.0.1:{port}/zalo/webhook"))
+        await sim.start()
+        stack.push_async_callback(sim.stop)
+        zalo_url = sim.url
+    adapter = ZaloAdapter(ZaloConfig(base_url=zalo_url, oa_url=zalo_url, oauth_url=zalo_url,
+                                     app_id=defaults.app_id, secret_key=defaults.secret_key,
+                                     template_id="loa-alert", mode="auto",
+                                     proxy="direct" if sim is not None else ""),
+                          MemoryTokenStore(next(iter(defaults.access_tokens)),
+                                           next(iter(defaults.refresh_tokens))))
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim
+
+
+async def _app(stack: contextlib.AsyncExitStack) -> tuple[WebhookAdapter, WebhookSim]:
+    """App push: batches of signed JSON to an in-process push endpoint."""
+    sim = WebhookSim(secret=APP_SECRET)
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    adapter = WebhookAdapter(WebhookConfig(url=sim.url, secret=APP_SECRET, proxy="direct"))
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim
+
+
+async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
+                   province: Province, settings: Settings, now: dt.datetime) -> None:
+    """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
+    with tempfile.TemporaryDirectory(prefix="loa-demo-") as tmp:
+        path = Path(tmp) / "audience.csv"
+        audiencegen.generate(path, recipients, seed=1, numbering=numbering, province=province)
+        await import_audience(path, store, Validator(numbering, province),
+                              chunk_size=settings.engine.chunk_size)
+    current = await store.level.get()
+    if current is None or current.level != DEMO_LEVEL:
+        await set_level(store, plan, now=now, level=DEMO_LEVEL, reason="loa demo", user="demo")
+
+
+async def _sms(stack: contextlib.AsyncExitStack, matcher: ReceiptMatcher,
+               smsc: SmscTarget | None) -> tuple[SmppAdapter, Smsc | None]:
+    """SMS over SMPP: to an in-process SMSC simulator, or to ``smsc``."""
+    simulator = None
+    if smsc is None:
+        simulator = Smsc(SmscConfig(stat_mix=STAT_MIX, error_ratio=SMSC_ERROR_RATIO,
+                                    error_status=0x0B, seed=1))
+        await simulator.start()
+        stack.push_async_callback(simulator.stop)
+        smsc = SmscTarget("127.0.0.1", simulator.port)
+    adapter = SmppAdapter({DEFAULT_LINK: LinkConfig(
+        host=smsc.host, port=smsc.port, system_id=smsc.system_id, password=smsc.password,
+        binds=2, window=128)}, on_receipt=matcher.add)
+    stack.push_async_callback(adapter.aclose)
+    return adapter, simulator
+
+
+async def _snapshot(store: Store, wave_ids: list[str]) -> dict[str, Progress]:
+    """Progress of the waves and of their SMS fallback waves."""
+    ids = wave_ids + [fallback_wave_id(w) for w in wave_ids]
+    return {w: await _progress(store, w) for w in ids}
+
+
+async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: int, plan: Plan,
+                numbering: Numbering, province: Province, settings: Settings,
+                smsc: SmscTarget | None, zalo_url: str | None,
+                on_progress: ProgressCallback | None) -> DemoResult:
+    stack.push_async_callback(store.aclose)
+    now = dt.datetime.now(dt.UTC)
+    await _prepare(store, recipients, plan, numbering, province, settings, now)
+    matcher = ReceiptMatcher(store)
+    sms, simulator = await _sms(stack, matcher, smsc)
+    zalo, zalo_sim = await _zalo(stack, matcher, zalo_url)
+    app, app_sim = await _app(stack)
+    email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
+    adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
+                                        Channel.EMAIL: email}
+    # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
+    modes = {c: Mode.SIMULATED for c in Channel}
+    if smsc is not None:
+        modes[Channel.SMS] = Mode.CONFIGURED
+    if zalo_url is not None:
+        modes[Channel.ZALO] = Mode.CONFIGURED
+    failclosed.record(modes)
+    engine = Engine(store, plan, settings, province, adapters, numbering.carriers,
+                    reconcile=False, receipts=matcher, numbering=numbering)
+    wave_ids = await engine.reconciler.trigger_now(now)
+    before = await _snapshot(store, wave_ids)
+    started = time.perf_counter()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
+    try:
+        await _until_done(store, wave_ids, runner, matcher, on_progress)
+    finally:
+        stop.set()
+        await runner
+    seconds = time.perf_counter() - started
+    after = await _snapshot(store, wave_ids)
+
+    def delta(field: str, ids: list[str]) -> int:
+        return sum(getattr(after[w], field) - getattr(before[w], field) for w in ids)
+
+    sent_by = {c.value: 0 for c in Channel}
+    for w in wave_ids:
+        sent_by[_wave_channel(w)] += delta("sent", [w])
+    # SMS to recipients Zalo could not reach (the Zalo waves' companion SMS waves)
+    sent_by[Channel.SMS.value] += delta("sent", [fallback_wave_id(w) for w in wave_ids])
+    sent = sum(sent_by.values())
+    # counted at the far end: a phone that got a text it already had (SMSC: by number and
+    # text; the Zalo and push simulators: a recipient's second message of one run)
+    duplicates = email.duplicates + sum(n - 1 for n in app_sim.received.values() if n > 1)
+    if simulator is not None:
+        duplicates += simulator.stats.duplicates
+    if zalo_sim is not None:
+        duplicates += zalo_sim.duplicates
+    return DemoResult(
+        recipients=recipients, messages=sent_by, sent=sent, duplicates=duplicates,
+        failed=delta("failed", wave_ids), dead_letters=delta("dead_letters", wave_ids),
+        delivered=delta("delivered", wave_ids), sms_fallback=delta("fallback", wave_ids),
+        seconds=round(seconds, 3),
+        msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
+        simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED])
+
+
+async def _until_done(store: Store, wave_ids: list[str], runner: asyncio.Task[None],
+                      matcher: ReceiptMatcher, on_progress: ProgressCallback | None) -> None:
+    """Until every wave is finished and receipts stop coming in (a receipt can stay unmatched:
+    a part accepted of a message whose other part was refused)."""
+    quiet, matched = 0, -1
+    while not runner.done():  # an engine that stopped on an error raises it to the caller
+        states = await store.waves.states(wave_ids)
+        if on_progress is not None:
+            on_progress({w: await _progress(store, w) for w in wave_ids})
+        if all(states.get(w) in WAVE_FINAL for w in wave_ids):
+            quiet = quiet + 1 if matcher.stats.matched == matched else 0
+            matched = matcher.stats.matched
+            if matcher.pending == 0 or quiet >= RECEIPT_QUIET_STEPS:
+                return
+        await asyncio.sleep(0.2)
+
+
+def _wave_channel(wave_id: str) -> str:
+    return wave_id.split("-")[1]  # plan wave ids are L<level>-<channel>-<slot>
+
+
+async def _progress(store: Store, wave_id: str) -> Progress:
+    wave = await store.waves.get(wave_id)
+    return await wave_progress(store, wave) if wave is not None else Progress()

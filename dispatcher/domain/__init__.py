@@ -1,0 +1,1 @@
+"""The domain: Loa's types and rules, with no I/O."""

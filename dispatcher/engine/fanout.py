@@ -1,0 +1,93 @@
+"""Fan-out: a wave's audience, read chunk by chunk, appended to route streams as batches.
+
+The audience chunks a wave's selector matches are taken in a fixed order and cut into steps of
+``chunks_per_step`` chunks. Each step's batches go to each route together with the route's
+cursor (one script call per route, the routes of a step at once), so a fan-out that crashes and
+is resumed by any process starts again at the last step it began and never enqueues a step
+twice on any route. The next step begins only when every route has taken this one.
+
+Urgent waves go to each route's urgent lane, which workers read first. Routine fan-out keeps a
+bounded lead over the senders: a step waits while a route holds ``ahead_batches`` routine
+batches that no worker has read yet, so a routine wave is queued as it is sent, not all at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from dispatcher.domain.errors import NotFound
+from dispatcher.domain.model import Batch, Priority, Wave
+from dispatcher.engine import routing
+from dispatcher.engine.settings import EngineConfig
+from dispatcher.store.base import Store
+
+AHEAD_WAIT = 0.05  # seconds between two looks at a full route
+
+
+async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: list[str], *,
+                  proceed: Callable[[], Awaitable[bool]]) -> int:
+    """Enqueue every message of ``wave``; returns the messages enqueued by this call.
+
+    ``proceed`` is awaited before each step: it renews the caller's lease and waits while the
+    wave is paused; when it answers False (cancelled, lease lost) fan-out stops where it is.
+    """
+    meta = await store.audiences.meta(wave.audience_version)
+    if meta is None:
+        raise NotFound(f"audience version {wave.audience_version} of wave {wave.id} is gone")
+    numbers = sorted(n for g in meta.groups if wave.selector.matches(g.district, g.kind)
+                     for n in g.chunks)
+    per_step = settings.engine.chunks_per_step
+    steps = [numbers[i:i + per_step] for i in range(0, len(numbers), per_step)]
+    channel = wave.channel
+    all_routes = routing.routes(channel, carriers, settings)
+    cursors = {r: await store.queue.cursor(r, wave.id) for r in all_routes}
+    # Steps run in order, so every step before the highest cursor is complete on every route.
+    first = max(cursors.values(), default=-1)
+    size = settings.engine.batch_size
+    urgent = wave.priority is Priority.URGENT
+    address, route_of = routing.address, routing.route
+    enqueued = 0
+    for step in range(max(first, 0), len(steps)):
+        if not await proceed():
+            break
+        by_route: dict[str, tuple[list[int], list[str]]] = {}
+        for chunk in await store.audiences.chunks(wave.audience_version, steps[step]):
+            for offset, r in enumerate(chunk.recipients):  # a chunk is one (district, kind)
+                addr = address(channel, r)
+                if addr is None:
+                    continue
+                name = route_of(channel, r, settings)
+                pair = by_route.get(name)
+                if pair is None:
+                    pair = by_route[name] = ([], [])
+                pair[0].append(chunk.first_id + offset)
+                pair[1].append(addr)
+        todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
+                if cursors.get(name, -1) < step]
+        if not urgent and not await _room(store, [name for name, _, _ in todo], settings,
+                                          proceed):
+            break
+        done = await asyncio.gather(*(
+            store.queue.enqueue(name, wave.id, step, [
+                Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
+                for i in range(0, len(ids), size)], urgent=urgent)
+            for name, ids, addrs in todo))
+        for (name, ids, _), added in zip(todo, done, strict=True):
+            if added:
+                enqueued += len(ids)
+            cursors[name] = step
+    return enqueued
+
+
+async def _room(store: Store, routes: list[str], settings: EngineConfig,
+                proceed: Callable[[], Awaitable[bool]]) -> bool:
+    """Wait until each of ``routes`` holds fewer than ``ahead_batches`` routine batches that no
+    worker has read; False if ``proceed`` says to stop meanwhile."""
+    limit = settings.engine.ahead_batches
+    for route in routes:
+        while await store.queue.ahead(route) >= limit:
+            await asyncio.sleep(AHEAD_WAIT)
+            if not await proceed():
+                return False
+    return True

@@ -1,0 +1,225 @@
+"""The level-triggered reconciler: the current level is the desired state.
+
+A tick first makes sure each channel of the current level has said that the level is in force
+(its opening wave, :mod:`dispatcher.engine.opening`), then compares the plan's due slots for the
+current level with the waves that exist and creates the missing ones. Wave ids are the slot
+ids, and the store creates a wave only once, so two reconcilers at the same time, or one
+restarted in the middle of a tick, never create a wave twice. Slots missed by more than the
+catch-up window (Loa was down) are skipped and counted once, never sent late as a burst. When
+the level changes, the old level's live waves (waiting, fanning out, sending or paused) and its
+campaigns are cancelled, and the new level's plan starts.
+
+A plan campaign paused by an operator gets its next slots' waves paused too, until it is
+resumed; one whose current wave was cancelled runs again at its next slot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import msgspec
+
+from dispatcher.domain import repeats
+from dispatcher.domain.model import (
+    WAVE_LIVE,
+    Campaign,
+    CampaignState,
+    Channel,
+    LevelState,
+    OpeningOutcome,
+    Priority,
+    Selector,
+    Wave,
+    WaveState,
+    ZnsMessage,
+)
+from dispatcher.domain.plan import Plan, Rule, Slot, due_slots, next_slot
+from dispatcher.domain.zns import for_wave
+from dispatcher.engine import opening, routing
+from dispatcher.engine.opening import opening_wave_id
+from dispatcher.store.base import AudienceMeta, Store
+
+log = logging.getLogger(__name__)
+
+MISSED_LOOKBACK = dt.timedelta(days=7)  # how far back a first tick looks for missed slots
+PLAN_USER = "plan"
+REOPEN = frozenset({CampaignState.CANCELLED, CampaignState.COMPLETED})
+HELD = frozenset({CampaignState.RUNNING, CampaignState.PAUSED})
+
+
+class TickReport(msgspec.Struct):
+    level: int = 0
+    created: list[str] = []
+    opened: list[str] = []  # opening waves created (dispatcher.engine.opening)
+    skipped: list[str] = []
+    cancelled: list[str] = []
+    reason: str = ""  # why nothing could be done (no level, no audience)
+
+
+def plan_campaign_id(level: int, channel: Channel) -> str:
+    return f"plan-L{level}-{channel}"
+
+
+class Reconciler:
+    def __init__(self, store: Store, plan: Plan) -> None:
+        self.store = store
+        self.plan = plan
+        self._last_tick: dt.datetime | None = None
+        self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
+        self._opened: set[tuple[int, Channel, dt.datetime]] = set()  # openings decided here
+
+    async def tick(self, now: dt.datetime) -> TickReport:
+        report = TickReport()
+        level = await self.store.level.get()
+        report.cancelled = await self._leave_other_levels(level)
+        if level is None or level.level == 0:
+            report.reason = "no level is set" if level is None else "level 0: nothing to send"
+            return report
+        report.level = level.level
+        meta = await self.store.audiences.meta()
+        if meta is None:
+            report.reason = "no audience is imported"
+            return report
+        since = level.since or level.at
+        window_start = max(since, now - self.plan.catch_up)
+        look_from = max(since, self._last_tick or now - MISSED_LOOKBACK)
+        for rule in self.plan.level(level.level).rules.values():
+            if await self._open(level, rule, meta, now):
+                report.opened.append(opening_wave_id(level.level, rule.channel, since, self.plan))
+            for slot in due_slots(self.plan, level.level, rule.channel, window_start,
+                                  now + dt.timedelta(seconds=1)):
+                if await self.create_wave(rule, slot, meta, now):
+                    report.created.append(slot.id)
+            if look_from < window_start:
+                for slot in due_slots(self.plan, level.level, rule.channel, look_from,
+                                      window_start):
+                    if await self.store.waves.get(slot.id) is None and (
+                            await self.store.waves.mark_skipped(slot.id)):
+                        log.warning("slot %s missed by more than the catch-up window: skipped",
+                                    slot.id, extra={"wave": slot.id, "channel": rule.channel})
+                        report.skipped.append(slot.id)
+        self._last_tick = now
+        return report
+
+    async def _open(self, level: LevelState, rule: Rule, meta: AudienceMeta,
+                    now: dt.datetime) -> bool:
+        """Decide the level's opening on the rule's channel (once) and create its wave."""
+        since = level.since or level.at
+        done = (level.level, rule.channel, since)
+        if done in self._opened:
+            return False
+        decided = await opening.decide(self.store.openings, self.plan, level, rule.channel, now)
+        created = False
+        if decided.since == since and decided.outcome is OpeningOutcome.SENT:
+            created = await self.create_wave(rule, opening.opening_slot(decided), meta, now,
+                                             urgent=decided.urgent)
+        self._opened.add(done)
+        return created
+
+    async def trigger_now(self, now: dt.datetime) -> list[str]:
+        """Create the next wave of every channel of the current level now, as if its slot were
+        due (``loa demo``); ids are the slots', so this too creates each wave once."""
+        level = await self.store.level.get()
+        meta = await self.store.audiences.meta()
+        if level is None or level.level == 0 or meta is None:
+            return []
+        ids = []
+        for rule in self.plan.level(level.level).rules.values():
+            slot = next_slot(self.plan, level.level, rule.channel, now)
+            if slot is not None:
+                await self.create_wave(rule, slot, meta, now, start_now=True)
+                ids.append(slot.id)
+        return ids
+
+    async def create_wave(self, rule: Rule, slot: Slot, meta: AudienceMeta, now: dt.datetime,
+                          *, start_now: bool = False, urgent: bool = False) -> bool:
+        """The slot's wave, once; ``urgent``: in the urgent lane, outside the sending hours
+        too (the opening of an urgent level)."""
+        row = rule.row
+        campaign_id = plan_campaign_id(slot.level, rule.channel)
+        selector = Selector(kinds=list(row.kinds))
+        if await self.store.waves.get(slot.id) is not None:
+            return False  # created before (by this process or another)
+        campaign = await self._plan_campaign(Campaign(
+            id=campaign_id, title=f"{self.plan.level(slot.level).name}: {row.activity}",
+            channels=[rule.channel], texts={rule.channel: row.template}, created_at=now,
+            created_by=PLAN_USER, state=CampaignState.RUNNING, owner=row.lead,
+            coordinating=row.coordinating, selector=selector, subject=row.subject,
+            strip_diacritics=row.strip_diacritics, approved_by=PLAN_USER, level=slot.level,
+            audience_size=meta.count, max_parts=self.plan.sms_max_parts))
+        sms = self.plan.level(slot.level).rules.get(Channel.SMS)
+        fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
+        wave = Wave(id=slot.id, campaign_id=campaign_id, channel=rule.channel,
+                    text=row.template, created_at=now, audience_version=meta.version,
+                    selector=selector, subject=row.subject,
+                    strip_diacritics=row.strip_diacritics, level=slot.level, slot_at=slot.at,
+                    total=routing.reach(meta, selector, rule.channel), start_now=start_now,
+                    priority=Priority.URGENT if urgent else Priority.NORMAL,
+                    fallback_text=sms.row.template if fallback and sms else "",
+                    fallback_strip=bool(fallback and sms and sms.row.strip_diacritics),
+                    repeat_scope=repeats.PLAN_SCOPE,
+                    repeat_window=repeats.plan_window(self.plan, slot.level, rule.channel),
+                    fallback_repeat_window=repeats.plan_window(self.plan, slot.level,
+                                                               Channel.SMS) if fallback else 0,
+                    zns=for_wave(ZnsMessage(template=row.zns_template, params=row.zns_params),
+                                 slot.at.astimezone(self.plan.tz).date())
+                    if row.zns_template and rule.channel is Channel.ZALO else None,
+                    over_quota=row.over_quota)
+        held = campaign.state is CampaignState.PAUSED
+        created = await self.store.waves.create(
+            wave, WaveState.PAUSED if held else WaveState.CREATED)
+        if created:
+            log.info("wave %s created%s: %d recipients", wave.id,
+                     " paused (its campaign is paused)" if held else "", wave.total,
+                     extra={"wave": wave.id, "campaign": wave.campaign_id,
+                            "channel": wave.channel})
+            current = await self.store.campaigns.get(campaign_id)
+            if not held and current is not None and current.state is CampaignState.PAUSED:
+                # paused while the wave was being made: it waits with its campaign
+                await self.store.waves.transition(wave.id, frozenset({WaveState.CREATED}),
+                                                  WaveState.PAUSED)
+        return created
+
+    async def _plan_campaign(self, campaign: Campaign) -> Campaign:
+        """The plan campaign, created the first time; one whose last wave was cancelled (or
+        whose level was left) runs again."""
+        if await self.store.campaigns.create(campaign):
+            return campaign
+        while True:
+            current = await self.store.campaigns.get(campaign.id)
+            if current is None or current.state not in REOPEN:
+                return current or campaign
+            reopened = msgspec.structs.replace(
+                current, state=CampaignState.RUNNING, revision=current.revision + 1,
+                state_reason="next slot of the plan", state_by=PLAN_USER)
+            if await self.store.campaigns.replace(reopened, current.revision):
+                return reopened
+
+    async def _leave_other_levels(self, level: LevelState | None) -> list[str]:
+        """Cancel the live waves and the campaigns of every level but the current one."""
+        current = level.level if level else 0
+        cancelled = []
+        for wave_id, state in (await self.store.waves.states()).items():
+            if state not in WAVE_LIVE:
+                self._wave_levels.pop(wave_id, None)
+                continue
+            if wave_id not in self._wave_levels:
+                wave = await self.store.waves.get(wave_id)
+                self._wave_levels[wave_id] = wave.level if wave is not None else None
+            wave_level = self._wave_levels[wave_id]
+            if wave_level is not None and wave_level != current and (
+                    await self.store.waves.transition(wave_id, WAVE_LIVE,
+                                                      WaveState.CANCELLED)):
+                log.info("wave %s cancelled: level %d is no longer in force", wave_id,
+                         wave_level, extra={"wave": wave_id})
+                cancelled.append(wave_id)
+        for campaign in await self.store.campaigns.all():
+            if campaign.level is not None and campaign.level != current and (
+                    campaign.state in HELD):
+                left = msgspec.structs.replace(
+                    campaign, state=CampaignState.CANCELLED, revision=campaign.revision + 1,
+                    state_reason=f"level {campaign.level} is no longer in force",
+                    state_by=PLAN_USER)
+                await self.store.campaigns.replace(left, campaign.revision)  # lost: next tick
+        return cancelled

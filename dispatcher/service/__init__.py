@@ -1,0 +1,1 @@
+"""The service: the API, the console, the CLI, the channel registry and the full settings."""

@@ -1,0 +1,67 @@
+"""The plan as ``GET /v1/plan`` and ``loa plan show --json`` show it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from dispatcher.domain import smstext
+from dispatcher.domain.model import Channel
+from dispatcher.domain.plan import Level, Plan, Rule, next_slot, slot_texts
+from dispatcher.domain.province import Province
+from dispatcher.domain.smstext import Encoding
+from dispatcher.service.api.schemas import (
+    DistrictInfo,
+    PlanActivity,
+    PlanChannel,
+    PlanLevel,
+    PlanSlot,
+    PlanView,
+)
+
+
+def plan_view(plan: Plan, province: Province, now: dt.datetime,
+              levels: Iterable[Level] | None = None) -> PlanView:
+    """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``."""
+    return PlanView(
+        name=plan.name, source=plan.source, timezone=plan.tz.key,
+        sending_hours=list(plan.hours_text),
+        catch_up_minutes=int(plan.catch_up.total_seconds() // 60),
+        opening_damping_hours=int(plan.opening_damping.total_seconds() // 3600),
+        province=province.name,
+        districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
+        levels=[_level(plan, level, now) for level in (levels or plan.levels.values())],
+        hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
+        sms_max_parts=plan.sms_max_parts)
+
+
+def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:
+    return PlanLevel(
+        level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
+        max_cases=level.max_cases,
+        channels={channel: _channel(plan, level.level, rule, now)
+                  for channel, rule in level.rules.items()},
+        activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
+                    for a in level.activities],
+        sms_diacritics=level.sms_diacritics)
+
+
+def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime) -> PlanChannel:
+    row = rule.row
+    upcoming = next_slot(plan, level, rule.channel, now)
+    encoding: Encoding | None = None
+    parts: int | None = None
+    text = row.template
+    if rule.channel is Channel.SMS:
+        seg = smstext.segment(row.template, strip=row.strip_diacritics)
+        encoding, parts, text = seg.encoding, len(seg.parts), seg.text
+    return PlanChannel(
+        activity=row.activity, quantity=row.quantity, lead=row.lead,
+        coordinating=list(row.coordinating), kinds=list(row.kinds),
+        sends_per_week=round(rule.cadence.sends_per_week, 3),
+        period_days=rule.cadence.period_days, slots=slot_texts(rule),
+        times=[PlanSlot(day, f"{time:%H:%M}") for day, time in rule.cadence.slots],
+        next=upcoming.at if upcoming else None, template=row.template, text=text,
+        subject=row.subject, strip_diacritics=row.strip_diacritics,
+        sends_range=list(row.sends_range) if row.sends_range is not None else None,
+        encoding=encoding, parts=parts)

@@ -1,0 +1,73 @@
+"""A Loa process: the engine (reconciler, fan-out, workers) with the configured channels,
+running until SIGINT or SIGTERM and then stopping cleanly (batches in hand are finished or left
+to be reclaimed; nothing is lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from adapters.smpp.adapter import SmppAdapter
+from adapters.zalo.adapter import ZaloAdapter
+from dispatcher.domain.errors import LoaError
+from dispatcher.domain.model import Channel
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.plan import Plan
+from dispatcher.domain.province import Province
+from dispatcher.engine import routing
+from dispatcher.engine.binds import BindLeases
+from dispatcher.engine.process import Engine, default_name
+from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.service import channels, zns_check
+from dispatcher.service import zalo_tokens as zalotokens
+from dispatcher.service.settings import Settings
+from dispatcher.store import MemoryStore, Store
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(store: Store, settings: Settings, plan: Plan, province: Province,
+                 numbering: Numbering, *, reconcile: bool, name: str | None = None) -> Engine:
+    """The engine of a process, with the adapters the settings configure. On a shared store
+    (Redis), the SMPP binds are taken by lease, so that workers together never open more binds
+    than a link has. A plan whose Zalo rows the configured templates would refuse is refused
+    (ConfigError naming the parameter) before anything starts."""
+    zns_check.check_plan(plan, settings.zalo, "plan")
+    name = name or default_name()
+    matcher = ReceiptMatcher(store)
+    shared = not isinstance(store, MemoryStore)
+    adapters = channels.build(settings, on_receipt=matcher.add, leased_binds=shared,
+                              zalo_tokens=zalotokens.token_store(store, settings, os.environ,
+                                                                 owner=name))
+    sms = adapters.get(Channel.SMS)
+    binds = gate = None
+    if isinstance(sms, SmppAdapter) and shared:
+        binds = BindLeases(store.leases, sms, {n: c.binds for n, c in settings.smpp.items()},
+                           owner=name, ttl=settings.engine.lease_seconds,
+                           interval=min(1.0, settings.engine.lease_seconds / 3))
+        smpp = sms
+
+        def gate(route: str) -> bool:
+            return routing.channel_of(route) is not Channel.SMS or smpp.serves(route)
+
+    return Engine(store, plan, settings, province, adapters, numbering.carriers, name=name,
+                  reconcile=reconcile, receipts=matcher, numbering=numbering, binds=binds,
+                  gate=gate)
+
+
+async def run_engine(engine: Engine, stop: asyncio.Event) -> None:
+    """Run until ``stop``, with the Zalo tokens renewed on schedule (adapters.zalo.schedule);
+    then close every channel."""
+    schedules = [asyncio.create_task(adapter.schedule.run(), name="zalo-token-schedule")
+                 for adapter in engine.adapters.values() if isinstance(adapter, ZaloAdapter)]
+    try:
+        await engine.run(stop)
+    finally:
+        for task in schedules:
+            task.cancel()
+        await asyncio.gather(*schedules, return_exceptions=True)
+        for adapter in engine.adapters.values():
+            with contextlib.suppress(LoaError, OSError):  # closing is best effort at shutdown
+                await adapter.aclose()

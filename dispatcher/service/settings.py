@@ -1,0 +1,199 @@
+"""Deployment settings: one typed object, read from TOML, overridden by environment variables.
+
+Every setting has a default, so Loa runs with no file at all. A file (``--config FILE``) may
+set any of them; then ``LOA_<SECTION>_<KEY>`` environment variables win (``LOA_REDIS_URL``,
+``LOA_ENGINE_BATCH_SIZE``, ``LOA_RETRY_MAX_ATTEMPTS``). docs/configuration.md lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from adapters.email.adapter import EmailConfig
+from adapters.smpp.adapter import LinkConfig
+from adapters.webhook.adapter import WebhookConfig
+from adapters.zalo.config import ZaloConfig
+from dispatcher.domain.config import convert, read_toml
+from dispatcher.domain.errors import ConfigError
+from dispatcher.domain.model import Channel, ZnsMessage
+from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
+from dispatcher.engine.logs import LogSettings
+from dispatcher.engine.logs import check as check_log
+from dispatcher.engine.settings import (
+    MAX_FALLBACK_PER_DAY,
+    ROUTES,
+    EngineConfig,
+    EngineSettings,
+    RedisSettings,
+    RetrySettings,
+    check_engine,
+    check_rate_keys,
+    check_rates,
+    known_routes,
+)
+from dispatcher.service import zns_check
+
+__all__ = ["MAX_FALLBACK_PER_DAY", "ROUTES", "ChannelSettings", "EngineConfig", "EngineSettings",
+           "RedisSettings", "RetrySettings", "Settings", "check_rates", "known_routes",
+           "load_settings"]
+
+
+class ChannelSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # channels declared simulated: they go to the in-process channel, which answers "sent" to
+    # no one. A channel neither configured nor listed here refuses to start (docs/guarantees.md)
+    simulate: list[Channel] = []
+
+
+class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The deployment's settings: the engine's (:class:`EngineConfig`: ``redis``, ``engine``,
+    ``retry``, ``sms_routes``, ``rates``) and the channels', the API's and the logs'."""
+
+    channels: ChannelSettings = ChannelSettings()
+    # SMPP links by name (the SMS route group they serve; "default" takes the rest)
+    smpp: dict[str, LinkConfig] = {}
+    zalo: ZaloConfig | None = None  # the e-government Zalo OA (ZNS by phone, OA by user id)
+    # the Zalo OA's tokens without Redis (renewed ones are written back here); with Redis they
+    # live in Redis (dispatcher/service/zalo_tokens.py) and this file only seeds them. Without the
+    # file, LOA_ZALO_ACCESS_TOKEN and LOA_ZALO_REFRESH_TOKEN give the first pair.
+    zalo_tokens_file: str = "zalo-tokens.json"
+    app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
+    email: EmailConfig | None = None  # SMTP for civil servants' e-mail
+    # the control API's own table ([api]: host, port, tokens...), read and checked by
+    # dispatcher.service.api.config; kept here so that one file configures the whole process
+    api: dict[str, Any] = {}
+    log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
+
+    def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
+        """The engine's check, then the message against ``[zalo.templates]``."""
+        zns_check.check(self.zalo, zns, channels)
+
+
+def _check(settings: Settings, source: str) -> Settings:
+    check_engine(settings, source)
+    check_log(settings.log, source)
+    check_rate_keys(settings, source)
+    for name, link in settings.smpp.items():
+        if not 0 < link.tps_floor <= 1:
+            raise ConfigError("must be more than 0 and at most 1 (a share of tps)",
+                              source=source, key=f"smpp.{name}.tps_floor")
+    tables: list[tuple[str, msgspec.Struct | None]] = [
+        ("engine", settings.engine), ("retry", settings.retry),
+        *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
+        ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email)]
+    for table, struct in tables:
+        if struct is not None:
+            _check_numbers(table, struct, source)
+    configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
+                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None}
+    for channel in settings.channels.simulate:
+        if configured[channel]:
+            raise ConfigError(f"{channel} is configured and declared simulated: remove one of "
+                              "the two", source=source, key="channels.simulate")
+    if settings.app is not None and settings.app.mode not in ("batch", "message"):
+        raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
+                          source=source, key="app.mode")
+    for name, link in settings.smpp.items():
+        if link.urgent_priority_flag > 3:
+            raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
+                              source=source, key=f"smpp.{name}.urgent_priority_flag")
+        if link.bind_type not in ("transceiver", "transmitter", "pair"):
+            raise ConfigError("must be transceiver, pair (a transmitter and a receiver bind) "
+                              "or transmitter (no receipts)", source=source,
+                              key=f"smpp.{name}.bind_type")
+    return settings
+
+
+#: Numbers that must be more than 0 wherever they appear (0 would stop the work or divide by it).
+POSITIVE = frozenset({
+    "binds", "window", "port", "concurrency", "timeout", "connect_timeout", "batch_size",
+    "pool_size", "messages_per_connection", "response_timeout", "enquire_link_seconds",
+    "bind_wait", "max_seconds"})
+#: Numbers that are one byte of an SMPP PDU.
+BYTES = frozenset({"source_ton", "source_npi", "registered_delivery"})
+
+
+def _check_numbers(table: str, struct: msgspec.Struct, source: str) -> None:
+    """Every number of a table is 0 or more; ports, counts, sizes and timeouts more than 0."""
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        key = f"{table}.{name}"
+        if name in POSITIVE and value <= 0:
+            raise ConfigError("must be more than 0", source=source, key=key)
+        if value < 0:
+            raise ConfigError("must be 0 or more", source=source, key=key)
+        if name == "port" and value > 65535:
+            raise ConfigError("must be a port (1 to 65535)", source=source, key=key)
+        if name in BYTES and value > 255:
+            raise ConfigError("must be 0 to 255 (one byte of the PDU)", source=source, key=key)
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+def _secret(config: T, field: str, env_field: str, env: Mapping[str, str], key: str,
+            source: str) -> T:
+    """``config`` with ``field`` read from the environment variable named by ``env_field`` (or
+    kept from the file) and wrapped so that it never shows in a repr."""
+    name = getattr(config, env_field)
+    if name:
+        value = from_env(name, env, source=source, key=f"{key}.{env_field}")
+        return msgspec.structs.replace(config, **{field: value})
+    value = getattr(config, field)
+    return msgspec.structs.replace(config, **{field: Secret(value)}) if value else config
+
+
+def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Settings:
+    """Fill in passwords and secrets from the environment variables the file names."""
+    links = {name: _secret(link, "password", "password_env", env, f"smpp.{name}", source)
+             for name, link in settings.smpp.items()}
+    app = settings.app and _secret(settings.app, "secret", "secret_env", env, "app", source)
+    if app and app.headers_env:
+        filled = {header: from_env(name, env, source=source, key=f"app.headers_env.{header}")
+                  for header, name in app.headers_env.items()}
+        app = msgspec.structs.replace(app, headers={**app.headers, **filled})
+    email = settings.email and _secret(settings.email, "password", "password_env", env,
+                                       "email", source)
+    zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
+                                     source)
+    redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
+    return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
+                                   zalo=zalo)
+
+
+def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for section, struct in (("redis", RedisSettings), ("engine", EngineSettings),
+                            ("retry", RetrySettings), ("log", LogSettings)):
+        for name in struct.__struct_fields__:
+            value = env.get(f"LOA_{section}_{name}".upper())
+            if value is not None:
+                data.setdefault(section, {})[name] = value
+    if "LOA_REDIS_URL" not in env and env.get("LOA_REDIS_URL_FILE"):
+        # the URL may hold a password: from a file rather than the command line or the config
+        url = from_env("LOA_REDIS_URL", env, source="environment", key="redis.url")
+        data.setdefault("redis", {})["url"] = str.__str__(url)
+    return data
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``path`` (or defaults), with ``LOA_*`` environment overrides."""
+    env = os.environ if env is None else env
+    source = str(path) if path else "defaults"
+    data: dict[str, Any] = {}
+    if path:
+        raw = read_toml(path)
+        refuse_inline(raw, source)
+        data = msgspec.to_builtins(convert(raw, Settings, source=source))
+    data = _env_overrides(data, env)
+    try:
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError:
+        # Say which key, with the environment named: convert() again to get the path.
+        settings = convert(data, Settings, source=f"{source} + LOA_* environment")
+    return _secrets(_check(settings, source), env, source)

@@ -1,0 +1,116 @@
+"""Every Redis key Loa uses, in one place.
+
+On Redis Cluster a script or a transaction may only touch keys of one hash slot, so keys used
+together share a hash tag (the part in braces): a route's stream, retry schedule, dead letters,
+fan-out cursor and per-wave counters ``{r:<route>}``; a wave's sent bitmap, counters and list of
+routes ``{w:<wave>}``; the level and its history ``{level}``; the current audience and the
+audiences' descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and
+their states ``{waves}``. The other keys are each read and written alone (an audience's chunks,
+the skipped slots, an hour of channel message ids, a lease), so they need no tag.
+"""
+
+from __future__ import annotations
+
+PREFIX = "loa"
+GROUP = "workers"  # the consumer group of every route stream
+
+LEVEL = f"{PREFIX}:{{level}}"
+LEVEL_HISTORY = f"{PREFIX}:{{level}}:history"
+LEVEL_PENDING = f"{PREFIX}:{{level}}:pending"  # a level change waiting for its confirmation
+AUDIENCE_CURRENT = f"{PREFIX}:{{audience}}:current"
+CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
+CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision
+WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave
+WAVE_STATES = f"{PREFIX}:{{waves}}:states"  # hash: id -> state, read by every worker
+WAVES_PAUSED_UNSTARTED = f"{PREFIX}:{{waves}}:paused-unstarted"  # set: paused before fan-out
+STOP = f"{PREFIX}:{{waves}}:stop"  # the emergency stop (watched, and read with the states)
+STOP_HISTORY = f"{PREFIX}:{{waves}}:stop:history"
+STOP_EVENTS = f"{PREFIX}:{{waves}}:stop:events"  # stream: each set or lift, for the workers
+OPENINGS = f"{PREFIX}:{{waves}}:openings"  # hash: "<level>:<channel>" -> the last opening
+OPENING_REVISIONS = f"{PREFIX}:{{waves}}:openings:revisions"  # hash: same field -> revision
+SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
+ZALO_TOKENS = f"{PREFIX}:zalo-tokens"  # the Zalo OA's access and refresh tokens (JSON)
+ZALO_RENEWAL = "zalo-tokens"  # the lease (lease(ZALO_RENEWAL)) held by the one renewing them
+
+
+def ledger(name: str) -> str:
+    """String: per recipient id, (time, tag) pairs of u32 (dispatcher.domain.repeats)."""
+    return f"{PREFIX}:ledger:{name}"
+
+
+def audience_meta(version: str) -> str:
+    return f"{PREFIX}:{{audience}}:{version}:meta"
+
+
+def audience_chunks(version: str) -> str:
+    """Hash: chunk number -> packed chunk."""
+    return f"{PREFIX}:audience:{version}:chunks"
+
+
+def stream(route: str) -> str:
+    return f"{PREFIX}:{{r:{route}}}:stream"
+
+
+def urgent_stream(route: str) -> str:
+    """The route's urgent lane: read before :func:`stream`."""
+    return f"{PREFIX}:{{r:{route}}}:urgent"
+
+
+def retries(route: str) -> str:
+    return f"{PREFIX}:{{r:{route}}}:retry"
+
+
+def urgent_retries(route: str) -> str:
+    """Retries of urgent waves: they go back to :func:`urgent_stream`."""
+    return f"{PREFIX}:{{r:{route}}}:retry:urgent"
+
+
+def dead(route: str) -> str:
+    return f"{PREFIX}:{{r:{route}}}:dead"
+
+
+def dead_count(route: str) -> str:
+    """Counter: dead letters of the route (so that counting them reads no stream)."""
+    return f"{PREFIX}:{{r:{route}}}:dead-count"
+
+
+def cursor(route: str) -> str:
+    """Hash: wave -> last fan-out step enqueued on the route."""
+    return f"{PREFIX}:{{r:{route}}}:cursor"
+
+
+def sent(wave: str) -> str:
+    """Bitmap: bit ``id`` is set once the message of recipient ``id`` is sent."""
+    return f"{PREFIX}:{{w:{wave}}}:sent"
+
+
+def progress(wave: str) -> str:
+    return f"{PREFIX}:{{w:{wave}}}:progress"
+
+
+def wave_routes(wave: str) -> str:
+    """Set: the routes that keep counters of the wave (:func:`route_progress`; cluster only)."""
+    return f"{PREFIX}:{{w:{wave}}}:routes"
+
+
+def route_progress(route: str, wave: str) -> str:
+    """Hash: the wave's counters moved by the route's finished entries. On Redis Cluster they
+    are kept with the route, so that they change in the transaction that acknowledges the
+    entry; the wave's counters are then the sum of :func:`progress` and these."""
+    return f"{PREFIX}:{{r:{route}}}:progress:{wave}"
+
+
+def remote_ids(hour: int) -> str:
+    """Hash: channel message id -> packed (wave, recipient, part), for the hour (since the
+    epoch) the message was sent in; expires after the messages' validity period."""
+    return f"{PREFIX}:remote-ids:{hour}"
+
+
+def lease(name: str) -> str:
+    return f"{PREFIX}:lease:{name}"
+
+
+def seen(name: str, hour: int) -> str:
+    """Set: the ids ``name`` (``webhook``: delivery webhook events) handled in the hour (since
+    the epoch); the hours of one name share a hash tag, checked together by one script."""
+    return f"{PREFIX}:{{seen:{name}}}:{hour}"
