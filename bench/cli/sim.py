@@ -118,9 +118,9 @@ async def serve(config: SmscConfig, host: str, port: int) -> SmscStats:
         await smsc.start(host, port)
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    print(f"SMSC simulator listening on {smsc.host}:{smsc.port}", flush=True)
     try:
-        await until_signal()
+        await until_signal(lambda: print(f"SMSC simulator listening on {smsc.host}:{smsc.port}",
+                                         flush=True))
     finally:
         await smsc.stop()
     return smsc.stats
@@ -341,9 +341,8 @@ async def serve_zalo(config: ZaloSimConfig, host: str, port: int) -> ZaloSimStat
         await sim.start(host, port)
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    print(f"Zalo simulator listening on {sim.url}", flush=True)
     try:
-        await until_signal()
+        await until_signal(lambda: print(f"Zalo simulator listening on {sim.url}", flush=True))
     finally:
         await sim.stop()
     return sim.snapshot()

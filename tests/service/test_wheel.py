@@ -178,6 +178,36 @@ def test_the_installed_loa_runs_a_worker(installed: Installed, redis_url: str) -
           paths=("/metrics",), port="--metrics-port")
 
 
+def test_the_installed_loa_carries_the_lab(installed: Installed) -> None:
+    """The lab ships in the wheel without its pytest-benchmark files, and its commands run."""
+    (site,) = (installed.bin.parent / "lib").glob("python*/site-packages")
+    shipped = {p.name for p in (site / "bench").glob("*.py")}
+    assert {"wavebench.py", "chaos.py", "localredis.py", "demo.py"} <= shipped
+    assert not [name for name in shipped if name.startswith("test_")]
+    for command in ("loa demo --help", "loa bench --help", "loa chaos --help"):
+        done = installed.loa(command)
+        assert done.returncode == 0, done.stderr
+    out = installed.home / "audience.csv"
+    done = installed.loa("loa audience generate --count 100 --seed 3 -o", out)
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 101
+    proc = subprocess.Popen([str(installed.bin / "loa"), "sim", "smsc", "--port", "0", "--json"],
+                            cwd=installed.home, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("SMSC simulator listening on 127.0.0.1:"), proc.stderr
+        proc.send_signal(signal.SIGTERM)
+        out_text, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, err
+    assert json.loads(out_text.strip().splitlines()[-1])["binds"] == 0
+
+
 def serve(installed: Installed, args: list[str], *extra: str, paths: tuple[str, ...],
           port: str) -> None:
     """Start the installed `loa ARGS` on a free port, wait until each of ``paths`` answers 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import uvloop
@@ -17,13 +17,16 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-async def until_signal() -> None:
-    """Wait until SIGINT or SIGTERM (a service's main loop)."""
+async def until_signal(ready: Callable[[], None] | None = None) -> None:
+    """Wait until SIGINT or SIGTERM (a service's main loop). ``ready`` is called once the
+    signals are taken: a supervisor that signals as soon as it is told may do so at once."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if ready is not None:
+            ready()
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
