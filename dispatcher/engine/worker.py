@@ -565,7 +565,7 @@ class Worker:
             if self.policy.exhausted(attempts):
                 expired += 1
                 dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,
-                                       f"retries exhausted: {reason}"))
+                                       f"retries exhausted: {reason}", expired=True))
                 completion.count(wave.id, "expired", 1)
             else:
                 item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,

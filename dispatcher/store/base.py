@@ -194,13 +194,35 @@ class RetryItem(msgspec.Struct, frozen=True, array_like=True):
     urgent: bool = False  # of an urgent wave: comes back in the route's urgent lane
 
 
-class DeadLetter(msgspec.Struct, frozen=True, array_like=True):
+class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    """A message given up on: a permanent failure (counted ``failed`` on its wave) or one whose
+    retries ran out (``expired``)."""
+
     wave: str
     channel: Channel
     id: int
     addr: str
     attempts: int
     reason: str
+    expired: bool = False  # its retries ran out (else: a permanent failure)
+
+
+class DeadLetterPage(msgspec.Struct, frozen=True):
+    """One page of dead letters, each with its route, in a stable order; ``cursor`` goes on
+    after the last (empty: there are no more)."""
+
+    letters: list[tuple[str, DeadLetter]]
+    cursor: str = ""
+
+
+class Requeued(msgspec.Struct, frozen=True):
+    """What one :meth:`Queue.requeue_dead` call did: dead letters put back on the retry
+    schedule, dead letters dropped because their recipient's sent bit is set, and the highest
+    recipient id it looked at (-1: there was none above ``after``)."""
+
+    requeued: int
+    skipped: int
+    last: int
 
 
 class Entry(msgspec.Struct, frozen=True, order=True):
@@ -291,13 +313,41 @@ class Queue(Protocol):
         entry per lane (urgent ones first)."""
 
     async def depth(self, route: str) -> tuple[int, int, int]:
-        """(entries not yet delivered + pending, scheduled retries, dead letters), both lanes."""
+        """(entries not yet delivered + pending, scheduled retries, dead letters not
+        replayed), both lanes."""
 
     async def oldest(self, route: str) -> float | None:
         """When (epoch seconds) the oldest entry still in the route was enqueued; None when
         the route is empty."""
 
-    async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]: ...
+    async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]:
+        """The first ``limit`` dead letters ever written on the route (its log)."""
+
+    async def route_dead_letters(self, route: str, cursor: str = "",
+                                 limit: int = 100) -> DeadLetterPage:
+        """A page of the route's log of dead letters, oldest first, replayed or not; one
+        command. A ``cursor`` that no page gave raises :class:`InputError`."""
+
+    async def wave_dead_letters(self, wave: str, cursor: str = "",
+                                limit: int = 100) -> DeadLetterPage:
+        """A page of the dead letters of ``wave`` not replayed yet, by route then recipient id
+        (one per recipient and route: the last); one command per route the page reads. A
+        ``cursor`` that no page gave raises :class:`InputError`."""
+
+    async def wave_dead_count(self, wave: str) -> int:
+        """How many dead letters of ``wave`` wait (not replayed)."""
+
+    async def dead_routes(self, wave: str) -> list[str]:
+        """The routes holding dead letters of ``wave`` (some may hold none any more), sorted."""
+
+    async def requeue_dead(self, route: str, wave: str, *, after: int, limit: int, due: float,
+                           urgent: bool) -> Requeued:
+        """Take up to ``limit`` dead letters of ``wave`` on ``route`` with a recipient id above
+        ``after``, lowest first, atomically (each letter is taken once, whoever else replays):
+        those whose sent bit is set are dropped (counted ``skipped``), the others go on the
+        route's retry schedule (the urgent lane with ``urgent``) due at ``due``, on their
+        first attempt again (counted ``retrying`` and ``replayed``). Each taken letter leaves
+        its counter (``failed`` or ``expired``) and the route's count of dead letters."""
 
 
 class Ledger(Protocol):

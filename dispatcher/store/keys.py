@@ -1,11 +1,12 @@
 """Every Redis key Loa uses, in one place.
 
 On Redis Cluster a script or a transaction may only touch keys of one hash slot, so keys used
-together share a hash tag (the part in braces): a route's stream, retry schedule, dead letters,
-fan-out cursor and per-wave counters ``{r:<route>}``; a wave's sent bitmap, counters and list of
-routes ``{w:<wave>}``; the level and its history ``{level}``; the current audience and the
-audiences' descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and
-their states ``{waves}``. The other keys are each read and written alone (an audience's chunks,
+together share a hash tag (the part in braces): a route's stream, retry schedule, dead letters
+(its log, and per wave those not replayed), fan-out cursor and per-wave counters
+``{r:<route>}``; a wave's sent bitmap, counters and lists of routes ``{w:<wave>}``; the level
+and its history ``{level}``; the current audience and the audiences' descriptions
+``{audience}``; campaigns and their revisions ``{campaigns}``; waves and their states
+``{waves}``. The other keys are each read and written alone (an audience's chunks,
 the skipped slots, an hour of channel message ids, a lease), so they need no tag.
 """
 
@@ -70,8 +71,27 @@ def dead(route: str) -> str:
 
 
 def dead_count(route: str) -> str:
-    """Counter: dead letters of the route (so that counting them reads no stream)."""
+    """Counter: dead letters of the route not replayed (so that counting them reads no
+    stream)."""
     return f"{PREFIX}:{{r:{route}}}:dead-count"
+
+
+def dead_ids(route: str, wave: str) -> str:
+    """Sorted set: the recipient ids (member and score) of the wave's dead letters on the route
+    not replayed yet; their letters are in :func:`dead_letters`. Kept with the route, so that
+    they are written with the entry's acknowledgement and replayed onto the route's retry
+    schedule in one script, on Redis Cluster too."""
+    return f"{PREFIX}:{{r:{route}}}:dead-ids:{wave}"
+
+
+def dead_letters(route: str, wave: str) -> str:
+    """Hash: recipient id -> packed dead letter, the letters of :func:`dead_ids`."""
+    return f"{PREFIX}:{{r:{route}}}:dead-letters:{wave}"
+
+
+def dead_routes(wave: str) -> str:
+    """Set: the routes that hold dead letters of the wave (:func:`dead_ids`)."""
+    return f"{PREFIX}:{{w:{wave}}}:dead-routes"
 
 
 def cursor(route: str) -> str:

@@ -26,13 +26,16 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
+from dispatcher.store import deadletters
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
     Completion,
     DeadLetter,
+    DeadLetterPage,
     Delivery,
     Entry,
+    Requeued,
     RetryItem,
 )
 from dispatcher.store.seen import MemorySeen
@@ -261,7 +264,10 @@ class _Route:
     pending: dict[Entry, tuple[str, float]] = field(default_factory=dict)  # -> (owner, t)
     cursor: dict[str, int] = field(default_factory=dict)
     retries: list[tuple[float, int, RetryItem]] = field(default_factory=list)  # heap
-    dead: list[DeadLetter] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)  # the log, as written
+    dead_count: int = 0  # not replayed
+    # wave -> recipient id -> its dead letter not replayed (the last)
+    dead_by_wave: dict[str, dict[int, DeadLetter]] = field(default_factory=dict)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     enqueued: dict[Entry, float] = field(default_factory=dict)  # entry -> epoch seconds
 
@@ -385,6 +391,9 @@ class MemoryQueue:
             for due, item in items:
                 heapq.heappush(target.retries, (due, next(self._seq), item))
         r.dead.extend(completion.dead)
+        r.dead_count += len(completion.dead)
+        for letter in completion.dead:
+            r.dead_by_wave.setdefault(letter.wave, {})[letter.id] = letter
         self.remote.update(completion.remote)
         r.pending.pop(entry, None)
         r.entries.pop(entry, None)
@@ -407,10 +416,69 @@ class MemoryQueue:
 
     async def depth(self, route: str) -> tuple[int, int, int]:
         r = self._route(route)
-        return len(r.entries), len(r.retries), len(r.dead)
+        return len(r.entries), len(r.retries), r.dead_count
 
     async def dead_letters(self, route: str, limit: int = 1000) -> list[DeadLetter]:
         return self._route(route).dead[:limit]
+
+    async def route_dead_letters(self, route: str, cursor: str = "",
+                                 limit: int = 100) -> DeadLetterPage:
+        _, start = deadletters.parse_route_cursor(cursor)  # the entry is the log's index
+        log = self._route(route).dead
+        found = [(route, d) for d in log[start:start + limit]]
+        more = start + limit < len(log)
+        return DeadLetterPage(found, f"0-0/{start + limit}" if more else "")
+
+    async def dead_routes(self, wave: str) -> list[str]:
+        return sorted(name for name, r in self._routes.items() if wave in r.dead_by_wave)
+
+    async def wave_dead_count(self, wave: str) -> int:
+        return sum(len(r.dead_by_wave.get(wave, {})) for r in self._routes.values())
+
+    def _dead_above(self, route: str, wave: str, after: int, limit: int) -> list[DeadLetter]:
+        letters = self._route(route).dead_by_wave.get(wave, {})
+        return [letters[i] for i in sorted(i for i in letters if i > after)[:limit]]
+
+    async def wave_dead_letters(self, wave: str, cursor: str = "",
+                                limit: int = 100) -> DeadLetterPage:
+        start, after = deadletters.parse_wave_cursor(cursor)
+        found: list[tuple[str, DeadLetter]] = []
+        for route in await self.dead_routes(wave):
+            if route >= start:
+                since = after if route == start else -1
+                found += [(route, d) for d in self._dead_above(route, wave, since,
+                                                               limit + 1 - len(found))]
+            if len(found) > limit:
+                break
+        return deadletters.page_of(found, limit)
+
+    async def requeue_dead(self, route: str, wave: str, *, after: int, limit: int, due: float,
+                           urgent: bool) -> Requeued:
+        letters = self._dead_above(route, wave, after, limit)
+        if not letters:
+            return Requeued(0, 0, -1)
+        mask = await self.sent_mask(wave, [d.id for d in letters])
+        r = self._route(route)
+        held = r.dead_by_wave[wave]
+        counters = self._waves.counters.setdefault(wave, {})
+        requeued = skipped = 0
+        for letter, done in zip(letters, mask, strict=True):
+            if held.get(letter.id) != letter:  # taken meanwhile
+                continue
+            del held[letter.id]
+            counter = "expired" if letter.expired else "failed"
+            counters[counter] = counters.get(counter, 0) - 1
+            if done:
+                skipped += 1
+                continue
+            item = RetryItem(wave, letter.channel, letter.id, letter.addr, 0, urgent=urgent)
+            heapq.heappush(r.retries, (due, next(self._seq), item))
+            requeued += 1
+        for name, n in (("retrying", requeued), ("replayed", requeued), ("skipped", skipped)):
+            if n:
+                counters[name] = counters.get(name, 0) + n
+        r.dead_count -= requeued + skipped
+        return Requeued(requeued, skipped, letters[-1].id)
 
 
 def regroup(items: list[RetryItem]) -> list[Batch]:

@@ -35,14 +35,16 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
-from dispatcher.store import keys
+from dispatcher.store import deadletters, keys
 from dispatcher.store.base import (
     AudienceChunk,
     AudienceMeta,
     Completion,
     DeadLetter,
+    DeadLetterPage,
     Delivery,
     Entry,
+    Requeued,
     RetryItem,
 )
 from dispatcher.store.memory import regroup
@@ -619,12 +621,15 @@ class RedisWaves:
 
 
 def _schedule(pipe: Any, route: str, completion: Completion) -> None:
-    """Queue on ``pipe`` the retries and dead letters of a finished entry of ``route``."""
+    """Queue on ``pipe`` the retries and dead letters of a finished entry of ``route`` (keys of
+    the route's slot only: the waves' lists of routes holding dead letters are written by the
+    caller, :func:`deadletters.index_routes`)."""
     if completion.retries:
         _zadd_by_lane(pipe, route, completion.retries)
     if completion.dead:
         pipe.xadd(keys.dead(route), {"d": _enc.encode(completion.dead)})
         pipe.incrby(keys.dead_count(route), len(completion.dead))
+        deadletters.index(pipe, route, completion.dead)
 
 
 class RedisQueue:
@@ -637,6 +642,7 @@ class RedisQueue:
         self._touch = client.register_script(_TOUCH)
         self._get_bits = client.register_script(_GET_BITS)
         self._groups: set[str] = set()
+        self._dead = deadletters.RedisDeadLetters(client, self._cluster)
 
     async def _group(self, route: str) -> str:
         """The route's routine stream; both lanes' consumer groups exist once this returns."""
@@ -769,6 +775,7 @@ class RedisQueue:
                 for name, n in counts.items():
                     pipe.hincrby(keys.progress(wave), name, n)
             _schedule(pipe, route, completion)
+            deadletters.index_routes(pipe, route, completion.dead)
             for other, items in completion.reroute.items():
                 if items:
                     _zadd_by_lane(pipe, other, items)
@@ -801,10 +808,11 @@ class RedisQueue:
             if ids:
                 await self._mark(wave, ids)
         counted = [w for w, counts in completion.counts.items() if any(counts.values())]
-        if counted or completion.remote or any(completion.reroute.values()):
+        if counted or completion.remote or any(completion.reroute.values()) or completion.dead:
             async with self._r.pipeline(transaction=False) as pipe:
                 for wave in counted:
                     pipe.sadd(keys.wave_routes(wave), route)
+                deadletters.index_routes(pipe, route, completion.dead)
                 if completion.remote:
                     bucket = keys.remote_ids(int(time.time() // 3600))
                     pipe.hset(bucket, mapping={k: _enc.encode(v)
@@ -861,6 +869,25 @@ class RedisQueue:
             if len(found) >= limit:
                 break
         return found[:limit]
+
+    async def route_dead_letters(self, route: str, cursor: str = "",
+                                 limit: int = 100) -> DeadLetterPage:
+        return await self._dead.route_page(route, cursor, limit)
+
+    async def wave_dead_letters(self, wave: str, cursor: str = "",
+                                limit: int = 100) -> DeadLetterPage:
+        return await self._dead.wave_page(wave, cursor, limit)
+
+    async def wave_dead_count(self, wave: str) -> int:
+        return await self._dead.count(wave)
+
+    async def dead_routes(self, wave: str) -> list[str]:
+        return await self._dead.routes(wave)
+
+    async def requeue_dead(self, route: str, wave: str, *, after: int, limit: int, due: float,
+                           urgent: bool) -> Requeued:
+        return await self._dead.requeue(route, wave, after=after, limit=limit, due=due,
+                                        urgent=urgent, sent_mask=self.sent_mask)
 
 
 def _replayable(route: str, entry: Entry, item: RetryItem) -> RetryItem:

@@ -591,7 +591,8 @@ async def test_redis_keys_of_a_route_carry_its_hash_tag(redis_url: str) -> None:
     finally:
         client.close()
     assert route_keys == {keys.stream(ROUTE), keys.urgent_stream(ROUTE), keys.retries(ROUTE),
-                          keys.dead(ROUTE), keys.dead_count(ROUTE), keys.cursor(ROUTE)}
+                          keys.dead(ROUTE), keys.dead_count(ROUTE), keys.cursor(ROUTE),
+                          keys.dead_ids(ROUTE, "w1"), keys.dead_letters(ROUTE, "w1")}
     assert all(f"{{r:{ROUTE}}}" in key for key in route_keys)
 
 
