@@ -41,6 +41,7 @@ from dispatcher.service.api.problems import PROBLEM_BASE
 from dispatcher.service.auth import Role, TokenEntry, hash_token
 from dispatcher.service.settings import ChannelSettings, EngineSettings, Settings
 from dispatcher.store import MemoryStore
+from tests.service.test_dead_letters_api import dead_wave
 
 USERS = {"vic": Role.VIEWER, "olga": Role.OPERATOR, "carol": Role.APPROVER, "root": Role.ADMIN}
 TOKENS = {user: f"loa_fuzz-token-of-{user}" for user in USERS}
@@ -83,6 +84,7 @@ def _build(tmp: Path, plan: Plan, province: Province, numbering: Numbering) -> F
                 title=title, channels=channels, texts=dict.fromkeys(channels, "Deo khau trang"),
                 created_by="olga", now=NOW, selector=Selector(kinds=kinds))
             ids.append(created.id)
+        await dead_wave(store, "c-dead-sms")  # a wave with dead letters to list and replay
         return ids
 
     ids = asyncio.run(prepare())
@@ -129,9 +131,14 @@ QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too
 
 
 def _strategy(operation: Any, mode: GenerationMode, campaign_ids: list[str]) -> Any:
-    """Cases of ``operation``; positive ones also on the campaigns that exist."""
+    """Cases of ``operation``; positive ones also on the campaigns (and the wave) that exist."""
     generated = operation.as_strategy(generation_mode=mode)
-    if mode is GenerationMode.NEGATIVE or "{campaign_id}" not in operation.path:
+    if mode is GenerationMode.NEGATIVE:
+        return generated
+    if "{wave_id}" in operation.path:
+        return st.one_of(generated, operation.as_strategy(
+            generation_mode=mode, path_parameters={"wave_id": "c-dead-sms"}))
+    if "{campaign_id}" not in operation.path:
         return generated
     return st.one_of(generated, *(
         operation.as_strategy(generation_mode=mode, path_parameters={"campaign_id": c})
@@ -232,6 +239,7 @@ OPERATIONS = {
     "POST /v1/campaigns/{campaign_id}/resume", "POST /v1/campaigns/{campaign_id}/cancel",
     "GET /v1/stop", "POST /v1/stop", "DELETE /v1/stop", "GET /v1/audit",
     "POST /v1/preview", "POST /zalo/webhook", "GET /healthz", "GET /readyz", "GET /metrics",
+    "GET /v1/waves/{wave_id}/dead-letters", "POST /v1/waves/{wave_id}/dead-letters/replay",
 }
 
 

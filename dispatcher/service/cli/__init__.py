@@ -24,6 +24,7 @@ from dispatcher.service.cli import (
     audience,
     audit,
     campaign,
+    deadletters,
     level,
     logopts,
     number,
@@ -35,7 +36,8 @@ from dispatcher.service.cli import (
 )
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
-GROUPS = (plan, number, text, audience, level, campaign, stop, service, api, audit, zalo)
+GROUPS = (plan, number, text, audience, level, campaign, deadletters, stop, service, api, audit,
+          zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 
