@@ -5,7 +5,9 @@ and text, on the route's retry schedule (due at once; the urgent lane for an urg
 on its first attempt again, so a replayed message gets ``max_attempts`` afresh. It keeps every
 rule of the wave: the sent bitmap (a recipient whose bit is set is never sent again: dropped at
 the replay, counted ``skipped``, and checked again by the worker before it sends), the no-repeat
-ledger, the emergency stop and pause (replayed letters wait like any retry).
+ledger, the emergency stop and pause (replayed letters wait like any retry). A Zalo wave's letter
+whose recipient its SMS fallback reached is left as it is (``covered``): that recipient has the
+message, and the letter says Zalo could not deliver it.
 
 Each letter is replayed once: the store takes it in the script that schedules it, so a second
 replay finds nothing of the first, and two at once share the letters between them. A letter that
@@ -18,7 +20,7 @@ outcome (``sent``, ``failed``, ``expired`` ...) as any retry does.
 By the wave's state:
 
 * ``cancelled``: refused (:class:`StateError`, naming the state): a cancelled wave sends nothing
-  more, and its campaign's operator said so.
+  more, as an operator (or leaving its level) decided; its letters stay listed.
 * ``completed``: replayed, and the wave is ``sending`` again until the replayed letters all have
   an outcome, then ``completed`` again (the engine's runner, as for any wave). Its campaign keeps
   its state (``completed``); the wave's progress shows the replay.
@@ -34,6 +36,7 @@ import msgspec
 
 from dispatcher.domain.errors import NotFound, StateError
 from dispatcher.domain.model import Priority, WaveState
+from dispatcher.engine.fallback import fallback_wave_id
 from dispatcher.store.base import DeadLetterPage, Store
 
 PAGE = 500  # letters taken per store call of a replay
@@ -49,6 +52,8 @@ class Replay(msgspec.Struct, frozen=True):
     skipped: int
     state: WaveState
     reopened: bool = False  # the wave was completed and is sending again
+    # left as they are: their recipient got the wave's SMS fallback (a Zalo wave's)
+    covered: int = 0
 
 
 async def _state(store: Store, wave_id: str) -> WaveState:
@@ -78,14 +83,17 @@ async def replay(store: Store, wave_id: str, *, now: float | None = None) -> Rep
     assert wave is not None  # waves are never deleted
     urgent = wave.priority is Priority.URGENT
     due = time.time() if now is None else now
-    requeued = skipped = 0
+    # a Zalo recipient its SMS fallback reached has the message: not sent it again on Zalo
+    also = fallback_wave_id(wave_id) if wave.fallback_text else ""
+    requeued = skipped = covered = 0
     for route in await store.queue.dead_routes(wave_id):
         after = -1
         while True:
             done = await store.queue.requeue_dead(route, wave_id, after=after, limit=PAGE,
-                                                  due=due, urgent=urgent)
+                                                  due=due, urgent=urgent, also=also)
             requeued += done.requeued
             skipped += done.skipped
+            covered += done.covered
             if done.last < 0:
                 break
             after = done.last
@@ -95,4 +103,4 @@ async def replay(store: Store, wave_id: str, *, now: float | None = None) -> Rep
         # have an outcome (a completed wave whose letters are on the schedule is still sent).
         reopened = await store.waves.transition(wave_id, COMPLETED, WaveState.SENDING)
     after_state = (await store.waves.states([wave_id])).get(wave_id, state)
-    return Replay(wave_id, requeued, skipped, after_state, reopened)
+    return Replay(wave_id, requeued, skipped, after_state, reopened, covered)

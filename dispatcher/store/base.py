@@ -217,12 +217,14 @@ class DeadLetterPage(msgspec.Struct, frozen=True):
 
 class Requeued(msgspec.Struct, frozen=True):
     """What one :meth:`Queue.requeue_dead` call did: dead letters put back on the retry
-    schedule, dead letters dropped because their recipient's sent bit is set, and the highest
-    recipient id it looked at (-1: there was none above ``after``)."""
+    schedule, dead letters dropped because their recipient's sent bit is set, the highest
+    recipient id it looked at (-1: there was none above ``after``), and dead letters left as
+    they are because their recipient's bit is set on the ``also`` wave."""
 
     requeued: int
     skipped: int
     last: int
+    covered: int = 0
 
 
 class Entry(msgspec.Struct, frozen=True, order=True):
@@ -341,13 +343,15 @@ class Queue(Protocol):
         """The routes holding dead letters of ``wave`` (some may hold none any more), sorted."""
 
     async def requeue_dead(self, route: str, wave: str, *, after: int, limit: int, due: float,
-                           urgent: bool) -> Requeued:
+                           urgent: bool, also: str = "") -> Requeued:
         """Take up to ``limit`` dead letters of ``wave`` on ``route`` with a recipient id above
         ``after``, lowest first, atomically (each letter is taken once, whoever else replays):
         those whose sent bit is set are dropped (counted ``skipped``), the others go on the
         route's retry schedule (the urgent lane with ``urgent``) due at ``due``, on their
         first attempt again (counted ``retrying`` and ``replayed``). Each taken letter leaves
-        its counter (``failed`` or ``expired``) and the route's count of dead letters."""
+        its counter (``failed`` or ``expired``) and the route's count of dead letters. Those
+        whose recipient's sent bit is set on the wave ``also`` (a Zalo wave's SMS fallback) are
+        left as they are (``covered``)."""
 
 
 class Ledger(Protocol):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -135,6 +135,18 @@ def _retry_set(route: str, urgent: bool) -> str:
 
 
 SentMask = Callable[[str, list[int]], Awaitable[list[bool]]]
+T = TypeVar("T")
+
+
+async def _uncovered(letters: list[tuple[T, DeadLetter]], also: str,
+                     sent_mask: SentMask) -> tuple[list[tuple[T, DeadLetter]], int]:
+    """``letters`` less those whose recipient's bit is set on the wave ``also``, and how many
+    those were."""
+    if not also:
+        return letters, 0
+    mask = await sent_mask(also, [d.id for _, d in letters])
+    kept = [pair for pair, done in zip(letters, mask, strict=True) if not done]
+    return kept, len(letters) - len(kept)
 
 
 class RedisDeadLetters:
@@ -196,10 +208,14 @@ class RedisDeadLetters:
         return DeadLetterPage(found[:limit], f"{name}/{k}")
 
     async def requeue(self, route: str, wave: str, *, after: int, limit: int, due: float,
-                      urgent: bool, sent_mask: SentMask) -> Requeued:
-        letters = await self._letters(route, wave, after, limit)
-        if not letters:
+                      urgent: bool, also: str, sent_mask: SentMask) -> Requeued:
+        read = await self._letters(route, wave, after, limit)
+        if not read:
             return Requeued(0, 0, -1)
+        last = read[-1][1].id
+        letters, covered = await _uncovered(read, also, sent_mask)
+        if not letters:
+            return Requeued(0, 0, last, covered)
         mask = await sent_mask(wave, [d.id for _, d in letters])
         args: list[Any] = [due]
         for (packed, d), done in zip(letters, mask, strict=True):
@@ -214,4 +230,4 @@ class RedisDeadLetters:
         requeued, skipped = await self._requeue(
             keys=[keys.dead_ids(route, wave), keys.dead_letters(route, wave),
                   _retry_set(route, urgent), counters, keys.dead_count(route)], args=args)
-        return Requeued(int(requeued), int(skipped), letters[-1][1].id)
+        return Requeued(int(requeued), int(skipped), last, covered)

@@ -453,10 +453,12 @@ class MemoryQueue:
         return deadletters.page_of(found, limit)
 
     async def requeue_dead(self, route: str, wave: str, *, after: int, limit: int, due: float,
-                           urgent: bool) -> Requeued:
-        letters = self._dead_above(route, wave, after, limit)
-        if not letters:
+                           urgent: bool, also: str = "") -> Requeued:
+        read = self._dead_above(route, wave, after, limit)
+        if not read:
             return Requeued(0, 0, -1)
+        covered = await self.sent_mask(also, [d.id for d in read]) if also else [False] * len(read)
+        letters = [d for d, done in zip(read, covered, strict=True) if not done]
         mask = await self.sent_mask(wave, [d.id for d in letters])
         r = self._route(route)
         held = r.dead_by_wave[wave]
@@ -478,7 +480,7 @@ class MemoryQueue:
             if n:
                 counters[name] = counters.get(name, 0) + n
         r.dead_count -= requeued + skipped
-        return Requeued(requeued, skipped, letters[-1].id)
+        return Requeued(requeued, skipped, read[-1].id, len(read) - len(letters))
 
 
 def regroup(items: list[RetryItem]) -> list[Batch]:

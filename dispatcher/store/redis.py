@@ -885,9 +885,9 @@ class RedisQueue:
         return await self._dead.routes(wave)
 
     async def requeue_dead(self, route: str, wave: str, *, after: int, limit: int, due: float,
-                           urgent: bool) -> Requeued:
+                           urgent: bool, also: str = "") -> Requeued:
         return await self._dead.requeue(route, wave, after=after, limit=limit, due=due,
-                                        urgent=urgent, sent_mask=self.sent_mask)
+                                        urgent=urgent, also=also, sent_mask=self.sent_mask)
 
 
 def _replayable(route: str, entry: Entry, item: RetryItem) -> RetryItem:

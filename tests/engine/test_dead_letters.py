@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.base import Adapter, Envelope, Results
 from adapters.memory import MemoryAdapter
 from bench import audiencegen
 from dispatcher.domain.audience import Recipient, Validator
@@ -21,9 +22,12 @@ from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
 from dispatcher.engine import deadletters
 from dispatcher.engine.campaigns import wave_id
+from dispatcher.engine.fallback import fallback_wave_id
 from dispatcher.engine.importer import import_audience
+from dispatcher.engine.process import Engine, wave_progress
 from dispatcher.store import Store
 from dispatcher.store.base import DeadLetter
+from tests.conftest import run_engine_until
 from tests.engine.test_engine_flow import (
     SETTINGS,
     addresses,
@@ -33,6 +37,9 @@ from tests.engine.test_engine_flow import (
     running,
     until,
 )
+from tests.engine.test_fallback_and_pause import SETTINGS as FALLBACK
+from tests.engine.test_fallback_and_pause import RefusedTwoWays
+from tests.engine.test_fallback_and_pause import setup as fallback_setup
 
 ROWS = 600
 
@@ -196,3 +203,54 @@ async def test_a_cancelled_wave_is_refused_with_its_state_and_keeps_its_letters(
         await deadletters.dead_letters(store, "no-such-wave")
     with pytest.raises(InputError, match="cursor"):
         await deadletters.dead_letters(store, wave, cursor="nonsense")
+
+
+class Mended(RefusedTwoWays):
+    """Zalo refusing numbers ending in 7 (the SMS fallback may cure them) and 3 (for good)
+    until ``fixed``."""
+
+    fixed = False
+
+    async def send(self, envelope: Envelope) -> Results:
+        if self.fixed:
+            return await MemoryAdapter.send(self, envelope)
+        return await super().send(envelope)
+
+
+async def test_a_zalo_letter_its_sms_fallback_reached_is_not_sent_again(
+        store: Store, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    wave = await fallback_setup(store, tmp_path, numbering, province, fallback=True)
+    zalo, sms = Mended(), MemoryAdapter()
+    adapters: dict[Channel, Adapter] = {Channel.ZALO: zalo, Channel.SMS: sms}
+    companion = fallback_wave_id(wave.id)
+
+    async def done() -> bool:
+        if not await settled(store, wave.id):
+            return False
+        found = await store.waves.get(companion)
+        return found is not None and (await wave_progress(store, found)).retrying == 0
+
+    await run_engine_until(Engine(store, plan, FALLBACK, province, adapters, numbering.carriers,
+                                  reconcile=False, numbering=numbering), done)
+    refused = {a for (_, a), n in zalo.received.items() if n == 0}
+    by_sms = {a for a in refused if a.endswith("7")}
+    for_good = refused - by_sms
+    assert by_sms and for_good
+    sms_before = sms.received.copy()
+
+    zalo.fixed = True
+    out = await deadletters.replay(store, wave.id)
+    assert (out.requeued, out.skipped, out.covered) == (len(for_good), 0, len(by_sms))
+    await run_engine_until(Engine(store, plan, FALLBACK, province, adapters, numbering.carriers,
+                                  reconcile=False, numbering=numbering), done)
+
+    assert {a for (_, a), n in zalo.received.items() if n == 1} >= for_good
+    assert all(zalo.received[(wave.id, a)] == 0 for a in by_sms)  # never on Zalo
+    assert all(n == 1 for (_, a), n in zalo.received.items() if a not in by_sms)
+    assert sms.received == sms_before  # and no second SMS
+    page, total = await deadletters.dead_letters(store, wave.id, limit=1000)
+    assert total == len(by_sms) == len(page.letters)  # Zalo did fail them: still listed
+    p = await wave_progress(store, wave)
+    assert (p.failed, p.sent, p.queued, p.retrying) == (len(by_sms), wave.total - len(by_sms),
+                                                        0, 0)

@@ -89,7 +89,7 @@ async def test_an_operator_replays_them_once_with_an_audit_record(env: Env) -> N
                               json={"reason": "the carrier is back"}, headers=auth("olga"))
     assert r.status_code == 200, r.text
     assert r.json() == {"wave": "c-1-sms", "requeued": len(letters), "skipped": 0,
-                        "state": "sending", "reopened": True}
+                        "state": "sending", "reopened": True, "covered": 0}
     wave = await store.waves.get("c-1-sms")
     assert wave is not None
     p = await wave_progress(store, wave)
@@ -105,7 +105,7 @@ async def test_an_operator_replays_them_once_with_an_audit_record(env: Env) -> N
         ("olga", "dead_letters.replay", "c-1-sms", PENDING, {"reason": "the carrier is back"}),
         ("olga", "dead_letters.replay", "c-1-sms", "ok",
          {"reason": "the carrier is back", "requeued": len(letters), "skipped": 0,
-          "state": "sending", "reopened": True})]
+          "covered": 0, "state": "sending", "reopened": True})]
     assert len(records) == 4
 
 

@@ -68,7 +68,7 @@ def test_replay_with_admin_direct_is_audited_and_takes_each_letter_once(
                            *how, "--redis", redis_url, "--json")
     assert status == 0, err
     assert json.loads(out) == {"wave": "c-1-sms", "requeued": len(letters), "skipped": 0,
-                               "state": "sending", "reopened": True}
+                               "state": "sending", "reopened": True, "covered": 0}
     status, out, err = run(capsys, "dead-letters", "replay", "c-1-sms", *how, "--redis",
                            redis_url)
     assert status == 0, err

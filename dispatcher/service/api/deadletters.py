@@ -89,8 +89,8 @@ async def replay_dead_letters(request: Request[Any, Any, Any], state: State,
     return await _audited(
         request, "dead_letters.replay", wave_id, deadletters.replay(store, wave_id),
         {"reason": body.reason},
-        after=lambda r: {"requeued": r.requeued, "skipped": r.skipped, "state": r.state,
-                         "reopened": r.reopened})
+        after=lambda r: {"requeued": r.requeued, "skipped": r.skipped, "covered": r.covered,
+                         "state": r.state, "reopened": r.reopened})
 
 
 ROUTES = [list_dead_letters, replay_dead_letters]

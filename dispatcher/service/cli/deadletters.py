@@ -118,7 +118,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print_json(done)
         return 0
     again = ", sending again until they have an outcome" if done.reopened else ""
+    covered = (f", {done.covered:,} left (their SMS fallback reached them)" if done.covered
+               else "")
     console().print(f"wave {visible(done.wave)}: {done.requeued:,} dead letters sent again, "
-                    f"{done.skipped:,} skipped (already sent); {done.state}{again}",
+                    f"{done.skipped:,} skipped (already sent){covered}; {done.state}{again}",
                     markup=False)
     return 0
