@@ -59,6 +59,7 @@ TRANSIENT = metrics.STORE_TRANSIENT
 STARTABLE = frozenset({WaveState.CREATED, WaveState.FANNING_OUT})
 FANNING_OUT = frozenset({WaveState.FANNING_OUT})
 SENDING = frozenset({WaveState.SENDING})
+COMPLETED = frozenset({WaveState.COMPLETED})
 OUTCOMES = ("sent", "failed", "expired", "cancelled", "repeats")
 
 
@@ -211,6 +212,11 @@ class Engine:
                 if wave is not None and await self._settled(wave) and (
                         await self.store.waves.transition(wave_id, SENDING,
                                                           WaveState.COMPLETED)):
+                    if not await self._settled(wave):
+                        # work came back between the look and the move (its dead letters
+                        # replayed: dispatcher.engine.deadletters): sending until it is done
+                        await self.store.waves.transition(wave_id, COMPLETED, WaveState.SENDING)
+                        continue
                     log.info("wave %s completed", wave_id,
                              extra={"wave": wave_id, "campaign": wave.campaign_id,
                                     "channel": wave.channel})

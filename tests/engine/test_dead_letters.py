@@ -254,3 +254,39 @@ async def test_a_zalo_letter_its_sms_fallback_reached_is_not_sent_again(
     p = await wave_progress(store, wave)
     assert (p.failed, p.sent, p.queued, p.retrying) == (len(by_sms), wave.total - len(by_sms),
                                                         0, 0)
+
+
+async def test_a_replay_landing_as_the_runner_completes_the_wave_reopens_it(
+        store: Store, people: list[Recipient], plan: Plan, province: Province,
+        numbering: Numbering) -> None:
+    """The runner saw the wave settled; the replay lands before it moves the wave to completed:
+    the wave is sending again at once, not completed with messages still to send."""
+    refused = frozenset(addresses(Channel.SMS, people)[::50])
+    sms = MemoryAdapter(fail_addrs=refused)
+    engine = make_engine(store, plan, province, numbering, {Channel.SMS: sms})
+    campaign = await create(engine.campaigns, [Channel.SMS])
+    wave = wave_id(campaign.id, Channel.SMS)
+    inner = store.waves.transition
+    moves: list[tuple[WaveState, bool]] = []
+    replays: list[deadletters.Replay] = []
+
+    async def transition(wave_id: str, allowed: frozenset[WaveState],
+                         state: WaveState) -> bool:
+        if wave_id == wave and state is WaveState.COMPLETED and not replays:
+            sms.fail_addrs = frozenset()  # the channel is fixed, and a replay lands now
+            replays.append(await deadletters.replay(store, wave))
+        moved = await inner(wave_id, allowed, state)
+        if wave_id == wave:
+            moves.append((state, moved))
+        return moved
+
+    store.waves.transition = transition  # type: ignore[method-assign]
+    async with running(engine) as task:
+        async def resent() -> bool:
+            return bool(replays) and await settled(store, wave)
+
+        await until(task, resent, "the replayed letters to be sent and the wave completed")
+    (replay,) = replays
+    assert (replay.requeued, replay.reopened) == (len(refused), False)  # it was still sending
+    assert (WaveState.SENDING, True) in moves[moves.index((WaveState.COMPLETED, True)) + 1:]
+    assert sms.received == Counter({(wave, a): 1 for a in addresses(Channel.SMS, people)})
