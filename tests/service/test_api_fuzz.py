@@ -232,6 +232,7 @@ OPERATIONS = {
     "POST /v1/campaigns/{campaign_id}/resume", "POST /v1/campaigns/{campaign_id}/cancel",
     "GET /v1/stop", "POST /v1/stop", "DELETE /v1/stop", "GET /v1/audit",
     "POST /v1/preview", "POST /zalo/webhook", "GET /healthz", "GET /readyz", "GET /metrics",
+    "GET /v1/situation", "GET /v1/situation/history", "PUT /v1/situation",
 }
 
 

@@ -928,6 +928,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                zalo_quota: QuotaReader | None = None) -> Litestar:
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
+    from dispatcher.service.api import situation  # noqa: PLC0415 - its routes use this module's
+
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
                         on_zalo_events, clock, tokens_file, zalo_quota)
@@ -948,7 +950,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         components=Components(security_schemes={
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
-    components = exact_components(SCHEMA_TYPES, {
+    components = exact_components([*SCHEMA_TYPES, *situation.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -962,7 +964,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     # with a webhook port of its own, the webhook is not on this (the operators') port
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
-        route_handlers=[*ROUTES, *webhook, *console.ROUTES],
+        route_handlers=[*ROUTES, *situation.ROUTES, *webhook, *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,
                      "console_files": console.load_files()}),
         openapi_config=openapi,
