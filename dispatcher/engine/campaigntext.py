@@ -25,13 +25,21 @@ def named(texts: dict[Channel, str], subject: str) -> bool:
 def check(texts: dict[Channel, str], subject: str, record: Situation | None) -> None:
     """Refuse a text naming an unknown field (with its name), or naming fields while no record
     is set."""
-    free = list(record.fields) if record is not None else []
     fields = [(f"texts.{c}", t) for c, t in texts.items()] + [("subject", subject)]
     for field, text in fields:
-        found = template.check(text, free, _fail(field))
-        if found and record is None:
-            raise InputError(f"names {{{found[0]}}} but no situation is set: set it first "
-                             "(PUT /v1/situation, loa situation set)", field=field)
+        render_one(text, field, record)
+
+
+def render_one(text: str, field: str, record: Situation | None) -> str:
+    """``text`` rendered from ``record`` (the preview's), refused as :func:`check` says."""
+    free = list(record.fields) if record is not None else []
+    found = template.check(text, free, _fail(field))
+    if not found:
+        return text
+    if record is None:
+        raise InputError(f"names {{{found[0]}}} but no situation is set: set it first "
+                         "(PUT /v1/situation, loa situation set)", field=field)
+    return template.render(text, template.values(record, ""))[0]
 
 
 async def current(store: Store) -> Situation | None:

@@ -113,3 +113,37 @@ async def test_a_record_that_would_push_a_plan_sms_past_its_cap_is_refused(env: 
     r = await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))
     assert r.status_code == 200
     assert dt.date.fromisoformat(r.json()["situation"]["date"]) == dt.date(2026, 12, 7)
+
+
+async def test_the_preview_shows_each_channel_s_text_rendered_with_its_cost(env: Env) -> None:
+    r = await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))
+    assert r.status_code == 200
+    body = {"text": "{date}: {new_cases} ca moi tai {areas}. {advice}. Goi {hotline}.",
+            "channels": ["sms", "zalo"], "strip_diacritics": True}
+    r = await env.client.post("/v1/preview", json=body, headers=auth("vic"))
+    assert r.status_code == 200, r.text
+    sms, zalo = r.json()["channels"]["sms"], r.json()["channels"]["zalo"]
+    assert sms["text"] == ("07/12/2026: 3 ca moi tai Ha Long, Cam Pha. Deo khau trang. "
+                           "Goi 1900 1234.")
+    assert (sms["encoding"], sms["parts"]) == ("gsm7", 1)
+    assert sms["pdus"] == sms["recipients"] * 1
+    assert zalo["text"] == ("07/12/2026: 3 ca moi tai Hạ Long, Cẩm Phả. Đeo khẩu trang. "
+                            "Goi 1900 1234.")
+    assert zalo["encoding"] is None
+
+
+@pytest.mark.parametrize(("body", "field", "detail"), [
+    ({"text": "{case} ca"}, "text", "text: unknown field {case}: a text may name"),
+    ({"texts": {"sms": "Tai {district}"}}, "texts.sms", "{district} (the recipient's district)"),
+])
+async def test_the_preview_and_a_campaign_refuse_an_unknown_field(
+        env: Env, body: dict[str, Any], field: str, detail: str) -> None:
+    await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))
+    r = await env.client.post("/v1/preview", json=body, headers=auth("vic"))
+    assert r.status_code == 400, r.text
+    assert (r.json()["field"], detail in r.json()["detail"]) == (field, True)
+    r = await env.client.post("/v1/campaigns", json={"title": "T", "channels": ["sms"], **body},
+                              headers=auth("olga"))
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "texts.sms"
+    assert detail.removeprefix("text: ") in r.json()["detail"]

@@ -72,7 +72,7 @@ from dispatcher.domain.model import (
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.engine import approval, opening, routing
+from dispatcher.engine import approval, campaigntext, opening, routing
 from dispatcher.engine.campaigns import Campaigns, new_campaign_id
 from dispatcher.engine.capacity import Capacity, capacity
 from dispatcher.engine.level import confirm_level, pending_level, propose_level
@@ -819,15 +819,18 @@ async def preview(request: Request[Any, Any, Any], state: State,
     zns_check.check(s.settings.zalo, typed, data.channels)
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
+    record = await campaigntext.current(s.store)  # the texts' fields rendered as at a start
     for channel in data.channels:
         n = routing.reach(meta, data.selector, channel)
+        field = f"texts.{channel}" if data.texts.get(channel) else "text"
+        written = data.texts.get(channel) or data.text
+        text = campaigntext.render_one(written, field, record)
         if channel is not Channel.SMS:
-            channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)))
+            channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)),
+                                               text=text or None)
             continue
-        text = data.texts.get(channel) or data.text
         if not text.strip():
             raise InputError("give the text to preview (or texts.sms)", field="text")
-        field = "texts.sms" if data.texts.get(channel) else "text"
         try:
             seg = smstext.segment(text, strip=data.strip_diacritics)
         except TextError as exc:
@@ -853,7 +856,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
             recipients=n, by_carrier=by_carrier, by_route=by_route, pdus=n * parts,
             tps=sum(r.tps or 0.0 for r in by_route.values()) if limited else None,
             seconds=max(route_seconds, default=0.0) if limited else None)
-        channels[channel] = ChannelPreview(n, sms.seconds, parts)
+        channels[channel] = ChannelPreview(n, sms.seconds, parts, text=seg.text,
+                                           encoding=str(seg.encoding), pdus=n * parts)
     size = max((c.recipients for c in channels.values()), default=0)
     zalo = channels.get(Channel.ZALO)
     return Preview(audience_version=meta.version, audience_size=meta.count,
