@@ -147,3 +147,17 @@ async def test_the_preview_and_a_campaign_refuse_an_unknown_field(
     assert r.status_code == 400, r.text
     assert r.json()["field"] == "texts.sms"
     assert detail.removeprefix("text: ") in r.json()["detail"]
+
+
+async def test_the_plan_view_shows_the_texts_rendered_with_the_record_in_force(env: Env) -> None:
+    written = "{date}: {new_cases} ca mới tại {areas}. {advice} Gọi {hotline}."
+    env.services.plan = with_sms(env.services.plan, 1, written)
+    r = await env.client.get("/v1/plan", headers=auth("vic"))
+    sms = r.json()["levels"][0]["channels"]["sms"]
+    assert sms["template"] == written.replace("{hotline}", "1900 9095")  # as written
+    assert sms["text"].startswith("{date}: {new_cases}")  # no record yet: as written
+    assert (await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))).is_success
+    r = await env.client.get("/v1/plan", headers=auth("vic"))
+    sms = r.json()["levels"][0]["channels"]["sms"]
+    assert sms["text"] == "07/12/2026: 3 ca moi tai Ha Long, Cam Pha. Deo khau trang Goi 1900 1234."
+    assert (sms["encoding"], sms["parts"]) == ("gsm7", 1)

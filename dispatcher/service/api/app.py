@@ -440,7 +440,9 @@ async def me(request: Request[Any, Any, Any]) -> Me:
      security=BEARER, responses=errors(400, *AUTH))
 async def get_plan(state: State) -> PlanView:
     s = _services(state)
-    return plan_view(s.plan, s.province, s.clock())
+    current = await s.store.situation.get()  # the texts as a wave made now would send them
+    return plan_view(s.plan, s.province, s.clock(),
+                     situation=current.situation if current else None)
 
 
 # -- level ----------------------------------------------------------------------------------------
