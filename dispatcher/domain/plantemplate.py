@@ -47,7 +47,8 @@ def check(situation: Situation, plan: Plan) -> None:
         for channel, rule in level.rules.items():
             where = f"the level {number} {channel} text"
             found = render_row(rule.row, channel is Channel.SMS, given, plan)
-            for name in found.missing:
+            if found.missing:
+                name = found.missing[0]
                 raise InputError(f"{where} names {{{name}}}: give it", field=f"fields.{name}")
             if found.over:
                 raise InputError(f"{where} would be {found.over} (sms_max_parts): shorten the "

@@ -43,14 +43,10 @@ def check(text: str, free: Iterable[str], fail: Fail) -> list[str]:
         if name not in FIXED and name not in known:
             allowed = ", ".join(f"{{{n}}}" for n in [*FIXED[:-1], *sorted(known)])
             raise fail(f"unknown field {{{name}}}: a text may name {allowed}")
-    if "{" in FIELD.sub("", text) or "}" in FIELD.sub("", text):
+    rest = FIELD.sub("", text)
+    if "{" in rest or "}" in rest:
         raise fail("a brace without its pair: fields are written {name}")
     return found
-
-
-def uses_record(text: str) -> bool:
-    """Whether ``text`` names a field of the record other than the hotline."""
-    return any(name != "hotline" for name in names(text))
 
 
 class Values(msgspec.Struct, frozen=True):
