@@ -60,6 +60,10 @@ class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # sms_fallback) or wait for the reset ("wait"); unset: "sms" at an urgent level (the highest
     # by default), else "wait". Resolved when the plan is loaded.
     over_quota: OverQuota | None = None
+    # the template and subject as written, with their fields (set when the plan is loaded; not
+    # keys of the file): what a wave renders with the situation record in force
+    written: str = ""
+    written_subject: str = ""
 
 
 class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,6 +106,9 @@ class PlanFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     levels: list[LevelFile]
     source: str = ""
     hotline: str = ""  # the number citizens call; templates write {hotline}
+    # free fields of the situation record the texts may name ({cases} and the others of every
+    # record need no listing): dispatcher.domain.template
+    situation_fields: list[str] = []
     sms_diacritics: str = plantext.DEFAULT_DIACRITICS  # "strip" or "keep"
     sms_max_parts: int = DEFAULT_MAX_PARTS  # every SMS of the plan fits this many parts
     opening_damping_hours: int = DEFAULT_DAMPING_HOURS  # a level opens a channel once per N hours
@@ -159,6 +166,7 @@ class Plan(msgspec.Struct, frozen=True):
     sms_diacritics: plantext.Diacritics = plantext.DEFAULT_DIACRITICS
     sms_max_parts: int = DEFAULT_MAX_PARTS
     opening_damping: dt.timedelta = dt.timedelta(hours=DEFAULT_DAMPING_HOURS)
+    situation_fields: tuple[str, ...] = ()  # free fields of the record the texts may name
 
     def level(self, level: int) -> Level:
         try:
@@ -303,7 +311,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
     written = [text for row in rows if row is not None
                for text in (row.template, row.subject, *row.zns_params.values())]
     policy = plantext.plan_policy(raw.hotline, raw.sms_diacritics, raw.sms_max_parts, written,
-                                  fail)
+                                  fail, raw.situation_fields)
 
     levels: dict[int, Level] = {}
     previous: LevelFile | None = None
@@ -337,6 +345,7 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         hotline=policy.hotline,
         sms_diacritics=policy.diacritics,
         sms_max_parts=policy.max_parts,
+        situation_fields=policy.fields,
         opening_damping=dt.timedelta(hours=raw.opening_damping_hours),
     )
 
@@ -485,4 +494,5 @@ def _resolve_row(channel: Channel, row: ChannelPlan, texts: plantext.Policy, key
     params = {name: value.replace(plantext.FIELD, texts.hotline)
               for name, value in row.zns_params.items()}
     return msgspec.structs.replace(row, template=template, subject=subject,
-                                   strip_diacritics=sms and texts.strip, zns_params=params)
+                                   strip_diacritics=sms and texts.strip, zns_params=params,
+                                   written=row.template, written_subject=row.subject)

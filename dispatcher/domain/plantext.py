@@ -3,8 +3,10 @@
 One policy for every SMS of the plan: ``sms_diacritics`` at the top of the plan file ("strip",
 the default, or "keep"), overridden by a level's own ``sms_diacritics``; every SMS template must
 give the hotline (``{hotline}``), and must fit ``sms_max_parts`` parts as sent. ``{hotline}`` is
-the only field a template may write, and it is filled in when the plan is loaded, so a row's
-``template`` is the final text. Pure: no I/O.
+filled in when the plan is loaded, with the plan file's hotline (a row's ``template``); the
+situation record's fields (``{cases}``, ``{areas}``, ... and the plan's ``situation_fields``) are
+left for the wave to render (:mod:`dispatcher.domain.template`), from the row as written
+(``written``), where the record's hotline, when it gives one, comes first. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from dispatcher.domain import smstext, textcheck
+from dispatcher.domain import situation, smstext, template, textcheck
 from dispatcher.domain.errors import ConfigError, TextError
 from dispatcher.domain.model import MAX_PARTS_LIMIT
 
@@ -27,9 +29,6 @@ Diacritics = Literal["strip", "keep"]  # SMS without diacritics (GSM-7), or with
 DEFAULT_DIACRITICS: Diacritics = "strip"
 FIELD = "{hotline}"
 _FIELD = re.compile(r"\{([^{}]*)\}")
-# A telephone number as people write it: digits, with spaces, dots or dashes between groups.
-_HOTLINE = re.compile(r"\+?[0-9]+(?:[ .-][0-9]+)*")
-_HOTLINE_MAX = 20
 
 
 class Policy(msgspec.Struct, frozen=True):
@@ -38,6 +37,7 @@ class Policy(msgspec.Struct, frozen=True):
     hotline: str
     diacritics: Diacritics  # of SMS
     max_parts: int  # of SMS, as sent
+    fields: tuple[str, ...] = ()  # free fields of the situation record the texts may name
 
     @property
     def strip(self) -> bool:
@@ -58,20 +58,21 @@ class Policy(msgspec.Struct, frozen=True):
             found = textcheck.find(written, lines=name == "template")
             if found is not None:
                 raise fail(f"{key}.{name}", textcheck.describe(found))
-        filled = fill(template, self.hotline, partial(fail, f"{key}.template"))
+        filled = fill(template, self.hotline, partial(fail, f"{key}.template"), self.fields)
         if sms:
             check_sms(template, filled, strip=self.strip, max_parts=self.max_parts,
                       fail=partial(fail, f"{key}.template"))
-        return filled, fill(subject, self.hotline, partial(fail, f"{key}.subject"))
+        return filled, fill(subject, self.hotline, partial(fail, f"{key}.subject"), self.fields)
 
 
 def plan_policy(hotline: str, diacritics: str, max_parts: int, texts: Iterable[str],
-                fail: Fail) -> Policy:
+                fail: Fail, fields: Iterable[str] = ()) -> Policy:
     """The plan's top-level settings, checked; the hotline is needed once a text gives it."""
     policy = Policy(hotline, check_diacritics(diacritics, partial(fail, "sms_diacritics")),
-                    check_max_parts(max_parts, partial(fail, "sms_max_parts")))
+                    check_max_parts(max_parts, partial(fail, "sms_max_parts")),
+                    check_fields(list(fields), partial(fail, "situation_fields")))
     if hotline or any(FIELD in text for text in texts):
-        check_hotline(hotline, partial(fail, "hotline"))
+        situation.check_hotline(hotline, partial(fail, "hotline"))
     return policy
 
 
@@ -83,31 +84,29 @@ def check_diacritics(value: str, fail: FailAt) -> Diacritics:
     raise fail(f'must be "strip" or "keep", not {value!r}')
 
 
-def check_hotline(value: str, fail: FailAt) -> str:
-    if not value.strip():
-        raise fail("is empty: give the number citizens call (e.g. \"1900 9095\")")
-    if len(value) > _HOTLINE_MAX or not _HOTLINE.fullmatch(value):
-        raise fail(f"{value!r} is not a telephone number (digits, with spaces, dots or dashes "
-                   f"between groups; at most {_HOTLINE_MAX} characters)")
-    return value
-
-
 def check_max_parts(value: int, fail: FailAt) -> int:
     if not 1 <= value <= MAX_PARTS_LIMIT:
         raise fail(f"must be 1 to {MAX_PARTS_LIMIT}, not {value}")
     return value
 
 
-def fill(text: str, hotline: str, fail: FailAt) -> str:
-    """``text`` with ``{hotline}`` filled in; any other ``{name}``, or a lone brace, is refused."""
-    for name in _FIELD.findall(text):
-        if name != "hotline":
-            raise fail(f"unknown field {{{name}}}: the only field a template may write is "
-                       f"{FIELD}")
-    filled = _FIELD.sub(lambda _: hotline, text)
-    if "{" in filled or "}" in filled:
-        raise fail(f"a brace without its pair: the only field a template may write is {FIELD}")
-    return filled
+def check_fields(names: list[str], fail: FailAt) -> tuple[str, ...]:
+    """The free fields of the situation record the plan's texts may name."""
+    for name in names:
+        if name in situation.FIXED:
+            raise fail(f"{{{name}}} is a field of every record: leave it out of this list")
+        if not situation.FIELD_NAME.fullmatch(name):
+            raise fail(f"{name!r} is not a field name (lower-case letters, digits and "
+                       "underscores, a letter first, at most 32)")
+    return tuple(dict.fromkeys(names))
+
+
+def fill(text: str, hotline: str, fail: FailAt, fields: Iterable[str] = ()) -> str:
+    """``text`` with ``{hotline}`` filled in; the situation record's fields (those of every
+    record and the plan's ``situation_fields``) are left for the wave to render
+    (:mod:`dispatcher.domain.template`); any other ``{name}``, or a lone brace, is refused."""
+    template.check(text, fields, fail)
+    return _FIELD.sub(lambda m: hotline if m.group(1) == "hotline" else m.group(), text)
 
 
 def check_sms(template: str, text: str, *, strip: bool, max_parts: int, fail: FailAt) -> None:

@@ -44,7 +44,7 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.province import Province
 from dispatcher.domain.zns import for_wave
-from dispatcher.engine import approval, routing
+from dispatcher.engine import approval, campaigntext, routing
 from dispatcher.engine.fallback import is_fallback_wave
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.store.base import Store
@@ -172,12 +172,19 @@ class Campaigns:
             if not text.strip():
                 raise InputError("no text for this channel", field=f"texts.{channel}")
             textcheck.check(text, f"texts.{channel}")
-            if channel is Channel.SMS:
-                _check_sms(text, strip_diacritics, max_parts, "texts.sms")
+        written = {c: texts[c] for c in channels}
+        record = await campaigntext.current(self.store)
+        campaigntext.check(written, subject, record)
+        sent, _ = campaigntext.render(Campaign(
+            id="", title=title, channels=channels, texts=written, created_at=now, created_by="",
+            subject=subject), record)  # what would be sent now: its parts, its cost
+        why = "rendered with the situation in force, " if sent.texts != written else ""
+        if Channel.SMS in channels:
+            _check_sms(sent.texts[Channel.SMS], strip_diacritics, max_parts, "texts.sms", why)
         self.settings.check_zns(zns, channels)
         if sms_fallback and Channel.ZALO in channels:
-            _check_sms(fallback_text(texts), strip_diacritics, max_parts,
-                       "sms_fallback", "the text cannot go by SMS: ")
+            _check_sms(fallback_text(sent.texts), strip_diacritics, max_parts,
+                       "sms_fallback", f"the text cannot go by SMS: {why}")
         if over_quota is OverQuota.SMS and not (sms_fallback and Channel.ZALO in channels):
             raise InputError("sms needs a Zalo campaign with sms_fallback", field="over_quota")
         unknown = [d for d in selector.districts if d not in self.province.districts]
@@ -187,7 +194,7 @@ class Campaigns:
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported: run `loa audience import` first")
-        price = approval.cost(meta, selector=selector, channels=channels, texts=texts,
+        price = approval.cost(meta, selector=selector, channels=channels, texts=sent.texts,
                               strip=strip_diacritics, sms_fallback=sms_fallback)
         needs_approval = bool(approval.over(price, self.settings.engine))
         campaign = Campaign(
@@ -237,11 +244,14 @@ class Campaigns:
         meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported")
-        refused = _over_cap(campaign) if campaign.level is None else ""
+        # the texts rendered once, from the situation record in force: the waves keep them
+        sent, refused = campaigntext.render(campaign, await campaigntext.current(self.store))
+        refused = f"not started: {refused}" if refused else ""
+        refused = refused or (_over_cap(sent) if campaign.level is None else "")
         if refused:
             return await self._move(campaign_id, S.CANCELLED, state_reason=refused, state_by="")
         if campaign.level is None:
-            price = approval.of_campaign(meta, campaign)
+            price = approval.of_campaign(meta, sent)
             why = approval.over(price, self.settings.engine)
             if why and not campaign.approved_by:
                 return await self._move(
@@ -261,12 +271,12 @@ class Campaigns:
         for channel in campaign.channels:
             await self.store.waves.create(Wave(
                 id=wave_id(campaign.id, channel), campaign_id=campaign.id, channel=channel,
-                text=campaign.texts[channel], created_at=now, audience_version=meta.version,
+                text=sent.texts[channel], created_at=now, audience_version=meta.version,
                 selector=campaign.selector, priority=campaign.priority,
-                subject=campaign.subject, strip_diacritics=campaign.strip_diacritics,
+                subject=sent.subject, strip_diacritics=campaign.strip_diacritics,
                 total=routing.reach(meta, campaign.selector, channel),
                 start_now=campaign.priority is Priority.URGENT,
-                fallback_text=fallback_text(campaign.texts)
+                fallback_text=fallback_text(sent.texts)
                 if campaign.sms_fallback and channel is Channel.ZALO else "",
                 fallback_strip=campaign.strip_diacritics,
                 repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,

@@ -52,7 +52,8 @@ __all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "EMERGENCY_STOP", 
            "MESSAGES", "QUEUE_ENTRIES", "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED",
            "RECEIPTS_MATCHED",
            "RECEIPTS_UNMATCHED", "SENT_MARKED", "SENT_MARKS_WRITE", "STORE", "STORE_OUTAGES",
-           "STORE_TRANSIENT", "STORE_UP", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES", "Backoff",
+           "STORE_TRANSIENT", "STORE_UP", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES",
+           "WAVE_TEXTS_DEGRADED", "Backoff",
            "Collector", "MetricsServer", "RouteMetrics", "StoreHealth", "exposition", "for_route",
            "serve"]
 
@@ -120,6 +121,11 @@ CHANNEL_CONFIGURED = Gauge(
 CAMPAIGNS_REFUSED = Counter(
     "loa_campaigns_refused", "Approved campaigns the engine refused to start (marked failed): "
     "above the approval threshold with no approver, or approved by their creator")
+WAVE_TEXTS_DEGRADED = Counter(
+    "loa_wave_texts_degraded", "Plan waves made with a text the situation record did not fully "
+    "give: reason=\"missing_field\" (a field rendered as \"chưa cập nhật\": no record, or a "
+    "free field it lacks) or \"over_parts\" (an SMS still over sms_max_parts with fewer areas, "
+    "sent as rendered)", ["channel", "reason"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

@@ -20,7 +20,7 @@ import logging
 
 import msgspec
 
-from dispatcher.domain import repeats
+from dispatcher.domain import plantemplate, repeats, template
 from dispatcher.domain.model import (
     WAVE_LIVE,
     Campaign,
@@ -36,7 +36,7 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.plan import Plan, Rule, Slot, due_slots, next_slot
 from dispatcher.domain.zns import for_wave
-from dispatcher.engine import opening, routing
+from dispatcher.engine import metrics, opening, routing
 from dispatcher.engine.opening import opening_wave_id
 from dispatcher.store.base import AudienceMeta, Store
 
@@ -141,6 +141,10 @@ class Reconciler:
         selector = Selector(kinds=list(row.kinds))
         if await self.store.waves.get(slot.id) is not None:
             return False  # created before (by this process or another)
+        sms = self.plan.level(slot.level).rules.get(Channel.SMS)
+        fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
+        text, subject, fallback_text = await self._render(
+            slot, rule, sms if fallback else None)
         campaign = await self._plan_campaign(Campaign(
             id=campaign_id, title=f"{self.plan.level(slot.level).name}: {row.activity}",
             channels=[rule.channel], texts={rule.channel: row.template}, created_at=now,
@@ -148,15 +152,13 @@ class Reconciler:
             coordinating=row.coordinating, selector=selector, subject=row.subject,
             strip_diacritics=row.strip_diacritics, approved_by=PLAN_USER, level=slot.level,
             audience_size=meta.count, max_parts=self.plan.sms_max_parts))
-        sms = self.plan.level(slot.level).rules.get(Channel.SMS)
-        fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
         wave = Wave(id=slot.id, campaign_id=campaign_id, channel=rule.channel,
-                    text=row.template, created_at=now, audience_version=meta.version,
-                    selector=selector, subject=row.subject,
+                    text=text, created_at=now, audience_version=meta.version,
+                    selector=selector, subject=subject,
                     strip_diacritics=row.strip_diacritics, level=slot.level, slot_at=slot.at,
                     total=routing.reach(meta, selector, rule.channel), start_now=start_now,
                     priority=Priority.URGENT if urgent else Priority.NORMAL,
-                    fallback_text=sms.row.template if fallback and sms else "",
+                    fallback_text=fallback_text,
                     fallback_strip=bool(fallback and sms and sms.row.strip_diacritics),
                     repeat_scope=repeats.PLAN_SCOPE,
                     repeat_window=repeats.plan_window(self.plan, slot.level, rule.channel),
@@ -180,6 +182,37 @@ class Reconciler:
                 await self.store.waves.transition(wave.id, frozenset({WaveState.CREATED}),
                                                   WaveState.PAUSED)
         return created
+
+    async def _render(self, slot: Slot, rule: Rule,
+                      sms: Rule | None) -> tuple[str, str, str]:
+        """The wave's text, subject and SMS fallback text (``sms``: the level's SMS row, when
+        the wave has one), rendered once from the situation record in force
+        (:mod:`dispatcher.domain.plantemplate`). A field the record does not give, or an SMS
+        still over the cap with fewer areas, is logged and counted, and sent as rendered: a
+        plan wave is never held back for its figures."""
+        written = [rule.row.written, rule.row.written_subject, sms.row.written if sms else ""]
+        if not any(template.names(text) for text in written):
+            return rule.row.template, rule.row.subject, sms.row.template if sms else ""
+        current = await self.store.situation.get()
+        given = plantemplate.values(current.situation if current else None, self.plan)
+        done = plantemplate.render_row(rule.row, rule.channel is Channel.SMS, given, self.plan)
+        texts = [(rule.channel, done)]
+        if sms is not None:
+            texts.append((Channel.SMS, plantemplate.render_row(sms.row, True, given, self.plan)))
+        for channel, found in texts:
+            extra = {"wave": slot.id, "channel": channel}
+            if found.missing:
+                metrics.WAVE_TEXTS_DEGRADED.labels(channel.value, "missing_field").inc()
+                log.error("wave %s: the %s text names %s, which the situation record does not "
+                          "give (%s): sent as %r", slot.id, channel,
+                          ", ".join(f"{{{n}}}" for n in found.missing),
+                          "none is set" if current is None else "set it with the free field",
+                          template.MISSING, extra=extra)
+            if found.over:
+                metrics.WAVE_TEXTS_DEGRADED.labels(channel.value, "over_parts").inc()
+                log.error("wave %s: the %s text rendered is %s: sent as rendered", slot.id,
+                          channel, found.over, extra=extra)
+        return done.text, done.subject, texts[1][1].text if sms is not None else ""
 
     async def _plan_campaign(self, campaign: Campaign) -> Campaign:
         """The plan campaign, created the first time; one whose last wave was cancelled (or

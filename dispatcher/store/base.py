@@ -27,6 +27,7 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
+from dispatcher.domain.situation import SituationVersion
 from dispatcher.store.seen import SeenIds
 
 # -- audiences ---------------------------------------------------------------------------------
@@ -117,6 +118,20 @@ class StopStore(Protocol):
         came. ``""`` answers at once with the mark of now."""
 
     async def history(self, limit: int = 100) -> list[StopState]:
+        """Newest first."""
+
+
+class SituationStore(Protocol):
+    """The situation record (dispatcher.domain.situation) and its bounded history."""
+
+    async def get(self) -> SituationVersion | None:
+        """The version in force (None: never set)."""
+
+    async def set(self, version: SituationVersion) -> None:
+        """Make ``version`` current and put it at the head of the history (which keeps the
+        last ``HISTORY_KEPT``)."""
+
+    async def history(self, limit: int = 100) -> list[SituationVersion]:
         """Newest first."""
 
 
@@ -396,6 +411,9 @@ class Store(Protocol):
 
     @property
     def stop(self) -> StopStore: ...
+
+    @property
+    def situation(self) -> SituationStore: ...
 
     @property
     def openings(self) -> OpeningStore: ...

@@ -4,10 +4,11 @@ On Redis Cluster a script or a transaction may only touch keys of one hash slot,
 together share a hash tag (the part in braces): a route's stream, retry schedule, dead letters
 (its log, and per wave those not replayed), fan-out cursor and per-wave counters
 ``{r:<route>}``; a wave's sent bitmap, counters and lists of routes ``{w:<wave>}``; the level
-and its history ``{level}``; the current audience and the audiences' descriptions
-``{audience}``; campaigns and their revisions ``{campaigns}``; waves and their states
-``{waves}``. The other keys are each read and written alone (an audience's chunks,
-the skipped slots, an hour of channel message ids, a lease), so they need no tag.
+and its history ``{level}``; the situation record and its history ``{situation}``; the current
+audience and the audiences' descriptions ``{audience}``; campaigns and their revisions
+``{campaigns}``; waves and their states ``{waves}``. The other keys are each read and written
+alone (an audience's chunks, the skipped slots, an hour of channel message ids, a lease), so they
+need no tag.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ GROUP = "workers"  # the consumer group of every route stream
 LEVEL = f"{PREFIX}:{{level}}"
 LEVEL_HISTORY = f"{PREFIX}:{{level}}:history"
 LEVEL_PENDING = f"{PREFIX}:{{level}}:pending"  # a level change waiting for its confirmation
+SITUATION = f"{PREFIX}:{{situation}}"  # the situation record in force
+SITUATION_HISTORY = f"{PREFIX}:{{situation}}:history"  # list, newest first, bounded
 AUDIENCE_CURRENT = f"{PREFIX}:{{audience}}:current"
 CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision

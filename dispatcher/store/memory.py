@@ -39,6 +39,7 @@ from dispatcher.store.base import (
     RetryItem,
 )
 from dispatcher.store.seen import MemorySeen
+from dispatcher.store.situation import MemorySituation
 
 
 class MemoryLevel:
@@ -536,6 +537,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.level = MemoryLevel()
         self.stop = MemoryStop()
+        self.situation = MemorySituation()
         self.openings = MemoryOpenings()
         self.ledger = MemoryLedger()
         self.audiences = MemoryAudiences()

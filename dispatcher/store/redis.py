@@ -50,6 +50,7 @@ from dispatcher.store.base import (
 from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
 from dispatcher.store.seen import RedisSeen
+from dispatcher.store.situation import RedisSituation
 
 _enc = msgspec.msgpack.Encoder()
 _batch = msgspec.msgpack.Decoder(Batch)
@@ -1005,6 +1006,7 @@ class RedisStore:
         self.client: Any = connect(url)
         self.level = RedisLevel(self.client)
         self.stop = RedisStop(self.client)
+        self.situation = RedisSituation(self.client)
         self.openings = RedisOpenings(self.client)
         self.ledger = RedisLedger(self.client)
         self.audiences = RedisAudiences(self.client)

@@ -187,7 +187,8 @@ def _set(path: list[Any], value: Any) -> Any:
          "levels[0].channels.sms.template", "must give the hotline: write {hotline}"),
         (["levels", 1, "channels", "zalo", "template"], "Gọi {hotline} hoặc {tram_y_te}.",
          "levels[1].channels.zalo.template",
-         "unknown field {tram_y_te}: the only field a template may write is {hotline}"),
+         "unknown field {tram_y_te}: a text may name {cases}, {new_cases}, {areas}, {hotline}, "
+         "{date}"),
         (["levels", 1, "channels", "sms", "template"], "Gọi {hotline} {}",
          "levels[1].channels.sms.template", "unknown field {}"),
         (["levels", 2, "channels", "app", "template"], "Gọi {hotline} {",
@@ -200,6 +201,10 @@ def _set(path: list[Any], value: Any) -> Any:
          "levels[1].channels.zalo.template", "U+202E RIGHT-TO-LEFT OVERRIDE at character 5"),
         (["levels", 3, "channels", "email", "subject"], "Khẩn\x1b[2J",
          "levels[3].channels.email.subject", "U+001B at character 5 is a control character"),
+        (["levels", 1, "channels", "sms", "template"], "Tại {district}: gọi {hotline}",
+         "levels[1].channels.sms.template", "{district} (the recipient's district) is not"),
+        (["situation_fields"], ["cases"], "situation_fields", "{cases} is a field of every"),
+        (["situation_fields"], ["Khuyen-cao"], "situation_fields", "is not a field name"),
         (["hotline"], "", "hotline", "is empty"),
         (["hotline"], "gọi 115", "hotline", "is not a telephone number"),
         (["sms_diacritics"], "none", "sms_diacritics", 'must be "strip" or "keep", not \'none\''),
@@ -218,6 +223,18 @@ def test_broken_plan_names_the_key(path: list[Any], value: Any, key: str, words:
     assert error.key == key
     assert words in str(error)
     assert str(error).startswith(f"plan.toml: {key}: ")
+
+
+def test_texts_may_name_the_situation_fields_rendered_when_the_wave_is_made() -> None:
+    data = copy.deepcopy(raw_plan())
+    data["situation_fields"] = ["advice"]
+    written = "{date}: {new_cases} ca moi, tong {cases}, tai {areas}. {advice}. Goi {hotline}."
+    data["levels"][1]["channels"]["sms"]["template"] = written
+    plan = plan_from_dict(data, source="plan.toml")
+    row = plan.level(2).rules[Channel.SMS].row
+    assert row.written == written
+    assert row.template == written.replace("{hotline}", "1900 9095")
+    assert plan.situation_fields == ("advice",)
 
 
 def test_sending_hours_may_run_to_the_end_of_the_day() -> None:

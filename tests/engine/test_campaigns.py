@@ -450,6 +450,7 @@ class _Hooked:
     def __init__(self, inner: Store) -> None:
         self.level = inner.level
         self.stop = inner.stop
+        self.situation = inner.situation
         self.openings = inner.openings
         self.ledger = inner.ledger
         self.audiences = inner.audiences

@@ -422,6 +422,7 @@ class HookedStore:
         self.hooks = Hooks()
         self.level: LevelStore = inner.level
         self.stop = inner.stop
+        self.situation = inner.situation
         self.openings = inner.openings
         self.ledger = inner.ledger
         self.audiences: AudienceStore = inner.audiences

@@ -240,6 +240,7 @@ OPERATIONS = {
     "GET /v1/stop", "POST /v1/stop", "DELETE /v1/stop", "GET /v1/audit",
     "POST /v1/preview", "POST /zalo/webhook", "GET /healthz", "GET /readyz", "GET /metrics",
     "GET /v1/waves/{wave_id}/dead-letters", "POST /v1/waves/{wave_id}/dead-letters/replay",
+    "GET /v1/situation", "GET /v1/situation/history", "PUT /v1/situation",
 }
 
 

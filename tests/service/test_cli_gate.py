@@ -28,6 +28,7 @@ CHANGES = [
     ("level", "confirm", "--reason", "r"),
     ("stop", "--reason", "tin sai"),
     ("stop", "--lift"),
+    ("situation", "set", "--cases-today", "1", "--cases-total", "2", "--hotline", "1900 9095"),
 ]
 
 
@@ -201,3 +202,44 @@ def test_the_verbs_through_the_api(capsys: pytest.CaptureFixture[str], api: Api)
     assert actions == [("olga", "level.set"), ("carol", "level.confirm"),
                        ("olga", "campaign.create"), ("carol", "campaign.approve"),
                        ("olga", "campaign.cancel"), ("olga", "stop"), ("olga", "stop.lift")]
+
+
+SITUATION = ("situation", "set", "--cases-today", "3", "--cases-total", "42", "--hotline",
+             "1900 9095", "--areas", "ha-long,Cam Pha", "--date", "2026-12-07", "--field",
+             "advice=Đeo khẩu trang")
+
+
+def test_the_situation_through_the_api(capsys: pytest.CaptureFixture[str], api: Api) -> None:
+    status, out, err = run(capsys, *SITUATION, *api.as_("olga"), "--json")
+    assert status == 0, err
+    set_ = json.loads(out)
+    assert set_["by"] == "olga" and set_["situation"]["areas"] == ["Hạ Long", "Cẩm Phả"]
+    status, _, err = run(capsys, *SITUATION[:3], "-1", *SITUATION[4:], *api.as_("olga"))
+    assert status == 2 and err.count("\n") == 1
+    assert "cases_today: must be 0 or more" in err
+    status, out, err = run(capsys, "situation", "show", "--redis", api.redis)
+    assert status == 0, err
+    assert "07/12/2026 3 new, 42 in total; hotline 1900 9095" in out
+    assert "areas: Hạ Long, Cẩm Phả" in out and "{advice}: Đeo khẩu trang" in out
+    status, out, err = run(capsys, "situation", "history", "--redis", api.redis, "--json")
+    assert status == 0, err
+    assert [v["by"] for v in json.loads(out)["versions"]] == ["olga"]
+    assert [(r.who, r.action) for r in read_audit(api.audit) if r.outcome == "ok"] == [
+        ("olga", "situation.set")]
+
+
+def test_the_situation_admin_direct(capsys: pytest.CaptureFixture[str], redis_url: str,
+                                    tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    audit = tmp_path / "audit.jsonl"
+    config.write_text(f'[api]\naudit_log = "{audit}"\n', encoding="utf-8")
+    status, out, err = run(capsys, "situation", "show", "--redis", redis_url)
+    assert status == 2 and "no situation has been set yet" in err
+    status, out, err = run(capsys, *SITUATION, "--admin-direct", "--user", "root", "--config",
+                           str(config), "--redis", redis_url, "--json")
+    assert status == 0, err
+    assert json.loads(out)["by"] == "root"
+    status, out, err = run(capsys, "situation", "show", "--redis", redis_url, "--json")
+    assert json.loads(out)["situation"]["fields"] == {"advice": "Đeo khẩu trang"}
+    assert [(r.action, r.outcome) for r in read_audit(audit)] == [
+        ("situation.set", PENDING), ("situation.set", "ok")]

@@ -72,7 +72,7 @@ from dispatcher.domain.model import (
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.engine import approval, opening, routing
+from dispatcher.engine import approval, campaigntext, opening, routing
 from dispatcher.engine.campaigns import Campaigns, new_campaign_id
 from dispatcher.engine.capacity import Capacity, capacity
 from dispatcher.engine.level import confirm_level, pending_level, propose_level
@@ -440,7 +440,9 @@ async def me(request: Request[Any, Any, Any]) -> Me:
      security=BEARER, responses=errors(400, *AUTH))
 async def get_plan(state: State) -> PlanView:
     s = _services(state)
-    return plan_view(s.plan, s.province, s.clock())
+    current = await s.store.situation.get()  # the texts as a wave made now would send them
+    return plan_view(s.plan, s.province, s.clock(),
+                     situation=current.situation if current else None)
 
 
 # -- level ----------------------------------------------------------------------------------------
@@ -819,15 +821,18 @@ async def preview(request: Request[Any, Any, Any], state: State,
     zns_check.check(s.settings.zalo, typed, data.channels)
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
+    record = await campaigntext.current(s.store)  # the texts' fields rendered as at a start
     for channel in data.channels:
         n = routing.reach(meta, data.selector, channel)
+        field = f"texts.{channel}" if data.texts.get(channel) else "text"
+        written = data.texts.get(channel) or data.text
+        text = campaigntext.render_one(written, field, record)
         if channel is not Channel.SMS:
-            channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)))
+            channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)),
+                                               text=text or None)
             continue
-        text = data.texts.get(channel) or data.text
         if not text.strip():
             raise InputError("give the text to preview (or texts.sms)", field="text")
-        field = "texts.sms" if data.texts.get(channel) else "text"
         try:
             seg = smstext.segment(text, strip=data.strip_diacritics)
         except TextError as exc:
@@ -853,7 +858,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
             recipients=n, by_carrier=by_carrier, by_route=by_route, pdus=n * parts,
             tps=sum(r.tps or 0.0 for r in by_route.values()) if limited else None,
             seconds=max(route_seconds, default=0.0) if limited else None)
-        channels[channel] = ChannelPreview(n, sms.seconds, parts)
+        channels[channel] = ChannelPreview(n, sms.seconds, parts, text=seg.text,
+                                           encoding=str(seg.encoding), pdus=n * parts)
     size = max((c.recipients for c in channels.values()), default=0)
     zalo = channels.get(Channel.ZALO)
     return Preview(audience_version=meta.version, audience_size=meta.count,
@@ -928,7 +934,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                zalo_quota: QuotaReader | None = None) -> Litestar:
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
-    from dispatcher.service.api import deadletters  # noqa: PLC0415 (its routes use this module)
+    # their routes use this module's helpers, so they are imported here, not at the top
+    from dispatcher.service.api import deadletters, situation  # noqa: PLC0415
 
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
@@ -950,7 +957,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         components=Components(security_schemes={
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
-    components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES], {
+    components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
+                                   *situation.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -964,7 +972,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     # with a webhook port of its own, the webhook is not on this (the operators') port
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
-        route_handlers=[*ROUTES, *deadletters.ROUTES, *webhook, *console.ROUTES],
+        route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *webhook,
+                        *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,
                      "console_files": console.load_files()}),
         openapi_config=openapi,

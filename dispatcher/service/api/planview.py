@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from dispatcher.domain import smstext
+from dispatcher.domain import plantemplate, smstext, template
 from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import Level, Plan, Rule, next_slot, slot_texts
 from dispatcher.domain.province import Province
+from dispatcher.domain.situation import Situation
 from dispatcher.domain.smstext import Encoding
 from dispatcher.service.api.schemas import (
     DistrictInfo,
@@ -21,8 +22,11 @@ from dispatcher.service.api.schemas import (
 
 
 def plan_view(plan: Plan, province: Province, now: dt.datetime,
-              levels: Iterable[Level] | None = None) -> PlanView:
-    """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``."""
+              levels: Iterable[Level] | None = None,
+              situation: Situation | None = None) -> PlanView:
+    """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``;
+    with ``situation``, each ``text`` rendered from it, as a wave made now would send it."""
+    given = plantemplate.values(situation, plan) if situation is not None else None
     return PlanView(
         name=plan.name, source=plan.source, timezone=plan.tz.key,
         sending_hours=list(plan.hours_text),
@@ -30,30 +34,34 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
         opening_damping_hours=int(plan.opening_damping.total_seconds() // 3600),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now) for level in (levels or plan.levels.values())],
+        levels=[_level(plan, level, now, given) for level in (levels or plan.levels.values())],
         hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
         sms_max_parts=plan.sms_max_parts)
 
 
-def _level(plan: Plan, level: Level, now: dt.datetime) -> PlanLevel:
+def _level(plan: Plan, level: Level, now: dt.datetime,
+           given: template.Values | None) -> PlanLevel:
     return PlanLevel(
         level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
         max_cases=level.max_cases,
-        channels={channel: _channel(plan, level.level, rule, now)
+        channels={channel: _channel(plan, level.level, rule, now, given)
                   for channel, rule in level.rules.items()},
         activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
                     for a in level.activities],
         sms_diacritics=level.sms_diacritics)
 
 
-def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime) -> PlanChannel:
+def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
+             given: template.Values | None) -> PlanChannel:
     row = rule.row
     upcoming = next_slot(plan, level, rule.channel, now)
     encoding: Encoding | None = None
     parts: int | None = None
     text = row.template
+    if given is not None:
+        text = plantemplate.render_row(row, rule.channel is Channel.SMS, given, plan).text
     if rule.channel is Channel.SMS:
-        seg = smstext.segment(row.template, strip=row.strip_diacritics)
+        seg = smstext.segment(text, strip=row.strip_diacritics)
         encoding, parts, text = seg.encoding, len(seg.parts), seg.text
     return PlanChannel(
         activity=row.activity, quantity=row.quantity, lead=row.lead,

@@ -190,6 +190,11 @@ class ChannelPreview(msgspec.Struct, frozen=True):
     recipients: int
     seconds: float | None  # at the route's configured rate; null when it has none
     parts: int | None = None  # SMS: parts of the text as sent; null on a channel without parts
+    # the text as sent, its fields rendered from the situation record in force (null: no text
+    # given for the channel); SMS: its encoding (gsm7, ucs2) and PDUs (recipients x parts)
+    text: str | None = None
+    encoding: str | None = None
+    pdus: int | None = None
 
 
 class Preview(msgspec.Struct, frozen=True):

@@ -30,14 +30,15 @@ from dispatcher.service.cli import (
     number,
     plan,
     service,
+    situation,
     stop,
     text,
     zalo,
 )
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
-GROUPS = (plan, number, text, audience, level, campaign, deadletters, stop, service, api, audit,
-          zalo)
+GROUPS = (plan, number, text, audience, level, situation, campaign, deadletters, stop, service, api,
+          audit, zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 

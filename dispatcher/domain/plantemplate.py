@@ -1,0 +1,55 @@
+"""The plan's texts and the situation record: what a plan wave sends, and whether a record
+lets every text of the plan be sent. Pure: no I/O."""
+
+from __future__ import annotations
+
+import msgspec
+
+from dispatcher.domain import template
+from dispatcher.domain.errors import InputError
+from dispatcher.domain.model import Channel
+from dispatcher.domain.plan import ChannelPlan, Plan
+from dispatcher.domain.situation import Situation
+
+
+class Rendered(msgspec.Struct, frozen=True):
+    """A row's text and subject as a wave sends them, and what went wrong rendering them."""
+
+    text: str
+    subject: str
+    missing: list[str] = []  # fields the record did not give (rendered as template.MISSING)
+    over: str = ""  # why the SMS is still over the plan's cap on parts ("" when it fits)
+
+
+def values(situation: Situation | None, plan: Plan) -> template.Values:
+    """The fields' texts for the plan's waves: the record's hotline, or the plan file's."""
+    return template.values(situation, plan.hotline)
+
+
+def render_row(row: ChannelPlan, sms: bool, given: template.Values, plan: Plan) -> Rendered:
+    """``row`` rendered (from its text as written) with ``given``; an SMS lists fewer areas to
+    fit ``sms_max_parts`` (:func:`dispatcher.domain.template.render_sms`)."""
+    written = row.written or row.template
+    subject, missing_subject = template.render(row.written_subject or row.subject, given)
+    if sms:
+        text, missing, over = template.render_sms(written, given, strip=row.strip_diacritics,
+                                                  max_parts=plan.sms_max_parts)
+    else:
+        (text, missing), over = template.render(written, given), ""
+    return Rendered(text, subject, list(dict.fromkeys([*missing, *missing_subject])), over)
+
+
+def check(situation: Situation, plan: Plan) -> None:
+    """Refuse a record with which a text of the plan could not be sent: a free field the plan's
+    texts name is missing, or an SMS renders past ``sms_max_parts`` even with fewer areas."""
+    given = values(situation, plan)
+    for number, level in sorted(plan.levels.items()):
+        for channel, rule in level.rules.items():
+            where = f"the level {number} {channel} text"
+            found = render_row(rule.row, channel is Channel.SMS, given, plan)
+            if found.missing:
+                name = found.missing[0]
+                raise InputError(f"{where} names {{{name}}}: give it", field=f"fields.{name}")
+            if found.over:
+                raise InputError(f"{where} would be {found.over} (sms_max_parts): shorten the "
+                                 "free fields or the areas", field="situation")
