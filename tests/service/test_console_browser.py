@@ -56,14 +56,17 @@ VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngo
               "khẩu trang. Sốt, ho, khó thở: gọi y tế xã, phường.")
 HOSTILE = "<img src=x onerror=alert(1)>"
 WAIT_MS = 30_000  # the longest any single expectation waits
+FAILING_DISTRICT = "cam-pha"  # its officials on Zalo by phone are refused by Zalo: dead letters
+NOT_ZALO = -118  # not a Zalo account: the message fails for good
 
 
 class Console:
     """The running ``loa run`` and what the tests need to talk to it."""
 
-    def __init__(self, base: str, tokens: dict[str, str]) -> None:
+    def __init__(self, base: str, tokens: dict[str, str], failing: list[str]) -> None:
         self.base = base
         self.tokens = tokens
+        self.failing = failing  # the phones Zalo refuses for good (international, 84...)
 
     def api(self, user: str, method: str, path: str,
             body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -143,6 +146,21 @@ def quiet_plan(path: Path, now: dt.datetime) -> Path:
     return path
 
 
+def failing_phones(numbering: Numbering, province: Province) -> list[str]:
+    """The phones of the audience Zalo refuses for good (``loa sim zalo --error-phone``): the
+    officials of :data:`FAILING_DISTRICT` with a Zalo account by phone, so that only a campaign
+    reaching them has dead letters."""
+    phones = []
+    for row in audiencegen.rows(RECIPIENTS, seed=9, numbering=numbering, province=province,
+                                zalo_accounts=RECIPIENTS * 9 // 10):
+        phone, zalo, place, kind = row[:4]
+        if kind == "official" and zalo == "1" and province.district_id(place) == FAILING_DISTRICT:
+            digits = re.sub(r"\D", "", phone)
+            phones.append("84" + digits[1:] if digits.startswith("0") else digits)
+    assert phones, "the audience has no official on Zalo in " + FAILING_DISTRICT
+    return phones
+
+
 def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str]) -> str:
     rates = "\n".join(f'"sms.{c}" = {SMS_RATE}' for c in carriers)
     engine = f"""zalo_tokens_file = "{tmp / 'zalo-tokens.json'}"
@@ -190,8 +208,11 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
         smsc = _spawn(["sim", "smsc", "--port", "0", "--receipt-delay", "0.2"], tmp,
                       tmp / "smsc.log", env)
         procs.append(smsc)
+        failing = failing_phones(numbering, province)
         zalo = _spawn(["sim", "zalo", "--port", "0", "--webhook-url", f"{base}/zalo/webhook",
-                       "--webhook-delay", "0.2"], tmp, tmp / "zalo.log", env)
+                       "--webhook-delay", "0.2",
+                       *(f"--error-phone={phone}={NOT_ZALO}" for phone in failing)],
+                      tmp, tmp / "zalo.log", env)
         procs.append(zalo)
         smsc_port = int(_first_line(smsc, "loa sim smsc").rsplit(":", 1)[1])
         zalo_url = _first_line(zalo, "loa sim zalo").rsplit(" ", 1)[1]
@@ -226,7 +247,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
                 pytest.fail("loa run exited: " + (tmp / "loa-run.log").read_text())
             assert time.monotonic() < deadline, "loa run did not answer in 30 s"
             time.sleep(0.1)
-        yield Console(base, tokens)
+        yield Console(base, tokens, failing)
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -800,3 +821,231 @@ def test_an_admin_reads_the_audit_log_and_no_one_else_sees_it(browser: Browser,
     expect(page.locator("#audit-rows tr").nth(1)).to_contain_text("đã yêu cầu")
     root.shot("audit-log")
     root.close()
+
+
+# -- the situation record, the preview's rendered texts, dead letters ------------------------------
+
+
+def test_the_situation_is_set_and_a_refused_record_shows_its_error_on_the_field(
+        browser: Browser, console: Console) -> None:
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tình hình dịch").click()
+    expect(page.get_by_role("heading", name="Tình hình dịch", level=1)).to_be_visible()
+    if console.api("vic", "GET", "/v1/situation")[0] == 404:
+        expect(page.locator("#situation-none")).to_have_text("Chưa đặt tình hình dịch.")
+    today = page.get_by_label("Số ca mới trong ngày", exact=True)
+    today.fill("50")
+    page.get_by_label("Tổng số ca", exact=True).fill("42")
+    page.get_by_label("Ngày của số liệu", exact=True).fill("2026-12-07")
+    page.get_by_label("Đường dây nóng", exact=True).fill("1900 9095")
+    page.get_by_label("Địa bàn có ca mắc", exact=True).select_option(
+        ["ha-long", "cam-pha"])
+    page.get_by_role("button", name="Thêm trường").click()
+    expect(page.get_by_label("Tên trường", exact=True)).to_be_focused()
+    page.get_by_label("Tên trường", exact=True).fill("advice")
+    page.get_by_label("Nội dung trường", exact=True).fill(f"{HOSTILE} Ở nhà khi có thể")
+    save = page.get_by_role("button", name="Lưu tình hình dịch")
+    save.click()
+    # refused: the API's detail, said in the form and the status line, its field marked
+    refusal = "Dữ liệu chưa hợp lệ: cases_today: 50 is more than cases_total 42"
+    expect(page.locator("#situation-form").get_by_role("alert")).to_have_text(refusal)
+    expect(page.locator("#status")).to_have_text(refusal)
+    expect(today).to_have_attribute("aria-invalid", "true")
+    expect(today).to_be_focused()
+    expect(page.locator("[aria-invalid='true']")).to_have_count(1)
+    status, current = console.api("vic", "GET", "/v1/situation")
+    assert status == 404 or current["situation"]["cases_today"] != 50, current  # not stored
+    today.fill("3")
+    expect(today).not_to_have_attribute("aria-invalid", "true")
+    save.click()
+    expect(page.locator("#status")).to_contain_text("Đã lưu tình hình dịch ngày")
+    expect(page.locator("#situation-cases-today")).to_have_text("3")
+    expect(page.locator("#situation-cases-total")).to_have_text("42")
+    expect(page.locator("#situation-hotline")).to_have_text("1900 9095")
+    expect(page.locator("#situation-areas")).to_contain_text("Hạ Long")
+    expect(page.locator("#situation-areas")).to_contain_text("Cẩm Phả")
+    expect(page.locator("#situation-by")).to_have_text("olga")
+    expect(page.locator("#situation-fields dt")).to_have_text("{advice}")
+    expect(page.locator("#situation-fields dd")).to_have_text(f"{HOSTILE} Ở nhà khi có thể")
+    expect(page.locator("#situation-history-rows tr").first).to_contain_text("olga")
+    # the form holds the record in force, to be changed where it changed
+    expect(today).to_have_value("3")
+    expect(page.get_by_label("Tên trường", exact=True)).to_have_value("advice")
+    status, current = console.api("vic", "GET", "/v1/situation")
+    assert status == 200 and current["by"] == "olga", current
+    record = current["situation"]
+    assert sorted(record.pop("areas")) == ["Cẩm Phả", "Hạ Long"], current
+    assert record == {"cases_today": 3, "cases_total": 42, "date": "2026-12-07",
+                      "hotline": "1900 9095", "fields": {"advice": f"{HOSTILE} Ở nhà khi có thể"}}
+    olga.shot("11-situation")
+    olga.close()
+
+
+def test_a_viewer_reads_the_situation_without_its_form(browser: Browser,
+                                                       console: Console) -> None:
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    page.get_by_role("link", name="Tình hình dịch").click()
+    expect(page.locator("#situation-cases-total")).to_have_text("42")
+    expect(page.locator("#situation-fields dd")).to_have_text(f"{HOSTILE} Ở nhà khi có thể")
+    assert page.locator("#view-situation img").count() == 0  # the HTML shows as text
+    expect(page.get_by_role("button", name="Lưu tình hình dịch")).to_have_count(0)
+    expect(page.get_by_role("button", name="Thêm trường")).to_have_count(0)
+    expect(page.locator("#view-situation form")).to_be_hidden()
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Epidemic situation", level=1)).to_be_visible()
+    expect(page.locator("#situation-areas")).to_contain_text("Cẩm Phả")
+    expect(page.locator("#situation-none")).to_be_hidden()
+    page.get_by_role("button", name="Tiếng Việt").click()
+    vic.close()
+
+
+def test_a_preview_shows_each_text_rendered_from_the_situation(browser: Browser,
+                                                                console: Console) -> None:
+    text = "Quang Ninh: {new_cases} ca moi, tong {cases} ca. Goi {hotline}."
+    status, preview = console.api("olga", "POST", "/v1/preview", {
+        "text": text, "channels": ["sms", "email"], "selector": {"districts": ["ha-long"]}})
+    assert status == 200, preview
+    sms = preview["channels"]["sms"]
+    assert sms["text"] == "Quang Ninh: 3 ca moi, tong 42 ca. Goi 1900 9095.", sms
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    page.get_by_role("checkbox", name="Thư điện tử", exact=True).check()
+    page.get_by_label("Nội dung tin nhắn").fill(text)
+    page.get_by_label("Huyện, thị xã, thành phố").select_option("ha-long")
+    page.get_by_role("button", name="Xem trước").click()
+    rows = page.locator("#preview-channels tr")
+    expect(rows).to_have_count(2)
+    expect(page.get_by_role("columnheader", name="Nội dung khi gửi")).to_be_visible()
+    sms_row = rows.filter(has_text="SMS")
+    expect(sms_row.locator("td.rendered")).to_contain_text(sms["text"])
+    expect(sms_row.locator("td.rendered")).to_contain_text(
+        f"GSM-7 (không dấu, 160 ký tự/tin) · 1 tin mỗi người · {sms['pdus']} tin SMS")
+    email_row = rows.filter(has_text="Thư điện tử")
+    expect(email_row.locator("td.rendered")).to_have_text(
+        "Quang Ninh: 3 ca moi, tong 42 ca. Goi 1900 9095.")
+    olga.shot("12-preview-rendered")
+    olga.close()
+
+
+def _dead_letters(console: Console, wave: str) -> dict[str, Any]:
+    status, page = console.api("vic", "GET", f"/v1/waves/{wave}/dead-letters")
+    assert status == 200, page
+    return dict(page)
+
+
+def _urgent_zalo_campaign(console: Console, title: str, selector: dict[str, Any]) -> str:
+    status, created = console.api("olga", "POST", "/v1/campaigns", {
+        "title": title, "channels": ["zalo"], "text": "Hop khan luc 14 gio tai UBND",
+        "priority": "urgent", "selector": selector})
+    assert status == 201, created
+    if created["state"] == "pending_approval":
+        assert console.api("carol", "POST", f"/v1/campaigns/{created['id']}/approve")[0] == 200
+    return str(created["id"])
+
+
+def test_dead_letters_are_listed_and_replayed_and_a_viewer_cannot_replay(
+        browser: Browser, console: Console) -> None:
+    title = "Họp khẩn cán bộ Cẩm Phả"
+    campaign = _urgent_zalo_campaign(console, title, {"districts": [FAILING_DISTRICT],
+                                                      "kinds": ["official"]})
+    wait_state(console, title, {"completed"})
+    zalo = console.api("olga", "GET", f"/v1/campaigns/{campaign}")[1]["progress"]["zalo"]
+    dead = _dead_letters(console, zalo["wave"])
+    assert zalo["dead_lettered"] == dead["total"] == len(console.failing), (zalo, dead)
+    assert {d["addr"] for d in dead["letters"]} == set(console.failing)
+
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Chiến dịch", exact=True).click()
+    item = card(page, title)
+    expect(item.locator(".state")).to_have_text("Hoàn thành")
+    n = len(console.failing)
+    item.get_by_role("link", name=f"Xem {n} tin gửi lỗi").click()
+    expect(page.get_by_role("heading", name=f"Tin gửi lỗi của đợt {zalo['wave']}",
+                            level=1)).to_be_visible()
+    expect(page.locator("#dead-summary")).to_have_text(f"Có {n} tin gửi lỗi chưa gửi lại.")
+    rows = page.locator("#dead-rows tr")
+    expect(rows).to_have_count(n)
+    for letter in dead["letters"]:
+        row = rows.filter(has_text=letter["addr"])
+        expect(row).to_contain_text("Zalo")
+        expect(row).to_contain_text(str(letter["id"]))
+        expect(row).to_contain_text(letter["reason"])
+    expect(page.get_by_role("button", name="Trang sau")).to_be_hidden()  # one page
+    olga.shot("13-dead-letters")
+
+    page.get_by_role("button", name="Gửi lại các tin lỗi").click()
+    dialog = page.get_by_role("dialog", name=f"Gửi lại {n} tin lỗi?")
+    expect(dialog).to_contain_text(f"Gửi lại các tin lỗi của đợt {zalo['wave']}")
+    reason = dialog.get_by_label("Lý do gửi lại (bắt buộc)")
+    expect(reason).to_be_focused()
+    page.keyboard.press("Escape")  # the safe answer: nothing happens
+    expect(dialog).to_be_hidden()
+    assert _dead_letters(console, zalo["wave"])["total"] == n
+    page.get_by_role("button", name="Gửi lại các tin lỗi").click()
+    dialog.get_by_role("button", name="Có, gửi lại").click()  # no reason yet
+    expect(dialog.get_by_role("alert")).to_have_text("Hãy ghi lý do.")
+    reason.fill("Zalo đã khắc phục sự cố")
+    dialog.get_by_role("button", name="Có, gửi lại").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#status")).to_have_text(f"Đã đưa {n} tin lỗi vào hàng gửi lại.")
+    expect(page.locator("#dead-result")).to_have_text(
+        f"Kết quả gửi lại: {n} tin vào hàng gửi lại, 0 tin bỏ qua (người nhận đã nhận được "
+        "tin), 0 tin đã có SMS thay thế. Đợt gửi đã hoàn thành nay gửi tiếp cho đến khi các "
+        "tin này có kết quả.")
+    # Zalo refuses them again: they come back as dead letters, tried once more
+    deadline = time.monotonic() + 30
+    while _dead_letters(console, zalo["wave"])["total"] < n:
+        assert time.monotonic() < deadline, "the replayed letters did not fail again in 30 s"
+        time.sleep(0.2)
+    status, audit = console.api("root", "GET", "/v1/audit?limit=20")
+    assert status == 200
+    replay = [r for r in audit if r["action"] == "dead_letters.replay"
+              and r["outcome"] != "pending"]
+    assert replay and replay[0]["target"] == zalo["wave"], audit
+    olga.close()
+
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    page.get_by_role("link", name="Chiến dịch", exact=True).click()
+    card(page, title).get_by_role("link", name=f"Xem {n} tin gửi lỗi").click()
+    expect(page.locator("#dead-rows tr")).to_have_count(n)
+    expect(page.get_by_role("button", name="Gửi lại các tin lỗi")).to_have_count(0)
+    vic.close()
+
+
+def test_the_dead_letters_of_a_cancelled_wave_are_not_replayed(browser: Browser,
+                                                               console: Console) -> None:
+    """The whole audience on Zalo (20 a second): cancelled once its first dead letter is in,
+    long before it could complete."""
+    title = "Cả tỉnh qua Zalo, dừng giữa chừng"
+    campaign = _urgent_zalo_campaign(console, title, {})
+    deadline = time.monotonic() + 30
+    while True:
+        progress = console.api("olga", "GET", f"/v1/campaigns/{campaign}")[1]["progress"]
+        if "zalo" in progress and progress["zalo"]["dead_lettered"] > 0:
+            break
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.1)
+    status, cancelled = console.api("olga", "POST", f"/v1/campaigns/{campaign}/cancel")
+    assert status == 200, cancelled
+    wave = progress["zalo"]["wave"]
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.goto(f"{console.base}/console/#dead-letters/{wave}")
+    expect(page.get_by_role("heading", name=f"Tin gửi lỗi của đợt {wave}")).to_be_visible()
+    expect(page.locator("#dead-rows tr").first).to_be_visible()
+    page.get_by_role("button", name="Gửi lại các tin lỗi").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Lý do gửi lại (bắt buộc)").fill("Thử gửi lại")
+    dialog.get_by_role("button", name="Có, gửi lại").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        f"Không làm được ở trạng thái hiện tại: wave {wave} is cancelled: its dead letters are "
+        "not replayed (a cancelled wave sends nothing more)")
+    dialog.get_by_role("button", name="Không, quay lại").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#dead-result")).to_be_hidden()
+    olga.close()

@@ -17,6 +17,7 @@
   const POLL_SLOW_MS = 5000;   // otherwise: new campaigns and approvals by others
   const RATE_WINDOW_MS = 10000;
   const DEFAULT_TZ = "Asia/Ho_Chi_Minh";
+  const DEAD_PAGE = 50;        // dead letters per page
 
   const state = {
     token: null,
@@ -38,7 +39,12 @@
     stop: null,           // GET /v1/stop: the emergency stop, as last read
     openings: [],         // GET /v1/level/openings: the level in force's opening messages
     pendingLevel: null,   // GET /v1/level/pending: a level raise waiting for its confirmation
-    reasonAction: null,   // what the reason dialog asks for: {kind, id?}
+    reasonAction: null,   // what the reason dialog asks for: {kind, id?, wave?}
+    situation: null,      // GET /v1/situation: the record in force (null: none set yet)
+    situationHistory: [], // its last versions, newest first
+    situationDirty: false, // the operator has edited the form since it was filled
+    fieldSeq: 0,          // ids of the free-field rows of the situation form
+    dead: {wave: null, cursor: "", cursors: [], page: null, result: null},  // a wave's dead letters
   };
 
   const $ = (id) => document.getElementById(id);
@@ -162,6 +168,11 @@
   const LEVEL_FIELDS = {cases: "level-cases-input", level: "level-level-input",
     reason: "level-reason-input"};
   const REASON_FIELDS = {reason: "reason-input"};
+  // "situation": a record with which an SMS of the plan would be over its parts, areas or not
+  const SITUATION_FIELDS = {cases_today: "situation-cases-today-input",
+    cases_total: "situation-cases-total-input", date: "situation-date-input",
+    hotline: "situation-hotline-input", areas: "situation-areas-input",
+    situation: "situation-areas-input", fields: "situation-field-add"};
 
   function clearInvalid() {
     for (const el of document.querySelectorAll("[aria-invalid='true']")) {
@@ -256,6 +267,12 @@
     $("channel-notice").hidden = true;
     state.openings = [];
     state.reasonAction = null;
+    state.situation = null;
+    state.situationHistory = [];
+    state.situationDirty = false;
+    state.dead = {wave: null, cursor: "", cursors: [], page: null, result: null};
+    $("situation-form").reset();
+    $("situation-field-rows").replaceChildren();
     $("cancel-dialog").open && $("cancel-dialog").close();
     $("reason-dialog").open && $("reason-dialog").close();
     resetNewForm();
@@ -274,7 +291,8 @@
       $("who-name").textContent = state.me.user;
       $("who-role").textContent = t(`role.${state.me.role}`);
     } else {
-      for (const id of ["view-level", "view-campaigns", "view-new", "view-audit"]) {
+      for (const id of ["view-level", "view-situation", "view-campaigns", "view-new", "view-dead",
+        "view-audit"]) {
         $(id).hidden = true;
       }
     }
@@ -282,28 +300,43 @@
     $("tab-audit").hidden = !can("admin");
     $("campaigns-new").hidden = !can("operator");
     $("level-form-card").hidden = !can("operator");
+    $("situation-form-card").hidden = !can("operator");
     renderStop();
   }
 
   // -- views --------------------------------------------------------------------------------
 
   const VIEWS = {
-    level: "view-level", campaigns: "view-campaigns", new: "view-new", audit: "view-audit",
+    level: "view-level", situation: "view-situation", campaigns: "view-campaigns",
+    new: "view-new", dead: "view-dead", audit: "view-audit",
   };
+  const DEAD_HASH = "dead-letters/";  // #dead-letters/<wave>: a wave's dead letters
 
   function route(focus) {
     if (!state.me) return;
     let name = location.hash.replace(/^#/, "") || "level";
+    let wave = "";
+    if (name.startsWith(DEAD_HASH)) {
+      try { wave = decodeURIComponent(name.slice(DEAD_HASH.length)); } catch (e) { wave = ""; }
+      name = "dead";
+    }
     if (!(name in VIEWS) || (name === "new" && !can("operator"))
-        || (name === "audit" && !can("admin"))) name = "level";
+        || (name === "audit" && !can("admin")) || (name === "dead" && !wave)) name = "level";
     for (const [key, id] of Object.entries(VIEWS)) $(id).hidden = key !== name;
     for (const key of Object.keys(VIEWS)) {
       const tab = $(`tab-${key}`);
-      if (key === name) tab.setAttribute("aria-current", "page");
-      else tab.removeAttribute("aria-current");
+      if (!tab) continue;
+      // a wave's dead letters are reached from its campaign
+      if (key === name || (name === "dead" && key === "campaigns")) {
+        tab.setAttribute("aria-current", "page");
+      } else {
+        tab.removeAttribute("aria-current");
+      }
     }
     if (name === "level") loadLevel();
+    if (name === "situation") loadSituation();
     if (name === "campaigns") poll();
+    if (name === "dead") openDead(wave);
     if (name === "audit") loadAudit();
     if (focus) {
       const heading = $(VIEWS[name]).querySelector("h1");
@@ -321,8 +354,12 @@
     renderHistory();
     renderOpenings();
     renderAudit();
+    renderSituation();
+    renderSituationHistory();
+    renderDead();
     fillLevelForm();
     fillDistricts();
+    fillSituationAreas();
     for (const id of state.order) renderCard(state.cards.get(id));
     updateTextCount();
     if (state.preview) renderPreview(state.preview, state.previewed);
@@ -340,6 +377,7 @@
     renderPlan();
     fillLevelForm();
     fillDistricts();
+    fillSituationAreas();
   }
 
   async function loadLevel() {
@@ -684,6 +722,301 @@
     await Promise.all([loadPlan(), loadLevel()]);
   }
 
+  // -- the situation record -----------------------------------------------------------------
+
+  async function loadSituation() {
+    try {
+      state.situation = await api("GET", "/v1/situation");
+    } catch (err) {
+      if (err.status !== 404) { say(explain(err), "error"); return; }
+      state.situation = null;
+    }
+    try {
+      state.situationHistory = await api("GET", "/v1/situation/history?limit=20");
+    } catch (err) {
+      say(explain(err), "error");
+    }
+    renderSituation();
+    renderSituationHistory();
+    if (!state.situationDirty) fillSituationForm();
+  }
+
+  /** A record's date ("2026-12-07") as the page writes dates. */
+  function day(iso) {
+    if (!iso) return "—";
+    return new Intl.DateTimeFormat(state.lang, {
+      timeZone: "UTC", weekday: "short", day: "2-digit", month: "2-digit", year: "numeric",
+    }).format(new Date(`${iso}T00:00:00Z`));
+  }
+
+  function today() {  // the date in the plan's time zone, as an <input type="date"> value
+    const parts = new Intl.DateTimeFormat("en-CA", {timeZone: tz(), year: "numeric",
+      month: "2-digit", day: "2-digit"}).formatToParts(new Date());
+    const get = (type) => parts.find((p) => p.type === type).value;
+    return `${get("year")}-${get("month")}-${get("day")}`;
+  }
+
+  function renderSituation() {
+    const v = state.situation;
+    $("situation-none").hidden = v !== null;
+    $("situation-facts").hidden = v === null;
+    const record = v ? v.situation : null;
+    $("situation-cases-today").textContent = record ? number(record.cases_today) : "—";
+    $("situation-cases-total").textContent = record ? number(record.cases_total) : "—";
+    $("situation-date").textContent = record ? day(record.date) : "—";
+    $("situation-hotline").textContent = record ? record.hotline : "—";
+    $("situation-areas").textContent = record && record.areas.length ? record.areas.join(", ")
+      : t("situation.areas_none");
+    $("situation-by").textContent = v && v.by ? v.by : "—";
+    $("situation-at").textContent = v ? when(v.at) : "—";
+    const fields = record ? Object.entries(record.fields) : [];
+    $("situation-fields").replaceChildren(...fields.flatMap(([name, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = `{${name}}`;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }));
+    $("situation-fields").hidden = fields.length === 0;
+    $("situation-fields-none").hidden = fields.length > 0;
+  }
+
+  function renderSituationHistory() {
+    const rows = state.situationHistory.map((v) => {
+      const r = v.situation;
+      const tr = document.createElement("tr");
+      cell(tr, when(v.at));
+      cell(tr, number(r.cases_today), "", "num");
+      cell(tr, number(r.cases_total), "", "num");
+      cell(tr, day(r.date));
+      cell(tr, r.hotline);
+      cell(tr, r.areas.length ? r.areas.join(", ") : "—");
+      const fields = Object.entries(r.fields);
+      cell(tr, fields.length ? fields.map(([name, value]) => `{${name}}: ${value}`).join(" · ")
+        : "—");
+      cell(tr, v.by || "—");
+      return tr;
+    });
+    $("situation-history-rows").replaceChildren(...rows);
+    $("situation-history-empty").hidden = rows.length > 0;
+  }
+
+  /** The province's districts to choose the areas from (the record keeps them by name). */
+  function fillSituationAreas(names) {
+    const select = $("situation-areas-input");
+    const chosen = names ? new Set(names)
+      : new Set([...select.selectedOptions].map((o) => o.textContent));
+    select.replaceChildren(...(state.plan ? state.plan.districts : []).map((d) => {
+      const o = document.createElement("option");
+      o.value = d.id;
+      o.textContent = d.name;
+      o.selected = chosen.has(d.name);
+      return o;
+    }));
+  }
+
+  /** The form holds the record in force (an operator changes what changed), or today's date
+   * when none is set. */
+  function fillSituationForm() {
+    const record = state.situation ? state.situation.situation : null;
+    $("situation-cases-today-input").value = record ? String(record.cases_today) : "";
+    $("situation-cases-total-input").value = record ? String(record.cases_total) : "";
+    $("situation-date-input").value = record ? record.date : today();
+    $("situation-hotline-input").value = record ? record.hotline
+      : (state.plan && state.plan.hotline) || "";
+    fillSituationAreas(record ? record.areas : []);
+    $("situation-field-rows").replaceChildren();
+    for (const [name, value] of Object.entries(record ? record.fields : {})) {
+      addFieldRow(name, value);
+    }
+    $("situation-error").textContent = "";
+    state.situationDirty = false;
+  }
+
+  function labelled(tag, id, key, text, cls) {
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.dataset.i18n = key;  // translated again when the language changes
+    label.textContent = text;
+    const input = document.createElement(tag);
+    input.id = id;
+    input.className = cls;
+    return [label, input];
+  }
+
+  /** A free field of the record: a name (what texts write between braces) and its value. */
+  function addFieldRow(name, value) {
+    const n = ++state.fieldSeq;
+    const row = document.createElement("div");
+    row.className = "field-row";
+    const [nameLabel, nameInput] = labelled("input", `situation-field-name-${n}`,
+      "situation.field_name", t("situation.field_name"), "field-name");
+    nameInput.type = "text";
+    nameInput.maxLength = 32;
+    nameInput.spellcheck = false;
+    nameInput.autocomplete = "off";
+    nameInput.value = name || "";
+    nameInput.setAttribute("aria-describedby", "situation-fields-help");
+    const [valueLabel, valueInput] = labelled("textarea", `situation-field-value-${n}`,
+      "situation.field_value", t("situation.field_value"), "field-value");
+    valueInput.rows = 2;
+    valueInput.maxLength = 300;
+    valueInput.value = value || "";
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "btn btn-quiet field-remove";
+    remove.dataset.i18n = "situation.field_remove";
+    remove.textContent = t("situation.field_remove");
+    remove.addEventListener("click", () => {
+      row.remove();
+      state.situationDirty = true;
+      $("situation-field-add").focus();
+    });
+    row.append(nameLabel, nameInput, valueLabel, valueInput, remove);
+    $("situation-field-rows").append(row);
+    return nameInput;
+  }
+
+  function situationBody() {
+    const fields = {};
+    for (const row of $("situation-field-rows").children) {
+      const name = row.querySelector(".field-name").value.trim();
+      const value = row.querySelector(".field-value").value.trim();
+      if (name || value) fields[name] = value;
+    }
+    return {
+      cases_today: Number($("situation-cases-today-input").value),
+      cases_total: Number($("situation-cases-total-input").value),
+      date: $("situation-date-input").value,
+      hotline: $("situation-hotline-input").value.trim(),
+      areas: [...$("situation-areas-input").selectedOptions].map((o) => o.value),
+      fields,
+    };
+  }
+
+  /** Mark the input a refused record's `field` names: a free field's row by its name
+   * (`fields.advice`), else as other forms do. */
+  function markSituationInvalid(err) {
+    markInvalid(err, SITUATION_FIELDS);
+    if (!(err instanceof ApiError) || !err.field.startsWith("fields.")) return;
+    const name = err.field.slice("fields.".length);
+    for (const row of $("situation-field-rows").children) {
+      if (row.querySelector(".field-name").value.trim() !== name) continue;
+      clearInvalid();
+      const input = row.querySelector(".field-value");
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+  }
+
+  async function submitSituation(event) {
+    event.preventDefault();
+    $("situation-error").textContent = "";
+    clearInvalid();
+    for (const id of ["situation-cases-today-input", "situation-cases-total-input"]) {
+      const raw = $(id).value;
+      if (raw === "" || !Number.isInteger(Number(raw))) {
+        $("situation-error").textContent = t("situation.need_cases");
+        say(t("situation.need_cases"), "error");
+        $(id).focus();
+        return;
+      }
+    }
+    const submit = $("situation-submit");
+    submit.disabled = true;
+    try {
+      const set = await api("PUT", "/v1/situation", situationBody());
+      state.situation = set;
+      state.situationDirty = false;
+      say(t("situation.done", {date: day(set.situation.date)}), "ok");
+    } catch (err) {
+      const text = explain(err);
+      $("situation-error").textContent = text;
+      say(text, "error");
+      markSituationInvalid(err);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    await Promise.all([loadSituation(), loadPlan()]);
+  }
+
+  // -- a wave's dead letters ----------------------------------------------------------------
+
+  function openDead(wave) {
+    if (state.dead.wave !== wave) {
+      state.dead = {wave, cursor: "", cursors: [], page: null, result: null};
+      renderDead();
+    }
+    return loadDead();
+  }
+
+  async function loadDead() {
+    const d = state.dead;
+    const wave = d.wave;
+    if (!wave) return;
+    const query = `limit=${DEAD_PAGE}` + (d.cursor ? `&cursor=${encodeURIComponent(d.cursor)}` : "");
+    let page;
+    try {
+      page = await api("GET", `/v1/waves/${encodeURIComponent(wave)}/dead-letters?${query}`);
+    } catch (err) {
+      if (state.dead === d) say(explain(err), "error");
+      return;
+    }
+    if (state.dead !== d) return;  // another wave was opened meanwhile
+    d.page = page;
+    renderDead();
+  }
+
+  function deadPage(step) {
+    const d = state.dead;
+    if (!d.page) return;
+    if (step > 0 && d.page.next_cursor) {
+      d.cursors.push(d.cursor);
+      d.cursor = d.page.next_cursor;
+    } else if (step < 0 && d.cursors.length) {
+      d.cursor = d.cursors.pop();
+    } else {
+      return;
+    }
+    loadDead();
+  }
+
+  function renderDead() {
+    const d = state.dead;
+    if (!d.wave) return;
+    $("dead-title").textContent = t("dead.title", {wave: d.wave});
+    const p = d.page;
+    const letters = p ? p.letters : [];
+    $("dead-rows").replaceChildren(...letters.map((l) => {
+      const tr = document.createElement("tr");
+      cell(tr, String(l.id), "", "num");
+      cell(tr, l.addr, l.route);
+      cell(tr, t(`channel.${l.channel}`));
+      cell(tr, number(l.attempts), "", "num");
+      cell(tr, l.reason, l.expired ? t("dead.expired") : "");
+      return tr;
+    }));
+    const first = d.cursors.length * DEAD_PAGE + 1;
+    $("dead-summary").textContent = p ? t("dead.summary", {n: number(p.total)}) : "";
+    $("dead-caption").textContent = p && letters.length ? t("dead.page", {from: number(first),
+      to: number(first + letters.length - 1), total: number(p.total)}) : "";
+    $("dead-table-wrap").hidden = letters.length === 0;
+    $("dead-empty").hidden = !p || letters.length > 0;
+    $("dead-next").hidden = !p || !p.next_cursor;
+    $("dead-prev").hidden = d.cursors.length === 0;
+    $("dead-replay-row").hidden = !can("operator") || !p || p.total === 0;
+    const r = d.result;
+    $("dead-result").hidden = !r;
+    if (r) {
+      const parts = [t("dead.replayed", {requeued: number(r.requeued), skipped: number(r.skipped),
+        covered: number(r.covered)})];
+      if (r.reopened) parts.push(t("dead.reopened"));
+      $("dead-result").textContent = parts.join(" ");
+    }
+  }
+
   // -- the channels: simulated (sent to no one) or without configuration -------------------
 
   async function loadChannels() {
@@ -763,6 +1096,12 @@
       note: () => t("plan_action.cancel_note"), label: () => t("plan_action.cancel_label"),
       help: () => t("plan_action.reason_help"), yes: () => t("plan_action.cancel_yes"),
       danger: true},
+    replay: {title: () => t("dead.confirm_title",
+      {n: number(state.dead.page ? state.dead.page.total : 0)}),
+      text: () => t("dead.confirm_text", {wave: state.dead.wave}),
+      note: () => t("dead.confirm_note"), label: () => t("dead.reason_label"),
+      help: () => t("dead.reason_help"), yes: () => t("dead.confirm_yes"), danger: false,
+      focusBack: () => $("dead-replay")},
   };
 
   function askReason(kind, id) {
@@ -770,7 +1109,7 @@
     const entry = id ? state.cards.get(id) : undefined;
     if (id && !entry) return;
     const c = entry ? entry.campaign : null;
-    state.reasonAction = {kind, id};
+    state.reasonAction = {kind, id, wave: state.dead.wave};
     $("reason-dialog-title").textContent = spec.title(c);
     $("reason-dialog-text").textContent = spec.text(c);
     $("reason-dialog-note").textContent = spec.note(c);
@@ -821,6 +1160,15 @@
       } else if (action.kind === "lift") {
         state.stop = await api("DELETE", "/v1/stop", {reason});
         done = t("lift.done");
+      } else if (action.kind === "replay") {
+        const answer = await api("POST",
+          `/v1/waves/${encodeURIComponent(action.wave)}/dead-letters/replay`, {reason});
+        if (state.dead.wave === action.wave) {
+          state.dead.result = answer;
+          state.dead.cursor = "";
+          state.dead.cursors = [];
+        }
+        done = t("dead.done", {n: number(answer.requeued)});
       } else {
         const entry = state.cards.get(action.id);
         const updated = await api("POST",
@@ -845,6 +1193,10 @@
     renderStop();
     afterReason(action);
     say(done, "ok");
+    if (action.kind === "replay") {
+      renderDead();
+      loadDead();
+    }
     poll();
   }
 
@@ -1021,6 +1373,12 @@
     const bar = row.querySelector("progress");
     const pct = row.querySelector(".channel-pct");
     const counts = row.querySelector(".channel-counts");
+    const dead = row.querySelector(".channel-dead");
+    dead.hidden = !(p && p.dead_lettered > 0 && p.wave);
+    if (!dead.hidden) {
+      dead.href = `#${DEAD_HASH}${encodeURIComponent(p.wave)}`;
+      dead.textContent = t("dead.link", {n: number(p.dead_lettered)});
+    }
     if (!p) {
       bar.max = 1;
       bar.value = 0;
@@ -1259,6 +1617,11 @@
           : duration(ch.seconds);
       }
       cell(tr, time);
+      // the text as it would be sent now, its fields rendered from the situation record
+      const meta = ch.encoding ? t("preview.rendered_meta", {
+        encoding: t(ch.encoding === "ucs2" ? "preview.ucs2" : "preview.gsm7"),
+        parts: number(ch.parts), pdus: number(ch.pdus)}) : "";
+      cell(tr, typeof ch.text === "string" ? ch.text : "—", meta, "msg rendered");
       return tr;
     }));
     const zns = p.zns;
@@ -1347,6 +1710,16 @@
     window.addEventListener("hashchange", () => route(true));
     $("level-form").addEventListener("submit", submitLevel);
     $("pending-form").addEventListener("submit", confirmLevel);
+    $("situation-form").addEventListener("submit", submitSituation);
+    $("situation-form").addEventListener("input", () => { state.situationDirty = true; });
+    $("situation-form").addEventListener("change", () => { state.situationDirty = true; });
+    $("situation-field-add").addEventListener("click", () => {
+      state.situationDirty = true;
+      addFieldRow("", "").focus();
+    });
+    $("dead-next").addEventListener("click", () => deadPage(1));
+    $("dead-prev").addEventListener("click", () => deadPage(-1));
+    $("dead-replay").addEventListener("click", () => askReason("replay"));
     for (const id of ["level-by-cases", "level-by-level"]) $(id).addEventListener("change", switchLevelBy);
     $("level-cases-input").addEventListener("input", updateCasesHint);
     document.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
