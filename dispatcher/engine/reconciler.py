@@ -11,6 +11,9 @@ campaigns are cancelled, and the new level's plan starts.
 
 A plan campaign paused by an operator gets its next slots' waves paused too, until it is
 resumed; one whose current wave was cancelled runs again at its next slot.
+
+A wave is made with the text in force of its level and channel: the approved version
+(:mod:`dispatcher.engine.textedits`) over the plan file's.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.plan import Plan, Rule, Slot, due_slots, next_slot
 from dispatcher.domain.zns import for_wave
-from dispatcher.engine import metrics, opening, routing
+from dispatcher.engine import metrics, opening, routing, textedits
 from dispatcher.engine.opening import opening_wave_id
 from dispatcher.store.base import AudienceMeta, Store
 
@@ -136,12 +139,17 @@ class Reconciler:
                           *, start_now: bool = False, urgent: bool = False) -> bool:
         """The slot's wave, once; ``urgent``: in the urgent lane, outside the sending hours
         too (the opening of an urgent level)."""
-        row = rule.row
         campaign_id = plan_campaign_id(slot.level, rule.channel)
-        selector = Selector(kinds=list(row.kinds))
         if await self.store.waves.get(slot.id) is not None:
             return False  # created before (by this process or another)
+        # the texts in force: an approved version's over the plan file's
+        approved = await textedits.in_force(self.store, self.plan)
+        rule = approved.get((slot.level, rule.channel), (rule, ""))[0]
+        row = rule.row
+        selector = Selector(kinds=list(row.kinds))
         sms = self.plan.level(slot.level).rules.get(Channel.SMS)
+        if sms is not None:
+            sms = approved.get((slot.level, Channel.SMS), (sms, ""))[0]
         fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
         text, subject, fallback_text = await self._render(
             slot, rule, sms if fallback else None)

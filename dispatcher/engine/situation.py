@@ -10,6 +10,7 @@ from dispatcher.domain import plantemplate, situation
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation, SituationVersion
+from dispatcher.engine import textedits
 from dispatcher.store.base import Store
 
 
@@ -17,7 +18,7 @@ async def set_situation(store: Store, record: Situation, *, province: Province, 
                         by: str, now: dt.datetime) -> SituationVersion:
     """Make ``record`` the situation in force (the waves made from now on render it)."""
     checked = situation.check(record, province)
-    plantemplate.check(checked, plan)
+    plantemplate.check(checked, (await textedits.effective_plan(store, plan))[0])
     version = SituationVersion(checked, now, by)
     await store.situation.set(version)
     return version

@@ -28,6 +28,7 @@ from dispatcher.domain.model import (
     WaveState,
 )
 from dispatcher.domain.situation import SituationVersion
+from dispatcher.domain.textedits import TextVersion
 from dispatcher.store.seen import SeenIds
 
 # -- audiences ---------------------------------------------------------------------------------
@@ -133,6 +134,28 @@ class SituationStore(Protocol):
 
     async def history(self, limit: int = 100) -> list[SituationVersion]:
         """Newest first."""
+
+
+class PlanTextStore(Protocol):
+    """The versions of the plan's texts (dispatcher.domain.textedits), all kept, and the one
+    approved in force per level and channel."""
+
+    async def add(self, version: TextVersion) -> None:
+        """Keep a new (proposed) version."""
+
+    async def get(self, version_id: str) -> TextVersion | None: ...
+
+    async def versions(self, level: int | None = None,
+                   channel: Channel | None = None) -> list[TextVersion]:
+        """Newest first."""
+
+    async def decide(self, version: TextVersion) -> bool:
+        """Replace the proposed version of ``version.id`` with ``version`` (approved or
+        rejected); approved, it becomes the text in force of its level and channel. False when
+        the version is not (or no longer) proposed."""
+
+    async def in_force(self) -> list[TextVersion]:
+        """The approved version in force of each level and channel that has one."""
 
 
 class OpeningStore(Protocol):
@@ -414,6 +437,9 @@ class Store(Protocol):
 
     @property
     def situation(self) -> SituationStore: ...
+
+    @property
+    def plan_texts(self) -> PlanTextStore: ...
 
     @property
     def openings(self) -> OpeningStore: ...

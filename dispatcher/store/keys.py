@@ -4,11 +4,11 @@ On Redis Cluster a script or a transaction may only touch keys of one hash slot,
 together share a hash tag (the part in braces): a route's stream, retry schedule, dead letters
 (its log, and per wave those not replayed), fan-out cursor and per-wave counters
 ``{r:<route>}``; a wave's sent bitmap, counters and lists of routes ``{w:<wave>}``; the level
-and its history ``{level}``; the situation record and its history ``{situation}``; the current
-audience and the audiences' descriptions ``{audience}``; campaigns and their revisions
-``{campaigns}``; waves and their states ``{waves}``. The other keys are each read and written
-alone (an audience's chunks, the skipped slots, an hour of channel message ids, a lease), so they
-need no tag.
+and its history ``{level}``; the situation record and its history ``{situation}``; the plan's
+texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
+descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and their
+states ``{waves}``. The other keys are each read and written alone (an audience's chunks, the
+skipped slots, an hour of channel message ids, a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ LEVEL_HISTORY = f"{PREFIX}:{{level}}:history"
 LEVEL_PENDING = f"{PREFIX}:{{level}}:pending"  # a level change waiting for its confirmation
 SITUATION = f"{PREFIX}:{{situation}}"  # the situation record in force
 SITUATION_HISTORY = f"{PREFIX}:{{situation}}:history"  # list, newest first, bounded
+PLAN_TEXTS = f"{PREFIX}:{{plantexts}}"  # hash: id -> version of a plan text (all kept)
+PLAN_TEXT_STATES = f"{PREFIX}:{{plantexts}}:states"  # hash: id -> proposed|approved|rejected
+PLAN_TEXTS_IN_FORCE = f"{PREFIX}:{{plantexts}}:in-force"  # hash: "<level>:<channel>" -> id
 AUDIENCE_CURRENT = f"{PREFIX}:{{audience}}:current"
 CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision

@@ -40,6 +40,7 @@ from dispatcher.store.base import (
 )
 from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
+from dispatcher.store.textedits import MemoryPlanTexts
 
 
 class MemoryLevel:
@@ -538,6 +539,7 @@ class MemoryStore:
         self.level = MemoryLevel()
         self.stop = MemoryStop()
         self.situation = MemorySituation()
+        self.plan_texts = MemoryPlanTexts()
         self.openings = MemoryOpenings()
         self.ledger = MemoryLedger()
         self.audiences = MemoryAudiences()

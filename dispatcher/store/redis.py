@@ -51,6 +51,7 @@ from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
 from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
+from dispatcher.store.textedits import RedisPlanTexts
 
 _enc = msgspec.msgpack.Encoder()
 _batch = msgspec.msgpack.Decoder(Batch)
@@ -1007,6 +1008,7 @@ class RedisStore:
         self.level = RedisLevel(self.client)
         self.stop = RedisStop(self.client)
         self.situation = RedisSituation(self.client)
+        self.plan_texts = RedisPlanTexts(self.client)
         self.openings = RedisOpenings(self.client)
         self.ledger = RedisLedger(self.client)
         self.audiences = RedisAudiences(self.client)

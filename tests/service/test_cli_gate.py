@@ -29,6 +29,8 @@ CHANGES = [
     ("stop", "--reason", "tin sai"),
     ("stop", "--lift"),
     ("situation", "set", "--cases-today", "1", "--cases-total", "2", "--hotline", "1900 9095"),
+    ("plan", "texts", "propose", "--level", "4", "--channel", "sms", "--text", "Goi {hotline}"),
+    ("plan", "texts", "approve", "txt-1"),
 ]
 
 

@@ -72,7 +72,7 @@ from dispatcher.domain.model import (
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.engine import approval, campaigntext, opening, routing
+from dispatcher.engine import approval, campaigntext, opening, routing, textedits
 from dispatcher.engine.campaigns import Campaigns, new_campaign_id
 from dispatcher.engine.capacity import Capacity, capacity
 from dispatcher.engine.level import confirm_level, pending_level, propose_level
@@ -441,8 +441,9 @@ async def me(request: Request[Any, Any, Any]) -> Me:
 async def get_plan(state: State) -> PlanView:
     s = _services(state)
     current = await s.store.situation.get()  # the texts as a wave made now would send them
-    return plan_view(s.plan, s.province, s.clock(),
-                     situation=current.situation if current else None)
+    plan, versions = await textedits.effective_plan(s.store, s.plan)  # approved texts in force
+    return plan_view(plan, s.province, s.clock(),
+                     situation=current.situation if current else None, versions=versions)
 
 
 # -- level ----------------------------------------------------------------------------------------
@@ -935,7 +936,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
     # their routes use this module's helpers, so they are imported here, not at the top
-    from dispatcher.service.api import deadletters, situation  # noqa: PLC0415
+    from dispatcher.service.api import deadletters, plantexts, situation  # noqa: PLC0415
 
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
@@ -958,7 +959,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
-                                   *situation.SCHEMA_TYPES], {
+                                   *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -972,7 +973,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     # with a webhook port of its own, the webhook is not on this (the operators') port
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
-        route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *webhook,
+        route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
+                        *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,
                      "console_files": console.load_files()}),

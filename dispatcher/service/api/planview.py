@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from dispatcher.domain import plantemplate, smstext, template
 from dispatcher.domain.model import Channel
@@ -23,9 +23,11 @@ from dispatcher.service.api.schemas import (
 
 def plan_view(plan: Plan, province: Province, now: dt.datetime,
               levels: Iterable[Level] | None = None,
-              situation: Situation | None = None) -> PlanView:
+              situation: Situation | None = None,
+              versions: Mapping[tuple[int, Channel], str] | None = None) -> PlanView:
     """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``;
-    with ``situation``, each ``text`` rendered from it, as a wave made now would send it."""
+    with ``situation``, each ``text`` rendered from it, as a wave made now would send it;
+    ``versions``: the approved text in force of a level's channel (``plan`` has it), by id."""
     given = plantemplate.values(situation, plan) if situation is not None else None
     return PlanView(
         name=plan.name, source=plan.source, timezone=plan.tz.key,
@@ -34,17 +36,19 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
         opening_damping_hours=int(plan.opening_damping.total_seconds() // 3600),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now, given) for level in (levels or plan.levels.values())],
+        levels=[_level(plan, level, now, given, versions or {})
+                for level in (levels or plan.levels.values())],
         hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
         sms_max_parts=plan.sms_max_parts)
 
 
-def _level(plan: Plan, level: Level, now: dt.datetime,
-           given: template.Values | None) -> PlanLevel:
+def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | None,
+           versions: Mapping[tuple[int, Channel], str]) -> PlanLevel:
     return PlanLevel(
         level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
         max_cases=level.max_cases,
-        channels={channel: _channel(plan, level.level, rule, now, given)
+        channels={channel: _channel(plan, level.level, rule, now, given,
+                                    versions.get((level.level, channel)))
                   for channel, rule in level.rules.items()},
         activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
                     for a in level.activities],
@@ -52,7 +56,7 @@ def _level(plan: Plan, level: Level, now: dt.datetime,
 
 
 def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
-             given: template.Values | None) -> PlanChannel:
+             given: template.Values | None, version: str | None) -> PlanChannel:
     row = rule.row
     upcoming = next_slot(plan, level, rule.channel, now)
     encoding: Encoding | None = None
@@ -72,4 +76,5 @@ def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
         next=upcoming.at if upcoming else None, template=row.template, text=text,
         subject=row.subject, strip_diacritics=row.strip_diacritics,
         sends_range=list(row.sends_range) if row.sends_range is not None else None,
-        encoding=encoding, parts=parts)
+        encoding=encoding, parts=parts, origin="approved" if version else "file",
+        version=version)

@@ -7,7 +7,7 @@ bound every string and list, on top of the app's limit on the body's size.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -242,6 +242,9 @@ class PlanChannel(msgspec.Struct, frozen=True):
     sends_range: list[int] | None  # [min, max] sends per period the source allows
     encoding: Encoding | None  # SMS only
     parts: Annotated[int, Meta(ge=1)] | None  # SMS only
+    # where the text in force comes from: the plan file, or an approved version (its id)
+    origin: Literal["file", "approved"] = "file"
+    version: str | None = None
 
 
 class PlanActivity(msgspec.Struct, frozen=True):

@@ -1,5 +1,6 @@
 """The one gate of the state-changing verbs (``campaign create|approve|pause|resume|cancel``,
-``level set|confirm``, ``stop``, ``dead-letters replay``): they go through the Loa API with a
+``level set|confirm``, ``stop``, ``dead-letters replay``,
+``plan texts propose|approve|reject``): they go through the Loa API with a
 token, like any client, so the API's roles, approval rules and audit log apply to them.
 
 ``--api URL`` (or ``LOA_API_URL``) names the API; the token comes from ``--token-file FILE`` or

@@ -1,4 +1,5 @@
-"""``loa plan show`` and ``loa plan level``: what the plan says, and which level a count sets."""
+"""``loa plan show`` and ``loa plan level``: what the plan says, and which level a count sets;
+``loa plan texts`` (:mod:`dispatcher.service.cli.plantexts`): its texts edited without a restart."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import Activity, Level, Plan, Rule, load_plan, next_slot
 from dispatcher.domain.province import load_province
 from dispatcher.service.api.planview import plan_view
-from dispatcher.service.cli import lang, storeopts
+from dispatcher.service.cli import lang, plantexts, storeopts
 from dispatcher.service.cli.level import describe, describe_openings, opening_rule, read_openings
 from dispatcher.service.cli.output import console, print_json
 
@@ -52,6 +53,7 @@ def register(sub: Any) -> None:
     level.add_argument("--plan", type=Path, metavar="FILE",
                        help="plan file (default: shipped)")
     level.set_defaults(func=cmd_level)
+    plantexts.register(group)
 
 
 def now() -> dt.datetime:

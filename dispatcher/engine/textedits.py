@@ -1,0 +1,129 @@
+"""Editing the plan's texts without a restart (:mod:`dispatcher.domain.textedits`): an operator
+proposes a text for a level and channel (:func:`propose`), a user with the approver role who is
+not its proposer approves it (:func:`approve`) or anyone with that role rejects it
+(:func:`reject`). The approved text is in force from the next wave the reconciler makes
+(:func:`rule_in_force`; waves already made keep their words) and survives restarts: it is kept
+in the store, the plan file's text staying the default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+
+import msgspec
+
+from dispatcher.domain import textedits
+from dispatcher.domain.errors import LoaError, NotFound, PermissionDenied, StateError
+from dispatcher.domain.model import Channel
+from dispatcher.domain.plan import Plan, Rule
+from dispatcher.domain.textedits import TextState, TextVersion
+from dispatcher.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+async def in_force(store: Store, plan: Plan) -> dict[tuple[int, Channel], tuple[Rule, str]]:
+    """The approved versions in force that still fit ``plan``: per level and channel, the
+    rule with the version's text and the version's id. One the plan no longer accepts (its
+    level or row gone, its hotline or cap changed) is logged and left out: the file's text
+    goes."""
+    found: dict[tuple[int, Channel], tuple[Rule, str]] = {}
+    for version in await store.plan_texts.in_force():
+        try:
+            found[(version.level, version.channel)] = (
+                textedits.with_version(plan, version), version.id)
+        except LoaError as exc:
+            log.error("plan text %s (level %d %s) no longer fits the plan (%s): the plan "
+                      "file's text is sent", version.id, version.level, version.channel, exc,
+                      extra={"channel": version.channel})
+    return found
+
+
+async def effective_plan(store: Store, plan: Plan) -> tuple[Plan, dict[tuple[int, Channel], str]]:
+    """``plan`` with the approved texts in force, and the id of each (level, channel)'s."""
+    found = await in_force(store, plan)
+    return (textedits.effective(plan, {key: rule for key, (rule, _) in found.items()}),
+            {key: version for key, (_, version) in found.items()})
+
+
+async def rule_in_force(store: Store, plan: Plan, level: int, rule: Rule) -> Rule:
+    """``rule`` of ``level`` with the approved text in force, if any (the reconciler, once per
+    wave made)."""
+    found = (await in_force(store, plan)).get((level, rule.channel))
+    return found[0] if found is not None else rule
+
+
+async def propose(store: Store, plan: Plan, *, level: int, channel: Channel, text: str,
+                  subject: str = "", reason: str = "", by: str,
+                  now: dt.datetime) -> TextVersion:
+    """Keep a proposed version (checked as the plan file's texts are); an e-mail's subject
+    left empty keeps the one in force."""
+    reason = textedits.check_reason(reason)
+    current = await _current(store, plan, level, channel)
+    if channel is Channel.EMAIL and not subject:
+        subject = textedits.written(current[0])[1]
+    textedits.resolve(plan, level, channel, text, subject)
+    version = TextVersion(
+        id=f"txt-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}", level=level, channel=channel,
+        text=text, subject=subject, reason=reason, proposed_by=by, proposed_at=now)
+    version = _against(version, current)
+    await store.plan_texts.add(version)
+    return version
+
+
+async def approve(store: Store, plan: Plan, version_id: str, *, by: str, now: dt.datetime,
+                  reason: str = "") -> TextVersion:
+    """Make a proposed version the text in force of its level and channel (from the next wave
+    made); ``by`` is not its proposer."""
+    version = await _proposed(store, version_id)
+    if by == version.proposed_by:
+        raise PermissionDenied("a plan text must be approved by another user than the one who "
+                               "proposed it")
+    textedits.with_version(plan, version)  # the plan may have changed since it was proposed
+    current = await _current(store, plan, version.level, version.channel)
+    decided = msgspec.structs.replace(
+        _against(version, current), state=TextState.APPROVED, decided_by=by, decided_at=now,
+        decision_reason=textedits.check_reason(reason))
+    if not await store.plan_texts.decide(decided):
+        raise StateError(f"plan text {version_id} was approved or rejected meanwhile")
+    return decided
+
+
+async def reject(store: Store, version_id: str, *, by: str, now: dt.datetime,
+                 reason: str = "") -> TextVersion:
+    """Refuse a proposed version (its proposer may withdraw it); it is kept, never in force."""
+    version = await _proposed(store, version_id)
+    decided = msgspec.structs.replace(
+        version, state=TextState.REJECTED, decided_by=by, decided_at=now,
+        decision_reason=textedits.check_reason(reason))
+    if not await store.plan_texts.decide(decided):
+        raise StateError(f"plan text {version_id} was approved or rejected meanwhile")
+    return decided
+
+
+async def _proposed(store: Store, version_id: str) -> TextVersion:
+    version = await store.plan_texts.get(version_id)
+    if version is None:
+        raise NotFound(f"no plan text {version_id}")
+    if version.state is not TextState.PROPOSED:
+        raise StateError(f"plan text {version_id} is {version.state}, not proposed")
+    return version
+
+
+async def _current(store: Store, plan: Plan, level: int,
+                   channel: Channel) -> tuple[Rule, str]:
+    """The rule in force of ``level`` and ``channel`` and its version's id ("": the file)."""
+    rule = textedits.rule_of(plan, level, channel)
+    return (await in_force(store, plan)).get((level, channel), (rule, ""))
+
+
+def _against(version: TextVersion, current: tuple[Rule, str]) -> TextVersion:
+    """``version`` with what it replaces (``current``) and the diff against it."""
+    rule, replaces = current
+    before = textedits.written(rule)
+    return msgspec.structs.replace(
+        version, replaces=replaces, replaced_text=before[0],
+        diff=textedits.diff(before, (version.text, version.subject),
+                            email=version.channel is Channel.EMAIL))

@@ -1,0 +1,168 @@
+"""The plan's texts edited without a restart: proposed, approved by another user, in force from
+the next wave made (waves already made keep their words), kept across restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from adapters.memory import MemoryAdapter
+from bench import audiencegen
+from dispatcher.domain.errors import InputError, PermissionDenied, StateError
+from dispatcher.domain.model import Channel, WaveState
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.plan import Plan, next_slot
+from dispatcher.domain.province import Province
+from dispatcher.domain.textedits import TextState
+from dispatcher.engine import textedits
+from dispatcher.engine.level import set_level
+from dispatcher.engine.reconciler import Reconciler
+from dispatcher.store import Store
+from dispatcher.store.base import AudienceMeta
+from dispatcher.store.memory import MemoryStore
+from dispatcher.store.redis import RedisStore
+from tests.conftest import imported, run_engine_until
+from tests.engine.test_engine_flow import make_engine
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DAY = dt.date(2024, 3, 5)  # a Tuesday
+NEW_SMS = "Ha Long: rua tay, deo khau trang, goi {hotline} neu sot."
+
+
+def local(hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(DAY, dt.time(hour, minute), tzinfo=TZ)
+
+
+@pytest.fixture(scope="module")
+def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering,
+                  province: Province) -> Path:
+    path = tmp_path_factory.mktemp("plantexts") / "audience.csv"
+    audiencegen.generate(path, 200, seed=9, numbering=numbering, province=province)
+    return path
+
+
+async def approved(store: Store, plan: Plan, text: str = NEW_SMS, level: int = 4,
+                   channel: Channel = Channel.SMS) -> str:
+    version = await textedits.propose(store, plan, level=level, channel=channel, text=text,
+                                      reason="the hotline asks for it", by="olga", now=local(8))
+    done = await textedits.approve(store, plan, version.id, by="carol", now=local(8, 5))
+    assert done.state is TextState.APPROVED
+    return done.id
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"text": "Rua tay thuong xuyen."}, "text", "{hotline}"),
+    ({"text": "Goi {hotline} ve {nothing}."}, "text", "{nothing}"),
+    ({"text": "Goi {hotline}\x07 ngay."}, "text", "control"),
+    ({"text": "Goi {hotline}. " + "Rua tay thuong xuyen. " * 40}, "text", "sms_max_parts"),
+    ({"text": "  "}, "text", "empty"),
+    ({"text": "Goi {hotline}.", "subject": "Tin"}, "subject", "e-mail"),
+    ({"text": "Goi {hotline}.", "level": 9}, "level", "not a level"),
+])
+async def test_a_bad_text_is_refused_naming_the_field(plan: Plan, body: dict[str, object],
+                                                      field: str, words: str) -> None:
+    store = MemoryStore()
+    args = {"level": 4, "channel": Channel.SMS, **body}
+    with pytest.raises(InputError) as refused:
+        await textedits.propose(store, plan, by="olga", now=local(8), **args)  # type: ignore[arg-type]
+    assert refused.value.field == field
+    assert words.lower() in str(refused.value).lower()
+    assert "\n" not in str(refused.value)
+    assert await store.plan_texts.versions() == []
+
+
+async def test_the_proposer_cannot_approve_and_a_decision_is_taken_once(plan: Plan) -> None:
+    store = MemoryStore()
+    version = await textedits.propose(store, plan, level=4, channel=Channel.SMS, text=NEW_SMS,
+                                      by="olga", now=local(8))
+    assert version.state is TextState.PROPOSED and version.replaces == ""
+    assert "+Ha Long: rua tay" in version.diff
+    assert version.replaced_text == plan.levels[4].rules[Channel.SMS].row.written
+    with pytest.raises(PermissionDenied):
+        await textedits.approve(store, plan, version.id, by="olga", now=local(8, 1))
+    assert await store.plan_texts.in_force() == []
+    done = await textedits.approve(store, plan, version.id, by="carol", now=local(8, 2))
+    assert (done.decided_by, done.decided_at) == ("carol", local(8, 2))
+    with pytest.raises(StateError):
+        await textedits.reject(store, version.id, by="carol", now=local(8, 3))
+    second = await textedits.propose(store, plan, level=4, channel=Channel.SMS,
+                                     text="Goi {hotline} ngay.", by="olga", now=local(9))
+    assert second.replaces == version.id and second.replaced_text == NEW_SMS
+    rejected = await textedits.reject(store, second.id, by="carol", now=local(9, 1))
+    assert rejected.state is TextState.REJECTED
+    listed = await store.plan_texts.versions(4, Channel.SMS)
+    assert [(v.id, v.state) for v in listed] == [(second.id, TextState.REJECTED),
+                                                 (version.id, TextState.APPROVED)]
+    assert [v.id for v in await store.plan_texts.in_force()] == [version.id]
+
+
+async def test_the_next_wave_has_the_approved_text_the_ones_made_keep_theirs(
+        store: Store, plan: Plan, audience_file: Path, numbering: Numbering,
+        province: Province) -> None:
+    await imported(store, audience_file, numbering, province)
+    await set_level(store, plan, now=local(9), level=4)
+    reconciler = Reconciler(store, plan)
+    await reconciler.tick(local(9, 31))
+    before = await store.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
+    assert before is not None and "Ha Long: rua tay" not in before.text
+    await approved(store, plan)
+    slot = next_slot(plan, 4, Channel.SMS, local(9, 32))
+    assert slot is not None
+    await reconciler.tick(slot.at + dt.timedelta(minutes=1))  # the next SMS slot of level 4
+    later = await store.waves.get(slot.id)
+    assert later is not None and later.text == NEW_SMS.replace("{hotline}", plan.hotline)
+    again = await store.waves.get(before.id)
+    assert again is not None and again.text == before.text  # made before: its own words
+
+
+async def test_the_channel_receives_the_approved_text(
+        plan: Plan, audience_file: Path, numbering: Numbering, province: Province) -> None:
+    store = MemoryStore()
+    meta: AudienceMeta = await imported(store, audience_file, numbering, province)
+    now = dt.datetime.now(dt.UTC)
+    await set_level(store, plan, now=now, level=4)
+    await approved(store, plan)
+    adapter = MemoryAdapter()
+    ids = await Reconciler(store, plan).trigger_now(now)
+    sms = [i for i in ids if "-sms-" in i]
+    assert sms
+    engine = make_engine(store, plan, province, numbering, {c: adapter for c in Channel},
+                         reconcile=False)
+
+    async def done() -> bool:
+        states = await store.waves.states()
+        return all(states.get(i) is WaveState.COMPLETED for i in ids)
+
+    await run_engine_until(engine, done)
+    words = NEW_SMS.replace("{hotline}", plan.hotline)
+    received = Counter(text for (_, text), n in adapter.texts.items() for _ in range(n))
+    wave = await store.waves.get(sms[0])
+    assert wave is not None and wave.total > 0
+    assert received[words] == wave.total  # every SMS recipient once, with the approved words
+    assert meta.count >= wave.total
+
+
+async def test_a_restart_keeps_the_approved_text(redis_url: str, plan: Plan,
+                                                 audience_file: Path, numbering: Numbering,
+                                                 province: Province) -> None:
+    first = RedisStore(redis_url)
+    try:
+        await imported(first, audience_file, numbering, province)
+        await set_level(first, plan, now=local(9), level=4)
+        version = await approved(first, plan)
+    finally:
+        await first.aclose()
+    second = RedisStore(redis_url)  # a new process on the same Redis
+    try:
+        await Reconciler(second, plan).tick(local(9, 31))
+        wave = await second.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
+        assert wave is not None and wave.text == NEW_SMS.replace("{hotline}", plan.hotline)
+        effective, versions = await textedits.effective_plan(second, plan)
+        assert versions == {(4, Channel.SMS): version}
+        assert effective.levels[4].rules[Channel.SMS].row.written == NEW_SMS
+    finally:
+        await second.aclose()

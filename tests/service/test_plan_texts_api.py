@@ -1,0 +1,99 @@
+"""The plan's texts over the API: an operator proposes, an approver who is not the proposer
+approves or rejects (audited); the versions are listed and the plan view shows the text in
+force and where it comes from."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import audiencegen
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.plan import Plan
+from dispatcher.domain.province import Province
+from dispatcher.service.audit import PENDING, read_audit
+from dispatcher.service.auth import Role
+from dispatcher.service.settings import Settings
+from tests.service.test_api import SIMULATED, USERS, Env, _env, auth
+
+TEXT = "Rua tay, deo khau trang. Goi {hotline} neu sot."
+
+
+@pytest.fixture
+async def env(tmp_path: Path, plan: Plan, province: Province,
+              numbering: Numbering) -> AsyncIterator[Env]:
+    audience = tmp_path / "audience.csv"
+    audiencegen.generate(audience, 30, seed=5, numbering=numbering, province=province)
+    async for e in _env(tmp_path, plan, province, numbering, audience,
+                        Settings(channels=SIMULATED)):
+        yield e
+
+
+async def propose(env: Env, user: str = "olga", **body: Any) -> Any:
+    doc = {"level": 4, "channel": "sms", "text": TEXT, "reason": "hotline staff ask", **body}
+    return await env.client.post("/v1/plan/texts", json=doc, headers=auth(user))
+
+
+def approvers() -> list[str]:
+    return [u for u, r in USERS.items() if r is Role.APPROVER]
+
+
+async def test_proposed_approved_listed_and_in_force_in_the_plan_view(env: Env,
+                                                                      plan: Plan) -> None:
+    r = await propose(env, "vic")
+    assert r.status_code == 403
+    r = await propose(env)
+    assert r.status_code == 201, r.text
+    version = r.json()
+    assert version["state"] == "proposed" and version["proposed_by"] == "olga"
+    assert version["replaces"] == "" and "+Rua tay" in version["diff"]
+    r = await env.client.post(f"/v1/plan/texts/{version['id']}/approve", headers=auth("olga"))
+    assert r.status_code == 403  # the operator role may not approve
+    approver = approvers()[0]
+    r = await env.client.post(f"/v1/plan/texts/{version['id']}/approve",
+                              json={"reason": "checked with the hotline"},
+                              headers=auth(approver))
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "approved" and r.json()["decided_by"] == approver
+    r = await env.client.post(f"/v1/plan/texts/{version['id']}/reject", headers=auth(approver))
+    assert r.status_code == 409
+    r = await env.client.get("/v1/plan", headers=auth("vic"))
+    row = next(lv for lv in r.json()["levels"] if lv["level"] == 4)["channels"]["sms"]
+    assert (row["origin"], row["version"]) == ("approved", version["id"])
+    assert row["template"] == TEXT.replace("{hotline}", plan.hotline)
+    other = next(lv for lv in r.json()["levels"] if lv["level"] == 4)["channels"]["zalo"]
+    assert (other["origin"], other["version"]) == ("file", None)
+    r = await env.client.get("/v1/plan/texts?level=4&channel=sms", headers=auth("vic"))
+    assert [v["id"] for v in r.json()] == [version["id"]]
+    r = await env.client.get("/v1/plan/texts?level=3", headers=auth("vic"))
+    assert r.json() == []
+    actions = [(x.action, x.outcome.split(":")[0]) for x in read_audit(env.audit)
+               if x.outcome != PENDING and x.action.startswith("plan_text.")]
+    assert actions == [("plan_text.propose", "ok"), ("plan_text.approve", "ok"),
+                       ("plan_text.reject", "StateError")]
+
+
+async def test_the_proposer_cannot_approve_but_may_withdraw(env: Env) -> None:
+    approver = approvers()[0]
+    r = await propose(env, approver)  # an approver may do what an operator does
+    assert r.status_code == 201, r.text
+    version = r.json()
+    r = await env.client.post(f"/v1/plan/texts/{version['id']}/approve", headers=auth(approver))
+    assert r.status_code == 403
+    assert "another user" in r.json()["detail"]
+    r = await env.client.post(f"/v1/plan/texts/{version['id']}/reject", headers=auth(approver))
+    assert r.status_code == 200 and r.json()["state"] == "rejected"
+
+
+async def test_a_bad_text_is_refused_naming_the_field(env: Env) -> None:
+    r = await propose(env, text="Rua tay thuong xuyen.")
+    assert r.status_code == 400
+    problem = r.json()
+    assert problem["field"] == "text" and "{hotline}" in problem["detail"]
+    r = await propose(env, channel="email", text="Goi {hotline}.", subject="Tin {nope}")
+    assert r.status_code == 400 and r.json()["field"] == "subject"
+    r = await env.client.post("/v1/plan/texts/txt-nope/approve", headers=auth(approvers()[0]))
+    assert r.status_code == 404

@@ -1,0 +1,61 @@
+"""``loa plan texts``: propose through the API with a token, approve by another user, list from
+Redis; --admin-direct writes Redis with an audit record; one-line errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dispatcher.service.audit import PENDING, read_audit
+from tests.service.test_cli_gate import Api, api, no_api  # noqa: F401 - fixtures
+from tests.service.test_cli_words import run
+
+TEXT = "Rua tay, deo khau trang. Goi {hotline} neu sot."
+
+
+def test_propose_approve_and_list_through_the_api(capsys: pytest.CaptureFixture[str],
+                                                  api: Api) -> None:  # noqa: F811
+    status, out, err = run(capsys, "plan", "texts", "propose", "--level", "4", "--channel",
+                           "sms", "--text", TEXT, "--reason", "hotline", *api.as_("olga"),
+                           "--json")
+    assert status == 0, err
+    version = json.loads(out)
+    assert version["proposed_by"] == "olga" and version["state"] == "proposed"
+    status, _, err = run(capsys, "plan", "texts", "approve", version["id"], *api.as_("olga"))
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    status, out, err = run(capsys, "plan", "texts", "approve", version["id"], "--reason", "ok",
+                           *api.as_("carol"))
+    assert status == 0, err
+    assert version["id"] in out and "approved by carol" in out
+    status, out, err = run(capsys, "plan", "texts", "list", "--level", "4", "--redis",
+                           api.redis, "--json")
+    assert status == 0, err
+    assert [v["state"] for v in json.loads(out)["versions"]] == ["approved"]
+    status, _, err = run(capsys, "plan", "texts", "propose", "--level", "4", "--channel", "sms",
+                         "--text", "Khong co so", *api.as_("olga"))
+    assert status == 2 and err.count("\n") == 1 and "text" in err and "{hotline}" in err
+
+
+def test_admin_direct_is_audited(capsys: pytest.CaptureFixture[str], redis_url: str,
+                                 tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    audit = tmp_path / "audit.jsonl"
+    config.write_text(f'[api]\naudit_log = "{audit}"\n', encoding="utf-8")
+
+    def direct(user: str) -> tuple[str, ...]:
+        return ("--admin-direct", "--user", user, "--config", str(config), "--redis",
+                redis_url)
+
+    status, out, err = run(capsys, "plan", "texts", "propose", "--level", "3", "--channel",
+                           "sms", "--text", TEXT, *direct("root"), "--json")
+    assert status == 0, err
+    version = json.loads(out)["id"]
+    status, _, err = run(capsys, "plan", "texts", "reject", version, *direct("bob"))
+    assert status == 0, err
+    status, out, _ = run(capsys, "plan", "texts", "list", "--redis", redis_url, "--diff")
+    assert "rejected by bob" in out and "+Rua tay" in out
+    records = [(r.action, r.outcome) for r in read_audit(audit)]
+    assert records == [(action, outcome) for action in ("plan_text.propose", "plan_text.reject")
+                       for outcome in (PENDING, "ok")]
