@@ -1049,3 +1049,61 @@ def test_the_dead_letters_of_a_cancelled_wave_are_not_replayed(browser: Browser,
     expect(dialog).to_be_hidden()
     expect(page.locator("#dead-result")).to_be_hidden()
     olga.close()
+
+
+def _a_level_in_force(console: Console) -> int:
+    """The level in force, set to 1 (proposed and confirmed) when there is none."""
+    status, level = console.api("vic", "GET", "/v1/level")
+    if status == 200 and level["level"] > 0:
+        return int(level["level"])
+    status, body = console.api("olga", "PUT", "/v1/level", {"level": 1, "reason": "ca đầu"})
+    if status == 202:
+        status, body = console.api("carol", "POST", "/v1/level/confirm",
+                                   {"reason": "đã đối chiếu", "id": body["id"]})
+    assert status == 200, body
+    return 1
+
+
+def test_a_plan_text_is_proposed_refused_on_its_field_then_approved_by_another(
+        browser: Browser, console: Console) -> None:
+    level = _a_level_in_force(console)
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    expect(page.get_by_role("heading", name="Nội dung tin theo kế hoạch")).to_be_visible()
+    page.locator("#texts-channel-input").select_option("sms")
+    text = page.get_by_label("Nội dung mới", exact=True)
+    text.fill("Rua tay thuong xuyen.")  # an SMS without the hotline: refused on its field
+    page.get_by_label("Lý do đề xuất", exact=True).fill(HOSTILE)
+    page.get_by_role("button", name="Gửi đề xuất").click()
+    expect(page.locator("#texts-error")).to_contain_text("text: must give the hotline")
+    expect(text).to_have_attribute("aria-invalid", "true")
+    expect(text).to_be_focused()
+    written = "Rua tay, deo khau trang. Goi {hotline} neu sot."
+    text.fill(written)
+    page.get_by_role("button", name="Gửi đề xuất").click()
+    expect(page.locator("#status")).to_contain_text("chờ người phê duyệt khác duyệt")
+    item = page.locator("li.text-version").first
+    expect(item).to_contain_text("Chờ duyệt")
+    expect(item).to_contain_text(written)
+    expect(item).to_contain_text(HOSTILE)  # the reason, as text
+    assert page.locator("#texts-list img").count() == 0
+    expect(item.get_by_role("button")).to_have_count(0)  # an operator approves nothing
+    version = item.get_attribute("data-version")
+    assert version and version.startswith("txt-")
+    olga.close()
+
+    carol = Tab(browser, console)
+    page = carol.sign_in("carol")
+    item = page.locator(f"li.text-version[data-version='{version}']")
+    item.get_by_role("button", name="Duyệt nội dung này").click()
+    expect(page.locator("#status")).to_have_text(
+        f"Đã duyệt {version}: có hiệu lực từ đợt gửi tiếp theo.")
+    expect(item).to_contain_text("Đã duyệt bởi carol")
+    sms_row = page.locator("#plan-rows tr").filter(has_text="SMS")
+    expect(sms_row).to_contain_text(f"Nội dung đã duyệt ({version})")
+    expect(sms_row).to_contain_text("Rua tay, deo khau trang. Goi")
+    status, plan = console.api("vic", "GET", "/v1/plan")
+    row = next(lv for lv in plan["levels"] if lv["level"] == level)["channels"]["sms"]
+    assert status == 200 and (row["origin"], row["version"]) == ("approved", version), row
+    carol.shot("14-plan-texts")
+    carol.close()

@@ -45,6 +45,7 @@
     situationDirty: false, // the operator has edited the form since it was filled
     fieldSeq: 0,          // ids of the free-field rows of the situation form
     dead: {wave: null, cursor: "", cursors: [], page: null, result: null},  // a wave's dead letters
+    texts: [],            // GET /v1/plan/texts?level=N: the level in force's texts' versions
   };
 
   const $ = (id) => document.getElementById(id);
@@ -168,6 +169,8 @@
   const LEVEL_FIELDS = {cases: "level-cases-input", level: "level-level-input",
     reason: "level-reason-input"};
   const REASON_FIELDS = {reason: "reason-input"};
+  const TEXTS_FIELDS = {text: "texts-text-input", subject: "texts-subject-input",
+    channel: "texts-channel-input", reason: "texts-reason-input", level: "texts-channel-input"};
   // "situation": a record with which an SMS of the plan would be over its parts, areas or not
   const SITUATION_FIELDS = {cases_today: "situation-cases-today-input",
     cases_total: "situation-cases-total-input", date: "situation-date-input",
@@ -397,6 +400,7 @@
     renderPlan();
     renderHistory();
     await loadOpenings();
+    await loadTexts();
   }
 
   // -- a level change waiting for a second person -------------------------------------------
@@ -442,6 +446,157 @@
       say(explain(err), "error");
     }
     await Promise.all([loadPlan(), loadLevel()]);
+  }
+
+  // -- the plan's texts: proposed, approved by another user, in force from the next wave ----
+
+  async function loadTexts() {
+    const n = state.level ? state.level.level : 0;
+    state.texts = [];
+    if (n > 0) {
+      try {
+        state.texts = await api("GET", `/v1/plan/texts?level=${n}`);
+      } catch (err) {
+        if (state.me) say(explain(err), "error");
+      }
+    }
+    renderTexts();
+  }
+
+  function renderTexts() {
+    const n = state.level ? state.level.level : 0;
+    const info = n > 0 ? planLevel(n) : null;
+    $("texts-card").hidden = !info;
+    if (!info) return;
+    const form = $("texts-form");
+    form.hidden = !can("operator");
+    const select = $("texts-channel-input");
+    const channels = Object.keys(info.channels);
+    if ([...select.options].map((o) => o.value).join() !== channels.join()) {
+      select.replaceChildren(...channels.map((c) => {
+        const o = document.createElement("option");
+        o.value = c;
+        o.textContent = t(`channel.${c}`);
+        return o;
+      }));
+    }
+    const shown = state.texts.slice(0, 20);
+    $("texts-none").hidden = shown.length > 0;
+    $("texts-list").replaceChildren(...shown.map(textItem));
+  }
+
+  const textState = (v) => ({proposed: t("texts.state.proposed"),
+    approved: t("texts.state.approved"), rejected: t("texts.state.rejected")})[v.state];
+
+  function textItem(v) {
+    const li = document.createElement("li");
+    li.className = "text-version";
+    li.dataset.version = v.id;
+    const head = document.createElement("p");
+    head.className = "text-head";
+    head.textContent = t("texts.head", {channel: t(`channel.${v.channel}`),
+      state: textState(v), by: v.proposed_by, at: when(v.proposed_at)}) + ` · ${v.id}`;
+    const text = document.createElement("p");
+    text.className = "msg";
+    text.textContent = v.text;
+    li.append(head, text);
+    if (v.reason) {
+      const reason = document.createElement("p");
+      reason.className = "help";
+      reason.textContent = v.reason;
+      li.append(reason);
+    }
+    if (v.decided_at) {
+      const decided = document.createElement("p");
+      decided.className = "help";
+      decided.textContent = t("texts.decided", {state: textState(v),
+        by: v.decided_by, at: when(v.decided_at)});
+      li.append(decided);
+    }
+    if (v.diff) {
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = t("texts.diff");
+      const pre = document.createElement("pre");
+      pre.className = "text-diff";
+      pre.textContent = v.diff;
+      details.append(summary, pre);
+      li.append(details);
+    }
+    if (v.state === "proposed") {
+      const own = state.me !== null && v.proposed_by === state.me.user;
+      if (own) {
+        const note = document.createElement("p");
+        note.className = "help";
+        note.textContent = t("texts.own");
+        li.append(note);
+      }
+      if (can("approver")) {
+        const actions = document.createElement("p");
+        actions.className = "actions";
+        if (!own) {
+          actions.append(textButton(v, "approve", t("texts.approve"), "btn btn-primary"));
+        }
+        actions.append(textButton(v, "reject", t("texts.reject"), "btn"));
+        li.append(actions);
+      }
+    }
+    return li;
+  }
+
+  function textButton(v, verb, label, cls) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = cls;
+    button.textContent = label;
+    button.addEventListener("click", () => decideText(v, verb, button));
+    return button;
+  }
+
+  async function decideText(v, verb, button) {
+    button.disabled = true;
+    try {
+      const done = await api("POST", `/v1/plan/texts/${encodeURIComponent(v.id)}/${verb}`, {});
+      say(verb === "approve" ? t("texts.approved", {id: done.id})
+        : t("texts.rejected", {id: done.id}), "ok");
+    } catch (err) {
+      say(explain(err), "error");
+    } finally {
+      button.disabled = false;
+    }
+    await Promise.all([loadPlan(), loadTexts()]);
+  }
+
+  async function submitText(event) {
+    event.preventDefault();
+    $("texts-error").textContent = "";
+    clearInvalid();
+    const text = $("texts-text-input").value;
+    if (!text.trim()) {
+      $("texts-error").textContent = t("texts.need_text");
+      say(t("texts.need_text"), "error");
+      $("texts-text-input").focus();
+      return;
+    }
+    const submit = $("texts-submit");
+    submit.disabled = true;
+    try {
+      const v = await api("POST", "/v1/plan/texts", {
+        level: state.level ? state.level.level : 0, channel: $("texts-channel-input").value,
+        text, subject: $("texts-subject-input").value.trim(),
+        reason: $("texts-reason-input").value.trim()});
+      say(t("texts.proposed", {id: v.id}), "ok");
+      $("texts-form").reset();
+    } catch (err) {
+      const why = explain(err);
+      $("texts-error").textContent = why;
+      say(why, "error");
+      markInvalid(err, TEXTS_FIELDS);
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    await loadTexts();
   }
 
   // -- the level's opening messages ---------------------------------------------------------
@@ -588,7 +743,8 @@
         cell(tr, ch.lead, ch.coordinating.length ? t("plan.with", {units: ch.coordinating.join(", ")}) : "");
         const meta = ch.encoding ? t("plan.sms_meta", {
           encoding: ch.encoding === "ucs2" ? "UCS-2" : "GSM-7", parts: ch.parts}) : "";
-        cell(tr, ch.text, meta, "msg");
+        const origin = ch.origin === "approved" ? t("plan.approved_text", {id: ch.version}) : "";
+        cell(tr, ch.text, [meta, origin].filter(Boolean).join(" · "), "msg");
         rows.push(tr);
       }
       if (info.activities.length) {
@@ -1710,6 +1866,7 @@
     window.addEventListener("hashchange", () => route(true));
     $("level-form").addEventListener("submit", submitLevel);
     $("pending-form").addEventListener("submit", confirmLevel);
+    $("texts-form").addEventListener("submit", submitText);
     $("situation-form").addEventListener("submit", submitSituation);
     $("situation-form").addEventListener("input", () => { state.situationDirty = true; });
     $("situation-form").addEventListener("change", () => { state.situationDirty = true; });
