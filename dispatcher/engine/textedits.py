@@ -14,10 +14,10 @@ import secrets
 
 import msgspec
 
-from dispatcher.domain import textedits
-from dispatcher.domain.errors import LoaError, NotFound, PermissionDenied, StateError
+from dispatcher.domain import plantemplate, textedits
+from dispatcher.domain.errors import InputError, LoaError, NotFound, PermissionDenied, StateError
 from dispatcher.domain.model import Channel
-from dispatcher.domain.plan import Plan, Rule
+from dispatcher.domain.plan import ChannelPlan, Plan, Rule
 from dispatcher.domain.textedits import TextState, TextVersion
 from dispatcher.store.base import Store
 
@@ -64,7 +64,8 @@ async def propose(store: Store, plan: Plan, *, level: int, channel: Channel, tex
     current = await _current(store, plan, level, channel)
     if channel is Channel.EMAIL and not subject:
         subject = textedits.written(current[0])[1]
-    textedits.resolve(plan, level, channel, text, subject)
+    await _fits_record(store, plan, channel,
+                       textedits.resolve(plan, level, channel, text, subject))
     version = TextVersion(
         id=f"txt-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}", level=level, channel=channel,
         text=text, subject=subject, reason=reason, proposed_by=by, proposed_at=now)
@@ -81,7 +82,8 @@ async def approve(store: Store, plan: Plan, version_id: str, *, by: str, now: dt
     if by == version.proposed_by:
         raise PermissionDenied("a plan text must be approved by another user than the one who "
                                "proposed it")
-    textedits.with_version(plan, version)  # the plan may have changed since it was proposed
+    # the plan, or the situation record, may have changed since it was proposed
+    await _fits_record(store, plan, version.channel, textedits.with_version(plan, version).row)
     current = await _current(store, plan, version.level, version.channel)
     decided = msgspec.structs.replace(
         _against(version, current), state=TextState.APPROVED, decided_by=by, decided_at=now,
@@ -101,6 +103,24 @@ async def reject(store: Store, version_id: str, *, by: str, now: dt.datetime,
     if not await store.plan_texts.decide(decided):
         raise StateError(f"plan text {version_id} was approved or rejected meanwhile")
     return decided
+
+
+async def _fits_record(store: Store, plan: Plan, channel: Channel, row: ChannelPlan) -> None:
+    """Refuse a text with which the situation record in force could not be sent, as a record
+    is refused with which a text of the plan could not (:func:`plantemplate.check`): a free
+    field it names is not given, or an SMS renders past ``sms_max_parts`` even with fewer
+    areas. Without a record the text goes as the file's would (fields not yet updated)."""
+    current = await store.situation.get()
+    if current is None:
+        return
+    given = plantemplate.values(current.situation, plan)
+    found = plantemplate.render_row(row, channel is Channel.SMS, given, plan)
+    if found.missing:
+        raise InputError(f"names {{{found.missing[0]}}}, which the situation record in force "
+                         "does not give: set it there first", field="text")
+    if found.over:
+        raise InputError(f"rendered with the situation in force, {found.over} "
+                         "(sms_max_parts)", field="text")
 
 
 async def _proposed(store: Store, version_id: str) -> TextVersion:

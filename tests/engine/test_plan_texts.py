@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from adapters.memory import MemoryAdapter
@@ -17,10 +18,12 @@ from dispatcher.domain.model import Channel, WaveState
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan, next_slot
 from dispatcher.domain.province import Province
+from dispatcher.domain.situation import Situation
 from dispatcher.domain.textedits import TextState
 from dispatcher.engine import textedits
 from dispatcher.engine.level import set_level
 from dispatcher.engine.reconciler import Reconciler
+from dispatcher.engine.situation import set_situation
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta
 from dispatcher.store.memory import MemoryStore
@@ -73,6 +76,29 @@ async def test_a_bad_text_is_refused_naming_the_field(plan: Plan, body: dict[str
     assert words.lower() in str(refused.value).lower()
     assert "\n" not in str(refused.value)
     assert await store.plan_texts.versions() == []
+
+
+async def test_a_text_the_situation_record_cannot_fill_is_refused_and_the_record_too(
+        plan: Plan, province: Province) -> None:
+    fields = msgspec.structs.replace(plan, situation_fields=("advice",))
+    store = MemoryStore()
+    record = Situation(cases_today=3, cases_total=40, date=DAY, hotline="1900 1234")
+    await set_situation(store, record, province=province, plan=fields, by="olga",
+                        now=local(7))
+    with pytest.raises(InputError) as refused:
+        await textedits.propose(store, fields, level=4, channel=Channel.SMS, by="olga",
+                                text="{advice} Goi {hotline}.", now=local(8))
+    assert refused.value.field == "text" and "{advice}" in str(refused.value)
+    advice = msgspec.structs.replace(record, fields={"advice": "O nha."})
+    await set_situation(store, advice, province=province, plan=fields, by="olga", now=local(8))
+    version = await textedits.propose(store, fields, level=4, channel=Channel.SMS,
+                                      text="{advice} Goi {hotline}.", by="olga", now=local(8))
+    await textedits.approve(store, fields, version.id, by="carol", now=local(8, 1))
+    # the approved text names {advice}: a record without it is refused, as for the file's
+    with pytest.raises(InputError) as again:
+        await set_situation(store, record, province=province, plan=fields, by="olga",
+                            now=local(9))
+    assert again.value.field == "fields.advice"
 
 
 async def test_the_proposer_cannot_approve_and_a_decision_is_taken_once(plan: Plan) -> None:
