@@ -33,6 +33,14 @@ def test_propose_approve_and_list_through_the_api(capsys: pytest.CaptureFixture[
                            api.redis, "--json")
     assert status == 0, err
     assert [v["state"] for v in json.loads(out)["versions"]] == ["approved"]
+    status, out, err = run(capsys, "plan", "show", "--level", "4", "--redis", api.redis,
+                           "--json")
+    assert status == 0, err
+    row = json.loads(out)["levels"][0]["channels"]["sms"]
+    assert (row["origin"], row["version"]) == ("approved", version["id"])
+    assert row["template"].startswith("Rua tay, deo khau trang. Goi ")
+    status, out, err = run(capsys, "plan", "show", "--level", "4", "--json")
+    assert json.loads(out)["levels"][0]["channels"]["sms"]["origin"] == "file"  # no Redis
     status, _, err = run(capsys, "plan", "texts", "propose", "--level", "4", "--channel", "sms",
                          "--text", "Khong co so", *api.as_("olga"))
     assert status == 2 and err.count("\n") == 1 and "text" in err and "{hotline}" in err

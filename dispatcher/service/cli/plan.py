@@ -18,10 +18,13 @@ from dispatcher.domain import smstext
 from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import Activity, Level, Plan, Rule, load_plan, next_slot
 from dispatcher.domain.province import load_province
+from dispatcher.engine import textedits
 from dispatcher.service.api.planview import plan_view
 from dispatcher.service.cli import lang, plantexts, storeopts
 from dispatcher.service.cli.level import describe, describe_openings, opening_rule, read_openings
 from dispatcher.service.cli.output import console, print_json
+from dispatcher.service.cli.runtime import run_async
+from dispatcher.store import open_store
 
 
 def register(sub: Any) -> None:
@@ -81,12 +84,15 @@ def cmd_level(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
-    levels = [plan.level(args.level)] if args.level is not None else list(plan.levels.values())
     _, url = storeopts.settings_and_url(args)
     current, openings = read_openings(url) if url else (None, [])
+    versions: dict[tuple[int, Channel], str] = {}
+    if url:  # the texts in force: an approved version's over the file's
+        plan, versions = read_texts(url, plan)
+    levels = [plan.level(args.level)] if args.level is not None else list(plan.levels.values())
     at = now()
     if args.json:
-        view = plan_view(plan, load_province(), at, levels)
+        view = plan_view(plan, load_province(), at, levels, versions=versions)
         if not url:
             print_json(view)
             return 0
@@ -121,6 +127,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.print()
         _print_level(out, tx, plan, level, at, in_force=level.level == in_force)
     return 0
+
+
+def read_texts(url: str, plan: Plan) -> tuple[Plan, dict[tuple[int, Channel], str]]:
+    """``plan`` with the approved texts in force (:mod:`dispatcher.engine.textedits`)."""
+
+    async def go() -> tuple[Plan, dict[tuple[int, Channel], str]]:
+        store = open_store(url)
+        try:
+            return await textedits.effective_plan(store, plan)
+        finally:
+            await store.aclose()
+
+    return run_async(go())
 
 
 def _print_level(out: Console, tx: lang.Texts, plan: Plan, level: Level, at: dt.datetime, *,
