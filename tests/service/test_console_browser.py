@@ -1099,7 +1099,8 @@ def test_a_plan_text_is_proposed_refused_on_its_field_then_approved_by_another(
     expect(page.locator("#status")).to_have_text(
         f"Đã duyệt {version}: có hiệu lực từ đợt gửi tiếp theo.")
     expect(item).to_contain_text("Đã duyệt bởi carol")
-    sms_row = page.locator("#plan-rows tr").filter(has_text="SMS")
+    sms_row = page.locator("#plan-rows tr").filter(
+        has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms_row).to_contain_text(f"Nội dung đã duyệt ({version})")
     expect(sms_row).to_contain_text("Rua tay, deo khau trang. Goi")
     status, plan = console.api("vic", "GET", "/v1/plan")
