@@ -241,6 +241,7 @@ OPERATIONS = {
     "POST /v1/preview", "POST /zalo/webhook", "GET /healthz", "GET /readyz", "GET /metrics",
     "GET /v1/waves/{wave_id}/dead-letters", "POST /v1/waves/{wave_id}/dead-letters/replay",
     "GET /v1/situation", "GET /v1/situation/history", "PUT /v1/situation",
+    "GET /v1/recipients/{number}",
 }
 
 

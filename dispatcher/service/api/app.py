@@ -935,7 +935,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
     # their routes use this module's helpers, so they are imported here, not at the top
-    from dispatcher.service.api import deadletters, situation  # noqa: PLC0415
+    from dispatcher.service.api import deadletters, recipients, situation  # noqa: PLC0415
 
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
@@ -958,7 +958,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
-                                   *situation.SCHEMA_TYPES], {
+                                   *situation.SCHEMA_TYPES, *recipients.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -972,7 +972,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     # with a webhook port of its own, the webhook is not on this (the operators') port
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
-        route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *webhook,
+        route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *recipients.ROUTES,
+                        *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,
                      "console_files": console.load_files()}),
