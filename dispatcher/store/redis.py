@@ -1024,7 +1024,7 @@ class RedisStore:
         self.queue = RedisQueue(self.client)
         self.leases = RedisLeases(self.client)
         self.receipts = RedisReceipts(self.client)
-        self.recipients = RedisRecipients(self.client)
+        self.recipients = RedisRecipients(self.client, isinstance(self.client, RedisCluster))
         self.webhook_seen = RedisSeen(self.client, "webhook")
 
     async def ping(self) -> float:
