@@ -29,6 +29,8 @@ from dispatcher.store.base import Store, WaveFacts
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+#: what became of a recipient's message of a wave (:func:`outcome`)
+OUTCOMES = ("delivered", "sent", "failed", "expired", "pending", "not_sent", "cancelled")
 
 
 class Row(msgspec.Struct, frozen=True):
