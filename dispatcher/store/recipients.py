@@ -69,21 +69,23 @@ class MemoryRecipients:
         return found
 
 
-#: One recipient on many waves, in one call (one Redis server): KEYS are each wave's sent bitmap,
-#: delivered bitmap and set of dead-letter routes; ARGV the prefix of the routes' keys, then for
-#: each wave its name and the recipient id. Answers, per wave, the two bits and the dead letter
-#: (false: none). The dead letters' keys are read from the routes found (not declared: a
-#: single server only; a cluster is asked with pipelines, per slot).
+#: One recipient on many waves, in one call (one Redis server): ARGV is the keys' prefix, then
+#: for each wave its name and the recipient id. Answers, per wave, its sent and delivered bits
+#: (:func:`keys.sent`, :func:`keys.delivered`) and its dead letter (:func:`keys.dead_routes`,
+#: :func:`keys.dead_letters`; false: none). The keys are made here from the waves' names, not
+#: declared (half the arguments to send and parse): a single server only; a cluster is asked
+#: with pipelines, per slot.
 _FACTS = """
 local out = {}
-local prefix = ARGV[1]
-for i = 0, #KEYS / 3 - 1 do
-  local wave, id = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  out[#out + 1] = redis.call('GETBIT', KEYS[3 * i + 1], id)
-  out[#out + 1] = redis.call('GETBIT', KEYS[3 * i + 2], id)
+local p = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local wave, id = ARGV[i], ARGV[i + 1]
+  local w = p .. '{w:' .. wave .. '}:'
+  out[#out + 1] = redis.call('GETBIT', w .. 'sent', id)
+  out[#out + 1] = redis.call('GETBIT', w .. 'delivered', id)
   local letter = false
-  for _, route in ipairs(redis.call('SMEMBERS', KEYS[3 * i + 3])) do
-    local found = redis.call('HGET', prefix .. '{r:' .. route .. '}:dead-letters:' .. wave, id)
+  for _, route in ipairs(redis.call('SMEMBERS', w .. 'dead-routes')) do
+    local found = redis.call('HGET', p .. '{r:' .. route .. '}:dead-letters:' .. wave, id)
     if found then letter = found end
   end
   out[#out + 1] = letter
@@ -109,9 +111,7 @@ class RedisRecipients:
         if self._cluster:
             return await self._facts_by_slot(asked)
         raw = await self._facts(
-            keys=[k for wave, _ in asked for k in (keys.sent(wave), keys.delivered(wave),
-                                                     keys.dead_routes(wave))],
-            args=[f"{keys.PREFIX}:", *(x for wave, rid in asked for x in (wave, rid))])
+            keys=[], args=[f"{keys.PREFIX}:", *(x for wave, rid in asked for x in (wave, rid))])
         return [WaveFacts(bool(raw[3 * i]), bool(raw[3 * i + 1]),
                           _dead.decode(raw[3 * i + 2]) if raw[3 * i + 2] else None)
                 for i in range(len(asked))]
