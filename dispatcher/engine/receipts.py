@@ -105,6 +105,7 @@ class ReceiptMatcher:
         if full:
             found.update(await self.store.receipts.match([t[0] for t in full]))
         counts: dict[str, dict[str, int]] = {}
+        delivered: dict[str, list[int]] = {}  # wave -> recipient ids: their delivered bits
         waiting: list[tuple[str, str, float, bool]] = []
         matched = unmatched = 0
         for remote_id, state, seen, searched in todo:
@@ -117,13 +118,15 @@ class ReceiptMatcher:
                     unmatched += 1
                 continue
             matched += 1
-            wave, _recipient, part = where
+            wave, recipient, part = where
             if part == 0:
                 per_wave = counts.setdefault(wave, {})
                 field = OUTCOME[state]
                 per_wave[field] = per_wave.get(field, 0) + 1
+                if field == "delivered":
+                    delivered.setdefault(wave, []).append(recipient)
         if counts:
-            await self.store.receipts.count(counts)
+            await self.store.receipts.count(counts, delivered)
         self.stats.matched += matched
         self.stats.unmatched += unmatched
         metrics.RECEIPTS_MATCHED.inc(matched)  # per pass, not per receipt

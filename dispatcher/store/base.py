@@ -417,8 +417,27 @@ class ReceiptIndex(Protocol):
         among the ids recorded in the last hour or two (for receipts that came before their
         message was recorded: one command, however long they wait)."""
 
-    async def count(self, counts: dict[str, dict[str, int]]) -> None:
-        """Add to waves' counters (delivered, undelivered, ...)."""
+    async def count(self, counts: dict[str, dict[str, int]],
+                    delivered: dict[str, list[int]] | None = None) -> None:
+        """Add to waves' counters (delivered, undelivered, ...), and set the delivered bits
+        of ``delivered`` (wave -> recipient ids); one round trip."""
+
+
+class WaveFacts(msgspec.Struct, frozen=True):
+    """What the store knows of one recipient on one wave."""
+
+    sent: bool = False
+    delivered: bool = False
+    dead: DeadLetter | None = None  # a dead letter not replayed (failed or expired)
+
+
+class RecipientIndex(Protocol):
+    async def find(self, version: str, msisdn: str) -> int | None:
+        """The recipient id of a normalised number in the audience version (None: not in it)."""
+
+    async def facts(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
+        """For each (wave, recipient id), what the store knows; two round trips at most,
+        whatever the count of waves."""
 
 
 class Leases(Protocol):
@@ -461,6 +480,11 @@ class Store(Protocol):
 
     @property
     def receipts(self) -> ReceiptIndex: ...
+
+    @property
+    def recipients(self) -> RecipientIndex:
+        """Number -> recipient id per audience version, and one recipient's facts per wave
+        (:mod:`.recipients`)."""
 
     @property
     def ledger(self) -> Ledger: ...

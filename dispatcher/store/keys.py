@@ -140,3 +140,15 @@ def seen(name: str, hour: int) -> str:
     """Set: the ids ``name`` (``webhook``: delivery webhook events) handled in the hour (since
     the epoch); the hours of one name share a hash tag, checked together by one script."""
     return f"{PREFIX}:{{seen:{name}}}:{hour}"
+
+
+def delivered(wave: str) -> str:
+    """Bitmap: bit ``id`` is set once a receipt or webhook said recipient ``id``'s message of
+    the wave was delivered (set per pass of the receipt matcher)."""
+    return f"{PREFIX}:{{w:{wave}}}:delivered"
+
+
+def audience_numbers(version: str, bucket: int) -> str:
+    """Hash: number // NUMBER_BUCKETS -> recipient id, for the numbers of the audience version
+    whose value modulo NUMBER_BUCKETS is ``bucket`` (dispatcher.store.recipients)."""
+    return f"{PREFIX}:audience:{version}:numbers:{bucket}"

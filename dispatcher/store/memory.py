@@ -38,6 +38,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
 from dispatcher.store.textedits import MemoryPlanTexts
@@ -149,10 +150,13 @@ class MemoryAudiences:
         self._metas: dict[str, AudienceMeta] = {}
         self._chunks: dict[str, dict[int, AudienceChunk]] = {}
         self._current: str | None = None
+        self.numbers: MemoryRecipients | None = None  # the store's, indexed with the chunks
 
     async def put_chunks(self, version: str, first: int, chunks: list[AudienceChunk]) -> None:
         stored = self._chunks.setdefault(version, {})
         stored.update(enumerate(chunks, first))
+        if self.numbers is not None:
+            self.numbers.index(version, chunks)
 
     async def activate(self, meta: AudienceMeta) -> None:
         self._metas[meta.version] = meta
@@ -498,16 +502,21 @@ def regroup(items: list[RetryItem]) -> list[Batch]:
 
 
 class MemoryReceipts:
-    def __init__(self, queue: MemoryQueue, waves: MemoryWaves) -> None:
+    def __init__(self, queue: MemoryQueue, waves: MemoryWaves,
+                 recipients: MemoryRecipients) -> None:
         self._queue = queue
         self._waves = waves
+        self._recipients = recipients
 
     async def match(self, remote_ids: list[str], *, recent: bool = False,
                     ) -> dict[str, tuple[str, int, int]]:
         known = self._queue.remote
         return {r: known[r] for r in remote_ids if r in known}
 
-    async def count(self, counts: dict[str, dict[str, int]]) -> None:
+    async def count(self, counts: dict[str, dict[str, int]],
+                    delivered: dict[str, list[int]] | None = None) -> None:
+        for wave, ids in (delivered or {}).items():
+            self._recipients.delivered.setdefault(wave, set()).update(ids)
         for wave, fields in counts.items():
             counters = self._waves.counters.setdefault(wave, {})
             for name, n in fields.items():
@@ -547,7 +556,9 @@ class MemoryStore:
         self.waves = MemoryWaves()
         self.queue = MemoryQueue(self.waves)
         self.leases = MemoryLeases()
-        self.receipts = MemoryReceipts(self.queue, self.waves)
+        self.recipients = MemoryRecipients(self.queue)
+        self.audiences.numbers = self.recipients
+        self.receipts = MemoryReceipts(self.queue, self.waves, self.recipients)
         self.webhook_seen = MemorySeen()
 
     async def aclose(self) -> None:

@@ -49,6 +49,7 @@ from dispatcher.store.base import (
 )
 from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
+from dispatcher.store.recipients import RedisRecipients, write_numbers
 from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
 from dispatcher.store.textedits import RedisPlanTexts
@@ -492,7 +493,10 @@ class RedisAudiences:
         for start in range(0, len(chunks), self.CHUNKS_PER_ROUND_TRIP):
             part = chunks[start:start + self.CHUNKS_PER_ROUND_TRIP]
             mapping = {first + start + i: _enc.encode(c) for i, c in enumerate(part)}
-            await self._r.hset(key, mapping=mapping)
+            async with self._r.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping=mapping)
+                write_numbers(pipe, version, part)  # number -> recipient id
+                await pipe.execute()
 
     async def activate(self, meta: AudienceMeta) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
@@ -921,11 +925,16 @@ class RedisReceipts:
             wanted = left
         return found
 
-    async def count(self, counts: dict[str, dict[str, int]]) -> None:
+    async def count(self, counts: dict[str, dict[str, int]],
+                    delivered: dict[str, list[int]] | None = None) -> None:
         async with self._r.pipeline(transaction=False) as pipe:
             for wave, fields in counts.items():
                 for name, n in fields.items():
                     pipe.hincrby(keys.progress(wave), name, n)
+            for wave, ids in (delivered or {}).items():
+                if ids:  # one BITFIELD per wave and pass
+                    args = [x for i in ids for x in ("SET", "u1", i, 1)]
+                    pipe.execute_command("BITFIELD", keys.delivered(wave), *args)
             await pipe.execute()
 
 
@@ -1017,6 +1026,7 @@ class RedisStore:
         self.queue = RedisQueue(self.client)
         self.leases = RedisLeases(self.client)
         self.receipts = RedisReceipts(self.client)
+        self.recipients = RedisRecipients(self.client, isinstance(self.client, RedisCluster))
         self.webhook_seen = RedisSeen(self.client, "webhook")
 
     async def ping(self) -> float:

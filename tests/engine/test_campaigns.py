@@ -459,6 +459,7 @@ class _Hooked:
         self.queue = inner.queue
         self.leases = inner.leases
         self.receipts = inner.receipts
+        self.recipients = inner.recipients
         self.webhook_seen = inner.webhook_seen
         self.waves = _WavesReadThenHook(inner.waves)
 

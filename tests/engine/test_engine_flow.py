@@ -433,6 +433,7 @@ class HookedStore:
         self.waves = HookedWaves(inner.waves, self.hooks)
         self.leases = HookedLeases(inner.leases, self.hooks)
         self.receipts = inner.receipts
+        self.recipients = inner.recipients
 
     async def aclose(self) -> None:
         return None  # the inner store belongs to the fixture

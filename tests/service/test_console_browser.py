@@ -1108,3 +1108,36 @@ def test_a_plan_text_is_proposed_refused_on_its_field_then_approved_by_another(
     assert status == 200 and (row["origin"], row["version"]) == ("approved", version), row
     carol.shot("14-plan-texts")
     carol.close()
+
+
+def test_the_hotline_looks_a_number_up(browser: Browser, console: Console) -> None:
+    title = "Tra cứu: họp khẩn cán bộ"
+    _urgent_zalo_campaign(console, title, {"districts": [FAILING_DISTRICT],
+                                           "kinds": ["official"]})
+    wait_state(console, title, {"completed"})
+    phone = console.failing[0]
+    status, view = console.api("vic", "GET", f"/v1/recipients/{phone}")
+    assert status == 200, view
+    [mine] = [w for w in view["waves"] if w["campaign_title"] == title]
+    assert mine["outcome"] == "failed" and mine["reason"], mine
+
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    page.get_by_role("link", name="Tra cứu số", exact=True).click()
+    expect(page.get_by_role("heading", name="Người dân này đã nhận được tin chưa?",
+                            level=1)).to_be_visible()
+    page.get_by_label("Số điện thoại").fill(f"0{phone[2:5]} {phone[5:8]} {phone[8:]}")
+    page.get_by_role("button", name="Tra cứu").click()
+    expect(page.locator("#recipient-number-title")).to_have_text(phone)
+    expect(page.locator("#recipient-zalo")).to_have_text("có")
+    row = page.locator("#recipient-rows tr").filter(has_text=title)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Zalo")
+    expect(row).to_contain_text(f"không gửi được: {mine['reason']}")
+    vic.shot("16-recipient-lookup")
+    page.get_by_label("Số điện thoại").fill("12345")
+    page.get_by_role("button", name="Tra cứu").click()
+    expect(page.locator("#status")).to_contain_text("Đây không phải số di động")
+    expect(page.get_by_label("Số điện thoại")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#recipient-result")).to_be_hidden()
+    vic.close()

@@ -936,7 +936,12 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
     # their routes use this module's helpers, so they are imported here, not at the top
-    from dispatcher.service.api import deadletters, plantexts, situation  # noqa: PLC0415
+    from dispatcher.service.api import (  # noqa: PLC0415
+        deadletters,
+        plantexts,
+        recipients,
+        situation,
+    )
 
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
@@ -959,7 +964,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
             "BearerToken": SecurityScheme(type="http", scheme="bearer")}))
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
-                                   *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES], {
+                                   *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
+                                   *recipients.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -974,6 +980,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
+                        *recipients.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

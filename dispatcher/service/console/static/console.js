@@ -46,6 +46,7 @@
     fieldSeq: 0,          // ids of the free-field rows of the situation form
     dead: {wave: null, cursor: "", cursors: [], page: null, result: null},  // a wave's dead letters
     texts: [],            // GET /v1/plan/texts?level=N: the level in force's texts' versions
+    recipient: null,      // GET /v1/recipients/{number}: the last number looked up
   };
 
   const $ = (id) => document.getElementById(id);
@@ -271,6 +272,7 @@
     state.openings = [];
     state.reasonAction = null;
     state.situation = null;
+    state.recipient = null;
     state.situationHistory = [];
     state.situationDirty = false;
     state.dead = {wave: null, cursor: "", cursors: [], page: null, result: null};
@@ -295,7 +297,7 @@
       $("who-role").textContent = t(`role.${state.me.role}`);
     } else {
       for (const id of ["view-level", "view-situation", "view-campaigns", "view-new", "view-dead",
-        "view-audit"]) {
+        "view-audit", "view-recipient"]) {
         $(id).hidden = true;
       }
     }
@@ -311,7 +313,7 @@
 
   const VIEWS = {
     level: "view-level", situation: "view-situation", campaigns: "view-campaigns",
-    new: "view-new", dead: "view-dead", audit: "view-audit",
+    new: "view-new", dead: "view-dead", audit: "view-audit", recipient: "view-recipient",
   };
   const DEAD_HASH = "dead-letters/";  // #dead-letters/<wave>: a wave's dead letters
 
@@ -360,6 +362,7 @@
     renderSituation();
     renderSituationHistory();
     renderDead();
+    renderRecipient();
     fillLevelForm();
     fillDistricts();
     fillSituationAreas();
@@ -1848,6 +1851,75 @@
     formChanged();
   }
 
+  // -- did this citizen get it? (GET /v1/recipients/{number}) ---------------------------------
+
+  async function lookUpRecipient(event) {
+    event.preventDefault();
+    const input = $("recipient-number");
+    const written = input.value.trim();
+    if (!written) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    const days = Math.min(366, Math.max(1, parseInt($("recipient-days").value, 10) || 30));
+    state.recipient = null;
+    try {
+      state.recipient = await api("GET",
+        `/v1/recipients/${encodeURIComponent(written)}?days=${days}`);
+      say("");
+    } catch (err) {
+      $("recipient-result").hidden = true;
+      if (err instanceof ApiError && err.status === 404) {
+        say(t("recipient.unknown"), "error");
+      } else if (err instanceof ApiError && err.status === 400 && err.field === "number") {
+        input.setAttribute("aria-invalid", "true");
+        say(t("recipient.bad", {detail: err.detail}), "error");
+      } else {
+        say(explain(err), "error");
+      }
+      return;
+    }
+    renderRecipient();
+  }
+
+  function outcomeText(w) {
+    let text = t(`recipient.outcome.${w.outcome}`, {reason: w.reason || ""});
+    if (w.fallback) {
+      text += "; " + t("recipient.fallback", {outcome: t(`recipient.outcome.${w.fallback}`,
+        {reason: ""})});
+    }
+    return text;
+  }
+
+  function renderRecipient() {
+    const v = state.recipient;
+    $("recipient-result").hidden = !v;
+    if (!v) return;
+    $("recipient-number-title").textContent = v.number;
+    $("recipient-district").textContent = v.row.district || "—";
+    $("recipient-kind").textContent = t(`kind.${v.row.kind}`);
+    $("recipient-carrier").textContent = v.row.carrier;
+    $("recipient-zalo").textContent = v.row.zalo ? t("recipient.yes") : t("recipient.no");
+    $("recipient-none").hidden = v.waves.length > 0;
+    $("recipient-none").textContent = t("recipient.none", {days: v.days});
+    $("recipient-table-wrap").hidden = v.waves.length === 0;
+    $("recipient-caption").textContent = t("recipient.caption",
+      {n: number(v.waves.length), days: v.days});
+    $("recipient-rows").replaceChildren(...v.waves.map((w) => {
+      const tr = document.createElement("tr");
+      tr.dataset.wave = w.wave;
+      tr.dataset.outcome = w.outcome;
+      cell(tr, when(w.slot_at || w.created_at));
+      cell(tr, w.campaign_title || (w.level ? t("recipient.level", {level: w.level}) : w.campaign),
+        w.wave);
+      cell(tr, t(`channel.${w.channel}`));
+      cell(tr, outcomeText(w), "", `outcome outcome-${w.outcome}`);
+      cell(tr, w.text, w.fallback_text ? `SMS: ${w.fallback_text}` : "");
+      return tr;
+    }));
+  }
+
   // -- start --------------------------------------------------------------------------------
 
   function wire() {
@@ -1874,6 +1946,7 @@
       state.situationDirty = true;
       addFieldRow("", "").focus();
     });
+    $("recipient-form").addEventListener("submit", lookUpRecipient);
     $("dead-next").addEventListener("click", () => deadPage(1));
     $("dead-prev").addEventListener("click", () => deadPage(-1));
     $("dead-replay").addEventListener("click", () => askReason("replay"));

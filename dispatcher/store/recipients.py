@@ -1,0 +1,147 @@
+"""Who a number is in an audience, and what each wave did for one recipient.
+
+An audience version keeps, beside its chunks, an index from number to recipient id, written with
+the chunks: ``NUMBER_BUCKETS`` small hashes (:func:`keys.audience_numbers`), the number modulo the
+bucket count choosing the hash and the quotient being the field, so that each hash stays a
+compact listpack of integers (about 60 entries each at a million recipients; the cost per
+recipient is in docs/scaling.md). A wave's per-recipient facts are its sent bitmap, its delivered
+bitmap (set by the receipt matcher, one command per wave and pass) and its dead letters (a Zalo
+wave's SMS fallback is the wave ``<wave>.sms``, asked like any other):
+:meth:`RedisRecipients.facts` reads them for many waves in one script (on a cluster, two
+pipelined round trips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from dispatcher.store import keys
+from dispatcher.store.base import AudienceChunk, DeadLetter, WaveFacts
+
+NUMBER_BUCKETS = 16384
+
+_dead = msgspec.msgpack.Decoder(DeadLetter)
+
+
+def split(msisdn: str) -> tuple[int, int]:
+    """(bucket, field) of a normalised number."""
+    return divmod(int(msisdn), NUMBER_BUCKETS)[::-1]
+
+
+def numbers(chunks: Iterable[AudienceChunk]) -> dict[int, dict[int, int]]:
+    """bucket -> field -> recipient id, for the recipients of ``chunks``."""
+    found: dict[int, dict[int, int]] = {}
+    for chunk in chunks:
+        for offset, r in enumerate(chunk.recipients):
+            bucket, field = split(r.msisdn)
+            found.setdefault(bucket, {})[field] = chunk.first_id + offset
+    return found
+
+
+class MemoryRecipients:
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue  # dispatcher.store.memory.MemoryQueue
+        self.numbers: dict[str, dict[str, int]] = {}
+        self.delivered: dict[str, set[int]] = {}
+
+    def index(self, version: str, chunks: Iterable[AudienceChunk]) -> None:
+        stored = self.numbers.setdefault(version, {})
+        for chunk in chunks:
+            for offset, r in enumerate(chunk.recipients):
+                stored[r.msisdn] = chunk.first_id + offset
+
+    async def find(self, version: str, msisdn: str) -> int | None:
+        return self.numbers.get(version, {}).get(msisdn)
+
+    async def facts(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
+        found = []
+        for wave, rid in asked:
+            sent = (await self._queue.sent_mask(wave, [rid]))[0]
+            dead = None
+            for route in await self._queue.dead_routes(wave):
+                letters = self._queue._dead_above(route, wave, rid - 1, 1)
+                if letters and letters[0].id == rid:
+                    dead = letters[0]
+            found.append(WaveFacts(sent, rid in self.delivered.get(wave, set()), dead))
+        return found
+
+
+#: One recipient on many waves, in one call (one Redis server): ARGV is the keys' prefix, then
+#: for each wave its name and the recipient id. Answers, per wave, its sent and delivered bits
+#: (:func:`keys.sent`, :func:`keys.delivered`) and its dead letter (:func:`keys.dead_routes`,
+#: :func:`keys.dead_letters`; false: none). The keys are made here from the waves' names, not
+#: declared (half the arguments to send and parse): a single server only; a cluster is asked
+#: with pipelines, per slot.
+_FACTS = """
+local out = {}
+local p = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local wave, id = ARGV[i], ARGV[i + 1]
+  local w = p .. '{w:' .. wave .. '}:'
+  out[#out + 1] = redis.call('GETBIT', w .. 'sent', id)
+  out[#out + 1] = redis.call('GETBIT', w .. 'delivered', id)
+  local letter = false
+  for _, route in ipairs(redis.call('SMEMBERS', w .. 'dead-routes')) do
+    local found = redis.call('HGET', p .. '{r:' .. route .. '}:dead-letters:' .. wave, id)
+    if found then letter = found end
+  end
+  out[#out + 1] = letter
+end
+return out
+"""
+
+
+class RedisRecipients:
+    def __init__(self, client: Any, cluster: bool = False) -> None:
+        self._r = client
+        self._cluster = cluster
+        self._facts = client.register_script(_FACTS)
+
+    async def find(self, version: str, msisdn: str) -> int | None:
+        bucket, field = split(msisdn)
+        raw = await self._r.hget(keys.audience_numbers(version, bucket), field)
+        return int(raw) if raw is not None else None
+
+    async def facts(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
+        if not asked:
+            return []
+        if self._cluster:
+            return await self._facts_by_slot(asked)
+        raw = await self._facts(
+            keys=[], args=[f"{keys.PREFIX}:", *(x for wave, rid in asked for x in (wave, rid))])
+        return [WaveFacts(bool(raw[3 * i]), bool(raw[3 * i + 1]),
+                          _dead.decode(raw[3 * i + 2]) if raw[3 * i + 2] else None)
+                for i in range(len(asked))]
+
+    async def _facts_by_slot(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for wave, rid in asked:
+                pipe.getbit(keys.sent(wave), rid).getbit(keys.delivered(wave), rid)
+                pipe.smembers(keys.dead_routes(wave))
+            raw = await pipe.execute()
+        routes = [sorted(r.decode() for r in raw[3 * i + 2]) for i in range(len(asked))]
+        letters: list[Any] = []
+        if any(routes):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for (wave, rid), names in zip(asked, routes, strict=True):
+                    for route in names:
+                        pipe.hget(keys.dead_letters(route, wave), rid)
+                letters = await pipe.execute()
+        found, at = [], 0
+        for i in range(len(asked)):
+            dead = None
+            for value in letters[at:at + len(routes[i])]:
+                if value is not None:
+                    dead = _dead.decode(value)
+            at += len(routes[i])
+            found.append(WaveFacts(bool(raw[3 * i]), bool(raw[3 * i + 1]), dead))
+        return found
+
+
+def write_numbers(pipe: Any, version: str, chunks: Iterable[AudienceChunk]) -> None:
+    """Queue on ``pipe`` the index entries of ``chunks`` (one HSET per bucket)."""
+    for bucket, fields in numbers(chunks).items():
+        pipe.hset(keys.audience_numbers(version, bucket), mapping=fields)
