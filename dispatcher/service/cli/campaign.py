@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +28,7 @@ from dispatcher.domain.textcheck import visible
 from dispatcher.engine.campaigns import Campaigns
 from dispatcher.engine.process import Progress, wave_progress
 from dispatcher.service.api.schemas import ActionBody, CampaignCreate, CampaignDetail
-from dispatcher.service.cli import gate
+from dispatcher.service.cli import gate, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -69,7 +68,7 @@ def register(sub: Any) -> None:
     create.add_argument("--zns-param", action="append", default=[], metavar="NAME=VALUE",
                         help="a value of the template's parameter (repeatable; {date}: the day "
                              "the wave is made)")
-    _common(create, changes=True)
+    storeopts.add_record_options(create, changes=True)
     create.set_defaults(func=cmd_create)
 
     for verb, text in (("approve", "approve a campaign (not its creator)"),
@@ -83,19 +82,12 @@ def register(sub: Any) -> None:
             p.add_argument("--reason", default="",
                            help="why (kept with the campaign; required to pause or cancel the "
                                 "plan's own campaigns)")
-        _common(p, changes=verb != "show")
+        storeopts.add_record_options(p, changes=verb != "show")
         p.set_defaults(func=cmd_verb, verb=verb)
     listing = group.add_parser("list", help="every campaign with its state")
-    _common(listing)
+    storeopts.add_record_options(listing)
     listing.set_defaults(func=cmd_list)
 
-
-def _common(parser: argparse.ArgumentParser, *, changes: bool = False) -> None:
-    if changes:
-        gate.add_options(parser)
-    parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _split(text: str) -> list[str]:

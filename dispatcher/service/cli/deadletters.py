@@ -6,7 +6,6 @@ the same wave through the API with a token (:mod:`dispatcher.service.cli.gate`;
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +17,7 @@ from dispatcher.engine import deadletters
 from dispatcher.engine.deadletters import Replay
 from dispatcher.service.api.deadletters import LIMIT_MAX, DeadLetterList, DeadLetterView
 from dispatcher.service.api.schemas import ActionBody
-from dispatcher.service.cli import gate
+from dispatcher.service.cli import gate, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -41,20 +40,15 @@ def register(sub: Any) -> None:
                          help=f"letters on the page (1-{LIMIT_MAX}, default 100)")
     listing.add_argument("--cursor", default="", metavar="CURSOR",
                          help="where the page begins: the next cursor the page before printed")
-    _common(listing)
+    storeopts.add_record_options(listing)
     listing.set_defaults(func=cmd_list)
     replay = group.add_parser("replay", help="send the wave's dead letters again, on the wave")
     replay.add_argument("wave", metavar="WAVE")
     replay.add_argument("--reason", default="", help="why (kept in the audit log)")
     gate.add_options(replay)
-    _common(replay)
+    storeopts.add_record_options(replay)
     replay.set_defaults(func=cmd_replay)
 
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _url(args: argparse.Namespace, verb: str) -> str:

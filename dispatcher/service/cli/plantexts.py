@@ -20,7 +20,7 @@ from dispatcher.domain.plan import Plan, load_plan
 from dispatcher.domain.textcheck import visible
 from dispatcher.domain.textedits import TextVersion
 from dispatcher.engine import textedits
-from dispatcher.service.cli import gate
+from dispatcher.service.cli import gate, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -64,13 +64,10 @@ def register(group: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, *, changes: bool = False) -> None:
+    storeopts.add_record_options(parser, changes=changes)
     if changes:
-        gate.add_options(parser)
         parser.add_argument("--plan", type=Path, metavar="FILE",
                             help="with --admin-direct: the plan file (default: shipped)")
-    parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
-    parser.add_argument("--json", action="store_true", help="JSON on stdout")
 
 
 def _store(args: argparse.Namespace) -> Store:

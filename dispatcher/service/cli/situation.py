@@ -18,7 +18,7 @@ from dispatcher.domain.province import load_province
 from dispatcher.domain.situation import HISTORY_KEPT, Situation, SituationVersion
 from dispatcher.domain.textcheck import visible
 from dispatcher.engine.situation import set_situation
-from dispatcher.service.cli import gate
+from dispatcher.service.cli import gate, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -49,24 +49,17 @@ def register(sub: Any) -> None:
     setter.add_argument("--plan", type=Path, metavar="FILE",
                         help="with --admin-direct: the plan file whose texts the record must "
                              "fit (default: shipped)")
-    _common(setter, changes=True)
+    storeopts.add_record_options(setter, changes=True)
     setter.set_defaults(func=cmd_set)
     show = group.add_parser("show", help="the record in force")
-    _common(show)
+    storeopts.add_record_options(show)
     show.set_defaults(func=cmd_show)
     history = group.add_parser("history", help="the versions of the record, newest first")
     history.add_argument("--limit", type=int, default=20, metavar="N",
                          help=f"at most N versions (1-{HISTORY_KEPT}, default 20)")
-    _common(history)
+    storeopts.add_record_options(history)
     history.set_defaults(func=cmd_history)
 
-
-def _common(parser: argparse.ArgumentParser, *, changes: bool = False) -> None:
-    if changes:
-        gate.add_options(parser)
-    parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _store(args: argparse.Namespace) -> Store:

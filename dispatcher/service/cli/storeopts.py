@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from dispatcher.domain.errors import InputError
+from dispatcher.service.cli import gate
 from dispatcher.service.settings import Settings, load_settings
 
 
@@ -20,6 +21,17 @@ def add_options(parser: argparse.ArgumentParser, *, need_redis: bool = False,
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="deployment settings (TOML; see docs/configuration.md)")
     parser.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
+
+
+def add_record_options(parser: argparse.ArgumentParser, *, changes: bool = False) -> None:
+    """``--redis``, ``--config`` and ``--json`` of a command on the store's records (campaigns,
+    the situation, dead letters, the plan's texts); with ``changes``, the options of a
+    state-changing verb too (an API token, or ``--admin-direct``: :func:`gate.add_options`)."""
+    if changes:
+        gate.add_options(parser)
+    parser.add_argument("--redis", metavar="URL", help="Redis URL (default: LOA_REDIS_URL)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="deployment settings")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def settings_and_url(args: argparse.Namespace, *,
