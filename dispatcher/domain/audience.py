@@ -88,9 +88,12 @@ class RowError(Exception):
 class Validator:
     """Turns the fields of one row into a :class:`Recipient`, or raises :class:`RowError`."""
 
-    def __init__(self, numbering: Numbering, province: Province) -> None:
+    def __init__(self, numbering: Numbering, province: Province, *,
+                 district_required: bool = True) -> None:
         self.numbering = numbering
         self.province = province
+        # a list of numbers (dispatcher.domain.numberlist) may leave every row's district empty
+        self.district_required = district_required
 
     def recipient(self, msisdn: str, zalo: str, district: str, kind: str, email: str) -> Recipient:
         try:
@@ -107,7 +110,7 @@ class Validator:
                 raise RowError(f"district: {_shown(district)} is not a district of "
                                f"{self.province.name}")
             district_id = found
-        elif kind_value is not Kind.VISITOR:
+        elif kind_value is not Kind.VISITOR and self.district_required:
             raise RowError("district: empty (only visitors may have no district)")
         on_zalo, uid = _zalo(zalo)
         email = email.strip()

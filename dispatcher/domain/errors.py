@@ -10,6 +10,7 @@ adapter that speaks the protocol, never by ad-hoc conditions.
     ├── InputError         an argument or input value is wrong
     │   ├── NumberError    a phone number cannot be used (carries the reason)
     │   ├── AudienceError  an audience file cannot be read (bad header, encoding, CSV syntax)
+    │   ├── TooLarge       an upload beyond its documented cap (API: 413)
     │   └── ChannelUnavailable  a campaign on a channel with no configuration (API: 422)
     ├── TextError          a message text cannot be sent as SMS (too long, empty)
     ├── StateError         the campaign or wave is not in a state that allows this
@@ -90,6 +91,10 @@ class NumberError(InputError):
 
 class AudienceError(InputError):
     """An audience file that cannot be read as a whole (as opposed to a single bad row)."""
+
+
+class TooLarge(InputError):
+    """An upload (a list of numbers) larger than its documented cap, in bytes or rows."""
 
 
 class ChannelUnavailable(InputError):

@@ -190,6 +190,8 @@ class Campaign(msgspec.Struct, frozen=True):
     pdus: int = 0  # SMS parts it sends at most: recipients x parts (with the SMS fallback's)
     zns: ZnsMessage | None = None  # Zalo by a typed template (None: the text in one parameter)
     over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
+    # an uploaded list of numbers (its audience version) instead of the province's audience
+    audience_list: str = ""
 
 
 class Wave(msgspec.Struct, frozen=True):

@@ -44,10 +44,10 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.province import Province
 from dispatcher.domain.zns import for_wave
-from dispatcher.engine import approval, campaigntext, routing
+from dispatcher.engine import approval, campaigntext, numberlists, routing
 from dispatcher.engine.fallback import is_fallback_wave
 from dispatcher.engine.settings import EngineConfig
-from dispatcher.store.base import Store
+from dispatcher.store.base import AudienceMeta, Store
 
 S = CampaignState
 ALLOWED: dict[CampaignState, frozenset[CampaignState]] = {
@@ -146,12 +146,15 @@ class Campaigns:
                      start_at: dt.datetime | None = None, sms_fallback: bool = False,
                      max_parts: int = DEFAULT_MAX_PARTS,
                      zns: ZnsMessage | None = None,
-                     over_quota: OverQuota | None = None) -> Campaign:
+                     over_quota: OverQuota | None = None,
+                     audience_list: str = "") -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough. An SMS
         text (or the SMS fallback's) of more than ``max_parts`` parts is refused, and so is a
         typed ZNS message (``zns``) that its template in ``[zalo.templates]`` would refuse.
         ``over_quota`` (Zalo recipients beyond the daily quota: ``sms`` at once or ``wait``;
-        None: ``sms`` when urgent) needs ``sms_fallback`` to be ``sms``."""
+        None: ``sms`` when urgent) needs ``sms_fallback`` to be ``sms``. ``audience_list``: an
+        uploaded list's id (dispatcher.engine.numberlists), the whole list instead of the
+        province's audience (no selector then)."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
@@ -191,7 +194,13 @@ class Campaigns:
         if unknown:
             raise InputError(f"not districts of {self.province.name}: {', '.join(unknown)}",
                              field="selector.districts")
-        meta = await self.store.audiences.meta()
+        if audience_list:
+            if selector.districts or selector.kinds:
+                raise InputError("a campaign to a list reaches the whole list: leave the "
+                                 "selector empty", field="selector")
+            meta: AudienceMeta | None = await numberlists.list_meta(self.store, audience_list)
+        else:
+            meta = await self.store.audiences.meta()
         if meta is None:
             raise StateError("no audience is imported: run `loa audience import` first")
         price = approval.cost(meta, selector=selector, channels=channels, texts=sent.texts,
@@ -204,7 +213,7 @@ class Campaigns:
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=price.recipients,
             start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts, zns=zns,
-            pdus=price.pdus, over_quota=over_quota)
+            pdus=price.pdus, over_quota=over_quota, audience_list=audience_list)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
@@ -241,8 +250,11 @@ class Campaigns:
         campaign = await self.get(campaign_id)
         if campaign.state is not S.APPROVED:
             raise StateError(f"campaign {campaign_id} is {campaign.state}, not approved")
-        meta = await self.store.audiences.meta()
+        meta = await self.store.audiences.meta(campaign.audience_list or None)
         if meta is None:
+            if campaign.audience_list:
+                return await self._move(campaign_id, S.CANCELLED, state_by="", state_reason=(
+                    f"not started: its list {campaign.audience_list} is gone"))
             raise StateError("no audience is imported")
         # the texts rendered once, from the situation record in force: the waves keep them
         sent, refused = campaigntext.render(campaign, await campaigntext.current(self.store))

@@ -56,6 +56,56 @@ class _Group:
         self.email = 0
 
 
+class Chunker:
+    """Recipients into chunks of one (district, kind) with dense ids, written to ``version``
+    ``FLUSH_CHUNKS`` at a time: :meth:`add` each one (True: :meth:`flush` now), then
+    :meth:`finish` for the groups of the version's meta."""
+
+    def __init__(self, store: Store, version: str, chunk_size: int) -> None:
+        self.store = store
+        self.version = version
+        self.chunk_size = chunk_size
+        self.groups: dict[tuple[str, Kind], _Group] = {}
+        self.ready: list[AudienceChunk] = []
+        self.written = 0  # chunks stored
+        self.next_id = 0  # recipients given an id
+
+    def _cut(self, group: _Group) -> None:
+        group.chunks.append(self.written + len(self.ready))
+        group.first_ids.append(self.next_id)
+        self.ready.append(AudienceChunk(self.next_id, group.pending))
+        self.next_id += len(group.pending)
+        group.pending = []
+
+    def add(self, item: Recipient) -> bool:
+        group = self.groups.get((item.district, item.kind))
+        if group is None:
+            group = self.groups[(item.district, item.kind)] = _Group()
+        group.pending.append(item)
+        group.count += 1
+        group.zalo += item.zalo
+        group.email += bool(item.email)
+        if len(group.pending) >= self.chunk_size:
+            self._cut(group)
+            return len(self.ready) >= FLUSH_CHUNKS
+        return False
+
+    async def flush(self) -> None:
+        await self.store.audiences.put_chunks(self.version, self.written, self.ready)
+        self.written += len(self.ready)
+        self.ready = []
+
+    async def finish(self) -> list[AudienceGroup]:
+        """Store what is left; the groups, in order."""
+        for group in self.groups.values():
+            if group.pending:
+                self._cut(group)
+        await self.flush()
+        return [AudienceGroup(district=d, kind=k, chunks=g.chunks, count=g.count, zalo=g.zalo,
+                              email=g.email, first_ids=g.first_ids)
+                for (d, k), g in sorted(self.groups.items())]
+
+
 async def import_audience(path: Path, store: Store, validator: Validator, *, chunk_size: int,
                           progress: Callable[[int], None] | None = None) -> ImportResult:
     """Check and store the audience at ``path``, then make it the current version."""
@@ -64,20 +114,9 @@ async def import_audience(path: Path, store: Store, validator: Validator, *, chu
     if current is not None and current.version == version:
         return ImportResult(version, current.count, sum(len(g.chunks) for g in current.groups),
                             True, CheckReport(rows=current.count, valid=current.count))
-    groups: dict[tuple[str, Kind], _Group] = {}
-    ready: list[AudienceChunk] = []
-    written = 0
-    next_id = 0
+    chunker = Chunker(store, version, chunk_size)
+    add = chunker.add
     report = CheckReport()
-
-    def cut(group: _Group) -> None:
-        nonlocal next_id
-        group.chunks.append(written + len(ready))
-        group.first_ids.append(next_id)
-        ready.append(AudienceChunk(next_id, group.pending))
-        next_id += len(group.pending)
-        group.pending = []
-
     for item in scan(path, validator, progress=progress):
         if type(item) is not Recipient:
             assert isinstance(item, Reject)
@@ -86,37 +125,21 @@ async def import_audience(path: Path, store: Store, validator: Validator, *, chu
             else:
                 report.rejected += 1
             continue
-        group = groups.get((item.district, item.kind))
-        if group is None:
-            group = groups[(item.district, item.kind)] = _Group()
-        group.pending.append(item)
-        group.count += 1
-        group.zalo += item.zalo
-        group.email += bool(item.email)
-        if len(group.pending) >= chunk_size:
-            cut(group)
-            if len(ready) >= FLUSH_CHUNKS:
-                await store.audiences.put_chunks(version, written, ready)
-                written += len(ready)
-                ready = []
-    if not groups:  # not one valid recipient
+        if add(item):
+            await chunker.flush()
+    if not chunker.groups:  # not one valid recipient
         raise AudienceError(
             f"{path}: no valid recipient ({report.rejected:,} rows rejected, "
             f"{report.duplicates:,} duplicates; `loa audience check {path} --rejects OUT.csv` "
             f"says why): the current audience is kept")
-    for group in groups.values():
-        if group.pending:
-            cut(group)
-    await store.audiences.put_chunks(version, written, ready)
-    written += len(ready)
+    groups = await chunker.finish()
+    next_id, written = chunker.next_id, chunker.written
     meta = AudienceMeta(
         version=version,
         created_at=dt.datetime.now(dt.UTC),
         count=next_id,
         source=path.name,
-        groups=[AudienceGroup(district=d, kind=k, chunks=g.chunks, count=g.count, zalo=g.zalo,
-                              email=g.email, first_ids=g.first_ids)
-                for (d, k), g in sorted(groups.items())],
+        groups=groups,
     )
     await store.audiences.activate(meta)
     report.valid = next_id

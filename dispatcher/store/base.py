@@ -70,6 +70,10 @@ class AudienceStore(Protocol):
     async def activate(self, meta: AudienceMeta) -> None:
         """Make a fully stored version the current one, atomically."""
 
+    async def keep(self, meta: AudienceMeta) -> None:
+        """Record a fully stored version without making it current (a list of numbers: a
+        campaign names it, the province's audience stays)."""
+
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         """Store a whole version and make it current (``put_chunks`` then ``activate``)."""
 

@@ -162,6 +162,9 @@ class MemoryAudiences:
         self._metas[meta.version] = meta
         self._current = meta.version
 
+    async def keep(self, meta: AudienceMeta) -> None:
+        self._metas[meta.version] = meta
+
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         await self.put_chunks(meta.version, 0, list(chunks))
         await self.activate(meta)

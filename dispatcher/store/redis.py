@@ -504,6 +504,9 @@ class RedisAudiences:
             pipe.set(keys.AUDIENCE_CURRENT, meta.version)
             await pipe.execute()
 
+    async def keep(self, meta: AudienceMeta) -> None:
+        await self._r.set(keys.audience_meta(meta.version), _enc.encode(meta))
+
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         await self.put_chunks(meta.version, 0, list(chunks))
         await self.activate(meta)

@@ -72,7 +72,7 @@ from dispatcher.domain.model import (
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.engine import approval, campaigntext, opening, routing, textedits
+from dispatcher.engine import approval, campaigntext, numberlists, opening, routing, textedits
 from dispatcher.engine.campaigns import Campaigns, new_campaign_id
 from dispatcher.engine.capacity import Capacity, capacity
 from dispatcher.engine.level import confirm_level, pending_level, propose_level
@@ -554,7 +554,8 @@ def _idempotent_id(user: str, key: str) -> str:
 def _same(campaign: Campaign, data: CampaignCreate) -> bool:
     return (campaign.title == data.title.strip() and campaign.channels == data.channels
             and campaign.texts == data.resolved_texts() and campaign.selector == data.selector
-            and campaign.priority == data.priority)
+            and campaign.priority == data.priority
+            and campaign.audience_list == data.audience_list)
 
 
 async def _replay(s: Services, campaign_id: str, data: CampaignCreate) -> Campaign | None:
@@ -597,7 +598,7 @@ async def create_campaign(
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
                 max_parts=data.max_parts, zns=zns.message(data.zns_template, data.zns_params),
-                over_quota=data.over_quota)
+                over_quota=data.over_quota, audience_list=data.audience_list)
         except StateError:
             if key_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, key_id, data)
@@ -610,7 +611,7 @@ async def create_campaign(
               "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
               "start_at": msgspec.to_builtins(data.start_at),
               "sms_fallback": data.sms_fallback, "over_quota": data.over_quota,
-              "idempotency_key": idempotency_key}
+              "audience_list": data.audience_list, "idempotency_key": idempotency_key}
     campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
                               after=lambda c: {"state": c.state, "audience_size": c.audience_size})
     return campaign
@@ -808,7 +809,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
                   data: JSONBody[PreviewRequest]) -> Preview:
     s = _services(state)
     data = await strict_body(request, PreviewRequest)
-    meta = await s.store.audiences.meta()
+    meta = (await numberlists.list_meta(s.store, data.audience_list) if data.audience_list
+            else await s.store.audiences.meta())
     if meta is None:
         raise StateError("no audience is imported: run `loa audience import` first")
     unknown = [d for d in data.selector.districts if d not in s.province.districts]
@@ -938,6 +940,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     # their routes use this module's helpers, so they are imported here, not at the top
     from dispatcher.service.api import (  # noqa: PLC0415
         deadletters,
+        lists,
         plantexts,
         recipients,
         situation,
@@ -965,7 +968,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
-                                   *recipients.SCHEMA_TYPES], {
+                                   *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -980,7 +983,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
-                        *recipients.ROUTES,
+                        *recipients.ROUTES, *lists.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

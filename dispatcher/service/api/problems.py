@@ -32,6 +32,7 @@ from dispatcher.domain.errors import (
     PermissionDenied,
     StateError,
     TextError,
+    TooLarge,
 )
 from dispatcher.service.api.webhook_intake import WebhookBusy
 
@@ -101,6 +102,7 @@ BY_CLASS: list[tuple[type[LoaError], ProblemType]] = [
     (PermissionDenied, NOT_PERMITTED),
     (StateError, CONFLICT),
     (ChannelUnavailable, CHANNEL_NOT_CONFIGURED),
+    (TooLarge, BODY_TOO_LARGE),
     (InputError, INVALID_INPUT),
     (TextError, INVALID_INPUT),
     (WebhookRejected, WEBHOOK_REJECTED),

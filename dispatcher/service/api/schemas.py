@@ -104,6 +104,8 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # Zalo recipients beyond the OA's daily quota: "sms" at once (needs sms_fallback) or
     # "wait" for the reset; null: "sms" when urgent, else "wait"
     over_quota: OverQuota | None = None
+    # an uploaded list's id (POST /v1/lists): the whole list, not the province's audience
+    audience_list: Annotated[str, Meta(max_length=100)] = ""
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
@@ -150,6 +152,7 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     priority: Priority = Priority.NORMAL
     sms_fallback: bool = False
     over_quota: OverQuota | None = None
+    audience_list: Annotated[str, Meta(max_length=100)] = ""  # an uploaded list's recipients
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
