@@ -51,6 +51,9 @@ def register(sub: Any) -> None:
     create.add_argument("--districts", default="", help="comma-separated district ids "
                                                         "(default: the whole province)")
     create.add_argument("--kinds", default="", help="resident,visitor,official (default: all)")
+    create.add_argument("--list", default="", metavar="ID", dest="audience_list",
+                        help="the whole of an uploaded list (loa list upload FILE), not the "
+                             "province's audience")
     create.add_argument("--urgent", action="store_true",
                         help="send at once, outside the sending hours too")
     create.add_argument("--sms-fallback", action="store_true",
@@ -132,7 +135,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                                   selector=selector, priority=priority, owner=args.owner,
                                   sms_fallback=args.sms_fallback, max_parts=args.max_parts,
                                   zns_template=args.zns_template, zns_params=params,
-                                  over_quota=over_quota)
+                                  over_quota=over_quota, audience_list=args.audience_list)
             _, answer = await gate.call(via, "POST", "/v1/campaigns", body)
             return msgspec.convert(answer, Campaign)
         store, campaigns = _open(args)
@@ -142,9 +145,9 @@ def cmd_create(args: argparse.Namespace) -> int:
                 created_by=via.user, now=dt.datetime.now(dt.UTC), selector=selector,
                 priority=priority, owner=args.owner, sms_fallback=args.sms_fallback,
                 max_parts=args.max_parts, zns=zns.message(args.zns_template, params),
-                over_quota=over_quota),
+                over_quota=over_quota, audience_list=args.audience_list),
                 {"title": args.title, "text": args.text,
-                 "channels": [c.value for c in channels]})
+                 "channels": [c.value for c in channels], "audience_list": args.audience_list})
         finally:
             await store.aclose()
 

@@ -114,16 +114,19 @@ def _token(path: Path | None) -> str:
     return token
 
 
-async def call(api: Api, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """The API's status and JSON answer to ``method path`` (``body`` as JSON); a refusal raises
-    the error of its status (:data:`STATUS_ERRORS`) with the API's one-line detail."""
+async def call(api: Api, method: str, path: str, body: Any = None, *,
+               raw: bytes | None = None, content_type: str = "",
+               timeout: float = TIMEOUT_SECONDS) -> tuple[int, Any]:
+    """The API's status and JSON answer to ``method path`` (``body`` as JSON, or ``raw`` bytes
+    of ``content_type``); a refusal raises the error of its status (:data:`STATUS_ERRORS`) with
+    the API's one-line detail."""
     headers = {"Authorization": f"Bearer {api.token}", "Accept": "application/json"}
-    data = None if body is None else msgspec.json.encode(body)
+    data = raw if raw is not None else None if body is None else msgspec.json.encode(body)
     if data is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type or "application/json"
     # straight to the API, as before: the environment's proxy is for the channels' endpoints
     try:
-        async with HttpClient(1, TIMEOUT_SECONDS, proxies=Proxies()) as client:
+        async with HttpClient(1, timeout, proxies=Proxies()) as client:
             response = await client.request(method, client.url(api.url + path), data or b"",
                                             headers)
     except TransportFailure as exc:

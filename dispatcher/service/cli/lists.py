@@ -1,0 +1,137 @@
+"""``loa list upload FILE``: a list of numbers (CSV with an msisdn column, or a JSON array of
+numbers) checked as an audience file and stored as its own audience version, for a campaign to
+name (``loa campaign create --list ID``); ``loa list show ID``. The upload goes through the API
+with a token (:mod:`dispatcher.service.cli.gate`; ``--admin-direct``: Redis directly, audited);
+``show`` reads the store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+
+from dispatcher.domain import numberlist
+from dispatcher.domain.errors import AudienceError, InputError, TooLarge
+from dispatcher.domain.msisdn import load_numbering
+from dispatcher.domain.province import load_province
+from dispatcher.domain.textcheck import visible
+from dispatcher.engine import numberlists
+from dispatcher.engine.numberlists import ListReport
+from dispatcher.service.cli import gate, storeopts
+from dispatcher.service.cli.output import console, print_json
+from dispatcher.service.cli.runtime import run_async
+from dispatcher.store import open_store
+
+UPLOAD_TIMEOUT = 900.0  # seconds: a province-sized list is checked and stored in about 30
+SHOWN = 20  # rejected rows printed (--json: all the API lists)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("list", help="upload a list of numbers for a campaign",
+                            description="Lists of numbers (the people who were at a place at a "
+                                        "time): upload checks a CSV (an msisdn column; zalo, "
+                                        "district, kind and email optional) or a JSON array of "
+                                        "numbers with the audience file's rules, stores the "
+                                        "valid rows as a list of its own and prints the report "
+                                        "and the list's id (loa campaign create --list ID).")
+    group = parser.add_subparsers(dest="list_command", metavar="COMMAND", required=True)
+    upload = group.add_parser("upload", help="check and store a list; prints its id")
+    upload.add_argument("file", type=Path, metavar="FILE", help="a .csv, or a .json array")
+    upload.add_argument("--name", default="", help="a name for the list (default: the file's)")
+    upload.add_argument("--format", choices=numberlist.FORMATS, default=None,
+                        help="csv or json (default: from the file's extension, else csv)")
+    storeopts.add_record_options(upload, changes=True)
+    upload.set_defaults(func=cmd_upload)
+    show = group.add_parser("show", help="what a stored list holds")
+    show.add_argument("id", metavar="ID")
+    storeopts.add_record_options(show)
+    show.set_defaults(func=cmd_show)
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    return numberlist.JSON if args.file.suffix.lower() == ".json" else numberlist.CSV
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    fmt = _format(args)
+    name = args.name or args.file.name
+    try:
+        size = args.file.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{args.file}: cannot read: {exc.strerror}") from None
+    if size > numberlist.MAX_BYTES:
+        raise TooLarge(f"{args.file}: {size:,} bytes, more than the {numberlist.MAX_BYTES:,} a "
+                       f"list may take: split the list")
+    via = gate.gate(args, "loa list upload")
+
+    async def go() -> ListReport:
+        if isinstance(via, gate.Api):
+            media = "application/json" if fmt == numberlist.JSON else "text/csv"
+            _, answer = await gate.call(via, "POST", "/v1/lists?" + urlencode({"name": name}),
+                                        raw=args.file.read_bytes(), content_type=media,
+                                        timeout=UPLOAD_TIMEOUT)
+            return msgspec.convert(answer, ListReport)
+        settings, url = storeopts.settings_and_url(args, need_redis=True)
+        digest = numberlists.new_digest()
+        with args.file.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        version = numberlists.list_id(digest.digest())
+        store = open_store(url)
+        try:
+            return await gate.audited(via, "list.upload", version, numberlists.import_list(
+                args.file, fmt, store, numberlist.validator(load_numbering(), load_province()),
+                version=version, name=name, chunk_size=settings.engine.chunk_size),
+                {"name": name, "format": fmt, "bytes": size})
+        except AudienceError as exc:
+            if exc.field != "body":
+                raise
+            raise AudienceError(f"{args.file}: {exc.reason}") from None
+        finally:
+            await store.aclose()
+
+    report = run_async(go())
+    if args.json:
+        print_json(report)
+        return 0
+    out = console()
+    out.print(f"list {report.id} ({visible(report.name)}): {report.valid:,} numbers of "
+              f"{report.rows:,} rows ({report.duplicates:,} duplicates, {report.rejected:,} "
+              f"rejected)", markup=False)
+    if report.by_carrier:
+        out.print("by carrier: " + ", ".join(f"{c} {n:,}" for c, n in report.by_carrier.items()),
+                  markup=False)
+    for r in report.rejects[:SHOWN]:
+        out.print(f"line {r.line}: {visible(r.reason)}", markup=False)
+    left = report.duplicates + report.rejected - min(len(report.rejects), SHOWN)
+    if left > 0:
+        out.print(f"... and {left:,} more (loa audience check FILE --rejects OUT.csv lists "
+                  f"them all)", markup=False)
+    out.print(f"send to it: loa campaign create --list {report.id} ...", markup=False)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    _, url = storeopts.settings_and_url(args, need_redis=True)
+
+    async def go() -> Any:
+        store = open_store(url)
+        try:
+            return await numberlists.list_meta(store, args.id, "ID")
+        finally:
+            await store.aclose()
+
+    meta = run_async(go())
+    if args.json:
+        print_json(meta)
+        return 0
+    zalo = sum(g.zalo for g in meta.groups)
+    console().print(f"list {meta.version} ({visible(meta.source)}), uploaded "
+                    f"{meta.created_at:%Y-%m-%d %H:%M} UTC: {meta.count:,} numbers, {zalo:,} on "
+                    f"Zalo", markup=False)
+    return 0
