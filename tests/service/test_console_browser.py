@@ -1141,3 +1141,53 @@ def test_the_hotline_looks_a_number_up(browser: Browser, console: Console) -> No
     expect(page.get_by_label("Số điện thoại")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#recipient-result")).to_be_hidden()
     vic.close()
+
+
+def test_a_campaign_to_an_uploaded_list(browser: Browser, console: Console,
+                                        tmp_path: Path) -> None:
+    listed = [f"0912 {i:03d} {i * 11 % 1000:03d}" for i in range(14)]
+    good = tmp_path / "quan-bar.csv"
+    good.write_text("\n".join(["msisdn,ghi chu", *(f"{n},x" for n in listed),
+                               "0203 3825 123,co dinh", f"{listed[0]},lan hai"]) + "\n",
+                    encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ten\nAn\n", encoding="utf-8")
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    title = "Những người đến quán bar X"
+    page.get_by_label("Tiêu đề", exact=True).fill(title)
+    page.get_by_label("Nội dung tin nhắn").fill("Ban da den quan bar X: o nha, goi y te.")
+    page.get_by_label("Mức ưu tiên").select_option("urgent")
+    picker = page.get_by_label("Hoặc một danh sách số điện thoại (CSV có cột msisdn, hoặc JSON)")
+    picker.set_input_files(str(bad))
+    page.get_by_role("button", name="Tải danh sách lên").click()
+    expect(page.locator("#status")).to_contain_text("no msisdn column")
+    expect(picker).to_have_attribute("aria-invalid", "true")
+    picker.set_input_files(str(good))
+    page.get_by_role("button", name="Tải danh sách lên").click()
+    expect(page.locator("#status")).to_have_text("Đã tải danh sách lên: 14 số hợp lệ.")
+    expect(page.locator("#new-list-summary")).to_contain_text(
+        "Danh sách “quan-bar.csv”: 14 số hợp lệ trên 16 dòng (1 trùng, 1 bị loại).")
+    rejects = page.get_by_role("table", name="Các dòng bị loại")
+    expect(rejects.locator("tbody tr")).to_have_count(2)
+    expect(rejects.locator("tbody tr").first).to_contain_text("16")
+    expect(rejects.locator("tbody tr").first).to_contain_text("msisdn:")
+    expect(rejects.locator("tbody tr").nth(1)).to_contain_text("17")
+    expect(page.get_by_label("Huyện, thị xã, thành phố")).to_be_disabled()
+    page.get_by_role("button", name="Xem trước").click()
+    expect(page.locator("#preview-channels tr").first).to_contain_text("14")
+    expect(page.locator("#preview-approval")).to_be_visible()  # 14 is above the threshold 10
+    olga.shot("6-new-campaign-to-a-list")
+    page.get_by_role("button", name="Tạo chiến dịch").click()
+    expect(page.locator("#status")).to_have_text(f"Đã tạo “{title}”: Chờ duyệt.")
+    created = console.campaign(title)
+    assert created["audience_size"] == 14 and created["audience_list"].startswith("l-")
+    status, _ = console.api("carol", "POST", f"/v1/campaigns/{created['id']}/approve")
+    assert status == 200
+    wait_state(console, title, {"completed"})
+    done = console.api("olga", "GET", f"/v1/campaigns/{created['id']}")[1]
+    assert done["progress"]["sms"]["sent"] == 14
+    status, view = console.api("vic", "GET", "/v1/recipients/" + listed[5].replace(" ", ""))
+    assert status == 200 and view["waves"][0]["campaign_title"] == title
+    olga.close()

@@ -35,6 +35,7 @@
     previewed: null,      // the request body last previewed
     preview: null,        // its answer
     idempotencyKey: null,
+    list: null,           // the uploaded list's report (POST /v1/lists) the campaign goes to
     pendingCancel: null,
     stop: null,           // GET /v1/stop: the emergency stop, as last read
     openings: [],         // GET /v1/level/openings: the level in force's opening messages
@@ -166,6 +167,8 @@
     priority: "new-priority", strip_diacritics: "new-strip", max_parts: "new-max-parts",
     sms_fallback: "new-fallback", subject: "new-subject", owner: "new-owner",
     zns_template: "new-zns-template", zns_params: "new-zns-params",
+    audience_list: "new-list-file", selector: "new-districts", body: "new-list-file",
+    "content-type": "new-list-file",
   };
   const LEVEL_FIELDS = {cases: "level-cases-input", level: "level-level-input",
     reason: "level-reason-input"};
@@ -205,12 +208,14 @@
 
   async function api(method, path, body, headers) {
     const h = {"Authorization": `Bearer ${state.token}`, "Accept": "application/json"};
-    if (body !== undefined) h["Content-Type"] = "application/json";
+    const raw = body instanceof Blob;  // a file, sent as it is (its type in `headers`)
+    if (body !== undefined && !raw) h["Content-Type"] = "application/json";
     Object.assign(h, headers || {});
     let r;
     try {
       r = await fetch(path, {
-        method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers: h,
+        body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
         cache: "no-store", credentials: "omit", redirect: "error",
       });
     } catch (e) {
@@ -1653,7 +1658,7 @@
 
   function formBody() {
     const channels = CHANNELS.filter((c) => $(`new-ch-${c}`).checked);
-    const selector = {
+    const selector = state.list ? {districts: [], kinds: []} : {
       districts: [...$("new-districts").selectedOptions].map((o) => o.value),
       kinds: KINDS.filter((k) => $(`new-kind-${k}`).checked),
     };
@@ -1670,6 +1675,7 @@
       owner: $("new-owner").value.trim(),
       zns_template: channels.includes("zalo") ? $("new-zns-template").value.trim() : "",
       zns_params: channels.includes("zalo") ? znsParams($("new-zns-params").value) : {},
+      audience_list: state.list ? state.list.id : "",
     };
   }
 
@@ -1684,7 +1690,8 @@
 
   const previewBody = (b) => ({text: b.text, channels: b.channels, selector: b.selector,
     strip_diacritics: b.strip_diacritics, max_parts: b.max_parts, priority: b.priority,
-    sms_fallback: b.sms_fallback, zns_template: b.zns_template, zns_params: b.zns_params});
+    sms_fallback: b.sms_fallback, zns_template: b.zns_template, zns_params: b.zns_params,
+    audience_list: b.audience_list});
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
   function checkForm(body, needTitle) {
@@ -1706,6 +1713,10 @@
     $("new-fallback-row").hidden = !body.channels.includes("zalo");
     $("new-zns-row").hidden = !body.channels.includes("zalo");
     $("new-subject-row").hidden = !body.channels.includes("email");
+    // a list replaces the districts and kinds
+    $("new-districts").disabled = state.list !== null;
+    for (const k of KINDS) $(`new-kind-${k}`).disabled = state.list !== null;
+    $("new-list-clear").hidden = state.list === null;
     updateTextCount();
     const fresh = state.previewed !== null && same(previewBody(body), state.previewed);
     $("new-submit").disabled = !fresh;
@@ -1840,8 +1851,77 @@
     location.hash = "#campaigns";
   }
 
+  // -- a list of numbers (POST /v1/lists): uploaded, its report shown, the campaign's audience
+
+  async function uploadList() {
+    const file = $("new-list-file").files[0];
+    if (!file) {
+      say(t("new.list_need_file"), "error");
+      $("new-list-file").focus();
+      return;
+    }
+    const json = file.name.toLowerCase().endsWith(".json") || file.type === "application/json";
+    const button = $("new-list-upload");
+    button.disabled = true;
+    say(t("new.list_uploading"));
+    let report;
+    try {
+      report = await api("POST", `/v1/lists?name=${encodeURIComponent(file.name)}`, file,
+        {"Content-Type": json ? "application/json" : "text/csv"});
+    } catch (err) {
+      say(err instanceof ApiError && err.status === 413
+        ? t("new.list_too_large", {detail: err.detail || ""}) : explain(err), "error");
+      markInvalid(err, NEW_FIELDS);
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    clearInvalid();
+    state.list = report;
+    renderList(report);
+    formChanged();
+    say(t("new.list_done", {valid: number(report.valid)}), "ok");
+  }
+
+  function renderList(report) {
+    $("new-list-report").hidden = report === null;
+    if (report === null) return;
+    $("new-list-summary").textContent = t("new.list_summary", {name: report.name || report.id,
+      valid: number(report.valid), rows: number(report.rows),
+      duplicates: number(report.duplicates), rejected: number(report.rejected)})
+      + " " + t("new.list_active");
+    const left = report.duplicates + report.rejected;
+    $("new-list-rejects-wrap").hidden = report.rejects.length === 0;
+    const rows = report.rejects.map((r) => {
+      const tr = document.createElement("tr");
+      cell(tr, number(r.line), "", "num");
+      cell(tr, r.reason);
+      cell(tr, r.fields.join(", "));
+      return tr;
+    });
+    if (left > report.rejects.length) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 3;
+      td.textContent = t("new.list_more", {shown: number(report.rejects.length),
+        n: number(left)});
+      tr.append(td);
+      rows.push(tr);
+    }
+    $("new-list-rejects").replaceChildren(...rows);
+  }
+
+  function clearList() {
+    state.list = null;
+    $("new-list-file").value = "";
+    renderList(null);
+    formChanged();
+  }
+
   function resetNewForm() {
     $("new-form").reset();
+    state.list = null;
+    renderList(null);
     clearInvalid();
     state.previewed = null;
     state.preview = null;
@@ -1958,6 +2038,8 @@
     $("new-form").addEventListener("change", formChanged);
     $("new-form").addEventListener("submit", submitCampaign);
     $("new-preview").addEventListener("click", runPreview);
+    $("new-list-upload").addEventListener("click", uploadList);
+    $("new-list-clear").addEventListener("click", clearList);
     $("cancel-yes").addEventListener("click", () => closeCancel(true));
     $("cancel-no").addEventListener("click", () => closeCancel(false));
     $("cancel-dialog").addEventListener("cancel", (event) => {
