@@ -56,6 +56,8 @@ REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422"
 SEMANTIC_REFUSALS = {
     "POST /v1/campaigns": ("title: must not be empty", "texts.", "sms_fallback: "),
     "POST /v1/preview": ("text: ", "texts.sms: "),
+    # the list is the body, CSV or JSON by its Content-Type: not described by a JSON schema
+    "POST /v1/lists": ("content-type: ", "body: "),
 }
 
 
@@ -244,6 +246,7 @@ OPERATIONS = {
     "GET /v1/plan/texts", "POST /v1/plan/texts", "POST /v1/plan/texts/{version_id}/approve",
     "POST /v1/plan/texts/{version_id}/reject",
     "GET /v1/recipients/{number}",
+    "POST /v1/lists", "GET /v1/lists/{list_id}",
 }
 
 

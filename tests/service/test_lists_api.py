@@ -138,7 +138,7 @@ async def test_bad_uploads_are_one_line_400s(env: Env) -> None:
                               headers={**auth("vic"), **CSV})
     assert r.status_code == 403
     r = await env.client.get("/v1/lists/l-0000", headers=auth("vic"))
-    assert r.status_code == 400 and r.json()["field"] == "list_id"
+    assert r.status_code == 404 and "no list 'l-0000'" in r.json()["detail"]
 
 
 async def test_a_campaign_to_a_list_is_priced_and_approved_on_the_list(env: Env) -> None:

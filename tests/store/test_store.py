@@ -159,6 +159,18 @@ async def test_audience_new_version_becomes_current_old_stays_readable(store: St
     assert await store.audiences.chunks("v2", [1, 0]) == [new[1], new[0]]
 
 
+async def test_a_kept_version_is_readable_and_never_current(store: Store) -> None:
+    province, listed = meta("v1", 1), meta("l-1", 2)
+    await store.audiences.put(province, [chunk(0)])
+    await store.audiences.put_chunks("l-1", 0, [chunk(0, 2), chunk(2, 2)])
+    await store.audiences.keep(listed)
+    assert await store.audiences.meta() == province
+    assert await store.audiences.meta("l-1") == listed
+    assert await store.audiences.chunks("l-1", [1]) == [chunk(2, 2)]
+    number = chunk(2, 2).recipients[1].msisdn
+    assert await store.recipients.find("l-1", number) == 3
+
+
 # -- campaigns ------------------------------------------------------------------------------------
 
 

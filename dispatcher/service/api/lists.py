@@ -22,7 +22,7 @@ from litestar.params import FromPath, QueryParameter
 from msgspec import Meta
 
 from dispatcher.domain import numberlist, textcheck
-from dispatcher.domain.errors import AudienceError, InputError, TooLarge
+from dispatcher.domain.errors import AudienceError, InputError, NotFound, TooLarge
 from dispatcher.domain.numberlist import MAX_BYTES, MAX_ROWS
 from dispatcher.engine import numberlists
 from dispatcher.engine.numberlists import ListReport
@@ -112,10 +112,13 @@ async def upload_list(request: Request[Any, Any, Any], state: State,
 
 @get("/v1/lists/{list_id:str}", guards=VIEWER, tags=["lists"],
      summary="A stored list: its name, when it was uploaded, its recipients by district and kind",
-     security=BEARER, responses=errors(400, *AUTH))
+     security=BEARER, responses=errors(400, *AUTH, 404))
 async def get_list(state: State, list_id: FromPath[Annotated[str, Meta(max_length=100)]]
                    ) -> ListInfo:
-    meta = await numberlists.list_meta(_services(state).store, list_id, "list_id")
+    try:
+        meta = await numberlists.list_meta(_services(state).store, list_id, "list_id")
+    except InputError:
+        raise NotFound(f"no list {list_id!r}") from None
     districts: dict[str, int] = {}
     kinds: dict[str, int] = {}
     for g in meta.groups:
