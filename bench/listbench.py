@@ -9,6 +9,8 @@ empty database:
   the number index);
 - ``list``: the list checked and stored as ``POST /v1/lists`` does it
   (:func:`dispatcher.engine.numberlists.import_list`, the rows read in a worker thread);
+- ``full_list``: the audience file itself (every column) stored as a list, the same rows and
+  checks as ``import``;
 - ``upload``: the list uploaded to the real API (``create_app`` served by uvicorn on a loopback
   port) by ``curl --data-binary`` in another process: the body streamed to a temporary file,
   checked and stored, the report answered.
@@ -48,6 +50,7 @@ class Result(msgspec.Struct):
     list_bytes: int
     import_s: float
     list_s: float
+    full_list_s: float
     upload_s: float
     list_valid: int
     upload_valid: int
@@ -145,9 +148,10 @@ def run(count: int, seed: int = 19) -> Result:
         write_list(audience, listed)
         import_s = asyncio.run(time_import(server.url, audience))
         list_s, list_valid = asyncio.run(time_list(server.url, listed))
+        full_s, _ = asyncio.run(time_list(server.url, audience))
         upload_s, upload_valid = asyncio.run(time_upload(server.url, listed, tmp))
         return Result(count, listed.stat().st_size, round(import_s, 1), round(list_s, 1),
-                      round(upload_s, 1), list_valid, upload_valid)
+                      round(full_s, 1), round(upload_s, 1), list_valid, upload_valid)
 
 
 def main(argv: list[str] | None = None) -> int:
