@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dispatcher.domain import numberlist
+from dispatcher.domain.errors import TooLarge
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
@@ -98,13 +99,24 @@ async def test_a_list_streams_past_the_body_limit(env: Env) -> None:
     assert report["valid"] == 3000 and report["rejected"] == 0
 
 
-async def test_over_the_caps_is_413_and_nothing_is_stored(env: Env,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_over_the_caps_is_413_and_nothing_is_stored(
+        env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(lists, "MAX_BYTES", 100)
     body = ("msisdn\n" + "\n".join(numbers(20)) + "\n").encode()
     r = await env.client.post("/v1/lists", content=body, headers={**auth("olga"), **CSV})
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM_JSON
     assert "100 a list may take" in r.json()["detail"] and r.json()["field"] == "body"
+
+    class Chunked:  # a body without Content-Length: counted as it comes
+        def __init__(self) -> None:
+            self.headers: dict[str, str] = {}
+
+        async def stream(self) -> AsyncIterator[bytes]:
+            for _ in range(20):
+                yield b"0912000001\n"
+
+    with pytest.raises(TooLarge, match="more than the 100 bytes"):
+        await lists._receive(Chunked(), tmp_path / "body", "csv")  # type: ignore[arg-type]
     monkeypatch.setattr(lists, "MAX_BYTES", 10_000)
     monkeypatch.setattr(lists, "MAX_ROWS", 5)
     monkeypatch.setattr(numberlist, "MAX_ROWS", 5)
@@ -125,6 +137,8 @@ async def test_bad_uploads_are_one_line_400s(env: Env) -> None:
         (b"[1, 2", "application/json", "not JSON"),
         (b'["12", "34"]', "application/json", "no valid number"),
         (b"msisdn\n0912000001\n", "application/pdf", "is not text/csv"),
+        ("msisdn\n0912000001\n".encode("utf-16"), "text/csv", "UTF-16"),
+        (b"PK\x03\x04" + bytes(200), "text/csv", "ZIP archive"),
     ]
     for body, media, words in cases:
         r = await env.client.post("/v1/lists", content=body,
