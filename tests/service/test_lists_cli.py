@@ -52,6 +52,19 @@ def test_upload_then_a_campaign_to_the_list_through_the_api(
     assert status == 0 and json.loads(out)["campaign"]["state"] == "approved", err
 
 
+def test_campaign_create_uploads_a_list_file_first(
+        capsys: pytest.CaptureFixture[str], api: Api, tmp_path: Path) -> None:  # noqa: F811
+    path = write_list(tmp_path / "cho.csv", 30)
+    status, out, err = run(capsys, "campaign", "create", "--title", "Chợ Hạ Long", "--text",
+                           "O nha, goi y te.", "--list", str(path), *api.as_("olga"))
+    assert status == 0, err
+    assert "30 numbers of 31 rows (0 duplicates, 1 rejected" in out
+    assert "approved (30 recipients)" in out  # under the threshold of 100
+    status, _, err = run(capsys, "campaign", "create", "--title", "x", "--text", "y", "--list",
+                         str(tmp_path / "missing.csv"), *api.as_("olga"))
+    assert status == 2 and err.count("\n") == 1 and "audience_list" in err
+
+
 def test_admin_direct_upload_is_audited(capsys: pytest.CaptureFixture[str], redis_url: str,
                                         tmp_path: Path) -> None:
     config = tmp_path / "loa.toml"

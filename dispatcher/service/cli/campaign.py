@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
 
-from dispatcher.domain import zns
+from dispatcher.domain import numberlist, zns
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import (
     DEFAULT_MAX_PARTS,
@@ -25,10 +26,12 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.province import load_province
 from dispatcher.domain.textcheck import visible
+from dispatcher.engine import numberlists
 from dispatcher.engine.campaigns import Campaigns
+from dispatcher.engine.numberlists import ListReport
 from dispatcher.engine.process import Progress, wave_progress
 from dispatcher.service.api.schemas import ActionBody, CampaignCreate, CampaignDetail
-from dispatcher.service.cli import gate, storeopts
+from dispatcher.service.cli import gate, lists, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -51,9 +54,10 @@ def register(sub: Any) -> None:
     create.add_argument("--districts", default="", help="comma-separated district ids "
                                                         "(default: the whole province)")
     create.add_argument("--kinds", default="", help="resident,visitor,official (default: all)")
-    create.add_argument("--list", default="", metavar="ID", dest="audience_list",
-                        help="the whole of an uploaded list (loa list upload FILE), not the "
-                             "province's audience")
+    create.add_argument("--list", default="", metavar="FILE|ID", dest="audience_list",
+                        help="the whole of a list of numbers, not the province's audience: a "
+                             "file (.csv with an msisdn column, or a .json array), uploaded "
+                             "first as loa list upload does, or the id of one uploaded before")
     create.add_argument("--urgent", action="store_true",
                         help="send at once, outside the sending hours too")
     create.add_argument("--sms-fallback", action="store_true",
@@ -129,13 +133,22 @@ def cmd_create(args: argparse.Namespace) -> int:
     priority = Priority.URGENT if args.urgent else Priority.NORMAL
     over_quota = OverQuota(args.over_quota) if args.over_quota else None
 
+    listed: list[ListReport] = []
+
     async def go() -> Campaign:
+        audience_list = args.audience_list
+        if audience_list and not audience_list.startswith(numberlists.PREFIX) \
+                and Path(audience_list).is_file():
+            path = Path(audience_list)
+            fmt = numberlist.JSON if path.suffix.lower() == ".json" else numberlist.CSV
+            listed.append(await lists.upload(via, args, path, fmt, path.name))
+            audience_list = listed[0].id
         if isinstance(via, gate.Api):
             body = CampaignCreate(title=args.title, channels=channels, text=args.text,
                                   selector=selector, priority=priority, owner=args.owner,
                                   sms_fallback=args.sms_fallback, max_parts=args.max_parts,
                                   zns_template=args.zns_template, zns_params=params,
-                                  over_quota=over_quota, audience_list=args.audience_list)
+                                  over_quota=over_quota, audience_list=audience_list)
             _, answer = await gate.call(via, "POST", "/v1/campaigns", body)
             return msgspec.convert(answer, Campaign)
         store, campaigns = _open(args)
@@ -145,9 +158,9 @@ def cmd_create(args: argparse.Namespace) -> int:
                 created_by=via.user, now=dt.datetime.now(dt.UTC), selector=selector,
                 priority=priority, owner=args.owner, sms_fallback=args.sms_fallback,
                 max_parts=args.max_parts, zns=zns.message(args.zns_template, params),
-                over_quota=over_quota, audience_list=args.audience_list),
+                over_quota=over_quota, audience_list=audience_list),
                 {"title": args.title, "text": args.text,
-                 "channels": [c.value for c in channels], "audience_list": args.audience_list})
+                 "channels": [c.value for c in channels], "audience_list": audience_list})
         finally:
             await store.aclose()
 
@@ -155,6 +168,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     if args.json:
         print_json(campaign)
     else:
+        for r in listed:
+            console().print(f"list {r.id} ({visible(r.name)}): {r.valid:,} numbers of "
+                            f"{r.rows:,} rows ({r.duplicates:,} duplicates, {r.rejected:,} "
+                            f"rejected: loa list upload FILE lists them)", markup=False)
         console().print(f"campaign {campaign.id}: {campaign.state} "
                         f"({campaign.audience_size:,} recipients)", markup=False)
     return 0

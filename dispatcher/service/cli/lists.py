@@ -57,45 +57,52 @@ def _format(args: argparse.Namespace) -> str:
     return numberlist.JSON if args.file.suffix.lower() == ".json" else numberlist.CSV
 
 
+def check_size(path: Path) -> int:
+    """The size of the list file at ``path``; TooLarge over the cap."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    if size > numberlist.MAX_BYTES:
+        raise TooLarge(f"{path}: {size:,} bytes, more than the {numberlist.MAX_BYTES:,} a "
+                       f"list may take: split the list")
+    return size
+
+
+async def upload(via: gate.Api | gate.Direct, args: argparse.Namespace, path: Path, fmt: str,
+                 name: str) -> ListReport:
+    """The list at ``path`` checked and stored: through the API, or into Redis (audited)."""
+    size = check_size(path)
+    if isinstance(via, gate.Api):
+        media = "application/json" if fmt == numberlist.JSON else "text/csv"
+        _, answer = await gate.call(via, "POST", "/v1/lists?" + urlencode({"name": name}),
+                                    raw=path.read_bytes(), content_type=media,
+                                    timeout=UPLOAD_TIMEOUT)
+        return msgspec.convert(answer, ListReport)
+    settings, url = storeopts.settings_and_url(args, need_redis=True)
+    digest = numberlists.new_digest()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    version = numberlists.list_id(digest.digest())
+    store = open_store(url)
+    try:
+        return await gate.audited(via, "list.upload", version, numberlists.import_list(
+            path, fmt, store, numberlist.validator(load_numbering(), load_province()),
+            version=version, name=name, chunk_size=settings.engine.chunk_size),
+            {"name": name, "format": fmt, "bytes": size})
+    except AudienceError as exc:
+        if exc.field != "body":
+            raise
+        raise AudienceError(f"{path}: {exc.reason}") from None
+    finally:
+        await store.aclose()
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     fmt = _format(args)
-    name = args.name or args.file.name
-    try:
-        size = args.file.stat().st_size
-    except OSError as exc:
-        raise InputError(f"{args.file}: cannot read: {exc.strerror}") from None
-    if size > numberlist.MAX_BYTES:
-        raise TooLarge(f"{args.file}: {size:,} bytes, more than the {numberlist.MAX_BYTES:,} a "
-                       f"list may take: split the list")
     via = gate.gate(args, "loa list upload")
-
-    async def go() -> ListReport:
-        if isinstance(via, gate.Api):
-            media = "application/json" if fmt == numberlist.JSON else "text/csv"
-            _, answer = await gate.call(via, "POST", "/v1/lists?" + urlencode({"name": name}),
-                                        raw=args.file.read_bytes(), content_type=media,
-                                        timeout=UPLOAD_TIMEOUT)
-            return msgspec.convert(answer, ListReport)
-        settings, url = storeopts.settings_and_url(args, need_redis=True)
-        digest = numberlists.new_digest()
-        with args.file.open("rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
-        version = numberlists.list_id(digest.digest())
-        store = open_store(url)
-        try:
-            return await gate.audited(via, "list.upload", version, numberlists.import_list(
-                args.file, fmt, store, numberlist.validator(load_numbering(), load_province()),
-                version=version, name=name, chunk_size=settings.engine.chunk_size),
-                {"name": name, "format": fmt, "bytes": size})
-        except AudienceError as exc:
-            if exc.field != "body":
-                raise
-            raise AudienceError(f"{args.file}: {exc.reason}") from None
-        finally:
-            await store.aclose()
-
-    report = run_async(go())
+    report = run_async(upload(via, args, args.file, fmt, args.name or args.file.name))
     if args.json:
         print_json(report)
         return 0
