@@ -1183,6 +1183,7 @@ def test_a_campaign_to_an_uploaded_list(browser: Browser, console: Console,
     expect(page.locator("#status")).to_have_text(f"Đã tạo “{title}”: Chờ duyệt.")
     created = console.campaign(title)
     assert created["audience_size"] == 14 and created["audience_list"].startswith("l-")
+    expect(card(page, title)).to_contain_text(f"tới danh sách tải lên {created['audience_list']}")
     status, _ = console.api("carol", "POST", f"/v1/campaigns/{created['id']}/approve")
     assert status == 200
     wait_state(console, title, {"completed"})

@@ -1496,6 +1496,7 @@
     const meta = [t("campaign.id", {id: c.id}), t("campaign.by", {user: c.created_by, when: when(c.created_at)})];
     if (c.approved_by) meta.push(t("campaign.approved_by", {user: c.approved_by}));
     if (c.audience_size) meta.push(t("campaign.recipients", {n: number(c.audience_size)}));
+    if (c.audience_list) meta.push(t("campaign.list", {id: c.audience_list}));
     if (c.priority === "urgent") meta.push(t("campaign.urgent"));
     if (c.level !== null) meta.push(t("campaign.plan", {n: c.level}));
     // why it was last paused, resumed or stopped, when a person did it
@@ -1866,7 +1867,7 @@
     say(t("new.list_uploading"));
     let report;
     try {
-      report = await api("POST", `/v1/lists?name=${encodeURIComponent(file.name)}`, file,
+      report = await api("POST", `/v1/lists?name=${encodeURIComponent(file.name.slice(0, 200))}`, file,
         {"Content-Type": json ? "application/json" : "text/csv"});
     } catch (err) {
       say(err instanceof ApiError && err.status === 413
