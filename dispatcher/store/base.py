@@ -74,6 +74,9 @@ class AudienceStore(Protocol):
         """Record a fully stored version without making it current (a list of numbers: a
         campaign names it, the province's audience stays)."""
 
+    async def kept(self, limit: int = 100) -> list[AudienceMeta]:
+        """The versions recorded by :meth:`keep`, newest first."""
+
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         """Store a whole version and make it current (``put_chunks`` then ``activate``)."""
 

@@ -25,6 +25,8 @@ PLAN_TEXTS = f"{PREFIX}:{{plantexts}}"  # hash: id -> version of a plan text (al
 PLAN_TEXT_STATES = f"{PREFIX}:{{plantexts}}:states"  # hash: id -> proposed|approved|rejected
 PLAN_TEXTS_IN_FORCE = f"{PREFIX}:{{plantexts}}:in-force"  # hash: "<level>:<channel>" -> id
 AUDIENCE_CURRENT = f"{PREFIX}:{{audience}}:current"
+#: Sorted set: the kept versions (lists of numbers), scored by their creation (epoch seconds).
+AUDIENCE_LISTS = f"{PREFIX}:{{audience}}:lists"
 CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision
 WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave

@@ -150,6 +150,7 @@ class MemoryAudiences:
         self._metas: dict[str, AudienceMeta] = {}
         self._chunks: dict[str, dict[int, AudienceChunk]] = {}
         self._current: str | None = None
+        self._kept: dict[str, float] = {}  # version -> created_at (epoch seconds)
         self.numbers: MemoryRecipients | None = None  # the store's, indexed with the chunks
 
     async def put_chunks(self, version: str, first: int, chunks: list[AudienceChunk]) -> None:
@@ -164,6 +165,11 @@ class MemoryAudiences:
 
     async def keep(self, meta: AudienceMeta) -> None:
         self._metas[meta.version] = meta
+        self._kept[meta.version] = meta.created_at.timestamp()
+
+    async def kept(self, limit: int = 100) -> list[AudienceMeta]:
+        newest = sorted(self._kept, key=lambda v: (self._kept[v], v), reverse=True)
+        return [self._metas[v] for v in newest[:limit]]
 
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         await self.put_chunks(meta.version, 0, list(chunks))

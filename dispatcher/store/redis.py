@@ -505,7 +505,17 @@ class RedisAudiences:
             await pipe.execute()
 
     async def keep(self, meta: AudienceMeta) -> None:
-        await self._r.set(keys.audience_meta(meta.version), _enc.encode(meta))
+        async with self._r.pipeline(transaction=True) as pipe:  # one slot: {audience}
+            pipe.set(keys.audience_meta(meta.version), _enc.encode(meta))
+            pipe.zadd(keys.AUDIENCE_LISTS, {meta.version: meta.created_at.timestamp()})
+            await pipe.execute()
+
+    async def kept(self, limit: int = 100) -> list[AudienceMeta]:
+        versions = await self._r.zrevrange(keys.AUDIENCE_LISTS, 0, limit - 1)
+        if not versions:
+            return []
+        raw = await self._r.mget([keys.audience_meta(v.decode()) for v in versions])
+        return [_meta.decode(x) for x in raw if x is not None]
 
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         await self.put_chunks(meta.version, 0, list(chunks))

@@ -246,7 +246,7 @@ OPERATIONS = {
     "GET /v1/plan/texts", "POST /v1/plan/texts", "POST /v1/plan/texts/{version_id}/approve",
     "POST /v1/plan/texts/{version_id}/reject",
     "GET /v1/recipients/{number}",
-    "POST /v1/lists", "GET /v1/lists/{list_id}",
+    "POST /v1/lists", "GET /v1/lists", "GET /v1/lists/{list_id}",
 }
 
 

@@ -1191,4 +1191,17 @@ def test_a_campaign_to_an_uploaded_list(browser: Browser, console: Console,
     assert done["progress"]["sms"]["sent"] == 14
     status, view = console.api("vic", "GET", "/v1/recipients/" + listed[5].replace(" ", ""))
     assert status == 200 and view["waves"][0]["campaign_title"] == title
+    # the list is there to pick for the next campaign, without uploading it again
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    pick = page.get_by_label("Hoặc chọn một danh sách đã tải lên")
+    expect(pick.locator("option")).to_have_count(2)  # "(không dùng danh sách)" and the list
+    pick.select_option(created["audience_list"])
+    expect(page.locator("#new-list-summary")).to_contain_text("Danh sách “quan-bar.csv”: 14 số")
+    expect(page.get_by_label("Huyện, thị xã, thành phố")).to_be_disabled()
+    page.get_by_label("Nội dung tin nhắn").fill("Ban da den quan bar X.")
+    page.get_by_role("button", name="Xem trước").click()
+    expect(page.locator("#preview-channels tr").first).to_contain_text("14")
+    page.get_by_role("button", name="Bỏ danh sách").click()
+    expect(page.locator("#new-list-report")).to_be_hidden()
+    expect(page.get_by_label("Huyện, thị xã, thành phố")).to_be_enabled()
     olga.close()

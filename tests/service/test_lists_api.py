@@ -158,6 +158,9 @@ async def test_bad_uploads_are_one_line_400s(env: Env) -> None:
 async def test_a_campaign_to_a_list_is_priced_and_approved_on_the_list(env: Env) -> None:
     small = await upload(env, ("msisdn\n" + "\n".join(numbers(5)) + "\n").encode())
     big = await upload(env, ("msisdn\n" + "\n".join(numbers(40)) + "\n").encode())
+    r = await env.client.get("/v1/lists?limit=5", headers=auth("vic"))
+    assert r.status_code == 200
+    assert {(i["id"], i["recipients"]) for i in r.json()} == {(small["id"], 5), (big["id"], 40)}
     created = await env.create(audience_list=small["id"])
     assert (created["state"], created["audience_size"]) == ("approved", 5)
     assert created["audience_list"] == small["id"]

@@ -40,6 +40,8 @@ def test_upload_then_a_campaign_to_the_list_through_the_api(
     assert campaign["audience_list"] == report["id"]
     status, out, err = run(capsys, "list", "show", report["id"], "--redis", api.redis)
     assert status == 0 and "150 numbers" in out, err
+    status, out, err = run(capsys, "list", "show", "--redis", api.redis)
+    assert status == 0 and out.count("\n") == 1 and report["id"] in out, err
     status, _, err = run(capsys, "campaign", "create", "--title", "x", "--text", "y", "--list",
                          "l-00", *api.as_("olga"))
     assert status == 2 and err.count("\n") == 1 and "audience_list" in err

@@ -10,6 +10,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import redis
 
 from dispatcher.domain.audience import Recipient
@@ -169,6 +170,12 @@ async def test_a_kept_version_is_readable_and_never_current(store: Store) -> Non
     assert await store.audiences.chunks("l-1", [1]) == [chunk(2, 2)]
     number = chunk(2, 2).recipients[1].msisdn
     assert await store.recipients.find("l-1", number) == 3
+    assert await store.audiences.kept() == [listed]
+    later = msgspec.structs.replace(meta("l-2", 1), created_at=listed.created_at
+                                    + timedelta(seconds=1))
+    await store.audiences.keep(later)
+    assert await store.audiences.kept() == [later, listed]
+    assert await store.audiences.kept(limit=1) == [later]
 
 
 # -- campaigns ------------------------------------------------------------------------------------

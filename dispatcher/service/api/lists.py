@@ -36,6 +36,7 @@ from dispatcher.service.api.app import (
     _services,
     errors,
 )
+from dispatcher.store.base import AudienceMeta
 
 
 class ListInfo(msgspec.Struct, frozen=True):
@@ -110,15 +111,7 @@ async def upload_list(request: Request[Any, Any, Any], state: State,
                                                "rejected": r.rejected})
 
 
-@get("/v1/lists/{list_id:str}", guards=VIEWER, tags=["lists"],
-     summary="A stored list: its name, when it was uploaded, its recipients by district and kind",
-     security=BEARER, responses=errors(400, *AUTH, 404))
-async def get_list(state: State, list_id: FromPath[Annotated[str, Meta(max_length=100)]]
-                   ) -> ListInfo:
-    try:
-        meta = await numberlists.list_meta(_services(state).store, list_id, "list_id")
-    except InputError:
-        raise NotFound(f"no list {list_id!r}") from None
+def _info(meta: AudienceMeta) -> ListInfo:
     districts: dict[str, int] = {}
     kinds: dict[str, int] = {}
     for g in meta.groups:
@@ -129,5 +122,25 @@ async def get_list(state: State, list_id: FromPath[Annotated[str, Meta(max_lengt
                     districts, kinds)
 
 
-ROUTES = [upload_list, get_list]
+@get("/v1/lists", guards=VIEWER, tags=["lists"],
+     summary="The uploaded lists, newest first (`limit`: 1-1000, default 100)",
+     opt={"query": ["limit"]}, security=BEARER, responses=errors(400, *AUTH))
+async def all_lists(state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
+                    ) -> list[ListInfo]:
+    return [_info(m) for m in await _services(state).store.audiences.kept(limit)]
+
+
+@get("/v1/lists/{list_id:str}", guards=VIEWER, tags=["lists"],
+     summary="A stored list: its name, when it was uploaded, its recipients by district and kind",
+     security=BEARER, responses=errors(400, *AUTH, 404))
+async def get_list(state: State, list_id: FromPath[Annotated[str, Meta(max_length=100)]]
+                   ) -> ListInfo:
+    try:
+        meta = await numberlists.list_meta(_services(state).store, list_id, "list_id")
+    except InputError:
+        raise NotFound(f"no list {list_id!r}") from None
+    return _info(meta)
+
+
+ROUTES = [upload_list, all_lists, get_list]
 SCHEMA_TYPES = [ListReport, ListInfo]

@@ -24,6 +24,7 @@ from dispatcher.service.cli import gate, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.store import open_store
+from dispatcher.store.base import AudienceMeta
 
 UPLOAD_TIMEOUT = 900.0  # seconds: a province-sized list is checked and stored in about 30
 SHOWN = 20  # rejected rows printed (--json: all the API lists)
@@ -45,8 +46,8 @@ def register(sub: Any) -> None:
                         help="csv or json (default: from the file's extension, else csv)")
     storeopts.add_record_options(upload, changes=True)
     upload.set_defaults(func=cmd_upload)
-    show = group.add_parser("show", help="what a stored list holds")
-    show.add_argument("id", metavar="ID")
+    show = group.add_parser("show", help="what a stored list holds (without ID: every list)")
+    show.add_argument("id", metavar="ID", nargs="?", default="")
     storeopts.add_record_options(show)
     show.set_defaults(func=cmd_show)
 
@@ -126,19 +127,24 @@ def cmd_upload(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     _, url = storeopts.settings_and_url(args, need_redis=True)
 
-    async def go() -> Any:
+    async def go() -> list[AudienceMeta]:
         store = open_store(url)
         try:
-            return await numberlists.list_meta(store, args.id, "ID")
+            if not args.id:
+                return await store.audiences.kept()
+            return [await numberlists.list_meta(store, args.id, "ID")]
         finally:
             await store.aclose()
 
-    meta = run_async(go())
+    metas = run_async(go())
     if args.json:
-        print_json(meta)
+        print_json(metas if not args.id else metas[0])
         return 0
-    zalo = sum(g.zalo for g in meta.groups)
-    console().print(f"list {meta.version} ({visible(meta.source)}), uploaded "
-                    f"{meta.created_at:%Y-%m-%d %H:%M} UTC: {meta.count:,} numbers, {zalo:,} on "
-                    f"Zalo", markup=False)
+    if not metas:
+        console().print("no list uploaded yet (loa list upload FILE)", markup=False)
+    for meta in metas:
+        zalo = sum(g.zalo for g in meta.groups)
+        console().print(f"list {meta.version} ({visible(meta.source)}), uploaded "
+                        f"{meta.created_at:%Y-%m-%d %H:%M} UTC: {meta.count:,} numbers, "
+                        f"{zalo:,} on Zalo", markup=False)
     return 0

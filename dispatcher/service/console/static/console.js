@@ -36,6 +36,7 @@
     preview: null,        // its answer
     idempotencyKey: null,
     list: null,           // the uploaded list's report (POST /v1/lists) the campaign goes to
+    lists: [],            // the lists uploaded before (GET /v1/lists), to pick one
     pendingCancel: null,
     stop: null,           // GET /v1/stop: the emergency stop, as last read
     openings: [],         // GET /v1/level/openings: the level in force's opening messages
@@ -348,6 +349,7 @@
     if (name === "campaigns") poll();
     if (name === "dead") openDead(wave);
     if (name === "audit") loadAudit();
+    if (name === "new") loadLists();
     if (focus) {
       const heading = $(VIEWS[name]).querySelector("h1");
       heading.setAttribute("tabindex", "-1");
@@ -370,6 +372,8 @@
     renderRecipient();
     fillLevelForm();
     fillDistricts();
+    fillLists();
+    renderList(state.list);
     fillSituationAreas();
     for (const id of state.order) renderCard(state.cards.get(id));
     updateTextCount();
@@ -1881,12 +1885,58 @@
     state.list = report;
     renderList(report);
     formChanged();
+    loadLists();
     say(t("new.list_done", {valid: number(report.valid)}), "ok");
+  }
+
+  async function loadLists() {
+    try {
+      state.lists = await api("GET", "/v1/lists");
+    } catch (err) {
+      say(explain(err), "error");
+      return;
+    }
+    fillLists();
+  }
+
+  function fillLists() {
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = t("new.list_pick_none");
+    const options = state.lists.map((l) => {
+      const o = document.createElement("option");
+      o.value = l.id;
+      o.textContent = t("new.list_option", {name: l.name || l.id, n: number(l.recipients),
+        when: when(l.created_at)});
+      return o;
+    });
+    $("new-list-pick").replaceChildren(none, ...options);
+    $("new-list-pick").value = state.list ? state.list.id : "";
+  }
+
+  function pickList() {
+    const id = $("new-list-pick").value;
+    const picked = state.lists.find((l) => l.id === id);
+    if (!picked) {
+      clearList();
+      return;
+    }
+    state.list = {id: picked.id, name: picked.name, picked: true, valid: picked.recipients,
+      created_at: picked.created_at};
+    $("new-list-file").value = "";
+    renderList(state.list);
+    formChanged();
   }
 
   function renderList(report) {
     $("new-list-report").hidden = report === null;
     if (report === null) return;
+    if (report.picked) {
+      $("new-list-summary").textContent = t("new.list_picked", {name: report.name || report.id,
+        n: number(report.valid), when: when(report.created_at)}) + " " + t("new.list_active");
+      $("new-list-rejects-wrap").hidden = true;
+      return;
+    }
     $("new-list-summary").textContent = t("new.list_summary", {name: report.name || report.id,
       valid: number(report.valid), rows: number(report.rows),
       duplicates: number(report.duplicates), rejected: number(report.rejected)})
@@ -1915,6 +1965,7 @@
   function clearList() {
     state.list = null;
     $("new-list-file").value = "";
+    $("new-list-pick").value = "";
     renderList(null);
     formChanged();
   }
@@ -2041,6 +2092,7 @@
     $("new-preview").addEventListener("click", runPreview);
     $("new-list-upload").addEventListener("click", uploadList);
     $("new-list-clear").addEventListener("click", clearList);
+    $("new-list-pick").addEventListener("change", pickList);
     $("cancel-yes").addEventListener("click", () => closeCancel(true));
     $("cancel-no").addEventListener("click", () => closeCancel(false));
     $("cancel-dialog").addEventListener("cancel", (event) => {
