@@ -350,8 +350,11 @@ def check(
     *,
     rejects: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    items: Iterator[Recipient | Reject] | None = None,
 ) -> CheckReport:
-    """Validate every row of ``path``; write rejected and duplicate rows to ``rejects``."""
+    """Validate every row of ``path``; write rejected and duplicate rows to ``rejects``.
+    ``items``: the rows of ``path`` as another reader gives them (a JSON list of numbers:
+    dispatcher.domain.numberlist), instead of the CSV scan."""
     carriers: Counter[str] = Counter()
     districts: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -369,7 +372,9 @@ def check(
             except OSError as exc:
                 raise AudienceError(f"{rejects}: cannot write: {exc.strerror}") from None
             writer = csv.writer(sink)
-        for item in scan(path, validator, progress=progress, header=header):
+        rows = items if items is not None else scan(path, validator, progress=progress,
+                                                     header=header)
+        for item in rows:
             if type(item) is Recipient:
                 carriers[item.carrier] += 1
                 districts[item.district] += 1

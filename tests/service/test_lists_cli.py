@@ -86,3 +86,29 @@ def test_admin_direct_upload_is_audited(capsys: pytest.CaptureFixture[str], redi
                          "root", "--config", str(config), "--redis", redis_url)
     assert status == 2 and err.count("\n") == 1 and "no valid number" in err
     assert str(path) in err
+
+
+def test_check_a_list_without_storing_it(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    path = write_list(tmp_path / "bar.csv", 12)
+    rejects = tmp_path / "rejects.csv"
+    status, out, err = run(capsys, "list", "check", str(path), "--rejects", str(rejects))
+    assert status == 0, err
+    assert "13 rows: 12 valid, 0 duplicates, 1 rejected" in out  # no district needed
+    lines = rejects.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "line,reason,msisdn" and lines[1].startswith("14,msisdn: ")
+    status, out, err = run(capsys, "audience", "check", str(path))
+    assert "13 rows: 0 valid" in out  # the province's audience needs a district
+    listed = tmp_path / "bar.json"
+    listed.write_text(json.dumps(["0912000001", "0912000001", 12, "84912000002"]),
+                      encoding="utf-8")
+    status, out, err = run(capsys, "list", "check", str(listed), "--json", "--rejects",
+                           str(rejects))
+    assert status == 0, err
+    report = json.loads(out)
+    assert (report["rows"], report["valid"], report["duplicates"], report["rejected"]) == \
+        (4, 2, 1, 1)
+    assert [line.split(",")[0] for line in
+            rejects.read_text(encoding="utf-8").splitlines()] == ["line", "2", "3"]
+    status, _, err = run(capsys, "list", "check", str(tmp_path / "none.csv"))
+    assert status == 2 and err.count("\n") == 1 and "cannot read" in err

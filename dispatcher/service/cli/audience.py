@@ -55,7 +55,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with progress_bar("checking", size) as update:
         report = audience.check(args.file, validator, rejects=args.rejects, progress=update)
-    seconds = time.perf_counter() - started
+    return print_report(args, report, time.perf_counter() - started)
+
+
+def print_report(args: argparse.Namespace, report: audience.CheckReport, seconds: float) -> int:
+    """The report of a check, as ``loa audience check`` prints it (``--json``, ``--rejects``)."""
     if args.json:
         print_json(report)
         return 0

@@ -171,7 +171,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         for r in listed:
             console().print(f"list {r.id} ({visible(r.name)}): {r.valid:,} numbers of "
                             f"{r.rows:,} rows ({r.duplicates:,} duplicates, {r.rejected:,} "
-                            f"rejected: loa list upload FILE lists them)", markup=False)
+                            f"rejected: loa list check FILE lists them)", markup=False)
         console().print(f"campaign {campaign.id}: {campaign.state} "
                         f"({campaign.audience_size:,} recipients)", markup=False)
     return 0

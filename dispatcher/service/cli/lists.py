@@ -7,6 +7,7 @@ with a token (:mod:`dispatcher.service.cli.gate`; ``--admin-direct``: Redis dire
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -14,14 +15,15 @@ from urllib.parse import urlencode
 import msgspec
 
 from dispatcher.domain import numberlist
+from dispatcher.domain.audience import check
 from dispatcher.domain.errors import AudienceError, InputError, TooLarge
 from dispatcher.domain.msisdn import load_numbering
 from dispatcher.domain.province import load_province
 from dispatcher.domain.textcheck import visible
 from dispatcher.engine import numberlists
 from dispatcher.engine.numberlists import ListReport
-from dispatcher.service.cli import gate, storeopts
-from dispatcher.service.cli.output import console, print_json
+from dispatcher.service.cli import audience, gate, storeopts
+from dispatcher.service.cli.output import console, print_json, progress_bar
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.store import open_store
 from dispatcher.store.base import AudienceMeta
@@ -46,6 +48,20 @@ def register(sub: Any) -> None:
                         help="csv or json (default: from the file's extension, else csv)")
     storeopts.add_record_options(upload, changes=True)
     upload.set_defaults(func=cmd_upload)
+    chk = group.add_parser(
+        "check", help="check a list without storing it (as loa audience check does)",
+        description="Validate every row of FILE with a list's rules (an msisdn column; "
+                    "district optional) and print the report of loa audience check; --rejects "
+                    "writes every rejected and duplicate row with its line (JSON: its position) "
+                    "and reason. Nothing is stored; exit status 0 even when rows are rejected.")
+    chk.add_argument("file", type=Path, metavar="FILE", help="a .csv, or a .json array")
+    chk.add_argument("--format", choices=numberlist.FORMATS, default=None,
+                     help="csv or json (default: from the file's extension, else csv)")
+    chk.add_argument("--rejects", type=Path, metavar="OUT.csv",
+                     help="write rejected and duplicate rows here with line number and reason")
+    chk.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    audience.config_options(chk)
+    chk.set_defaults(func=cmd_check)
     show = group.add_parser("show", help="what a stored list holds (without ID: every list)")
     show.add_argument("id", metavar="ID", nargs="?", default="")
     storeopts.add_record_options(show)
@@ -100,6 +116,17 @@ async def upload(via: gate.Api | gate.Direct, args: argparse.Namespace, path: Pa
         await store.aclose()
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    fmt = _format(args)
+    size = check_size(args.file)
+    rules = numberlist.validator(load_numbering(args.numbering), load_province(args.province))
+    started = time.perf_counter()
+    with progress_bar("checking", size) as update:
+        items = numberlist.scan_json(args.file, rules) if fmt == numberlist.JSON else None
+        report = check(args.file, rules, rejects=args.rejects, progress=update, items=items)
+    return audience.print_report(args, report, time.perf_counter() - started)
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     fmt = _format(args)
     via = gate.gate(args, "loa list upload")
@@ -118,8 +145,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         out.print(f"line {r.line}: {visible(r.reason)}", markup=False)
     left = report.duplicates + report.rejected - min(len(report.rejects), SHOWN)
     if left > 0:
-        out.print(f"... and {left:,} more (loa audience check FILE --rejects OUT.csv lists "
-                  f"them all)", markup=False)
+        out.print(f"... and {left:,} more (loa list check FILE --rejects OUT.csv lists them "
+                  f"all)", markup=False)
     out.print(f"send to it: loa campaign create --list {report.id} ...", markup=False)
     return 0
 
