@@ -26,7 +26,9 @@ OPT_OUT = "opt_out"  # an SMS or Zalo text whose first words are an opt-out keyw
 FOLLOW = "follow"  # a Zalo user followed the OA
 UNFOLLOW = "unfollow"  # a Zalo user unfollowed the OA (an opt-out)
 UNREADABLE = "unreadable"  # an SMS whose text could not be decoded (kept as hex)
-KINDS = (REPLY, OPT_OUT, FOLLOW, UNFOLLOW, UNREADABLE)
+BINARY = "binary"  # an SMS of 8-bit data (kept as hex)
+DATA_SM_RECEIPT = "data_sm_receipt"  # a delivery receipt sent as data_sm (counted only)
+KINDS = (REPLY, OPT_OUT, FOLLOW, UNFOLLOW, UNREADABLE, BINARY)
 
 TEXT_KEPT = 2000  # characters of a text kept (a concatenated SMS is at most ~1,500)
 DEFAULT_KEYWORDS = ("TU CHOI", "HUY", "STOP")
