@@ -55,6 +55,14 @@ class Incoming(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.kind in (OPT_OUT, UNFOLLOW)
 
 
+class IncomingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[incoming]`` of the deployment settings."""
+
+    retention_days: float = DEFAULT_RETENTION_DAYS  # how long incoming items are kept
+    max_items: int = 1_000_000  # at most this many are kept (a flood costs bounded memory)
+    opt_out_keywords: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_KEYWORDS))
+
+
 class IncomingPage(msgspec.Struct, frozen=True):
     """Newest first; ``cursor`` asks for the next (older) page, empty when there is none."""
 
