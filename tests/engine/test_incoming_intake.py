@@ -77,7 +77,7 @@ async def test_one_store_call_per_batch() -> None:
         calls.append(len(batch))
         await add(batch, now)
 
-    store.incoming.add = counted  # type: ignore[method-assign]
+    store.incoming.add = counted  # type: ignore[method-assign,assignment]
     intake = IncomingIntake(store, Keywords(["HUY"]), batch=2)
     intake.add(items())
     await intake.take_now()
@@ -94,7 +94,7 @@ async def test_a_store_outage_keeps_the_batch_and_a_failed_callback_is_called_ag
             raise StoreUnavailable("redis down")
         await add(batch, now)
 
-    store.incoming.add = flaky  # type: ignore[method-assign]
+    store.incoming.add = flaky  # type: ignore[method-assign,assignment]
     calls: list[list[OptOut]] = []
     refuse = True
 
