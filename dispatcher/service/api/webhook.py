@@ -110,7 +110,7 @@ async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Respons
                        "zalo_oa_secret_env)")
     body = await request.body()
     try:
-        events = hook.verifier.parse(body, request.headers)
+        events = hook.verifier.parse_all(body, request.headers)
     except WebhookRejected as exc:
         hook.rejected(exc)
         raise
