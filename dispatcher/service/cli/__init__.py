@@ -25,6 +25,7 @@ from dispatcher.service.cli import (
     audit,
     campaign,
     deadletters,
+    incoming,
     level,
     logopts,
     number,
@@ -38,8 +39,8 @@ from dispatcher.service.cli import (
 )
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
-GROUPS = (plan, number, text, audience, level, situation, campaign, deadletters, recipient, stop,
-          service, api, audit, zalo)
+GROUPS = (plan, number, text, audience, level, situation, campaign, deadletters, recipient,
+          incoming, stop, service, api, audit, zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 
