@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -1179,7 +1180,8 @@ def test_incoming_messages_are_listed_with_their_opt_outs(
                                                text="Xin hỏi điểm xét nghiệm", encoding="ucs2")])
         finally:
             await store.aclose()
-    asyncio.run(sms_reply())
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, sms_reply()).result()
     deadline = time.monotonic() + 30
     while True:  # the engine's intake stores the Zalo events within its interval
         status, page = console.api("vic", "GET", "/v1/incoming?limit=500")
@@ -1208,7 +1210,7 @@ def test_incoming_messages_are_listed_with_their_opt_outs(
     expect(sms).to_contain_text("Xin hỏi điểm xét nghiệm")
     expect(sms).to_contain_text("SMS")
     vic.shot("17-incoming")
-    page.get_by_label("Kênh").select_option("sms")
+    page.get_by_label("Lọc theo kênh").select_option("sms")
     expect(rows.filter(has_text="zalo-user-41")).to_have_count(0)
     expect(rows.filter(has_text="84912000777")).to_have_count(1)
     vic.close()
