@@ -243,7 +243,7 @@ OPERATIONS = {
     "GET /v1/situation", "GET /v1/situation/history", "PUT /v1/situation",
     "GET /v1/plan/texts", "POST /v1/plan/texts", "POST /v1/plan/texts/{version_id}/approve",
     "POST /v1/plan/texts/{version_id}/reject",
-    "GET /v1/recipients/{number}",
+    "GET /v1/recipients/{number}", "GET /v1/incoming",
 }
 
 
