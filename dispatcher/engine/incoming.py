@@ -91,11 +91,13 @@ class IncomingIntake:
                 wait = max(wait, FAILED_WAIT)
             else:
                 backoff.ok()
-        with contextlib.suppress(*metrics.STORE_TRANSIENT):
+        try:
             await self.take_now()
-        if self._new:
-            log.error("%d messages from citizens were not stored before the process stopped",
-                      len(self._new))
+        except Exception as exc:  # noqa: BLE001 - stopping: what is left is logged below
+            log.error("storing messages from citizens at stop failed: %s", exc)
+        if self._new or self._opt_outs:
+            log.error("%d messages from citizens were not stored and %d opt-outs not handed "
+                      "on before the process stopped", len(self._new), len(self._opt_outs))
 
     async def take_now(self) -> None:
         """Store what waits, a batch (one round trip) at a time; hand the opt-outs on."""

@@ -66,10 +66,10 @@ async def list_incoming(
         limit: Annotated[int, QueryParameter(ge=1, le=LIMIT_MAX)] = 50,
         cursor: Annotated[str, QueryParameter(max_length=40, pattern=CURSOR)] = "",
         ) -> IncomingList:
-    store = _services(state).store
-    page = await store.incoming.page(channel, cursor, limit)
+    s = _services(state)
+    page = await s.store.incoming.page(channel, cursor, limit)
     return IncomingList([view(i) for i in page.items], page.cursor,
-                        store.incoming.retention.days)
+                        s.settings.incoming.retention_days)
 
 
 ROUTES = [list_incoming]

@@ -99,7 +99,8 @@ ANSWERS = {
 
 
 @post(PATH, tags=["webhooks"], status_code=200,
-      summary="Zalo delivery events (signed with X-ZEvent-Signature)",
+      summary="Zalo events (signed with X-ZEvent-Signature): deliveries, and users' messages, "
+              "follows and unfollows",
       responses={code: ResponseSpec(Problem, description=text, generate_examples=False,
                                     media_type=MEDIA_TYPE)
                  for code, text in ANSWERS.items()})
