@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from adapters.smpp import pdu
 from adapters.smpp.mo import decode_text
@@ -95,7 +96,13 @@ async def test_a_malformed_deliver_sm_is_acknowledged_and_the_session_stays_up(
     assert [i.encoding for i in unreadable] == ["data_sm"]
 
 
+def data_sm_receipts() -> float:
+    return REGISTRY.get_sample_value("loa_incoming_total",
+                                     {"channel": "sms", "kind": "data_sm_receipt"}) or 0.0
+
+
 async def test_data_sm_messages_and_receipts(smsc: Smsc, bound: Bound) -> None:
+    before = data_sm_receipts()
     smsc.send_mo(SENDER, smstext.ucs2_encode("Tôi ở Hạ Long"), data_coding=8, data_sm=True)
     now = dt.datetime(2026, 12, 7, 8, 0)
     text = format_receipt("00000000ab", "DELIVRD", submitted=now, done=now)
@@ -108,6 +115,7 @@ async def test_data_sm_messages_and_receipts(smsc: Smsc, bound: Bound) -> None:
         ("00000000ab", "DELIVRD"), ("00000000ac", "UNDELIV")]
     assert [(i.kind, i.text) for i in bound.came] == [(REPLY, "Tôi ở Hạ Long")]
     assert bound.session.stats.data_sm == 3
+    assert data_sm_receipts() == before + 2
 
 
 def test_decode_text_never_raises_on_any_coding() -> None:
