@@ -8,8 +8,8 @@ and its history ``{level}``; the situation record and its history ``{situation}`
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
 descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and their
 states ``{waves}``; incoming messages and opt-outs ``{incoming}``. The other keys are each
-read and written alone (an audience's chunks, the
-skipped slots, an hour of channel message ids, a lease), so they need no tag.
+read and written alone (an audience's chunks, the skipped slots, an hour of channel message ids,
+a lease), so they need no tag.
 """
 
 from __future__ import annotations
