@@ -5,9 +5,10 @@ The text is decoded by ``data_coding`` (SMPP 3.4, 5.2.19, and the GSM 03.38 codi
 0 the SMSC default alphabet (GSM-7, one septet per octet as SMPP carries it; an octet above
 0x7F: read as Latin-1), 1 IA5/ASCII, 3 Latin-1, 8 UCS-2 (UTF-16-BE); 2 and 4 (8-bit data) are
 binary: kept as hexadecimal with kind ``binary``. A user data header (esm_class UDHI) is
-removed; a part of a concatenated message is kept as its own item, its text prefixed with
-``[part/total ref]``. A text that cannot be decoded (UCS-2 of odd length, an unknown coding) is
-kept as hexadecimal with kind ``unreadable``; nothing here raises on a body it was given.
+removed; a part of a concatenated message is kept as its own item, with ``part`` saying which
+(``2/3#7``: the second of three, reference 7). A text that cannot be decoded (UCS-2 of odd
+length, an unknown coding) is kept as hexadecimal with kind ``unreadable``; nothing here raises
+on a body it was given.
 """
 
 from __future__ import annotations
@@ -98,17 +99,17 @@ def decode_text(data: bytes, coding: int) -> tuple[str, str, str]:
 def incoming(source: str, esm_class: int, coding: int, data: bytes,
              at: dt.datetime) -> Incoming:
     """The item of one message from ``source``."""
-    prefix = ""
+    part = ""
     if esm_class & pdu.ESM_UDHI:
         concat = smstext.parse_concat_udh(data)
         if concat is not None:
             ref, total, seq, data = concat
-            prefix = f"[{seq}/{total} {ref}] "
+            part = f"{seq}/{total}#{ref}"
         elif data and len(data) >= 1 + data[0]:
             data = data[1 + data[0]:]
     text, encoding, kind = decode_text(data, coding)
-    return Incoming(Channel.SMS, source, at, kind=kind, text=clip(prefix + text),
-                    encoding=encoding)
+    return Incoming(Channel.SMS, source, at, kind=kind, text=clip(text), encoding=encoding,
+                    part=part)
 
 
 def unreadable(body: bytes, at: dt.datetime, what: str) -> Incoming:

@@ -48,6 +48,7 @@ class Incoming(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str = ""
     encoding: str = ""
     keyword: str = ""
+    part: str = ""  # of a concatenated SMS: "2/3#7", the second of three, reference 7
     id: str = ""
 
     @property
@@ -104,8 +105,8 @@ class Keywords:
 
     def classify(self, item: Incoming) -> Incoming:
         """``item`` as an opt-out if its text is one (only replies are looked at)."""
-        if item.kind != REPLY:
-            return item
+        if item.kind != REPLY or (item.part and not item.part.startswith("1/")):
+            return item  # a keyword starts a message: the first part of a long one
         keyword = self.match(item.text)
         if not keyword:
             return item

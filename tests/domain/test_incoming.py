@@ -39,3 +39,11 @@ def test_classify_marks_replies_only() -> None:
 def test_a_keyword_without_letters_is_refused_naming_it() -> None:
     with pytest.raises(InputError, match=r"incoming.opt_out_keywords\[1\]"):
         Keywords(["HUY", " !! "])
+
+
+def test_a_keyword_is_looked_for_in_the_first_part_of_a_long_sms_only() -> None:
+    at = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    first = Incoming(Channel.SMS, "84912345678", at, text="Hủy đăng ký nhận tin", part="1/2#7")
+    second = Incoming(Channel.SMS, "84912345678", at, text="Hủy nhé", part="2/2#7")
+    assert KEYWORDS.classify(first).kind == OPT_OUT
+    assert KEYWORDS.classify(second).kind == REPLY

@@ -28,7 +28,8 @@ class IncomingView(msgspec.Struct, frozen=True):
     """One message or event from a citizen: ``number`` (the sender's number, or the Zalo user
     id), ``kind`` (reply, opt_out, follow, unfollow, unreadable, binary), ``text`` (hex for
     unreadable and binary SMS), ``encoding`` (how an SMS was written), ``keyword`` (the opt-out
-    keyword matched), ``opt_out`` (an opt-out keyword or an unfollow)."""
+    keyword matched), ``opt_out`` (an opt-out keyword or an unfollow), ``part`` (a part of a
+    concatenated SMS: ``2/3#7``, the second of three, reference 7)."""
 
     id: str
     channel: Channel
@@ -39,6 +40,7 @@ class IncomingView(msgspec.Struct, frozen=True):
     encoding: str
     keyword: str
     opt_out: bool
+    part: str
 
 
 class IncomingList(msgspec.Struct, frozen=True):
@@ -52,7 +54,7 @@ class IncomingList(msgspec.Struct, frozen=True):
 
 def view(i: Incoming) -> IncomingView:
     return IncomingView(i.id, i.channel, i.number, i.at, i.kind, i.text, i.encoding, i.keyword,
-                        i.opt_out)
+                        i.opt_out, i.part)
 
 
 @get("/v1/incoming", guards=VIEWER, tags=["incoming"],

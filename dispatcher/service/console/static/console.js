@@ -1978,7 +1978,9 @@
       cell(tr, when(i.at));
       cell(tr, i.number || t("incoming.unknown_sender"));
       cell(tr, t(`channel.${i.channel}`));
-      cell(tr, i.text, [t(`incoming.kind.${i.kind}`), i.encoding].filter(Boolean).join(" · "));
+      const part = i.part ? t("incoming.part", {part: i.part}) : "";
+      cell(tr, i.text, [t(`incoming.kind.${i.kind}`), i.encoding, part].filter(Boolean)
+        .join(" · "));
       cell(tr, optOutText(i), "", i.opt_out ? "opt-out" : "");
       return tr;
     }));
