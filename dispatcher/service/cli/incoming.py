@@ -71,8 +71,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for i in found.items:
         when = i.at.astimezone(VN).strftime("%Y-%m-%d %H:%M:%S")
         flag = f"OPT-OUT ({i.keyword or 'unfollow'})" if i.opt_out else i.kind
+        part = f"(part {i.part}) " if i.part else ""
         out.print(f"{when}  {i.channel:<5} {visible(i.number) or '-':<20} {flag:<10} "
-                  f"{visible(i.text)}", markup=False)
+                  f"{part}{visible(i.text)}", markup=False)
     if found.next_cursor:
         out.print(f"more: --cursor {found.next_cursor}", markup=False)
     return 0
