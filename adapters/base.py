@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
+from dispatcher.domain.incoming import Incoming
 from dispatcher.domain.model import Channel, ZnsMessage
 
 
@@ -66,6 +67,15 @@ class OnReceipts(Protocol[ReceiptT_contra]):
     receipt the channel hands (``OnReceipts[Receipt]`` takes any channel's)."""
 
     def __call__(self, receipts: Sequence[ReceiptT_contra], /) -> None: ...
+
+
+class OnIncoming(Protocol):
+    """Where a channel hands what citizens send it (replies, follows, unfollows), as
+    :class:`~dispatcher.domain.incoming.Incoming`: the engine's
+    :meth:`~dispatcher.engine.incoming.IncomingIntake.add`, which keeps them and stores them in
+    batches. Called in the event loop, once per read, with no I/O."""
+
+    def __call__(self, items: list[Incoming], /) -> None: ...
 
 
 class Abort:

@@ -30,6 +30,12 @@ RECEIPTS_MALFORMED = RECEIPTS.labels(result="malformed")
 
 #: Submit to delivery, from the dates a receipt carries (the SMSC's clock, minute or second
 #: resolution): observed once per read from the socket, for the receipts it brought.
+# What citizens send: replies, opt-outs, follows, unfollows, unreadable and binary SMS (counted
+# by the engine's intake, once per batch) and delivery receipts sent as data_sm (by the session)
+INCOMING = Counter("loa_incoming", "Messages and events from citizens by channel and kind",
+                   ["channel", "kind"])
+DATA_SM_RECEIPTS = INCOMING.labels(channel="sms", kind="data_sm_receipt")
+
 DELIVERY_SECONDS = Histogram(
     "loa_delivery_seconds", "Seconds from submission to the handset, from receipts",
     ["channel"], buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 7200, 21600, 86400))

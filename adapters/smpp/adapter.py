@@ -16,7 +16,7 @@ import itertools
 import msgspec
 
 from adapters import metrics
-from adapters.base import HALTED, Abort, Envelope, OnReceipts, Results
+from adapters.base import HALTED, Abort, Envelope, OnIncoming, OnReceipts, Results
 from adapters.smpp import pdu
 from adapters.smpp.receipt import Receipt
 from adapters.smpp.session import (
@@ -91,11 +91,13 @@ class _Link:
     workers share the link), only the slots this process holds a lease for (:meth:`hold`)."""
 
     def __init__(self, name: str, config: LinkConfig,
-                 on_receipt: OnReceipts[Receipt] | None, *, leased: bool) -> None:
+                 on_receipt: OnReceipts[Receipt] | None, *, leased: bool,
+                 on_incoming: OnIncoming | None = None) -> None:
         self.name = name
         self.config = config
         self.leased = leased
         self._on_receipt = on_receipt
+        self._on_incoming = on_incoming
         self._slots: dict[int, tuple[EsmeSession, EsmeSession | None]] = {}
         if not leased:
             for slot in range(config.binds):
@@ -107,10 +109,11 @@ class _Link:
         if self.config.bind_type == "pair":  # a transmitter to send, a receiver for the receipts
             receiver = EsmeSession(msgspec.structs.replace(bind, bind_type="receiver"),
                                    name=f"{self.name}#{slot}r", link=self.name,
-                                   on_receipt=self._on_receipt)
+                                   on_receipt=self._on_receipt,
+                                   on_incoming=self._on_incoming)
             bind = msgspec.structs.replace(bind, bind_type="transmitter")
         return EsmeSession(bind, name=f"{self.name}#{slot}", link=self.name,
-                           on_receipt=self._on_receipt), receiver
+                           on_receipt=self._on_receipt, on_incoming=self._on_incoming), receiver
 
     @property
     def sessions(self) -> list[EsmeSession]:
@@ -178,12 +181,13 @@ class SmppAdapter:
 
     def __init__(self, links: dict[str, LinkConfig], *,
                  on_receipt: OnReceipts[Receipt] | None = None,
+                 on_incoming: OnIncoming | None = None,
                  leased: bool = False) -> None:
         """``leased``: open no bind until :meth:`hold` says which are this process's (workers
         sharing the links take their binds by lease: dispatcher/engine/binds.py)."""
         if not links:
             raise ValueError("no SMPP link is configured")
-        self.links = {name: _Link(name, c, on_receipt, leased=leased)
+        self.links = {name: _Link(name, c, on_receipt, leased=leased, on_incoming=on_incoming)
                       for name, c in links.items()}
         self.stats = AdapterStats()
         self._texts: dict[tuple[str, bool, str, bool], _Text] = {}

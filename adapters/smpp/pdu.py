@@ -295,6 +295,22 @@ def encode_deliver_sm_resp(seq: int, status: int = 0) -> bytes:
     return _DELIVER_SM_RESP.pack(HEADER_SIZE + 1, DELIVER_SM | RESP, status, seq)
 
 
+def encode_data_sm_resp(seq: int, status: int = 0, message_id: str = "") -> bytes:
+    return encode(DATA_SM | RESP, seq, message_id.encode("ascii") + b"\0", status)
+
+
+def encode_data_sm(seq: int, *, source_addr: str, destination_addr: str, esm_class: int = 0,
+                   data_coding: int = 0, tlvs: dict[int, bytes] | None = None,
+                   source_addr_ton: int = TON_INTERNATIONAL, source_addr_npi: int = NPI_ISDN,
+                   registered_delivery: int = 0) -> bytes:
+    """A data_sm (SMPP 3.4, 4.7.1): its text, if any, in the message_payload TLV."""
+    body = b"".join((
+        b"\0", bytes((source_addr_ton, source_addr_npi)), _c(source_addr, 65, "source_addr"),
+        bytes((TON_INTERNATIONAL, NPI_ISDN)), _c(destination_addr, 65, "destination_addr"),
+        bytes((esm_class, registered_delivery, data_coding)), encode_tlvs(tlvs or {})))
+    return encode(DATA_SM, seq, body)
+
+
 def encode_generic_nack(seq: int, status: int) -> bytes:
     return encode(GENERIC_NACK, seq, b"", status)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from typing import cast
@@ -18,12 +19,13 @@ from typing import cast
 import msgspec
 
 from adapters import metrics
-from adapters.base import Abort, OnReceipts
+from adapters.base import Abort, OnIncoming, OnReceipts
 from adapters.metrics import SMS_DELIVERY_SECONDS
-from adapters.smpp import pdu
+from adapters.smpp import mo, pdu
 from adapters.smpp.rate import BindRate
 from adapters.smpp.receipt import Receipt, ReceiptError, parse_receipt
 from adapters.smpp.status import BIND_REFUSED_FOR_GOOD, describe
+from dispatcher.domain.incoming import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ class SessionStats(msgspec.Struct):
     lost: int = 0
     receipts: int = 0
     receipts_malformed: int = 0  # deliver_sm receipts that could not be read (acknowledged)
-    deliver_other: int = 0
+    deliver_other: int = 0  # deliver_sm from subscribers (handed to on_incoming)
+    data_sm: int = 0  # data_sm received (receipts and messages from subscribers)
     nacks: int = 0
     reconnects: int = 0
     bind_failures: int = 0
@@ -152,11 +155,13 @@ class EsmeSession:
     """A bind that stays up: ``start`` keeps it connected until ``aclose``."""
 
     def __init__(self, config: BindConfig, *, name: str = "", link: str = "",
-                 on_receipt: OnReceipts[Receipt] | None = None) -> None:
+                 on_receipt: OnReceipts[Receipt] | None = None,
+                 on_incoming: OnIncoming | None = None) -> None:
         self.config = config
         self.name = name or f"{config.system_id}@{config.host}:{config.port}"
         self.log_ids = {"link": link or self.name}  # the ids of its log lines
         self.on_receipt = on_receipt
+        self.on_incoming = on_incoming
         self.stats = SessionStats()
         self.rate = BindRate(config.tps, floor=config.tps_floor,
                              burst_seconds=config.tps_burst_seconds)
@@ -387,6 +392,7 @@ class EsmeSession:
         pending = self._pending
         stats = self.stats
         receipts: list[Receipt] = []
+        came: list[Incoming] = []  # from subscribers
         acks: list[bytes] = []
         responses = 0
         for command, status, seq, body in frames:
@@ -407,9 +413,13 @@ class EsmeSession:
                     if esm_class & pdu.ESM_RECEIPT:
                         receipts.append(parse_receipt(text, tlvs))
                     else:
-                        stats.deliver_other += 1  # from a subscriber: not Loa's business
+                        stats.deliver_other += 1
+                        came.append(self._from_subscriber(body))
                 except (pdu.PduError, ReceiptError) as exc:
                     self._malformed(exc)
+            elif command == pdu.DATA_SM:
+                acks.append(pdu.encode_data_sm_resp(seq))  # always, even if unreadable
+                self._data_sm(body, receipts, came)
             else:
                 if acks:  # in order: what came before is answered before what follows
                     self._write(b"".join(acks))
@@ -421,14 +431,57 @@ class EsmeSession:
             self._window_free.set()
         if acks:
             self._write(b"".join(acks))
+        self._hand_over(receipts, came)
+
+    def _hand_over(self, receipts: list[Receipt], came: list[Incoming]) -> None:
+        """Hand one read's receipts and messages from subscribers on."""
         if receipts:
-            stats.receipts += len(receipts)
+            self.stats.receipts += len(receipts)
             observe = SMS_DELIVERY_SECONDS.observe
             for r in receipts:
                 if r.submitted is not None and r.done is not None and r.delivered:
                     observe(max(0.0, (r.done - r.submitted).total_seconds()))
             if self.on_receipt is not None:
                 self.on_receipt(receipts)
+        if came and self.on_incoming is not None:
+            self.on_incoming(came)
+
+    def _from_subscriber(self, body: bytes) -> Incoming:
+        """A deliver_sm that is not a receipt: what a subscriber sent, in whatever encoding;
+        one whose fields cannot be read is kept as unreadable (it is still acknowledged)."""
+        now = dt.datetime.now(dt.UTC)
+        try:
+            m = pdu.parse_short_message(body)
+        except pdu.PduError as exc:
+            self.stats.malformed += 1
+            log.warning("%s: unreadable deliver_sm from a subscriber: %s", self.name, exc,
+                        extra=self.log_ids)
+            return mo.unreadable(body, now, "deliver_sm")
+        data = m.short_message or m.tlvs.get(pdu.TLV_MESSAGE_PAYLOAD, b"")
+        return mo.incoming(m.source_addr, m.esm_class, m.data_coding, data, now)
+
+    def _data_sm(self, body: bytes, receipts: list[Receipt], came: list[Incoming]) -> None:
+        """A data_sm: a receipt (esm_class says so) joins ``receipts``, else what a subscriber
+        sent joins ``came``; one that cannot be read is counted (and kept as unreadable)."""
+        self.stats.data_sm += 1
+        now = dt.datetime.now(dt.UTC)
+        try:
+            data = mo.parse_data_sm(body)
+        except pdu.PduError as exc:
+            self.stats.malformed += 1
+            log.warning("%s: unreadable data_sm: %s", self.name, exc, extra=self.log_ids)
+            came.append(mo.unreadable(body, now, "data_sm"))
+            return
+        if data.esm_class & pdu.ESM_RECEIPT:
+            try:
+                receipts.append(parse_receipt(data.payload, data.tlvs))
+            except ReceiptError as exc:
+                self._malformed(exc)
+            else:
+                metrics.DATA_SM_RECEIPTS.inc()
+            return
+        came.append(mo.incoming(data.source_addr, data.esm_class, data.data_coding,
+                                data.payload, now))
 
     def _other(self, command: int, status: int, seq: int, body: bytes) -> bool:
         """A PDU that is neither a submit_sm_resp nor a deliver_sm; True when it closed the

@@ -45,6 +45,7 @@ from adapters.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSMITTER,
     BINDS,
+    DATA_SM,
     DELIVER_SM,
     ENQUIRE_LINK,
     ESM_UDHI,
@@ -60,9 +61,12 @@ from adapters.smpp.pdu import (
     UNBIND,
     Framer,
     PduError,
+    ShortMessage,
     encode,
     encode_bind_resp,
+    encode_data_sm,
     encode_generic_nack,
+    encode_short_message,
     parse_bind,
     parse_tlvs,
 )
@@ -203,6 +207,9 @@ class SmscStats(msgspec.Struct):
     hostile_oversized: int = 0
     hostile_unknown_receipts: int = 0
     hostile_answered: int = 0  # unknown commands answered generic_nack, truncated ones acked
+    mo_sent: int = 0  # messages from subscribers written (send_mo): deliver_sm and data_sm
+    mo_acked: int = 0  # of them, answered (deliver_sm_resp or data_sm_resp) with status 0
+    mo_nacked: int = 0  # answered with an error status or generic_nack
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -409,6 +416,8 @@ class Smsc:
         self._server: asyncio.AbstractServer | None = None
         self._timers: _Timers | None = None
         self._clock = time.monotonic
+        self._mo_seq = 0x70000000  # sequence numbers of send_mo's PDUs (apart from receipts')
+        self._mo_pending: set[int] = set()
 
     # configuration
 
@@ -493,6 +502,34 @@ class Smsc:
         for conn in conns:
             conn.transport.write(data)
         return len(conns)
+
+    def send_mo(self, source: str, data: bytes, *, data_coding: int = 0, esm_class: int = 0,
+                data_sm: bool = False, destination: str = "8085",
+                tlvs: dict[int, bytes] | None = None, system_id: str | None = None,
+                body: bytes | None = None) -> int:
+        """Send what a subscriber at ``source`` wrote (``data``, in ``data_coding``) as a
+        deliver_sm, or as a data_sm with the text in message_payload; ``esm_class`` 0x04 makes
+        it a receipt, 0x40 says ``data`` starts with a UDH. ``body`` replaces the PDU's body
+        (a malformed one). Written to every receiving bind (of ``system_id``); their answers
+        are counted in ``stats.mo_acked``. How many binds got it."""
+        self._mo_seq += 1
+        seq = self._mo_seq
+        if body is not None:
+            pdu_bytes = encode(DATA_SM if data_sm else DELIVER_SM, seq, body)
+        elif data_sm:
+            pdu_bytes = encode_data_sm(seq, source_addr=source, destination_addr=destination,
+                                       esm_class=esm_class, data_coding=data_coding,
+                                       tlvs={**(tlvs or {}), TLV_MESSAGE_PAYLOAD: data})
+        else:
+            pdu_bytes = encode_short_message(DELIVER_SM, seq, ShortMessage(
+                destination_addr=destination, short_message=data, source_addr=source,
+                source_addr_ton=1, source_addr_npi=1, esm_class=esm_class,
+                data_coding=data_coding, tlvs=tlvs or {}))
+        sent = self.inject(pdu_bytes, system_id)
+        if sent:
+            self._mo_pending.add(seq)
+            self.stats.mo_sent += 1
+        return sent
 
     @property
     def receipts_outstanding(self) -> int:
@@ -807,7 +844,15 @@ class _Conn(asyncio.Protocol):
     def _response(self, cid: int, status: int, seq: int) -> None:
         """A response from the ESME: deliver_sm_resp (a receipt acknowledged, or refused and
         dropped), generic_nack; enquire_link_resp and unbind_resp need nothing."""
-        stats = self.smsc.stats
+        smsc = self.smsc
+        stats = smsc.stats
+        if seq in smsc._mo_pending and cid in (DELIVER_SM_RESP, DATA_SM | RESP, GENERIC_NACK):
+            smsc._mo_pending.discard(seq)
+            if status or cid == GENERIC_NACK:
+                stats.mo_nacked += 1
+            else:
+                stats.mo_acked += 1
+            return
         if cid == DELIVER_SM_RESP:
             if self.inflight.pop(seq, None) is not None:
                 if status:

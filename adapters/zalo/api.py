@@ -201,6 +201,7 @@ class TokenAnswer(msgspec.Struct):
 
 class EventMessage(msgspec.Struct):
     msg_id: str = ""
+    text: str = ""  # user_send_text: what the user wrote
     tracking_id: str = ""
     delivery_time: str | int | None = None
 
@@ -222,6 +223,7 @@ class WebhookEvent(msgspec.Struct):
     message: EventMessage | None = None
     recipient: EventUser | None = None
     sender: EventUser | None = None
+    follower: EventUser | None = None  # follow, unfollow: the user
     user_id_by_app: str = ""
     oa_id: str = ""
 

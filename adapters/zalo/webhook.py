@@ -18,6 +18,7 @@ is seen once.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -34,6 +35,8 @@ from adapters.zalo.api import (
     verify,
 )
 from dispatcher.domain.errors import LoaError
+from dispatcher.domain.incoming import FOLLOW, UNFOLLOW, Incoming, clip
+from dispatcher.domain.model import Channel
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,54 @@ class DeliveryEvent(msgspec.Struct, frozen=True):
     timestamp: float  # epoch seconds of the event
     user_id: str = ""  # the recipient's Zalo user id, when given
     delivered_at: float = 0.0  # epoch seconds it reached the handset (message.delivery_time)
+
+
+class UserEvent(msgspec.Struct, frozen=True):
+    """What a Zalo user did: wrote to the OA (``user_send_text``, ``user_send_image``, ...),
+    followed or unfollowed it. ``user_id`` is the OA-scoped Zalo user id (not a phone)."""
+
+    event_name: str
+    user_id: str
+    timestamp: float  # epoch seconds of the event
+    text: str = ""
+    msg_id: str = ""
+
+    @property
+    def key(self) -> str:
+        """The id the event is de-duplicated by (Zalo's msg_id; a follow has none)."""
+        return self.msg_id or f"{self.event_name}:{self.user_id}:{self.timestamp:.3f}"
+
+
+ZaloEvent = DeliveryEvent | UserEvent
+FOLLOW_EVENTS = ("follow", "unfollow")
+SEND_PREFIX = "user_send_"
+
+
+def to_incoming(event: UserEvent) -> Incoming:
+    """The item kept of a user event (dispatcher.domain.incoming)."""
+    at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
+    if event.event_name in FOLLOW_EVENTS:
+        kind = FOLLOW if event.event_name == "follow" else UNFOLLOW
+        return Incoming(Channel.ZALO, event.user_id, at, kind=kind)
+    text = event.text or f"[{event.event_name.removeprefix(SEND_PREFIX)}]"
+    return Incoming(Channel.ZALO, event.user_id, at, text=clip(text), encoding="utf-8")
+
+
+def _user_event(event: WebhookEvent, seconds: float) -> UserEvent | None:
+    name = event.event_name
+    if name in FOLLOW_EVENTS:
+        user = event.follower.id if event.follower is not None else ""
+        return UserEvent(name, user or event.user_id_by_app, seconds) if user or \
+            event.user_id_by_app else None
+    if name.startswith(SEND_PREFIX):
+        user = event.sender.id if event.sender is not None else ""
+        inner = event.message
+        if not (user or event.user_id_by_app):
+            return None
+        return UserEvent(name, user or event.user_id_by_app, seconds,
+                         inner.text if inner is not None else "",
+                         (inner.msg_id if inner is not None else "") or event.msg_id)
+    return None
 
 
 _DIGITS = re.compile(r"[0-9]{1,16}")
@@ -117,6 +168,11 @@ class WebhookVerifier:
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[DeliveryEvent]:
         """The delivery events of a request; WebhookRejected if it is not to be trusted."""
+        return [e for e in self.parse_all(body, headers) if isinstance(e, DeliveryEvent)]
+
+    def parse_all(self, body: bytes, headers: Mapping[str, str]) -> list[ZaloEvent]:
+        """The delivery and user events of a request (messages, follows, unfollows);
+        WebhookRejected if it is not to be trusted."""
         signature = _header(headers, SIGNATURE_HEADER)
         if not signature:
             raise WebhookRejected(f"no {SIGNATURE_HEADER} header")
@@ -143,11 +199,14 @@ class WebhookVerifier:
                 raise WebhookRejected(f"{where}timestamp is {-age:.0f} s ahead of the clock "
                                       f"(more than {self.max_ahead:g} s)")
             times.append(seconds)
-        delivered: list[DeliveryEvent] = []
+        delivered: list[ZaloEvent] = []
         for event, seconds in zip(events, times, strict=True):
             if event.app_id and event.app_id != self.app_id:
                 raise WebhookRejected(f"event for another app ({event.app_id})")
             if event.event_name != RECEIVED_EVENT:
+                user_event = _user_event(event, seconds)
+                if user_event is not None:
+                    delivered.append(user_event)
                 continue
             inner = event.message
             msg_id = event.msg_id or (inner.msg_id if inner is not None else "")

@@ -45,6 +45,7 @@ from dispatcher.engine.campaigns import Campaigns
 from dispatcher.engine.capacity import check_wave
 from dispatcher.engine.fallback import SmsFallback
 from dispatcher.engine.fanout import fan_out
+from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.receipts import ReceiptMatcher
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.settings import EngineConfig
@@ -110,10 +111,12 @@ class Engine:
                  adapters: Mapping[Channel, Adapter], carriers: list[str], *,
                  name: str | None = None, reconcile: bool = True,
                  receipts: ReceiptMatcher | None = None, numbering: Numbering | None = None,
+                 incoming: IncomingIntake | None = None,
                  binds: BindLeases | None = None, gate: Callable[[str], bool] | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
         self.receipts = receipts
+        self.incoming = incoming  # what citizens send, stored in batches
         self.clock = clock
         self.plan = plan
         self.settings = settings
@@ -159,6 +162,8 @@ class Engine:
             tasks.create_task(self.collector.run(stop))
             if self.receipts is not None:
                 tasks.create_task(self.receipts.run(stop))
+            if self.incoming is not None:
+                tasks.create_task(self.incoming.run(stop))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -14,7 +14,7 @@ import enum
 import os
 from collections.abc import Mapping, Sequence
 
-from adapters.base import Adapter, OnReceipts, Receipt
+from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
 from adapters.email.adapter import EmailAdapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
@@ -50,6 +50,7 @@ def modes(settings: Settings, *,
 
 def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
           on_receipt: OnReceipts[Receipt] | None = None,
+          on_incoming: OnIncoming | None = None,
           smpp_links: dict[str, LinkConfig] | None = None, leased_binds: bool = False,
           env: Mapping[str, str] | None = None,
           zalo_tokens: TokenStore | None = None) -> dict[Channel, Adapter]:
@@ -68,7 +69,8 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
         elif mode[channel] is Mode.MISSING:
             continue
         elif channel is Channel.SMS:
-            adapters[channel] = SmppAdapter(links, on_receipt=on_receipt, leased=leased_binds)
+            adapters[channel] = SmppAdapter(links, on_receipt=on_receipt,
+                                            on_incoming=on_incoming, leased=leased_binds)
         elif channel is Channel.ZALO and settings.zalo is not None:
             tokens = HiddenTokens(zalo_tokens or FileTokenStore(
                 settings.zalo_tokens_file, initial=(env.get("LOA_ZALO_ACCESS_TOKEN", ""),

@@ -12,20 +12,32 @@ import os
 from adapters.smpp.adapter import SmppAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from dispatcher.domain.errors import LoaError
+from dispatcher.domain.incoming import Keywords
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
 from dispatcher.engine import routing
 from dispatcher.engine.binds import BindLeases
+from dispatcher.engine.incoming import IncomingIntake, recorder
 from dispatcher.engine.process import Engine, default_name
 from dispatcher.engine.receipts import ReceiptMatcher
 from dispatcher.service import channels, zns_check
 from dispatcher.service import zalo_tokens as zalotokens
 from dispatcher.service.settings import Settings
 from dispatcher.store import MemoryStore, Store
+from dispatcher.store.incoming import Retention
 
 log = logging.getLogger(__name__)
+
+
+def intake(store: Store, settings: Settings) -> IncomingIntake:
+    """The intake of what citizens send, with the settings' retention and keywords; its
+    opt-outs are recorded in the store (``on_opt_outs``: the one seam to the suppression
+    list)."""
+    config = settings.incoming
+    store.incoming.retention = Retention(config.retention_days, config.max_items)
+    return IncomingIntake(store, Keywords(config.opt_out_keywords), recorder(store))
 
 
 def build_engine(store: Store, settings: Settings, plan: Plan, province: Province,
@@ -37,8 +49,10 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     zns_check.check_plan(plan, settings.zalo, "plan")
     name = name or default_name()
     matcher = ReceiptMatcher(store)
+    incoming = intake(store, settings)
     shared = not isinstance(store, MemoryStore)
-    adapters = channels.build(settings, on_receipt=matcher.add, leased_binds=shared,
+    adapters = channels.build(settings, on_receipt=matcher.add, on_incoming=incoming.add,
+                              leased_binds=shared,
                               zalo_tokens=zalotokens.token_store(store, settings, os.environ,
                                                                  owner=name))
     sms = adapters.get(Channel.SMS)
@@ -54,6 +68,7 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
 
     return Engine(store, plan, settings, province, adapters, numbering.carriers, name=name,
                   reconcile=reconcile, receipts=matcher, numbering=numbering, binds=binds,
+                  incoming=incoming,
                   gate=gate)
 
 

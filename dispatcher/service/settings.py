@@ -19,7 +19,8 @@ from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
 from dispatcher.domain.config import convert, read_toml
-from dispatcher.domain.errors import ConfigError
+from dispatcher.domain.errors import ConfigError, InputError
+from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import Channel, ZnsMessage
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.engine.logs import LogSettings
@@ -67,6 +68,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
     log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
+    # messages and events from citizens: how long they are kept, the opt-out keywords
+    incoming: IncomingSettings = IncomingSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """The engine's check, then the message against ``[zalo.templates]``."""
@@ -97,6 +100,7 @@ def _check(settings: Settings, source: str) -> Settings:
     if settings.app is not None and settings.app.mode not in ("batch", "message"):
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
+    _check_incoming(settings.incoming, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -106,6 +110,18 @@ def _check(settings: Settings, source: str) -> Settings:
                               "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
+
+
+def _check_incoming(incoming: IncomingSettings, source: str) -> None:
+    if incoming.retention_days <= 0:
+        raise ConfigError("must be more than 0 (days)", source=source,
+                          key="incoming.retention_days")
+    if incoming.max_items <= 0:
+        raise ConfigError("must be more than 0", source=source, key="incoming.max_items")
+    try:
+        Keywords(incoming.opt_out_keywords)
+    except InputError as exc:
+        raise ConfigError(exc.reason, source=source, key=exc.field) from None
 
 
 #: Numbers that must be more than 0 wherever they appear (0 would stop the work or divide by it).

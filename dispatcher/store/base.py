@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.domain.audience import Recipient
+from dispatcher.domain.incoming import Incoming, IncomingPage
 from dispatcher.domain.model import (
     Batch,
     Campaign,
@@ -27,8 +28,10 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
+from dispatcher.domain.optout import OptOut
 from dispatcher.domain.situation import SituationVersion
 from dispatcher.domain.textedits import TextVersion
+from dispatcher.store.incoming import Retention
 from dispatcher.store.seen import SeenIds
 
 # -- audiences ---------------------------------------------------------------------------------
@@ -141,6 +144,26 @@ class SituationStore(Protocol):
 
     async def history(self, limit: int = 100) -> list[SituationVersion]:
         """Newest first."""
+
+
+class IncomingStore(Protocol):
+    """Messages and events from citizens and the opt-outs among them, kept ``retention.days``
+    (:mod:`.incoming`); each call is one round trip."""
+
+    retention: Retention
+
+    async def add(self, items: list[Incoming], now: float | None = None) -> None:
+        """Keep ``items`` (one batch), and forget what is older than the retention."""
+
+    async def record_opt_outs(self, opt_outs: list[OptOut], now: float | None = None) -> None:
+        """Keep the opt-outs of one batch, with the same retention."""
+
+    async def page(self, channel: Channel | None = None, cursor: str = "",
+                   limit: int = 50) -> IncomingPage:
+        """Newest first, of ``channel`` (all when None), older than ``cursor``."""
+
+    async def opt_outs(self, limit: int = 100) -> list[OptOut]:
+        """The opt-outs recorded, newest first."""
 
 
 class PlanTextStore(Protocol):
@@ -466,6 +489,9 @@ class Store(Protocol):
 
     @property
     def plan_texts(self) -> PlanTextStore: ...
+
+    @property
+    def incoming(self) -> IncomingStore: ...
 
     @property
     def openings(self) -> OpeningStore: ...

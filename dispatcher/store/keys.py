@@ -7,8 +7,9 @@ together share a hash tag (the part in braces): a route's stream, retry schedule
 and its history ``{level}``; the situation record and its history ``{situation}``; the plan's
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
 descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and their
-states ``{waves}``. The other keys are each read and written alone (an audience's chunks, the
-skipped slots, an hour of channel message ids, a lease), so they need no tag.
+states ``{waves}``; incoming messages and opt-outs ``{incoming}``. The other keys are each
+read and written alone (an audience's chunks, the skipped slots, an hour of channel message ids,
+a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ STOP_HISTORY = f"{PREFIX}:{{waves}}:stop:history"
 STOP_EVENTS = f"{PREFIX}:{{waves}}:stop:events"  # stream: each set or lift, for the workers
 OPENINGS = f"{PREFIX}:{{waves}}:openings"  # hash: "<level>:<channel>" -> the last opening
 OPENING_REVISIONS = f"{PREFIX}:{{waves}}:openings:revisions"  # hash: same field -> revision
+INCOMING = f"{PREFIX}:{{incoming}}"  # stream: messages and events from citizens, trimmed by age
+INCOMING_OPT_OUTS = f"{PREFIX}:{{incoming}}:opt-outs"  # stream: the opt-outs handed on
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 ZALO_TOKENS = f"{PREFIX}:zalo-tokens"  # the Zalo OA's access and refresh tokens (JSON)
 ZALO_RENEWAL = "zalo-tokens"  # the lease (lease(ZALO_RENEWAL)) held by the one renewing them

@@ -38,6 +38,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.incoming import MemoryIncoming
 from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
@@ -557,6 +558,7 @@ class MemoryStore:
         self.level = MemoryLevel()
         self.stop = MemoryStop()
         self.situation = MemorySituation()
+        self.incoming = MemoryIncoming()
         self.plan_texts = MemoryPlanTexts()
         self.openings = MemoryOpenings()
         self.ledger = MemoryLedger()

@@ -47,6 +47,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.incoming import RedisIncoming
 from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
 from dispatcher.store.recipients import RedisRecipients, write_numbers
@@ -1030,6 +1031,7 @@ class RedisStore:
         self.level = RedisLevel(self.client)
         self.stop = RedisStop(self.client)
         self.situation = RedisSituation(self.client)
+        self.incoming = RedisIncoming(self.client)
         self.plan_texts = RedisPlanTexts(self.client)
         self.openings = RedisOpenings(self.client)
         self.ledger = RedisLedger(self.client)

@@ -451,6 +451,7 @@ class _Hooked:
         self.level = inner.level
         self.stop = inner.stop
         self.situation = inner.situation
+        self.incoming = inner.incoming
         self.plan_texts = inner.plan_texts
         self.openings = inner.openings
         self.ledger = inner.ledger

@@ -423,6 +423,7 @@ class HookedStore:
         self.level: LevelStore = inner.level
         self.stop = inner.stop
         self.situation = inner.situation
+        self.incoming = inner.incoming
         self.plan_texts = inner.plan_texts
         self.openings = inner.openings
         self.ledger = inner.ledger

@@ -22,7 +22,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.zalo.api import SIGNATURE_HEADER, sign
-from adapters.zalo.webhook import DeliveryEvent
+from adapters.zalo.webhook import ZaloEvent
 from bench import audiencegen
 from bench.localredis import free_port
 from dispatcher.domain.audience import Validator
@@ -68,7 +68,7 @@ def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering
 
 class Env:
     def __init__(self, client: AsyncTestClient[Litestar], app: Litestar, audit: Path,
-                 events: list[DeliveryEvent]) -> None:
+                 events: list[ZaloEvent]) -> None:
         self.client = client
         self.app = app
         self.audit = audit
@@ -95,7 +95,7 @@ async def _env(tmp_path: Path, plan: Plan, province: Province, numbering: Number
     api = ApiConfig(audit_log=str(audit), request_max_body_size=16_384, zalo_app_id=APP_ID,
                     zalo_oa_secret=OA_SECRET,
                     tokens=[TokenEntry(u, r, hash_token(TOKENS[u])) for u, r in USERS.items()])
-    events: list[DeliveryEvent] = []
+    events: list[ZaloEvent] = []
     app = create_app(store, settings, plan, province, numbering, api,
                      on_zalo_events=events.extend, clock=lambda: NOW)
     async with AsyncTestClient(app) as client:

@@ -247,6 +247,7 @@ OPERATIONS = {
     "POST /v1/plan/texts/{version_id}/reject",
     "GET /v1/recipients/{number}",
     "POST /v1/lists", "GET /v1/lists", "GET /v1/lists/{list_id}",
+    "GET /v1/incoming",
 }
 
 

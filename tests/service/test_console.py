@@ -17,6 +17,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from dispatcher.domain.incoming import KINDS as INCOMING_KINDS
 from dispatcher.domain.model import CampaignState, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
@@ -191,6 +192,7 @@ def test_the_dictionaries_cover_every_string() -> None:
     used |= {f"role.{r}" for r in Role} | {f"state.{s}" for s in CampaignState}
     used |= {f"channel.{c}" for c in Channel} | {f"weekday.{d}" for d in range(7)}
     used |= {f"recipient.outcome.{o}" for o in OUTCOMES}
+    used |= {f"incoming.kind.{k}" for k in INCOMING_KINDS}
     used |= set(re.findall(r'"(action\.\w+)"', script))
     used |= {"preview.gsm7", "preview.ucs2", "new.need_title", "new.need_channel",
              "new.need_text", "new.need_max_parts"}

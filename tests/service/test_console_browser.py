@@ -12,6 +12,7 @@ away from now, so that no wave of the plan goes out during the tests.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,11 +43,15 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from adapters.zalo.api import SIGNATURE_HEADER, sign
 from bench import audiencegen, simconfig
 from bench.localredis import LocalRedis, free_port
 from dispatcher.domain.config import default_path
+from dispatcher.domain.incoming import Incoming
+from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.province import Province
+from dispatcher.store import RedisStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
@@ -1205,3 +1211,68 @@ def test_a_campaign_to_an_uploaded_list(browser: Browser, console: Console,
     expect(page.locator("#new-list-report")).to_be_hidden()
     expect(page.get_by_label("Huyện, thị xã, thành phố")).to_be_enabled()
     olga.close()
+def _zalo_post(console: Console, events: list[dict[str, Any]]) -> None:
+    """Post ``events`` to the webhook as Zalo would (signed with the OA's secret)."""
+    body = json.dumps(events).encode()
+    stamp = str(events[0]["timestamp"])
+    mac = sign("sim-app", body, stamp, "sim-oa-secret")
+    request = urllib.request.Request(console.base + "/zalo/webhook", data=body, method="POST",
+                                     headers={SIGNATURE_HEADER: f"mac={mac}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_incoming_messages_are_listed_with_their_opt_outs(
+        browser: Browser, console: Console, redis_server: LocalRedis) -> None:
+    stamp = str(int(time.time() * 1000))
+    _zalo_post(console, [
+        {"event_name": "user_send_text", "app_id": "sim-app", "timestamp": stamp,
+         "sender": {"id": "zalo-user-41"}, "message": {"text": "Hủy", "msg_id": "in-1"}},
+        {"event_name": "unfollow", "app_id": "sim-app", "timestamp": stamp,
+         "follower": {"id": "zalo-user-42"}},
+        {"event_name": "user_send_text", "app_id": "sim-app", "timestamp": stamp,
+         "sender": {"id": "zalo-user-43"}, "message": {"text": HOSTILE, "msg_id": "in-2"}}])
+
+    async def sms_reply() -> None:  # the SMPP path to the store: tests/engine/test_incoming_*
+        store = RedisStore(redis_server.url)
+        try:
+            await store.incoming.add([Incoming(Channel.SMS, "84912000777",
+                                               dt.datetime.now(dt.UTC),
+                                               text="Xin hỏi điểm xét nghiệm", encoding="ucs2")])
+        finally:
+            await store.aclose()
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, sms_reply()).result()
+    deadline = time.monotonic() + 30
+    while True:  # the engine's intake stores the Zalo events within its interval
+        status, page = console.api("vic", "GET", "/v1/incoming?limit=500")
+        assert status == 200, page
+        numbers = {i["number"] for i in page["items"]}
+        if {"zalo-user-41", "zalo-user-42", "zalo-user-43", "84912000777"} <= numbers:
+            break
+        assert time.monotonic() < deadline, page
+        time.sleep(0.2)
+
+    vic = Tab(browser, console)
+    page = vic.sign_in("vic")
+    page.get_by_role("link", name="Tin nhắn đến", exact=True).click()
+    expect(page.get_by_role("heading", name="Tin nhắn đến từ người dân", level=1)).to_be_visible()
+    rows = page.locator("#incoming-rows tr")
+    keyword = rows.filter(has_text="zalo-user-41")
+    expect(keyword).to_contain_text("Hủy")
+    expect(keyword).to_contain_text("Từ chối (HUY)")
+    expect(keyword).to_have_attribute("data-opt-out", "yes")
+    unfollow = rows.filter(has_text="zalo-user-42")
+    expect(unfollow).to_contain_text("Từ chối (bỏ quan tâm)")
+    hostile = rows.filter(has_text="zalo-user-43")
+    expect(hostile).to_contain_text(HOSTILE)  # as text, never as markup
+    expect(hostile).to_have_attribute("data-opt-out", "no")
+    sms = rows.filter(has_text="84912000777")
+    expect(sms).to_contain_text("Xin hỏi điểm xét nghiệm")
+    expect(sms).to_contain_text("SMS")
+    vic.shot("17-incoming")
+    page.get_by_label("Lọc theo kênh").select_option("sms")
+    expect(rows.filter(has_text="zalo-user-41")).to_have_count(0)
+    expect(rows.filter(has_text="84912000777")).to_have_count(1)
+    vic.close()

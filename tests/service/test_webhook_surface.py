@@ -23,7 +23,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from adapters.zalo.api import SIGNATURE_HEADER, sign
-from adapters.zalo.webhook import DeliveryEvent
+from adapters.zalo.webhook import ZaloEvent
 from bench.localredis import free_port
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.msisdn import Numbering
@@ -50,7 +50,7 @@ def signed(*msg_ids: str, stamp: str | None = None) -> tuple[bytes, dict[str, st
 
 
 def app_on(store: Store, tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
-           events: list[DeliveryEvent], now: list[float]) -> Litestar:
+           events: list[ZaloEvent], now: list[float]) -> Litestar:
     api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"), zalo_app_id=APP_ID,
                     zalo_oa_secret=OA_SECRET)
     return create_app(store, Settings(), plan, province, numbering, api,
@@ -77,7 +77,7 @@ async def test_two_processes_on_one_redis_pass_an_event_on_once(
         redis_url: str, tmp_path: Path, plan: Plan, province: Province,
         numbering: Numbering) -> None:
     stores = [RedisStore(redis_url), RedisStore(redis_url)]
-    events: list[DeliveryEvent] = []
+    events: list[ZaloEvent] = []
     now = [time.time()]
     apps = [app_on(s, tmp_path, plan, province, numbering, events, now) for s in stores]
     async with AsyncTestClient(apps[0]) as one, AsyncTestClient(apps[1]) as two:
@@ -107,7 +107,7 @@ def rejected(status: str) -> float:
 async def test_a_signed_webhook_with_a_timestamp_that_is_no_time_is_401(
         stamp: str, tmp_path: Path, plan: Plan, province: Province,
         numbering: Numbering) -> None:
-    events: list[DeliveryEvent] = []
+    events: list[ZaloEvent] = []
     app = app_on(MemoryStore(), tmp_path, plan, province, numbering, events, [time.time()])
     async with AsyncTestClient(app) as client:
         body, headers = signed("m-1", stamp=stamp)
@@ -198,7 +198,7 @@ async def test_the_schema_is_json_only_with_the_strict_csp(
 async def test_with_a_webhook_port_the_webhook_is_on_its_own_app_only(
         tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
     store = MemoryStore()
-    events: list[DeliveryEvent] = []
+    events: list[ZaloEvent] = []
     api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"), zalo_app_id=APP_ID,
                     zalo_oa_secret=OA_SECRET, webhook_port=8081)
     operators = create_app(store, Settings(), plan, province, numbering, api,

@@ -940,6 +940,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     # their routes use this module's helpers, so they are imported here, not at the top
     from dispatcher.service.api import (  # noqa: PLC0415
         deadletters,
+        incoming,
         lists,
         plantexts,
         recipients,
@@ -968,7 +969,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
-                                   *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES], {
+                                   *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES,
+                                   *incoming.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -983,7 +985,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
-                        *recipients.ROUTES, *lists.ROUTES,
+                        *recipients.ROUTES, *lists.ROUTES, *incoming.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

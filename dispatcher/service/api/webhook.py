@@ -99,7 +99,8 @@ ANSWERS = {
 
 
 @post(PATH, tags=["webhooks"], status_code=200,
-      summary="Zalo delivery events (signed with X-ZEvent-Signature)",
+      summary="Zalo events (signed with X-ZEvent-Signature): deliveries, and users' messages, "
+              "follows and unfollows",
       responses={code: ResponseSpec(Problem, description=text, generate_examples=False,
                                     media_type=MEDIA_TYPE)
                  for code, text in ANSWERS.items()})
@@ -110,7 +111,7 @@ async def zalo_webhook(request: Request[Any, Any, Any], state: State) -> Respons
                        "zalo_oa_secret_env)")
     body = await request.body()
     try:
-        events = hook.verifier.parse(body, request.headers)
+        events = hook.verifier.parse_all(body, request.headers)
     except WebhookRejected as exc:
         hook.rejected(exc)
         raise

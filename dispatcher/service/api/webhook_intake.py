@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from adapters.zalo.webhook import DeliveryEvent
+from adapters.zalo.webhook import DeliveryEvent, ZaloEvent
 from dispatcher.domain.errors import LoaError
 from dispatcher.engine import metrics
 from dispatcher.store.seen import SeenIds, new_token
@@ -47,7 +47,7 @@ DELIVERY_DELAY = Histogram(
     "(message.delivery_time) until Loa took its delivery event",
     buckets=(1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200))
 
-OnZaloEvents = Callable[[list[DeliveryEvent]], None]
+OnZaloEvents = Callable[[list[ZaloEvent]], None]
 
 
 class WebhookBusy(LoaError):
@@ -66,7 +66,7 @@ class _Request:
 
     __slots__ = ("answer", "events", "tokens", "waiting")
 
-    def __init__(self, events: list[DeliveryEvent], answer: asyncio.Future[int | None]) -> None:
+    def __init__(self, events: list[ZaloEvent], answer: asyncio.Future[int | None]) -> None:
         self.events = events
         self.tokens = [new_token() for _ in events]
         self.answer = answer
@@ -77,9 +77,11 @@ class _Request:
             self.answer.set_result(value)
 
 
-def key(event: DeliveryEvent) -> str:
+def key(event: ZaloEvent) -> str:
     """The id an event is de-duplicated by."""
-    return event.msg_id or event.tracking_id
+    if isinstance(event, DeliveryEvent):
+        return event.msg_id or event.tracking_id
+    return event.key
 
 
 class WebhookIntake:
@@ -106,7 +108,7 @@ class WebhookIntake:
         """Events not yet taken by the store."""
         return self._held
 
-    async def take(self, events: list[DeliveryEvent]) -> tuple[int, int]:
+    async def take(self, events: list[ZaloEvent]) -> tuple[int, int]:
         """(new events passed on, events left waiting in the queue), within ``wait`` seconds;
         :class:`WebhookBusy` if the queue has no room for them; (NOT_PROCESSED, 0) if they
         could not be passed on (the answer is 500: Zalo sends them again)."""
@@ -203,11 +205,12 @@ class WebhookIntake:
                 await self._not_processed(batch, fresh, now, exc)
                 return
         for e in fresh:
-            DELIVERY_DELAY.observe(max(0.0, now - e.delivered_at))
+            if isinstance(e, DeliveryEvent):
+                DELIVERY_DELAY.observe(max(0.0, now - e.delivered_at))
         for request, new in zip(batch, fresh_of, strict=True):
             request.settle(len(new))
 
-    async def _not_processed(self, batch: list[_Request], fresh: list[DeliveryEvent],
+    async def _not_processed(self, batch: list[_Request], fresh: list[ZaloEvent],
                              now: float, exc: Exception) -> None:
         """``on_events`` failed: the events are forgotten, so that Zalo's next try is new."""
         log.error("Zalo webhook: passing %d delivery events on failed: %s", len(fresh), exc,

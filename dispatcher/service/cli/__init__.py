@@ -25,6 +25,7 @@ from dispatcher.service.cli import (
     audit,
     campaign,
     deadletters,
+    incoming,
     level,
     lists,
     logopts,
@@ -40,7 +41,7 @@ from dispatcher.service.cli import (
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
 GROUPS = (plan, number, text, audience, lists, level, situation, campaign, deadletters, recipient,
-          stop, service, api, audit, zalo)
+          incoming, stop, service, api, audit, zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 

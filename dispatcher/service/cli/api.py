@@ -227,7 +227,8 @@ def cmd_api(args: argparse.Namespace, *, engine: bool = False) -> int:
                 process = build_engine(store, settings, plan, province, numbering,
                                        reconcile=True)
                 if process.receipts is not None:
-                    on_zalo = to_matcher(process.receipts.add)
+                    on_zalo = to_matcher(process.receipts.add,
+                                         process.incoming.add if process.incoming else None)
                 running = asyncio.create_task(run_engine(process, stop))
             host = args.host or api.host
             listeners = [(create_app(store, settings, plan, province, numbering, api,

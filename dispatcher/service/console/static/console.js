@@ -49,6 +49,7 @@
     dead: {wave: null, cursor: "", cursors: [], page: null, result: null},  // a wave's dead letters
     texts: [],            // GET /v1/plan/texts?level=N: the level in force's texts' versions
     recipient: null,      // GET /v1/recipients/{number}: the last number looked up
+    incoming: {cursor: "", cursors: [], page: null},  // GET /v1/incoming: the page shown
   };
 
   const $ = (id) => document.getElementById(id);
@@ -279,6 +280,8 @@
     state.reasonAction = null;
     state.situation = null;
     state.recipient = null;
+    state.incoming = {cursor: "", cursors: [], page: null};
+    $("incoming-rows").replaceChildren();
     state.situationHistory = [];
     state.situationDirty = false;
     state.dead = {wave: null, cursor: "", cursors: [], page: null, result: null};
@@ -303,7 +306,7 @@
       $("who-role").textContent = t(`role.${state.me.role}`);
     } else {
       for (const id of ["view-level", "view-situation", "view-campaigns", "view-new", "view-dead",
-        "view-audit", "view-recipient"]) {
+        "view-audit", "view-recipient", "view-incoming"]) {
         $(id).hidden = true;
       }
     }
@@ -320,6 +323,7 @@
   const VIEWS = {
     level: "view-level", situation: "view-situation", campaigns: "view-campaigns",
     new: "view-new", dead: "view-dead", audit: "view-audit", recipient: "view-recipient",
+    incoming: "view-incoming",
   };
   const DEAD_HASH = "dead-letters/";  // #dead-letters/<wave>: a wave's dead letters
 
@@ -350,6 +354,7 @@
     if (name === "dead") openDead(wave);
     if (name === "audit") loadAudit();
     if (name === "new") loadLists();
+    if (name === "incoming") loadIncoming();
     if (focus) {
       const heading = $(VIEWS[name]).querySelector("h1");
       heading.setAttribute("tabindex", "-1");
@@ -2052,6 +2057,75 @@
     }));
   }
 
+  // -- what citizens sent (GET /v1/incoming) --------------------------------------------------
+
+  const INCOMING_PAGE = 50;
+
+  async function loadIncoming() {
+    const inc = state.incoming;
+    const channel = $("incoming-channel").value;
+    const query = `limit=${INCOMING_PAGE}` + (channel ? `&channel=${channel}` : "")
+      + (inc.cursor ? `&cursor=${encodeURIComponent(inc.cursor)}` : "");
+    let page;
+    try {
+      page = await api("GET", `/v1/incoming?${query}`);
+    } catch (err) {
+      if (state.incoming === inc) say(explain(err), "error");
+      return;
+    }
+    if (state.incoming !== inc) return;  // signed out, or another channel meanwhile
+    inc.page = page;
+    renderIncoming();
+  }
+
+  function incomingFrom(step) {
+    const inc = state.incoming;
+    if (step === 0) {
+      state.incoming = {cursor: "", cursors: [], page: null};
+    } else if (step > 0 && inc.page && inc.page.next_cursor) {
+      inc.cursors.push(inc.cursor);
+      inc.cursor = inc.page.next_cursor;
+    } else if (step < 0 && inc.cursors.length) {
+      inc.cursor = inc.cursors.pop();
+    } else {
+      return;
+    }
+    loadIncoming();
+  }
+
+  function optOutText(i) {
+    if (!i.opt_out) return t("incoming.no");
+    return i.kind === "unfollow" ? t("incoming.opt_out_unfollow")
+      : t("incoming.opt_out_keyword", {keyword: i.keyword});
+  }
+
+  function renderIncoming() {
+    const inc = state.incoming;
+    const p = inc.page;
+    const items = p ? p.items : [];
+    $("incoming-rows").replaceChildren(...items.map((i) => {
+      const tr = document.createElement("tr");
+      tr.dataset.kind = i.kind;
+      tr.dataset.optOut = i.opt_out ? "yes" : "no";
+      cell(tr, when(i.at));
+      cell(tr, i.number || t("incoming.unknown_sender"));
+      cell(tr, t(`channel.${i.channel}`));
+      const part = i.part ? t("incoming.part", {part: i.part}) : "";
+      cell(tr, i.text, [t(`incoming.kind.${i.kind}`), i.encoding, part].filter(Boolean)
+        .join(" · "));
+      cell(tr, optOutText(i), "", i.opt_out ? "opt-out" : "");
+      return tr;
+    }));
+    const days = p ? number(p.retention_days) : "";
+    $("incoming-caption").textContent = p ? t("incoming.caption", {n: number(items.length),
+      days}) : "";
+    $("incoming-table-wrap").hidden = items.length === 0;
+    $("incoming-empty").hidden = !p || items.length > 0;
+    $("incoming-empty").textContent = p ? t("incoming.empty", {days}) : "";
+    $("incoming-next").hidden = !p || !p.next_cursor;
+    $("incoming-prev").hidden = inc.cursors.length === 0;
+  }
+
   // -- start --------------------------------------------------------------------------------
 
   function wire() {
@@ -2079,6 +2153,10 @@
       addFieldRow("", "").focus();
     });
     $("recipient-form").addEventListener("submit", lookUpRecipient);
+    $("incoming-channel").addEventListener("change", () => incomingFrom(0));
+    $("incoming-refresh").addEventListener("click", () => incomingFrom(0));
+    $("incoming-next").addEventListener("click", () => incomingFrom(1));
+    $("incoming-prev").addEventListener("click", () => incomingFrom(-1));
     $("dead-next").addEventListener("click", () => deadPage(1));
     $("dead-prev").addEventListener("click", () => deadPage(-1));
     $("dead-replay").addEventListener("click", () => askReason("replay"));
