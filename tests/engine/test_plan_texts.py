@@ -75,7 +75,7 @@ async def test_a_bad_text_is_refused_naming_the_field(plan: Plan, body: dict[str
     assert refused.value.field == field
     assert words.lower() in str(refused.value).lower()
     assert "\n" not in str(refused.value)
-    assert await store.plan_texts.versions() == []
+    assert (await store.plan_texts.versions()).versions == []
 
 
 async def test_a_text_the_situation_record_cannot_fill_is_refused_and_the_record_too(
@@ -120,7 +120,7 @@ async def test_the_proposer_cannot_approve_and_a_decision_is_taken_once(plan: Pl
     assert second.replaces == version.id and second.replaced_text == NEW_SMS
     rejected = await textedits.reject(store, second.id, by="carol", now=local(9, 1))
     assert rejected.state is TextState.REJECTED
-    listed = await store.plan_texts.versions(4, Channel.SMS)
+    listed = (await store.plan_texts.versions(4, Channel.SMS)).versions
     assert [(v.id, v.state) for v in listed] == [(second.id, TextState.REJECTED),
                                                  (version.id, TextState.APPROVED)]
     assert [v.id for v in await store.plan_texts.in_force()] == [version.id]

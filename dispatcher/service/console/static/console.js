@@ -458,7 +458,7 @@
     state.texts = [];
     if (n > 0) {
       try {
-        state.texts = await api("GET", `/v1/plan/texts?level=${n}`);
+        state.texts = (await api("GET", `/v1/plan/texts?level=${n}`)).versions;
       } catch (err) {
         if (state.me) say(explain(err), "error");
       }
