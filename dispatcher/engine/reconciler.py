@@ -143,7 +143,8 @@ class Reconciler:
         if await self.store.waves.get(slot.id) is not None:
             return False  # created before (by this process or another)
         # the texts in force: an approved version's over the plan file's
-        approved = await textedits.in_force(self.store, self.plan)
+        found = await textedits.checked(self.store, self.plan)
+        approved = found.rules
         rule = approved.get((slot.level, rule.channel), (rule, ""))[0]
         row = rule.row
         selector = Selector(kinds=list(row.kinds))
@@ -151,6 +152,7 @@ class Reconciler:
         if sms is not None:
             sms = approved.get((slot.level, Channel.SMS), (sms, ""))[0]
         fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
+        self._refused(slot, found.refused, [rule.channel, *([Channel.SMS] if fallback else [])])
         text, subject, fallback_text = await self._render(
             slot, rule, sms if fallback else None)
         campaign = await self._plan_campaign(Campaign(
@@ -190,6 +192,19 @@ class Reconciler:
                 await self.store.waves.transition(wave.id, frozenset({WaveState.CREATED}),
                                                   WaveState.PAUSED)
         return created
+
+    def _refused(self, slot: Slot, refused: dict[tuple[int, Channel], textedits.Refused],
+                 channels: list[Channel]) -> None:
+        """Log and count the approved texts of the wave's ``channels`` the plan refuses: the
+        wave goes with the plan file's."""
+        for channel in channels:
+            why = refused.get((slot.level, channel))
+            if why is None:
+                continue
+            metrics.WAVE_TEXTS_DEGRADED.labels(channel.value, "approved_refused").inc()
+            log.error("wave %s: the approved %s text %s of level %d no longer fits the plan "
+                      "(%s): the plan file's text is sent", slot.id, channel, why.version,
+                      slot.level, why.reason, extra={"wave": slot.id, "channel": channel})
 
     async def _render(self, slot: Slot, rule: Rule,
                       sms: Rule | None) -> tuple[str, str, str]:

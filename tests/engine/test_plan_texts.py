@@ -4,6 +4,7 @@ the next wave made (waves already made keep their words), kept across restarts."
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from dispatcher.domain.plan import Plan, next_slot
 from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation
 from dispatcher.domain.textedits import TextState
-from dispatcher.engine import textedits
+from dispatcher.engine import metrics, textedits
 from dispatcher.engine.level import set_level
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.situation import set_situation
@@ -187,8 +188,64 @@ async def test_a_restart_keeps_the_approved_text(redis_url: str, plan: Plan,
         await Reconciler(second, plan).tick(local(9, 31))
         wave = await second.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
         assert wave is not None and wave.text == NEW_SMS.replace("{hotline}", plan.hotline)
-        effective, versions = await textedits.effective_plan(second, plan)
-        assert versions == {(4, Channel.SMS): version}
+        effective, versions, refused = await textedits.effective_plan(second, plan)
+        assert versions == {(4, Channel.SMS): version} and refused == {}
         assert effective.levels[4].rules[Channel.SMS].row.written == NEW_SMS
+    finally:
+        await second.aclose()
+
+
+LONG_SMS = ("Ha Long: rua tay thuong xuyen, deo khau trang noi cong cong, giu khoang cach, han "
+            "che tu tap dong nguoi, khai bao y te trung thuc. Khi sot, ho, kho tho: goi ngay "
+            "{hotline} hoac tram y te xa, phuong gan nhat.")  # 2 parts as sent
+
+
+async def test_an_approved_text_a_restarted_plan_refuses_gives_way_to_the_files(
+        redis_url: str, plan: Plan, audience_file: Path, numbering: Numbering,
+        province: Province, caplog: pytest.LogCaptureFixture) -> None:
+    first = RedisStore(redis_url)
+    try:
+        await imported(first, audience_file, numbering, province)
+        await set_level(first, plan, now=local(9), level=4)
+        version = await approved(first, plan, LONG_SMS)
+    finally:
+        await first.aclose()
+    capped = msgspec.structs.replace(plan, sms_max_parts=1)  # the file changed: one part only
+    second = RedisStore(redis_url)  # restarted with it, on the same Redis
+    try:
+        before = metrics.WAVE_TEXTS_DEGRADED.labels("sms", "approved_refused")._value.get()
+        with caplog.at_level(logging.ERROR, logger="dispatcher.engine.reconciler"):
+            await Reconciler(second, capped).tick(local(9, 31))
+        wave = await second.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
+        file_text = plan.levels[4].rules[Channel.SMS].row.template
+        assert wave is not None and wave.text == file_text  # the file's text, not the refused
+        # every wave made with the level's SMS text says so: the SMS waves (the opening's and
+        # the slot's) and the Zalo opening's SMS fallback
+        said = {r.getMessage().split(":")[0].removeprefix("wave "): r.getMessage()
+                for r in caplog.records if version in r.getMessage()}
+        assert wave.id in said and all("sms_max_parts" in m for m in said.values()), said
+        zalo = [w for w in said if "-zalo-" in w]
+        assert zalo, said
+        for made in said:
+            found = await second.waves.get(made)
+            assert found is not None
+            assert file_text in (found.text, found.fallback_text)
+        after = metrics.WAVE_TEXTS_DEGRADED.labels("sms", "approved_refused")._value.get()
+        assert after == before + len(said)
+        effective, versions, refused = await textedits.effective_plan(second, capped)
+        assert versions == {}
+        assert refused[(4, Channel.SMS)].version == version
+        assert "text:" in refused[(4, Channel.SMS)].reason
+        assert "sms_max_parts" in refused[(4, Channel.SMS)].reason
+        assert effective.levels[4].rules[Channel.SMS].row.template == file_text
+        # still kept as approved: the plan file, put back, accepts it again
+        assert [v.id for v in await second.plan_texts.in_force()] == [version]
+        _, versions, refused = await textedits.effective_plan(second, plan)
+        assert versions == {(4, Channel.SMS): version} and refused == {}
+        # a new proposal replaces the file's text, the one in force
+        new = await textedits.propose(second, capped, level=4, channel=Channel.SMS,
+                                      text=NEW_SMS, by="olga", now=local(10))
+        assert new.replaces == ""
+        assert new.replaced_text == plan.levels[4].rules[Channel.SMS].row.written
     finally:
         await second.aclose()

@@ -8,16 +8,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from bench import audiencegen
+from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.engine import textedits
 from dispatcher.service.audit import PENDING, read_audit
 from dispatcher.service.auth import Role
 from dispatcher.service.settings import Settings
-from tests.service.test_api import SIMULATED, USERS, Env, _env, auth
+from tests.service.test_api import NOW, SIMULATED, USERS, Env, _env, auth
 
 TEXT = "Rua tay, deo khau trang. Goi {hotline} neu sot."
 
@@ -151,3 +154,27 @@ async def test_a_bad_page_query_is_refused_naming_it(env: Env, query: str,
         assert problem.get("field") == field or field in problem["detail"], problem
     else:
         assert "page" in problem["detail"]
+
+
+async def test_the_plan_view_shows_an_approved_text_the_plan_refuses_and_why(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    audience = tmp_path / "audience.csv"
+    audiencegen.generate(audience, 30, seed=5, numbering=numbering, province=province)
+    capped = msgspec.structs.replace(plan, sms_max_parts=1)  # restarted with a lower cap
+    two_parts = "Rua tay, deo khau trang, giu khoang cach. " * 4 + "Goi {hotline} neu sot."
+    async for env in _env(tmp_path, capped, province, numbering, audience,
+                          Settings(channels=SIMULATED)):
+        store = env.services.store  # approved under the plan before the restart
+        version = await textedits.propose(store, plan, level=4, channel=Channel.SMS,
+                                          text=two_parts, by="olga", now=NOW)
+        await textedits.approve(store, plan, version.id, by="carol", now=NOW)
+        r = await env.client.get("/v1/plan", headers=auth("vic"))
+        assert r.status_code == 200, r.text
+        row = next(lv for lv in r.json()["levels"] if lv["level"] == 4)["channels"]["sms"]
+        assert (row["origin"], row["version"]) == ("file", None)
+        assert row["template"] == plan.levels[4].rules[Channel.SMS].row.template
+        assert row["refused"]["version"] == version.id
+        assert row["refused"]["reason"].startswith("text: ")
+        assert "sms_max_parts 1" in row["refused"]["reason"]
+        zalo = next(lv for lv in r.json()["levels"] if lv["level"] == 4)["channels"]["zalo"]
+        assert zalo["refused"] is None

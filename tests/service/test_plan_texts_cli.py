@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.domain.config import default_path
 from dispatcher.service.audit import PENDING, read_audit
 from tests.service.test_cli_gate import Api, api, no_api  # noqa: F401 - fixtures
 from tests.service.test_cli_words import run
@@ -106,3 +107,30 @@ def test_list_pages_with_a_cursor_and_filters(capsys: pytest.CaptureFixture[str]
                        (("--cursor", "txt-20261207000000-abcdef"), "cursor")):
         status, _, err = run(capsys, "plan", "texts", "list", "--redis", redis_url, *bad)
         assert status == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+def test_plan_show_says_which_approved_text_the_plan_refuses(
+        capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "loa.toml"
+    config.write_text(f'[api]\naudit_log = "{tmp_path / "audit.jsonl"}"\n', encoding="utf-8")
+    direct = ("--admin-direct", "--config", str(config), "--redis", redis_url)
+    two_parts = "Rua tay, deo khau trang, giu khoang cach. " * 4 + "Goi {hotline} neu sot."
+    status, out, err = run(capsys, "plan", "texts", "propose", "--level", "2", "--channel",
+                           "sms", "--text", two_parts, "--user", "root", *direct, "--json")
+    assert status == 0, err
+    version = json.loads(out)["id"]
+    status, _, err = run(capsys, "plan", "texts", "approve", version, "--user", "bob", *direct)
+    assert status == 0, err
+    capped = tmp_path / "plan.toml"  # the file changed: one part per SMS
+    capped.write_text(default_path("plan.toml").read_text(encoding="utf-8").replace(
+        "sms_max_parts = 3", "sms_max_parts = 1"), encoding="utf-8")
+    status, out, err = run(capsys, "plan", "show", "--level", "2", "--plan", str(capped),
+                           "--redis", redis_url, "--json")
+    assert status == 0, err
+    row = json.loads(out)["levels"][0]["channels"]["sms"]
+    assert row["origin"] == "file" and row["refused"]["version"] == version
+    status, out, err = run(capsys, "plan", "show", "--level", "2", "--plan", str(capped),
+                           "--redis", redis_url, "--lang", "en")
+    assert status == 0, err
+    assert f"the approved text {version} no longer fits the plan" in out
+    assert "sms_max_parts 1" in out
