@@ -22,7 +22,9 @@ from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation
 from dispatcher.domain.textedits import TextState
 from dispatcher.engine import metrics, textedits
+from dispatcher.engine.fallback import fallback_wave_id
 from dispatcher.engine.level import set_level
+from dispatcher.engine.process import Engine, wave_progress
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.situation import set_situation
 from dispatcher.store import Store
@@ -31,6 +33,7 @@ from dispatcher.store.memory import MemoryStore
 from dispatcher.store.redis import RedisStore
 from tests.conftest import imported, run_engine_until
 from tests.engine.test_engine_flow import make_engine
+from tests.engine.test_fallback_and_pause import SETTINGS, NotOnZalo
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = dt.date(2024, 3, 5)  # a Tuesday
@@ -249,3 +252,45 @@ async def test_an_approved_text_a_restarted_plan_refuses_gives_way_to_the_files(
         assert new.replaced_text == plan.levels[4].rules[Channel.SMS].row.written
     finally:
         await second.aclose()
+
+
+async def test_a_zalo_waves_sms_fallback_sends_the_approved_sms_text(
+        plan: Plan, audience_file: Path, numbering: Numbering, province: Province) -> None:
+    store = MemoryStore()
+    meta = await imported(store, audience_file, numbering, province)
+    now = dt.datetime.now(dt.UTC)
+    await set_level(store, plan, now=now, level=4)
+    await approved(store, plan)  # the level's SMS text, not the Zalo one
+    rule = plan.levels[4].rules[Channel.ZALO]
+    assert rule.row.sms_fallback
+    slot = next_slot(plan, 4, Channel.ZALO, now)
+    assert slot is not None
+    assert await Reconciler(store, plan).create_wave(rule, slot, meta, now, start_now=True)
+    wave = await store.waves.get(slot.id)
+    assert wave is not None and wave.total > 0
+    zalo, sms = NotOnZalo(), MemoryAdapter()
+    engine = Engine(store, plan, SETTINGS, province, {Channel.ZALO: zalo, Channel.SMS: sms},
+                    numbering.carriers, reconcile=False, numbering=numbering)
+    companion = fallback_wave_id(wave.id)
+
+    async def done() -> bool:
+        z = await wave_progress(store, wave)
+        sent = await store.waves.get(companion)
+        if z.queued or z.retrying or sent is None:
+            return False
+        s = await wave_progress(store, sent)
+        return s.total == z.fallback and s.queued == 0 and s.retrying == 0
+
+    await run_engine_until(engine, done)
+    z = await wave_progress(store, wave)
+    assert z.fallback > 0
+    words = NEW_SMS.replace("{hotline}", plan.hotline)
+    file_words = plan.levels[4].rules[Channel.SMS].row.template
+    # the SMS channel got the fallback only: each with the approved words, none with the file's
+    assert sum(n for (w, _), n in sms.received.items() if w == companion) == z.fallback
+    received = Counter[str]()
+    for (_, text), n in sms.texts.items():
+        received[text] += n
+    assert received == {words: z.fallback}
+    assert file_words not in received
+    assert all(text == wave.text != words for (_, text) in zalo.texts)  # Zalo: its own text
