@@ -71,9 +71,13 @@ class Reconciler:
         self._last_tick: dt.datetime | None = None
         self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
         self._opened: set[tuple[int, Channel, dt.datetime]] = set()  # openings decided here
+        self._started = False
 
     async def tick(self, now: dt.datetime) -> TickReport:
         report = TickReport()
+        if not self._started:  # the plan as loaded: which approved texts it refuses
+            await self._announce_refused()
+            self._started = True
         level = await self.store.level.get()
         report.cancelled = await self._leave_other_levels(level)
         if level is None or level.level == 0:
@@ -192,6 +196,15 @@ class Reconciler:
                 await self.store.waves.transition(wave.id, frozenset({WaveState.CREATED}),
                                                   WaveState.PAUSED)
         return created
+
+    async def _announce_refused(self) -> None:
+        """Say once, at the first tick, each approved text in force the plan (as this process
+        loaded it) refuses: until the file accepts it again, the file's text is sent."""
+        for (level, channel), why in sorted((await textedits.checked(
+                self.store, self.plan)).refused.items()):
+            log.warning("the approved %s text %s of level %d no longer fits the plan as loaded "
+                        "(%s): its waves send the plan file's text", channel, why.version, level,
+                        why.reason, extra={"channel": channel})
 
     def _refused(self, slot: Slot, refused: dict[tuple[int, Channel], textedits.Refused],
                  channels: list[Channel]) -> None:

@@ -217,15 +217,21 @@ async def test_an_approved_text_a_restarted_plan_refuses_gives_way_to_the_files(
     second = RedisStore(redis_url)  # restarted with it, on the same Redis
     try:
         before = metrics.WAVE_TEXTS_DEGRADED.labels("sms", "approved_refused")._value.get()
-        with caplog.at_level(logging.ERROR, logger="dispatcher.engine.reconciler"):
-            await Reconciler(second, capped).tick(local(9, 31))
+        with caplog.at_level(logging.WARNING, logger="dispatcher.engine.reconciler"):
+            reconciler = Reconciler(second, capped)
+            await reconciler.tick(local(9, 31))
+            await reconciler.tick(local(9, 32))  # said once
         wave = await second.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
         file_text = plan.levels[4].rules[Channel.SMS].row.template
         assert wave is not None and wave.text == file_text  # the file's text, not the refused
         # every wave made with the level's SMS text says so: the SMS waves (the opening's and
         # the slot's) and the Zalo opening's SMS fallback
+        # said once when the plan is loaded (the first tick), before any wave
+        [loaded] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert version in loaded.getMessage() and "as loaded" in loaded.getMessage()
         said = {r.getMessage().split(":")[0].removeprefix("wave "): r.getMessage()
-                for r in caplog.records if version in r.getMessage()}
+                for r in caplog.records if version in r.getMessage()
+                and r.levelno == logging.ERROR}
         assert wave.id in said and all("sms_max_parts" in m for m in said.values()), said
         zalo = [w for w in said if "-zalo-" in w]
         assert zalo, said
