@@ -24,6 +24,9 @@ from dispatcher.domain.plan import ChannelPlan, Plan, Rule
 TEXT_MAX = 4000  # characters of a proposed text
 SUBJECT_MAX = 200
 REASON_MAX = 500
+VERSION_ID = r"txt-[0-9]{14}-[0-9a-f]{6}"  # a version's id (dispatcher.engine.textedits.propose)
+PAGE_LIMIT = 50  # versions in a page, unless asked otherwise
+PAGE_LIMIT_MAX = 500
 FILE = "file"  # where the text in force comes from when no version is approved
 APPROVED_ORIGIN = "approved"
 

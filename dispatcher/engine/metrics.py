@@ -124,8 +124,9 @@ CAMPAIGNS_REFUSED = Counter(
 WAVE_TEXTS_DEGRADED = Counter(
     "loa_wave_texts_degraded", "Plan waves made with a text the situation record did not fully "
     "give: reason=\"missing_field\" (a field rendered as \"chưa cập nhật\": no record, or a "
-    "free field it lacks) or \"over_parts\" (an SMS still over sms_max_parts with fewer areas, "
-    "sent as rendered)", ["channel", "reason"])
+    "free field it lacks), \"over_parts\" (an SMS still over sms_max_parts with fewer areas, "
+    "sent as rendered) or \"approved_refused\" (an approved text the plan no longer accepts: "
+    "the plan file's text sent)", ["channel", "reason"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

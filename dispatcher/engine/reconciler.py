@@ -71,9 +71,13 @@ class Reconciler:
         self._last_tick: dt.datetime | None = None
         self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
         self._opened: set[tuple[int, Channel, dt.datetime]] = set()  # openings decided here
+        self._started = False
 
     async def tick(self, now: dt.datetime) -> TickReport:
         report = TickReport()
+        if not self._started:  # the plan as loaded: which approved texts it refuses
+            await self._announce_refused()
+            self._started = True
         level = await self.store.level.get()
         report.cancelled = await self._leave_other_levels(level)
         if level is None or level.level == 0:
@@ -143,7 +147,8 @@ class Reconciler:
         if await self.store.waves.get(slot.id) is not None:
             return False  # created before (by this process or another)
         # the texts in force: an approved version's over the plan file's
-        approved = await textedits.in_force(self.store, self.plan)
+        found = await textedits.checked(self.store, self.plan)
+        approved = found.rules
         rule = approved.get((slot.level, rule.channel), (rule, ""))[0]
         row = rule.row
         selector = Selector(kinds=list(row.kinds))
@@ -151,6 +156,7 @@ class Reconciler:
         if sms is not None:
             sms = approved.get((slot.level, Channel.SMS), (sms, ""))[0]
         fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
+        self._refused(slot, found.refused, [rule.channel, *([Channel.SMS] if fallback else [])])
         text, subject, fallback_text = await self._render(
             slot, rule, sms if fallback else None)
         campaign = await self._plan_campaign(Campaign(
@@ -190,6 +196,28 @@ class Reconciler:
                 await self.store.waves.transition(wave.id, frozenset({WaveState.CREATED}),
                                                   WaveState.PAUSED)
         return created
+
+    async def _announce_refused(self) -> None:
+        """Say once, at the first tick, each approved text in force the plan (as this process
+        loaded it) refuses: until the file accepts it again, the file's text is sent."""
+        for (level, channel), why in sorted((await textedits.checked(
+                self.store, self.plan)).refused.items()):
+            log.warning("the approved %s text %s of level %d no longer fits the plan as loaded "
+                        "(%s): its waves send the plan file's text", channel, why.version, level,
+                        why.reason, extra={"channel": channel})
+
+    def _refused(self, slot: Slot, refused: dict[tuple[int, Channel], textedits.Refused],
+                 channels: list[Channel]) -> None:
+        """Log and count the approved texts of the wave's ``channels`` the plan refuses: the
+        wave goes with the plan file's."""
+        for channel in channels:
+            why = refused.get((slot.level, channel))
+            if why is None:
+                continue
+            metrics.WAVE_TEXTS_DEGRADED.labels(channel.value, "approved_refused").inc()
+            log.error("wave %s: the approved %s text %s of level %d no longer fits the plan "
+                      "(%s): the plan file's text is sent", slot.id, channel, why.version,
+                      slot.level, why.reason, extra={"wave": slot.id, "channel": channel})
 
     async def _render(self, slot: Slot, rule: Rule,
                       sms: Rule | None) -> tuple[str, str, str]:

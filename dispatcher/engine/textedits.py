@@ -3,13 +3,14 @@ proposes a text for a level and channel (:func:`propose`), a user with the appro
 not its proposer approves it (:func:`approve`) or anyone with that role rejects it
 (:func:`reject`). The approved text is in force from the next wave the reconciler makes
 (:func:`rule_in_force`; waves already made keep their words) and survives restarts: it is kept
-in the store, the plan file's text staying the default.
+in the store, the plan file's text staying the default. An approved text a restarted plan no
+longer accepts (:func:`checked`) is not sent: the file's text is, the reconciler logs it for
+each wave so made and ``GET /v1/plan`` shows it with the reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 
 import msgspec
@@ -21,31 +22,51 @@ from dispatcher.domain.plan import ChannelPlan, Plan, Rule
 from dispatcher.domain.textedits import TextState, TextVersion
 from dispatcher.store.base import Store
 
-log = logging.getLogger(__name__)
+
+class Refused(msgspec.Struct, frozen=True):
+    """An approved version in force the plan no longer accepts (a restart with its level or
+    row gone, another hotline or cap, ...): its id and why; the plan file's text goes."""
+
+    version: str
+    reason: str
+
+
+class Checked(msgspec.Struct, frozen=True):
+    """The approved versions in force, per level and channel: those that fit the plan (the
+    rule with the version's text, and the version's id) and those it refuses."""
+
+    rules: dict[tuple[int, Channel], tuple[Rule, str]]
+    refused: dict[tuple[int, Channel], Refused]
+
+
+async def checked(store: Store, plan: Plan) -> Checked:
+    """The approved versions in force checked against ``plan`` as a proposal is."""
+    rules: dict[tuple[int, Channel], tuple[Rule, str]] = {}
+    refused: dict[tuple[int, Channel], Refused] = {}
+    for version in await store.plan_texts.in_force():
+        key = (version.level, version.channel)
+        try:
+            rules[key] = (textedits.with_version(plan, version), version.id)
+        except LoaError as exc:
+            refused[key] = Refused(version.id, str(exc))
+    return Checked(rules, refused)
 
 
 async def in_force(store: Store, plan: Plan) -> dict[tuple[int, Channel], tuple[Rule, str]]:
     """The approved versions in force that still fit ``plan``: per level and channel, the
-    rule with the version's text and the version's id. One the plan no longer accepts (its
-    level or row gone, its hotline or cap changed) is logged and left out: the file's text
-    goes."""
-    found: dict[tuple[int, Channel], tuple[Rule, str]] = {}
-    for version in await store.plan_texts.in_force():
-        try:
-            found[(version.level, version.channel)] = (
-                textedits.with_version(plan, version), version.id)
-        except LoaError as exc:
-            log.error("plan text %s (level %d %s) no longer fits the plan (%s): the plan "
-                      "file's text is sent", version.id, version.level, version.channel, exc,
-                      extra={"channel": version.channel})
-    return found
+    rule with the version's text and the version's id. One the plan no longer accepts is
+    left out (:func:`checked` says which and why): the file's text goes."""
+    return (await checked(store, plan)).rules
 
 
-async def effective_plan(store: Store, plan: Plan) -> tuple[Plan, dict[tuple[int, Channel], str]]:
-    """``plan`` with the approved texts in force, and the id of each (level, channel)'s."""
-    found = await in_force(store, plan)
-    return (textedits.effective(plan, {key: rule for key, (rule, _) in found.items()}),
-            {key: version for key, (_, version) in found.items()})
+async def effective_plan(
+        store: Store, plan: Plan,
+) -> tuple[Plan, dict[tuple[int, Channel], str], dict[tuple[int, Channel], Refused]]:
+    """``plan`` with the approved texts in force, the id of each (level, channel)'s, and the
+    approved versions it refuses (their rows keep the file's text)."""
+    found = await checked(store, plan)
+    return (textedits.effective(plan, {key: rule for key, (rule, _) in found.rules.items()}),
+            {key: version for key, (_, version) in found.rules.items()}, found.refused)
 
 
 async def rule_in_force(store: Store, plan: Plan, level: int, rule: Rule) -> Rule:

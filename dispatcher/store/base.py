@@ -30,7 +30,7 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.optout import OptOut
 from dispatcher.domain.situation import SituationVersion
-from dispatcher.domain.textedits import TextVersion
+from dispatcher.domain.textedits import TextState, TextVersion
 from dispatcher.store.incoming import Retention
 from dispatcher.store.seen import SeenIds
 
@@ -175,9 +175,12 @@ class PlanTextStore(Protocol):
 
     async def get(self, version_id: str) -> TextVersion | None: ...
 
-    async def versions(self, level: int | None = None,
-                   channel: Channel | None = None) -> list[TextVersion]:
-        """Newest first."""
+    async def versions(self, level: int | None = None, channel: Channel | None = None,
+                       state: TextState | None = None, *, cursor: str = "",
+                       limit: int = 100) -> TextPage:
+        """A page of the versions (of one level, channel or state), newest first: at most
+        ``limit``, after the version whose id is ``cursor`` (the ``cursor`` of the page
+        before; an id not among those versions is refused naming ``cursor``)."""
 
     async def decide(self, version: TextVersion) -> bool:
         """Replace the proposed version of ``version.id`` with ``version`` (approved or
@@ -280,6 +283,14 @@ class DeadLetterPage(msgspec.Struct, frozen=True):
     after the last (empty: there are no more)."""
 
     letters: list[tuple[str, DeadLetter]]
+    cursor: str = ""
+
+
+class TextPage(msgspec.Struct, frozen=True):
+    """One page of the plan's texts' versions, newest first; ``cursor`` (the id of the last)
+    goes on after it (empty: there are no more)."""
+
+    versions: list[TextVersion]
     cursor: str = ""
 
 

@@ -50,6 +50,14 @@ def ledger(name: str) -> str:
     return f"{PREFIX}:ledger:{name}"
 
 
+def plan_text_order(level: int | None = None, channel: str | None = None) -> str:
+    """Sorted set: the ids of the plan's texts' versions by the time proposed (microseconds),
+    all of them, or of one level, one channel, or one level's channel (pages of versions)."""
+    tail = "".join(f":{part}" for part in (f"L{level}" if level is not None else None, channel)
+                   if part is not None)
+    return f"{PREFIX}:{{plantexts}}:order{tail}"
+
+
 def audience_meta(version: str) -> str:
     return f"{PREFIX}:{{audience}}:{version}:meta"
 

@@ -4,6 +4,7 @@ the next wave made (waves already made keep their words), kept across restarts."
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,8 +21,10 @@ from dispatcher.domain.plan import Plan, next_slot
 from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation
 from dispatcher.domain.textedits import TextState
-from dispatcher.engine import textedits
+from dispatcher.engine import metrics, textedits
+from dispatcher.engine.fallback import fallback_wave_id
 from dispatcher.engine.level import set_level
+from dispatcher.engine.process import Engine, wave_progress
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.situation import set_situation
 from dispatcher.store import Store
@@ -30,6 +33,7 @@ from dispatcher.store.memory import MemoryStore
 from dispatcher.store.redis import RedisStore
 from tests.conftest import imported, run_engine_until
 from tests.engine.test_engine_flow import make_engine
+from tests.engine.test_fallback_and_pause import SETTINGS, NotOnZalo
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = dt.date(2024, 3, 5)  # a Tuesday
@@ -75,7 +79,7 @@ async def test_a_bad_text_is_refused_naming_the_field(plan: Plan, body: dict[str
     assert refused.value.field == field
     assert words.lower() in str(refused.value).lower()
     assert "\n" not in str(refused.value)
-    assert await store.plan_texts.versions() == []
+    assert (await store.plan_texts.versions()).versions == []
 
 
 async def test_a_text_the_situation_record_cannot_fill_is_refused_and_the_record_too(
@@ -120,7 +124,7 @@ async def test_the_proposer_cannot_approve_and_a_decision_is_taken_once(plan: Pl
     assert second.replaces == version.id and second.replaced_text == NEW_SMS
     rejected = await textedits.reject(store, second.id, by="carol", now=local(9, 1))
     assert rejected.state is TextState.REJECTED
-    listed = await store.plan_texts.versions(4, Channel.SMS)
+    listed = (await store.plan_texts.versions(4, Channel.SMS)).versions
     assert [(v.id, v.state) for v in listed] == [(second.id, TextState.REJECTED),
                                                  (version.id, TextState.APPROVED)]
     assert [v.id for v in await store.plan_texts.in_force()] == [version.id]
@@ -187,8 +191,112 @@ async def test_a_restart_keeps_the_approved_text(redis_url: str, plan: Plan,
         await Reconciler(second, plan).tick(local(9, 31))
         wave = await second.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
         assert wave is not None and wave.text == NEW_SMS.replace("{hotline}", plan.hotline)
-        effective, versions = await textedits.effective_plan(second, plan)
-        assert versions == {(4, Channel.SMS): version}
+        effective, versions, refused = await textedits.effective_plan(second, plan)
+        assert versions == {(4, Channel.SMS): version} and refused == {}
         assert effective.levels[4].rules[Channel.SMS].row.written == NEW_SMS
     finally:
         await second.aclose()
+
+
+LONG_SMS = ("Ha Long: rua tay thuong xuyen, deo khau trang noi cong cong, giu khoang cach, han "
+            "che tu tap dong nguoi, khai bao y te trung thuc. Khi sot, ho, kho tho: goi ngay "
+            "{hotline} hoac tram y te xa, phuong gan nhat.")  # 2 parts as sent
+
+
+async def test_an_approved_text_a_restarted_plan_refuses_gives_way_to_the_files(
+        redis_url: str, plan: Plan, audience_file: Path, numbering: Numbering,
+        province: Province, caplog: pytest.LogCaptureFixture) -> None:
+    first = RedisStore(redis_url)
+    try:
+        await imported(first, audience_file, numbering, province)
+        await set_level(first, plan, now=local(9), level=4)
+        version = await approved(first, plan, LONG_SMS)
+    finally:
+        await first.aclose()
+    capped = msgspec.structs.replace(plan, sms_max_parts=1)  # the file changed: one part only
+    second = RedisStore(redis_url)  # restarted with it, on the same Redis
+    try:
+        before = metrics.WAVE_TEXTS_DEGRADED.labels("sms", "approved_refused")._value.get()
+        with caplog.at_level(logging.WARNING, logger="dispatcher.engine.reconciler"):
+            reconciler = Reconciler(second, capped)
+            await reconciler.tick(local(9, 31))
+            await reconciler.tick(local(9, 32))  # said once
+        wave = await second.waves.get(f"L4-sms-{DAY:%Y%m%d}T0930")
+        file_text = plan.levels[4].rules[Channel.SMS].row.template
+        assert wave is not None and wave.text == file_text  # the file's text, not the refused
+        # every wave made with the level's SMS text says so: the SMS waves (the opening's and
+        # the slot's) and the Zalo opening's SMS fallback
+        # said once when the plan is loaded (the first tick), before any wave
+        [loaded] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert version in loaded.getMessage() and "as loaded" in loaded.getMessage()
+        said = {r.getMessage().split(":")[0].removeprefix("wave "): r.getMessage()
+                for r in caplog.records if version in r.getMessage()
+                and r.levelno == logging.ERROR}
+        assert wave.id in said and all("sms_max_parts" in m for m in said.values()), said
+        zalo = [w for w in said if "-zalo-" in w]
+        assert zalo, said
+        for made in said:
+            found = await second.waves.get(made)
+            assert found is not None
+            assert file_text in (found.text, found.fallback_text)
+        after = metrics.WAVE_TEXTS_DEGRADED.labels("sms", "approved_refused")._value.get()
+        assert after == before + len(said)
+        effective, versions, refused = await textedits.effective_plan(second, capped)
+        assert versions == {}
+        assert refused[(4, Channel.SMS)].version == version
+        assert "text:" in refused[(4, Channel.SMS)].reason
+        assert "sms_max_parts" in refused[(4, Channel.SMS)].reason
+        assert effective.levels[4].rules[Channel.SMS].row.template == file_text
+        # still kept as approved: the plan file, put back, accepts it again
+        assert [v.id for v in await second.plan_texts.in_force()] == [version]
+        _, versions, refused = await textedits.effective_plan(second, plan)
+        assert versions == {(4, Channel.SMS): version} and refused == {}
+        # a new proposal replaces the file's text, the one in force
+        new = await textedits.propose(second, capped, level=4, channel=Channel.SMS,
+                                      text=NEW_SMS, by="olga", now=local(10))
+        assert new.replaces == ""
+        assert new.replaced_text == plan.levels[4].rules[Channel.SMS].row.written
+    finally:
+        await second.aclose()
+
+
+async def test_a_zalo_waves_sms_fallback_sends_the_approved_sms_text(
+        plan: Plan, audience_file: Path, numbering: Numbering, province: Province) -> None:
+    store = MemoryStore()
+    meta = await imported(store, audience_file, numbering, province)
+    now = dt.datetime.now(dt.UTC)
+    await set_level(store, plan, now=now, level=4)
+    await approved(store, plan)  # the level's SMS text, not the Zalo one
+    rule = plan.levels[4].rules[Channel.ZALO]
+    assert rule.row.sms_fallback
+    slot = next_slot(plan, 4, Channel.ZALO, now)
+    assert slot is not None
+    assert await Reconciler(store, plan).create_wave(rule, slot, meta, now, start_now=True)
+    wave = await store.waves.get(slot.id)
+    assert wave is not None and wave.total > 0
+    zalo, sms = NotOnZalo(), MemoryAdapter()
+    engine = Engine(store, plan, SETTINGS, province, {Channel.ZALO: zalo, Channel.SMS: sms},
+                    numbering.carriers, reconcile=False, numbering=numbering)
+    companion = fallback_wave_id(wave.id)
+
+    async def done() -> bool:
+        z = await wave_progress(store, wave)
+        sent = await store.waves.get(companion)
+        if z.queued or z.retrying or sent is None:
+            return False
+        s = await wave_progress(store, sent)
+        return s.total == z.fallback and s.queued == 0 and s.retrying == 0
+
+    await run_engine_until(engine, done)
+    z = await wave_progress(store, wave)
+    assert z.fallback > 0
+    words = NEW_SMS.replace("{hotline}", plan.hotline)
+    file_words = plan.levels[4].rules[Channel.SMS].row.template
+    # the SMS channel got the fallback only: each with the approved words, none with the file's
+    assert sum(n for (w, _), n in sms.received.items() if w == companion) == z.fallback
+    received = Counter[str]()
+    for (_, text), n in sms.texts.items():
+        received[text] += n
+    assert received == {words: z.fallback}
+    assert file_words not in received
+    assert all(text == wave.text != words for (_, text) in zalo.texts)  # Zalo: its own text

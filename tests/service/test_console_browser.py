@@ -1101,10 +1101,18 @@ def test_a_plan_text_is_proposed_refused_on_its_field_then_approved_by_another(
     carol = Tab(browser, console)
     page = carol.sign_in("carol")
     item = page.locator(f"li.text-version[data-version='{version}']")
+    changes = item.locator("details.text-changes")  # who, when, and the diff from the file's
+    expect(changes.locator("summary")).to_have_text(
+        "Thay đổi so với nội dung trong tệp kế hoạch")
+    changes.locator("summary").click()
+    expect(changes.locator("pre.text-diff")).to_contain_text(f"+{written}")
+    item.get_by_label("Lý do quyết định").fill("đã đối chiếu với đường dây nóng")
     item.get_by_role("button", name="Duyệt nội dung này").click()
     expect(page.locator("#status")).to_have_text(
         f"Đã duyệt {version}: có hiệu lực từ đợt gửi tiếp theo.")
     expect(item).to_contain_text("Đã duyệt bởi carol")
+    expect(item.locator(".text-decided")).to_contain_text("lý do: đã đối chiếu với đường dây nóng")
+    expect(item.get_by_label("Lý do quyết định")).to_have_count(0)  # decided: no form
     sms_row = page.locator("#plan-rows tr").filter(
         has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms_row).to_contain_text(f"Nội dung đã duyệt ({version})")
@@ -1113,6 +1121,59 @@ def test_a_plan_text_is_proposed_refused_on_its_field_then_approved_by_another(
     row = next(lv for lv in plan["levels"] if lv["level"] == level)["channels"]["sms"]
     assert status == 200 and (row["origin"], row["version"]) == ("approved", version), row
     carol.shot("14-plan-texts")
+    carol.close()
+
+
+def test_a_rejection_needs_its_reason_and_older_versions_come_page_by_page(
+        browser: Browser, console: Console) -> None:
+    level = _a_level_in_force(console)
+    ids = []
+    for n in range(11):  # more than a page of the console's (10)
+        status, body = console.api("olga", "POST", "/v1/plan/texts", {
+            "level": level, "channel": "sms", "text": f"Ban tin so {n}. Goi {{hotline}} neu sot."})
+        assert status == 201, body
+        ids.append(body["id"])
+    status, listed = console.api("vic", "GET", f"/v1/plan/texts?level={level}&limit=500")
+    assert status == 200 and listed["next_cursor"] == "", listed
+    every = [v["id"] for v in listed["versions"]]
+    assert len(every) > 10 and set(ids) <= set(every)
+
+    carol = Tab(browser, console)
+    page = carol.sign_in("carol")
+    versions = page.locator("li.text-version")
+    more = page.get_by_role("button", name="Xem thêm phiên bản cũ hơn")
+    expect(versions).to_have_count(10)
+    assert [versions.nth(i).get_attribute("data-version") for i in range(10)] == every[:10]
+    newest = page.locator(f"li.text-version[data-version='{every[0]}']")
+    # the diff of a version proposed over an approved one names it
+    expect(newest.locator("details.text-changes summary")).to_contain_text("phiên bản txt-")
+    reason = newest.get_by_label("Lý do quyết định")
+    newest.get_by_role("button", name="Từ chối").click()  # no reason: refused in the page
+    expect(newest.locator("[role=alert]")).to_have_text("Hãy ghi lý do từ chối.")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(reason).to_be_focused()
+    status, still = console.api("vic", "GET", f"/v1/plan/texts?level={level}&state=proposed"
+                                              "&limit=500")
+    assert every[0] in [v["id"] for v in still["versions"]]  # nothing was sent
+    reason.fill(f"trùng nội dung {HOSTILE}")
+    newest.get_by_role("button", name="Từ chối").click()
+    expect(page.locator("#status")).to_have_text(f"Đã từ chối {every[0]}.")
+    expect(newest.locator(".text-decided")).to_contain_text(
+        "Đã từ chối bởi carol")
+    expect(newest.locator(".text-decided")).to_contain_text(
+        f"lý do: trùng nội dung {HOSTILE}")
+    assert page.locator("#texts-list img").count() == 0
+    status, body = console.api("vic", "GET", f"/v1/plan/texts?level={level}&state=rejected")
+    assert [v["decision_reason"] for v in body["versions"] if v["id"] == every[0]] == [
+        f"trùng nội dung {HOSTILE}"]
+
+    expect(more).to_be_visible()  # the older versions, a page further
+    more.click()
+    expect(versions).to_have_count(len(every))
+    assert [versions.nth(i).get_attribute("data-version")
+            for i in range(len(every))] == every
+    expect(more).to_be_hidden()
+    carol.shot("15-plan-texts-pages")
     carol.close()
 
 

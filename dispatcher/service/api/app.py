@@ -441,9 +441,11 @@ async def me(request: Request[Any, Any, Any]) -> Me:
 async def get_plan(state: State) -> PlanView:
     s = _services(state)
     current = await s.store.situation.get()  # the texts as a wave made now would send them
-    plan, versions = await textedits.effective_plan(s.store, s.plan)  # approved texts in force
+    # the approved texts in force, and those the plan refuses (the file's text goes)
+    plan, versions, refused = await textedits.effective_plan(s.store, s.plan)
     return plan_view(plan, s.province, s.clock(),
-                     situation=current.situation if current else None, versions=versions)
+                     situation=current.situation if current else None, versions=versions,
+                     refused=refused)
 
 
 # -- level ----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The plan's texts edited without a restart, over HTTP (:mod:`dispatcher.engine.textedits`):
-``GET /v1/plan/texts`` (viewers: every version, newest first, by level and channel),
+``GET /v1/plan/texts`` (viewers: the versions in pages, newest first, by level, channel and
+state),
 ``POST /v1/plan/texts`` (operators propose), ``POST /v1/plan/texts/{id}/approve`` (approvers,
 not the proposer) and ``POST /v1/plan/texts/{id}/reject`` (approvers). Audited. Registered by
 :func:`dispatcher.service.api.app.create_app` with :data:`ROUTES` and :data:`SCHEMA_TYPES`.
@@ -15,7 +16,14 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from dispatcher.domain.model import Channel
-from dispatcher.domain.textedits import REASON_MAX, TextState, TextVersion
+from dispatcher.domain.textedits import (
+    PAGE_LIMIT,
+    PAGE_LIMIT_MAX,
+    REASON_MAX,
+    VERSION_ID,
+    TextState,
+    TextVersion,
+)
 from dispatcher.engine import textedits
 from dispatcher.service.api.app import (
     APPROVER,
@@ -32,6 +40,8 @@ from dispatcher.service.api.app import (
 )
 from dispatcher.service.api.schemas import ActionBody
 
+CURSOR = f"^({VERSION_ID})?$"  # the id of the last version of the page before
+
 
 class TextProposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A new text for a level's channel; ``subject``: e-mail only (empty: the one in force)."""
@@ -43,16 +53,32 @@ class TextProposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     reason: Annotated[str, msgspec.Meta(max_length=REASON_MAX)] = ""
 
 
+class TextVersionList(msgspec.Struct, frozen=True):
+    """A page of the plan's texts' versions, newest first; ``next_cursor`` is the ``cursor``
+    of the next page (empty: this is the last)."""
+
+    versions: list[TextVersion]
+    next_cursor: str
+
+
 @get("/v1/plan/texts", guards=VIEWER, tags=["level"],
-     summary="Every version of the plan's texts, newest first (`level`, `channel`: of one "
-             "row): who proposed it and when, who approved or rejected it, its diff against "
-             "the text it replaces", opt={"query": ["level", "channel"]}, security=BEARER,
+     summary="A page of the versions of the plan's texts, newest first (`level`, `channel`, "
+             "`state`: only those; `cursor`: the `next_cursor` of the page before): who "
+             "proposed each and when, who approved or rejected it and why, its diff against "
+             "the text it replaces",
+     opt={"query": ["level", "channel", "state", "limit", "cursor"]}, security=BEARER,
      responses=errors(400, *AUTH))
-async def list_texts(state: State,
-                     level: Annotated[int | None, QueryParameter(ge=1, le=99)] = None,
-                     channel: Annotated[Channel | None, QueryParameter()] = None,
-                     ) -> list[TextVersion]:
-    return await _services(state).store.plan_texts.versions(level, channel)
+async def list_texts(
+        state: State,
+        level: Annotated[int | None, QueryParameter(ge=1, le=99)] = None,
+        channel: Annotated[Channel | None, QueryParameter()] = None,
+        text_state: Annotated[TextState | None, QueryParameter(name="state")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=PAGE_LIMIT_MAX)] = PAGE_LIMIT,
+        cursor: Annotated[str, QueryParameter(max_length=40, pattern=CURSOR)] = "",
+        ) -> TextVersionList:
+    page = await _services(state).store.plan_texts.versions(level, channel, text_state,
+                                                            cursor=cursor, limit=limit)
+    return TextVersionList(page.versions, page.cursor)
 
 
 @post("/v1/plan/texts", guards=OPERATOR, tags=["level"], status_code=201,
@@ -109,4 +135,4 @@ async def _decide(request: Request[Any, Any, Any], state: State, version_id: str
 
 
 ROUTES = [list_texts, propose_text, approve_text, reject_text]
-SCHEMA_TYPES = [TextProposal, TextVersion, TextState]
+SCHEMA_TYPES = [TextProposal, TextVersion, TextVersionList, TextState]

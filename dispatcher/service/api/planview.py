@@ -11,6 +11,7 @@ from dispatcher.domain.plan import Level, Plan, Rule, next_slot, slot_texts
 from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation
 from dispatcher.domain.smstext import Encoding
+from dispatcher.engine.textedits import Refused
 from dispatcher.service.api.schemas import (
     DistrictInfo,
     PlanActivity,
@@ -18,16 +19,19 @@ from dispatcher.service.api.schemas import (
     PlanLevel,
     PlanSlot,
     PlanView,
+    RefusedText,
 )
 
 
 def plan_view(plan: Plan, province: Province, now: dt.datetime,
               levels: Iterable[Level] | None = None,
               situation: Situation | None = None,
-              versions: Mapping[tuple[int, Channel], str] | None = None) -> PlanView:
+              versions: Mapping[tuple[int, Channel], str] | None = None,
+              refused: Mapping[tuple[int, Channel], Refused] | None = None) -> PlanView:
     """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``;
     with ``situation``, each ``text`` rendered from it, as a wave made now would send it;
-    ``versions``: the approved text in force of a level's channel (``plan`` has it), by id."""
+    ``versions``: the approved text in force of a level's channel (``plan`` has it), by id;
+    ``refused``: the approved versions ``plan`` does not accept (the file's text goes)."""
     given = plantemplate.values(situation, plan) if situation is not None else None
     return PlanView(
         name=plan.name, source=plan.source, timezone=plan.tz.key,
@@ -36,19 +40,21 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
         opening_damping_hours=int(plan.opening_damping.total_seconds() // 3600),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now, given, versions or {})
+        levels=[_level(plan, level, now, given, versions or {}, refused or {})
                 for level in (levels or plan.levels.values())],
         hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
         sms_max_parts=plan.sms_max_parts)
 
 
 def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | None,
-           versions: Mapping[tuple[int, Channel], str]) -> PlanLevel:
+           versions: Mapping[tuple[int, Channel], str],
+           refused: Mapping[tuple[int, Channel], Refused]) -> PlanLevel:
     return PlanLevel(
         level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
         max_cases=level.max_cases,
         channels={channel: _channel(plan, level.level, rule, now, given,
-                                    versions.get((level.level, channel)))
+                                    versions.get((level.level, channel)),
+                                    refused.get((level.level, channel)))
                   for channel, rule in level.rules.items()},
         activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
                     for a in level.activities],
@@ -56,7 +62,8 @@ def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | 
 
 
 def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
-             given: template.Values | None, version: str | None) -> PlanChannel:
+             given: template.Values | None, version: str | None,
+             refused: Refused | None) -> PlanChannel:
     row = rule.row
     upcoming = next_slot(plan, level, rule.channel, now)
     encoding: Encoding | None = None
@@ -77,4 +84,5 @@ def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
         subject=row.subject, strip_diacritics=row.strip_diacritics,
         sends_range=list(row.sends_range) if row.sends_range is not None else None,
         encoding=encoding, parts=parts, origin="approved" if version else "file",
-        version=version)
+        version=version,
+        refused=RefusedText(refused.version, refused.reason) if refused is not None else None)

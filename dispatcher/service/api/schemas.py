@@ -248,6 +248,16 @@ class PlanChannel(msgspec.Struct, frozen=True):
     # where the text in force comes from: the plan file, or an approved version (its id)
     origin: Literal["file", "approved"] = "file"
     version: str | None = None
+    refused: RefusedText | None = None  # an approved version the plan no longer accepts
+
+
+class RefusedText(msgspec.Struct, frozen=True):
+    """The approved version in force of a level's channel that the plan no longer accepts
+    (restarted with its level or row gone, another hotline or cap, ...): the plan file's text
+    is sent instead, until the file accepts it again or another version is approved."""
+
+    version: str
+    reason: str  # as a proposal would be refused: "text: must give the hotline ..."
 
 
 class PlanActivity(msgspec.Struct, frozen=True):

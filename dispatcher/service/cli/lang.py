@@ -41,6 +41,7 @@ class Texts:
     cases_range: str  # {low} {high}: a count of cases between
     cases_above: str  # {cases} (the words of ``case``): more than
     in_force_mark: str  # {title}
+    refused_text: str  # {level} {channel} {version} {reason}: an approved text not sent
     columns: tuple[str, str, str, str, str]
     per_day: str  # {n}: sends a day (the words of ``times``)
     per_week: str  # {n}: sends a week
@@ -165,6 +166,8 @@ VI = Texts(
     level_title="Cấp {level} — {name}: {cases}",
     cases_range="từ {low} đến {high} ca", cases_above="trên {cases}",
     in_force_mark="{title} — đang áp dụng",
+    refused_text="Cấp {level}, {channel}: nội dung đã duyệt {version} không còn hợp với kế "
+                 "hoạch ({reason}); đang gửi nội dung trong tệp kế hoạch",
     columns=("Kênh", "Tần suất", "Lịch gửi", "Lần gửi tới", "Đơn vị chủ trì"),
     per_day="{n} lần/ngày", per_week="{n} lần/tuần", once_every="{days} ngày/lần",
     per_days="{n} lần/{days} ngày",
@@ -223,6 +226,8 @@ EN = Texts(
     level_title="Level {level} — {name}: {cases}",
     cases_range="{low} to {high} cases", cases_above="more than {cases}",
     in_force_mark="{title} — in force",
+    refused_text="Level {level}, {channel}: the approved text {version} no longer fits the "
+                 "plan ({reason}); the plan file's text is sent",
     columns=("Channel", "Frequency", "Schedule", "Next send", "Lead unit"),
     per_day="{n} a day", per_week="{n} a week", once_every="once every {days} days",
     per_days="{n} every {days} days",

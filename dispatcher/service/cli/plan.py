@@ -18,6 +18,7 @@ from dispatcher.domain import smstext
 from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import Activity, Level, Plan, Rule, load_plan, next_slot
 from dispatcher.domain.province import load_province
+from dispatcher.domain.textcheck import visible
 from dispatcher.engine import textedits
 from dispatcher.service.api.planview import plan_view
 from dispatcher.service.cli import lang, plantexts, storeopts
@@ -87,12 +88,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     _, url = storeopts.settings_and_url(args)
     current, openings = read_openings(url) if url else (None, [])
     versions: dict[tuple[int, Channel], str] = {}
+    refused: dict[tuple[int, Channel], textedits.Refused] = {}
     if url:  # the texts in force: an approved version's over the file's
-        plan, versions = read_texts(url, plan)
+        plan, versions, refused = read_texts(url, plan)
     levels = [plan.level(args.level)] if args.level is not None else list(plan.levels.values())
     at = now()
     if args.json:
-        view = plan_view(plan, load_province(), at, levels, versions=versions)
+        view = plan_view(plan, load_province(), at, levels, versions=versions, refused=refused)
         if not url:
             print_json(view)
             return 0
@@ -122,6 +124,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         if opened:
             out.print(opened[0], markup=False)
             out.print(_items(opened[1:]))
+    for (n, channel), why in sorted(refused.items()):
+        if n in {level.level for level in levels}:
+            out.print(tx.refused_text.format(level=n, channel=tx.channels[channel],
+                                             version=why.version, reason=visible(why.reason)),
+                      markup=False)
     in_force = current.level if current else None
     for level in levels:
         out.print()
@@ -129,10 +136,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_texts(url: str, plan: Plan) -> tuple[Plan, dict[tuple[int, Channel], str]]:
-    """``plan`` with the approved texts in force (:mod:`dispatcher.engine.textedits`)."""
+InForceTexts = tuple[Plan, dict[tuple[int, Channel], str],
+                     dict[tuple[int, Channel], textedits.Refused]]
 
-    async def go() -> tuple[Plan, dict[tuple[int, Channel], str]]:
+
+def read_texts(url: str, plan: Plan) -> InForceTexts:
+    """``plan`` with the approved texts in force, their ids, and the approved ones it refuses
+    (:mod:`dispatcher.engine.textedits`)."""
+
+    async def go() -> InForceTexts:
         store = open_store(url)
         try:
             return await textedits.effective_plan(store, plan)

@@ -1,7 +1,7 @@
 """``loa plan texts list|propose|approve|reject``: the plan's texts edited without a restart
 (:mod:`dispatcher.engine.textedits`). ``propose``, ``approve`` and ``reject`` go through the API
 with a token (:mod:`dispatcher.service.cli.gate`; ``--admin-direct``: Redis directly, audited);
-``list`` reads the store (Redis)."""
+``list`` reads the store (Redis), a page at a time."""
 
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import VN, Channel
 from dispatcher.domain.plan import Plan, load_plan
 from dispatcher.domain.textcheck import visible
-from dispatcher.domain.textedits import TextVersion
+from dispatcher.domain.textedits import PAGE_LIMIT, PAGE_LIMIT_MAX, TextState, TextVersion
 from dispatcher.engine import textedits
+from dispatcher.service.api.plantexts import TextVersionList
 from dispatcher.service.cli import gate, storeopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
 from dispatcher.store import Store, open_store
+from dispatcher.store.base import TextPage
 
 
 def register(group: Any) -> None:
@@ -37,10 +39,16 @@ def register(group: Any) -> None:
                     "(--api URL, a token in LOA_TOKEN or --token-file); --admin-direct writes "
                     "to Redis directly (audited). list reads Redis.")
     verbs = parser.add_subparsers(dest="texts_command", metavar="COMMAND", required=True)
-    listing = verbs.add_parser("list", help="every version, newest first")
+    listing = verbs.add_parser("list", help="the versions, newest first, a page at a time")
     listing.add_argument("--level", type=int, metavar="N", help="of this level only")
     listing.add_argument("--channel", choices=[c.value for c in Channel],
                          help="of this channel only")
+    listing.add_argument("--state", choices=[s.value for s in TextState],
+                         help="in this state only")
+    listing.add_argument("--limit", type=int, default=PAGE_LIMIT, metavar="N",
+                         help=f"versions in the page (1-{PAGE_LIMIT_MAX}, default {PAGE_LIMIT})")
+    listing.add_argument("--cursor", default="", metavar="CURSOR",
+                         help="where the page begins: the next cursor the page before printed")
     listing.add_argument("--diff", action="store_true", help="print each version's diff")
     _common(listing)
     listing.set_defaults(func=cmd_list)
@@ -127,26 +135,39 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    async def go() -> list[TextVersion]:
+    if not 1 <= args.limit <= PAGE_LIMIT_MAX:
+        raise InputError(f"--limit: {args.limit} is not between 1 and {PAGE_LIMIT_MAX}")
+
+    async def go() -> TextPage:
         store = _store(args)
         try:
-            channel = Channel(args.channel) if args.channel else None
-            return await store.plan_texts.versions(args.level, channel)
+            return await store.plan_texts.versions(
+                args.level, Channel(args.channel) if args.channel else None,
+                TextState(args.state) if args.state else None, cursor=args.cursor,
+                limit=args.limit)
         finally:
             await store.aclose()
 
-    return _print(run_async(go()), args, listing=True)
+    page = run_async(go())
+    if args.json:
+        print_json(TextVersionList(page.versions, page.cursor))
+        return 0
+    _print(page.versions, args, listing=True)
+    if page.cursor:
+        console().print(f"more: --cursor {page.cursor}", markup=False)
+    return 0
 
 
 def _print(versions: list[TextVersion], args: argparse.Namespace, *,
            listing: bool = False) -> int:
     if args.json:
-        print_json({"versions": versions} if listing else versions[0])
+        print_json(versions[0])
         return 0
     out = console()
     if listing and not versions:
-        out.print("no version of the plan's texts yet: the plan file's are in force",
-                  markup=False)
+        out.print("no version of the plan's texts yet: the plan file's are in force"
+                  if not (args.cursor or args.level or args.channel or args.state)
+                  else "no version", markup=False)
     for v in versions:
         decided = (f"; {v.state} by {visible(v.decided_by)} "
                    f"{v.decided_at.astimezone(VN):%Y-%m-%d %H:%M}" if v.decided_at else "")
@@ -156,6 +177,8 @@ def _print(versions: list[TextVersion], args: argparse.Namespace, *,
         out.print(f"  {visible(v.text)}", markup=False)
         if v.reason:
             out.print(f"  reason: {visible(v.reason)}", markup=False)
+        if v.decision_reason:
+            out.print(f"  {v.state} because: {visible(v.decision_reason)}", markup=False)
         if not listing or args.diff:
             for line in v.diff.splitlines():
                 out.print(f"  {visible(line)}", markup=False)

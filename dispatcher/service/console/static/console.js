@@ -48,6 +48,9 @@
     fieldSeq: 0,          // ids of the free-field rows of the situation form
     dead: {wave: null, cursor: "", cursors: [], page: null, result: null},  // a wave's dead letters
     texts: [],            // GET /v1/plan/texts?level=N: the level in force's texts' versions
+    textsCursor: "",      // the next page's cursor ("": none)
+    textsShown: "",       // what the list shows (redrawn only when it changes)
+    textDrafts: new Map(),  // version id -> the decision's reason being typed
     recipient: null,      // GET /v1/recipients/{number}: the last number looked up
     incoming: {cursor: "", cursors: [], page: null},  // GET /v1/incoming: the page shown
   };
@@ -277,6 +280,11 @@
     state.stop = null;
     $("channel-notice").hidden = true;
     state.openings = [];
+    state.texts = [];
+    state.textsCursor = "";
+    state.textsShown = "";
+    state.textDrafts.clear();  // a reason one user typed is not shown to the next
+    $("texts-list").replaceChildren();
     state.reasonAction = null;
     state.situation = null;
     state.recipient = null;
@@ -467,12 +475,21 @@
 
   // -- the plan's texts: proposed, approved by another user, in force from the next wave ----
 
-  async function loadTexts() {
+  const TEXTS_PAGE = 10;  // versions a page of GET /v1/plan/texts brings
+
+  /** The first page of the level in force's versions (`more`: the next page, appended). */
+  async function loadTexts(more) {
     const n = state.level ? state.level.level : 0;
-    state.texts = [];
+    if (!more) {
+      state.texts = [];
+      state.textsCursor = "";
+    }
     if (n > 0) {
       try {
-        state.texts = await api("GET", `/v1/plan/texts?level=${n}`);
+        const cursor = more ? `&cursor=${encodeURIComponent(state.textsCursor)}` : "";
+        const page = await api("GET", `/v1/plan/texts?level=${n}&limit=${TEXTS_PAGE}${cursor}`);
+        state.texts = more ? state.texts.concat(page.versions) : page.versions;
+        state.textsCursor = page.next_cursor;
       } catch (err) {
         if (state.me) say(explain(err), "error");
       }
@@ -497,9 +514,15 @@
         return o;
       }));
     }
-    const shown = state.texts.slice(0, 20);
-    $("texts-none").hidden = shown.length > 0;
-    $("texts-list").replaceChildren(...shown.map(textItem));
+    $("texts-none").hidden = state.texts.length > 0;
+    $("texts-more").hidden = !state.textsCursor;
+    // the same versions for the same user and language: the list (and what an approver is
+    // typing in it) stays as it is
+    const shown = JSON.stringify([state.lang, state.me && state.me.user, state.me && state.me.role,
+      state.texts]);
+    if (shown === state.textsShown) return;
+    state.textsShown = shown;
+    $("texts-list").replaceChildren(...state.texts.map(textItem));
   }
 
   const textState = (v) => ({proposed: t("texts.state.proposed"),
@@ -525,15 +548,20 @@
     }
     if (v.decided_at) {
       const decided = document.createElement("p");
-      decided.className = "help";
+      decided.className = "help text-decided";
       decided.textContent = t("texts.decided", {state: textState(v),
         by: v.decided_by, at: when(v.decided_at)});
+      if (v.decision_reason) {
+        decided.textContent += ` · ${t("texts.decided_because", {reason: v.decision_reason})}`;
+      }
       li.append(decided);
     }
     if (v.diff) {
       const details = document.createElement("details");
+      details.className = "text-changes";
       const summary = document.createElement("summary");
-      summary.textContent = t("texts.diff");
+      summary.textContent = t("texts.diff", {what: v.replaces
+        ? t("texts.replaces_version", {id: v.replaces}) : t("texts.replaces_file")});
       const pre = document.createElement("pre");
       pre.className = "text-diff";
       pre.textContent = v.diff;
@@ -548,38 +576,84 @@
         note.textContent = t("texts.own");
         li.append(note);
       }
-      if (can("approver")) {
-        const actions = document.createElement("p");
-        actions.className = "actions";
-        if (!own) {
-          actions.append(textButton(v, "approve", t("texts.approve"), "btn btn-primary"));
-        }
-        actions.append(textButton(v, "reject", t("texts.reject"), "btn"));
-        li.append(actions);
-      }
+      if (can("approver")) li.append(decisionForm(v, own));
     }
     return li;
   }
 
-  function textButton(v, verb, label, cls) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = cls;
-    button.textContent = label;
-    button.addEventListener("click", () => decideText(v, verb, button));
-    return button;
+  /** An approver's decision on a proposed version: a reason (required to reject, optional to
+   *  approve) and the buttons; the proposer's own version may only be rejected (withdrawn). */
+  function decisionForm(v, own) {
+    const form = document.createElement("form");
+    form.className = "text-decision";
+    form.noValidate = true;
+    form.addEventListener("submit", (event) => event.preventDefault());
+    const field = document.createElement("div");
+    field.className = "field";
+    const input = document.createElement("input");
+    input.type = "text";
+    input.maxLength = 500;
+    input.id = `texts-decision-${v.id}`;
+    input.value = state.textDrafts.get(v.id) || "";  // typed before the list was redrawn
+    input.addEventListener("input", () => state.textDrafts.set(v.id, input.value));
+    const label = document.createElement("label");
+    label.htmlFor = input.id;
+    label.textContent = t("texts.decision_reason");
+    const help = document.createElement("p");
+    help.className = "help";
+    help.id = `${input.id}-help`;
+    help.textContent = t("texts.decision_help");
+    input.setAttribute("aria-describedby", help.id);
+    field.append(label, input, help);
+    const error = document.createElement("p");
+    error.className = "dialog-error";
+    error.setAttribute("role", "alert");
+    const actions = document.createElement("p");
+    actions.className = "actions";
+    const button = (verb, text, cls) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = cls;
+      b.textContent = text;
+      b.addEventListener("click", () => decideText(v, verb, input, error, actions));
+      return b;
+    };
+    if (!own) actions.append(button("approve", t("texts.approve"), "btn btn-primary"));
+    actions.append(button("reject", t("texts.reject"), "btn"));
+    form.append(field, error, actions);
+    return form;
   }
 
-  async function decideText(v, verb, button) {
-    button.disabled = true;
+  async function decideText(v, verb, input, error, actions) {
+    const reason = input.value.trim();
+    error.textContent = "";
+    input.removeAttribute("aria-invalid");
+    if (verb === "reject" && !reason) {  // the proposer is told why
+      error.textContent = t("texts.need_reject_reason");
+      say(t("texts.need_reject_reason"), "error");
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    const buttons = [...actions.querySelectorAll("button")];
+    for (const b of buttons) b.disabled = true;
     try {
-      const done = await api("POST", `/v1/plan/texts/${encodeURIComponent(v.id)}/${verb}`, {});
+      const done = await api("POST", `/v1/plan/texts/${encodeURIComponent(v.id)}/${verb}`,
+        {reason});
       say(verb === "approve" ? t("texts.approved", {id: done.id})
         : t("texts.rejected", {id: done.id}), "ok");
+      state.textDrafts.delete(v.id);
     } catch (err) {
-      say(explain(err), "error");
+      const why = explain(err);
+      error.textContent = why;
+      say(why, "error");
+      if (err instanceof ApiError && err.field === "reason") {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      }
+      return;
     } finally {
-      button.disabled = false;
+      for (const b of buttons) b.disabled = false;
     }
     await Promise.all([loadPlan(), loadTexts()]);
   }
@@ -761,7 +835,14 @@
         const meta = ch.encoding ? t("plan.sms_meta", {
           encoding: ch.encoding === "ucs2" ? "UCS-2" : "GSM-7", parts: ch.parts}) : "";
         const origin = ch.origin === "approved" ? t("plan.approved_text", {id: ch.version}) : "";
-        cell(tr, ch.text, [meta, origin].filter(Boolean).join(" · "), "msg");
+        const td = cell(tr, ch.text, [meta, origin].filter(Boolean).join(" · "), "msg");
+        if (ch.refused) {  // an approved version this plan file no longer accepts
+          const note = document.createElement("span");
+          note.className = "sub refused-text";
+          note.textContent = t("plan.refused_text", {id: ch.refused.version,
+            reason: ch.refused.reason});
+          td.append(note);
+        }
         rows.push(tr);
       }
       if (info.activities.length) {
@@ -2145,6 +2226,7 @@
     $("level-form").addEventListener("submit", submitLevel);
     $("pending-form").addEventListener("submit", confirmLevel);
     $("texts-form").addEventListener("submit", submitText);
+    $("texts-more").addEventListener("click", () => loadTexts(true));
     $("situation-form").addEventListener("submit", submitSituation);
     $("situation-form").addEventListener("input", () => { state.situationDirty = true; });
     $("situation-form").addEventListener("change", () => { state.situationDirty = true; });
