@@ -50,6 +50,7 @@ from dispatcher.engine.receipts import ReceiptMatcher
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.engine.stop import is_stopped
+from dispatcher.engine.unfanned import Unfanned
 from dispatcher.engine.worker import Worker
 from dispatcher.store.base import Store
 
@@ -134,6 +135,7 @@ class Engine:
                              fallback=fallback, gate=gate)
         self.collector = metrics.Collector(store, routes, wave_progress)  # store-read gauges
         self._fanning: set[str] = set()
+        self._unfanned = Unfanned(store, settings, carriers, self.name)
         # urgent waves have slots of their own: routine fan-outs waiting for their routes to
         # drain never hold an urgent one back
         self._slots = asyncio.Semaphore(settings.engine.fanout_concurrency)
@@ -204,6 +206,8 @@ class Engine:
                     campaign.start_at is None or campaign.start_at <= now):
                 await self._start(campaign, now)
         states = await self.store.waves.states()
+        await self._unfanned.count((w for w, s in states.items() if s is WaveState.CANCELLED),
+                                   self._fanning)
         for wave_id, state in states.items():
             if state in (WaveState.CREATED, WaveState.FANNING_OUT):
                 if stopped or wave_id in self._fanning:

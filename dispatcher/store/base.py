@@ -241,13 +241,27 @@ class WaveStore(Protocol):
         """States of the given waves (all waves when None); one round trip."""
 
     async def progress(self, wave_id: str) -> dict[str, int]:
-        """Counters of a wave: sent, failed, expired, retrying, dead, cancelled, fanned_out."""
+        """Counters of a wave: sent, failed, expired, retrying, cancelled, repeats, skipped,
+        ... and :data:`FANNED` (messages its fan-out enqueued, counted by
+        :meth:`Queue.enqueue`) and :data:`UNFANNED`."""
+
+    async def count_unfanned(self, wave_id: str, n: int) -> bool:
+        """Count ``n`` messages of a cancelled wave that its fan-out never enqueued as
+        ``cancelled``, once: the first call records ``n`` as :data:`UNFANNED` and adds it to
+        ``cancelled`` in one step; later calls change nothing and answer False."""
 
     async def mark_skipped(self, slot_id: str) -> bool:
         """Record a slot missed beyond the catch-up window; True the first time only."""
 
 
 # -- the work queue -------------------------------------------------------------------------------
+
+
+#: A wave's counter of the messages its fan-out enqueued (:meth:`Queue.enqueue` adds a step's
+#: messages in the step's own write) and the one-off count of those a cancelled wave never
+#: enqueued (:meth:`WaveStore.count_unfanned`).
+FANNED = "fanned"
+UNFANNED = "unfanned"
 
 
 class RetryItem(msgspec.Struct, frozen=True, array_like=True):
@@ -350,7 +364,8 @@ class Queue(Protocol):
                       urgent: bool = False) -> bool:
         """Append ``batches`` for fan-out ``step`` of ``wave`` unless that step is already in:
         the batches and the route's cursor move together, so a resumed fan-out never enqueues
-        a step twice. False when the step was already there. ``urgent``: in the urgent lane."""
+        a step twice. False when the step was already there. ``urgent``: in the urgent lane.
+        The wave's :data:`FANNED` counter grows by the batches' messages in the same step."""
 
     async def cursor(self, route: str, wave: str) -> int:
         """The last fan-out step of ``wave`` enqueued on ``route`` (-1: none)."""

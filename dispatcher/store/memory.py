@@ -28,6 +28,8 @@ from dispatcher.domain.model import (
 )
 from dispatcher.store import deadletters
 from dispatcher.store.base import (
+    FANNED,
+    UNFANNED,
     AudienceChunk,
     AudienceMeta,
     Completion,
@@ -265,6 +267,14 @@ class MemoryWaves:
     async def progress(self, wave_id: str) -> dict[str, int]:
         return dict(self.counters.get(wave_id, {}))
 
+    async def count_unfanned(self, wave_id: str, n: int) -> bool:
+        counters = self.counters.setdefault(wave_id, {})
+        if UNFANNED in counters:
+            return False
+        counters[UNFANNED] = n
+        counters["cancelled"] = counters.get("cancelled", 0) + n
+        return True
+
     async def mark_skipped(self, slot_id: str) -> bool:
         if slot_id in self._skipped:
             return False
@@ -317,6 +327,8 @@ class MemoryQueue:
         for batch in batches:
             self._append(r, [batch], urgent)
         r.cursor[wave] = step
+        counters = self._waves.counters.setdefault(wave, {})
+        counters[FANNED] = counters.get(FANNED, 0) + sum(len(b.ids) for b in batches)
         return True
 
     async def cursor(self, route: str, wave: str) -> int:

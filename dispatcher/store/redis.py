@@ -37,6 +37,8 @@ from dispatcher.domain.model import (
 )
 from dispatcher.store import deadletters, keys
 from dispatcher.store.base import (
+    FANNED,
+    UNFANNED,
     AudienceChunk,
     AudienceMeta,
     Completion,
@@ -70,12 +72,23 @@ _wave = msgspec.msgpack.Decoder(Wave)
 _remote = msgspec.msgpack.Decoder(tuple[str, int, int])
 REMOTE_ID_HOURS = 48  # receipts are matched for this long (the default validity: two days)
 
-# KEYS: stream, cursor. ARGV: wave, step, batch... Appends the batches only if the step is new.
+# KEYS: stream, cursor, the wave's counters (its progress; on a cluster, the route's counters of
+# the wave). ARGV: wave, step, "fanned", messages, batch... Appends the batches and counts their
+# messages only if the step is new.
 _ENQUEUE = """
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
 if last >= tonumber(ARGV[2]) then return 0 end
-for i = 3, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
+for i = 5, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
+# KEYS: progress. ARGV: unfanned, cancelled, n. The messages a cancelled wave never enqueued,
+# counted cancelled once.
+_COUNT_UNFANNED = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
 return 1
 """
 
@@ -572,6 +585,7 @@ class RedisWaves:
         self._transition = client.register_script(_TRANSITION)
         self._pause = client.register_script(_PAUSE)
         self._resume = client.register_script(_RESUME)
+        self._count_unfanned = client.register_script(_COUNT_UNFANNED)
 
     async def create(self, wave: Wave, state: WaveState) -> bool:
         done = await self._create(keys=[keys.WAVES, keys.WAVE_STATES],
@@ -636,6 +650,10 @@ class RedisWaves:
                 total[k.decode()] = total.get(k.decode(), 0) + int(v)
         return total
 
+    async def count_unfanned(self, wave_id: str, n: int) -> bool:
+        return bool(await self._count_unfanned(keys=[keys.progress(wave_id)],
+                                               args=[UNFANNED, "cancelled", n]))
+
     async def mark_skipped(self, slot_id: str) -> bool:
         return bool(await self._r.sadd(keys.SKIPPED_SLOTS, slot_id))
 
@@ -681,8 +699,14 @@ class RedisQueue:
                       urgent: bool = False) -> bool:
         await self._group(route)
         payloads = [_enc.encode(b) for b in batches]
-        done = await self._enqueue(keys=[_stream(route, urgent), keys.cursor(route)],
-                                   args=[wave, step, *payloads])
+        if self._cluster:  # the count is kept with the route, in the step's own write
+            counters = keys.route_progress(route, wave)
+            await self._r.sadd(keys.wave_routes(wave), route)  # so that progress() sums it
+        else:
+            counters = keys.progress(wave)
+        done = await self._enqueue(keys=[_stream(route, urgent), keys.cursor(route), counters],
+                                   args=[wave, step, FANNED, sum(len(b.ids) for b in batches),
+                                         *payloads])
         return bool(done)
 
     async def cursor(self, route: str, wave: str) -> int:

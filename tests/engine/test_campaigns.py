@@ -445,6 +445,9 @@ class _WavesReadThenHook:
     async def mark_skipped(self, slot_id: str) -> bool:
         return await self.inner.mark_skipped(slot_id)
 
+    async def count_unfanned(self, wave_id: str, n: int) -> bool:
+        return await self.inner.count_unfanned(wave_id, n)
+
 
 class _Hooked:
     def __init__(self, inner: Store) -> None:

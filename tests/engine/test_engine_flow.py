@@ -401,6 +401,9 @@ class HookedWaves:
     async def mark_skipped(self, slot_id: str) -> bool:
         return await self.inner.mark_skipped(slot_id)
 
+    async def count_unfanned(self, wave_id: str, n: int) -> bool:
+        return await self.inner.count_unfanned(wave_id, n)
+
 
 class HookedLeases:
     def __init__(self, inner: Leases, hooks: Hooks) -> None:

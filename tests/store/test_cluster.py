@@ -219,13 +219,13 @@ async def test_a_completion_cut_before_its_acknowledgement_is_finished_once_by_t
     q = cluster_store.queue
     # What the steps before the acknowledgement left: the sent bits, the message ids of the
     # receipts to come, the rerouted SMS, the two sent counted; no retry, dead letter or
-    # counter of the route yet.
+    # counter of the route yet but the fan-out's count of what it enqueued.
     assert await q.sent_mask("wz", [1, 2, 3]) == [True, True, False]
     assert set(await cluster_store.receipts.match(["m-1", "m-2"])) == {"m-1", "m-2"}
     assert await q.depth(SMS_ROUTE) == (0, 2, 0)
     assert await q.depth(ROUTE) == (1, 0, 0)
     assert await q.owner(ROUTE, delivery.entry) == "worker-a"
-    assert await cluster_store.waves.progress("wz") == {"sent": 2}
+    assert await cluster_store.waves.progress("wz") == {"sent": 2, "fanned": 6}
 
     (again,) = await q.reclaim(ROUTE, "worker-b", 0, 10)
     assert again.entry == delivery.entry
@@ -237,7 +237,7 @@ async def test_a_completion_cut_before_its_acknowledgement_is_finished_once_by_t
     assert await q.depth(SMS_ROUTE) == (0, 2, 0)  # the same two SMS, not four
     assert await q.owner(ROUTE, delivery.entry) is None
     assert await cluster_store.waves.progress("wz") == {
-        "sent": 2, "skipped": 2, "retrying": 1, "failed": 1, "fallback": 2}
+        "sent": 2, "skipped": 2, "retrying": 1, "failed": 1, "fallback": 2, "fanned": 6}
     assert await cluster_store.waves.progress("wz.sms") == {"retrying": 2}
     assert [d.id for d in await q.dead_letters(ROUTE)] == [4]
 
@@ -253,7 +253,7 @@ async def test_counters_of_a_wave_add_up_over_routes_and_receipts(
         done = Completion(sent={"ws": ids})  # counted as sent by the bits they set
         await q.complete(route, d.entry, done)
     await cluster_store.receipts.count({"ws": {"delivered": 5}})
-    assert await cluster_store.waves.progress("ws") == {"sent": 6, "delivered": 5}
+    assert await cluster_store.waves.progress("ws") == {"sent": 6, "delivered": 5, "fanned": 6}
 
 
 # -- one client shared by many coroutines ------------------------------------------------------
@@ -412,7 +412,8 @@ async def test_a_wave_on_the_cluster_reaches_everyone_once_despite_a_crash_mid_c
     assert 0 < len(sent_by_a) < SETTINGS.engine.batch_size  # a tenth asked for a retry
     assert list(await pending_of(store, every_route, "worker-a")) == [crash_route]
     # A's sent messages are counted with their bits; the rest with the acknowledgement
-    assert await store.waves.progress(waves.sms.id) == {"sent": len(sent_by_a)}
+    assert await store.waves.progress(waves.sms.id) == {"sent": len(sent_by_a),
+                                                        "fanned": waves.sms.total}
 
     # Worker B: both channels, every route; it reclaims A's batch after the lease.
     channel_b = RetriesFirst(flaky - set(channel_a.retried))
@@ -440,6 +441,7 @@ async def test_a_wave_on_the_cluster_reaches_everyone_once_despite_a_crash_mid_c
     # The counters are exact: A's sent messages were counted as sent by the bits A set before
     # it died, and as skipped by B, which found them sent.
     assert await store.waves.progress(waves.sms.id) == {
-        "sent": waves.sms.total, "skipped": len(sent_by_a), "retrying": 0}
+        "sent": waves.sms.total, "skipped": len(sent_by_a), "retrying": 0,
+        "fanned": waves.sms.total}
     assert await store.waves.progress(waves.zalo.id) == {
-        "sent": waves.zalo.total, "retrying": 0}
+        "sent": waves.zalo.total, "retrying": 0, "fanned": waves.zalo.total}

@@ -27,6 +27,8 @@ from dispatcher.domain.model import (
 )
 from dispatcher.store import RedisStore, Store, keys
 from dispatcher.store.base import (
+    FANNED,
+    UNFANNED,
     AudienceChunk,
     AudienceGroup,
     AudienceMeta,
@@ -307,6 +309,30 @@ async def test_enqueue_next_steps_and_older_steps(store: Store) -> None:
                                           [batch("w2", [1])]]
 
 
+async def test_an_enqueued_step_counts_its_messages_once_as_fanned(store: Store) -> None:
+    q = store.queue
+    assert await q.enqueue(ROUTE, "w1", 0, [batch("w1", [1, 2, 3]), batch("w1", [4, 5])])
+    assert not await q.enqueue(ROUTE, "w1", 0, [batch("w1", [1, 2, 3])])  # resumed: not again
+    assert await q.enqueue("zalo", "w1", 0, [batch("w1", [6])])
+    assert await q.enqueue(ROUTE, "w1", 1, [batch("w1", [7, 8])])
+    assert (await store.waves.progress("w1"))[FANNED] == 8
+    assert FANNED not in await store.waves.progress("w2")
+
+
+async def test_the_messages_a_cancelled_wave_never_enqueued_are_counted_once(
+        store: Store) -> None:
+    assert await store.queue.enqueue(ROUTE, "w1", 0, [batch("w1", [1, 2, 3])])
+    [delivery] = await store.queue.read(ROUTE, "c1", 10, 0)
+    done = Completion()
+    done.count("w1", "cancelled", 3)  # a worker read them after the wave was cancelled
+    await store.queue.complete(ROUTE, delivery.entry, done)
+    assert await store.waves.count_unfanned("w1", 40)
+    assert not await store.waves.count_unfanned("w1", 40)  # a second process: nothing more
+    assert not await store.waves.count_unfanned("w1", 7)
+    counts = await store.waves.progress("w1")
+    assert counts["cancelled"] == 43 and counts[UNFANNED] == 40 and counts[FANNED] == 3
+
+
 async def test_read_returns_same_batch_contents(store: Store) -> None:
     sent = [Batch(wave="w-7", channel=Channel.ZALO, ids=[0, 7, 1_000_000],
                   addrs=["84900000000", "zalo:123456789012", "84911111111"]),
@@ -394,10 +420,11 @@ async def test_complete_adds_up_counters(store: Store) -> None:
     first.count("w1", "failed", 1)
     first.count("w1", "dead", 0)  # zero counts are not written
     await store.queue.complete(ROUTE, d1.entry, first)
-    assert await store.waves.progress("w1") == {"sent": 2, "failed": 1}
+    # the fan-out's count of what it enqueued (5) is there from the enqueue
+    assert await store.waves.progress("w1") == {"fanned": 5, "sent": 2, "failed": 1}
     second = Completion(counts={"w1": {"sent": 2}, "w2": {"expired": 4}})
     await store.queue.complete(ROUTE, d2.entry, second)
-    assert await store.waves.progress("w1") == {"sent": 4, "failed": 1}
+    assert await store.waves.progress("w1") == {"fanned": 5, "sent": 4, "failed": 1}
     assert await store.waves.progress("w2") == {"expired": 4}
 
 
