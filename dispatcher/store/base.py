@@ -28,8 +28,10 @@ from dispatcher.domain.model import (
     WaveState,
 )
 from dispatcher.domain.situation import SituationVersion
+from dispatcher.domain.suppression import Suppression
 from dispatcher.domain.textedits import TextVersion
 from dispatcher.store.seen import SeenIds
+from dispatcher.store.suppressions import SuppressionPage
 
 # -- audiences ---------------------------------------------------------------------------------
 
@@ -440,6 +442,30 @@ class RecipientIndex(Protocol):
         whatever the count of waves."""
 
 
+class SuppressionStore(Protocol):
+    """Each channel's suppression list (:mod:`dispatcher.domain.suppression`)."""
+
+    async def add(self, entries: list[Suppression]) -> int:
+        """Put ``entries`` on their channels' lists (an entry already there is replaced: its
+        reason and date are the new ones); returns how many numbers were not on them."""
+
+    async def remove(self, channel: Channel, number: str) -> Suppression | None:
+        """Take ``number`` off the channel's list; its entry, None if it was not on it."""
+
+    async def mask(self, channel: Channel, numbers: list[str]) -> list[bool]:
+        """Whether each of ``numbers`` is on the channel's list: one command, whatever their
+        count (the fan-out asks it once per step)."""
+
+    async def lookup(self, number: str) -> list[Suppression]:
+        """The entries of ``number`` on every channel's list."""
+
+    async def count(self, channel: Channel) -> int: ...
+
+    async def page(self, channel: Channel, cursor: str = "",
+                   limit: int = 100) -> SuppressionPage:
+        """The channel's entries in the order of their numbers, from after ``cursor``."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -488,6 +514,9 @@ class Store(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def suppressions(self) -> SuppressionStore: ...
 
     @property
     def webhook_seen(self) -> SeenIds:

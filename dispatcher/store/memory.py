@@ -41,6 +41,7 @@ from dispatcher.store.base import (
 from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
+from dispatcher.store.suppressions import MemorySuppressions
 from dispatcher.store.textedits import MemoryPlanTexts
 
 
@@ -560,6 +561,7 @@ class MemoryStore:
         self.audiences.numbers = self.recipients
         self.receipts = MemoryReceipts(self.queue, self.waves, self.recipients)
         self.webhook_seen = MemorySeen()
+        self.suppressions = MemorySuppressions()
 
     async def aclose(self) -> None:
         return None

@@ -52,6 +52,7 @@ from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipe
 from dispatcher.store.recipients import RedisRecipients, write_numbers
 from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
+from dispatcher.store.suppressions import RedisSuppressions
 from dispatcher.store.textedits import RedisPlanTexts
 
 _enc = msgspec.msgpack.Encoder()
@@ -1028,6 +1029,7 @@ class RedisStore:
         self.receipts = RedisReceipts(self.client)
         self.recipients = RedisRecipients(self.client, isinstance(self.client, RedisCluster))
         self.webhook_seen = RedisSeen(self.client, "webhook")
+        self.suppressions = RedisSuppressions(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()
