@@ -190,6 +190,8 @@ class Campaign(msgspec.Struct, frozen=True):
     pdus: int = 0  # SMS parts it sends at most: recipients x parts (with the SMS fallback's)
     zns: ZnsMessage | None = None  # Zalo by a typed template (None: the text in one parameter)
     over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
+    # a public-safety alert: reaches the numbers on the suppression lists too
+    public_safety: bool = False
 
 
 class Wave(msgspec.Struct, frozen=True):
@@ -218,6 +220,8 @@ class Wave(msgspec.Struct, frozen=True):
     fallback_repeat_window: int = 0  # minutes, for the SMS fallback (the SMS channel's)
     zns: ZnsMessage | None = None  # Zalo: the typed template and its values, ``{date}`` filled in
     over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
+    # a public-safety alert's: the fan-out does not skip the channel's suppressed recipients
+    public_safety: bool = False
 
     @property
     def quota_policy(self) -> OverQuota:

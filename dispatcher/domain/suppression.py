@@ -74,3 +74,4 @@ def check_reason(reason: str, field: str = "reason") -> str:
     if len(reason) > REASON_MAX or any(c in reason for c in "\r\n"):
         raise InputError(f"one line of at most {REASON_MAX} characters", field=field)
     return reason
+

@@ -146,12 +146,14 @@ class Campaigns:
                      start_at: dt.datetime | None = None, sms_fallback: bool = False,
                      max_parts: int = DEFAULT_MAX_PARTS,
                      zns: ZnsMessage | None = None,
-                     over_quota: OverQuota | None = None) -> Campaign:
+                     over_quota: OverQuota | None = None,
+                     public_safety: bool = False) -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough. An SMS
         text (or the SMS fallback's) of more than ``max_parts`` parts is refused, and so is a
         typed ZNS message (``zns``) that its template in ``[zalo.templates]`` would refuse.
         ``over_quota`` (Zalo recipients beyond the daily quota: ``sms`` at once or ``wait``;
-        None: ``sms`` when urgent) needs ``sms_fallback`` to be ``sms``."""
+        None: ``sms`` when urgent) needs ``sms_fallback`` to be ``sms``. ``public_safety``: its
+        waves reach the numbers on the suppression lists too (every other wave skips them)."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
@@ -204,7 +206,7 @@ class Campaigns:
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=price.recipients,
             start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts, zns=zns,
-            pdus=price.pdus, over_quota=over_quota)
+            pdus=price.pdus, over_quota=over_quota, public_safety=public_safety)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
@@ -281,6 +283,7 @@ class Campaigns:
                 fallback_strip=campaign.strip_diacritics,
                 repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
                 fallback_repeat_window=CAMPAIGN_WINDOW, over_quota=campaign.over_quota,
+                public_safety=campaign.public_safety,
                 zns=for_wave(campaign.zns, now.astimezone(VN).date())
                 if channel is Channel.ZALO else None), WaveState.CREATED)
         current = await self.get(campaign_id)

@@ -245,6 +245,8 @@ class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=Tru
     attempts: int
     reason: str
     expired: bool = False  # its retries ran out (else: a permanent failure)
+    # the channel refused the address for good (Results.unreachable): it joined the list
+    unreachable: bool = False
 
 
 class DeadLetterPage(msgspec.Struct, frozen=True):
