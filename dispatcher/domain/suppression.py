@@ -33,7 +33,7 @@ _ZALO_UID = re.compile(r"^[0-9]{6,25}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
 
 
-class Suppression(msgspec.Struct, frozen=True, omit_defaults=True):
+class Suppression(msgspec.Struct, frozen=True):
     """One number on one channel's list."""
 
     channel: Channel

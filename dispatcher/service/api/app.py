@@ -554,7 +554,8 @@ def _idempotent_id(user: str, key: str) -> str:
 def _same(campaign: Campaign, data: CampaignCreate) -> bool:
     return (campaign.title == data.title.strip() and campaign.channels == data.channels
             and campaign.texts == data.resolved_texts() and campaign.selector == data.selector
-            and campaign.priority == data.priority)
+            and campaign.priority == data.priority
+            and campaign.public_safety == data.public_safety)
 
 
 async def _replay(s: Services, campaign_id: str, data: CampaignCreate) -> Campaign | None:
@@ -597,7 +598,7 @@ async def create_campaign(
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
                 max_parts=data.max_parts, zns=zns.message(data.zns_template, data.zns_params),
-                over_quota=data.over_quota)
+                over_quota=data.over_quota, public_safety=data.public_safety)
         except StateError:
             if key_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, key_id, data)
@@ -610,6 +611,7 @@ async def create_campaign(
               "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
               "start_at": msgspec.to_builtins(data.start_at),
               "sms_fallback": data.sms_fallback, "over_quota": data.over_quota,
+              "public_safety": data.public_safety,
               "idempotency_key": idempotency_key}
     campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
                               after=lambda c: {"state": c.state, "audience_size": c.audience_size})
@@ -869,7 +871,9 @@ async def preview(request: Request[Any, Any, Any], state: State,
                    channels=channels, sms=sms,
                    zns=None if typed is None else zns_check.preview(
                        s.settings.zalo, typed, s.clock().astimezone(VN).date()),
-                   zalo=await _zalo_capacity(s, data, zalo.recipients) if zalo else None)
+                   zalo=await _zalo_capacity(s, data, zalo.recipients) if zalo else None,
+                   suppressed={c: await s.store.suppressions.count(c) for c in data.channels},
+                   public_safety=data.public_safety)
 
 
 async def _zalo_capacity(s: Services, data: PreviewRequest, recipients: int) -> ZaloCapacity:
@@ -941,6 +945,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         plantexts,
         recipients,
         situation,
+        suppressions,
     )
 
     audit = audit or AuditLog(Path(api_config.audit_log))
@@ -965,7 +970,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     channel_keys = {"propertyNames": {"$ref": "#/components/schemas/Channel"}}
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
-                                   *recipients.SCHEMA_TYPES], {
+                                   *recipients.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -980,7 +985,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     webhook = [] if api_config.webhook_port else [zalo_webhook]
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
-                        *recipients.ROUTES,
+                        *recipients.ROUTES, *suppressions.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

@@ -104,6 +104,8 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # Zalo recipients beyond the OA's daily quota: "sms" at once (needs sms_fallback) or
     # "wait" for the reset; null: "sms" when urgent, else "wait"
     over_quota: OverQuota | None = None
+    # a public-safety alert: its waves reach the numbers on the suppression lists too
+    public_safety: bool = False
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
@@ -150,6 +152,7 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     priority: Priority = Priority.NORMAL
     sms_fallback: bool = False
     over_quota: OverQuota | None = None
+    public_safety: bool = False  # the suppression lists: reached (true) or skipped
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
@@ -205,6 +208,10 @@ class Preview(msgspec.Struct, frozen=True):
     sms: SmsPreview | None = None
     zns: ZnsPreview | None = None  # the typed ZNS template and its values, as sent today
     zalo: ZaloCapacity | None = None  # with zalo among the channels
+    # the numbers on each channel's suppression list: skipped, or reached by a public-safety
+    # alert (``public_safety``, as asked)
+    suppressed: dict[Channel, int] = {}
+    public_safety: bool = False
 
 
 class Me(msgspec.Struct, frozen=True):
