@@ -33,13 +33,14 @@ from dispatcher.service.cli import (
     service,
     situation,
     stop,
+    suppression,
     text,
     zalo,
 )
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
-GROUPS = (plan, number, text, audience, level, situation, campaign, deadletters, recipient, stop,
-          service, api, audit, zalo)
+GROUPS = (plan, number, text, audience, level, situation, campaign, deadletters, recipient,
+          suppression, stop, service, api, audit, zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 
