@@ -21,6 +21,7 @@ from dispatcher.domain.model import CampaignState, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.domain.suppression import SOURCES
 from dispatcher.engine.recipients import OUTCOMES
 from dispatcher.service import console
 from dispatcher.service.api import ApiConfig, create_app
@@ -191,6 +192,7 @@ def test_the_dictionaries_cover_every_string() -> None:
     used |= {f"role.{r}" for r in Role} | {f"state.{s}" for s in CampaignState}
     used |= {f"channel.{c}" for c in Channel} | {f"weekday.{d}" for d in range(7)}
     used |= {f"recipient.outcome.{o}" for o in OUTCOMES}
+    used |= {f"supp.source.{s}" for s in SOURCES}
     used |= set(re.findall(r'"(action\.\w+)"', script))
     used |= {"preview.gsm7", "preview.ucs2", "new.need_title", "new.need_channel",
              "new.need_text", "new.need_max_parts"}
