@@ -26,15 +26,15 @@ def test_an_operator_adds_exports_and_removes_a_number(browser: Browser,  # noqa
 
     form = page.locator("#supp-add-form")
     form.get_by_label("Kênh").select_option("sms")
-    form.get_by_label("Số điện thoại hoặc địa chỉ").fill("0203 123 456")
+    form.get_by_label("Số hoặc địa chỉ cần chặn").fill("0203 123 456")
     form.get_by_label("Lý do").fill("gọi đường dây nóng xin không nhận tin")
     form.get_by_role("button", name="Thêm vào danh sách chặn").click()
     expect(page.locator("#status")).to_contain_text("landline")
-    expect(form.get_by_label("Số điện thoại hoặc địa chỉ")).to_have_attribute(
+    expect(form.get_by_label("Số hoặc địa chỉ cần chặn")).to_have_attribute(
         "aria-invalid", "true")
 
     spoken = f"0{phone[2:5]} {phone[5:8]} {phone[8:]}"
-    form.get_by_label("Số điện thoại hoặc địa chỉ").fill(spoken)
+    form.get_by_label("Số hoặc địa chỉ cần chặn").fill(spoken)
     form.get_by_role("button", name="Thêm vào danh sách chặn").click()
     expect(page.locator("#status")).to_contain_text(f"Đã thêm {phone} vào danh sách chặn SMS")
     row = page.locator("#supp-rows tr").filter(has_text=phone)
