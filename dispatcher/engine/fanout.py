@@ -111,6 +111,10 @@ async def _unsuppressed(store: Store, wave: Wave, todo: Todo,
     kept: Todo = []
     suppressed = 0
     for name, ids, addrs in todo:
+        if listed.isdisjoint(addrs) and (not phones or listed.isdisjoint(
+                phones[i] for i in ids if i in phones)):
+            kept.append((name, ids, addrs))  # nothing of this route's is listed: as it was
+            continue
         pairs = [(i, a) for i, a in zip(ids, addrs, strict=True)
                  if a not in listed and phones.get(i) not in listed]
         suppressed += len(ids) - len(pairs)
