@@ -56,6 +56,10 @@ REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422"
 SEMANTIC_REFUSALS = {
     "POST /v1/campaigns": ("title: must not be empty", "texts.", "sms_fallback: "),
     "POST /v1/preview": ("text: ", "texts.sms: "),
+    # the number as people write it, a reason on one line, a channel in the path
+    "GET /v1/suppressions": ("channel: ",),
+    "POST /v1/suppressions": ("number: ", "reason: "),
+    "DELETE /v1/suppressions/{channel}/{number}": ("number: ", "reason: ", "channel: "),
 }
 
 
@@ -244,6 +248,8 @@ OPERATIONS = {
     "GET /v1/plan/texts", "POST /v1/plan/texts", "POST /v1/plan/texts/{version_id}/approve",
     "POST /v1/plan/texts/{version_id}/reject",
     "GET /v1/recipients/{number}",
+    "GET /v1/suppressions", "GET /v1/suppressions.csv", "POST /v1/suppressions",
+    "DELETE /v1/suppressions/{channel}/{number}",
 }
 
 

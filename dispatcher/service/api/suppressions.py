@@ -1,8 +1,8 @@
 """The suppression lists over the API (operators): a channel's list page by page, all of it as
 CSV, an entry added or removed with its reason (audited).
 
-``GET /v1/suppressions?channel=&cursor=&limit=``, ``GET /v1/suppressions.csv?channel=`` (or
-``GET /v1/suppressions?format=csv``), ``POST /v1/suppressions`` and
+``GET /v1/suppressions?channel=&cursor=&limit=``, ``GET /v1/suppressions.csv?channel=``,
+``POST /v1/suppressions`` and
 ``DELETE /v1/suppressions/{channel}/{number}``. What the lists do:
 :mod:`dispatcher.domain.suppression`. Registered by
 :func:`dispatcher.service.api.app.create_app` with :data:`ROUTES` and :data:`SCHEMA_TYPES`.
@@ -14,13 +14,13 @@ import csv
 import datetime as dt
 import io
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.response import Response, Stream
+from litestar.response import Stream
 from msgspec import Meta
 
 from dispatcher.domain.errors import InputError
@@ -109,24 +109,21 @@ def _csv(store: Store, channel: Channel | None) -> Stream:
 
 @get("/v1/suppressions", guards=OPERATOR, tags=["suppressions"],
      summary="A page of a channel's suppression list: number, reason, date, source (opt_out, "
-             "dead_letter, operator); `format=csv`: the whole list as CSV",
-     opt={"query": ["channel", "cursor", "limit", "format"]}, security=BEARER,
+             "dead_letter, operator); the whole list as CSV: /v1/suppressions.csv",
+     opt={"query": ["channel", "cursor", "limit"]}, security=BEARER,
      responses=errors(400, *AUTH))
 async def list_suppressions(
         state: State,
         channel: Annotated[Channel | None, QueryParameter()] = None,
         cursor: Annotated[str, QueryParameter(max_length=200)] = "",
         limit: Annotated[int, QueryParameter(ge=1, le=LIMIT_MAX)] = 100,
-        format: Annotated[Literal["json", "csv"], QueryParameter()] = "json",
-        ) -> Response[SuppressionList] | Stream:
+        ) -> SuppressionList:
     store = _services(state).store
-    if format == "csv":
-        return _csv(store, channel)
     if channel is None:
         raise InputError("give the channel: sms, zalo, email or app", field="channel")
     page = await store.suppressions.page(channel, cursor, limit)
-    return Response(SuppressionList(channel, await store.suppressions.count(channel),
-                                    page.entries, page.cursor))
+    return SuppressionList(channel, await store.suppressions.count(channel), page.entries,
+                           page.cursor)
 
 
 @get("/v1/suppressions.csv", guards=OPERATOR, tags=["suppressions"],
