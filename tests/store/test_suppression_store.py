@@ -6,7 +6,9 @@ import pytest
 
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import Channel
+from dispatcher.domain.optout import OptOut
 from dispatcher.domain.suppression import DEAD_LETTER, OPERATOR, Suppression
+from dispatcher.engine import suppressions
 from dispatcher.store import Store
 
 SMS, ZALO = Channel.SMS, Channel.ZALO
@@ -72,3 +74,14 @@ async def test_a_bad_cursor_names_the_field(store: Store) -> None:
     with pytest.raises(InputError) as caught:
         await store.suppressions.page(SMS, "x" * 500)
     assert caught.value.field == "cursor"
+
+
+async def test_opt_outs_join_a_batch_at_a_time(store: Store) -> None:
+    added = await suppressions.on_opt_outs(store, [
+        OptOut(SMS, "84912000001", 'keyword "TU CHOI"', 10.0),
+        OptOut(ZALO, "1234567890123", "zalo unfollow", 11.0),
+        OptOut(SMS, "84912000001", 'keyword "HUY"', 12.0)])
+    assert added == 2 and await suppressions.on_opt_outs(store, []) == 0
+    (sms,) = await store.suppressions.lookup("84912000001")
+    assert (sms.reason, sms.at, sms.source) == ('keyword "HUY"', 12.0, "opt_out")
+    assert await store.suppressions.mask(ZALO, ["1234567890123"]) == [True]
