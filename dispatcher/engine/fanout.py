@@ -8,8 +8,9 @@ twice on any route. The next step begins only when every route has taken this on
 
 Recipients on the channel's suppression list are left out (every wave but a public-safety
 campaign's): the list is asked about a whole step in one command (:meth:`SuppressionStore.mask`),
-they are counted ``suppressed`` on the wave (with the step's enqueue: a step a crashed fan-out
-began again may count its suppressed twice) and in ``loa_suppressed_total{channel}``. On Zalo a
+they are counted ``suppressed`` on the wave, in the script that enqueues the step on their
+route (so once, whatever a crash makes fan-out begin again), and in
+``loa_suppressed_total{channel}``. On Zalo a
 recipient is suppressed by its address (the user id or the phone) or by its phone.
 
 Urgent waves go to each route's urgent lane, which workers read first. Routine fan-out keeps a
@@ -75,22 +76,23 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
                     phones[chunk.first_id + offset] = r.msisdn
         todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
                 if cursors.get(name, -1) < step]
-        if not wave.public_safety and todo:
-            todo, suppressed = await _unsuppressed(store, wave, todo, phones)
-            if suppressed:
-                await store.receipts.count({wave.id: {"suppressed": suppressed}})
-                metrics.SUPPRESSED.labels(channel.value).inc(suppressed)
         if not urgent and not await _room(store, [name for name, _, _ in todo], settings,
                                           proceed):
             break
+        left_out: dict[str, int] = {}
+        if not wave.public_safety and todo:
+            todo, left_out = await _unsuppressed(store, wave, todo, phones)
         done = await asyncio.gather(*(
             store.queue.enqueue(name, wave.id, step, [
                 Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
-                for i in range(0, len(ids), size)], urgent=urgent)
+                for i in range(0, len(ids), size)], urgent=urgent,
+                suppressed=left_out.get(name, 0))
             for name, ids, addrs in todo))
         for (name, ids, _), added in zip(todo, done, strict=True):
             if added:
                 enqueued += len(ids)
+                if left_out.get(name):
+                    metrics.SUPPRESSED.labels(channel.value).inc(left_out[name])
             cursors[name] = step
     return enqueued
 
@@ -99,17 +101,17 @@ Todo = list[tuple[str, list[int], list[str]]]
 
 
 async def _unsuppressed(store: Store, wave: Wave, todo: Todo,
-                        phones: dict[int, str]) -> tuple[Todo, int]:
+                        phones: dict[int, str]) -> tuple[Todo, dict[str, int]]:
     """``todo`` less the recipients on the channel's suppression list, and how many those
-    were: one command for the whole step."""
+    were on each route: one command for the whole step."""
     asked = [a for _, _, addrs in todo for a in addrs]
     asked += list(phones.values())
     on_list = await store.suppressions.mask(wave.channel, asked)
     if not any(on_list):
-        return todo, 0
+        return todo, {}
     listed = {a for a, on in zip(asked, on_list, strict=True) if on}
     kept: Todo = []
-    suppressed = 0
+    suppressed: dict[str, int] = {}
     for name, ids, addrs in todo:
         if listed.isdisjoint(addrs) and (not phones or listed.isdisjoint(
                 phones[i] for i in ids if i in phones)):
@@ -117,7 +119,7 @@ async def _unsuppressed(store: Store, wave: Wave, todo: Todo,
             continue
         pairs = [(i, a) for i, a in zip(ids, addrs, strict=True)
                  if a not in listed and phones.get(i) not in listed]
-        suppressed += len(ids) - len(pairs)
+        suppressed[name] = len(ids) - len(pairs)
         kept.append((name, [i for i, _ in pairs], [a for _, a in pairs]))
     return kept, suppressed
 

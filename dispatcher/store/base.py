@@ -310,10 +310,12 @@ class Queue(Protocol):
     retry schedules, dead letters. Urgent batches are read before routine ones."""
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         """Append ``batches`` for fan-out ``step`` of ``wave`` unless that step is already in:
         the batches and the route's cursor move together, so a resumed fan-out never enqueues
-        a step twice. False when the step was already there. ``urgent``: in the urgent lane."""
+        a step twice. False when the step was already there. ``urgent``: in the urgent lane.
+        ``suppressed``: the step's recipients on this route left out (on the suppression
+        list), added to the wave's ``suppressed`` counter with the step, once."""
 
     async def cursor(self, route: str, wave: str) -> int:
         """The last fan-out step of ``wave`` enqueued on ``route`` (-1: none)."""

@@ -301,13 +301,16 @@ class MemoryQueue:
         r.arrived.set()
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         r = self._route(route)
         if r.cursor.get(wave, -1) >= step:
             return False
         for batch in batches:
             self._append(r, [batch], urgent)
         r.cursor[wave] = step
+        if suppressed:
+            counters = self._waves.counters.setdefault(wave, {})
+            counters["suppressed"] = counters.get("suppressed", 0) + suppressed
         return True
 
     async def cursor(self, route: str, wave: str) -> int:

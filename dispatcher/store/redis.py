@@ -71,11 +71,14 @@ _remote = msgspec.msgpack.Decoder(tuple[str, int, int])
 REMOTE_ID_HOURS = 48  # receipts are matched for this long (the default validity: two days)
 
 # KEYS: stream, cursor. ARGV: wave, step, batch... Appends the batches only if the step is new.
+# KEYS: stream, cursors, the wave's counters (on a cluster: the route's, keys.route_progress).
+# ARGV: wave, step, suppressed, batches. The step's batches, cursor and suppressed count, once.
 _ENQUEUE = """
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
 if last >= tonumber(ARGV[2]) then return 0 end
-for i = 3, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
+for i = 4, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[3], 'suppressed', ARGV[3]) end
 return 1
 """
 
@@ -665,11 +668,17 @@ class RedisQueue:
         return stream
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         await self._group(route)
         payloads = [_enc.encode(b) for b in batches]
-        done = await self._enqueue(keys=[_stream(route, urgent), keys.cursor(route)],
-                                   args=[wave, step, *payloads])
+        counters = keys.progress(wave)
+        if self._cluster:  # the wave's counters are the sum of its routes' (RedisWaves.progress)
+            counters = keys.route_progress(route, wave)
+            if suppressed:
+                await self._r.sadd(keys.wave_routes(wave), route)
+        done = await self._enqueue(
+            keys=[_stream(route, urgent), keys.cursor(route), counters],
+            args=[wave, step, suppressed, *payloads])
         return bool(done)
 
     async def cursor(self, route: str, wave: str) -> int:

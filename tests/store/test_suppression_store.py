@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.domain.errors import InputError
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import Batch, Channel
 from dispatcher.domain.optout import OptOut
 from dispatcher.domain.suppression import DEAD_LETTER, OPERATOR, Suppression
 from dispatcher.engine import suppressions
@@ -85,3 +85,12 @@ async def test_opt_outs_join_a_batch_at_a_time(store: Store) -> None:
     (sms,) = await store.suppressions.lookup("84912000001")
     assert (sms.reason, sms.at, sms.source) == ('keyword "HUY"', 12.0, "opt_out")
     assert await store.suppressions.mask(ZALO, ["1234567890123"]) == [True]
+
+
+async def test_a_steps_suppressed_count_is_written_with_it_once(store: Store) -> None:
+    batch = Batch("w-s", SMS, [1, 2], ["84912000001", "84912000002"])
+    assert await store.queue.enqueue("sms.viettel", "w-s", 0, [batch], suppressed=3)
+    assert not await store.queue.enqueue("sms.viettel", "w-s", 0, [batch], suppressed=3)
+    assert await store.queue.enqueue("sms.mobifone", "w-s", 0, [], suppressed=2)
+    assert await store.queue.enqueue("sms.viettel", "w-s", 1, [batch])
+    assert (await store.waves.progress("w-s")).get("suppressed") == 5
