@@ -647,7 +647,7 @@ async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDeta
             wave=wave.id, state=str(state_) if state_ is not None else "unknown", total=p.total,
             queued=p.queued, sent=p.sent, delivered=p.delivered, failed=p.failed,
             retrying=p.retrying, dead_lettered=p.dead_letters, cancelled=p.cancelled,
-            fallback=p.fallback, rate=round(rate, 3),
+            fallback=p.fallback, suppressed=p.suppressed, rate=round(rate, 3),
             eta_seconds=round(eta, 1) if eta is not None else None,
             **_quota_progress(wave, p))
     return CampaignDetail(campaign=campaign, progress=progress)

@@ -129,6 +129,7 @@ class ChannelProgress(msgspec.Struct, frozen=True, omit_defaults=True):
     fallback: int
     rate: float
     eta_seconds: float | None
+    suppressed: int = 0  # not sent: on the channel's suppression list (fan-out)
     over_quota: int | None = None  # Zalo: recipients beyond the OA's quota at the wave's start
     quota_unknown: bool | None = None  # Zalo: the quota could not be read at the wave's start
 
