@@ -1581,6 +1581,7 @@
         failed: number(p.dead_lettered)})];
     if (live && p.retrying > 0) parts.push(t("campaign.retrying", {n: number(p.retrying)}));
     if (p.fallback > 0) parts.push(t("campaign.fallback", {n: number(p.fallback)}));
+    if (p.suppressed > 0) parts.push(t("campaign.suppressed", {n: number(p.suppressed)}));
     if (p.over_quota > 0) parts.push(t("campaign.over_quota", {n: number(p.over_quota)}));
     if (p.quota_unknown) parts.push(t("campaign.quota_unknown"));
     const notSent = live ? p.cancelled : p.total - done;
@@ -1601,7 +1602,8 @@
     return row;
   }
 
-  const handled = (p) => p.sent + p.dead_lettered;
+  // suppressed: left out at fan-out (on the suppression list): handled, not sent
+  const handled = (p) => p.sent + p.dead_lettered + (p.suppressed || 0);
 
   function measuredRate(samples) {
     if (!samples || samples.length < 2) return null;
