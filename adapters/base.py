@@ -122,6 +122,10 @@ class Results(msgspec.Struct):
     failed: list[tuple[int, str]] = []  # (index, reason)
     # of the indexes in ``failed``: those another channel may deliver (the wave's SMS fallback)
     fallback: list[int] = []
+    # of the indexes in ``failed``: addresses the channel refused for good by its status table
+    # (invalid or unknown number, a user who refused the sender): the number joins the
+    # channel's suppression list
+    unreachable: list[int] = []
     # not attempted: the channel could not take them (link down); tried again later without
     # using one of the message's attempts
     requeue: list[tuple[int, str]] = []

@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 import uvloop
 from pytest_benchmark.fixture import BenchmarkFixture
@@ -27,10 +28,11 @@ from adapters.smpp.receipt import format_receipt, parse_receipt
 from bench import audiencegen, localredis
 from dispatcher.domain import repeats
 from dispatcher.domain.audience import Validator
-from dispatcher.domain.model import Channel, Selector, Wave
+from dispatcher.domain.model import Channel, Priority, Selector, Wave
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.province import Province
 from dispatcher.domain.smstext import Encoding, encode_parts, segment
+from dispatcher.domain.suppression import OPT_OUT, Suppression
 from dispatcher.engine import metrics, routing
 from dispatcher.engine.fanout import fan_out
 from dispatcher.engine.importer import import_audience
@@ -336,3 +338,107 @@ def test_route_throttle_batch(benchmark: BenchmarkFixture) -> None:
     finally:
         loop.close()
     per_item(benchmark, BATCH)
+
+
+# -- fan-out on Redis, with the suppression list ------------------------------------------------
+
+REDIS_AUDIENCE = 100_000
+LISTED = 5_000  # 5 % of the audience on the SMS suppression list
+
+
+@pytest.fixture(scope="module")
+def redis_audience(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering,
+                   province: Province, redis_store: RedisStore,
+                   loop: asyncio.AbstractEventLoop) -> tuple[Wave, list[str]]:
+    """The module's Redis holding an imported 100,000-recipient audience; an urgent SMS wave to
+    all (urgent: fan-out does not wait for workers) and the audience's numbers."""
+    path = tmp_path_factory.mktemp("audience") / "audience.csv"
+    audiencegen.generate(path, REDIS_AUDIENCE, seed=8, numbering=numbering, province=province)
+
+    async def load() -> tuple[Wave, list[str]]:
+        await redis_store.client.flushdb()
+        await import_audience(path, redis_store, Validator(numbering, province),
+                              chunk_size=SETTINGS.engine.chunk_size)
+        meta = await redis_store.audiences.meta()
+        assert meta is not None
+        chunks = await redis_store.audiences.chunks(
+            meta.version, sorted(n for g in meta.groups for n in g.chunks))
+        wave = Wave(id="w-fan", campaign_id="c-bench", channel=Channel.SMS,
+                    text="Đeo khẩu trang nơi công cộng", created_at=dt.datetime.now(dt.UTC),
+                    audience_version=meta.version, priority=Priority.URGENT,
+                    total=routing.reach(meta, Selector(), Channel.SMS))
+        return wave, [r.msisdn for c in chunks for r in c.recipients]
+
+    return loop.run_until_complete(load())
+
+
+@pytest.mark.benchmark(group="fan-out redis")
+@pytest.mark.parametrize("listing", ["public_safety", "empty_list", "listed_5pct"])
+def test_fan_out_redis_100k(benchmark: BenchmarkFixture, redis_store: RedisStore,
+                            redis_audience: tuple[Wave, list[str]], numbering: Numbering,
+                            loop: asyncio.AbstractEventLoop, listing: str) -> None:
+    """One whole fan-out of the 100,000-recipient audience on Redis to a new wave: without the
+    suppression check (a public-safety wave), with an empty SMS list (one HMGET per step, every
+    answer nil), and with 5,000 of its numbers listed."""
+    template, numbers = redis_audience
+    client = redis_store.client
+
+    async def reset() -> None:
+        for pattern in ("loa:{r:*", "loa:{w:*", "loa:{supp:*"):
+            found = [k async for k in client.scan_iter(match=pattern, count=1000)]
+            if found:
+                await client.delete(*found)
+        if listing == "listed_5pct":
+            await redis_store.suppressions.add([
+                Suppression(Channel.SMS, n, "opt-out", 1.0, source=OPT_OUT)
+                for n in numbers[::REDIS_AUDIENCE // LISTED]])
+
+    waves = itertools.count()
+
+    def setup() -> tuple[tuple[Wave], dict[str, Any]]:
+        loop.run_until_complete(reset())
+        wave = msgspec.structs.replace(template, id=f"w-fan-{next(waves)}",
+                                       public_safety=listing == "public_safety")
+        return (wave,), {}
+
+    def run(wave: Wave) -> int:
+        return loop.run_until_complete(
+            fan_out(redis_store, wave, SETTINGS, numbering.carriers, proceed=go_on))
+
+    enqueued = benchmark.pedantic(  # type: ignore[no-untyped-call]
+        run, setup=setup, rounds=5, iterations=1, warmup_rounds=1)
+    skipped = LISTED if listing == "listed_5pct" else 0
+    assert enqueued == template.total - skipped
+    per_item(benchmark, template.total)
+
+
+STEP = 16 * 512  # a fan-out step's recipients (chunks_per_step x chunk_size)
+
+
+@pytest.mark.benchmark(group="suppression mask")
+@pytest.mark.parametrize("listed", [0, 100_000])
+def test_suppression_mask_step(benchmark: BenchmarkFixture, redis_store: RedisStore,
+                               loop: asyncio.AbstractEventLoop, listed: int) -> None:
+    """The fan-out's one question per step: 8,192 numbers asked with one HMGET, against an
+    empty SMS list and a list of 100,000 (5 % of the step's numbers on it)."""
+    client = redis_store.client
+
+    async def fill() -> None:
+        found = [k async for k in client.scan_iter(match="loa:{supp:*", count=1000)]
+        if found:
+            await client.delete(*found)
+        for start in range(0, listed, 5_000):
+            await redis_store.suppressions.add([
+                Suppression(Channel.SMS, f"8497{i:07d}", "opt-out", 1.0, source=OPT_OUT)
+                for i in range(start, start + 5_000)])
+
+    loop.run_until_complete(fill())
+    numbers = [f"8497{i // 20 if i % 20 == 0 and listed else 5_000_000 + i:07d}"
+               for i in range(STEP)]
+
+    def run() -> list[bool]:
+        return loop.run_until_complete(redis_store.suppressions.mask(Channel.SMS, numbers))
+
+    mask = benchmark(run)
+    assert mask.count(True) == (len(range(0, STEP, 20)) if listed else 0)
+    per_item(benchmark, STEP)

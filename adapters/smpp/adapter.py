@@ -28,7 +28,7 @@ from adapters.smpp.session import (
     BindConfig,
     EsmeSession,
 )
-from adapters.smpp.status import Action, action, describe
+from adapters.smpp.status import UNREACHABLE, Action, action, describe
 from dispatcher.domain import smstext
 from dispatcher.domain.errors import ChannelError
 
@@ -281,6 +281,7 @@ class SmppAdapter:
         for k, i in enumerate(indexes):
             worst: Action | str = Action.SENT
             reason = ""
+            unreachable = False
             for j in range(k * parts, (k + 1) * parts):
                 status = statuses[j]
                 step: Action | str
@@ -297,6 +298,7 @@ class SmppAdapter:
                     step, why = Action.RETRY, "connection lost before the response"
                 else:
                     step, why = action(status), describe(status)
+                    unreachable = unreachable or status in UNREACHABLE
                 if RANK[step] > RANK[worst]:
                     worst, reason = step, why
             if worst is Action.SENT:
@@ -304,6 +306,8 @@ class SmppAdapter:
                 results.remote_ids.append(",".join(ids[k * parts:(k + 1) * parts]))
             elif worst is Action.FAIL:
                 results.failed.append((i, reason))
+                if unreachable:
+                    results.unreachable.append(i)
             elif worst == REQUEUE:
                 results.requeue.append((i, reason))
             elif worst is Action.THROTTLE:  # refused for now, not failed: no attempt is used

@@ -72,6 +72,10 @@ STATUSES: dict[int, tuple[str, Action]] = {
     0xFF: ("ESME_RUNKNOWNERR", R),
 }
 
+# Permanent failures that say the destination itself cannot be sent to (not the message, not
+# the configuration): the number joins the SMS suppression list.
+UNREACHABLE = frozenset({0x0B})  # ESME_RINVDSTADR
+
 # Bind failures that another attempt with the same credentials will not fix.
 BIND_REFUSED_FOR_GOOD = frozenset({0x0E, 0x0F, 0x53})
 

@@ -81,6 +81,7 @@ from adapters.zalo.api import (
     tracking_prefix,
 )
 from adapters.zalo.client import Client, TransportFailure, make_client, proxies
+from adapters.zalo.codes import UNREACHABLE_CODES
 from adapters.zalo.config import ZaloConfig, next_hour, next_quota_reset
 from adapters.zalo.quota import (
     QUOTA_PATH,
@@ -530,6 +531,8 @@ class ZaloAdapter:
                 self.stats.fallback += 1
             else:
                 results.failed.append((i, reason))
+            if answer is not None and answer.error in UNREACHABLE_CODES:
+                results.unreachable.append(i)
         elif result is Outcome.REFRESH:
             results.retry.append((i, f"{reason}: refused again after a renewal"))
         elif self._unknown >= self.config.unknown_code_limit:

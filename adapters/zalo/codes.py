@@ -150,5 +150,9 @@ _TABLE: list[tuple[int, str, str, Outcome]] = [
 #: Zalo ``error`` codes -> what they mean and what Loa does.
 CODES: dict[int, Code] = {code: Code(vi, en, out) for code, vi, en, out in _TABLE}
 
+#: The codes that say this recipient can never be sent to on Zalo by this OA (an invalid phone
+#: number, a user who refused the OA's ZNS): the number joins the Zalo suppression list.
+UNREACHABLE_CODES = frozenset({-108, -141})
+
 #: The codes whose recipients SMS may reach (ZaloConfig.sms_fallback_codes by default).
 FALLBACK_CODES = frozenset(code for code, c in CODES.items() if c.outcome is Outcome.FALLBACK)

@@ -192,6 +192,8 @@ class Campaign(msgspec.Struct, frozen=True):
     over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
     # an uploaded list of numbers (its audience version) instead of the province's audience
     audience_list: str = ""
+    # a public-safety alert: reaches the numbers on the suppression lists too
+    public_safety: bool = False
 
 
 class Wave(msgspec.Struct, frozen=True):
@@ -220,6 +222,8 @@ class Wave(msgspec.Struct, frozen=True):
     fallback_repeat_window: int = 0  # minutes, for the SMS fallback (the SMS channel's)
     zns: ZnsMessage | None = None  # Zalo: the typed template and its values, ``{date}`` filled in
     over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
+    # a public-safety alert's: the fan-out does not skip the channel's suppressed recipients
+    public_safety: bool = False
 
     @property
     def quota_policy(self) -> OverQuota:

@@ -3,7 +3,8 @@
 An :class:`OptOut` says that ``number`` asked, on ``channel``, to receive no more: a reply
 whose words are an opt-out keyword (``reason`` is ``keyword:`` and the keyword), or a Zalo
 unfollow (``reason`` is ``unfollow``). The intake hands each batch's opt-outs to one callback,
-:data:`OnOptOuts`; what it does with them (record them, suppress the number) is the wiring's.
+:data:`OnOptOuts`: the process records them and puts the numbers on their channel's suppression
+list (:mod:`dispatcher.domain.suppression`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dispatcher.domain.model import Channel
 
 
 class OptOut(msgspec.Struct, frozen=True):
-    """``number`` (E.164 digits for SMS, the Zalo user id for Zalo) asked on ``channel`` at
-    ``at`` (UTC) for no more messages, for ``reason``."""
+    """``number`` (the sender's number as the carrier gave it for SMS, the Zalo user id for
+    Zalo) asked on ``channel`` at ``at`` (UTC) for no more messages, for ``reason``."""
 
     channel: Channel
     number: str

@@ -147,14 +147,16 @@ class Campaigns:
                      max_parts: int = DEFAULT_MAX_PARTS,
                      zns: ZnsMessage | None = None,
                      over_quota: OverQuota | None = None,
-                     audience_list: str = "") -> Campaign:
+                     audience_list: str = "",
+                     public_safety: bool = False) -> Campaign:
         """Validate and store a new campaign; it is approved at once when small enough. An SMS
         text (or the SMS fallback's) of more than ``max_parts`` parts is refused, and so is a
         typed ZNS message (``zns``) that its template in ``[zalo.templates]`` would refuse.
         ``over_quota`` (Zalo recipients beyond the daily quota: ``sms`` at once or ``wait``;
         None: ``sms`` when urgent) needs ``sms_fallback`` to be ``sms``. ``audience_list``: an
         uploaded list's id (dispatcher.engine.numberlists), the whole list instead of the
-        province's audience (no selector then)."""
+        province's audience (no selector then). ``public_safety``: its waves reach the numbers
+        on the suppression lists too (every other wave skips them)."""
         selector = selector or Selector()
         if not title.strip():
             raise InputError("must not be empty", field="title")
@@ -213,7 +215,8 @@ class Campaigns:
             owner=owner, coordinating=coordinating or [], selector=selector, priority=priority,
             subject=subject, strip_diacritics=strip_diacritics, audience_size=price.recipients,
             start_at=start_at, sms_fallback=sms_fallback, max_parts=max_parts, zns=zns,
-            pdus=price.pdus, over_quota=over_quota, audience_list=audience_list)
+            pdus=price.pdus, over_quota=over_quota, audience_list=audience_list,
+            public_safety=public_safety)
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
@@ -293,6 +296,7 @@ class Campaigns:
                 fallback_strip=campaign.strip_diacritics,
                 repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
                 fallback_repeat_window=CAMPAIGN_WINDOW, over_quota=campaign.over_quota,
+                public_safety=campaign.public_safety,
                 zns=for_wave(campaign.zns, now.astimezone(VN).date())
                 if channel is Channel.ZALO else None), WaveState.CREATED)
         current = await self.get(campaign_id)

@@ -34,6 +34,7 @@ from dispatcher.domain.errors import NumberError
 from dispatcher.domain.model import Batch, Channel, Priority, Wave, WaveState
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
+from dispatcher.engine import metrics
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.store.base import Completion, RetryItem, Store
 
@@ -88,6 +89,12 @@ class SmsFallback:
         if lost:
             log.warning("%d refused Zalo user ids of wave %s have no audience row with a phone: "
                         "no fallback SMS for them", lost, wave.id, extra={"wave": wave.id})
+        if numbers and not wave.public_safety:  # on the SMS list: not sent by SMS either
+            on_list = await self.store.suppressions.mask(Channel.SMS, [n[1] for n in numbers])
+            if any(on_list):
+                completion.count(wave.id, "fallback_suppressed", on_list.count(True))
+                metrics.SUPPRESSED.labels(Channel.SMS.value).inc(on_list.count(True))
+                numbers = [n for n, on in zip(numbers, on_list, strict=True) if not on]
         now = self.clock()
         allowed = await self._capped(wave, [batch.ids[i] for i, _, _ in numbers], now)
         capped = allowed.count(False)

@@ -6,6 +6,13 @@ cursor (one script call per route, the routes of a step at once), so a fan-out t
 is resumed by any process starts again at the last step it began and never enqueues a step
 twice on any route. The next step begins only when every route has taken this one.
 
+Recipients on the channel's suppression list are left out (every wave but a public-safety
+campaign's): the list is asked about a whole step in one command (:meth:`SuppressionStore.mask`),
+they are counted ``suppressed`` on the wave, in the script that enqueues the step on their
+route (so once, whatever a crash makes fan-out begin again), and in
+``loa_suppressed_total{channel}``. On Zalo a
+recipient is suppressed by its address (the user id or the phone) or by its phone.
+
 Urgent waves go to each route's urgent lane, which workers read first. Routine fan-out keeps a
 bounded lead over the senders: a step waits while a route holds ``ahead_batches`` routine
 batches that no worker has read yet, so a routine wave is queued as it is sent, not all at once.
@@ -17,8 +24,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from dispatcher.domain.errors import NotFound
-from dispatcher.domain.model import Batch, Priority, Wave
-from dispatcher.engine import routing
+from dispatcher.domain.model import Batch, Channel, Priority, Wave
+from dispatcher.engine import metrics, routing
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.store.base import Store
 
@@ -46,12 +53,14 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     first = max(cursors.values(), default=-1)
     size = settings.engine.batch_size
     urgent = wave.priority is Priority.URGENT
+    zalo = channel is Channel.ZALO
     address, route_of = routing.address, routing.route
     enqueued = 0
     for step in range(max(first, 0), len(steps)):
         if not await proceed():
             break
         by_route: dict[str, tuple[list[int], list[str]]] = {}
+        phones: dict[int, str] = {}  # Zalo: recipient id -> phone, when its address is not
         for chunk in await store.audiences.chunks(wave.audience_version, steps[step]):
             for offset, r in enumerate(chunk.recipients):  # a chunk is one (district, kind)
                 addr = address(channel, r)
@@ -63,21 +72,56 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
                     pair = by_route[name] = ([], [])
                 pair[0].append(chunk.first_id + offset)
                 pair[1].append(addr)
+                if zalo and addr != r.msisdn:
+                    phones[chunk.first_id + offset] = r.msisdn
         todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
                 if cursors.get(name, -1) < step]
         if not urgent and not await _room(store, [name for name, _, _ in todo], settings,
                                           proceed):
             break
+        left_out: dict[str, int] = {}
+        if not wave.public_safety and todo:
+            todo, left_out = await _unsuppressed(store, wave, todo, phones)
         done = await asyncio.gather(*(
             store.queue.enqueue(name, wave.id, step, [
                 Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
-                for i in range(0, len(ids), size)], urgent=urgent)
+                for i in range(0, len(ids), size)], urgent=urgent,
+                suppressed=left_out.get(name, 0))
             for name, ids, addrs in todo))
         for (name, ids, _), added in zip(todo, done, strict=True):
             if added:
                 enqueued += len(ids)
+                if left_out.get(name):
+                    metrics.SUPPRESSED.labels(channel.value).inc(left_out[name])
             cursors[name] = step
     return enqueued
+
+
+Todo = list[tuple[str, list[int], list[str]]]
+
+
+async def _unsuppressed(store: Store, wave: Wave, todo: Todo,
+                        phones: dict[int, str]) -> tuple[Todo, dict[str, int]]:
+    """``todo`` less the recipients on the channel's suppression list, and how many those
+    were on each route: one command for the whole step."""
+    asked = [a for _, _, addrs in todo for a in addrs]
+    asked += list(phones.values())
+    on_list = await store.suppressions.mask(wave.channel, asked)
+    if not any(on_list):
+        return todo, {}
+    listed = {a for a, on in zip(asked, on_list, strict=True) if on}
+    kept: Todo = []
+    suppressed: dict[str, int] = {}
+    for name, ids, addrs in todo:
+        if listed.isdisjoint(addrs) and (not phones or listed.isdisjoint(
+                phones[i] for i in ids if i in phones)):
+            kept.append((name, ids, addrs))  # nothing of this route's is listed: as it was
+            continue
+        pairs = [(i, a) for i, a in zip(ids, addrs, strict=True)
+                 if a not in listed and phones.get(i) not in listed]
+        suppressed[name] = len(ids) - len(pairs)
+        kept.append((name, [i for i, _ in pairs], [a for _, a in pairs]))
+    return kept, suppressed
 
 
 async def _room(store: Store, routes: list[str], settings: EngineConfig,

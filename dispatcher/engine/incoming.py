@@ -125,11 +125,3 @@ class IncomingIntake:
             self._opt_outs = opt_outs + self._opt_outs
             raise
 
-
-def recorder(store: Store) -> OnOptOuts:
-    """The ``on_opt_outs`` that records the opt-outs in ``store`` (one round trip a batch)."""
-
-    async def record(opt_outs: list[OptOut]) -> None:
-        await store.incoming.record_opt_outs(opt_outs)
-
-    return record

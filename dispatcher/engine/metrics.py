@@ -70,7 +70,7 @@ RESULTS = ("sent", "retry", "failed", "expired", "cancelled", "skipped", "requeu
 #: The fields of a wave's progress reported by ``loa_wave_messages``.
 WAVE_FIELDS = ("total", "queued", "sent", "failed", "expired", "retrying", "cancelled",
                "skipped", "delivered", "undelivered", "receipt_expired", "fallback", "repeats",
-               "fallback_capped")
+               "fallback_capped", "suppressed")
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 COLLECT_SECONDS = 5.0
 
@@ -127,6 +127,10 @@ WAVE_TEXTS_DEGRADED = Counter(
     "free field it lacks), \"over_parts\" (an SMS still over sms_max_parts with fewer areas, "
     "sent as rendered) or \"approved_refused\" (an approved text the plan no longer accepts: "
     "the plan file's text sent)", ["channel", "reason"])
+SUPPRESSED = Counter(
+    "loa_suppressed", "Recipients a wave did not send to because their number is on the "
+    "channel's suppression list (opt-out, refused for good, an operator's entry); a "
+    "public-safety campaign's waves skip none", ["channel"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

@@ -62,7 +62,7 @@ STARTABLE = frozenset({WaveState.CREATED, WaveState.FANNING_OUT})
 FANNING_OUT = frozenset({WaveState.FANNING_OUT})
 SENDING = frozenset({WaveState.SENDING})
 COMPLETED = frozenset({WaveState.COMPLETED})
-OUTCOMES = ("sent", "failed", "expired", "cancelled", "repeats")
+OUTCOMES = ("sent", "failed", "expired", "cancelled", "repeats", "suppressed")
 
 
 class Progress(msgspec.Struct):
@@ -83,6 +83,8 @@ class Progress(msgspec.Struct):
     fallback: int = 0  # not reachable on Zalo: sent by SMS in the companion wave instead
     repeats: int = 0  # not sent: got the same text on the channel within the window already
     fallback_capped: int = 0  # not reachable on Zalo and not sent by SMS: the day's cap
+    suppressed: int = 0  # not sent: on the channel's suppression list (fan-out)
+    fallback_suppressed: int = 0  # not reachable on Zalo and on the SMS list: no fallback
     over_quota: int = 0  # Zalo: recipients beyond the OA's daily quota read at the wave's start
     quota_unknown: int = 0  # Zalo: 1 when the quota could not be read at the wave's start
 

@@ -11,7 +11,10 @@ the wave's state:
 ``expired`` (its retries ran out), ``cancelled`` (the wave was cancelled before it was sent),
 ``pending`` (the wave is live: not yet sent, or retrying), ``not_sent`` (the wave completed
 without sending it: a repeat within the plan's period, the Zalo quota, or the fallback's daily
-cap). A Zalo wave with an SMS fallback also says what its companion SMS wave did (``fallback``).
+cap), ``suppressed`` (the wave completed, or is live, without sending it, and the number was
+on the channel's suppression list when the wave was made: inferred from the list, not kept per
+wave). A Zalo wave with an SMS fallback also says what its companion SMS wave did
+(``fallback``). The view lists the number's entries on every channel's suppression list.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import msgspec
 
 from dispatcher.domain.audience import Recipient
 from dispatcher.domain.model import Channel, Kind, Wave, WaveState
+from dispatcher.domain.suppression import Suppression
 from dispatcher.engine.fallback import fallback_wave_id, is_fallback_wave
 from dispatcher.engine.routing import address
 from dispatcher.store.base import Store, WaveFacts
@@ -30,7 +34,8 @@ from dispatcher.store.base import Store, WaveFacts
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 #: what became of a recipient's message of a wave (:func:`outcome`)
-OUTCOMES = ("delivered", "sent", "failed", "expired", "pending", "not_sent", "cancelled")
+OUTCOMES = ("delivered", "sent", "failed", "expired", "pending", "not_sent", "cancelled",
+            "suppressed")
 
 
 class Row(msgspec.Struct, frozen=True):
@@ -67,6 +72,7 @@ class RecipientView(msgspec.Struct, frozen=True):
     days: int
     row: Row
     waves: list[WaveOutcome]  # newest first
+    suppressed: list[Suppression] = []  # its entries on the channels' suppression lists
 
 
 def outcome(facts: WaveFacts, state: WaveState) -> str:
@@ -130,6 +136,7 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
     also = dict(zip([c[0] for c in companions], facts[len(asked):], strict=True))
     states = await store.waves.states([w.id for w, _ in targeted] + [c[0] for c in companions])
     titles = {c.id: c.title for c in await store.campaigns.all()}
+    listed = await _listed(store, [r for _, r in rows.values()])
     waves = []
     for (w, _), f in zip(targeted, facts[:len(asked)], strict=True):
         state = states.get(w.id, WaveState.CREATED)
@@ -137,13 +144,37 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
         fallback = ""
         if companion in also and (also[companion].sent or also[companion].dead is not None):
             fallback = outcome(also[companion], states.get(companion, WaveState.SENDING))
+        happened = outcome(f, state)
+        entry = listed.get(w.channel)
+        if (happened in ("not_sent", "pending") and entry is not None and not w.public_safety
+                and entry.at <= w.created_at.timestamp()):
+            happened = "suppressed"
         waves.append(WaveOutcome(
             wave=w.id, campaign=w.campaign_id, channel=w.channel, created_at=w.created_at,
-            state=state, outcome=outcome(f, state), text=w.text,
+            state=state, outcome=happened, text=w.text,
             campaign_title=titles.get(w.campaign_id, ""), level=w.level, slot_at=w.slot_at,
             reason=f.dead.reason if f.dead else "", attempts=f.dead.attempts if f.dead else 0,
             fallback=fallback, fallback_text=w.fallback_text if fallback else ""))
     version = current.version if current and current.version in rows else next(iter(rows))
     rid, r = rows[version]
     return RecipientView(msisdn, days, Row(version, rid, r.district, r.kind, r.carrier, r.zalo,
-                                           bool(r.email)), waves)
+                                           bool(r.email)), waves,
+                         sorted(listed.values(), key=lambda e: e.channel))
+
+
+async def _listed(store: Store, rows: list[Recipient]) -> dict[Channel, Suppression]:
+    """The recipient's entries on each channel's list, by the addresses its rows give (the phone
+    on any channel, the Zalo user id on Zalo, the e-mail address on e-mail): one pipeline per
+    address."""
+    wanted: dict[str, set[Channel]] = {rows[0].msisdn: set(Channel)}
+    for r in rows:
+        if r.zalo_uid:
+            wanted.setdefault(r.zalo_uid, set()).add(Channel.ZALO)
+        if r.email:
+            wanted.setdefault(r.email.lower(), set()).add(Channel.EMAIL)
+    found: dict[Channel, Suppression] = {}
+    for number, channels in wanted.items():
+        for e in await store.suppressions.lookup(number):
+            if e.channel in channels:
+                found.setdefault(e.channel, e)
+    return found

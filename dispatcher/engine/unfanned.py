@@ -3,11 +3,11 @@
 A wave cancelled before or during its fan-out stops there: the recipients of the steps not yet
 enqueued never reach a route, so no worker counts them. Without them the wave's progress would
 say they are queued for ever (and the wave would never read as settled). The runner counts them
-once the fan-out has let go of the wave: its total less the wave's ``fanned`` counter, which
-each enqueued step grows in the same write as the step (:meth:`Queue.enqueue`), so it is exact
-however often the fan-out was resumed. The count is written once
-(:meth:`WaveStore.count_unfanned`), under the fan-out's lease, so no fan-out enqueues a step
-meanwhile.
+once the fan-out has let go of the wave: its total less the wave's ``fanned`` and
+``suppressed`` counters, which each enqueued step grows in the same write as the step
+(:meth:`Queue.enqueue`), so it is exact however often the fan-out was resumed. The count is
+written once (:meth:`WaveStore.count_unfanned`), under the fan-out's lease, so no fan-out
+enqueues a step meanwhile.
 
 A wave fanned out before the ``fanned`` counter existed has no such counter but has route
 cursors: it is left as it is (its unenqueued part, if any, stays queued in its progress).
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dispatcher.domain.model import Wave
 from dispatcher.engine import routing
 from dispatcher.engine.settings import EngineConfig
-from dispatcher.store.base import FANNED, UNFANNED, Store
+from dispatcher.store.base import FANNED, SUPPRESSED, UNFANNED, Store
 
 
 class Unfanned:
@@ -55,8 +55,8 @@ class Unfanned:
             counts = await self.store.waves.progress(wave.id)
             if UNFANNED in counts:
                 return True
-            if FANNED in counts:
-                n = wave.total - counts[FANNED]
+            if FANNED in counts:  # each step counts what it enqueued and what it left out
+                n = wave.total - counts[FANNED] - counts.get(SUPPRESSED, 0)
             elif await self._never_fanned(wave):
                 n = wave.total
             else:

@@ -28,7 +28,7 @@ from adapters.base import HALTED, Abort, Adapter, Envelope, Results
 from dispatcher.domain import repeats
 from dispatcher.domain.errors import LoaError
 from dispatcher.domain.model import Batch, Channel, OverQuota, Priority, Wave, WaveState
-from dispatcher.engine import logs, metrics, routing
+from dispatcher.engine import logs, metrics, routing, suppressions
 from dispatcher.engine.fallback import SmsFallback
 from dispatcher.engine.retry import RetryPolicy
 from dispatcher.engine.sentmarks import SentMarks
@@ -342,6 +342,10 @@ class Worker:
                     return False  # taken over by another worker while slow: not ours
         if not await self._complete(route, delivery.entry, completion):
             return False
+        refused = [d for d in completion.dead if d.unreachable]
+        if refused:  # after the letters are written: a crash before loses the entries only
+            await self._persist("adding to the suppression list",
+                                lambda: self.store.suppressions.add(suppressions.refused(refused)))
         self.processed += 1
         return True
 
@@ -578,9 +582,10 @@ class Worker:
                              urgent=urgent)
             completion.retries.append((now + self.policy.delay(1), item))
             completion.count(wave.id, "retrying", 1)
+        unreachable = set(results.unreachable)
         for k, reason in results.failed:
             i = keep[k]
             dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i],
-                                   batch.attempt(i) + 1, reason))
+                                   batch.attempt(i) + 1, reason, unreachable=k in unreachable))
             completion.count(wave.id, "failed", 1)
         return expired

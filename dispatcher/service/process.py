@@ -17,9 +17,9 @@ from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.engine import routing
+from dispatcher.engine import routing, suppressions
 from dispatcher.engine.binds import BindLeases
-from dispatcher.engine.incoming import IncomingIntake, recorder
+from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.process import Engine, default_name
 from dispatcher.engine.receipts import ReceiptMatcher
 from dispatcher.service import channels, zns_check
@@ -31,13 +31,14 @@ from dispatcher.store.incoming import Retention
 log = logging.getLogger(__name__)
 
 
-def intake(store: Store, settings: Settings) -> IncomingIntake:
+def intake(store: Store, settings: Settings, numbering: Numbering) -> IncomingIntake:
     """The intake of what citizens send, with the settings' retention and keywords; its
-    opt-outs are recorded in the store (``on_opt_outs``: the one seam to the suppression
-    list)."""
+    opt-outs put their numbers on the channel's suppression list and are recorded in the store
+    (``on_opt_outs``)."""
     config = settings.incoming
     store.incoming.retention = Retention(config.retention_days, config.max_items)
-    return IncomingIntake(store, Keywords(config.opt_out_keywords), recorder(store))
+    return IncomingIntake(store, Keywords(config.opt_out_keywords),
+                          suppressions.opt_out_handler(store, numbering))
 
 
 def build_engine(store: Store, settings: Settings, plan: Plan, province: Province,
@@ -49,7 +50,7 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     zns_check.check_plan(plan, settings.zalo, "plan")
     name = name or default_name()
     matcher = ReceiptMatcher(store)
-    incoming = intake(store, settings)
+    incoming = intake(store, settings, numbering)
     shared = not isinstance(store, MemoryStore)
     adapters = channels.build(settings, on_receipt=matcher.add, on_incoming=incoming.add,
                               leased_binds=shared,

@@ -30,9 +30,11 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.optout import OptOut
 from dispatcher.domain.situation import SituationVersion
+from dispatcher.domain.suppression import Suppression
 from dispatcher.domain.textedits import TextState, TextVersion
 from dispatcher.store.incoming import Retention
 from dispatcher.store.seen import SeenIds
+from dispatcher.store.suppressions import SuppressionPage
 
 # -- audiences ---------------------------------------------------------------------------------
 
@@ -262,6 +264,8 @@ class WaveStore(Protocol):
 #: enqueued (:meth:`WaveStore.count_unfanned`).
 FANNED = "fanned"
 UNFANNED = "unfanned"
+#: A wave's counter of the recipients its fan-out left out: on the channel's suppression list.
+SUPPRESSED = "suppressed"
 
 
 class RetryItem(msgspec.Struct, frozen=True, array_like=True):
@@ -290,6 +294,8 @@ class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=Tru
     attempts: int
     reason: str
     expired: bool = False  # its retries ran out (else: a permanent failure)
+    # the channel refused the address for good (Results.unreachable): it joined the list
+    unreachable: bool = False
 
 
 class DeadLetterPage(msgspec.Struct, frozen=True):
@@ -361,11 +367,13 @@ class Queue(Protocol):
     retry schedules, dead letters. Urgent batches are read before routine ones."""
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         """Append ``batches`` for fan-out ``step`` of ``wave`` unless that step is already in:
         the batches and the route's cursor move together, so a resumed fan-out never enqueues
         a step twice. False when the step was already there. ``urgent``: in the urgent lane.
-        The wave's :data:`FANNED` counter grows by the batches' messages in the same step."""
+        The wave's :data:`FANNED` counter grows by the batches' messages in the same step.
+        ``suppressed``: the step's recipients on this route left out (on the suppression
+        list), added to the wave's ``suppressed`` counter with the step, once."""
 
     async def cursor(self, route: str, wave: str) -> int:
         """The last fan-out step of ``wave`` enqueued on ``route`` (-1: none)."""
@@ -496,6 +504,30 @@ class RecipientIndex(Protocol):
         whatever the count of waves."""
 
 
+class SuppressionStore(Protocol):
+    """Each channel's suppression list (:mod:`dispatcher.domain.suppression`)."""
+
+    async def add(self, entries: list[Suppression]) -> int:
+        """Put ``entries`` on their channels' lists (an entry already there is replaced: its
+        reason and date are the new ones); returns how many numbers were not on them."""
+
+    async def remove(self, channel: Channel, number: str) -> Suppression | None:
+        """Take ``number`` off the channel's list; its entry, None if it was not on it."""
+
+    async def mask(self, channel: Channel, numbers: list[str]) -> list[bool]:
+        """Whether each of ``numbers`` is on the channel's list: one command, whatever their
+        count (the fan-out asks it once per step)."""
+
+    async def lookup(self, number: str) -> list[Suppression]:
+        """The entries of ``number`` on every channel's list."""
+
+    async def count(self, channel: Channel) -> int: ...
+
+    async def page(self, channel: Channel, cursor: str = "",
+                   limit: int = 100) -> SuppressionPage:
+        """The channel's entries in the order of their numbers, from after ``cursor``."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -547,6 +579,9 @@ class Store(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def suppressions(self) -> SuppressionStore: ...
 
     @property
     def webhook_seen(self) -> SeenIds:

@@ -6,10 +6,10 @@ together share a hash tag (the part in braces): a route's stream, retry schedule
 ``{r:<route>}``; a wave's sent bitmap, counters and lists of routes ``{w:<wave>}``; the level
 and its history ``{level}``; the situation record and its history ``{situation}``; the plan's
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
-descriptions ``{audience}``; campaigns and their revisions ``{campaigns}``; waves and their
-states ``{waves}``; incoming messages and opt-outs ``{incoming}``. The other keys are each
-read and written alone (an audience's chunks, the skipped slots, an hour of channel message ids,
-a lease), so they need no tag.
+descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
+their revisions ``{campaigns}``; waves and their states ``{waves}``; incoming messages and
+opt-outs ``{incoming}``. The other keys are each read and written alone (an audience's chunks,
+the skipped slots, an hour of channel message ids, a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -40,6 +40,18 @@ OPENINGS = f"{PREFIX}:{{waves}}:openings"  # hash: "<level>:<channel>" -> the la
 OPENING_REVISIONS = f"{PREFIX}:{{waves}}:openings:revisions"  # hash: same field -> revision
 INCOMING = f"{PREFIX}:{{incoming}}"  # stream: messages and events from citizens, trimmed by age
 INCOMING_OPT_OUTS = f"{PREFIX}:{{incoming}}:opt-outs"  # stream: the opt-outs handed on
+
+
+def suppressed(channel: str) -> str:
+    """Hash: number -> its suppression entry on ``channel`` (read per fan-out step)."""
+    return f"{PREFIX}:{{supp:{channel}}}"
+
+
+def suppressed_order(channel: str) -> str:
+    """Sorted set (all scores 0): the numbers of :func:`suppressed`, for pages in order."""
+    return f"{PREFIX}:{{supp:{channel}}}:order"
+
+
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 ZALO_TOKENS = f"{PREFIX}:zalo-tokens"  # the Zalo OA's access and refresh tokens (JSON)
 ZALO_RENEWAL = "zalo-tokens"  # the lease (lease(ZALO_RENEWAL)) held by the one renewing them

@@ -29,6 +29,7 @@ from dispatcher.domain.model import (
 from dispatcher.store import deadletters
 from dispatcher.store.base import (
     FANNED,
+    SUPPRESSED,
     UNFANNED,
     AudienceChunk,
     AudienceMeta,
@@ -44,6 +45,7 @@ from dispatcher.store.incoming import MemoryIncoming
 from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
+from dispatcher.store.suppressions import MemorySuppressions
 from dispatcher.store.textedits import MemoryPlanTexts
 
 
@@ -320,7 +322,7 @@ class MemoryQueue:
         r.arrived.set()
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         r = self._route(route)
         if r.cursor.get(wave, -1) >= step:
             return False
@@ -329,6 +331,8 @@ class MemoryQueue:
         r.cursor[wave] = step
         counters = self._waves.counters.setdefault(wave, {})
         counters[FANNED] = counters.get(FANNED, 0) + sum(len(b.ids) for b in batches)
+        if suppressed:
+            counters[SUPPRESSED] = counters.get(SUPPRESSED, 0) + suppressed
         return True
 
     async def cursor(self, route: str, wave: str) -> int:
@@ -583,6 +587,7 @@ class MemoryStore:
         self.audiences.numbers = self.recipients
         self.receipts = MemoryReceipts(self.queue, self.waves, self.recipients)
         self.webhook_seen = MemorySeen()
+        self.suppressions = MemorySuppressions()
 
     async def aclose(self) -> None:
         return None

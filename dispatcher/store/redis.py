@@ -37,7 +37,6 @@ from dispatcher.domain.model import (
 )
 from dispatcher.store import deadletters, keys
 from dispatcher.store.base import (
-    FANNED,
     UNFANNED,
     AudienceChunk,
     AudienceMeta,
@@ -55,6 +54,7 @@ from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipe
 from dispatcher.store.recipients import RedisRecipients, write_numbers
 from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
+from dispatcher.store.suppressions import RedisSuppressions
 from dispatcher.store.textedits import RedisPlanTexts
 
 _enc = msgspec.msgpack.Encoder()
@@ -73,14 +73,16 @@ _remote = msgspec.msgpack.Decoder(tuple[str, int, int])
 REMOTE_ID_HOURS = 48  # receipts are matched for this long (the default validity: two days)
 
 # KEYS: stream, cursor, the wave's counters (its progress; on a cluster, the route's counters of
-# the wave). ARGV: wave, step, "fanned", messages, batch... Appends the batches and counts their
-# messages only if the step is new.
+# the wave, keys.route_progress). ARGV: wave, step, messages, suppressed, batch... Appends the
+# batches, moves the cursor and counts the step's messages ("fanned") and the recipients it left
+# out as suppressed, only if the step is new: a resumed fan-out counts each step once.
 _ENQUEUE = """
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
 if last >= tonumber(ARGV[2]) then return 0 end
 for i = 5, #ARGV do redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'fanned', ARGV[3])
+if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[3], 'suppressed', ARGV[4]) end
 return 1
 """
 
@@ -696,17 +698,17 @@ class RedisQueue:
         return stream
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         await self._group(route)
         payloads = [_enc.encode(b) for b in batches]
-        if self._cluster:  # the count is kept with the route, in the step's own write
+        if self._cluster:  # the counts are kept with the route, in the step's own write
             counters = keys.route_progress(route, wave)
-            await self._r.sadd(keys.wave_routes(wave), route)  # so that progress() sums it
+            await self._r.sadd(keys.wave_routes(wave), route)  # so that progress() sums them
         else:
             counters = keys.progress(wave)
         done = await self._enqueue(keys=[_stream(route, urgent), keys.cursor(route), counters],
-                                   args=[wave, step, FANNED, sum(len(b.ids) for b in batches),
-                                         *payloads])
+                                   args=[wave, step, sum(len(b.ids) for b in batches),
+                                         suppressed, *payloads])
         return bool(done)
 
     async def cursor(self, route: str, wave: str) -> int:
@@ -1067,6 +1069,7 @@ class RedisStore:
         self.receipts = RedisReceipts(self.client)
         self.recipients = RedisRecipients(self.client, isinstance(self.client, RedisCluster))
         self.webhook_seen = RedisSeen(self.client, "webhook")
+        self.suppressions = RedisSuppressions(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()

@@ -16,8 +16,10 @@ from dispatcher.domain import smstext
 from dispatcher.domain.errors import ConfigError, StoreUnavailable
 from dispatcher.domain.incoming import FOLLOW, OPT_OUT, UNFOLLOW, Incoming, Keywords
 from dispatcher.domain.model import Channel
+from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.optout import OptOut
-from dispatcher.engine.incoming import IncomingIntake, recorder
+from dispatcher.engine.incoming import IncomingIntake
+from dispatcher.engine.suppressions import opt_out_handler
 from dispatcher.service.settings import load_settings
 from dispatcher.store import MemoryStore
 
@@ -60,12 +62,16 @@ async def test_a_batch_is_stored_counted_and_its_opt_outs_handed_on_once() -> No
     assert intake.pending == 0
 
 
-async def test_the_recorder_keeps_opt_outs_in_the_store() -> None:
+async def test_opt_outs_are_recorded_and_their_numbers_suppressed(numbering: Numbering) -> None:
     store = MemoryStore()
-    intake = IncomingIntake(store, Keywords(["HUY"]), recorder(store))
+    intake = IncomingIntake(store, Keywords(["HUY"]), opt_out_handler(store, numbering))
     intake.add(items())
     await intake.take_now()
     assert [o.number for o in await store.incoming.opt_outs()] == ["u-7", "84912340001"]
+    (entry,) = await store.suppressions.lookup("84912340001")
+    assert (entry.channel, entry.reason, entry.source) == (Channel.SMS, "keyword:HUY", "opt_out")
+    # "u-7" is no Zalo user id Zalo gives (digits): recorded, not listed
+    assert await store.suppressions.mask(Channel.ZALO, ["u-7"]) == [False]
 
 
 async def test_one_store_call_per_batch() -> None:
@@ -124,9 +130,9 @@ def test_past_max_held_the_oldest_are_dropped_and_counted() -> None:
     assert intake.pending == 3 and intake.dropped == 2
 
 
-async def test_replies_from_the_smsc_reach_the_store(smsc: Smsc) -> None:
+async def test_replies_from_the_smsc_reach_the_store(smsc: Smsc, numbering: Numbering) -> None:
     store = MemoryStore()
-    intake = IncomingIntake(store, Keywords(["TU CHOI"]), recorder(store))
+    intake = IncomingIntake(store, Keywords(["TU CHOI"]), opt_out_handler(store, numbering))
     adapter = SmppAdapter({"default": LinkConfig(host="127.0.0.1", port=smsc.port,
                                                  system_id="loa", bind_wait=2.0)},
                           on_incoming=intake.add)

@@ -353,11 +353,12 @@ class CrashingQueue(RedisQueue):
         self.calls = 0
 
     async def enqueue(self, route: str, wave: str, step: int, batches: list[Batch], *,
-                      urgent: bool = False) -> bool:
+                      urgent: bool = False, suppressed: int = 0) -> bool:
         self.calls += 1
         if self.calls == self.crash_at:
             raise ConnectionError("simulated crash in the middle of a fan-out step")
-        return await super().enqueue(route, wave, step, batches, urgent=urgent)
+        return await super().enqueue(route, wave, step, batches, urgent=urgent,
+                                     suppressed=suppressed)
 
 
 async def test_fan_out_resumes_after_a_crash_between_steps(

@@ -58,6 +58,10 @@ SEMANTIC_REFUSALS = {
     "POST /v1/preview": ("text: ", "texts.sms: "),
     # the list is the body, CSV or JSON by its Content-Type: not described by a JSON schema
     "POST /v1/lists": ("content-type: ", "body: "),
+    # the number as people write it, a reason on one line, a channel in the path
+    "GET /v1/suppressions": ("channel: ",),
+    "POST /v1/suppressions": ("number: ", "reason: "),
+    "DELETE /v1/suppressions/{channel}/{number}": ("number: ", "reason: ", "channel: "),
 }
 
 
@@ -248,6 +252,8 @@ OPERATIONS = {
     "GET /v1/recipients/{number}",
     "POST /v1/lists", "GET /v1/lists", "GET /v1/lists/{list_id}",
     "GET /v1/incoming",
+    "GET /v1/suppressions", "GET /v1/suppressions.csv", "POST /v1/suppressions",
+    "DELETE /v1/suppressions/{channel}/{number}",
 }
 
 

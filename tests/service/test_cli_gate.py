@@ -31,6 +31,8 @@ CHANGES = [
     ("situation", "set", "--cases-today", "1", "--cases-total", "2", "--hotline", "1900 9095"),
     ("plan", "texts", "propose", "--level", "4", "--channel", "sms", "--text", "Goi {hotline}"),
     ("plan", "texts", "approve", "txt-1"),
+    ("suppression", "add", "0912345678", "--channel", "sms", "--reason", "asked"),
+    ("suppression", "remove", "0912345678", "--channel", "sms", "--reason", "by mistake"),
 ]
 
 

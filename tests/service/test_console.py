@@ -22,6 +22,7 @@ from dispatcher.domain.model import CampaignState, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.domain.suppression import SOURCES
 from dispatcher.engine.recipients import OUTCOMES
 from dispatcher.service import console
 from dispatcher.service.api import ApiConfig, create_app
@@ -193,6 +194,7 @@ def test_the_dictionaries_cover_every_string() -> None:
     used |= {f"channel.{c}" for c in Channel} | {f"weekday.{d}" for d in range(7)}
     used |= {f"recipient.outcome.{o}" for o in OUTCOMES}
     used |= {f"incoming.kind.{k}" for k in INCOMING_KINDS}
+    used |= {f"supp.source.{s}" for s in SOURCES}
     used |= set(re.findall(r'"(action\.\w+)"', script))
     used |= {"preview.gsm7", "preview.ucs2", "new.need_title", "new.need_channel",
              "new.need_text", "new.need_max_parts"}

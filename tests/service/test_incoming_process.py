@@ -1,5 +1,6 @@
 """A process's wiring: its SMPP binds hand subscribers' messages to the engine's intake, which
-keeps them with the settings' retention and keywords and records their opt-outs."""
+keeps them with the settings' retention and keywords, records their opt-outs and puts their
+numbers on the suppression list."""
 
 from __future__ import annotations
 
@@ -49,3 +50,6 @@ async def test_the_process_keeps_replies_with_its_settings(
     assert kinds == {"84912345678": "opt_out", "84912345679": "reply"}
     assert [(o.number, o.reason) for o in await store.incoming.opt_outs()] == [
         ("84912345678", "keyword:NGUNG")]
+    # the opt-out's number is on the SMS suppression list: routine waves skip it
+    assert await store.suppressions.mask(Channel.SMS, ["84912345678", "84912345679"]) == [
+        True, False]

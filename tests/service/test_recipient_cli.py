@@ -14,6 +14,7 @@ from dispatcher.domain.audience import Recipient
 from dispatcher.domain.model import Campaign, Channel, Wave, WaveState
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.province import Province
+from dispatcher.domain.suppression import Suppression
 from dispatcher.store import RedisStore
 from tests.conftest import imported
 from tests.service.test_api import audience_file  # noqa: F401 - a fixture
@@ -62,3 +63,33 @@ def test_recipient_says_what_the_waves_did(
     assert status == 2 and "in no audience" in err and len(err.splitlines()) == 1
     status, _, err = run(capsys, "recipient", r.msisdn, "--days", "0", "--redis", redis_url)
     assert status == 2 and "--days" in err
+
+
+def test_recipient_says_where_the_number_is_suppressed(
+        capsys: pytest.CaptureFixture[str], redis_url: str, audience_file: Path,  # noqa: F811
+        numbering: Numbering, province: Province) -> None:
+    seeded(redis_url, audience_file, numbering, province)
+
+    async def listed() -> str:
+        store = RedisStore(redis_url)
+        try:
+            meta = await store.audiences.meta()
+            assert meta is not None
+            chunk = (await store.audiences.chunks(meta.version, [meta.groups[0].chunks[0]]))[0]
+            number = chunk.recipients[1].msisdn  # the wave did not send it
+            await store.suppressions.add([
+                Suppression(Channel.SMS, number, 'keyword "TU CHOI"', 1.0, source="opt_out")])
+            return number
+        finally:
+            await store.aclose()
+
+    number = asyncio.run(listed())
+    status, out, err = run(capsys, "recipient", number, "--redis", redis_url, "--json")
+    assert status == 0, err
+    view = json.loads(out)
+    assert [(w["wave"], w["outcome"]) for w in view["waves"]] == [("c-1-sms", "suppressed")]
+    assert [e["channel"] for e in view["suppressed"]] == ["sms"]
+    status, out, _ = run(capsys, "recipient", number, "--redis", redis_url)
+    assert status == 0
+    assert out.splitlines()[1] == 'suppressed on sms (opt_out): keyword "TU CHOI"'
+    assert "sms   suppressed  c-1-sms" in out

@@ -16,7 +16,8 @@ from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.engine.incoming import IncomingIntake, recorder
+from dispatcher.engine.incoming import IncomingIntake
+from dispatcher.engine.suppressions import opt_out_handler
 from dispatcher.service.api import ApiConfig, create_app
 from dispatcher.service.settings import Settings
 from dispatcher.service.zalo_receipts import to_matcher
@@ -55,7 +56,7 @@ def test_the_verifier_reads_user_events() -> None:
 async def test_user_events_are_stored_once_with_their_opt_outs(
         tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
     store = MemoryStore()
-    intake = IncomingIntake(store, Keywords(["HUY", "TU CHOI"]), recorder(store))
+    intake = IncomingIntake(store, Keywords(["HUY", "TU CHOI"]), opt_out_handler(store, numbering))
     delivered: list[Any] = []
     api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"), zalo_app_id=APP_ID,
                     zalo_oa_secret=OA_SECRET)

@@ -557,7 +557,8 @@ def _same(campaign: Campaign, data: CampaignCreate) -> bool:
     return (campaign.title == data.title.strip() and campaign.channels == data.channels
             and campaign.texts == data.resolved_texts() and campaign.selector == data.selector
             and campaign.priority == data.priority
-            and campaign.audience_list == data.audience_list)
+            and campaign.audience_list == data.audience_list
+            and campaign.public_safety == data.public_safety)
 
 
 async def _replay(s: Services, campaign_id: str, data: CampaignCreate) -> Campaign | None:
@@ -600,7 +601,8 @@ async def create_campaign(
                 subject=data.subject, strip_diacritics=data.strip_diacritics,
                 campaign_id=campaign_id, start_at=data.start_at, sms_fallback=data.sms_fallback,
                 max_parts=data.max_parts, zns=zns.message(data.zns_template, data.zns_params),
-                over_quota=data.over_quota, audience_list=data.audience_list)
+                over_quota=data.over_quota, audience_list=data.audience_list,
+                public_safety=data.public_safety)
         except StateError:
             if key_id is not None:  # the same key, at the same moment
                 replayed = await _replay(s, key_id, data)
@@ -613,7 +615,8 @@ async def create_campaign(
               "selector": msgspec.to_builtins(data.selector), "priority": data.priority,
               "start_at": msgspec.to_builtins(data.start_at),
               "sms_fallback": data.sms_fallback, "over_quota": data.over_quota,
-              "audience_list": data.audience_list, "idempotency_key": idempotency_key}
+              "audience_list": data.audience_list, "public_safety": data.public_safety,
+              "idempotency_key": idempotency_key}
     campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
                               after=lambda c: {"state": c.state, "audience_size": c.audience_size})
     return campaign
@@ -648,7 +651,7 @@ async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDeta
             wave=wave.id, state=str(state_) if state_ is not None else "unknown", total=p.total,
             queued=p.queued, sent=p.sent, delivered=p.delivered, failed=p.failed,
             retrying=p.retrying, dead_lettered=p.dead_letters, cancelled=p.cancelled,
-            fallback=p.fallback, rate=round(rate, 3),
+            fallback=p.fallback, suppressed=p.suppressed, rate=round(rate, 3),
             eta_seconds=round(eta, 1) if eta is not None else None,
             **_quota_progress(wave, p))
     return CampaignDetail(campaign=campaign, progress=progress)
@@ -873,7 +876,9 @@ async def preview(request: Request[Any, Any, Any], state: State,
                    channels=channels, sms=sms,
                    zns=None if typed is None else zns_check.preview(
                        s.settings.zalo, typed, s.clock().astimezone(VN).date()),
-                   zalo=await _zalo_capacity(s, data, zalo.recipients) if zalo else None)
+                   zalo=await _zalo_capacity(s, data, zalo.recipients) if zalo else None,
+                   suppressed={c: await s.store.suppressions.count(c) for c in data.channels},
+                   public_safety=data.public_safety)
 
 
 async def _zalo_capacity(s: Services, data: PreviewRequest, recipients: int) -> ZaloCapacity:
@@ -947,6 +952,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         plantexts,
         recipients,
         situation,
+        suppressions,
     )
 
     audit = audit or AuditLog(Path(api_config.audit_log))
@@ -972,7 +978,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
                                    *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES,
-                                   *incoming.SCHEMA_TYPES], {
+                                   *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -988,6 +994,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
                         *recipients.ROUTES, *lists.ROUTES, *incoming.ROUTES,
+                        *suppressions.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

@@ -106,6 +106,8 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     over_quota: OverQuota | None = None
     # an uploaded list's id (POST /v1/lists): the whole list, not the province's audience
     audience_list: Annotated[str, Meta(max_length=100)] = ""
+    # a public-safety alert: its waves reach the numbers on the suppression lists too
+    public_safety: bool = False
 
     def resolved_texts(self) -> dict[Channel, str]:
         return {c: self.texts.get(c) or self.text for c in self.channels}
@@ -129,6 +131,7 @@ class ChannelProgress(msgspec.Struct, frozen=True, omit_defaults=True):
     fallback: int
     rate: float
     eta_seconds: float | None
+    suppressed: int = 0  # not sent: on the channel's suppression list (fan-out)
     over_quota: int | None = None  # Zalo: recipients beyond the OA's quota at the wave's start
     quota_unknown: bool | None = None  # Zalo: the quota could not be read at the wave's start
 
@@ -153,6 +156,7 @@ class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     sms_fallback: bool = False
     over_quota: OverQuota | None = None
     audience_list: Annotated[str, Meta(max_length=100)] = ""  # an uploaded list's recipients
+    public_safety: bool = False  # the suppression lists: reached (true) or skipped
 
 
 class RoutePreview(msgspec.Struct, frozen=True):
@@ -208,6 +212,10 @@ class Preview(msgspec.Struct, frozen=True):
     sms: SmsPreview | None = None
     zns: ZnsPreview | None = None  # the typed ZNS template and its values, as sent today
     zalo: ZaloCapacity | None = None  # with zalo among the channels
+    # the numbers on each channel's suppression list: skipped, or reached by a public-safety
+    # alert (``public_safety``, as asked)
+    suppressed: dict[Channel, int] = {}
+    public_safety: bool = False
 
 
 class Me(msgspec.Struct, frozen=True):

@@ -35,13 +35,14 @@ from dispatcher.service.cli import (
     service,
     situation,
     stop,
+    suppression,
     text,
     zalo,
 )
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
 GROUPS = (plan, number, text, audience, lists, level, situation, campaign, deadletters, recipient,
-          incoming, stop, service, api, audit, zalo)
+          incoming, suppression, stop, service, api, audit, zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 

@@ -62,6 +62,9 @@ def register(sub: Any) -> None:
                         help="send at once, outside the sending hours too")
     create.add_argument("--sms-fallback", action="store_true",
                         help="recipients Zalo cannot reach get the text by SMS")
+    create.add_argument("--public-safety", action="store_true",
+                        help="a public-safety alert: reach the numbers on the suppression "
+                             "lists too (every other campaign skips them)")
     create.add_argument("--over-quota", choices=[p.value for p in OverQuota], default=None,
                         help="Zalo recipients beyond the OA's daily quota: sms (at once, needs "
                              "--sms-fallback) or wait for the reset (default: sms when "
@@ -148,7 +151,8 @@ def cmd_create(args: argparse.Namespace) -> int:
                                   selector=selector, priority=priority, owner=args.owner,
                                   sms_fallback=args.sms_fallback, max_parts=args.max_parts,
                                   zns_template=args.zns_template, zns_params=params,
-                                  over_quota=over_quota, audience_list=audience_list)
+                                  over_quota=over_quota, audience_list=audience_list,
+                                  public_safety=args.public_safety)
             _, answer = await gate.call(via, "POST", "/v1/campaigns", body)
             return msgspec.convert(answer, Campaign)
         store, campaigns = _open(args)
@@ -158,9 +162,11 @@ def cmd_create(args: argparse.Namespace) -> int:
                 created_by=via.user, now=dt.datetime.now(dt.UTC), selector=selector,
                 priority=priority, owner=args.owner, sms_fallback=args.sms_fallback,
                 max_parts=args.max_parts, zns=zns.message(args.zns_template, params),
-                over_quota=over_quota, audience_list=audience_list),
+                over_quota=over_quota, audience_list=audience_list,
+                public_safety=args.public_safety),
                 {"title": args.title, "text": args.text,
-                 "channels": [c.value for c in channels], "audience_list": audience_list})
+                 "channels": [c.value for c in channels], "audience_list": audience_list,
+                 "public_safety": args.public_safety})
         finally:
             await store.aclose()
 

@@ -1,5 +1,5 @@
 """The one gate of the state-changing verbs (``campaign create|approve|pause|resume|cancel``,
-``level set|confirm``, ``stop``, ``dead-letters replay``,
+``level set|confirm``, ``stop``, ``dead-letters replay``, ``suppression add|remove``,
 ``plan texts propose|approve|reject``): they go through the Loa API with a
 token, like any client, so the API's roles, approval rules and audit log apply to them.
 

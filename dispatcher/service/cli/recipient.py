@@ -69,6 +69,8 @@ def cmd_recipient(args: argparse.Namespace) -> int:
               f"{'on Zalo' if row.zalo else 'not on Zalo'}"
               f"{', e-mail' if row.email else ''} (audience {row.audience_version})",
               markup=False)
+    for e in view.suppressed:
+        out.print(f"suppressed on {e.channel} ({e.source}): {visible(e.reason)}", markup=False)
     if not view.waves:
         out.print(f"no wave targeted it in the last {view.days} days", markup=False)
     for w in view.waves:

@@ -53,6 +53,8 @@
     textDrafts: new Map(),  // version id -> the decision's reason being typed
     recipient: null,      // GET /v1/recipients/{number}: the last number looked up
     incoming: {cursor: "", cursors: [], page: null},  // GET /v1/incoming: the page shown
+    // GET /v1/suppressions: a channel's suppression list, page by page (operators)
+    supp: {channel: "sms", cursor: "", cursors: [], page: null},
   };
 
   const $ = (id) => document.getElementById(id);
@@ -290,6 +292,7 @@
     state.recipient = null;
     state.incoming = {cursor: "", cursors: [], page: null};
     $("incoming-rows").replaceChildren();
+    state.supp = {channel: "sms", cursor: "", cursors: [], page: null};
     state.situationHistory = [];
     state.situationDirty = false;
     state.dead = {wave: null, cursor: "", cursors: [], page: null, result: null};
@@ -314,12 +317,13 @@
       $("who-role").textContent = t(`role.${state.me.role}`);
     } else {
       for (const id of ["view-level", "view-situation", "view-campaigns", "view-new", "view-dead",
-        "view-audit", "view-recipient", "view-incoming"]) {
+        "view-audit", "view-recipient", "view-incoming", "view-suppressions"]) {
         $(id).hidden = true;
       }
     }
     $("tab-new").hidden = !can("operator");
     $("tab-audit").hidden = !can("admin");
+    $("tab-suppressions").hidden = !can("operator");
     $("campaigns-new").hidden = !can("operator");
     $("level-form-card").hidden = !can("operator");
     $("situation-form-card").hidden = !can("operator");
@@ -332,6 +336,7 @@
     level: "view-level", situation: "view-situation", campaigns: "view-campaigns",
     new: "view-new", dead: "view-dead", audit: "view-audit", recipient: "view-recipient",
     incoming: "view-incoming",
+    suppressions: "view-suppressions",
   };
   const DEAD_HASH = "dead-letters/";  // #dead-letters/<wave>: a wave's dead letters
 
@@ -344,7 +349,8 @@
       name = "dead";
     }
     if (!(name in VIEWS) || (name === "new" && !can("operator"))
-        || (name === "audit" && !can("admin")) || (name === "dead" && !wave)) name = "level";
+        || (name === "audit" && !can("admin")) || (name === "dead" && !wave)
+        || (name === "suppressions" && !can("operator"))) name = "level";
     for (const [key, id] of Object.entries(VIEWS)) $(id).hidden = key !== name;
     for (const key of Object.keys(VIEWS)) {
       const tab = $(`tab-${key}`);
@@ -363,6 +369,7 @@
     if (name === "audit") loadAudit();
     if (name === "new") loadLists();
     if (name === "incoming") loadIncoming();
+    if (name === "suppressions") loadSupp();
     if (focus) {
       const heading = $(VIEWS[name]).querySelector("h1");
       heading.setAttribute("tabindex", "-1");
@@ -383,6 +390,7 @@
     renderSituationHistory();
     renderDead();
     renderRecipient();
+    renderSupp();
     fillLevelForm();
     fillDistricts();
     fillLists();
@@ -1356,14 +1364,18 @@
       note: () => t("dead.confirm_note"), label: () => t("dead.reason_label"),
       help: () => t("dead.reason_help"), yes: () => t("dead.confirm_yes"), danger: false,
       focusBack: () => $("dead-replay")},
+    unsuppress: {title: () => t("supp.confirm_title", {number: state.reasonAction.number}),
+      text: () => t("supp.confirm_text", {channel: t(`channel.${state.reasonAction.channel}`)}),
+      note: () => "", label: () => t("supp.reason_label"), help: () => t("supp.reason_help"),
+      yes: () => t("supp.confirm_yes"), danger: true, focusBack: () => $("supp-channel")},
   };
 
-  function askReason(kind, id) {
+  function askReason(kind, id, extra) {
     const spec = REASON_ACTIONS[kind];
     const entry = id ? state.cards.get(id) : undefined;
     if (id && !entry) return;
     const c = entry ? entry.campaign : null;
-    state.reasonAction = {kind, id, wave: state.dead.wave};
+    state.reasonAction = {kind, id, wave: state.dead.wave, ...(extra || {})};
     $("reason-dialog-title").textContent = spec.title(c);
     $("reason-dialog-text").textContent = spec.text(c);
     $("reason-dialog-note").textContent = spec.note(c);
@@ -1414,6 +1426,11 @@
       } else if (action.kind === "lift") {
         state.stop = await api("DELETE", "/v1/stop", {reason});
         done = t("lift.done");
+      } else if (action.kind === "unsuppress") {
+        await api("DELETE", `/v1/suppressions/${encodeURIComponent(action.channel)}/`
+          + encodeURIComponent(action.number), {reason});
+        done = t("supp.removed", {number: action.number,
+          channel: t(`channel.${action.channel}`)});
       } else if (action.kind === "replay") {
         const answer = await api("POST",
           `/v1/waves/${encodeURIComponent(action.wave)}/dead-letters/replay`, {reason});
@@ -1451,6 +1468,7 @@
       renderDead();
       loadDead();
     }
+    if (action.kind === "unsuppress") loadSupp();
     poll();
   }
 
@@ -1659,6 +1677,7 @@
         failed: number(p.dead_lettered)})];
     if (live && p.retrying > 0) parts.push(t("campaign.retrying", {n: number(p.retrying)}));
     if (p.fallback > 0) parts.push(t("campaign.fallback", {n: number(p.fallback)}));
+    if (p.suppressed > 0) parts.push(t("campaign.suppressed", {n: number(p.suppressed)}));
     if (p.over_quota > 0) parts.push(t("campaign.over_quota", {n: number(p.over_quota)}));
     if (p.quota_unknown) parts.push(t("campaign.quota_unknown"));
     const notSent = live ? p.cancelled : p.total - done;
@@ -1679,7 +1698,8 @@
     return row;
   }
 
-  const handled = (p) => p.sent + p.dead_lettered;
+  // suppressed: left out at fan-out (on the suppression list): handled, not sent
+  const handled = (p) => p.sent + p.dead_lettered + (p.suppressed || 0);
 
   function measuredRate(samples) {
     if (!samples || samples.length < 2) return null;
@@ -1762,6 +1782,7 @@
       strip_diacritics: $("new-strip").checked,
       max_parts: Number($("new-max-parts").value),
       sms_fallback: channels.includes("zalo") && $("new-fallback").checked,
+      public_safety: $("new-public-safety").checked,
       subject: channels.includes("email") ? $("new-subject").value.trim() : "",
       owner: $("new-owner").value.trim(),
       zns_template: channels.includes("zalo") ? $("new-zns-template").value.trim() : "",
@@ -1782,7 +1803,7 @@
   const previewBody = (b) => ({text: b.text, channels: b.channels, selector: b.selector,
     strip_diacritics: b.strip_diacritics, max_parts: b.max_parts, priority: b.priority,
     sms_fallback: b.sms_fallback, zns_template: b.zns_template, zns_params: b.zns_params,
-    audience_list: b.audience_list});
+    audience_list: b.audience_list, public_safety: b.public_safety});
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
   function checkForm(body, needTitle) {
@@ -1847,6 +1868,10 @@
   function renderPreview(p, request) {
     $("preview-empty").hidden = true;
     $("preview-body").hidden = false;
+    const listed = Object.values(p.suppressed || {}).reduce((a, n) => a + n, 0);
+    $("preview-suppressed").hidden = listed === 0;
+    $("preview-suppressed").textContent = t("preview.suppressed", {n: number(listed),
+      what: p.public_safety ? t("preview.suppressed_reach") : t("preview.suppressed_skip")});
     const sms = p.sms;
     $("preview-sms").hidden = !sms;
     $("preview-text-wrap").hidden = !sms;
@@ -2119,6 +2144,10 @@
     $("recipient-kind").textContent = t(`kind.${v.row.kind}`);
     $("recipient-carrier").textContent = v.row.carrier;
     $("recipient-zalo").textContent = v.row.zalo ? t("recipient.yes") : t("recipient.no");
+    $("recipient-suppressed").textContent = (v.suppressed || []).length
+      ? v.suppressed.map((e) => t("recipient.suppressed_on",
+        {channel: t(`channel.${e.channel}`), reason: e.reason})).join("; ")
+      : t("recipient.suppressed_none");
     $("recipient-none").hidden = v.waves.length > 0;
     $("recipient-none").textContent = t("recipient.none", {days: v.days});
     $("recipient-table-wrap").hidden = v.waves.length === 0;
@@ -2207,6 +2236,132 @@
     $("incoming-prev").hidden = inc.cursors.length === 0;
   }
 
+  // -- the suppression lists (GET/POST/DELETE /v1/suppressions, operators) -----------------
+
+  const SUPP_PAGE = 50;
+  const SUPP_FIELDS = {channel: "supp-add-channel", number: "supp-add-number",
+    reason: "supp-add-reason"};
+
+  async function loadSupp() {
+    const s = state.supp;
+    const query = new URLSearchParams({channel: s.channel, limit: String(SUPP_PAGE)});
+    if (s.cursor) query.set("cursor", s.cursor);
+    try {
+      s.page = await api("GET", `/v1/suppressions?${query}`);
+    } catch (err) {
+      say(explain(err), "error");
+      return;
+    }
+    renderSupp();
+  }
+
+  function suppPage(step) {
+    const s = state.supp;
+    if (!s.page) return;
+    if (step > 0 && s.page.next_cursor) {
+      s.cursors.push(s.cursor);
+      s.cursor = s.page.next_cursor;
+    } else if (step < 0 && s.cursors.length) {
+      s.cursor = s.cursors.pop();
+    } else {
+      return;
+    }
+    loadSupp();
+  }
+
+  function sourceText(e) {
+    return t(`supp.source.${e.source}`, {by: e.by || ""});
+  }
+
+  function renderSupp() {
+    const s = state.supp;
+    $("supp-channel").value = s.channel;
+    const p = s.page;
+    const channel = t(`channel.${s.channel}`);
+    if (!p) {
+      $("supp-rows").replaceChildren();
+      return;
+    }
+    $("supp-summary").textContent = p.total ? t("supp.summary", {channel, n: number(p.total)})
+      : t("supp.empty", {channel});
+    $("supp-table-wrap").hidden = p.entries.length === 0;
+    const first = s.cursors.length * SUPP_PAGE + 1;
+    $("supp-caption").textContent = t("supp.caption", {from: number(first),
+      to: number(first + p.entries.length - 1), total: number(p.total)});
+    $("supp-rows").replaceChildren(...p.entries.map((e) => {
+      const tr = document.createElement("tr");
+      tr.dataset.number = e.number;
+      cell(tr, e.number);
+      cell(tr, e.reason, e.wave || "");
+      cell(tr, sourceText(e));
+      cell(tr, when(new Date(e.at * 1000).toISOString()));
+      const td = document.createElement("td");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-quiet supp-remove";
+      button.textContent = t("supp.remove");
+      button.setAttribute("aria-label", t("supp.remove_label", {number: e.number}));
+      button.addEventListener("click",
+        () => askReason("unsuppress", undefined, {channel: e.channel, number: e.number}));
+      td.append(button);
+      tr.append(td);
+      return tr;
+    }));
+    $("supp-prev").hidden = s.cursors.length === 0;
+    $("supp-next").hidden = !p.next_cursor;
+  }
+
+  async function addSupp(event) {
+    event.preventDefault();
+    clearInvalid();
+    const body = {channel: $("supp-add-channel").value,
+      number: $("supp-add-number").value.trim(), reason: $("supp-add-reason").value.trim()};
+    for (const [field, id] of [["number", "supp-add-number"], ["reason", "supp-add-reason"]]) {
+      if (!body[field]) {
+        $(id).setAttribute("aria-invalid", "true");
+        $(id).focus();
+        return;
+      }
+    }
+    let added;
+    try {
+      added = await api("POST", "/v1/suppressions", body);
+    } catch (err) {
+      say(explain(err), "error");
+      markInvalid(err, SUPP_FIELDS);
+      return;
+    }
+    $("supp-add-form").reset();
+    $("supp-add-channel").value = added.channel;
+    say(t("supp.added", {number: added.number, channel: t(`channel.${added.channel}`)}), "ok");
+    state.supp = {channel: added.channel, cursor: "", cursors: [], page: null};
+    loadSupp();
+  }
+
+  async function exportSupp() {
+    const channel = state.supp.channel;
+    let r;
+    try {
+      r = await fetch(`/v1/suppressions.csv?channel=${encodeURIComponent(channel)}`, {
+        headers: {"Authorization": `Bearer ${state.token}`}, cache: "no-store",
+        credentials: "omit", redirect: "error"});
+    } catch (e) {
+      say(explain(new ApiError(0, null)), "error");
+      return;
+    }
+    if (!r.ok) {
+      say(explain(new ApiError(r.status, null)), "error");
+      return;
+    }
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await r.blob());
+    link.download = `suppressions-${channel}.csv`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  }
+
   // -- start --------------------------------------------------------------------------------
 
   function wire() {
@@ -2239,6 +2394,14 @@
     $("incoming-refresh").addEventListener("click", () => incomingFrom(0));
     $("incoming-next").addEventListener("click", () => incomingFrom(1));
     $("incoming-prev").addEventListener("click", () => incomingFrom(-1));
+    $("supp-add-form").addEventListener("submit", addSupp);
+    $("supp-channel").addEventListener("change", () => {
+      state.supp = {channel: $("supp-channel").value, cursor: "", cursors: [], page: null};
+      loadSupp();
+    });
+    $("supp-next").addEventListener("click", () => suppPage(1));
+    $("supp-prev").addEventListener("click", () => suppPage(-1));
+    $("supp-export").addEventListener("click", exportSupp);
     $("dead-next").addEventListener("click", () => deadPage(1));
     $("dead-prev").addEventListener("click", () => deadPage(-1));
     $("dead-replay").addEventListener("click", () => askReason("replay"));
