@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -111,18 +112,25 @@ def _config(args: argparse.Namespace) -> SmscConfig:
         raise InputError(str(exc)) from None
 
 
-async def serve(config: SmscConfig, host: str, port: int) -> SmscStats:
-    """Run the simulator until SIGINT or SIGTERM; its counters at the end."""
-    smsc = Smsc(config)
+async def until_stopped(start: Awaitable[None], stop: Callable[[], Awaitable[None]],
+                        host: str, port: int, listening: Callable[[], str]) -> None:
+    """Start a simulator (``start`` listens on ``host:port``), say it is ``listening()`` once
+    SIGINT and SIGTERM are taken, and ``stop`` it at the first of them."""
     try:
-        await smsc.start(host, port)
+        await start
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
-        await until_signal(lambda: print(f"SMSC simulator listening on {smsc.host}:{smsc.port}",
-                                         flush=True))
+        await until_signal(lambda: print(listening(), flush=True))
     finally:
-        await smsc.stop()
+        await stop()
+
+
+async def serve(config: SmscConfig, host: str, port: int) -> SmscStats:
+    """Run the simulator until SIGINT or SIGTERM; its counters at the end."""
+    smsc = Smsc(config)
+    await until_stopped(smsc.start(host, port), smsc.stop, host, port,
+                        lambda: f"SMSC simulator listening on {smsc.host}:{smsc.port}")
     return smsc.stats
 
 
@@ -337,14 +345,8 @@ def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
 async def serve_zalo(config: ZaloSimConfig, host: str, port: int) -> ZaloSimStats:
     """Run the Zalo simulator until SIGINT or SIGTERM; its counters at the end."""
     sim = ZaloSim(config)
-    try:
-        await sim.start(host, port)
-    except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    try:
-        await until_signal(lambda: print(f"Zalo simulator listening on {sim.url}", flush=True))
-    finally:
-        await sim.stop()
+    await until_stopped(sim.start(host, port), sim.stop, host, port,
+                        lambda: f"Zalo simulator listening on {sim.url}")
     return sim.snapshot()
 
 

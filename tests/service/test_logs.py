@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -232,6 +233,19 @@ def test_main_leaves_the_root_logger_as_it_found_it() -> None:
     handlers, level = root.handlers[:], root.level
     assert main(["sim", "smsc", "--port", "70000", "--log-level", "debug"]) == 2
     assert (root.handlers, root.level) == (handlers, level)
+
+
+@pytest.mark.parametrize("simulator", ["smsc", "zalo"])
+def test_a_simulator_on_a_port_in_use_says_so_in_one_line(
+        simulator: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["sim", simulator, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _loa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
