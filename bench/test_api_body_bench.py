@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from dispatcher.service.api.app import _unique_keys
+from dispatcher.service.api.context import _unique_keys
 
 LEVEL = msgspec.json.encode({"level": 4, "reason": "báo cáo 8h của Sở Y tế"})
 CAMPAIGN = msgspec.json.encode({  # about 15 KB: a long text and a long selector

@@ -33,7 +33,7 @@ from dispatcher.domain.province import Province
 from dispatcher.engine.importer import import_audience
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.service.api import ApiConfig, create_app
-from dispatcher.service.api.app import Services
+from dispatcher.service.api.context import Services
 from dispatcher.service.audit import PENDING, read_audit
 from dispatcher.service.auth import Role, TokenEntry, hash_token
 from dispatcher.service.settings import ChannelSettings, EngineSettings, Settings

@@ -13,43 +13,30 @@ detail ``internal error`` and nothing more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
-import math
-import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
 from litestar import Litestar, Request, Response, Router, delete, get, post, put
-from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import (
     HTTPException,
-    NotAuthorizedException,
-    PermissionDeniedException,
-    TooManyRequestsException,
     ValidationException,
 )
-from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
-from litestar.types import Guard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.base import QuotaReader
-from adapters.zalo.webhook import WebhookVerifier
 from dispatcher import __version__
 from dispatcher.domain import smstext, textcheck, zns
 from dispatcher.domain.errors import (
-    AuditUnavailable,
     InputError,
     LoaError,
     NotFound,
@@ -73,16 +60,41 @@ from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
 from dispatcher.engine import approval, campaigntext, numberlists, opening, routing, textedits
-from dispatcher.engine.campaigns import Campaigns, new_campaign_id
+from dispatcher.engine.campaigns import new_campaign_id
 from dispatcher.engine.capacity import Capacity, capacity
 from dispatcher.engine.level import confirm_level, pending_level, propose_level
 from dispatcher.engine.opening import OpeningStatus
 from dispatcher.engine.process import Progress, wave_progress
 from dispatcher.engine.stop import lift, stop_all
-from dispatcher.service import channels as registry
 from dispatcher.service import console, failclosed, zns_check
-from dispatcher.service.api import signin
+from dispatcher.service.api import (
+    deadletters,
+    incoming,
+    lists,
+    plantexts,
+    recipients,
+    situation,
+    suppressions,
+)
 from dispatcher.service.api.config import ApiConfig
+from dispatcher.service.api.context import (
+    ADMIN,
+    APPROVER,
+    AUTH,
+    BEARER,
+    MISSING_FIELD,
+    OPERATOR,
+    VIEWER,
+    Clock,
+    Services,
+    audited_call,
+    caller,
+    errors,
+    optional_body,
+    services_of,
+    strict_body,
+    webhook_for,
+)
 from dispatcher.service.api.openapi import StructDefaultsPlugin, exact_components, use_components
 from dispatcher.service.api.planview import plan_view
 from dispatcher.service.api.problems import (
@@ -118,262 +130,16 @@ from dispatcher.service.api.schemas import (
     WebhookAck,
     ZaloCapacity,
 )
-from dispatcher.service.api.webhook import OnZaloEvents, ZaloWebhook, zalo_webhook
-from dispatcher.service.api.webhook_intake import WebhookIntake
-from dispatcher.service.audit import AuditLog, AuditRecord, audited, read_tail
-from dispatcher.service.auth import Refusal, Role, User
+from dispatcher.service.api.webhook import OnZaloEvents, zalo_webhook
+from dispatcher.service.audit import AuditLog, AuditRecord, read_tail
 from dispatcher.service.channels import Mode
 from dispatcher.service.settings import Settings
-from dispatcher.service.tokenfile import TokenSource
 from dispatcher.store.base import AudienceMeta, Store
-from dispatcher.store.seen import HOUR
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
-T = TypeVar("T")
-
 SCAN_CHUNKS = 64  # audience chunks read per round trip when counting carriers
 READY_TIMEOUT = 2.0
-SHOWN_TOKEN_CHARS = 8  # of a refused token, in the audit log: `loa_` and 4 more
-
-
-def _zalo_webhook(store: Store, api: ApiConfig, on_events: OnZaloEvents | None,
-                  clock: Clock) -> ZaloWebhook:
-    verifier = (WebhookVerifier(api.zalo_app_id, str(api.zalo_oa_secret),
-                                api.zalo_max_age_seconds,
-                                max_ahead_seconds=api.zalo_max_skew_seconds)
-                if api.zalo_app_id and api.zalo_oa_secret else None)
-    # an event may come again (Zalo's tries, a replay) until it is zalo_max_age_seconds old:
-    # its id is kept at least that long after it was taken, and the clock skew more
-    seen = store.webhook_seen
-    seen.keep(math.ceil((api.zalo_max_age_seconds + api.zalo_max_skew_seconds) / HOUR))
-    def now() -> float:
-        return clock().timestamp()
-
-    intake = WebhookIntake(seen, on_events, now, wait=api.zalo_webhook_wait_seconds,
-                           capacity=api.zalo_webhook_queue)
-    return ZaloWebhook(verifier, intake, now)
-
-
-class Services:
-    """What the routes use, kept on ``app.state.services``."""
-
-    def __init__(self, store: Store, settings: Settings, plan: Plan, province: Province,
-                 numbering: Numbering, api: ApiConfig, audit: AuditLog,
-                 on_zalo_events: OnZaloEvents | None, clock: Clock,
-                 tokens_file: Path | None = None, zalo_quota: QuotaReader | None = None) -> None:
-        self.store = store
-        self.settings = settings
-        self.plan = plan
-        self.province = province
-        self.numbering = numbering
-        self.api = api
-        self.audit = audit
-        self.clock = clock
-        self.campaigns = Campaigns(store, settings, province)
-        self.modes = registry.modes(settings)  # which channels send, and how (fail closed)
-        self.tokens = TokenSource(api.tokens, tokens_file, interval=api.token_reload_seconds,
-                                  clock=clock)
-        self.signin = signin.SignInLimiter(api.signin_max_failures, api.signin_window_seconds)
-        self.webhook = _zalo_webhook(store, api, on_zalo_events, clock)
-        # (audience version, selector) -> recipients per carrier: an audience version never
-        # changes, so a count is good for as long as the version is kept
-        self.carrier_counts: dict[tuple[str, bytes], dict[str, int]] = {}
-        self.zalo_quota = zalo_quota  # reads the OA's quota for the preview (None: unknown)
-
-
-ERRORS = {
-    400: "bad input; the message names the field",
-    401: "no bearer token, or an unknown or expired one",
-    403: "the token's role does not allow this (or approving one's own campaign)",
-    404: "no such campaign or wave, or nothing set yet",
-    409: "the campaign's or wave's state (or the store's: no audience) does not allow this",
-    413: "the body is larger than request_max_body_size",
-    422: "a channel of the campaign is not configured in this deployment (the message names it)",
-    500: "not processed; Zalo sends the events again",
-    429: "too many failed sign-ins from this address or with this token prefix "
-         "(Retry-After says when to try again)",
-    503: "the store does not answer",
-}
-BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
-
-
-def errors(*codes: int) -> dict[int, ResponseSpec]:
-    """The OpenAPI description of the error answers ``codes``: problem details each."""
-    return {code: ResponseSpec(Problem, description=ERRORS[code], generate_examples=False,
-                               media_type=PROBLEM_JSON)
-            for code in codes}
-
-
-AUTH = (401, 403, 429)
-
-
-def _services(state: State) -> Services:
-    services: Services = state.services
-    return services
-
-
-# -- authentication and roles ---------------------------------------------------------------------
-
-
-UNAUTHORIZED_DETAIL = {
-    Refusal.MISSING: "missing bearer token (Authorization: Bearer <token>)",
-    Refusal.UNKNOWN: "unknown token",
-    Refusal.EXPIRED: "token expired",
-}
-
-
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
-    """The caller, as their bearer token says; refused (401), or limited (429) after too many
-    failures from their address or with their token's prefix
-    (:mod:`dispatcher.service.api.signin`)."""
-    s = _services(connection.app.state)
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
-    address = connection.client.host if connection.client else "unknown"
-    now = s.clock()
-    keys = signin.keys(address, token)
-    wait = s.signin.retry_after(keys, now)
-    if wait is not None:
-        signin.record(Refusal.LIMITED, address, token)
-        raise TooManyRequestsException(
-            f"too many failed sign-ins; try again in {wait} s",
-            headers={"Retry-After": str(wait)})
-    result = s.tokens.table().authenticate(token, now) if token else Refusal.MISSING
-    if isinstance(result, User):
-        return result
-    s.signin.failed(keys, now)
-    signin.record(result, address, token)
-    raise NotAuthorizedException(UNAUTHORIZED_DETAIL[result],
-                                 headers={"WWW-Authenticate": "Bearer"})
-
-
-def require(role: Role) -> Guard:
-    """A guard letting through callers whose token's role allows ``role``."""
-
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        try:
-            user = _bearer(connection)
-        except NotAuthorizedException as exc:
-            await _record_failed_signin(connection, exc)
-            raise
-        if not user.role.allows(role):
-            raise PermissionDeniedException(f"{user.name} is {user.role}: this needs the "
-                                            f"{role} role or higher")
-        connection.state.user = user
-
-    return guard
-
-
-def known_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Refuse query parameters the route does not take (its ``opt["query"]``): a misspelt
-    ``?limt=5`` is an error, not an option silently ignored."""
-    taken = handler.opt.get("query", ())
-    unknown = sorted(set(connection.query_params) - set(taken))
-    if unknown:
-        takes = f"it takes {', '.join(taken)}" if taken else "it takes none"
-        raise InputError(f"unknown query parameter {', '.join(map(repr, unknown))}; {takes}")
-
-
-VIEWER = [require(Role.VIEWER), known_query]
-OPERATOR = [require(Role.OPERATOR), known_query]
-APPROVER = [require(Role.APPROVER), known_query]
-ADMIN = [require(Role.ADMIN), known_query]
-
-
-_MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]+)`$")
-_AT = re.compile(r" - at `\$\.?(?P<key>[^`]*)`$")
-
-
-async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
-    """The request's JSON body as ``type_``, with JSON's own types only.
-
-    Litestar converts bodies by msgspec's lax rules, where a number is taken for a date (seconds
-    since 1970) and ``"5"`` for an integer; the body it passes has been checked by those rules
-    (unknown and missing fields, bounds), this is the check that every value has its type. A
-    number with no fraction is an integer, whether written ``5`` or ``5.0`` (as JSON Schema says).
-    """
-    try:
-        body = await request.body()
-        raw = msgspec.json.decode(body)
-        _unique_keys(body)
-        return msgspec.convert(_integral(raw), type_, strict=True)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        found = _AT.search(text)
-        if found and found.group("key"):
-            raise InputError(text[:found.start()], field=found.group("key")) from None
-        raise InputError(f"invalid request: {text}") from None
-    except msgspec.DecodeError as exc:
-        raise InputError(f"invalid request: not JSON ({exc})") from None
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise InputError(f"the key {key!r} is given twice in one object", field=key)
-        seen[key] = value
-    return seen
-
-
-def _unique_keys(body: bytes) -> None:
-    """Refuse a JSON body with a key twice in one object (JSON parsers differ on which wins:
-    an intermediary and Loa must not read two different requests). Bodies are small (the
-    request size limit): the standard library's parser with a hook does it."""
-    if body.count(b'"') >= 4:  # fewer quotes: at most one key, nothing to compare
-        json.loads(body, object_pairs_hook=_refuse_duplicates)
-
-
-async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:
-    """The request's JSON body as ``type_`` (:func:`strict_body`), or None when it has none
-    (no bytes, or ``null``)."""
-    body = (await request.body()).strip()
-    if not body or body == b"null":
-        return None
-    return await strict_body(request, type_)
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
-
-
-def _user(request: Request[Any, Any, Any]) -> User:
-    user: User = request.state.user
-    return user
-
-
-async def _audited(request: Request[Any, Any, Any], action: str, target: str,
-                   work: Awaitable[T], detail: dict[str, Any] | None = None,
-                   after: Callable[[T], dict[str, Any] | None] | None = None) -> T:
-    """Record the intent of the call, await ``work``, record its outcome (refused or not,
-    ``after(result)`` its detail); ``work`` is not run when the intent cannot be recorded
-    (503, :func:`dispatcher.service.audit.audited`)."""
-    user = _user(request)
-    return await audited(_services(request.app.state).audit, who=user.name, role=user.role,
-                         action=action, target=target, work=work, detail=detail, after=after)
-
-
-async def _record_failed_signin(connection: ASGIConnection[Any, Any, Any, Any],
-                                exc: NotAuthorizedException) -> None:
-    """A 401 in the audit log: the path, the client, why, and the first characters of the
-    token presented (never the token)."""
-    _, _, token = connection.headers.get("authorization", "").partition(" ")
-    client = connection.client.host if connection.client else ""
-    detail = {"method": connection.scope.get("method", ""), "client": client,
-              "reason": str(exc.detail), "token_prefix": token.strip()[:SHOWN_TOKEN_CHARS]}
-    with contextlib.suppress(AuditUnavailable):  # logged there; the caller is refused anyway
-        await asyncio.to_thread(_services(connection.app.state).audit.write, who="", role="",
-                                action="signin.failed", target=connection.url.path,
-                                outcome="NotAuthorized", detail=detail)
 
 
 # -- errors: RFC 9457 problem details (dispatcher.service.api.problems) ------------------------
@@ -402,7 +168,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
                  if isinstance(item, dict)]
         keyed = [(key if key and key != "data" else None, text) for key, text in keyed]
         field = next((key for key, _ in keyed if key), None)
-        if field is None and len(keyed) == 1 and (missing := _MISSING.search(keyed[0][1])):
+        if field is None and len(keyed) == 1 and (missing := MISSING_FIELD.search(keyed[0][1])):
             field = missing.group("key")  # a required field left out names that field
         if len(keyed) == 1 and field:
             message = f"{field}: {keyed[0][1]}"
@@ -410,7 +176,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
             message = "invalid request: " + "; ".join(
                 f"{key}: {text}" if key else text for key, text in keyed)
     if kind is BODY_TOO_LARGE:
-        limit = _services(request.app.state).api.request_max_body_size
+        limit = services_of(request.app.state).api.request_max_body_size
         message = f"request body too large (the limit is {limit} bytes)"
     if kind.status >= 500:
         log.error("API: HTTP %s: %s", exc.status_code, exc.detail)
@@ -430,7 +196,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
      summary="Who the bearer token belongs to, and its role", security=BEARER,
      responses=errors(400, *AUTH))
 async def me(request: Request[Any, Any, Any]) -> Me:
-    user = _user(request)
+    user = caller(request)
     return Me(user.name, user.role)
 
 
@@ -439,7 +205,7 @@ async def me(request: Request[Any, Any, Any]) -> Me:
              "message; the province's districts",
      security=BEARER, responses=errors(400, *AUTH))
 async def get_plan(state: State) -> PlanView:
-    s = _services(state)
+    s = services_of(state)
     current = await s.store.situation.get()  # the texts as a wave made now would send them
     # the approved texts in force, and those the plan refuses (the file's text goes)
     plan, versions, refused = await textedits.effective_plan(s.store, s.plan)
@@ -454,7 +220,7 @@ async def get_plan(state: State) -> PlanView:
 @get("/v1/level", guards=VIEWER, tags=["level"], summary="The current epidemic level",
      security=BEARER, responses=errors(*AUTH, 404))
 async def get_level(state: State) -> LevelState:
-    current = await _services(state).store.level.get()
+    current = await services_of(state).store.level.get()
     if current is None:
         raise NotFound("no level has been set yet")
     return current
@@ -470,7 +236,7 @@ async def get_level(state: State) -> LevelState:
          **errors(400, *AUTH, 413)})
 async def put_level(request: Request[Any, Any, Any], state: State,
                     data: JSONBody[LevelSet]) -> Response[LevelState | PendingLevel]:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, LevelSet)
     before = await s.store.level.get()
     detail = {**msgspec.to_builtins(data), "before": _level_of(before)}
@@ -478,7 +244,7 @@ async def put_level(request: Request[Any, Any, Any], state: State,
     async def propose() -> LevelState | PendingLevel:
         outcome = await propose_level(
             s.store, s.plan, now=s.clock(), cases=data.cases, level=data.level,
-            reason=data.reason, user=_user(request).name,
+            reason=data.reason, user=caller(request).name,
             confirm_seconds=s.api.level_confirm_seconds, single_person=s.api.level_single_person)
         if isinstance(outcome, PendingLevel):  # the record says it waits, and for which change
             detail.update(pending=outcome.id, proposed=outcome.level)
@@ -490,7 +256,7 @@ async def put_level(request: Request[Any, Any, Any], state: State,
                     "after": _level_of(before)}  # in force until confirmed
         return {"after": _level_of(outcome)}
 
-    outcome = await _audited(request, "level.set", "level", propose(), detail, after=after)
+    outcome = await audited_call(request, "level.set", "level", propose(), detail, after=after)
     return Response(outcome, status_code=202 if isinstance(outcome, PendingLevel) else 200)
 
 
@@ -503,7 +269,7 @@ def _level_of(state: LevelState | None) -> dict[str, Any] | None:
      summary="The level change waiting for its confirmation: who proposed it, why, and until when",
      security=BEARER, responses=errors(400, *AUTH, 404))
 async def get_pending_level(state: State) -> PendingLevel:
-    s = _services(state)
+    s = services_of(state)
     pending = await pending_level(s.store, s.clock())
     if pending is None:
         raise NotFound("no level change waits for a confirmation")
@@ -516,15 +282,15 @@ async def get_pending_level(state: State) -> PendingLevel:
       security=BEARER, responses=errors(400, *AUTH, 409, 413))
 async def confirm_level_change(request: Request[Any, Any, Any], state: State,
                                data: JSONBody[LevelConfirm]) -> LevelState:
-    s = _services(state)
+    s = services_of(state)
     body = await strict_body(request, LevelConfirm)
     pending = await s.store.level.pending()
     before = await s.store.level.get()
     detail: dict[str, Any] = {"reason": body.reason, "id": body.id, "before": _level_of(before)}
     if pending is not None:
         detail["pending"] = msgspec.to_builtins(pending)
-    return await _audited(request, "level.confirm", "level", confirm_level(
-        s.store, s.plan, now=s.clock(), user=_user(request).name, reason=body.reason,
+    return await audited_call(request, "level.confirm", "level", confirm_level(
+        s.store, s.plan, now=s.clock(), user=caller(request).name, reason=body.reason,
         pending_id=body.id), detail, after=lambda now: {"after": _level_of(now)})
 
 
@@ -533,7 +299,7 @@ async def confirm_level_change(request: Request[Any, Any, Any], state: State,
 async def level_history(state: State,
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
                         ) -> list[LevelState]:
-    return await _services(state).store.level.history(limit)
+    return await services_of(state).store.level.history(limit)
 
 
 @get("/v1/level/openings", guards=VIEWER, tags=["level"],
@@ -541,7 +307,7 @@ async def level_history(state: State,
              "and count), damped or missed, and when",
      security=BEARER, responses=errors(*AUTH))
 async def level_openings(state: State) -> list[OpeningStatus]:
-    store = _services(state).store
+    store = services_of(state).store
     return await opening.statuses(store, await store.level.get())
 
 
@@ -578,9 +344,9 @@ async def create_campaign(
     idempotency_key: Annotated[str | None, HeaderParameter(
         name="Idempotency-Key", min_length=1, max_length=200)] = None,
 ) -> Campaign:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, CampaignCreate)
-    user = _user(request)
+    user = caller(request)
     key_id = _idempotent_id(user.name, idempotency_key) if idempotency_key else None
     if key_id is not None:
         replayed = await _replay(s, key_id, data)
@@ -617,7 +383,7 @@ async def create_campaign(
               "sms_fallback": data.sms_fallback, "over_quota": data.over_quota,
               "audience_list": data.audience_list, "public_safety": data.public_safety,
               "idempotency_key": idempotency_key}
-    campaign = await _audited(request, "campaign.create", campaign_id, create(), detail,
+    campaign = await audited_call(request, "campaign.create", campaign_id, create(), detail,
                               after=lambda c: {"state": c.state, "audience_size": c.audience_size})
     return campaign
 
@@ -625,7 +391,7 @@ async def create_campaign(
 @get("/v1/campaigns", guards=VIEWER, tags=["campaigns"], summary="Every campaign, newest first",
      security=BEARER, responses=errors(*AUTH))
 async def list_campaigns(state: State) -> list[Campaign]:
-    campaigns = await _services(state).store.campaigns.all()
+    campaigns = await services_of(state).store.campaigns.all()
     return sorted(campaigns, key=lambda c: c.created_at, reverse=True)
 
 
@@ -633,7 +399,7 @@ async def list_campaigns(state: State) -> list[Campaign]:
      summary="A campaign and its progress per channel",
      security=BEARER, responses=errors(400, *AUTH, 404))
 async def get_campaign(state: State, campaign_id: FromPath[str]) -> CampaignDetail:
-    s = _services(state)
+    s = services_of(state)
     campaign = await s.campaigns.get(campaign_id)
     waves = await s.campaigns.waves(campaign.id)
     states = await s.store.waves.states([w.id for w in waves]) if waves else {}
@@ -669,9 +435,9 @@ def _quota_progress(wave: Wave, p: Progress) -> dict[str, Any]:
       security=BEARER, responses=errors(400, *AUTH, 404, 409))
 async def approve_campaign(request: Request[Any, Any, Any], state: State,
                            campaign_id: FromPath[str]) -> Campaign:
-    s = _services(state)
-    return await _audited(request, "campaign.approve", campaign_id,
-                          s.campaigns.approve(campaign_id, _user(request).name),
+    s = services_of(state)
+    return await audited_call(request, "campaign.approve", campaign_id,
+                          s.campaigns.approve(campaign_id, caller(request).name),
                           after=lambda c: {"state": c.state, "created_by": c.created_by})
 
 
@@ -679,11 +445,11 @@ async def _act(request: Request[Any, Any, Any], state: State, campaign_id: str,
                verb: str) -> Campaign:
     """Pause, resume or cancel ``campaign_id``, with the reason the body gives."""
     body = await optional_body(request, ActionBody) or ActionBody()
-    campaigns = _services(state).campaigns
+    campaigns = services_of(state).campaigns
     action = {"pause": campaigns.pause, "resume": campaigns.resume,
               "cancel": campaigns.cancel}[verb]
-    return await _audited(request, f"campaign.{verb}", campaign_id,
-                          action(campaign_id, user=_user(request).name, reason=body.reason),
+    return await audited_call(request, f"campaign.{verb}", campaign_id,
+                          action(campaign_id, user=caller(request).name, reason=body.reason),
                           {"reason": body.reason})
 
 
@@ -727,7 +493,7 @@ async def cancel_campaign(request: Request[Any, Any, Any], state: State,
      summary="The emergency stop: whether it is on, since when, by whom and why",
      security=BEARER, responses=errors(400, *AUTH))
 async def get_stop(state: State) -> StopState:
-    current = await _services(state).store.stop.get()
+    current = await services_of(state).store.stop.get()
     return current or StopState(active=False, at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
 
 
@@ -737,10 +503,10 @@ async def get_stop(state: State) -> StopState:
       security=BEARER, responses=errors(400, *AUTH, 413))
 async def post_stop(request: Request[Any, Any, Any], state: State,
                     data: JSONBody[StopBody]) -> StopState:
-    s = _services(state)
+    s = services_of(state)
     body = await strict_body(request, StopBody)
-    return await _audited(request, "stop", "everything", stop_all(
-        s.store, now=s.clock(), user=_user(request).name, reason=body.reason),
+    return await audited_call(request, "stop", "everything", stop_all(
+        s.store, now=s.clock(), user=caller(request).name, reason=body.reason),
         {"reason": body.reason})
 
 
@@ -749,10 +515,10 @@ async def post_stop(request: Request[Any, Any, Any], state: State,
         security=BEARER, responses=errors(400, *AUTH, 413))
 async def delete_stop(request: Request[Any, Any, Any], state: State,
                       data: JSONBody[LiftBody | None] = None) -> StopState:
-    s = _services(state)
+    s = services_of(state)
     body = await optional_body(request, LiftBody) or LiftBody()
-    return await _audited(request, "stop.lift", "everything", lift(
-        s.store, now=s.clock(), user=_user(request).name, reason=body.reason),
+    return await audited_call(request, "stop.lift", "everything", lift(
+        s.store, now=s.clock(), user=caller(request).name, reason=body.reason),
         {"reason": body.reason})
 
 
@@ -765,7 +531,7 @@ async def delete_stop(request: Request[Any, Any, Any], state: State,
 async def get_audit(state: State,
                     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
                     ) -> list[AuditRecord]:
-    audit = _services(state).audit
+    audit = services_of(state).audit
     return await asyncio.to_thread(read_tail, audit.path, limit)
 
 
@@ -812,7 +578,7 @@ def _seconds(n: int, tps: float) -> float | None:
       security=BEARER, responses=errors(400, *AUTH, 409, 413))
 async def preview(request: Request[Any, Any, Any], state: State,
                   data: JSONBody[PreviewRequest]) -> Preview:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, PreviewRequest)
     meta = (await numberlists.list_meta(s.store, data.audience_list) if data.audience_list
             else await s.store.audiences.meta())
@@ -908,11 +674,11 @@ async def healthz() -> Health:
      responses=errors(503))
 async def readyz(request: Request[Any, Any, Any], state: State) -> Response[Ready]:
     try:
-        await asyncio.wait_for(_services(state).store.level.get(), READY_TIMEOUT)
+        await asyncio.wait_for(services_of(state).store.level.get(), READY_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - whatever the store raises, it is not ready
         log.warning("readyz: the store does not answer: %s", type(exc).__name__)
         return _problem(request, UNAVAILABLE, "the store does not answer")
-    modes = _services(state).modes
+    modes = services_of(state).modes
     return Response(Ready("ok", channels={c: m.value for c, m in modes.items()},
                           simulated=[c for c, m in modes.items() if m is Mode.SIMULATED]),
                     status_code=200)
@@ -944,17 +710,6 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                zalo_quota: QuotaReader | None = None) -> Litestar:
     """The API as an ASGI application on ``store``; with ``tokens_file`` (the deployment file)
     its tokens are read again when the file changes (:class:`TokenSource`)."""
-    # their routes use this module's helpers, so they are imported here, not at the top
-    from dispatcher.service.api import (  # noqa: PLC0415
-        deadletters,
-        incoming,
-        lists,
-        plantexts,
-        recipients,
-        situation,
-        suppressions,
-    )
-
     audit = audit or AuditLog(Path(api_config.audit_log))
     services = Services(store, settings, plan, province, numbering, api_config, audit,
                         on_zalo_events, clock, tokens_file, zalo_quota)
@@ -1018,7 +773,7 @@ def create_webhook_app(store: Store, api_config: ApiConfig, *,
     """The Zalo webhook alone (``POST /zalo/webhook``), for its own listener
     (``[api] webhook_port``): the public receiver shares no port with the operators' API,
     console and metrics, and answers 404 for everything else."""
-    webhook = _zalo_webhook(store, api_config, on_zalo_events, clock)
+    webhook = webhook_for(store, api_config, on_zalo_events, clock)
     return Litestar(
         route_handlers=[zalo_webhook],
         state=State({"webhook": webhook}),

@@ -18,15 +18,15 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from dispatcher.domain.model import Channel
 from dispatcher.engine import deadletters
 from dispatcher.engine.deadletters import Replay
-from dispatcher.service.api.app import (
+from dispatcher.service.api.context import (
     AUTH,
     BEARER,
     OPERATOR,
     VIEWER,
-    _audited,
-    _services,
+    audited_call,
     errors,
     optional_body,
+    services_of,
 )
 from dispatcher.service.api.schemas import ActionBody
 
@@ -68,7 +68,7 @@ async def list_dead_letters(
         limit: Annotated[int, QueryParameter(ge=1, le=LIMIT_MAX)] = 100,
         cursor: Annotated[str, QueryParameter(max_length=200, pattern=CURSOR)] = "",
         ) -> DeadLetterList:
-    page, total = await deadletters.dead_letters(_services(state).store, wave_id, cursor=cursor,
+    page, total = await deadletters.dead_letters(services_of(state).store, wave_id, cursor=cursor,
                                                  limit=limit)
     letters = [DeadLetterView(d.id, d.addr, d.channel, route, d.attempts, d.reason, d.expired)
                for route, d in page.letters]
@@ -85,8 +85,8 @@ async def replay_dead_letters(request: Request[Any, Any, Any], state: State,
                               wave_id: FromPath[str],
                               data: JSONBody[ActionBody | None] = None) -> Replay:
     body = await optional_body(request, ActionBody) or ActionBody()
-    store = _services(state).store
-    return await _audited(
+    store = services_of(state).store
+    return await audited_call(
         request, "dead_letters.replay", wave_id, deadletters.replay(store, wave_id),
         {"reason": body.reason},
         after=lambda r: {"requeued": r.requeued, "skipped": r.skipped, "covered": r.covered,

@@ -18,7 +18,7 @@ from litestar.params import QueryParameter
 
 from dispatcher.domain.incoming import Incoming
 from dispatcher.domain.model import Channel
-from dispatcher.service.api.app import AUTH, BEARER, VIEWER, _services, errors
+from dispatcher.service.api.context import AUTH, BEARER, VIEWER, errors, services_of
 
 LIMIT_MAX = 500
 CURSOR = r"^([0-9]{1,15}-[0-9]{1,15})?$"  # a stream id (dispatcher.store.incoming)
@@ -68,7 +68,7 @@ async def list_incoming(
         limit: Annotated[int, QueryParameter(ge=1, le=LIMIT_MAX)] = 50,
         cursor: Annotated[str, QueryParameter(max_length=40, pattern=CURSOR)] = "",
         ) -> IncomingList:
-    s = _services(state)
+    s = services_of(state)
     page = await s.store.incoming.page(channel, cursor, limit)
     return IncomingList([view(i) for i in page.items], page.cursor,
                         s.settings.incoming.retention_days)

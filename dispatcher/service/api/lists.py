@@ -26,15 +26,15 @@ from dispatcher.domain.errors import AudienceError, InputError, NotFound, TooLar
 from dispatcher.domain.numberlist import MAX_BYTES, MAX_ROWS
 from dispatcher.engine import numberlists
 from dispatcher.engine.numberlists import ListReport
-from dispatcher.service.api.app import (
+from dispatcher.service.api.context import (
     AUTH,
     BEARER,
     OPERATOR,
     VIEWER,
     Services,
-    _audited,
-    _services,
+    audited_call,
     errors,
+    services_of,
 )
 from dispatcher.store.base import AudienceMeta
 
@@ -97,14 +97,14 @@ async def _import(s: Services, path: Path, fmt: str, version: str, name: str) ->
       opt={"query": ["name"]}, security=BEARER, responses=errors(400, *AUTH, 413))
 async def upload_list(request: Request[Any, Any, Any], state: State,
                       name: Annotated[str, QueryParameter(max_length=200)] = "") -> ListReport:
-    s = _services(state)
+    s = services_of(state)
     textcheck.check_title(name, "name")
     fmt = numberlist.format_of(request.headers.get("content-type", ""))
     with tempfile.TemporaryDirectory(prefix="loa-list-") as folder:
         path = Path(folder) / "body"
         version = numberlists.list_id(await _receive(request, path, fmt))
         detail = {"name": name, "format": fmt, "bytes": path.stat().st_size}
-        return await _audited(request, "list.upload", version,
+        return await audited_call(request, "list.upload", version,
                               _import(s, path, fmt, version, name), detail,
                               after=lambda r: {"rows": r.rows, "valid": r.valid,
                                                "duplicates": r.duplicates,
@@ -127,7 +127,7 @@ def _info(meta: AudienceMeta) -> ListInfo:
      opt={"query": ["limit"]}, security=BEARER, responses=errors(400, *AUTH))
 async def all_lists(state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
                     ) -> list[ListInfo]:
-    return [_info(m) for m in await _services(state).store.audiences.kept(limit)]
+    return [_info(m) for m in await services_of(state).store.audiences.kept(limit)]
 
 
 @get("/v1/lists/{list_id:str}", guards=VIEWER, tags=["lists"],
@@ -136,7 +136,7 @@ async def all_lists(state: State, limit: Annotated[int, QueryParameter(ge=1, le=
 async def get_list(state: State, list_id: FromPath[Annotated[str, Meta(max_length=100)]]
                    ) -> ListInfo:
     try:
-        meta = await numberlists.list_meta(_services(state).store, list_id, "list_id")
+        meta = await numberlists.list_meta(services_of(state).store, list_id, "list_id")
     except InputError:
         raise NotFound(f"no list {list_id!r}") from None
     return _info(meta)

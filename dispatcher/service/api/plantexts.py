@@ -25,17 +25,17 @@ from dispatcher.domain.textedits import (
     TextVersion,
 )
 from dispatcher.engine import textedits
-from dispatcher.service.api.app import (
+from dispatcher.service.api.context import (
     APPROVER,
     AUTH,
     BEARER,
     OPERATOR,
     VIEWER,
-    _audited,
-    _services,
-    _user,
+    audited_call,
+    caller,
     errors,
     optional_body,
+    services_of,
     strict_body,
 )
 from dispatcher.service.api.schemas import ActionBody
@@ -76,7 +76,7 @@ async def list_texts(
         limit: Annotated[int, QueryParameter(ge=1, le=PAGE_LIMIT_MAX)] = PAGE_LIMIT,
         cursor: Annotated[str, QueryParameter(max_length=40, pattern=CURSOR)] = "",
         ) -> TextVersionList:
-    page = await _services(state).store.plan_texts.versions(level, channel, text_state,
+    page = await services_of(state).store.plan_texts.versions(level, channel, text_state,
                                                             cursor=cursor, limit=limit)
     return TextVersionList(page.versions, page.cursor)
 
@@ -87,12 +87,12 @@ async def list_texts(
       security=BEARER, responses=errors(400, *AUTH, 413))
 async def propose_text(request: Request[Any, Any, Any], state: State,
                        data: JSONBody[TextProposal]) -> TextVersion:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, TextProposal)
     work = textedits.propose(s.store, s.plan, level=data.level, channel=data.channel,
                              text=data.text, subject=data.subject, reason=data.reason,
-                             by=_user(request).name, now=s.clock())
-    return await _audited(request, "plan_text.propose", f"L{data.level}-{data.channel}", work,
+                             by=caller(request).name, now=s.clock())
+    return await audited_call(request, "plan_text.propose", f"L{data.level}-{data.channel}", work,
                           {"level": data.level, "channel": data.channel, "text": data.text,
                            "subject": data.subject, "reason": data.reason},
                           after=lambda v: {"id": v.id, "diff": v.diff})
@@ -120,16 +120,16 @@ async def reject_text(request: Request[Any, Any, Any], state: State,
 
 async def _decide(request: Request[Any, Any, Any], state: State, version_id: str,
                   decision: TextState) -> TextVersion:
-    s = _services(state)
+    s = services_of(state)
     body = await optional_body(request, ActionBody) or ActionBody()
-    by, now = _user(request).name, s.clock()
+    by, now = caller(request).name, s.clock()
     if decision is TextState.APPROVED:
         work = textedits.approve(s.store, s.plan, version_id, by=by, now=now, reason=body.reason)
         action = "plan_text.approve"
     else:
         work = textedits.reject(s.store, version_id, by=by, now=now, reason=body.reason)
         action = "plan_text.reject"
-    return await _audited(request, action, version_id, work, {"reason": body.reason},
+    return await audited_call(request, action, version_id, work, {"reason": body.reason},
                           after=lambda v: {"level": v.level, "channel": v.channel,
                                            "proposed_by": v.proposed_by, "diff": v.diff})
 

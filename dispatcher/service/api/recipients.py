@@ -16,7 +16,7 @@ from litestar.params import FromPath, QueryParameter
 from dispatcher.domain.errors import InputError, NotFound, NumberError
 from dispatcher.engine import recipients
 from dispatcher.engine.recipients import RecipientView
-from dispatcher.service.api.app import AUTH, BEARER, VIEWER, _services, errors
+from dispatcher.service.api.context import AUTH, BEARER, VIEWER, errors, services_of
 
 
 @get("/v1/recipients/{number:str}", guards=VIEWER, tags=["recipients"],
@@ -28,7 +28,7 @@ from dispatcher.service.api.app import AUTH, BEARER, VIEWER, _services, errors
 async def recipient(state: State, number: FromPath[str],
                     days: Annotated[int, QueryParameter(ge=1, le=recipients.MAX_DAYS)] =
                     recipients.DEFAULT_DAYS) -> RecipientView:
-    s = _services(state)
+    s = services_of(state)
     try:
         msisdn, _carrier = s.numbering.normalize(number)
     except NumberError as exc:

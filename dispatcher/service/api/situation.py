@@ -15,15 +15,15 @@ from litestar.params import JSONBody, QueryParameter
 from dispatcher.domain.errors import NotFound
 from dispatcher.domain.situation import HISTORY_KEPT, Situation, SituationVersion
 from dispatcher.engine.situation import set_situation
-from dispatcher.service.api.app import (
+from dispatcher.service.api.context import (
     AUTH,
     BEARER,
     OPERATOR,
     VIEWER,
-    _audited,
-    _services,
-    _user,
+    audited_call,
+    caller,
     errors,
+    services_of,
     strict_body,
 )
 
@@ -32,7 +32,7 @@ from dispatcher.service.api.app import (
      summary="The situation record in force (cases, areas, hotline, date, free fields), who "
              "set it and when", security=BEARER, responses=errors(400, *AUTH, 404))
 async def get_situation(state: State) -> SituationVersion:
-    current = await _services(state).store.situation.get()
+    current = await services_of(state).store.situation.get()
     if current is None:
         raise NotFound("no situation has been set yet: PUT /v1/situation")
     return current
@@ -44,7 +44,7 @@ async def get_situation(state: State) -> SituationVersion:
 async def situation_history(
         state: State, limit: Annotated[int, QueryParameter(ge=1, le=HISTORY_KEPT)] = 100,
         ) -> list[SituationVersion]:
-    return await _services(state).store.situation.history(limit)
+    return await services_of(state).store.situation.history(limit)
 
 
 @put("/v1/situation", guards=OPERATOR, tags=["situation"], status_code=200,
@@ -52,15 +52,15 @@ async def situation_history(
              "fields", security=BEARER, responses=errors(400, *AUTH, 413))
 async def put_situation(request: Request[Any, Any, Any], state: State,
                         data: JSONBody[Situation]) -> SituationVersion:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, Situation)
     before = await s.store.situation.get()
 
     detail: dict[str, Any] = {**msgspec.to_builtins(data),
                               "before": None if before is None else _brief(before)}
     work = set_situation(s.store, data, province=s.province, plan=s.plan,
-                         by=_user(request).name, now=s.clock())
-    return await _audited(request, "situation.set", "situation", work, detail,
+                         by=caller(request).name, now=s.clock())
+    return await audited_call(request, "situation.set", "situation", work, detail,
                           after=lambda v: {"after": _brief(v)})
 
 

@@ -27,14 +27,14 @@ from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import Channel
 from dispatcher.domain.suppression import Suppression, check_reason, normalise
 from dispatcher.engine import suppressions
-from dispatcher.service.api.app import (
+from dispatcher.service.api.context import (
     AUTH,
     BEARER,
     OPERATOR,
-    _audited,
-    _services,
-    _user,
+    audited_call,
+    caller,
     errors,
+    services_of,
     strict_body,
 )
 from dispatcher.service.api.schemas import RequiredReason
@@ -118,7 +118,7 @@ async def list_suppressions(
         cursor: Annotated[str, QueryParameter(max_length=200)] = "",
         limit: Annotated[int, QueryParameter(ge=1, le=LIMIT_MAX)] = 100,
         ) -> SuppressionList:
-    store = _services(state).store
+    store = services_of(state).store
     if channel is None:
         raise InputError("give the channel: sms, zalo, email or app", field="channel")
     page = await store.suppressions.page(channel, cursor, limit)
@@ -132,7 +132,7 @@ async def list_suppressions(
      responses=errors(400, *AUTH))
 async def export_suppressions(
         state: State, channel: Annotated[Channel | None, QueryParameter()] = None) -> Stream:
-    return _csv(_services(state).store, channel)
+    return _csv(services_of(state).store, channel)
 
 
 @post("/v1/suppressions", guards=OPERATOR, tags=["suppressions"], status_code=201,
@@ -140,12 +140,12 @@ async def export_suppressions(
       security=BEARER, responses=errors(400, *AUTH, 413))
 async def add_suppression(request: Request[Any, Any, Any], state: State,
                           data: JSONBody[SuppressionAdd]) -> Suppression:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, SuppressionAdd)
     number = normalise(data.channel, data.number, s.numbering)
     reason = check_reason(data.reason)
-    user = _user(request).name
-    return await _audited(
+    user = caller(request).name
+    return await audited_call(
         request, "suppression.add", f"{data.channel}:{number}",
         suppressions.add(s.store, data.channel, number, reason, user,
                          s.clock().timestamp()),
@@ -160,12 +160,12 @@ async def add_suppression(request: Request[Any, Any, Any], state: State,
 async def remove_suppression(request: Request[Any, Any, Any], state: State,
                              channel: FromPath[str], number: FromPath[str],
                              data: JSONBody[SuppressionRemove]) -> Suppression:
-    s = _services(state)
+    s = services_of(state)
     data = await strict_body(request, SuppressionRemove)
     on = _channel(channel)
     normalised = normalise(on, number, s.numbering)
     reason = check_reason(data.reason)
-    return await _audited(
+    return await audited_call(
         request, "suppression.remove", f"{on}:{normalised}",
         suppressions.remove(s.store, on, normalised),
         {"channel": on, "number": normalised, "reason": reason},
