@@ -230,6 +230,7 @@ class RetryItem(msgspec.Struct, frozen=True, array_like=True):
     # lets only one of them out.
     nonce: int = msgspec.field(default_factory=lambda: random.getrandbits(32))
     urgent: bool = False  # of an urgent wave: comes back in the route's urgent lane
+    district: str = ""  # its batch's district (the wave's text for it): retried in one of it
 
 
 class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
@@ -243,6 +244,7 @@ class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=Tru
     attempts: int
     reason: str
     expired: bool = False  # its retries ran out (else: a permanent failure)
+    district: str = ""  # its batch's district: a replay sends it that district's text
 
 
 class DeadLetterPage(msgspec.Struct, frozen=True):
