@@ -47,35 +47,42 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     size = settings.engine.batch_size
     urgent = wave.priority is Priority.URGENT
     address, route_of = routing.address, routing.route
+    per_district = wave.per_district  # its text names {district}: batches of one district
     enqueued = 0
     for step in range(max(first, 0), len(steps)):
         if not await proceed():
             break
-        by_route: dict[str, tuple[list[int], list[str]]] = {}
+        # route -> district ("" unless per district) -> (ids, addresses)
+        by_route: dict[str, dict[str, tuple[list[int], list[str]]]] = {}
         for chunk in await store.audiences.chunks(wave.audience_version, steps[step]):
+            # a chunk is one (district, kind) (dispatcher.engine.importer)
+            district = chunk.recipients[0].district if per_district and chunk.recipients else ""
             for offset, r in enumerate(chunk.recipients):  # a chunk is one (district, kind)
                 addr = address(channel, r)
                 if addr is None:
                     continue
                 name = route_of(channel, r, settings)
-                pair = by_route.get(name)
+                cut = by_route.get(name)
+                if cut is None:
+                    cut = by_route[name] = {}
+                pair = cut.get(district)
                 if pair is None:
-                    pair = by_route[name] = ([], [])
+                    pair = cut[district] = ([], [])
                 pair[0].append(chunk.first_id + offset)
                 pair[1].append(addr)
-        todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
-                if cursors.get(name, -1) < step]
-        if not urgent and not await _room(store, [name for name, _, _ in todo], settings,
+        todo = [(name, cut) for name, cut in by_route.items() if cursors.get(name, -1) < step]
+        if not urgent and not await _room(store, [name for name, _ in todo], settings,
                                           proceed):
             break
         done = await asyncio.gather(*(
             store.queue.enqueue(name, wave.id, step, [
-                Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
+                Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size], district=district)
+                for district, (ids, addrs) in sorted(cut.items())
                 for i in range(0, len(ids), size)], urgent=urgent)
-            for name, ids, addrs in todo))
-        for (name, ids, _), added in zip(todo, done, strict=True):
+            for name, cut in todo))
+        for (name, cut), added in zip(todo, done, strict=True):
             if added:
-                enqueued += len(ids)
+                enqueued += sum(len(ids) for ids, _ in cut.values())
             cursors[name] = step
     return enqueued
 
