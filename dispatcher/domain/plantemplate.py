@@ -39,6 +39,13 @@ def render_row(row: ChannelPlan, sms: bool, given: template.Values, plan: Plan) 
     return Rendered(text, subject, list(dict.fromkeys([*missing, *missing_subject])), over)
 
 
+def per_district(row: ChannelPlan, sms: bool, given: template.Values, plan: Plan,
+                 districts: dict[str, str]) -> dict[str, Rendered]:
+    """``row`` rendered for each of ``districts`` (id -> name), as :func:`render_row`."""
+    return {id_: render_row(row, sms, template.in_district(given, name), plan)
+            for id_, name in districts.items()}
+
+
 def check(situation: Situation, plan: Plan) -> None:
     """Refuse a record with which a text of the plan could not be sent: a free field the plan's
     texts name is missing, or an SMS renders past ``sms_max_parts`` even with fewer areas."""

@@ -134,7 +134,7 @@ async def test_the_preview_shows_each_channel_s_text_rendered_with_its_cost(env:
 
 @pytest.mark.parametrize(("body", "field", "detail"), [
     ({"text": "{case} ca"}, "text", "text: unknown field {case}: a text may name"),
-    ({"texts": {"sms": "Tai {district}"}}, "texts.sms", "{district} (the recipient's district)"),
+    ({"texts": {"sms": "Tai {district} {town}"}}, "texts.sms", "unknown field {town}"),
 ])
 async def test_the_preview_and_a_campaign_refuse_an_unknown_field(
         env: Env, body: dict[str, Any], field: str, detail: str) -> None:
