@@ -15,6 +15,7 @@ from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.domain.smstext import strip_diacritics
 from dispatcher.service.audit import PENDING, read_audit
 from dispatcher.service.settings import Settings
 from tests.service.test_api import SIMULATED, Env, _env, auth
@@ -130,6 +131,33 @@ async def test_the_preview_shows_each_channel_s_text_rendered_with_its_cost(env:
     assert zalo["text"] == ("07/12/2026: 3 ca moi tai Hạ Long, Cẩm Phả. Đeo khẩu trang. "
                             "Goi 1900 1234.")
     assert zalo["encoding"] is None
+
+
+async def test_the_preview_of_a_text_naming_district_shows_each_district_s_and_the_longest(
+        env: Env) -> None:
+    districts = {d.id: d.name for d in env.services.province.districts.values()}
+    longest = max(districts.values(), key=len)
+    body = {"text": "Nguoi dan {district}: deo khau trang.", "channels": ["sms", "zalo"],
+            "strip_diacritics": True}
+    r = await env.client.post("/v1/preview", json=body, headers=auth("vic"))
+    assert r.status_code == 200, r.text  # no situation record needed for {district}
+    sms, zalo = r.json()["channels"]["sms"], r.json()["channels"]["zalo"]
+    assert sms["district"] == zalo["district"] == longest
+    assert sms["text"] == strip_diacritics(f"Nguoi dan {longest}: deo khau trang.")
+    assert zalo["text"] == f"Nguoi dan {longest}: deo khau trang."  # the worst case
+    assert sms["districts"] == {d: f"Nguoi dan {n}: deo khau trang." for d, n in
+                                districts.items()}
+    assert r.json()["sms"]["text"] == sms["text"]
+    body = {"text": "Tai {district}: " + "x" * (160 - len("Tai : ") - len(longest) + 1),
+            "max_parts": 1, "strip_diacritics": True, "selector": {"districts": ["ha-long"]}}
+    r = await env.client.post("/v1/preview", json=body, headers=auth("vic"))
+    assert r.status_code == 200, r.text  # Hạ Long is short enough
+    assert r.json()["channels"]["sms"]["districts"].keys() == {"ha-long"}
+    r = await env.client.post("/v1/preview", json={**body, "selector": {}},
+                              headers=auth("vic"))
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "text"
+    assert r.json()["detail"].startswith(f"text: rendered for {longest}, 2 parts")
 
 
 @pytest.mark.parametrize(("body", "field", "detail"), [

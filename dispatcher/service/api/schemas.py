@@ -195,6 +195,10 @@ class ChannelPreview(msgspec.Struct, frozen=True):
     text: str | None = None
     encoding: str | None = None
     pdus: int | None = None
+    # a text naming {district}: ``text`` (and parts, PDUs) is the rendering for the district
+    # with the longest name, the worst case; ``districts`` has each district's (id -> text)
+    district: str | None = None
+    districts: dict[str, str] | None = None
 
 
 class Preview(msgspec.Struct, frozen=True):
