@@ -11,11 +11,12 @@ import msgspec
 import pytest
 
 from bench import audiencegen
+from dispatcher.domain import template
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
-from dispatcher.domain.smstext import strip_diacritics
+from dispatcher.domain.smstext import segment, strip_diacritics
 from dispatcher.service.audit import PENDING, read_audit
 from dispatcher.service.settings import Settings
 from tests.service.test_api import SIMULATED, Env, _env, auth
@@ -114,6 +115,30 @@ async def test_a_record_that_would_push_a_plan_sms_past_its_cap_is_refused(env: 
     r = await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))
     assert r.status_code == 200
     assert dt.date.fromisoformat(r.json()["situation"]["date"]) == dt.date(2026, 12, 7)
+
+
+async def test_a_record_that_would_push_a_plan_sms_naming_district_past_its_cap_is_refused(
+        env: Env) -> None:
+    written = "{district}: {advice} Gọi {hotline}."
+    plan = env.services.plan = with_sms(env.services.plan, 1, written, max_parts=1)
+    strip = plan.levels[1].rules[Channel.SMS].row.strip_diacritics
+    longest = max((d.name for d in env.services.province.districts.values()), key=len)
+
+    def parts(district: str, advice: str) -> int:
+        text = written.format(district=district, advice=advice, hotline="1900 1234")
+        return len(segment(text, strip=strip).parts)
+
+    # the longest advice that fits with "toàn tỉnh", but not in the longest district's name
+    advice = next("x" * k for k in range(200, 0, -1) if parts(template.NEUTRAL, "x" * k) == 1)
+    assert parts(longest, advice) == 2
+    r = await env.client.put("/v1/situation", json={**RECORD, "fields": {"advice": advice}},
+                             headers=auth("olga"))
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "situation"
+    assert f"the level 1 sms text in {longest} would be 2 parts" in r.json()["detail"]
+    r = await env.client.put("/v1/situation", json={**RECORD, "fields": {"advice": advice[2:]}},
+                             headers=auth("olga"))
+    assert r.status_code == 200, r.text
 
 
 async def test_the_preview_shows_each_channel_s_text_rendered_with_its_cost(env: Env) -> None:
