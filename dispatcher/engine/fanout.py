@@ -35,8 +35,14 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     meta = await store.audiences.meta(wave.audience_version)
     if meta is None:
         raise NotFound(f"audience version {wave.audience_version} of wave {wave.id} is gone")
-    numbers = sorted(n for g in meta.groups if wave.selector.matches(g.district, g.kind)
-                     for n in g.chunks)
+    per_district = wave.per_district  # its text names {district}: batches of one district
+    # per district, the chunks are taken district by district: a step then holds one district
+    # or two, and its batches stay full (taken in number order, a step's 16 chunks hold as
+    # many districts, each cut into a short batch)
+    numbers = [n for _, n in sorted((g.district if per_district else "", n)
+                                    for g in meta.groups
+                                    if wave.selector.matches(g.district, g.kind)
+                                    for n in g.chunks)]
     per_step = settings.engine.chunks_per_step
     steps = [numbers[i:i + per_step] for i in range(0, len(numbers), per_step)]
     channel = wave.channel
@@ -47,7 +53,6 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     size = settings.engine.batch_size
     urgent = wave.priority is Priority.URGENT
     address, route_of = routing.address, routing.route
-    per_district = wave.per_district  # its text names {district}: batches of one district
     enqueued = 0
     for step in range(max(first, 0), len(steps)):
         if not await proceed():
