@@ -214,3 +214,16 @@ async def test_the_plan_view_shows_the_texts_rendered_with_the_record_in_force(e
     sms = r.json()["levels"][0]["channels"]["sms"]
     assert sms["text"] == "07/12/2026: 3 ca moi tai Ha Long, Cam Pha. Deo khau trang Goi 1900 1234."
     assert (sms["encoding"], sms["parts"]) == ("gsm7", 1)
+
+
+async def test_the_plan_view_shows_a_text_naming_district_in_the_longest_district(
+        env: Env) -> None:
+    written = "{district}: {new_cases} ca mới. Gọi {hotline}."
+    env.services.plan = with_sms(env.services.plan, 1, written)
+    longest = max((d.name for d in env.services.province.districts.values()), key=len)
+    assert (await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))).is_success
+    r = await env.client.get("/v1/plan", headers=auth("vic"))
+    sms = r.json()["levels"][0]["channels"]["sms"]
+    assert sms["district"] == longest
+    assert sms["text"] == strip_diacritics(f"{longest}: 3 ca mới. Gọi 1900 1234.")
+    assert r.json()["levels"][0]["channels"]["zalo"]["district"] is None  # not named there

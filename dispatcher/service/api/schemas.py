@@ -249,6 +249,9 @@ class PlanChannel(msgspec.Struct, frozen=True):
     # where the text in force comes from: the plan file, or an approved version (its id)
     origin: Literal["file", "approved"] = "file"
     version: str | None = None
+    # a text naming {district}: ``text`` and ``parts`` are the rendering for this district,
+    # the one with the longest name (each recipient gets their district's)
+    district: str | None = None
 
 
 class PlanActivity(msgspec.Struct, frozen=True):
