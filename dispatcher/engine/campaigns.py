@@ -229,6 +229,23 @@ class Campaigns:
         if longest:
             _check_sms(longest, strip, max_parts, field, f"{why}rendered for {name}, ")
 
+    def _over_cap_in_a_district(self, campaign: Campaign, record: Situation | None) -> str:
+        """Why the campaign's SMS (or SMS fallback) naming ``{district}`` breaks the cap in
+        the district with the longest name, rendered with ``record`` ("" if it does not)."""
+        cap = min(campaign.max_parts, MAX_PARTS_LIMIT)
+        checks = [(campaign.texts[Channel.SMS], "texts.sms")] \
+            if Channel.SMS in campaign.channels else []
+        if campaign.sms_fallback and Channel.ZALO in campaign.channels:
+            checks.append((fallback_text(campaign.texts), "sms_fallback"))
+        districts = self.districts(campaign.selector)
+        for text, field in checks:
+            try:
+                self._check_districts(text, record, districts, campaign.strip_diacritics, cap,
+                                      field, "")
+            except InputError as exc:
+                return f"not started: {exc}"
+        return ""
+
     async def get(self, campaign_id: str) -> Campaign:
         campaign = await self.store.campaigns.get(campaign_id)
         if campaign is None:
@@ -268,7 +285,9 @@ class Campaigns:
         record = await campaigntext.current(self.store)
         sent, refused = campaigntext.render(campaign, record)
         refused = f"not started: {refused}" if refused else ""
-        refused = refused or (_over_cap(sent) if campaign.level is None else "")
+        if campaign.level is None:
+            refused = refused or _over_cap(sent) or self._over_cap_in_a_district(campaign,
+                                                                                  record)
         if refused:
             return await self._move(campaign_id, S.CANCELLED, state_reason=refused, state_by="")
         if campaign.level is None:

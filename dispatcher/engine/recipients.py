@@ -137,12 +137,15 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
         fallback = ""
         if companion in also and (also[companion].sent or also[companion].dead is not None):
             fallback = outcome(also[companion], states.get(companion, WaveState.SENDING))
+        district = rows[w.audience_version][1].district  # the words it was sent: its district's
+        fallback_text = w.fallback_district_texts.get(district, w.fallback_text) \
+            if district else w.fallback_text
         waves.append(WaveOutcome(
             wave=w.id, campaign=w.campaign_id, channel=w.channel, created_at=w.created_at,
-            state=state, outcome=outcome(f, state), text=w.text,
+            state=state, outcome=outcome(f, state), text=w.text_for(district),
             campaign_title=titles.get(w.campaign_id, ""), level=w.level, slot_at=w.slot_at,
             reason=f.dead.reason if f.dead else "", attempts=f.dead.attempts if f.dead else 0,
-            fallback=fallback, fallback_text=w.fallback_text if fallback else ""))
+            fallback=fallback, fallback_text=fallback_text if fallback else ""))
     version = current.version if current and current.version in rows else next(iter(rows))
     rid, r = rows[version]
     return RecipientView(msisdn, days, Row(version, rid, r.district, r.kind, r.carrier, r.zalo,

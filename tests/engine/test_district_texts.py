@@ -30,6 +30,7 @@ from dispatcher.engine.fallback import fallback_wave_id
 from dispatcher.engine.importer import import_audience
 from dispatcher.engine.level import set_level
 from dispatcher.engine.process import Engine, wave_progress
+from dispatcher.engine.recipients import look_up
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta
@@ -164,6 +165,13 @@ async def test_the_sms_fallback_of_a_zalo_wave_sends_the_districts_text(
     reached = [r for a, r in by_addr.items() if a is not None]  # the refused ones too
     assert zalo.texts == Counter({(routing.address(Channel.ZALO, r),
                                     zalo_texts.get(r.district, wave.text)): 1 for r in reached})
+    # "did this citizen get it?" shows the words of the recipient's district
+    r = next(by_addr[a] for a in sorted(refused) if by_addr[a].district)
+    view = await look_up(store, r.msisdn)
+    assert view is not None
+    [seen] = view.waves
+    assert (seen.text, seen.fallback, seen.fallback_text) == (
+        zalo_texts[r.district], "sent", sms_texts[r.district])
 
 
 async def test_a_campaign_naming_district_makes_waves_with_a_text_per_district(
@@ -225,3 +233,23 @@ async def test_a_plan_wave_naming_district_carries_a_text_per_district(
     # the repeat ledger is the wave's text, the same for every district's rendering
     assert repeats.ledger(wave) == repeats.ledger(msgspec.structs.replace(
         wave, district_texts={}))
+
+
+async def test_a_campaign_whose_sms_grows_past_the_cap_in_a_district_is_not_started(
+        store: Store, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    await audience(store, tmp_path, numbering, province)
+    engine = Engine(store, plan, SETTINGS, province, {Channel.SMS: MemoryAdapter()},
+                    numbering.carriers, reconcile=False, numbering=numbering)
+    longest = max((d.name for d in province.districts.values()), key=len)
+    await set_record(store, record(advice="x"))
+    room = 160 - len("Tai : ") - len(longest)  # GSM-7, one part
+    campaign = await engine.campaigns.create(
+        title="T", channels=[Channel.SMS], texts={Channel.SMS: "Tai {district}: {advice}"},
+        created_by="olga", now=dt.datetime.now(dt.UTC), max_parts=1, strip_diacritics=True)
+    await set_record(store, record(advice="x" * (room + 1)))  # fits "toàn tỉnh", not longest
+    started = await engine.campaigns.start(campaign.id, dt.datetime.now(dt.UTC))
+    assert started.state is CampaignState.CANCELLED
+    assert started.state_reason.startswith(
+        f"not started: texts.sms: rendered for {longest}, 2 parts")
+    assert await store.waves.all() == []
