@@ -47,7 +47,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--window", type=int, default=512, metavar="W",
                         help="SMPP window per bind (default 512)")
     parser.add_argument("--text", default=ALERT, help="the SMS text (default: a one-part "
-                                                      "Vietnamese alert, UCS-2)")
+                                                      "Vietnamese alert, UCS-2); one naming "
+                                                      "{district} is rendered per district "
+                                                      "and the Zalo text names it too")
     parser.add_argument("--routine", action="store_true",
                         help="send the full wave as routine (priority normal) instead of urgent, "
                              "as --urgent-at does: the run to compare --urgent-at with")

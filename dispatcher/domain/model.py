@@ -224,6 +224,19 @@ class Wave(msgspec.Struct, frozen=True):
     over_quota: OverQuota | None = None  # Zalo beyond the daily quota (None: by priority)
     # a public-safety alert's: the fan-out does not skip the channel's suppressed recipients
     public_safety: bool = False
+    # the text naming {district}: district id -> its rendering (``text`` has the neutral one,
+    # for recipients without a district); the fan-out then cuts its batches per district
+    district_texts: dict[str, str] = {}
+    fallback_district_texts: dict[str, str] = {}  # the same for the SMS fallback's text
+
+    def text_for(self, district: str) -> str:
+        """The words a batch of ``district`` is sent (one look-up per batch)."""
+        return self.district_texts.get(district, self.text) if district else self.text
+
+    @property
+    def per_district(self) -> bool:
+        """Whether its batches (and its SMS fallback's) are cut per district."""
+        return bool(self.district_texts or self.fallback_district_texts)
 
     @property
     def quota_policy(self) -> OverQuota:
@@ -237,7 +250,8 @@ class Wave(msgspec.Struct, frozen=True):
 
 
 class Batch(msgspec.Struct, frozen=True, array_like=True):
-    """Messages of one wave on one route: recipient ids, addresses and attempts so far."""
+    """Messages of one wave on one route: recipient ids, addresses and attempts so far; of one
+    district when the wave's text names ``{district}`` (``Wave.district_texts``)."""
 
     wave: str
     channel: Channel
@@ -245,6 +259,7 @@ class Batch(msgspec.Struct, frozen=True, array_like=True):
     addrs: list[str]
     attempts: list[int] = []  # empty: every message is on its first attempt
     retried: bool = False  # the messages come from the retry schedule (counted as retrying)
+    district: str = ""  # the recipients' district id, when the wave has district texts
 
     def attempt(self, index: int) -> int:
         return self.attempts[index] if self.attempts else 0

@@ -39,14 +39,30 @@ def render_row(row: ChannelPlan, sms: bool, given: template.Values, plan: Plan) 
     return Rendered(text, subject, list(dict.fromkeys([*missing, *missing_subject])), over)
 
 
-def check(situation: Situation, plan: Plan) -> None:
+def per_district(row: ChannelPlan, sms: bool, given: template.Values, plan: Plan,
+                 districts: dict[str, str]) -> dict[str, Rendered]:
+    """``row`` rendered for each of ``districts`` (id -> name), as :func:`render_row`."""
+    return {id_: render_row(row, sms, template.in_district(given, name), plan)
+            for id_, name in districts.items()}
+
+
+def check(situation: Situation, plan: Plan, districts: dict[str, str] | None = None) -> None:
     """Refuse a record with which a text of the plan could not be sent: a free field the plan's
-    texts name is missing, or an SMS renders past ``sms_max_parts`` even with fewer areas."""
+    texts name is missing, or an SMS renders past ``sms_max_parts`` even with fewer areas (in
+    the district of ``districts``, id -> name, with the longest name when it names
+    ``{district}``)."""
     given = values(situation, plan)
+    _, longest = template.longest(districts or {})
     for number, level in sorted(plan.levels.items()):
         for channel, rule in level.rules.items():
             where = f"the level {number} {channel} text"
-            found = render_row(rule.row, channel is Channel.SMS, given, plan)
+            row = rule.row
+            sms = channel is Channel.SMS
+            if sms and template.names_district(row.written or row.template):
+                where += f" in {longest}"
+                found = render_row(row, sms, template.in_district(given, longest), plan)
+            else:
+                found = render_row(row, sms, given, plan)
             if found.missing:
                 name = found.missing[0]
                 raise InputError(f"{where} names {{{name}}}: give it", field=f"fields.{name}")

@@ -52,6 +52,7 @@ def ledger(wave: Wave) -> str | None:
     """The ledger a wave's batches claim in, or None when the wave is not checked."""
     if not wave.repeat_scope or wave.repeat_window <= 0:
         return None
+    # a wave's texts per district (``Wave.district_texts``) are one message: its neutral text
     text = f"{int(wave.strip_diacritics)}\0{wave.subject}\0{wave.text}"
     digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
     return f"{wave.repeat_scope}:{wave.audience_version}:{wave.channel}:{digest}"

@@ -2,10 +2,12 @@
 
 A plan or campaign text may name ``{cases}`` (cases in total), ``{new_cases}`` (cases today),
 ``{areas}`` (the districts with cases), ``{hotline}``, ``{date}`` (the day of the figures,
-dd/mm/yyyy) and the record's free fields; any other name, or a lone brace, is refused.
-``{district}`` (the recipient's district) is refused too for now: the waves carry one text.
-The wave keeps the rendered text, so retries and replays send the same words, and nothing is
-rendered per message. Pure: no I/O.
+dd/mm/yyyy), ``{district}`` (the recipient's district, its name in config/province.toml) and
+the record's free fields; any other name, or a lone brace, is refused. The wave keeps the
+rendered text, so retries and replays send the same words, and nothing is rendered per message:
+a text naming ``{district}`` is rendered once per district when the wave is made
+(:func:`per_district`), and once with :data:`NEUTRAL` (the province's name) for recipients
+without a district (visitors). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ FIELD = re.compile(r"\{([^{}]*)\}")
 #: What a field the record does not give is rendered as (no record yet, a free field removed).
 MISSING = "chưa cập nhật"
 NO_AREAS = "không có"
+#: What ``{district}`` renders as for a recipient without a district (visitors), and in a text
+#: shown without a recipient: the whole province ("toàn tỉnh").
+NEUTRAL = "toàn tỉnh"
 Fail = Callable[[str], Exception]
 
 
@@ -32,16 +37,13 @@ def names(text: str) -> list[str]:
 
 
 def check(text: str, free: Iterable[str], fail: Fail) -> list[str]:
-    """The fields ``text`` names; an unknown one (not fixed, not in ``free``), ``{district}``
-    or a brace without its pair is refused with ``fail(message)``."""
+    """The fields ``text`` names; an unknown one (not fixed, not in ``free``) or a brace
+    without its pair is refused with ``fail(message)``."""
     known = set(free)
     found = names(text)
     for name in found:
-        if name == "district":
-            raise fail("{district} (the recipient's district) is not rendered yet: send one "
-                       "campaign per district, or name the districts with {areas}")
         if name not in FIXED and name not in known:
-            allowed = ", ".join(f"{{{n}}}" for n in [*FIXED[:-1], *sorted(known)])
+            allowed = ", ".join(f"{{{n}}}" for n in [*FIXED, *sorted(known)])
             raise fail(f"unknown field {{{name}}}: a text may name {allowed}")
     rest = FIELD.sub("", text)
     if "{" in rest or "}" in rest:
@@ -60,16 +62,43 @@ class Values(msgspec.Struct, frozen=True):
         return self.fields.get(name)
 
 
-def values(situation: Situation | None, hotline: str) -> Values:
-    """The fields' texts; ``hotline`` when the record gives none (the plan file's)."""
+def values(situation: Situation | None, hotline: str, district: str = NEUTRAL) -> Values:
+    """The fields' texts; ``hotline`` when the record gives none (the plan file's);
+    ``{district}`` as ``district``."""
     if situation is None:
         fixed = {"cases": MISSING, "new_cases": MISSING, "areas": MISSING, "date": MISSING,
-                 "hotline": hotline or MISSING}
+                 "hotline": hotline or MISSING, "district": district}
         return Values(fixed, [], missing=True)
     fixed = {"cases": str(situation.cases_total), "new_cases": str(situation.cases_today),
              "areas": ", ".join(situation.areas) or NO_AREAS,
-             "date": f"{situation.date:%d/%m/%Y}", "hotline": situation.hotline or hotline}
+             "date": f"{situation.date:%d/%m/%Y}", "hotline": situation.hotline or hotline,
+             "district": district}
     return Values({**situation.fields, **fixed}, list(situation.areas))
+
+
+def in_district(given: Values, name: str) -> Values:
+    """``given`` with ``{district}`` rendered as ``name``."""
+    return msgspec.structs.replace(given, fields={**given.fields, "district": name})
+
+
+def names_district(*texts: str) -> bool:
+    """Whether one of ``texts`` names ``{district}`` (its waves carry a text per district)."""
+    return any("district" in names(text) for text in texts)
+
+
+def per_district(text: str, given: Values, districts: dict[str, str]) -> dict[str, str]:
+    """``text`` rendered for each of ``districts`` (id -> name): id -> text; empty when
+    ``text`` does not name ``{district}`` (every recipient gets the same words)."""
+    if not names_district(text):
+        return {}
+    return {id_: render(text, in_district(given, name))[0] for id_, name in districts.items()}
+
+
+def longest(districts: dict[str, str]) -> tuple[str, str]:
+    """The district (id, name) with the longest name, which decides an SMS's parts; the
+    neutral value's ("", NEUTRAL) when it is longer."""
+    found = max(districts.items(), key=lambda item: len(item[1]), default=("", NEUTRAL))
+    return found if len(found[1]) >= len(NEUTRAL) else ("", NEUTRAL)
 
 
 def render(text: str, given: Values) -> tuple[str, list[str]]:
@@ -86,7 +115,7 @@ def render(text: str, given: Values) -> tuple[str, list[str]]:
 
     rendered = FIELD.sub(field, text)
     if given.missing:
-        missing = [n for n in names(text) if n != "hotline"] + missing
+        missing = [n for n in names(text) if n not in ("hotline", "district")] + missing
     return rendered, missing
 
 

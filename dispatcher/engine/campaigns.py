@@ -43,6 +43,7 @@ from dispatcher.domain.model import (
     ZnsMessage,
 )
 from dispatcher.domain.province import Province
+from dispatcher.domain.situation import Situation
 from dispatcher.domain.zns import for_wave
 from dispatcher.engine import approval, campaigntext, numberlists, routing
 from dispatcher.engine.fallback import is_fallback_wave
@@ -184,12 +185,17 @@ class Campaigns:
             id="", title=title, channels=channels, texts=written, created_at=now, created_by="",
             subject=subject), record)  # what would be sent now: its parts, its cost
         why = "rendered with the situation in force, " if sent.texts != written else ""
+        districts = self.districts(selector)
         if Channel.SMS in channels:
             _check_sms(sent.texts[Channel.SMS], strip_diacritics, max_parts, "texts.sms", why)
+            self._check_districts(written[Channel.SMS], record, districts, strip_diacritics,
+                                  max_parts, "texts.sms", "")
         self.settings.check_zns(zns, channels)
         if sms_fallback and Channel.ZALO in channels:
             _check_sms(fallback_text(sent.texts), strip_diacritics, max_parts,
                        "sms_fallback", f"the text cannot go by SMS: {why}")
+            self._check_districts(fallback_text(written), record, districts, strip_diacritics,
+                                  max_parts, "sms_fallback", "the text cannot go by SMS: ")
         if over_quota is OverQuota.SMS and not (sms_fallback and Channel.ZALO in channels):
             raise InputError("sms needs a Zalo campaign with sms_fallback", field="over_quota")
         unknown = [d for d in selector.districts if d not in self.province.districts]
@@ -220,6 +226,37 @@ class Campaigns:
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
+
+    def districts(self, selector: Selector) -> dict[str, str]:
+        """The districts ``selector`` reaches: id -> name (what ``{district}`` renders as)."""
+        return {d.id: d.name for d in self.province.districts.values()
+                if not selector.districts or d.id in selector.districts}
+
+    @staticmethod
+    def _check_districts(text: str, record: Situation | None, districts: dict[str, str],
+                         strip: bool, max_parts: int, field: str, why: str) -> None:
+        """An SMS naming ``{district}`` fits ``max_parts`` in the district with the longest
+        name (refused naming it)."""
+        longest, name = campaigntext.longest(text, record, districts)
+        if longest:
+            _check_sms(longest, strip, max_parts, field, f"{why}rendered for {name}, ")
+
+    def _over_cap_in_a_district(self, campaign: Campaign, record: Situation | None) -> str:
+        """Why the campaign's SMS (or SMS fallback) naming ``{district}`` breaks the cap in
+        the district with the longest name, rendered with ``record`` ("" if it does not)."""
+        cap = min(campaign.max_parts, MAX_PARTS_LIMIT)
+        checks = [(campaign.texts[Channel.SMS], "texts.sms")] \
+            if Channel.SMS in campaign.channels else []
+        if campaign.sms_fallback and Channel.ZALO in campaign.channels:
+            checks.append((fallback_text(campaign.texts), "sms_fallback"))
+        districts = self.districts(campaign.selector)
+        for text, field in checks:
+            try:
+                self._check_districts(text, record, districts, campaign.strip_diacritics, cap,
+                                      field, "")
+            except InputError as exc:
+                return f"not started: {exc}"
+        return ""
 
     async def get(self, campaign_id: str) -> Campaign:
         campaign = await self.store.campaigns.get(campaign_id)
@@ -260,9 +297,12 @@ class Campaigns:
                     f"not started: its list {campaign.audience_list} is gone"))
             raise StateError("no audience is imported")
         # the texts rendered once, from the situation record in force: the waves keep them
-        sent, refused = campaigntext.render(campaign, await campaigntext.current(self.store))
+        record = await campaigntext.current(self.store)
+        sent, refused = campaigntext.render(campaign, record)
         refused = f"not started: {refused}" if refused else ""
-        refused = refused or (_over_cap(sent) if campaign.level is None else "")
+        if campaign.level is None:
+            refused = refused or _over_cap(sent) or self._over_cap_in_a_district(campaign,
+                                                                                  record)
         if refused:
             return await self._move(campaign_id, S.CANCELLED, state_reason=refused, state_by="")
         if campaign.level is None:
@@ -283,6 +323,9 @@ class Campaigns:
         # running and cancels whatever waves exist; the engine fans out only waves of running
         # campaigns, so waves created after such a cancel are never sent.
         campaign = await self._move(campaign_id, S.RUNNING)
+        districts = self.districts(campaign.selector)
+        fallback = fallback_text(campaign.texts) if campaign.sms_fallback else ""
+        fallback_districts = campaigntext.district_texts(fallback, record, districts)
         for channel in campaign.channels:
             await self.store.waves.create(Wave(
                 id=wave_id(campaign.id, channel), campaign_id=campaign.id, channel=channel,
@@ -297,6 +340,9 @@ class Campaigns:
                 repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
                 fallback_repeat_window=CAMPAIGN_WINDOW, over_quota=campaign.over_quota,
                 public_safety=campaign.public_safety,
+                district_texts=campaigntext.district_texts(campaign.texts[channel], record,
+                                                           districts),
+                fallback_district_texts=fallback_districts if channel is Channel.ZALO else {},
                 zns=for_wave(campaign.zns, now.astimezone(VN).date())
                 if channel is Channel.ZALO else None), WaveState.CREATED)
         current = await self.get(campaign_id)

@@ -36,10 +36,29 @@ def render_one(text: str, field: str, record: Situation | None) -> str:
     found = template.check(text, free, _fail(field))
     if not found:
         return text
-    if record is None:
-        raise InputError(f"names {{{found[0]}}} but no situation is set: set it first "
+    needed = [name for name in found if name != "district"]  # the recipient's, not the record's
+    if record is None and needed:
+        raise InputError(f"names {{{needed[0]}}} but no situation is set: set it first "
                          "(PUT /v1/situation, loa situation set)", field=field)
     return template.render(text, template.values(record, ""))[0]
+
+
+def district_texts(text: str, record: Situation | None,
+                   districts: dict[str, str]) -> dict[str, str]:
+    """``text`` (as written) rendered from ``record`` for each of ``districts`` (id -> name);
+    empty when it does not name ``{district}``."""
+    if not template.names_district(text):
+        return {}
+    return template.per_district(text, template.values(record, ""), districts)
+
+
+def longest(text: str, record: Situation | None, districts: dict[str, str]) -> tuple[str, str]:
+    """``text`` rendered for the district with the longest name (the most SMS parts) and that
+    name; ``("", "")`` when it does not name ``{district}``."""
+    if not template.names_district(text):
+        return "", ""
+    name = template.longest(districts)[1]
+    return template.render(text, template.in_district(template.values(record, ""), name))[0], name
 
 
 async def current(store: Store) -> Situation | None:

@@ -70,7 +70,8 @@ class SmsFallback:
                 wave, id=target, channel=Channel.SMS, text=wave.fallback_text,
                 strip_diacritics=wave.fallback_strip, subject="", total=0, start_now=True,
                 fallback_text="", repeat_window=wave.fallback_repeat_window,
-                fallback_repeat_window=0)
+                fallback_repeat_window=0, district_texts=wave.fallback_district_texts,
+                fallback_district_texts={})
             await self.store.waves.create(companion, WaveState.SENDING)  # once, by anyone
             self._created.add(target)
         users = [i for i in indexes if not _is_msisdn(batch.addrs[i])]  # OA user ids
@@ -107,7 +108,8 @@ class SmsFallback:
         for (i, msisdn, carrier), ok in zip(numbers, allowed, strict=True):
             if not ok:
                 continue
-            item = RetryItem(target, Channel.SMS, batch.ids[i], msisdn, 0, urgent=urgent)
+            item = RetryItem(target, Channel.SMS, batch.ids[i], msisdn, 0, urgent=urgent,
+                             district=batch.district)
             completion.reroute.setdefault(self.settings.sms_route(carrier), []).append(
                 (due, item))
             rerouted += 1

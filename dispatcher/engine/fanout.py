@@ -42,8 +42,14 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     meta = await store.audiences.meta(wave.audience_version)
     if meta is None:
         raise NotFound(f"audience version {wave.audience_version} of wave {wave.id} is gone")
-    numbers = sorted(n for g in meta.groups if wave.selector.matches(g.district, g.kind)
-                     for n in g.chunks)
+    per_district = wave.per_district  # its text names {district}: batches of one district
+    # per district, the chunks are taken district by district: a step then holds one district
+    # or two, and its batches stay full (taken in number order, a step's 16 chunks hold as
+    # many districts, each cut into a short batch)
+    numbers = [n for _, n in sorted((g.district if per_district else "", n)
+                                    for g in meta.groups
+                                    if wave.selector.matches(g.district, g.kind)
+                                    for n in g.chunks)]
     per_step = settings.engine.chunks_per_step
     steps = [numbers[i:i + per_step] for i in range(0, len(numbers), per_step)]
     channel = wave.channel
@@ -59,24 +65,29 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     for step in range(max(first, 0), len(steps)):
         if not await proceed():
             break
-        by_route: dict[str, tuple[list[int], list[str]]] = {}
+        # route -> district ("" unless per district) -> (ids, addresses)
+        by_route: dict[str, dict[str, tuple[list[int], list[str]]]] = {}
         phones: dict[int, str] = {}  # Zalo: recipient id -> phone, when its address is not
         for chunk in await store.audiences.chunks(wave.audience_version, steps[step]):
-            for offset, r in enumerate(chunk.recipients):  # a chunk is one (district, kind)
+            # a chunk is one (district, kind) (dispatcher.engine.importer)
+            district = chunk.recipients[0].district if per_district and chunk.recipients else ""
+            for offset, r in enumerate(chunk.recipients):
                 addr = address(channel, r)
                 if addr is None:
                     continue
                 name = route_of(channel, r, settings)
-                pair = by_route.get(name)
+                cut = by_route.get(name)
+                if cut is None:
+                    cut = by_route[name] = {}
+                pair = cut.get(district)
                 if pair is None:
-                    pair = by_route[name] = ([], [])
+                    pair = cut[district] = ([], [])
                 pair[0].append(chunk.first_id + offset)
                 pair[1].append(addr)
                 if zalo and addr != r.msisdn:
                     phones[chunk.first_id + offset] = r.msisdn
-        todo = [(name, ids, addrs) for name, (ids, addrs) in by_route.items()
-                if cursors.get(name, -1) < step]
-        if not urgent and not await _room(store, [name for name, _, _ in todo], settings,
+        todo = [(name, cut) for name, cut in by_route.items() if cursors.get(name, -1) < step]
+        if not urgent and not await _room(store, [name for name, _ in todo], settings,
                                           proceed):
             break
         left_out: dict[str, int] = {}
@@ -84,27 +95,29 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
             todo, left_out = await _unsuppressed(store, wave, todo, phones)
         done = await asyncio.gather(*(
             store.queue.enqueue(name, wave.id, step, [
-                Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size])
+                Batch(wave.id, channel, ids[i:i + size], addrs[i:i + size], district=district)
+                for district, (ids, addrs) in sorted(cut.items())
                 for i in range(0, len(ids), size)], urgent=urgent,
                 suppressed=left_out.get(name, 0))
-            for name, ids, addrs in todo))
-        for (name, ids, _), added in zip(todo, done, strict=True):
+            for name, cut in todo))
+        for (name, cut), added in zip(todo, done, strict=True):
             if added:
-                enqueued += len(ids)
+                enqueued += sum(len(ids) for ids, _ in cut.values())
                 if left_out.get(name):
                     metrics.SUPPRESSED.labels(channel.value).inc(left_out[name])
             cursors[name] = step
     return enqueued
 
 
-Todo = list[tuple[str, list[int], list[str]]]
+#: route -> its part of a step: district ("" unless per district) -> (recipient ids, addresses)
+Todo = list[tuple[str, dict[str, tuple[list[int], list[str]]]]]
 
 
 async def _unsuppressed(store: Store, wave: Wave, todo: Todo,
                         phones: dict[int, str]) -> tuple[Todo, dict[str, int]]:
     """``todo`` less the recipients on the channel's suppression list, and how many those
     were on each route: one command for the whole step."""
-    asked = [a for _, _, addrs in todo for a in addrs]
+    asked = [a for _, cut in todo for _, addrs in cut.values() for a in addrs]
     asked += list(phones.values())
     on_list = await store.suppressions.mask(wave.channel, asked)
     if not any(on_list):
@@ -112,15 +125,18 @@ async def _unsuppressed(store: Store, wave: Wave, todo: Todo,
     listed = {a for a, on in zip(asked, on_list, strict=True) if on}
     kept: Todo = []
     suppressed: dict[str, int] = {}
-    for name, ids, addrs in todo:
-        if listed.isdisjoint(addrs) and (not phones or listed.isdisjoint(
-                phones[i] for i in ids if i in phones)):
-            kept.append((name, ids, addrs))  # nothing of this route's is listed: as it was
-            continue
-        pairs = [(i, a) for i, a in zip(ids, addrs, strict=True)
-                 if a not in listed and phones.get(i) not in listed]
-        suppressed[name] = len(ids) - len(pairs)
-        kept.append((name, [i for i, _ in pairs], [a for _, a in pairs]))
+    for name, cut in todo:
+        left: dict[str, tuple[list[int], list[str]]] = {}
+        for district, (ids, addrs) in cut.items():
+            if listed.isdisjoint(addrs) and (not phones or listed.isdisjoint(
+                    phones[i] for i in ids if i in phones)):
+                left[district] = (ids, addrs)  # nothing of these is listed: as they were
+                continue
+            pairs = [(i, a) for i, a in zip(ids, addrs, strict=True)
+                     if a not in listed and phones.get(i) not in listed]
+            suppressed[name] = suppressed.get(name, 0) + len(ids) - len(pairs)
+            left[district] = ([i for i, _ in pairs], [a for _, a in pairs])
+        kept.append((name, left))
     return kept, suppressed
 
 

@@ -144,6 +144,9 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
         fallback = ""
         if companion in also and (also[companion].sent or also[companion].dead is not None):
             fallback = outcome(also[companion], states.get(companion, WaveState.SENDING))
+        district = rows[w.audience_version][1].district  # the words it was sent: its district's
+        fallback_text = w.fallback_district_texts.get(district, w.fallback_text) \
+            if district else w.fallback_text
         happened = outcome(f, state)
         entry = listed.get(w.channel)
         if (happened in ("not_sent", "pending") and entry is not None and not w.public_safety
@@ -151,10 +154,10 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
             happened = "suppressed"
         waves.append(WaveOutcome(
             wave=w.id, campaign=w.campaign_id, channel=w.channel, created_at=w.created_at,
-            state=state, outcome=happened, text=w.text,
+            state=state, outcome=happened, text=w.text_for(district),
             campaign_title=titles.get(w.campaign_id, ""), level=w.level, slot_at=w.slot_at,
             reason=f.dead.reason if f.dead else "", attempts=f.dead.attempts if f.dead else 0,
-            fallback=fallback, fallback_text=w.fallback_text if fallback else ""))
+            fallback=fallback, fallback_text=fallback_text if fallback else ""))
     version = current.version if current and current.version in rows else next(iter(rows))
     rid, r = rows[version]
     return RecipientView(msisdn, days, Row(version, rid, r.district, r.kind, r.carrier, r.zalo,

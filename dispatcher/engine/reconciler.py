@@ -38,6 +38,7 @@ from dispatcher.domain.model import (
     ZnsMessage,
 )
 from dispatcher.domain.plan import Plan, Rule, Slot, due_slots, next_slot
+from dispatcher.domain.province import Province, load_province
 from dispatcher.domain.zns import for_wave
 from dispatcher.engine import metrics, opening, routing, textedits
 from dispatcher.engine.opening import opening_wave_id
@@ -65,9 +66,10 @@ def plan_campaign_id(level: int, channel: Channel) -> str:
 
 
 class Reconciler:
-    def __init__(self, store: Store, plan: Plan) -> None:
+    def __init__(self, store: Store, plan: Plan, province: Province | None = None) -> None:
         self.store = store
         self.plan = plan
+        self._province = province  # read from config/province.toml when None and needed
         self._last_tick: dt.datetime | None = None
         self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
         self._opened: set[tuple[int, Channel, dt.datetime]] = set()  # openings decided here
@@ -157,7 +159,7 @@ class Reconciler:
             sms = approved.get((slot.level, Channel.SMS), (sms, ""))[0]
         fallback = row.sms_fallback and rule.channel is Channel.ZALO and sms is not None
         self._refused(slot, found.refused, [rule.channel, *([Channel.SMS] if fallback else [])])
-        text, subject, fallback_text = await self._render(
+        text, subject, fallback_text, districts = await self._render(
             slot, rule, sms if fallback else None)
         campaign = await self._plan_campaign(Campaign(
             id=campaign_id, title=f"{self.plan.level(slot.level).name}: {row.activity}",
@@ -181,7 +183,8 @@ class Reconciler:
                     zns=for_wave(ZnsMessage(template=row.zns_template, params=row.zns_params),
                                  slot.at.astimezone(self.plan.tz).date())
                     if row.zns_template and rule.channel is Channel.ZALO else None,
-                    over_quota=row.over_quota)
+                    over_quota=row.over_quota, district_texts=districts[0],
+                    fallback_district_texts=districts[1])
         held = campaign.state is CampaignState.PAUSED
         created = await self.store.waves.create(
             wave, WaveState.PAUSED if held else WaveState.CREATED)
@@ -219,22 +222,40 @@ class Reconciler:
                       "(%s): the plan file's text is sent", slot.id, channel, why.version,
                       slot.level, why.reason, extra={"wave": slot.id, "channel": channel})
 
-    async def _render(self, slot: Slot, rule: Rule,
-                      sms: Rule | None) -> tuple[str, str, str]:
+    def _districts(self) -> dict[str, str]:
+        """The province's districts: id -> name (what ``{district}`` renders as)."""
+        if self._province is None:
+            self._province = load_province()
+        return {d.id: d.name for d in self._province.districts.values()}
+
+    async def _render(self, slot: Slot, rule: Rule, sms: Rule | None,
+                      ) -> tuple[str, str, str, tuple[dict[str, str], dict[str, str]]]:
         """The wave's text, subject and SMS fallback text (``sms``: the level's SMS row, when
         the wave has one), rendered once from the situation record in force
-        (:mod:`dispatcher.domain.plantemplate`). A field the record does not give, or an SMS
-        still over the cap with fewer areas, is logged and counted, and sent as rendered: a
-        plan wave is never held back for its figures."""
+        (:mod:`dispatcher.domain.plantemplate`), and the text and the fallback's per district
+        when they name ``{district}`` (else empty). A field the record does not give, or an
+        SMS still over the cap with fewer areas, is logged and counted, and sent as rendered:
+        a plan wave is never held back for its figures."""
         written = [rule.row.written, rule.row.written_subject, sms.row.written if sms else ""]
         if not any(template.names(text) for text in written):
-            return rule.row.template, rule.row.subject, sms.row.template if sms else ""
+            return rule.row.template, rule.row.subject, sms.row.template if sms else "", ({}, {})
         current = await self.store.situation.get()
         given = plantemplate.values(current.situation if current else None, self.plan)
         done = plantemplate.render_row(rule.row, rule.channel is Channel.SMS, given, self.plan)
         texts = [(rule.channel, done)]
         if sms is not None:
             texts.append((Channel.SMS, plantemplate.render_row(sms.row, True, given, self.plan)))
+        per: list[dict[str, str]] = [{}, {}]
+        rows = [(rule.row, rule.channel is Channel.SMS)] + ([(sms.row, True)] if sms else [])
+        for at, (row, is_sms) in enumerate(rows):
+            if template.names_district(row.written or row.template):
+                rendered = plantemplate.per_district(row, is_sms, given, self.plan,
+                                                     self._districts())
+                per[at] = {d: r.text for d, r in rendered.items()}
+                over = next((r for r in rendered.values() if r.over), None)
+                if over is not None:  # a district's rendering over the cap is logged too
+                    texts.append((Channel.SMS if at else rule.channel,
+                                  msgspec.structs.replace(over, missing=[])))
         for channel, found in texts:
             extra = {"wave": slot.id, "channel": channel}
             if found.missing:
@@ -248,7 +269,8 @@ class Reconciler:
                 metrics.WAVE_TEXTS_DEGRADED.labels(channel.value, "over_parts").inc()
                 log.error("wave %s: the %s text rendered is %s: sent as rendered", slot.id,
                           channel, found.over, extra=extra)
-        return done.text, done.subject, texts[1][1].text if sms is not None else ""
+        return (done.text, done.subject, texts[1][1].text if sms is not None else "",
+                (per[0], per[1]))
 
     async def _plan_campaign(self, campaign: Campaign) -> Campaign:
         """The plan campaign, created the first time; one whose last wave was cancelled (or

@@ -18,7 +18,8 @@ async def set_situation(store: Store, record: Situation, *, province: Province, 
                         by: str, now: dt.datetime) -> SituationVersion:
     """Make ``record`` the situation in force (the waves made from now on render it)."""
     checked = situation.check(record, province)
-    plantemplate.check(checked, (await textedits.effective_plan(store, plan))[0])
+    plantemplate.check(checked, (await textedits.effective_plan(store, plan))[0],
+                       {d.id: d.name for d in province.districts.values()})
     version = SituationVersion(checked, now, by)
     await store.situation.set(version)
     return version

@@ -15,10 +15,11 @@ import secrets
 
 import msgspec
 
-from dispatcher.domain import plantemplate, textedits
+from dispatcher.domain import plantemplate, template, textedits
 from dispatcher.domain.errors import InputError, LoaError, NotFound, PermissionDenied, StateError
 from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import ChannelPlan, Plan, Rule
+from dispatcher.domain.province import Province, load_province
 from dispatcher.domain.textedits import TextState, TextVersion
 from dispatcher.store.base import Store
 
@@ -77,8 +78,8 @@ async def rule_in_force(store: Store, plan: Plan, level: int, rule: Rule) -> Rul
 
 
 async def propose(store: Store, plan: Plan, *, level: int, channel: Channel, text: str,
-                  subject: str = "", reason: str = "", by: str,
-                  now: dt.datetime) -> TextVersion:
+                  subject: str = "", reason: str = "", by: str, now: dt.datetime,
+                  province: Province | None = None) -> TextVersion:
     """Keep a proposed version (checked as the plan file's texts are); an e-mail's subject
     left empty keeps the one in force."""
     reason = textedits.check_reason(reason)
@@ -86,7 +87,7 @@ async def propose(store: Store, plan: Plan, *, level: int, channel: Channel, tex
     if channel is Channel.EMAIL and not subject:
         subject = textedits.written(current[0])[1]
     await _fits_record(store, plan, channel,
-                       textedits.resolve(plan, level, channel, text, subject))
+                       textedits.resolve(plan, level, channel, text, subject), province)
     version = TextVersion(
         id=f"txt-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}", level=level, channel=channel,
         text=text, subject=subject, reason=reason, proposed_by=by, proposed_at=now)
@@ -96,7 +97,7 @@ async def propose(store: Store, plan: Plan, *, level: int, channel: Channel, tex
 
 
 async def approve(store: Store, plan: Plan, version_id: str, *, by: str, now: dt.datetime,
-                  reason: str = "") -> TextVersion:
+                  reason: str = "", province: Province | None = None) -> TextVersion:
     """Make a proposed version the text in force of its level and channel (from the next wave
     made); ``by`` is not its proposer."""
     version = await _proposed(store, version_id)
@@ -104,7 +105,8 @@ async def approve(store: Store, plan: Plan, version_id: str, *, by: str, now: dt
         raise PermissionDenied("a plan text must be approved by another user than the one who "
                                "proposed it")
     # the plan, or the situation record, may have changed since it was proposed
-    await _fits_record(store, plan, version.channel, textedits.with_version(plan, version).row)
+    await _fits_record(store, plan, version.channel, textedits.with_version(plan, version).row,
+                       province)
     current = await _current(store, plan, version.level, version.channel)
     decided = msgspec.structs.replace(
         _against(version, current), state=TextState.APPROVED, decided_by=by, decided_at=now,
@@ -126,21 +128,30 @@ async def reject(store: Store, version_id: str, *, by: str, now: dt.datetime,
     return decided
 
 
-async def _fits_record(store: Store, plan: Plan, channel: Channel, row: ChannelPlan) -> None:
+async def _fits_record(store: Store, plan: Plan, channel: Channel, row: ChannelPlan,
+                       province: Province | None) -> None:
     """Refuse a text with which the situation record in force could not be sent, as a record
     is refused with which a text of the plan could not (:func:`plantemplate.check`): a free
     field it names is not given, or an SMS renders past ``sms_max_parts`` even with fewer
-    areas. Without a record the text goes as the file's would (fields not yet updated)."""
+    areas (naming ``{district}``: in the district of ``province``, config/province.toml when
+    None, with the longest name). Without a record the text goes as the file's would (fields
+    not yet updated)."""
     current = await store.situation.get()
     if current is None:
         return
     given = plantemplate.values(current.situation, plan)
+    where = ""
+    if channel is Channel.SMS and template.names_district(row.written or row.template):
+        found_in = province or load_province()
+        where = template.longest({d.id: d.name for d in found_in.districts.values()})[1]
+        given = template.in_district(given, where)
+        where = f" in {where}"
     found = plantemplate.render_row(row, channel is Channel.SMS, given, plan)
     if found.missing:
         raise InputError(f"names {{{found.missing[0]}}}, which the situation record in force "
                          "does not give: set it there first", field="text")
     if found.over:
-        raise InputError(f"rendered with the situation in force, {found.over} "
+        raise InputError(f"rendered with the situation in force{where}, {found.over} "
                          "(sms_max_parts)", field="text")
 
 

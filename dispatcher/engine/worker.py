@@ -405,7 +405,8 @@ class Worker:
         progress, handle = marks.open(wave.id, batch.ids, keep) if marks else (None, None)
         abort = Abort()
         self._aborts[abort] = wave.id
-        envelope = Envelope(wave=wave.id, channel=wave.channel, text=wave.text,
+        envelope = Envelope(wave=wave.id, channel=wave.channel,
+                            text=wave.text_for(batch.district) if batch.district else wave.text,
                             addrs=[batch.addrs[i] for i in keep], route=route,
                             subject=wave.subject, strip_diacritics=wave.strip_diacritics,
                             progress=progress, abort=abort, urgent=urgent, zns=wave.zns,
@@ -551,6 +552,7 @@ class Worker:
         ids = batch.ids
         expired = 0
         urgent = wave.priority is Priority.URGENT
+        district = batch.district
         if batch.retried:  # each of these was counted as retrying when it was scheduled
             completion.count(wave.id, "retrying", -len(keep))
         sent = [ids[keep[k]] for k in results.sent]
@@ -569,23 +571,25 @@ class Worker:
             if self.policy.exhausted(attempts):
                 expired += 1
                 dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,
-                                       f"retries exhausted: {reason}", expired=True))
+                                       f"retries exhausted: {reason}", expired=True,
+                                       district=district))
                 completion.count(wave.id, "expired", 1)
             else:
                 item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], attempts,
-                                 urgent=urgent)
+                                 urgent=urgent, district=district)
                 completion.retries.append((now + self.policy.delay(attempts), item))
                 completion.count(wave.id, "retrying", 1)
         for k, _reason in results.requeue:  # never reached the channel: no attempt used
             i = keep[k]
             item = RetryItem(wave.id, wave.channel, ids[i], batch.addrs[i], batch.attempt(i),
-                             urgent=urgent)
+                             urgent=urgent, district=district)
             completion.retries.append((now + self.policy.delay(1), item))
             completion.count(wave.id, "retrying", 1)
         unreachable = set(results.unreachable)
         for k, reason in results.failed:
             i = keep[k]
             dead.append(DeadLetter(wave.id, wave.channel, ids[i], batch.addrs[i],
-                                   batch.attempt(i) + 1, reason, unreachable=k in unreachable))
+                                   batch.attempt(i) + 1, reason, unreachable=k in unreachable,
+                                   district=district))
             completion.count(wave.id, "failed", 1)
         return expired

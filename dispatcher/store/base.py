@@ -281,6 +281,7 @@ class RetryItem(msgspec.Struct, frozen=True, array_like=True):
     # lets only one of them out.
     nonce: int = msgspec.field(default_factory=lambda: random.getrandbits(32))
     urgent: bool = False  # of an urgent wave: comes back in the route's urgent lane
+    district: str = ""  # its batch's district (the wave's text for it): retried in one of it
 
 
 class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
@@ -296,6 +297,7 @@ class DeadLetter(msgspec.Struct, frozen=True, array_like=True, omit_defaults=Tru
     expired: bool = False  # its retries ran out (else: a permanent failure)
     # the channel refused the address for good (Results.unreachable): it joined the list
     unreachable: bool = False
+    district: str = ""  # its batch's district: a replay sends it that district's text
 
 
 class DeadLetterPage(msgspec.Struct, frozen=True):

@@ -220,7 +220,7 @@ class RedisDeadLetters:
         args: list[Any] = [due]
         for (packed, d), done in zip(letters, mask, strict=True):
             item = b"" if done else _enc.encode(
-                RetryItem(wave, d.channel, d.id, d.addr, 0, urgent=urgent))
+                RetryItem(wave, d.channel, d.id, d.addr, 0, urgent=urgent, district=d.district))
             args += [d.id, packed, item, "expired" if d.expired else "failed"]
         if self._cluster:  # the wave's counters are the sum of its routes' (RedisWaves.progress)
             await self._r.sadd(keys.wave_routes(wave), route)

@@ -505,7 +505,8 @@ class MemoryQueue:
             if done:
                 skipped += 1
                 continue
-            item = RetryItem(wave, letter.channel, letter.id, letter.addr, 0, urgent=urgent)
+            item = RetryItem(wave, letter.channel, letter.id, letter.addr, 0, urgent=urgent,
+                             district=letter.district)
             heapq.heappush(r.retries, (due, next(self._seq), item))
             requeued += 1
         for name, n in (("retrying", requeued), ("replayed", requeued), ("skipped", skipped)):
@@ -516,13 +517,14 @@ class MemoryQueue:
 
 
 def regroup(items: list[RetryItem]) -> list[Batch]:
-    """Retried messages as batches, one per (wave, channel)."""
-    grouped: dict[tuple[str, str], list[RetryItem]] = {}
+    """Retried messages as batches, one per (wave, channel, district)."""
+    grouped: dict[tuple[str, str, str], list[RetryItem]] = {}
     for item in items:
-        grouped.setdefault((item.wave, item.channel), []).append(item)
+        grouped.setdefault((item.wave, item.channel, item.district), []).append(item)
     return [
         Batch(wave=group[0].wave, channel=group[0].channel, ids=[i.id for i in group],
-              addrs=[i.addr for i in group], attempts=[i.attempt for i in group], retried=True)
+              addrs=[i.addr for i in group], attempts=[i.attempt for i in group], retried=True,
+              district=group[0].district)
         for group in grouped.values()
     ]
 

@@ -73,8 +73,8 @@ def test_a_free_field_the_record_no_longer_gives_is_reported() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("{case}", "unknown field {case}: a text may name {cases}, {new_cases}, {areas}, "
-               "{hotline}, {date}, {advice}"),
-    ("Tại {district}", "{district} (the recipient's district) is not rendered yet"),
+               "{hotline}, {date}, {district}, {advice}"),
+    ("Tại {district} {town}", "unknown field {town}"),
     ("{cases", "a brace without its pair"),
 ])
 def test_a_text_naming_an_unknown_field_is_refused(text: str, message: str) -> None:
@@ -100,3 +100,37 @@ def test_an_sms_that_cannot_fit_says_by_how_much() -> None:
                                             max_parts=1)
     assert rendered.startswith("1900 9095 ")
     assert over == "3 parts (GSM-7, 410 characters) is more than 1 parts"
+
+
+# -- {district}: the recipient's --------------------------------------------------------------
+
+
+def test_a_text_naming_district_is_rendered_once_per_district() -> None:
+    districts = {d.id: d.name for d in PROVINCE.districts.values()}
+    given = template.values(check(record(), PROVINCE), "")
+    text = "Người dân {district}: {new_cases} ca mới. {advice}."
+    assert template.check(text, ["advice"], InputError) == [
+        "district", "new_cases", "advice"]
+    texts = template.per_district(text, given, districts)
+    assert set(texts) == set(districts)
+    assert texts["ha-long"] == "Người dân Hạ Long: 3 ca mới. Đeo khẩu trang."
+    assert texts["cam-pha"] == "Người dân Cẩm Phả: 3 ca mới. Đeo khẩu trang."
+    # without a district (visitors), and with no recipient at all: the whole province
+    assert template.render(text, given) == ("Người dân toàn tỉnh: 3 ca mới. Đeo khẩu trang.", [])
+    assert template.per_district("{new_cases} ca mới.", given, districts) == {}
+    # no record: {district} is still the recipient's, never reported missing
+    assert template.render("Tại {district}", template.values(None, "")) == ("Tại toàn tỉnh", [])
+
+
+def test_the_longest_district_name_decides_an_sms_parts() -> None:
+    districts = {d.id: d.name for d in PROVINCE.districts.values()}
+    found, name = template.longest(districts)
+    assert name == max(districts.values(), key=len) and districts[found] == name
+    assert template.longest({"a": "Ba"}) == ("", template.NEUTRAL)  # the neutral is longer
+    given = template.values(check(record(), PROVINCE), "")
+    text = "Tai {district}: " + "x" * (160 - len("Tai : ") - len(name) + 1)
+    shortest = min(districts.values(), key=len)
+    assert not template._over(template.render(text, template.in_district(given, shortest))[0],
+                              True, 1)
+    over = template._over(template.render(text, template.in_district(given, name))[0], True, 1)
+    assert over == "2 parts (GSM-7, 161 characters) is more than 1 parts"

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.memory import MemoryAdapter
 from bench import audiencegen
+from dispatcher.domain import smstext, template
 from dispatcher.domain.errors import InputError, PermissionDenied, StateError
 from dispatcher.domain.model import Channel, WaveState
 from dispatcher.domain.msisdn import Numbering
@@ -103,6 +104,32 @@ async def test_a_text_the_situation_record_cannot_fill_is_refused_and_the_record
         await set_situation(store, record, province=province, plan=fields, by="olga",
                             now=local(9))
     assert again.value.field == "fields.advice"
+
+
+async def test_a_proposed_sms_naming_district_is_checked_in_the_longest_district_name(
+        plan: Plan, province: Province) -> None:
+    fields = msgspec.structs.replace(plan, situation_fields=("advice",), sms_max_parts=1)
+    store = MemoryStore()
+    longest = max((d.name for d in province.districts.values()), key=len)
+    strip = fields.levels[4].rules[Channel.SMS].row.strip_diacritics
+    written = "{district}: {advice} Goi {hotline}."
+
+    def parts(district: str, advice: str) -> int:
+        text = written.format(district=district, advice=advice, hotline="1900 1234")
+        return len(smstext.segment(text, strip=strip).parts)
+
+    advice = next("x" * k for k in range(300, 0, -1) if parts(template.NEUTRAL, "x" * k) == 1)
+    assert parts(longest, advice) == 2
+    record = Situation(cases_today=3, cases_total=40, date=DAY, hotline="1900 1234",
+                       fields={"advice": advice})
+    await set_situation(store, record, province=province, plan=fields, by="olga", now=local(7))
+    with pytest.raises(InputError) as refused:
+        await textedits.propose(store, fields, level=4, channel=Channel.SMS, by="olga",
+                                text=written, now=local(8), province=province)
+    assert refused.value.field == "text"
+    assert str(refused.value).startswith(
+        f"text: rendered with the situation in force in {longest}, 2 parts")
+    assert (await store.plan_texts.versions()).versions == []
 
 
 async def test_the_proposer_cannot_approve_and_a_decision_is_taken_once(plan: Plan) -> None:

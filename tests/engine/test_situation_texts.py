@@ -171,8 +171,9 @@ async def test_a_campaign_whose_free_field_is_gone_at_its_start_is_cancelled(
 
 @pytest.mark.parametrize(("text", "has_record", "message"), [
     ("{case} ca moi", True, "texts.sms: unknown field {case}: a text may name {cases}, "
-                            "{new_cases}, {areas}, {hotline}, {date}, {advice}"),
-    ("Tai {district}", True, "texts.sms: {district} (the recipient's district) is not"),
+                            "{new_cases}, {areas}, {hotline}, {date}, {district}, "
+                            "{advice}"),
+    ("Tai {district} {town}", True, "texts.sms: unknown field {town}"),
     ("{cases} ca", False, "texts.sms: names {cases} but no situation is set"),
     ("{advice} " * 3 + "x" * 150, True, "texts.sms: rendered with the situation in force, "
                                         "2 parts (GSM-7, 162 characters) is more than "

@@ -14,6 +14,7 @@ from adapters.base import Adapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc
 from bench import audiencegen
+from dispatcher.domain import template
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.model import Campaign, CampaignState, Channel, Selector, Wave, WaveState
 from dispatcher.domain.msisdn import Numbering
@@ -171,3 +172,47 @@ async def test_early_receipts_cost_a_command_or_two_per_pass_and_one_full_lookup
         assert stats["cmdstat_hmget"]["calls"] == 6 * 2 + REMOTE_ID_HOURS + 1
     finally:
         await store.aclose()
+
+
+async def test_a_wave_with_a_text_per_district_reaches_the_smsc_in_each_district_s_words(
+        store: Store, smsc: Smsc, tmp_path: Path, plan: Plan, numbering: Numbering,
+        province: Province) -> None:
+    """Counted at the SMSC: each recipient got its district's text once, the messages the
+    SMSC answered with a transient error too (retried in their district)."""
+    smsc.set_config(error_ratio=0.1, error_status=0x58, seed=5)  # throttled: retried
+    wave = await sms_wave(store, tmp_path, numbering, province, 600, "")
+    given = template.values(None, "")
+    written = "Người dân {district}: đeo khẩu trang."
+    texts = template.per_district(written, given,
+                                  {d.id: d.name for d in province.districts.values()})
+    wave = msgspec.structs.replace(wave, text=template.render(written, given)[0],
+                                   district_texts=texts)
+    sms = SmppAdapter({DEFAULT_LINK: LinkConfig(host="127.0.0.1", port=smsc.port,
+                                                system_id="loa", binds=2)})
+    engine = Engine(store, plan, SETTINGS, province, {Channel.SMS: sms}, numbering.carriers,
+                    reconcile=False)
+    await store.waves.create(wave, WaveState.CREATED)
+    await store.campaigns.create(Campaign(id="c", title="t", channels=[Channel.SMS],
+                                          texts={Channel.SMS: written},
+                                          created_at=wave.created_at, created_by="a",
+                                          state=CampaignState.RUNNING))
+
+    async def sent() -> bool:
+        p = await wave_progress(store, wave)
+        return p.sent + p.failed + p.expired == wave.total
+
+    try:
+        await run_engine_until(engine, sent)
+    finally:
+        await sms.aclose()
+    p = await wave_progress(store, wave)
+    assert p.sent == wave.total
+    assert smsc.stats.submits > smsc.stats.parts == wave.total  # some were answered 0x58
+    meta = await store.audiences.meta(wave.audience_version)
+    assert meta is not None
+    rows = [r for c in await store.audiences.chunks(
+        meta.version, [n for g in meta.groups for n in g.chunks]) for r in c.recipients]
+    want = {r.msisdn: [texts.get(r.district, wave.text)] for r in rows}
+    assert len({t for (t,) in want.values()}) > 3  # several districts, and visitors
+    assert [wave.text] in want.values()
+    assert smsc.texts == want

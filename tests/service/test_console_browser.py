@@ -936,6 +936,30 @@ def test_a_preview_shows_each_text_rendered_from_the_situation(browser: Browser,
     olga.close()
 
 
+def test_a_preview_of_a_text_naming_district_shows_the_longest_district_s(
+        browser: Browser, console: Console) -> None:
+    text = "Nguoi dan {district}: {new_cases} ca moi. Goi {hotline}."
+    chosen = ["ha-long", "dong-trieu"]
+    status, preview = console.api("olga", "POST", "/v1/preview", {
+        "text": text, "channels": ["sms"], "selector": {"districts": chosen}})
+    assert status == 200, preview
+    sms = preview["channels"]["sms"]
+    assert sms["district"] == "Đông Triều" and sms["districts"].keys() == set(chosen)
+    assert sms["text"] == "Nguoi dan Đông Triều: 3 ca moi. Goi 1900 9095.", sms
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    page.get_by_label("Nội dung tin nhắn").fill(text)
+    page.get_by_label("Huyện, thị xã, thành phố").select_option(chosen)
+    page.get_by_role("button", name="Xem trước").click()
+    sms_row = page.locator("#preview-channels tr").filter(has_text="SMS")
+    expect(sms_row.locator("td.rendered")).to_contain_text(sms["text"])
+    expect(sms_row.locator("td.rendered")).to_contain_text(
+        "2 bản theo huyện; đây là bản của Đông Triều (tên dài nhất)")
+    olga.shot("12b-preview-per-district")
+    olga.close()
+
+
 def _dead_letters(console: Console, wave: str) -> dict[str, Any]:
     status, page = console.api("vic", "GET", f"/v1/waves/{wave}/dead-letters")
     assert status == 200, page

@@ -11,10 +11,12 @@ import msgspec
 import pytest
 
 from bench import audiencegen
+from dispatcher.domain import template
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.domain.smstext import segment, strip_diacritics
 from dispatcher.service.audit import PENDING, read_audit
 from dispatcher.service.settings import Settings
 from tests.service.test_api import SIMULATED, Env, _env, auth
@@ -115,6 +117,30 @@ async def test_a_record_that_would_push_a_plan_sms_past_its_cap_is_refused(env: 
     assert dt.date.fromisoformat(r.json()["situation"]["date"]) == dt.date(2026, 12, 7)
 
 
+async def test_a_record_that_would_push_a_plan_sms_naming_district_past_its_cap_is_refused(
+        env: Env) -> None:
+    written = "{district}: {advice} Gọi {hotline}."
+    plan = env.services.plan = with_sms(env.services.plan, 1, written, max_parts=1)
+    strip = plan.levels[1].rules[Channel.SMS].row.strip_diacritics
+    longest = max((d.name for d in env.services.province.districts.values()), key=len)
+
+    def parts(district: str, advice: str) -> int:
+        text = written.format(district=district, advice=advice, hotline="1900 1234")
+        return len(segment(text, strip=strip).parts)
+
+    # the longest advice that fits with "toàn tỉnh", but not in the longest district's name
+    advice = next("x" * k for k in range(200, 0, -1) if parts(template.NEUTRAL, "x" * k) == 1)
+    assert parts(longest, advice) == 2
+    r = await env.client.put("/v1/situation", json={**RECORD, "fields": {"advice": advice}},
+                             headers=auth("olga"))
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "situation"
+    assert f"the level 1 sms text in {longest} would be 2 parts" in r.json()["detail"]
+    r = await env.client.put("/v1/situation", json={**RECORD, "fields": {"advice": advice[2:]}},
+                             headers=auth("olga"))
+    assert r.status_code == 200, r.text
+
+
 async def test_the_preview_shows_each_channel_s_text_rendered_with_its_cost(env: Env) -> None:
     r = await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))
     assert r.status_code == 200
@@ -132,9 +158,36 @@ async def test_the_preview_shows_each_channel_s_text_rendered_with_its_cost(env:
     assert zalo["encoding"] is None
 
 
+async def test_the_preview_of_a_text_naming_district_shows_each_district_s_and_the_longest(
+        env: Env) -> None:
+    districts = {d.id: d.name for d in env.services.province.districts.values()}
+    longest = max(districts.values(), key=len)
+    body = {"text": "Nguoi dan {district}: deo khau trang.", "channels": ["sms", "zalo"],
+            "strip_diacritics": True}
+    r = await env.client.post("/v1/preview", json=body, headers=auth("vic"))
+    assert r.status_code == 200, r.text  # no situation record needed for {district}
+    sms, zalo = r.json()["channels"]["sms"], r.json()["channels"]["zalo"]
+    assert sms["district"] == zalo["district"] == longest
+    assert sms["text"] == strip_diacritics(f"Nguoi dan {longest}: deo khau trang.")
+    assert zalo["text"] == f"Nguoi dan {longest}: deo khau trang."  # the worst case
+    assert sms["districts"] == {d: f"Nguoi dan {n}: deo khau trang." for d, n in
+                                districts.items()}
+    assert r.json()["sms"]["text"] == sms["text"]
+    body = {"text": "Tai {district}: " + "x" * (160 - len("Tai : ") - len(longest) + 1),
+            "max_parts": 1, "strip_diacritics": True, "selector": {"districts": ["ha-long"]}}
+    r = await env.client.post("/v1/preview", json=body, headers=auth("vic"))
+    assert r.status_code == 200, r.text  # Hạ Long is short enough
+    assert r.json()["channels"]["sms"]["districts"].keys() == {"ha-long"}
+    r = await env.client.post("/v1/preview", json={**body, "selector": {}},
+                              headers=auth("vic"))
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "text"
+    assert r.json()["detail"].startswith(f"text: rendered for {longest}, 2 parts")
+
+
 @pytest.mark.parametrize(("body", "field", "detail"), [
     ({"text": "{case} ca"}, "text", "text: unknown field {case}: a text may name"),
-    ({"texts": {"sms": "Tai {district}"}}, "texts.sms", "{district} (the recipient's district)"),
+    ({"texts": {"sms": "Tai {district} {town}"}}, "texts.sms", "unknown field {town}"),
 ])
 async def test_the_preview_and_a_campaign_refuse_an_unknown_field(
         env: Env, body: dict[str, Any], field: str, detail: str) -> None:
@@ -161,3 +214,16 @@ async def test_the_plan_view_shows_the_texts_rendered_with_the_record_in_force(e
     sms = r.json()["levels"][0]["channels"]["sms"]
     assert sms["text"] == "07/12/2026: 3 ca moi tai Ha Long, Cam Pha. Deo khau trang Goi 1900 1234."
     assert (sms["encoding"], sms["parts"]) == ("gsm7", 1)
+
+
+async def test_the_plan_view_shows_a_text_naming_district_in_the_longest_district(
+        env: Env) -> None:
+    written = "{district}: {new_cases} ca mới. Gọi {hotline}."
+    env.services.plan = with_sms(env.services.plan, 1, written)
+    longest = max((d.name for d in env.services.province.districts.values()), key=len)
+    assert (await env.client.put("/v1/situation", json=RECORD, headers=auth("olga"))).is_success
+    r = await env.client.get("/v1/plan", headers=auth("vic"))
+    sms = r.json()["levels"][0]["channels"]["sms"]
+    assert sms["district"] == longest
+    assert sms["text"] == strip_diacritics(f"{longest}: 3 ca mới. Gọi 1900 1234.")
+    assert r.json()["levels"][0]["channels"]["zalo"]["district"] is None  # not named there

@@ -485,6 +485,47 @@ async def test_due_retries_come_back_as_one_regrouped_delivery(store: Store) -> 
         Batch("w1", Channel.SMS, [9], [addr(9)], [1], retried=True)]
 
 
+async def test_a_batch_district_travels_with_the_batch_its_retries_and_dead_letters(
+        store: Store) -> None:
+    """A wave with a text per district: its batches, retried messages and dead letters keep
+    their district, and due retries come back as one batch per (wave, district)."""
+    q = store.queue
+    cut = Batch("w1", Channel.SMS, [1, 2], [addr(1), addr(2)], district="ha-long")
+    (d,) = await taken(store, [cut])
+    assert d.batches == [cut]
+    now = time.time()
+    items = [RetryItem("w1", Channel.SMS, 1, addr(1), 1, district="ha-long"),
+             RetryItem("w1", Channel.SMS, 3, addr(3), 1, district="cam-pha"),
+             RetryItem("w1", Channel.SMS, 4, addr(4), 1, district="ha-long"),
+             RetryItem("w1", Channel.SMS, 5, addr(5), 1)]
+    await q.complete(ROUTE, d.entry, Completion(
+        retries=[(now - 1, item) for item in items],
+        dead=[DeadLetter("w1", Channel.SMS, 2, addr(2), 1, "rejected", district="ha-long")]))
+    assert await q.move_due(ROUTE, now, 100) == 4
+    back = await read_one(store)
+    by_district = {b.district: b for b in back.batches}
+    assert len(back.batches) == 3
+    assert by_district["ha-long"].ids == [1, 4] and by_district["cam-pha"].ids == [3]
+    assert by_district[""].ids == [5]  # a visitor's: the wave's neutral text
+    await q.complete(ROUTE, back.entry, Completion())
+    (letter,) = await q.dead_letters(ROUTE)
+    assert letter.district == "ha-long"
+    assert (await q.requeue_dead(ROUTE, "w1", after=-1, limit=10, due=0.0,
+                                 urgent=False)).requeued == 1
+    assert await q.move_due(ROUTE, time.time(), 10) == 1
+    (replayed,) = (await read_one(store)).batches
+    assert (replayed.ids, replayed.district) == ([2], "ha-long")  # replayed in its district
+
+
+def test_entries_written_before_batches_had_a_district_still_decode() -> None:
+    old_batch = msgspec.msgpack.encode(["w1", "sms", [1], [addr(1)], [], False])
+    assert msgspec.msgpack.decode(old_batch, type=Batch).district == ""
+    old_item = msgspec.msgpack.encode(["w1", "sms", 1, addr(1), 1, 7, False])
+    assert msgspec.msgpack.decode(old_item, type=RetryItem).district == ""
+    old_letter = msgspec.msgpack.encode(["w1", "sms", 1, addr(1), 1, "x"])
+    assert msgspec.msgpack.decode(old_letter, type=DeadLetter).district == ""
+
+
 async def test_move_due_honours_the_limit(store: Store) -> None:
     q = store.queue
     (d,) = await taken(store, [batch("w1", list(range(5)))])

@@ -596,14 +596,21 @@ async def preview(request: Request[Any, Any, Any], state: State,
     channels: dict[Channel, ChannelPreview] = {}
     sms: SmsPreview | None = None
     record = await campaigntext.current(s.store)  # the texts' fields rendered as at a start
+    districts = {d.id: d.name for d in s.province.districts.values()
+                 if not data.selector.districts or d.id in data.selector.districts}
     for channel in data.channels:
         n = routing.reach(meta, data.selector, channel)
         field = f"texts.{channel}" if data.texts.get(channel) else "text"
         written = data.texts.get(channel) or data.text
         text = campaigntext.render_one(written, field, record)
+        # {district}: the longest district name's rendering decides the parts and the cost
+        longest, district = campaigntext.longest(written, record, districts)
+        text = longest or text
+        per = campaigntext.district_texts(written, record, districts) or None
         if channel is not Channel.SMS:
             channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)),
-                                               text=text or None)
+                                               text=text or None, district=district or None,
+                                               districts=per)
             continue
         if not text.strip():
             raise InputError("give the text to preview (or texts.sms)", field="text")
@@ -612,7 +619,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
         except TextError as exc:
             raise InputError(str(exc), field=field) from None
         if len(seg.parts) > data.max_parts:
-            raise InputError(f"{seg.summary} is more than max_parts {data.max_parts}",
+            where = f"rendered for {district}, " if district else ""
+            raise InputError(f"{where}{seg.summary} is more than max_parts {data.max_parts}",
                              field=field)
         by_carrier = await _carriers(s, meta, data.selector)
         by_route_n: dict[str, int] = {}
@@ -633,7 +641,8 @@ async def preview(request: Request[Any, Any, Any], state: State,
             tps=sum(r.tps or 0.0 for r in by_route.values()) if limited else None,
             seconds=max(route_seconds, default=0.0) if limited else None)
         channels[channel] = ChannelPreview(n, sms.seconds, parts, text=seg.text,
-                                           encoding=str(seg.encoding), pdus=n * parts)
+                                           encoding=str(seg.encoding), pdus=n * parts,
+                                           district=district or None, districts=per)
     size = max((c.recipients for c in channels.values()), default=0)
     zalo = channels.get(Channel.ZALO)
     return Preview(audience_version=meta.version, audience_size=meta.count,

@@ -91,7 +91,7 @@ async def propose_text(request: Request[Any, Any, Any], state: State,
     data = await strict_body(request, TextProposal)
     work = textedits.propose(s.store, s.plan, level=data.level, channel=data.channel,
                              text=data.text, subject=data.subject, reason=data.reason,
-                             by=caller(request).name, now=s.clock())
+                             by=caller(request).name, now=s.clock(), province=s.province)
     return await audited_call(request, "plan_text.propose", f"L{data.level}-{data.channel}", work,
                           {"level": data.level, "channel": data.channel, "text": data.text,
                            "subject": data.subject, "reason": data.reason},
@@ -124,7 +124,8 @@ async def _decide(request: Request[Any, Any, Any], state: State, version_id: str
     body = await optional_body(request, ActionBody) or ActionBody()
     by, now = caller(request).name, s.clock()
     if decision is TextState.APPROVED:
-        work = textedits.approve(s.store, s.plan, version_id, by=by, now=now, reason=body.reason)
+        work = textedits.approve(s.store, s.plan, version_id, by=by, now=now, reason=body.reason,
+                                 province=s.province)
         action = "plan_text.approve"
     else:
         work = textedits.reject(s.store, version_id, by=by, now=now, reason=body.reason)

@@ -33,6 +33,7 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
     ``versions``: the approved text in force of a level's channel (``plan`` has it), by id;
     ``refused``: the approved versions ``plan`` does not accept (the file's text goes)."""
     given = plantemplate.values(situation, plan) if situation is not None else None
+    longest = template.longest({d.id: d.name for d in province.districts.values()})[1]
     return PlanView(
         name=plan.name, source=plan.source, timezone=plan.tz.key,
         sending_hours=list(plan.hours_text),
@@ -40,7 +41,7 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
         opening_damping_hours=int(plan.opening_damping.total_seconds() // 3600),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now, given, versions or {}, refused or {})
+        levels=[_level(plan, level, now, given, versions or {}, refused or {}, longest)
                 for level in (levels or plan.levels.values())],
         hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
         sms_max_parts=plan.sms_max_parts)
@@ -48,13 +49,13 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
 
 def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | None,
            versions: Mapping[tuple[int, Channel], str],
-           refused: Mapping[tuple[int, Channel], Refused]) -> PlanLevel:
+           refused: Mapping[tuple[int, Channel], Refused], longest: str) -> PlanLevel:
     return PlanLevel(
         level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
         max_cases=level.max_cases,
         channels={channel: _channel(plan, level.level, rule, now, given,
                                     versions.get((level.level, channel)),
-                                    refused.get((level.level, channel)))
+                                    refused.get((level.level, channel)), longest)
                   for channel, rule in level.rules.items()},
         activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
                     for a in level.activities],
@@ -63,14 +64,16 @@ def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | 
 
 def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
              given: template.Values | None, version: str | None,
-             refused: Refused | None) -> PlanChannel:
+             refused: Refused | None, longest: str) -> PlanChannel:
     row = rule.row
     upcoming = next_slot(plan, level, rule.channel, now)
     encoding: Encoding | None = None
     parts: int | None = None
     text = row.template
+    district = template.names_district(row.written or row.template)
     if given is not None:
-        text = plantemplate.render_row(row, rule.channel is Channel.SMS, given, plan).text
+        shown = template.in_district(given, longest) if district else given
+        text = plantemplate.render_row(row, rule.channel is Channel.SMS, shown, plan).text
     if rule.channel is Channel.SMS:
         seg = smstext.segment(text, strip=row.strip_diacritics)
         encoding, parts, text = seg.encoding, len(seg.parts), seg.text
@@ -85,4 +88,5 @@ def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
         sends_range=list(row.sends_range) if row.sends_range is not None else None,
         encoding=encoding, parts=parts, origin="approved" if version else "file",
         version=version,
-        refused=RefusedText(refused.version, refused.reason) if refused is not None else None)
+        refused=RefusedText(refused.version, refused.reason) if refused is not None else None,
+        district=longest if district and given is not None else None)

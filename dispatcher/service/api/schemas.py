@@ -202,6 +202,10 @@ class ChannelPreview(msgspec.Struct, frozen=True):
     text: str | None = None
     encoding: str | None = None
     pdus: int | None = None
+    # a text naming {district}: ``text`` (and parts, PDUs) is the rendering for the district
+    # with the longest name, the worst case; ``districts`` has each district's (id -> text)
+    district: str | None = None
+    districts: dict[str, str] | None = None
 
 
 class Preview(msgspec.Struct, frozen=True):
@@ -257,6 +261,9 @@ class PlanChannel(msgspec.Struct, frozen=True):
     origin: Literal["file", "approved"] = "file"
     version: str | None = None
     refused: RefusedText | None = None  # an approved version the plan no longer accepts
+    # a text naming {district}: ``text`` and ``parts`` are the rendering for this district,
+    # the one with the longest name (each recipient gets their district's)
+    district: str | None = None
 
 
 class RefusedText(msgspec.Struct, frozen=True):

@@ -1907,7 +1907,11 @@
       const meta = ch.encoding ? t("preview.rendered_meta", {
         encoding: t(ch.encoding === "ucs2" ? "preview.ucs2" : "preview.gsm7"),
         parts: number(ch.parts), pdus: number(ch.pdus)}) : "";
-      cell(tr, typeof ch.text === "string" ? ch.text : "—", meta, "msg rendered");
+      // {district}: one text per district; the one shown is the longest district name's
+      const per = ch.district ? t("preview.per_district", {
+        n: number(Object.keys(ch.districts || {}).length), name: ch.district}) : "";
+      cell(tr, typeof ch.text === "string" ? ch.text : "—", [per, meta].filter(Boolean)
+        .join(" · "), "msg rendered");
       return tr;
     }));
     const zns = p.zns;
