@@ -20,6 +20,7 @@ from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc
 from adapters.zalo.tokens import Issued
 from bench import audiencegen
+from dispatcher.domain import incoming
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.model import CampaignState, Channel, LevelState, Priority, WaveState
 from dispatcher.domain.msisdn import Numbering
@@ -289,6 +290,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         "result": set(metrics.RESULTS) | {"matched", "unmatched", "malformed"},
         "state": {s.value for s in WaveState} | set(metrics.WAVE_FIELDS),
         "simulated": {"true", "false"},
+        "kind": set(incoming.KINDS) | {incoming.DATA_SM_RECEIPT},
         "reason": {"missing", "unknown", "expired", "limited"}
         | set(adapter_metrics.ZALO_PAUSE_REASONS),
     }

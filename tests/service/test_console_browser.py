@@ -1217,7 +1217,7 @@ def test_the_hotline_looks_a_number_up(browser: Browser, console: Console) -> No
     page.get_by_role("link", name="Tra cứu số", exact=True).click()
     expect(page.get_by_role("heading", name="Người dân này đã nhận được tin chưa?",
                             level=1)).to_be_visible()
-    page.get_by_label("Số điện thoại").fill(f"0{phone[2:5]} {phone[5:8]} {phone[8:]}")
+    page.get_by_label("Số điện thoại", exact=True).fill(f"0{phone[2:5]} {phone[5:8]} {phone[8:]}")
     page.get_by_role("button", name="Tra cứu").click()
     expect(page.locator("#recipient-number-title")).to_have_text(phone)
     expect(page.locator("#recipient-zalo")).to_have_text("có")
@@ -1226,10 +1226,10 @@ def test_the_hotline_looks_a_number_up(browser: Browser, console: Console) -> No
     expect(row).to_contain_text("Zalo")
     expect(row).to_contain_text(f"không gửi được: {mine['reason']}")
     vic.shot("16-recipient-lookup")
-    page.get_by_label("Số điện thoại").fill("12345")
+    page.get_by_label("Số điện thoại", exact=True).fill("12345")
     page.get_by_role("button", name="Tra cứu").click()
     expect(page.locator("#status")).to_contain_text("Đây không phải số di động")
-    expect(page.get_by_label("Số điện thoại")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Số điện thoại", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#recipient-result")).to_be_hidden()
     vic.close()
 
