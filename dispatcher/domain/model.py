@@ -19,6 +19,23 @@ class Channel(enum.StrEnum):
     ZALO = "zalo"  # the e-government Zalo channel (ZNS / OA)
     EMAIL = "email"  # civil servants' official mailboxes
     APP = "app"  # Smart Quảng Ninh app push
+    # outlets: each wave is published once to each of the channel's configured targets (a page,
+    # a portal, a loudspeaker system), not sent to the audience's recipients
+    FACEBOOK = "facebook"  # the province's, the department's and the districts' Facebook pages
+    PORTAL = "portal"  # the provincial portal's Covid section, the public-service portal
+    LOUDSPEAKER = "loudspeaker"  # the grassroots radio's IP loudspeaker systems
+
+    @property
+    def outlet(self) -> bool:
+        """Whether the channel publishes to configured targets instead of recipients."""
+        return self in OUTLETS
+
+
+#: The channels that publish to configured targets (:class:`dispatcher.domain.outlet.Target`).
+OUTLETS = frozenset({Channel.FACEBOOK, Channel.PORTAL, Channel.LOUDSPEAKER})
+#: The channels that reach recipients of an audience (what suppression lists and the recipient
+#: lookup are about).
+PERSONAL = tuple(c for c in Channel if c not in OUTLETS)
 
 
 class Kind(enum.StrEnum):

@@ -71,6 +71,9 @@ class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     zalo: ChannelPlan | None = None
     email: ChannelPlan | None = None
     app: ChannelPlan | None = None
+    facebook: ChannelPlan | None = None
+    portal: ChannelPlan | None = None
+    loudspeaker: ChannelPlan | None = None
 
 
 class Activity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -25,7 +25,7 @@ import datetime as dt
 import msgspec
 
 from dispatcher.domain.audience import Recipient
-from dispatcher.domain.model import Channel, Kind, Wave, WaveState
+from dispatcher.domain.model import PERSONAL, Channel, Kind, Wave, WaveState
 from dispatcher.domain.suppression import Suppression
 from dispatcher.engine.fallback import fallback_wave_id, is_fallback_wave
 from dispatcher.engine.routing import address
@@ -169,7 +169,7 @@ async def _listed(store: Store, rows: list[Recipient]) -> dict[Channel, Suppress
     """The recipient's entries on each channel's list, by the addresses its rows give (the phone
     on any channel, the Zalo user id on Zalo, the e-mail address on e-mail): one pipeline per
     address."""
-    wanted: dict[str, set[Channel]] = {rows[0].msisdn: set(Channel)}
+    wanted: dict[str, set[Channel]] = {rows[0].msisdn: set(PERSONAL)}
     for r in rows:
         if r.zalo_uid:
             wanted.setdefault(r.zalo_uid, set()).add(Channel.ZALO)

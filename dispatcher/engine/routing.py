@@ -20,7 +20,9 @@ def address(channel: Channel, r: Recipient) -> str | None:
         return r.msisdn
     if channel is Channel.ZALO:
         return (r.zalo_uid or r.msisdn) if r.zalo else None
-    return r.email or None
+    if channel is Channel.EMAIL:
+        return r.email or None
+    return None  # an outlet publishes to its targets, not to recipients
 
 
 def route(channel: Channel, r: Recipient, settings: EngineConfig) -> str:
@@ -45,5 +47,6 @@ def reach(meta: AudienceMeta, selector: Selector, channel: Channel) -> int:
     total = 0
     for g in meta.groups:
         if selector.matches(g.district, g.kind):
-            total += {Channel.ZALO: g.zalo, Channel.EMAIL: g.email}.get(channel, g.count)
+            total += {Channel.ZALO: g.zalo, Channel.EMAIL: g.email}.get(
+                channel, 0 if channel.outlet else g.count)
     return total

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import msgspec
 
 from dispatcher.domain.errors import ConfigError
-from dispatcher.domain.model import Channel, ZnsMessage
+from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
+from dispatcher.domain.outlet import Target
 from dispatcher.domain.zns import check_channels
 
 
@@ -73,9 +74,15 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def rate(self, route: str) -> float:
         return self.rates.get(route, 0.0)
 
+    def targets(self, channel: Channel) -> list[Target]:
+        """The configured targets of an outlet channel (none here: the deployment's settings
+        read them from the channel's table, :class:`dispatcher.domain.outlet.OutletConfig`)."""
+        return []
+
 
 MAX_FALLBACK_PER_DAY = 8
-ROUTES = frozenset({"zalo", "email", "app"})  # and sms.<link group>
+# and sms.<link group>
+ROUTES = frozenset({"zalo", "email", "app", *(c.value for c in OUTLETS)})
 
 
 def check_engine(settings: EngineConfig, source: str) -> None:

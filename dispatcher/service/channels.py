@@ -21,7 +21,7 @@ from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.tokens import FileTokenStore, TokenStore
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import OUTLETS, Channel
 from dispatcher.engine.logs import HiddenTokens
 from dispatcher.service.settings import Settings
 
@@ -34,7 +34,9 @@ class Mode(enum.StrEnum):
 
 #: The table that configures each channel, as an operator writes it.
 TABLES: dict[Channel, str] = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]",
-                              Channel.EMAIL: "[email]", Channel.APP: "[app]"}
+                              Channel.EMAIL: "[email]", Channel.APP: "[app]",
+                              Channel.FACEBOOK: "[facebook]", Channel.PORTAL: "[portal]",
+                              Channel.LOUDSPEAKER: "[loudspeaker]"}
 
 
 def modes(settings: Settings, *,
@@ -42,7 +44,8 @@ def modes(settings: Settings, *,
     """Every channel's mode under ``settings`` (``smpp_links`` overrides the SMPP links)."""
     links = smpp_links if smpp_links is not None else settings.smpp
     configured = {Channel.SMS: bool(links), Channel.ZALO: settings.zalo is not None,
-                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None}
+                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
+                  **dict.fromkeys(OUTLETS, False)}
     simulated = set(settings.channels.simulate)
     return {c: Mode.CONFIGURED if configured[c] else
             Mode.SIMULATED if c in simulated else Mode.MISSING for c in Channel}

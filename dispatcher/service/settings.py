@@ -21,7 +21,8 @@ from adapters.zalo.config import ZaloConfig
 from dispatcher.domain.config import convert, read_toml
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
-from dispatcher.domain.model import Channel, ZnsMessage
+from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
+from dispatcher.domain.outlet import OutletConfig, Target
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.engine.logs import LogSettings
 from dispatcher.engine.logs import check as check_log
@@ -75,6 +76,15 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
         """The engine's check, then the message against ``[zalo.templates]``."""
         zns_check.check(self.zalo, zns, channels)
 
+    def outlet(self, channel: Channel) -> OutletConfig | None:
+        """The settings table of an outlet channel (None: not configured)."""
+        tables: dict[Channel, OutletConfig | None] = {}
+        return tables.get(channel)
+
+    def targets(self, channel: Channel) -> list[Target]:
+        table = self.outlet(channel)
+        return table.targets() if table is not None else []
+
 
 def _check(settings: Settings, source: str) -> Settings:
     check_engine(settings, source)
@@ -92,7 +102,8 @@ def _check(settings: Settings, source: str) -> Settings:
         if struct is not None:
             _check_numbers(table, struct, source)
     configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
-                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None}
+                  Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
+                  **dict.fromkeys(OUTLETS, False)}
     for channel in settings.channels.simulate:
         if configured[channel]:
             raise ConfigError(f"{channel} is configured and declared simulated: remove one of "

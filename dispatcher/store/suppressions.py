@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from dispatcher.domain.errors import InputError
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import PERSONAL, Channel
 from dispatcher.domain.suppression import Suppression
 from dispatcher.store import keys
 
@@ -118,7 +118,7 @@ class RedisSuppressions:
 
     async def lookup(self, number: str) -> list[Suppression]:
         async with self._r.pipeline(transaction=False) as pipe:
-            for channel in Channel:
+            for channel in PERSONAL:
                 pipe.hget(keys.suppressed(channel), number)
             return [_entry.decode(raw) for raw in await pipe.execute() if raw]
 

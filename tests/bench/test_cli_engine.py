@@ -61,7 +61,7 @@ def test_demo_json_and_a_second_run_on_the_same_database_refused(
                           "dead_letters", "seconds", "msgs_per_s", "delivered"}
     assert first["recipients"] == 2000
     messages = first["messages"]
-    assert isinstance(messages, dict) and set(messages) == {"sms", "zalo", "email", "app"}
+    assert isinstance(messages, dict) and set(messages) == {c.value for c in Channel}
     assert first["duplicates"] == 0
     assert first["sent"] == sum(messages.values())
     # every number gets the SMS (a few refused by the simulated SMSC), and the ~2% Zalo does

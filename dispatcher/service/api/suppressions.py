@@ -24,7 +24,7 @@ from litestar.response import Stream
 from msgspec import Meta
 
 from dispatcher.domain.errors import InputError
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import PERSONAL, Channel
 from dispatcher.domain.suppression import Suppression, check_reason, normalise
 from dispatcher.engine import suppressions
 from dispatcher.service.api.context import (
@@ -101,7 +101,7 @@ async def csv_rows(store: Store, channels: list[Channel]) -> AsyncIterator[bytes
 
 
 def _csv(store: Store, channel: Channel | None) -> Stream:
-    channels = [channel] if channel is not None else list(Channel)
+    channels = [channel] if channel is not None else list(PERSONAL)
     name = f"suppressions-{channel or 'all'}.csv"
     return Stream(csv_rows(store, channels), media_type="text/csv; charset=utf-8",
                   headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -174,10 +174,13 @@ async def remove_suppression(request: Request[Any, Any, Any], state: State,
 
 def _channel(raw: str) -> Channel:
     try:
-        return Channel(raw)
+        channel = Channel(raw)
     except ValueError:
-        raise InputError(f"{raw[:20]!r} is not one of sms, zalo, email, app",
+        channel = None
+    if channel not in PERSONAL:
+        raise InputError(f"{raw[:20]!r} is not one of {', '.join(PERSONAL)}",
                          field="channel") from None
+    return channel
 
 
 ROUTES = [list_suppressions, export_suppressions, add_suppression, remove_suppression]

@@ -157,7 +157,8 @@ VI = Texts(
     date="{weekday} {day}/{month}/{year} {time}",
     case=("{n} ca", "{n} ca"), part=("{n} tin SMS", "{n} tin SMS"), times=("{n}", "{n}", "{n}"),
     channels={Channel.SMS: "SMS", Channel.ZALO: "Zalo", Channel.EMAIL: "Thư điện tử",
-              Channel.APP: "Ứng dụng Smart Quảng Ninh"},
+              Channel.APP: "Ứng dụng Smart Quảng Ninh", Channel.FACEBOOK: "Facebook",
+              Channel.PORTAL: "Cổng thông tin", Channel.LOUDSPEAKER: "Loa thông minh"},
     source="Nguồn: {source}",
     hours="Múi giờ {tz} (UTC{offset}); giờ gửi {start}–{end}, tin khẩn gửi ngay; lần gửi bị "
           "lỡ được gửi bù trong {minutes} phút",
@@ -217,7 +218,8 @@ EN = Texts(
     case=("{n} case", "{n} cases"), part=("{n} part", "{n} parts"),
     times=("once", "twice", "{n} times"),
     channels={Channel.SMS: "SMS", Channel.ZALO: "Zalo", Channel.EMAIL: "E-mail",
-              Channel.APP: "Smart Quảng Ninh app"},
+              Channel.APP: "Smart Quảng Ninh app", Channel.FACEBOOK: "Facebook",
+              Channel.PORTAL: "Portal", Channel.LOUDSPEAKER: "Smart loudspeakers"},
     source="Source: {source}",
     hours="Time zone {tz} (UTC{offset}); sending hours {start}-{end}, urgent notices at once; "
           "missed slots caught up for {minutes} minutes",

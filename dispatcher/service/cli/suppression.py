@@ -15,7 +15,7 @@ from urllib.parse import quote
 import msgspec
 
 from dispatcher.domain.errors import InputError
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import PERSONAL, Channel
 from dispatcher.domain.msisdn import load_numbering
 from dispatcher.domain.suppression import Suppression, check_reason, normalise
 from dispatcher.domain.textcheck import visible
@@ -32,7 +32,7 @@ from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.store import Store, open_store
 
-CHANNELS = [c.value for c in Channel]
+CHANNELS = [c.value for c in PERSONAL]
 
 
 def register(sub: Any) -> None:
@@ -111,7 +111,7 @@ def _line(e: Suppression) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    channels = [Channel(args.channel)] if args.channel else list(Channel)
+    channels = [Channel(args.channel)] if args.channel else list(PERSONAL)
 
     async def go() -> None:
         store = _store(args)
