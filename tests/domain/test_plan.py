@@ -15,7 +15,7 @@ import pytest
 from dispatcher.domain import smstext
 from dispatcher.domain.config import default_path
 from dispatcher.domain.errors import ConfigError, InputError
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import PERSONAL, Channel
 from dispatcher.domain.plan import (
     Plan,
     due_slots,
@@ -76,7 +76,7 @@ def test_every_row_names_its_lead_and_every_slot_is_in_sending_hours(plan: Plan)
     start, end = plan.sending_hours
     assert (start, end) == (dt.time(7), dt.time(21))
     for level in plan.levels.values():
-        assert set(level.rules) == set(Channel)
+        assert set(level.rules) == set(PERSONAL)
         for rule in level.rules.values():
             assert rule.row.lead
             assert rule.row.template.strip()

@@ -191,7 +191,7 @@ zalo = 20
         simconfig.smpp_table(smsc_port, "console", binds=1, window=16, response_timeout=5.0,
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
-        simconfig.simulate_table("email", "app"),
+        simconfig.simulate_table("email", "app", "facebook", "portal", "loudspeaker"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -348,9 +348,11 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
-    # the deployment declares e-mail and app simulated: every page says they reach no one
+    # the deployment declares e-mail, app and the outlets simulated: every page says they reach
+    # no one
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh. Cấu hình "
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Facebook, "
+        "Cổng thông tin, Loa thông minh. Cấu hình "
         "khai báo các kênh này là mô phỏng ([channels] simulate).")
     expect(page.locator("#channel-missing")).to_be_hidden()
     token = console.tokens["olga"]

@@ -19,7 +19,7 @@ from adapters.memory import MemoryAdapter
 from bench import audiencegen
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import ChannelUnavailable, ConfigError
-from dispatcher.domain.model import Campaign, CampaignState, Channel
+from dispatcher.domain.model import OUTLETS, PERSONAL, Campaign, CampaignState, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
@@ -61,7 +61,7 @@ def test_a_channel_without_configuration_gets_no_adapter() -> None:
     assert all(type(a) is MemoryAdapter for a in built.values())
     assert channels.modes(simulated(Channel.EMAIL)) == {
         Channel.SMS: Mode.MISSING, Channel.ZALO: Mode.MISSING, Channel.EMAIL: Mode.SIMULATED,
-        Channel.APP: Mode.MISSING}
+        Channel.APP: Mode.MISSING, **dict.fromkeys(OUTLETS, Mode.MISSING)}
 
 
 def test_simulate_is_checked(tmp_path: Path) -> None:
@@ -193,7 +193,8 @@ async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Lites
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
-        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing"}}
+        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
+        **dict.fromkeys(OUTLETS, "missing")}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
@@ -207,7 +208,7 @@ TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "
           Channel.APP: "[app]"}
 
 
-@pytest.mark.parametrize("missing", list(Channel))
+@pytest.mark.parametrize("missing", list(PERSONAL))
 async def test_each_channel_the_plan_uses_is_refused_alone_when_it_has_no_configuration(
         plan: Plan, missing: Channel) -> None:
     """The other three simulated, the one left without a table stops the start with its name
