@@ -224,6 +224,12 @@ class WaveStore(Protocol):
 
     async def all(self) -> list[Wave]: ...
 
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        """The waves made at or after ``at`` (``created_at``), newest first (waves made at the
+        same time: by id, descending). Reads those waves only, however many were made before
+        (on Redis: a range of a sorted set, and the records not read before by this process:
+        dispatcher.store.wavetimes)."""
+
     async def set_state(self, wave_id: str, state: WaveState) -> None: ...
 
     async def transition(self, wave_id: str, allowed: frozenset[WaveState],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import heapq
 import itertools
 import time
@@ -47,6 +48,7 @@ from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
 from dispatcher.store.suppressions import MemorySuppressions
 from dispatcher.store.textedits import MemoryPlanTexts
+from dispatcher.store.wavetimes import newest_first
 
 
 class MemoryLevel:
@@ -233,6 +235,9 @@ class MemoryWaves:
 
     async def all(self) -> list[Wave]:
         return sorted(self._waves.values(), key=lambda w: w.created_at)
+
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return newest_first(w for w in self._waves.values() if w.created_at >= at)
 
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         self._states[wave_id] = state

@@ -379,6 +379,9 @@ class HookedWaves:
         await self.hooks.fire("waves.all")  # before the read: the new wave is in it
         return await self.inner.all()
 
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return await self.inner.since(at)
+
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self.inner.set_state(wave_id, state)
 
