@@ -215,6 +215,9 @@ class CampaignStore(Protocol):
 
     async def all(self) -> list[Campaign]: ...
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        """The campaigns of ``campaign_ids`` that exist, by id; one round trip."""
+
 
 class WaveStore(Protocol):
     async def create(self, wave: Wave, state: WaveState) -> bool:

@@ -214,6 +214,9 @@ class MemoryCampaigns:
     async def all(self) -> list[Campaign]:
         return sorted(self._campaigns.values(), key=lambda c: c.created_at)
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        return {c: self._campaigns[c] for c in campaign_ids if c in self._campaigns}
+
 
 class MemoryWaves:
     def __init__(self) -> None:

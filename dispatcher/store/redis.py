@@ -580,6 +580,12 @@ class RedisCampaigns:
         raw = await self._r.hvals(keys.CAMPAIGNS)
         return sorted((_campaign.decode(x) for x in raw), key=lambda c: c.created_at)
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        if not campaign_ids:
+            return {}
+        raw = await self._r.hmget(keys.CAMPAIGNS, campaign_ids)
+        return {c: _campaign.decode(x) for c, x in zip(campaign_ids, raw, strict=True) if x}
+
 
 class RedisWaves:
     def __init__(self, client: Any) -> None:

@@ -362,6 +362,9 @@ class HookedCampaigns:
         await self.hooks.fire("campaigns.all")  # after the read: the reader acts on old news
         return found
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        return await self.inner.many(campaign_ids)
+
 
 class HookedWaves:
     def __init__(self, inner: WaveStore, hooks: Hooks) -> None:
