@@ -504,6 +504,7 @@ class WaveFacts(msgspec.Struct, frozen=True):
     sent: bool = False
     delivered: bool = False
     dead: DeadLetter | None = None  # a dead letter not replayed (failed or expired)
+    state: WaveState | None = None  # the wave's state (None: the store has none)
 
 
 class RecipientIndex(Protocol):
@@ -511,8 +512,8 @@ class RecipientIndex(Protocol):
         """The recipient id of a normalised number in the audience version (None: not in it)."""
 
     async def facts(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
-        """For each (wave, recipient id), what the store knows; two round trips at most,
-        whatever the count of waves."""
+        """For each (wave, recipient id), what the store knows, the wave's state with it; one
+        round trip whatever the count of waves (on a cluster, two pipelines at most)."""
 
 
 class SuppressionStore(Protocol):

@@ -593,7 +593,7 @@ class MemoryStore:
         self.waves = MemoryWaves()
         self.queue = MemoryQueue(self.waves)
         self.leases = MemoryLeases()
-        self.recipients = MemoryRecipients(self.queue)
+        self.recipients = MemoryRecipients(self.queue, self.waves)
         self.audiences.numbers = self.recipients
         self.receipts = MemoryReceipts(self.queue, self.waves, self.recipients)
         self.webhook_seen = MemorySeen()
