@@ -8,7 +8,8 @@ lookup reads), ``--dead`` dead letters per wave on a route, and some of them for
 looked up. ``--history-days`` more days of the plan's waves, made before the window, are records
 only (the lookup never reads their bitmaps): the history a deployment keeps. Then ``--lookups``
 random numbers are looked up (dispatcher.engine.recipients.look_up) one after the other: the
-time of each, and the memory of the index (MEMORY USAGE of its keys).
+time of each, the memory of the number index (MEMORY USAGE of its keys) and of the waves' sorted
+set by time.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Result(msgspec.Struct):
     index_bytes: int
     index_bytes_per_recipient: float
     import_s: float
+    time_index_bytes: int = 0  # the waves' sorted set by time (MEMORY USAGE), every wave
+    time_index_bytes_per_wave: float = 0.0
 
 
 def plan_waves(version: str, days: int, now: dt.datetime) -> list[Wave]:
@@ -153,6 +156,8 @@ async def measure(url: str, path: Path, count: int, days: int, lookups: int,
             assert view is not None and view.row.district == r.district
             answered += len(view.waves)
         size = await index_bytes(store, meta.version)
+        by_time = int(await store.client.memory_usage(keys.WAVE_TIMES, samples=0) or 0)
+        indexed = await store.client.zcard(keys.WAVE_TIMES)
     finally:
         await store.aclose()
     times.sort()
@@ -160,7 +165,8 @@ async def measure(url: str, path: Path, count: int, days: int, lookups: int,
                   answered / lookups,
                   round(statistics.median(times), 2),
                   round(times[int(0.95 * (len(times) - 1))], 2), round(times[-1], 2), size,
-                  round(size / meta.count, 1), round(import_s, 1))
+                  round(size / meta.count, 1), round(import_s, 1), by_time,
+                  round(by_time / max(indexed, 1), 1))
 
 
 def run(count: int, days: int, lookups: int, dead_per_wave: int = 1000,

@@ -21,3 +21,4 @@ def test_waves_made_before_the_window_are_not_answered() -> None:
     assert (plain.history_waves, result.history_days) == (0, 5)
     assert result.history_waves > 2 * result.waves
     assert result.waves_per_answer == plain.waves_per_answer
+    assert result.time_index_bytes > plain.time_index_bytes > 0
