@@ -19,7 +19,7 @@ from adapters.http.proxy import Proxies
 from adapters.http.url import Url
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.outlet import ID, Target
-from dispatcher.domain.secret import Secret, from_env
+from dispatcher.domain.secret import from_env
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -61,7 +61,9 @@ class System(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     district: str = ""  # the district it speaks for (a province.toml id); "": the province
     zones: list[str] = []  # the zones (communes) it plays the bulletins in; empty: all of them
     play_at: list[str] = []  # "HH:MM" times it broadcasts at; empty: at once
-    token: str = ""  # filled in from token_env by the settings loader; never in the file
+    # filled in from token_env by the settings loader (a Secret: it never shows in a repr);
+    # never written in the file
+    token: str = ""
 
     def __post_init__(self) -> None:
         if not ID.match(self.id):
@@ -86,8 +88,6 @@ class System(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 raise ValueError(f"play_at[{index}] {time!r} ({self.id}) is not a time HH:MM")
         if len(set(self.play_at)) != len(self.play_at):
             raise ValueError(f"play_at ({self.id}) gives a time twice")
-        if self.token and not isinstance(self.token, Secret):
-            msgspec.structs.force_setattr(self, "token", Secret(self.token))
 
     @property
     def times(self) -> list[tuple[int, int]]:
