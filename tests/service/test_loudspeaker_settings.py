@@ -112,7 +112,8 @@ def test_a_token_written_in_the_file_is_refused(tmp_path: Path) -> None:
     ("repeat = 3", "repeat = 0", "loudspeaker: repeat 0 must be 1 to 10"),
     ("rate = 140", "rate = 1000", r"loudspeaker.speech: speech.rate 1000 must be 80 to 450"),
     ('voice = "vi"', 'voice = "vi; rm -rf"', "is not an espeak-ng voice name"),
-    ("repeat = 3", 'repeat = 3\ntimeout = 0', "loudspeaker: concurrency must be .* timeout and connect_timeout more than 0"),
+    ("repeat = 3", "repeat = 3\ntimeout = 0",
+     "loudspeaker: concurrency must be .* timeout and connect_timeout more than 0"),
     ("repeat = 3", 'repeat = 3\nvolume = 9', "loudspeaker: Object contains unknown field `volume`"),
 ])
 def test_a_wrong_value_is_refused_in_one_line_naming_its_key(tmp_path: Path, old: str,
