@@ -243,7 +243,7 @@ def test_plan_show_says_what_the_level_sent_on_opening(
         asyncio.run(reconcile())
     out = run(capsys, "plan", "show", "--redis", redis_url, "--json")[1]
     doc = json.loads(out)
-    assert [o["outcome"] for o in doc["openings"]] == ["damped"] * 4
+    assert [o["outcome"] for o in doc["openings"]] == ["damped"] * 5
     out = run(capsys, "plan", "show", "--redis", redis_url)[1]
     damped = bullets(out, "Tin mở đầu cấp 4:")
     assert damped[0].startswith("SMS: không gửi lại — cấp 4 đã mở đầu lúc ")
