@@ -23,7 +23,8 @@ answered 429 with ``Retry-After: retry_after``; ``error_count`` requests answere
 ``error_status`` (500); ``delay`` seconds before every answer; ``hang_after_publish`` seconds
 between keeping a post and answering (longer than the client waits: an answer lost after the
 publication); ``revoked``, the sites whose credentials are refused (an application password
-revoked or expired, a secret changed). A site "down" is the simulator stopped (connection
+revoked or expired, a secret changed). With ``keep``, every request is kept in ``log``. A site
+"down" is the simulator stopped (connection
 refused). Every post and notice kept counts, by site, in ``posts`` and ``notices``: a test counts
 publications at the far end.
 """
@@ -139,6 +140,9 @@ class PortalSim:
         self.delay = 0.0
         self.hang_after_publish = 0.0
         self.revoked: set[str] = set()
+        # keep: every request's (site, method, headers, body) in ``log``
+        self.keep = False
+        self.log: list[tuple[str, str, dict[str, str], bytes]] = []
         self._ids = itertools.count(101)
         self._server = HttpServer()
         for name in self.config.wordpress:
@@ -193,6 +197,8 @@ class PortalSim:
                  ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             self.stats.requests += 1
+            if self.keep:
+                self.log.append((name, request.method, dict(request.headers), request.body))
             if self.throttle_count > 0:
                 self.throttle_count -= 1
                 self.stats.throttled += 1

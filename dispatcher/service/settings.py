@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.email.adapter import EmailConfig
+from adapters.portal import config as portal_config
+from adapters.portal.config import PortalConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -23,6 +25,7 @@ from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
+from dispatcher.domain.province import load_province
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.engine.logs import LogSettings
 from dispatcher.engine.logs import check as check_log
@@ -65,6 +68,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
+    # the provincial portal's Covid-19 section and the public-service portal (an outlet channel)
+    portal: PortalConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -78,7 +83,7 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {}
+        tables: dict[Channel, OutletConfig | None] = {Channel.PORTAL: self.portal}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
@@ -103,7 +108,7 @@ def _check(settings: Settings, source: str) -> Settings:
             _check_numbers(table, struct, source)
     configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
                   Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
-                  **dict.fromkeys(OUTLETS, False)}
+                  **{c: settings.outlet(c) is not None for c in OUTLETS}}
     for channel in settings.channels.simulate:
         if configured[channel]:
             raise ConfigError(f"{channel} is configured and declared simulated: remove one of "
@@ -112,6 +117,9 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
+    if settings.portal is not None:
+        portal_config.check(settings.portal, source)
+        _check_districts(settings.portal.targets(), "portal.sites", source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -121,6 +129,20 @@ def _check(settings: Settings, source: str) -> Settings:
                               "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
+
+
+def _check_districts(targets: list[Target], key: str, source: str) -> None:
+    """Every target's district is one of the province's (config/province.toml); ``key`` is
+    where the table lists them (``portal.sites``)."""
+    named = [(index, target) for index, target in enumerate(targets) if target.district]
+    if not named:
+        return
+    province = load_province()
+    for index, target in named:
+        if target.district not in province.districts:
+            raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
+                              f"{province.name}: one of {', '.join(province.districts)}",
+                              source=source, key=f"{key}[{index}].district")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:
@@ -189,9 +211,19 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
                                        "email", source)
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
+    portal = settings.portal and _portal_secrets(settings.portal, env, source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo)
+                                   zalo=zalo, portal=portal)
+
+
+def _portal_secrets(portal: PortalConfig, env: Mapping[str, str], source: str) -> PortalConfig:
+    """Each portal site with its application password or secret from the environment."""
+    sites = [_secret(_secret(site, "password", "password_env", env, f"portal.sites[{i}]",
+                             source),
+                     "secret", "secret_env", env, f"portal.sites[{i}]", source)
+             for i, site in enumerate(portal.sites)]
+    return msgspec.structs.replace(portal, sites=sites)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
