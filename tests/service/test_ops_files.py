@@ -80,7 +80,8 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
     assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
                                           "LoaZaloQuotaLow", "LoaZaloRouteStopped",
-                                          "LoaZaloRefreshTokenAgeing", "LoaEmergencyStopOn",
+                                          "LoaZaloRefreshTokenAgeing", "LoaPortalSiteStopped",
+                                          "LoaPortalSiteDown", "LoaEmergencyStopOn",
                                           "LoaProcessDown", "LoaRedisDown"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
@@ -413,5 +414,30 @@ def test_the_zalo_token_alert_fires_for_an_old_refresh_token_or_failing_renewals
             {"eval_time": "5m", "alertname": "LoaZaloRefreshTokenAgeing", "exp_alerts": []},
             {"eval_time": "11m", "alertname": "LoaZaloRefreshTokenAgeing",
              "exp_alerts": [firing("LoaZaloRefreshTokenAgeing")]},
+        ],
+    }])
+
+
+def test_the_portal_alerts_fire_for_a_stopped_site_at_once_and_a_down_one_after_10_minutes(
+        tmp_path: Path) -> None:
+    """A site stopped for its credentials fires after 1 minute (one worker saying so is
+    enough); a site down fires after 10; a site throttled never does."""
+    series = 'loa_portal_site_paused{{instance="{}",site="{}",reason="{}"}}'
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": series.format("w1", "qn-portal", "credentials"), "values": "0 1 1 1 0"},
+            {"series": series.format("w2", "qn-portal", "credentials"), "values": "0 0 1 1 0"},
+            {"series": series.format("w1", "dichvucong", "down"), "values": "1x12"},
+            {"series": series.format("w1", "dichvucong", "throttle"), "values": "1x12"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaPortalSiteStopped", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaPortalSiteStopped", "exp_alerts": [
+                firing("LoaPortalSiteStopped", site="qn-portal", reason="credentials")]},
+            {"eval_time": "4m", "alertname": "LoaPortalSiteStopped", "exp_alerts": []},
+            {"eval_time": "9m", "alertname": "LoaPortalSiteDown", "exp_alerts": []},
+            {"eval_time": "11m", "alertname": "LoaPortalSiteDown", "exp_alerts": [
+                firing("LoaPortalSiteDown", site="dichvucong")]},
         ],
     }])
