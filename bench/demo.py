@@ -3,9 +3,10 @@
 It generates an audience, imports it, sets the level to 4, and has the reconciler create the
 next wave of each channel of the level-4 plan at once (as if its slot were due now). The engine
 fans the waves out and its workers send them: SMS over SMPP to the SMSC simulator (or an SMSC
-given with ``--smsc``), with delivery receipts matched back; the other channels to in-process
-channels that answer like real ones (a small share of transient and permanent failures), with
-retries and dead letters.
+given with ``--smsc``), with delivery receipts matched back; Zalo and app push to their HTTP
+simulators; the portals' posts to the portal simulator (a WordPress site and a signed JSON CMS,
+the demo's ``[portal]`` sites); e-mail to an in-process channel that answers like a real one (a
+small share of transient and permanent failures), with retries and dead letters.
 
 It runs on its own private redis-server, never on the Redis of the configuration or
 ``LOA_REDIS_URL`` (see :mod:`bench.demoredis`); a database given explicitly must be empty.
@@ -26,6 +27,8 @@ from aiohttp import web
 
 from adapters.base import Adapter
 from adapters.memory import MemoryAdapter
+from adapters.portal import PortalAdapter, PortalConfig, Site
+from adapters.portal.simulator import DEFAULT_SIGNED, DEFAULT_WORDPRESS, PortalSim
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
@@ -77,6 +80,7 @@ class DemoResult(msgspec.Struct):
     msgs_per_s: float
     waves: list[str] = []
     simulated: list[str] = []  # channels sent to the demo's simulators: they reach no one
+    published: int = 0  # posts and notices the portal simulator keeps
 
 
 ProgressCallback = Callable[[dict[str, Progress]], None]
@@ -149,6 +153,23 @@ async def _app(stack: contextlib.AsyncExitStack) -> tuple[WebhookAdapter, Webhoo
     return adapter, sim
 
 
+async def _portal(stack: contextlib.AsyncExitStack) -> tuple[PortalAdapter, PortalSim]:
+    """The portals: a WordPress site and a signed JSON CMS of an in-process portal simulator,
+    as the demo's ``[portal]`` sites."""
+    sim = PortalSim()
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    account = sim.config.wordpress[DEFAULT_WORDPRESS]
+    adapter = PortalAdapter(PortalConfig(proxy="direct", sites=[
+        Site(id=DEFAULT_WORDPRESS, name="Cổng thông tin điện tử tỉnh – chuyên mục Covid-19",
+             profile="wordpress", url=sim.site_url(), user=account.user,
+             password=account.password, category=min(account.categories)),
+        Site(id=DEFAULT_SIGNED, name="Cổng dịch vụ công tỉnh Quảng Ninh", profile="signed_json",
+             url=sim.endpoint(), secret=sim.config.signed[DEFAULT_SIGNED])]))
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim
+
+
 async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
                    province: Province, settings: Settings, now: dt.datetime) -> None:
     """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
@@ -196,9 +217,11 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     sms, simulator = await _sms(stack, matcher, smsc)
     zalo, zalo_sim = await _zalo(stack, matcher, zalo_url)
     app, app_sim = await _app(stack)
+    portal, portal_sim = await _portal(stack)
+    settings = msgspec.structs.replace(settings, portal=portal.config)  # the waves' targets
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
-                                        Channel.EMAIL: email}
+                                        Channel.EMAIL: email, Channel.PORTAL: portal}
     # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
     modes = {c: Mode.SIMULATED for c in Channel}
     if smsc is not None:
@@ -233,6 +256,9 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     # counted at the far end: a phone that got a text it already had (SMSC: by number and
     # text; the Zalo and push simulators: a recipient's second message of one run)
     duplicates = email.duplicates + sum(n - 1 for n in app_sim.received.values() if n > 1)
+    # a wave published twice on a portal: two posts asked with its slug, two notices of it
+    duplicates += sum(n - 1 for n in portal_sim.slugs().values() if n > 1)
+    duplicates += sum(n - 1 for n in portal_sim.waves().values() if n > 1)
     if simulator is not None:
         duplicates += simulator.stats.duplicates
     if zalo_sim is not None:
@@ -243,7 +269,8 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
         delivered=delta("delivered", wave_ids), sms_fallback=delta("fallback", wave_ids),
         seconds=round(seconds, 3),
         msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
-        simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED])
+        simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED],
+        published=portal_sim.stats.created + portal_sim.stats.notices)
 
 
 async def _until_done(store: Store, wave_ids: list[str], runner: asyncio.Task[None],

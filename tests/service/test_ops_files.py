@@ -273,12 +273,22 @@ def test_the_scrape_config_has_one_loa_job_and_the_rules() -> None:
 def test_the_local_stack_names_its_services_and_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert set(services) >= {"redis", "loa", "loa-smsc", "loa-zalo", "prometheus", "grafana"}
+    assert set(services) >= {"redis", "loa", "loa-smsc", "loa-zalo", "loa-portal", "prometheus",
+                             "grafana"}
     redis_cmd = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
     assert services["loa-smsc"]["command"][:2] == ["sim", "smsc"]
     assert "0.0.0.0" in services["loa-smsc"]["command"]
     assert services["loa-zalo"]["command"][:2] == ["sim", "zalo"]
+    assert services["loa-portal"]["command"][:2] == ["sim", "portal"]
+    # the portal sites of the stack's settings are the simulator's, with its credentials
+    settings = (CONFIG / "loa-compose.toml").read_text(encoding="utf-8")
+    port = services["loa-portal"]["command"][-1]
+    assert f"http://loa-portal:{port}/qn-portal" in settings
+    for process in ("loa", "loa-worker"):
+        env = services[process]["environment"]
+        assert env["LOA_PORTAL_DVC_SECRET"] == "sim-portal-secret"
+        assert env["LOA_PORTAL_QN_PASSWORD"] == "abcd EFGH 1234 ijkl MNOP 5678"
     for name, service in services.items():  # every file mounted from the repository exists
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
