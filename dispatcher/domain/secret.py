@@ -103,8 +103,8 @@ def refuse_inline(data: Mapping[str, Any], source: str) -> None:
                     f"name of an environment variable holding it (or NAME_FILE naming a file "
                     f"that holds it)", source=source, key=f"{prefix}{field}")
     for name, listed, field, env_field in INLINE_LISTS:
-        table = data.get(name)
-        items = table.get(listed) if isinstance(table, Mapping) else None
+        found = data.get(name)
+        items = found.get(listed) if isinstance(found, Mapping) else None
         for index, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, Mapping) and item.get(field):
                 raise ConfigError(

@@ -194,8 +194,7 @@ async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Lites
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
-        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
-        **dict.fromkeys(OUTLETS, "missing")}}
+        **{c.value: "missing" for c in Channel}, "sms": "simulated"}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
