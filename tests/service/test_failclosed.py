@@ -194,7 +194,8 @@ async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Lites
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
-        **{c.value: "missing" for c in Channel}, "sms": "simulated"}}
+        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
+        **{c.value: "missing" for c in OUTLETS}}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
