@@ -394,7 +394,7 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)  # SMS, Zalo, e-mail, app, portal
     expect(rows.first).to_contain_text("SMS")
     expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
     expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
