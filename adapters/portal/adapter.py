@@ -68,6 +68,7 @@ class Profile(Protocol):
     """What the adapter asks of a site, whatever its profile."""
 
     site: Site
+    looks: bool  # find asks the site (WordPress); else it answers without a request
 
     async def find(self, envelope: Envelope, now: float) -> Published | None: ...
 
@@ -200,7 +201,7 @@ class PortalAdapter:
             if self._waiting(batch, i, addr):  # held while this post waited for its turn
                 return
             try:
-                self.stats.requests += 1
+                self.stats.requests += profile.looks
                 made = await profile.find(envelope, self.clock())
                 if made is None:
                     if halted(envelope):

@@ -188,22 +188,23 @@ async def test_a_halted_envelope_publishes_nothing(
 # -- faults ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("site", [WP, DVC])
 async def test_a_site_that_is_down_holds_its_posts_and_loses_none(
-        sim: PortalSim, make: Callable[..., PortalAdapter]) -> None:
+        sim: PortalSim, make: Callable[..., PortalAdapter], site: str) -> None:
     clock = Clock()
     adapter = make(sim, clock)
     await sim.stop()  # connection refused
-    results = await adapter.send(envelope(WP))
+    results = await adapter.send(envelope(site))
     assert results.sent == [] and results.retry == [] and results.failed == []
     [(index, why)] = results.requeue
     assert index == 0 and "cannot connect" in why
     assert results.pause_until > clock()  # nothing of the batch could go: the route waits
     assert results.urgent_passes
-    assert adapter.paused == {WP: "down"} and paused(WP, "down") == 1.0
-    held = await adapter.send(envelope(WP))  # still held: no request
+    assert adapter.paused == {site: "down"} and paused(site, "down") == 1.0
+    held = await adapter.send(envelope(site))  # still held: no request
     assert held.requeue and adapter.stats.requests == 1
     clock.skip(1.5)
-    again = await adapter.send(envelope(WP))  # down again: held twice as long
+    again = await adapter.send(envelope(site))  # down again: held twice as long
     assert again.requeue and "held 2 s" in again.requeue[0][1]
 
 
@@ -223,20 +224,21 @@ async def test_a_slow_site_is_held_then_its_post_goes_once(
     assert len(sim.posts[WP]) == 1
 
 
+@pytest.mark.parametrize("site", [WP, DVC])
 async def test_429_holds_the_site_for_its_retry_after(
-        sim: PortalSim, make: Callable[..., PortalAdapter]) -> None:
+        sim: PortalSim, make: Callable[..., PortalAdapter], site: str) -> None:
     clock = Clock()
     adapter = make(sim, clock)
     sim.throttle_count, sim.retry_after = 1, 7
-    results = await adapter.send(envelope(WP))
+    results = await adapter.send(envelope(site))
     [(_, why)] = results.requeue
     assert "HTTP 429" in why and "held 7 s" in why
     assert clock() + 6 < results.pause_until <= clock() + 7.5
-    assert adapter.paused == {WP: "throttle"} and adapter.stats.throttled == 1
+    assert adapter.paused == {site: "throttle"} and adapter.stats.throttled == 1
     requests = sim.stats.requests
-    assert (await adapter.send(envelope(WP))).requeue and sim.stats.requests == requests
+    assert (await adapter.send(envelope(site))).requeue and sim.stats.requests == requests
     clock.skip(8)
-    assert (await adapter.send(envelope(WP))).sent == [0]
+    assert (await adapter.send(envelope(site))).sent == [0]
     assert adapter.paused == {}
 
 
