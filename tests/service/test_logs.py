@@ -235,7 +235,7 @@ def test_main_leaves_the_root_logger_as_it_found_it() -> None:
     assert (root.handlers, root.level) == (handlers, level)
 
 
-@pytest.mark.parametrize("simulator", ["smsc", "zalo"])
+@pytest.mark.parametrize("simulator", ["smsc", "zalo", "portal"])
 def test_a_simulator_on_a_port_in_use_says_so_in_one_line(
         simulator: str, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
