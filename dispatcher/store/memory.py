@@ -48,6 +48,7 @@ from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
 from dispatcher.store.suppressions import MemorySuppressions
 from dispatcher.store.textedits import MemoryPlanTexts
+from dispatcher.store.wifi import MemoryWifi
 
 
 class MemoryLevel:
@@ -592,6 +593,7 @@ class MemoryStore:
         self.webhook_seen = MemorySeen()
         self.suppressions = MemorySuppressions()
         self.cap = MemoryCap()
+        self.wifi = MemoryWifi()
 
     async def aclose(self) -> None:
         return None

@@ -57,6 +57,7 @@ from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
 from dispatcher.store.suppressions import RedisSuppressions
 from dispatcher.store.textedits import RedisPlanTexts
+from dispatcher.store.wifi import RedisWifi
 
 _enc = msgspec.msgpack.Encoder()
 _batch = msgspec.msgpack.Decoder(Batch)
@@ -1072,6 +1073,7 @@ class RedisStore:
         self.webhook_seen = RedisSeen(self.client, "webhook")
         self.suppressions = RedisSuppressions(self.client)
         self.cap = RedisCap(self.client)
+        self.wifi = RedisWifi(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()
