@@ -15,15 +15,18 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.email.adapter import EmailConfig
+from adapters.http.proxy import Proxies
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
+from dispatcher.domain import wifi as wifi_settings
 from dispatcher.domain.config import convert, read_toml
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
+from dispatcher.domain.wifi import WifiSettings
 from dispatcher.engine.logs import LogSettings
 from dispatcher.engine.logs import check as check_log
 from dispatcher.engine.settings import (
@@ -71,6 +74,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
     # messages and events from citizens: how long they are kept, the opt-out keywords
     incoming: IncomingSettings = IncomingSettings()
+    # the public Wi-Fi controllers each new public notice is pushed to (dispatcher.engine.wifi)
+    wifi: WifiSettings = WifiSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """The engine's check, then the message against ``[zalo.templates]``."""
@@ -112,6 +117,11 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
+    wifi_settings.check(settings.wifi, cap_enabled=settings.cap.enabled, source=source)
+    try:
+        Proxies.configured(settings.wifi.proxy, env={})
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=source, key="wifi.proxy") from None
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -190,8 +200,11 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
+    controllers = [_secret(c, "secret", "secret_env", env, f"wifi.controllers[{i}]", source)
+                   for i, c in enumerate(settings.wifi.controllers)]
+    wifi = msgspec.structs.replace(settings.wifi, controllers=controllers)
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo)
+                                   zalo=zalo, wifi=wifi)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -216,6 +229,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if path:
         raw = read_toml(path)
         refuse_inline(raw, source)
+        wifi_settings.refuse_inline(raw, source)
         data = msgspec.to_builtins(convert(raw, Settings, source=source))
     data = _env_overrides(data, env)
     try:
