@@ -4,7 +4,8 @@ A controller of a public Wi-Fi network (a city's hotspots, a bus station's) show
 before it lets a visitor on; it can embed ``/public/notice`` itself, or take the notice pushed to
 it. Loa pushes, to each configured controller, every new public message (CAP Alert, Update or
 Cancel) as the notice it makes: the document of ``/public/notice.json`` at that moment, with the
-message's CAP ``identifier``, ``msgType`` and ``status`` (:class:`PushedNotice`). How a push is
+message's CAP ``identifier``, ``msgType``, ``status`` and its number in the feed, ``seq``
+(:class:`PushedNotice`). How a push is
 answered is a :class:`PushOutcome` (the adapter's status table says which); the engine's pusher
 (:mod:`dispatcher.engine.wifi`) decides what follows. Pure: no I/O.
 """
@@ -86,11 +87,15 @@ class PushedNotice(Notice, frozen=True):
     identifier: str  # the CAP identifier of the message pushed
     msg_type: MsgType = msgspec.field(name="msgType")  # Alert, Update or Cancel
     status: Status = Status.ACTUAL  # Actual; Exercise and Test are not to be shown as real
+    # the message's number in the feed (1, 2, ...: the order published): a controller that is
+    # pushed a smaller number than the notice it shows keeps its own
+    seq: int = 0
 
 
 def pushed(found: Notice, message: Published) -> PushedNotice:
     return PushedNotice(**msgspec.structs.asdict(found), identifier=message.alert.identifier,
-                        msg_type=message.alert.msg_type, status=message.alert.status)
+                        msg_type=message.alert.msg_type, status=message.alert.status,
+                        seq=message.seq)
 
 
 def idempotency_key(identifier: str, controller: str) -> str:

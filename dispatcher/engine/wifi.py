@@ -5,7 +5,8 @@ numbered in the order published) with a cursor per controller kept in the store
 (:class:`dispatcher.store.base.WifiCursors`): the number of the last message the controller
 took. A pass, once a second, looks at the newest message and pushes it to each controller whose
 cursor is behind it, as the notice of ``/public/notice.json`` at that moment with the message's
-identifier, ``msgType`` and ``status`` (:class:`dispatcher.domain.wifi.PushedNotice`).
+identifier, ``msgType``, ``status`` and number in the feed
+(:class:`dispatcher.domain.wifi.PushedNotice`).
 
 * **Only the newest.** A splash page shows one notice, and each push carries the whole of it
   (the level, the message in force, the hotline), so a controller that was behind (down, slow,

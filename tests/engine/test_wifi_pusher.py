@@ -146,6 +146,7 @@ async def test_each_new_notice_is_pushed_once_per_controller_in_order_across_a_r
             assert sim.identifiers == [first, second, third], cid
             assert [n["msgType"] for n in sim.notices] == ["Alert", "Update", "Update"]
             assert [n["level"] for n in sim.notices] == [2, 4, 3]
+            assert [n["seq"] for n in sim.notices] == [1, 2, 3]
             assert [h["idempotency-key"] for h in sim.headers] == [
                 f"{first}:{cid}", f"{second}:{cid}", f"{third}:{cid}"]
             assert sim.stats.requests == 3 and sim.stats.replays == 0
@@ -166,9 +167,9 @@ async def test_the_body_is_the_public_notice_json_with_the_message(
     async with AsyncTestClient(app) as client:
         page = (await client.get("/public/notice.json")).json()
     assert {k: v for k, v in pushed.items()
-            if k not in ("identifier", "msgType", "status")} == page
-    assert (pushed["identifier"], pushed["msgType"], pushed["status"]) == (
-        identifier, "Alert", "Actual")
+            if k not in ("identifier", "msgType", "status", "seq")} == page
+    assert (pushed["identifier"], pushed["msgType"], pushed["status"], pushed["seq"]) == (
+        identifier, "Alert", "Actual", 1)
     assert page["message"]["identifier"] == identifier and page["level"] == 3
 
 
