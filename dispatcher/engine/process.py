@@ -172,6 +172,8 @@ class Engine:
             if self.reconcile:
                 tasks.create_task(self._reconcile_loop(stop))
                 if self.settings.cap.enabled:
+                    log.info("publishing the public alerts as CAP 1.2 messages from %s",
+                             self.settings.cap.sender)
                     tasks.create_task(self._cap_loop(stop))
                 if self.wifi is not None:
                     tasks.create_task(self.wifi.run(stop))

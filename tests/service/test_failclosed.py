@@ -192,9 +192,9 @@ async def test_the_api_refuses_a_campaign_on_a_channel_without_configuration(
 async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Litestar]) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
-        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
-        **dict.fromkeys(OUTLETS, "missing")}}
+    channels: dict[str, str] = {"sms": "simulated", "zalo": "missing", "email": "missing",
+                                "app": "missing", **dict.fromkeys(OUTLETS, "missing")}
+    assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": channels}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
