@@ -232,8 +232,8 @@ class WifiPusher:
             skipped = message.seq - cursor - 1
             if skipped > 0:
                 metrics.WIFI_PUSHES.labels(cid, SUPERSEDED).inc(skipped)
-                log.info("Wi-Fi controller %s: %d older notices not pushed, superseded by %s",
-                         cid, skipped, ident, extra=where)
+                log.info("Wi-Fi controller %s: %d older notice%s not pushed, superseded by %s",
+                         cid, skipped, "s" if skipped > 1 else "", ident, extra=where)
             if out is PushOutcome.PUSHED:
                 log.info("notice %s pushed to Wi-Fi controller %s", ident, cid, extra=where)
             else:
