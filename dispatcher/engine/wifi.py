@@ -152,9 +152,11 @@ class WifiPusher:
     # -- a pass ---------------------------------------------------------------------------------
 
     async def _pass(self, spawn: Spawn) -> None:
-        newest = await self.store.cap.latest(NOTICE_MESSAGES)
+        """Renew the lease, keep the lag gauge, and start the pushes due. The newest message's
+        number is read every pass; the messages themselves only when a push is due."""
+        head = await self.store.cap.latest(1)
         cursors = await self.store.wifi.cursors()
-        top = newest[0].seq if newest else 0
+        top = head[0].seq if head else 0
         self.held = await self.store.leases.acquire(keys.WIFI_PUSH, self.name,
                                                     self.lease_seconds)
         if self.held:
@@ -166,8 +168,12 @@ class WifiPusher:
         if not self.held:
             self._let_go()
             return
-        if not newest:
+        now = self.monotonic()
+        due = [c for cid, c in self._controllers.items()
+               if not c.busy and cursors[cid] < top and c.due <= now]
+        if not due:
             return
+        newest = await self.store.cap.latest(NOTICE_MESSAGES)  # with any published since
         message = newest[0]
         if message.alert.msg_type is not MsgType.CANCEL and await is_stopped(self.store):
             if self._held_for_stop != message.alert.identifier:
@@ -175,16 +181,10 @@ class WifiPusher:
                 log.warning("the emergency stop holds the Wi-Fi push of %s until it is lifted",
                             message.alert.identifier, extra={"cap": message.alert.identifier})
             return
-        now = self.monotonic()
-        body: bytes | None = None
-        for cid, controller in self._controllers.items():
-            cursor = cursors[cid]
-            if controller.busy or cursor >= message.seq or controller.due > now:
-                continue
-            if body is None:
-                body = await self._body(message, newest)
+        body = await self._body(message, newest)
+        for controller in due:
             controller.busy = True
-            spawn(self._push(controller, message, cursor, body))
+            spawn(self._push(controller, message, cursors[controller.config.id], body))
 
     async def _body(self, message: Published, newest: list[Published]) -> bytes:
         """The notice as ``/public/notice.json`` gives it now, with ``message``'s identifier."""
