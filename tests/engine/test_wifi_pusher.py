@@ -357,8 +357,8 @@ async def until(done: Callable[[], bool | Awaitable[bool]], tries: int = 250) ->
 async def test_two_pushers_on_one_redis_push_each_notice_once_and_one_takes_over(
         redis_lab: Lab) -> None:
     lab, sims = redis_lab, redis_lab.sims
-    one = lab.pusher("one", lease_seconds=0.6, interval=0.02)
-    two = lab.pusher("two", lease_seconds=0.6, interval=0.02)
+    one = lab.pusher("one", lease_seconds=5.0, interval=0.02)
+    two = lab.pusher("two", lease_seconds=5.0, interval=0.02)
     stops = {one: asyncio.Event(), two: asyncio.Event()}
     identifiers = []
     async with asyncio.TaskGroup() as tasks:
