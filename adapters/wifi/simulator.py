@@ -86,7 +86,7 @@ class WifiControllerSim:
         self._fault = Fault()
         self._left = 0  # pushes the fault still applies to (with count)
         self._server: HttpServer | None = None
-        self._downtime: asyncio.Task[None] | None = None  # down, and back after a while
+        self._downtimes: set[asyncio.Task[None]] = set()  # down, and back after a while
         self.host = "127.0.0.1"
         self.port = 0
 
@@ -138,18 +138,19 @@ class WifiControllerSim:
             await self.come_up()
 
     def _replace_downtime(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` as the one downtime under way (one before it is cancelled); awaited
-        or cancelled by :meth:`stop`."""
-        if self._downtime is not None:
-            self._downtime.cancel()
-        self._downtime = asyncio.get_running_loop().create_task(work)
+        """Run ``work`` as the one downtime under way (one before it is cancelled); each is
+        awaited by :meth:`stop`."""
+        for task in self._downtimes:
+            task.cancel()
+        task = asyncio.get_running_loop().create_task(work)
+        self._downtimes.add(task)
+        task.add_done_callback(self._downtimes.discard)
 
     async def stop(self) -> None:
-        if self._downtime is not None:
-            self._downtime.cancel()
+        for task in list(self._downtimes):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._downtime
-            self._downtime = None
+                await task
         server, self._server = self._server, None
         if server is not None:
             await server.close(grace=0.5)
