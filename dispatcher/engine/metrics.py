@@ -2,8 +2,9 @@
 
 Naming follows Prometheus: the ``loa_`` prefix, base units (seconds), ``_total`` on counters,
 and bounded labels only: ``channel`` (sms, zalo, email, app), ``route`` (a configured route:
-``sms.<link group>``, ``zalo``, ...), ``link`` (a configured SMPP link), ``result`` and ``state``
-(fixed words). Never a number, an address or an id.
+``sms.<link group>``, ``zalo``, ...), ``link`` (a configured SMPP link), ``controller`` (a
+configured Wi-Fi controller's id), ``result``, ``outcome`` and ``state`` (fixed words). Never a
+number, an address or an id of a message.
 
 The hot path pays per batch, not per message: a worker counts a batch's outcomes with one
 ``inc(n)`` per outcome that occurred, observes the adapter call once, and adds its throttle wait
@@ -53,7 +54,7 @@ __all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "EMERGENCY_STOP", 
            "RECEIPTS_MATCHED",
            "RECEIPTS_UNMATCHED", "SENT_MARKED", "SENT_MARKS_WRITE", "STORE", "STORE_OUTAGES",
            "STORE_TRANSIENT", "STORE_UP", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES",
-           "WAVE_TEXTS_DEGRADED", "Backoff",
+           "WAVE_TEXTS_DEGRADED", "WIFI_LAG", "WIFI_PUSHES", "WIFI_REFUSED", "Backoff",
            "Collector", "MetricsServer", "RouteMetrics", "StoreHealth", "exposition", "for_route",
            "serve"]
 
@@ -135,6 +136,20 @@ CAP_PUBLISHED = Counter(
     "loa_cap_published", "Public alerts this process published as CAP messages (each is "
     "published once, by one process): origin=\"level\", \"campaign\" or \"wave\"; msg_type="
     "\"Alert\", \"Update\" or \"Cancel\"", ["origin", "msg_type"])
+WIFI_PUSHES = Counter(
+    "loa_wifi_push", "Pushes of the public notice to the public Wi-Fi controllers, by answer: "
+    "pushed (2xx), error (5xx, 408, 425, a connection cut: tried again), timeout (tried again; "
+    "it may have arrived), unreachable (no connection: tried again), throttled (429: after its "
+    "Retry-After), refused (401/403: the notice waits), rejected (another 4xx: that notice is "
+    "skipped for the controller); superseded counts the notices a controller that was behind "
+    "did not get because a newer one was pushed to it", ["controller", "outcome"])
+WIFI_LAG = Gauge(
+    "loa_wifi_lag", "Public messages published that the Wi-Fi controller has not taken yet "
+    "(0: it has the newest notice); the same in every process that runs the pusher (max it)",
+    ["controller"])
+WIFI_REFUSED = Gauge(
+    "loa_wifi_refused", "1 while the Wi-Fi controller refuses Loa's pushes (401/403: a wrong "
+    "secret); set by the process that pushes, 0 in the others (max it)", ["controller"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

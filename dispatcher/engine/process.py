@@ -1,7 +1,9 @@
 """The engine of one process: reconciler, wave runner and worker, on one store.
 
 With the reconciler runs the CAP publisher (:mod:`dispatcher.engine.cap`): the public alerts as
-CAP messages, each published once whichever processes run it.
+CAP messages, each published once whichever processes run it; and, when Wi-Fi controllers are
+configured, the pusher of each new public notice to them (:mod:`dispatcher.engine.wifi`), under
+a store lease: one process pushes.
 
 The wave runner starts the fan-out of waves that may start (urgent or ``start_now``, or inside
 the sending hours), holding a lease per wave so that one process fans a wave out at a time and
@@ -55,6 +57,7 @@ from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.engine.stop import is_stopped
 from dispatcher.engine.unfanned import Unfanned
+from dispatcher.engine.wifi import WifiPusher
 from dispatcher.engine.worker import Worker
 from dispatcher.store.base import Store
 
@@ -120,6 +123,7 @@ class Engine:
                  receipts: ReceiptMatcher | None = None, numbering: Numbering | None = None,
                  incoming: IncomingIntake | None = None,
                  binds: BindLeases | None = None, gate: Callable[[str], bool] | None = None,
+                 wifi: WifiPusher | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
         self.receipts = receipts
@@ -134,6 +138,7 @@ class Engine:
         self.reconciler = Reconciler(store, plan, province)
         self.campaigns = Campaigns(store, settings, province)
         self.cap = CapPublisher(store, plan, province, settings.cap)  # the public alerts
+        self.wifi = wifi  # pushes each new public notice to the Wi-Fi controllers
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
         fallback = (SmsFallback(store, settings, numbering, plan, clock=self.now)
                     if numbering is not None else None)
@@ -170,6 +175,8 @@ class Engine:
                     log.info("publishing the public alerts as CAP 1.2 messages from %s",
                              self.settings.cap.sender)
                     tasks.create_task(self._cap_loop(stop))
+                if self.wifi is not None:
+                    tasks.create_task(self.wifi.run(stop))
             tasks.create_task(self._runner_loop(stop, tasks))
             tasks.create_task(self.worker.run(stop))
             tasks.create_task(self.collector.run(stop))

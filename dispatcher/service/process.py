@@ -10,6 +10,7 @@ import logging
 import os
 
 from adapters.smpp.adapter import SmppAdapter
+from adapters.wifi.client import WifiClient
 from adapters.zalo.adapter import ZaloAdapter
 from dispatcher.domain.errors import LoaError
 from dispatcher.domain.incoming import Keywords
@@ -22,6 +23,7 @@ from dispatcher.engine.binds import BindLeases
 from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.process import Engine, default_name
 from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.engine.wifi import WifiPusher
 from dispatcher.service import channels, zns_check
 from dispatcher.service import zalo_tokens as zalotokens
 from dispatcher.service.settings import Settings
@@ -46,7 +48,8 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     """The engine of a process, with the adapters the settings configure. On a shared store
     (Redis), the SMPP binds are taken by lease, so that workers together never open more binds
     than a link has. A plan whose Zalo rows the configured templates would refuse is refused
-    (ConfigError naming the parameter) before anything starts."""
+    (ConfigError naming the parameter) before anything starts. A reconciling process also pushes
+    the public notices to the ``[wifi]`` controllers (one at a time, by lease)."""
     zns_check.check_plan(plan, settings.zalo, "plan")
     name = name or default_name()
     matcher = ReceiptMatcher(store)
@@ -70,7 +73,19 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     return Engine(store, plan, settings, province, adapters, numbering.carriers, name=name,
                   reconcile=reconcile, receipts=matcher, numbering=numbering, binds=binds,
                   incoming=incoming,
-                  gate=gate)
+                  gate=gate,
+                  wifi=wifi_pusher(store, settings, plan, province, name) if reconcile else None)
+
+
+def wifi_pusher(store: Store, settings: Settings, plan: Plan, province: Province,
+                name: str) -> WifiPusher | None:
+    """The pusher of the public notices to the ``[wifi]`` controllers (None: none configured,
+    or no public alert published: ``[cap] sender`` not set)."""
+    config = settings.wifi
+    if not config.controllers or not settings.cap.enabled:
+        return None
+    return WifiPusher(store, plan, province.name, config, WifiClient(config), name=name,
+                      lease_seconds=settings.engine.lease_seconds)
 
 
 async def run_engine(engine: Engine, stop: asyncio.Event) -> None:
@@ -87,3 +102,6 @@ async def run_engine(engine: Engine, stop: asyncio.Event) -> None:
         for adapter in engine.adapters.values():
             with contextlib.suppress(LoaError, OSError):  # closing is best effort at shutdown
                 await adapter.aclose()
+        if engine.wifi is not None:
+            with contextlib.suppress(LoaError, OSError):
+                await engine.wifi.aclose()

@@ -15,12 +15,14 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.email.adapter import EmailConfig
+from adapters.http.proxy import Proxies
 from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
 from adapters.portal import config as portal_config
 from adapters.portal.config import PortalConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
+from dispatcher.domain import wifi as wifi_settings
 from dispatcher.domain.config import convert, read_toml
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
@@ -28,6 +30,7 @@ from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
 from dispatcher.domain.province import load_province
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
+from dispatcher.domain.wifi import WifiSettings
 from dispatcher.engine.logs import LogSettings
 from dispatcher.engine.logs import check as check_log
 from dispatcher.engine.settings import (
@@ -79,6 +82,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
     # messages and events from citizens: how long they are kept, the opt-out keywords
     incoming: IncomingSettings = IncomingSettings()
+    # the public Wi-Fi controllers each new public notice is pushed to (dispatcher.engine.wifi)
+    wifi: WifiSettings = WifiSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """The engine's check, then the message against ``[zalo.templates]``."""
@@ -128,6 +133,11 @@ def _check(settings: Settings, source: str) -> Settings:
     if settings.portal is not None:
         portal_config.check(settings.portal, source)
         _check_districts(settings.portal.targets(), "portal.sites", source)
+    wifi_settings.check(settings.wifi, cap_enabled=settings.cap.enabled, source=source)
+    try:
+        Proxies.configured(settings.wifi.proxy, env={})
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=source, key="wifi.proxy") from None
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -222,8 +232,12 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
     loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
     portal = settings.portal and _portal_secrets(settings.portal, env, source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
+    controllers = [_secret(c, "secret", "secret_env", env, f"wifi.controllers[{i}]", source)
+                   for i, c in enumerate(settings.wifi.controllers)]
+    wifi = msgspec.structs.replace(settings.wifi, controllers=controllers)
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo, loudspeaker=loudspeaker, portal=portal)
+                                   zalo=zalo, loudspeaker=loudspeaker, portal=portal,
+                                   wifi=wifi)
 
 
 def _portal_secrets(portal: PortalConfig, env: Mapping[str, str], source: str) -> PortalConfig:
@@ -257,6 +271,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if path:
         raw = read_toml(path)
         refuse_inline(raw, source)
+        wifi_settings.refuse_inline(raw, source)
         data = msgspec.to_builtins(convert(raw, Settings, source=source))
     data = _env_overrides(data, env)
     try:

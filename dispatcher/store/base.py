@@ -562,6 +562,18 @@ class CapStore(Protocol):
         channel that sends each message once takes next (0: from the first)."""
 
 
+class WifiCursors(Protocol):
+    """Where each public Wi-Fi controller stands in the feed of public messages (:mod:`.wifi`):
+    the number of the last message it took (absent: none yet)."""
+
+    async def cursors(self) -> dict[str, int]:
+        """Controller id -> the number of the last message it took."""
+
+    async def advance(self, controller: str, seq: int) -> int:
+        """Move the controller's cursor to ``seq`` unless it is there or further already,
+        atomically; the cursor after."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -620,6 +632,10 @@ class Store(Protocol):
     @property
     def cap(self) -> CapStore:
         """The published public alerts (CAP messages)."""
+
+    @property
+    def wifi(self) -> WifiCursors:
+        """The public Wi-Fi controllers' cursors in the feed of public messages."""
 
     @property
     def webhook_seen(self) -> SeenIds:

@@ -8,9 +8,9 @@ and its history ``{level}``; the situation record and its history ``{situation}`
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
 descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
 their revisions ``{campaigns}``; waves, their states and their times ``{waves}``; incoming
-messages and opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``. The other keys
-are each read and written alone (an audience's chunks, the skipped slots, an hour of channel
-message ids, a lease), so they need no tag.
+messages and opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``; the Wi-Fi
+controllers' cursors ``{wifi}``. The other keys are each read and written alone (an audience's
+chunks, the skipped slots, an hour of channel message ids, a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ CAP_MESSAGES = f"{PREFIX}:{{cap}}:messages"  # hash: identifier -> packed CAP me
 CAP_ORDER = f"{PREFIX}:{{cap}}:order"  # sorted set: identifiers by their number in the feed
 CAP_SEQ = f"{PREFIX}:{{cap}}:seq"  # counter: the last number given
 CAP_THREADS = f"{PREFIX}:{{cap}}:threads"  # hash: thread -> identifier of its last message
+WIFI_CURSORS = f"{PREFIX}:{{wifi}}:cursors"  # hash: controller -> the last CAP number it took
+WIFI_PUSH = "wifi-push"  # the lease (lease(WIFI_PUSH)) held by the process that pushes notices
 
 
 def suppressed(channel: str) -> str:

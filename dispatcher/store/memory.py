@@ -50,6 +50,7 @@ from dispatcher.store.situation import MemorySituation
 from dispatcher.store.suppressions import MemorySuppressions
 from dispatcher.store.textedits import MemoryPlanTexts
 from dispatcher.store.wavetimes import newest_first
+from dispatcher.store.wifi import MemoryWifi
 
 
 class MemoryLevel:
@@ -600,6 +601,7 @@ class MemoryStore:
         self.webhook_seen = MemorySeen()
         self.suppressions = MemorySuppressions()
         self.cap = MemoryCap()
+        self.wifi = MemoryWifi()
 
     async def aclose(self) -> None:
         return None

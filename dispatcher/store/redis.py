@@ -59,6 +59,7 @@ from dispatcher.store.situation import RedisSituation
 from dispatcher.store.suppressions import RedisSuppressions
 from dispatcher.store.textedits import RedisPlanTexts
 from dispatcher.store.wavetimes import WaveRecords
+from dispatcher.store.wifi import RedisWifi
 
 _enc = msgspec.msgpack.Encoder()
 _batch = msgspec.msgpack.Decoder(Batch)
@@ -1081,6 +1082,7 @@ class RedisStore:
         self.webhook_seen = RedisSeen(self.client, "webhook")
         self.suppressions = RedisSuppressions(self.client)
         self.cap = RedisCap(self.client)
+        self.wifi = RedisWifi(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()

@@ -440,6 +440,7 @@ class HookedStore:
         self.queue: Queue = inner.queue
         self.webhook_seen = inner.webhook_seen
         self.cap = inner.cap
+        self.wifi = inner.wifi
         self.suppressions = inner.suppressions
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)
         self.waves = HookedWaves(inner.waves, self.hooks)

@@ -82,6 +82,8 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
                                           "LoaZaloQuotaLow", "LoaZaloRouteStopped",
                                           "LoaZaloRefreshTokenAgeing", "LoaPortalSiteStopped",
                                           "LoaPortalSiteDown", "LoaEmergencyStopOn",
+                                          "LoaWifiControllerRefusing", "LoaWifiNoticeRejected",
+                                          "LoaWifiControllerBehind",
                                           "LoaProcessDown", "LoaRedisDown",
                                           "LoaLoudspeakerSystemStopped",
                                           "LoaLoudspeakerSpeechFailing"}
@@ -479,5 +481,37 @@ def test_the_portal_alerts_fire_for_a_stopped_site_at_once_and_a_down_one_after_
             {"eval_time": "9m", "alertname": "LoaPortalSiteDown", "exp_alerts": []},
             {"eval_time": "11m", "alertname": "LoaPortalSiteDown", "exp_alerts": [
                 firing("LoaPortalSiteDown", site="dichvucong")]},
+        ],
+    }])
+
+
+def test_the_wifi_alerts_fire_for_a_refusing_a_rejecting_and_a_lagging_controller(
+        tmp_path: Path) -> None:
+    """Refusing: one process (the one pushing) saying so for 2 minutes is enough, and it ends
+    when the controller takes pushes again; a rejected notice fires at once; a controller
+    behind fires after 15 minutes."""
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_wifi_refused{instance="w1",controller="hue-park"}',
+             "values": "0 1 1 1 1 0"},
+            {"series": 'loa_wifi_refused{instance="w2",controller="hue-park"}',
+             "values": "0 0 0 0 0 0"},
+            {"series": 'loa_wifi_push_total{instance="w1",controller="bai-chay",'
+                       'outcome="rejected"}', "values": "0 0 1 1 1 1"},
+            {"series": 'loa_wifi_lag{instance="w1",controller="bai-chay"}', "values": "0 2x20"},
+            {"series": 'loa_wifi_lag{instance="w2",controller="bai-chay"}', "values": "0 2x20"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2m", "alertname": "LoaWifiControllerRefusing", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaWifiControllerRefusing",
+             "exp_alerts": [firing("LoaWifiControllerRefusing", controller="hue-park")]},
+            {"eval_time": "5m", "alertname": "LoaWifiControllerRefusing", "exp_alerts": []},
+            {"eval_time": "1m", "alertname": "LoaWifiNoticeRejected", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaWifiNoticeRejected",
+             "exp_alerts": [firing("LoaWifiNoticeRejected", controller="bai-chay")]},
+            {"eval_time": "10m", "alertname": "LoaWifiControllerBehind", "exp_alerts": []},
+            {"eval_time": "17m", "alertname": "LoaWifiControllerBehind",
+             "exp_alerts": [firing("LoaWifiControllerBehind", controller="bai-chay")]},
         ],
     }])
