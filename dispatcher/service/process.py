@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+from collections.abc import Mapping
 
+from adapters.base import Adapter
+from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import SmppAdapter
 from adapters.zalo.adapter import ZaloAdapter
-from dispatcher.domain.errors import LoaError
+from dispatcher.domain.checklist import on_checklist
+from dispatcher.domain.errors import ConfigError, LoaError
 from dispatcher.domain.incoming import Keywords
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
@@ -22,6 +27,7 @@ from dispatcher.engine.binds import BindLeases
 from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.process import Engine, default_name
 from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.engine.reminders import Reminders
 from dispatcher.service import channels, zns_check
 from dispatcher.service import zalo_tokens as zalotokens
 from dispatcher.service.settings import Settings
@@ -70,7 +76,31 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
     return Engine(store, plan, settings, province, adapters, numbering.carriers, name=name,
                   reconcile=reconcile, receipts=matcher, numbering=numbering, binds=binds,
                   incoming=incoming,
-                  gate=gate)
+                  gate=gate, reminders=reminders(store, settings, plan, adapters, name))
+
+
+def reminders(store: Store, settings: Settings, plan: Plan, adapters: Mapping[Channel, Adapter],
+              owner: str) -> Reminders | None:
+    """The checklist's daily reminder (``[checklist] remind_at``), through the e-mail channel;
+    None when it is off. A unit of ``[checklist] units`` that leads no activity of the plan is
+    refused (a name written differently would never be reminded)."""
+    config = settings.checklist
+    if not config.enabled:
+        return None
+    leads = sorted({a.lead for level in plan.levels.values() for a in on_checklist(level)})
+    for unit in config.units:
+        if unit not in leads:
+            raise ConfigError(f"{unit!r} leads no activity of the plan (its lead units: "
+                              f"{'; '.join(leads)})", key=f"checklist.units.{unit}")
+    mail = adapters.get(Channel.EMAIL)
+    if mail is None:
+        raise ConfigError("the reminders go by e-mail: add the [email] table",
+                          key="checklist.remind_at")
+    if isinstance(mail, MemoryAdapter):
+        log.warning("the checklist reminders go to the simulated e-mail channel: no one gets "
+                    "them")
+    return Reminders(store, plan, config, mail, owner=owner,
+                     clock=lambda: dt.datetime.now(dt.UTC))
 
 
 async def run_engine(engine: Engine, stop: asyncio.Event) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.email.adapter import EmailConfig
+from adapters.email.adapter import EmailConfig, valid_address
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -23,6 +23,7 @@ from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
+from dispatcher.domain.reminder import ReminderSettings, parse_time
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.engine.logs import LogSettings
 from dispatcher.engine.logs import check as check_log
@@ -71,6 +72,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     log: LogSettings = LogSettings()  # format and level of the long-running commands' logs
     # messages and events from citizens: how long they are kept, the opt-out keywords
     incoming: IncomingSettings = IncomingSettings()
+    # the checklist's daily e-mail reminder to the lead units (dispatcher.engine.reminders)
+    checklist: ReminderSettings = ReminderSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """The engine's check, then the message against ``[zalo.templates]``."""
@@ -112,6 +115,7 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
+    _check_reminders(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -121,6 +125,28 @@ def _check(settings: Settings, source: str) -> Settings:
                               "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
+
+
+def _check_reminders(settings: Settings, source: str) -> None:
+    config = settings.checklist
+    for unit, address in config.units.items():
+        if not unit.strip():
+            raise ConfigError("a unit's name is empty", source=source, key="checklist.units")
+        if not valid_address(address):
+            raise ConfigError(f"{address!r} is not an e-mail address", source=source,
+                              key=f"checklist.units.{unit}")
+    if not config.remind_at:
+        return
+    if parse_time(config.remind_at) is None:
+        raise ConfigError(f"{config.remind_at!r} is not a time (HH:MM, 24-hour)", source=source,
+                          key="checklist.remind_at")
+    if not config.units:
+        raise ConfigError("no unit to remind: give checklist.units (the lead unit's name as the "
+                          "plan writes it = its e-mail address)", source=source,
+                          key="checklist.units")
+    if settings.email is None and Channel.EMAIL not in settings.channels.simulate:
+        raise ConfigError("the reminders go by e-mail: add the [email] table (or declare e-mail "
+                          "simulated)", source=source, key="checklist.remind_at")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:

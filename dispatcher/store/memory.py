@@ -41,6 +41,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.checklist import MemoryChecklist
 from dispatcher.store.incoming import MemoryIncoming
 from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
@@ -578,6 +579,7 @@ class MemoryStore:
         self.situation = MemorySituation()
         self.incoming = MemoryIncoming()
         self.plan_texts = MemoryPlanTexts()
+        self.checklist = MemoryChecklist()
         self.openings = MemoryOpenings()
         self.ledger = MemoryLedger()
         self.audiences = MemoryAudiences()

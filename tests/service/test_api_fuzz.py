@@ -62,6 +62,10 @@ SEMANTIC_REFUSALS = {
     "GET /v1/suppressions": ("channel: ",),
     "POST /v1/suppressions": ("number: ", "reason: "),
     "DELETE /v1/suppressions/{channel}/{number}": ("number: ", "reason: ", "channel: "),
+    # a day as YYYY-MM-DD, not a day to come; an item id of the plan; a note and a unit
+    "GET /v1/checklist": ("date: ",),
+    "POST /v1/checklist/{item}/done": ("date: ", "item: ", "note: ", "unit: "),
+    "DELETE /v1/checklist/{item}/done": ("date: ", "item: "),
 }
 
 
@@ -254,6 +258,7 @@ OPERATIONS = {
     "GET /v1/incoming",
     "GET /v1/suppressions", "GET /v1/suppressions.csv", "POST /v1/suppressions",
     "DELETE /v1/suppressions/{channel}/{number}",
+    "GET /v1/checklist", "POST /v1/checklist/{item}/done", "DELETE /v1/checklist/{item}/done",
 }
 
 

@@ -68,6 +68,7 @@ from dispatcher.engine.process import Progress, wave_progress
 from dispatcher.engine.stop import lift, stop_all
 from dispatcher.service import console, failclosed, zns_check
 from dispatcher.service.api import (
+    checklist,
     deadletters,
     incoming,
     lists,
@@ -742,7 +743,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
                                    *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES,
-                                   *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES], {
+                                   *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES,
+                                   *checklist.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -758,7 +760,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
                         *recipients.ROUTES, *lists.ROUTES, *incoming.ROUTES,
-                        *suppressions.ROUTES,
+                        *suppressions.ROUTES, *checklist.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,
