@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -214,3 +216,25 @@ def test_the_reminder_lists_a_unit_s_items_due_and_not_done(plan: Plan) -> None:
     assert reminder.message(found, "Sở Tài chính") is None
     done = Done(item="L2-village-reporters", date=MONDAY, at=AT, by="an", unit=unit, note="xong")
     assert reminder.message(checklist.build(plan, 2, MONDAY, [done]), unit) is None
+
+
+def test_docs_account_for_every_cell_of_section_v_and_every_activity(plan: Plan) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "plan.md").read_text("utf-8")
+    table = text[text.index("## Section V, cell by cell"):]
+    table = table[:table.index("\n## ", 10)]
+    cells: dict[int, int] = {}
+    named: set[str] = set()
+    for level, head, body in re.findall(r"^### Level (\d) (.*?)\n(.*?)(?=^### |\Z)", table,
+                                        flags=re.M | re.S):
+        rows = [line for line in body.splitlines() if re.match(r"^\| \d+ \|", line)]
+        cells[int(level)] = len(rows)
+        assert head.endswith(f": {len(rows)} cells"), head
+        named |= set(re.findall(r"`(L\d-[a-z0-9-]+)`", body))
+    assert cells == {1: 21, 2: 12, 3: 11, 4: 12} and sum(cells.values()) == 56
+    items = {checklist.item_id(n, a.id) for n, level in plan.levels.items()
+             for a in level.activities}
+    assert named <= items, named - items
+    own = {checklist.item_id(n, a.id) for n, level in plan.levels.items()
+           for a in level.activities if a.id not in level.carried}
+    assert own - {"L1-youtube", "L1-documents"} <= named, own - named  # section IV's: L<n>-
+    assert "`L<n>-youtube`" in table and "`L<n>-documents`" in table

@@ -56,7 +56,7 @@ def test_mark_show_and_undo_with_admin_direct(capsys: pytest.CaptureFixture[str]
     status, out, _ = run(capsys, "checklist", "--redis", redis_url)
     lines = out.splitlines()
     assert lines[0].startswith("Việc cần làm ") and "cấp 2, Cấp độ II: 1/" in lines[0]
-    assert "Đến hạn hôm nay:" in lines
+    assert "Đến hạn trong ngày:" in lines
     assert any(line.startswith("  [x] L2-press-release  Báo chí: Thông cáo báo chí")
                for line in lines)
     assert any(line.startswith("      Đã xong: Sở Y tế, root đánh dấu lúc") for line in lines)
@@ -65,7 +65,9 @@ def test_mark_show_and_undo_with_admin_direct(capsys: pytest.CaptureFixture[str]
 
     status, out, _ = run(capsys, "checklist", "--redis", redis_url, "--unit", "Sở Y tế",
                          "--json")
-    assert {i["lead"] for i in json.loads(out)["items"]} == {"Sở Y tế"}
+    mine = json.loads(out)
+    assert {i["lead"] for i in mine["items"]} == {"Sở Y tế"}
+    assert (mine["due"], mine["done"]) == (1, 0)  # its advice channel; the release is not its
 
     status, out, err = run(capsys, "checklist", "undo", "L2-press-release", "--reason",
                            "nhầm", *how, "--redis", redis_url)

@@ -100,7 +100,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             leads = sorted({i.lead for i in found.items})
             raise InputError(f"--unit: {unit!r} leads no item of this checklist "
                              f"({'; '.join(leads) or 'it has none'})")
-        found = msgspec.structs.replace(found, items=items)
+        due = [i for i in items if i.in_force and i.due]
+        found = msgspec.structs.replace(found, items=items, due=len(due),
+                                        done=sum(1 for i in due if i.done is not None))
     if args.json:
         print_json(found)
         return 0
@@ -116,7 +118,7 @@ def _print(found: Checklist) -> None:
         return
     out.print(f"Việc cần làm {day_text(found.date)} — cấp {found.level}, {found.level_name}: "
               f"{found.done}/{found.due} việc đến hạn đã xong", markup=False)
-    groups = [("Đến hạn hôm nay:", [i for i in found.items if i.due]),
+    groups = [("Đến hạn trong ngày:", [i for i in found.items if i.due]),
               ("Khi cần (không theo lịch):", [i for i in found.items
                                               if i.in_force and i.next_due is None]),
               ("Chưa đến hạn:", [i for i in found.items
