@@ -93,6 +93,8 @@ class Reminders:
                 written = reminder.message(checklist, unit)
                 if written is None:
                     continue
+                if not await self.store.leases.acquire(lease, self.owner, LEASE_SECONDS):
+                    break  # held too long (a slow mail server): another process goes on
                 outcome = await self._send(day, unit, address, *written, now)
                 if outcome is not None:
                     await self.store.checklist.record_reminder(day, outcome)
