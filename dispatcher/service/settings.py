@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.email.adapter import EmailConfig, valid_address
+from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -23,6 +24,7 @@ from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
+from dispatcher.domain.province import load_province
 from dispatcher.domain.reminder import ReminderSettings, parse_time
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.engine.logs import LogSettings
@@ -66,6 +68,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
+    # the grassroots radio's IP loudspeaker systems (an outlet channel)
+    loudspeaker: LoudspeakerConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -81,7 +85,7 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {}
+        tables: dict[Channel, OutletConfig | None] = {Channel.LOUDSPEAKER: self.loudspeaker}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
@@ -100,13 +104,14 @@ def _check(settings: Settings, source: str) -> Settings:
     tables: list[tuple[str, msgspec.Struct | None]] = [
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
-        ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email)]
+        ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
+        ("loudspeaker", settings.loudspeaker)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
     configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
                   Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
-                  **dict.fromkeys(OUTLETS, False)}
+                  **{c: settings.outlet(c) is not None for c in OUTLETS}}
     for channel in settings.channels.simulate:
         if configured[channel]:
             raise ConfigError(f"{channel} is configured and declared simulated: remove one of "
@@ -115,6 +120,9 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
+    if settings.loudspeaker is not None and settings.loudspeaker.systems:
+        province = load_province()
+        check_districts(settings.loudspeaker, province.districts, province.name, source)
     _check_reminders(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
@@ -215,9 +223,10 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
                                        "email", source)
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
+    loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo)
+                                   zalo=zalo, loudspeaker=loudspeaker)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

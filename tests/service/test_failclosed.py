@@ -153,7 +153,8 @@ def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) ->
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None
-    assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP]
+    assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP,
+                                                                  Channel.LOUDSPEAKER]
 
 
 # -- the API ---------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Lites
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
         "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
-        **dict.fromkeys(OUTLETS, "missing")}}
+        **{c.value: "missing" for c in OUTLETS}}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
