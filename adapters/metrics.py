@@ -293,3 +293,57 @@ LOUDSPEAKER_ALERTS = Counter(
 LOUDSPEAKER_SPEECH_SECONDS = Histogram(
     "loa_loudspeaker_speech_seconds", "Seconds to render one bulletin to speech (espeak-ng)",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+# -- portals: the sites held, read at scrape time from the adapters tracked ------------------
+
+
+class _Portal(Protocol):
+    @property
+    def paused(self) -> dict[str, str]: ...
+
+
+#: Why a portal site is held: it backs off by itself (down, throttle) or waits for an operator.
+PORTAL_PAUSE_REASONS = ("down", "throttle", "credentials", "configuration", "unknown")
+_portals: weakref.WeakSet[_Portal] = weakref.WeakSet()
+
+
+def track_portal(adapter: _Portal) -> None:
+    with _lock:
+        _portals.add(adapter)
+
+
+def untrack_portal(adapter: _Portal) -> None:
+    with _lock:
+        _portals.discard(adapter)
+
+
+class PortalGauges(Collector):
+    """``loa_portal_site_paused{site, reason}``: 1 for each site held, by why (``site`` is a
+    site id of ``[portal] sites``, ``reason`` one of :data:`PORTAL_PAUSE_REASONS`)."""
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family(())]
+
+    def collect(self) -> Iterable[Metric]:
+        with _lock:
+            portals = list(_portals)
+        return [self._family(portals)]
+
+    @staticmethod
+    def _family(portals: Sequence[_Portal]) -> Metric:
+        paused = GaugeMetricFamily(
+            "loa_portal_site_paused", "1 while a portal site is held, by reason: down or "
+            "throttle (it backs off and is tried again by itself), credentials, configuration "
+            "or unknown (an operator must act); its posts wait, they are not lost",
+            labels=["site", "reason"])
+        held: set[tuple[str, str]] = set()
+        for adapter in portals:
+            held.update(adapter.paused.items())
+        for site, reason in sorted(held):
+            paused.add_metric([site, reason], 1.0)
+        return paused
+
+
+PORTAL_GAUGES = PortalGauges()
+REGISTRY.register(PORTAL_GAUGES)

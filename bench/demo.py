@@ -5,7 +5,9 @@ next wave of each channel of the level-4 plan at once (as if its slot were due n
 fans the waves out and its workers send them: SMS over SMPP to the SMSC simulator (or an SMSC
 given with ``--smsc``), with delivery receipts matched back; the loudspeaker bulletin read aloud
 and uploaded to two loudspeaker systems of the simulator (:mod:`adapters.loudspeaker.simulator`,
-which checks the audio); the other channels to in-process channels that answer like real ones (a
+which checks the audio); the portals' posts to the portal simulator (a WordPress site and a
+signed JSON CMS, the demo's ``[portal]`` sites); the other channels to in-process channels that
+answer like real ones (a
 small share of transient and permanent failures), with retries and dead letters.
 
 It runs on its own private redis-server, never on the Redis of the configuration or
@@ -30,6 +32,8 @@ from adapters.loudspeaker.adapter import LoudspeakerAdapter
 from adapters.loudspeaker.config import LoudspeakerConfig, System
 from adapters.loudspeaker.simulator import LoudspeakerSim
 from adapters.memory import MemoryAdapter
+from adapters.portal import PortalAdapter, PortalConfig, Site
+from adapters.portal.simulator import DEFAULT_SIGNED, DEFAULT_WORDPRESS, PortalSim
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
@@ -81,6 +85,7 @@ class DemoResult(msgspec.Struct):
     msgs_per_s: float
     waves: list[str] = []
     simulated: list[str] = []  # channels sent to the demo's simulators: they reach no one
+    published: int = 0  # posts and notices the portal simulator keeps
 
 
 ProgressCallback = Callable[[dict[str, Progress]], None]
@@ -170,6 +175,23 @@ async def _loudspeaker(stack: contextlib.AsyncExitStack,
     return msgspec.structs.replace(settings, loudspeaker=config), adapter, sim
 
 
+async def _portal(stack: contextlib.AsyncExitStack) -> tuple[PortalAdapter, PortalSim]:
+    """The portals: a WordPress site and a signed JSON CMS of an in-process portal simulator,
+    as the demo's ``[portal]`` sites."""
+    sim = PortalSim()
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    account = sim.config.wordpress[DEFAULT_WORDPRESS]
+    adapter = PortalAdapter(PortalConfig(proxy="direct", sites=[
+        Site(id=DEFAULT_WORDPRESS, name="Cổng thông tin điện tử tỉnh – chuyên mục Covid-19",
+             profile="wordpress", url=sim.site_url(), user=account.user,
+             password=account.password, category=min(account.categories)),
+        Site(id=DEFAULT_SIGNED, name="Cổng dịch vụ công tỉnh Quảng Ninh", profile="signed_json",
+             url=sim.endpoint(), secret=sim.config.signed[DEFAULT_SIGNED])]))
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim
+
+
 async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
                    province: Province, settings: Settings, now: dt.datetime) -> None:
     """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
@@ -218,9 +240,12 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     zalo, zalo_sim = await _zalo(stack, matcher, zalo_url)
     app, app_sim = await _app(stack)
     settings, speaker, speaker_sim = await _loudspeaker(stack, settings)
+    portal, portal_sim = await _portal(stack)
+    settings = msgspec.structs.replace(settings, portal=portal.config)  # the waves' targets
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
-                                        Channel.EMAIL: email, Channel.LOUDSPEAKER: speaker}
+                                        Channel.EMAIL: email, Channel.LOUDSPEAKER: speaker,
+                                        Channel.PORTAL: portal}
     # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
     modes = {c: Mode.SIMULATED for c in Channel}
     if smsc is not None:
@@ -258,6 +283,9 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     # a system that took one wave's broadcast twice (the simulator keeps one per id: never)
     duplicates += sum(len(taken) - len({b.key for b in taken})
                       for taken in speaker_sim.broadcasts.values())
+    # a wave published twice on a portal: two posts asked with its slug, two notices of it
+    duplicates += sum(n - 1 for n in portal_sim.slugs().values() if n > 1)
+    duplicates += sum(n - 1 for n in portal_sim.waves().values() if n > 1)
     if simulator is not None:
         duplicates += simulator.stats.duplicates
     if zalo_sim is not None:
@@ -268,7 +296,8 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
         delivered=delta("delivered", wave_ids), sms_fallback=delta("fallback", wave_ids),
         seconds=round(seconds, 3),
         msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
-        simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED])
+        simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED],
+        published=portal_sim.stats.created + portal_sim.stats.notices)
 
 
 async def _until_done(store: Store, wave_ids: list[str], runner: asyncio.Task[None],

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from dispatcher.domain.model import Channel
+
 SECRET_ENV = "LOA_SIM_ZALO_SECRET"  # names the simulator's app secret in the worker's env
 
 
@@ -43,3 +45,7 @@ def zalo_table(url: str, **fields: str | int | float | bool) -> str:
                           "app_id": "sim-app", "secret_key_env": SECRET_ENV,
                           "template_id": "loa-alert", "mode": "auto", "proxy": "direct",
                           **fields})
+
+
+#: ``[channels] simulate`` naming every channel: a trial run without any carrier or outlet.
+EVERY_CHANNEL_SIMULATED = simulate_table(*Channel)

@@ -7,7 +7,8 @@ loudspeakers) with configuration only. A request carries:
 * ``<timestamp_header>: <unix seconds>`` and ``<signature_header>: sha256=<hex>``, the
   HMAC-SHA256 with the shared ``secret`` (when one is configured) of the timestamp, a dot and
   the raw body, so the endpoint can check that the body came from Loa, and lately: a request
-  captured and sent again after ``max_age`` seconds is refused (:func:`verify`);
+  captured and sent again after ``max_age`` seconds is refused (:func:`verify`, in
+  :mod:`adapters.http.signature`);
 * ``<idempotency_header>: <key>``: the same key every time the same message (or the same batch)
   is sent again, so the endpoint can answer a repeat without delivering twice.
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-import hmac
 import re
 import ssl
 import time
@@ -42,6 +42,7 @@ import msgspec
 from adapters.base import HALTED, Envelope, Results, halted, results_for
 from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.proxy import Proxies
+from adapters.http.signature import sign
 from dispatcher.domain.errors import ChannelError, ConfigError
 
 MODES = ("message", "batch")
@@ -168,32 +169,6 @@ def batch_key(wave: str, addrs: list[str]) -> str:
     digest.update(b"\0")
     digest.update("\n".join(sorted(addrs)).encode())
     return digest.hexdigest()[:40]
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 of
-    ``<timestamp>.<raw body>`` (the timestamp in unix seconds, as in the timestamp header)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode(), hashlib.sha256)
-    mac.update(body)
-    return "sha256=" + mac.hexdigest()
-
-
-_SECONDS = re.compile(r"[0-9]{1,12}")
-
-
-def verify(secret: str, body: bytes, timestamp: str, signature: str, *, now: float,
-           max_age: float = 300.0) -> str | None:
-    """Why a request is not to be trusted (``None``: it is): the receiver's check, in constant
-    time. ``timestamp`` must be unix seconds (digits only) within ``max_age`` of ``now``."""
-    if not signature:
-        return "bad signature"
-    if not _SECONDS.fullmatch(timestamp):
-        return "no timestamp, or one that is not unix seconds"
-    if abs(now - int(timestamp)) > max_age:
-        return f"timestamp {int(now - int(timestamp)):+d} s off (more than {max_age:g} s)"
-    if not hmac.compare_digest(signature.encode(), sign(secret, body, int(timestamp)).encode()):
-        return "bad signature"
-    return None
 
 
 class _Answer(msgspec.Struct):

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.webhook.adapter import verify
+from adapters.http.signature import verify
 
 
 class WebhookSim:

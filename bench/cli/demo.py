@@ -92,7 +92,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{result.msgs_per_s:,.0f}/s; permanent failures {result.failed:,} (of which "
               f"{result.sms_fallback:,} not on Zalo got an SMS instead); dead letters "
               f"{result.dead_letters:,}; duplicates {result.duplicates}; delivered "
-              f"(SMS receipts and Zalo webhooks): {result.delivered:,}", markup=False)
+              f"(SMS receipts and Zalo webhooks): {result.delivered:,}; published on the "
+              f"portal simulator: {result.published:,}", markup=False)
     if args.json:
         print_json(result)
     return 0

@@ -1,5 +1,5 @@
-"""``loa sim smsc``, ``loa sim zalo`` and ``loa sim loudspeaker``
-(:mod:`bench.cli.simloudspeaker`): run a simulator until SIGINT or SIGTERM."""
+"""``loa sim smsc``, ``loa sim zalo``, ``loa sim loudspeaker`` (:mod:`bench.cli.simloudspeaker`)
+and ``loa sim portal`` (:mod:`bench.cli.simportal`): run a simulator until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import msgspec
 from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
 from adapters.zalo.codes import CODES
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
-from bench.cli import simloudspeaker
+from bench.cli import simloudspeaker, simportal
 from bench.cli.simrun import until_stopped
 from dispatcher.domain.errors import InputError
 from dispatcher.service.cli import logopts
@@ -72,6 +72,7 @@ def register(sub: Any) -> None:
     smsc.set_defaults(func=cmd_smsc)
     _register_zalo(group)
     simloudspeaker.register(group)
+    simportal.register(group)
 
 
 def _stat_mix(text: str) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
 A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
-``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[loudspeaker]``: :meth:`Settings.outlet`),
+``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[loudspeaker]``, ``[portal]``:
+:meth:`Settings.outlet`),
 *simulated* when ``[channels] simulate`` lists it (the
 in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
 gets no adapter at all, so nothing is ever "sent" on it (fail closed;
@@ -19,6 +20,7 @@ from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
 from adapters.email.adapter import EmailAdapter
 from adapters.loudspeaker.adapter import LoudspeakerAdapter
 from adapters.memory import MemoryAdapter
+from adapters.portal import PortalAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
@@ -87,4 +89,6 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = EmailAdapter(settings.email)
         elif channel is Channel.LOUDSPEAKER and settings.loudspeaker is not None:
             adapters[channel] = LoudspeakerAdapter(settings.loudspeaker)
+        elif channel is Channel.PORTAL and settings.portal is not None:
+            adapters[channel] = PortalAdapter(settings.portal)
     return adapters

@@ -16,6 +16,8 @@ import msgspec
 
 from adapters.email.adapter import EmailConfig, valid_address
 from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
+from adapters.portal import config as portal_config
+from adapters.portal.config import PortalConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -70,6 +72,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
     # the grassroots radio's IP loudspeaker systems (an outlet channel)
     loudspeaker: LoudspeakerConfig | None = None
+    # the provincial portal's Covid-19 section and the public-service portal (an outlet channel)
+    portal: PortalConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -85,7 +89,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {Channel.LOUDSPEAKER: self.loudspeaker}
+        tables: dict[Channel, OutletConfig | None] = {Channel.LOUDSPEAKER: self.loudspeaker,
+                                                       Channel.PORTAL: self.portal}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
@@ -123,6 +128,9 @@ def _check(settings: Settings, source: str) -> Settings:
     if settings.loudspeaker is not None and settings.loudspeaker.systems:
         province = load_province()
         check_districts(settings.loudspeaker, province.districts, province.name, source)
+    if settings.portal is not None:
+        portal_config.check(settings.portal, source)
+        _check_districts(settings.portal.targets(), "portal.sites", source)
     _check_reminders(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
@@ -133,6 +141,20 @@ def _check(settings: Settings, source: str) -> Settings:
                               "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
+
+
+def _check_districts(targets: list[Target], key: str, source: str) -> None:
+    """Every target's district is one of the province's (config/province.toml); ``key`` is
+    where the table lists them (``portal.sites``)."""
+    named = [(index, target) for index, target in enumerate(targets) if target.district]
+    if not named:
+        return
+    province = load_province()
+    for index, target in named:
+        if target.district not in province.districts:
+            raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
+                              f"{province.name}: one of {', '.join(province.districts)}",
+                              source=source, key=f"{key}[{index}].district")
 
 
 def _check_reminders(settings: Settings, source: str) -> None:
@@ -224,9 +246,19 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
     loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
+    portal = settings.portal and _portal_secrets(settings.portal, env, source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo, loudspeaker=loudspeaker)
+                                   zalo=zalo, loudspeaker=loudspeaker, portal=portal)
+
+
+def _portal_secrets(portal: PortalConfig, env: Mapping[str, str], source: str) -> PortalConfig:
+    """Each portal site with its application password or secret from the environment."""
+    sites = [_secret(_secret(site, "password", "password_env", env, f"portal.sites[{i}]",
+                             source),
+                     "secret", "secret_env", env, f"portal.sites[{i}]", source)
+             for i, site in enumerate(portal.sites)]
+    return msgspec.structs.replace(portal, sites=sites)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

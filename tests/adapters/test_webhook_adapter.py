@@ -14,8 +14,9 @@ import pytest
 from aiohttp import web
 
 from adapters.base import Envelope, Progress
+from adapters.http.signature import sign
 from adapters.webhook import WebhookAdapter, WebhookConfig
-from adapters.webhook.adapter import batch_key, message_key, outcome, sign
+from adapters.webhook.adapter import batch_key, message_key, outcome
 from adapters.webhook.simulator import WebhookSim
 from bench.localredis import free_port
 from dispatcher.domain.errors import ChannelError, ConfigError

@@ -64,6 +64,8 @@ def test_demo_json_and_a_second_run_on_the_same_database_refused(
     assert isinstance(messages, dict) and set(messages) == {c.value for c in Channel}
     assert first["duplicates"] == 0
     assert first["sent"] == sum(messages.values())
+    # each portal post the engine counts sent is one post or notice at the simulator
+    assert first["published"] == messages["portal"]
     # every number gets the SMS (a few refused by the simulated SMSC), and the ~2% Zalo does
     # not reach get an SMS instead
     assert 1950 <= messages["sms"] <= 2100

@@ -25,6 +25,7 @@ from adapters.zalo.api import SIGNATURE_HEADER, sign
 from adapters.zalo.webhook import ZaloEvent
 from bench import audiencegen
 from bench.localredis import free_port
+from bench.simconfig import EVERY_CHANNEL_SIMULATED
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
@@ -635,7 +636,7 @@ def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
     config = tmp_path / "loa.toml"
     assert _loa("config", "init", str(config), cwd=tmp_path).returncode == 0
     with config.open("a", encoding="utf-8") as f:
-        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app", "loudspeaker"]\n')
+        f.write(f'{EVERY_CHANNEL_SIMULATED}')
     token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
                  "admin", cwd=tmp_path).stdout.strip().splitlines()[-1]
     audience = tmp_path / "audience.csv"

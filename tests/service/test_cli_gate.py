@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.simconfig import EVERY_CHANNEL_SIMULATED
 from dispatcher.service.audit import PENDING, read_audit
 from tests.service.test_cli_words import run
 
@@ -127,7 +128,7 @@ def api(capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> I
     config = tmp_path / "loa.toml"
     assert run(capsys, "config", "init", str(config))[0] == 0
     with config.open("a", encoding="utf-8") as f:
-        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app", "loudspeaker"]\n')
+        f.write(f'{EVERY_CHANNEL_SIMULATED}')
     text = config.read_text(encoding="utf-8").replace(
         "approval_threshold = 10000", "approval_threshold = 100")
     config.write_text(text, encoding="utf-8")

@@ -138,7 +138,8 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     assert status == 0
     messages = bullets(out, "Nội dung tin, như khi gửi:")
     assert [m.split(" (")[0] for m in messages] == ["SMS", "Zalo", "Thư điện tử",
-                                                    "Ứng dụng Smart Quảng Ninh", "Loa thông minh"]
+                                                    "Ứng dụng Smart Quảng Ninh", "Cổng thông tin",
+                                                    "Loa thông minh"]
     assert messages[0] == ("SMS (GSM7, 1 tin SMS, bỏ dấu; phối hợp: Phòng Bưu chính - Viễn "
                            "thông): Quang Ninh: dich Covid-19 dien bien phuc tap. Khong tu tap, "
                            "deo khau trang, khai bao y te. Sot, ho, kho tho: goi ngay y te xa, "
@@ -162,6 +163,7 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     assert "(khi cần)" in activities[4]
     assert activities[12].endswith("Tiếp tục từ cấp dưới (bảng của cấp này không nêu).")
     assert activities[10].endswith("Loa gửi qua kênh Facebook khi cấp độ có dòng kênh này.")
+    assert "Loa gửi qua kênh Cổng thông tin: không có trong việc cần làm." in activities[8]
     status, out, _ = run(capsys, "plan", "show", "--level", "1", "--lang", "en")
     messages = bullets(out, "Messages, as sent:")
     assert messages[0].startswith("SMS (GSM7, 1 part, diacritics stripped; with Phòng Bưu chính "

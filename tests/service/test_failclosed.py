@@ -149,7 +149,8 @@ async def test_a_simulated_channel_says_so_in_the_log_and_the_metrics(
 
 
 def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) -> None:
-    env = {"LOA_SMPP_PASSWORD": "x", "LOA_ZALO_SECRET_KEY": "y"}
+    env = {"LOA_SMPP_PASSWORD": "x", "LOA_ZALO_SECRET_KEY": "y", "LOA_PORTAL_QN_PASSWORD": "z",
+           "LOA_PORTAL_DVC_SECRET": "s"}
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None

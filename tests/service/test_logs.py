@@ -24,6 +24,7 @@ import pytest
 
 from adapters.zalo.tokens import MemoryTokenStore
 from bench.localredis import free_port
+from bench.simconfig import EVERY_CHANNEL_SIMULATED
 from dispatcher.domain.errors import ConfigError
 from dispatcher.engine import logs
 from dispatcher.service.api import load_deployment
@@ -235,7 +236,7 @@ def test_main_leaves_the_root_logger_as_it_found_it() -> None:
     assert (root.handlers, root.level) == (handlers, level)
 
 
-@pytest.mark.parametrize("simulator", ["smsc", "zalo"])
+@pytest.mark.parametrize("simulator", ["smsc", "zalo", "portal"])
 def test_a_simulator_on_a_port_in_use_says_so_in_one_line(
         simulator: str, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
@@ -271,7 +272,7 @@ def test_loa_run_writes_json_lines_with_the_engine_and_the_api(tmp_path: Path,
     config = tmp_path / "loa.toml"
     assert _loa("config", "init", str(config), cwd=tmp_path).returncode == 0
     with config.open("a", encoding="utf-8") as out:  # no carrier here: every channel simulated
-        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app", "loudspeaker"]\n')
+        out.write(f'\n{EVERY_CHANNEL_SIMULATED}')
     token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
                  "admin", cwd=tmp_path).stdout.strip().splitlines()[-1]
     audience = tmp_path / "audience.csv"

@@ -80,7 +80,8 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
     assert {r["alert"] for r in rules} == {"LoaSmppLinkDown", "LoaThroughputStalled",
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
                                           "LoaZaloQuotaLow", "LoaZaloRouteStopped",
-                                          "LoaZaloRefreshTokenAgeing", "LoaEmergencyStopOn",
+                                          "LoaZaloRefreshTokenAgeing", "LoaPortalSiteStopped",
+                                          "LoaPortalSiteDown", "LoaEmergencyStopOn",
                                           "LoaProcessDown", "LoaRedisDown",
                                           "LoaLoudspeakerSystemStopped",
                                           "LoaLoudspeakerSpeechFailing"}
@@ -274,12 +275,22 @@ def test_the_scrape_config_has_one_loa_job_and_the_rules() -> None:
 def test_the_local_stack_names_its_services_and_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert set(services) >= {"redis", "loa", "loa-smsc", "loa-zalo", "prometheus", "grafana"}
+    assert set(services) >= {"redis", "loa", "loa-smsc", "loa-zalo", "loa-portal", "prometheus",
+                             "grafana"}
     redis_cmd = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
     assert services["loa-smsc"]["command"][:2] == ["sim", "smsc"]
     assert "0.0.0.0" in services["loa-smsc"]["command"]
     assert services["loa-zalo"]["command"][:2] == ["sim", "zalo"]
+    assert services["loa-portal"]["command"][:2] == ["sim", "portal"]
+    # the portal sites of the stack's settings are the simulator's, with its credentials
+    settings = (CONFIG / "loa-compose.toml").read_text(encoding="utf-8")
+    port = services["loa-portal"]["command"][-1]
+    assert f"http://loa-portal:{port}/qn-portal" in settings
+    for process in ("loa", "loa-worker"):
+        env = services[process]["environment"]
+        assert env["LOA_PORTAL_DVC_SECRET"] == "sim-portal-secret"
+        assert env["LOA_PORTAL_QN_PASSWORD"] == "abcd EFGH 1234 ijkl MNOP 5678"
     for name, service in services.items():  # every file mounted from the repository exists
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
@@ -443,5 +454,30 @@ def test_the_loudspeaker_alerts_fire_for_a_stopped_system_and_missing_speech(
             {"eval_time": "2m", "alertname": "LoaLoudspeakerSpeechFailing",
              "exp_alerts": [firing("LoaLoudspeakerSpeechFailing")]},
             {"eval_time": "20m", "alertname": "LoaLoudspeakerSpeechFailing", "exp_alerts": []},
+        ],
+    }])
+
+
+def test_the_portal_alerts_fire_for_a_stopped_site_at_once_and_a_down_one_after_10_minutes(
+        tmp_path: Path) -> None:
+    """A site stopped for its credentials fires after 1 minute (one worker saying so is
+    enough); a site down fires after 10; a site throttled never does."""
+    series = 'loa_portal_site_paused{{instance="{}",site="{}",reason="{}"}}'
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": series.format("w1", "qn-portal", "credentials"), "values": "0 1 1 1 0"},
+            {"series": series.format("w2", "qn-portal", "credentials"), "values": "0 0 1 1 0"},
+            {"series": series.format("w1", "dichvucong", "down"), "values": "1x12"},
+            {"series": series.format("w1", "dichvucong", "throttle"), "values": "1x12"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaPortalSiteStopped", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaPortalSiteStopped", "exp_alerts": [
+                firing("LoaPortalSiteStopped", site="qn-portal", reason="credentials")]},
+            {"eval_time": "4m", "alertname": "LoaPortalSiteStopped", "exp_alerts": []},
+            {"eval_time": "9m", "alertname": "LoaPortalSiteDown", "exp_alerts": []},
+            {"eval_time": "11m", "alertname": "LoaPortalSiteDown", "exp_alerts": [
+                firing("LoaPortalSiteDown", site="dichvucong")]},
         ],
     }])

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from bench.localredis import free_port
+from bench.simconfig import EVERY_CHANNEL_SIMULATED
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -167,7 +168,7 @@ def test_the_installed_loa_runs_the_service_the_image_runs(installed: Installed,
 def simulate_every_channel(config: Path) -> None:
     """Declare every channel simulated, as a trial run without carriers does."""
     with config.open("a", encoding="utf-8") as out:
-        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app", "loudspeaker"]\n')
+        out.write(f'\n{EVERY_CHANNEL_SIMULATED}')
 
 
 def test_the_installed_loa_runs_a_worker(installed: Installed, redis_url: str) -> None:

@@ -32,6 +32,7 @@ from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from adapters.zalo.webhook import DeliveryEvent, ZaloEvent
 from bench.localredis import free_port
+from bench.simconfig import EVERY_CHANNEL_SIMULATED
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
@@ -338,7 +339,7 @@ async def test_loa_api_answers_zalo_within_two_seconds_while_redis_is_paused(
     config = tmp_path / "loa.toml"
     config.write_text(f'[api]\nport = {port}\nwebhook_port = {webhook_port}\n'
                       f'zalo_app_id = "{APP_ID}"\nzalo_oa_secret_env = "LOA_TEST_OA_SECRET"\n'
-                      '[channels]\nsimulate = ["sms", "zalo", "email", "app", "loudspeaker"]\n',
+                      f'{EVERY_CHANNEL_SIMULATED}',
                       encoding="utf-8")
     hook = f"http://127.0.0.1:{webhook_port}{PATH}"
     taken = redis.Redis.from_url(redis_url)

@@ -91,7 +91,7 @@ async def cap_feed(request: Request[Any, Any, Any], state: State) -> Response[by
 
 @get("/public/cap/{name:str}", tags=["public"], media_type=cap.MEDIA_TYPE,
      summary="One CAP 1.2 message of the feed, by its identifier: `/public/cap/<identifier>.xml`"
-             " (no token)", responses={**NOT_MODIFIED, **errors(404)})
+             " (no token)", responses={**NOT_MODIFIED, **errors(400, 404)})
 async def cap_message(request: Request[Any, Any, Any], state: State,
                       name: FromPath[str]) -> Response[bytes]:
     s = services_of(state)
