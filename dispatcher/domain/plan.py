@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from dispatcher.domain import plantext
+from dispatcher.domain import activity, plantext
+from dispatcher.domain.activity import Activity
 from dispatcher.domain.config import convert, default_path, read_toml
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.model import DEFAULT_MAX_PARTS, Channel, Kind, OverQuota
@@ -80,16 +81,6 @@ class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     loudspeaker: ChannelPlan | None = None
 
 
-class Activity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A row of the plan done by people (press, radio, loudspeakers); recorded, not sent."""
-
-    field: str
-    what: str
-    quantity: str
-    lead: str
-    coordinating: list[str] = []
-
-
 class LevelFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level: int
     name: str
@@ -98,6 +89,9 @@ class LevelFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channels: Channels
     max_cases: int | None = None
     activities: list[Activity] = []
+    # ids of the level below's activities that go on at this level (the source's table of the
+    # level does not repeat them): they follow the level's own, in this order
+    carry: list[str] = []
     sms_diacritics: str | None = None  # "strip" or "keep": this level's SMS, over the plan's
     urgent: bool | None = None  # its opening ignores the sending hours (unset: the highest level)
 
@@ -147,9 +141,10 @@ class Level(msgspec.Struct, frozen=True):
     min_cases: int
     max_cases: int | None
     rules: dict[Channel, Rule]
-    activities: list[Activity]
+    activities: list[Activity]  # its own, then those carried on from the level below
     sms_diacritics: plantext.Diacritics = plantext.DEFAULT_DIACRITICS  # in force at this level
     urgent: bool = False  # its opening messages ignore the sending hours and go first
+    carried: tuple[str, ...] = ()  # the ids of ``activities`` carried on from the level below
 
 
 class Slot(msgspec.Struct, frozen=True, order=True):
@@ -329,6 +324,9 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
         urgent = index == len(raw.levels) - 1 if entry.urgent is None else entry.urgent
         rules = _resolve_rules(entry, raw, hours, texts, f"{key}.channels", fail)
         rules = _over_quota(rules, urgent, f"{key}.channels", fail)
+        activity.check(entry.activities, f"{key}.activities", fail)
+        below = levels[previous.level].activities if previous is not None else []
+        carried = activity.carry(entry.activities, below, entry.carry, f"{key}.carry", fail)
         levels[entry.level] = Level(
             level=entry.level,
             name=entry.name,
@@ -336,9 +334,10 @@ def build_plan(raw: PlanFile, *, source: str) -> Plan:
             min_cases=entry.min_cases,
             max_cases=entry.max_cases,
             rules=rules,
-            activities=entry.activities,
+            activities=[*entry.activities, *carried],
             sms_diacritics=texts.diacritics,
             urgent=urgent,
+            carried=tuple(a.id for a in carried),
         )
         previous = entry
     return Plan(

@@ -54,6 +54,7 @@ from dispatcher.engine.fanout import fan_out
 from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.receipts import ReceiptMatcher
 from dispatcher.engine.reconciler import Reconciler
+from dispatcher.engine.reminders import Reminders
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.engine.stop import is_stopped
 from dispatcher.engine.unfanned import Unfanned
@@ -124,9 +125,11 @@ class Engine:
                  incoming: IncomingIntake | None = None,
                  binds: BindLeases | None = None, gate: Callable[[str], bool] | None = None,
                  wifi: WifiPusher | None = None,
+                 reminders: Reminders | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.store = store
         self.receipts = receipts
+        self.reminders = reminders  # the checklist's daily e-mail to the lead units
         self.incoming = incoming  # what citizens send, stored in batches
         self.clock = clock
         self.plan = plan
@@ -184,6 +187,8 @@ class Engine:
                 tasks.create_task(self.receipts.run(stop))
             if self.incoming is not None:
                 tasks.create_task(self.incoming.run(stop))
+            if self.reminders is not None:
+                tasks.create_task(self.reminders.run(stop))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+from collections.abc import Mapping
 
+from adapters.base import Adapter
+from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import SmppAdapter
 from adapters.wifi.client import WifiClient
 from adapters.zalo.adapter import ZaloAdapter
-from dispatcher.domain.errors import LoaError
+from dispatcher.domain.checklist import on_checklist
+from dispatcher.domain.errors import ConfigError, LoaError
 from dispatcher.domain.incoming import Keywords
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import Numbering
@@ -23,6 +28,7 @@ from dispatcher.engine.binds import BindLeases
 from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.process import Engine, default_name
 from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.engine.reminders import Reminders
 from dispatcher.engine.wifi import WifiPusher
 from dispatcher.service import channels, zns_check
 from dispatcher.service import zalo_tokens as zalotokens
@@ -74,7 +80,8 @@ def build_engine(store: Store, settings: Settings, plan: Plan, province: Provinc
                   reconcile=reconcile, receipts=matcher, numbering=numbering, binds=binds,
                   incoming=incoming,
                   gate=gate,
-                  wifi=wifi_pusher(store, settings, plan, province, name) if reconcile else None)
+                  wifi=wifi_pusher(store, settings, plan, province, name) if reconcile else None,
+                  reminders=reminders(store, settings, plan, adapters, name))
 
 
 def wifi_pusher(store: Store, settings: Settings, plan: Plan, province: Province,
@@ -86,6 +93,30 @@ def wifi_pusher(store: Store, settings: Settings, plan: Plan, province: Province
         return None
     return WifiPusher(store, plan, province.name, config, WifiClient(config), name=name,
                       lease_seconds=settings.engine.lease_seconds)
+
+
+def reminders(store: Store, settings: Settings, plan: Plan, adapters: Mapping[Channel, Adapter],
+              owner: str) -> Reminders | None:
+    """The checklist's daily reminder (``[checklist] remind_at``), through the e-mail channel;
+    None when it is off. A unit of ``[checklist] units`` that leads no activity of the plan is
+    refused (a name written differently would never be reminded)."""
+    config = settings.checklist
+    if not config.enabled:
+        return None
+    leads = sorted({a.lead for level in plan.levels.values() for a in on_checklist(level)})
+    for unit in config.units:
+        if unit not in leads:
+            raise ConfigError(f"{unit!r} leads no activity of the plan (its lead units: "
+                              f"{'; '.join(leads)})", key=f"checklist.units.{unit}")
+    mail = adapters.get(Channel.EMAIL)
+    if mail is None:
+        raise ConfigError("the reminders go by e-mail: add the [email] table",
+                          key="checklist.remind_at")
+    if isinstance(mail, MemoryAdapter):
+        log.warning("the checklist reminders go to the simulated e-mail channel: no one gets "
+                    "them")
+    return Reminders(store, plan, config, mail, owner=owner,
+                     clock=lambda: dt.datetime.now(dt.UTC))
 
 
 async def run_engine(engine: Engine, stop: asyncio.Event) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.email.adapter import EmailConfig
+from adapters.email.adapter import EmailConfig, valid_address
 from adapters.http.proxy import Proxies
 from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
 from adapters.portal import config as portal_config
@@ -29,6 +29,7 @@ from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
 from dispatcher.domain.province import load_province
+from dispatcher.domain.reminder import ReminderSettings, parse_time
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.domain.wifi import WifiSettings
 from dispatcher.engine.logs import LogSettings
@@ -84,6 +85,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     incoming: IncomingSettings = IncomingSettings()
     # the public Wi-Fi controllers each new public notice is pushed to (dispatcher.engine.wifi)
     wifi: WifiSettings = WifiSettings()
+    # the checklist's daily e-mail reminder to the lead units (dispatcher.engine.reminders)
+    checklist: ReminderSettings = ReminderSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """The engine's check, then the message against ``[zalo.templates]``."""
@@ -138,6 +141,7 @@ def _check(settings: Settings, source: str) -> Settings:
         Proxies.configured(settings.wifi.proxy, env={})
     except ValueError as exc:
         raise ConfigError(str(exc), source=source, key="wifi.proxy") from None
+    _check_reminders(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -161,6 +165,28 @@ def _check_districts(targets: list[Target], key: str, source: str) -> None:
             raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
                               f"{province.name}: one of {', '.join(province.districts)}",
                               source=source, key=f"{key}[{index}].district")
+
+
+def _check_reminders(settings: Settings, source: str) -> None:
+    config = settings.checklist
+    for unit, address in config.units.items():
+        if not unit.strip():
+            raise ConfigError("a unit's name is empty", source=source, key="checklist.units")
+        if not valid_address(address):
+            raise ConfigError(f"{address!r} is not an e-mail address", source=source,
+                              key=f"checklist.units.{unit}")
+    if not config.remind_at:
+        return
+    if parse_time(config.remind_at) is None:
+        raise ConfigError(f"{config.remind_at!r} is not a time (HH:MM, 24-hour)", source=source,
+                          key="checklist.remind_at")
+    if not config.units:
+        raise ConfigError("no unit to remind: give checklist.units (the lead unit's name as the "
+                          "plan writes it = its e-mail address)", source=source,
+                          key="checklist.units")
+    if settings.email is None and Channel.EMAIL not in settings.channels.simulate:
+        raise ConfigError("the reminders go by e-mail: add the [email] table (or declare e-mail "
+                          "simulated)", source=source, key="checklist.remind_at")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:

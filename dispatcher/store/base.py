@@ -16,6 +16,7 @@ import msgspec
 
 from dispatcher.domain.audience import Recipient
 from dispatcher.domain.cap import CapAlert, Published
+from dispatcher.domain.checklist import Done
 from dispatcher.domain.incoming import Incoming, IncomingPage
 from dispatcher.domain.model import (
     Batch,
@@ -30,6 +31,7 @@ from dispatcher.domain.model import (
     WaveState,
 )
 from dispatcher.domain.optout import OptOut
+from dispatcher.domain.reminder import Reminded
 from dispatcher.domain.situation import SituationVersion
 from dispatcher.domain.suppression import Suppression
 from dispatcher.domain.textedits import TextState, TextVersion
@@ -192,6 +194,27 @@ class PlanTextStore(Protocol):
 
     async def in_force(self) -> list[TextVersion]:
         """The approved version in force of each level and channel that has one."""
+
+
+class ChecklistStore(Protocol):
+    """The checklist's marks and reminders, by date (:mod:`.checklist`), kept
+    :data:`~dispatcher.domain.checklist.KEEP_DAYS` days after it."""
+
+    async def mark(self, done: Done) -> Done | None:
+        """Record ``done`` unless its item is already marked on its date: None when recorded,
+        else the mark that is there (unchanged)."""
+
+    async def unmark(self, day: dt.date, item: str) -> Done | None:
+        """Remove the item's mark of ``day``; the mark removed, None when there was none."""
+
+    async def marks(self, day: dt.date) -> list[Done]:
+        """The marks of ``day``, oldest first."""
+
+    async def reminded(self, day: dt.date) -> dict[str, Reminded]:
+        """The reminders of ``day`` decided so far, by unit."""
+
+    async def record_reminder(self, day: dt.date, reminded: Reminded) -> None:
+        """Record what became of a unit's reminder of ``day`` (replacing an earlier record)."""
 
 
 class OpeningStore(Protocol):
@@ -593,6 +616,9 @@ class Store(Protocol):
 
     @property
     def plan_texts(self) -> PlanTextStore: ...
+
+    @property
+    def checklist(self) -> ChecklistStore: ...
 
     @property
     def incoming(self) -> IncomingStore: ...

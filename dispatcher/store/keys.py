@@ -9,8 +9,9 @@ texts' versions and those in force ``{plantexts}``; the current audience and the
 descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
 their revisions ``{campaigns}``; waves, their states and their times ``{waves}``; incoming
 messages and opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``; the Wi-Fi
-controllers' cursors ``{wifi}``. The other keys are each read and written alone (an audience's
-chunks, the skipped slots, an hour of channel message ids, a lease), so they need no tag.
+controllers' cursors ``{wifi}``; a day's checklist marks and reminders ``{checklist:<day>}``. The
+other keys are each read and written alone (an audience's chunks, the skipped slots, an hour of
+channel message ids, a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def suppressed_order(channel: str) -> str:
 SKIPPED_SLOTS = f"{PREFIX}:skipped-slots"  # set of slot ids missed beyond the catch-up window
 ZALO_TOKENS = f"{PREFIX}:zalo-tokens"  # the Zalo OA's access and refresh tokens (JSON)
 ZALO_RENEWAL = "zalo-tokens"  # the lease (lease(ZALO_RENEWAL)) held by the one renewing them
+
+
+def checklist_marks(day: str) -> str:
+    """Hash: checklist item -> its mark done on ``day`` (YYYY-MM-DD), expiring with it."""
+    return f"{PREFIX}:{{checklist:{day}}}:marks"
+
+
+def checklist_reminded(day: str) -> str:
+    """Hash: lead unit -> what became of its reminder of ``day`` (sent, or refused)."""
+    return f"{PREFIX}:{{checklist:{day}}}:reminded"
 
 
 def ledger(name: str) -> str:

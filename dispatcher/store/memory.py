@@ -43,6 +43,7 @@ from dispatcher.store.base import (
     RetryItem,
 )
 from dispatcher.store.cap import MemoryCap
+from dispatcher.store.checklist import MemoryChecklist
 from dispatcher.store.incoming import MemoryIncoming
 from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
@@ -588,6 +589,7 @@ class MemoryStore:
         self.situation = MemorySituation()
         self.incoming = MemoryIncoming()
         self.plan_texts = MemoryPlanTexts()
+        self.checklist = MemoryChecklist()
         self.openings = MemoryOpenings()
         self.ledger = MemoryLedger()
         self.audiences = MemoryAudiences()

@@ -50,6 +50,7 @@ from dispatcher.store.base import (
     RetryItem,
 )
 from dispatcher.store.cap import RedisCap
+from dispatcher.store.checklist import RedisChecklist
 from dispatcher.store.incoming import RedisIncoming
 from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
@@ -1070,6 +1071,7 @@ class RedisStore:
         self.situation = RedisSituation(self.client)
         self.incoming = RedisIncoming(self.client)
         self.plan_texts = RedisPlanTexts(self.client)
+        self.checklist = RedisChecklist(self.client)
         self.openings = RedisOpenings(self.client)
         self.ledger = RedisLedger(self.client)
         self.audiences = RedisAudiences(self.client)

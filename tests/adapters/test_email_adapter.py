@@ -164,6 +164,24 @@ async def test_vietnamese_arrives_intact_one_message_per_address(
         assert body.rstrip("\n") == TEXT
 
 
+async def test_a_long_vietnamese_subject_keeps_every_space(
+        server: Server, adapters: list[EmailAdapter]) -> None:
+    # folded into encoded words, a subject used to lose the space at the fold
+    subjects = ["Việc cần làm Thứ Hai 26/07/2021 — Cấp độ II (cấp 2): 1 việc",
+                "[Cấp độ IV - KHẨN] Yêu cầu bắt buộc phòng, chống dịch Covid-19 " * 3,
+                "Thông báo khẩn " * 12]
+    adapter = adapter_for(adapters, server.port)
+    for n, subject in enumerate(subjects):
+        await adapter.send(Envelope(wave=f"w-{n}", channel=Channel.EMAIL, text=TEXT,
+                                    subject=subject, addrs=officials(1)))
+    got = [email.message_from_bytes(content, policy=email.policy.default)
+           for *_, content in server.recorder.messages]
+    assert [m["Subject"] for m in got] == [" ".join(s.split()) for s in subjects]
+    assert all(content.isascii() for *_, content in server.recorder.messages)
+    assert all(len(line) <= 78 for *_, content in server.recorder.messages
+               for line in content.split(b"\r\n"))
+
+
 async def test_subject_is_one_line_or_the_start_of_the_text(
         server: Server, adapters: list[EmailAdapter]) -> None:
     adapter = adapter_for(adapters, server.port)

@@ -459,6 +459,7 @@ class _Hooked:
         self.situation = inner.situation
         self.incoming = inner.incoming
         self.plan_texts = inner.plan_texts
+        self.checklist = inner.checklist
         self.openings = inner.openings
         self.ledger = inner.ledger
         self.audiences = inner.audiences

@@ -434,6 +434,7 @@ class HookedStore:
         self.situation = inner.situation
         self.incoming = inner.incoming
         self.plan_texts = inner.plan_texts
+        self.checklist = inner.checklist
         self.openings = inner.openings
         self.ledger = inner.ledger
         self.audiences: AudienceStore = inner.audiences

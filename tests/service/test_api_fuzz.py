@@ -62,6 +62,10 @@ SEMANTIC_REFUSALS = {
     "GET /v1/suppressions": ("channel: ",),
     "POST /v1/suppressions": ("number: ", "reason: "),
     "DELETE /v1/suppressions/{channel}/{number}": ("number: ", "reason: ", "channel: "),
+    # a day as YYYY-MM-DD, not a day to come; an item id of the plan; a note and a unit
+    "GET /v1/checklist": ("date: ",),
+    "POST /v1/checklist/{item}/done": ("date: ", "item: ", "note: ", "unit: "),
+    "DELETE /v1/checklist/{item}/done": ("date: ", "item: "),
 }
 
 
@@ -256,6 +260,7 @@ OPERATIONS = {
     "DELETE /v1/suppressions/{channel}/{number}",
     "GET /public/cap/feed.xml", "GET /public/cap/{name}", "GET /public/notice",
     "GET /public/notice.json",
+    "GET /v1/checklist", "POST /v1/checklist/{item}/done", "DELETE /v1/checklist/{item}/done",
 }
 
 

@@ -138,40 +138,45 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     assert status == 0
     messages = bullets(out, "Nội dung tin, như khi gửi:")
     assert [m.split(" (")[0] for m in messages] == ["SMS", "Zalo", "Thư điện tử",
-                                                    "Ứng dụng Smart Quảng Ninh", "Loa thông minh"]
+                                                    "Ứng dụng Smart Quảng Ninh", "Cổng thông tin",
+                                                    "Loa thông minh"]
     assert messages[0] == ("SMS (GSM7, 1 tin SMS, bỏ dấu; phối hợp: Phòng Bưu chính - Viễn "
                            "thông): Quang Ninh: dich Covid-19 dien bien phuc tap. Khong tu tap, "
                            "deo khau trang, khai bao y te. Sot, ho, kho tho: goi ngay y te xa, "
                            "phuong hoac 1900 9095.")
     assert messages[2].startswith("Thư điện tử (313 ký tự; phối hợp: Phòng Thông tin - Báo chí - "
                                   "Xuất bản): Kính gửi cán bộ")
-    activities = bullets(out, "Việc do các đơn vị thực hiện (Loa chỉ ghi nhận, không gửi):")
-    assert all(f"  • {item}" in lines(out) for item in activities)  # each on a line of its own
-    assert activities == [
-        "Báo chí: Thông cáo báo chí về tình hình và các giải pháp phòng, chống dịch — "
-        "02 bản/ngày. Chủ trì: Phòng Thông tin - Báo chí - Xuất bản; phối hợp: Sở Y tế, "
-        "Trung tâm Truyền thông tỉnh",
-        "Báo chí: Tăng số lượng, thời lượng tin, bài, phóng sự trên các loại hình báo chí — "
-        "Báo in/điện tử tối thiểu 06 tác phẩm/ngày; báo nói, báo hình tối thiểu 05 tác "
-        "phẩm/ngày. Chủ trì: Trung tâm Truyền thông tỉnh; phối hợp: Phòng Thông tin - Báo chí - "
-        "Xuất bản",
-        "Thông tin cơ sở: Tăng thời lượng phát sóng trên hệ thống truyền thanh cơ sở — Tối "
-        "thiểu 03 lần/ngày. Chủ trì: Trung tâm TT&VH huyện, thị xã, thành phố; phối hợp: UBND "
-        "xã, phường, thị trấn",
-        "Thông tin cơ sở: Tuyên truyền lưu động tại thôn, tổ dân phố — 02 ngày/lần/thôn, tổ dân "
-        "phố. Chủ trì: UBND phường, xã, thị trấn; phối hợp: Trung tâm TT&VH huyện, thị xã, "
-        "thành phố",
-    ]
+    activities = bullets(out, "Việc do các đơn vị thực hiện (Loa không gửi; việc cần làm mỗi "
+                              "ngày: loa checklist):")
+    assert [a.split()[0] for a in activities] == [
+        "L3-press-briefing", "L3-press-release", "L3-press-print", "L3-press-broadcast",
+        "L3-press-conference", "L3-loudspeakers", "L3-village-reporters",
+        # carried on from level 2
+        "L3-press-monitoring", "L3-portal-section", "L3-social-media", "L3-facebook-pages",
+        "L3-department-portals", "L3-hotline", "L3-youtube", "L3-documents", "L3-advice-channel"]
+    assert activities[1] == (
+        "L3-press-release Báo chí: Thông cáo báo chí về tình hình và các giải pháp phòng, chống "
+        "dịch — 02 bản/ngày (hằng ngày). Chủ trì: Phòng Thông tin - Báo chí - Xuất bản; phối "
+        "hợp: Sở Y tế, Trung tâm Truyền thông tỉnh.")
+    assert f"  • {activities[1]}" in lines(out)  # on a line of its own
+    assert "02 ngày/lần/thôn, tổ dân phố (2 ngày/lần)." in activities[6]
+    assert "(khi cần)" in activities[4]
+    assert activities[12].endswith("Tiếp tục từ cấp dưới (bảng của cấp này không nêu).")
+    assert activities[10].endswith("Loa gửi qua kênh Facebook khi cấp độ có dòng kênh này.")
+    assert "Loa gửi qua kênh Cổng thông tin: không có trong việc cần làm." in activities[8]
     status, out, _ = run(capsys, "plan", "show", "--level", "1", "--lang", "en")
     messages = bullets(out, "Messages, as sent:")
     assert messages[0].startswith("SMS (GSM7, 1 part, diacritics stripped; with Phòng Bưu chính "
                                   "- Viễn thông): Quang Ninh ghi nhan ca mac")
     assert messages[2].startswith("E-mail (344 characters): Kính gửi")  # no coordinating unit
-    activities = bullets(out, "Done by people, recorded only (Loa does not send these):")
-    assert len(activities) == 6
-    assert activities[-1] == ("Tổng đài: Tiếp nhận, giải đáp, chuyển xử lý phản ánh của người "
-                              "dân về phòng, chống dịch — Hằng ngày. Lead: Tổng đài tiếp nhận và "
-                              "giải đáp dịch bệnh; with Sở Y tế")
+    activities = bullets(out, "Done by people, on the daily checklist (Loa does not send these; "
+                              "loa checklist):")
+    assert len(activities) == 17
+    assert activities[14] == ("L1-hotline Tổng đài: Tiếp nhận, giải đáp, chuyển xử lý và phản "
+                              "hồi phản ánh của người dân về phòng, chống dịch — Hằng ngày "
+                              "(daily). Lead: Tổng đài tiếp nhận và giải đáp dịch bệnh; with Sở "
+                              "Y tế.")
+    assert "(1 a week: Monday)" in activities[13]
 
 
 def test_a_level_of_one_count_is_a_case_not_cases(capsys: pytest.CaptureFixture[str],

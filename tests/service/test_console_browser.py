@@ -394,7 +394,7 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(5)  # SMS, Zalo, e-mail, app, portal
+    expect(rows).to_have_count(6)  # SMS, Zalo, e-mail, app, portal, loudspeakers
     expect(rows.first).to_contain_text("SMS")
     expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
     expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
@@ -629,8 +629,9 @@ def _openings(console: Console, count: int, timeout: float = 30) -> list[dict[st
 def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console) -> None:
     """Level 3 was set by the first test; the plan's hours are hours away from now, so every
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
-    openings = _openings(console, 5)
-    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "portal"]
+    openings = _openings(console, 6)
+    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "portal",
+                                                "loudspeaker"]
     assert {o["outcome"] for o in openings} == {"sent"}
     assert {o["state"] for o in openings} == {"created"}
     vic = Tab(browser, console)
@@ -638,7 +639,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
     expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
     rows = page.locator("#openings-rows tr")
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(6)
     sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms).to_contain_text("Chờ đến giờ gửi")
     expect(sms).to_contain_text(openings[0]["wave"])

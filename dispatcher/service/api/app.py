@@ -70,6 +70,7 @@ from dispatcher.engine.process import Progress, wave_progress
 from dispatcher.engine.stop import lift, stop_all
 from dispatcher.service import console, failclosed, zns_check
 from dispatcher.service.api import (
+    checklist,
     deadletters,
     incoming,
     lists,
@@ -746,7 +747,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
                                    *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES,
                                    *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES,
-                                   *public.SCHEMA_TYPES], {
+                                   *checklist.SCHEMA_TYPES, *public.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -762,7 +763,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
                         *recipients.ROUTES, *lists.ROUTES, *incoming.ROUTES,
-                        *suppressions.ROUTES, *public.ROUTES,
+                        *suppressions.ROUTES, *checklist.ROUTES, *public.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from dispatcher.domain import plantemplate, smstext, template
+from dispatcher.domain.activity import cadence_of
 from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import Level, Plan, Rule, next_slot, slot_texts
 from dispatcher.domain.province import Province
@@ -57,7 +58,10 @@ def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | 
                                     versions.get((level.level, channel)),
                                     refused.get((level.level, channel)), longest)
                   for channel, rule in level.rules.items()},
-        activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
+        activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating),
+                                 id=a.id, cadence=cadence_of(a).text(),
+                                 carried=a.id in level.carried, channel=a.channel,
+                                 on_checklist=a.channel is None or a.channel not in level.rules)
                     for a in level.activities],
         sms_diacritics=level.sms_diacritics)
 

@@ -276,13 +276,19 @@ class RefusedText(msgspec.Struct, frozen=True):
 
 
 class PlanActivity(msgspec.Struct, frozen=True):
-    """A row of the plan done by people (press, radio, loudspeakers): recorded, not sent."""
+    """A row of the plan done by people (press, radio, loudspeakers): not sent, on the
+    checklist (``GET /v1/checklist``) as ``L<level>-<id>`` on the days its cadence says."""
 
     field: str
     what: str
     quantity: str
     lead: str
     coordinating: list[str]
+    id: str = ""
+    cadence: str = ""  # "daily", "2/week (mon, thu)", "every 2 days", "as needed"
+    carried: bool = False  # carried on from the level below (not in the source's table)
+    channel: Channel | None = None  # sent by this channel once the level has its row
+    on_checklist: bool = True  # False: the level's row of ``channel`` sends it
 
 
 class PlanLevel(msgspec.Struct, frozen=True):

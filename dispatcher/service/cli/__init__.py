@@ -24,6 +24,7 @@ from dispatcher.service.cli import (
     audience,
     audit,
     campaign,
+    checklist,
     deadletters,
     incoming,
     level,
@@ -41,8 +42,8 @@ from dispatcher.service.cli import (
 )
 from dispatcher.store.outage import ERRORS as STORE_ERRORS
 
-GROUPS = (plan, number, text, audience, lists, level, situation, campaign, deadletters, recipient,
-          incoming, suppression, stop, service, api, audit, zalo)
+GROUPS = (plan, number, text, audience, lists, level, situation, checklist, campaign, deadletters,
+          recipient, incoming, suppression, stop, service, api, audit, zalo)
 #: The lab's commands (demo, bench, chaos, sim, audience generate), added when it is installed.
 LAB = "bench.cli"
 

@@ -1,7 +1,7 @@
 """The one gate of the state-changing verbs (``campaign create|approve|pause|resume|cancel``,
 ``level set|confirm``, ``stop``, ``dead-letters replay``, ``suppression add|remove``,
-``plan texts propose|approve|reject``): they go through the Loa API with a
-token, like any client, so the API's roles, approval rules and audit log apply to them.
+``plan texts propose|approve|reject``, ``checklist done|undo``): they go through the Loa API
+with a token, like any client, so the API's roles, approval rules and audit log apply to them.
 
 ``--api URL`` (or ``LOA_API_URL``) names the API; the token comes from ``--token-file FILE`` or
 ``LOA_TOKEN`` (never the command line, where ``ps`` shows it) and says who acts. Without them

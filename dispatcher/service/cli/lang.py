@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from dispatcher.domain.activity import Cadence as ActivityCadence
 from dispatcher.domain.model import Channel
 from dispatcher.domain.plan import Cadence
 
@@ -60,8 +61,12 @@ class Texts:
     chars_info: str  # {n}
     with_units: str  # {units}
     activities: str
-    activity: str  # {field} {what} {quantity}
+    activity: str  # {id} {field} {what} {quantity} {cadence}
     lead: str  # {lead}
+    due: dict[str, str]  # an activity's cadence: daily, weekly ({n} {days}), every ({n}), as needed
+    carried: str  # an activity carried on from the level below
+    sent_by: str  # {channel}: an activity that a channel row of the level sends
+    until_channel: str  # {channel}: an activity sent once the level has the channel's row
     # the level in force
     in_force: str  # {level} {name} {since}
     set_by: str  # {user}
@@ -138,6 +143,12 @@ class Texts:
         return self.every.format(days=days, slots=", ".join(
             self.day_at.format(day=day + 1, time=f"{time:%H:%M}") for day, time in slots))
 
+    def due_text(self, cadence: ActivityCadence) -> str:
+        """When an activity is due: "hằng ngày", "2 lần/tuần: Thứ Hai và Thứ Năm"."""
+        return self.due[cadence.kind].format(
+            n=len(cadence.weekdays) if cadence.kind == "weekly" else cadence.every,
+            days=self.join([self.weekdays[d] for d in cadence.weekdays]))
+
     def join(self, items: list[str]) -> str:
         """"a, b and c"; "a, b và c"."""
         if len(items) < 2:
@@ -179,8 +190,14 @@ VI = Texts(
     messages="Nội dung tin, như khi gửi:",
     sms_info="{encoding}, {parts}", stripped=", bỏ dấu", chars_info="{n} ký tự",
     with_units="phối hợp: {units}",
-    activities="Việc do các đơn vị thực hiện (Loa chỉ ghi nhận, không gửi):",
-    activity="{field}: {what} — {quantity}.", lead="Chủ trì: {lead}",
+    activities="Việc do các đơn vị thực hiện (Loa không gửi; việc cần làm mỗi ngày: "
+               "loa checklist):",
+    activity="{id} {field}: {what} — {quantity} ({cadence}).", lead="Chủ trì: {lead}",
+    due={"daily": "hằng ngày", "weekly": "{n} lần/tuần: {days}", "every": "{n} ngày/lần",
+         "as needed": "khi cần"},
+    carried=" Tiếp tục từ cấp dưới (bảng của cấp này không nêu).",
+    sent_by=" Loa gửi qua kênh {channel}: không có trong việc cần làm.",
+    until_channel=" Loa gửi qua kênh {channel} khi cấp độ có dòng kênh này.",
     in_force="Đang áp dụng: cấp {level} — {name}, từ {since}",
     set_by=", do {user} đặt", confirmed_by=", {user} xác nhận", reason="lý do: {reason}",
     no_case="không có ca bệnh", not_in_plan="không có trong kế hoạch",
@@ -240,8 +257,14 @@ EN = Texts(
     messages="Messages, as sent:",
     sms_info="{encoding}, {parts}", stripped=", diacritics stripped", chars_info="{n} characters",
     with_units="with {units}",
-    activities="Done by people, recorded only (Loa does not send these):",
-    activity="{field}: {what} — {quantity}.", lead="Lead: {lead}",
+    activities="Done by people, on the daily checklist (Loa does not send these; "
+               "loa checklist):",
+    activity="{id} {field}: {what} — {quantity} ({cadence}).", lead="Lead: {lead}",
+    due={"daily": "daily", "weekly": "{n} a week: {days}", "every": "every {n} days",
+         "as needed": "as needed"},
+    carried=" Carried on from the level below (not in this level's table).",
+    sent_by=" Loa sends it on the {channel} channel: not on the checklist.",
+    until_channel=" Loa sends it on the {channel} channel once the level has its row.",
     in_force="In force: level {level} — {name}, since {since}",
     set_by=", set by {user}", confirmed_by=", confirmed by {user}", reason="reason: {reason}",
     no_case="no case", not_in_plan="not in the plan",

@@ -15,8 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatcher.domain import smstext
+from dispatcher.domain.activity import Activity, cadence_of
+from dispatcher.domain.checklist import item_id
 from dispatcher.domain.model import Channel
-from dispatcher.domain.plan import Activity, Level, Plan, Rule, load_plan, next_slot
+from dispatcher.domain.plan import Level, Plan, Rule, load_plan, next_slot
 from dispatcher.domain.province import load_province
 from dispatcher.domain.textcheck import visible
 from dispatcher.engine import textedits
@@ -161,7 +163,7 @@ def _print_level(out: Console, tx: lang.Texts, plan: Plan, level: Level, at: dt.
     out.print(_items(_message(tx, rule) for rule in level.rules.values()))
     if level.activities:
         out.print(tx.activities, markup=False)
-        out.print(_items(_activity(tx, a) for a in level.activities))
+        out.print(_items(_activity(tx, level, a) for a in level.activities))
 
 
 def _level_table(tx: lang.Texts, plan: Plan, level: Level, at: dt.datetime, *,
@@ -213,13 +215,22 @@ def _message(tx: lang.Texts, rule: Rule) -> str:
     return f"{tx.channels[rule.channel]} ({info}): {text}"
 
 
-def _activity(tx: lang.Texts, activity: Activity) -> str:
-    """Work done by people: field, what, quantity, lead unit and coordinating units."""
-    text = (tx.activity.format(field=activity.field, what=activity.what,
-                               quantity=activity.quantity)
+def _activity(tx: lang.Texts, level: Level, activity: Activity) -> str:
+    """Work done by people: its checklist id, field, what, quantity and cadence, lead unit and
+    coordinating units; carried on from the level below, or sent by a channel."""
+    text = (tx.activity.format(id=item_id(level.level, activity.id), field=activity.field,
+                               what=activity.what, quantity=activity.quantity,
+                               cadence=tx.due_text(cadence_of(activity)))
             + " " + tx.lead.format(lead=activity.lead))
     if activity.coordinating:
         text += "; " + tx.with_units.format(units=", ".join(activity.coordinating))
+    text += "."
+    if activity.id in level.carried:
+        text += tx.carried
+    if activity.channel is not None:
+        channel = tx.channels[activity.channel]
+        sent = activity.channel in level.rules
+        text += (tx.sent_by if sent else tx.until_channel).format(channel=channel)
     return text
 
 

@@ -55,6 +55,9 @@
     incoming: {cursor: "", cursors: [], page: null},  // GET /v1/incoming: the page shown
     // GET /v1/suppressions: a channel's suppression list, page by page (operators)
     supp: {channel: "sms", cursor: "", cursors: [], page: null},
+    checklist: null,      // GET /v1/checklist?date=: the day's checklist shown
+    checklistDate: "",    // the day asked for ("": today, as the API says)
+    doneItem: null,       // the item the done dialog marks
   };
 
   const $ = (id) => document.getElementById(id);
@@ -293,6 +296,12 @@
     state.incoming = {cursor: "", cursors: [], page: null};
     $("incoming-rows").replaceChildren();
     state.supp = {channel: "sms", cursor: "", cursors: [], page: null};
+    state.checklist = null;
+    state.checklistDate = "";
+    state.doneItem = null;
+    for (const id of ["checklist-due", "checklist-needed", "checklist-later",
+      "checklist-other-list"]) $(id).replaceChildren();
+    $("done-dialog").open && $("done-dialog").close();
     state.situationHistory = [];
     state.situationDirty = false;
     state.dead = {wave: null, cursor: "", cursors: [], page: null, result: null};
@@ -317,7 +326,8 @@
       $("who-role").textContent = t(`role.${state.me.role}`);
     } else {
       for (const id of ["view-level", "view-situation", "view-campaigns", "view-new", "view-dead",
-        "view-audit", "view-recipient", "view-incoming", "view-suppressions"]) {
+        "view-audit", "view-recipient", "view-incoming", "view-suppressions",
+        "view-checklist"]) {
         $(id).hidden = true;
       }
     }
@@ -337,6 +347,7 @@
     new: "view-new", dead: "view-dead", audit: "view-audit", recipient: "view-recipient",
     incoming: "view-incoming",
     suppressions: "view-suppressions",
+    checklist: "view-checklist",
   };
   const DEAD_HASH = "dead-letters/";  // #dead-letters/<wave>: a wave's dead letters
 
@@ -370,6 +381,7 @@
     if (name === "new") loadLists();
     if (name === "incoming") loadIncoming();
     if (name === "suppressions") loadSupp();
+    if (name === "checklist") loadChecklist();
     if (focus) {
       const heading = $(VIEWS[name]).querySelector("h1");
       heading.setAttribute("tabindex", "-1");
@@ -391,6 +403,7 @@
     renderDead();
     renderRecipient();
     renderSupp();
+    renderChecklist();
     fillLevelForm();
     fillDistricts();
     fillLists();
@@ -1368,6 +1381,11 @@
       text: () => t("supp.confirm_text", {channel: t(`channel.${state.reasonAction.channel}`)}),
       note: () => "", label: () => t("supp.reason_label"), help: () => t("supp.reason_help"),
       yes: () => t("supp.confirm_yes"), danger: true, focusBack: () => $("supp-channel")},
+    unmark: {title: () => t("checklist.unmark_title", {what: state.reasonAction.what}),
+      text: () => t("checklist.unmark_text"), note: () => "",
+      label: () => t("checklist.unmark_reason"), help: () => t("checklist.unmark_help"),
+      yes: () => t("checklist.unmark_yes"), danger: false,
+      focusBack: () => $("checklist-refresh")},
   };
 
   function askReason(kind, id, extra) {
@@ -1431,6 +1449,10 @@
           + encodeURIComponent(action.number), {reason});
         done = t("supp.removed", {number: action.number,
           channel: t(`channel.${action.channel}`)});
+      } else if (action.kind === "unmark") {
+        await api("DELETE", `/v1/checklist/${encodeURIComponent(action.item)}/done`,
+          {reason, date: action.date});
+        done = t("checklist.unmarked", {what: action.what});
       } else if (action.kind === "replay") {
         const answer = await api("POST",
           `/v1/waves/${encodeURIComponent(action.wave)}/dead-letters/replay`, {reason});
@@ -1469,6 +1491,7 @@
       loadDead();
     }
     if (action.kind === "unsuppress") loadSupp();
+    if (action.kind === "unmark") loadChecklist();
     poll();
   }
 
@@ -2240,6 +2263,165 @@
     $("incoming-prev").hidden = inc.cursors.length === 0;
   }
 
+  // -- the checklist: the plan's work for people (GET /v1/checklist, POST/DELETE .../done) ---
+
+  const DONE_FIELDS = {note: "done-note", unit: "done-unit", date: "checklist-date"};
+
+  async function loadChecklist() {
+    const asked = state.checklistDate;
+    let found;
+    try {
+      found = await api("GET", `/v1/checklist${asked ? `?date=${encodeURIComponent(asked)}` : ""}`);
+    } catch (err) {
+      say(explain(err), "error");
+      markInvalid(err, DONE_FIELDS);
+      return;
+    }
+    if (state.checklistDate !== asked || !state.me) return;  // another day meanwhile
+    state.checklist = found;
+    renderChecklist();
+  }
+
+  /** An item's cadence in words: "hằng ngày", "2 lần/tuần: Thứ Hai, Thứ Năm", "khi cần". */
+  function cadence(text) {
+    const weekly = /^(\d+)\/week \(([a-z, ]+)\)$/.exec(text);
+    if (weekly) {
+      const names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+      const days = weekly[2].split(", ").map((d) => t(`weekday.${names.indexOf(d)}`));
+      return t("checklist.cadence.weekly", {n: weekly[1], days: days.join(", ")});
+    }
+    const every = /^every (\d+) days$/.exec(text);
+    if (every) return t("checklist.cadence.every", {n: every[1]});
+    return text === "daily" ? t("checklist.cadence.daily") : t("checklist.cadence.as_needed");
+  }
+
+  function renderChecklist() {
+    const c = state.checklist;
+    const lists = {due: [], needed: [], later: [], other: []};
+    if (c) {
+      for (const item of c.items) {
+        const group = !item.in_force ? "other" : item.due ? "due"
+          : item.next_due === null ? "needed" : "later";
+        lists[group].push(checklistItem(item, c));
+      }
+      $("checklist-date").value = c.date;
+      $("checklist-summary").textContent = c.level
+        ? t("checklist.summary", {day: day(c.date), level: c.level, name: c.level_name,
+          done: number(c.done), due: number(c.due)})
+        : t("checklist.summary_none", {day: day(c.date)});
+    } else {
+      $("checklist-summary").textContent = "";
+    }
+    $("checklist-groups").hidden = !c || !c.level;
+    $("checklist-due").replaceChildren(...lists.due);
+    $("checklist-due-empty").hidden = lists.due.length > 0;
+    $("checklist-needed").replaceChildren(...lists.needed);
+    $("checklist-later").replaceChildren(...lists.later);
+    $("checklist-other-list").replaceChildren(...lists.other);
+    $("checklist-other").hidden = lists.other.length === 0;
+  }
+
+  function checklistItem(item, c) {
+    const el = $("tpl-checklist-item").content.firstElementChild.cloneNode(true);
+    translate(el);
+    const what = `${item.field}: ${item.what}`;
+    el.querySelector(".checklist-what").textContent = what;
+    const done = item.done;
+    el.classList.toggle("is-done", done !== null);
+    const badge = el.querySelector(".checklist-state");
+    badge.textContent = done ? t("checklist.state_done") : item.due ? t("checklist.state_todo")
+      : item.next_due === null ? t("checklist.state_as_needed") : t("checklist.state_not_due");
+    badge.classList.add(done ? "done" : item.due ? "todo" : "later");
+    el.querySelector(".checklist-quantity").textContent = t("checklist.quantity",
+      {quantity: item.quantity, cadence: cadence(item.cadence)});
+    const units = [t("checklist.lead", {lead: item.lead})];
+    if (item.coordinating.length) {
+      units.push(t("checklist.with", {units: item.coordinating.join(", ")}));
+    }
+    el.querySelector(".checklist-units").textContent = units.join(" · ");
+    const notes = [t("checklist.id", {id: item.id})];
+    if (!item.due && item.next_due && item.in_force) {
+      notes.push(t("checklist.next", {day: day(item.next_due)}));
+    }
+    if (item.carried) notes.push(t("checklist.carried"));
+    if (item.channel) notes.push(t("checklist.channel", {channel: t(`channel.${item.channel}`)}));
+    el.querySelector(".checklist-note").textContent = notes.join(" · ");
+    el.querySelector(".checklist-done").textContent = done
+      ? t("checklist.done", {unit: done.unit, by: done.by, at: when(done.at), note: done.note})
+      : "";
+    const mark = el.querySelector(".checklist-mark");
+    const unmark = el.querySelector(".checklist-unmark");
+    mark.hidden = !can("operator") || done !== null || !item.in_force || c.date > today();
+    unmark.hidden = !can("operator") || done === null;
+    mark.setAttribute("aria-label", t("checklist.mark_label", {what}));
+    unmark.setAttribute("aria-label", t("checklist.unmark_label", {what}));
+    mark.addEventListener("click", () => openDone(item, c.date));
+    unmark.addEventListener("click",
+      () => askReason("unmark", undefined, {item: item.id, what, date: c.date}));
+    return el;
+  }
+
+  function openDone(item, date) {
+    state.doneItem = {item, date};
+    $("done-dialog-text").textContent = t("checklist.done_text",
+      {what: `${item.field}: ${item.what}`, day: day(date)});
+    $("done-unit").replaceChildren(...[item.lead, ...item.coordinating].map((unit) => {
+      const option = document.createElement("option");
+      option.value = unit;
+      option.textContent = unit;
+      return option;
+    }));
+    $("done-note").value = "";
+    $("done-error").textContent = "";
+    $("done-yes").disabled = false;
+    $("done-dialog").showModal();
+    $("done-note").focus();
+  }
+
+  function closeDone() {
+    state.doneItem = null;
+    if ($("done-dialog").open) $("done-dialog").close();
+    const back = $("checklist-refresh");
+    if (back.offsetParent !== null) back.focus();
+  }
+
+  async function submitDone(event) {
+    event.preventDefault();
+    const asked = state.doneItem;
+    if (!asked) return;
+    const note = $("done-note").value.trim();
+    if (!note) {
+      $("done-error").textContent = t("checklist.need_note");
+      $("done-note").setAttribute("aria-invalid", "true");
+      $("done-note").focus();
+      return;
+    }
+    $("done-yes").disabled = true;
+    const what = `${asked.item.field}: ${asked.item.what}`;
+    try {
+      await api("POST", `/v1/checklist/${encodeURIComponent(asked.item.id)}/done`,
+        {note, unit: $("done-unit").value, date: asked.date});
+    } catch (err) {
+      $("done-yes").disabled = false;
+      const text = explain(err);
+      $("done-error").textContent = text;
+      say(text, "error");
+      markInvalid(err, DONE_FIELDS);
+      if (!state.me) closeDone();
+      return;
+    }
+    closeDone();
+    say(t("checklist.marked", {what}), "ok");
+    await loadChecklist();
+  }
+
+  function pickChecklistDate() {
+    const value = $("checklist-date").value;
+    if (!value) return;
+    state.checklistDate = value;
+    loadChecklist();
+  }
+
   // -- the suppression lists (GET/POST/DELETE /v1/suppressions, operators) -----------------
 
   const SUPP_PAGE = 50;
@@ -2398,6 +2580,18 @@
     $("incoming-refresh").addEventListener("click", () => incomingFrom(0));
     $("incoming-next").addEventListener("click", () => incomingFrom(1));
     $("incoming-prev").addEventListener("click", () => incomingFrom(-1));
+    $("checklist-date").addEventListener("change", pickChecklistDate);
+    $("checklist-refresh").addEventListener("click", () => loadChecklist());
+    $("checklist-today").addEventListener("click", () => {
+      state.checklistDate = "";
+      loadChecklist();
+    });
+    $("done-form").addEventListener("submit", submitDone);
+    $("done-no").addEventListener("click", () => closeDone());
+    $("done-dialog").addEventListener("cancel", (event) => {
+      event.preventDefault();
+      closeDone();
+    });
     $("supp-add-form").addEventListener("submit", addSupp);
     $("supp-channel").addEventListener("change", () => {
       state.supp = {channel: $("supp-channel").value, cursor: "", cursors: [], page: null};
