@@ -47,5 +47,11 @@ def zalo_table(url: str, **fields: str | int | float | bool) -> str:
                           **fields})
 
 
+def simulate_others(*configured: str) -> str:
+    """``[channels] simulate`` naming every channel but ``configured`` (those the run gives a
+    table): a plan channel left out would stop the run at start (fail closed)."""
+    return simulate_table(*(c for c in Channel if c not in configured))
+
+
 #: ``[channels] simulate`` naming every channel: a trial run without any carrier or outlet.
 EVERY_CHANNEL_SIMULATED = simulate_table(*Channel)

@@ -154,7 +154,7 @@ def _worker_config(path: Path, smsc: SimProcess, zalo: SimProcess, opts: Options
         simconfig.smpp_table(smsc.port, "bench", binds=opts.binds, window=opts.window),
         simconfig.zalo_table(zalo.url),
         # the plan's others
-        simconfig.simulate_table("email", "app", "loudspeaker", "portal")]), encoding="utf-8")
+        simconfig.simulate_others("sms", "zalo")]), encoding="utf-8")
 
 
 class WorkerProcess:
