@@ -45,7 +45,7 @@ def modes(settings: Settings, *,
     links = smpp_links if smpp_links is not None else settings.smpp
     configured = {Channel.SMS: bool(links), Channel.ZALO: settings.zalo is not None,
                   Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
-                  **dict.fromkeys(OUTLETS, False)}
+                  **{c: settings.outlet(c) is not None for c in OUTLETS}}
     simulated = set(settings.channels.simulate)
     return {c: Mode.CONFIGURED if configured[c] else
             Mode.SIMULATED if c in simulated else Mode.MISSING for c in Channel}

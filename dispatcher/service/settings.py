@@ -103,7 +103,7 @@ def _check(settings: Settings, source: str) -> Settings:
             _check_numbers(table, struct, source)
     configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
                   Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
-                  **dict.fromkeys(OUTLETS, False)}
+                  **{c: settings.outlet(c) is not None for c in OUTLETS}}
     for channel in settings.channels.simulate:
         if configured[channel]:
             raise ConfigError(f"{channel} is configured and declared simulated: remove one of "
