@@ -26,7 +26,9 @@ Facebook's answers decide each post's outcome by the table of :mod:`adapters.fac
   page's ``token_env`` and the workers restarted). A batch holding only stopped pages pauses
   the route until the next try, for routine batches only (urgent ones still go to the others);
 * blocked for a policy violation (368): ``results.failed`` with Facebook's reason, and an ALERT;
-* the same text as the page's last post (506) or an invalid request (100): ``results.failed``;
+* the same text as the page's last post (506): the page shows it already: ``results.sent``
+  (with no id), nothing more posted;
+* an invalid request (100): ``results.failed``;
 * a code not in the table: retried; ``unknown_code_limit`` in a row stop the route with an
   alert (reason ``unknown``), tried again every ``alert_probe_seconds``.
 """
@@ -63,6 +65,7 @@ class FacebookStats(msgspec.Struct):
     failed: int = 0
     requeued: int = 0  # not attempted (throttled, page stopped, no connection)
     unanswered: int = 0  # posts with no answer in time: the next try's look finds them if made
+    duplicates: int = 0  # refused as the page's last post again (506): counted sent
     throttled: int = 0  # rate-limit answers
     alerts: int = 0  # pages stopped, posts blocked, the route stopped for unknown codes
     outage_pauses: int = 0  # batches that found Facebook down
@@ -339,7 +342,12 @@ class FacebookAdapter:
         elif outcome is Outcome.BLOCKED:
             self._alert("blocked", f"a post to page {page.id} was refused: {reason}")
             results.failed.append((i, reason))
-        elif outcome is Outcome.DUPLICATE or outcome is Outcome.FAIL:
+        elif outcome is Outcome.DUPLICATE:  # the page shows this very text as its last post
+            self.stats.duplicates += 1
+            results.sent.append(i)
+            results.remote_ids.append("")
+            self._accepted(page)
+        elif outcome is Outcome.FAIL:
             results.failed.append((i, reason))
         elif outcome is None:
             self._unknown += 1

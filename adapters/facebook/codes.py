@@ -18,7 +18,9 @@ or 403. The outcomes:
   and one post is tried every ``alert_probe_seconds`` until Facebook accepts again;
 * ``blocked``: the page is blocked for a policy violation: the post fails with Facebook's
   reason (a dead letter an operator may replay once the block is lifted) and an ALERT is logged;
-* ``duplicate``: Facebook refuses a post identical to the page's last one: the post fails;
+* ``duplicate``: Facebook refuses a post identical to the page's last one: the page shows the
+  text already, so the post counts as sent, and nothing more is posted (a plan text repeated
+  within Facebook's window of duplicates appears once);
 * ``fail``: the request is wrong (an invalid parameter): the post fails.
 
 A code not in the table is retried; ``unknown_code_limit`` of them in a row stop the route with
