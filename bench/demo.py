@@ -6,8 +6,10 @@ fans the waves out and its workers send them: SMS over SMPP to the SMSC simulato
 given with ``--smsc``), with delivery receipts matched back; Zalo to its API simulator; the
 Facebook wave as one post on each of the demo's pages (the province's, two departments' and
 each district's, :data:`DEMO_PAGES`) to the Graph API simulator, whatever ``[facebook]`` the
-settings have; the other channels to in-process channels that answer like real ones (a small
-share of transient and permanent failures), with retries and dead letters.
+settings have; the loudspeaker bulletin read aloud and uploaded to two loudspeaker systems of
+the simulator (:mod:`adapters.loudspeaker.simulator`, which checks the audio); the other
+channels to in-process channels that answer like real ones (a small share of transient and
+permanent failures), with retries and dead letters.
 
 It runs on its own private redis-server, never on the Redis of the configuration or
 ``LOA_REDIS_URL`` (see :mod:`bench.demoredis`); a database given explicitly must be empty.
@@ -30,6 +32,9 @@ from aiohttp import web
 from adapters.base import Adapter
 from adapters.facebook import FacebookAdapter, FacebookConfig, Page
 from adapters.facebook.simulator import FacebookSim, FacebookSimConfig
+from adapters.loudspeaker.adapter import LoudspeakerAdapter
+from adapters.loudspeaker.config import LoudspeakerConfig, System
+from adapters.loudspeaker.simulator import LoudspeakerSim
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
@@ -181,6 +186,23 @@ async def _facebook(stack: contextlib.AsyncExitStack, province: Province,
     return adapter, sim, msgspec.structs.replace(settings, facebook=config)
 
 
+async def _loudspeaker(stack: contextlib.AsyncExitStack,
+                       settings: Settings) -> tuple[Settings, LoudspeakerAdapter, LoudspeakerSim]:
+    """Loudspeakers: the simulator's systems (Đông Triều's and Hạ Long's) as the channel's
+    targets, bulletins read aloud by espeak-ng and uploaded to them."""
+    sim = LoudspeakerSim()
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    districts = {"dongtrieu": "dong-trieu", "halong": "ha-long"}
+    systems = [System(id=system, url=sim.system_url(system), token_env="LOA_DEMO_SPEAKER_TOKEN",
+                      token=token, district=districts.get(system, ""))
+               for system, token in sim.config.systems.items()]
+    config = LoudspeakerConfig(systems=systems, proxy="direct")
+    adapter = LoudspeakerAdapter(config)
+    stack.push_async_callback(adapter.aclose)
+    return msgspec.structs.replace(settings, loudspeaker=config), adapter, sim
+
+
 async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
                    province: Province, settings: Settings, now: dt.datetime) -> None:
     """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
@@ -229,9 +251,11 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     zalo, zalo_sim = await _zalo(stack, matcher, zalo_url)
     app, app_sim = await _app(stack)
     facebook, facebook_sim, settings = await _facebook(stack, province, settings)
+    settings, speaker, speaker_sim = await _loudspeaker(stack, settings)
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
-                                        Channel.EMAIL: email, Channel.FACEBOOK: facebook}
+                                        Channel.EMAIL: email, Channel.FACEBOOK: facebook,
+                                        Channel.LOUDSPEAKER: speaker}
     # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
     modes = {c: Mode.SIMULATED if c in adapters else Mode.MISSING for c in Channel}
     if smsc is not None:
@@ -269,6 +293,9 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     # a page with the same post twice
     duplicates += sum(n - 1 for posts in facebook_sim.posts.values()
                       for n in Counter(p.message for p in posts).values() if n > 1)
+    # a system that took one wave's broadcast twice (the simulator keeps one per id: never)
+    duplicates += sum(len(taken) - len({b.key for b in taken})
+                      for taken in speaker_sim.broadcasts.values())
     if simulator is not None:
         duplicates += simulator.stats.duplicates
     if zalo_sim is not None:

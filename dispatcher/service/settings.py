@@ -16,6 +16,7 @@ import msgspec
 
 from adapters.email.adapter import EmailConfig
 from adapters.facebook.config import FacebookConfig
+from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -69,6 +70,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
     # the province's, the departments' and the districts' Facebook pages (an outlet channel)
     facebook: FacebookConfig | None = None
+    # the grassroots radio's IP loudspeaker systems (an outlet channel)
+    loudspeaker: LoudspeakerConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -82,7 +85,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook}
+        tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook,
+                                                      Channel.LOUDSPEAKER: self.loudspeaker}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
@@ -102,7 +106,7 @@ def _check(settings: Settings, source: str) -> Settings:
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
         ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
-        ("facebook", settings.facebook)]
+        ("facebook", settings.facebook), ("loudspeaker", settings.loudspeaker)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
@@ -118,6 +122,9 @@ def _check(settings: Settings, source: str) -> Settings:
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
     _check_districts(settings, source)
+    if settings.loudspeaker is not None and settings.loudspeaker.systems:
+        province = load_province()
+        check_districts(settings.loudspeaker, province.districts, province.name, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -130,17 +137,17 @@ def _check(settings: Settings, source: str) -> Settings:
 
 
 def _check_districts(settings: Settings, source: str) -> None:
-    """Every outlet target's district is one of the province's (config/province.toml)."""
-    named = [(channel, index, target) for channel in OUTLETS
-             for index, target in enumerate(settings.targets(channel)) if target.district]
+    """Every Facebook page's district is one of the province's (config/province.toml)."""
+    pages = settings.facebook.pages if settings.facebook is not None else []
+    named = [(index, page) for index, page in enumerate(pages) if page.district]
     if not named:
         return
-    districts = load_province().districts
-    for channel, index, target in named:
-        if target.district not in districts:
-            raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
-                              f"{load_province().name}: one of {', '.join(districts)}",
-                              source=source, key=f"{channel}.pages[{index}].district")
+    province = load_province()
+    for index, page in named:
+        if page.district not in province.districts:
+            raise ConfigError(f"{page.district!r} ({page.id}) is not a district of "
+                              f"{province.name}: one of {', '.join(province.districts)}",
+                              source=source, key=f"facebook.pages[{index}].district")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:
@@ -213,9 +220,10 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
         msgspec.structs.replace(page, token=from_env(
             page.token_env, env, source=source, key=f"facebook.pages.{page.id}.token_env"))
         for page in settings.facebook.pages])
+    loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo, facebook=facebook)
+                                   zalo=zalo, facebook=facebook, loudspeaker=loudspeaker)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.domain.audience import Recipient
+from dispatcher.domain.cap import CapAlert, Published
 from dispatcher.domain.incoming import Incoming, IncomingPage
 from dispatcher.domain.model import (
     Batch,
@@ -215,6 +216,9 @@ class CampaignStore(Protocol):
 
     async def all(self) -> list[Campaign]: ...
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        """The campaigns of ``campaign_ids`` that exist, by id; one round trip."""
+
 
 class WaveStore(Protocol):
     async def create(self, wave: Wave, state: WaveState) -> bool:
@@ -223,6 +227,12 @@ class WaveStore(Protocol):
     async def get(self, wave_id: str) -> Wave | None: ...
 
     async def all(self) -> list[Wave]: ...
+
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        """The waves made at or after ``at`` (``created_at``), newest first (waves made at the
+        same time: by id, descending). Reads those waves only, however many were made before
+        (on Redis: a range of a sorted set, and the records not read before by this process:
+        dispatcher.store.wavetimes)."""
 
     async def set_state(self, wave_id: str, state: WaveState) -> None: ...
 
@@ -495,6 +505,7 @@ class WaveFacts(msgspec.Struct, frozen=True):
     sent: bool = False
     delivered: bool = False
     dead: DeadLetter | None = None  # a dead letter not replayed (failed or expired)
+    state: WaveState | None = None  # the wave's state (None: the store has none)
 
 
 class RecipientIndex(Protocol):
@@ -502,8 +513,8 @@ class RecipientIndex(Protocol):
         """The recipient id of a normalised number in the audience version (None: not in it)."""
 
     async def facts(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
-        """For each (wave, recipient id), what the store knows; two round trips at most,
-        whatever the count of waves."""
+        """For each (wave, recipient id), what the store knows, the wave's state with it; one
+        round trip whatever the count of waves (on a cluster, two pipelines at most)."""
 
 
 class SuppressionStore(Protocol):
@@ -528,6 +539,27 @@ class SuppressionStore(Protocol):
     async def page(self, channel: Channel, cursor: str = "",
                    limit: int = 100) -> SuppressionPage:
         """The channel's entries in the order of their numbers, from after ``cursor``."""
+
+
+class CapStore(Protocol):
+    """The public alerts published as CAP messages (:mod:`.cap`), each once, numbered in the
+    order published; a thread's last message is what its next one references."""
+
+    async def publish(self, alert: CapAlert) -> Published | None:
+        """Keep ``alert`` as the next message of the feed and the last of its thread, unless a
+        message with its identifier exists (None then: nothing is written), atomically."""
+
+    async def get(self, identifier: str) -> Published | None: ...
+
+    async def head(self, thread: str) -> Published | None:
+        """The last message published in ``thread`` (None: none yet)."""
+
+    async def latest(self, limit: int = 30) -> list[Published]:
+        """The newest ``limit`` messages, newest first."""
+
+    async def after(self, seq: int, limit: int = 100) -> list[Published]:
+        """Up to ``limit`` messages numbered above ``seq``, in the order published: what a
+        channel that sends each message once takes next (0: from the first)."""
 
 
 class Leases(Protocol):
@@ -584,6 +616,10 @@ class Store(Protocol):
 
     @property
     def suppressions(self) -> SuppressionStore: ...
+
+    @property
+    def cap(self) -> CapStore:
+        """The published public alerts (CAP messages)."""
 
     @property
     def webhook_seen(self) -> SeenIds:

@@ -423,6 +423,9 @@ class _WavesReadThenHook:
             await hook()
         return found
 
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return await self.inner.since(at)
+
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self.inner.set_state(wave_id, state)
 
@@ -465,6 +468,7 @@ class _Hooked:
         self.receipts = inner.receipts
         self.recipients = inner.recipients
         self.webhook_seen = inner.webhook_seen
+        self.cap = inner.cap
         self.suppressions = inner.suppressions
         self.waves = _WavesReadThenHook(inner.waves)
 

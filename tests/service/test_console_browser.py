@@ -208,7 +208,7 @@ zalo = 20
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
         _facebook(facebook_url),
-        simconfig.simulate_table("email", "app"),
+        simconfig.simulate_table("email", "app", "portal", "loudspeaker"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -372,9 +372,11 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
-    # the deployment declares e-mail and app simulated: every page says they reach no one
+    # the deployment declares e-mail, app and the outlets simulated: every page says they reach
+    # no one
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh. Cấu hình "
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Facebook, "
+        "Cổng thông tin, Loa thông minh. Cấu hình "
         "khai báo các kênh này là mô phỏng ([channels] simulate).")
     # the outlets it has no table for (and that its plan does not use) are said missing
     expect(page.locator("#channel-missing")).to_have_text(

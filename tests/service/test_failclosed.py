@@ -19,7 +19,7 @@ from adapters.memory import MemoryAdapter
 from bench import audiencegen
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import ChannelUnavailable, ConfigError
-from dispatcher.domain.model import Campaign, CampaignState, Channel
+from dispatcher.domain.model import OUTLETS, Campaign, CampaignState, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan, load_plan
 from dispatcher.domain.province import Province
@@ -154,7 +154,8 @@ def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) ->
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None
-    assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP]
+    assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP,
+                                                                  Channel.LOUDSPEAKER]
     assert modes[Channel.FACEBOOK] is Mode.CONFIGURED
 
 
@@ -195,7 +196,8 @@ async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Lites
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
-        **{c.value: "missing" for c in Channel}, "sms": "simulated"}}
+        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
+        **{c.value: "missing" for c in OUTLETS}}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
@@ -206,7 +208,8 @@ def test_the_refusal_names_the_fallback_channel() -> None:
 
 
 TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
-          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]"}
+          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]",
+          Channel.LOUDSPEAKER: "[loudspeaker]"}
 
 
 @pytest.mark.parametrize("missing", sorted(failclosed.needs(load_plan(), [])))
