@@ -54,10 +54,12 @@ INLINE_FIELDS = (
     (("api",), "zalo_oa_secret", "zalo_oa_secret_env"),
 )
 #: The same in the entries of a table's list: (table, list, field, the field naming the
-#: environment variable): a portal site's application password or signing secret.
+#: environment variable): a portal site's application password or signing secret, a Facebook page's
+#: access token.
 INLINE_LISTS = (
     ("portal", "sites", "password", "password_env"),
     ("portal", "sites", "secret", "secret_env"),
+    ("facebook", "pages", "token", "token_env"),
 )
 
 

@@ -138,7 +138,7 @@ class Engine:
         self.carriers = carriers
         self.name = name or default_name()
         self.reconcile = reconcile
-        self.reconciler = Reconciler(store, plan, province)
+        self.reconciler = Reconciler(store, plan, province, settings=settings)
         self.campaigns = Campaigns(store, settings, province)
         self.cap = CapPublisher(store, plan, province, settings.cap)  # the public alerts
         self.wifi = wifi  # pushes each new public notice to the Wi-Fi controllers

@@ -1,7 +1,7 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
 A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
-``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[loudspeaker]``, ``[portal]``:
+``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``, ``[loudspeaker]``, ``[portal]``:
 :meth:`Settings.outlet`),
 *simulated* when ``[channels] simulate`` lists it (the
 in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
 from adapters.email.adapter import EmailAdapter
+from adapters.facebook.adapter import FacebookAdapter
 from adapters.loudspeaker.adapter import LoudspeakerAdapter
 from adapters.memory import MemoryAdapter
 from adapters.portal import PortalAdapter
@@ -87,6 +88,8 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = WebhookAdapter(settings.app)
         elif channel is Channel.EMAIL and settings.email is not None:
             adapters[channel] = EmailAdapter(settings.email)
+        elif channel is Channel.FACEBOOK and settings.facebook is not None:
+            adapters[channel] = FacebookAdapter(settings.facebook)
         elif channel is Channel.LOUDSPEAKER and settings.loudspeaker is not None:
             adapters[channel] = LoudspeakerAdapter(settings.loudspeaker)
         elif channel is Channel.PORTAL and settings.portal is not None:

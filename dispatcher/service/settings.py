@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.email.adapter import EmailConfig, valid_address
+from adapters.facebook.config import FacebookConfig
 from adapters.http.proxy import Proxies
 from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
 from adapters.portal import config as portal_config
@@ -73,6 +74,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
+    # the province's, the departments' and the districts' Facebook pages (an outlet channel)
+    facebook: FacebookConfig | None = None
     # the grassroots radio's IP loudspeaker systems (an outlet channel)
     loudspeaker: LoudspeakerConfig | None = None
     # the provincial portal's Covid-19 section and the public-service portal (an outlet channel)
@@ -94,8 +97,9 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {Channel.LOUDSPEAKER: self.loudspeaker,
-                                                       Channel.PORTAL: self.portal}
+        tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook,
+                                                      Channel.LOUDSPEAKER: self.loudspeaker,
+                                                      Channel.PORTAL: self.portal}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
@@ -115,7 +119,7 @@ def _check(settings: Settings, source: str) -> Settings:
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
         ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
-        ("loudspeaker", settings.loudspeaker)]
+        ("facebook", settings.facebook), ("loudspeaker", settings.loudspeaker)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
@@ -130,6 +134,8 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
+    if settings.facebook is not None:
+        _check_districts(settings.facebook.targets(), "facebook.pages", source)
     if settings.loudspeaker is not None and settings.loudspeaker.systems:
         province = load_province()
         check_districts(settings.loudspeaker, province.districts, province.name, source)
@@ -255,6 +261,10 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
                                        "email", source)
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
+    facebook = settings.facebook and msgspec.structs.replace(settings.facebook, pages=[
+        msgspec.structs.replace(page, token=from_env(
+            page.token_env, env, source=source, key=f"facebook.pages.{page.id}.token_env"))
+        for page in settings.facebook.pages])
     loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
     portal = settings.portal and _portal_secrets(settings.portal, env, source)
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
@@ -262,7 +272,8 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
                    for i, c in enumerate(settings.wifi.controllers)]
     wifi = msgspec.structs.replace(settings.wifi, controllers=controllers)
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo, loudspeaker=loudspeaker, portal=portal,
+                                   zalo=zalo, facebook=facebook, loudspeaker=loudspeaker,
+                                   portal=portal,
                                    wifi=wifi)
 
 

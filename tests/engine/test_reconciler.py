@@ -27,7 +27,10 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = dt.date(2024, 3, 5)  # a Tuesday
 STAMP = f"{DAY:%Y%m%d}"
 #: The level-4 channels of the Zalo row's slots (07:30, 10:30, ...): it and those that follow it.
-ZALO_CADENCE = (Channel.ZALO, Channel.EMAIL, Channel.APP, Channel.PORTAL)
+ZALO_CADENCE = (Channel.ZALO, Channel.EMAIL, Channel.APP, Channel.FACEBOOK,
+                Channel.PORTAL)
+#: The level-4 rows with a slot at 10:30: those, and the loudspeakers' (07:00, 10:30, 14:00, 17:00).
+AT_1030 = (*ZALO_CADENCE, Channel.LOUDSPEAKER)
 
 
 def local(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
@@ -40,10 +43,6 @@ def audience_file(tmp_path_factory: pytest.TempPathFactory, numbering: Numbering
     path = tmp_path_factory.mktemp("reconciler") / "audience.csv"
     audiencegen.generate(path, 500, seed=5, numbering=numbering, province=province)
     return path
-
-
-#: The level-4 rows with a slot at 10:30 (the loudspeakers' too: 07:00, 10:30, 14:00, 17:00).
-AT_1030 = (*ZALO_CADENCE, Channel.LOUDSPEAKER)
 
 
 @pytest.fixture

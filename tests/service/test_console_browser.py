@@ -1,10 +1,11 @@
 """The operator console in headless Chromium (Playwright), against a real ``loa run``.
 
 One ``loa run`` process (API and engine) on the session's redis-server, with SMS going over SMPP
-to ``loa sim smsc`` and Zalo to ``loa sim zalo`` (whose signed delivery webhooks come back to
-the API), serves the console for the whole module; one browser serves every test. Tokens come
-from ``loa token create``. The tests run in file order: the level set by the first is read by
-the next. Screenshots of the main pages go to ``artifacts/console/`` (not committed).
+to ``loa sim smsc``, Zalo to ``loa sim zalo`` (whose signed delivery webhooks come back to
+the API) and Facebook posts to ``loa sim facebook``, serves the console for the whole module;
+one browser serves every test. Tokens come from ``loa token create``. The tests run in file
+order: the level set by the first is read by the next. Screenshots of the main pages go to
+``artifacts/console/`` (not committed).
 
 The plan given to ``loa run`` is the shipped one with its sending hours and slots moved hours
 away from now, so that no wave of the plan goes out during the tests.
@@ -167,7 +168,22 @@ def failing_phones(numbering: Numbering, province: Province) -> list[str]:
     return phones
 
 
-def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str]) -> str:
+#: The Facebook pages of the console's deployment: (id, page id, name, district, token).
+PAGES = [("province", "1000000001", "Trang UBND tỉnh Quảng Ninh", "", "tok-province"),
+         ("cam-pha", "1000000002", "Trang TP Cẩm Phả", "cam-pha", "tok-cam-pha")]
+
+
+def _facebook(url: str) -> str:
+    """``[facebook]``: the pages of :data:`PAGES` on the Graph API simulator at ``url``."""
+    pages = "".join(f'\n[[facebook.pages]]\nid = "{pid}"\npage_id = "{page_id}"\n'
+                    f'name = "{name}"\ndistrict = "{district}"\n'
+                    f'token_env = "LOA_T_FACEBOOK_{pid.upper().replace("-", "_")}"\n'
+                    for pid, page_id, name, district, _ in PAGES)
+    return simconfig.table("facebook", {"graph_url": url, "proxy": "direct"}) + pages
+
+
+def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str],
+            facebook_url: str) -> str:
     rates = "\n".join(f'"sms.{c}" = {SMS_RATE}' for c in carriers)
     engine = f"""zalo_tokens_file = "{tmp / 'zalo-tokens.json'}"
 
@@ -191,6 +207,7 @@ zalo = 20
         simconfig.smpp_table(smsc_port, "console", binds=1, window=16, response_timeout=5.0,
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
+        _facebook(facebook_url),
         simconfig.simulate_table("email", "app", "facebook", "portal", "loudspeaker"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
@@ -207,6 +224,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
     client.flushall()
     client.close()
     env = os.environ | simconfig.sim_env() | {OA_SECRET_ENV: "sim-oa-secret", "LOA_REDIS_URL": ""}
+    env |= {f"LOA_T_FACEBOOK_{pid.upper().replace('-', '_')}": token
+            for pid, _, _, _, token in PAGES}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen[str]] = []
@@ -220,11 +239,16 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
                        *(f"--error-phone={phone}={NOT_ZALO}" for phone in failing)],
                       tmp, tmp / "zalo.log", env)
         procs.append(zalo)
+        facebook = _spawn(["sim", "facebook", "--port", "0",
+                           *(f"--page={page_id}={token}" for _, page_id, _, _, token in PAGES)],
+                          tmp, tmp / "facebook.log", env)
+        procs.append(facebook)
         smsc_port = int(_first_line(smsc, "loa sim smsc").rsplit(":", 1)[1])
         zalo_url = _first_line(zalo, "loa sim zalo").rsplit(" ", 1)[1]
+        facebook_url = _first_line(facebook, "loa sim facebook").rsplit(" ", 1)[1]
 
         config = tmp / "loa.toml"
-        config.write_text(_config(smsc_port, zalo_url, tmp, numbering.carriers),
+        config.write_text(_config(smsc_port, zalo_url, tmp, numbering.carriers, facebook_url),
                           encoding="utf-8")
         tokens = {}
         for user, role in (("olga", "operator"), ("carol", "approver"), ("vic", "viewer"),
@@ -352,8 +376,8 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     # no one
     expect(page.locator("#channel-simulated")).to_have_text(
         "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Facebook, "
-        "Cổng thông tin, Loa thông minh. Cấu hình "
-        "khai báo các kênh này là mô phỏng ([channels] simulate).")
+        "Cổng thông tin, Loa thông minh. Cấu hình khai báo các kênh này là mô phỏng "
+        "([channels] simulate).")
     expect(page.locator("#channel-missing")).to_be_hidden()
     token = console.tokens["olga"]
     assert page.evaluate("sessionStorage.getItem('loa.token')") == token
@@ -394,8 +418,11 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(6)  # SMS, Zalo, e-mail, app, portal, loudspeakers
+    expect(rows).to_have_count(7)  # SMS, Zalo, e-mail, app, Facebook, portal, loudspeakers
     expect(rows.first).to_contain_text("SMS")
+    # the Facebook row says which pages its posts go to
+    facebook = rows.filter(has=page.get_by_role("rowheader", name="Facebook", exact=True))
+    expect(facebook).to_contain_text("Đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Cẩm Phả")
     expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
     expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
     tab.shot("2-level-and-plan")
@@ -629,8 +656,8 @@ def _openings(console: Console, count: int, timeout: float = 30) -> list[dict[st
 def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console) -> None:
     """Level 3 was set by the first test; the plan's hours are hours away from now, so every
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
-    openings = _openings(console, 6)
-    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "portal",
+    openings = _openings(console, 7)
+    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook", "portal",
                                                 "loudspeaker"]
     assert {o["outcome"] for o in openings} == {"sent"}
     assert {o["state"] for o in openings} == {"created"}
@@ -639,7 +666,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
     expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
     rows = page.locator("#openings-rows tr")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)
     sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms).to_contain_text("Chờ đến giờ gửi")
     expect(sms).to_contain_text(openings[0]["wave"])
@@ -728,7 +755,7 @@ def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
     detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]
     assert detail["campaign"]["state"] == "cancelled"
     assert detail["campaign"]["state_reason"] == "Báo động nhầm"
-    opening_sms = _openings(console, 4)[0]
+    opening_sms = _openings(console, 7)[0]
     assert (opening_sms["channel"], opening_sms["state"]) == ("sms", "cancelled")
 
     page.get_by_role("link", name="Cấp độ và kế hoạch").click()

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
                                           "LoaPortalSiteDown", "LoaEmergencyStopOn",
                                           "LoaWifiControllerRefusing", "LoaWifiNoticeRejected",
                                           "LoaWifiControllerBehind",
+                                          "LoaFacebookPageStopped", "LoaFacebookAlert",
                                           "LoaProcessDown", "LoaRedisDown",
                                           "LoaLoudspeakerSystemStopped",
                                           "LoaLoudspeakerSpeechFailing"}
@@ -293,6 +295,17 @@ def test_the_local_stack_names_its_services_and_files() -> None:
         env = services[process]["environment"]
         assert env["LOA_PORTAL_DVC_SECRET"] == "sim-portal-secret"
         assert env["LOA_PORTAL_QN_PASSWORD"] == "abcd EFGH 1234 ijkl MNOP 5678"
+    # the Facebook simulator serves the pages of the stack's [facebook], with the tokens the
+    # Loa processes are given
+    command = services["loa-facebook"]["command"]
+    assert command[:2] == ["sim", "facebook"]
+    served = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command)
+                  if arg == "--page")
+    stack = tomllib.loads((CONFIG / "loa-compose.toml").read_text(encoding="utf-8"))
+    for name in ("loa", "loa-worker"):
+        env = services[name]["environment"]
+        assert {page["page_id"]: env[page["token_env"]]
+                for page in stack["facebook"]["pages"]} == served, name
     for name, service in services.items():  # every file mounted from the repository exists
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
@@ -428,6 +441,40 @@ def test_the_zalo_token_alert_fires_for_an_old_refresh_token_or_failing_renewals
             {"eval_time": "5m", "alertname": "LoaZaloRefreshTokenAgeing", "exp_alerts": []},
             {"eval_time": "11m", "alertname": "LoaZaloRefreshTokenAgeing",
              "exp_alerts": [firing("LoaZaloRefreshTokenAgeing")]},
+        ],
+    }])
+
+
+def test_the_facebook_alerts_fire_for_a_stopped_page_and_a_blocked_post(tmp_path: Path) -> None:
+    """A page stopped for its token for 3 minutes fires after 1 (one worker saying so is
+    enough); a blocked post fires at once and no longer once 30 minutes have passed."""
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_facebook_page_stopped{instance="w1",page="ha-long",reason="token"}',
+             "values": "0 1 1 1 0"},
+            {"series": 'loa_facebook_page_stopped{instance="w2",page="ha-long",reason="token"}',
+             "values": "0 0 0 0 0"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaFacebookPageStopped", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaFacebookPageStopped",
+             "exp_alerts": [firing("LoaFacebookPageStopped", page="ha-long", reason="token")]},
+            {"eval_time": "4m", "alertname": "LoaFacebookPageStopped", "exp_alerts": []},
+        ],
+    }, {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_facebook_alerts_total{instance="w1",reason="blocked"}',
+             "values": "0 0 1 1+0x40"},
+            {"series": 'loa_facebook_alerts_total{instance="w1",reason="token"}',
+             "values": "0 1 2 3+0x40"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaFacebookAlert", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaFacebookAlert",
+             "exp_alerts": [firing("LoaFacebookAlert", reason="blocked")]},
+            {"eval_time": "40m", "alertname": "LoaFacebookAlert", "exp_alerts": []},
         ],
     }])
 

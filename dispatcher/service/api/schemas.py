@@ -23,6 +23,7 @@ from dispatcher.domain.model import (
     Priority,
     Selector,
 )
+from dispatcher.domain.outlet import Target
 from dispatcher.domain.plantext import Diacritics
 from dispatcher.domain.smstext import Encoding
 from dispatcher.service.auth import Role
@@ -87,7 +88,7 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     the audience defaults to everyone (an empty selector)."""
 
     title: Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=_NOT_IN_LINE)]
-    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)]
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=len(Channel))]
     text: Text = ""
     texts: dict[Channel, Text] = {}
     selector: Selector = Selector()
@@ -144,8 +145,8 @@ class CampaignDetail(msgspec.Struct, frozen=True):
 class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     text: Text = ""
     texts: dict[Channel, Text] = {}
-    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)] = msgspec.field(
-        default_factory=lambda: [Channel.SMS])
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=len(Channel))] = (
+        msgspec.field(default_factory=lambda: [Channel.SMS]))
     selector: Selector = Selector()
     strip_diacritics: bool = False
     max_parts: MaxParts = DEFAULT_MAX_PARTS
@@ -206,6 +207,9 @@ class ChannelPreview(msgspec.Struct, frozen=True):
     # with the longest name, the worst case; ``districts`` has each district's (id -> text)
     district: str | None = None
     districts: dict[str, str] | None = None
+    # an outlet channel (facebook, portal, loudspeaker): the targets the campaign would be
+    # published to (``recipients`` is their number)
+    targets: list[Target] | None = None
 
 
 class Preview(msgspec.Struct, frozen=True):
@@ -264,6 +268,9 @@ class PlanChannel(msgspec.Struct, frozen=True):
     # a text naming {district}: ``text`` and ``parts`` are the rendering for this district,
     # the one with the longest name (each recipient gets their district's)
     district: str | None = None
+    # an outlet channel (facebook, portal, loudspeaker): the targets configured in this
+    # deployment, which each of its waves is published to (a district's get its own text)
+    targets: list[Target] | None = None
 
 
 class RefusedText(msgspec.Struct, frozen=True):

@@ -60,6 +60,8 @@ class Texts:
     stripped: str
     chars_info: str  # {n}
     with_units: str  # {units}
+    targets: str  # {names}: an outlet channel's targets
+    no_targets: str  # an outlet channel without any
     activities: str
     activity: str  # {id} {field} {what} {quantity} {cadence}
     lead: str  # {lead}
@@ -190,6 +192,7 @@ VI = Texts(
     messages="Nội dung tin, như khi gửi:",
     sms_info="{encoding}, {parts}", stripped=", bỏ dấu", chars_info="{n} ký tự",
     with_units="phối hợp: {units}",
+    targets="đăng tới: {names}", no_targets="chưa cấu hình nơi đăng",
     activities="Việc do các đơn vị thực hiện (Loa không gửi; việc cần làm mỗi ngày: "
                "loa checklist):",
     activity="{id} {field}: {what} — {quantity} ({cadence}).", lead="Chủ trì: {lead}",
@@ -257,6 +260,7 @@ EN = Texts(
     messages="Messages, as sent:",
     sms_info="{encoding}, {parts}", stripped=", diacritics stripped", chars_info="{n} characters",
     with_units="with {units}",
+    targets="published to {names}", no_targets="no target configured",
     activities="Done by people, on the daily checklist (Loa does not send these; "
                "loa checklist):",
     activity="{id} {field}: {what} — {quantity} ({cadence}).", lead="Lead: {lead}",
