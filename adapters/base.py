@@ -111,6 +111,10 @@ class Envelope(msgspec.Struct, frozen=True):
     # out of the channel's daily quota (Zalo): the messages fail as ``Results.fallback`` (to the
     # wave's SMS fallback) instead of waiting for the quota to reset
     over_quota_sms: bool = False
+    # when the wave was made (epoch seconds): an outlet that can read what it published looks
+    # there for the wave's publication since then before publishing (a crash or a timeout
+    # between its answer and the sent bit never publishes twice)
+    created_at: float = 0.0
 
 
 class Results(msgspec.Struct):

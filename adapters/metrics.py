@@ -1,10 +1,11 @@
 """Prometheus metrics of the channels, on the default registry; no engine imports here.
 
 What a channel knows at every moment (an SMPP bind's window in flight, its rate in force, whether
-it is bound; Zalo's remaining quota) is read when Prometheus scrapes, by :class:`ChannelGauges`,
-from the links and adapters that registered themselves with :func:`track_link` and
-:func:`track_zalo` (weakly: a closed and forgotten adapter drops out). Nothing is counted per
-message. Labels are bounded: ``link`` is a configured SMPP link name, ``result`` a fixed word.
+it is bound; Zalo's remaining quota; the Facebook pages stopped) is read when Prometheus scrapes,
+by :class:`ChannelGauges`, from the links and adapters that registered themselves with
+:func:`track_link`, :func:`track_zalo` and :func:`track_facebook` (weakly: a closed and forgotten
+adapter drops out). Nothing is counted per message. Labels are bounded: ``link`` is a configured
+SMPP link name, ``page`` a configured Facebook page id, ``result`` a fixed word.
 """
 
 from __future__ import annotations
@@ -132,10 +133,25 @@ class _Zalo(Protocol):
     def alert(self) -> str: ...
 
 
+class _Facebook(Protocol):
+    @property
+    def stopped(self) -> dict[str, str]: ...
+
+
 ZALO_PAUSE_REASONS = ("quota", "night", "configuration", "balance", "unknown")
+#: Why a Facebook page stops (an operator must act), and the other alerts of the channel.
+FACEBOOK_STOP_REASONS = ("token", "permission")
+FACEBOOK_ALERT_REASONS = (*FACEBOOK_STOP_REASONS, "blocked", "unknown")
+#: Alerts the Facebook channel raised: a page stopped for its token or a permission, a post
+#: blocked for a policy violation, the route stopped for codes Loa does not know.
+FACEBOOK_ALERTS = Counter("loa_facebook_alerts", "Alerts of the Facebook channel by reason "
+                          "(token, permission: a page stopped; blocked: a post refused for a "
+                          "policy violation; unknown: the route stopped for unknown codes)",
+                          ["reason"])
 _lock = threading.Lock()  # scrapes run on the HTTP server's thread
 _links: weakref.WeakSet[_Link] = weakref.WeakSet()
 _zalo: weakref.WeakSet[_Zalo] = weakref.WeakSet()
+_facebook: weakref.WeakSet[_Facebook] = weakref.WeakSet()
 
 
 def track_link(link: _Link) -> None:
@@ -159,17 +175,28 @@ def untrack_zalo(adapter: _Zalo) -> None:
         _zalo.discard(adapter)
 
 
+def track_facebook(adapter: _Facebook) -> None:
+    with _lock:
+        _facebook.add(adapter)
+
+
+def untrack_facebook(adapter: _Facebook) -> None:
+    with _lock:
+        _facebook.discard(adapter)
+
+
 class ChannelGauges(Collector):
     """The channels' state, read at scrape time: no cost on the send path."""
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families())
+        return [*self._families(), _facebook_pages(())]
 
     def collect(self) -> Iterable[Metric]:
         with _lock:
             links = list(_links)
             zalo = list(_zalo)
-        return list(self._families(links, zalo))
+            facebook = list(_facebook)
+        return [*self._families(links, zalo), _facebook_pages(facebook)]
 
     @staticmethod
     def _families(links: Sequence[_Link] = (), zalo: Sequence[_Zalo] = ()) -> Iterator[Metric]:
@@ -271,6 +298,21 @@ def _zalo_tokens(zalo: Sequence[_Zalo]) -> Iterator[Metric]:
         failures.add_metric([], sum(a.tokens.failures for a in zalo))
         failing.add_metric([], float(any(a.schedule.failing for a in zalo)))
     yield from (access, refresh, failures, failing)
+
+
+def _facebook_pages(facebook: Sequence[_Facebook]) -> Metric:
+    """1 for each Facebook page stopped for its token or a permission, by reason."""
+    stopped = GaugeMetricFamily(
+        "loa_facebook_page_stopped", "1 while a Facebook page is stopped for a fault an operator "
+        "must fix (token: its access token expired or is invalid; permission: a permission is "
+        "missing); its posts wait, they are not lost", labels=["page", "reason"])
+    pages: dict[tuple[str, str], float] = {}
+    for adapter in facebook:
+        for page, reason in adapter.stopped.items():
+            pages[(page, reason)] = 1.0
+    for (page, reason), value in sorted(pages.items()):
+        stopped.add_metric([page, reason], value)
+    return stopped
 
 
 CHANNEL_GAUGES = ChannelGauges()

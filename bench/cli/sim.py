@@ -1,9 +1,9 @@
-"""``loa sim smsc`` and ``loa sim zalo``: run a simulator until SIGINT or SIGTERM."""
+"""``loa sim smsc``, ``loa sim zalo`` and ``loa sim facebook`` (:mod:`bench.cli.simfacebook`):
+run a simulator until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -11,10 +11,12 @@ import msgspec
 from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
 from adapters.zalo.codes import CODES
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
+from bench.cli import simfacebook
+from bench.cli.simrun import until_stopped
 from dispatcher.domain.errors import InputError
 from dispatcher.service.cli import logopts
 from dispatcher.service.cli.output import print_json
-from dispatcher.service.cli.runtime import run_async, until_signal
+from dispatcher.service.cli.runtime import run_async
 
 
 def register(sub: Any) -> None:
@@ -69,6 +71,7 @@ def register(sub: Any) -> None:
     logopts.add_options(smsc)
     smsc.set_defaults(func=cmd_smsc)
     _register_zalo(group)
+    simfacebook.register(group)
 
 
 def _stat_mix(text: str) -> dict[str, float]:
@@ -110,20 +113,6 @@ def _config(args: argparse.Namespace) -> SmscConfig:
             hostile_every=args.hostile_every, seed=args.seed, mark=args.mark)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-
-
-async def until_stopped(start: Awaitable[None], stop: Callable[[], Awaitable[None]],
-                        host: str, port: int, listening: Callable[[], str]) -> None:
-    """Start a simulator (``start`` listens on ``host:port``), say it is ``listening()`` once
-    SIGINT and SIGTERM are taken, and ``stop`` it at the first of them."""
-    try:
-        await start
-    except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    try:
-        await until_signal(lambda: print(listening(), flush=True))
-    finally:
-        await stop()
 
 
 async def serve(config: SmscConfig, host: str, port: int) -> SmscStats:

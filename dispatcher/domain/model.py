@@ -8,6 +8,8 @@ import zoneinfo
 
 import msgspec
 
+from dispatcher.domain.outlet import Target
+
 #: Vietnam's time (UTC+7, no daylight saving): the plan's, the campaigns' and Zalo's clock.
 VN = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -214,7 +216,8 @@ class Campaign(msgspec.Struct, frozen=True):
 
 
 class Wave(msgspec.Struct, frozen=True):
-    """One dispatch of a campaign on one channel to the audience version it started with."""
+    """One dispatch of a campaign on one channel to the audience version it started with; on an
+    outlet channel, to the targets it was made with (``targets``)."""
 
     id: str
     campaign_id: str
@@ -228,7 +231,7 @@ class Wave(msgspec.Struct, frozen=True):
     strip_diacritics: bool = False
     level: int | None = None
     slot_at: dt.datetime | None = None
-    total: int = 0  # recipients on this channel, known when the wave is created
+    total: int = 0  # recipients on this channel (an outlet's: targets), known when it is made
     start_now: bool = False  # start outside the sending hours too (urgent notices, the demo)
     fallback_text: str = ""  # set: recipients Zalo cannot reach get this text by SMS
     fallback_strip: bool = False  # ... without diacritics
@@ -245,6 +248,9 @@ class Wave(msgspec.Struct, frozen=True):
     # for recipients without a district); the fan-out then cuts its batches per district
     district_texts: dict[str, str] = {}
     fallback_district_texts: dict[str, str] = {}  # the same for the SMS fallback's text
+    # an outlet channel's: the targets it is published to, taken from the settings when it is
+    # made (its recipient ids are indexes into this list, its addresses the targets' ids)
+    targets: list[Target] = []
 
     def text_for(self, district: str) -> str:
         """The words a batch of ``district`` is sent (one look-up per batch)."""

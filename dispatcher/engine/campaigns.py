@@ -7,7 +7,9 @@ engine starts only approved campaigns, and checks again at the start, with its o
 and the audience then: one approved at creation for being small goes back to pending_approval
 when it costs more now, and one above a threshold approved by its creator (written into the
 store around the API) is marked failed with the reason. Starting creates one
-wave per channel (``<campaign>-<channel>``); pausing, resuming and cancelling change the waves'
+wave per channel (``<campaign>-<channel>``; on an outlet channel, published to the targets
+configured then that serve its districts: a campaign naming an outlet with none is refused at
+creation); pausing, resuming and cancelling change the waves'
 states, which every worker reads within ``state_refresh_seconds``. Every change is a
 compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
 
@@ -172,7 +174,7 @@ class Campaigns:
         if start_at is not None and start_at.tzinfo is None:
             raise InputError("give a time zone (e.g. 2026-11-27T09:00+07:00)", field="start_at")
         if not channels:
-            raise InputError("give at least one of sms, zalo, email, app", field="channels")
+            raise InputError(f"give at least one of {', '.join(Channel)}", field="channels")
         for channel in channels:
             text = texts.get(channel, "")
             if not text.strip():
@@ -202,6 +204,8 @@ class Campaigns:
         if unknown:
             raise InputError(f"not districts of {self.province.name}: {', '.join(unknown)}",
                              field="selector.districts")
+        for channel in channels:
+            self._check_targets(channel, selector)
         if audience_list:
             if selector.districts or selector.kinds:
                 raise InputError("a campaign to a list reaches the whole list: leave the "
@@ -226,6 +230,17 @@ class Campaigns:
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
+
+    def _check_targets(self, channel: Channel, selector: Selector) -> None:
+        """An outlet channel publishes to a target at least: one configured, serving the
+        selector's districts (refused naming the channel)."""
+        if not channel.outlet or routing.targets(channel, selector, self.settings):
+            return
+        if not self.settings.targets(channel):
+            raise InputError(f"{channel} has no target configured in this deployment ([{channel}] "
+                             "in the settings): nothing would be published", field="channels")
+        raise InputError(f"no {channel} target serves {', '.join(selector.districts)} (nor the "
+                         "whole province): nothing would be published", field="channels")
 
     def districts(self, selector: Selector) -> dict[str, str]:
         """The districts ``selector`` reaches: id -> name (what ``{district}`` renders as)."""
@@ -327,17 +342,21 @@ class Campaigns:
         fallback = fallback_text(campaign.texts) if campaign.sms_fallback else ""
         fallback_districts = campaigntext.district_texts(fallback, record, districts)
         for channel in campaign.channels:
+            # an outlet's targets as configured now (none left: the wave publishes nothing)
+            targets = routing.targets(channel, campaign.selector, self.settings)
             await self.store.waves.create(Wave(
                 id=wave_id(campaign.id, channel), campaign_id=campaign.id, channel=channel,
                 text=sent.texts[channel], created_at=now, audience_version=meta.version,
                 selector=campaign.selector, priority=campaign.priority,
                 subject=sent.subject, strip_diacritics=campaign.strip_diacritics,
-                total=routing.reach(meta, campaign.selector, channel),
-                start_now=campaign.priority is Priority.URGENT,
+                total=len(targets) if channel.outlet else routing.reach(meta, campaign.selector,
+                                                                       channel),
+                targets=targets, start_now=campaign.priority is Priority.URGENT,
                 fallback_text=fallback_text(sent.texts)
                 if campaign.sms_fallback and channel is Channel.ZALO else "",
                 fallback_strip=campaign.strip_diacritics,
-                repeat_scope=repeats.campaign_scope(campaign.id), repeat_window=CAMPAIGN_WINDOW,
+                repeat_scope="" if channel.outlet else repeats.campaign_scope(campaign.id),
+                repeat_window=CAMPAIGN_WINDOW,
                 fallback_repeat_window=CAMPAIGN_WINDOW, over_quota=campaign.over_quota,
                 public_safety=campaign.public_safety,
                 district_texts=campaigntext.district_texts(campaign.texts[channel], record,

@@ -16,6 +16,13 @@ recipient is suppressed by its address (the user id or the phone) or by its phon
 Urgent waves go to each route's urgent lane, which workers read first. Routine fan-out keeps a
 bounded lead over the senders: a step waits while a route holds ``ahead_batches`` routine
 batches that no worker has read yet, so a routine wave is queued as it is sent, not all at once.
+
+A wave of an outlet channel (Facebook pages, portals, loudspeaker systems) does not read the
+audience: its recipients are the targets it was made with (``Wave.targets``), its recipient ids
+their indexes in that list and its addresses their ids, in one step on the channel's one route,
+cut per district when its text names ``{district}`` (each target gets its district's words). The
+same script, cursor, sent bits, retries and dead letters as every channel then make each target
+get the wave once; no suppression list concerns a target.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
     ``proceed`` is awaited before each step: it renews the caller's lease and waits while the
     wave is paused; when it answers False (cancelled, lease lost) fan-out stops where it is.
     """
+    if wave.channel.outlet:
+        return await _publish(store, wave, settings, proceed)
     meta = await store.audiences.meta(wave.audience_version)
     if meta is None:
         raise NotFound(f"audience version {wave.audience_version} of wave {wave.id} is gone")
@@ -107,6 +116,31 @@ async def fan_out(store: Store, wave: Wave, settings: EngineConfig, carriers: li
                     metrics.SUPPRESSED.labels(channel.value).inc(left_out[name])
             cursors[name] = step
     return enqueued
+
+
+async def _publish(store: Store, wave: Wave, settings: EngineConfig,
+                   proceed: Callable[[], Awaitable[bool]]) -> int:
+    """An outlet wave's one step: its targets, on the channel's route."""
+    route = wave.channel.value
+    if not wave.targets or await store.queue.cursor(route, wave.id) >= 0:
+        return 0  # nothing to publish to, or enqueued before (by this process or another)
+    if not await proceed():
+        return 0
+    urgent = wave.priority is Priority.URGENT
+    if not urgent and not await _room(store, [route], settings, proceed):
+        return 0
+    cut: dict[str, tuple[list[int], list[str]]] = {}
+    for index, target in enumerate(wave.targets):
+        ids, addrs = cut.setdefault(target.district if wave.per_district else "", ([], []))
+        ids.append(index)
+        addrs.append(target.id)
+    size = settings.engine.batch_size
+    batches = [Batch(wave.id, wave.channel, ids[i:i + size], addrs[i:i + size],
+                     district=district)
+               for district, (ids, addrs) in sorted(cut.items())
+               for i in range(0, len(ids), size)]
+    added = await store.queue.enqueue(route, wave.id, 0, batches, urgent=urgent)
+    return len(wave.targets) if added else 0
 
 
 #: route -> its part of a step: district ("" unless per district) -> (recipient ids, addresses)

@@ -1,9 +1,10 @@
 """Prometheus metrics of the engine (the channels' are in :mod:`adapters.metrics`).
 
 Naming follows Prometheus: the ``loa_`` prefix, base units (seconds), ``_total`` on counters,
-and bounded labels only: ``channel`` (sms, zalo, email, app), ``route`` (a configured route:
-``sms.<link group>``, ``zalo``, ...), ``link`` (a configured SMPP link), ``result`` and ``state``
-(fixed words). Never a number, an address or an id.
+and bounded labels only: ``channel`` (sms, zalo, email, app; facebook, portal, loudspeaker),
+``route`` (a configured route: ``sms.<link group>``, ``zalo``, ``facebook``, ...), ``link``
+(a configured SMPP link), ``result`` and ``state`` (fixed words). Never a number, an address or
+an id.
 
 The hot path pays per batch, not per message: a worker counts a batch's outcomes with one
 ``inc(n)`` per outcome that occurred, observes the adapter call once, and adds its throttle wait

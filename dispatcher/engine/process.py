@@ -127,7 +127,7 @@ class Engine:
         self.carriers = carriers
         self.name = name or default_name()
         self.reconcile = reconcile
-        self.reconciler = Reconciler(store, plan, province)
+        self.reconciler = Reconciler(store, plan, province, settings=settings)
         self.campaigns = Campaigns(store, settings, province)
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
         fallback = (SmsFallback(store, settings, numbering, plan, clock=self.now)

@@ -13,7 +13,9 @@ A plan campaign paused by an operator gets its next slots' waves paused too, unt
 resumed; one whose current wave was cancelled runs again at its next slot.
 
 A wave is made with the text in force of its level and channel: the approved version
-(:mod:`dispatcher.engine.textedits`) over the plan file's.
+(:mod:`dispatcher.engine.textedits`) over the plan file's. A wave of an outlet channel is made
+with the channel's targets configured then (``Wave.targets``: every one, as a plan row reaches
+the whole province); repeats are not checked on outlets (their ids are places, not people).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from dispatcher.domain.province import Province, load_province
 from dispatcher.domain.zns import for_wave
 from dispatcher.engine import metrics, opening, routing, textedits
 from dispatcher.engine.opening import opening_wave_id
+from dispatcher.engine.settings import EngineConfig
 from dispatcher.store.base import AudienceMeta, Store
 
 log = logging.getLogger(__name__)
@@ -66,9 +69,12 @@ def plan_campaign_id(level: int, channel: Channel) -> str:
 
 
 class Reconciler:
-    def __init__(self, store: Store, plan: Plan, province: Province | None = None) -> None:
+    def __init__(self, store: Store, plan: Plan, province: Province | None = None, *,
+                 settings: EngineConfig | None = None) -> None:
+        """``settings``: where the outlet channels' targets are read (none without it)."""
         self.store = store
         self.plan = plan
+        self.settings = settings
         self._province = province  # read from config/province.toml when None and needed
         self._last_tick: dt.datetime | None = None
         self._wave_levels: dict[str, int | None] = {}  # waves never change: read each once
@@ -168,16 +174,22 @@ class Reconciler:
             coordinating=row.coordinating, selector=selector, subject=row.subject,
             strip_diacritics=row.strip_diacritics, approved_by=PLAN_USER, level=slot.level,
             audience_size=meta.count, max_parts=self.plan.sms_max_parts))
+        outlet = rule.channel.outlet
+        targets = routing.targets(rule.channel, selector, self.settings) \
+            if outlet and self.settings is not None else []
         wave = Wave(id=slot.id, campaign_id=campaign_id, channel=rule.channel,
                     text=text, created_at=now, audience_version=meta.version,
                     selector=selector, subject=subject,
                     strip_diacritics=row.strip_diacritics, level=slot.level, slot_at=slot.at,
-                    total=routing.reach(meta, selector, rule.channel), start_now=start_now,
+                    total=len(targets) if outlet else routing.reach(meta, selector,
+                                                                    rule.channel),
+                    start_now=start_now, targets=targets,
                     priority=Priority.URGENT if urgent else Priority.NORMAL,
                     fallback_text=fallback_text,
                     fallback_strip=bool(fallback and sms and sms.row.strip_diacritics),
-                    repeat_scope=repeats.PLAN_SCOPE,
-                    repeat_window=repeats.plan_window(self.plan, slot.level, rule.channel),
+                    repeat_scope="" if outlet else repeats.PLAN_SCOPE,
+                    repeat_window=0 if outlet else repeats.plan_window(self.plan, slot.level,
+                                                                       rule.channel),
                     fallback_repeat_window=repeats.plan_window(self.plan, slot.level,
                                                                Channel.SMS) if fallback else 0,
                     zns=for_wave(ZnsMessage(template=row.zns_template, params=row.zns_params),
@@ -189,10 +201,15 @@ class Reconciler:
         created = await self.store.waves.create(
             wave, WaveState.PAUSED if held else WaveState.CREATED)
         if created:
-            log.info("wave %s created%s: %d recipients", wave.id,
+            log.info("wave %s created%s: %d %s", wave.id,
                      " paused (its campaign is paused)" if held else "", wave.total,
+                     "targets" if outlet else "recipients",
                      extra={"wave": wave.id, "campaign": wave.campaign_id,
                             "channel": wave.channel})
+            if outlet and not targets:
+                log.warning("wave %s: %s has no target configured: nothing is published",
+                            wave.id, rule.channel, extra={"wave": wave.id,
+                                                          "channel": wave.channel})
             current = await self.store.campaigns.get(campaign_id)
             if not held and current is not None and current.state is CampaignState.PAUSED:
                 # paused while the wave was being made: it waits with its campaign

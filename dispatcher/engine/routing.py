@@ -1,7 +1,9 @@
-"""Which address and which route a recipient has on each channel.
+"""Which address and which route a recipient has on each channel, and which targets an outlet
+wave publishes to.
 
 A route is where a channel's batches queue: ``sms.<link group>`` per carrier link group (the
-carrier's own name unless settings map it elsewhere), and ``zalo``, ``email``, ``app``.
+carrier's own name unless settings map it elsewhere), and ``zalo``, ``email``, ``app``; an
+outlet channel (:data:`dispatcher.domain.model.OUTLETS`) has one route, named like it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Iterable
 
 from dispatcher.domain.audience import Recipient
 from dispatcher.domain.model import Channel, Selector
+from dispatcher.domain.outlet import Target
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.store.base import AudienceMeta
 
@@ -42,11 +45,22 @@ def channel_of(route_name: str) -> Channel:
     return Channel(route_name.split(".", 1)[0])
 
 
-def reach(meta: AudienceMeta, selector: Selector, channel: Channel) -> int:
-    """How many recipients of the audience the selector reaches on ``channel``."""
+def targets(channel: Channel, selector: Selector, settings: EngineConfig) -> list[Target]:
+    """The configured targets of an outlet ``channel`` a wave for ``selector`` is published to:
+    the province's and those of the selector's districts (every one for the whole province)."""
+    if not channel.outlet:
+        return []
+    return [t for t in settings.targets(channel) if t.serves(selector.districts)]
+
+
+def reach(meta: AudienceMeta, selector: Selector, channel: Channel,
+          settings: EngineConfig | None = None) -> int:
+    """How many recipients of the audience the selector reaches on ``channel``; on an outlet
+    channel, how many of its targets (none without ``settings``)."""
+    if channel.outlet:
+        return len(targets(channel, selector, settings)) if settings is not None else 0
     total = 0
     for g in meta.groups:
         if selector.matches(g.district, g.kind):
-            total += {Channel.ZALO: g.zalo, Channel.EMAIL: g.email}.get(
-                channel, 0 if channel.outlet else g.count)
+            total += {Channel.ZALO: g.zalo, Channel.EMAIL: g.email}.get(channel, g.count)
     return total

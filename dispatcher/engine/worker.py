@@ -411,7 +411,8 @@ class Worker:
                             subject=wave.subject, strip_diacritics=wave.strip_diacritics,
                             progress=progress, abort=abort, urgent=urgent, zns=wave.zns,
                             over_quota_sms=self.fallback is not None
-                            and wave.quota_policy_in_force is OverQuota.SMS)
+                            and wave.quota_policy_in_force is OverQuota.SMS,
+                            created_at=wave.created_at.timestamp())
         self._halt_aborted()  # stopped or paused since the batch was read: send none of it
         started = time.perf_counter()
         try:

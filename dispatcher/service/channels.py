@@ -1,7 +1,8 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
 A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
-``[zalo]``, ``[email]``, ``[app]``), *simulated* when ``[channels] simulate`` lists it (the
+``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``: :meth:`Settings.outlet`),
+*simulated* when ``[channels] simulate`` lists it (the
 in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
 gets no adapter at all, so nothing is ever "sent" on it (fail closed;
 :mod:`dispatcher.service.failclosed` refuses to start a process whose plan or campaigns need one).
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
 from adapters.email.adapter import EmailAdapter
+from adapters.facebook.adapter import FacebookAdapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.webhook.adapter import WebhookAdapter
@@ -45,7 +47,7 @@ def modes(settings: Settings, *,
     links = smpp_links if smpp_links is not None else settings.smpp
     configured = {Channel.SMS: bool(links), Channel.ZALO: settings.zalo is not None,
                   Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
-                  **dict.fromkeys(OUTLETS, False)}
+                  **{c: settings.outlet(c) is not None for c in OUTLETS}}
     simulated = set(settings.channels.simulate)
     return {c: Mode.CONFIGURED if configured[c] else
             Mode.SIMULATED if c in simulated else Mode.MISSING for c in Channel}
@@ -83,4 +85,6 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = WebhookAdapter(settings.app)
         elif channel is Channel.EMAIL and settings.email is not None:
             adapters[channel] = EmailAdapter(settings.email)
+        elif channel is Channel.FACEBOOK and settings.facebook is not None:
+            adapters[channel] = FacebookAdapter(settings.facebook)
     return adapters

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.email.adapter import EmailConfig
+from adapters.facebook.config import FacebookConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -23,6 +24,7 @@ from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import OutletConfig, Target
+from dispatcher.domain.province import load_province
 from dispatcher.domain.secret import Secret, SecretUrl, from_env, refuse_inline
 from dispatcher.engine.logs import LogSettings
 from dispatcher.engine.logs import check as check_log
@@ -65,6 +67,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     zalo_tokens_file: str = "zalo-tokens.json"
     app: WebhookConfig | None = None  # Smart Quảng Ninh app push (a JSON webhook)
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
+    # the province's, the departments' and the districts' Facebook pages (an outlet channel)
+    facebook: FacebookConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -78,7 +82,7 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {}
+        tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
@@ -97,13 +101,14 @@ def _check(settings: Settings, source: str) -> Settings:
     tables: list[tuple[str, msgspec.Struct | None]] = [
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
-        ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email)]
+        ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
+        ("facebook", settings.facebook)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
     configured = {Channel.SMS: bool(settings.smpp), Channel.ZALO: settings.zalo is not None,
                   Channel.EMAIL: settings.email is not None, Channel.APP: settings.app is not None,
-                  **dict.fromkeys(OUTLETS, False)}
+                  **{c: settings.outlet(c) is not None for c in OUTLETS}}
     for channel in settings.channels.simulate:
         if configured[channel]:
             raise ConfigError(f"{channel} is configured and declared simulated: remove one of "
@@ -112,6 +117,7 @@ def _check(settings: Settings, source: str) -> Settings:
         raise ConfigError("must be batch (a POST per batch) or message (a POST per message)",
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
+    _check_districts(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -121,6 +127,20 @@ def _check(settings: Settings, source: str) -> Settings:
                               "or transmitter (no receipts)", source=source,
                               key=f"smpp.{name}.bind_type")
     return settings
+
+
+def _check_districts(settings: Settings, source: str) -> None:
+    """Every outlet target's district is one of the province's (config/province.toml)."""
+    named = [(channel, index, target) for channel in OUTLETS
+             for index, target in enumerate(settings.targets(channel)) if target.district]
+    if not named:
+        return
+    districts = load_province().districts
+    for channel, index, target in named:
+        if target.district not in districts:
+            raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
+                              f"{load_province().name}: one of {', '.join(districts)}",
+                              source=source, key=f"{channel}.pages[{index}].district")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:
@@ -189,9 +209,13 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
                                        "email", source)
     zalo = settings.zalo and _secret(settings.zalo, "secret_key", "secret_key_env", env, "zalo",
                                      source)
+    facebook = settings.facebook and msgspec.structs.replace(settings.facebook, pages=[
+        msgspec.structs.replace(page, token=from_env(
+            page.token_env, env, source=source, key=f"facebook.pages.{page.id}.token_env"))
+        for page in settings.facebook.pages])
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo)
+                                   zalo=zalo, facebook=facebook)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

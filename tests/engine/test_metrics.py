@@ -20,7 +20,7 @@ from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc
 from adapters.zalo.tokens import Issued
 from bench import audiencegen
-from dispatcher.domain import incoming
+from dispatcher.domain import incoming, outlet
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.model import CampaignState, Channel, LevelState, Priority, WaveState
 from dispatcher.domain.msisdn import Numbering
@@ -292,7 +292,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         "simulated": {"true", "false"},
         "kind": set(incoming.KINDS) | {incoming.DATA_SM_RECEIPT},
         "reason": {"missing", "unknown", "expired", "limited"}
-        | set(adapter_metrics.ZALO_PAUSE_REASONS),
+        | set(adapter_metrics.ZALO_PAUSE_REASONS) | set(adapter_metrics.FACEBOOK_ALERT_REASONS),
     }
     for family in REGISTRY.collect():
         if not family.name.startswith("loa_"):
@@ -303,11 +303,14 @@ def test_labels_stay_in_bounded_sets() -> None:
                 if key in allowed:
                     assert value in allowed[key], (sample.name, key, value)
                 elif key == "route":
-                    assert re.fullmatch(r"(sms(\.[a-z0-9_]+)?|zalo|email|app)", value), value
+                    others = "|".join(c.value for c in Channel if c is not Channel.SMS)
+                    assert re.fullmatch(rf"(sms(\.[a-z0-9_]+)?|{others})", value), value
                 elif key == "status":
                     assert re.fullmatch(r"[1-5][0-9][0-9]", value), value
                 elif key == "link":
                     assert re.fullmatch(r"[A-Za-z0-9_-]+", value), value
+                elif key == "page":  # a configured Facebook page's id
+                    assert outlet.ID.fullmatch(value), value
                 else:
                     assert key == "le", (sample.name, key)  # histogram buckets
 

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from bench import audiencegen
-from dispatcher.domain.model import PERSONAL, CampaignState, Channel, Kind, Selector, WaveState
+from dispatcher.domain.model import CampaignState, Channel, Kind, Selector, WaveState
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
@@ -152,7 +152,7 @@ async def test_concurrent_reconcilers_create_each_wave_once(store: Store, plan60
     assert sorted(w.id for w in await store.waves.all()) == expected
     # the plan's campaigns, too, exist once each
     assert sorted(c.id for c in await store.campaigns.all()) == sorted(
-        plan_campaign_id(4, c) for c in PERSONAL)
+        plan_campaign_id(4, c) for c in plan60.level(4).rules)
 
 
 # -- catch-up -----------------------------------------------------------------------------------

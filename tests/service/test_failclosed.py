@@ -19,9 +19,9 @@ from adapters.memory import MemoryAdapter
 from bench import audiencegen
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import ChannelUnavailable, ConfigError
-from dispatcher.domain.model import OUTLETS, PERSONAL, Campaign, CampaignState, Channel
+from dispatcher.domain.model import Campaign, CampaignState, Channel
 from dispatcher.domain.msisdn import Numbering
-from dispatcher.domain.plan import Plan
+from dispatcher.domain.plan import Plan, load_plan
 from dispatcher.domain.province import Province
 from dispatcher.engine.importer import import_audience
 from dispatcher.service import channels, failclosed
@@ -60,8 +60,7 @@ def test_a_channel_without_configuration_gets_no_adapter() -> None:
     assert set(built) == {Channel.EMAIL, Channel.APP}
     assert all(type(a) is MemoryAdapter for a in built.values())
     assert channels.modes(simulated(Channel.EMAIL)) == {
-        Channel.SMS: Mode.MISSING, Channel.ZALO: Mode.MISSING, Channel.EMAIL: Mode.SIMULATED,
-        Channel.APP: Mode.MISSING, **dict.fromkeys(OUTLETS, Mode.MISSING)}
+        **dict.fromkeys(Channel, Mode.MISSING), Channel.EMAIL: Mode.SIMULATED}
 
 
 def test_simulate_is_checked(tmp_path: Path) -> None:
@@ -193,8 +192,7 @@ async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Lites
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
-        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
-        **dict.fromkeys(OUTLETS, "missing")}}
+        **{c.value: "missing" for c in Channel}, "sms": "simulated"}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
@@ -205,14 +203,14 @@ def test_the_refusal_names_the_fallback_channel() -> None:
 
 
 TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
-          Channel.APP: "[app]"}
+          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]"}
 
 
-@pytest.mark.parametrize("missing", list(PERSONAL))
+@pytest.mark.parametrize("missing", sorted(failclosed.needs(load_plan(), [])))
 async def test_each_channel_the_plan_uses_is_refused_alone_when_it_has_no_configuration(
         plan: Plan, missing: Channel) -> None:
-    """The other three simulated, the one left without a table stops the start with its name
-    and its table; declared simulated too, the start goes on."""
+    """The others simulated, the one left without a table stops the start with its name and its
+    table; declared simulated too, the start goes on."""
     others = [c for c in Channel if c is not missing]
     with pytest.raises(ConfigError) as refused:
         await failclosed.check(MemoryStore(), plan, channels.modes(simulated(*others)),

@@ -81,6 +81,7 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
                                           "LoaDeadLettersGrowing", "LoaReceiptMatchRateLow",
                                           "LoaZaloQuotaLow", "LoaZaloRouteStopped",
                                           "LoaZaloRefreshTokenAgeing", "LoaEmergencyStopOn",
+                                          "LoaFacebookPageStopped", "LoaFacebookAlert",
                                           "LoaProcessDown", "LoaRedisDown"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
@@ -413,5 +414,39 @@ def test_the_zalo_token_alert_fires_for_an_old_refresh_token_or_failing_renewals
             {"eval_time": "5m", "alertname": "LoaZaloRefreshTokenAgeing", "exp_alerts": []},
             {"eval_time": "11m", "alertname": "LoaZaloRefreshTokenAgeing",
              "exp_alerts": [firing("LoaZaloRefreshTokenAgeing")]},
+        ],
+    }])
+
+
+def test_the_facebook_alerts_fire_for_a_stopped_page_and_a_blocked_post(tmp_path: Path) -> None:
+    """A page stopped for its token for 3 minutes fires after 1 (one worker saying so is
+    enough); a blocked post fires at once and no longer once 30 minutes have passed."""
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_facebook_page_stopped{instance="w1",page="ha-long",reason="token"}',
+             "values": "0 1 1 1 0"},
+            {"series": 'loa_facebook_page_stopped{instance="w2",page="ha-long",reason="token"}',
+             "values": "0 0 0 0 0"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaFacebookPageStopped", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaFacebookPageStopped",
+             "exp_alerts": [firing("LoaFacebookPageStopped", page="ha-long", reason="token")]},
+            {"eval_time": "4m", "alertname": "LoaFacebookPageStopped", "exp_alerts": []},
+        ],
+    }, {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_facebook_alerts_total{instance="w1",reason="blocked"}',
+             "values": "0 0 1 1+0x40"},
+            {"series": 'loa_facebook_alerts_total{instance="w1",reason="token"}',
+             "values": "0 1 2 3+0x40"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaFacebookAlert", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaFacebookAlert",
+             "exp_alerts": [firing("LoaFacebookAlert", reason="blocked")]},
+            {"eval_time": "40m", "alertname": "LoaFacebookAlert", "exp_alerts": []},
         ],
     }])

@@ -45,6 +45,7 @@ from dispatcher.domain.errors import (
     TextError,
 )
 from dispatcher.domain.model import (
+    OUTLETS,
     VN,
     Campaign,
     Channel,
@@ -211,7 +212,7 @@ async def get_plan(state: State) -> PlanView:
     plan, versions, refused = await textedits.effective_plan(s.store, s.plan)
     return plan_view(plan, s.province, s.clock(),
                      situation=current.situation if current else None, versions=versions,
-                     refused=refused)
+                     refused=refused, targets={c: s.settings.targets(c) for c in OUTLETS})
 
 
 # -- level ----------------------------------------------------------------------------------------
@@ -599,7 +600,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
     districts = {d.id: d.name for d in s.province.districts.values()
                  if not data.selector.districts or d.id in data.selector.districts}
     for channel in data.channels:
-        n = routing.reach(meta, data.selector, channel)
+        n = routing.reach(meta, data.selector, channel, s.settings)
         field = f"texts.{channel}" if data.texts.get(channel) else "text"
         written = data.texts.get(channel) or data.text
         text = campaigntext.render_one(written, field, record)
@@ -608,9 +609,11 @@ async def preview(request: Request[Any, Any, Any], state: State,
         text = longest or text
         per = campaigntext.district_texts(written, record, districts) or None
         if channel is not Channel.SMS:
-            channels[channel] = ChannelPreview(n, _seconds(n, s.settings.rate(channel.value)),
-                                               text=text or None, district=district or None,
-                                               districts=per)
+            channels[channel] = ChannelPreview(
+                n, _seconds(n, s.settings.rate(channel.value)), text=text or None,
+                district=district or None, districts=per,
+                targets=routing.targets(channel, data.selector, s.settings)
+                if channel.outlet else None)
             continue
         if not text.strip():
             raise InputError("give the text to preview (or texts.sms)", field="text")

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from dispatcher.domain import plantemplate, smstext, template
 from dispatcher.domain.model import Channel
+from dispatcher.domain.outlet import Target
 from dispatcher.domain.plan import Level, Plan, Rule, next_slot, slot_texts
 from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation
@@ -27,11 +28,13 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
               levels: Iterable[Level] | None = None,
               situation: Situation | None = None,
               versions: Mapping[tuple[int, Channel], str] | None = None,
-              refused: Mapping[tuple[int, Channel], Refused] | None = None) -> PlanView:
+              refused: Mapping[tuple[int, Channel], Refused] | None = None,
+              targets: Mapping[Channel, list[Target]] | None = None) -> PlanView:
     """Every level of ``plan`` (or only ``levels``) with each channel's next send after ``now``;
     with ``situation``, each ``text`` rendered from it, as a wave made now would send it;
     ``versions``: the approved text in force of a level's channel (``plan`` has it), by id;
-    ``refused``: the approved versions ``plan`` does not accept (the file's text goes)."""
+    ``refused``: the approved versions ``plan`` does not accept (the file's text goes);
+    ``targets``: the outlet channels' configured targets (an outlet row without: none)."""
     given = plantemplate.values(situation, plan) if situation is not None else None
     longest = template.longest({d.id: d.name for d in province.districts.values()})[1]
     return PlanView(
@@ -41,7 +44,8 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
         opening_damping_hours=int(plan.opening_damping.total_seconds() // 3600),
         province=province.name,
         districts=[DistrictInfo(d.id, d.name) for d in province.districts.values()],
-        levels=[_level(plan, level, now, given, versions or {}, refused or {}, longest)
+        levels=[_level(plan, level, now, given, versions or {}, refused or {}, longest,
+                       targets or {})
                 for level in (levels or plan.levels.values())],
         hotline=plan.hotline, sms_diacritics=plan.sms_diacritics,
         sms_max_parts=plan.sms_max_parts)
@@ -49,13 +53,15 @@ def plan_view(plan: Plan, province: Province, now: dt.datetime,
 
 def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | None,
            versions: Mapping[tuple[int, Channel], str],
-           refused: Mapping[tuple[int, Channel], Refused], longest: str) -> PlanLevel:
+           refused: Mapping[tuple[int, Channel], Refused], longest: str,
+           targets: Mapping[Channel, list[Target]]) -> PlanLevel:
     return PlanLevel(
         level=level.level, name=level.name, trigger=level.trigger, min_cases=level.min_cases,
         max_cases=level.max_cases,
         channels={channel: _channel(plan, level.level, rule, now, given,
                                     versions.get((level.level, channel)),
-                                    refused.get((level.level, channel)), longest)
+                                    refused.get((level.level, channel)), longest,
+                                    targets.get(channel, []) if channel.outlet else None)
                   for channel, rule in level.rules.items()},
         activities=[PlanActivity(a.field, a.what, a.quantity, a.lead, list(a.coordinating))
                     for a in level.activities],
@@ -64,7 +70,8 @@ def _level(plan: Plan, level: Level, now: dt.datetime, given: template.Values | 
 
 def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
              given: template.Values | None, version: str | None,
-             refused: Refused | None, longest: str) -> PlanChannel:
+             refused: Refused | None, longest: str,
+             targets: list[Target] | None) -> PlanChannel:
     row = rule.row
     upcoming = next_slot(plan, level, rule.channel, now)
     encoding: Encoding | None = None
@@ -89,4 +96,4 @@ def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
         encoding=encoding, parts=parts, origin="approved" if version else "file",
         version=version,
         refused=RefusedText(refused.version, refused.reason) if refused is not None else None,
-        district=longest if district and given is not None else None)
+        district=longest if district and given is not None else None, targets=targets)

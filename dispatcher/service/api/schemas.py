@@ -23,6 +23,7 @@ from dispatcher.domain.model import (
     Priority,
     Selector,
 )
+from dispatcher.domain.outlet import Target
 from dispatcher.domain.plantext import Diacritics
 from dispatcher.domain.smstext import Encoding
 from dispatcher.service.auth import Role
@@ -206,6 +207,9 @@ class ChannelPreview(msgspec.Struct, frozen=True):
     # with the longest name, the worst case; ``districts`` has each district's (id -> text)
     district: str | None = None
     districts: dict[str, str] | None = None
+    # an outlet channel (facebook, portal, loudspeaker): the targets the campaign would be
+    # published to (``recipients`` is their number)
+    targets: list[Target] | None = None
 
 
 class Preview(msgspec.Struct, frozen=True):
@@ -264,6 +268,9 @@ class PlanChannel(msgspec.Struct, frozen=True):
     # a text naming {district}: ``text`` and ``parts`` are the rendering for this district,
     # the one with the longest name (each recipient gets their district's)
     district: str | None = None
+    # an outlet channel (facebook, portal, loudspeaker): the targets configured in this
+    # deployment, which each of its waves is published to (a district's get its own text)
+    targets: list[Target] | None = None
 
 
 class RefusedText(msgspec.Struct, frozen=True):

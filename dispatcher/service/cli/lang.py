@@ -59,6 +59,8 @@ class Texts:
     stripped: str
     chars_info: str  # {n}
     with_units: str  # {units}
+    targets: str  # {names}: an outlet channel's targets
+    no_targets: str  # an outlet channel without any
     activities: str
     activity: str  # {field} {what} {quantity}
     lead: str  # {lead}
@@ -179,6 +181,7 @@ VI = Texts(
     messages="Nội dung tin, như khi gửi:",
     sms_info="{encoding}, {parts}", stripped=", bỏ dấu", chars_info="{n} ký tự",
     with_units="phối hợp: {units}",
+    targets="đăng tới: {names}", no_targets="chưa cấu hình nơi đăng",
     activities="Việc do các đơn vị thực hiện (Loa chỉ ghi nhận, không gửi):",
     activity="{field}: {what} — {quantity}.", lead="Chủ trì: {lead}",
     in_force="Đang áp dụng: cấp {level} — {name}, từ {since}",
@@ -240,6 +243,7 @@ EN = Texts(
     messages="Messages, as sent:",
     sms_info="{encoding}, {parts}", stripped=", diacritics stripped", chars_info="{n} characters",
     with_units="with {units}",
+    targets="published to {names}", no_targets="no target configured",
     activities="Done by people, recorded only (Loa does not send these):",
     activity="{field}: {what} — {quantity}.", lead="Lead: {lead}",
     in_force="In force: level {level} — {name}, since {since}",

@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatcher.domain import smstext
-from dispatcher.domain.model import Channel
+from dispatcher.domain.model import OUTLETS, Channel
+from dispatcher.domain.outlet import Target
 from dispatcher.domain.plan import Activity, Level, Plan, Rule, load_plan, next_slot
 from dispatcher.domain.province import load_province
 from dispatcher.domain.textcheck import visible
@@ -85,7 +86,8 @@ def cmd_level(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
-    _, url = storeopts.settings_and_url(args)
+    settings, url = storeopts.settings_and_url(args)
+    targets = {c: settings.targets(c) for c in OUTLETS}
     current, openings = read_openings(url) if url else (None, [])
     versions: dict[tuple[int, Channel], str] = {}
     refused: dict[tuple[int, Channel], textedits.Refused] = {}
@@ -94,7 +96,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     levels = [plan.level(args.level)] if args.level is not None else list(plan.levels.values())
     at = now()
     if args.json:
-        view = plan_view(plan, load_province(), at, levels, versions=versions, refused=refused)
+        view = plan_view(plan, load_province(), at, levels, versions=versions, refused=refused,
+                         targets=targets)
         if not url:
             print_json(view)
             return 0
@@ -132,7 +135,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     in_force = current.level if current else None
     for level in levels:
         out.print()
-        _print_level(out, tx, plan, level, at, in_force=level.level == in_force)
+        _print_level(out, tx, plan, level, at, targets, in_force=level.level == in_force)
     return 0
 
 
@@ -154,11 +157,12 @@ def read_texts(url: str, plan: Plan) -> InForceTexts:
     return run_async(go())
 
 
-def _print_level(out: Console, tx: lang.Texts, plan: Plan, level: Level, at: dt.datetime, *,
-                 in_force: bool) -> None:
+def _print_level(out: Console, tx: lang.Texts, plan: Plan, level: Level, at: dt.datetime,
+                 targets: dict[Channel, list[Target]], *, in_force: bool) -> None:
     out.print(_level_table(tx, plan, level, at, in_force=in_force))
     out.print(tx.messages, markup=False)
-    out.print(_items(_message(tx, rule) for rule in level.rules.values()))
+    out.print(_items(_message(tx, rule, targets.get(rule.channel, []))
+                     for rule in level.rules.values()))
     if level.activities:
         out.print(tx.activities, markup=False)
         out.print(_items(_activity(tx, a) for a in level.activities))
@@ -195,9 +199,9 @@ def _cases(tx: lang.Texts, level: Level) -> str:
     return tx.cases_range.format(low=tx.count(level.min_cases), high=tx.count(level.max_cases))
 
 
-def _message(tx: lang.Texts, rule: Rule) -> str:
-    """A channel's message as it is sent, after its encoding and parts (SMS) or length, and
-    the units coordinating the channel."""
+def _message(tx: lang.Texts, rule: Rule, targets: list[Target]) -> str:
+    """A channel's message as it is sent, after its encoding and parts (SMS) or length, the
+    units coordinating the channel and, for an outlet, the targets it is published to."""
     text = rule.row.template
     if rule.channel is Channel.SMS:
         seg = smstext.segment(rule.row.template, strip=rule.row.strip_diacritics)
@@ -210,6 +214,10 @@ def _message(tx: lang.Texts, rule: Rule) -> str:
         info = tx.chars_info.format(n=tx.count(len(text)))
     if rule.row.coordinating:
         info += "; " + tx.with_units.format(units=", ".join(rule.row.coordinating))
+    if rule.channel.outlet:
+        info += "; " + (tx.targets.format(names=", ".join(visible(t.name or t.id)
+                                                          for t in targets))
+                        if targets else tx.no_targets)
     return f"{tx.channels[rule.channel]} ({info}): {text}"
 
 

@@ -843,7 +843,11 @@
         const meta = ch.encoding ? t("plan.sms_meta", {
           encoding: ch.encoding === "ucs2" ? "UCS-2" : "GSM-7", parts: ch.parts}) : "";
         const origin = ch.origin === "approved" ? t("plan.approved_text", {id: ch.version}) : "";
-        const td = cell(tr, ch.text, [meta, origin].filter(Boolean).join(" · "), "msg");
+        // an outlet channel: the pages, portals or loudspeaker systems it is published to
+        const outlet = !ch.targets ? "" : ch.targets.length
+          ? t("plan.targets", {names: ch.targets.map((x) => x.name || x.id).join(", ")})
+          : t("plan.no_targets");
+        const td = cell(tr, ch.text, [meta, origin, outlet].filter(Boolean).join(" · "), "msg");
         if (ch.refused) {  // an approved version this plan file no longer accepts
           const note = document.createElement("span");
           note.className = "sub refused-text";
