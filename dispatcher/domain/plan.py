@@ -60,6 +60,10 @@ class ChannelPlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # sms_fallback) or wait for the reset ("wait"); unset: "sms" at an urgent level (the highest
     # by default), else "wait". Resolved when the plan is loaded.
     over_quota: OverQuota | None = None
+    # a public notice: each wave of the row is also published as a CAP message (the feed
+    # /public/cap/feed.xml and the public page /public/notice); the row reaches residents or
+    # visitors
+    public: bool = False
     # the template and subject as written, with their fields (set when the plan is loaded; not
     # keys of the file): what a wave renders with the situation record in force
     written: str = ""
@@ -488,6 +492,9 @@ def _resolve_row(channel: Channel, row: ChannelPlan, texts: plantext.Policy, key
         raise fail(f"{key}.template", "is empty")
     if not row.kinds:
         raise fail(f"{key}.kinds", "needs at least one kind of recipient")
+    if row.public and all(kind is Kind.OFFICIAL for kind in row.kinds):
+        raise fail(f"{key}.public", "a public notice reaches residents or visitors: this row "
+                                    "reaches officials only")
     sms = channel is Channel.SMS
     template, subject = texts.resolve(row.template, row.subject, sms=sms, key=key, fail=fail)
     if (row.zns_template or row.zns_params) and channel is not Channel.ZALO:

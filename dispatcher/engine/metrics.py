@@ -132,6 +132,10 @@ SUPPRESSED = Counter(
     "loa_suppressed", "Recipients a wave did not send to because their number is on the "
     "channel's suppression list (opt-out, refused for good, an operator's entry); a "
     "public-safety campaign's waves skip none", ["channel"])
+CAP_PUBLISHED = Counter(
+    "loa_cap_published", "Public alerts this process published as CAP messages (each is "
+    "published once, by one process): origin=\"level\", \"campaign\" or \"wave\"; msg_type="
+    "\"Alert\", \"Update\" or \"Cancel\"", ["origin", "msg_type"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

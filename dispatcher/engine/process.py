@@ -1,5 +1,8 @@
 """The engine of one process: reconciler, wave runner and worker, on one store.
 
+With the reconciler runs the CAP publisher (:mod:`dispatcher.engine.cap`): the public alerts as
+CAP messages, each published once whichever processes run it.
+
 The wave runner starts the fan-out of waves that may start (urgent or ``start_now``, or inside
 the sending hours), holding a lease per wave so that one process fans a wave out at a time and
 another resumes it if that process dies; it starts approved campaigns and marks waves and
@@ -42,6 +45,7 @@ from dispatcher.domain.province import Province
 from dispatcher.engine import logs, metrics, routing
 from dispatcher.engine.binds import BindLeases
 from dispatcher.engine.campaigns import Campaigns
+from dispatcher.engine.cap import PUBLISH_SECONDS, CapPublisher
 from dispatcher.engine.capacity import check_wave
 from dispatcher.engine.fallback import SmsFallback
 from dispatcher.engine.fanout import fan_out
@@ -129,6 +133,7 @@ class Engine:
         self.reconcile = reconcile
         self.reconciler = Reconciler(store, plan, province, settings=settings)
         self.campaigns = Campaigns(store, settings, province)
+        self.cap = CapPublisher(store, plan, province, settings.cap)  # the public alerts
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
         fallback = (SmsFallback(store, settings, numbering, plan, clock=self.now)
                     if numbering is not None else None)
@@ -161,6 +166,8 @@ class Engine:
         async with asyncio.TaskGroup() as tasks:
             if self.reconcile:
                 tasks.create_task(self._reconcile_loop(stop))
+                if self.settings.cap.enabled:
+                    tasks.create_task(self._cap_loop(stop))
             tasks.create_task(self._runner_loop(stop, tasks))
             tasks.create_task(self.worker.run(stop))
             tasks.create_task(self.collector.run(stop))
@@ -181,6 +188,18 @@ class Engine:
                 await self.reconciler.tick(self.clock())
             except TRANSIENT as exc:  # logged once per outage, by metrics.StoreHealth
                 wait = min(wait, backoff.failed(exc))
+            else:
+                backoff.ok()
+            await self._sleep(stop, wait)
+
+    async def _cap_loop(self, stop: asyncio.Event) -> None:
+        backoff = metrics.Backoff("the CAP publisher")
+        while not stop.is_set():
+            wait = PUBLISH_SECONDS
+            try:
+                await self.cap.tick(self.clock())
+            except TRANSIENT as exc:
+                wait = max(wait, backoff.failed(exc))
             else:
                 backoff.ok()
             await self._sleep(stop, wait)

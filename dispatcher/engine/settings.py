@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from dispatcher.domain.cap import CapSettings, check_settings
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
 from dispatcher.domain.outlet import Target
@@ -62,6 +63,8 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sms_routes: dict[str, str] = {}
     # route -> messages per second (0 or absent: no limit); routes: sms.<group>, zalo, email, app
     rates: dict[str, float] = {}
+    # the public alerts published as CAP 1.2 messages (dispatcher.engine.cap): who sends them
+    cap: CapSettings = CapSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """Refuse a campaign's typed Zalo message the engine alone can tell is wrong (no Zalo
@@ -107,6 +110,7 @@ def check_engine(settings: EngineConfig, source: str) -> None:
                           source=source, key="engine.fallback_max_per_day")
     if not 0 <= settings.retry.jitter < 1:
         raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
+    check_settings(settings.cap, source)
 
 
 def check_rate_keys(settings: EngineConfig, source: str) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.domain.audience import Recipient
+from dispatcher.domain.cap import CapAlert, Published
 from dispatcher.domain.incoming import Incoming, IncomingPage
 from dispatcher.domain.model import (
     Batch,
@@ -530,6 +531,27 @@ class SuppressionStore(Protocol):
         """The channel's entries in the order of their numbers, from after ``cursor``."""
 
 
+class CapStore(Protocol):
+    """The public alerts published as CAP messages (:mod:`.cap`), each once, numbered in the
+    order published; a thread's last message is what its next one references."""
+
+    async def publish(self, alert: CapAlert) -> Published | None:
+        """Keep ``alert`` as the next message of the feed and the last of its thread, unless a
+        message with its identifier exists (None then: nothing is written), atomically."""
+
+    async def get(self, identifier: str) -> Published | None: ...
+
+    async def head(self, thread: str) -> Published | None:
+        """The last message published in ``thread`` (None: none yet)."""
+
+    async def latest(self, limit: int = 30) -> list[Published]:
+        """The newest ``limit`` messages, newest first."""
+
+    async def after(self, seq: int, limit: int = 100) -> list[Published]:
+        """Up to ``limit`` messages numbered above ``seq``, in the order published: what a
+        channel that sends each message once takes next (0: from the first)."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -584,6 +606,10 @@ class Store(Protocol):
 
     @property
     def suppressions(self) -> SuppressionStore: ...
+
+    @property
+    def cap(self) -> CapStore:
+        """The published public alerts (CAP messages)."""
 
     @property
     def webhook_seen(self) -> SeenIds:

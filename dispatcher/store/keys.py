@@ -8,8 +8,9 @@ and its history ``{level}``; the situation record and its history ``{situation}`
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
 descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
 their revisions ``{campaigns}``; waves and their states ``{waves}``; incoming messages and
-opt-outs ``{incoming}``. The other keys are each read and written alone (an audience's chunks,
-the skipped slots, an hour of channel message ids, a lease), so they need no tag.
+opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``. The other keys are each
+read and written alone (an audience's chunks, the skipped slots, an hour of channel message
+ids, a lease), so they need no tag.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ OPENINGS = f"{PREFIX}:{{waves}}:openings"  # hash: "<level>:<channel>" -> the la
 OPENING_REVISIONS = f"{PREFIX}:{{waves}}:openings:revisions"  # hash: same field -> revision
 INCOMING = f"{PREFIX}:{{incoming}}"  # stream: messages and events from citizens, trimmed by age
 INCOMING_OPT_OUTS = f"{PREFIX}:{{incoming}}:opt-outs"  # stream: the opt-outs handed on
+CAP_MESSAGES = f"{PREFIX}:{{cap}}:messages"  # hash: identifier -> packed CAP message
+CAP_ORDER = f"{PREFIX}:{{cap}}:order"  # sorted set: identifiers by their number in the feed
+CAP_SEQ = f"{PREFIX}:{{cap}}:seq"  # counter: the last number given
+CAP_THREADS = f"{PREFIX}:{{cap}}:threads"  # hash: thread -> identifier of its last message
 
 
 def suppressed(channel: str) -> str:

@@ -41,6 +41,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.cap import MemoryCap
 from dispatcher.store.incoming import MemoryIncoming
 from dispatcher.store.recipients import MemoryRecipients
 from dispatcher.store.seen import MemorySeen
@@ -590,6 +591,7 @@ class MemoryStore:
         self.receipts = MemoryReceipts(self.queue, self.waves, self.recipients)
         self.webhook_seen = MemorySeen()
         self.suppressions = MemorySuppressions()
+        self.cap = MemoryCap()
 
     async def aclose(self) -> None:
         return None

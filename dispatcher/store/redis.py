@@ -48,6 +48,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.cap import RedisCap
 from dispatcher.store.incoming import RedisIncoming
 from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
@@ -1070,6 +1071,7 @@ class RedisStore:
         self.recipients = RedisRecipients(self.client, isinstance(self.client, RedisCluster))
         self.webhook_seen = RedisSeen(self.client, "webhook")
         self.suppressions = RedisSuppressions(self.client)
+        self.cap = RedisCap(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()

@@ -465,6 +465,7 @@ class _Hooked:
         self.receipts = inner.receipts
         self.recipients = inner.recipients
         self.webhook_seen = inner.webhook_seen
+        self.cap = inner.cap
         self.suppressions = inner.suppressions
         self.waves = _WavesReadThenHook(inner.waves)
 

@@ -433,6 +433,7 @@ class HookedStore:
         self.audiences: AudienceStore = inner.audiences
         self.queue: Queue = inner.queue
         self.webhook_seen = inner.webhook_seen
+        self.cap = inner.cap
         self.suppressions = inner.suppressions
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)
         self.waves = HookedWaves(inner.waves, self.hooks)

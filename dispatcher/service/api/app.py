@@ -1,5 +1,7 @@
 """The HTTP API (ASGI, Litestar): the level, the plan, campaigns, previews, the Zalo webhook,
-health, and the operator console's pages (:mod:`dispatcher.service.console`, at ``/console/``).
+health, the operator console's pages (:mod:`dispatcher.service.console`, at ``/console/``) and
+the public routes (:mod:`dispatcher.service.api.public`: the CAP feed and the public notice,
+under ``/public``, with no token).
 
 Everything the department does goes through :func:`create_app`'s routes under ``/v1``, each
 behind a bearer token whose role must allow it (:mod:`dispatcher.service.auth`); every
@@ -73,6 +75,7 @@ from dispatcher.service.api import (
     incoming,
     lists,
     plantexts,
+    public,
     recipients,
     situation,
     suppressions,
@@ -745,7 +748,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     components = exact_components([*SCHEMA_TYPES, *deadletters.SCHEMA_TYPES,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
                                    *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES,
-                                   *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES], {
+                                   *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES,
+                                   *public.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -761,7 +765,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
     return Litestar(
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
                         *recipients.ROUTES, *lists.ROUTES, *incoming.ROUTES,
-                        *suppressions.ROUTES,
+                        *suppressions.ROUTES, *public.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

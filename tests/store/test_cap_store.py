@@ -1,0 +1,51 @@
+"""The store of published CAP messages (dispatcher.store.cap): the contract, on memory, Redis
+and Redis Cluster alike."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from dispatcher.domain.cap import CapAlert, MsgType, Status
+from dispatcher.store import Store
+
+NOW = dt.datetime(2026, 3, 1, 1, 0, tzinfo=dt.UTC)
+
+
+def alert(identifier: str, thread: str = "level", text: str = "") -> CapAlert:
+    return CapAlert(identifier=identifier, sender="soyte@quangninh.gov.vn", sent=NOW,
+                    status=Status.ACTUAL, msg_type=MsgType.ALERT, thread=thread, origin="level",
+                    event_at=NOW, note=text)
+
+
+async def test_a_message_is_kept_once_per_identifier_numbered_in_order(store: Store) -> None:
+    first = await store.cap.publish(alert("loa.a"))
+    second = await store.cap.publish(alert("loa.b", thread="campaign.c-1"))
+    assert first is not None and second is not None
+    assert (first.seq, second.seq) == (1, 2)
+    assert await store.cap.publish(alert("loa.a", text="another text")) is None
+    kept = await store.cap.get("loa.a")
+    assert kept is not None and kept.seq == 1 and kept.alert.note == ""  # the first stays
+    assert await store.cap.get("loa.none") is None
+    assert [p.alert.identifier for p in await store.cap.latest(10)] == ["loa.b", "loa.a"]
+    assert [p.seq for p in await store.cap.latest(1)] == [2]
+    assert [p.alert.identifier for p in await store.cap.after(0)] == ["loa.a", "loa.b"]
+    assert [p.alert.identifier for p in await store.cap.after(1)] == ["loa.b"]
+    assert await store.cap.after(2) == []
+
+
+async def test_the_head_of_a_thread_is_its_last_message(store: Store) -> None:
+    assert await store.cap.head("level") is None
+    await store.cap.publish(alert("loa.1"))
+    await store.cap.publish(alert("loa.x", thread="campaign.c-1"))
+    await store.cap.publish(alert("loa.2"))
+    await store.cap.publish(alert("loa.1"))  # there already: the head does not move back
+    head = await store.cap.head("level")
+    assert head is not None and head.alert.identifier == "loa.2" and head.seq == 3
+
+
+async def test_publishers_at_once_publish_a_message_once(store: Store) -> None:
+    results = await asyncio.gather(*(store.cap.publish(alert("loa.same", text=str(i)))
+                                     for i in range(8)))
+    assert sum(r is not None for r in results) == 1
+    assert [p.seq for p in await store.cap.latest(10)] == [1]
