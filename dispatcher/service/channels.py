@@ -38,7 +38,8 @@ class Mode(enum.StrEnum):
 TABLES: dict[Channel, str] = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]",
                               Channel.EMAIL: "[email]", Channel.APP: "[app]",
                               Channel.FACEBOOK: "[facebook]", Channel.PORTAL: "[portal]",
-                              Channel.LOUDSPEAKER: "[loudspeaker]"}
+                              Channel.LOUDSPEAKER: "[loudspeaker]",
+                              Channel.CELL_BROADCAST: "[cell_broadcast]"}
 
 
 def modes(settings: Settings, *,
