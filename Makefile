@@ -32,7 +32,7 @@ demo: $(STAMP) redis-server
 	@echo; echo "== A generated audience of 100,000 (with some bad rows), checked =="
 	@$(BIN)/loa audience generate --count 100000 --seed 7 --with-errors -o $(DEMO_DIR)/audience.csv
 	@$(BIN)/loa audience check $(DEMO_DIR)/audience.csv --rejects $(DEMO_DIR)/rejects.csv
-	@echo; echo "== A level-4 wave of every channel through the engine: SMS over SMPP, Zalo over HTTP, app push and e-mail, to simulators in this process, on a private redis-server =="
+	@echo; echo "== A level-4 wave of every channel through the engine: SMS over SMPP, Zalo over HTTP, app push, e-mail and a post on each Facebook page over the Graph API, to simulators in this process, on a private redis-server =="
 	@$(BIN)/loa demo
 
 # redis-cli (Debian's redis-tools, a dependency of redis-server) forms the tests' Redis Cluster.

@@ -84,7 +84,8 @@ max_seconds = 4.0
                              response_timeout=5.0, bind_wait=1.0),
         simconfig.zalo_table(zalo_url, concurrency=ZALO_CONCURRENCY, timeout=5.0,
                              quota_probe_seconds=2.0, outage_pause_max=4.0),
-        simconfig.simulate_table("email", "app")])  # the plan's other channels: no waves here
+        # the plan's other channels: no waves here
+        simconfig.simulate_table("email", "app", "facebook")])
 
 
 class Stage:

@@ -3,9 +3,11 @@
 It generates an audience, imports it, sets the level to 4, and has the reconciler create the
 next wave of each channel of the level-4 plan at once (as if its slot were due now). The engine
 fans the waves out and its workers send them: SMS over SMPP to the SMSC simulator (or an SMSC
-given with ``--smsc``), with delivery receipts matched back; the other channels to in-process
-channels that answer like real ones (a small share of transient and permanent failures), with
-retries and dead letters.
+given with ``--smsc``), with delivery receipts matched back; Zalo to its API simulator; the
+Facebook wave as one post on each of the demo's pages (the province's, two departments' and
+each district's, :data:`DEMO_PAGES`) to the Graph API simulator, whatever ``[facebook]`` the
+settings have; the other channels to in-process channels that answer like real ones (a small
+share of transient and permanent failures), with retries and dead letters.
 
 It runs on its own private redis-server, never on the Redis of the configuration or
 ``LOA_REDIS_URL`` (see :mod:`bench.demoredis`); a database given explicitly must be empty.
@@ -18,6 +20,7 @@ import contextlib
 import datetime as dt
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +28,8 @@ import msgspec
 from aiohttp import web
 
 from adapters.base import Adapter
+from adapters.facebook import FacebookAdapter, FacebookConfig, Page
+from adapters.facebook.simulator import FacebookSim, FacebookSimConfig
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
@@ -61,6 +66,10 @@ SMSC_ERROR_RATIO = 0.0005  # the simulated SMSC answers "invalid destination" to
 NOT_ON_ZALO = 0.02  # numbers the simulated Zalo answers -118 for: they get the SMS instead
 APP_SECRET = "loa-demo-push-secret"
 STAT_MIX = {"DELIVRD": 0.97, "UNDELIV": 0.02, "EXPIRED": 0.01}  # what its receipts say
+#: The demo's Facebook pages: (id, name, district); each district's page comes after these.
+DEMO_PAGES = [("province", "Trang UBND tỉnh Quảng Ninh", ""),
+              ("so-tttt", "Trang Sở Thông tin và Truyền thông", ""),
+              ("so-y-te", "Trang Sở Y tế Quảng Ninh", "")]
 RECEIPT_QUIET_STEPS = 5  # after the waves finish, stop when no receipt matched for 1 s
 
 
@@ -149,6 +158,29 @@ async def _app(stack: contextlib.AsyncExitStack) -> tuple[WebhookAdapter, Webhoo
     return adapter, sim
 
 
+def demo_pages(province: Province) -> list[Page]:
+    """The demo's pages (the province's, two departments', each district's), with the page ids
+    and tokens of its Graph API simulator."""
+    named = DEMO_PAGES + [(d.id, f"Trang {d.name}", d.id) for d in province.districts.values()]
+    return [Page(id=pid, page_id=str(1_000_000_001 + n), name=name, district=district,
+                 token_env="LOA_DEMO_FACEBOOK_TOKEN", token=f"demo-token-{pid}")
+            for n, (pid, name, district) in enumerate(named)]
+
+
+async def _facebook(stack: contextlib.AsyncExitStack, province: Province,
+                    settings: Settings) -> tuple[FacebookAdapter, FacebookSim, Settings]:
+    """Facebook: the demo's pages on an in-process Graph API simulator; the settings the
+    engine makes its waves with (those pages as the channel's targets)."""
+    pages = demo_pages(province)
+    sim = FacebookSim(FacebookSimConfig(pages={p.page_id: p.token for p in pages}))
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    config = FacebookConfig(graph_url=sim.url, pages=pages, proxy="direct")
+    adapter = FacebookAdapter(config)
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim, msgspec.structs.replace(settings, facebook=config)
+
+
 async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
                    province: Province, settings: Settings, now: dt.datetime) -> None:
     """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
@@ -196,11 +228,12 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     sms, simulator = await _sms(stack, matcher, smsc)
     zalo, zalo_sim = await _zalo(stack, matcher, zalo_url)
     app, app_sim = await _app(stack)
+    facebook, facebook_sim, settings = await _facebook(stack, province, settings)
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
-                                        Channel.EMAIL: email}
+                                        Channel.EMAIL: email, Channel.FACEBOOK: facebook}
     # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
-    modes = {c: Mode.SIMULATED for c in Channel}
+    modes = {c: Mode.SIMULATED if c in adapters else Mode.MISSING for c in Channel}
     if smsc is not None:
         modes[Channel.SMS] = Mode.CONFIGURED
     if zalo_url is not None:
@@ -233,6 +266,9 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     # counted at the far end: a phone that got a text it already had (SMSC: by number and
     # text; the Zalo and push simulators: a recipient's second message of one run)
     duplicates = email.duplicates + sum(n - 1 for n in app_sim.received.values() if n > 1)
+    # a page with the same post twice
+    duplicates += sum(n - 1 for posts in facebook_sim.posts.values()
+                      for n in Counter(p.message for p in posts).values() if n > 1)
     if simulator is not None:
         duplicates += simulator.stats.duplicates
     if zalo_sim is not None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -84,6 +85,19 @@ def test_the_table_says_what_each_code_of_the_issue_calls_for() -> None:
     assert CODES[368].outcome is Outcome.BLOCKED
     assert CODES[100].outcome is Outcome.FAIL
     assert lookup(12345) is None
+
+
+def test_the_docs_list_every_code_of_the_table() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "channels.md").read_text(encoding="utf-8")
+    section = text.split("### The Graph API's codes", 1)[1].split("\n## ", 1)[0]
+    listed: set[int] = set()
+    for line in section.splitlines():
+        first = line.split("|")[1].strip() if line.startswith("| ") else ""
+        for item in first.split(", "):
+            low, _, high = item.partition("-")
+            if low.isdigit():
+                listed.update(range(int(low), int(high or low) + 1))
+    assert listed == set(CODES) | set(range(200, 300))
 
 
 # -- posting -------------------------------------------------------------------------------------

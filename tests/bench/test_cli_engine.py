@@ -15,12 +15,13 @@ import redis
 from prometheus_client import REGISTRY
 
 from adapters.email.adapter import EmailAdapter
+from adapters.facebook import FacebookAdapter
 from adapters.smpp.adapter import SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from dispatcher.domain.errors import ConfigError
-from dispatcher.domain.model import PERSONAL, Campaign, CampaignState, Channel
+from dispatcher.domain.model import Campaign, CampaignState, Channel
 from dispatcher.service import channels
 from dispatcher.service.cli import main
 from dispatcher.service.settings import load_settings
@@ -64,6 +65,8 @@ def test_demo_json_and_a_second_run_on_the_same_database_refused(
     assert isinstance(messages, dict) and set(messages) == {c.value for c in Channel}
     assert first["duplicates"] == 0
     assert first["sent"] == sum(messages.values())
+    # one post on each of the demo's pages: the province's, two departments', each district's
+    assert messages["facebook"] == 3 + 13
     # every number gets the SMS (a few refused by the simulated SMSC), and the ~2% Zalo does
     # not reach get an SMS instead
     assert 1950 <= messages["sms"] <= 2100
@@ -145,7 +148,7 @@ def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) 
     sent = doc["sent"]
     assert doc["duplicates"] == 0 and isinstance(sent, int) and sent > 1000
     # the demo's simulators are declared as such: in its answer and in the metrics
-    assert doc["simulated"] == [c.value for c in Channel]
+    assert doc["simulated"] == ["sms", "zalo", "email", "app", "facebook"]
     assert REGISTRY.get_sample_value("loa_channel_configured",
                                      {"channel": "email", "simulated": "true"}) == 1
 
@@ -181,8 +184,7 @@ def test_demo_duplicates_are_counted_at_an_independent_smsc(
     assert twice == [] and independent_smsc.stats.duplicates == 0
     messages = doc["messages"]
     assert isinstance(messages, dict)
-    # the SMSC given is configured
-    assert doc["simulated"] == [c.value for c in Channel if c is not Channel.SMS]
+    assert doc["simulated"] == ["zalo", "email", "app", "facebook"]  # the SMSC: configured
     assert messages["sms"] == independent_smsc.stats.messages == len(texts)
     assert doc["sms_fallback"] and doc["duplicates"] == 0  # some were not on Zalo
 
@@ -291,12 +293,16 @@ def test_the_channel_registry_builds_configured_adapters(tmp_path: Path) -> None
         '[zalo]\nbase_url = "http://127.0.0.1:1"\napp_id = "a"\ntemplate_id = "t"\n'
         'secret_key_env = "LOA_T_ZALO"\n'
         '[app]\nurl = "http://127.0.0.1:1/push"\n'
-        '[email]\nhost = "127.0.0.1"\nsender = "ttt@quangninh.gov.vn"\n', encoding="utf-8")
-    settings = load_settings(config, env={"LOA_T_ZALO": "zalo-app-secret"})
-    assert "zalo-app-secret" not in repr(settings)
+        '[email]\nhost = "127.0.0.1"\nsender = "ttt@quangninh.gov.vn"\n'
+        '[facebook]\n[[facebook.pages]]\nid = "province"\npage_id = "1001"\n'
+        'token_env = "LOA_T_FACEBOOK"\n', encoding="utf-8")
+    settings = load_settings(config, env={"LOA_T_ZALO": "zalo-app-secret",
+                                          "LOA_T_FACEBOOK": "page-token"})
+    assert "zalo-app-secret" not in repr(settings) and "page-token" not in repr(settings)
     built = channels.build(settings, env={})
-    assert [type(built[c]) for c in PERSONAL] == [SmppAdapter, ZaloAdapter, EmailAdapter,
-                                                 WebhookAdapter]
+    assert {c: type(a) for c, a in built.items()} == {
+        Channel.SMS: SmppAdapter, Channel.ZALO: ZaloAdapter, Channel.EMAIL: EmailAdapter,
+        Channel.APP: WebhookAdapter, Channel.FACEBOOK: FacebookAdapter}
 
 
 def test_an_unreachable_redis_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,10 +1,11 @@
 """The operator console in headless Chromium (Playwright), against a real ``loa run``.
 
 One ``loa run`` process (API and engine) on the session's redis-server, with SMS going over SMPP
-to ``loa sim smsc`` and Zalo to ``loa sim zalo`` (whose signed delivery webhooks come back to
-the API), serves the console for the whole module; one browser serves every test. Tokens come
-from ``loa token create``. The tests run in file order: the level set by the first is read by
-the next. Screenshots of the main pages go to ``artifacts/console/`` (not committed).
+to ``loa sim smsc``, Zalo to ``loa sim zalo`` (whose signed delivery webhooks come back to
+the API) and Facebook posts to ``loa sim facebook``, serves the console for the whole module;
+one browser serves every test. Tokens come from ``loa token create``. The tests run in file
+order: the level set by the first is read by the next. Screenshots of the main pages go to
+``artifacts/console/`` (not committed).
 
 The plan given to ``loa run`` is the shipped one with its sending hours and slots moved hours
 away from now, so that no wave of the plan goes out during the tests.
@@ -167,7 +168,22 @@ def failing_phones(numbering: Numbering, province: Province) -> list[str]:
     return phones
 
 
-def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str]) -> str:
+#: The Facebook pages of the console's deployment: (id, page id, name, district, token).
+PAGES = [("province", "1000000001", "Trang UBND tỉnh Quảng Ninh", "", "tok-province"),
+         ("cam-pha", "1000000002", "Trang TP Cẩm Phả", "cam-pha", "tok-cam-pha")]
+
+
+def _facebook(url: str) -> str:
+    """``[facebook]``: the pages of :data:`PAGES` on the Graph API simulator at ``url``."""
+    pages = "".join(f'\n[[facebook.pages]]\nid = "{pid}"\npage_id = "{page_id}"\n'
+                    f'name = "{name}"\ndistrict = "{district}"\n'
+                    f'token_env = "LOA_T_FACEBOOK_{pid.upper().replace("-", "_")}"\n'
+                    for pid, page_id, name, district, _ in PAGES)
+    return simconfig.table("facebook", {"graph_url": url, "proxy": "direct"}) + pages
+
+
+def _config(smsc_port: int, zalo_url: str, tmp: Path, carriers: list[str],
+            facebook_url: str) -> str:
     rates = "\n".join(f'"sms.{c}" = {SMS_RATE}' for c in carriers)
     engine = f"""zalo_tokens_file = "{tmp / 'zalo-tokens.json'}"
 
@@ -191,7 +207,8 @@ zalo = 20
         simconfig.smpp_table(smsc_port, "console", binds=1, window=16, response_timeout=5.0,
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
-        simconfig.simulate_table("email", "app", "facebook", "portal", "loudspeaker"),
+        _facebook(facebook_url),
+        simconfig.simulate_table("email", "app"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -207,6 +224,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
     client.flushall()
     client.close()
     env = os.environ | simconfig.sim_env() | {OA_SECRET_ENV: "sim-oa-secret", "LOA_REDIS_URL": ""}
+    env |= {f"LOA_T_FACEBOOK_{pid.upper().replace('-', '_')}": token
+            for pid, _, _, _, token in PAGES}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen[str]] = []
@@ -220,11 +239,16 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
                        *(f"--error-phone={phone}={NOT_ZALO}" for phone in failing)],
                       tmp, tmp / "zalo.log", env)
         procs.append(zalo)
+        facebook = _spawn(["sim", "facebook", "--port", "0",
+                           *(f"--page={page_id}={token}" for _, page_id, _, _, token in PAGES)],
+                          tmp, tmp / "facebook.log", env)
+        procs.append(facebook)
         smsc_port = int(_first_line(smsc, "loa sim smsc").rsplit(":", 1)[1])
         zalo_url = _first_line(zalo, "loa sim zalo").rsplit(" ", 1)[1]
+        facebook_url = _first_line(facebook, "loa sim facebook").rsplit(" ", 1)[1]
 
         config = tmp / "loa.toml"
-        config.write_text(_config(smsc_port, zalo_url, tmp, numbering.carriers),
+        config.write_text(_config(smsc_port, zalo_url, tmp, numbering.carriers, facebook_url),
                           encoding="utf-8")
         tokens = {}
         for user, role in (("olga", "operator"), ("carol", "approver"), ("vic", "viewer"),
@@ -348,13 +372,14 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
-    # the deployment declares e-mail, app and the outlets simulated: every page says they reach
-    # no one
+    # the deployment declares e-mail and app simulated: every page says they reach no one
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Facebook, "
-        "Cổng thông tin, Loa thông minh. Cấu hình "
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh. Cấu hình "
         "khai báo các kênh này là mô phỏng ([channels] simulate).")
-    expect(page.locator("#channel-missing")).to_be_hidden()
+    # the outlets it has no table for (and that its plan does not use) are said missing
+    expect(page.locator("#channel-missing")).to_have_text(
+        "Chưa cấu hình, không gửi được: Cổng thông tin, Loa thông minh. Chiến dịch trên các "
+        "kênh này bị từ chối.")
     token = console.tokens["olga"]
     assert page.evaluate("sessionStorage.getItem('loa.token')") == token
     assert page.evaluate("localStorage.length") == 0
@@ -394,8 +419,11 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)
     expect(rows.first).to_contain_text("SMS")
+    # the Facebook row says which pages its posts go to
+    expect(rows.last).to_contain_text("Facebook")
+    expect(rows.last).to_contain_text("Đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Cẩm Phả")
     expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
     expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
     tab.shot("2-level-and-plan")
@@ -629,8 +657,8 @@ def _openings(console: Console, count: int, timeout: float = 30) -> list[dict[st
 def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console) -> None:
     """Level 3 was set by the first test; the plan's hours are hours away from now, so every
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
-    openings = _openings(console, 4)
-    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app"]
+    openings = _openings(console, 5)
+    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook"]
     assert {o["outcome"] for o in openings} == {"sent"}
     assert {o["state"] for o in openings} == {"created"}
     vic = Tab(browser, console)
@@ -638,7 +666,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
     expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
     rows = page.locator("#openings-rows tr")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)
     sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms).to_contain_text("Chờ đến giờ gửi")
     expect(sms).to_contain_text(openings[0]["wave"])
@@ -727,7 +755,7 @@ def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
     detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]
     assert detail["campaign"]["state"] == "cancelled"
     assert detail["campaign"]["state_reason"] == "Báo động nhầm"
-    opening_sms = _openings(console, 4)[0]
+    opening_sms = _openings(console, 5)[0]
     assert (opening_sms["channel"], opening_sms["state"]) == ("sms", "cancelled")
 
     page.get_by_role("link", name="Cấp độ và kế hoạch").click()

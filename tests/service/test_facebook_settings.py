@@ -1,19 +1,33 @@
 """``[facebook]`` in the deployment settings: the pages become the channel's targets, their
 tokens come from the environment at start (a missing one stops the start naming the page, one
-written in the file is refused), and the channel registry builds its adapter."""
+written in the file is refused), the channel registry builds its adapter, and the API's plan
+and preview name the pages."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
 from adapters.facebook import FacebookAdapter
+from bench import audiencegen
+from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.model import Channel
+from dispatcher.domain.msisdn import Numbering
+from dispatcher.domain.plan import Plan
+from dispatcher.domain.province import Province
+from dispatcher.engine.importer import import_audience
 from dispatcher.service import channels
+from dispatcher.service.api import ApiConfig, create_app
+from dispatcher.service.auth import Role, TokenEntry, hash_token
 from dispatcher.service.channels import Mode
+from dispatcher.service.cli import main
 from dispatcher.service.settings import load_settings
+from dispatcher.store import MemoryStore
 
 PAGES = """\
 [facebook]
@@ -89,3 +103,55 @@ def test_without_the_table_the_channel_is_missing(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""), env={})
     assert channels.modes(settings)[Channel.FACEBOOK] is Mode.MISSING
     assert settings.targets(Channel.FACEBOOK) == []
+
+
+# -- the API: the plan's rows and the preview name the pages -------------------------------------
+
+TOKEN = "loa_test-token-of-olga"
+
+
+@pytest.fixture
+async def client(tmp_path: Path, plan: Plan, province: Province,
+                 numbering: Numbering) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    store = MemoryStore()
+    audience = tmp_path / "audience.csv"
+    audiencegen.generate(audience, 50, seed=5, numbering=numbering, province=province)
+    await import_audience(audience, store, Validator(numbering, province), chunk_size=64)
+    settings = load_settings(write(tmp_path, PAGES), env=ENV)
+    api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"),
+                    tokens=[TokenEntry("olga", Role.OPERATOR, hash_token(TOKEN))])
+    app = create_app(store, settings, plan, province, numbering, api)
+    async with AsyncTestClient(app) as c:
+        yield c
+
+
+async def test_the_plan_and_the_preview_name_the_pages(
+        client: AsyncTestClient[Litestar]) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    plan = (await client.get("/v1/plan", headers=headers)).json()
+    level4 = next(level for level in plan["levels"] if level["level"] == 4)
+    assert [t["id"] for t in level4["channels"]["facebook"]["targets"]] == ["province",
+                                                                           "ha-long"]
+    assert level4["channels"]["sms"]["targets"] is None
+    r = await client.post("/v1/preview", headers=headers, json={
+        "text": "Tin cho {district}", "channels": ["facebook", "sms"],
+        "selector": {"districts": ["cam-pha"]}})
+    assert r.status_code == 200, r.text
+    facebook = r.json()["channels"]["facebook"]
+    # the province's page: the district's page is Hạ Long's, not Cẩm Phả's
+    assert facebook["recipients"] == 1 and [t["id"] for t in facebook["targets"]] == ["province"]
+    assert r.json()["channels"]["sms"]["targets"] is None
+
+
+def test_loa_plan_show_names_the_pages_of_the_facebook_rows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LOA_REDIS_URL", raising=False)
+    config = write(tmp_path, PAGES)
+    assert main(["plan", "show", "--level", "4", "--config", str(config)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Hạ Long" in out
+    assert main(["plan", "show", "--level", "4", "--lang", "en"]) == 0  # no [facebook]
+    assert "no target configured" in " ".join(capsys.readouterr().out.split())

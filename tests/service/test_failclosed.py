@@ -148,11 +148,14 @@ async def test_a_simulated_channel_says_so_in_the_log_and_the_metrics(
 
 
 def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) -> None:
-    env = {"LOA_SMPP_PASSWORD": "x", "LOA_ZALO_SECRET_KEY": "y"}
+    env = {"LOA_SMPP_PASSWORD": "x", "LOA_ZALO_SECRET_KEY": "y",
+           "LOA_FACEBOOK_TOKEN_PROVINCE": "p", "LOA_FACEBOOK_TOKEN_SO_TTTT": "s",
+           "LOA_FACEBOOK_TOKEN_HA_LONG": "h"}
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None
     assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP]
+    assert modes[Channel.FACEBOOK] is Mode.CONFIGURED
 
 
 # -- the API ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,17 @@ def test_the_local_stack_names_its_services_and_files() -> None:
     assert services["loa-smsc"]["command"][:2] == ["sim", "smsc"]
     assert "0.0.0.0" in services["loa-smsc"]["command"]
     assert services["loa-zalo"]["command"][:2] == ["sim", "zalo"]
+    # the Facebook simulator serves the pages of the stack's [facebook], with the tokens the
+    # Loa processes are given
+    command = services["loa-facebook"]["command"]
+    assert command[:2] == ["sim", "facebook"]
+    served = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command)
+                  if arg == "--page")
+    stack = tomllib.loads((CONFIG / "loa-compose.toml").read_text(encoding="utf-8"))
+    for name in ("loa", "loa-worker"):
+        env = services[name]["environment"]
+        assert {page["page_id"]: env[page["token_env"]]
+                for page in stack["facebook"]["pages"]} == served, name
     for name, service in services.items():  # every file mounted from the repository exists
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
