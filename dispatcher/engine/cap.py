@@ -63,7 +63,7 @@ def public_campaign(campaign: Campaign) -> bool:
 class CapPublisher:
     def __init__(self, store: Store, plan: Plan, province: Province, settings: CapSettings,
                  ) -> None:
-        check_areas(settings, set(province.districts), "settings")
+        check_areas(settings, set(province.districts))
         self.store = store
         self.plan = plan
         self.settings = settings

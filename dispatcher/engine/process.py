@@ -167,6 +167,8 @@ class Engine:
             if self.reconcile:
                 tasks.create_task(self._reconcile_loop(stop))
                 if self.settings.cap.enabled:
+                    log.info("publishing the public alerts as CAP 1.2 messages from %s",
+                             self.settings.cap.sender)
                     tasks.create_task(self._cap_loop(stop))
             tasks.create_task(self._runner_loop(stop, tasks))
             tasks.create_task(self.worker.run(stop))

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
+from adapters.memory import MemoryAdapter
+from bench import audiencegen
 from dispatcher.domain import cap
 from dispatcher.domain.cap import CapSettings, MsgType, Published
 from dispatcher.domain.model import (
@@ -19,16 +22,20 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
+from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
 from dispatcher.domain.situation import Situation, SituationVersion
-from dispatcher.engine.campaigns import wave_id
+from dispatcher.engine.campaigns import Campaigns, wave_id
 from dispatcher.engine.cap import CapPublisher
 from dispatcher.engine.level import set_level
+from dispatcher.engine.process import Engine
 from dispatcher.engine.reconciler import plan_campaign_id
+from dispatcher.engine.settings import EngineConfig
 from dispatcher.engine.stop import lift, stop_all
 from dispatcher.store import MemoryStore, Store
 from tests.capschema import assert_valid
+from tests.conftest import imported, run_engine_until
 
 NOW = dt.datetime(2026, 3, 1, 1, 0, tzinfo=dt.UTC)
 SETTINGS = CapSettings(sender="soyte@quangninh.gov.vn")
@@ -221,3 +228,24 @@ async def test_a_notice_made_before_publishing_began_and_already_expired_is_not_
     await store.waves.create(plan_wave(plan, 3, Channel.ZALO, 0), WaveState.COMPLETED)
     assert await publisher(store, plan, province).tick(at(60 * 25)) == []
     assert await publisher(store, plan, province).tick(at(60)) != []
+
+
+async def test_the_engine_publishes_an_urgent_campaign_as_it_goes_out(
+        tmp_path: Path, plan: Plan, numbering: Numbering, province: Province) -> None:
+    store = MemoryStore()
+    path = tmp_path / "audience.csv"
+    audiencegen.generate(path, 60, seed=3, numbering=numbering, province=province)
+    await imported(store, path, numbering, province)
+    settings = EngineConfig(cap=SETTINGS)
+    campaign = await Campaigns(store, settings, province).create(
+        title="Khẩn: phong tỏa", channels=[Channel.SMS], texts={Channel.SMS: "O nha"},
+        created_by="olga", now=dt.datetime.now(dt.UTC), priority=Priority.URGENT)
+    engine = Engine(store, plan, settings, province, {Channel.SMS: MemoryAdapter()},
+                    numbering.carriers, numbering=numbering)
+
+    async def published() -> bool:
+        return await store.cap.get(f"loa.campaign.{campaign.id}") is not None
+
+    await run_engine_until(engine, published, timeout=30)
+    [alert] = [p.alert for p in await feed(store)]
+    assert alert.msg_type is MsgType.ALERT and alert.infos[0].description == "O nha"

@@ -254,6 +254,8 @@ OPERATIONS = {
     "GET /v1/incoming",
     "GET /v1/suppressions", "GET /v1/suppressions.csv", "POST /v1/suppressions",
     "DELETE /v1/suppressions/{channel}/{number}",
+    "GET /public/cap/feed.xml", "GET /public/cap/{name}", "GET /public/notice",
+    "GET /public/notice.json",
 }
 
 

@@ -20,6 +20,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
+from litestar.params import FromPath
 
 from dispatcher.domain import cap, capfeed, notice
 from dispatcher.domain.cap import CapSettings
@@ -92,7 +93,7 @@ async def cap_feed(request: Request[Any, Any, Any], state: State) -> Response[by
      summary="One CAP 1.2 message of the feed, by its identifier: `/public/cap/<identifier>.xml`"
              " (no token)", responses={**NOT_MODIFIED, **errors(404)})
 async def cap_message(request: Request[Any, Any, Any], state: State,
-                      name: str) -> Response[bytes]:
+                      name: FromPath[str]) -> Response[bytes]:
     s = services_of(state)
     settings = _published(s)
     identifier = name.removesuffix(".xml")
@@ -118,7 +119,7 @@ async def _notice(s: Services) -> notice.Notice:
 async def public_notice(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     s = services_of(state)
     found = await _notice(s)
-    return cacheable(request, notice.page(found).encode(), "text/html; charset=utf-8",
+    return cacheable(request, notice.page(found).encode(), "text/html",  # Litestar adds the charset
                      found.updated, s.settings.cap.cache_seconds,
                      {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer"})
 
