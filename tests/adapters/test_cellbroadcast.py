@@ -18,9 +18,10 @@ from adapters.base import HALTED, Abort, Envelope, Withdrawable
 from adapters.cellbroadcast import CellBroadcastAdapter, CellBroadcastConfig
 from adapters.cellbroadcast.codes import CODES, Outcome, lookup, state_of
 from adapters.cellbroadcast.config import CarrierOptions
+from adapters.cellbroadcast.profile import Profile
 from adapters.cellbroadcast.simulator import CbcSim, CbcSimConfig
 from dispatcher.domain.broadcast import State
-from dispatcher.domain.cap import NAMESPACE
+from dispatcher.domain.cap import NAMESPACE, to_xml
 from dispatcher.domain.errors import ChannelError
 from dispatcher.domain.model import Channel
 from tests.capschema import assert_valid
@@ -381,8 +382,6 @@ async def test_a_cancel_that_cannot_go_now_raises_a_retryable_error(
 
 
 async def test_the_simulator_refuses_a_document_without_an_area(sim: CbcSim) -> None:
-    from adapters.cellbroadcast.profile import Profile
-    from dispatcher.domain.cap import to_xml
     adapter = make(config(sim))
     try:
         alert = Profile(config(sim), CAP, PROVINCE).alert(envelope(), carriers(sim)[0])
