@@ -46,6 +46,16 @@ class Reason(enum.StrEnum):
     STOP = "emergency_stop"  # the emergency stop was raised while it was live
 
 
+class Withdrawal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A broadcast's Cancel, as the CBC took it: when, why, and what the CBC said (its state
+    after: cancelled, or absent when it had nothing to withdraw)."""
+
+    at: float
+    reason: Reason
+    state: State = State.CANCELLED
+    detail: str = ""
+
+
 class Broadcast(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One carrier's broadcast of one wave (see the module's documentation). Times are epoch
     seconds."""
@@ -61,13 +71,14 @@ class Broadcast(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     detail: str = ""  # the CBC's words with its last answer
     reads: int = 0  # status reads made
     next_read: float = 0.0  # when its state is read next (0: no more reads)
-    # its Cancel: when the CBC took it (0: not cancelled), why, and the CBC's answer
-    cancelled_at: float = 0.0
-    cancel_reason: Reason | None = None
-    cancel_detail: str = ""
     # a carrier Loa had no acceptance from, cancelled all the same because its wave was
     # cancelled while the carrier's outcome was not known
     unconfirmed: bool = False
+    withdrawal: Withdrawal | None = None  # its Cancel, once a CBC took it
+
+    @property
+    def cancelled_at(self) -> float:
+        return self.withdrawal.at if self.withdrawal is not None else 0.0
 
     @property
     def key(self) -> str:

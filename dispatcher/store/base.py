@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.domain.audience import Recipient
+from dispatcher.domain.broadcast import Broadcast, Withdrawal
 from dispatcher.domain.cap import CapAlert, Published
 from dispatcher.domain.incoming import Incoming, IncomingPage
 from dispatcher.domain.model import (
@@ -552,6 +553,26 @@ class CapStore(Protocol):
         channel that sends each message once takes next (0: from the first)."""
 
 
+class BroadcastStore(Protocol):
+    """The alerts the carriers' cell broadcast centres took, and their Cancels
+    (:mod:`.broadcasts`)."""
+
+    async def add(self, broadcasts: list[Broadcast]) -> int:
+        """Keep each broadcast unless its (wave, carrier) is kept already; how many were new."""
+
+    async def put(self, broadcast: Broadcast) -> None:
+        """Write a kept broadcast's state over (never its Cancel: :meth:`withdrawn`)."""
+
+    async def withdrawn(self, wave: str, carrier: str, withdrawal: Withdrawal) -> bool:
+        """Record the broadcast's Cancel unless one is recorded (False then), atomically."""
+
+    async def get(self, pairs: list[tuple[str, str]]) -> list[Broadcast | None]:
+        """The broadcasts of these (wave, carrier), with their Cancels (None: not kept)."""
+
+    async def latest(self, limit: int = 100, wave: str = "") -> list[Broadcast]:
+        """The newest ``limit`` broadcasts (of ``wave`` only, when given), newest first."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -610,6 +631,10 @@ class Store(Protocol):
     @property
     def cap(self) -> CapStore:
         """The published public alerts (CAP messages)."""
+
+    @property
+    def broadcasts(self) -> BroadcastStore:
+        """The carriers' cell broadcasts and their Cancels."""
 
     @property
     def webhook_seen(self) -> SeenIds:

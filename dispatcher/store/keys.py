@@ -8,7 +8,8 @@ and its history ``{level}``; the situation record and its history ``{situation}`
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
 descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
 their revisions ``{campaigns}``; waves and their states ``{waves}``; incoming messages and
-opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``. The other keys are each
+opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``; the carriers' cell
+broadcasts and their Cancels ``{cb}``. The other keys are each
 read and written alone (an audience's chunks, the skipped slots, an hour of channel message
 ids, a lease), so they need no tag.
 """
@@ -45,6 +46,9 @@ CAP_MESSAGES = f"{PREFIX}:{{cap}}:messages"  # hash: identifier -> packed CAP me
 CAP_ORDER = f"{PREFIX}:{{cap}}:order"  # sorted set: identifiers by their number in the feed
 CAP_SEQ = f"{PREFIX}:{{cap}}:seq"  # counter: the last number given
 CAP_THREADS = f"{PREFIX}:{{cap}}:threads"  # hash: thread -> identifier of its last message
+CB_RECORDS = f"{PREFIX}:{{cb}}:broadcasts"  # hash: "<wave> <carrier>" -> packed Broadcast
+CB_ORDER = f"{PREFIX}:{{cb}}:order"  # sorted set: the same fields by when they were recorded
+CB_WITHDRAWALS = f"{PREFIX}:{{cb}}:withdrawals"  # hash: the same field -> its packed Cancel
 
 
 def suppressed(channel: str) -> str:

@@ -41,6 +41,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.broadcasts import MemoryBroadcasts
 from dispatcher.store.cap import MemoryCap
 from dispatcher.store.incoming import MemoryIncoming
 from dispatcher.store.recipients import MemoryRecipients
@@ -592,6 +593,7 @@ class MemoryStore:
         self.webhook_seen = MemorySeen()
         self.suppressions = MemorySuppressions()
         self.cap = MemoryCap()
+        self.broadcasts = MemoryBroadcasts()
 
     async def aclose(self) -> None:
         return None

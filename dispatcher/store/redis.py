@@ -48,6 +48,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.broadcasts import RedisBroadcasts
 from dispatcher.store.cap import RedisCap
 from dispatcher.store.incoming import RedisIncoming
 from dispatcher.store.memory import regroup
@@ -1072,6 +1073,7 @@ class RedisStore:
         self.webhook_seen = RedisSeen(self.client, "webhook")
         self.suppressions = RedisSuppressions(self.client)
         self.cap = RedisCap(self.client)
+        self.broadcasts = RedisBroadcasts(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()

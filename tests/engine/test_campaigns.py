@@ -466,6 +466,7 @@ class _Hooked:
         self.recipients = inner.recipients
         self.webhook_seen = inner.webhook_seen
         self.cap = inner.cap
+        self.broadcasts = inner.broadcasts
         self.suppressions = inner.suppressions
         self.waves = _WavesReadThenHook(inner.waves)
 

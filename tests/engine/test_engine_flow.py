@@ -434,6 +434,7 @@ class HookedStore:
         self.queue: Queue = inner.queue
         self.webhook_seen = inner.webhook_seen
         self.cap = inner.cap
+        self.broadcasts = inner.broadcasts
         self.suppressions = inner.suppressions
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)
         self.waves = HookedWaves(inner.waves, self.hooks)
