@@ -210,6 +210,9 @@ class Withdrawable(Protocol):
     #: longest a call may take (the engine's lease on the work is longer)
     timeout: float
 
+    def identifier(self, envelope: Envelope) -> str:
+        """The far end's name of the wave's publication (the same for every try)."""
+
     def live_until(self, envelope: Envelope) -> float:
         """When the wave's publication ends by itself (epoch seconds; 0: never or unknown)."""
 

@@ -288,6 +288,9 @@ class CellBroadcastAdapter:
 
     # -- status and Cancel (adapters.base.Withdrawable) --------------------------------------
 
+    def identifier(self, envelope: Envelope) -> str:
+        return self.profile.identifier(envelope)
+
     def live_until(self, envelope: Envelope) -> float:
         return self.profile.expires(envelope).timestamp()
 

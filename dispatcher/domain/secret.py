@@ -53,9 +53,12 @@ INLINE_FIELDS = (
     (("email",), "password", "password_env"),
     (("api",), "zalo_oa_secret", "zalo_oa_secret_env"),
 )
-#: The same in the entries of a table's ``pages`` list: (table, field, the field naming the
-#: environment variable): a Facebook page's access token.
-INLINE_LISTS = (("facebook", "token", "token_env"),)
+#: The same in the entries of a table's list: (table, list, field, the field naming the
+#: environment variable): a Facebook page's access token, a cell broadcast carrier's password
+#: or token.
+INLINE_LISTS = (("facebook", "pages", "token", "token_env"),
+                ("cell_broadcast", "carriers", "password", "password_env"),
+                ("cell_broadcast", "carriers", "token", "token_env"))
 
 
 def _tables(data: Mapping[str, Any], path: tuple[str, ...],
@@ -99,15 +102,15 @@ def refuse_inline(data: Mapping[str, Any], source: str) -> None:
                     f"a secret is not written in this file: set {prefix}{env_field} to the "
                     f"name of an environment variable holding it (or NAME_FILE naming a file "
                     f"that holds it)", source=source, key=f"{prefix}{field}")
-    for name, field, env_field in INLINE_LISTS:
+    for name, listed, field, env_field in INLINE_LISTS:
         found = data.get(name)
-        items = found.get("pages") if isinstance(found, Mapping) else None
+        items = found.get(listed) if isinstance(found, Mapping) else None
         for index, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, Mapping) and item.get(field):
                 raise ConfigError(
                     f"a secret is not written in this file: set {env_field} to the name of an "
                     f"environment variable holding it (or NAME_FILE naming a file that holds "
-                    f"it)", source=source, key=f"{name}.pages[{index}].{field}")
+                    f"it)", source=source, key=f"{name}.{listed}[{index}].{field}")
 
 
 def from_env(name: str, env: Mapping[str, str], *, source: str, key: str) -> Secret:

@@ -1,7 +1,8 @@
 """Prometheus metrics of the engine (the channels' are in :mod:`adapters.metrics`).
 
 Naming follows Prometheus: the ``loa_`` prefix, base units (seconds), ``_total`` on counters,
-and bounded labels only: ``channel`` (sms, zalo, email, app; facebook, portal, loudspeaker),
+and bounded labels only: ``channel`` (sms, zalo, email, app; facebook, portal, loudspeaker,
+cell_broadcast), ``carrier`` (a configured carrier of ``[cell_broadcast]``),
 ``route`` (a configured route: ``sms.<link group>``, ``zalo``, ``facebook``, ...), ``link``
 (a configured SMPP link), ``result`` and ``state`` (fixed words). Never a number, an address or
 an id.
@@ -136,6 +137,17 @@ CAP_PUBLISHED = Counter(
     "loa_cap_published", "Public alerts this process published as CAP messages (each is "
     "published once, by one process): origin=\"level\", \"campaign\" or \"wave\"; msg_type="
     "\"Alert\", \"Update\" or \"Cancel\"", ["origin", "msg_type"])
+CELL_BROADCAST_STATUS = Gauge(
+    "loa_cell_broadcast_status", "Cell broadcasts the carriers' centres took, by carrier and "
+    "state as the centre last said it (accepted, broadcasting, completed, expired, cancelled, "
+    "failed, absent, unknown); the newest 1000, read from the store", ["carrier", "status"])
+CELL_BROADCAST_CANCELS = Counter(
+    "loa_cell_broadcast_cancels", "CAP Cancels of cell broadcasts this process had a centre "
+    "take (each broadcast is cancelled once): reason=\"wave_cancelled\" or \"emergency_stop\"",
+    ["reason"])
+CELL_BROADCAST_CANCEL_FAILURES = Counter(
+    "loa_cell_broadcast_cancel_failures", "Cancels of cell broadcasts a carrier's centre did "
+    "not take (tried again, backing off up to a minute), by carrier", ["carrier"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

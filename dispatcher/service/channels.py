@@ -1,7 +1,8 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
 A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
-``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``: :meth:`Settings.outlet`),
+``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``, ``[cell_broadcast]``:
+:meth:`Settings.outlet`),
 *simulated* when ``[channels] simulate`` lists it (the
 in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
 gets no adapter at all, so nothing is ever "sent" on it (fail closed;
@@ -16,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
+from adapters.cellbroadcast.adapter import CellBroadcastAdapter
 from adapters.email.adapter import EmailAdapter
 from adapters.facebook.adapter import FacebookAdapter
 from adapters.memory import MemoryAdapter
@@ -24,6 +26,7 @@ from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.tokens import FileTokenStore, TokenStore
 from dispatcher.domain.model import OUTLETS, Channel
+from dispatcher.domain.province import load_province
 from dispatcher.engine.logs import HiddenTokens
 from dispatcher.service.settings import Settings
 
@@ -88,4 +91,7 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = EmailAdapter(settings.email)
         elif channel is Channel.FACEBOOK and settings.facebook is not None:
             adapters[channel] = FacebookAdapter(settings.facebook)
+        elif channel is Channel.CELL_BROADCAST and settings.cell_broadcast is not None:
+            adapters[channel] = CellBroadcastAdapter(settings.cell_broadcast, settings.cap,
+                                                     load_province())
     return adapters

@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from adapters.cellbroadcast.config import CellBroadcastConfig, check_area
 from adapters.email.adapter import EmailConfig
 from adapters.facebook.config import FacebookConfig
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
+from dispatcher.domain.cap import PROVINCE_AREA
 from dispatcher.domain.config import convert, read_toml
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
@@ -69,6 +71,9 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
     # the province's, the departments' and the districts' Facebook pages (an outlet channel)
     facebook: FacebookConfig | None = None
+    # the carriers' cell broadcast centres, which broadcast each wave's CAP alert to every phone
+    # in its area (an outlet channel: one target per carrier)
+    cell_broadcast: CellBroadcastConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -82,12 +87,21 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
 
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
-        tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook}
+        tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook,
+                                                      Channel.CELL_BROADCAST: self.cell_broadcast}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
         table = self.outlet(channel)
         return table.targets() if table is not None else []
+
+    def urgent_outlets(self, level: int | None) -> list[Channel]:
+        """Cell broadcast, for an urgent campaign while ``level`` is ``[cell_broadcast]
+        urgent_level`` or higher and a carrier is configured."""
+        table = self.cell_broadcast
+        if table is None or not table.carriers or not table.urgent_level or level is None:
+            return []
+        return [Channel.CELL_BROADCAST] if level >= table.urgent_level else []
 
 
 def _check(settings: Settings, source: str) -> Settings:
@@ -102,7 +116,7 @@ def _check(settings: Settings, source: str) -> Settings:
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
         ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
-        ("facebook", settings.facebook)]
+        ("facebook", settings.facebook), ("cell_broadcast", settings.cell_broadcast)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
@@ -118,6 +132,7 @@ def _check(settings: Settings, source: str) -> Settings:
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
     _check_districts(settings, source)
+    _check_cell_broadcast(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
             raise ConfigError("must be 0 to 3 (SMPP 3.4 priority_flag: 0 normal, 1-3 priority)",
@@ -141,6 +156,34 @@ def _check_districts(settings: Settings, source: str) -> None:
             raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
                               f"{load_province().name}: one of {', '.join(districts)}",
                               source=source, key=f"{channel}.pages[{index}].district")
+
+
+def _check_cell_broadcast(settings: Settings, source: str) -> None:
+    """Cell broadcast carriers need a CAP sender and a shape for every district (areas: the
+    table's own, else ``[cap] areas``)."""
+    table = settings.cell_broadcast
+    if table is None or not table.carriers:
+        return
+    if not (table.sender or settings.cap.sender):
+        raise ConfigError("the carriers know the alerts by their CAP sender: set [cap] sender "
+                          "or [cell_broadcast] sender", source=source,
+                          key="cell_broadcast.sender")
+    where, areas = ("cell_broadcast.areas", table.areas) if table.areas else (
+        "cap.areas", settings.cap.areas)
+    province = load_province()
+    for name, area in areas.items():
+        if name != PROVINCE_AREA and name not in province.districts:
+            raise ConfigError(f"not a district of {province.name} (config/province.toml) nor "
+                              f"{PROVINCE_AREA!r}", source=source, key=f"{where}.{name}")
+        try:
+            check_area(f"{where}.{name}", area)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=source) from None
+    missing = [d for d in province.districts if d not in areas]
+    if missing:
+        raise ConfigError(f"a cell broadcast goes to cells: give each district its polygons "
+                          f"or geocodes; none for {', '.join(missing)}", source=source,
+                          key=f"{where}.{missing[0]}")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:
@@ -213,9 +256,15 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
         msgspec.structs.replace(page, token=from_env(
             page.token_env, env, source=source, key=f"facebook.pages.{page.id}.token_env"))
         for page in settings.facebook.pages])
+    cell_broadcast = settings.cell_broadcast and msgspec.structs.replace(
+        settings.cell_broadcast, carriers=[
+            _secret(_secret(carrier, "password", "password_env", env,
+                            f"cell_broadcast.carriers.{carrier.id}", source),
+                    "token", "token_env", env, f"cell_broadcast.carriers.{carrier.id}", source)
+            for carrier in settings.cell_broadcast.carriers])
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo, facebook=facebook)
+                                   zalo=zalo, facebook=facebook, cell_broadcast=cell_broadcast)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
