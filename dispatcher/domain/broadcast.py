@@ -8,7 +8,9 @@ instead of broadcasting it twice, and its Cancel (:func:`cancel_identifier`) is 
 too, whichever process sends it and however often.
 
 A :class:`Broadcast` is the record of one (wave, carrier) the CBC accepted: its state as the CBC
-last said it, and whether Loa cancelled it. Pure: no I/O.
+last said it, and whether Loa cancelled it. A wave's broadcasts go on after the wave completes
+(a wave completes when every carrier took its alert): an operator withdraws them with a
+:class:`Request`. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ class Reason(enum.StrEnum):
 
     CANCELLED = "wave_cancelled"  # its wave (its campaign) was cancelled
     STOP = "emergency_stop"  # the emergency stop was raised while it was live
+    WITHDRAWN = "withdrawn"  # an operator withdrew the wave's broadcasts (after it completed)
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator's request to withdraw a wave's live broadcasts: when, who, why."""
+
+    at: float
+    by: str
+    reason: str
 
 
 class Withdrawal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -12,7 +12,9 @@ published (:class:`adapters.base.Withdrawable`), one process at a time (the leas
   ``status_reads`` times (shown by ``GET /v1/cell-broadcasts``, counted by
   ``loa_cell_broadcast_status{carrier,status}``);
 * it sends the CAP Cancel of every broadcast that is still live when its wave is cancelled, or
-  was live while the emergency stop was on (recorded before the last lift, or while it is on).
+  was live while the emergency stop was on (recorded before the last lift, or while it is on),
+  or whose wave an operator withdrew (``POST /v1/cell-broadcasts/{wave}/cancel``: a wave
+  completes once every carrier took it, and its broadcasts go on until they expire).
   Each is cancelled once: the Cancel is recorded in the store (once, whichever process), its
   identifier is the same from every process and every try, and a CBC that took it already
   answers 409. A Cancel a CBC did not take is tried again, one pass later, doubling up to
@@ -99,6 +101,7 @@ class BroadcastTracker:
             return report
         report.held = True
         stopped_until = await self._stopped_until(now)
+        withdrawn = await self.store.broadcasts.requests()
         states = await self.store.waves.states()
         try:
             for wave_id, state in states.items():
@@ -108,7 +111,7 @@ class BroadcastTracker:
                 if wave is None:
                     self._done.add(wave_id)
                     continue
-                await self._pass(wave, state, now, stopped_until, report)
+                await self._pass(wave, state, now, stopped_until, wave_id in withdrawn, report)
         except _LeaseLost:
             log.warning("cell broadcast: the lease %r went to another process mid-pass", LEASE)
         if now >= self._gauged + GAUGE_SECONDS:
@@ -135,7 +138,7 @@ class BroadcastTracker:
         return 0.0
 
     async def _pass(self, wave: Wave, state: WaveState, now: float, stopped_until: float,
-                    report: Report) -> None:
+                    withdrawn: bool, report: Report) -> None:
         route = wave.channel.value
         if await self.store.queue.cursor(route, wave.id) < 0:  # nothing of it enqueued yet
             if state is WaveState.CANCELLED:
@@ -155,6 +158,7 @@ class BroadcastTracker:
                 continue
             live = True
             reason = (Reason.CANCELLED if state is WaveState.CANCELLED
+                      else Reason.WITHDRAWN if withdrawn
                       else Reason.STOP if record.seen_at <= stopped_until else None)
             if reason is not None:
                 await self._withdraw(wave, record, reason, now, report)

@@ -15,7 +15,7 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.domain.audience import Recipient
-from dispatcher.domain.broadcast import Broadcast, Withdrawal
+from dispatcher.domain.broadcast import Broadcast, Request, Withdrawal
 from dispatcher.domain.cap import CapAlert, Published
 from dispatcher.domain.incoming import Incoming, IncomingPage
 from dispatcher.domain.model import (
@@ -571,6 +571,13 @@ class BroadcastStore(Protocol):
 
     async def latest(self, limit: int = 100, wave: str = "") -> list[Broadcast]:
         """The newest ``limit`` broadcasts (of ``wave`` only, when given), newest first."""
+
+    async def request(self, wave: str, request: Request) -> bool:
+        """Keep an operator's request to withdraw the wave's broadcasts, unless one is kept
+        (False then: the first stays)."""
+
+    async def requests(self) -> dict[str, Request]:
+        """Every request to withdraw: wave -> its request."""
 
 
 class Leases(Protocol):

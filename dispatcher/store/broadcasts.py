@@ -5,6 +5,7 @@ A broadcast (:class:`dispatcher.domain.broadcast.Broadcast`) is kept once per (w
 record it once. Its state is written over by :meth:`put` (the one process that reads the states
 at a time, under a lease); its Cancel is kept apart by :meth:`withdrawn`, once (HSETNX again):
 the first Cancel a CBC took is the one recorded, and no later write of the state takes it away.
+An operator's request to withdraw a wave's broadcasts is kept once per wave (:meth:`request`).
 In Redis the keys share the hash tag ``{cb}``; records are kept for good (a few a day).
 """
 
@@ -14,12 +15,13 @@ from typing import Any
 
 import msgspec
 
-from dispatcher.domain.broadcast import Broadcast, Withdrawal, key
+from dispatcher.domain.broadcast import Broadcast, Request, Withdrawal, key
 from dispatcher.store import keys
 
 _enc = msgspec.msgpack.Encoder()
 _broadcast = msgspec.msgpack.Decoder(Broadcast)
 _withdrawal = msgspec.msgpack.Decoder(Withdrawal)
+_request = msgspec.msgpack.Decoder(Request)
 
 
 def _stored(broadcast: Broadcast) -> Broadcast:
@@ -36,6 +38,16 @@ class MemoryBroadcasts:
     def __init__(self) -> None:
         self._records: dict[str, Broadcast] = {}
         self._withdrawals: dict[str, Withdrawal] = {}
+        self._requests: dict[str, Request] = {}
+
+    async def request(self, wave: str, request: Request) -> bool:
+        if wave in self._requests:
+            return False
+        self._requests[wave] = request
+        return True
+
+    async def requests(self) -> dict[str, Request]:
+        return dict(self._requests)
 
     async def add(self, broadcasts: list[Broadcast]) -> int:
         added = 0
@@ -73,6 +85,13 @@ class RedisBroadcasts:
     def __init__(self, client: Any) -> None:
         self._r = client
         self._add = client.register_script(_ADD)
+
+    async def request(self, wave: str, request: Request) -> bool:
+        return bool(await self._r.hsetnx(keys.CB_REQUESTS, wave, _enc.encode(request)))
+
+    async def requests(self) -> dict[str, Request]:
+        found = await self._r.hgetall(keys.CB_REQUESTS)
+        return {wave.decode(): _request.decode(packed) for wave, packed in found.items()}
 
     async def add(self, broadcasts: list[Broadcast]) -> int:
         if not broadcasts:

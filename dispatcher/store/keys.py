@@ -49,6 +49,7 @@ CAP_THREADS = f"{PREFIX}:{{cap}}:threads"  # hash: thread -> identifier of its l
 CB_RECORDS = f"{PREFIX}:{{cb}}:broadcasts"  # hash: "<wave> <carrier>" -> packed Broadcast
 CB_ORDER = f"{PREFIX}:{{cb}}:order"  # sorted set: the same fields by when they were recorded
 CB_WITHDRAWALS = f"{PREFIX}:{{cb}}:withdrawals"  # hash: the same field -> its packed Cancel
+CB_REQUESTS = f"{PREFIX}:{{cb}}:requests"  # hash: wave -> an operator's request to withdraw it
 
 
 def suppressed(channel: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.cellbroadcast import CellBroadcastAdapter
 from adapters.cellbroadcast.simulator import CbcSim, CbcSimConfig
-from dispatcher.domain.broadcast import Broadcast, Reason, State
+from dispatcher.domain.broadcast import Broadcast, Reason, Request, State
 from dispatcher.domain.model import (
     WAVE_FINAL,
     Campaign,
@@ -248,3 +248,25 @@ async def test_an_acceptance_lost_when_its_wave_is_cancelled_is_cancelled_all_th
         assert b.withdrawal.state is State.CANCELLED
     p = await wave_progress(store, wave)
     assert p.sent == 0 and p.queued == 0
+
+
+async def test_an_operator_withdraws_a_completed_waves_live_broadcasts(
+        store: Store, sim: CbcSim, plan: Plan, province: Province) -> None:
+    cfg = settings(sim)
+    wave = await wave_of(store, cfg)
+
+    async def completed(_: CellBroadcastAdapter) -> bool:
+        return await _recorded(store, wave) and (
+            await store.waves.states([wave.id]))[wave.id] is WaveState.COMPLETED
+
+    await run(store, plan, province, cfg, completed)
+    assert not any(sim.cancels(c) for c in CARRIERS)  # completed: still broadcasting
+    await store.broadcasts.request(wave.id, Request(at=0.0, by="olga", reason="sai"))
+
+    async def withdrawn(_: CellBroadcastAdapter) -> bool:
+        return all(b.withdrawal is not None for b in await records(store, wave))
+
+    await run(store, plan, province, cfg, withdrawn)
+    assert [len(sim.cancels(c)) for c in CARRIERS] == [1, 1]
+    for b in await records(store, wave):
+        assert b.withdrawal is not None and b.withdrawal.reason is Reason.WITHDRAWN

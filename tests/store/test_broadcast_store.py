@@ -7,7 +7,7 @@ import asyncio
 
 import msgspec
 
-from dispatcher.domain.broadcast import Broadcast, Reason, State, Withdrawal
+from dispatcher.domain.broadcast import Broadcast, Reason, Request, State, Withdrawal
 from dispatcher.store import Store
 
 
@@ -69,3 +69,13 @@ async def test_processes_at_once_record_a_cancel_once(store: Store) -> None:
     results = await asyncio.gather(*(store.broadcasts.withdrawn(
         "w-1", "viettel", Withdrawal(at=float(i), reason=Reason.STOP)) for i in range(8)))
     assert sum(results) == 1
+
+
+async def test_a_request_to_withdraw_a_wave_is_kept_once(store: Store) -> None:
+    assert await store.broadcasts.requests() == {}
+    assert await store.broadcasts.request("w-1", Request(at=1.0, by="olga", reason="sai"))
+    assert not await store.broadcasts.request("w-1", Request(at=2.0, by="dave", reason="x"))
+    await store.broadcasts.request("w-2", Request(at=3.0, by="dave", reason="lại sai"))
+    assert await store.broadcasts.requests() == {
+        "w-1": Request(at=1.0, by="olga", reason="sai"),
+        "w-2": Request(at=3.0, by="dave", reason="lại sai")}
