@@ -153,7 +153,7 @@ def _worker_config(path: Path, smsc: SimProcess, zalo: SimProcess, opts: Options
         f'zalo_tokens_file = "{tokens}"',
         simconfig.smpp_table(smsc.port, "bench", binds=opts.binds, window=opts.window),
         simconfig.zalo_table(zalo.url),
-        simconfig.simulate_table("email", "app", "facebook"),  # the plan's others
+        simconfig.simulate_table("email", "app", "facebook", "cell_broadcast"),  # the plan's others
     ]), encoding="utf-8")
 
 

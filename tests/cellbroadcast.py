@@ -30,15 +30,17 @@ def areas() -> dict[str, AreaConfig]:
     return found
 
 
-def carriers(sim: CbcSim, **options: Any) -> list[Carrier]:
-    return [Carrier(id="viettel", name="Viettel CBC", url=sim.url_of("viettel"),
+def carriers(sim: CbcSim | str, **options: Any) -> list[Carrier]:
+    """The simulator's carriers, at ``sim`` (or a simulator's base URL)."""
+    base = sim if isinstance(sim, str) else sim.url
+    return [Carrier(id="viettel", name="Viettel CBC", url=f"{base}/viettel/cap",
                     auth=Auth.BASIC, user="loa", password_env="VT_PASSWORD",
                     password="vt-secret", **options),
-            Carrier(id="vinaphone", name="VinaPhone CBC", url=sim.url_of("vinaphone"),
+            Carrier(id="vinaphone", name="VinaPhone CBC", url=f"{base}/vinaphone/cap",
                     auth=Auth.BEARER, token_env="VNP_TOKEN", token="vnp-token", **options)]
 
 
-def config(sim: CbcSim, **changes: Any) -> CellBroadcastConfig:
+def config(sim: CbcSim | str, **changes: Any) -> CellBroadcastConfig:
     base = CellBroadcastConfig(carriers=carriers(sim), areas=areas(), proxy="direct",
                                timeout=2.0, throttle_pause=30.0, alert_probe_seconds=0.3,
                                status_seconds=0.05, status_reads=3)

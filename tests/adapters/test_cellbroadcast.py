@@ -6,6 +6,10 @@ state read and its Cancel referencing it. Alerts are counted at the far end."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -14,7 +18,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from adapters.base import HALTED, Abort, Envelope, Withdrawable
+from adapters.base import HALTED, Abort, Envelope, Results, Withdrawable
 from adapters.cellbroadcast import CellBroadcastAdapter, CellBroadcastConfig
 from adapters.cellbroadcast.codes import CODES, Outcome, lookup, state_of
 from adapters.cellbroadcast.config import CarrierOptions
@@ -24,6 +28,7 @@ from dispatcher.domain.broadcast import State
 from dispatcher.domain.cap import NAMESPACE, to_xml
 from dispatcher.domain.errors import ChannelError
 from dispatcher.domain.model import Channel
+from dispatcher.service.cli import main
 from tests.capschema import assert_valid
 from tests.cellbroadcast import CAP, CARRIERS, CREDENTIALS, PROVINCE, SENDER, carriers, config
 
@@ -397,3 +402,49 @@ async def test_the_simulator_refuses_a_document_without_an_area(sim: CbcSim) -> 
     finally:
         await adapter.aclose()
     assert not sim.alerts("viettel")
+
+
+# -- loa sim cellbroadcast -------------------------------------------------------------------------
+
+
+def test_loa_sim_cellbroadcast_serves_until_sigterm_and_prints_its_counters() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.service.cli", "sim", "cellbroadcast", "--port", "0",
+         "--carrier", "viettel=loa:vt-secret", "--carrier", "vinaphone=vnp-token",
+         "--expired", "vinaphone", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("cell broadcast centre simulator listening on http://127.0.0.1:")
+        url = line.split()[6]
+
+        async def submit() -> Results:
+            adapter = make(config(url))
+            try:
+                return await adapter.send(envelope())
+            finally:
+                await adapter.aclose()
+
+        results = asyncio.run(submit())
+        assert results.sent == [0] and [i for i, _ in results.requeue] == [1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["alerts"] == 1 and stats["by_carrier"] == {"viettel": 1, "vinaphone": 0}
+    assert stats["answered"] == {"201": 1, "401": 1}
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--carrier", "viettel"], "--carrier: 'viettel' is not ID=CREDENTIAL"),
+    (["--expired", "mobifone"], "--expired: 'mobifone' is not one of the carriers (viettel)"),
+    (["--http-5xx-ratio", "2"], "http_5xx_ratio must be between 0 and 1"),
+    (["--port", "70000"], "--port 70000 is not a port number"),
+])
+def test_loa_sim_cellbroadcast_refuses_bad_options_in_one_line(
+        argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "cellbroadcast", "--port", "0", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err

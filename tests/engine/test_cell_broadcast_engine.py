@@ -20,7 +20,6 @@ from dispatcher.domain.model import (
     Campaign,
     CampaignState,
     Channel,
-    LevelState,
     Priority,
     Wave,
     WaveState,

@@ -207,7 +207,8 @@ def test_the_refusal_names_the_fallback_channel() -> None:
 
 
 TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
-          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]"}
+          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]",
+          Channel.CELL_BROADCAST: "[cell_broadcast]"}
 
 
 @pytest.mark.parametrize("missing", sorted(failclosed.needs(load_plan(), [])))
