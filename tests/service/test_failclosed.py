@@ -150,12 +150,13 @@ async def test_a_simulated_channel_says_so_in_the_log_and_the_metrics(
 def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) -> None:
     env = {"LOA_SMPP_PASSWORD": "x", "LOA_ZALO_SECRET_KEY": "y",
            "LOA_FACEBOOK_TOKEN_PROVINCE": "p", "LOA_FACEBOOK_TOKEN_SO_TTTT": "s",
-           "LOA_FACEBOOK_TOKEN_HA_LONG": "h"}
+           "LOA_FACEBOOK_TOKEN_HA_LONG": "h", "LOA_CBC_TOKEN_VIETTEL": "v",
+           "LOA_CBC_TOKEN_VINAPHONE": "n", "LOA_CBC_PASSWORD_MOBIFONE": "m"}
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None
     assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP]
-    assert modes[Channel.FACEBOOK] is Mode.CONFIGURED
+    assert modes[Channel.FACEBOOK] is modes[Channel.CELL_BROADCAST] is Mode.CONFIGURED
 
 
 # -- the API ---------------------------------------------------------------------------------------
