@@ -256,6 +256,7 @@ OPERATIONS = {
     "DELETE /v1/suppressions/{channel}/{number}",
     "GET /public/cap/feed.xml", "GET /public/cap/{name}", "GET /public/notice",
     "GET /public/notice.json",
+    "GET /v1/cell-broadcasts", "POST /v1/cell-broadcasts/{wave}/cancel",
 }
 
 

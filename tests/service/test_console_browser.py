@@ -208,7 +208,7 @@ zalo = 20
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
         _facebook(facebook_url),
-        simconfig.simulate_table("email", "app"),
+        simconfig.simulate_table("email", "app", "cell_broadcast"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -372,9 +372,11 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
-    # the deployment declares e-mail and app simulated: every page says they reach no one
+    # the deployment declares e-mail, app and cell broadcast simulated: every page says they
+    # reach no one
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh. Cấu hình "
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Tin nhắn "
+        "quảng bá theo vùng. Cấu hình "
         "khai báo các kênh này là mô phỏng ([channels] simulate).")
     # the outlets it has no table for (and that its plan does not use) are said missing
     expect(page.locator("#channel-missing")).to_have_text(
@@ -419,11 +421,13 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(6)
     expect(rows.first).to_contain_text("SMS")
     # the Facebook row says which pages its posts go to
-    expect(rows.last).to_contain_text("Facebook")
-    expect(rows.last).to_contain_text("Đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Cẩm Phả")
+    facebook = rows.filter(has=page.get_by_role("rowheader", name="Facebook", exact=True))
+    expect(facebook).to_contain_text("Đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Cẩm Phả")
+    # cell broadcast, simulated here, has no carrier to broadcast
+    expect(rows.last).to_contain_text("Tin nhắn quảng bá theo vùng")
     expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
     expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
     tab.shot("2-level-and-plan")
@@ -658,7 +662,8 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     """Level 3 was set by the first test; the plan's hours are hours away from now, so every
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
     openings = _openings(console, 5)
-    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook"]
+    assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook",
+                                                "cell_broadcast"]
     assert {o["outcome"] for o in openings} == {"sent"}
     assert {o["state"] for o in openings} == {"created"}
     vic = Tab(browser, console)
@@ -666,7 +671,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
     expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
     rows = page.locator("#openings-rows tr")
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(6)
     sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms).to_contain_text("Chờ đến giờ gửi")
     expect(sms).to_contain_text(openings[0]["wave"])
