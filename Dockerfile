@@ -23,6 +23,9 @@ RUN PATH=/opt/loa/bin:$PATH \
 FROM python:3.11-slim
 # logs: one JSON object per line on stderr, for the container's log collector
 ENV PATH=/opt/loa/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LOA_LOG_FORMAT=json
+# espeak-ng: the loudspeaker channel reads its bulletins aloud with it (Vietnamese voice)
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 loa \
     && useradd --system --uid 10001 --gid loa --home-dir /var/lib/loa --create-home loa \
     && mkdir -p /etc/loa && chown loa:loa /var/lib/loa

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .demo
 
-.PHONY: demo test test-all lint typecheck pytest bench redis-server chromium promtool clean
+.PHONY: demo test test-all lint typecheck pytest bench redis-server espeak-ng chromium promtool clean
 
 $(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Loa needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml setup.py
 	  || { tail -40 $(VENV)/install.log; echo "installation failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
-demo: $(STAMP) redis-server
+demo: $(STAMP) redis-server espeak-ng
 	@mkdir -p $(DEMO_DIR)
 	@echo "== The plan for level 4 (config/plan.toml) =="
 	@$(BIN)/loa plan show --level 4
@@ -46,6 +46,16 @@ redis-server:
 	}
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
 	@command -v redis-cli >/dev/null 2>&1 || { echo "redis-cli is still missing"; exit 1; }
+
+# espeak-ng (Debian's package) reads the loudspeaker channel's bulletins aloud, in its
+# Vietnamese voice (adapters/loudspeaker/speech.py).
+espeak-ng:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  echo "espeak-ng not found: installing the Debian package espeak-ng ..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng >/dev/null; \
+	}
+	@command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing"; exit 1; }
 
 # Debian's Chromium runs the operator console's browser tests (tests/service/test_console_browser.py,
 # driven by Playwright); chromium-driver is its WebDriver.
@@ -82,10 +92,10 @@ typecheck: $(STAMP)
 # Long variants (marker `slow`) run in CI (CI=true, as .ci/run sets it) or with `make test-all`.
 PYTEST_SELECT := $(if $(CI),,-m "not slow")
 
-pytest: $(STAMP) redis-server chromium promtool
+pytest: $(STAMP) redis-server espeak-ng chromium promtool
 	$(BIN)/pytest $(PYTEST_SELECT)
 
-test-all: lint typecheck $(STAMP) redis-server chromium promtool
+test-all: lint typecheck $(STAMP) redis-server espeak-ng chromium promtool
 	$(BIN)/pytest
 
 test: lint typecheck pytest

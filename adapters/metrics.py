@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -317,3 +317,21 @@ def _facebook_pages(facebook: Sequence[_Facebook]) -> Metric:
 
 CHANNEL_GAUGES = ChannelGauges()
 REGISTRY.register(CHANNEL_GAUGES)
+
+
+# -- the loudspeaker channel ------------------------------------------------------------------
+# Set by the adapter as things happen (never per bulletin sent): ``system`` is a configured
+# system id of [loudspeaker] systems, ``reason`` a fixed word.
+#: Why a loudspeaker system stops (an operator must act), and the other alerts of the channel.
+LOUDSPEAKER_STOP_REASONS = ("token", "unknown")
+LOUDSPEAKER_ALERT_REASONS = (*LOUDSPEAKER_STOP_REASONS, "speech")
+LOUDSPEAKER_STOPPED = Gauge(
+    "loa_loudspeaker_system_stopped", "1 while a loudspeaker system is stopped for a fault an "
+    "operator must fix (token: it refuses Loa's token, 401/403; unknown: answers Loa does not "
+    "know); its bulletins wait, they are not lost", ["system", "reason"])
+LOUDSPEAKER_ALERTS = Counter(
+    "loa_loudspeaker_alerts", "Alerts of the loudspeaker channel by reason (token, unknown: a "
+    "system stopped; speech: the text-to-speech program cannot be run)", ["reason"])
+LOUDSPEAKER_SPEECH_SECONDS = Histogram(
+    "loa_loudspeaker_speech_seconds", "Seconds to render one bulletin to speech (espeak-ng)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))

@@ -85,7 +85,7 @@ max_seconds = 4.0
         simconfig.zalo_table(zalo_url, concurrency=ZALO_CONCURRENCY, timeout=5.0,
                              quota_probe_seconds=2.0, outage_pause_max=4.0),
         # the plan's other channels: no waves here
-        simconfig.simulate_table("email", "app", "facebook", "cell_broadcast")])
+        simconfig.simulate_table("email", "app", "facebook", "loudspeaker", "cell_broadcast")])
 
 
 class Stage:

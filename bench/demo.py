@@ -6,11 +6,13 @@ fans the waves out and its workers send them: SMS over SMPP to the SMSC simulato
 given with ``--smsc``), with delivery receipts matched back; Zalo to its API simulator; the
 Facebook wave as one post on each of the demo's pages (the province's, two departments' and
 each district's, :data:`DEMO_PAGES`) to the Graph API simulator, whatever ``[facebook]`` the
-settings have; the cell broadcast wave as one CAP alert to each of three carriers' broadcast
-centres (:data:`DEMO_CARRIERS`) of the broadcast centre simulator, whatever ``[cell_broadcast]``
-the settings have (each district shaped by a simulator geocode, not survey data); the other
-channels to in-process channels that answer like real ones (a small
-share of transient and permanent failures), with retries and dead letters.
+settings have; the loudspeaker bulletin read aloud and uploaded to two loudspeaker systems of
+the simulator (:mod:`adapters.loudspeaker.simulator`, which checks the audio); the cell
+broadcast wave as one CAP alert to each of three carriers' broadcast centres
+(:data:`DEMO_CARRIERS`) of the broadcast centre simulator, whatever ``[cell_broadcast]`` the
+settings have (each district shaped by a simulator geocode, not survey data); the other
+channels to in-process channels that answer like real ones (a small share of transient and
+permanent failures), with retries and dead letters.
 
 It runs on its own private redis-server, never on the Redis of the configuration or
 ``LOA_REDIS_URL`` (see :mod:`bench.demoredis`); a database given explicitly must be empty.
@@ -36,6 +38,9 @@ from adapters.cellbroadcast.config import Auth
 from adapters.cellbroadcast.simulator import CbcSim, CbcSimConfig
 from adapters.facebook import FacebookAdapter, FacebookConfig, Page
 from adapters.facebook.simulator import FacebookSim, FacebookSimConfig
+from adapters.loudspeaker.adapter import LoudspeakerAdapter
+from adapters.loudspeaker.config import LoudspeakerConfig, System
+from adapters.loudspeaker.simulator import LoudspeakerSim
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
@@ -192,6 +197,23 @@ async def _facebook(stack: contextlib.AsyncExitStack, province: Province,
     return adapter, sim, msgspec.structs.replace(settings, facebook=config)
 
 
+async def _loudspeaker(stack: contextlib.AsyncExitStack,
+                       settings: Settings) -> tuple[Settings, LoudspeakerAdapter, LoudspeakerSim]:
+    """Loudspeakers: the simulator's systems (Đông Triều's and Hạ Long's) as the channel's
+    targets, bulletins read aloud by espeak-ng and uploaded to them."""
+    sim = LoudspeakerSim()
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    districts = {"dongtrieu": "dong-trieu", "halong": "ha-long"}
+    systems = [System(id=system, url=sim.system_url(system), token_env="LOA_DEMO_SPEAKER_TOKEN",
+                      token=token, district=districts.get(system, ""))
+               for system, token in sim.config.systems.items()]
+    config = LoudspeakerConfig(systems=systems, proxy="direct")
+    adapter = LoudspeakerAdapter(config)
+    stack.push_async_callback(adapter.aclose)
+    return msgspec.structs.replace(settings, loudspeaker=config), adapter, sim
+
+
 async def _cell_broadcast(stack: contextlib.AsyncExitStack, province: Province,
                           settings: Settings,
                           ) -> tuple[CellBroadcastAdapter, CbcSim, Settings]:
@@ -260,10 +282,12 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     zalo, zalo_sim = await _zalo(stack, matcher, zalo_url)
     app, app_sim = await _app(stack)
     facebook, facebook_sim, settings = await _facebook(stack, province, settings)
+    settings, speaker, speaker_sim = await _loudspeaker(stack, settings)
     cbc, cbc_sim, settings = await _cell_broadcast(stack, province, settings)
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
                                         Channel.EMAIL: email, Channel.FACEBOOK: facebook,
+                                        Channel.LOUDSPEAKER: speaker,
                                         Channel.CELL_BROADCAST: cbc}
     # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
     modes = {c: Mode.SIMULATED if c in adapters else Mode.MISSING for c in Channel}
@@ -305,6 +329,9 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     # a carrier that took one wave's alert twice (its centre answers 409 to a second try)
     duplicates += sum(n - 1 for c in cbc_sim.broadcasts
                       for n in Counter(b.identifier for b in cbc_sim.alerts(c)).values() if n > 1)
+    # a system that took one wave's broadcast twice (the simulator keeps one per id: never)
+    duplicates += sum(len(taken) - len({b.key for b in taken})
+                      for taken in speaker_sim.broadcasts.values())
     if simulator is not None:
         duplicates += simulator.stats.duplicates
     if zalo_sim is not None:

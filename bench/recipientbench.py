@@ -5,8 +5,11 @@ audience import`` does (with its number index), and ``--days`` days of the level
 (every slot of every channel, and each Zalo wave's SMS fallback companion), made in the store
 directly: each wave's sent bitmap and delivered bitmap set for every recipient (the most the
 lookup reads), ``--dead`` dead letters per wave on a route, and some of them for the numbers
-looked up. Then ``--lookups`` random numbers are looked up (dispatcher.engine.recipients.look_up)
-one after the other: the time of each, and the memory of the index (MEMORY USAGE of its keys).
+looked up. ``--history-days`` more days of the plan's waves, made before the window, are records
+only (the lookup never reads their bitmaps): the history a deployment keeps. Then ``--lookups``
+random numbers are looked up (dispatcher.engine.recipients.look_up) one after the other: the
+time of each, the memory of the number index (MEMORY USAGE of its keys) and of the waves' sorted
+set by time.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class Result(msgspec.Struct):
     days: int
     waves: int  # plan waves, without their SMS companions
     companions: int
+    history_days: int
+    history_waves: int  # made before the window, with their companions
     lookups: int
     waves_per_answer: float  # waves a lookup answered about, on average
     p50_ms: float
@@ -49,6 +54,8 @@ class Result(msgspec.Struct):
     index_bytes: int
     index_bytes_per_recipient: float
     import_s: float
+    time_index_bytes: int = 0  # the waves' sorted set by time (MEMORY USAGE), every wave
+    time_index_bytes_per_wave: float = 0.0
 
 
 def plan_waves(version: str, days: int, now: dt.datetime) -> list[Wave]:
@@ -98,6 +105,18 @@ async def fill(store: RedisStore, waves: list[Wave], count: int, dead_per_wave: 
     return companions
 
 
+async def history(store: RedisStore, waves: list[Wave]) -> int:
+    """The waves' records (and their companions'), nothing else; returns how many were made."""
+    made = 0
+    for w in waves:
+        made += await store.waves.create(w, WaveState.COMPLETED)
+        if w.fallback_text:
+            made += await store.waves.create(msgspec.structs.replace(
+                w, id=fallback_wave_id(w.id), channel=Channel.SMS, text=w.fallback_text),
+                WaveState.COMPLETED)
+    return made
+
+
 async def index_bytes(store: RedisStore, version: str) -> int:
     total = 0
     async for key in store.client.scan_iter(match=keys.audience_numbers(version, 0)[:-1] + "*",
@@ -107,7 +126,7 @@ async def index_bytes(store: RedisStore, version: str) -> int:
 
 
 async def measure(url: str, path: Path, count: int, days: int, lookups: int,
-                  dead_per_wave: int, seed: int) -> Result:
+                  dead_per_wave: int, seed: int, history_days: int = 0) -> Result:
     numbering, province = load_numbering(), load_province()
     store = RedisStore(url)
     try:
@@ -126,6 +145,8 @@ async def measure(url: str, path: Path, count: int, days: int, lookups: int,
         now = dt.datetime.now(dt.UTC)
         waves = plan_waves(meta.version, days, now)
         companions = await fill(store, waves, meta.count, dead_per_wave, list(rows), rng)
+        before = now - dt.timedelta(days=days, seconds=1)
+        older = await history(store, plan_waves(meta.version, history_days, before))
         times, answered = [], 0
         chosen = [rows[i] for i in rng.choices(list(rows), k=lookups)]
         for r in chosen:
@@ -135,24 +156,28 @@ async def measure(url: str, path: Path, count: int, days: int, lookups: int,
             assert view is not None and view.row.district == r.district
             answered += len(view.waves)
         size = await index_bytes(store, meta.version)
+        by_time = int(await store.client.memory_usage(keys.WAVE_TIMES, samples=0) or 0)
+        indexed = await store.client.zcard(keys.WAVE_TIMES)
     finally:
         await store.aclose()
     times.sort()
-    return Result(meta.count, days, len(waves), companions, lookups, answered / lookups,
+    return Result(meta.count, days, len(waves), companions, history_days, older, lookups,
+                  answered / lookups,
                   round(statistics.median(times), 2),
                   round(times[int(0.95 * (len(times) - 1))], 2), round(times[-1], 2), size,
-                  round(size / meta.count, 1), round(import_s, 1))
+                  round(size / meta.count, 1), round(import_s, 1), by_time,
+                  round(by_time / max(indexed, 1), 1))
 
 
 def run(count: int, days: int, lookups: int, dead_per_wave: int = 1000,
-        seed: int = 19) -> Result:
+        seed: int = 19, history_days: int = 0) -> Result:
     with tempfile.TemporaryDirectory(prefix="loa-recipientbench-") as tmp, \
             localredis.running(Path(tmp)) as server:
         path = Path(tmp) / "audience.csv"
         audiencegen.generate(path, count, seed=seed, numbering=load_numbering(),
                              province=load_province())
         return asyncio.run(measure(server.url, path, count, days, lookups,
-                                   min(dead_per_wave, count // 2), seed))
+                                   min(dead_per_wave, count // 2), seed, history_days))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--lookups", type=int, default=200)
     parser.add_argument("--dead", type=int, default=1000, help="dead letters per wave")
+    parser.add_argument("--history-days", type=int, default=0,
+                        help="days of waves made before the window (records only)")
     args = parser.parse_args(argv)
-    result = run(args.recipients, args.days, args.lookups, args.dead)
+    result = run(args.recipients, args.days, args.lookups, args.dead,
+                 history_days=args.history_days)
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
     return 0
 

@@ -153,7 +153,8 @@ def _worker_config(path: Path, smsc: SimProcess, zalo: SimProcess, opts: Options
         f'zalo_tokens_file = "{tokens}"',
         simconfig.smpp_table(smsc.port, "bench", binds=opts.binds, window=opts.window),
         simconfig.zalo_table(zalo.url),
-        simconfig.simulate_table("email", "app", "facebook", "cell_broadcast"),  # the plan's others
+        # the plan's others
+        simconfig.simulate_table("email", "app", "facebook", "loudspeaker", "cell_broadcast"),
     ]), encoding="utf-8")
 
 

@@ -1,6 +1,6 @@
-"""``loa sim smsc``, ``loa sim zalo``, ``loa sim facebook`` (:mod:`bench.cli.simfacebook`) and
-``loa sim cellbroadcast`` (:mod:`bench.cli.simcellbroadcast`): run a simulator until SIGINT or
-SIGTERM."""
+"""``loa sim smsc``, ``loa sim zalo``, ``loa sim facebook`` (:mod:`bench.cli.simfacebook`),
+``loa sim loudspeaker`` (:mod:`bench.cli.simloudspeaker`) and ``loa sim cellbroadcast``
+(:mod:`bench.cli.simcellbroadcast`): run a simulator until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import msgspec
 from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
 from adapters.zalo.codes import CODES
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
-from bench.cli import simcellbroadcast, simfacebook
+from bench.cli import simcellbroadcast, simfacebook, simloudspeaker
 from bench.cli.simrun import until_stopped
 from dispatcher.domain.errors import InputError
 from dispatcher.service.cli import logopts
@@ -73,6 +73,7 @@ def register(sub: Any) -> None:
     smsc.set_defaults(func=cmd_smsc)
     _register_zalo(group)
     simfacebook.register(group)
+    simloudspeaker.register(group)
     simcellbroadcast.register(group)
 
 

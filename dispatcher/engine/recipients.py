@@ -1,11 +1,15 @@
 """"Did this citizen get it?": the waves that targeted one number, and what each did for it.
 
-A number is looked up in the index of every audience version the recent waves used (one command
-per version); a wave targeted the recipient when its selector matches the recipient's district
-and kind and the recipient has an address on the wave's channel (dispatcher.engine.routing).
-What each wave did is read from what the engine keeps per wave (:meth:`RecipientIndex.facts`:
-the sent and delivered bitmaps and the dead letters, two round trips for every wave at once) and
-the wave's state:
+The waves of the window are read by the time they were made (:meth:`WaveStore.since`: on Redis
+a range of a sorted set, and only the records this process has not decoded before), so a lookup
+costs the waves of its window, however many were made before it. A number is looked up in the
+index of every audience version those waves used (one command per version); a wave targeted the
+recipient when its selector matches the recipient's district and kind and the recipient has an
+address on the wave's channel (dispatcher.engine.routing). What each wave did is read from what
+the engine keeps per wave, with the wave's state, for every wave at once
+(:meth:`RecipientIndex.facts`: the sent and delivered bitmaps and the dead letters, one script
+on one Redis server); the campaigns' titles are those of the campaigns the waves name
+(:meth:`CampaignStore.many`). The wave's state and what it did give the outcome:
 
 ``delivered`` (a receipt or webhook said so), ``sent``, ``failed`` (a dead letter, its reason),
 ``expired`` (its retries ran out), ``cancelled`` (the wave was cancelled before it was sent),
@@ -106,11 +110,10 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
     """What the waves of the last ``days`` did for the normalised number ``msisdn``; None when
     the number is in no audience those waves used nor in the current one."""
     now = now or dt.datetime.now(dt.UTC)
-    since = now - dt.timedelta(days=days)
-    everything = await store.waves.all()
-    by_id = {w.id: w for w in everything}
-    recent = sorted((w for w in everything if w.created_at >= since
-                     and not is_fallback_wave(w.id)), key=lambda w: w.created_at, reverse=True)
+    made = await store.waves.since(now - dt.timedelta(days=days))  # newest first
+    # A companion is made from its wave with the wave's time: in the window with it.
+    by_id = {w.id: w for w in made}
+    recent = [w for w in made if not is_fallback_wave(w.id)]
     current = await store.audiences.meta()
     versions = list(dict.fromkeys([current.version] if current else []) |
                     dict.fromkeys(w.audience_version for w in recent))
@@ -134,16 +137,17 @@ async def look_up(store: Store, msisdn: str, *, days: int = DEFAULT_DAYS,
                   if fallback_wave_id(w.id) in by_id]
     facts = await store.recipients.facts(asked + companions)
     also = dict(zip([c[0] for c in companions], facts[len(asked):], strict=True))
-    states = await store.waves.states([w.id for w, _ in targeted] + [c[0] for c in companions])
-    titles = {c.id: c.title for c in await store.campaigns.all()}
+    campaigns = await store.campaigns.many(list(dict.fromkeys(w.campaign_id
+                                                              for w, _ in targeted)))
+    titles = {c: campaign.title for c, campaign in campaigns.items()}
     listed = await _listed(store, [r for _, r in rows.values()])
     waves = []
     for (w, _), f in zip(targeted, facts[:len(asked)], strict=True):
-        state = states.get(w.id, WaveState.CREATED)
+        state = f.state or WaveState.CREATED
         companion = fallback_wave_id(w.id)
         fallback = ""
         if companion in also and (also[companion].sent or also[companion].dead is not None):
-            fallback = outcome(also[companion], states.get(companion, WaveState.SENDING))
+            fallback = outcome(also[companion], also[companion].state or WaveState.SENDING)
         district = rows[w.audience_version][1].district  # the words it was sent: its district's
         fallback_text = w.fallback_district_texts.get(district, w.fallback_text) \
             if district else w.fallback_text

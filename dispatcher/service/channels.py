@@ -1,10 +1,10 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
 A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
-``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``, ``[cell_broadcast]``:
-:meth:`Settings.outlet`),
-*simulated* when ``[channels] simulate`` lists it (the
-in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
+``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``, ``[loudspeaker]``,
+``[cell_broadcast]``: :meth:`Settings.outlet`), *simulated* when ``[channels] simulate`` lists it
+(the in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing
+channel
 gets no adapter at all, so nothing is ever "sent" on it (fail closed;
 :mod:`dispatcher.service.failclosed` refuses to start a process whose plan or campaigns need one).
 Receipts from the channels go to the given matcher.
@@ -20,6 +20,7 @@ from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
 from adapters.cellbroadcast.adapter import CellBroadcastAdapter
 from adapters.email.adapter import EmailAdapter
 from adapters.facebook.adapter import FacebookAdapter
+from adapters.loudspeaker.adapter import LoudspeakerAdapter
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.webhook.adapter import WebhookAdapter
@@ -91,6 +92,8 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = EmailAdapter(settings.email)
         elif channel is Channel.FACEBOOK and settings.facebook is not None:
             adapters[channel] = FacebookAdapter(settings.facebook)
+        elif channel is Channel.LOUDSPEAKER and settings.loudspeaker is not None:
+            adapters[channel] = LoudspeakerAdapter(settings.loudspeaker)
         elif channel is Channel.CELL_BROADCAST and settings.cell_broadcast is not None:
             adapters[channel] = CellBroadcastAdapter(settings.cell_broadcast, settings.cap,
                                                      load_province())

@@ -17,6 +17,7 @@ import msgspec
 from adapters.cellbroadcast.config import CellBroadcastConfig, check_area
 from adapters.email.adapter import EmailConfig
 from adapters.facebook.config import FacebookConfig
+from adapters.loudspeaker.config import LoudspeakerConfig, check_districts, with_tokens
 from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
@@ -71,6 +72,8 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     email: EmailConfig | None = None  # SMTP for civil servants' e-mail
     # the province's, the departments' and the districts' Facebook pages (an outlet channel)
     facebook: FacebookConfig | None = None
+    # the grassroots radio's IP loudspeaker systems (an outlet channel)
+    loudspeaker: LoudspeakerConfig | None = None
     # the carriers' cell broadcast centres, which broadcast each wave's CAP alert to every phone
     # in its area (an outlet channel: one target per carrier)
     cell_broadcast: CellBroadcastConfig | None = None
@@ -88,6 +91,7 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     def outlet(self, channel: Channel) -> OutletConfig | None:
         """The settings table of an outlet channel (None: not configured)."""
         tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook,
+                                                      Channel.LOUDSPEAKER: self.loudspeaker,
                                                       Channel.CELL_BROADCAST: self.cell_broadcast}
         return tables.get(channel)
 
@@ -116,7 +120,8 @@ def _check(settings: Settings, source: str) -> Settings:
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
         ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
-        ("facebook", settings.facebook), ("cell_broadcast", settings.cell_broadcast)]
+        ("facebook", settings.facebook), ("loudspeaker", settings.loudspeaker),
+        ("cell_broadcast", settings.cell_broadcast)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
@@ -132,6 +137,9 @@ def _check(settings: Settings, source: str) -> Settings:
                           source=source, key="app.mode")
     _check_incoming(settings.incoming, source)
     _check_districts(settings, source)
+    if settings.loudspeaker is not None and settings.loudspeaker.systems:
+        province = load_province()
+        check_districts(settings.loudspeaker, province.districts, province.name, source)
     _check_cell_broadcast(settings, source)
     for name, link in settings.smpp.items():
         if link.urgent_priority_flag > 3:
@@ -145,17 +153,17 @@ def _check(settings: Settings, source: str) -> Settings:
 
 
 def _check_districts(settings: Settings, source: str) -> None:
-    """Every outlet target's district is one of the province's (config/province.toml)."""
-    named = [(channel, index, target) for channel in OUTLETS
-             for index, target in enumerate(settings.targets(channel)) if target.district]
+    """Every Facebook page's district is one of the province's (config/province.toml)."""
+    pages = settings.facebook.pages if settings.facebook is not None else []
+    named = [(index, page) for index, page in enumerate(pages) if page.district]
     if not named:
         return
-    districts = load_province().districts
-    for channel, index, target in named:
-        if target.district not in districts:
-            raise ConfigError(f"{target.district!r} ({target.id}) is not a district of "
-                              f"{load_province().name}: one of {', '.join(districts)}",
-                              source=source, key=f"{channel}.pages[{index}].district")
+    province = load_province()
+    for index, page in named:
+        if page.district not in province.districts:
+            raise ConfigError(f"{page.district!r} ({page.id}) is not a district of "
+                              f"{province.name}: one of {', '.join(province.districts)}",
+                              source=source, key=f"facebook.pages[{index}].district")
 
 
 def _check_cell_broadcast(settings: Settings, source: str) -> None:
@@ -256,6 +264,7 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
         msgspec.structs.replace(page, token=from_env(
             page.token_env, env, source=source, key=f"facebook.pages.{page.id}.token_env"))
         for page in settings.facebook.pages])
+    loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
     cell_broadcast = settings.cell_broadcast and msgspec.structs.replace(
         settings.cell_broadcast, carriers=[
             _secret(_secret(carrier, "password", "password_env", env,
@@ -264,7 +273,8 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
             for carrier in settings.cell_broadcast.carriers])
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
-                                   zalo=zalo, facebook=facebook, cell_broadcast=cell_broadcast)
+                                   zalo=zalo, facebook=facebook, loudspeaker=loudspeaker,
+                                   cell_broadcast=cell_broadcast)
 
 
 def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -217,6 +217,9 @@ class CampaignStore(Protocol):
 
     async def all(self) -> list[Campaign]: ...
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        """The campaigns of ``campaign_ids`` that exist, by id; one round trip."""
+
 
 class WaveStore(Protocol):
     async def create(self, wave: Wave, state: WaveState) -> bool:
@@ -225,6 +228,12 @@ class WaveStore(Protocol):
     async def get(self, wave_id: str) -> Wave | None: ...
 
     async def all(self) -> list[Wave]: ...
+
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        """The waves made at or after ``at`` (``created_at``), newest first (waves made at the
+        same time: by id, descending). Reads those waves only, however many were made before
+        (on Redis: a range of a sorted set, and the records not read before by this process:
+        dispatcher.store.wavetimes)."""
 
     async def set_state(self, wave_id: str, state: WaveState) -> None: ...
 
@@ -497,6 +506,7 @@ class WaveFacts(msgspec.Struct, frozen=True):
     sent: bool = False
     delivered: bool = False
     dead: DeadLetter | None = None  # a dead letter not replayed (failed or expired)
+    state: WaveState | None = None  # the wave's state (None: the store has none)
 
 
 class RecipientIndex(Protocol):
@@ -504,8 +514,8 @@ class RecipientIndex(Protocol):
         """The recipient id of a normalised number in the audience version (None: not in it)."""
 
     async def facts(self, asked: list[tuple[str, int]]) -> list[WaveFacts]:
-        """For each (wave, recipient id), what the store knows; two round trips at most,
-        whatever the count of waves."""
+        """For each (wave, recipient id), what the store knows, the wave's state with it; one
+        round trip whatever the count of waves (on a cluster, two pipelines at most)."""
 
 
 class SuppressionStore(Protocol):

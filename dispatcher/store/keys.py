@@ -7,11 +7,11 @@ together share a hash tag (the part in braces): a route's stream, retry schedule
 and its history ``{level}``; the situation record and its history ``{situation}``; the plan's
 texts' versions and those in force ``{plantexts}``; the current audience and the audiences'
 descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
-their revisions ``{campaigns}``; waves and their states ``{waves}``; incoming messages and
-opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``; the carriers' cell
-broadcasts and their Cancels ``{cb}``. The other keys are each
-read and written alone (an audience's chunks, the skipped slots, an hour of channel message
-ids, a lease), so they need no tag.
+their revisions ``{campaigns}``; waves, their states and their times ``{waves}``; incoming
+messages and opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``; the carriers'
+cell broadcasts and their Cancels ``{cb}``. The other keys are each read and written alone (an
+audience's chunks, the skipped slots, an hour of channel message ids, a lease), so they need no
+tag.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ CAMPAIGNS = f"{PREFIX}:{{campaigns}}"  # hash: id -> campaign
 CAMPAIGN_REVISIONS = f"{PREFIX}:{{campaigns}}:revisions"  # hash: id -> revision
 WAVES = f"{PREFIX}:{{waves}}"  # hash: id -> wave
 WAVE_STATES = f"{PREFIX}:{{waves}}:states"  # hash: id -> state, read by every worker
+#: Sorted set: every wave's id scored by its creation (epoch seconds), written with the wave (the
+#: recent waves are a range of it, whatever the count made before them).
+WAVE_TIMES = f"{PREFIX}:{{waves}}:by-time"
 WAVES_PAUSED_UNSTARTED = f"{PREFIX}:{{waves}}:paused-unstarted"  # set: paused before fan-out
 STOP = f"{PREFIX}:{{waves}}:stop"  # the emergency stop (watched, and read with the states)
 STOP_HISTORY = f"{PREFIX}:{{waves}}:stop:history"

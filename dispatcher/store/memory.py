@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import heapq
 import itertools
 import time
@@ -49,6 +50,7 @@ from dispatcher.store.seen import MemorySeen
 from dispatcher.store.situation import MemorySituation
 from dispatcher.store.suppressions import MemorySuppressions
 from dispatcher.store.textedits import MemoryPlanTexts
+from dispatcher.store.wavetimes import newest_first
 
 
 class MemoryLevel:
@@ -214,6 +216,9 @@ class MemoryCampaigns:
     async def all(self) -> list[Campaign]:
         return sorted(self._campaigns.values(), key=lambda c: c.created_at)
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        return {c: self._campaigns[c] for c in campaign_ids if c in self._campaigns}
+
 
 class MemoryWaves:
     def __init__(self) -> None:
@@ -235,6 +240,9 @@ class MemoryWaves:
 
     async def all(self) -> list[Wave]:
         return sorted(self._waves.values(), key=lambda w: w.created_at)
+
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return newest_first(w for w in self._waves.values() if w.created_at >= at)
 
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         self._states[wave_id] = state
@@ -587,7 +595,7 @@ class MemoryStore:
         self.waves = MemoryWaves()
         self.queue = MemoryQueue(self.waves)
         self.leases = MemoryLeases()
-        self.recipients = MemoryRecipients(self.queue)
+        self.recipients = MemoryRecipients(self.queue, self.waves)
         self.audiences.numbers = self.recipients
         self.receipts = MemoryReceipts(self.queue, self.waves, self.recipients)
         self.webhook_seen = MemorySeen()

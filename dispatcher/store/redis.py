@@ -13,6 +13,7 @@ the guarantees when a worker dies between them (:meth:`RedisQueue.complete`).
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 import time
 import zlib
@@ -58,6 +59,7 @@ from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
 from dispatcher.store.suppressions import RedisSuppressions
 from dispatcher.store.textedits import RedisPlanTexts
+from dispatcher.store.wavetimes import WaveRecords
 
 _enc = msgspec.msgpack.Encoder()
 _batch = msgspec.msgpack.Decoder(Batch)
@@ -146,8 +148,8 @@ return table.concat(out)
 """
 RANGE_READ_LIMIT = 65536  # bytes of bitmap read whole when a batch's ids lie within them
 
-# KEYS: records, side hash. ARGV: id, record, side value. Creates a record once (a wave and its
-# state, a campaign and its revision).
+# KEYS: records, side hash. ARGV: id, record, side value. Creates a record once (a campaign and
+# its revision, an opening and its revision; a wave: dispatcher.store.wavetimes).
 _CREATE = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
@@ -580,21 +582,25 @@ class RedisCampaigns:
         raw = await self._r.hvals(keys.CAMPAIGNS)
         return sorted((_campaign.decode(x) for x in raw), key=lambda c: c.created_at)
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        if not campaign_ids:
+            return {}
+        raw = await self._r.hmget(keys.CAMPAIGNS, campaign_ids)
+        return {c: _campaign.decode(x) for c, x in zip(campaign_ids, raw, strict=True) if x}
+
 
 class RedisWaves:
     def __init__(self, client: Any) -> None:
         self._r = client
         self._cluster = isinstance(client, RedisCluster)
-        self._create = client.register_script(_CREATE)
+        self._records = WaveRecords(client)
         self._transition = client.register_script(_TRANSITION)
         self._pause = client.register_script(_PAUSE)
         self._resume = client.register_script(_RESUME)
         self._count_unfanned = client.register_script(_COUNT_UNFANNED)
 
     async def create(self, wave: Wave, state: WaveState) -> bool:
-        done = await self._create(keys=[keys.WAVES, keys.WAVE_STATES],
-                                  args=[wave.id, _enc.encode(wave), state.value])
-        return bool(done)
+        return await self._records.create(wave, state)
 
     async def get(self, wave_id: str) -> Wave | None:
         raw = await self._r.hget(keys.WAVES, wave_id)
@@ -603,6 +609,9 @@ class RedisWaves:
     async def all(self) -> list[Wave]:
         raw = await self._r.hvals(keys.WAVES)
         return sorted((_wave.decode(x) for x in raw), key=lambda w: w.created_at)
+
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return await self._records.since(at)
 
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self._r.hset(keys.WAVE_STATES, wave_id, state.value)

@@ -76,12 +76,24 @@ def test_every_row_names_its_lead_and_every_slot_is_in_sending_hours(plan: Plan)
     start, end = plan.sending_hours
     assert (start, end) == (dt.time(7), dt.time(21))
     for level in plan.levels.values():
-        assert set(level.rules) == {*PERSONAL, Channel.FACEBOOK, Channel.CELL_BROADCAST}
+        assert set(level.rules) == {*PERSONAL, Channel.FACEBOOK, Channel.LOUDSPEAKER,
+                                    Channel.CELL_BROADCAST}
         for rule in level.rules.values():
             assert rule.row.lead
             assert rule.row.template.strip()
             for _, time in rule.cadence.slots:
                 assert start <= time < end
+
+
+def test_the_loudspeakers_speak_as_often_as_the_source_says(plan: Plan) -> None:
+    """The grassroots radio's row of section V: 2 a day at level 1, 2-4 at level 2, at least 3
+    at level 3, 4 at level 4, each bulletin giving the hotline."""
+    sends = {n: len(plan.level(n).rules[Channel.LOUDSPEAKER].cadence.slots) for n in (1, 2, 3, 4)}
+    assert sends == {1: 2, 2: 3, 3: 3, 4: 4}
+    for n in (1, 2, 3, 4):
+        row = plan.level(n).rules[Channel.LOUDSPEAKER].row
+        assert "{hotline}" not in row.template and "1900 9095" in row.template
+        assert row.lead.startswith("Trung tâm TT&VH")
 
 
 def test_unknown_level_is_an_input_error(plan: Plan) -> None:
@@ -400,8 +412,8 @@ def test_the_hotline_is_needed_only_when_a_text_gives_it() -> None:
     assert info.value.key == "hotline" and "is empty" in str(info.value)
     for level in data["levels"]:
         level["channels"] = {c: row for c, row in level["channels"].items()
-                             if c not in ("sms", "email", "app", "facebook",
-                                           "cell_broadcast")}
+                             if c not in ("sms", "email", "app", "facebook", "loudspeaker",
+                                          "cell_broadcast")}
         level["channels"]["zalo"]["template"] = "Đeo khẩu trang."
     assert plan_from_dict(data).hotline == ""
 

@@ -423,6 +423,9 @@ class _WavesReadThenHook:
             await hook()
         return found
 
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return await self.inner.since(at)
+
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self.inner.set_state(wave_id, state)
 

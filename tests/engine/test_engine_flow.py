@@ -362,6 +362,9 @@ class HookedCampaigns:
         await self.hooks.fire("campaigns.all")  # after the read: the reader acts on old news
         return found
 
+    async def many(self, campaign_ids: list[str]) -> dict[str, Campaign]:
+        return await self.inner.many(campaign_ids)
+
 
 class HookedWaves:
     def __init__(self, inner: WaveStore, hooks: Hooks) -> None:
@@ -378,6 +381,9 @@ class HookedWaves:
     async def all(self) -> list[Wave]:
         await self.hooks.fire("waves.all")  # before the read: the new wave is in it
         return await self.inner.all()
+
+    async def since(self, at: dt.datetime) -> list[Wave]:
+        return await self.inner.since(at)
 
     async def set_state(self, wave_id: str, state: WaveState) -> None:
         await self.inner.set_state(wave_id, state)

@@ -293,7 +293,8 @@ def test_labels_stay_in_bounded_sets() -> None:
         "simulated": {"true", "false"},
         "kind": set(incoming.KINDS) | {incoming.DATA_SM_RECEIPT},
         "reason": {"missing", "unknown", "expired", "limited"}
-        | set(adapter_metrics.ZALO_PAUSE_REASONS) | set(adapter_metrics.FACEBOOK_ALERT_REASONS),
+        | set(adapter_metrics.ZALO_PAUSE_REASONS) | set(adapter_metrics.FACEBOOK_ALERT_REASONS)
+        | set(adapter_metrics.LOUDSPEAKER_ALERT_REASONS),
         "origin": {"level", "campaign", "wave"},  # CAP messages
         "msg_type": {m.value for m in MsgType},
     }
@@ -310,6 +311,8 @@ def test_labels_stay_in_bounded_sets() -> None:
                     assert re.fullmatch(rf"(sms(\.[a-z0-9_]+)?|{others})", value), value
                 elif key == "status":
                     assert re.fullmatch(r"[1-5][0-9][0-9]", value), value
+                elif key == "system":  # a loudspeaker system's id in the settings
+                    assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", value), value
                 elif key == "link":
                     assert re.fullmatch(r"[A-Za-z0-9_-]+", value), value
                 elif key == "page":  # a configured Facebook page's id

@@ -254,7 +254,8 @@ async def test_an_approved_text_a_restarted_plan_refuses_gives_way_to_the_files(
         # every wave made with the level's SMS text says so: the SMS waves (the opening's and
         # the slot's) and the Zalo opening's SMS fallback
         # said once when the plan is loaded (the first tick), before any wave
-        [loaded] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        [loaded] = [r for r in caplog.records
+                    if r.levelno == logging.WARNING and version in r.getMessage()]
         assert version in loaded.getMessage() and "as loaded" in loaded.getMessage()
         said = {r.getMessage().split(":")[0].removeprefix("wave "): r.getMessage()
                 for r in caplog.records if version in r.getMessage()

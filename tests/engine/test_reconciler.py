@@ -30,6 +30,8 @@ STAMP = f"{DAY:%Y%m%d}"
 ZALO_CADENCE = (Channel.ZALO, Channel.EMAIL, Channel.APP, Channel.FACEBOOK)
 #: ... and of the SMS row's (09:30): it and cell broadcast, which follows it.
 SMS_CADENCE = (Channel.SMS, Channel.CELL_BROADCAST)
+#: The level-4 rows with a slot at 10:30: those, and the loudspeakers' (07:00, 10:30, 14:00, 17:00).
+AT_1030 = (*ZALO_CADENCE, Channel.LOUDSPEAKER)
 
 
 def local(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
@@ -134,8 +136,7 @@ async def test_a_wave_reaches_only_the_kinds_of_its_row(store: Store, plan60: Pl
                                                         meta: AudienceMeta) -> None:
     await set_level(store, plan60, now=local(10), level=4)
     report = await Reconciler(store, plan60).tick(local(10, 31))
-    assert sorted(report.created) == sorted(
-        f"L4-{c}-{STAMP}T1030" for c in ZALO_CADENCE)
+    assert sorted(report.created) == sorted(f"L4-{c}-{STAMP}T1030" for c in AT_1030)
     email = await store.waves.get(f"L4-email-{STAMP}T1030")
     zalo = await store.waves.get(f"L4-zalo-{STAMP}T1030")
     assert email is not None and zalo is not None
@@ -148,12 +149,13 @@ async def test_a_wave_reaches_only_the_kinds_of_its_row(store: Store, plan60: Pl
 async def test_concurrent_reconcilers_create_each_wave_once(store: Store, plan60: Plan,
                                                             meta: AudienceMeta) -> None:
     await set_level(store, plan60, now=local(9), level=4)
-    now = local(10, 30)  # the window [09:30, 10:30] holds sms 09:30 and zalo/email/app 10:30
+    # the window [09:30, 10:30] holds sms 09:30 and zalo/email/app/loudspeaker 10:30
+    now = local(10, 30)
     reports = await asyncio.gather(*(Reconciler(store, plan60).tick(now) for _ in range(3)))
 
     created = [w for r in reports for w in r.created]
     expected = sorted([f"L4-{c}-{STAMP}T0930" for c in SMS_CADENCE] + [
-        f"L4-{c}-{STAMP}T1030" for c in ZALO_CADENCE])
+        f"L4-{c}-{STAMP}T1030" for c in AT_1030])
     assert sorted(created) == expected, "each wave is created by exactly one reconciler"
     assert sorted(w.id for w in await store.waves.all()) == expected
     # the plan's campaigns, too, exist once each
@@ -172,7 +174,8 @@ async def test_slots_missed_beyond_catch_up_are_skipped_once(store: Store, plan6
 
     missed = [f"L4-{c}-{STAMP}T0730" for c in ZALO_CADENCE]
     missed.extend(f"L4-{c}-{STAMP}T0930" for c in SMS_CADENCE)
-    due = [f"L4-{c}-{STAMP}T1030" for c in ZALO_CADENCE]
+    missed.append(f"L4-loudspeaker-{STAMP}T0700")
+    due = [f"L4-{c}-{STAMP}T1030" for c in AT_1030]
     assert sorted(report.skipped) == sorted(missed)
     assert sorted(report.created) == sorted(due)
     for slot_id in missed:
@@ -192,7 +195,7 @@ async def test_a_slot_inside_the_window_after_downtime_is_still_sent(
     await set_level(store, plan60, now=local(6), level=4)
     reconciler = Reconciler(store, plan60)
     first = await reconciler.tick(local(7))
-    assert first.created == [] and first.skipped == []
+    assert first.created == [f"L4-loudspeaker-{STAMP}T0700"] and first.skipped == []
     # down from 07:00 to 08:15: 07:30 is 45 minutes late, inside the 60-minute window
     report = await reconciler.tick(local(8, 15))
     assert sorted(report.created) == sorted(
@@ -210,7 +213,7 @@ async def test_leaving_a_level_cancels_its_live_waves_and_campaigns(
     created = (await reconciler.tick(local(10, 30))).created
     sending, paused = f"L4-zalo-{STAMP}T1030", f"L4-sms-{STAMP}T0930"
     assert sending in created and paused in created
-    assert len(created) == len(SMS_CADENCE) + len(ZALO_CADENCE)
+    assert len(created) == len(SMS_CADENCE) + len(AT_1030)
     await store.waves.set_state(sending, WaveState.SENDING)
     await store.waves.set_state(paused, WaveState.PAUSED)
 
@@ -276,7 +279,7 @@ async def test_trigger_now_creates_the_next_wave_of_each_channel_once(
 
     tomorrow = f"{DAY + dt.timedelta(days=1):%Y%m%d}"
     assert sorted(ids) == sorted([f"L4-{c}-{tomorrow}T0930" for c in SMS_CADENCE] + [
-        f"L4-{c}-{STAMP}T1030" for c in ZALO_CADENCE])
+        f"L4-{c}-{STAMP}T1030" for c in AT_1030])
     waves = await store.waves.all()
     assert sorted(w.id for w in waves) == sorted(ids)
     assert {w.channel for w in waves} == set(plan60.level(4).rules)

@@ -635,8 +635,8 @@ def test_loa_run_serves_the_api_and_sends_what_it_is_asked(tmp_path: Path,
     config = tmp_path / "loa.toml"
     assert _loa("config", "init", str(config), cwd=tmp_path).returncode == 0
     with config.open("a", encoding="utf-8") as f:
-        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook",'
-                      ' "cell_broadcast"]\n')
+        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook", '
+                '"loudspeaker", "cell_broadcast"]\n')
     token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
                  "admin", cwd=tmp_path).stdout.strip().splitlines()[-1]
     audience = tmp_path / "audience.csv"

@@ -38,7 +38,8 @@ def test_plan_show_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert [(lv["min_cases"], lv["max_cases"]) for lv in levels] == [
         (1, 1), (2, 10), (11, 150), (151, None)]
     for lv in levels:
-        assert set(lv["channels"]) == {"sms", "zalo", "email", "app", "facebook", "cell_broadcast"}
+        assert set(lv["channels"]) == {"sms", "zalo", "email", "app", "facebook", "loudspeaker",
+                                       "cell_broadcast"}
     sms = [lv["channels"]["sms"]["sends_per_week"] for lv in levels]
     assert sms == pytest.approx([1.0, 2.0, 7 / 3, 7.0], abs=1e-3)
     zalo = [lv["channels"]["zalo"]["sends_per_week"] for lv in levels]

@@ -127,8 +127,8 @@ def api(capsys: pytest.CaptureFixture[str], redis_url: str, tmp_path: Path) -> I
     config = tmp_path / "loa.toml"
     assert run(capsys, "config", "init", str(config))[0] == 0
     with config.open("a", encoding="utf-8") as f:
-        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook",'
-                      ' "cell_broadcast"]\n')
+        f.write('[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook", '
+                '"loudspeaker", "cell_broadcast"]\n')
     text = config.read_text(encoding="utf-8").replace(
         "approval_threshold = 10000", "approval_threshold = 100")
     config.write_text(text, encoding="utf-8")

@@ -208,7 +208,7 @@ zalo = 20
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
         _facebook(facebook_url),
-        simconfig.simulate_table("email", "app", "cell_broadcast"),
+        simconfig.simulate_table("email", "app", "portal", "loudspeaker", "cell_broadcast"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 

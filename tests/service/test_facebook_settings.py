@@ -117,7 +117,8 @@ async def client(tmp_path: Path, plan: Plan, province: Province,
     audience = tmp_path / "audience.csv"
     audiencegen.generate(audience, 50, seed=5, numbering=numbering, province=province)
     await import_audience(audience, store, Validator(numbering, province), chunk_size=64)
-    settings = load_settings(write(tmp_path, PAGES), env=ENV)
+    settings = load_settings(write(tmp_path, PAGES + '[channels]\nsimulate = ["sms", "zalo", '
+                                             '"email", "app"]\n'), env=ENV)
     api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"),
                     tokens=[TokenEntry("olga", Role.OPERATOR, hash_token(TOKEN))])
     app = create_app(store, settings, plan, province, numbering, api)
@@ -155,3 +156,16 @@ def test_loa_plan_show_names_the_pages_of_the_facebook_rows(
     assert "đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Hạ Long" in out
     assert main(["plan", "show", "--level", "4", "--lang", "en"]) == 0  # no [facebook]
     assert "no target configured" in " ".join(capsys.readouterr().out.split())
+
+
+async def test_a_campaign_may_name_every_channel_and_one_with_no_page_is_refused(
+        client: AsyncTestClient[Litestar]) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    everything = ["sms", "zalo", "email", "app", "facebook"]
+    r = await client.post("/v1/campaigns", headers=headers, json={
+        "title": "Khuyến cáo", "text": "Deo khau trang. Goi 1900 9095.", "channels": everything})
+    assert r.status_code == 201, r.text
+    assert r.json()["channels"] == everything
+    r = await client.post("/v1/campaigns", headers=headers, json={
+        "title": "Khuyến cáo", "text": "Tin", "channels": ["portal"]})
+    assert r.status_code == 422 and "portal" in r.text  # no [portal]: fail closed

@@ -155,7 +155,8 @@ def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) ->
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None
-    assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP]
+    assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP,
+                                                                  Channel.LOUDSPEAKER]
     assert modes[Channel.FACEBOOK] is modes[Channel.CELL_BROADCAST] is Mode.CONFIGURED
 
 
@@ -195,9 +196,9 @@ async def test_the_api_refuses_a_campaign_on_a_channel_without_configuration(
 async def test_readyz_names_the_simulated_channels(client: AsyncTestClient[Litestar]) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200
-    channels: dict[str, str] = {"sms": "simulated", "zalo": "missing", "email": "missing",
-                                "app": "missing", **dict.fromkeys(OUTLETS, "missing")}
-    assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": channels}
+    assert r.json() == {"status": "ok", "simulated": ["sms"], "channels": {
+        "sms": "simulated", "zalo": "missing", "email": "missing", "app": "missing",
+        **{c.value: "missing" for c in OUTLETS}}}
 
 
 def test_the_refusal_names_the_fallback_channel() -> None:
@@ -209,7 +210,7 @@ def test_the_refusal_names_the_fallback_channel() -> None:
 
 TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
           Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]",
-          Channel.CELL_BROADCAST: "[cell_broadcast]"}
+          Channel.LOUDSPEAKER: "[loudspeaker]", Channel.CELL_BROADCAST: "[cell_broadcast]"}
 
 
 @pytest.mark.parametrize("missing", sorted(failclosed.needs(load_plan(), [])))

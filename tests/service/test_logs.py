@@ -271,8 +271,8 @@ def test_loa_run_writes_json_lines_with_the_engine_and_the_api(tmp_path: Path,
     config = tmp_path / "loa.toml"
     assert _loa("config", "init", str(config), cwd=tmp_path).returncode == 0
     with config.open("a", encoding="utf-8") as out:  # no carrier here: every channel simulated
-        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook",'
-                  ' "cell_broadcast"]\n')
+        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook", '
+                  '"loudspeaker", "cell_broadcast"]\n')
     token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
                  "admin", cwd=tmp_path).stdout.strip().splitlines()[-1]
     audience = tmp_path / "audience.csv"

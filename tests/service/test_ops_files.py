@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
-import dispatcher.engine.metrics  # noqa: F401  (registers the metrics)
+import dispatcher.engine.metrics
 import dispatcher.service.channels  # noqa: F401  (and the channels', as a Loa process loads them)
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
@@ -87,7 +87,9 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
                                           "LoaCellBroadcastCarrierStopped",
                                           "LoaCellBroadcastCancelFailing",
                                           "LoaCellBroadcastRejected",
-                                          "LoaProcessDown", "LoaRedisDown"}
+                                          "LoaProcessDown", "LoaRedisDown",
+                                          "LoaLoudspeakerSystemStopped",
+                                          "LoaLoudspeakerSpeechFailing"}
     for rule in rules:
         assert rule["expr"] and rule["annotations"]["summary"] and rule["labels"]["severity"]
     assert unknown([r["expr"] for r in rules]) == set()
@@ -518,5 +520,33 @@ def test_the_cell_broadcast_alerts_fire_for_a_stopped_carrier_and_failing_cancel
             {"eval_time": "3m", "alertname": "LoaCellBroadcastRejected",
              "exp_alerts": [firing("LoaCellBroadcastRejected", reason="rejected")]},
             {"eval_time": "40m", "alertname": "LoaCellBroadcastRejected", "exp_alerts": []},
+        ],
+    }])
+
+
+def test_the_loudspeaker_alerts_fire_for_a_stopped_system_and_missing_speech(
+        tmp_path: Path) -> None:
+    """A system stopped for its token for 3 minutes fires after 1 (one worker saying so is
+    enough); speech that cannot be run fires at once and no longer once 15 minutes have
+    passed."""
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_loudspeaker_system_stopped{instance="w1",system="dongtrieu",'
+                       'reason="token"}', "values": "0 1 1 1 0"},
+            {"series": 'loa_loudspeaker_system_stopped{instance="w2",system="dongtrieu",'
+                       'reason="token"}', "values": "0 0 0 0 0"},
+            {"series": 'loa_loudspeaker_alerts_total{instance="w1",reason="speech"}',
+             "values": "0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaLoudspeakerSystemStopped", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaLoudspeakerSystemStopped",
+             "exp_alerts": [firing("LoaLoudspeakerSystemStopped", system="dongtrieu",
+                                   reason="token")]},
+            {"eval_time": "5m", "alertname": "LoaLoudspeakerSystemStopped", "exp_alerts": []},
+            {"eval_time": "2m", "alertname": "LoaLoudspeakerSpeechFailing",
+             "exp_alerts": [firing("LoaLoudspeakerSpeechFailing")]},
+            {"eval_time": "20m", "alertname": "LoaLoudspeakerSpeechFailing", "exp_alerts": []},
         ],
     }])

@@ -246,8 +246,8 @@ def test_loa_api_serves_the_webhook_on_its_port_and_not_on_the_operators(
     config = tmp_path / "loa.toml"
     config.write_text(f'[api]\nport = {port}\nwebhook_port = {webhook_port}\n'
                       f'zalo_app_id = "{APP_ID}"\nzalo_oa_secret_env = "LOA_TEST_OA_SECRET"\n'
-                      '[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook",'
-                      ' "cell_broadcast"]\n',
+                      '[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook", '
+                      '"loudspeaker", "cell_broadcast"]\n',
                       encoding="utf-8")
     ops, hook = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{webhook_port}"
     with loa_process(["api", "--config", str(config)], cwd=tmp_path,

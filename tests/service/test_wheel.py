@@ -167,8 +167,8 @@ def test_the_installed_loa_runs_the_service_the_image_runs(installed: Installed,
 def simulate_every_channel(config: Path) -> None:
     """Declare every channel simulated, as a trial run without carriers does."""
     with config.open("a", encoding="utf-8") as out:
-        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook",'
-                  ' "cell_broadcast"]\n')
+        out.write('\n[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook", '
+                  '"loudspeaker", "cell_broadcast"]\n')
 
 
 def test_the_installed_loa_runs_a_worker(installed: Installed, redis_url: str) -> None:

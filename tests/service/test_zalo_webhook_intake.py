@@ -338,8 +338,8 @@ async def test_loa_api_answers_zalo_within_two_seconds_while_redis_is_paused(
     config = tmp_path / "loa.toml"
     config.write_text(f'[api]\nport = {port}\nwebhook_port = {webhook_port}\n'
                       f'zalo_app_id = "{APP_ID}"\nzalo_oa_secret_env = "LOA_TEST_OA_SECRET"\n'
-                      '[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook",'
-                      ' "cell_broadcast"]\n',
+                      '[channels]\nsimulate = ["sms", "zalo", "email", "app", "facebook", '
+                      '"loudspeaker", "cell_broadcast"]\n',
                       encoding="utf-8")
     hook = f"http://127.0.0.1:{webhook_port}{PATH}"
     taken = redis.Redis.from_url(redis_url)

@@ -227,6 +227,14 @@ async def test_campaign_round_trip_keeps_every_field(store: Store) -> None:
     assert await store.campaigns.get("c9") == full
 
 
+async def test_campaigns_by_id(store: Store) -> None:
+    assert await store.campaigns.many([]) == {}
+    one, two = campaign("c1", title="Một"), campaign("c2", title="Hai")
+    for c in (one, two):
+        assert await store.campaigns.create(c)
+    assert await store.campaigns.many(["c2", "missing", "c1", "c2"]) == {"c2": two, "c1": one}
+
+
 # -- waves ----------------------------------------------------------------------------------------
 
 

@@ -88,7 +88,7 @@ class CampaignCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     the audience defaults to everyone (an empty selector)."""
 
     title: Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=_NOT_IN_LINE)]
-    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)]
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=len(Channel))]
     text: Text = ""
     texts: dict[Channel, Text] = {}
     selector: Selector = Selector()
@@ -145,8 +145,8 @@ class CampaignDetail(msgspec.Struct, frozen=True):
 class PreviewRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     text: Text = ""
     texts: dict[Channel, Text] = {}
-    channels: Annotated[list[Channel], Meta(min_length=1, max_length=4)] = msgspec.field(
-        default_factory=lambda: [Channel.SMS])
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=len(Channel))] = (
+        msgspec.field(default_factory=lambda: [Channel.SMS]))
     selector: Selector = Selector()
     strip_diacritics: bool = False
     max_parts: MaxParts = DEFAULT_MAX_PARTS
