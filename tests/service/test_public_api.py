@@ -184,7 +184,7 @@ def test_loa_run_publishes_the_level_and_serves_the_public_routes(tmp_path: Path
     text = config.read_text(encoding="utf-8").replace(
         "level_single_person = false", "level_single_person = true", 1)
     config.write_text(text + '\n[channels]\nsimulate = ["sms", "zalo", "email", "app", '
-                      '"facebook", "cell_broadcast"]\n'
+                      '"facebook", "loudspeaker", "cell_broadcast"]\n'
                       '\n[cap]\nsender = "soyte@quangninh.gov.vn"\n'
                       'base_url = "https://canhbao.quangninh.example"\n', encoding="utf-8")
     token = _loa("token", "create", "--config", str(config), "--user", "olga", "--role",
