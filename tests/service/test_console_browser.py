@@ -372,16 +372,13 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
-    # the deployment declares e-mail, app and cell broadcast simulated: every page says they
-    # reach no one
+    # the deployment declares e-mail, app, the portals, the loudspeakers and cell broadcast
+    # simulated: every page says they reach no one; no channel is missing
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Tin nhắn "
-        "quảng bá theo vùng. Cấu hình "
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Cổng thông "
+        "tin, Loa thông minh, Tin nhắn quảng bá theo vùng. Cấu hình "
         "khai báo các kênh này là mô phỏng ([channels] simulate).")
-    # the outlets it has no table for (and that its plan does not use) are said missing
-    expect(page.locator("#channel-missing")).to_have_text(
-        "Chưa cấu hình, không gửi được: Cổng thông tin, Loa thông minh. Chiến dịch trên các "
-        "kênh này bị từ chối.")
+    expect(page.locator("#channel-missing")).to_be_hidden()
     token = console.tokens["olga"]
     assert page.evaluate("sessionStorage.getItem('loa.token')") == token
     assert page.evaluate("localStorage.length") == 0
@@ -421,7 +418,7 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)
     expect(rows.first).to_contain_text("SMS")
     # the Facebook row says which pages its posts go to
     facebook = rows.filter(has=page.get_by_role("rowheader", name="Facebook", exact=True))
@@ -663,7 +660,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
     openings = _openings(console, 5)
     assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook",
-                                                "cell_broadcast"]
+                                                "loudspeaker", "cell_broadcast"]
     assert {o["outcome"] for o in openings} == {"sent"}
     assert {o["state"] for o in openings} == {"created"}
     vic = Tab(browser, console)
@@ -671,7 +668,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
     expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
     rows = page.locator("#openings-rows tr")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)
     sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms).to_contain_text("Chờ đến giờ gửi")
     expect(sms).to_contain_text(openings[0]["wave"])
