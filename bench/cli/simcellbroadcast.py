@@ -29,7 +29,7 @@ def register(group: Any) -> None:
                     "stops.")
     cbc.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                                                          "127.0.0.1)")
-    cbc.add_argument("--port", type=int, default=8720, help="port (default 8720; 0: any free)")
+    cbc.add_argument("--port", type=int, default=8730, help="port (default 8730; 0: any free)")
     cbc.add_argument("--carrier", action="append", metavar="ID=CREDENTIAL",
                      help="a carrier and its credential: user:password (HTTP Basic) or a "
                           f"Bearer token (repeatable; default {carrier}={credential})")

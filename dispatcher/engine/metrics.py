@@ -143,7 +143,8 @@ CELL_BROADCAST_STATUS = Gauge(
     "failed, absent, unknown); the newest 1000, read from the store", ["carrier", "status"])
 CELL_BROADCAST_CANCELS = Counter(
     "loa_cell_broadcast_cancels", "CAP Cancels of cell broadcasts this process had a centre "
-    "take (each broadcast is cancelled once): reason=\"wave_cancelled\" or \"emergency_stop\"",
+    "take (each broadcast is cancelled once): reason=\"wave_cancelled\", \"withdrawn\" or "
+    "\"emergency_stop\"",
     ["reason"])
 CELL_BROADCAST_CANCEL_FAILURES = Counter(
     "loa_cell_broadcast_cancel_failures", "Cancels of cell broadcasts a carrier's centre did "

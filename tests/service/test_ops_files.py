@@ -309,7 +309,7 @@ def test_the_local_stack_names_its_services_and_files() -> None:
                  else f"{c['user']}:{env[c['password_env']]}"
                  for c in stack["cell_broadcast"]["carriers"]}
         assert given == served, name
-        assert all(c["url"] == f"http://loa-cbc:8720/{c['id']}/cap"
+        assert all(c["url"] == f"http://loa-cbc:8730/{c['id']}/cap"
                    for c in stack["cell_broadcast"]["carriers"])
     for name, service in services.items():  # every file mounted from the repository exists
         for volume in service.get("volumes", []):
