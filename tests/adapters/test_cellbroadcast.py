@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -20,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from adapters.base import HALTED, Abort, Envelope, Results, Withdrawable
 from adapters.cellbroadcast import CellBroadcastAdapter, CellBroadcastConfig
-from adapters.cellbroadcast.codes import CODES, Outcome, lookup, state_of
+from adapters.cellbroadcast.codes import CANCEL_CODES, CODES, STATES, Outcome, lookup, state_of
 from adapters.cellbroadcast.config import CarrierOptions
 from adapters.cellbroadcast.profile import Profile
 from adapters.cellbroadcast.simulator import CbcSim, CbcSimConfig
@@ -100,6 +102,15 @@ def test_the_table_says_what_each_answer_calls_for() -> None:
     assert state_of("canceled") is state_of("withdrawn") is State.CANCELLED
     assert state_of("in-progress") is State.BROADCASTING
     assert state_of("what") is State.UNKNOWN
+
+
+def test_the_docs_list_every_answer_and_state_word_of_the_tables() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "channels.md").read_text(encoding="utf-8")
+    section = text[text.index("## Cell broadcast"):text.index("## Simulators")]
+    for status in [*CODES, *CANCEL_CODES]:
+        assert re.search(rf"\b{status}\b", section), status
+    for word in STATES:
+        assert f"`{word}`" in section, word
 
 
 # -- submitting ----------------------------------------------------------------------------------
