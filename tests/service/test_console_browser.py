@@ -418,7 +418,7 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(7)
+    expect(rows).to_have_count(7)  # SMS, Zalo, e-mail, app, Facebook, loudspeakers, cell broadcast
     expect(rows.first).to_contain_text("SMS")
     # the Facebook row says which pages its posts go to
     facebook = rows.filter(has=page.get_by_role("rowheader", name="Facebook", exact=True))
@@ -658,7 +658,7 @@ def _openings(console: Console, count: int, timeout: float = 30) -> list[dict[st
 def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console) -> None:
     """Level 3 was set by the first test; the plan's hours are hours away from now, so every
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
-    openings = _openings(console, 5)
+    openings = _openings(console, 7)
     assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook",
                                                 "loudspeaker", "cell_broadcast"]
     assert {o["outcome"] for o in openings} == {"sent"}
@@ -757,7 +757,7 @@ def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
     detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]
     assert detail["campaign"]["state"] == "cancelled"
     assert detail["campaign"]["state_reason"] == "Báo động nhầm"
-    opening_sms = _openings(console, 5)[0]
+    opening_sms = _openings(console, 6)[0]
     assert (opening_sms["channel"], opening_sms["state"]) == ("sms", "cancelled")
 
     page.get_by_role("link", name="Cấp độ và kế hoạch").click()

@@ -69,9 +69,8 @@ base_seconds = 0.2
 max_seconds = 2.0
 
 """ + simconfig.smpp_table(smsc_port, "resilience", binds=2, window=64, tps=TPS,
-                            bind_wait=1.0) + simconfig.simulate_table("zalo", "email", "app",
-                                                      "facebook", "loudspeaker",
-                                                      "cell_broadcast")
+                            bind_wait=1.0) + simconfig.simulate_table(
+    "zalo", "email", "app", "facebook", "loudspeaker", "cell_broadcast")
 
 
 @dataclass
