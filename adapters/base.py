@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
+from dispatcher.domain.broadcast import State
 from dispatcher.domain.incoming import Incoming
 from dispatcher.domain.model import Channel, ZnsMessage
 
@@ -115,6 +116,11 @@ class Envelope(msgspec.Struct, frozen=True):
     # there for the wave's publication since then before publishing (a crash or a timeout
     # between its answer and the sent bit never publishes twice)
     created_at: float = 0.0
+    # an outlet's: the districts the wave is for (empty: the whole province), each with its own
+    # words when the wave's text names {district} ("" otherwise): what a publication by area
+    # covers (a carrier's cell broadcast)
+    districts: dict[str, str] = {}
+    level: int | None = None  # the epidemic level of a plan wave (None: a campaign's)
 
 
 class Results(msgspec.Struct):
@@ -179,6 +185,42 @@ class QuotaReader(Protocol):
     """A channel that can tell its daily quota (Zalo's ZNS quota)."""
 
     async def quota(self) -> DailyQuota | None: ...
+
+
+class Standing(msgspec.Struct, frozen=True):
+    """How a publication that lives on at the far end stands, as the far end said it: its
+    ``state``, the far end's ``reference`` of it (when it gives one) and its words."""
+
+    state: State
+    reference: str = ""
+    detail: str = ""
+
+
+@runtime_checkable
+class Withdrawable(Protocol):
+    """An outlet whose publications live on at the far end once accepted (a carrier's cell
+    broadcast repeats until it expires): it can read how one stands and withdraw it. The
+    publication is named as it was sent: the wave's :class:`Envelope` (its ``addrs`` unused) and
+    the target's id. Both raise :class:`~dispatcher.domain.errors.ChannelError` (retryable) when
+    the far end cannot answer now."""
+
+    #: seconds between two reads of a live publication's state, and how many reads at most
+    status_seconds: float
+    status_reads: int
+    #: longest a call may take (the engine's lease on the work is longer)
+    timeout: float
+
+    def identifier(self, envelope: Envelope) -> str:
+        """The far end's name of the wave's publication (the same for every try)."""
+
+    def live_until(self, envelope: Envelope) -> float:
+        """When the wave's publication ends by itself (epoch seconds; 0: never or unknown)."""
+
+    async def standing(self, envelope: Envelope, target: str) -> Standing | None:
+        """Its state as the far end says it; None when the far end cannot tell."""
+
+    async def withdraw(self, envelope: Envelope, target: str) -> Standing:
+        """Withdraw it (once: again is answered as done); its state after."""
 
 
 class Adapter(Protocol):

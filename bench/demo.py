@@ -9,8 +9,11 @@ each district's, :data:`DEMO_PAGES`) to the Graph API simulator, whatever ``[fac
 settings have; the loudspeaker bulletin read aloud and uploaded to two loudspeaker systems of
 the simulator (:mod:`adapters.loudspeaker.simulator`, which checks the audio); the portals'
 posts to the portal simulator (a WordPress site and a signed JSON CMS, the demo's ``[portal]``
-sites); the other channels to in-process channels that answer like real ones (a small share of
-transient and permanent failures), with retries and dead letters.
+sites); the cell broadcast wave as one CAP alert to each of three carriers' broadcast centres
+(:data:`DEMO_CARRIERS`) of the broadcast centre simulator, whatever ``[cell_broadcast]`` the
+settings have (each district shaped by a simulator geocode, not survey data); the other
+channels to in-process channels that answer like real ones (a small share of transient and
+permanent failures), with retries and dead letters.
 
 It runs on its own private redis-server, never on the Redis of the configuration or
 ``LOA_REDIS_URL`` (see :mod:`bench.demoredis`); a database given explicitly must be empty.
@@ -31,6 +34,9 @@ import msgspec
 from aiohttp import web
 
 from adapters.base import Adapter
+from adapters.cellbroadcast import Carrier, CellBroadcastAdapter, CellBroadcastConfig
+from adapters.cellbroadcast.config import Auth
+from adapters.cellbroadcast.simulator import CbcSim, CbcSimConfig
 from adapters.facebook import FacebookAdapter, FacebookConfig, Page
 from adapters.facebook.simulator import FacebookSim, FacebookSimConfig
 from adapters.loudspeaker.adapter import LoudspeakerAdapter
@@ -51,6 +57,7 @@ from adapters.zalo.webhook import WebhookVerifier
 from bench import audiencegen, demoredis
 from bench.webhookreceiver import make_app
 from dispatcher.domain.audience import Validator
+from dispatcher.domain.cap import AreaConfig
 from dispatcher.domain.model import WAVE_FINAL, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
@@ -78,6 +85,10 @@ STAT_MIX = {"DELIVRD": 0.97, "UNDELIV": 0.02, "EXPIRED": 0.01}  # what its recei
 DEMO_PAGES = [("province", "Trang UBND tỉnh Quảng Ninh", ""),
               ("so-tttt", "Trang Sở Thông tin và Truyền thông", ""),
               ("so-y-te", "Trang Sở Y tế Quảng Ninh", "")]
+#: The demo's carriers' cell broadcast centres, and the CAP sender they know it by.
+DEMO_CARRIERS = {"viettel": "Viettel CBC", "vinaphone": "VinaPhone CBC",
+                 "mobifone": "MobiFone CBC"}
+DEMO_CAP_SENDER = "loa-demo@quangninh.gov.vn"
 RECEIPT_QUIET_STEPS = 5  # after the waves finish, stop when no receipt matched for 1 s
 
 
@@ -224,6 +235,26 @@ async def _portal(stack: contextlib.AsyncExitStack) -> tuple[PortalAdapter, Port
     return adapter, sim
 
 
+async def _cell_broadcast(stack: contextlib.AsyncExitStack, province: Province,
+                          settings: Settings,
+                          ) -> tuple[CellBroadcastAdapter, CbcSim, Settings]:
+    """Cell broadcast: the demo's carriers on an in-process broadcast centre simulator, every
+    district shaped by a geocode the simulator takes (``loa-sim``: the district's id); the
+    settings the engine makes its waves with (those carriers as the channel's targets)."""
+    sim = CbcSim(CbcSimConfig(carriers={c: f"demo-token-{c}" for c in DEMO_CARRIERS}))
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    config = CellBroadcastConfig(
+        carriers=[Carrier(id=c, name=name, url=sim.url_of(c), auth=Auth.BEARER,
+                          token_env="LOA_DEMO_CBC_TOKEN", token=f"demo-token-{c}")
+                  for c, name in DEMO_CARRIERS.items()],
+        sender=settings.cap.sender or DEMO_CAP_SENDER, proxy="direct",
+        areas={d: AreaConfig(geocodes={"loa-sim": d}) for d in province.districts})
+    adapter = CellBroadcastAdapter(config, settings.cap, province)
+    stack.push_async_callback(adapter.aclose)
+    return adapter, sim, msgspec.structs.replace(settings, cell_broadcast=config)
+
+
 async def _prepare(store: Store, recipients: int, plan: Plan, numbering: Numbering,
                    province: Province, settings: Settings, now: dt.datetime) -> None:
     """Generate and import the audience (a no-op when unchanged), set level 4 if it is not."""
@@ -275,10 +306,12 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     settings, speaker, speaker_sim = await _loudspeaker(stack, settings)
     portal, portal_sim = await _portal(stack)
     settings = msgspec.structs.replace(settings, portal=portal.config)  # the waves' targets
+    cbc, cbc_sim, settings = await _cell_broadcast(stack, province, settings)
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
                                         Channel.EMAIL: email, Channel.FACEBOOK: facebook,
-                                        Channel.LOUDSPEAKER: speaker, Channel.PORTAL: portal}
+                                        Channel.PORTAL: portal, Channel.LOUDSPEAKER: speaker,
+                                        Channel.CELL_BROADCAST: cbc}
     # declared as what they are: the embedded simulators (an SMSC or Zalo given is configured)
     modes = {c: Mode.SIMULATED if c in adapters else Mode.MISSING for c in Channel}
     if smsc is not None:
@@ -316,6 +349,9 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     # a page with the same post twice
     duplicates += sum(n - 1 for posts in facebook_sim.posts.values()
                       for n in Counter(p.message for p in posts).values() if n > 1)
+    # a carrier that took one wave's alert twice (its centre answers 409 to a second try)
+    duplicates += sum(n - 1 for c in cbc_sim.broadcasts
+                      for n in Counter(b.identifier for b in cbc_sim.alerts(c)).values() if n > 1)
     # a system that took one wave's broadcast twice (the simulator keeps one per id: never)
     duplicates += sum(len(taken) - len({b.key for b in taken})
                       for taken in speaker_sim.broadcasts.values())

@@ -1,7 +1,7 @@
 """``loa sim smsc``, ``loa sim zalo``, ``loa sim facebook`` (:mod:`bench.cli.simfacebook`),
 ``loa sim loudspeaker`` (:mod:`bench.cli.simloudspeaker`), ``loa sim portal``
-(:mod:`bench.cli.simportal`) and ``loa sim wifi`` (:mod:`bench.cli.simwifi`): run a simulator
-until SIGINT or SIGTERM."""
+(:mod:`bench.cli.simportal`), ``loa sim wifi`` (:mod:`bench.cli.simwifi`) and ``loa sim
+cellbroadcast`` (:mod:`bench.cli.simcellbroadcast`): run a simulator until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import msgspec
 from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
 from adapters.zalo.codes import CODES
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
-from bench.cli import simfacebook, simloudspeaker, simportal, simwifi
+from bench.cli import simcellbroadcast, simfacebook, simloudspeaker, simportal, simwifi
 from bench.cli.simrun import until_stopped
 from dispatcher.domain.errors import InputError
 from dispatcher.service.cli import logopts
@@ -77,6 +77,7 @@ def register(sub: Any) -> None:
     simloudspeaker.register(group)
     simportal.register(group)
     simwifi.register(group)
+    simcellbroadcast.register(group)
 
 
 def _stat_mix(text: str) -> dict[str, float]:

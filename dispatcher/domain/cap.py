@@ -207,6 +207,10 @@ class CapInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     effective: dt.datetime | None = None
     expires: dt.datetime | None = None
     areas: list[CapArea] = []
+    language: str = ""  # RFC 3066 code; empty: vi-VN
+    # <parameter> valueName -> value: what a receiving system asks for beyond CAP's elements
+    # (a carrier's broadcast centre: its repetition, its channel)
+    parameters: dict[str, str] = {}
 
 
 class CapAlert(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -277,7 +281,7 @@ def element(alert: CapAlert) -> ET.Element:
     _add(root, "references", " ".join(alert.references))
     for info in alert.infos:
         block = ET.SubElement(root, f"{{{NAMESPACE}}}info")
-        _add(block, "language", LANGUAGE)
+        _add(block, "language", info.language or LANGUAGE)
         _add(block, "category", CATEGORY)
         _add(block, "event", info.event)
         _add(block, "urgency", info.urgency.value)
@@ -293,6 +297,10 @@ def element(alert: CapAlert) -> ET.Element:
         _add(block, "instruction", info.instruction)
         _add(block, "web", info.web)
         _add(block, "contact", info.contact)
+        for name, value in info.parameters.items():
+            parameter = ET.SubElement(block, f"{{{NAMESPACE}}}parameter")
+            _add(parameter, "valueName", name)
+            _add(parameter, "value", value)
         for area in info.areas:
             where = ET.SubElement(block, f"{{{NAMESPACE}}}area")
             _add(where, "areaDesc", area.desc)

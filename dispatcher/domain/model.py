@@ -26,6 +26,9 @@ class Channel(enum.StrEnum):
     FACEBOOK = "facebook"  # the province's, the department's and the districts' Facebook pages
     PORTAL = "portal"  # the provincial portal's Covid section, the public-service portal
     LOUDSPEAKER = "loudspeaker"  # the grassroots radio's IP loudspeaker systems
+    # every phone present in an area (residents and visitors): the CAP alert handed to each
+    # carrier's cell broadcast centre, which broadcasts it to the area's cells
+    CELL_BROADCAST = "cell_broadcast"
 
     @property
     def outlet(self) -> bool:
@@ -34,7 +37,8 @@ class Channel(enum.StrEnum):
 
 
 #: The channels that publish to configured targets (:class:`dispatcher.domain.outlet.Target`).
-OUTLETS = frozenset({Channel.FACEBOOK, Channel.PORTAL, Channel.LOUDSPEAKER})
+OUTLETS = frozenset({Channel.FACEBOOK, Channel.PORTAL, Channel.LOUDSPEAKER,
+                     Channel.CELL_BROADCAST})
 #: The channels that reach recipients of an audience (what suppression lists and the recipient
 #: lookup are about).
 PERSONAL = tuple(c for c in Channel if c not in OUTLETS)

@@ -79,6 +79,7 @@ class Channels(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     facebook: ChannelPlan | None = None
     portal: ChannelPlan | None = None
     loudspeaker: ChannelPlan | None = None
+    cell_broadcast: ChannelPlan | None = None
 
 
 class LevelFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -55,11 +55,13 @@ INLINE_FIELDS = (
 )
 #: The same in the entries of a table's list: (table, list, field, the field naming the
 #: environment variable): a portal site's application password or signing secret, a Facebook page's
-#: access token.
+#: access token, a cell broadcast carrier's password or token.
 INLINE_LISTS = (
     ("portal", "sites", "password", "password_env"),
     ("portal", "sites", "secret", "secret_env"),
     ("facebook", "pages", "token", "token_env"),
+    ("cell_broadcast", "carriers", "password", "password_env"),
+    ("cell_broadcast", "carriers", "token", "token_env"),
 )
 
 

@@ -13,6 +13,12 @@ creation); pausing, resuming and cancelling change the waves'
 states, which every worker reads within ``state_refresh_seconds``. Every change is a
 compare-and-set on the campaign's revision, so two operators acting at once cannot both win.
 
+An urgent campaign to the province's audience (not to a list, not to officials alone) created
+while the level in force calls for it also goes by cell broadcast, with its SMS text (else its
+first text): ``EngineConfig.urgent_outlets``, ``[cell_broadcast] urgent_level`` (4), when a
+carrier is configured. It is one of the campaign's channels from its creation, shown to whoever
+approves it.
+
 The plan's own campaigns (one per level and channel, ``plan-L<level>-<channel>``) are paused,
 resumed and cancelled the same way, with a reason: pausing holds the current wave and the next
 slots' until it is resumed; cancelling stops the current wave for good, and the campaign runs
@@ -37,6 +43,7 @@ from dispatcher.domain.model import (
     Campaign,
     CampaignState,
     Channel,
+    Kind,
     OverQuota,
     Priority,
     Selector,
@@ -173,8 +180,8 @@ class Campaigns:
                              field="max_parts")
         if start_at is not None and start_at.tzinfo is None:
             raise InputError("give a time zone (e.g. 2026-11-27T09:00+07:00)", field="start_at")
-        if not channels:
-            raise InputError(f"give at least one of {', '.join(Channel)}", field="channels")
+        channels, texts = await self._channels(channels, texts, selector, priority,
+                                               audience_list)
         for channel in channels:
             text = texts.get(channel, "")
             if not text.strip():
@@ -230,6 +237,26 @@ class Campaigns:
         if not await self.store.campaigns.create(campaign):
             raise StateError(f"campaign {campaign.id} exists already")
         return campaign
+
+    async def _channels(self, channels: list[Channel], texts: dict[Channel, str],
+                        selector: Selector, priority: Priority, audience_list: str,
+                        ) -> tuple[list[Channel], dict[Channel, str]]:
+        """A campaign's channels (refused when none) and texts; an urgent one's with the
+        outlets the level in force adds (cell broadcast at level 4), with its SMS text (else
+        the first text of its own)."""
+        if not channels:
+            raise InputError(f"give at least one of {', '.join(Channel)}", field="channels")
+        officials = bool(selector.kinds) and all(k is Kind.OFFICIAL for k in selector.kinds)
+        if priority is not Priority.URGENT or audience_list or officials:
+            return channels, texts
+        level = await self.store.level.get()
+        added = [c for c in self.settings.urgent_outlets(level.level if level else None)
+                 if c not in channels]
+        text = next((texts[c] for c in (Channel.SMS, *channels) if texts.get(c, "").strip()),
+                    "")
+        if not added or not text:
+            return channels, texts
+        return [*channels, *added], {**texts, **dict.fromkeys(added, text)}
 
     def _check_targets(self, channel: Channel, selector: Selector) -> None:
         """An outlet channel publishes to a target at least: one configured, serving the

@@ -1,10 +1,11 @@
 """Prometheus metrics of the engine (the channels' are in :mod:`adapters.metrics`).
 
 Naming follows Prometheus: the ``loa_`` prefix, base units (seconds), ``_total`` on counters,
-and bounded labels only: ``channel`` (sms, zalo, email, app; facebook, portal, loudspeaker),
-``route`` (a configured route: ``sms.<link group>``, ``zalo``, ``facebook``, ...), ``link`` (a
-configured SMPP link), ``controller`` (a configured Wi-Fi controller's id), ``result``,
-``outcome`` and ``state`` (fixed words). Never a number, an address or an id of a message.
+and bounded labels only: ``channel`` (sms, zalo, email, app; facebook, portal, loudspeaker,
+cell_broadcast), ``carrier`` (a configured carrier of ``[cell_broadcast]``), ``route`` (a
+configured route: ``sms.<link group>``, ``zalo``, ``facebook``, ...), ``link`` (a configured SMPP
+link), ``controller`` (a configured Wi-Fi controller's id), ``result``, ``outcome`` and ``state``
+(fixed words). Never a number, an address or an id of a message.
 
 The hot path pays per batch, not per message: a worker counts a batch's outcomes with one
 ``inc(n)`` per outcome that occurred, observes the adapter call once, and adds its throttle wait
@@ -150,6 +151,18 @@ WIFI_LAG = Gauge(
 WIFI_REFUSED = Gauge(
     "loa_wifi_refused", "1 while the Wi-Fi controller refuses Loa's pushes (401/403: a wrong "
     "secret); set by the process that pushes, 0 in the others (max it)", ["controller"])
+CELL_BROADCAST_STATUS = Gauge(
+    "loa_cell_broadcast_status", "Cell broadcasts the carriers' centres took, by carrier and "
+    "state as the centre last said it (accepted, broadcasting, completed, expired, cancelled, "
+    "failed, absent, unknown); the newest 1000, read from the store", ["carrier", "status"])
+CELL_BROADCAST_CANCELS = Counter(
+    "loa_cell_broadcast_cancels", "CAP Cancels of cell broadcasts this process had a centre "
+    "take (each broadcast is cancelled once): reason=\"wave_cancelled\", \"withdrawn\" or "
+    "\"emergency_stop\"",
+    ["reason"])
+CELL_BROADCAST_CANCEL_FAILURES = Counter(
+    "loa_cell_broadcast_cancel_failures", "Cancels of cell broadcasts a carrier's centre did "
+    "not take (tried again, backing off up to a minute), by carrier", ["carrier"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

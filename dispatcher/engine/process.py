@@ -3,7 +3,10 @@
 With the reconciler runs the CAP publisher (:mod:`dispatcher.engine.cap`): the public alerts as
 CAP messages, each published once whichever processes run it; and, when Wi-Fi controllers are
 configured, the pusher of each new public notice to them (:mod:`dispatcher.engine.wifi`), under
-a store lease: one process pushes.
+a store lease: one process pushes. A process whose cell broadcast channel can read and withdraw
+what it published runs the broadcast tracker (:mod:`dispatcher.engine.broadcasts`): the
+broadcasts' states, and their Cancels when their wave is cancelled or the emergency stop is
+raised.
 
 The wave runner starts the fan-out of waves that may start (urgent or ``start_now``, or inside
 the sending hours), holding a lease per wave so that one process fans a wave out at a time and
@@ -30,7 +33,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-from adapters.base import Adapter, QuotaReader
+from adapters.base import Adapter, QuotaReader, Withdrawable
 from dispatcher.domain.errors import PermissionDenied, StateError
 from dispatcher.domain.model import (
     WAVE_FINAL,
@@ -46,6 +49,8 @@ from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
 from dispatcher.engine import logs, metrics, routing
 from dispatcher.engine.binds import BindLeases
+from dispatcher.engine.broadcasts import PASS_SECONDS as BROADCAST_SECONDS
+from dispatcher.engine.broadcasts import BroadcastTracker
 from dispatcher.engine.campaigns import Campaigns
 from dispatcher.engine.cap import PUBLISH_SECONDS, CapPublisher
 from dispatcher.engine.capacity import check_wave
@@ -149,6 +154,10 @@ class Engine:
         self.worker = Worker(store, adapters, routes, settings, name=self.name,
                              fallback=fallback, gate=gate)
         self.collector = metrics.Collector(store, routes, wave_progress)  # store-read gauges
+        # cell broadcasts: their states, and their Cancels
+        self.trackers = [BroadcastTracker(store, channel, adapter, self.name, self._settled)
+                         for channel, adapter in adapters.items()
+                         if isinstance(adapter, Withdrawable)]
         self._fanning: set[str] = set()
         self._unfanned = Unfanned(store, settings, carriers, self.name)
         # urgent waves have slots of their own: routine fan-outs waiting for their routes to
@@ -183,6 +192,8 @@ class Engine:
             tasks.create_task(self._runner_loop(stop, tasks))
             tasks.create_task(self.worker.run(stop))
             tasks.create_task(self.collector.run(stop))
+            for tracker in self.trackers:
+                tasks.create_task(self._broadcast_loop(stop, tracker))
             if self.receipts is not None:
                 tasks.create_task(self.receipts.run(stop))
             if self.incoming is not None:
@@ -212,6 +223,18 @@ class Engine:
             wait = PUBLISH_SECONDS
             try:
                 await self.cap.tick(self.clock())
+            except TRANSIENT as exc:
+                wait = max(wait, backoff.failed(exc))
+            else:
+                backoff.ok()
+            await self._sleep(stop, wait)
+
+    async def _broadcast_loop(self, stop: asyncio.Event, tracker: BroadcastTracker) -> None:
+        backoff = metrics.Backoff("the cell broadcast tracker")
+        while not stop.is_set():
+            wait = BROADCAST_SECONDS
+            try:
+                await tracker.tick()
             except TRANSIENT as exc:
                 wait = max(wait, backoff.failed(exc))
             else:

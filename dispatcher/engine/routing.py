@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dispatcher.domain.audience import Recipient
-from dispatcher.domain.model import Channel, Selector
+from dispatcher.domain.model import Channel, Selector, Wave
 from dispatcher.domain.outlet import Target
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.store.base import AudienceMeta
@@ -51,6 +51,13 @@ def targets(channel: Channel, selector: Selector, settings: EngineConfig) -> lis
     if not channel.outlet:
         return []
     return [t for t in settings.targets(channel) if t.serves(selector.districts)]
+
+
+def districts_of(wave: Wave) -> dict[str, str]:
+    """An outlet wave's districts (empty: the whole province), each with its own words when its
+    text names ``{district}`` ("" otherwise): what ``Envelope.districts`` tells the adapter."""
+    chosen = wave.selector.districts or sorted(wave.district_texts)
+    return {d: wave.district_texts.get(d, "") for d in chosen}
 
 
 def reach(meta: AudienceMeta, selector: Selector, channel: Channel,

@@ -82,6 +82,11 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         read them from the channel's table, :class:`dispatcher.domain.outlet.OutletConfig`)."""
         return []
 
+    def urgent_outlets(self, level: int | None) -> list[Channel]:
+        """Outlet channels an urgent campaign also goes by while ``level`` is in force (none
+        here: the deployment's settings say, from the channels' tables)."""
+        return []
+
 
 MAX_FALLBACK_PER_DAY = 8
 # and sms.<link group>

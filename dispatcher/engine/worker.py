@@ -412,7 +412,9 @@ class Worker:
                             progress=progress, abort=abort, urgent=urgent, zns=wave.zns,
                             over_quota_sms=self.fallback is not None
                             and wave.quota_policy_in_force is OverQuota.SMS,
-                            created_at=wave.created_at.timestamp())
+                            created_at=wave.created_at.timestamp(),
+                            districts=routing.districts_of(wave) if wave.channel.outlet else {},
+                            level=wave.level)
         self._halt_aborted()  # stopped or paused since the batch was read: send none of it
         started = time.perf_counter()
         try:

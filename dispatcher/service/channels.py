@@ -1,10 +1,10 @@
 """The one registry of channels: which adapter serves which channel, from the settings.
 
 A channel is *configured* when its table is in the settings (``[smpp.<link>]`` for SMS,
-``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``, ``[loudspeaker]``, ``[portal]``:
-:meth:`Settings.outlet`),
-*simulated* when ``[channels] simulate`` lists it (the
-in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing channel
+``[zalo]``, ``[email]``, ``[app]``; an outlet's, ``[facebook]``, ``[portal]``, ``[loudspeaker]``,
+``[cell_broadcast]``: :meth:`Settings.outlet`), *simulated* when ``[channels] simulate`` lists it
+(the in-process channel, which answers "sent" to no one), and *missing* otherwise: a missing
+channel
 gets no adapter at all, so nothing is ever "sent" on it (fail closed;
 :mod:`dispatcher.service.failclosed` refuses to start a process whose plan or campaigns need one).
 Receipts from the channels go to the given matcher.
@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from adapters.base import Adapter, OnIncoming, OnReceipts, Receipt
+from adapters.cellbroadcast.adapter import CellBroadcastAdapter
 from adapters.email.adapter import EmailAdapter
 from adapters.facebook.adapter import FacebookAdapter
 from adapters.loudspeaker.adapter import LoudspeakerAdapter
@@ -27,6 +28,7 @@ from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.tokens import FileTokenStore, TokenStore
 from dispatcher.domain.model import OUTLETS, Channel
+from dispatcher.domain.province import load_province
 from dispatcher.engine.logs import HiddenTokens
 from dispatcher.service.settings import Settings
 
@@ -41,7 +43,8 @@ class Mode(enum.StrEnum):
 TABLES: dict[Channel, str] = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]",
                               Channel.EMAIL: "[email]", Channel.APP: "[app]",
                               Channel.FACEBOOK: "[facebook]", Channel.PORTAL: "[portal]",
-                              Channel.LOUDSPEAKER: "[loudspeaker]"}
+                              Channel.LOUDSPEAKER: "[loudspeaker]",
+                              Channel.CELL_BROADCAST: "[cell_broadcast]"}
 
 
 def modes(settings: Settings, *,
@@ -94,4 +97,7 @@ def build(settings: Settings, *, channels: Sequence[Channel] = tuple(Channel),
             adapters[channel] = LoudspeakerAdapter(settings.loudspeaker)
         elif channel is Channel.PORTAL and settings.portal is not None:
             adapters[channel] = PortalAdapter(settings.portal)
+        elif channel is Channel.CELL_BROADCAST and settings.cell_broadcast is not None:
+            adapters[channel] = CellBroadcastAdapter(settings.cell_broadcast, settings.cap,
+                                                     load_province())
     return adapters

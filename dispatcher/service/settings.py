@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from adapters.cellbroadcast.config import CellBroadcastConfig, check_area
 from adapters.email.adapter import EmailConfig, valid_address
 from adapters.facebook.config import FacebookConfig
 from adapters.http.proxy import Proxies
@@ -24,6 +25,7 @@ from adapters.smpp.adapter import LinkConfig
 from adapters.webhook.adapter import WebhookConfig
 from adapters.zalo.config import ZaloConfig
 from dispatcher.domain import wifi as wifi_settings
+from dispatcher.domain.cap import PROVINCE_AREA
 from dispatcher.domain.config import convert, read_toml
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.incoming import IncomingSettings, Keywords
@@ -80,6 +82,9 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
     loudspeaker: LoudspeakerConfig | None = None
     # the provincial portal's Covid-19 section and the public-service portal (an outlet channel)
     portal: PortalConfig | None = None
+    # the carriers' cell broadcast centres, which broadcast each wave's CAP alert to every phone
+    # in its area (an outlet channel: one target per carrier)
+    cell_broadcast: CellBroadcastConfig | None = None
     # the control API's own table ([api]: host, port, tokens...), read and checked by
     # dispatcher.service.api.config; kept here so that one file configures the whole process
     api: dict[str, Any] = {}
@@ -99,12 +104,21 @@ class Settings(EngineConfig, msgspec.Struct, frozen=True, forbid_unknown_fields=
         """The settings table of an outlet channel (None: not configured)."""
         tables: dict[Channel, OutletConfig | None] = {Channel.FACEBOOK: self.facebook,
                                                       Channel.LOUDSPEAKER: self.loudspeaker,
-                                                      Channel.PORTAL: self.portal}
+                                                      Channel.PORTAL: self.portal,
+                                                      Channel.CELL_BROADCAST: self.cell_broadcast}
         return tables.get(channel)
 
     def targets(self, channel: Channel) -> list[Target]:
         table = self.outlet(channel)
         return table.targets() if table is not None else []
+
+    def urgent_outlets(self, level: int | None) -> list[Channel]:
+        """Cell broadcast, for an urgent campaign while ``level`` is ``[cell_broadcast]
+        urgent_level`` or higher and a carrier is configured."""
+        table = self.cell_broadcast
+        if table is None or not table.carriers or not table.urgent_level or level is None:
+            return []
+        return [Channel.CELL_BROADCAST] if level >= table.urgent_level else []
 
 
 def _check(settings: Settings, source: str) -> Settings:
@@ -119,7 +133,8 @@ def _check(settings: Settings, source: str) -> Settings:
         ("engine", settings.engine), ("retry", settings.retry),
         *((f"smpp.{name}", link) for name, link in settings.smpp.items()),
         ("zalo", settings.zalo), ("app", settings.app), ("email", settings.email),
-        ("facebook", settings.facebook), ("loudspeaker", settings.loudspeaker)]
+        ("facebook", settings.facebook), ("loudspeaker", settings.loudspeaker),
+        ("cell_broadcast", settings.cell_broadcast)]
     for table, struct in tables:
         if struct is not None:
             _check_numbers(table, struct, source)
@@ -142,6 +157,7 @@ def _check(settings: Settings, source: str) -> Settings:
     if settings.portal is not None:
         portal_config.check(settings.portal, source)
         _check_districts(settings.portal.targets(), "portal.sites", source)
+    _check_cell_broadcast(settings, source)
     wifi_settings.check(settings.wifi, cap_enabled=settings.cap.enabled, source=source)
     try:
         Proxies.configured(settings.wifi.proxy, env={})
@@ -193,6 +209,34 @@ def _check_reminders(settings: Settings, source: str) -> None:
     if settings.email is None and Channel.EMAIL not in settings.channels.simulate:
         raise ConfigError("the reminders go by e-mail: add the [email] table (or declare e-mail "
                           "simulated)", source=source, key="checklist.remind_at")
+
+
+def _check_cell_broadcast(settings: Settings, source: str) -> None:
+    """Cell broadcast carriers need a CAP sender and a shape for every district (areas: the
+    table's own, else ``[cap] areas``)."""
+    table = settings.cell_broadcast
+    if table is None or not table.carriers:
+        return
+    if not (table.sender or settings.cap.sender):
+        raise ConfigError("the carriers know the alerts by their CAP sender: set [cap] sender "
+                          "or [cell_broadcast] sender", source=source,
+                          key="cell_broadcast.sender")
+    where, areas = ("cell_broadcast.areas", table.areas) if table.areas else (
+        "cap.areas", settings.cap.areas)
+    province = load_province()
+    for name, area in areas.items():
+        if name != PROVINCE_AREA and name not in province.districts:
+            raise ConfigError(f"not a district of {province.name} (config/province.toml) nor "
+                              f"{PROVINCE_AREA!r}", source=source, key=f"{where}.{name}")
+        try:
+            check_area(f"{where}.{name}", area)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=source) from None
+    missing = [d for d in province.districts if d not in areas]
+    if missing:
+        raise ConfigError(f"a cell broadcast goes to cells: give each district its polygons "
+                          f"or geocodes; none for {', '.join(missing)}", source=source,
+                          key=f"{where}.{missing[0]}")
 
 
 def _check_incoming(incoming: IncomingSettings, source: str) -> None:
@@ -267,13 +311,19 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> Setting
         for page in settings.facebook.pages])
     loudspeaker = settings.loudspeaker and with_tokens(settings.loudspeaker, env, source)
     portal = settings.portal and _portal_secrets(settings.portal, env, source)
+    cell_broadcast = settings.cell_broadcast and msgspec.structs.replace(
+        settings.cell_broadcast, carriers=[
+            _secret(_secret(carrier, "password", "password_env", env,
+                            f"cell_broadcast.carriers.{carrier.id}", source),
+                    "token", "token_env", env, f"cell_broadcast.carriers.{carrier.id}", source)
+            for carrier in settings.cell_broadcast.carriers])
     redis = msgspec.structs.replace(settings.redis, url=SecretUrl(settings.redis.url))
     controllers = [_secret(c, "secret", "secret_env", env, f"wifi.controllers[{i}]", source)
                    for i, c in enumerate(settings.wifi.controllers)]
     wifi = msgspec.structs.replace(settings.wifi, controllers=controllers)
     return msgspec.structs.replace(settings, redis=redis, smpp=links, app=app, email=email,
                                    zalo=zalo, facebook=facebook, loudspeaker=loudspeaker,
-                                   portal=portal,
+                                   portal=portal, cell_broadcast=cell_broadcast,
                                    wifi=wifi)
 
 

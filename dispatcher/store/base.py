@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from dispatcher.domain.audience import Recipient
+from dispatcher.domain.broadcast import Broadcast, Request, Withdrawal
 from dispatcher.domain.cap import CapAlert, Published
 from dispatcher.domain.checklist import Done
 from dispatcher.domain.incoming import Incoming, IncomingPage
@@ -597,6 +598,33 @@ class WifiCursors(Protocol):
         atomically; the cursor after."""
 
 
+class BroadcastStore(Protocol):
+    """The alerts the carriers' cell broadcast centres took, and their Cancels
+    (:mod:`.broadcasts`)."""
+
+    async def add(self, broadcasts: list[Broadcast]) -> int:
+        """Keep each broadcast unless its (wave, carrier) is kept already; how many were new."""
+
+    async def put(self, broadcast: Broadcast) -> None:
+        """Write a kept broadcast's state over (never its Cancel: :meth:`withdrawn`)."""
+
+    async def withdrawn(self, wave: str, carrier: str, withdrawal: Withdrawal) -> bool:
+        """Record the broadcast's Cancel unless one is recorded (False then), atomically."""
+
+    async def get(self, pairs: list[tuple[str, str]]) -> list[Broadcast | None]:
+        """The broadcasts of these (wave, carrier), with their Cancels (None: not kept)."""
+
+    async def latest(self, limit: int = 100, wave: str = "") -> list[Broadcast]:
+        """The newest ``limit`` broadcasts (of ``wave`` only, when given), newest first."""
+
+    async def request(self, wave: str, request: Request) -> bool:
+        """Keep an operator's request to withdraw the wave's broadcasts, unless one is kept
+        (False then: the first stays)."""
+
+    async def requests(self) -> dict[str, Request]:
+        """Every request to withdraw: wave -> its request."""
+
+
 class Leases(Protocol):
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it."""
@@ -662,6 +690,10 @@ class Store(Protocol):
     @property
     def wifi(self) -> WifiCursors:
         """The public Wi-Fi controllers' cursors in the feed of public messages."""
+
+    @property
+    def broadcasts(self) -> BroadcastStore:
+        """The carriers' cell broadcasts and their Cancels."""
 
     @property
     def webhook_seen(self) -> SeenIds:

@@ -9,9 +9,10 @@ texts' versions and those in force ``{plantexts}``; the current audience and the
 descriptions ``{audience}``; a channel's suppression list ``{supp:<channel>}``; campaigns and
 their revisions ``{campaigns}``; waves, their states and their times ``{waves}``; incoming
 messages and opt-outs ``{incoming}``; the published public alerts (CAP) ``{cap}``; the Wi-Fi
-controllers' cursors ``{wifi}``; a day's checklist marks and reminders ``{checklist:<day>}``. The
-other keys are each read and written alone (an audience's chunks, the skipped slots, an hour of
-channel message ids, a lease), so they need no tag.
+controllers' cursors ``{wifi}``; a day's checklist marks and reminders ``{checklist:<day>}``; the
+carriers' cell broadcasts and their Cancels ``{cb}``. The other keys are each read and written
+alone (an audience's chunks, the skipped slots, an hour of channel message ids, a lease), so they
+need no tag.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ CAP_SEQ = f"{PREFIX}:{{cap}}:seq"  # counter: the last number given
 CAP_THREADS = f"{PREFIX}:{{cap}}:threads"  # hash: thread -> identifier of its last message
 WIFI_CURSORS = f"{PREFIX}:{{wifi}}:cursors"  # hash: controller -> the last CAP number it took
 WIFI_PUSH = "wifi-push"  # the lease (lease(WIFI_PUSH)) held by the process that pushes notices
+CB_RECORDS = f"{PREFIX}:{{cb}}:broadcasts"  # hash: "<wave> <carrier>" -> packed Broadcast
+CB_ORDER = f"{PREFIX}:{{cb}}:order"  # sorted set: the same fields by when they were recorded
+CB_WITHDRAWALS = f"{PREFIX}:{{cb}}:withdrawals"  # hash: the same field -> its packed Cancel
+CB_REQUESTS = f"{PREFIX}:{{cb}}:requests"  # hash: wave -> an operator's request to withdraw it
 
 
 def suppressed(channel: str) -> str:

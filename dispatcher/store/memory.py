@@ -42,6 +42,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.broadcasts import MemoryBroadcasts
 from dispatcher.store.cap import MemoryCap
 from dispatcher.store.checklist import MemoryChecklist
 from dispatcher.store.incoming import MemoryIncoming
@@ -604,6 +605,7 @@ class MemoryStore:
         self.suppressions = MemorySuppressions()
         self.cap = MemoryCap()
         self.wifi = MemoryWifi()
+        self.broadcasts = MemoryBroadcasts()
 
     async def aclose(self) -> None:
         return None

@@ -49,6 +49,7 @@ from dispatcher.store.base import (
     Requeued,
     RetryItem,
 )
+from dispatcher.store.broadcasts import RedisBroadcasts
 from dispatcher.store.cap import RedisCap
 from dispatcher.store.checklist import RedisChecklist
 from dispatcher.store.incoming import RedisIncoming
@@ -1085,6 +1086,7 @@ class RedisStore:
         self.suppressions = RedisSuppressions(self.client)
         self.cap = RedisCap(self.client)
         self.wifi = RedisWifi(self.client)
+        self.broadcasts = RedisBroadcasts(self.client)
 
     async def ping(self) -> float:
         started = time.perf_counter()

@@ -69,6 +69,8 @@ def test_demo_json_and_a_second_run_on_the_same_database_refused(
     assert first["published"] == messages["portal"]
     # one post on each of the demo's pages: the province's, two departments', each district's
     assert messages["facebook"] == 3 + 13
+    # the cell broadcast wave's alert to each of the demo's three carriers
+    assert messages["cell_broadcast"] == 3
     # every number gets the SMS (a few refused by the simulated SMSC), and the ~2% Zalo does
     # not reach get an SMS instead
     assert 1950 <= messages["sms"] <= 2100
@@ -150,7 +152,8 @@ def test_demo_in_memory(capsys: pytest.CaptureFixture[str], fast_retries: Path) 
     sent = doc["sent"]
     assert doc["duplicates"] == 0 and isinstance(sent, int) and sent > 1000
     # the demo's simulators are declared as such: in its answer and in the metrics
-    assert doc["simulated"] == ["sms", "zalo", "email", "app", "facebook", "loudspeaker"]
+    assert doc["simulated"] == ["sms", "zalo", "email", "app", "facebook", "loudspeaker",
+                                "cell_broadcast"]
     assert REGISTRY.get_sample_value("loa_channel_configured",
                                      {"channel": "email", "simulated": "true"}) == 1
 
@@ -187,7 +190,8 @@ def test_demo_duplicates_are_counted_at_an_independent_smsc(
     messages = doc["messages"]
     assert isinstance(messages, dict)
     # the SMSC given is configured
-    assert doc["simulated"] == ["zalo", "email", "app", "facebook", "loudspeaker"]
+    assert doc["simulated"] == ["zalo", "email", "app", "facebook", "loudspeaker",
+                                "cell_broadcast"]
     assert messages["sms"] == independent_smsc.stats.messages == len(texts)
     assert doc["sms_fallback"] and doc["duplicates"] == 0  # some were not on Zalo
 

@@ -77,7 +77,7 @@ def test_every_row_names_its_lead_and_every_slot_is_in_sending_hours(plan: Plan)
     assert (start, end) == (dt.time(7), dt.time(21))
     for level in plan.levels.values():
         assert set(level.rules) == {*PERSONAL, Channel.FACEBOOK, Channel.LOUDSPEAKER,
-                                    Channel.PORTAL}
+                                    Channel.PORTAL, Channel.CELL_BROADCAST}
         for rule in level.rules.values():
             assert rule.row.lead
             assert rule.row.template.strip()
@@ -412,8 +412,8 @@ def test_the_hotline_is_needed_only_when_a_text_gives_it() -> None:
     assert info.value.key == "hotline" and "is empty" in str(info.value)
     for level in data["levels"]:
         level["channels"] = {c: row for c, row in level["channels"].items()
-                             if c not in ("sms", "email", "app", "facebook",
-                                           "loudspeaker", "portal")}
+                             if c not in ("sms", "email", "app", "facebook", "portal",
+                                          "loudspeaker", "cell_broadcast")}
         level["channels"]["zalo"]["template"] = "Đeo khẩu trang."
     assert plan_from_dict(data).hotline == ""
 

@@ -471,6 +471,7 @@ class _Hooked:
         self.webhook_seen = inner.webhook_seen
         self.cap = inner.cap
         self.wifi = inner.wifi
+        self.broadcasts = inner.broadcasts
         self.suppressions = inner.suppressions
         self.waves = _WavesReadThenHook(inner.waves)
 

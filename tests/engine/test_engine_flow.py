@@ -442,6 +442,7 @@ class HookedStore:
         self.webhook_seen = inner.webhook_seen
         self.cap = inner.cap
         self.wifi = inner.wifi
+        self.broadcasts = inner.broadcasts
         self.suppressions = inner.suppressions
         self.campaigns = HookedCampaigns(inner.campaigns, self.hooks)
         self.waves = HookedWaves(inner.waves, self.hooks)

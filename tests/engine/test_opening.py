@@ -233,14 +233,15 @@ def test_plan_show_says_what_the_level_sent_on_opening(
         "Ứng dụng Smart Quảng Ninh: chưa gửi, sẽ gửi ở lần quét tới",
         "Facebook: chưa gửi, sẽ gửi ở lần quét tới",
         "Cổng thông tin: chưa gửi, sẽ gửi ở lần quét tới",
-        "Loa thông minh: chưa gửi, sẽ gửi ở lần quét tới"]
+        "Loa thông minh: chưa gửi, sẽ gửi ở lần quét tới",
+        "Tin nhắn quảng bá theo vùng (cell broadcast): chưa gửi, sẽ gửi ở lần quét tới"]
     asyncio.run(reconcile())
     out = run(capsys, "plan", "show", "--redis", redis_url, "--lang", "en")[1]
     sent = bullets(out, "Opening messages of level 4:")
     assert [item.split(":")[0] for item in sent] == ["SMS", "Zalo", "E-mail",
                                                      "Smart Quảng Ninh app", "Facebook",
                                                      "Portal",
-                                                     "Smart loudspeakers"]
+                                                     "Smart loudspeakers", "Cell broadcast"]
     assert all(re.search(r": wave L4-\w+-opening-\d{8}T\d{6}, created .* \(urgent\) — "
                          r"fanning out|waiting|sending|completed", item) for item in sent)
     assert "0/300 sent" in sent[0]

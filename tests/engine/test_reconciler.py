@@ -29,6 +29,8 @@ STAMP = f"{DAY:%Y%m%d}"
 #: The level-4 channels of the Zalo row's slots (07:30, 10:30, ...): it and those that follow it.
 ZALO_CADENCE = (Channel.ZALO, Channel.EMAIL, Channel.APP, Channel.FACEBOOK,
                 Channel.PORTAL)
+#: ... and of the SMS row's (09:30): it and cell broadcast, which follows it.
+SMS_CADENCE = (Channel.SMS, Channel.CELL_BROADCAST)
 #: The level-4 rows with a slot at 10:30: those, and the loudspeakers' (07:00, 10:30, 14:00, 17:00).
 AT_1030 = (*ZALO_CADENCE, Channel.LOUDSPEAKER)
 
@@ -105,7 +107,8 @@ async def test_tick_creates_exactly_the_due_waves_once(store: Store, plan60: Pla
 
     sms_id = f"L4-sms-{STAMP}T0930"
     assert report.level == 4
-    assert report.created == [sms_id]  # zalo (07:30, 10:30...) has no slot in [09:00, 09:31]
+    # zalo (07:30, 10:30...) has no slot in [09:00, 09:31]
+    assert sorted(report.created) == sorted(f"L4-{c}-{STAMP}T0930" for c in SMS_CADENCE)
     assert report.skipped == []
     assert len(report.opened) == len(plan60.level(4).rules)  # each channel's opening wave
     wave = await store.waves.get(sms_id)
@@ -126,7 +129,8 @@ async def test_tick_creates_exactly_the_due_waves_once(store: Store, plan60: Pla
 
     again = await reconciler.tick(local(9, 32))
     assert again.created == [] and again.skipped == [] and again.opened == []
-    assert sorted(w.id for w in await store.waves.all()) == sorted([sms_id, *report.opened])
+    assert sorted(w.id for w in await store.waves.all()) == sorted([*report.created,
+                                                                    *report.opened])
 
 
 async def test_a_wave_reaches_only_the_kinds_of_its_row(store: Store, plan60: Plan,
@@ -151,7 +155,8 @@ async def test_concurrent_reconcilers_create_each_wave_once(store: Store, plan60
     reports = await asyncio.gather(*(Reconciler(store, plan60).tick(now) for _ in range(3)))
 
     created = [w for r in reports for w in r.created]
-    expected = sorted([f"L4-sms-{STAMP}T0930"] + [f"L4-{c}-{STAMP}T1030" for c in AT_1030])
+    expected = sorted([f"L4-{c}-{STAMP}T0930" for c in SMS_CADENCE] + [
+        f"L4-{c}-{STAMP}T1030" for c in AT_1030])
     assert sorted(created) == expected, "each wave is created by exactly one reconciler"
     assert sorted(w.id for w in await store.waves.all()) == expected
     # the plan's campaigns, too, exist once each
@@ -169,7 +174,8 @@ async def test_slots_missed_beyond_catch_up_are_skipped_once(store: Store, plan6
     report = await Reconciler(store, plan60).tick(local(11))
 
     missed = [f"L4-{c}-{STAMP}T0730" for c in ZALO_CADENCE]
-    missed += [f"L4-sms-{STAMP}T0930", f"L4-loudspeaker-{STAMP}T0700"]
+    missed.extend(f"L4-{c}-{STAMP}T0930" for c in SMS_CADENCE)
+    missed.append(f"L4-loudspeaker-{STAMP}T0700")
     due = [f"L4-{c}-{STAMP}T1030" for c in AT_1030]
     assert sorted(report.skipped) == sorted(missed)
     assert sorted(report.created) == sorted(due)
@@ -207,7 +213,8 @@ async def test_leaving_a_level_cancels_its_live_waves_and_campaigns(
     reconciler = Reconciler(store, plan60)
     created = (await reconciler.tick(local(10, 30))).created
     sending, paused = f"L4-zalo-{STAMP}T1030", f"L4-sms-{STAMP}T0930"
-    assert sending in created and paused in created and len(created) == 1 + len(AT_1030)
+    assert sending in created and paused in created
+    assert len(created) == len(SMS_CADENCE) + len(AT_1030)
     await store.waves.set_state(sending, WaveState.SENDING)
     await store.waves.set_state(paused, WaveState.PAUSED)
 
@@ -272,7 +279,7 @@ async def test_trigger_now_creates_the_next_wave_of_each_channel_once(
     ids = await reconciler.trigger_now(local(9, 31))
 
     tomorrow = f"{DAY + dt.timedelta(days=1):%Y%m%d}"
-    assert sorted(ids) == sorted([f"L4-sms-{tomorrow}T0930"] + [
+    assert sorted(ids) == sorted([f"L4-{c}-{tomorrow}T0930" for c in SMS_CADENCE] + [
         f"L4-{c}-{STAMP}T1030" for c in AT_1030])
     waves = await store.waves.all()
     assert sorted(w.id for w in waves) == sorted(ids)

@@ -261,6 +261,7 @@ OPERATIONS = {
     "GET /public/cap/feed.xml", "GET /public/cap/{name}", "GET /public/notice",
     "GET /public/notice.json",
     "GET /v1/checklist", "POST /v1/checklist/{item}/done", "DELETE /v1/checklist/{item}/done",
+    "GET /v1/cell-broadcasts", "POST /v1/cell-broadcasts/{wave}/cancel",
 }
 
 

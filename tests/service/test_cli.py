@@ -39,7 +39,7 @@ def test_plan_show_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         (1, 1), (2, 10), (11, 150), (151, None)]
     for lv in levels:
         assert set(lv["channels"]) == {"sms", "zalo", "email", "app", "facebook", "loudspeaker",
-                                      "portal"}
+                                       "portal", "cell_broadcast"}
     sms = [lv["channels"]["sms"]["sends_per_week"] for lv in levels]
     assert sms == pytest.approx([1.0, 2.0, 7 / 3, 7.0], abs=1e-3)
     zalo = [lv["channels"]["zalo"]["sends_per_week"] for lv in levels]

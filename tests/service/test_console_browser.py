@@ -208,7 +208,7 @@ zalo = 20
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
         _facebook(facebook_url),
-        simconfig.simulate_table("email", "app", "facebook", "portal", "loudspeaker"),
+        simconfig.simulate_table("email", "app", "portal", "loudspeaker", "cell_broadcast"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -372,12 +372,12 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
 
     page = tab.sign_in("olga")
     expect(page.locator("#who-role")).to_have_text("Cán bộ vận hành")
-    # the deployment declares e-mail, app and the outlets simulated: every page says they reach
-    # no one
+    # the deployment declares e-mail, app, the portals, the loudspeakers and cell broadcast
+    # simulated: every page says they reach no one; no channel is missing
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Facebook, "
-        "Cổng thông tin, Loa thông minh. Cấu hình khai báo các kênh này là mô phỏng "
-        "([channels] simulate).")
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Cổng thông "
+        "tin, Loa thông minh, Tin nhắn quảng bá theo vùng. Cấu hình "
+        "khai báo các kênh này là mô phỏng ([channels] simulate).")
     expect(page.locator("#channel-missing")).to_be_hidden()
     token = console.tokens["olga"]
     assert page.evaluate("sessionStorage.getItem('loa.token')") == token
@@ -418,11 +418,13 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     expect(page.locator("#level-reason")).to_have_text("Báo cáo của Sở Y tế lúc 8 giờ")
     expect(page.locator("#history-rows tr").first).to_contain_text("olga")
     rows = page.locator("#plan-rows tr")
-    expect(rows).to_have_count(7)  # SMS, Zalo, e-mail, app, Facebook, portal, loudspeakers
+    expect(rows).to_have_count(8)  # SMS, Zalo, e-mail, app, Facebook, portal, loudspeakers, CBS
     expect(rows.first).to_contain_text("SMS")
     # the Facebook row says which pages its posts go to
     facebook = rows.filter(has=page.get_by_role("rowheader", name="Facebook", exact=True))
     expect(facebook).to_contain_text("Đăng tới: Trang UBND tỉnh Quảng Ninh, Trang TP Cẩm Phả")
+    # cell broadcast, simulated here, has no carrier to broadcast
+    expect(rows.last).to_contain_text("Tin nhắn quảng bá theo vùng")
     expect(rows.first).to_contain_text("GSM-7, 1 tin SMS")
     expect(rows.first).to_contain_text("goi ngay y te xa, phuong hoac 1900 9095.")  # as sent
     tab.shot("2-level-and-plan")
@@ -658,7 +660,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
     openings = _openings(console, 7)
     assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook", "portal",
-                                                "loudspeaker"]
+                                                "loudspeaker", "cell_broadcast"]
     assert {o["outcome"] for o in openings} == {"sent"}
     assert {o["state"] for o in openings} == {"created"}
     vic = Tab(browser, console)

@@ -151,13 +151,14 @@ def test_the_compose_config_starts_and_declares_what_it_simulates(plan: Plan) ->
     env = {"LOA_SMPP_PASSWORD": "x", "LOA_ZALO_SECRET_KEY": "y", "LOA_PORTAL_QN_PASSWORD": "z",
            "LOA_PORTAL_DVC_SECRET": "s",
            "LOA_FACEBOOK_TOKEN_PROVINCE": "p", "LOA_FACEBOOK_TOKEN_SO_TTTT": "s",
-           "LOA_FACEBOOK_TOKEN_HA_LONG": "h"}
+           "LOA_FACEBOOK_TOKEN_HA_LONG": "h", "LOA_CBC_TOKEN_VIETTEL": "v",
+           "LOA_CBC_TOKEN_VINAPHONE": "n", "LOA_CBC_PASSWORD_MOBIFONE": "m"}
     settings = load_settings(ROOT / "config" / "loa-compose.toml", env=env)
     modes = channels.modes(settings)
     assert failclosed.refusal(modes, failclosed.needs(plan, []), "compose") is None
     assert [c for c in Channel if modes[c] is Mode.SIMULATED] == [Channel.EMAIL, Channel.APP,
                                                                   Channel.LOUDSPEAKER]
-    assert modes[Channel.FACEBOOK] is Mode.CONFIGURED
+    assert modes[Channel.FACEBOOK] is modes[Channel.CELL_BROADCAST] is Mode.CONFIGURED
 
 
 # -- the API ---------------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def test_the_refusal_names_the_fallback_channel() -> None:
 
 TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
           Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]",
-          Channel.LOUDSPEAKER: "[loudspeaker]"}
+          Channel.LOUDSPEAKER: "[loudspeaker]", Channel.CELL_BROADCAST: "[cell_broadcast]"}
 
 
 @pytest.mark.parametrize("missing", sorted(failclosed.needs(load_plan(), [])))

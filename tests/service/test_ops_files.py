@@ -16,7 +16,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
-import dispatcher.engine.metrics  # noqa: F401  (registers the metrics)
+import dispatcher.engine.metrics
+import dispatcher.service.channels  # noqa: F401  (and the channels', as a Loa process loads them)
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
 
@@ -86,6 +87,9 @@ def test_the_alert_rules_load_and_name_only_existing_metrics() -> None:
                                           "LoaWifiControllerRefusing", "LoaWifiNoticeRejected",
                                           "LoaWifiControllerBehind",
                                           "LoaFacebookPageStopped", "LoaFacebookAlert",
+                                          "LoaCellBroadcastCarrierStopped",
+                                          "LoaCellBroadcastCancelFailing",
+                                          "LoaCellBroadcastRejected",
                                           "LoaProcessDown", "LoaRedisDown",
                                           "LoaLoudspeakerSystemStopped",
                                           "LoaLoudspeakerSpeechFailing"}
@@ -306,6 +310,20 @@ def test_the_local_stack_names_its_services_and_files() -> None:
         env = services[name]["environment"]
         assert {page["page_id"]: env[page["token_env"]]
                 for page in stack["facebook"]["pages"]} == served, name
+    # the cell broadcast centre simulator serves the carriers of the stack's [cell_broadcast],
+    # with the credentials the Loa processes are given
+    command = services["loa-cbc"]["command"]
+    assert command[:2] == ["sim", "cellbroadcast"]
+    served = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command)
+                  if arg == "--carrier")
+    for name in ("loa", "loa-worker"):
+        env = services[name]["environment"]
+        given = {c["id"]: env[c["token_env"]] if c["auth"] == "bearer"
+                 else f"{c['user']}:{env[c['password_env']]}"
+                 for c in stack["cell_broadcast"]["carriers"]}
+        assert given == served, name
+        assert all(c["url"] == f"http://loa-cbc:8730/{c['id']}/cap"
+                   for c in stack["cell_broadcast"]["carriers"])
     for name, service in services.items():  # every file mounted from the repository exists
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
@@ -475,6 +493,46 @@ def test_the_facebook_alerts_fire_for_a_stopped_page_and_a_blocked_post(tmp_path
             {"eval_time": "3m", "alertname": "LoaFacebookAlert",
              "exp_alerts": [firing("LoaFacebookAlert", reason="blocked")]},
             {"eval_time": "40m", "alertname": "LoaFacebookAlert", "exp_alerts": []},
+        ],
+    }])
+
+
+def test_the_cell_broadcast_alerts_fire_for_a_stopped_carrier_and_failing_cancels(
+        tmp_path: Path) -> None:
+    """A carrier stopped for its credentials for 3 minutes fires after 1; Cancels failing for
+    2 minutes fire; a refused document fires at once and no longer after 30 minutes."""
+    promtool_test(tmp_path, [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_cell_broadcast_carrier_stopped{instance="w1",carrier="viettel",'
+                       'reason="credentials"}', "values": "0 1 1 1 0"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "1m", "alertname": "LoaCellBroadcastCarrierStopped",
+             "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaCellBroadcastCarrierStopped",
+             "exp_alerts": [firing("LoaCellBroadcastCarrierStopped", carrier="viettel",
+                                   reason="credentials")]},
+            {"eval_time": "4m", "alertname": "LoaCellBroadcastCarrierStopped",
+             "exp_alerts": []},
+        ],
+    }, {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'loa_cell_broadcast_cancel_failures_total{instance="w1",'
+                       'carrier="mobifone"}', "values": "0 1 2 3 4 5 6+0x20"},
+            {"series": 'loa_cell_broadcast_alerts_total{instance="w1",reason="rejected"}',
+             "values": "0 0 1 1+0x40"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "2m", "alertname": "LoaCellBroadcastCancelFailing", "exp_alerts": []},
+            {"eval_time": "4m", "alertname": "LoaCellBroadcastCancelFailing",
+             "exp_alerts": [firing("LoaCellBroadcastCancelFailing", carrier="mobifone")]},
+            {"eval_time": "20m", "alertname": "LoaCellBroadcastCancelFailing",
+             "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "LoaCellBroadcastRejected",
+             "exp_alerts": [firing("LoaCellBroadcastRejected", reason="rejected")]},
+            {"eval_time": "40m", "alertname": "LoaCellBroadcastRejected", "exp_alerts": []},
         ],
     }])
 

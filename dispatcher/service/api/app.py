@@ -71,6 +71,7 @@ from dispatcher.engine.process import Progress, wave_progress
 from dispatcher.engine.stop import lift, stop_all
 from dispatcher.service import console, failclosed, zns_check
 from dispatcher.service.api import (
+    broadcasts,
     checklist,
     deadletters,
     incoming,
@@ -750,7 +751,8 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
                                    *situation.SCHEMA_TYPES, *plantexts.SCHEMA_TYPES,
                                    *recipients.SCHEMA_TYPES, *lists.SCHEMA_TYPES,
                                    *incoming.SCHEMA_TYPES, *suppressions.SCHEMA_TYPES,
-                                   *checklist.SCHEMA_TYPES, *public.SCHEMA_TYPES], {
+                                   *checklist.SCHEMA_TYPES, *public.SCHEMA_TYPES,
+                                   *broadcasts.SCHEMA_TYPES], {
         "Selector": {"properties": {"districts": {"items": {"enum": sorted(province.districts)}}}},
         "CampaignCreate": {"properties": {"texts": channel_keys}},
         "PreviewRequest": {"properties": {"texts": channel_keys}},
@@ -767,6 +769,7 @@ def create_app(store: Store, settings: Settings, plan: Plan, province: Province,
         route_handlers=[*ROUTES, *deadletters.ROUTES, *situation.ROUTES, *plantexts.ROUTES,
                         *recipients.ROUTES, *lists.ROUTES, *incoming.ROUTES,
                         *suppressions.ROUTES, *checklist.ROUTES, *public.ROUTES,
+                        *broadcasts.ROUTES,
                         *webhook,
                         *console.ROUTES],
         state=State({"services": services, "webhook": services.webhook,

@@ -171,7 +171,8 @@ VI = Texts(
     case=("{n} ca", "{n} ca"), part=("{n} tin SMS", "{n} tin SMS"), times=("{n}", "{n}", "{n}"),
     channels={Channel.SMS: "SMS", Channel.ZALO: "Zalo", Channel.EMAIL: "Thư điện tử",
               Channel.APP: "Ứng dụng Smart Quảng Ninh", Channel.FACEBOOK: "Facebook",
-              Channel.PORTAL: "Cổng thông tin", Channel.LOUDSPEAKER: "Loa thông minh"},
+              Channel.PORTAL: "Cổng thông tin", Channel.LOUDSPEAKER: "Loa thông minh",
+              Channel.CELL_BROADCAST: "Tin nhắn quảng bá theo vùng (cell broadcast)"},
     source="Nguồn: {source}",
     hours="Múi giờ {tz} (UTC{offset}); giờ gửi {start}–{end}, tin khẩn gửi ngay; lần gửi bị "
           "lỡ được gửi bù trong {minutes} phút",
@@ -239,7 +240,8 @@ EN = Texts(
     times=("once", "twice", "{n} times"),
     channels={Channel.SMS: "SMS", Channel.ZALO: "Zalo", Channel.EMAIL: "E-mail",
               Channel.APP: "Smart Quảng Ninh app", Channel.FACEBOOK: "Facebook",
-              Channel.PORTAL: "Portal", Channel.LOUDSPEAKER: "Smart loudspeakers"},
+              Channel.PORTAL: "Portal", Channel.LOUDSPEAKER: "Smart loudspeakers",
+              Channel.CELL_BROADCAST: "Cell broadcast"},
     source="Source: {source}",
     hours="Time zone {tz} (UTC{offset}); sending hours {start}-{end}, urgent notices at once; "
           "missed slots caught up for {minutes} minutes",
