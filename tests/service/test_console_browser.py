@@ -208,7 +208,7 @@ zalo = 20
                              bind_wait=1.0),
         simconfig.zalo_table(zalo_url, timeout=5.0),
         _facebook(facebook_url),
-        simconfig.simulate_table("email", "app", "facebook", "portal", "loudspeaker"),
+        simconfig.simulate_table("email", "app", "portal", "loudspeaker"),
         simconfig.table("api", {"audit_log": str(tmp / "audit.jsonl"), "zalo_app_id": "sim-app",
                                 "zalo_oa_secret_env": OA_SECRET_ENV})])
 
@@ -375,9 +375,8 @@ def test_sign_in_and_set_the_level(browser: Browser, console: Console) -> None:
     # the deployment declares e-mail, app and the outlets simulated: every page says they reach
     # no one
     expect(page.locator("#channel-simulated")).to_have_text(
-        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Facebook, "
-        "Cổng thông tin, Loa thông minh. Cấu hình khai báo các kênh này là mô phỏng "
-        "([channels] simulate).")
+        "Kênh mô phỏng, không gửi đến ai: Thư điện tử, Ứng dụng Smart Quảng Ninh, Cổng thông "
+        "tin, Loa thông minh. Cấu hình khai báo các kênh này là mô phỏng ([channels] simulate).")
     expect(page.locator("#channel-missing")).to_be_hidden()
     token = console.tokens["olga"]
     assert page.evaluate("sessionStorage.getItem('loa.token')") == token

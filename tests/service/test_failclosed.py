@@ -209,7 +209,7 @@ def test_the_refusal_names_the_fallback_channel() -> None:
 
 
 TABLES = {Channel.SMS: "[smpp.<link>]", Channel.ZALO: "[zalo]", Channel.EMAIL: "[email]",
-          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]",
+          Channel.APP: "[app]", Channel.FACEBOOK: "[facebook]", Channel.PORTAL: "[portal]",
           Channel.LOUDSPEAKER: "[loudspeaker]"}
 
 
