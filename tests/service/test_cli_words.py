@@ -164,7 +164,7 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     assert "02 ngày/lần/thôn, tổ dân phố (2 ngày/lần)." in activities[6]
     assert "(khi cần)" in activities[4]
     assert activities[12].endswith("Tiếp tục từ cấp dưới (bảng của cấp này không nêu).")
-    assert activities[10].endswith("Loa gửi qua kênh Facebook khi cấp độ có dòng kênh này.")
+    assert activities[10].endswith("Loa gửi qua kênh Facebook: không có trong việc cần làm.")
     assert "Loa gửi qua kênh Cổng thông tin: không có trong việc cần làm." in activities[8]
     status, out, _ = run(capsys, "plan", "show", "--level", "1", "--lang", "en")
     messages = bullets(out, "Messages, as sent:")
