@@ -139,7 +139,8 @@ def test_messages_as_sent_and_activities_one_per_line(capsys: pytest.CaptureFixt
     messages = bullets(out, "Nội dung tin, như khi gửi:")
     assert [m.split(" (")[0] for m in messages] == ["SMS", "Zalo", "Thư điện tử",
                                                     "Ứng dụng Smart Quảng Ninh", "Facebook",
-                                                    "Cổng thông tin", "Loa thông minh"]
+                                                    "Cổng thông tin", "Loa thông minh",
+                                                    "Tin nhắn quảng bá theo vùng"]
     # an outlet's message says where it is published: here nowhere, no [facebook] is given
     assert messages[4].startswith("Facebook (") and "; chưa cấu hình nơi đăng): " in messages[4]
     assert messages[0] == ("SMS (GSM7, 1 tin SMS, bỏ dấu; phối hợp: Phòng Bưu chính - Viễn "

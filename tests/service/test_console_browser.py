@@ -658,7 +658,7 @@ def _openings(console: Console, count: int, timeout: float = 30) -> list[dict[st
 def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console) -> None:
     """Level 3 was set by the first test; the plan's hours are hours away from now, so every
     opening wave of level 3 (not an urgent level) waits for them, whatever the time of day."""
-    openings = _openings(console, 7)
+    openings = _openings(console, 8)
     assert [o["channel"] for o in openings] == ["sms", "zalo", "email", "app", "facebook", "portal",
                                                 "loudspeaker", "cell_broadcast"]
     assert {o["outcome"] for o in openings} == {"sent"}
@@ -668,7 +668,7 @@ def test_the_openings_of_the_level_are_shown(browser: Browser, console: Console)
     expect(page.get_by_role("heading", name="Tin mở đầu của cấp độ hiện tại")).to_be_visible()
     expect(page.get_by_role("columnheader", name="Mã đợt gửi")).to_be_visible()
     rows = page.locator("#openings-rows tr")
-    expect(rows).to_have_count(7)
+    expect(rows).to_have_count(8)
     sms = rows.filter(has=page.get_by_role("rowheader", name="SMS", exact=True))
     expect(sms).to_contain_text("Chờ đến giờ gửi")
     expect(sms).to_contain_text(openings[0]["wave"])
@@ -757,7 +757,7 @@ def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_a_reason(
     detail = console.api("olga", "GET", "/v1/campaigns/plan-L3-sms")[1]
     assert detail["campaign"]["state"] == "cancelled"
     assert detail["campaign"]["state_reason"] == "Báo động nhầm"
-    opening_sms = _openings(console, 7)[0]
+    opening_sms = _openings(console, 8)[0]
     assert (opening_sms["channel"], opening_sms["state"]) == ("sms", "cancelled")
 
     page.get_by_role("link", name="Cấp độ và kế hoạch").click()
