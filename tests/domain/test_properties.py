@@ -370,8 +370,8 @@ def test_the_esme_answers_or_hangs_up_on_any_bytes(n: int) -> None:
         expected: list[tuple[int, int]] = []
         unknown = 0
         for cid, _status, seq, _body in frames:
-            if cid == pdu.DELIVER_SM:
-                expected.append((pdu.DELIVER_SM | RESP, seq))
+            if cid in (pdu.DELIVER_SM, pdu.DATA_SM):  # a receipt or a subscriber's message
+                expected.append((cid | RESP, seq))
             elif cid in (pdu.ENQUIRE_LINK, pdu.UNBIND):
                 expected.append((cid | RESP, seq))
                 if cid == pdu.UNBIND:
