@@ -38,7 +38,9 @@ def parts(text: str, strip: bool) -> int:
 def cost(meta: AudienceMeta, *, selector: Selector, channels: list[Channel],
          texts: dict[Channel, str], strip: bool, sms_fallback: bool) -> Cost:
     """What a campaign with these channels and texts costs on the audience ``meta``."""
-    reach = {c: routing.reach(meta, selector, c) for c in channels}
+    # an outlet (a public page, a portal, loudspeakers, an area broadcast) speaks to everyone
+    # in the districts it selects: counted as the people of the audience there, not its targets
+    reach = {c: routing.reach(meta, selector, Channel.SMS if c.outlet else c) for c in channels}
     pdus = 0
     if Channel.SMS in channels:
         pdus += reach[Channel.SMS] * parts(texts[Channel.SMS], strip)

@@ -12,6 +12,7 @@ import pytest
 from bench import audiencegen
 from dispatcher.domain.errors import InputError, NotFound, PermissionDenied, StateError
 from dispatcher.domain.model import (
+    OUTLETS,
     Campaign,
     CampaignState,
     Channel,
@@ -23,7 +24,7 @@ from dispatcher.domain.model import (
 )
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.province import Province
-from dispatcher.engine import routing
+from dispatcher.engine import approval, routing
 from dispatcher.engine.campaigns import Campaigns, wave_id
 from dispatcher.service.settings import EngineSettings, Settings
 from dispatcher.store import Store
@@ -526,6 +527,17 @@ async def test_a_many_part_sms_to_a_small_audience_needs_approval(
                                   sms_fallback=True, max_parts=10)
     reach = routing.reach(meta, Selector(), Channel.ZALO)
     assert zalo.pdus == reach * 10 and zalo.state is CampaignState.PENDING_APPROVAL
+
+
+@pytest.mark.parametrize("outlet", sorted(OUTLETS))
+def test_an_outlet_counts_the_people_of_its_districts_for_approval(
+        meta: AudienceMeta, outlet: Channel) -> None:
+    """A post on the province's pages or an area broadcast reaches everyone there: one person
+    alone may not publish it to more than the threshold, however few its targets."""
+    price = approval.cost(meta, selector=Selector(), channels=[outlet],
+                          texts={outlet: SMS_TEXT}, strip=False, sms_fallback=False)
+    assert price.recipients == meta.count
+    assert approval.over(price, EngineSettings(approval_threshold=meta.count - 1))
 
 
 async def test_an_audience_grown_between_creation_and_start_needs_approval(
