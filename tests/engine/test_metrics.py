@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from adapters import metrics as adapter_metrics
 from adapters.base import Adapter, Results
+from adapters.cellbroadcast import metrics as cellbroadcast_metrics
 from adapters.memory import MemoryAdapter
 from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc
@@ -22,6 +23,7 @@ from adapters.zalo.tokens import Issued
 from bench import audiencegen
 from dispatcher.domain import incoming, outlet
 from dispatcher.domain.audience import Validator
+from dispatcher.domain.broadcast import State
 from dispatcher.domain.cap import MsgType
 from dispatcher.domain.model import CampaignState, Channel, LevelState, Priority, WaveState
 from dispatcher.domain.msisdn import Numbering
@@ -294,7 +296,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         "kind": set(incoming.KINDS) | {incoming.DATA_SM_RECEIPT},
         "reason": {"missing", "unknown", "expired", "limited"}
         | set(adapter_metrics.ZALO_PAUSE_REASONS) | set(adapter_metrics.FACEBOOK_ALERT_REASONS)
-        | set(adapter_metrics.LOUDSPEAKER_ALERT_REASONS),
+        | set(adapter_metrics.LOUDSPEAKER_ALERT_REASONS) | set(cellbroadcast_metrics.ALERT_REASONS),
         "origin": {"level", "campaign", "wave"},  # CAP messages
         "msg_type": {m.value for m in MsgType},
     }
@@ -309,6 +311,10 @@ def test_labels_stay_in_bounded_sets() -> None:
                 elif key == "route":
                     others = "|".join(c.value for c in Channel if c is not Channel.SMS)
                     assert re.fullmatch(rf"(sms(\.[a-z0-9_]+)?|{others})", value), value
+                elif key == "status" and sample.name.startswith("loa_cell_broadcast"):
+                    assert value in {st.value for st in State}, value  # a broadcast's state
+                elif key == "carrier":  # a configured carrier's id in [cell_broadcast]
+                    assert outlet.ID.fullmatch(value), value
                 elif key == "status":
                     assert re.fullmatch(r"[1-5][0-9][0-9]", value), value
                 elif key == "system":  # a loudspeaker system's id in the settings
