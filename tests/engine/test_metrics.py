@@ -23,7 +23,7 @@ from adapters.zalo.tokens import Issued
 from bench import audiencegen
 from dispatcher.domain import incoming, outlet
 from dispatcher.domain.audience import Validator
-from dispatcher.domain.broadcast import State
+from dispatcher.domain.broadcast import Reason, State
 from dispatcher.domain.cap import MsgType
 from dispatcher.domain.model import CampaignState, Channel, LevelState, Priority, WaveState
 from dispatcher.domain.msisdn import Numbering
@@ -296,7 +296,8 @@ def test_labels_stay_in_bounded_sets() -> None:
         "kind": set(incoming.KINDS) | {incoming.DATA_SM_RECEIPT},
         "reason": {"missing", "unknown", "expired", "limited"}
         | set(adapter_metrics.ZALO_PAUSE_REASONS) | set(adapter_metrics.FACEBOOK_ALERT_REASONS)
-        | set(adapter_metrics.LOUDSPEAKER_ALERT_REASONS) | set(cellbroadcast_metrics.ALERT_REASONS),
+        | set(adapter_metrics.LOUDSPEAKER_ALERT_REASONS) | set(cellbroadcast_metrics.ALERT_REASONS)
+        | {r.value for r in Reason},  # why a cell broadcast was withdrawn
         "origin": {"level", "campaign", "wave"},  # CAP messages
         "msg_type": {m.value for m in MsgType},
     }
