@@ -91,12 +91,16 @@ typecheck: $(STAMP)
 
 # Long variants (marker `slow`) run in CI (CI=true, as .ci/run sets it) or with `make test-all`.
 PYTEST_SELECT := $(if $(CI),,-m "not slow")
+# The tests run in TEST_WORKERS processes (pytest-xdist), a test file's tests in one process
+# (the browser tests share one console per file); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 pytest: $(STAMP) redis-server espeak-ng chromium promtool
-	$(BIN)/pytest $(PYTEST_SELECT)
+	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_SELECT)
 
 test-all: lint typecheck $(STAMP) redis-server espeak-ng chromium promtool
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 

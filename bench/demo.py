@@ -11,7 +11,10 @@ the simulator (:mod:`adapters.loudspeaker.simulator`, which checks the audio); t
 posts to the portal simulator (a WordPress site and a signed JSON CMS, the demo's ``[portal]``
 sites); the cell broadcast wave as one CAP alert to each of three carriers' broadcast centres
 (:data:`DEMO_CARRIERS`) of the broadcast centre simulator, whatever ``[cell_broadcast]`` the
-settings have (each district shaped by a simulator geocode, not survey data); the other
+settings have (each district shaped by a simulator geocode, not survey data); the level change
+and the public waves as CAP 1.2 messages (as ``[cap] sender``, :data:`DEMO_CAP_SENDER` when the
+settings have none), the newest pushed as the public notice to a Wi-Fi controller simulator
+(:mod:`adapters.wifi.simulator`), whatever ``[wifi]`` the settings have; the other
 channels to in-process channels that answer like real ones (a small share of transient and
 permanent failures), with retries and dead letters.
 
@@ -49,6 +52,8 @@ from adapters.smpp.adapter import DEFAULT_LINK, LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc, SmscConfig
 from adapters.webhook.adapter import WebhookAdapter, WebhookConfig
 from adapters.webhook.simulator import WebhookSim
+from adapters.wifi.client import WifiClient
+from adapters.wifi.simulator import WifiControllerSim
 from adapters.zalo.adapter import ZaloAdapter
 from adapters.zalo.config import ZaloConfig
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
@@ -57,16 +62,18 @@ from adapters.zalo.webhook import WebhookVerifier
 from bench import audiencegen, demoredis
 from bench.webhookreceiver import make_app
 from dispatcher.domain.audience import Validator
-from dispatcher.domain.cap import AreaConfig
+from dispatcher.domain.cap import AreaConfig, Published
 from dispatcher.domain.model import WAVE_FINAL, Channel
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.domain.wifi import WifiController, WifiSettings
 from dispatcher.engine.fallback import fallback_wave_id
 from dispatcher.engine.importer import import_audience
 from dispatcher.engine.level import set_level
 from dispatcher.engine.process import Engine, Progress, wave_progress
 from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.engine.wifi import WifiPusher
 from dispatcher.service import failclosed
 from dispatcher.service.channels import Mode
 from dispatcher.service.settings import Settings
@@ -89,6 +96,8 @@ DEMO_PAGES = [("province", "Trang UBND tỉnh Quảng Ninh", ""),
 DEMO_CARRIERS = {"viettel": "Viettel CBC", "vinaphone": "VinaPhone CBC",
                  "mobifone": "MobiFone CBC"}
 DEMO_CAP_SENDER = "loa-demo@quangninh.gov.vn"
+DEMO_WIFI_SECRET = "demo-wifi-secret"  # the Wi-Fi controller simulator's HMAC key
+WIFI_WAIT_SECONDS = 10.0  # after the waves, how long the newest notice may take to be pushed
 RECEIPT_QUIET_STEPS = 5  # after the waves finish, stop when no receipt matched for 1 s
 
 
@@ -106,6 +115,8 @@ class DemoResult(msgspec.Struct):
     waves: list[str] = []
     simulated: list[str] = []  # channels sent to the demo's simulators: they reach no one
     published: int = 0  # posts and notices the portal simulator keeps
+    cap_messages: int = 0  # CAP 1.2 messages published (the level change, the public waves)
+    wifi_notices: int = 0  # public notices the Wi-Fi controller simulator took
 
 
 ProgressCallback = Callable[[dict[str, Progress]], None]
@@ -285,6 +296,41 @@ async def _sms(stack: contextlib.AsyncExitStack, matcher: ReceiptMatcher,
     return adapter, simulator
 
 
+def _cap(settings: Settings) -> Settings:
+    """Public alerts published as :data:`DEMO_CAP_SENDER` when the settings name no sender."""
+    if settings.cap.enabled:
+        return settings
+    return msgspec.structs.replace(
+        settings, cap=msgspec.structs.replace(settings.cap, sender=DEMO_CAP_SENDER))
+
+
+async def _wifi(stack: contextlib.AsyncExitStack, store: Store, plan: Plan,
+                province: Province) -> tuple[WifiPusher, WifiControllerSim]:
+    """One Wi-Fi controller simulator and the pusher of the public notices to it."""
+    sim = WifiControllerSim(secret=DEMO_WIFI_SECRET)
+    await sim.start()
+    stack.push_async_callback(sim.stop)
+    config = WifiSettings(controllers=[WifiController(
+        id="demo-park", url=sim.url, name="Wi-Fi công viên (mô phỏng)",
+        secret_env="LOA_DEMO_WIFI_SECRET", secret=DEMO_WIFI_SECRET)], proxy="direct",
+        retry_base_seconds=0.2, retry_max_seconds=1.0)
+    client = WifiClient(config)
+    stack.push_async_callback(client.aclose)
+    return WifiPusher(store, plan, province.name, config, client, name="demo",
+                      interval=0.2), sim
+
+
+async def _until_pushed(sim: WifiControllerSim, published: list[Published]) -> None:
+    """Until the Wi-Fi controller has the newest public notice (at most
+    :data:`WIFI_WAIT_SECONDS`: a demo is not held back by it)."""
+    if not published:
+        return
+    newest = max(published, key=lambda p: p.seq).alert.identifier
+    deadline = time.monotonic() + WIFI_WAIT_SECONDS
+    while newest not in sim.identifiers and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
 async def _snapshot(store: Store, wave_ids: list[str]) -> dict[str, Progress]:
     """Progress of the waves and of their SMS fallback waves."""
     ids = wave_ids + [fallback_wave_id(w) for w in wave_ids]
@@ -297,6 +343,7 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
                 on_progress: ProgressCallback | None) -> DemoResult:
     stack.push_async_callback(store.aclose)
     now = dt.datetime.now(dt.UTC)
+    settings = _cap(settings)
     await _prepare(store, recipients, plan, numbering, province, settings, now)
     matcher = ReceiptMatcher(store)
     sms, simulator = await _sms(stack, matcher, smsc)
@@ -307,6 +354,7 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     portal, portal_sim = await _portal(stack)
     settings = msgspec.structs.replace(settings, portal=portal.config)  # the waves' targets
     cbc, cbc_sim, settings = await _cell_broadcast(stack, province, settings)
+    pusher, wifi_sim = await _wifi(stack, store, plan, province)
     email = MemoryAdapter(retry_ratio=RETRY_RATIO, fail_ratio=FAIL_RATIO)
     adapters: dict[Channel, Adapter] = {Channel.SMS: sms, Channel.ZALO: zalo, Channel.APP: app,
                                         Channel.EMAIL: email, Channel.FACEBOOK: facebook,
@@ -322,15 +370,20 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
     engine = Engine(store, plan, settings, province, adapters, numbering.carriers,
                     reconcile=False, receipts=matcher, numbering=numbering)
     wave_ids = await engine.reconciler.trigger_now(now)
+    published = await engine.cap.tick(now)  # the level change
     before = await _snapshot(store, wave_ids)
     started = time.perf_counter()
     stop = asyncio.Event()
     runner = asyncio.create_task(engine.run(stop))
+    pushing = asyncio.create_task(pusher.run(stop))
     try:
         await _until_done(store, wave_ids, runner, matcher, on_progress)
+        published += await engine.cap.tick(dt.datetime.now(dt.UTC))  # the public waves sent
+        await _until_pushed(wifi_sim, published)
     finally:
         stop.set()
         await runner
+        await pushing
     seconds = time.perf_counter() - started
     after = await _snapshot(store, wave_ids)
 
@@ -369,7 +422,8 @@ async def _demo(stack: contextlib.AsyncExitStack, store: Store, *, recipients: i
         seconds=round(seconds, 3),
         msgs_per_s=round(sent / seconds, 1) if seconds > 0 else 0.0, waves=wave_ids,
         simulated=[c.value for c, m in modes.items() if m is Mode.SIMULATED],
-        published=portal_sim.stats.created + portal_sim.stats.notices)
+        published=portal_sim.stats.created + portal_sim.stats.notices,
+        cap_messages=len(published), wifi_notices=len(wifi_sim.notices))
 
 
 async def _until_done(store: Store, wave_ids: list[str], runner: asyncio.Task[None],

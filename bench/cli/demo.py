@@ -93,7 +93,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{result.sms_fallback:,} not on Zalo got an SMS instead); dead letters "
               f"{result.dead_letters:,}; duplicates {result.duplicates}; delivered "
               f"(SMS receipts and Zalo webhooks): {result.delivered:,}; published on the "
-              f"portal simulator: {result.published:,}", markup=False)
+              f"portal simulator: {result.published:,}; CAP messages published: "
+              f"{result.cap_messages:,}; public notices pushed to the Wi-Fi simulator: "
+              f"{result.wifi_notices:,}", markup=False)
     if args.json:
         print_json(result)
     return 0

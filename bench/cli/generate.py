@@ -42,5 +42,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                        numbering=numbering, province=province,
                                        with_errors=args.with_errors, progress=update)
     seconds = time.perf_counter() - started
-    console().print(f"wrote {written:,} rows to {args.output} in {seconds:.1f} s", markup=False)
+    console().print(f"wrote {written:,} rows to {args.output} in {seconds:.1f} s", markup=False,
+                    soft_wrap=True)  # a path is never broken across lines
     return 0

@@ -54,8 +54,9 @@ __all__ = ["BATCH_SECONDS", "CHANNEL_GAUGES", "DEAD_LETTERS", "EMERGENCY_STOP", 
            "MESSAGES", "QUEUE_ENTRIES", "QUEUE_RETRIES", "RECEIPTS", "RECEIPTS_MALFORMED",
            "RECEIPTS_MATCHED",
            "RECEIPTS_UNMATCHED", "SENT_MARKED", "SENT_MARKS_WRITE", "STORE", "STORE_OUTAGES",
-           "STORE_TRANSIENT", "STORE_UP", "THROTTLE_WAIT", "WAVES", "WAVE_MESSAGES",
-           "WAVE_TEXTS_DEGRADED", "WIFI_LAG", "WIFI_PUSHES", "WIFI_REFUSED", "Backoff",
+           "STORE_TRANSIENT", "STORE_UP", "TEXT_DEGRADED_REASONS", "THROTTLE_WAIT", "WAVES",
+           "WAVE_MESSAGES", "WAVE_TEXTS_DEGRADED", "WIFI_LAG", "WIFI_PUSHES", "WIFI_REFUSED",
+           "Backoff",
            "Collector", "MetricsServer", "RouteMetrics", "StoreHealth", "exposition", "for_route",
            "serve"]
 
@@ -123,6 +124,8 @@ CHANNEL_CONFIGURED = Gauge(
 CAMPAIGNS_REFUSED = Counter(
     "loa_campaigns_refused", "Approved campaigns the engine refused to start (marked failed): "
     "above the approval threshold with no approver, or approved by their creator")
+#: Why a plan wave's text was degraded (the ``reason`` label of ``loa_wave_texts_degraded``).
+TEXT_DEGRADED_REASONS = ("missing_field", "over_parts", "approved_refused")
 WAVE_TEXTS_DEGRADED = Counter(
     "loa_wave_texts_degraded", "Plan waves made with a text the situation record did not fully "
     "give: reason=\"missing_field\" (a field rendered as \"chưa cập nhật\": no record, or a "

@@ -22,6 +22,7 @@ from adapters.webhook.adapter import WebhookAdapter
 from adapters.zalo.adapter import ZaloAdapter
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.model import Campaign, CampaignState, Channel
+from dispatcher.domain.plan import load_plan
 from dispatcher.service import channels
 from dispatcher.service.cli import main
 from dispatcher.service.settings import load_settings
@@ -71,6 +72,13 @@ def test_demo_json_and_a_second_run_on_the_same_database_refused(
     assert messages["facebook"] == 3 + 13
     # the cell broadcast wave's alert to each of the demo's three carriers
     assert messages["cell_broadcast"] == 3
+    # the level change and each public row's wave as a CAP message; the newest of them pushed
+    # to the Wi-Fi controller simulator as the public notice (an older one may go first)
+    level4 = load_plan().levels[4]
+    assert first["cap_messages"] == 1 + sum(r.row.public for r in level4.rules.values()) >= 2
+    notices, cap_messages = first["wifi_notices"], first["cap_messages"]
+    assert isinstance(notices, int) and isinstance(cap_messages, int)
+    assert 1 <= notices <= cap_messages
     # every number gets the SMS (a few refused by the simulated SMSC), and the ~2% Zalo does
     # not reach get an SMS instead
     assert 1950 <= messages["sms"] <= 2100

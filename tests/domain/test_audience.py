@@ -430,11 +430,14 @@ def test_cli_check_human_output_and_rejects(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, MIXED)
-    out = tmp_path / "rejects.csv"
+    folder = tmp_path / ("rejects-of-the-morning-import-" * 4)  # a path wider than a terminal
+    folder.mkdir()
+    out = folder / "rejects.csv"
     assert main(["audience", "check", str(path), "--rejects", str(out)]) == 0
-    text = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    printed = capsys.readouterr().out
+    text = " ".join(printed.split())  # rich wraps long lines
     assert "18 rows: 7 valid, 1 duplicates, 10 rejected" in text
-    assert f"written to {out}" in text
+    assert f"written to {out}" in printed  # the path whole, to be copied
     assert len(read_csv(out)) == 12
 
 

@@ -297,7 +297,8 @@ def test_labels_stay_in_bounded_sets() -> None:
         "reason": {"missing", "unknown", "expired", "limited"}
         | set(adapter_metrics.ZALO_PAUSE_REASONS) | set(adapter_metrics.FACEBOOK_ALERT_REASONS)
         | set(adapter_metrics.LOUDSPEAKER_ALERT_REASONS) | set(cellbroadcast_metrics.ALERT_REASONS)
-        | {r.value for r in Reason},  # why a cell broadcast was withdrawn
+        | {r.value for r in Reason}  # why a cell broadcast was withdrawn
+        | set(adapter_metrics.PORTAL_PAUSE_REASONS) | set(metrics.TEXT_DEGRADED_REASONS),
         "origin": {"level", "campaign", "wave"},  # CAP messages
         "msg_type": {m.value for m in MsgType},
     }

@@ -402,6 +402,12 @@ async def test_a_plan_campaign_is_paused_resumed_and_cancelled_with_sensible_ans
     assert r.json()[0]["channel"] == "sms" and r.json()[0]["state"] == "cancelled"
     r = await c.get("/v1/plan", headers=auth("vic"))
     assert r.json()["opening_damping_hours"] == plan.opening_damping.total_seconds() // 3600
+    # which rows are public notices (a CAP message and the public page's latest message)
+    for level in r.json()["levels"]:
+        rules = plan.levels[level["level"]].rules
+        assert {ch: row["public"] for ch, row in level["channels"].items()} == {
+            ch.value: rule.row.public for ch, rule in rules.items()}
+    assert any(row["public"] for level in r.json()["levels"] for row in level["channels"].values())
 
 
 # -- preview --------------------------------------------------------------------------------------

@@ -70,10 +70,18 @@ NOT_ZALO = -118  # not a Zalo account: the message fails for good
 class Console:
     """The running ``loa run`` and what the tests need to talk to it."""
 
-    def __init__(self, base: str, tokens: dict[str, str], failing: list[str]) -> None:
+    def __init__(self, base: str, tokens: dict[str, str], failing: list[str],
+                 facebook_url: str) -> None:
         self.base = base
         self.tokens = tokens
         self.failing = failing  # the phones Zalo refuses for good (international, 84...)
+        self.facebook_url = facebook_url  # ``loa sim facebook``
+
+    def facebook_posts(self) -> dict[str, int]:
+        """What the Graph API simulator published: page id -> posts (counted at the far end)."""
+        with urllib.request.urlopen(self.facebook_url + "/sim/stats", timeout=10) as response:
+            by_page: dict[str, int] = json.loads(response.read())["by_page"]
+        return by_page
 
     def api(self, user: str, method: str, path: str,
             body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -277,7 +285,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis,
                 pytest.fail("loa run exited: " + (tmp / "loa-run.log").read_text())
             assert time.monotonic() < deadline, "loa run did not answer in 30 s"
             time.sleep(0.1)
-        yield Console(base, tokens, failing)
+        yield Console(base, tokens, failing, facebook_url)
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -1393,3 +1401,46 @@ def test_incoming_messages_are_listed_with_their_opt_outs(
     expect(rows.filter(has_text="zalo-user-41")).to_have_count(0)
     expect(rows.filter(has_text="84912000777")).to_have_count(1)
     vic.close()
+
+
+def test_a_campaign_posted_on_the_facebook_pages_of_its_district(browser: Browser,
+                                                                  console: Console) -> None:
+    """The form offers the outlets the deployment has configured (Facebook; the portal, the
+    loudspeakers and cell broadcast are only simulated: they have no page, site or carrier to
+    publish to); a Facebook campaign to Cẩm Phả is one post on the province's page and one on
+    Cẩm Phả's, approved as a campaign to all its people."""
+    before = console.facebook_posts()
+    olga = Tab(browser, console)
+    page = olga.sign_in("olga")
+    page.get_by_role("link", name="Tạo chiến dịch").first.click()
+    expect(page.get_by_role("checkbox", name="Facebook", exact=True)).to_be_visible()
+    for name in ("Cổng thông tin", "Loa thông minh", "Tin nhắn quảng bá theo vùng"):
+        expect(page.get_by_role("checkbox", name=name, exact=True)).to_be_hidden()
+    title = "Cẩm Phả: điểm xét nghiệm mới"
+    page.get_by_label("Tiêu đề", exact=True).fill(title)
+    page.get_by_role("checkbox", name="SMS", exact=True).uncheck()
+    page.get_by_role("checkbox", name="Facebook", exact=True).check()
+    page.get_by_label("Nội dung tin nhắn").fill(
+        "Cẩm Phả mở thêm điểm xét nghiệm tại nhà văn hóa phường Cẩm Trung từ 7 giờ sáng mai.")
+    page.get_by_label("Mức ưu tiên").select_option("urgent")  # routine waves wait for the hours
+    page.get_by_label("Huyện, thị xã, thành phố").select_option("cam-pha")
+    page.get_by_role("button", name="Xem trước").click()
+    row = page.locator("#preview-channels tr").filter(
+        has=page.get_by_text("Facebook", exact=True))
+    expect(row).to_contain_text("2")  # the province's page and Cẩm Phả's
+    expect(page.locator("#preview-approval")).to_be_visible()  # all of Cẩm Phả reads it
+    page.get_by_role("button", name="Tạo chiến dịch").click()
+    expect(page.locator("#status")).to_have_text(f"Đã tạo “{title}”: Chờ duyệt.")
+    created = console.campaign(title)
+    assert created["channels"] == ["facebook"]
+
+    carol = Tab(browser, console)
+    page2 = carol.sign_in("carol")
+    page2.get_by_role("link", name="Chiến dịch", exact=True).click()
+    card(page2, title).get_by_role("button", name="Duyệt gửi").click()
+    expect(card(page2, title).locator(".state")).to_have_text("Hoàn thành")
+    after = console.facebook_posts()
+    assert {page_id: after.get(page_id, 0) - before.get(page_id, 0)
+            for _, page_id, _, _, _ in PAGES} == {"1000000001": 1, "1000000002": 1}
+    olga.close()
+    carol.close()

@@ -5,6 +5,8 @@ and preview name the pages."""
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,20 +112,43 @@ def test_without_the_table_the_channel_is_missing(tmp_path: Path) -> None:
 TOKEN = "loa_test-token-of-olga"
 
 
-@pytest.fixture
-async def client(tmp_path: Path, plan: Plan, province: Province,
-                 numbering: Numbering) -> AsyncIterator[AsyncTestClient[Litestar]]:
+@contextlib.asynccontextmanager
+async def _client(tmp_path: Path, plan: Plan, province: Province, numbering: Numbering,
+                  extra: str = "") -> AsyncIterator[AsyncTestClient[Litestar]]:
     store = MemoryStore()
     audience = tmp_path / "audience.csv"
     audiencegen.generate(audience, 50, seed=5, numbering=numbering, province=province)
     await import_audience(audience, store, Validator(numbering, province), chunk_size=64)
     settings = load_settings(write(tmp_path, PAGES + '[channels]\nsimulate = ["sms", "zalo", '
-                                             '"email", "app"]\n'), env=ENV)
+                                             '"email", "app"]\n' + extra), env=ENV)
     api = ApiConfig(audit_log=str(tmp_path / "audit.jsonl"),
                     tokens=[TokenEntry("olga", Role.OPERATOR, hash_token(TOKEN))])
     app = create_app(store, settings, plan, province, numbering, api)
     async with AsyncTestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+async def client(tmp_path: Path, plan: Plan, province: Province,
+                 numbering: Numbering) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with _client(tmp_path, plan, province, numbering) as c:
+        yield c
+
+
+async def test_the_preview_says_approval_as_the_campaign_will_need_it(
+        tmp_path: Path, plan: Plan, province: Province, numbering: Numbering) -> None:
+    """A post on the province's page reaches everyone of the districts chosen: the preview
+    counts them against the threshold as the campaign's creation does, not the one page."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with _client(tmp_path, plan, province, numbering,
+                       "[engine]\napproval_threshold = 10\n") as c:
+        body = {"text": "Khuyến cáo phòng dịch", "channels": ["facebook"]}
+        r = await c.post("/v1/preview", headers=headers, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["channels"]["facebook"]["recipients"] == 2  # two pages
+        assert r.json()["needs_approval"] is True  # 50 people of the province
+        r = await c.post("/v1/campaigns", headers=headers, json={"title": "Khuyến cáo", **body})
+        assert r.status_code == 201 and r.json()["state"] == "pending_approval", r.text
 
 
 async def test_the_plan_and_the_preview_name_the_pages(

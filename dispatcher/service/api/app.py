@@ -604,6 +604,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
     record = await campaigntext.current(s.store)  # the texts' fields rendered as at a start
     districts = {d.id: d.name for d in s.province.districts.values()
                  if not data.selector.districts or d.id in data.selector.districts}
+    shown: dict[Channel, str] = {}  # each channel's text as the cost counts it
     for channel in data.channels:
         n = routing.reach(meta, data.selector, channel, s.settings)
         field = f"texts.{channel}" if data.texts.get(channel) else "text"
@@ -611,7 +612,7 @@ async def preview(request: Request[Any, Any, Any], state: State,
         text = campaigntext.render_one(written, field, record)
         # {district}: the longest district name's rendering decides the parts and the cost
         longest, district = campaigntext.longest(written, record, districts)
-        text = longest or text
+        text = shown[channel] = longest or text
         per = campaigntext.district_texts(written, record, districts) or None
         if channel is not Channel.SMS:
             channels[channel] = ChannelPreview(
@@ -651,11 +652,14 @@ async def preview(request: Request[Any, Any, Any], state: State,
         channels[channel] = ChannelPreview(n, sms.seconds, parts, text=seg.text,
                                            encoding=str(seg.encoding), pdus=n * parts,
                                            district=district or None, districts=per)
-    size = max((c.recipients for c in channels.values()), default=0)
     zalo = channels.get(Channel.ZALO)
+    # counted as the campaign's creation counts it: an outlet by the people of its districts,
+    # the SMS fallback's parts with the SMS
+    price = approval.cost(meta, selector=data.selector, channels=list(data.channels),
+                          texts=shown, strip=data.strip_diacritics,
+                          sms_fallback=data.sms_fallback)
     return Preview(audience_version=meta.version, audience_size=meta.count,
-                   needs_approval=bool(approval.over(
-                       approval.Cost(size, sms.pdus if sms else 0), s.settings.engine)),
+                   needs_approval=bool(approval.over(price, s.settings.engine)),
                    channels=channels, sms=sms,
                    zns=None if typed is None else zns_check.preview(
                        s.settings.zalo, typed, s.clock().astimezone(VN).date()),

@@ -100,4 +100,5 @@ def _channel(plan: Plan, level: int, rule: Rule, now: dt.datetime,
         encoding=encoding, parts=parts, origin="approved" if version else "file",
         version=version,
         refused=RefusedText(refused.version, refused.reason) if refused is not None else None,
-        district=longest if district and given is not None else None, targets=targets)
+        district=longest if district and given is not None else None, targets=targets,
+        public=row.public)

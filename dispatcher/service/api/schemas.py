@@ -271,6 +271,9 @@ class PlanChannel(msgspec.Struct, frozen=True):
     # an outlet channel (facebook, portal, loudspeaker): the targets configured in this
     # deployment, which each of its waves is published to (a district's get its own text)
     targets: list[Target] | None = None
+    # a public notice: each wave of the row is also a CAP message on /public/cap/feed.xml
+    # and the public page's latest message
+    public: bool = False
 
 
 class RefusedText(msgspec.Struct, frozen=True):

@@ -83,7 +83,8 @@ def print_report(args: argparse.Namespace, report: audience.CheckReport, seconds
     out.print(table)
     out.print(districts)
     if args.rejects is not None and (report.rejected or report.duplicates):
-        out.print(f"rejected and duplicate rows written to {args.rejects}", markup=False)
+        out.print(f"rejected and duplicate rows written to {args.rejects}", markup=False,
+                  soft_wrap=True)  # a path is never broken across lines
     return 0
 
 

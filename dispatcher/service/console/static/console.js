@@ -1314,6 +1314,11 @@
     $("channel-missing").hidden = missing.length === 0;
     $("channel-missing").textContent = t("channels.missing", {channels: missing.join(", ")});
     $("channel-notice").hidden = !state.me || (simulated.length === 0 && missing.length === 0);
+    // the new campaign form offers the outlets this deployment has configured (a simulated
+    // one has no page, site or carrier to publish to)
+    const offered = OUTLETS.filter((c) => (ready.channels || {})[c] === "configured");
+    for (const c of OUTLETS) $(`new-ch-row-${c}`).hidden = !offered.includes(c);
+    $("new-outlets-help").hidden = offered.length === 0;
   }
 
   // -- the emergency stop -------------------------------------------------------------------
@@ -1779,6 +1784,8 @@
   // -- new campaign -------------------------------------------------------------------------
 
   const CHANNELS = ["sms", "zalo", "email", "app"];
+  // the outlets: a post, a bulletin or an area broadcast per target, offered where configured
+  const OUTLETS = ["facebook", "portal", "loudspeaker", "cell_broadcast"];
   const KINDS = ["resident", "visitor", "official"];
 
   function fillDistricts() {
@@ -1795,7 +1802,8 @@
   }
 
   function formBody() {
-    const channels = CHANNELS.filter((c) => $(`new-ch-${c}`).checked);
+    const channels = CHANNELS.filter((c) => $(`new-ch-${c}`).checked).concat(
+      OUTLETS.filter((c) => !$(`new-ch-row-${c}`).hidden && $(`new-ch-${c}`).checked));
     const selector = state.list ? {districts: [], kinds: []} : {
       districts: [...$("new-districts").selectedOptions].map((o) => o.value),
       kinds: KINDS.filter((k) => $(`new-kind-${k}`).checked),
