@@ -8,17 +8,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import msgspec
-
-from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig, SmscStats
+from adapters.smpp.simulator import HOSTILE_KINDS, Smsc, SmscConfig
 from adapters.zalo.codes import CODES
-from adapters.zalo.simulator import ZaloSim, ZaloSimConfig, ZaloSimStats
-from bench.cli import simcellbroadcast, simfacebook, simloudspeaker, simportal, simwifi
-from bench.cli.simrun import until_stopped
+from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
+from bench.cli import (
+    options,
+    simcellbroadcast,
+    simfacebook,
+    simloudspeaker,
+    simportal,
+    simrun,
+    simwifi,
+)
 from dispatcher.domain.errors import InputError
-from dispatcher.service.cli import logopts
-from dispatcher.service.cli.output import print_json
-from dispatcher.service.cli.runtime import run_async
 
 
 def register(sub: Any) -> None:
@@ -31,9 +33,7 @@ def register(sub: Any) -> None:
                     "submit_sm with message ids and sends delivery receipts, and can throttle "
                     "and inject errors. Prints one line when it listens and its counters when "
                     "it stops.")
-    smsc.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
-                                                          "127.0.0.1)")
-    smsc.add_argument("--port", type=int, default=2775, help="port (default 2775; 0: any free)")
+    options.listen(smsc, 2775)
     smsc.add_argument("--system-id", metavar="ID",
                       help="accept only this system_id (with --password); default: any")
     smsc.add_argument("--password", metavar="PW", help="its password")
@@ -63,15 +63,12 @@ def register(sub: Any) -> None:
                            f"{', '.join(HOSTILE_KINDS)} (default with the flag alone: all)")
     smsc.add_argument("--hostile-every", type=int, default=50, metavar="N",
                       help="one hostile PDU after every N submits (default 50)")
-    smsc.add_argument("--seed", type=int, default=0, help="seed of the stat mix and errors")
+    options.seed(smsc, "the stat mix and errors")
     smsc.add_argument("--mark", default="", metavar="TEXT",
                       help="count messages whose text contains TEXT (letters, digits, spaces, "
                            "-.:/) apart: marked_messages, first_marked_at, ... (loa bench "
                            "--urgent-at)")
-    smsc.add_argument("--json", action="store_true", help="end with the counters as one JSON "
-                                                          "line on stdout")
-    logopts.add_options(smsc)
-    smsc.set_defaults(func=cmd_smsc)
+    options.ending(smsc, cmd_smsc)
     _register_zalo(group)
     simfacebook.register(group)
     simloudspeaker.register(group)
@@ -105,40 +102,24 @@ def _hostile(text: str | None) -> frozenset[str]:
 def _config(args: argparse.Namespace) -> SmscConfig:
     if (args.system_id is None) != (args.password is None):
         raise InputError("give --system-id and --password together")
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port {args.port} is not a port number")
-    try:
-        return SmscConfig(
-            credentials={args.system_id: args.password} if args.system_id is not None else {},
-            receipts=not args.no_receipts, receipt_delay=args.receipt_delay,
-            response_delay=args.response_delay, receipt_format=args.receipt_format,
-            receipt_before_response=args.receipt_before_response,
-            twelve_digit_dates=args.twelve_digit_dates, stat_mix=_stat_mix(args.stat_mix),
-            tps_per_bind=args.tps, error_ratio=args.error_ratio, error_status=args.error_status,
-            disconnect_after=args.disconnect_after, hostile=_hostile(args.hostile),
-            hostile_every=args.hostile_every, seed=args.seed, mark=args.mark)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-async def serve(config: SmscConfig, host: str, port: int) -> SmscStats:
-    """Run the simulator until SIGINT or SIGTERM; its counters at the end."""
-    smsc = Smsc(config)
-    await until_stopped(smsc.start(host, port), smsc.stop, host, port,
-                        lambda: f"SMSC simulator listening on {smsc.host}:{smsc.port}")
-    return smsc.stats
+    options.check_port(args.port)
+    return options.config(
+        SmscConfig,
+        credentials={args.system_id: args.password} if args.system_id is not None else {},
+        receipts=not args.no_receipts, receipt_delay=args.receipt_delay,
+        response_delay=args.response_delay, receipt_format=args.receipt_format,
+        receipt_before_response=args.receipt_before_response,
+        twelve_digit_dates=args.twelve_digit_dates, stat_mix=_stat_mix(args.stat_mix),
+        tps_per_bind=args.tps, error_ratio=args.error_ratio, error_status=args.error_status,
+        disconnect_after=args.disconnect_after, hostile=_hostile(args.hostile),
+        hostile_every=args.hostile_every, seed=args.seed, mark=args.mark)
 
 
 def cmd_smsc(args: argparse.Namespace) -> int:
     config = _config(args)
-    stats = run_async(serve(config, args.host, args.port))
-    if args.json:
-        print_json(stats)
-    else:
-        counters = ", ".join(f"{k.replace('_', ' ')} {v:,}"
-                             for k, v in msgspec.structs.asdict(stats).items())
-        print(f"SMSC simulator stopped: {counters}", flush=True)
-    return 0
+    return simrun.run(args, "SMSC simulator", lambda: Smsc(config),
+                      lambda smsc: f"SMSC simulator listening on {smsc.host}:{smsc.port}",
+                      lambda smsc: smsc.stats)
 
 
 # -- loa sim zalo --------------------------------------------------------------------------------
@@ -153,9 +134,7 @@ def _register_zalo(group: Any) -> None:
                     "OAuth v4 token renewal (POST /v4/oa/access_token), with quota, injected "
                     "errors and signed user_received_message webhooks. Prints one line when it "
                     "listens and its counters when it stops.")
-    zalo.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
-                                                          "127.0.0.1)")
-    zalo.add_argument("--port", type=int, default=8700, help="port (default 8700; 0: any free)")
+    options.listen(zalo, 8700)
     zalo.add_argument("--access-token", action="append", metavar="TOKEN",
                       help="an access token valid at start (repeatable; default "
                            "sim-access-token)")
@@ -214,8 +193,7 @@ def _register_zalo(group: Any) -> None:
                            "promotion)")
     zalo.add_argument("--http-429-ratio", type=float, default=0.0, metavar="R",
                       help="share of requests answered HTTP 429 (default 0)")
-    zalo.add_argument("--http-5xx-ratio", type=float, default=0.0, metavar="R",
-                      help="share of requests answered HTTP 503 (default 0)")
+    options.http_5xx(zalo, 503)
     zalo.add_argument("--delay", type=float, default=0.0, metavar="S",
                       help="seconds before every message answer (default 0)")
     zalo.add_argument("--webhook-url", metavar="URL",
@@ -227,14 +205,11 @@ def _register_zalo(group: Any) -> None:
                            "event again (default 0.2,0.2; Zalo's: 30,300,900,1800,3600)")
     zalo.add_argument("--webhook-layout", choices=("nested", "flat"), default="nested",
                       help="msg_id under \"message\" (nested, default) or at the top level")
-    zalo.add_argument("--seed", type=int, default=0, help="seed of the injected errors")
+    options.seed(zalo)
     zalo.add_argument("--mark", default="", metavar="TEXT",
                       help="count messages whose text contains TEXT apart: marked, "
                            "marked_recipients, first_marked_at, ... (loa bench --urgent-at)")
-    zalo.add_argument("--json", action="store_true", help="end with the counters as one JSON "
-                                                          "line on stdout")
-    logopts.add_options(zalo)
-    zalo.set_defaults(func=cmd_zalo)
+    options.ending(zalo, cmd_zalo)
 
 
 def _templates(items: list[str] | None) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
@@ -310,48 +285,31 @@ def _schedule(text: str) -> tuple[float, ...]:
 
 
 def _zalo_config(args: argparse.Namespace) -> ZaloSimConfig:
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port {args.port} is not a port number")
+    options.check_port(args.port)
     templates, limits = _templates(args.template)
-    try:
-        return ZaloSimConfig(
-            access_tokens=frozenset(args.access_token or ["sim-access-token"]),
-            refresh_tokens=frozenset(args.refresh_token or ["sim-refresh-token"]),
-            token_ttl=args.token_ttl, app_id=args.app_id, secret_key=args.secret_key,
-            oa_secret=args.oa_secret, templates=templates, limits=limits,
-            unapproved=frozenset(args.unapproved or ()),
-            daily_quota=args.daily_quota, balance=args.balance,
-            night_templates=frozenset(args.night_template or ()),
-            not_zalo_share=args.not_zalo_share,
-            error_ratio=args.error_ratio, error_code=_code(args.error_code, "--error-code"),
-            error_phones=_error_phones(args.error_phone), refusals=_refusals(args.refusal),
-            http_429_ratio=args.http_429_ratio,
-            http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
-            webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
-            webhook_retry_schedule=_schedule(args.webhook_retry),
-            webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark,
-            oa_not_follower_share=args.oa_not_follower_share,
-            oa_inactive_share=args.oa_inactive_share, oa_night=args.oa_night,
-            oa_night_types=frozenset(args.oa_night_type or ["promotion"]))
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-async def serve_zalo(config: ZaloSimConfig, host: str, port: int) -> ZaloSimStats:
-    """Run the Zalo simulator until SIGINT or SIGTERM; its counters at the end."""
-    sim = ZaloSim(config)
-    await until_stopped(sim.start(host, port), sim.stop, host, port,
-                        lambda: f"Zalo simulator listening on {sim.url}")
-    return sim.snapshot()
+    return options.config(
+        ZaloSimConfig,
+        access_tokens=frozenset(args.access_token or ["sim-access-token"]),
+        refresh_tokens=frozenset(args.refresh_token or ["sim-refresh-token"]),
+        token_ttl=args.token_ttl, app_id=args.app_id, secret_key=args.secret_key,
+        oa_secret=args.oa_secret, templates=templates, limits=limits,
+        unapproved=frozenset(args.unapproved or ()),
+        daily_quota=args.daily_quota, balance=args.balance,
+        night_templates=frozenset(args.night_template or ()),
+        not_zalo_share=args.not_zalo_share,
+        error_ratio=args.error_ratio, error_code=_code(args.error_code, "--error-code"),
+        error_phones=_error_phones(args.error_phone), refusals=_refusals(args.refusal),
+        http_429_ratio=args.http_429_ratio,
+        http_5xx_ratio=args.http_5xx_ratio, delay=args.delay,
+        webhook_url=args.webhook_url, webhook_delay=args.webhook_delay,
+        webhook_retry_schedule=_schedule(args.webhook_retry),
+        webhook_layout=args.webhook_layout, seed=args.seed, mark=args.mark,
+        oa_not_follower_share=args.oa_not_follower_share,
+        oa_inactive_share=args.oa_inactive_share, oa_night=args.oa_night,
+        oa_night_types=frozenset(args.oa_night_type or ["promotion"]))
 
 
 def cmd_zalo(args: argparse.Namespace) -> int:
     config = _zalo_config(args)
-    stats = run_async(serve_zalo(config, args.host, args.port))
-    if args.json:
-        print_json(stats)
-    else:
-        counters = ", ".join(f"{k.replace('_', ' ')} {v:,}"
-                             for k, v in msgspec.structs.asdict(stats).items())
-        print(f"Zalo simulator stopped: {counters}", flush=True)
-    return 0
+    return simrun.run(args, "Zalo simulator", lambda: ZaloSim(config),
+                      lambda sim: f"Zalo simulator listening on {sim.url}", ZaloSim.snapshot)
