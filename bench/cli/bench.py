@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bench.cli import options
 from bench.enginebench import engine_bench, smpp_bench
 from bench.wavebench import ALERT, BenchResult, Options, wave_bench
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import Channel
 from dispatcher.domain.msisdn import load_numbering
 from dispatcher.domain.province import load_province
-from dispatcher.service.cli import logopts
 from dispatcher.service.cli.output import console, print_json, progress_bar
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -61,9 +61,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--urgent-recipients", type=int, default=10_000, metavar="N",
                         help="recipients of the urgent campaign: the first N of the audience "
                              "(default 10000)")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
-    logopts.add_options(parser, default_level="warning")
-    parser.set_defaults(func=cmd_wave)
+    options.lab_ending(parser, cmd_wave)
     group = parser.add_subparsers(dest="bench_command", metavar="[COMMAND]")
     engine = group.add_parser(
         "engine", help="fan-out and one worker process on Redis, with in-process channels",
@@ -83,9 +81,7 @@ def register(sub: Any) -> None:
     engine.add_argument("--zalo", action="store_true",
                         help="send Zalo over HTTP to `loa sim zalo` in its own process "
                              "(default: the in-process channel)")
-    engine.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
-    logopts.add_options(engine, default_level="warning")
-    engine.set_defaults(func=cmd_engine)
+    options.lab_ending(engine, cmd_engine)
 
     smpp = group.add_parser(
         "smpp", help="the ESME against the SMSC simulator in its own process",
@@ -100,9 +96,7 @@ def register(sub: Any) -> None:
     smpp.add_argument("--tps", type=float, default=0.0, metavar="T",
                       help="each bind's agreed TPS (default 0: no limit); the SMSC simulator "
                            "counts the submit_sm per second it received")
-    smpp.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
-    logopts.add_options(smpp, default_level="warning")
-    smpp.set_defaults(func=cmd_smpp)
+    options.lab_ending(smpp, cmd_smpp)
 
 
 def _counts(text: str) -> tuple[int, ...]:

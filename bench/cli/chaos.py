@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bench.cli import options
 from bench.scenarios import SCENARIOS, run
 from dispatcher.domain.errors import InputError, LoaError
 from dispatcher.domain.msisdn import load_numbering
 from dispatcher.domain.province import load_province
-from dispatcher.service.cli import logopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 
@@ -30,9 +30,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--fault-seconds", type=float, default=10.0, metavar="S",
                         help="how long a lasting fault lasts (zalo-outage: the 5xx answers; "
                              "default 10)")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
-    logopts.add_options(parser, default_level="warning")
-    parser.set_defaults(func=cmd_chaos)
+    options.lab_ending(parser, cmd_chaos)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:

@@ -11,13 +11,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from bench.cli import options
 from bench.demo import SmscTarget, run_demo
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.msisdn import load_numbering
 from dispatcher.domain.plan import load_plan
 from dispatcher.domain.province import load_province
 from dispatcher.engine.process import Progress as WaveProgress
-from dispatcher.service.cli import logopts, metricsopts
+from dispatcher.service.cli import metricsopts
 from dispatcher.service.cli.output import console, print_json
 from dispatcher.service.cli.runtime import run_async
 from dispatcher.service.settings import load_settings
@@ -51,9 +52,7 @@ def register(sub: Any) -> None:
                       help="deployment settings (TOML; see docs/configuration.md); its Redis "
                            "is not used")
     demo.add_argument("--plan", type=Path, metavar="FILE", help="plan file (default: shipped)")
-    demo.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
-    logopts.add_options(demo, default_level="warning")
-    demo.set_defaults(func=cmd_demo)
+    options.lab_ending(demo, cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import msgspec
-
 from adapters.portal.simulator import (
     DEFAULT_SIGNED,
     DEFAULT_WORDPRESS,
@@ -15,12 +13,9 @@ from adapters.portal.simulator import (
     PortalSimConfig,
     WpAccount,
 )
-from bench.cli.simrun import until_stopped
+from bench.cli import options, simrun
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.outlet import ID
-from dispatcher.service.cli import logopts
-from dispatcher.service.cli.output import print_json
-from dispatcher.service.cli.runtime import run_async
 
 
 def register(group: Any) -> None:
@@ -33,10 +28,7 @@ def register(group: Any) -> None:
                     "JSON CMSs (POST /NAME/api/notices, signature and Idempotency-Key checked), "
                     "with throttling, errors, slow and lost answers. Prints one line per site "
                     "when it listens and its counters when it stops.")
-    portal.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
-                                                            "127.0.0.1)")
-    portal.add_argument("--port", type=int, default=8720, help="port (default 8720; 0: any "
-                                                               "free)")
+    options.listen(portal, 8720)
     portal.add_argument("--wordpress", action="append", metavar="NAME=USER:PASSWORD",
                         help="a WordPress site and its user's application password "
                              f"(repeatable; default {DEFAULT_WORDPRESS}={account.user}:"
@@ -50,23 +42,14 @@ def register(group: Any) -> None:
     portal.add_argument("--revoked", action="append", metavar="NAME",
                         help="a site whose credentials are refused: 401 incorrect_password, or "
                              "401 to every signature (repeatable)")
-    portal.add_argument("--throttle-count", type=int, default=0, metavar="N",
-                        help="answer the first N requests 429 (default 0)")
-    portal.add_argument("--retry-after", type=int, default=2, metavar="S",
-                        help="the Retry-After of those answers, seconds (default 2)")
+    options.throttle(portal, "answer the first N requests 429", 2)
     portal.add_argument("--error-count", type=int, default=0, metavar="N",
                         help="answer the next N requests --error-status (default 0)")
     portal.add_argument("--error-status", type=int, default=500, metavar="STATUS",
                         help="the HTTP status of those answers (default 500)")
-    portal.add_argument("--delay", type=float, default=0.0, metavar="S",
-                        help="seconds before every answer (default 0)")
-    portal.add_argument("--hang-after-publish", type=float, default=0.0, metavar="S",
-                        help="keep each post, then hold its answer S seconds (longer than the "
-                             "client waits: an answer lost after the publication; default 0)")
-    portal.add_argument("--json", action="store_true", help="end with the counters as one JSON "
-                                                            "line on stdout")
-    logopts.add_options(portal)
-    portal.set_defaults(func=cmd_portal)
+    options.answers(portal, "--hang-after-publish", "keep each post",
+                    "an answer lost after the publication")
+    options.ending(portal, cmd_portal)
 
 
 def _pairs(items: list[str] | None, option: str, what: str) -> dict[str, str]:
@@ -82,14 +65,11 @@ def _pairs(items: list[str] | None, option: str, what: str) -> dict[str, str]:
 
 
 def _config(args: argparse.Namespace) -> PortalSimConfig:
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port {args.port} is not a port number")
-    for option, value in (("--throttle-count", args.throttle_count),
-                          ("--retry-after", args.retry_after),
-                          ("--error-count", args.error_count), ("--delay", args.delay),
-                          ("--hang-after-publish", args.hang_after_publish)):
-        if value < 0:
-            raise InputError(f"{option} must be 0 or more")
+    options.check_port(args.port)
+    options.at_least_zero((("--throttle-count", args.throttle_count),
+                           ("--retry-after", args.retry_after),
+                           ("--error-count", args.error_count), ("--delay", args.delay),
+                           ("--hang-after-publish", args.hang_after_publish)))
     if not 400 <= args.error_status <= 599:
         raise InputError(f"--error-status {args.error_status} is not an HTTP error status "
                          "(400-599)")
@@ -114,31 +94,21 @@ def _config(args: argparse.Namespace) -> PortalSimConfig:
     return PortalSimConfig(wordpress=sites, signed=signed)
 
 
-async def serve_portal(config: PortalSimConfig, args: argparse.Namespace) -> PortalSim:
-    """Run the simulator until SIGINT or SIGTERM; the simulator, for its counters."""
-    sim = PortalSim(config)
-    sim.revoked = set(args.revoked or ())
-    sim.throttle_count, sim.retry_after = args.throttle_count, args.retry_after
-    sim.error_count, sim.error_status = args.error_count, args.error_status
-    sim.delay, sim.hang_after_publish = args.delay, args.hang_after_publish
+def cmd_portal(args: argparse.Namespace) -> int:
+    config = _config(args)
 
-    def listening() -> str:
+    def make() -> PortalSim:
+        sim = PortalSim(config)
+        sim.revoked = set(args.revoked or ())
+        sim.throttle_count, sim.retry_after = args.throttle_count, args.retry_after
+        sim.error_count, sim.error_status = args.error_count, args.error_status
+        sim.delay, sim.hang_after_publish = args.delay, args.hang_after_publish
+        return sim
+
+    def listening(sim: PortalSim) -> str:
         lines = [f"Portal simulator listening on {sim.url}"]
         lines += [f"  wordpress {name}: url = {sim.site_url(name)}" for name in config.wordpress]
         lines += [f"  signed_json {name}: url = {sim.endpoint(name)}" for name in config.signed]
         return "\n".join(lines)
 
-    await until_stopped(sim.start(args.host, args.port), sim.stop, args.host, args.port,
-                        listening)
-    return sim
-
-
-def cmd_portal(args: argparse.Namespace) -> int:
-    sim = run_async(serve_portal(_config(args), args))
-    if args.json:
-        print_json(sim.stats)
-    else:
-        counters = ", ".join(f"{k.replace('_', ' ')} {v:,}"
-                             for k, v in msgspec.structs.asdict(sim.stats).items())
-        print(f"Portal simulator stopped: {counters}", flush=True)
-    return 0
+    return simrun.run(args, "Portal simulator", make, listening, lambda sim: sim.stats)

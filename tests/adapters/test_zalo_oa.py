@@ -22,7 +22,7 @@ from adapters.zalo.config import ZaloConfig
 from adapters.zalo.oa import OA_PATHS, oa_tail
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore
-from bench.cli.sim import _zalo_config
+from bench.cli.simzalo import _config as _zalo_config
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import ConfigError, InputError
 from dispatcher.domain.model import (

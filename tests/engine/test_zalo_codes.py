@@ -21,7 +21,7 @@ from adapters.zalo.config import ZaloConfig, next_hour
 from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.tokens import MemoryTokenStore
 from bench import audiencegen
-from bench.cli.sim import _refusals
+from bench.cli.simzalo import _refusals
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import VN, Campaign, CampaignState, Channel, Selector, Wave, WaveState

@@ -34,7 +34,7 @@ from adapters.zalo.oa import OA_PATHS
 from adapters.zalo.simulator import ZaloSim, ZaloSimConfig
 from adapters.zalo.tokens import MemoryTokenStore
 from bench import audiencegen
-from bench.cli.sim import _zalo_config
+from bench.cli.simzalo import _config as _zalo_config
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.errors import InputError
 from dispatcher.domain.model import (

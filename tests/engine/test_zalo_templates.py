@@ -22,7 +22,7 @@ from adapters.zalo.simulator import ZaloSim
 from adapters.zalo.templates import TemplateParam, ZnsTemplate, problem
 from adapters.zalo.tokens import MemoryTokenStore
 from bench import audiencegen
-from bench.cli.sim import _templates
+from bench.cli.simzalo import _templates
 from dispatcher.domain import zns
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.config import default_path, read_toml
