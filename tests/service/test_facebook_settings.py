@@ -6,7 +6,6 @@ and preview name the pages."""
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 
