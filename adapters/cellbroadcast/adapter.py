@@ -26,7 +26,6 @@ Cancel (:meth:`withdraw`) when its wave is cancelled or the emergency stop is ra
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import logging
@@ -34,7 +33,7 @@ import time
 
 import msgspec
 
-from adapters.base import HALTED, Envelope, Results, Standing, halted, results_for
+from adapters.base import Envelope, Standing
 from adapters.cellbroadcast import codes, metrics
 from adapters.cellbroadcast.answers import reference_of, retry_after, said, standing_of
 from adapters.cellbroadcast.codes import Outcome
@@ -42,6 +41,7 @@ from adapters.cellbroadcast.config import Auth, Carrier, CellBroadcastConfig
 from adapters.cellbroadcast.profile import Profile
 from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.proxy import Proxies
+from adapters.outlet import Batch, BatchOutlet, backoff
 from dispatcher.domain.broadcast import State
 from dispatcher.domain.cap import CapSettings
 from dispatcher.domain.errors import ChannelError
@@ -70,29 +70,6 @@ class CellBroadcastStats(msgspec.Struct):
     cancels: int = 0  # Cancels a CBC took (or found nothing to withdraw)
 
 
-class _Hold:
-    """A carrier's pause: of which kind, why, until when, and its back-off."""
-
-    __slots__ = ("backoff", "kind", "reason", "until")
-
-    def __init__(self, kind: str, reason: str, until: float, backoff: float) -> None:
-        self.kind = kind
-        self.reason = reason
-        self.until = until
-        self.backoff = backoff
-
-
-class _Batch:
-    __slots__ = ("down", "envelope", "held", "results", "tried")
-
-    def __init__(self, envelope: Envelope, results: Results) -> None:
-        self.envelope = envelope
-        self.results = results
-        self.down = 0  # requests the CBCs did not answer, or answered 5xx
-        self.tried = 0  # alerts that made a request
-        self.held = 0  # alerts requeued because their carrier waits
-
-
 class _Failed(Exception):
     """A request that got no HTTP answer: its words, and whether it never left."""
 
@@ -102,143 +79,78 @@ class _Failed(Exception):
         self.connect = connect
 
 
-class CellBroadcastAdapter:
+class CellBroadcastAdapter(BatchOutlet[CellBroadcastConfig, CellBroadcastStats, Carrier]):
     """The cell broadcast channel (see the module's documentation and
     :class:`CellBroadcastConfig`); ``cap`` gives the alerts' sender, status and event,
     ``province`` the districts' names."""
 
+    NAME = "cell broadcast"
+    LOG = log
+    EXTRA = EXTRA
+    ITEMS, ITEM = "alerts", "alert"
+    STOPS = ALERTS
+    LIFTED = "cell broadcast: %s accepts alerts again (it was stopped: %s)"
+    ALERT_COUNTER = metrics.ALERTS
+    KEY, KIND = "cell_broadcast", "carrier"
+    AWAY = "the broadcast centres are away"
+    FAILURE_EXTRA = EXTRA
+
     def __init__(self, config: CellBroadcastConfig, cap: CapSettings, province: Province, *,
                  client: HttpClient | None = None) -> None:
-        self.config = config
+        super().__init__(config, CellBroadcastStats(),
+                         {carrier.id: carrier for carrier in config.carriers})
         self.profile = Profile(config, cap, province)
-        self.stats = CellBroadcastStats()
         self.status_seconds = config.status_seconds
         self.status_reads = config.status_reads
         self.timeout = config.timeout
-        self._carriers = {carrier.id: carrier for carrier in config.carriers}
         self._client = client or HttpClient(
             config.concurrency, config.timeout, peer="the cell broadcast centre",
             proxies=Proxies.configured(config.proxy, config.no_proxy))
         self._urls: dict[str, Url] = {}
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._holds: dict[str, _Hold] = {}  # carrier id -> its pause
-        self._unknown: dict[str, int] = {}  # carrier id -> unlisted answers in a row
-        self._outage = 0.0
-        self._closed = False
         metrics.track(self)
-
-    @property
-    def stopped(self) -> dict[str, str]:
-        """Carriers stopped for a fault an operator must fix: carrier id -> why."""
-        return {c: hold.kind for c, hold in self._holds.items() if hold.kind in ALERTS}
-
-    # -- the Adapter interface -------------------------------------------------------------
-
-    async def send(self, envelope: Envelope) -> Results:
-        if self._closed:
-            raise ChannelError("the cell broadcast channel is closed")
-        results = results_for(envelope)
-        n = len(envelope.addrs)
-        if not n:
-            return results
-        batch = _Batch(envelope, results)
-        async with asyncio.TaskGroup() as tasks:
-            for i in range(n):
-                tasks.create_task(self._guarded(batch, i))
-        self._after(batch, n)
-        stats = self.stats
-        stats.retried += len(results.retry)
-        stats.failed += len(results.failed)
-        stats.requeued += len(results.requeue)
-        return results
 
     async def aclose(self) -> None:
         self._closed = True
         metrics.untrack(self)
         await self._client.aclose()
 
-    def _after(self, batch: _Batch, n: int) -> None:
-        """The route's pause after a batch: every CBC away, or only carriers that wait."""
-        results = batch.results
-        now = time.time()
-        if batch.down and batch.down >= batch.tried:
-            self._outage = min(self.config.outage_pause_max, max(1.0, self._outage * 2))
-            results.requeue.extend((i, f"the broadcast centres are away: {why}")
-                                   for i, why in results.retry)
-            results.retry = []
-            results.pause_until = max(results.pause_until, now + self._outage)
-            self.stats.outage_pauses += 1
-            log.warning("cell broadcast: the centres answer 5xx or nothing: route paused for "
-                        "%g s", self._outage, extra=EXTRA)
-        elif batch.down == 0:
-            self._outage = 0.0
-        if batch.held == n:  # nothing of it could go: wait for the first carrier's next try
-            waits = [h.until for h in self._holds.values() if h.until > now]
-            if waits:
-                results.pause_until = max(results.pause_until, min(waits))
-                results.urgent_passes = True
+    def _away(self, seconds: float) -> None:
+        self.stats.outage_pauses += 1
+        log.warning("cell broadcast: the centres answer 5xx or nothing: route paused for "
+                    "%g s", seconds, extra=EXTRA)
 
     # -- one alert -------------------------------------------------------------------------------
 
-    async def _guarded(self, batch: _Batch, i: int) -> None:
-        try:
-            await self._one(batch, i)
-        except Exception as exc:  # a bug must not lose the batch: the alert is tried again
-            log.exception("cell broadcast: alert %d of a batch failed", i, extra=EXTRA)
-            batch.results.retry.append((i, f"internal error: {exc!r}"))
-
-    def _waiting(self, batch: _Batch, i: int, carrier: Carrier) -> bool:
-        """Requeue alert ``i`` if it may not go now (halted, its carrier waiting)."""
-        if halted(batch.envelope):
-            batch.results.requeue.append((i, HALTED))
-            return True
-        hold = self._holds.get(carrier.id)
-        if hold is not None and time.time() < hold.until:
-            batch.results.requeue.append((i, hold.reason))
-            batch.held += 1
-            return True
-        return False
-
-    async def _one(self, batch: _Batch, i: int) -> None:
-        envelope, results = batch.envelope, batch.results
-        addr = envelope.addrs[i]
-        carrier = self._carriers.get(addr)
-        if carrier is None:
-            results.failed.append((i, f"cell_broadcast: no carrier {addr!r} in "
-                                      "[cell_broadcast] carriers"))
-            return
+    def _unfit(self, envelope: Envelope, carrier: Carrier) -> str:
+        """Why no centre may take the wave's alert: expired, or longer than ``max_chars``."""
         expires = self.profile.expires(envelope)
         if time.time() >= expires.timestamp():
-            results.failed.append((i, f"cell_broadcast: expired at {expires.isoformat()} "
-                                      "before a centre took it (duration_hours)"))
+            return (f"cell_broadcast: expired at {expires.isoformat()} before a centre took it "
+                    "(duration_hours)")
+        most = carrier.options.max_chars
+        longest = max(len(words) for _, words in self.profile.text(envelope))
+        if most and longest > most:
+            return (f"cell_broadcast: {longest} characters, more than {carrier.id}'s max_chars "
+                    f"({most})")
+        return ""
+
+    async def _deliver(self, batch: Batch, i: int, carrier: Carrier) -> None:
+        alert = self.profile.alert(batch.envelope, carrier)
+        try:
+            status, body, headers = await self._call(
+                "POST", self._submit_url(carrier), self.profile.document(alert),
+                carrier, content_type=carrier.options.content_type)
+        except _Failed as failed:
+            batch.down += 1
+            if failed.connect:
+                batch.results.requeue.append((i, failed.reason))
+            else:
+                self.stats.unanswered += 1
+                batch.results.retry.append((i, failed.reason))
             return
-        alert = self.profile.alert(envelope, carrier)
-        longest = max(len(info.description) for info in alert.infos)
-        if carrier.options.max_chars and longest > carrier.options.max_chars:
-            results.failed.append((i, f"cell_broadcast: {longest} characters, more than "
-                                      f"{carrier.id}'s max_chars ({carrier.options.max_chars})"))
-            return
-        if self._waiting(batch, i, carrier):
-            return
-        async with self._slots:
-            if self._waiting(batch, i, carrier):  # halted, or held while it waited its turn
-                return
-            batch.tried += 1
-            try:
-                status, body, headers = await self._call(
-                    "POST", self._submit_url(carrier), self.profile.document(alert),
-                    carrier, content_type=carrier.options.content_type)
-            except _Failed as failed:
-                batch.down += 1
-                if failed.connect:
-                    results.requeue.append((i, failed.reason))
-                else:
-                    self.stats.unanswered += 1
-                    results.retry.append((i, failed.reason))
-                return
         self._settle(batch, i, carrier, status, body, headers)
 
-    def _settle(self, batch: _Batch, i: int, carrier: Carrier, status: int, body: bytes,
+    def _settle(self, batch: Batch, i: int, carrier: Carrier, status: int, body: bytes,
                 headers: dict[str, str]) -> None:
         results = batch.results
         found = codes.lookup(status)
@@ -258,33 +170,26 @@ class CellBroadcastAdapter:
                          "again", carrier.id, batch.envelope.wave, extra=EXTRA)
             else:
                 self.stats.accepted += 1
-            results.sent.append(i)
-            results.remote_ids.append(reference_of(body, headers))
-            self._accepted(carrier)
+            self._took(results, i, carrier.id, reference_of(body, headers))
         elif outcome is Outcome.REJECTED:
             self.stats.rejected += 1
             self._alert("rejected", f"{carrier.id} refused the alert of wave "
                                     f"{batch.envelope.wave}: {reason}")
             results.failed.append((i, reason))
         elif outcome is Outcome.CREDENTIALS or outcome is Outcome.ENDPOINT:
-            results.requeue.append((i, self._stop(carrier, outcome.value, reason)))
-            batch.held += 1
+            batch.held_back(i, carrier.id, self._hold(carrier.id, outcome.value, reason))
         elif outcome is Outcome.THROTTLE:
             self.stats.throttled += 1
-            results.requeue.append((i, self._throttle(carrier, reason, retry_after(headers))))
-            batch.held += 1
+            batch.held_back(i, carrier.id, self._hold(carrier.id, "throttle", reason,
+                                                      retry_after(headers)))
         elif outcome is Outcome.RETRY:
             batch.down += status >= 500
             results.retry.append((i, reason))
-        else:  # not in the table
-            count = self._unknown[carrier.id] = self._unknown.get(carrier.id, 0) + 1
-            if count >= self.config.unknown_code_limit:
-                self._unknown.pop(carrier.id, None)
-                results.requeue.append((i, self._stop(carrier, "unknown", (
-                    f"{count} answers in a row Loa does not know, the last: {reason}"))))
-                batch.held += 1
-            else:
-                results.retry.append((i, reason))
+        elif count := self._unknowns(carrier.id, self.config.unknown_code_limit):
+            batch.held_back(i, carrier.id, self._hold(carrier.id, "unknown", (
+                f"{count} answers in a row Loa does not know, the last: {reason}")))
+        else:  # not in the table, not yet too many in a row
+            results.retry.append((i, reason))
 
     # -- status and Cancel (adapters.base.Withdrawable) --------------------------------------
 
@@ -346,7 +251,7 @@ class CellBroadcastAdapter:
         raise ChannelError(reason)
 
     def _carrier(self, target: str) -> Carrier:
-        carrier = self._carriers.get(target)
+        carrier = self._targets.get(target)
         if carrier is None:
             raise ChannelError(f"cell_broadcast: no carrier {target!r} in [cell_broadcast] "
                                "carriers")
@@ -381,45 +286,12 @@ class CellBroadcastAdapter:
 
     # -- carriers that wait ----------------------------------------------------------------------
 
-    def _accepted(self, carrier: Carrier) -> None:
-        """The CBC took an alert: whatever held the carrier is over."""
-        hold = self._holds.pop(carrier.id, None)
-        if hold is not None and hold.kind in ALERTS:
-            log.warning("cell broadcast: %s accepts alerts again (it was stopped: %s)",
-                        carrier.id, hold.kind, extra=EXTRA)
-
-    def _throttle(self, carrier: Carrier, reason: str, after: float | None) -> str:
-        now = time.time()
-        hold = self._holds.get(carrier.id)
-        if hold is not None and hold.until > now and hold.kind == "throttle":
-            return hold.reason
+    def _pause(self, target: str, kind: str, reason: str, last: float | None,
+               asked: float | None) -> tuple[float, str]:
+        """A carrier that throttles Loa waits for its Retry-After, else ``throttle_pause``
+        doubling while it lasts."""
         config = self.config
-        if after is not None:
-            backoff = min(max(after, 0.0), config.throttle_pause_max)
-        else:
-            backoff = min(config.throttle_pause_max, hold.backoff * 2
-                          if hold is not None and hold.kind == "throttle"
-                          else config.throttle_pause)
-        why = f"{reason}; {carrier.id} paused for {backoff:g} s"
-        self._holds[carrier.id] = _Hold("throttle", why, now + backoff, backoff)
-        log.warning("cell broadcast: %s asks Loa to slow down: paused for %g s", carrier.id,
-                    backoff, extra=EXTRA)
-        return why
-
-    def _stop(self, carrier: Carrier, kind: str, reason: str) -> str:
-        """Stop ``carrier`` until its next try, every ``alert_probe_seconds``."""
-        now = time.time()
-        hold = self._holds.get(carrier.id)
-        if hold is not None and hold.until > now and hold.kind == kind:
-            return hold.reason
-        probe = self.config.alert_probe_seconds
-        why = f"{reason}; {carrier.id} stopped, tried again every {probe:g} s"
-        self._alert(kind, f"{carrier.id} stopped, its alerts kept queued, an operator must "
-                          f"act: {reason}")
-        self._holds[carrier.id] = _Hold(kind, why, now + probe, probe)
-        return why
-
-    def _alert(self, reason: str, text: str) -> None:
-        self.stats.alerts += 1
-        metrics.ALERTS.labels(reason).inc()
-        log.error("ALERT cell broadcast (%s): %s", reason, text, extra=EXTRA)
+        seconds = backoff(last, config.throttle_pause, config.throttle_pause_max, asked=asked)
+        log.warning("cell broadcast: %s asks Loa to slow down: paused for %g s", target, seconds,
+                    extra=EXTRA)
+        return seconds, f"{reason}; {target} paused for {seconds:g} s"

@@ -24,7 +24,7 @@ import msgspec
 
 from adapters.http.proxy import Proxies
 from dispatcher.domain.cap import AreaConfig
-from dispatcher.domain.outlet import ID, Target
+from dispatcher.domain.outlet import Target, check_id
 from dispatcher.domain.secret import Secret
 
 _POINT = re.compile(r"^-?\d{1,2}(\.\d+)?,-?\d{1,3}(\.\d+)?$")
@@ -160,12 +160,7 @@ def check_area(where: str, area: AreaConfig) -> None:
 
 
 def _check_carrier(where: str, carrier: Carrier, seen: set[str]) -> None:
-    if not ID.match(carrier.id):
-        raise ValueError(f"{where}: id {carrier.id!r} must be lower-case letters, digits, '.', "
-                         "'_' or '-' (at most 64)")
-    if carrier.id in seen:
-        raise ValueError(f"{where}: id {carrier.id!r} is given twice")
-    seen.add(carrier.id)
+    check_id(where, carrier.id, seen)
     where = f"{where} ({carrier.id})"
     for field in ("url", "status_url"):
         value = getattr(carrier, field)

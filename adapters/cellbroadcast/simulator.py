@@ -30,11 +30,9 @@ counts at the far end what each carrier got.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import itertools
-import random
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -44,6 +42,7 @@ import msgspec
 
 from adapters.http.codec import Request
 from adapters.http.server import HttpServer, Response
+from adapters.http.sim import SimServer
 from dispatcher.domain.cap import NAMESPACE
 
 __all__ = ["CbcSim", "CbcSimConfig", "CbcSimStats", "SimBroadcast"]
@@ -125,12 +124,13 @@ class _Refusal(Exception):
         self.message = message
 
 
-class CbcSim:
+class CbcSim(SimServer):
     """The broadcast centres on ``127.0.0.1``: ``await start()``, then requests to
     ``url_of(carrier)``."""
 
     def __init__(self, config: CbcSimConfig | None = None) -> None:
         config = config or CbcSimConfig()
+        super().__init__(config.seed)
         self.config = config
         self.credentials = dict(config.carriers)
         self.expired = set(config.expired)
@@ -146,38 +146,17 @@ class CbcSim:
         self.answered: Counter[int] = Counter()
         self.requests = 0
         self.reads = 0
-        self._rng = random.Random(config.seed)
         self._refs = itertools.count(1)
-        self._server = HttpServer()
-        for carrier in config.carriers:
-            self._server.route("POST", f"/{carrier}/cap", self._submit)
-            self._server.route("GET", f"/{carrier}/cap/status", self._status)
-        self._server.route("GET", STATS_PATH, self._stats)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
+    def _route(self, server: HttpServer) -> None:
+        for carrier in self.config.carriers:
+            server.route("POST", f"/{carrier}/cap", self._submit)
+            server.route("GET", f"/{carrier}/cap/status", self._status)
+        server.route("GET", STATS_PATH, self._stats)
 
     def url_of(self, carrier: str) -> str:
         """Where a carrier's CBC takes alerts."""
         return f"{self.url}/{carrier}/cap"
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        await self._server.start(host, port)
-
-    async def stop(self) -> None:
-        await self._server.close(grace=0.5)
-
-    async def __aenter__(self) -> CbcSim:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def alerts(self, carrier: str) -> list[SimBroadcast]:
         """The Alerts and Updates a carrier's CBC took, oldest first."""
@@ -217,8 +196,7 @@ class CbcSim:
         self.requests += 1
         if self.down:
             return self._answer(503, {"error": "service unavailable"})
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        await self._wait(self.delay)
         if not self._allowed(request, carrier):
             return self._answer(401, {"error": "invalid credentials"}, {
                 "WWW-Authenticate": 'Basic realm="cbc"'})
@@ -229,7 +207,7 @@ class CbcSim:
             self.throttle_left -= 1
             return self._answer(429, {"error": "too many requests"},
                                 {"Retry-After": str(self.retry_after)})
-        if self.http_5xx_ratio and self._rng.random() < self.http_5xx_ratio:
+        if self._chance(self.http_5xx_ratio):
             return self._answer(500, {"error": "internal error"})
         return None
 
@@ -269,8 +247,7 @@ class CbcSim:
         if taken.msg_type == "Cancel":
             for reference in taken.references:
                 kept[reference.split(",")[1]].cancelled_by = taken.identifier
-        if self.hang_after_accept:  # taken; the answer comes too late to be read
-            await asyncio.sleep(self.hang_after_accept)
+        await self._wait(self.hang_after_accept)  # taken; the answer may come too late
         return self._answer(201, {"reference": taken.reference, "identifier": taken.identifier,
                                   "state": "accepted"})
 

@@ -35,7 +35,6 @@ Facebook's answers decide each post's outcome by the table of :mod:`adapters.fac
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from urllib.parse import urlencode
@@ -43,18 +42,19 @@ from urllib.parse import urlencode
 import msgspec
 
 from adapters import metrics
-from adapters.base import HALTED, Envelope, Results, halted, results_for
+from adapters.base import HALTED, Envelope, halted
 from adapters.facebook import api
 from adapters.facebook.codes import Outcome, lookup
 from adapters.facebook.config import FacebookConfig, Page
 from adapters.http.client import HttpClient, TransportFailure, Url
 from adapters.http.proxy import Proxies
-from dispatcher.domain.errors import ChannelError
+from adapters.outlet import Batch, BatchOutlet, Hold, backoff
 
 log = logging.getLogger(__name__)
 
 ALERTS = frozenset({"token", "permission"})  # page stops an operator must lift
 ACCEPT = {"Accept": "application/json"}
+EXTRA = {"channel": "facebook"}
 
 
 class FacebookStats(msgspec.Struct):
@@ -71,30 +71,6 @@ class FacebookStats(msgspec.Struct):
     outage_pauses: int = 0  # batches that found Facebook down
 
 
-class _Hold:
-    """A pause of the route or of a page: until when, of which kind, why."""
-
-    __slots__ = ("backoff", "kind", "reason", "until")
-
-    def __init__(self, kind: str, reason: str, until: float, backoff: float) -> None:
-        self.kind = kind
-        self.reason = reason
-        self.until = until
-        self.backoff = backoff
-
-
-class _Batch:
-    __slots__ = ("down", "envelope", "held", "results", "since", "tried")
-
-    def __init__(self, envelope: Envelope, results: Results, skew: float) -> None:
-        self.envelope = envelope
-        self.results = results
-        self.since = int(envelope.created_at - skew) if envelope.created_at else 0
-        self.down = 0  # requests Facebook did not answer, or answered 5xx
-        self.tried = 0  # posts that made a request
-        self.held = 0  # posts requeued because their page is stopped or backs off
-
-
 class _Refused(Exception):
     """An answer that is not what was asked: its outcome and its words."""
 
@@ -108,31 +84,29 @@ class _Refused(Exception):
         self.code = code
 
 
-class FacebookAdapter:
+class FacebookAdapter(BatchOutlet[FacebookConfig, FacebookStats, Page]):
     """The Facebook channel (see the module's documentation and :class:`FacebookConfig`)."""
 
+    NAME = "Facebook"
+    LOG = log
+    EXTRA = EXTRA
+    WHO = "page "
+    STOPS = ALERTS
+    LIFTED = "Facebook page %s accepts posts again (it was stopped: %s)"
+    ALERT_COUNTER = metrics.FACEBOOK_ALERTS
+    KEY, KIND = "facebook", "page"
+    AWAY = "Facebook is down"
+
     def __init__(self, config: FacebookConfig, *, client: HttpClient | None = None) -> None:
-        self.config = config
-        self.stats = FacebookStats()
-        self._pages = {page.id: page for page in config.pages}
+        super().__init__(config, FacebookStats(), {page.id: page for page in config.pages})
         self._client = client or HttpClient(
             config.concurrency, config.timeout, peer="Facebook",
             proxies=Proxies.configured(config.proxy, config.no_proxy))
         self._base = f"{config.graph_url.rstrip('/')}/{config.api_version}"
         self._posts: dict[str, Url] = {}
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._route: _Hold | None = None  # the application throttled, unknown codes
-        self._holds: dict[str, _Hold] = {}  # page id -> its pause
         self._backoff = 0.0  # the route's last throttle pause (0: none since a success)
-        self._outage = 0.0
-        self._unknown = 0  # unlisted codes in a row
-        self._closed = False
+        self._unlisted = 0  # unlisted codes in a row
         metrics.track_facebook(self)
-
-    @property
-    def stopped(self) -> dict[str, str]:
-        """Pages stopped for a fault an operator must fix: page id -> token or permission."""
-        return {page: hold.kind for page, hold in self._holds.items() if hold.kind in ALERTS}
 
     @property
     def route_stop(self) -> str:
@@ -140,134 +114,53 @@ class FacebookAdapter:
         hold = self._route
         return hold.kind if hold is not None and hold.kind == "unknown" else ""
 
-    # -- the Adapter interface -------------------------------------------------------------
-
-    async def send(self, envelope: Envelope) -> Results:
-        if self._closed:
-            raise ChannelError("the Facebook channel is closed")
-        results = results_for(envelope)
-        n = len(envelope.addrs)
-        if not n:
-            return results
-        hold = self._route
-        if hold is not None and time.time() < hold.until:
-            results.requeue = [(i, hold.reason) for i in range(n)]
-            results.pause_until = hold.until
-            self.stats.requeued += n
-            return results
-        batch = _Batch(envelope, results, self.config.clock_skew)
-        async with asyncio.TaskGroup() as tasks:
-            for i in range(n):
-                tasks.create_task(self._guarded(batch, i))
-        self._after(batch, n)
-        stats = self.stats
-        stats.retried += len(results.retry)
-        stats.failed += len(results.failed)
-        stats.requeued += len(results.requeue)
-        return results
-
     async def aclose(self) -> None:
         self._closed = True
         metrics.untrack_facebook(self)
         await self._client.aclose()
 
-    def _after(self, batch: _Batch, n: int) -> None:
-        """The route's pause after a batch: Facebook down, throttled, or only stopped pages."""
-        results = batch.results
-        if batch.down and batch.down >= batch.tried:
-            self._outage = min(self.config.outage_pause_max, max(1.0, self._outage * 2))
-            results.requeue.extend((i, f"Facebook is down: {why}") for i, why in results.retry)
-            results.retry = []
-            results.pause_until = max(results.pause_until, time.time() + self._outage)
-            self.stats.outage_pauses += 1
-            log.warning("Facebook answers 5xx or nothing: route paused for %g s", self._outage,
-                        extra={"channel": "facebook"})
-        elif batch.down == 0:
-            self._outage = 0.0
-        hold = self._route
-        if hold is not None and hold.until > time.time():
-            results.pause_until = max(results.pause_until, hold.until)
-        elif batch.held == n:  # nothing of it could go: wait for the first page's next try
-            waits = [h.until for h in self._holds.values() if h.until > time.time()]
-            if waits:
-                results.pause_until = max(results.pause_until, min(waits))
-                results.urgent_passes = True
+    def _away(self, seconds: float) -> None:
+        self.stats.outage_pauses += 1
+        log.warning("Facebook answers 5xx or nothing: route paused for %g s", seconds,
+                    extra=EXTRA)
 
     # -- one post ------------------------------------------------------------------------------
 
-    async def _guarded(self, batch: _Batch, i: int) -> None:
+    async def _deliver(self, batch: Batch, i: int, page: Page) -> None:
+        envelope, results = batch.envelope, batch.results
+        since = int(envelope.created_at - self.config.clock_skew) if envelope.created_at else 0
         try:
-            await self._one(batch, i)
-        except Exception as exc:  # a bug must not lose the batch: the post is tried again
-            log.exception("Facebook: post %d of a batch failed", i)
-            batch.results.retry.append((i, f"internal error: {exc!r}"))
-
-    def _waiting(self, batch: _Batch, i: int, page: Page) -> bool:
-        """Requeue post ``i`` if it may not go now (halted, the route or its page paused)."""
-        results = batch.results
-        if halted(batch.envelope):
-            results.requeue.append((i, HALTED))
-            return True
-        now = time.time()
-        if self._route is not None and now < self._route.until:
-            results.requeue.append((i, self._route.reason))
-            return True
-        hold = self._holds.get(page.id)
-        if hold is not None and now < hold.until:
-            results.requeue.append((i, hold.reason))
-            batch.held += 1
-            return True
-        return False
-
-    async def _one(self, batch: _Batch, i: int) -> None:
-        addr = batch.envelope.addrs[i]
-        page = self._pages.get(addr)
-        results = batch.results
-        if page is None:
-            results.failed.append((i, f"facebook: no page {addr!r} in [facebook] pages"))
+            found = await self._look(envelope, page, since) if since else None
+            if found is None:
+                if halted(envelope):
+                    results.requeue.append((i, HALTED))
+                    return
+                found = await self._post(envelope, page)
+            else:
+                self.stats.found += 1
+                log.info("Facebook page %s already has the post of wave %s (%s): not "
+                         "posted again", page.id, envelope.wave, found, extra=EXTRA)
+        except _Refused as refused:
+            self._settle(batch, i, page, refused)
             return
-        if self._waiting(batch, i, page):
-            return
-        async with self._slots:
-            if self._waiting(batch, i, page):  # paused while this post waited for its turn
-                return
-            batch.tried += 1
-            try:
-                found = await self._look(batch, page) if batch.since else None
-                if found is None:
-                    if halted(batch.envelope):
-                        results.requeue.append((i, HALTED))
-                        return
-                    found = await self._post(batch, page)
-                else:
-                    self.stats.found += 1
-                    log.info("Facebook page %s already has the post of wave %s (%s): not "
-                             "posted again", page.id, batch.envelope.wave, found,
-                             extra={"channel": "facebook"})
-            except _Refused as refused:
-                self._settle(batch, i, page, refused)
-                return
-        results.sent.append(i)
-        results.remote_ids.append(found)
-        self._accepted(page)
+        self._took(results, i, page.id, found)
 
-    async def _look(self, batch: _Batch, page: Page) -> str | None:
+    async def _look(self, envelope: Envelope, page: Page, since: int) -> str | None:
         """The id of the wave's post on the page if it is there already, else None."""
-        query = urlencode({"fields": api.FIELDS, "since": batch.since, "limit": api.FEED_LIMIT,
+        query = urlencode({"fields": api.FIELDS, "since": since, "limit": api.FEED_LIMIT,
                            "access_token": page.token})
         url = self._client.url(f"{self._base}/{page.page_id}/feed?{query}")
         status, body = await self._call(url, None, posting=False)
         posts = api.feed(body) if status == 200 else None
         if posts is None:
             raise self._refusal(status, body)
-        text = batch.envelope.text
-        return next((p.id for p in posts if api.same_text(p.message, text)), None)
+        return next((p.id for p in posts if api.same_text(p.message, envelope.text)), None)
 
-    async def _post(self, batch: _Batch, page: Page) -> str:
+    async def _post(self, envelope: Envelope, page: Page) -> str:
         url = self._posts.get(page.id)
         if url is None:
             url = self._posts[page.id] = self._client.url(f"{self._base}/{page.page_id}/feed")
-        form = {"message": batch.envelope.text, "access_token": page.token}
+        form = {"message": envelope.text, "access_token": page.token}
         status, body = await self._call(url, form, posting=True)
         post = api.posted(body) if status == 200 else None
         if post is None:
@@ -309,24 +202,19 @@ class FacebookAdapter:
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def _accepted(self, page: Page) -> None:
+    def _accepted(self, target: str) -> None:
         """Facebook took a post (or the look found one): whatever held the page is over."""
-        self._unknown = 0
+        self._unlisted = 0
         self._backoff = 0.0
-        hold = self._holds.pop(page.id, None)
-        if hold is not None and hold.kind in ALERTS:
-            log.warning("Facebook page %s accepts posts again (it was stopped: %s)", page.id,
-                        hold.kind, extra={"channel": "facebook"})
-        if self._route is not None and self._route.until <= time.time():
-            self._route = None
+        super()._accepted(target)
 
-    def _settle(self, batch: _Batch, i: int, page: Page, refused: _Refused) -> None:
+    def _settle(self, batch: Batch, i: int, page: Page, refused: _Refused) -> None:
         results = batch.results
         outcome, reason = refused.outcome, refused.reason
         if refused.down:
             batch.down += 1
         if outcome is not None:
-            self._unknown = 0
+            self._unlisted = 0
         if refused.connect:
             results.requeue.append((i, reason))
         elif outcome is Outcome.THROTTLE:
@@ -334,24 +222,20 @@ class FacebookAdapter:
             results.requeue.append((i, self._throttle_route(reason)))
         elif outcome is Outcome.PAGE_THROTTLE:
             self.stats.throttled += 1
-            results.requeue.append((i, self._hold_page(page, "throttle", reason)))
-            batch.held += 1
+            batch.held_back(i, page.id, self._hold(page.id, "throttle", reason))
         elif outcome is Outcome.TOKEN or outcome is Outcome.PERMISSION:
-            results.requeue.append((i, self._hold_page(page, outcome.value, reason)))
-            batch.held += 1
+            batch.held_back(i, page.id, self._hold(page.id, outcome.value, reason))
         elif outcome is Outcome.BLOCKED:
             self._alert("blocked", f"a post to page {page.id} was refused: {reason}")
             results.failed.append((i, reason))
         elif outcome is Outcome.DUPLICATE:  # the page shows this very text as its last post
             self.stats.duplicates += 1
-            results.sent.append(i)
-            results.remote_ids.append("")
-            self._accepted(page)
+            self._took(results, i, page.id, "")
         elif outcome is Outcome.FAIL:
             results.failed.append((i, reason))
         elif outcome is None:
-            self._unknown += 1
-            if self._unknown >= self.config.unknown_code_limit:
+            self._unlisted += 1
+            if self._unlisted >= self.config.unknown_code_limit:
                 results.requeue.append((i, self._stop_route(reason)))
             else:
                 results.retry.append((i, reason))
@@ -364,46 +248,27 @@ class FacebookAdapter:
         if hold is not None and hold.until > now:
             return hold.reason
         config = self.config
-        self._backoff = min(config.throttle_pause_max,
-                            self._backoff * 2 if self._backoff else config.throttle_pause)
+        self._backoff = backoff(self._backoff or None, config.throttle_pause,
+                                config.throttle_pause_max)
         why = f"{reason}; Facebook paused for {self._backoff:g} s"
-        self._route = _Hold("throttle", why, now + self._backoff, self._backoff)
+        self._route = Hold("throttle", why, now + self._backoff, self._backoff)
         log.warning("Facebook rate limit: route paused for %g s: %s", self._backoff, reason,
-                    extra={"channel": "facebook"})
+                    extra=EXTRA)
         return why
 
     def _stop_route(self, reason: str) -> str:
         now = time.time()
         why = (f"{self.config.unknown_code_limit} answers in a row with codes Loa does not "
                f"know, the last: {reason}")
-        self._route = _Hold("unknown", why, now + self.config.alert_probe_seconds, 0.0)
-        self._unknown = 0
+        self._route = Hold("unknown", why, now + self.config.alert_probe_seconds, 0.0)
+        self._unlisted = 0
         self._alert("unknown", f"route stopped, posts kept queued, an operator must act: {why}")
         return why
 
-    def _hold_page(self, page: Page, kind: str, reason: str) -> str:
-        """Pause ``page``: backing off (``throttle``) or stopped until its next try (``token``,
-        ``permission``); the reason its posts are requeued with."""
-        now = time.time()
-        hold = self._holds.get(page.id)
-        if hold is not None and hold.until > now and hold.kind == kind:
-            return hold.reason
-        config = self.config
-        if kind == "throttle":
-            backoff = min(config.throttle_pause_max, hold.backoff * 2
-                          if hold is not None and hold.kind == kind else config.throttle_pause)
-            why = f"{reason}; page {page.id} paused for {backoff:g} s"
-            log.warning("Facebook page %s over its rate limit: paused for %g s: %s", page.id,
-                        backoff, reason, extra={"channel": "facebook"})
-        else:
-            backoff = config.alert_probe_seconds
-            why = f"{reason}; page {page.id} stopped, tried again every {backoff:g} s"
-            self._alert(kind, f"page {page.id} stopped, its posts kept queued, an operator "
-                              f"must act: {reason}")
-        self._holds[page.id] = _Hold(kind, why, now + backoff, backoff)
-        return why
-
-    def _alert(self, reason: str, text: str) -> None:
-        self.stats.alerts += 1
-        metrics.FACEBOOK_ALERTS.labels(reason).inc()
-        log.error("ALERT Facebook (%s): %s", reason, text, extra={"channel": "facebook"})
+    def _pause(self, target: str, kind: str, reason: str, last: float | None,
+               asked: float | None) -> tuple[float, str]:
+        """A page over its own rate limit (``throttle``) backs off, doubling while it lasts."""
+        seconds = backoff(last, self.config.throttle_pause, self.config.throttle_pause_max)
+        log.warning("Facebook page %s over its rate limit: paused for %g s: %s", target,
+                    seconds, reason, extra=EXTRA)
+        return seconds, f"{reason}; page {target} paused for {seconds:g} s"

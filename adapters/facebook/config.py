@@ -13,7 +13,7 @@ import msgspec
 
 from adapters.facebook.api import PAGE_ID, VERSION
 from adapters.http.proxy import Proxies
-from dispatcher.domain.outlet import ID, Target
+from dispatcher.domain.outlet import Target, check_id
 from dispatcher.domain.secret import Secret
 
 
@@ -72,12 +72,7 @@ class FacebookConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         seen: set[str] = set()
         for index, page in enumerate(self.pages):
             where = f"pages[{index}]"
-            if not ID.match(page.id):
-                raise ValueError(f"{where}: id {page.id!r} must be lower-case letters, digits, "
-                                 "'.', '_' or '-' (at most 64)")
-            if page.id in seen:
-                raise ValueError(f"{where}: id {page.id!r} is given twice")
-            seen.add(page.id)
+            check_id(where, page.id, seen)
             if not PAGE_ID.match(page.page_id):
                 raise ValueError(f"{where} ({page.id}): page_id {page.page_id!r} is not a "
                                  "Facebook page id (digits)")

@@ -25,10 +25,8 @@ is kept in ``posts[page_id]``, so a test counts at the far end what each page go
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
-import random
 import time
 from collections import Counter
 from typing import Any
@@ -38,6 +36,7 @@ import msgspec
 from adapters.facebook.codes import lookup
 from adapters.http.codec import Request
 from adapters.http.server import HttpServer, Response
+from adapters.http.sim import SimServer
 
 __all__ = ["FacebookSim", "FacebookSimConfig", "FacebookSimStats", "SimPost"]
 
@@ -92,11 +91,12 @@ class FacebookSimStats(msgspec.Struct):
     by_page: dict[str, int] = {}  # page id -> posts published
 
 
-class FacebookSim:
+class FacebookSim(SimServer):
     """The Graph API on ``127.0.0.1``: ``await start()``, then requests to ``url``."""
 
     def __init__(self, config: FacebookSimConfig | None = None) -> None:
         config = config or FacebookSimConfig()
+        super().__init__(config.seed)
         self.config = config
         self.tokens = dict(config.pages)
         self.expired = set(config.expired)
@@ -114,35 +114,14 @@ class FacebookSim:
         self.answered: Counter[int] = Counter()
         self.requests = 0
         self.looks = 0
-        self._rng = random.Random(config.seed)
         self._ids = itertools.count(1)
-        self._server = HttpServer()
-        for page in config.pages:
-            path = f"/{config.api_version}/{page}/feed"
-            self._server.route("POST", path, self._post)
-            self._server.route("GET", path, self._look)
-        self._server.route("GET", STATS_PATH, self._stats)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        await self._server.start(host, port)
-
-    async def stop(self) -> None:
-        await self._server.close(grace=0.5)
-
-    async def __aenter__(self) -> FacebookSim:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    def _route(self, server: HttpServer) -> None:
+        for page in self.config.pages:
+            path = f"/{self.config.api_version}/{page}/feed"
+            server.route("POST", path, self._post)
+            server.route("GET", path, self._look)
+        server.route("GET", STATS_PATH, self._stats)
 
     def published(self, page_id: str) -> list[str]:
         """The messages posted on a page, oldest first."""
@@ -174,8 +153,7 @@ class FacebookSim:
             return self._error(506, "Duplicate status message")
         post = SimPost(f"{page}_{next(self._ids)}", message, time.time())
         posts.append(post)
-        if self.hang_after_publish:  # published; the answer comes too late to be read
-            await asyncio.sleep(self.hang_after_publish)
+        await self._wait(self.hang_after_publish)  # published; the answer may come too late
         return Response(_encode({"id": post.id}))
 
     async def _look(self, request: Request) -> Response:
@@ -204,8 +182,7 @@ class FacebookSim:
         self.requests += 1
         if self.down:
             return Response.text("service unavailable", 503)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        await self._wait(self.delay)
         if not token:
             bearer = request.headers.get("authorization", "")
             token = bearer[7:] if bearer.lower().startswith("bearer ") else ""
@@ -219,9 +196,9 @@ class FacebookSim:
         if self.throttle_left > 0 and self.throttle_code:
             self.throttle_left -= 1
             return self._error(self.throttle_code)
-        if post and self.error_ratio and self._rng.random() < self.error_ratio:
+        if post and self._chance(self.error_ratio):
             return self._error(self.error_code)
-        if self.http_5xx_ratio and self._rng.random() < self.http_5xx_ratio:
+        if self._chance(self.http_5xx_ratio):
             return Response(_encode({"error": {"message": "An unexpected error has occurred",
                                                "type": "OAuthException", "code": 2}}), 500)
         return None

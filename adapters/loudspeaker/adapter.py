@@ -50,6 +50,7 @@ from adapters.loudspeaker.codes import Outcome, lookup
 from adapters.loudspeaker.config import LoudspeakerConfig, System
 from adapters.loudspeaker.normalise import normalise
 from adapters.loudspeaker.speech import Audio, Renderings, Speaker, SpeechFailed, find
+from adapters.outlet import Hold, Outlet
 from dispatcher.domain.errors import ChannelError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -68,17 +69,6 @@ class LoudspeakerStats(msgspec.Struct):
     unanswered: int = 0  # uploads with no answer in time: the next try meets 409 if they arrived
     throttled: int = 0  # 429 answers
     alerts: int = 0
-
-
-class _Hold:
-    """A system paused: until when, of which kind, why."""
-
-    __slots__ = ("kind", "reason", "until")
-
-    def __init__(self, kind: str, reason: str, until: float) -> None:
-        self.kind = kind
-        self.reason = reason
-        self.until = until
 
 
 class _Refused(Exception):
@@ -107,9 +97,18 @@ def retry_after(value: str, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-class LoudspeakerAdapter:
+class LoudspeakerAdapter(Outlet[LoudspeakerConfig, LoudspeakerStats]):
     """The loudspeaker channel (see the module's documentation and :class:`LoudspeakerConfig`).
     ``clock`` gives the time the broadcasts are scheduled from (epoch seconds)."""
+
+    NAME = "loudspeaker"
+    LOG = log
+    EXTRA = EXTRA
+    WHO = "system "
+    ITEMS = "bulletins"
+    STOPS = metrics.LOUDSPEAKER_STOP_REASONS
+    LIFTED = "loudspeaker system %s accepts broadcasts again (it was stopped: %s)"
+    ALERT_COUNTER = metrics.LOUDSPEAKER_ALERTS
 
     def __init__(self, config: LoudspeakerConfig, *, speaker: Speaker | None = None,
                  client: HttpClient | None = None,
@@ -118,9 +117,8 @@ class LoudspeakerAdapter:
             raise ConfigError(f"{config.speech.binary} is not installed: install the Debian "
                               "package espeak-ng, or name the program", key="loudspeaker.speech"
                                                                           ".binary")
-        self.config = config
+        super().__init__(config, LoudspeakerStats())
         self.clock = clock
-        self.stats = LoudspeakerStats()
         self.speaker = speaker or Speaker(config.speech)
         self.renderings = Renderings(self.speaker)
         self._systems = {system.id: system for system in config.systems}
@@ -129,15 +127,6 @@ class LoudspeakerAdapter:
             peer="loudspeaker system", proxies=Proxies.configured(config.proxy, config.no_proxy))
         self._urls: dict[str, Url] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._holds: dict[str, _Hold] = {}  # system id -> its pause
-        self._unknown: dict[str, int] = {}  # system id -> unknown answers in a row
-        self._closed = False
-
-    @property
-    def stopped(self) -> dict[str, str]:
-        """The systems stopped for a fault an operator must fix, and why."""
-        return {system: hold.kind for system, hold in self._holds.items()
-                if hold.kind in metrics.LOUDSPEAKER_STOP_REASONS}
 
     async def aclose(self) -> None:
         self._closed = True
@@ -164,7 +153,7 @@ class LoudspeakerAdapter:
                 results.failed.append((i, f"no system {addr!r} in [loudspeaker] systems"))
             elif halted(envelope):
                 results.requeue.append((i, HALTED))
-            elif (hold := self._hold(system)) is not None:
+            elif (hold := self._held(system)) is not None:
                 results.requeue.append((i, hold.reason))
                 waits.append(hold.until)
             else:
@@ -184,14 +173,7 @@ class LoudspeakerAdapter:
             results.urgent_passes = True
         return self._count(results)
 
-    def _count(self, results: Results) -> Results:
-        stats = self.stats
-        stats.retried += len(results.retry)
-        stats.failed += len(results.failed)
-        stats.requeued += len(results.requeue)
-        return results
-
-    def _hold(self, system: System) -> _Hold | None:
+    def _held(self, system: System) -> Hold | None:
         """The pause of ``system`` in force now, if any (a stopped system past its time gets one
         probe: the hold moves on, so that one upload tries and the others wait)."""
         hold = self._holds.get(system.id)
@@ -200,7 +182,7 @@ class LoudspeakerAdapter:
         now = time.time()
         if now < hold.until:
             return hold
-        if hold.kind in metrics.LOUDSPEAKER_STOP_REASONS:
+        if hold.kind in self.STOPS:
             hold.until = now + self.config.alert_probe_seconds  # this upload is the probe
         else:
             del self._holds[system.id]
@@ -229,9 +211,7 @@ class LoudspeakerAdapter:
                 remote = await self._upload(envelope, system, audio)
             except _Refused as refused:
                 return self._settle(i, system, refused, results)
-        results.sent.append(i)
-        results.remote_ids.append(remote)
-        self._accepted(system)
+        self._took(results, i, system.id, remote)
         return 0.0
 
     async def _upload(self, envelope: Envelope, system: System, audio: Audio) -> str:
@@ -277,14 +257,12 @@ class LoudspeakerAdapter:
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def _accepted(self, system: System) -> None:
+    def _accepted(self, target: str) -> None:
         """The system took an upload: whatever held it is over."""
-        self._unknown.pop(system.id, None)
-        hold = self._holds.pop(system.id, None)
-        if hold is not None and hold.kind in metrics.LOUDSPEAKER_STOP_REASONS:
-            metrics.LOUDSPEAKER_STOPPED.remove(system.id, hold.kind)
-            log.warning("loudspeaker system %s accepts broadcasts again (it was stopped: %s)",
-                        system.id, hold.kind, extra=EXTRA)
+        hold = self._holds.get(target)
+        if hold is not None and hold.kind in self.STOPS:
+            metrics.LOUDSPEAKER_STOPPED.remove(target, hold.kind)
+        super()._accepted(target)
 
     def _settle(self, i: int, system: System, refused: _Refused, results: Results) -> float:
         """The outcome of an upload refused; when the system must be waited for, until when."""
@@ -297,42 +275,33 @@ class LoudspeakerAdapter:
             self.stats.throttled += 1
             wait = min(max(refused.wait, 1.0), self.config.throttle_pause_max)
             why = f"{reason}; system {system.id} waits {wait:g} s"
-            hold = self._holds[system.id] = _Hold("throttle", why, time.time() + wait)
+            hold = self._holds[system.id] = Hold("throttle", why, time.time() + wait)
             log.warning("loudspeaker system %s over its rate limit: waits %g s", system.id, wait,
                         extra=EXTRA)
             results.requeue.append((i, why))
             return hold.until
         elif outcome is Outcome.TOKEN:
-            results.requeue.append((i, self._stop(system, "token", reason)))
+            results.requeue.append((i, self._stop(system.id, "token", reason)))
             return self._holds[system.id].until
         elif outcome is Outcome.FAIL:
             results.failed.append((i, reason))
         elif outcome is None:
-            count = self._unknown[system.id] = self._unknown.get(system.id, 0) + 1
-            if count >= self.config.unknown_status_limit:
-                self._unknown.pop(system.id, None)
-                why = (f"{count} answers in a row that Loa does not know, the last: {reason}")
-                results.requeue.append((i, self._stop(system, "unknown", why)))
+            count = self._unknowns(system.id, self.config.unknown_status_limit)
+            if count:
+                why = f"{count} answers in a row that Loa does not know, the last: {reason}"
+                results.requeue.append((i, self._stop(system.id, "unknown", why)))
                 return self._holds[system.id].until
             results.retry.append((i, reason))
         else:
             results.retry.append((i, reason))
         return 0.0
 
-    def _stop(self, system: System, kind: str, reason: str) -> str:
-        """Stop ``system`` until its next probe; the reason its bulletins are requeued with."""
-        probe = self.config.alert_probe_seconds
-        why = f"{reason}; system {system.id} stopped, tried again every {probe:g} s"
-        old = self._holds.get(system.id)
-        if old is not None and old.kind != kind and old.kind in metrics.LOUDSPEAKER_STOP_REASONS:
-            metrics.LOUDSPEAKER_STOPPED.remove(system.id, old.kind)
-        self._holds[system.id] = _Hold(kind, why, time.time() + probe)
-        metrics.LOUDSPEAKER_STOPPED.labels(system.id, kind).set(1)
-        self._alert(kind, f"system {system.id} stopped, its bulletins kept queued, an operator "
-                          f"must act: {reason}")
+    def _stop(self, target: str, kind: str, reason: str) -> str:
+        """Stop ``target`` until its next probe (its gauge 1 for ``kind``); the reason its
+        bulletins are requeued with."""
+        old = self._holds.get(target)
+        if old is not None and old.kind != kind and old.kind in self.STOPS:
+            metrics.LOUDSPEAKER_STOPPED.remove(target, old.kind)
+        why = super()._stop(target, kind, reason)
+        metrics.LOUDSPEAKER_STOPPED.labels(target, kind).set(1)
         return why
-
-    def _alert(self, reason: str, text: str) -> None:
-        self.stats.alerts += 1
-        metrics.LOUDSPEAKER_ALERTS.labels(reason).inc()
-        log.error("ALERT loudspeaker (%s): %s", reason, text, extra=EXTRA)

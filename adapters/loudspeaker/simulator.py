@@ -19,10 +19,8 @@ an answer lost after the upload arrived). Down is the simulator stopped (:meth:`
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
-import random
 import wave
 from collections.abc import Awaitable
 from typing import Any
@@ -32,6 +30,7 @@ import msgspec
 from adapters.http.message import Request
 from adapters.http.multipart import MultipartError, Part, parse
 from adapters.http.server import HttpServer, Response
+from adapters.http.sim import SimServer
 from adapters.loudspeaker import broadcast
 
 #: system id -> its bearer token
@@ -128,18 +127,18 @@ def wav_ms(data: bytes) -> int:
     return frames * 1000 // rate
 
 
-class LoudspeakerSim:
+class LoudspeakerSim(SimServer):
     """The systems on ``127.0.0.1`` (a free port unless given): ``await start()``, then upload
     to ``system_url(system)``."""
 
+    GRACE = 0.2
+
     def __init__(self, config: LoudspeakerSimConfig | None = None) -> None:
         self._config = config or LoudspeakerSimConfig()
+        super().__init__(self._config.seed)
         self.stats = LoudspeakerSimStats()
         self.broadcasts: dict[str, list[Broadcast]] = {}  # system -> what it took, in order
         self._keys: dict[str, str] = {}  # idempotency id -> the system's id of it
-        self._rng = random.Random(self._config.seed)
-        self._server: HttpServer | None = None
-        self._port = 0
 
     @property
     def config(self) -> LoudspeakerSimConfig:
@@ -151,7 +150,7 @@ class LoudspeakerSim:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def system_url(self, system: str) -> str:
         return f"{self.url}/{system}"
@@ -160,26 +159,10 @@ class LoudspeakerSim:
         """How many times the broadcast ``<wave>:<system>`` was kept (never more than 1)."""
         return sum(b.key == key for taken in self.broadcasts.values() for b in taken)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        server = HttpServer()
+    def _route(self, server: HttpServer) -> None:
         for system in self._config.systems:
             server.route("POST", f"/{system}{broadcast.PATH}", self._handler(system))
             server.route("GET", f"/{system}{broadcast.PATH}", self._listing(system))
-        await server.start(host, port)
-        self._server = server
-        self._port = server.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.close(grace=0.2)
-            self._server = None
-
-    async def __aenter__(self) -> LoudspeakerSim:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -200,7 +183,7 @@ class LoudspeakerSim:
                 return answer
 
             async def later() -> Response:
-                await asyncio.sleep(wait)
+                await self._wait(wait)
                 return answer
             return later()
         return handler
@@ -229,7 +212,7 @@ class LoudspeakerSim:
                                {"status": 0, "status_count": 1}))
             self.stats.injected += 1
             return _json(config.status, error=f"injected {config.status}")
-        if config.error_ratio and self._rng.random() < config.error_ratio:
+        if self._chance(config.error_ratio):
             self.stats.injected += 1
             return _json(config.error_status, error=f"injected {config.error_status}")
         return None

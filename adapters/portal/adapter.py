@@ -39,7 +39,6 @@ only (``results.urgent_passes``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -48,20 +47,21 @@ from typing import Protocol
 import msgspec
 
 from adapters import metrics
-from adapters.base import HALTED, Envelope, Results, halted, results_for
+from adapters.base import HALTED, Envelope, halted
 from adapters.http.client import HttpClient
 from adapters.http.proxy import Proxies
+from adapters.outlet import Batch, BatchOutlet, backoff
 from adapters.portal.answer import Published, Refused
 from adapters.portal.codes import Outcome
 from adapters.portal.config import PortalConfig, Site, check
 from adapters.portal.signed import SignedJson
 from adapters.portal.wordpress import WordPress
-from dispatcher.domain.errors import ChannelError
 
 log = logging.getLogger(__name__)
 
 #: Holds an operator must lift (the ALERT kinds); ``down`` and ``throttle`` lift themselves.
 ALERTS = frozenset({"credentials", "configuration", "unknown"})
+EXTRA = {"channel": "portal"}
 
 
 class Profile(Protocol):
@@ -88,46 +88,30 @@ class PortalStats(msgspec.Struct):
     alerts: int = 0  # sites stopped for an operator
 
 
-class _Hold:
-    """A site held back: of which kind, until when, why, and its last back-off."""
-
-    __slots__ = ("backoff", "kind", "reason", "until")
-
-    def __init__(self, kind: str, reason: str, until: float, backoff: float) -> None:
-        self.kind = kind
-        self.reason = reason
-        self.until = until
-        self.backoff = backoff
-
-
-class _Batch:
-    __slots__ = ("envelope", "held", "results", "sites")
-
-    def __init__(self, envelope: Envelope, results: Results) -> None:
-        self.envelope = envelope
-        self.results = results
-        self.held = 0  # posts requeued because their site is held
-        self.sites: set[str] = set()  # the sites of those posts
-
-
 def _profile(client: HttpClient, site: Site) -> Profile:
     return WordPress(client, site) if site.wordpress else SignedJson(client, site)
 
 
-class PortalAdapter:
+class PortalAdapter(BatchOutlet[PortalConfig, PortalStats, Profile]):
     """The portal channel (see the module's documentation and :class:`PortalConfig`)."""
 
+    NAME = "portal"
+    LOG = log
+    EXTRA = EXTRA
+    WHO = "site "
+    STOPS = ALERTS
+    LIFTED = "portal %s accepts posts again (it was stopped: %s)"
+    KEY, KIND = "portal", "site"
+    OWN_TARGETS = True
+
     def __init__(self, config: PortalConfig, *, clock: Callable[[], float] = time.time) -> None:
-        self.config = check(config)
-        self.clock = clock
-        self.stats = PortalStats()
+        config = check(config)
         self._client = HttpClient(config.concurrency, config.timeout,
                                   proxies=Proxies.configured(config.proxy, config.no_proxy))
-        self._sites = {site.id: _profile(self._client, site) for site in config.sites}
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._holds: dict[str, _Hold] = {}
-        self._unknown: dict[str, int] = {}  # site -> answers Loa does not know, in a row
-        self._closed = False
+        super().__init__(config, PortalStats(),
+                         {site.id: _profile(self._client, site) for site in config.sites},
+                         now=clock)
+        self.clock = clock
         metrics.track_portal(self)
 
     @property
@@ -136,31 +120,6 @@ class PortalAdapter:
         the kind of hold (down, throttle, or an ALERT kind)."""
         return {site: hold.kind for site, hold in self._holds.items()}
 
-    # -- the Adapter interface -------------------------------------------------------------
-
-    async def send(self, envelope: Envelope) -> Results:
-        if self._closed:
-            raise ChannelError("the portal channel is closed")
-        results = results_for(envelope)
-        n = len(envelope.addrs)
-        if not n:
-            return results
-        batch = _Batch(envelope, results)
-        async with asyncio.TaskGroup() as tasks:
-            for i in range(n):
-                tasks.create_task(self._guarded(batch, i))
-        if batch.held == n:  # nothing of it could go: wait for the first site's next try
-            now = self.clock()
-            waits = [h.until for s, h in self._holds.items() if s in batch.sites and h.until > now]
-            if waits:
-                results.pause_until = min(waits)
-                results.urgent_passes = True
-        stats = self.stats
-        stats.retried += len(results.retry)
-        stats.failed += len(results.failed)
-        stats.requeued += len(results.requeue)
-        return results
-
     async def aclose(self) -> None:
         self._closed = True
         metrics.untrack_portal(self)
@@ -168,73 +127,34 @@ class PortalAdapter:
 
     # -- one post ------------------------------------------------------------------------------
 
-    async def _guarded(self, batch: _Batch, i: int) -> None:
-        try:
-            await self._one(batch, i)
-        except Exception as exc:  # a bug must not lose the batch: the post is tried again
-            log.exception("portal: post %d of a batch failed", i)
-            batch.results.retry.append((i, f"internal error: {exc!r}"))
-
-    def _waiting(self, batch: _Batch, i: int, site: str) -> bool:
-        """Requeue post ``i`` if it may not go now (halted, or its site held)."""
-        if halted(batch.envelope):
-            batch.results.requeue.append((i, HALTED))
-            return True
-        hold = self._holds.get(site)
-        if hold is not None and self.clock() < hold.until:
-            batch.results.requeue.append((i, hold.reason))
-            batch.held += 1
-            batch.sites.add(site)
-            return True
-        return False
-
-    async def _one(self, batch: _Batch, i: int) -> None:
+    async def _deliver(self, batch: Batch, i: int, profile: Profile) -> None:
         envelope, results = batch.envelope, batch.results
-        addr = envelope.addrs[i]
-        profile = self._sites.get(addr)
-        if profile is None:
-            results.failed.append((i, f"portal: no site {addr!r} in [portal] sites"))
+        addr = profile.site.id
+        try:
+            self.stats.requests += profile.looks
+            made = await profile.find(envelope, self.clock())
+            if made is None:
+                if halted(envelope):
+                    results.requeue.append((i, HALTED))
+                    return
+                self.stats.requests += 1
+                made = await profile.create(envelope, self.clock())
+        except Refused as refused:
+            self._settle(batch, i, addr, refused)
             return
-        if self._waiting(batch, i, addr):
-            return
-        async with self._slots:
-            if self._waiting(batch, i, addr):  # held while this post waited for its turn
-                return
-            try:
-                self.stats.requests += profile.looks
-                made = await profile.find(envelope, self.clock())
-                if made is None:
-                    if halted(envelope):
-                        results.requeue.append((i, HALTED))
-                        return
-                    self.stats.requests += 1
-                    made = await profile.create(envelope, self.clock())
-            except Refused as refused:
-                self._settle(batch, i, addr, refused)
-                return
         if made.found:
             self.stats.found += 1
             log.info("portal %s already has the post of wave %s (%s): not posted again", addr,
-                     envelope.wave, made.id or made.link, extra={"channel": "portal"})
+                     envelope.wave, made.id or made.link, extra=EXTRA)
         else:
             self.stats.posts += 1
             log.info("portal %s: wave %s published (%s)", addr, envelope.wave,
-                     made.link or made.id, extra={"channel": "portal"})
-        results.sent.append(i)
-        results.remote_ids.append(made.id)
-        self._accepted(addr)
+                     made.link or made.id, extra=EXTRA)
+        self._took(results, i, addr, made.id)
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def _accepted(self, site: str) -> None:
-        """The site took a post (or holds it): whatever held it is over."""
-        self._unknown.pop(site, None)
-        hold = self._holds.pop(site, None)
-        if hold is not None and hold.kind in ALERTS:
-            log.warning("portal %s accepts posts again (it was stopped: %s)", site, hold.kind,
-                        extra={"channel": "portal"})
-
-    def _settle(self, batch: _Batch, i: int, site: str, refused: Refused) -> None:
+    def _settle(self, batch: Batch, i: int, site: str, refused: Refused) -> None:
         results = batch.results
         out, reason = refused.outcome, refused.reason
         if out is not Outcome.UNKNOWN:
@@ -252,46 +172,34 @@ class PortalAdapter:
         elif out is Outcome.FAIL:
             results.failed.append((i, reason))
         elif out is Outcome.UNKNOWN:
-            count = self._unknown[site] = self._unknown.get(site, 0) + 1
-            if count < self.config.unknown_code_limit:
-                results.retry.append((i, reason))
-            else:
-                self._unknown.pop(site, None)
+            count = self._unknowns(site, self.config.unknown_code_limit)
+            if count:
                 kind = "unknown"
                 reason = f"{count} answers in a row Loa does not know, the last: {reason}"
+            else:
+                results.retry.append((i, reason))
         else:  # RETRY (an answer that is not down: 408, 409, 425) and SENT without a post
             results.retry.append((i, reason))
         if kind:  # the site is held: the post waits, without using an attempt
-            results.requeue.append((i, self._hold(site, kind, reason, refused.retry_after)))
-            batch.held += 1
-            batch.sites.add(site)
+            batch.held_back(i, site, self._hold(site, kind, reason, refused.retry_after))
 
-    def _hold(self, site: str, kind: str, reason: str, after: float | None = None) -> str:
-        """Hold ``site``: backing off (``down``, ``throttle``: ``after`` is the answer's
-        Retry-After) or stopped until its next try (the ALERT kinds); the reason its posts are
-        requeued with."""
-        now = self.clock()
-        hold = self._holds.get(site)
-        if hold is not None and hold.until > now and hold.kind == kind:
-            return hold.reason
+    def _pause(self, target: str, kind: str, reason: str, last: float | None,
+               asked: float | None) -> tuple[float, str]:
+        """A site ``down`` is held 1 s, doubling while it lasts (at least its Retry-After); one
+        that throttles Loa for its Retry-After, else ``throttle_pause`` doubling."""
         config = self.config
-        last = hold.backoff if hold is not None and hold.kind == kind else 0.0
         if kind == "down":
-            backoff = min(config.outage_pause_max, max(last * 2 or 1.0, after or 0.0))
-            why = f"{reason}; site {site} held {backoff:g} s"
-            log.warning("portal %s is down: held %g s: %s", site, backoff, reason,
-                        extra={"channel": "portal"})
-        elif kind == "throttle":
-            wait = after if after is not None else (last * 2 or config.throttle_pause)
-            backoff = min(config.throttle_pause_max, max(wait, 1.0))
-            why = f"{reason}; site {site} held {backoff:g} s"
-            log.warning("portal %s throttles Loa: held %g s: %s", site, backoff, reason,
-                        extra={"channel": "portal"})
+            seconds = backoff(last, 1.0, config.outage_pause_max, least=asked or 0.0)
+            log.warning("portal %s is down: held %g s: %s", target, seconds, reason,
+                        extra=EXTRA)
         else:
-            backoff = config.alert_probe_seconds
-            why = f"{reason}; site {site} stopped, tried again every {backoff:g} s"
-            self.stats.alerts += 1
-            log.error("ALERT portal %s stopped (%s), its posts kept queued, an operator must "
-                      "act: %s", site, kind, reason, extra={"channel": "portal"})
-        self._holds[site] = _Hold(kind, why, now + backoff, backoff)
-        return why
+            seconds = backoff(last, config.throttle_pause, config.throttle_pause_max,
+                              asked=asked, least=1.0)
+            log.warning("portal %s throttles Loa: held %g s: %s", target, seconds, reason,
+                        extra=EXTRA)
+        return seconds, f"{reason}; site {target} held {seconds:g} s"
+
+    def _stop_alert(self, target: str, kind: str, reason: str) -> None:
+        self.stats.alerts += 1
+        log.error("ALERT portal %s stopped (%s), its posts kept queued, an operator must act: "
+                  "%s", target, kind, reason, extra=EXTRA)

@@ -31,7 +31,6 @@ publications at the far end.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import itertools
@@ -45,6 +44,7 @@ import msgspec
 from adapters.http.codec import Request
 from adapters.http.server import HttpServer, Response
 from adapters.http.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from adapters.http.sim import SimServer
 from adapters.portal.signed import IDEMPOTENCY_HEADER
 from adapters.portal.wordpress import POSTS
 
@@ -121,12 +121,13 @@ def _wp_error(code: str, message: str, status: int) -> Response:
     return _json({"code": code, "message": message, "data": {"status": status}}, status)
 
 
-class PortalSim:
+class PortalSim(SimServer):
     """The simulator: ``await start()``, then :meth:`site_url` and :meth:`endpoint`; ``await
     stop()``."""
 
     def __init__(self, config: PortalSimConfig | None = None, *,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.config = config or PortalSimConfig()
         self.clock = clock
         self.stats = PortalSimStats()
@@ -144,20 +145,17 @@ class PortalSim:
         self.keep = False
         self.log: list[tuple[str, str, dict[str, str], bytes]] = []
         self._ids = itertools.count(101)
-        self._server = HttpServer()
+
+    def _route(self, server: HttpServer) -> None:
         for name in self.config.wordpress:
             path = f"/{name}{POSTS}"
-            self._server.route("GET", path, self._guarded(name, self._look))
-            self._server.route("POST", path, self._guarded(name, self._create))
+            server.route("GET", path, self._guarded(name, self._look))
+            server.route("POST", path, self._guarded(name, self._create))
         for name in self.config.signed:
-            self._server.route("POST", f"/{name}{NOTICES}", self._guarded(name, self._notice))
-        self._server.route("GET", STATS_PATH, lambda _: _json(self.stats))
+            server.route("POST", f"/{name}{NOTICES}", self._guarded(name, self._notice))
+        server.route("GET", STATS_PATH, lambda _: _json(self.stats))
 
     # -- where ---------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def site_url(self, name: str = DEFAULT_WORDPRESS) -> str:
         """The root of WordPress site ``name`` (what ``[portal] sites`` calls its ``url``)."""
@@ -166,19 +164,6 @@ class PortalSim:
     def endpoint(self, name: str = DEFAULT_SIGNED) -> str:
         """The endpoint of signed JSON CMS ``name``."""
         return f"{self.url}/{name}{NOTICES}"
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        await self._server.start(host, port)
-
-    async def stop(self) -> None:
-        await self._server.close(grace=0.5)
-
-    async def __aenter__(self) -> PortalSim:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- what was published --------------------------------------------------------------------
 
@@ -210,8 +195,7 @@ class PortalSim:
                 self.stats.errors += 1
                 return _wp_error("internal_server_error", "There has been a critical error on "
                                  "this website.", self.error_status)
-            if self.delay:
-                await asyncio.sleep(self.delay)
+            await self._wait(self.delay)
             return await handler(name, request)
         return run
 
@@ -332,4 +316,4 @@ class PortalSim:
     async def _hang(self) -> None:
         if self.hang_after_publish:
             self.stats.hung += 1
-            await asyncio.sleep(self.hang_after_publish)
+            await self._wait(self.hang_after_publish)

@@ -20,6 +20,17 @@ import msgspec
 ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
+def check_id(where: str, target: str, seen: set[str]) -> None:
+    """A ValueError naming ``where`` (``pages[0]``) unless ``target`` is an :data:`ID` that is
+    not in ``seen`` (the ids of the table so far); it joins them."""
+    if not ID.match(target):
+        raise ValueError(f"{where}: id {target!r} must be lower-case letters, digits, '.', '_' "
+                         "or '-' (at most 64)")
+    if target in seen:
+        raise ValueError(f"{where}: id {target!r} is given twice")
+    seen.add(target)
+
+
 class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One place an outlet channel publishes to."""
 
