@@ -144,7 +144,7 @@ class CapPublisher:
         for campaign in await self.store.campaigns.all():
             if campaign.id in self._final or not public_campaign(campaign):
                 continue
-            ident = capalerts.campaign_id(ctx, campaign.id)
+            ident = capalerts.campaign_id(ctx.settings, campaign.id)
             existing = await self.store.cap.get(ident)
             if campaign.state is CampaignState.CANCELLED:
                 if existing is not None and await self.store.cap.get(f"{ident}.cancel") is None:
@@ -205,7 +205,7 @@ class CapPublisher:
                 found.append((wave, state))
         found.sort(key=lambda pair: (pair[0].created_at, pair[0].id))
         for wave, state in found:
-            ident = capalerts.wave_id(ctx, wave.id)
+            ident = capalerts.wave_id(ctx.settings, wave.id)
             existing = await self.store.cap.get(ident)
             if state is WaveState.CANCELLED:
                 if existing is not None and await self.store.cap.get(f"{ident}.cancel") is None:
