@@ -172,9 +172,11 @@ class CapPublisher:
 
     def _expired(self, made: dt.datetime, now: dt.datetime) -> bool:
         """A notice made so long ago that its message would be expired already (publishing
-        began after it): never published."""
-        hours = self.settings.expires_hours
-        return bool(hours) and made + dt.timedelta(hours=hours) <= now
+        began after it), or older than ``retention_days`` (its message may have been removed:
+        dispatcher.engine.retention): never published."""
+        hours, days = self.settings.expires_hours, self.settings.retention_days
+        return (bool(hours) and made + dt.timedelta(hours=hours) <= now) or (
+            bool(days) and made + dt.timedelta(days=days) <= now)
 
     # -- the plan's public rows -----------------------------------------------------------------
 

@@ -300,6 +300,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         | {r.value for r in Reason},  # why a cell broadcast was withdrawn
         "origin": {"level", "campaign", "wave"},  # CAP messages
         "msg_type": {m.value for m in MsgType},
+        "data": set(metrics.RETENTION_DATA),  # what the retention pass removes
     }
     for family in REGISTRY.collect():
         if not family.name.startswith("loa_"):
