@@ -118,6 +118,9 @@ class CapSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     base_url: str = ""  # the public address of /public (links of the feed); empty: the request's
     expires_hours: float = 24.0  # notices (campaigns, plan waves) expire after this; 0: never
     feed_entries: int = 30  # messages in the Atom feed, newest first
+    # a message no longer in force, shown or referenced is removed this long after it was
+    # sent (dispatcher.domain.capretention); 0: every message is kept for good
+    retention_days: float = 90.0
     cache_seconds: int = 60  # Cache-Control max-age of the public routes
     areas: dict[str, AreaConfig] = {}  # district id (or "province") -> polygons and geocodes
 
@@ -162,6 +165,8 @@ def check_settings(cap: CapSettings, source: str) -> None:
             raise fail(key, f"{value!r} is not an http(s) URL")
     if cap.expires_hours < 0:
         raise fail("expires_hours", "must be 0 (never) or more")
+    if cap.retention_days < 0:
+        raise fail("retention_days", "must be 0 (kept for good) or more")
     if not 1 <= cap.feed_entries <= 500:
         raise fail("feed_entries", "must be 1 to 500")
     if not 0 <= cap.cache_seconds <= 86_400:

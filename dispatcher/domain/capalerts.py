@@ -138,17 +138,23 @@ def campaign_alert(ctx: Context, campaign: Campaign, text: str, level: int | Non
                     **_rated(level or 1, urgent=True), headline=campaign.title,
                     description=text, expires=ctx.expires(now),
                     areas=ctx.areas(campaign.selector.districts))
-    return ctx.alert(campaign_id(ctx, campaign.id), now=now, msg_type=MsgType.ALERT,
-                     thread=f"campaign.{campaign.id}", origin="campaign", event_at=now,
+    return ctx.alert(campaign_id(ctx.settings, campaign.id), now=now, msg_type=MsgType.ALERT,
+                     thread=campaign_thread(campaign.id), origin="campaign", event_at=now,
                      infos=[info], earlier=None, level=level)
 
 
-def campaign_id(ctx: Context, campaign: str) -> str:
-    return identifier(ctx.settings.identifier_prefix, "campaign", campaign)
+def campaign_id(settings: CapSettings, campaign: str) -> str:
+    return identifier(settings.identifier_prefix, "campaign", campaign)
 
 
-def wave_id(ctx: Context, wave: str) -> str:
-    return identifier(ctx.settings.identifier_prefix, "wave", wave)
+def campaign_thread(campaign: str) -> str:
+    """The thread of a campaign's Alert and its Cancel: it gets no message once the campaign
+    is final (completed, cancelled, failed)."""
+    return f"campaign.{campaign}"
+
+
+def wave_id(settings: CapSettings, wave: str) -> str:
+    return identifier(settings.identifier_prefix, "wave", wave)
 
 
 def wave_thread(wave: Wave) -> str:
@@ -171,7 +177,7 @@ def wave_alert(ctx: Context, plan: Plan, wave: Wave, head: CapAlert | None,
     else:
         infos = [ctx.info(**base, headline=headline_of(wave.text), description=wave.text,
                           areas=ctx.areas(wave.selector.districts))]
-    return ctx.alert(wave_id(ctx, wave.id), now=now, msg_type=msg_type,
+    return ctx.alert(wave_id(ctx.settings, wave.id), now=now, msg_type=msg_type,
                      thread=wave_thread(wave), origin="wave", event_at=wave.created_at,
                      infos=infos, earlier=earlier, level=wave.level)
 

@@ -13,6 +13,8 @@ from dispatcher.domain.cap import MsgType, Published
 from dispatcher.domain.model import VN, LevelState
 from dispatcher.domain.plan import Plan
 
+#: The newest published messages the notice looks at for the one in force.
+MESSAGES = 30
 NO_LEVEL = "Chưa công bố cấp độ dịch"
 LEVEL_ZERO = "Không có ca mắc trên địa bàn tỉnh"
 

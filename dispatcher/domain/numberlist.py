@@ -10,6 +10,9 @@ line, or the 1-based position of the item in the JSON array.
 The caps (:data:`MAX_BYTES`, :data:`MAX_ROWS`) are above the whole province (1.3 million people)
 with room for the columns an export carries; beyond them an upload is refused as a whole
 (:class:`TooLarge`), never cut.
+
+A stored list is kept ``[lists] retention_days`` after its upload (:class:`ListSettings`), then
+removed by the engine once no campaign in progress names it (:mod:`dispatcher.engine.retention`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ MAX_ROWS = 2_000_000  # rows (CSV data lines, JSON items), valid or not
 SHOWN_REJECTS = 1000  # rejected rows listed in the report (all are counted)
 CSV, JSON = "csv", "json"
 FORMATS = (CSV, JSON)
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+class ListSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[lists]`` of the deployment settings."""
+
+    # a list no campaign in progress names is removed this long after its upload; 0: never
+    retention_days: float = DEFAULT_RETENTION_DAYS
 
 
 def validator(numbering: Numbering, province: Province) -> Validator:

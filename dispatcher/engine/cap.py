@@ -144,7 +144,7 @@ class CapPublisher:
         for campaign in await self.store.campaigns.all():
             if campaign.id in self._final or not public_campaign(campaign):
                 continue
-            ident = capalerts.campaign_id(ctx, campaign.id)
+            ident = capalerts.campaign_id(ctx.settings, campaign.id)
             existing = await self.store.cap.get(ident)
             if campaign.state is CampaignState.CANCELLED:
                 if existing is not None and await self.store.cap.get(f"{ident}.cancel") is None:
@@ -172,9 +172,11 @@ class CapPublisher:
 
     def _expired(self, made: dt.datetime, now: dt.datetime) -> bool:
         """A notice made so long ago that its message would be expired already (publishing
-        began after it): never published."""
-        hours = self.settings.expires_hours
-        return bool(hours) and made + dt.timedelta(hours=hours) <= now
+        began after it), or older than ``retention_days`` (its message may have been removed:
+        dispatcher.engine.retention): never published."""
+        hours, days = self.settings.expires_hours, self.settings.retention_days
+        return (bool(hours) and made + dt.timedelta(hours=hours) <= now) or (
+            bool(days) and made + dt.timedelta(days=days) <= now)
 
     # -- the plan's public rows -----------------------------------------------------------------
 
@@ -205,7 +207,7 @@ class CapPublisher:
                 found.append((wave, state))
         found.sort(key=lambda pair: (pair[0].created_at, pair[0].id))
         for wave, state in found:
-            ident = capalerts.wave_id(ctx, wave.id)
+            ident = capalerts.wave_id(ctx.settings, wave.id)
             existing = await self.store.cap.get(ident)
             if state is WaveState.CANCELLED:
                 if existing is not None and await self.store.cap.get(f"{ident}.cancel") is None:

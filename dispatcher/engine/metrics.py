@@ -166,6 +166,13 @@ CELL_BROADCAST_CANCELS = Counter(
 CELL_BROADCAST_CANCEL_FAILURES = Counter(
     "loa_cell_broadcast_cancel_failures", "Cancels of cell broadcasts a carrier's centre did "
     "not take (tried again, backing off up to a minute), by carrier", ["carrier"])
+#: What the retention pass removes, the ``data`` label of ``loa_retention_pruned_total``.
+RETENTION_DATA = ("list", "cap_message")
+RETENTION_PRUNED = Counter(
+    "loa_retention_pruned", "What this process's retention pass removed from the store (one "
+    "process prunes at a time: sum them): data=\"list\" (uploaded lists of numbers past [lists] "
+    "retention_days that no campaign in progress names), \"cap_message\" (published CAP "
+    "messages past [cap] retention_days, no longer in force, shown or referenced)", ["data"])
 STORE_OUTAGES = Counter("loa_store_outages", "Times this process lost its store (Redis "
                         "unreachable, restarting, loading its data)")
 

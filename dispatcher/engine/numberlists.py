@@ -4,7 +4,9 @@ The list is validated row by row with the audience file's rules
 (:mod:`dispatcher.domain.numberlist`) and stored as the province's audience is
 (:class:`dispatcher.engine.importer.Chunker`: chunks by district and kind, dense ids, the number
 index of the recipient lookup), under the version ``l-<digest of the upload>``, recorded but
-never made current: the province's audience stays in force. A campaign with ``audience_list``
+never made current: the province's audience stays in force; it is removed ``[lists]
+retention_days`` after its upload once no campaign in progress names it
+(:mod:`dispatcher.engine.retention`). A campaign with ``audience_list``
 reaches every recipient of that version; its price, its approval and its waves are the list's.
 
 The rows are read in a worker thread, :data:`BLOCK` at a time, so that the API answers other
@@ -80,11 +82,13 @@ def is_list(version: str) -> bool:
 
 
 async def list_meta(store: Store, value: str, field: str = "audience_list") -> AudienceMeta:
-    """The stored list ``value``; InputError naming ``field`` when there is none."""
+    """The stored list ``value``; InputError naming ``field`` when there is none (never
+    uploaded, or removed after ``[lists] retention_days``: dispatcher.engine.retention)."""
     meta = await store.audiences.meta(value) if is_list(value) else None
     if meta is None:
         raise InputError(f"no list {value!r}: upload it first (POST /v1/lists, "
-                         f"loa list upload FILE)", field=field)
+                         f"loa list upload FILE); a list no campaign in progress names is "
+                         f"removed [lists] retention_days after its upload", field=field)
     return meta
 
 

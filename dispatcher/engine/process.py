@@ -1,7 +1,9 @@
 """The engine of one process: reconciler, wave runner and worker, on one store.
 
 With the reconciler runs the CAP publisher (:mod:`dispatcher.engine.cap`): the public alerts as
-CAP messages, each published once whichever processes run it; and, when Wi-Fi controllers are
+CAP messages, each published once whichever processes run it; in the reconciler's loop, the
+retention pass (:mod:`dispatcher.engine.retention`, hourly), which removes the lists of numbers
+and the CAP messages past their retention, one process at a time; and, when Wi-Fi controllers are
 configured, the pusher of each new public notice to them (:mod:`dispatcher.engine.wifi`), under
 a store lease: one process pushes. A process whose cell broadcast channel can read and withdraw
 what it published runs the broadcast tracker (:mod:`dispatcher.engine.broadcasts`): the
@@ -60,6 +62,7 @@ from dispatcher.engine.incoming import IncomingIntake
 from dispatcher.engine.receipts import ReceiptMatcher
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.engine.reminders import Reminders
+from dispatcher.engine.retention import Retention
 from dispatcher.engine.settings import EngineConfig
 from dispatcher.engine.stop import is_stopped
 from dispatcher.engine.unfanned import Unfanned
@@ -146,6 +149,7 @@ class Engine:
         self.reconciler = Reconciler(store, plan, province, settings=settings)
         self.campaigns = Campaigns(store, settings, province)
         self.cap = CapPublisher(store, plan, province, settings.cap)  # the public alerts
+        self.retention = Retention(store, settings, name=self.name)  # old lists and CAP messages
         self.wifi = wifi  # pushes each new public notice to the Wi-Fi controllers
         routes = [r for c in adapters for r in routing.routes(c, carriers, settings)]
         fallback = (SmsFallback(store, settings, numbering, plan, clock=self.now)
@@ -210,7 +214,9 @@ class Engine:
         while not stop.is_set():
             wait = self.settings.engine.reconcile_seconds
             try:
-                await self.reconciler.tick(self.clock())
+                now = self.clock()
+                await self.reconciler.tick(now)
+                await self.retention.tick(now)
             except TRANSIENT as exc:  # logged once per outage, by metrics.StoreHealth
                 wait = min(wait, backoff.failed(exc))
             else:

@@ -16,6 +16,7 @@ import msgspec
 from dispatcher.domain.cap import CapSettings, check_settings
 from dispatcher.domain.errors import ConfigError
 from dispatcher.domain.model import OUTLETS, Channel, ZnsMessage
+from dispatcher.domain.numberlist import ListSettings
 from dispatcher.domain.outlet import Target
 from dispatcher.domain.zns import check_channels
 
@@ -65,6 +66,8 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rates: dict[str, float] = {}
     # the public alerts published as CAP 1.2 messages (dispatcher.engine.cap): who sends them
     cap: CapSettings = CapSettings()
+    # the uploaded lists of numbers: how long they are kept (dispatcher.engine.retention)
+    lists: ListSettings = ListSettings()
 
     def check_zns(self, zns: ZnsMessage | None, channels: list[Channel]) -> None:
         """Refuse a campaign's typed Zalo message the engine alone can tell is wrong (no Zalo
@@ -115,6 +118,9 @@ def check_engine(settings: EngineConfig, source: str) -> None:
                           source=source, key="engine.fallback_max_per_day")
     if not 0 <= settings.retry.jitter < 1:
         raise ConfigError("must be at least 0 and below 1", source=source, key="retry.jitter")
+    if settings.lists.retention_days < 0:
+        raise ConfigError("must be 0 (kept for good) or more", source=source,
+                          key="lists.retention_days")
     check_settings(settings.cap, source)
 
 

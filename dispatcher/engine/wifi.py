@@ -64,7 +64,6 @@ from dispatcher.store.base import Store
 log = logging.getLogger(__name__)
 
 PUSH_SECONDS = 1.0
-NOTICE_MESSAGES = 30  # newest messages looked at for the one in force (as /public/notice)
 TRANSIENT = metrics.STORE_TRANSIENT
 SUPERSEDED = "superseded"  # the outcome label of notices a newer one made unneeded
 
@@ -173,7 +172,7 @@ class WifiPusher:
                if not c.busy and cursors[cid] < top and c.due <= now]
         if not due:
             return
-        newest = await self.store.cap.latest(NOTICE_MESSAGES)  # with any published since
+        newest = await self.store.cap.latest(notice.MESSAGES)  # with any published since
         message = newest[0]
         if message.alert.msg_type is not MsgType.CANCEL and await is_stopped(self.store):
             if self._held_for_stop != message.alert.identifier:

@@ -86,6 +86,18 @@ class AudienceStore(Protocol):
     async def kept(self, limit: int = 100) -> list[AudienceMeta]:
         """The versions recorded by :meth:`keep`, newest first."""
 
+    async def kept_before(self, before: dt.datetime) -> list[str]:
+        """The versions recorded by :meth:`keep` created before ``before``, oldest first."""
+
+    async def forget(self, versions: list[str]) -> list[AudienceMeta]:
+        """Take kept versions out of the store's knowledge, atomically: their descriptions and
+        their place among the kept ones (:meth:`meta` answers None for them from then on); the
+        descriptions of those that were there. Their chunks stay until :meth:`discard`."""
+
+    async def discard(self, version: str) -> None:
+        """Delete the chunks and the number index of a version :meth:`forget` took out, in
+        batches of keys (never one round trip per chunk or number)."""
+
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         """Store a whole version and make it current (``put_chunks`` then ``activate``)."""
 
@@ -576,7 +588,10 @@ class CapStore(Protocol):
     async def get(self, identifier: str) -> Published | None: ...
 
     async def head(self, thread: str) -> Published | None:
-        """The last message published in ``thread`` (None: none yet)."""
+        """The last message published in ``thread`` (None: none yet, or removed)."""
+
+    async def heads(self) -> dict[str, str]:
+        """Every thread's last message: thread -> its identifier."""
 
     async def latest(self, limit: int = 30) -> list[Published]:
         """The newest ``limit`` messages, newest first."""
@@ -584,6 +599,11 @@ class CapStore(Protocol):
     async def after(self, seq: int, limit: int = 100) -> list[Published]:
         """Up to ``limit`` messages numbered above ``seq``, in the order published: what a
         channel that sends each message once takes next (0: from the first)."""
+
+    async def prune(self, alerts: list[CapAlert]) -> int:
+        """Remove these messages (by identifier), atomically: from the feed and from what
+        :meth:`get` answers, and as their thread's head when they are it; how many were there.
+        The others keep their numbers."""
 
 
 class WifiCursors(Protocol):

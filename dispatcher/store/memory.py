@@ -182,6 +182,23 @@ class MemoryAudiences:
         newest = sorted(self._kept, key=lambda v: (self._kept[v], v), reverse=True)
         return [self._metas[v] for v in newest[:limit]]
 
+    async def kept_before(self, before: dt.datetime) -> list[str]:
+        cutoff = before.timestamp()
+        return sorted((v for v, at in self._kept.items() if at < cutoff),
+                      key=lambda v: (self._kept[v], v))
+
+    async def forget(self, versions: list[str]) -> list[AudienceMeta]:
+        gone = []
+        for version in versions:
+            if self._kept.pop(version, None) is not None:
+                gone.append(self._metas.pop(version))
+        return gone
+
+    async def discard(self, version: str) -> None:
+        self._chunks.pop(version, None)
+        if self.numbers is not None:
+            self.numbers.numbers.pop(version, None)
+
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         await self.put_chunks(meta.version, 0, list(chunks))
         await self.activate(meta)

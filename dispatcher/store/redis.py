@@ -55,7 +55,7 @@ from dispatcher.store.checklist import RedisChecklist
 from dispatcher.store.incoming import RedisIncoming
 from dispatcher.store.memory import regroup
 from dispatcher.store.outage import REDIS_UNAVAILABLE, Client, ClusterClientPipeline, unavailable
-from dispatcher.store.recipients import RedisRecipients, write_numbers
+from dispatcher.store.recipients import NUMBER_BUCKETS, RedisRecipients, write_numbers
 from dispatcher.store.seen import RedisSeen
 from dispatcher.store.situation import RedisSituation
 from dispatcher.store.suppressions import RedisSuppressions
@@ -506,6 +506,7 @@ class RedisLedger:
 
 class RedisAudiences:
     CHUNKS_PER_ROUND_TRIP = 64
+    KEYS_PER_ROUND_TRIP = 1024  # deleted by discard()
 
     def __init__(self, client: Any) -> None:
         self._r = client
@@ -538,6 +539,34 @@ class RedisAudiences:
             return []
         raw = await self._r.mget([keys.audience_meta(v.decode()) for v in versions])
         return [_meta.decode(x) for x in raw if x is not None]
+
+    async def kept_before(self, before: dt.datetime) -> list[str]:
+        found = await self._r.zrangebyscore(keys.AUDIENCE_LISTS, "-inf",
+                                            f"({before.timestamp()}")
+        return [v.decode() for v in found]
+
+    async def forget(self, versions: list[str]) -> list[AudienceMeta]:
+        if not versions:
+            return []
+        metas = [keys.audience_meta(v) for v in versions]
+        async with self._r.pipeline(transaction=True) as pipe:  # one slot: {audience}
+            for key in metas:  # GETs: a cluster's pipeline refuses MGET
+                pipe.get(key)
+            pipe.delete(*metas).zrem(keys.AUDIENCE_LISTS, *versions)
+            raw = await pipe.execute()
+        return [_meta.decode(x) for x in raw[:len(metas)] if x is not None]
+
+    async def discard(self, version: str) -> None:
+        # a version's keys are in as many slots as it has buckets: single-key UNLINKs (freed
+        # in the background), pipelined by the hundreds (on a cluster, one batch per node)
+        names = [keys.audience_chunks(version),
+                 *(keys.audience_numbers(version, b) for b in range(NUMBER_BUCKETS))]
+        for start in range(0, len(names), self.KEYS_PER_ROUND_TRIP):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for name in names[start:start + self.KEYS_PER_ROUND_TRIP]:
+                    # (a cluster pipeline's unlink() is a coroutine that splits keys by slot)
+                    pipe.execute_command("UNLINK", name)
+                await pipe.execute()
 
     async def put(self, meta: AudienceMeta, chunks: Iterable[AudienceChunk]) -> None:
         await self.put_chunks(meta.version, 0, list(chunks))

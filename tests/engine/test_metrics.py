@@ -301,6 +301,7 @@ def test_labels_stay_in_bounded_sets() -> None:
         | set(adapter_metrics.PORTAL_PAUSE_REASONS) | set(metrics.TEXT_DEGRADED_REASONS),
         "origin": {"level", "campaign", "wave"},  # CAP messages
         "msg_type": {m.value for m in MsgType},
+        "data": set(metrics.RETENTION_DATA),  # what the retention pass removes
     }
     for family in REGISTRY.collect():
         if not family.name.startswith("loa_"):

@@ -1,9 +1,11 @@
 """Lists of numbers over the API: POST /v1/lists (CSV or a JSON array, streamed past the body
 limit, rejected rows reported by line, 413 beyond the caps), GET /v1/lists/{id}, and campaigns
-to a list: an unknown list is a 400 naming the field, the list's size decides the approval."""
+to a list: an unknown list is a 400 naming the field, the list's size decides the approval; a
+list removed after [lists] retention_days is 404 and a campaign naming it 400."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from dispatcher.domain.errors import TooLarge
 from dispatcher.domain.msisdn import Numbering
 from dispatcher.domain.plan import Plan
 from dispatcher.domain.province import Province
+from dispatcher.engine.retention import Retention
 from dispatcher.service.api import lists
 from dispatcher.service.audit import PENDING, read_audit
 from dispatcher.service.settings import EngineSettings, Settings
@@ -190,3 +193,27 @@ async def test_a_campaign_to_an_unknown_list_is_400_naming_the_field(env: Env) -
     r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
         **doc, "audience_list": listed["id"], "selector": {"kinds": ["resident"]}})
     assert r.status_code == 400 and r.json()["field"] == "selector"
+
+
+async def test_a_list_removed_after_its_retention_is_404_and_refused_to_a_campaign(
+        env: Env) -> None:
+    old = await upload(env, ("msisdn\n" + "\n".join(numbers(3)) + "\n").encode())
+    used = await upload(env, ("msisdn\n" + "\n".join(numbers(3, start=10)) + "\n").encode())
+    await env.create(audience_list=used["id"])  # approved: not yet final
+    settings = env.services.settings
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=settings.lists.retention_days + 1)
+    pruned = await Retention(env.services.store, settings, name="engine").tick(later)
+    assert pruned.lists == [old["id"]]
+    r = await env.client.get(f"/v1/lists/{old['id']}", headers=auth("vic"))
+    assert r.status_code == 404
+    assert r.json()["detail"] == (
+        f"no list {old['id']!r}: never uploaded, or removed 30 days after its upload ([lists] "
+        "retention_days) once no campaign in progress named it")
+    r = await env.client.post("/v1/campaigns", headers=auth("olga"), json={
+        "title": "x", "channels": ["sms"], "text": ASCII, "audience_list": old["id"]})
+    assert r.status_code == 400 and r.json()["field"] == "audience_list", r.text
+    assert "retention_days" in r.json()["detail"]
+    r = await env.client.get(f"/v1/lists/{used['id']}", headers=auth("vic"))
+    assert r.status_code == 200 and r.json()["recipients"] == 3
+    assert [i["id"] for i in (await env.client.get("/v1/lists", headers=auth("vic"))).json()
+            ] == [used["id"]]

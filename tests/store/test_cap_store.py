@@ -49,3 +49,28 @@ async def test_publishers_at_once_publish_a_message_once(store: Store) -> None:
                                      for i in range(8)))
     assert sum(r is not None for r in results) == 1
     assert [p.seq for p in await store.cap.latest(10)] == [1]
+
+
+async def test_pruned_messages_leave_the_feed_and_the_others_keep_their_numbers(
+        store: Store) -> None:
+    for ident, thread in (("loa.1", "level"), ("loa.c", "campaign.c-1"), ("loa.2", "level"),
+                          ("loa.3", "level")):
+        await store.cap.publish(alert(ident, thread=thread))
+    assert await store.cap.heads() == {"level": "loa.3", "campaign.c-1": "loa.c"}
+    assert await store.cap.prune([alert("loa.1"), alert("loa.c", thread="campaign.c-1"),
+                                  alert("loa.none")]) == 2
+    assert await store.cap.prune([alert("loa.1")]) == 0  # once
+    assert await store.cap.get("loa.1") is None and await store.cap.get("loa.c") is None
+    assert [(p.seq, p.alert.identifier) for p in await store.cap.after(0)] == [
+        (3, "loa.2"), (4, "loa.3")]
+    assert [p.seq for p in await store.cap.after(0, limit=1)] == [3]
+    assert [p.seq for p in await store.cap.latest(10)] == [4, 3]
+    # a thread whose last message went has no head; the others keep theirs
+    assert await store.cap.heads() == {"level": "loa.3"}
+    assert await store.cap.head("campaign.c-1") is None
+    assert await store.cap.prune([alert("loa.2")]) == 1  # not the head: the head stays
+    head = await store.cap.head("level")
+    assert head is not None and head.alert.identifier == "loa.3"
+    published = await store.cap.publish(alert("loa.4"))
+    assert published is not None and published.seq == 5  # numbers are never given twice
+    assert await store.cap.publish(alert("loa.1")) is not None  # an identifier may come back

@@ -1,7 +1,9 @@
 """Lists of numbers over HTTP: ``POST /v1/lists`` (operators; audited) uploads a list, CSV
 (``text/csv``) or a JSON array of numbers (``application/json``), and answers its check report
 and id (:class:`dispatcher.engine.numberlists.ListReport`); ``GET /v1/lists/{id}`` (viewers)
-says what a stored list holds. A campaign names the id as ``audience_list``.
+says what a stored list holds (404 for one never uploaded or removed after ``[lists]
+retention_days``: :mod:`dispatcher.engine.retention`). A campaign names the id as
+``audience_list``.
 
 The body is streamed to a temporary file, not held in memory: this route alone is not bound by
 ``[api] request_max_body_size`` but by :data:`dispatcher.domain.numberlist.MAX_BYTES` and
@@ -131,15 +133,25 @@ async def all_lists(state: State, limit: Annotated[int, QueryParameter(ge=1, le=
 
 
 @get("/v1/lists/{list_id:str}", guards=VIEWER, tags=["lists"],
-     summary="A stored list: its name, when it was uploaded, its recipients by district and kind",
+     summary="A stored list: its name, when it was uploaded, its recipients by district and kind"
+             " (404: never uploaded, or removed after [lists] retention_days)",
      security=BEARER, responses=errors(400, *AUTH, 404))
 async def get_list(state: State, list_id: FromPath[Annotated[str, Meta(max_length=100)]]
                    ) -> ListInfo:
+    s = services_of(state)
     try:
-        meta = await numberlists.list_meta(services_of(state).store, list_id, "list_id")
+        meta = await numberlists.list_meta(s.store, list_id, "list_id")
     except InputError:
-        raise NotFound(f"no list {list_id!r}") from None
+        raise NotFound(f"no list {list_id!r}: {_why(s.settings.lists.retention_days)}"
+                       ) from None
     return _info(meta)
+
+
+def _why(days: float) -> str:
+    if not days:
+        return "never uploaded"
+    return (f"never uploaded, or removed {days:g} days after its upload ([lists] "
+            f"retention_days) once no campaign in progress named it")
 
 
 ROUTES = [upload_list, all_lists, get_list]

@@ -27,7 +27,6 @@ from dispatcher.domain.cap import CapSettings
 from dispatcher.domain.errors import NotFound
 from dispatcher.service.api.context import Services, errors, services_of
 
-NOTICE_MESSAGES = 30  # newest messages looked at for the one in force
 #: The page's own rules: its inline style, nothing else (no script, no outside asset).
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 NOT_MODIFIED = {304: ResponseSpec(None, description="the ETag (If-None-Match) or the time "
@@ -106,7 +105,7 @@ async def cap_message(request: Request[Any, Any, Any], state: State,
 
 async def _notice(s: Services) -> notice.Notice:
     level = await s.store.level.get()
-    published = await s.store.cap.latest(NOTICE_MESSAGES) if s.settings.cap.enabled else []
+    published = await s.store.cap.latest(notice.MESSAGES) if s.settings.cap.enabled else []
     current = await s.store.situation.get()
     hotline = current.situation.hotline if current else s.plan.hotline
     return notice.notice(s.plan, s.province.name, level, published, hotline, s.clock())
