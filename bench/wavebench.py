@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from bench import audiencegen, localredis, procstat, simconfig
+from bench import audiencegen, localredis, procstat, profiler, simconfig
 from bench.enginebench import SimProcess
 from dispatcher.domain import template
 from dispatcher.domain.audience import Validator
@@ -77,6 +77,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     routine: bool = False  # the full wave as routine (Priority.NORMAL), not urgent
     urgent_at: float | None = None  # an urgent campaign this many seconds into the wave
     urgent_recipients: int = 10_000  # ... to the first N recipients of the audience
+    profile: str | None = None  # a folder: py-spy samples of each process (bench.profiler)
 
 
 class ChannelFigures(msgspec.Struct):
@@ -135,6 +136,8 @@ class RunResult(msgspec.Struct, kw_only=True):
     sms_parts: int
     priority: str = "urgent"  # of the full wave
     urgent: UrgentFigures | None = None  # --urgent-at
+    # --profile: each process's CPU per message (µs) by part (bench.attribution)
+    profile: dict[str, dict[str, float]] = {}
 
 
 class BenchResult(RunResult, kw_only=True):
@@ -407,14 +410,18 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
             await _ready(procs, opts.binds, time.monotonic() + READY_SECONDS)
             pids = {p.name: p.proc.pid for p in procs if p.proc is not None}
             pids.update(smsc=smsc.pid, zalo=zalo.pid)
-            cpu0, redis0 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
-            started = time.perf_counter()
-            priority = Priority.NORMAL if opts.routine else Priority.URGENT
-            waves = await create_waves(store, opts.text, meta.version, reach,
-                                       priority=priority, province=province)
-            seconds = await _wave(store, waves, started, opts.timeout, procs, on_progress,
-                                  urgent)
-            cpu1, redis1 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
+            folder = Path(opts.profile) / f"workers-{workers}" if opts.profile else None
+            async with contextlib.AsyncExitStack() as profiling:
+                samples = (await profiling.enter_async_context(profiler.recording(pids, folder))
+                           if folder is not None else {})
+                cpu0, redis0 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
+                started = time.perf_counter()
+                priority = Priority.NORMAL if opts.routine else Priority.URGENT
+                waves = await create_waves(store, opts.text, meta.version, reach,
+                                           priority=priority, province=province)
+                seconds = await _wave(store, waves, started, opts.timeout, procs, on_progress,
+                                      urgent)
+                cpu1, redis1 = procstat.cpu(pids), await procstat.redis_cpu(store.client)
             rss = procstat.peak_rss(pids)
             sms_wave = waves[0]
             receipts = await _receipts(store, sms_wave, on_progress)
@@ -435,6 +442,9 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
     messages = sum(f.sent for f in figures.values())
     worker_cpu = sum(cpu1[n] - cpu0[n] for n in pids if n.startswith("bench-w"))
     processes = {n: ProcessFigures(round(cpu1[n] - cpu0[n], 2), rss[n]) for n in pids}
+    profile = {name: profiler.report(path, processes[name].cpu_seconds / max(messages, 1) * 1e6,
+                                     f"{name}, {workers} worker(s), {messages:,} messages")
+               for name, path in samples.items()}
     processes["redis"] = ProcessFigures(round(redis1 - redis0, 2), round(used / 1e6, 1))
     seg = segment(waves[0].text_for(max(waves[0].district_texts, default="",
                                         key=lambda d: len(waves[0].district_texts[d]))))
@@ -451,7 +461,8 @@ async def _run(opts: Options, tmp: Path, audience: Path, redis_url: str, workers
                                         3),
         processes=processes, import_seconds=round(import_seconds, 2),
         redis_cluster=opts.redis_cluster, sms_encoding=seg.encoding.value,
-        sms_parts=len(seg.parts), priority=priority.value, urgent=urgent_figures)
+        sms_parts=len(seg.parts), priority=priority.value, urgent=urgent_figures,
+        profile=profile)
 
 
 def _figures(wave: Wave, sent: int, dead: int, stats: dict[str, Any],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bench import profiler
 from bench.cli import options
 from bench.enginebench import engine_bench, smpp_bench
 from bench.wavebench import ALERT, BenchResult, Options, wave_bench
@@ -61,6 +62,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--urgent-recipients", type=int, default=10_000, metavar="N",
                         help="recipients of the urgent campaign: the first N of the audience "
                              "(default 10000)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample every process of the wave with py-spy (a dev dependency) "
+                             "into DIR/workers-N/<process>.txt (collapsed stacks) and draw "
+                             "DIR/workers-N/<process>.svg (a flame graph); the report gives "
+                             "each process's CPU per message by part (bench/attribution.py)")
     options.lab_ending(parser, cmd_wave)
     group = parser.add_subparsers(dest="bench_command", metavar="[COMMAND]")
     engine = group.add_parser(
@@ -122,7 +128,9 @@ def cmd_wave(args: argparse.Namespace) -> int:
                    redis_url=args.redis, redis_cluster=args.redis_cluster,
                    error_ratio=args.error_ratio, binds=args.binds, window=args.window,
                    text=args.text, routine=args.routine, urgent_at=args.urgent_at,
-                   urgent_recipients=args.urgent_recipients)
+                   urgent_recipients=args.urgent_recipients, profile=args.profile)
+    if args.profile:
+        profiler.py_spy()  # refused at once, not after the import
     with progress_bar("bench", None) as update:
         result = run_async(wave_bench(opts, numbering=load_numbering(),
                                       province=load_province(), settings=load_settings(),
@@ -169,6 +177,9 @@ def _report(result: BenchResult) -> None:
                 f"{_ms(u.first_zalo_ms)}, last message {_ms(u.last_message_ms)}); "
                 f"{u.messages:,} messages completed in {u.complete_s:.2f} s; {channels}",
                 markup=False)
+        for name, parts in run.profile.items():
+            out.print(f"  {name}, µs CPU per message by part: " + ", ".join(
+                f"{part} {us:.2f}" for part, us in parts.items()), markup=False)
     if len(result.runs) > 1:
         out.print("scaling (msg/s by workers): " + ", ".join(
             f"{n}: {r:,.0f}" for n, r in result.scaling.items()), markup=False)
