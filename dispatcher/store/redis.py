@@ -36,7 +36,7 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
-from dispatcher.store import deadletters, keys
+from dispatcher.store import deadletters, keys, packing
 from dispatcher.store.base import (
     UNFANNED,
     AudienceChunk,
@@ -138,6 +138,16 @@ for i = 1, #ids, 4 do
 end
 if n > 0 then redis.call('HINCRBY', KEYS[2], 'sent', n) end
 return n
+"""
+# KEYS: bitmap. ARGV: ids packed as big-endian uint32. Sets their bits (the delivered marks:
+# one argument for a pass's ids instead of four per id).
+_SET_ONES = """
+local ids = ARGV[1]
+for i = 1, #ids, 4 do
+  local a, b, c, d = string.byte(ids, i, i + 3)
+  redis.call('SETBIT', KEYS[1], ((a * 256 + b) * 256 + c) * 256 + d, 1)
+end
+return 0
 """
 _GET_BITS = """
 local ids = ARGV[1]
@@ -987,6 +997,8 @@ def _replayable(route: str, entry: Entry, item: RetryItem) -> RetryItem:
 class RedisReceipts:
     def __init__(self, client: Any) -> None:
         self._r = client
+        self._cluster = isinstance(client, RedisCluster)
+        self._set_ones = client.register_script(_SET_ONES)
 
     async def match(self, remote_ids: list[str], *, recent: bool = False,
                     ) -> dict[str, tuple[str, int, int]]:
@@ -1009,14 +1021,18 @@ class RedisReceipts:
 
     async def count(self, counts: dict[str, dict[str, int]],
                     delivered: dict[str, list[int]] | None = None) -> None:
+        marks = [(wave, _pack_ids(ids)) for wave, ids in (delivered or {}).items() if ids]
+        if self._cluster:  # each wave's bitmap has its slot
+            for wave, packed in marks:
+                await self._set_ones(keys=[keys.delivered(wave)], args=[packed])
         async with self._r.pipeline(transaction=False) as pipe:
             for wave, fields in counts.items():
                 for name, n in fields.items():
                     pipe.hincrby(keys.progress(wave), name, n)
-            for wave, ids in (delivered or {}).items():
-                if ids:  # one BITFIELD per wave and pass
-                    args = [x for i in ids for x in ("SET", "u1", i, 1)]
-                    pipe.execute_command("BITFIELD", keys.delivered(wave), *args)
+            if not self._cluster:  # one script call per wave and pass
+                for wave, packed in marks:
+                    await self._set_ones(keys=[keys.delivered(wave)], args=[packed],
+                                         client=pipe)
             await pipe.execute()
 
 
@@ -1083,9 +1099,10 @@ def connect(url: str) -> Any:
     ``unix://``. Options in the URL's query override :data:`TIMEOUTS`."""
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in CLUSTER_SCHEMES:
-        return Cluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
-                                decode_responses=False, reinitialize_steps=0, **TIMEOUTS)
-    return Client.from_url(url, decode_responses=False, **TIMEOUTS)
+        return packing.install(Cluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}", decode_responses=False,
+            reinitialize_steps=0, **TIMEOUTS))
+    return packing.install(Client.from_url(url, decode_responses=False, **TIMEOUTS))
 
 
 class RedisStore:
