@@ -4,6 +4,8 @@ and no label ever carries a number or an id."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 import re
 import time
 import urllib.request
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+import adapters
+import dispatcher
 from adapters import metrics as adapter_metrics
 from adapters.base import Adapter, Results
 from adapters.cellbroadcast import metrics as cellbroadcast_metrics
@@ -21,7 +25,7 @@ from adapters.smpp.adapter import LinkConfig, SmppAdapter
 from adapters.smpp.simulator import Smsc
 from adapters.zalo.tokens import Issued
 from bench import audiencegen
-from dispatcher.domain import incoming, outlet
+from dispatcher.domain import incoming, outlet, wifi
 from dispatcher.domain.audience import Validator
 from dispatcher.domain.broadcast import Reason, State
 from dispatcher.domain.cap import MsgType
@@ -34,6 +38,7 @@ from dispatcher.engine.campaigns import wave_id
 from dispatcher.engine.importer import import_audience
 from dispatcher.engine.process import Engine, wave_progress
 from dispatcher.engine.receipts import ReceiptMatcher
+from dispatcher.engine.wifi import SUPERSEDED
 from dispatcher.service.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import MemoryStore, Store
 from dispatcher.store.base import Completion, Entry
@@ -324,10 +329,34 @@ def test_labels_stay_in_bounded_sets() -> None:
                     assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", value), value
                 elif key == "link":
                     assert re.fullmatch(r"[A-Za-z0-9_-]+", value), value
-                elif key == "page":  # a configured Facebook page's id
+                elif key in ("page", "site"):  # a configured Facebook page's, portal site's id
                     assert outlet.ID.fullmatch(value), value
+                elif key == "controller":  # a configured Wi-Fi controller's id
+                    assert wifi.CONTROLLER_ID.fullmatch(value), value
+                elif key == "outcome":  # a Wi-Fi push's
+                    assert value in {o.value for o in wifi.PushOutcome} | {SUPERSEDED}, value
                 else:
                     assert key == "le", (sample.name, key)  # histogram buckets
+
+
+#: Every label name the test above checks the values of.
+CHECKED = {"channel", "result", "state", "simulated", "kind", "reason", "origin", "msg_type",
+           "data", "route", "status", "carrier", "system", "link", "page", "site",
+           "controller", "outcome", "le"}
+
+
+def test_every_label_of_loa_s_metrics_is_checked() -> None:
+    """A metric with a label the test above does not know fails here, whatever ran before (the
+    test above sees only the samples that exist in this process)."""
+    for module in pkgutil.walk_packages(dispatcher.__path__, "dispatcher."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    for module in pkgutil.walk_packages(adapters.__path__, "adapters."):
+        importlib.import_module(module.name)
+    names = {name for collector in list(REGISTRY._names_to_collectors.values())
+             if getattr(collector, "_name", "").startswith("loa_")
+             for name in getattr(collector, "_labelnames", ())}
+    assert names and names <= CHECKED, names - CHECKED
 
 
 def test_the_hot_path_costs_microseconds_per_batch() -> None:
