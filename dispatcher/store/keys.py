@@ -177,9 +177,16 @@ def route_progress(route: str, wave: str) -> str:
     return f"{PREFIX}:{{r:{route}}}:progress:{wave}"
 
 
-def remote_ids(hour: int) -> str:
+def remote_ids(hour: int, shard: int) -> str:
     """Hash: channel message id -> packed (wave, recipient, part), for the hour (since the
-    epoch) the message was sent in; expires after the messages' validity period."""
+    epoch) the message was sent in and the shard of its id
+    (:mod:`dispatcher.store.receiptindex`); expires after the messages' validity period."""
+    return f"{PREFIX}:remote-ids:{hour}:{shard}"
+
+
+def remote_ids_unsharded(hour: int) -> str:
+    """The hour's whole index, as a version that did not shard it wrote it (read until it
+    expires)."""
     return f"{PREFIX}:remote-ids:{hour}"
 
 

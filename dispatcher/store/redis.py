@@ -36,7 +36,7 @@ from dispatcher.domain.model import (
     Wave,
     WaveState,
 )
-from dispatcher.store import deadletters, keys, packing
+from dispatcher.store import deadletters, keys, packing, receiptindex
 from dispatcher.store.base import (
     UNFANNED,
     AudienceChunk,
@@ -75,8 +75,6 @@ _meta = msgspec.msgpack.Decoder(AudienceMeta)
 _chunk = msgspec.msgpack.Decoder(AudienceChunk)
 _campaign = msgspec.msgpack.Decoder(Campaign)
 _wave = msgspec.msgpack.Decoder(Wave)
-_remote = msgspec.msgpack.Decoder(tuple[str, int, int])
-REMOTE_ID_HOURS = 48  # receipts are matched for this long (the default validity: two days)
 
 # KEYS: stream, cursor, the wave's counters (its progress; on a cluster, the route's counters of
 # the wave, keys.route_progress). ARGV: wave, step, messages, suppressed, batch... Appends the
@@ -878,10 +876,7 @@ class RedisQueue:
                 if items:
                     _zadd_by_lane(pipe, other, items)
             if completion.remote:
-                bucket = keys.remote_ids(int(time.time() // 3600))
-                pipe.hset(bucket, mapping={k: _enc.encode(v)
-                                           for k, v in completion.remote.items()})
-                pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
+                receiptindex.write(pipe, completion.remote)
             pipe.xack(stream, keys.GROUP, entry.id)
             pipe.xdel(stream, entry.id)
             await pipe.execute()
@@ -912,10 +907,7 @@ class RedisQueue:
                     pipe.sadd(keys.wave_routes(wave), route)
                 deadletters.index_routes(pipe, route, completion.dead)
                 if completion.remote:
-                    bucket = keys.remote_ids(int(time.time() // 3600))
-                    pipe.hset(bucket, mapping={k: _enc.encode(v)
-                                               for k, v in completion.remote.items()})
-                    pipe.expire(bucket, REMOTE_ID_HOURS * 3600 + 3600)
+                    receiptindex.write(pipe, completion.remote)
                 for other, items in completion.reroute.items():
                     if items:
                         _zadd_by_lane(pipe, other, [(due, _replayable(route, entry, i))
@@ -1002,22 +994,7 @@ class RedisReceipts:
 
     async def match(self, remote_ids: list[str], *, recent: bool = False,
                     ) -> dict[str, tuple[str, int, int]]:
-        found: dict[str, tuple[str, int, int]] = {}
-        wanted = list(remote_ids)
-        hour = int(time.time() // 3600)
-        hours = 2 if recent else REMOTE_ID_HOURS + 1
-        for back in range(hours):  # newest first: receipts mostly come quickly
-            if not wanted:
-                break
-            values = await self._r.hmget(keys.remote_ids(hour - back), wanted)
-            left = []
-            for remote_id, value in zip(wanted, values, strict=True):
-                if value is None:
-                    left.append(remote_id)
-                else:
-                    found[remote_id] = _remote.decode(value)
-            wanted = left
-        return found
+        return await receiptindex.match(self._r, remote_ids, recent=recent)
 
     async def count(self, counts: dict[str, dict[str, int]],
                     delivered: dict[str, list[int]] | None = None) -> None:

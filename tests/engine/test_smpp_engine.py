@@ -25,9 +25,8 @@ from dispatcher.engine.importer import import_audience
 from dispatcher.engine.process import Engine, wave_progress
 from dispatcher.engine.receipts import FULL_AFTER, ReceiptMatcher
 from dispatcher.service.settings import EngineSettings, RetrySettings, Settings
-from dispatcher.store import RedisStore, Store
+from dispatcher.store import RedisStore, Store, receiptindex
 from dispatcher.store.base import Completion, Entry
-from dispatcher.store.redis import REMOTE_ID_HOURS
 from tests.conftest import VIETNAMESE, run_engine_until
 
 SETTINGS = Settings(engine=EngineSettings(batch_size=100, chunk_size=128, lease_seconds=2.0,
@@ -148,7 +147,7 @@ async def test_the_smsc_dropping_connections_mid_wave_loses_nothing(
     assert duplicates <= session.stats.lost + session.stats.timeouts
 
 
-async def test_early_receipts_cost_a_command_or_two_per_pass_and_one_full_lookup(
+async def test_early_receipts_cost_a_pipeline_or_two_per_pass_and_one_full_lookup(
         redis_url: str) -> None:
     store = RedisStore(redis_url)
     matcher = ReceiptMatcher(store)
@@ -158,18 +157,23 @@ async def test_early_receipts_cost_a_command_or_two_per_pass_and_one_full_lookup
             self.message_id, self.state = message_id, "DELIVRD"
 
     try:
-        matcher.add([R(f"early-{n}") for n in range(1000)])
+        ids = [f"early-{n}" for n in range(1000)]
+        shards = len({receiptindex.shard(i) for i in ids})
+        matcher.add([R(i) for i in ids])
         await store.client.config_resetstat()
         for _ in range(5):
             await matcher.match_now()  # among the recent ids only
         stats = await store.client.info("commandstats")
-        assert stats["cmdstat_hmget"]["calls"] == 5 * 2  # this hour and the one before
+        # this hour and the one before, one HMGET per shard in one pipeline each
+        assert stats["cmdstat_hmget"]["calls"] == 5 * 2 * shards
         assert matcher.pending == 1000
         await asyncio.sleep(FULL_AFTER)
         await matcher.match_now()  # once over the whole validity period
         await matcher.match_now()
         stats = await store.client.info("commandstats")
-        assert stats["cmdstat_hmget"]["calls"] == 6 * 2 + REMOTE_ID_HOURS + 1
+        # the full lookup reads each hour's shards and its hash from before the shards
+        assert stats["cmdstat_hmget"]["calls"] == (
+            6 * 2 * shards + (receiptindex.HOURS + 1) * (shards + 1))
     finally:
         await store.aclose()
 
