@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -54,6 +56,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 #: A level-4 alert: two UCS-2 parts.
+def daytime() -> dt.datetime:
+    """The last 10:00 in the province (Asia/Ho_Chi_Minh), inside the plan's sending hours and
+    never in the future: an engine with this clock starts routine waves at any hour of the test."""
+    local = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+    ten = local.replace(hour=10, minute=0, second=0, microsecond=0)
+    return (ten if ten <= local else ten - dt.timedelta(days=1)).astimezone(dt.UTC)
+
+
 VIETNAMESE = ("KHẨN: Covid-19 lây lan rộng tại Quảng Ninh. Chỉ ra ngoài khi thật cần thiết, đeo "
               "khẩu trang. Sốt, ho, khó thở: gọi y tế xã, phường.")
 

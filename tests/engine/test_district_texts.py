@@ -34,7 +34,7 @@ from dispatcher.engine.recipients import look_up
 from dispatcher.engine.reconciler import Reconciler
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta
-from tests.conftest import run_engine_until
+from tests.conftest import daytime, run_engine_until
 from tests.engine.test_fallback_and_pause import SETTINGS, NotOnZalo
 from tests.engine.test_situation_texts import DAY, local, record, set_record
 
@@ -179,8 +179,9 @@ async def test_a_campaign_naming_district_makes_waves_with_a_text_per_district(
         province: Province) -> None:
     meta = await audience(store, tmp_path, numbering, province)
     sms = MemoryAdapter()
+    day = daytime()  # a routine campaign: its wave starts inside the sending hours
     engine = Engine(store, plan, SETTINGS, province, {Channel.SMS: sms}, numbering.carriers,
-                    reconcile=False, numbering=numbering)
+                    reconcile=False, numbering=numbering, clock=lambda: day)
     chosen = sorted(province.districts)[:3]
     campaign = await engine.campaigns.create(
         title="Theo huyện", channels=[Channel.SMS], texts={Channel.SMS: SMS}, created_by="olga",

@@ -43,7 +43,7 @@ from dispatcher.engine.settings import EngineConfig, EngineSettings, RetrySettin
 from dispatcher.engine.worker import Worker
 from dispatcher.store import Store
 from dispatcher.store.base import UNFANNED, AudienceMeta
-from tests.conftest import imported, run_engine_until
+from tests.conftest import daytime, imported, run_engine_until
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ROUTE = Channel.FACEBOOK.value
@@ -225,7 +225,8 @@ async def test_a_campaign_for_some_districts_posts_to_the_province_and_their_pag
     async def done() -> bool:
         return await store.waves.get(wid) is not None and await finished(store, wid)
 
-    await run_engine_until(engine(store, plan, province, numbering, channel), done)
+    await run_engine_until(engine(store, plan, province, numbering, channel, now=daytime()),
+                           done)  # a routine campaign: inside the sending hours
     assert sorted(addr for _, addr in channel.received) == ["co-to", "ha-long", "province",
                                                            "so-tttt"]
     assert channel.duplicates == 0

@@ -41,7 +41,7 @@ from dispatcher.engine.process import Engine, wave_progress
 from dispatcher.service.settings import EngineSettings, RetrySettings, Settings
 from dispatcher.store import Store
 from dispatcher.store.base import AudienceMeta, Completion
-from tests.conftest import imported, run_engine_until
+from tests.conftest import daytime, imported, run_engine_until
 from tests.engine.test_fallback_and_pause import NotOnZalo
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -105,14 +105,6 @@ def test_plan_windows_are_most_of_the_gap_between_two_slots(plan: Plan) -> None:
     gaps = sorted(t.hour * 60 + t.minute for _, t in zalo)
     shortest = min(b - a for a, b in itertools.pairwise(gaps))
     assert repeats.plan_window(plan, 4, Channel.ZALO) == int(shortest * 0.9)
-
-
-def daytime() -> dt.datetime:
-    """The last 10:00 in the province, inside the sending hours, never in the future: a test
-    runs the same at any hour of the day."""
-    local = dt.datetime.now(TZ)
-    ten = local.replace(hour=10, minute=0, second=0, microsecond=0)
-    return (ten if ten <= local else ten - dt.timedelta(days=1)).astimezone(dt.UTC)
 
 
 # -- at the SMSC --------------------------------------------------------------------------------
