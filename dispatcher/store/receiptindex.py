@@ -24,6 +24,10 @@ import msgspec
 from dispatcher.store import keys
 
 SHARDS = 16  # shards per hour: fixed, since a receipt must find the shard its message went to
+# The last characters of an id do not choose its shard: a channel's ids mostly count up (the
+# SMSC's message ids), so the ids of one batch, and of one pass's receipts, fall in one or two
+# shards (a command each), while the shards take turns as the ids grow.
+LOCAL_CHARS = 3
 HOURS = 48  # receipts are matched for this long (the default validity: two days)
 TTL = HOURS * 3600 + 3600  # a hash outlives the last message of its hour by the validity
 
@@ -32,7 +36,7 @@ _dec = msgspec.msgpack.Decoder(tuple[str, int, int])
 
 
 def shard(remote_id: str) -> int:
-    return zlib.crc32(remote_id.encode()) % SHARDS
+    return zlib.crc32(remote_id[:-LOCAL_CHARS].encode()) % SHARDS
 
 
 def write(pipe: Any, remote: dict[str, tuple[str, int, int]], now: float | None = None) -> None:

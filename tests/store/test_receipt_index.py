@@ -27,7 +27,7 @@ async def store(request: pytest.FixtureRequest, redis_url: str,
 
 async def test_ids_spread_over_the_shards_and_are_found_from_the_id(store: RedisStore) -> None:
     now = time.time()
-    remote = {f"{4_000_000_000 + n}": ("w1", n, 0) for n in range(2000)}
+    remote = {f"{4_000_000_000 + n * 997}": ("w1", n, 0) for n in range(2000)}  # a day's ids
     async with store.client.pipeline(transaction=False) as pipe:
         receiptindex.write(pipe, remote, now)
         await pipe.execute()
@@ -66,3 +66,12 @@ async def test_a_completion_writes_the_index_the_matcher_reads(store: RedisStore
     await store.queue.complete("sms.viettel", Entry(id="0-1"), completion)
     assert await store.receipts.match(["smsc-1", "smsc-2", "smsc-3"], recent=True) == {
         "smsc-1": ("w9", 1, 0), "smsc-2": ("w9", 2, 0)}
+
+
+def test_a_batch_of_consecutive_ids_falls_in_one_or_two_shards() -> None:
+    """An SMSC's ids count up: a batch's ids cost one or two commands, not one per shard."""
+    for start in (0x2F0000, 0x2F0FC0, 4_000_123_456):
+        batch = [f"{start + n:010x}" for n in range(500)]
+        assert len({receiptindex.shard(i) for i in batch}) <= 2
+    decimal = [str(4_000_123_456 + n) for n in range(500)]
+    assert len({receiptindex.shard(i) for i in decimal}) <= 2
