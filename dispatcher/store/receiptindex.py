@@ -77,22 +77,23 @@ async def _look(client: Any, hour: int, wanted: list[str],
         for n, ids in by_shard.items():
             pipe.hmget(keys.remote_ids(hour, n), ids)
         answers = await pipe.execute()
-    left = []
+    left: list[str] = []
     for ids, values in zip(by_shard.values(), answers, strict=True):
-        for remote_id, value in zip(ids, values, strict=True):
-            if value is None:
-                left.append(remote_id)
-            else:
-                found[remote_id] = _dec.decode(value)
+        left += _collect(ids, values, found)
     return left
 
 
 async def _look_unsharded(client: Any, hour: int, wanted: list[str],
                           found: dict[str, tuple[str, int, int]]) -> list[str]:
     """Look ``wanted`` up in the hour's hash of a version that did not shard."""
-    values = await client.hmget(keys.remote_ids_unsharded(hour), wanted)
+    return _collect(wanted, await client.hmget(keys.remote_ids_unsharded(hour), wanted), found)
+
+
+def _collect(ids: list[str], values: list[bytes | None],
+             found: dict[str, tuple[str, int, int]]) -> list[str]:
+    """Decode into ``found`` the entries an HMGET of ``ids`` answered; the ids it did not."""
     left = []
-    for remote_id, value in zip(wanted, values, strict=True):
+    for remote_id, value in zip(ids, values, strict=True):
         if value is None:
             left.append(remote_id)
         else:
