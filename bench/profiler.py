@@ -25,6 +25,7 @@ from dispatcher.domain.errors import InputError
 
 RATE = 200  # samples per second per process
 STOP_SECONDS = 30.0  # py-spy writes its file when interrupted; then it is killed
+SETTLE_SECONDS = 1.0  # py-spy attaches to its process before the measured work begins
 
 
 def py_spy() -> str:
@@ -52,6 +53,7 @@ async def recording(pids: Mapping[str, int], folder: Path,
                 program, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
                 "--nonblocking", "--output", str(paths[name]),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+        await asyncio.sleep(SETTLE_SECONDS)
         yield paths
     finally:
         for proc in procs:

@@ -71,10 +71,10 @@ def test_a_small_wave_profiled(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     folder = tmp_path / "workers-1"
-    for name in ("bench-w0", "smsc", "zalo"):
-        assert attribution.read(folder / f"{name}.txt"), name  # samples were taken
+    for name in ("bench-w0", "smsc", "zalo"):  # a simulator may idle through a short wave
         ET.parse(folder / f"{name}.svg")  # a well-formed SVG
         assert "| **all** | 100% |" in (folder / f"{name}.md").read_text(encoding="utf-8")
+    assert attribution.read(folder / "bench-w0.txt")  # the worker's samples were taken
     parts = result["profile"]["bench-w0"]
     # the parts add up to the worker's measured CPU per message
     assert sum(parts.values()) == pytest.approx(result["cpu_us_per_msg"], rel=0.05)
