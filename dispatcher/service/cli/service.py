@@ -55,21 +55,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     plan, province, numbering = load_plan(args.plan), load_province(), load_numbering()
     check_rates(settings, numbering.carriers, str(args.config or "settings"))
 
-    exporter = metricsopts.serve_metrics(args)
-
     async def go() -> None:
+        # the signals are taken first: a SIGTERM while the worker starts (its metrics port
+        # already answering, the store being checked) stops it cleanly, as later
+        taken = asyncio.Event()
+        signalled = asyncio.create_task(until_signal(taken.set))
+        await taken.wait()
+        exporter = metricsopts.serve_metrics(args)
         store = open_store(url)
         try:
             await failclosed.check(store, plan, channels.modes(settings),
                                    source=str(args.config or "defaults"))
+            if signalled.done():
+                return
             engine = build_engine(store, settings, plan, province, numbering,
                                   reconcile=not args.no_reconcile, name=args.name)
             stop = asyncio.Event()
             running = asyncio.create_task(run_engine(engine, stop))
-            signalled = asyncio.create_task(until_signal())
             await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
-            signalled.cancel()
             done, _ = await asyncio.wait({running}, timeout=STOP_SECONDS)
             if not done:
                 log.warning("not stopped %.0f s after the signal: cancelling; the batches in "
@@ -80,11 +84,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 return
             await running
         finally:
+            signalled.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await signalled
             await store.aclose()
+            if exporter is not None:
+                exporter.close()
 
-    try:
-        run_async(go())
-    finally:
-        if exporter is not None:
-            exporter.close()
+    run_async(go())
     return 0
