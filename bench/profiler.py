@@ -49,11 +49,18 @@ async def recording(pids: Mapping[str, int], folder: Path,
     procs = []
     try:
         for name, pid in pids.items():
-            procs.append(await asyncio.create_subprocess_exec(
-                program, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-                "--nonblocking", "--output", str(paths[name]),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+            with paths[name].with_suffix(".log").open("wb") as log:  # py-spy's own messages
+                procs.append(await asyncio.create_subprocess_exec(
+                    program, "record", "--pid", str(pid), "--rate", str(rate), "--format",
+                    "raw", "--nonblocking", "--output", str(paths[name]),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=log))
         await asyncio.sleep(SETTLE_SECONDS)
+        for name, proc in zip(pids, procs, strict=True):
+            if proc.returncode is not None:  # it could not attach (e.g. ptrace not permitted)
+                said = paths[name].with_suffix(".log").read_text(errors="replace")
+                why = next((line.removeprefix("Error:").strip() for line in said.splitlines()
+                            if line.startswith("Error:")), "no reason given")
+                raise InputError(f"py-spy could not sample {name}: {why}", field="--profile")
         yield paths
     finally:
         for proc in procs:

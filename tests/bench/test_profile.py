@@ -81,3 +81,16 @@ def test_a_small_wave_profiled(tmp_path: Path) -> None:
     known = {name for name, _ in attribution.PARTS} | {attribution.EVENT_LOOP,
                                                          attribution.OTHER_LOA}
     assert set(parts) <= known and "Zalo: HTTP" in parts  # the largest part of a worker
+
+
+async def test_a_process_py_spy_cannot_sample_is_one_line_before_the_wave(
+        tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True)
+    gone = int(done.stdout)  # a process that has ended
+    with pytest.raises(InputError) as raised:
+        async with profiler.recording({"gone": gone}, tmp_path):
+            pytest.fail("the wave must not begin")
+    assert raised.value.field == "--profile"
+    assert str(raised.value).startswith("--profile: py-spy could not sample gone: ")
+    assert "\n" not in str(raised.value) and "no reason given" not in str(raised.value)

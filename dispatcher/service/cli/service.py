@@ -61,9 +61,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         taken = asyncio.Event()
         signalled = asyncio.create_task(until_signal(taken.set))
         await taken.wait()
-        exporter = metricsopts.serve_metrics(args)
-        store = open_store(url)
+        exporter, store = None, None
         try:
+            exporter = metricsopts.serve_metrics(args)
+            store = open_store(url)
             await failclosed.check(store, plan, channels.modes(settings),
                                    source=str(args.config or "defaults"))
             if signalled.done():
@@ -87,7 +88,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             signalled.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await signalled
-            await store.aclose()
+            if store is not None:
+                await store.aclose()
             if exporter is not None:
                 exporter.close()
 
